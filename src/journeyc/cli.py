@@ -1,0 +1,8 @@
+"""The journeyc command."""
+
+import click
+
+
+@click.group()
+def main() -> None:
+    """Journeys as code."""

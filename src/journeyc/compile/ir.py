@@ -1,0 +1,432 @@
+"""The intermediate representation: each journey as a state machine, JSON-serializable.
+
+The engine runs this, never the AST. Expressions stay trees here (``Expr``); the
+engine compiles each once into a Python callable when a version is deployed.
+
+Node ids are the step's ``as NAME`` or its position: ``"3"`` for the third top-level
+step, ``"3.2.1"`` for the first step of the second branch (elif, split arm, or ``on``
+branch, in source order) of step 3. A positional id never looks like a name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# ---------------------------------------------------------------- expressions
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Lit(_Model):
+    """A literal value: number, string, boolean or null."""
+
+    k: Literal["lit"] = "lit"
+    value: bool | int | float | str | None
+
+
+class Dur(_Model):
+    """A duration in seconds (it adds to timestamps)."""
+
+    k: Literal["dur"] = "dur"
+    seconds: int
+
+
+class Attr(_Model):
+    """A profile attribute path: ``push_enabled`` → ``["push_enabled"]``; ``user`` → ``[]``."""
+
+    k: Literal["attr"] = "attr"
+    path: list[str]
+
+
+class EventRef(_Model):
+    """A path into the event in focus: ``event.product.brand`` → ``["product", "brand"]``."""
+
+    k: Literal["event"] = "event"
+    path: list[str]
+
+
+class Now(_Model):
+    """The engine's clock."""
+
+    k: Literal["now"] = "now"
+
+
+class Get(_Model):
+    """A property of a computed value: ``last(order_completed).at``."""
+
+    k: Literal["get"] = "get"
+    obj: Expr
+    name: str
+
+
+class ListE(_Model):
+    """A list literal."""
+
+    k: Literal["list"] = "list"
+    items: list[Expr]
+
+
+OpName: TypeAlias = Literal[
+    "or",
+    "and",
+    "not",
+    "neg",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "in",
+    "not in",
+    "+",
+    "-",
+    "*",
+    "/",
+    "between",
+]
+
+
+class Op(_Model):
+    """An operator over ``args`` (1 for ``not``/``neg``, 3 for ``between``, else 2)."""
+
+    k: Literal["op"] = "op"
+    op: OpName
+    args: list[Expr]
+
+
+class Call(_Model):
+    """A built-in function: ``days_since``, ``exists``, ``lower``, ``contains`` …"""
+
+    k: Literal["call"] = "call"
+    func: str
+    args: list[Expr]
+
+
+class Agg(_Model):
+    """An aggregate over the user's events, compiled by the engine to SQL."""
+
+    k: Literal["agg"] = "agg"
+    func: Literal["count", "sum", "avg", "min", "max", "distinct", "top", "last", "first"]
+    event: str
+    prop: list[str] = []
+    where: Expr | None = None
+    within: int | None = None  # seconds
+
+
+class Seg(_Model):
+    """Whether the user is in a segment now."""
+
+    k: Literal["seg"] = "seg"
+    name: str
+
+
+Expr = Annotated[
+    Lit | Dur | Attr | EventRef | Now | Get | ListE | Op | Call | Agg | Seg,
+    Field(discriminator="k"),
+]
+
+# ---------------------------------------------------------------- triggers and policies
+
+
+class EventTrigger(_Model):
+    """``when EVENT [where EXPR]``."""
+
+    k: Literal["event"] = "event"
+    event: str
+    where: Expr | None = None
+
+
+class SegmentTrigger(_Model):
+    """``when entering|leaving SEGMENT``."""
+
+    k: Literal["segment"] = "segment"
+    edge: Literal["entering", "leaving"]
+    segment: str
+
+
+class ScheduleTrigger(_Model):
+    """``every …``: ``day`` is ``day``, ``weekday``, ``weekend`` or a weekday name with
+    ``hour``/``minute`` in each user's local time; or ``interval`` seconds.
+    ``segment`` None means everyone."""
+
+    k: Literal["schedule"] = "schedule"
+    day: str | None = None
+    hour: int | None = None
+    minute: int | None = None
+    interval: int | None = None
+    segment: str | None = None
+
+
+Trigger = Annotated[EventTrigger | SegmentTrigger | ScheduleTrigger, Field(discriminator="k")]
+
+
+class EventMatch(_Model):
+    """An event name with an optional condition (``exit when``)."""
+
+    event: str
+    where: Expr | None = None
+
+
+class EntryRule(_Model):
+    """Re-entry: ``once``, ``once_per`` (with ``per`` seconds) or ``always``."""
+
+    mode: Literal["once", "once_per", "always"] = "once"
+    per: int | None = None
+
+
+class GoalRule(_Model):
+    """``goal EVENT [where] [within]``; ``within`` None means while in the journey."""
+
+    event: str
+    where: Expr | None = None
+    within: int | None = None
+
+
+class QuietHoursRule(_Model):
+    """A local-time window, minutes after midnight; ``end < start`` wraps midnight."""
+
+    start: int
+    end: int
+    skip: bool = False
+
+
+class CapRule(_Model):
+    """At most ``count`` sends per ``per`` seconds from this journey to one user."""
+
+    count: int
+    per: int
+
+
+# ---------------------------------------------------------------- nodes
+
+
+class _Node(_Model):
+    id: str
+    next: str | None = None  # None: the journey completes after this node
+
+
+class WaitNode(_Node):
+    """Resume after ``seconds``."""
+
+    kind: Literal["wait"] = "wait"
+    seconds: int
+
+
+class WaitUntilNode(_Node):
+    """Resume at the next local ``hour:minute`` strictly after now (on ``day`` if set)."""
+
+    kind: Literal["wait_until"] = "wait_until"
+    hour: int
+    minute: int
+    day: str | None = None
+
+
+class WaitForNode(_Node):
+    """Resume on the event or after ``timeout`` seconds; branch heads are node ids, or
+    None to go straight on to ``next``."""
+
+    kind: Literal["wait_for"] = "wait_for"
+    event: str
+    where: Expr | None = None
+    timeout: int
+    on_event: str | None = None
+    on_timeout: str | None = None
+
+
+class Case(_Model):
+    """One condition of a branch and the node it leads to (None: straight on)."""
+
+    cond: Expr
+    then: str | None
+
+
+class BranchNode(_Node):
+    """``if``/``elif``/``else``: the first case that holds; else ``orelse``; ``next``
+    is where every block goes on to (and where a missing else goes)."""
+
+    kind: Literal["branch"] = "branch"
+    cases: list[Case]
+    orelse: str | None = None
+
+
+class SplitArm(_Model):
+    """A split arm: its share, its name (``as NAME`` or ``A``, ``B`` …), its head."""
+
+    percent: float
+    name: str
+    then: str | None
+
+
+class SplitNode(_Node):
+    """An A/B/n split by a stable hash of journey and user."""
+
+    kind: Literal["split"] = "split"
+    arms: list[SplitArm]
+
+
+class SendTarget(_Model):
+    """A channel and its message: a declared ``message`` or an ``inline`` body."""
+
+    channel: str
+    message: str | None = None
+    inline: str | None = None
+
+
+class WithArg(_Model):
+    """A ``with NAME = EXPR`` value."""
+
+    name: str
+    value: Expr
+
+
+class SendNode(_Node):
+    """Send on the first reachable channel of ``targets``."""
+
+    kind: Literal["send"] = "send"
+    targets: list[SendTarget]
+    args: list[WithArg] = []
+
+
+class SetNode(_Node):
+    """Set a profile attribute."""
+
+    kind: Literal["set"] = "set"
+    attr: str
+    value: Expr
+
+
+class UnsetNode(_Node):
+    """Remove a profile attribute."""
+
+    kind: Literal["unset"] = "unset"
+    attr: str
+
+
+class TrackNode(_Node):
+    """Record an event for the user, as if it had arrived."""
+
+    kind: Literal["track"] = "track"
+    event: str
+    args: list[WithArg] = []
+
+
+class ExitNode(_Node):
+    """Leave the journey."""
+
+    kind: Literal["exit"] = "exit"
+
+
+Node = Annotated[
+    WaitNode
+    | WaitUntilNode
+    | WaitForNode
+    | BranchNode
+    | SplitNode
+    | SendNode
+    | SetNode
+    | UnsetNode
+    | TrackNode
+    | ExitNode,
+    Field(discriminator="kind"),
+]
+
+
+class SourcePos(_Model):
+    """Where a node was written: for reports, graphs and runtime errors."""
+
+    file: str
+    line: int
+    column: int
+
+
+class JourneyIR(_Model):
+    """One journey as a state machine. ``version`` hashes everything it does
+    (its nodes, policies, and the messages and segments it uses), not its layout."""
+
+    id: str
+    title: str | None = None
+    file: str
+    version: str = ""
+    triggers: list[Trigger] = []
+    entry: EntryRule = EntryRule()
+    exits: list[EventMatch] = []
+    goal: GoalRule | None = None
+    quiet_hours: QuietHoursRule | None = None
+    cap: CapRule | None = None
+    holdout: float = 0.0
+    upgrade_in_place: bool = False
+    start: str | None = None
+    nodes: dict[str, Node] = {}
+    messages: list[str] = []  # the messages its sends use
+    segments: list[str] = []  # the segments it refers to, directly or through segments
+    source_map: dict[str, SourcePos] = {}
+
+
+# ---------------------------------------------------------------- messages and segments
+
+
+class FieldIR(_Model):
+    """A message field: its default template and its locale variants."""
+
+    default: str | None = None
+    locales: dict[str, str] = {}
+
+
+class MessageIR(_Model):
+    """A message: for each channel, its fields' Liquid templates (files read in)."""
+
+    name: str
+    parts: dict[str, dict[str, FieldIR]]
+
+
+class SegmentIR(_Model):
+    """A segment's condition."""
+
+    name: str
+    expr: Expr
+
+
+class ProjectIR(_Model):
+    """Everything the engine needs to run a project."""
+
+    journeys: dict[str, JourneyIR] = {}
+    messages: dict[str, MessageIR] = {}
+    segments: dict[str, SegmentIR] = {}
+
+
+def content_hash(*parts: BaseModel) -> str:
+    """A short, stable hash of models' JSON (keys sorted)."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(
+            json.dumps(p.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+        )
+    return h.hexdigest()[:16]
+
+
+for _m in (
+    Get,
+    ListE,
+    Op,
+    Call,
+    Agg,
+    EventTrigger,
+    EventMatch,
+    GoalRule,
+    WaitForNode,
+    Case,
+    BranchNode,
+    WithArg,
+    SendNode,
+    SetNode,
+    TrackNode,
+    SegmentIR,
+):
+    _m.model_rebuild()

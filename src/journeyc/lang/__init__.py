@@ -1,0 +1,1 @@
+"""The language front end: parse, AST, diagnostics, checker, formatter."""

@@ -1,0 +1,81 @@
+"""A project: all `.journey` files of the paths given, parsed, in one namespace."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from journeyc.lang.ast import SourceFile
+from journeyc.lang.diagnostics import Diagnostic
+from journeyc.lang.parser import ParseResult, parse_file
+
+SUFFIX = ".journey"
+
+
+class ProjectPathError(Exception):
+    """A path given on the command line that is not a journey file or directory."""
+
+
+@dataclass
+class Project:
+    """The parsed files of a project. ``files`` are in path order."""
+
+    files: list[ParseResult] = field(default_factory=list)
+
+    @property
+    def trees(self) -> list[SourceFile]:
+        """The ASTs of the files that parsed."""
+        return [f.tree for f in self.files if f.tree is not None]
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """File name → text, for rendering diagnostics."""
+        return {f.path: f.text for f in self.files}
+
+    @property
+    def parse_diagnostics(self) -> list[Diagnostic]:
+        """The diagnostics found while parsing, file by file."""
+        return [d for f in self.files for d in f.diagnostics]
+
+    @property
+    def has_syntax_errors(self) -> bool:
+        """Whether any file failed to parse."""
+        return any(f.tree is None for f in self.files)
+
+    def file_dir(self, path: str) -> Path:
+        """The directory a file's ``file "…"`` fields are relative to."""
+        return Path(path).parent
+
+
+def display_name(path: Path) -> str:
+    """A path as diagnostics show it: relative to the working directory when inside it."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def find_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The journey files named by ``paths``: files as given, directories searched deeply."""
+    found: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found.extend(sorted(x for x in path.rglob(f"*{SUFFIX}") if x.is_file()))
+        elif path.is_file():
+            found.append(path)
+        elif path.exists():
+            raise ProjectPathError(f"{p}: not a file or directory")
+        else:
+            raise ProjectPathError(f"{p}: no such file or directory")
+    unique: dict[Path, None] = {}
+    for f in found:
+        unique.setdefault(f.resolve(), None)
+    return list(unique)
+
+
+def load_project(paths: Sequence[str | Path], max_errors: int = 50) -> Project:
+    """Parse every journey file under ``paths`` into one project."""
+    return Project([parse_file(f, display_name(f), max_errors) for f in find_files(paths)])
