@@ -23,6 +23,8 @@ class Project:
     """The parsed files of a project. ``files`` are in path order."""
 
     files: list[ParseResult] = field(default_factory=list)
+    # Texts of other files diagnostics point into (message templates read by `file`).
+    extra_sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def trees(self) -> list[SourceFile]:
@@ -32,7 +34,7 @@ class Project:
     @property
     def sources(self) -> dict[str, str]:
         """File name → text, for rendering diagnostics."""
-        return {f.path: f.text for f in self.files}
+        return {**self.extra_sources, **{f.path: f.text for f in self.files}}
 
     @property
     def parse_diagnostics(self) -> list[Diagnostic]:

@@ -1,8 +1,0 @@
-"""The journeyc command."""
-
-import click
-
-
-@click.group()
-def main() -> None:
-    """Journeys as code."""

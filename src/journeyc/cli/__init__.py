@@ -1,0 +1,51 @@
+"""The ``journeyc`` command: a group whose subcommands load only when used.
+
+Exit codes, for every command: 0 success (``validate``: valid, warnings allowed),
+1 the input is invalid or a check failed (``fmt --check`` found files to change),
+2 usage error (bad options, missing paths).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from journeyc import __version__
+
+# name -> "module:attribute"; importing a command's module only when it runs keeps
+# `journeyc validate` starting fast.
+COMMANDS: dict[str, str] = {
+    "validate": "journeyc.cli.validate:validate",
+    "fmt": "journeyc.cli.fmt:fmt",
+    "compile": "journeyc.cli.compile:compile_cmd",
+    "graph": "journeyc.cli.graph:graph",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """All subcommand names, sorted."""
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import and return the subcommand, or None for an unknown name."""
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        command: Any = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="journeyc")
+def main() -> None:
+    """Customer journeys as code: check, draw, simulate and run `.journey` files.
+
+    Exit codes: 0 success, 1 invalid input or failed check, 2 usage error.
+    """

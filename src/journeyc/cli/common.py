@@ -1,0 +1,67 @@
+"""What the commands share: loading a project, printing diagnostics, exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import click
+
+from journeyc.lang.diagnostics import Diagnostic, render_text, sort_key
+from journeyc.lang.project import Project, ProjectPathError, load_project
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+paths_argument = click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(path_type=str), metavar="PATH..."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
+
+
+def usage_error(message: str) -> NoReturn:
+    """Print a usage error and exit 2."""
+    click.echo(f"journeyc: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def load(paths: Sequence[str], max_errors: int = 50) -> tuple[Project, list[Diagnostic]]:
+    """Load and check a project; a missing path is a usage error."""
+    from journeyc.lang.checker import check_project
+
+    try:
+        project = load_project(paths, max_errors)
+    except ProjectPathError as exc:
+        usage_error(str(exc))
+    if not project.files:
+        usage_error(f"no .journey files under {' '.join(paths)}")
+    diagnostics = sorted(check_project(project), key=sort_key)
+    return project, diagnostics
+
+
+def print_diagnostics(project: Project, diagnostics: list[Diagnostic], err: bool = True) -> None:
+    """Print diagnostics compiler-style (in color on a terminal)."""
+    stream = sys.stderr if err else sys.stdout
+    if diagnostics:
+        text = render_text(diagnostics, project.sources, color=stream.isatty())
+        click.echo(text, err=err, nl=False)
+
+
+def load_valid(paths: Sequence[str]) -> Project:
+    """Load a project for a command that needs it valid: print its errors and exit 1
+    when it is not; its warnings are printed and do not stop it."""
+    project, diagnostics = load(paths)
+    print_diagnostics(project, diagnostics)
+    if any(d.is_error for d in diagnostics):
+        errors = sum(1 for d in diagnostics if d.is_error)
+        click.echo(f"journeyc: {errors} error(s); fix them first (journeyc validate)", err=True)
+        sys.exit(EXIT_INVALID)
+    return project
+
+
+def echo_json(data: Any) -> None:
+    """Print one JSON document."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
