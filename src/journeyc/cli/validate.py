@@ -51,7 +51,6 @@ def validate(paths: tuple[str, ...], as_json: bool, max_errors: int) -> None:
             )
         else:
             click.echo(
-                f"ok: {len(project.files)} file(s), {journeys} journey(s), "
-                f"{warnings} warning(s)"
+                f"ok: {len(project.files)} file(s), {journeys} journey(s), {warnings} warning(s)"
             )
     sys.exit(EXIT_INVALID if errors else EXIT_OK)

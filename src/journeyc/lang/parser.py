@@ -68,6 +68,26 @@ class JourneyIndenter(Indenter):
                 raise BadIndentError(token, indent, levels)
 
 
+_LAYOUT = frozenset({"_NL", "_INDENT", "_DEDENT"})
+
+
+class _Positioned:
+    """Layout tokens carry no position of a node: a statement ends at its last word.
+
+    A class, not a function, because lark keys its grammar cache on ``str()`` of the
+    options, and a function's text holds its address, which changes every run.
+    """
+
+    def __call__(self, node: object) -> bool:
+        return not (isinstance(node, Token) and node.type in _LAYOUT)
+
+    def __repr__(self) -> str:
+        return "journeyc.positioned"
+
+
+_positioned = _Positioned()
+
+
 @cache
 def parser() -> Lark:
     """The LALR parser, built once per process and cached on disk by lark."""
@@ -76,7 +96,7 @@ def parser() -> Lark:
         grammar,
         parser="lalr",
         postlex=JourneyIndenter(),
-        propagate_positions=True,
+        propagate_positions=_positioned,
         maybe_placeholders=True,
         strict=True,
         cache=True,

@@ -1,0 +1,79 @@
+"""What every benchmark shares: the machine, repeated timing, a results table."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+def machine() -> dict[str, Any]:
+    """The facts that make figures comparable: cores, Python, SQLite."""
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "sqlite": sqlite3.sqlite_version,
+        "platform": platform.platform(),
+    }
+
+
+def print_machine() -> None:
+    """Print the machine line every benchmark starts with."""
+    m = machine()
+    print(
+        f"machine: {m['cores']} cores, Python {m['python']}, SQLite {m['sqlite']}, {m['platform']}"
+    )
+
+
+def median_time(fn: Callable[[], object], runs: int = 5, warmup: int = 1) -> float:
+    """Median wall-clock seconds of ``runs`` calls after ``warmup`` unmeasured ones."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+@dataclass
+class Figure:
+    """One measured figure beside its baseline and goal."""
+
+    name: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    baseline_name: str = ""
+    goal: str = ""
+    met: bool | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        """value / baseline, when there is a baseline."""
+        if self.baseline in (None, 0):
+            return None
+        return self.value / self.baseline  # type: ignore[operator]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {**asdict(self), "ratio": self.ratio}
+
+
+def print_figures(figures: list[Figure]) -> None:
+    """Print a table: figure, value, baseline, ratio, goal, met."""
+    print(f"{'figure':44} {'value':>12} {'unit':8} {'baseline':>22} {'ratio':>8}  goal")
+    for f in figures:
+        base = f"{f.baseline:.4g} ({f.baseline_name})" if f.baseline is not None else "-"
+        ratio = f"{f.ratio:.2f}x" if f.ratio is not None else "-"
+        met = "" if f.met is None else ("  met" if f.met else "  MISSED")
+        print(f"{f.name:44} {f.value:12.4g} {f.unit:8} {base:>22} {ratio:>8}  {f.goal}{met}")
+    sys.stdout.flush()

@@ -1,0 +1,5 @@
+"""``python -m journeyc``."""
+
+from journeyc.cli import main
+
+main()
