@@ -159,3 +159,8 @@ def test_bad_dedent_names_its_line() -> None:
 def test_empty_and_comment_only_files_parse() -> None:
     assert parse_ok("").declarations == ()
     assert parse_ok("# nothing yet\n\n").declarations == ()
+
+
+def test_keywords_are_not_names() -> None:
+    assert codes("segment s = exists(email) and and\n") == [("journey_parse_error", 1, 31)]
+    assert codes("segment s = not\n")[0][0] == "journey_parse_error"

@@ -1,11 +1,726 @@
-"""Placeholder until the checker lands: parse diagnostics only."""
+"""The checker: everything wrong with a project that parses, reported all at once.
+
+A project is one namespace per kind of declaration: journey names are unique among
+journeys, message names among messages, segment names among segments, across all
+files (a journey and a message may share a name, as `cart_reminder` often does).
+
+The checker resolves names (messages, segments, channels, fields, step names), checks
+expression types (:mod:`journeyc.lang.types`), parses every Liquid template, and
+looks at the shape of journeys (duplicate clauses, splits, ``on`` branches,
+unreachable steps). It never raises on user input.
+"""
 
 from __future__ import annotations
 
-from journeyc.lang.diagnostics import Diagnostic
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from journeyc.lang import ast
+from journeyc.lang.builtins import CHANNEL_FIELDS, CHANNELS
+from journeyc.lang.diagnostics import Diagnostic, did_you_mean, error, sort_key, warning
+from journeyc.lang.literals import LiteralError, unescape_string
 from journeyc.lang.project import Project
+from journeyc.lang.span import Span
+from journeyc.lang.types import TypeChecker, subexpressions
+from journeyc.messages.templates import TemplateError, template_errors, template_globals
+
+# Clauses a journey may hold once; `when`/`every` and `exit when` may repeat.
+_SINGLE_CLAUSES: dict[type, str] = {
+    ast.Entry: "entry",
+    ast.Goal: "goal",
+    ast.QuietHours: "quiet hours",
+    ast.Cap: "cap",
+    ast.Holdout: "holdout",
+    ast.UpgradeInPlace: "upgrade in place",
+}
+_RESERVED = ("user", "event", "now")
+
+_D = TypeVar("_D", ast.Journey, ast.Message, ast.Segment)
 
 
 def check_project(project: Project) -> list[Diagnostic]:
-    """Every diagnostic of the project."""
-    return project.parse_diagnostics
+    """Every diagnostic of the project, sorted by file and position.
+
+    Parse diagnostics always; the semantic checks only when every file parsed (a file
+    with syntax errors would only echo them as unknown names).
+    """
+    diagnostics = list(project.parse_diagnostics)
+    if not project.has_syntax_errors:
+        diagnostics += _Checker(project).run()
+    return sorted(diagnostics, key=sort_key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """Where a step stands: its journey, and whether an event is in focus there."""
+
+    journey: ast.Journey
+    event_entry: bool
+    event_in_focus: bool = False
+
+
+class _Checker:
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.texts = {f.path: f.text for f in project.files}
+        self.diags: list[Diagnostic] = []
+        self.types = TypeChecker()
+        trees = project.trees
+        self.journeys = self._index("journey", [j for t in trees for j in t.journeys])
+        self.messages = self._index("message", [m for t in trees for m in t.messages])
+        self.segments = self._index("segment", [s for t in trees for s in t.segments])
+        self.templates: dict[Path, tuple[str | None, str]] = {}
+
+    def run(self) -> list[Diagnostic]:
+        for tree in self.project.trees:
+            for decl in tree.declarations:
+                if isinstance(decl, ast.Journey):
+                    self._journey(decl)
+                elif isinstance(decl, ast.Message):
+                    self._message(decl)
+                else:
+                    self._segment(decl)
+        self._segment_cycles()
+        return self.diags + self.types.diagnostics
+
+    # ------------------------------------------------------------ names
+    def _index(self, kind: str, decls: Sequence[_D]) -> dict[str, _D]:
+        seen: dict[str, _D] = {}
+        for d in decls:
+            first = seen.get(d.name)
+            if first is None:
+                seen[d.name] = d
+                continue
+            where = f"{first.name_span.file}:{first.name_span.line}"
+            bare = isinstance(d, ast.Journey) and d.bare
+            self.diags.append(
+                error(
+                    "duplicate_name",
+                    f"there is already a {kind} named `{d.name}` ({where})",
+                    d.span if bare else d.name_span,
+                    f"a second {kind} `{d.name}`",
+                    detail=f"{kind} names are unique across all files of the project",
+                    hints=["a file of top-level statements is a journey named after the file"]
+                    if bare
+                    else [],
+                )
+            )
+        return seen
+
+    def _segment_name(self, name: str, span: Span) -> None:
+        """Report ``name`` if no segment has it; ``span`` ends with the name."""
+        if name in self.segments:
+            return
+        self.diags.append(
+            error(
+                "unknown_segment",
+                f"no segment named `{name}`",
+                _tail(span, len(name)),
+                did_you_mean(name, self.segments) or "unknown segment",
+                hints=["declare it: `segment NAME = CONDITION`"],
+            )
+        )
+
+    def _segment_refs(self, expr: ast.Expr) -> None:
+        for sub in subexpressions(expr):
+            if isinstance(sub, ast.SegmentRef):
+                self._segment_name(sub.name, sub.span)
+
+    # ------------------------------------------------------------ expressions
+    def _expr(self, expr: ast.Expr, scope: _Scope | None) -> None:
+        self.types.infer(expr)
+        self._expr_names(expr, scope)
+
+    def _condition(self, expr: ast.Expr, what: str, scope: _Scope | None) -> None:
+        self.types.condition(expr, what)
+        self._expr_names(expr, scope)
+
+    def _expr_names(self, expr: ast.Expr, scope: _Scope | None) -> None:
+        self._segment_refs(expr)
+        if scope is None or scope.event_in_focus or scope.event_entry:
+            return
+        for sub in subexpressions(expr, into_aggregates=False):
+            if isinstance(sub, ast.Name) and sub.name == "event":
+                self._event_warning(sub.span, scope)
+
+    def _event_warning(self, span: Span, scope: _Scope) -> None:
+        self.diags.append(
+            warning(
+                "event_without_event_entry",
+                f"`event` is always null here: journey `{scope.journey.name}` has no "
+                "`when EVENT` entry",
+                span,
+                "no event in focus",
+                detail="users enter this journey from a segment or a schedule, not an event",
+                hints=[
+                    "use a profile attribute (`user.NAME`), or an aggregate like `last(EVENT).NAME`"
+                ],
+            )
+        )
+
+    # ------------------------------------------------------------ segments
+    def _segment(self, seg: ast.Segment) -> None:
+        self._condition(seg.expr, f"segment `{seg.name}`", None)
+        for sub in subexpressions(seg.expr, into_aggregates=False):
+            if isinstance(sub, ast.Name) and sub.name == "event":
+                self.diags.append(
+                    warning(
+                        "event_in_segment",
+                        "`event` is always null in a segment: a segment is a condition on "
+                        "the user alone",
+                        sub.span,
+                        "no event in focus",
+                        hints=["look at events with an aggregate: `count(EVENT where …)`"],
+                    )
+                )
+
+    def _segment_cycles(self) -> None:
+        graph = {
+            name: [s for s in subexpressions(seg.expr) if isinstance(s, ast.SegmentRef)]
+            for name, seg in self.segments.items()
+        }
+        order = list(self.segments)
+        reported: set[frozenset[str]] = set()
+
+        def visit(name: str, path: list[str]) -> None:
+            for ref in graph[name]:
+                if ref.name not in graph:
+                    continue
+                if ref.name in path:
+                    cycle = path[path.index(ref.name) :]
+                    key = frozenset(cycle)
+                    if key not in reported:
+                        reported.add(key)
+                        self._cycle(cycle)
+                    continue
+                visit(ref.name, [*path, ref.name])
+
+        for name in order:
+            visit(name, [name])
+
+    def _cycle(self, cycle: list[str]) -> None:
+        first = min(cycle, key=lambda n: _position(self.segments[n].name_span))
+        i = cycle.index(first)
+        ring = [*cycle[i:], *cycle[:i], first]
+        seg = self.segments[first]
+        shown = " → ".join(f"`{n}`" for n in ring)
+        summary = (
+            f"segment `{first}` refers to itself"
+            if len(cycle) == 1
+            else f"segments refer to each other in a circle: {shown}"
+        )
+        self.diags.append(
+            error(
+                "segment_cycle",
+                summary,
+                seg.name_span,
+                shown,
+                detail="a segment cannot be defined in terms of itself",
+            )
+        )
+
+    # ------------------------------------------------------------ messages
+    def _message(self, msg: ast.Message) -> None:
+        parts: dict[str, ast.Part] = {}
+        for part in msg.parts:
+            head = _head(part.span, len(part.channel))
+            if part.channel not in CHANNELS:
+                self.diags.append(
+                    error(
+                        "unknown_channel",
+                        f"`{part.channel}` is not a channel",
+                        head,
+                        did_you_mean(part.channel, CHANNELS) or "unknown channel",
+                        hints=[f"channels: {', '.join(CHANNELS)}"],
+                    )
+                )
+            elif part.channel in parts:
+                self.diags.append(
+                    error(
+                        "duplicate_part",
+                        f"message `{msg.name}` has two `{part.channel}` parts",
+                        head,
+                        _first_at(parts[part.channel].span, head),
+                        hints=["put all the fields of a channel in one part"],
+                    )
+                )
+            else:
+                parts[part.channel] = part
+            self._fields(msg, part)
+
+    def _fields(self, msg: ast.Message, part: ast.Part) -> None:
+        known = CHANNEL_FIELDS.get(part.channel)
+        seen: dict[tuple[str, str | None], ast.Field] = {}
+        for f in part.fields:
+            head = _head(f.span, len(f.name))
+            if known is not None and f.name not in known:
+                self.diags.append(
+                    error(
+                        "unknown_field",
+                        f"a message's `{part.channel}` part has no field `{f.name}`",
+                        head,
+                        did_you_mean(f.name, known) or "unknown field",
+                        hints=[f"`{part.channel}` fields: {', '.join(known)}"],
+                    )
+                )
+            key = (f.name, f.locale)
+            if key in seen:
+                which = f"`{f.name} {f.locale}`" if f.locale else f"`{f.name}`"
+                self.diags.append(
+                    error(
+                        "duplicate_field",
+                        f"the `{part.channel}` part of `{msg.name}` has {which} twice",
+                        head,
+                        _first_at(seen[key].span, head),
+                    )
+                )
+            else:
+                seen[key] = f
+            if f.is_file:
+                self._template_file(f.value)
+            else:
+                self._liquid(f.value)
+
+    def _liquid(self, s: ast.String) -> list[int] | None:
+        """Report Liquid errors of a string literal; the source offset of each of its
+        characters (plus one past the end), or None when it holds a bad escape."""
+        text = self.texts.get(s.span.file, "")
+        try:
+            value, offsets = unescape_string(text[s.span.start : s.span.end])
+        except LiteralError:
+            return None  # the parser has reported the escape
+        for e in template_errors(value):
+            if e.offset is None:
+                span = s.span
+            else:
+                start = offsets[min(e.offset, len(offsets) - 1)]
+                end = offsets[min(e.offset + e.length, len(offsets) - 1)]
+                span = Span.point(s.span.file, text, s.span.start + start, max(1, end - start))
+            self.diags.append(_liquid_error(e, span))
+        return [s.span.start + o for o in offsets]
+
+    def _template_file(self, s: ast.String) -> None:
+        path = self.project.file_dir(s.span.file) / s.value
+        text, reason = self._template(path)
+        if text is None:
+            self.diags.append(
+                error(
+                    "missing_file",
+                    f"cannot read the template file `{s.value}`: {reason}",
+                    s.span,
+                    f"looked for {path.as_posix()}",
+                    hints=["a template path is relative to the journey file's directory"],
+                )
+            )
+
+    def _template(self, path: Path) -> tuple[str | None, str]:
+        """The text of a template file (None and why when it cannot be read); the
+        first time, its Liquid errors are reported in that file."""
+        if path in self.templates:
+            return self.templates[path]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            self.templates[path] = (None, "it is not UTF-8 text")
+            return self.templates[path]
+        except OSError as exc:
+            reason = "no such file" if not path.exists() else exc.strerror or "cannot read it"
+            self.templates[path] = (None, reason)
+            return self.templates[path]
+        self.templates[path] = (text, "")
+        name = path.as_posix()
+        self.project.extra_sources[name] = text
+        for e in template_errors(text):
+            span = (
+                Span.whole_file(name)
+                if e.offset is None
+                else Span.point(name, text, e.offset, e.length)
+            )
+            self.diags.append(_liquid_error(e, span))
+        return self.templates[path]
+
+    def _uses_event(self, msg: ast.Message, channel: str) -> bool:
+        """Whether the message's part for ``channel`` reads ``event``."""
+        for part in msg.parts:
+            if part.channel != channel:
+                continue
+            for f in part.fields:
+                source: str | None = f.value.value
+                if f.is_file:
+                    source = self._template(self.project.file_dir(f.span.file) / f.value.value)[0]
+                if source is not None and "event" in template_globals(source):
+                    return True
+        return False
+
+    # ------------------------------------------------------------ journeys
+    def _journey(self, j: ast.Journey) -> None:
+        event_entry = any(isinstance(c, ast.WhenEvent) for c in j.clauses)
+        if not any(isinstance(c, ast.WhenEvent | ast.WhenSegment | ast.Every) for c in j.clauses):
+            self.diags.append(
+                warning(
+                    "no_entry",
+                    f"journey `{j.name}` has no entry: nobody will ever enter it",
+                    self._first_line(j.span) if j.bare else j.name_span,
+                    "no `when` or `every` clause",
+                    hints=["add `when EVENT`, `when entering SEGMENT` or `every … for …`"],
+                )
+            )
+        outer = _Scope(j, event_entry)
+        focused = _Scope(j, event_entry, event_in_focus=True)
+        first: dict[type, ast.Clause] = {}
+        for c in j.clauses:
+            kind = type(c)
+            if kind in _SINGLE_CLAUSES:
+                if kind in first:
+                    self.diags.append(
+                        error(
+                            "duplicate_clause",
+                            f"journey `{j.name}` has two `{_SINGLE_CLAUSES[kind]}` clauses",
+                            c.span,
+                            _first_at(first[kind].span, c.span),
+                            hints=["keep one of them"],
+                        )
+                    )
+                else:
+                    first[kind] = c
+            if isinstance(c, ast.WhenEvent | ast.ExitWhen | ast.Goal) and c.where is not None:
+                self._condition(c.where, "a `where`", focused)
+            elif isinstance(c, ast.WhenSegment | ast.Every):
+                self._clause_segment(c)
+        self._step_names(j)
+        self._block(j.steps, outer)
+
+    def _clause_segment(self, c: ast.WhenSegment | ast.Every) -> None:
+        name = c.segment
+        if name is not None:
+            self._segment_name(name, c.span)
+
+    def _step_names(self, j: ast.Journey) -> None:
+        seen: dict[str, ast.Label] = {}
+        for step in ast.walk_steps(j.steps):
+            label = step.label
+            if label is None:
+                continue
+            if label.name in seen:
+                self.diags.append(
+                    error(
+                        "duplicate_step",
+                        f"journey `{j.name}` has two steps named `{label.name}`",
+                        label.span,
+                        _first_at(seen[label.name].span, label.span),
+                        detail="step names must be unique in a journey: reports and "
+                        "upgrades find steps by them",
+                    )
+                )
+            else:
+                seen[label.name] = label
+
+    def _block(self, steps: Sequence[ast.Step], scope: _Scope) -> None:
+        exit_at: ast.Step | None = None
+        reported = False
+        for step in steps:
+            if exit_at is not None and not reported:
+                reported = True
+                self.diags.append(
+                    warning(
+                        "unreachable_step",
+                        "this step never runs",
+                        self._first_line(step.span),
+                        f"it follows the `exit` on line {exit_at.span.line}"
+                        if isinstance(exit_at, ast.ExitStep)
+                        else f"every path through line {exit_at.span.line} ends in `exit`",
+                    )
+                )
+            self._step(step, scope)
+            if exit_at is None and _always_exits(step):
+                exit_at = step
+
+    def _step(self, step: ast.Step, scope: _Scope) -> None:
+        if isinstance(step, ast.WaitFor):
+            self._wait_for(step, scope)
+        elif isinstance(step, ast.If):
+            for branch in step.branches:
+                self._condition(branch.cond, "an `if`", scope)
+                self._block(branch.steps, scope)
+            if step.orelse is not None:
+                self._block(step.orelse, scope)
+        elif isinstance(step, ast.Split):
+            self._split(step, scope)
+        elif isinstance(step, ast.Send):
+            self._send(step, scope)
+        elif isinstance(step, ast.SetAttr | ast.UnsetAttr):
+            if step.name in _RESERVED:
+                self.diags.append(
+                    error(
+                        "bad_set",
+                        f"`{step.name}` is not a profile attribute and cannot be changed",
+                        self._first_line(step.span),
+                        "`user`, `event` and `now` are names of their own",
+                    )
+                )
+            if isinstance(step, ast.SetAttr):
+                self._expr(step.value, scope)
+        elif isinstance(step, ast.Track):
+            self._args(step.args, scope)
+
+    def _wait_for(self, step: ast.WaitFor, scope: _Scope) -> None:
+        focused = _Scope(scope.journey, scope.event_entry, event_in_focus=True)
+        if step.where is not None:
+            self._condition(step.where, "a `where`", focused)
+        seen: dict[str | None, ast.OnBranch] = {}
+        for b in step.branches:
+            head = self._first_line(b.span)
+            if b.event is not None and b.event != step.event:
+                self.diags.append(
+                    error(
+                        "bad_on_branch",
+                        f"`on {b.event}` names another event than the wait (`{step.event}`)",
+                        head,
+                        f"this wait only ends on `{step.event}` or `timeout`",
+                        hints=[f"write `on {step.event}` or `on timeout`"],
+                    )
+                )
+            elif b.event in seen:
+                what = "on timeout" if b.event is None else f"on {b.event}"
+                self.diags.append(
+                    error(
+                        "bad_on_branch",
+                        f"`{what}` is given twice",
+                        head,
+                        _first_at(seen[b.event].span, head),
+                    )
+                )
+            else:
+                seen[b.event] = b
+            self._block(b.steps, focused if b.event is not None else scope)
+
+    def _split(self, step: ast.Split, scope: _Scope) -> None:
+        head = self._first_line(step.span)
+        if len(step.arms) < 2:
+            self.diags.append(
+                error(
+                    "bad_split",
+                    "a split needs at least 2 arms",
+                    head,
+                    f"this split has {len(step.arms)}",
+                    hints=["add an arm, e.g. `50% as control`"],
+                )
+            )
+        total = round(sum(a.percent.value for a in step.arms), 6)
+        if total != 100:
+            self.diags.append(
+                error(
+                    "bad_split",
+                    f"the arms of this split add up to {total:g}%, not 100%",
+                    head,
+                    " + ".join(f"{a.percent.raw}%" for a in step.arms) + f" = {total:g}%",
+                )
+            )
+        names: dict[str, ast.Label] = {}
+        for arm in step.arms:
+            if arm.label is not None:
+                if arm.label.name in names:
+                    self.diags.append(
+                        error(
+                            "bad_split",
+                            f"two arms of this split are named `{arm.label.name}`",
+                            arm.label.span,
+                            _first_at(names[arm.label.name].span, arm.label.span),
+                        )
+                    )
+                else:
+                    names[arm.label.name] = arm.label
+            self._block(arm.steps, scope)
+
+    def _send(self, step: ast.Send, scope: _Scope) -> None:
+        targets = step.targets
+        checked: set[int] = set()
+        for i, t in enumerate(targets):
+            if t.channel not in CHANNELS:
+                self.diags.append(
+                    error(
+                        "unknown_channel",
+                        f"`{t.channel}` is not a channel",
+                        _head(t.span, len(t.channel)),
+                        did_you_mean(t.channel, CHANNELS) or "unknown channel",
+                        hints=[f"channels: {', '.join(CHANNELS)}"],
+                    )
+                )
+            ref = t.message or next((u.message for u in targets[i + 1 :] if u.message), None)
+            if ref is None:
+                if i == len(targets) - 1:
+                    self._missing_message(step, t)
+                continue
+            first = id(ref) not in checked
+            checked.add(id(ref))
+            if ref.inline is not None:
+                if first:
+                    self._inline(ref.inline, scope)
+            elif ref.name is not None:
+                self._named(ref, t, scope, first)
+        self._args(step.args, scope)
+
+    def _named(self, ref: ast.MessageRef, t: ast.Target, scope: _Scope, first: bool) -> None:
+        """Check a send target's declared message; ``first`` is false when an earlier
+        target of the send uses the same message."""
+        name = ref.name or ""
+        msg = self.messages.get(name)
+        if msg is None:
+            if first:
+                self.diags.append(
+                    error(
+                        "unknown_message",
+                        f"no message named `{name}`",
+                        ref.span,
+                        did_you_mean(name, self.messages) or "unknown message",
+                        hints=["declare it with `message NAME` and a part per channel"],
+                    )
+                )
+        elif t.channel not in CHANNELS:
+            return
+        elif t.channel not in {p.channel for p in msg.parts}:
+            self._missing_part(msg, t)
+        elif not (scope.event_entry or scope.event_in_focus) and self._uses_event(msg, t.channel):
+            self.diags.append(
+                warning(
+                    "event_without_event_entry",
+                    f"message `{msg.name}` uses `event` in its `{t.channel}` part, which is "
+                    f"always null in journey `{scope.journey.name}`",
+                    ref.span,
+                    f"this message reads `event` when sent on `{t.channel}`",
+                    detail="users enter this journey from a segment or a schedule, not an event",
+                )
+            )
+
+    def _missing_part(self, msg: ast.Message, t: ast.Target) -> None:
+        has = ", ".join(
+            f"`{c}`" for c in dict.fromkeys(p.channel for p in msg.parts) if c in CHANNELS
+        )
+        self.diags.append(
+            error(
+                "unknown_channel_part",
+                f"message `{msg.name}` has no `{t.channel}` part",
+                _head(t.span, len(t.channel)),
+                f"`{msg.name}` has parts for: {has or 'no channel'}",
+                hints=[f"add a `{t.channel}` part to `{msg.name}`, or send on another channel"],
+            )
+        )
+
+    def _missing_message(self, step: ast.Send, last: ast.Target) -> None:
+        bare = [t.channel for t in step.targets if t.message is None]
+        self.diags.append(
+            error(
+                "missing_message",
+                f"no message to send on `{last.channel}`: "
+                f"`send {' or '.join(t.channel for t in step.targets)}` names none after it",
+                last.span,
+                "no message after this channel",
+                detail="each channel uses the message written after it, or the next one written",
+                hints=[f'name a message: `send {bare[-1]} MESSAGE` or `send {bare[-1]} "Hi"`'],
+            )
+        )
+
+    def _inline(self, s: ast.String, scope: _Scope) -> None:
+        offsets = self._liquid(s)
+        if offsets is None or scope.event_entry or scope.event_in_focus:
+            return
+        for index in template_globals(s.value).get("event", []):
+            start = offsets[min(index, len(offsets) - 1)]
+            self._event_warning(
+                Span.point(s.span.file, self.texts.get(s.span.file, ""), start, 5), scope
+            )
+
+    def _args(self, args: Iterable[ast.Arg], scope: _Scope) -> None:
+        seen: dict[str, ast.Arg] = {}
+        for a in args:
+            if a.name in seen:
+                self.diags.append(
+                    error(
+                        "duplicate_arg",
+                        f"`{a.name}` is given twice",
+                        _head(a.span, len(a.name)),
+                        _first_at(seen[a.name].span, a.span),
+                    )
+                )
+            else:
+                seen[a.name] = a
+            self._expr(a.value, scope)
+
+    # ------------------------------------------------------------ spans
+    def _first_line(self, span: Span) -> Span:
+        """``span`` cut at the end of its first line (a block step's header)."""
+        text = self.texts.get(span.file, "")
+        end = text.find("\n", span.start, span.end)
+        if end < 0:
+            return span
+        return Span.point(span.file, text, span.start, len(text[span.start : end].rstrip()))
+
+
+def _always_exits(step: ast.Step) -> bool:
+    """Whether every path through ``step`` ends with ``exit``."""
+    if isinstance(step, ast.ExitStep):
+        return True
+    if isinstance(step, ast.If):
+        return step.orelse is not None and all(_block_exits(b) for b in ast.child_blocks(step))
+    if isinstance(step, ast.Split):
+        return all(_block_exits(a.steps) for a in step.arms)
+    if isinstance(step, ast.WaitFor):
+        # `wait for` runs one branch; a case without a branch goes on after the wait.
+        handled = {b.event for b in step.branches if b.event in (None, step.event)}
+        return handled == {None, step.event} and all(
+            _block_exits(b.steps) for b in step.branches if b.event in handled
+        )
+    return False
+
+
+def _block_exits(steps: Sequence[ast.Step]) -> bool:
+    return any(_always_exits(s) for s in steps)
+
+
+def _liquid_error(e: TemplateError, span: Span) -> Diagnostic:
+    return error(
+        "liquid_syntax_error",
+        f"this template does not parse: {e.message}",
+        span,
+        e.message,
+        hints=["templates are Liquid: `{{ user.first_name }}`, `{% if … %}…{% endif %}`"],
+    )
+
+
+def _head(span: Span, length: int) -> Span:
+    """The first ``length`` characters of ``span``, on its first line."""
+    return Span(
+        span.file,
+        span.start,
+        span.start + length,
+        span.line,
+        span.column,
+        span.line,
+        span.column + length,
+    )
+
+
+def _tail(span: Span, length: int) -> Span:
+    """The last ``length`` characters of ``span``, on its last line."""
+    return Span(
+        span.file,
+        span.end - length,
+        span.end,
+        span.end_line,
+        span.end_column - length,
+        span.end_line,
+        span.end_column,
+    )
+
+
+def _position(span: Span) -> tuple[str, int]:
+    return (span.file, span.start)
+
+
+def _first_at(first: Span, here: Span) -> str:
+    """A label pointing from a repeat back at the first occurrence."""
+    if first.line == here.line:
+        return f"the first is at column {first.column}"
+    return f"the first is on line {first.line}"

@@ -23,6 +23,12 @@ from journeyc.lang.literals import (
 )
 from journeyc.lang.span import Span
 
+# Words that are operators or literals in expressions. lark's contextual lexer would
+# read them as names where a name fits (`a and and`), so the AST builder refuses them.
+RESERVED = frozenset(
+    {"and", "or", "not", "in", "between", "true", "false", "null", "where", "within", "segment"}
+)
+
 _CLAUSES = (
     ast.WhenEvent,
     ast.WhenSegment,
@@ -709,7 +715,17 @@ class ToAst(Transformer[Token, ast.SourceFile]):
 
     @v_args(meta=True)
     def name(self, meta: Meta, children: list[Any]) -> ast.Name:
-        return ast.Name(name=str(children[0]), span=self._tok(children[0]))
+        tok = children[0]
+        if str(tok) in RESERVED:
+            self.diagnostics.append(
+                error(
+                    "journey_parse_error",
+                    f"`{tok}` is a keyword, not a name",
+                    self._tok(tok),
+                    "expected a name or a value here",
+                )
+            )
+        return ast.Name(name=str(tok), span=self._tok(tok))
 
     @v_args(meta=True)
     def segment_ref(self, meta: Meta, children: list[Any]) -> ast.SegmentRef:

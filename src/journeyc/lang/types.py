@@ -1,0 +1,351 @@
+"""Static types of expressions, and the type errors that can be known before running.
+
+Rules (``ANY`` — a profile or event value — goes with everything, and so does
+``null``, whose comparisons are simply false at run time):
+
+- literals have their own type; ``now`` is a timestamp; bare names, ``user.NAME`` and
+  ``event.NAME`` are ``ANY``; ``last(E).at``/``first(E).at`` are timestamps, their
+  other properties ``ANY``; functions and aggregates give the result of their
+  signature (:mod:`journeyc.lang.builtins`);
+- ``== !=`` need types that can be equal; ``< <= > >=`` and ``between`` need two
+  numbers, strings, durations or timestamps;
+- arithmetic: numbers with numbers; ``timestamp ± duration`` is a timestamp,
+  ``timestamp - timestamp`` a duration, ``duration ± duration`` a duration,
+  ``duration * number`` and ``duration / number`` a duration, ``duration / duration``
+  a number; ``string + string`` joins the two strings; nothing else on strings, and
+  no arithmetic on booleans, lists or events;
+- ``in`` needs a list or a string on its right;
+- a condition (``if``, ``where``, a segment) must be a boolean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from journeyc.lang import ast
+from journeyc.lang.builtins import AGGREGATE_RESULTS, FUNCTIONS, Type
+from journeyc.lang.diagnostics import Diagnostic, did_you_mean, error
+from journeyc.lang.span import Span
+
+T = Type
+
+# Types that take no part in a static verdict: they may hold anything at run time.
+_OPEN = frozenset({T.ANY, T.NULL})
+_ORDERED = frozenset({T.NUMBER, T.STRING, T.DURATION, T.TIMESTAMP})
+
+_WORDS: dict[Type, str] = {
+    T.ANY: "a value",
+    T.NUMBER: "a number",
+    T.STRING: "a string",
+    T.BOOL: "true/false",
+    T.DURATION: "a duration",
+    T.TIMESTAMP: "a time (timestamp)",
+    T.LIST: "a list",
+    T.NULL: "null",
+    T.EVENT: "an event",
+}
+
+
+def describe(t: Type) -> str:
+    """A type in words: ``a duration``, ``true/false``."""
+    return _WORDS[t]
+
+
+def compatible(a: Type, b: Type) -> bool:
+    """Whether values of the two types can ever be equal."""
+    return a in _OPEN or b in _OPEN or a == b
+
+
+def is_event_root(expr: ast.Expr) -> bool:
+    """Whether ``expr`` is ``event`` or a path under it (``event.product.brand``)."""
+    while isinstance(expr, ast.GetAttr):
+        expr = expr.obj
+    return isinstance(expr, ast.Name) and expr.name == "event"
+
+
+def subexpressions(expr: ast.Expr, *, into_aggregates: bool = True) -> Iterator[ast.Expr]:
+    """``expr`` and every expression inside it, depth first.
+
+    With ``into_aggregates=False`` the ``where`` of an aggregate is skipped: there
+    ``event`` means each counted event, not the event in focus.
+    """
+    yield expr
+    children: tuple[ast.Expr, ...] = ()
+    if isinstance(expr, ast.GetAttr):
+        children = (expr.obj,)
+    elif isinstance(expr, ast.ListExpr | ast.Call):
+        children = expr.items if isinstance(expr, ast.ListExpr) else expr.args
+    elif isinstance(expr, ast.Unary):
+        children = (expr.operand,)
+    elif isinstance(expr, ast.Binary):
+        children = (expr.left, expr.right)
+    elif isinstance(expr, ast.Between):
+        children = (expr.value, expr.low, expr.high)
+    elif isinstance(expr, ast.Aggregate) and expr.where is not None and into_aggregates:
+        children = (expr.where,)
+    for child in children:
+        yield from subexpressions(child, into_aggregates=into_aggregates)
+
+
+class TypeChecker:
+    """Infers expression types, collecting ``type_error``, ``unknown_function`` and
+    ``bad_call`` diagnostics in ``diagnostics``."""
+
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+
+    def condition(self, expr: ast.Expr, what: str) -> None:
+        """Check an expression used as a condition (``what``: "an `if`", "a segment")."""
+        t = self.infer(expr)
+        if t not in _OPEN and t is not T.BOOL:
+            self._type_error(
+                f"{what} needs a condition that is true or false, not {describe(t)}",
+                expr,
+                f"this is {describe(t)}",
+                hints=['compare it with something, e.g. `x > 0` or `x == "gold"`'],
+            )
+
+    def infer(self, expr: ast.Expr) -> Type:
+        """The type of ``expr``; problems go to ``diagnostics``."""
+        match expr:
+            case ast.Number():
+                return T.NUMBER
+            case ast.String():
+                return T.STRING
+            case ast.Bool():
+                return T.BOOL
+            case ast.Null():
+                return T.NULL
+            case ast.Duration():
+                return T.DURATION
+            case ast.Name(name="now"):
+                return T.TIMESTAMP
+            case ast.Name():
+                return T.ANY
+            case ast.SegmentRef():
+                return T.BOOL
+            case ast.ListExpr(items=items):
+                for item in items:
+                    self.infer(item)
+                return T.LIST
+            case ast.GetAttr():
+                return self._getattr(expr)
+            case ast.Unary():
+                return self._unary(expr)
+            case ast.Binary():
+                return self._binary(expr)
+            case ast.Between():
+                return self._between(expr)
+            case ast.Call():
+                return self._call(expr)
+            case ast.Aggregate():
+                if expr.where is not None:
+                    self.condition(expr.where, f"the `where` of `{expr.func}`")
+                return AGGREGATE_RESULTS[expr.func]
+        raise AssertionError(f"unhandled expression {expr!r}")  # pragma: no cover
+
+    # ------------------------------------------------------------ node kinds
+    def _getattr(self, expr: ast.GetAttr) -> Type:
+        obj = self.infer(expr.obj)
+        if obj is T.EVENT:
+            return T.TIMESTAMP if expr.name == "at" else T.ANY
+        if obj in _OPEN:
+            return T.ANY
+        self._type_error(
+            f"{describe(obj)} has no property `{expr.name}`",
+            expr,
+            f"`.{expr.name}` of {describe(obj)}",
+        )
+        return T.ANY
+
+    def _unary(self, expr: ast.Unary) -> Type:
+        t = self.infer(expr.operand)
+        if expr.op == "not":
+            return T.BOOL
+        if t in _OPEN or t in (T.NUMBER, T.DURATION):
+            return t
+        self._type_error(f"cannot negate {describe(t)}", expr, f"this is {describe(t)}")
+        return T.ANY
+
+    def _binary(self, expr: ast.Binary) -> Type:
+        left, right = self.infer(expr.left), self.infer(expr.right)
+        op = expr.op
+        if op in ("and", "or"):
+            return T.BOOL
+        if op in ("==", "!="):
+            if not compatible(left, right):
+                self._mismatch(expr, left, right, "is never equal to")
+            return T.BOOL
+        if op in ("<", "<=", ">", ">="):
+            self._ordered(expr, left, right)
+            return T.BOOL
+        if op in ("in", "not in"):
+            self._membership(expr, left, right)
+            return T.BOOL
+        return self._arith(expr, left, right)
+
+    def _ordered(self, expr: ast.Expr, left: Type, right: Type) -> bool:
+        for t, side in ((left, "left"), (right, "right")):
+            if t not in _OPEN and t not in _ORDERED:
+                self._type_error(
+                    f"{describe(t)} cannot be compared with `<`, `>` or `between`",
+                    expr,
+                    f"the {side} side is {describe(t)}",
+                )
+                return False
+        if not compatible(left, right):
+            self._mismatch(expr, left, right, "cannot be compared with")
+            return False
+        return True
+
+    def _membership(self, expr: ast.Binary, left: Type, right: Type) -> None:
+        if right not in _OPEN and right not in (T.LIST, T.STRING):
+            self._type_error(
+                f"`{expr.op}` needs a list or a string on its right, not {describe(right)}",
+                expr.right,
+                f"this is {describe(right)}",
+                hints=['write a list: `lifecycle in ["new", "dormant"]`'],
+            )
+        elif right is T.STRING and left not in _OPEN and left is not T.STRING:
+            self._type_error(
+                f"only a string can be found in a string, not {describe(left)}",
+                expr.left,
+                f"this is {describe(left)}",
+            )
+
+    def _arith(self, expr: ast.Binary, left: Type, right: Type) -> Type:
+        op = expr.op
+        for t, node in ((left, expr.left), (right, expr.right)):
+            if t in (T.BOOL, T.LIST, T.EVENT):
+                self._type_error(
+                    f"`{op}` does not work on {describe(t)}", node, f"this is {describe(t)}"
+                )
+                return T.ANY
+        if left is T.NULL or right is T.NULL:
+            return T.NULL
+        if left is T.ANY or right is T.ANY:
+            if T.STRING in (left, right) and op != "+":
+                self._type_error(
+                    f"`{op}` does not work on strings",
+                    expr,
+                    "one side is a string",
+                )
+            return T.ANY
+        result = _ARITH.get((left, op, right))
+        if result is None:
+            self._type_error(
+                f"`{op}` does not work between {describe(left)} and {describe(right)}",
+                expr,
+                f"{describe(left)} {op} {describe(right)}",
+            )
+            return T.ANY
+        return result
+
+    def _between(self, expr: ast.Between) -> Type:
+        value, low, high = self.infer(expr.value), self.infer(expr.low), self.infer(expr.high)
+        ordered = self._ordered(expr, value, low) and self._ordered(expr, value, high)
+        if ordered and not compatible(low, high):
+            self._type_error(
+                f"the bounds of `between` do not match: {describe(low)} and {describe(high)}",
+                expr,
+                f"{describe(low)} and {describe(high)}",
+            )
+        return T.BOOL
+
+    def _call(self, expr: ast.Call) -> Type:
+        func = FUNCTIONS.get(expr.func)
+        arg_types = [self.infer(a) for a in expr.args]
+        if func is None:
+            known = [*FUNCTIONS, *ast.AGGREGATES]
+            self.diagnostics.append(
+                error(
+                    "unknown_function",
+                    f"there is no function `{expr.func}`",
+                    _head(expr.span, len(expr.func)),
+                    did_you_mean(expr.func, known) or "unknown function",
+                    hints=[f"functions: {', '.join(sorted(known))}"],
+                )
+            )
+            return T.ANY
+        if len(expr.args) != len(func.params):
+            n = len(func.params)
+            self.diagnostics.append(
+                error(
+                    "bad_call",
+                    f"`{func.name}` takes {n} argument{'s' if n != 1 else ''}, "
+                    f"not {len(expr.args)}",
+                    expr.span,
+                    func.doc,
+                )
+            )
+            return func.result
+        if func.name == "exists" and not _is_path(expr.args[0]):
+            self.diagnostics.append(
+                error(
+                    "bad_call",
+                    "`exists` takes the name of an attribute, like `exists(email)`",
+                    expr.args[0].span,
+                    "not an attribute name",
+                )
+            )
+        for arg, param, got in zip(expr.args, func.params, arg_types, strict=True):
+            if param is not T.ANY and got not in _OPEN and got is not param:
+                self._type_error(
+                    f"`{func.name}` takes {describe(param)}, not {describe(got)}",
+                    arg,
+                    f"this is {describe(got)}",
+                )
+        if func.name == "contains" and arg_types[0] not in (*_OPEN, T.STRING, T.LIST):
+            self._type_error(
+                f"`contains` looks inside a string or a list, not {describe(arg_types[0])}",
+                expr.args[0],
+                f"this is {describe(arg_types[0])}",
+            )
+        return func.result
+
+    # ------------------------------------------------------------ reporting
+    def _mismatch(self, expr: ast.Expr, left: Type, right: Type, verb: str) -> None:
+        self._type_error(
+            f"{describe(left)} {verb} {describe(right)}",
+            expr,
+            f"{describe(left)} and {describe(right)}",
+        )
+
+    def _type_error(
+        self, summary: str, expr: ast.Expr, label: str, hints: tuple[str, ...] | list[str] = ()
+    ) -> None:
+        self.diagnostics.append(error("type_error", summary, expr.span, label, hints=hints))
+
+
+def _is_path(expr: ast.Expr) -> bool:
+    while isinstance(expr, ast.GetAttr):
+        expr = expr.obj
+    return isinstance(expr, ast.Name) and expr.name != "now"
+
+
+_ARITH: dict[tuple[Type, str, Type], Type] = {
+    **{(T.NUMBER, op, T.NUMBER): T.NUMBER for op in "+-*/"},
+    (T.STRING, "+", T.STRING): T.STRING,
+    (T.TIMESTAMP, "+", T.DURATION): T.TIMESTAMP,
+    (T.DURATION, "+", T.TIMESTAMP): T.TIMESTAMP,
+    (T.TIMESTAMP, "-", T.DURATION): T.TIMESTAMP,
+    (T.TIMESTAMP, "-", T.TIMESTAMP): T.DURATION,
+    (T.DURATION, "+", T.DURATION): T.DURATION,
+    (T.DURATION, "-", T.DURATION): T.DURATION,
+    (T.DURATION, "*", T.NUMBER): T.DURATION,
+    (T.NUMBER, "*", T.DURATION): T.DURATION,
+    (T.DURATION, "/", T.NUMBER): T.DURATION,
+    (T.DURATION, "/", T.DURATION): T.NUMBER,
+}
+
+
+def _head(span: Span, length: int) -> Span:
+    return Span(
+        span.file,
+        span.start,
+        span.start + length,
+        span.line,
+        span.column,
+        span.line,
+        span.column + length,
+    )

@@ -1,0 +1,1 @@
+"""Message templates: the Liquid environment messages are checked and rendered with."""

@@ -1,0 +1,73 @@
+"""The Liquid environment of message fields, and checking templates against it.
+
+Every message field, inline ``send`` string and ``file`` template is a python-liquid 2
+template. The checker parses each one with :func:`make_environment` — the same
+environment the engine renders with — so a template that validates also parses at
+send time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import liquid
+from liquid.exceptions import LiquidError
+
+from journeyc.messages import liquid_compat
+
+liquid_compat.install()
+
+
+def make_environment() -> liquid.Environment:
+    """The one Liquid environment of the project.
+
+    Strict filters: a filter that does not exist fails at render time rather than
+    printing nothing. Recommendation filters are registered here when they exist.
+    """
+    return liquid.Environment(strict_filters=True, autoescape=False)
+
+
+@cache
+def _environment() -> liquid.Environment:
+    return make_environment()
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateError:
+    """A Liquid syntax error: ``offset`` into the template source (None when Liquid
+    could not say where), ``length`` of the offending token, and the message."""
+
+    offset: int | None
+    length: int
+    message: str
+
+
+def template_errors(source: str) -> list[TemplateError]:
+    """The syntax errors of a Liquid template (Liquid stops at the first one)."""
+    try:
+        _environment().parse(source)
+    except LiquidError as exc:
+        return [_describe(exc, source)]
+    except RecursionError:
+        return [TemplateError(None, 1, "the template nests too deeply")]
+    return []
+
+
+def template_globals(source: str) -> dict[str, list[int]]:
+    """The variables a template reads from outside itself (``user``, ``event``,
+    ``with`` values), each with the offsets where it is used; empty when the template
+    does not parse."""
+    try:
+        analysis = _environment().parse(source).analyze()
+    except (LiquidError, RecursionError):
+        return {}
+    return {name: [v.span.index for v in uses] for name, uses in analysis.globals.items()}
+
+
+def _describe(exc: LiquidError, source: str) -> TemplateError:
+    message = str(exc.message) if exc.message is not None else "bad template"
+    token = exc.token
+    if token is None or token.start_index < 0 or token.start_index > len(source):
+        return TemplateError(None, 1, message)
+    return TemplateError(token.start_index, max(1, len(token.value)), message)
