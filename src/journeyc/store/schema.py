@@ -1,0 +1,202 @@
+"""The store's tables and the migrations that build them.
+
+``MIGRATIONS[i]`` takes a store from schema version ``i`` to ``i + 1``; the version
+lives in ``PRAGMA user_version``. A migration is a tuple of statements rather than
+a script because ``executescript`` would commit the enclosing transaction.
+Append new migrations; never edit one that has shipped.
+
+Tables are STRICT, so a value of the wrong type is refused by SQLite itself.
+Times are UTC epoch milliseconds; JSON columns hold text. Row ids that other rows
+or readers refer to (event ``seq``, instance and outbox ids, action ``seq``) use
+AUTOINCREMENT, so a deleted row's id is never handed out again: after
+``forget_user`` removes the newest events, a reused ``seq`` would sit behind the
+engine's cursor and never be read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of the schema: what it does, and its statements."""
+
+    description: str
+    statements: tuple[str, ...]
+
+
+_V1 = Migration(
+    "events, profiles, journeys, instances, entries, outbox, actions, cursor",
+    (
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id TEXT NOT NULL UNIQUE,
+            user_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            props TEXT NOT NULL,
+            received_at INTEGER NOT NULL
+        ) STRICT""",
+        "CREATE INDEX events_user_name_at ON events (user_id, name, at)",
+        # trait_at maps each trait (also removed ones) to the time of its last write,
+        # so an identify that arrives late cannot undo a newer change.
+        """CREATE TABLE profiles (
+            user_id TEXT PRIMARY KEY,
+            traits TEXT NOT NULL,
+            updated_at INTEGER NOT NULL,
+            trait_at TEXT NOT NULL DEFAULT '{}'
+        ) STRICT""",
+        """CREATE TABLE journeys (
+            id TEXT NOT NULL,
+            version TEXT NOT NULL,
+            ir TEXT NOT NULL,
+            source TEXT NOT NULL,
+            deployed_at INTEGER NOT NULL,
+            active INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (id, version)
+        ) STRICT""",
+        """CREATE TABLE instances (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            journey_id TEXT NOT NULL,
+            version TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            entry_no INTEGER NOT NULL,
+            node TEXT NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('active', 'waiting', 'completed', 'exited')),
+            entered_at INTEGER NOT NULL,
+            wake_at INTEGER,
+            waiting_for TEXT,
+            vars TEXT NOT NULL DEFAULT '{}',
+            arm TEXT,
+            holdout INTEGER NOT NULL DEFAULT 0,
+            FOREIGN KEY (journey_id, version) REFERENCES journeys (id, version)
+        ) STRICT""",
+        """CREATE UNIQUE INDEX instances_live ON instances (journey_id, user_id)
+            WHERE status IN ('active', 'waiting')""",
+        "CREATE INDEX instances_due ON instances (status, wake_at)",
+        "CREATE INDEX instances_waiting_for ON instances (waiting_for, user_id)",
+        "CREATE INDEX instances_user ON instances (user_id)",
+        """CREATE TABLE entries (
+            journey_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            entry_no INTEGER NOT NULL,
+            entered_at INTEGER NOT NULL,
+            PRIMARY KEY (journey_id, user_id, entry_no)
+        ) STRICT""",
+        "CREATE INDEX entries_user ON entries (user_id)",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL UNIQUE,
+            instance_id INTEGER REFERENCES instances (id) ON DELETE SET NULL,
+            journey_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            step TEXT NOT NULL,
+            channel TEXT,
+            message TEXT NOT NULL,
+            content TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL
+                CHECK (status IN ('queued', 'sent', 'failed', 'suppressed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER,
+            created_at INTEGER NOT NULL,
+            sent_at INTEGER,
+            error TEXT
+        ) STRICT""",
+        "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+        "CREATE INDEX outbox_user ON outbox (user_id, created_at)",
+        "CREATE INDEX outbox_instance ON outbox (instance_id)",
+        """CREATE TABLE actions (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            at INTEGER NOT NULL,
+            user_id TEXT NOT NULL,
+            journey_id TEXT,
+            step TEXT,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}'
+        ) STRICT""",
+        "CREATE INDEX actions_user ON actions (user_id)",
+        "CREATE INDEX actions_journey ON actions (journey_id, at)",
+        """CREATE TABLE cursor (
+            name TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL
+        ) STRICT""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1,)
+"""Every migration in order; ``len(MIGRATIONS)`` is the version this code writes."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The schema version this code knows."""
+
+TABLES = ("events", "profiles", "journeys", "instances", "entries", "outbox", "actions", "cursor")
+"""The tables of the current schema."""
+
+
+class StoreError(Exception):
+    """A store that cannot be opened or used as asked."""
+
+
+class SchemaVersionError(StoreError):
+    """The store was written by a newer journeyc than this one."""
+
+    def __init__(self, found: int, known: int, path: str = "") -> None:
+        where = f"{path}: " if path else ""
+        super().__init__(
+            f"{where}the store has schema version {found}, newer than this journeyc knows "
+            f"({known}); upgrade journeyc to open it"
+        )
+        self.found = found
+        self.known = known
+        self.path = path
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the database file (0 for a new file)."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    return int(version)
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring the database up to ``len(migrations)`` and return that version.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``) with no open
+    transaction. All pending migrations run in one ``BEGIN IMMEDIATE`` transaction:
+    a failure leaves the file as it was. The version is read again under the write
+    lock, so two processes opening a new file at once migrate it once.
+    """
+    known = len(migrations)
+    found = user_version(conn)
+    if found == known:
+        return known
+    if found > known:
+        raise SchemaVersionError(found, known)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = user_version(conn)
+        if found > known:
+            raise SchemaVersionError(found, known)
+        if found == 0 and _has_tables(conn):
+            raise StoreError("the file holds tables but is not a journeyc store")
+        for migration in migrations[found:]:
+            for statement in migration.statements:
+                conn.execute(statement)
+        # PRAGMA takes no parameters; ``known`` is an int we computed.
+        conn.execute(f"PRAGMA user_version = {known:d}")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return known
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' LIMIT 1"
+    ).fetchone()
+    return row is not None

@@ -1,0 +1,300 @@
+"""The SQLite store: the event log, profiles and cursors in one WAL-mode file.
+
+One :class:`Store` owns one connection in autocommit mode and opens transactions
+itself (``BEGIN IMMEDIATE``, so a writer takes the lock up front instead of failing
+to upgrade a read lock later). :meth:`Store.transaction` nests with savepoints, so
+the engine can wrap several store calls and its own writes to ``store.conn`` in one
+atomic step: cursor, instances and outbox change together or not at all.
+
+Hot paths use the raw ``sqlite3`` connection with prepared statements and
+``executemany``; sqlite-utils serves the administrative side.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import sqlite_utils
+
+from journeyc.events import IDENTIFY, Event
+from journeyc.store.schema import TABLES, SchemaVersionError, StoreError, migrate, user_version
+
+BUSY_TIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as the log holds it: its ``seq`` is its place in arrival order."""
+
+    seq: int
+    message_id: str
+    user_id: str
+    name: str
+    at_ms: int
+    props: dict[str, Any]
+    received_ms: int
+
+    @property
+    def kind(self) -> str:
+        """``"identify"`` for identify calls, ``"track"`` for the rest."""
+        return "identify" if self.name == IDENTIFY else "track"
+
+
+class Store:
+    """The journeyc store over one SQLite file. Make one with :meth:`open`.
+
+    Calls from several threads are serialized by a lock held for each transaction;
+    a read outside a transaction sees the connection's own uncommitted writes.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    @classmethod
+    def open(cls, path: Path | str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Store:
+        """Open (creating and migrating as needed) the store at ``path``.
+
+        Raises :class:`StoreError` naming the file when it is not a SQLite
+        database, not a journeyc store, or from a newer journeyc.
+        """
+        name = str(path)
+        conn = sqlite3.connect(
+            name,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=busy_timeout_ms / 1000,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms):d}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if name != ":memory:":
+                sqlite_utils.Database(conn, execute_plugins=False).enable_wal()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            migrate(conn)
+        except SchemaVersionError as exc:
+            conn.close()
+            raise SchemaVersionError(exc.found, exc.known, name) from None
+        except StoreError as exc:
+            conn.close()
+            raise StoreError(f"{name}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(f"{name}: cannot open the store: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, name)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The raw connection, for modules that add their own queries (the engine).
+
+        Write through it only inside :meth:`transaction`.
+        """
+        return self._conn
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open file."""
+        return user_version(self._conn)
+
+    def close(self) -> None:
+        """Close the connection; the store cannot be used afterwards."""
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run the block atomically: all its writes commit, or none if it raises.
+
+        Nested blocks become savepoints: an inner block that raises undoes only its
+        own writes (if the outer block catches the error).
+        """
+        with self._lock:
+            depth = self._depth
+            savepoint = f"journeyc_{depth}"
+            self._conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
+            self._depth += 1
+            try:
+                yield self._conn
+            except BaseException:
+                self._depth = depth
+                if self._conn.in_transaction:
+                    if depth == 0:
+                        self._conn.execute("ROLLBACK")
+                    else:
+                        self._conn.execute(f"ROLLBACK TO {savepoint}")
+                        self._conn.execute(f"RELEASE {savepoint}")
+                raise
+            self._depth = depth
+            if depth == 0:
+                try:
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+            else:
+                self._conn.execute(f"RELEASE {savepoint}")
+
+    # ------------------------------------------------------------ event log
+
+    def append_events(self, events: Sequence[Event]) -> list[int | None]:
+        """Append events in one transaction; return each one's ``seq``, None for a duplicate.
+
+        A duplicate is an event whose ``message_id`` the log already holds (or that
+        came earlier in ``events``); it changes nothing. Seqs grow with arrival and are
+        never reused, but may skip numbers. New identify calls merge
+        their traits into the profile (see :meth:`set_traits`).
+        """
+        if not events:
+            return []
+        rows = [
+            (e.message_id, e.user_id, e.name, e.at_ms, _dumps(e.props), e.received_ms)
+            for e in events
+        ]
+        with self.transaction() as conn:
+            (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+            # ON CONFLICT names the one constraint a duplicate breaks; any other
+            # failure still raises instead of dropping the row silently.
+            conn.executemany(
+                "INSERT INTO events (message_id, user_id, name, at, props, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                rows,
+            )
+            # AUTOINCREMENT: every new row, and only they, lie past the old maximum.
+            new: dict[str, int] = dict(
+                conn.execute("SELECT message_id, seq FROM events WHERE seq > ?", (last,))
+            )
+            seqs = [new.pop(e.message_id, None) for e in events]
+            changes = [
+                (e.user_id, e.props, e.at_ms)
+                for e, seq in zip(events, seqs, strict=True)
+                if seq is not None and e.kind == "identify"
+            ]
+            if changes:
+                self._merge_traits(changes)
+        return seqs
+
+    def events_after(self, seq: int, limit: int = 1000) -> list[StoredEvent]:
+        """Up to ``limit`` events with a ``seq`` above ``seq``, in log order."""
+        rows = self._conn.execute(
+            "SELECT seq, message_id, user_id, name, at, props, received_at FROM events"
+            " WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        ).fetchall()
+        return [
+            StoredEvent(s, mid, uid, name, at, json.loads(props), rec)
+            for s, mid, uid, name, at, props, rec in rows
+        ]
+
+    # ------------------------------------------------------------ profiles
+
+    def get_profile(self, user_id: str) -> dict[str, Any]:
+        """The user's traits; an empty dict for a user never seen."""
+        row = self._conn.execute(
+            "SELECT traits FROM profiles WHERE user_id = ?", (user_id,)
+        ).fetchone()
+        return {} if row is None else dict(json.loads(row[0]))
+
+    def set_traits(self, user_id: str, changes: Mapping[str, Any], at_ms: int) -> None:
+        """Merge ``changes`` into the user's profile as of ``at_ms``.
+
+        A shallow merge: each trait is replaced whole, and a trait set to None is
+        removed. Per trait, the latest time wins: a change older than that trait's
+        last write (an identify that arrived late) is ignored; at equal times, the
+        later call wins.
+        """
+        with self.transaction():
+            self._merge_traits([(user_id, changes, at_ms)])
+
+    def _merge_traits(self, changes: Sequence[tuple[str, Mapping[str, Any], int]]) -> None:
+        users = sorted({user_id for user_id, _, _ in changes})
+        state: dict[str, tuple[dict[str, Any], dict[str, int], int]] = {
+            user_id: ({}, {}, 0) for user_id in users
+        }
+        for user_id in users:
+            row = self._conn.execute(
+                "SELECT traits, trait_at, updated_at FROM profiles WHERE user_id = ?",
+                (user_id,),
+            ).fetchone()
+            if row is not None:
+                state[user_id] = (json.loads(row[0]), json.loads(row[1]), row[2])
+        for user_id, traits_in, at_ms in changes:
+            traits, written, updated = state[user_id]
+            for key, value in traits_in.items():
+                if written.get(key, at_ms) > at_ms:
+                    continue
+                written[key] = at_ms
+                if value is None:
+                    traits.pop(key, None)
+                else:
+                    traits[key] = value
+            state[user_id] = (traits, written, max(updated, at_ms))
+        self._conn.executemany(
+            "INSERT INTO profiles (user_id, traits, trait_at, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (user_id) DO UPDATE SET traits = excluded.traits,"
+            " trait_at = excluded.trait_at, updated_at = excluded.updated_at",
+            [
+                (user_id, _dumps(traits), _dumps(written), updated)
+                for user_id, (traits, written, updated) in state.items()
+            ],
+        )
+
+    # ------------------------------------------------------------ cursors
+
+    def get_cursor(self, name: str) -> int:
+        """How far the reader ``name`` has read the log (0 before it starts)."""
+        row = self._conn.execute("SELECT seq FROM cursor WHERE name = ?", (name,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        """Record that the reader ``name`` has handled every event up to ``seq``."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO cursor (name, seq) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+                (name, seq),
+            )
+
+    # ------------------------------------------------------------ admin
+
+    def forget_user(self, user_id: str) -> dict[str, int]:
+        """Erase everything held about a user; return the rows removed per table."""
+        removed: dict[str, int] = {}
+        with self.transaction() as conn:
+            # Outbox first: deleting instances first would only null its references.
+            for table in ("outbox", "instances", "entries", "actions", "events", "profiles"):
+                cur = conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+                removed[table] = cur.rowcount
+        return removed
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table, for status reports."""
+        db = sqlite_utils.Database(self._conn, execute_plugins=False)
+        return {table: int(db.table(table).count) for table in TABLES}
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

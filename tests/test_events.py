@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from journeyc.events import (
+    Event,
+    EventError,
+    parse_batch,
+    parse_event,
+    read_events_jsonl,
+)
+
+RECEIVED = 1_700_000_000_000
+
+
+def track(**fields: Any) -> dict[str, Any]:
+    return {"type": "track", "userId": "u1", "event": "Order Completed", **fields}
+
+
+def error_lines(obj: object, **kw: Any) -> list[str]:
+    with pytest.raises(EventError) as info:
+        parse_event(obj, RECEIVED, **kw)
+    return str(info.value).splitlines()
+
+
+def test_track_is_normalized() -> None:
+    e = parse_event(
+        track(
+            properties={"amount": 49.9, "items": [1, 2]},
+            timestamp="2024-03-01T10:00:00.250Z",
+            messageId="m-1",
+            context={"ip": "1.2.3.4"},
+            sentAt="2024-03-01T10:00:01Z",  # an extra top-level key is ignored
+        ),
+        RECEIVED,
+    )
+    assert e == Event(
+        message_id="m-1",
+        user_id="u1",
+        kind="track",
+        name="order_completed",
+        at_ms=1709287200250,
+        props={"amount": 49.9, "items": [1, 2]},
+        received_ms=RECEIVED,
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        ("Order Completed", "order_completed"),
+        ("product-viewed", "product_viewed"),
+        ("App.Opened", "app_opened"),
+        ("cart_abandoned", "cart_abandoned"),
+    ],
+)
+def test_event_names_are_normalized(raw: str, name: str) -> None:
+    assert parse_event(track(event=raw), RECEIVED).name == name
+
+
+def test_identify_carries_traits() -> None:
+    e = parse_event(
+        {"type": "identify", "anonymousId": "anon-7", "traits": {"email": "a@b.c"}}, RECEIVED
+    )
+    assert (e.kind, e.name, e.user_id, e.props) == (
+        "identify",
+        "identify",
+        "anon-7",
+        {"email": "a@b.c"},
+    )
+
+
+def test_user_id_wins_over_anonymous_id_and_numbers_become_text() -> None:
+    assert parse_event(track(anonymousId="a"), RECEIVED).user_id == "u1"
+    assert parse_event(track(userId=42), RECEIVED).user_id == "42"
+    assert parse_event(track(userId="", anonymousId="a"), RECEIVED).user_id == "a"
+
+
+@pytest.mark.parametrize(
+    ("stamp", "at_ms"),
+    [
+        ("2024-01-01T00:00:00Z", 1704067200000),
+        ("2024-01-01T07:00:00+07:00", 1704067200000),
+        ("2024-01-01T00:00:00", 1704067200000),  # naive is UTC
+        ("2024-01-01T00:00:00.123456Z", 1704067200123),
+    ],
+)
+def test_timestamps(stamp: str, at_ms: int) -> None:
+    assert parse_event(track(timestamp=stamp), RECEIVED).at_ms == at_ms
+
+
+def test_missing_timestamp_uses_received_time() -> None:
+    assert parse_event(track(), RECEIVED).at_ms == RECEIVED
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (track(properties=[1]), "$.properties: expected an object"),
+        (track(timestamp="yesterday"), '$.timestamp: not an ISO-8601 time "yesterday"'),
+        (track(timestamp=1700000000), "$.timestamp: expected an ISO-8601 time string"),
+        (track(userId=None), "$.userId/anonymousId: one is required"),
+        (track(userId=["x"]), "$.userId: expected a string"),
+        (track(event=None), "$.event: expected a string"),
+        ({"type": "track", "userId": "u"}, "$.event: is required"),
+        (track(event=" "), "$.event: must not be empty"),
+        (track(event="Identify"), '$.event: "identify" is kept for identify calls'),
+        (track(context="web"), "$.context: expected an object"),
+        (track(messageId=7), "$.messageId: expected a string"),
+        ({"type": "page", "userId": "u"}, '$.type: expected "track" or "identify"'),
+        ({"userId": "u", "event": "x"}, "$.type: is required"),
+        ({"type": "identify", "userId": "u", "traits": "vip"}, "$.traits: expected an object"),
+        ([1, 2], "$: expected an object"),
+    ],
+)
+def test_each_error_names_its_json_path(obj: object, expected: str) -> None:
+    assert expected in error_lines(obj)
+
+
+def test_all_problems_of_one_event_are_reported() -> None:
+    lines = error_lines({"type": "track", "properties": 3, "timestamp": "soon", "event": "x"})
+    assert sorted(lines) == [
+        "$.properties: expected an object",
+        '$.timestamp: not an ISO-8601 time "soon"',
+        "$.userId/anonymousId: one is required",
+    ]
+
+
+def test_non_json_numbers_are_refused() -> None:
+    lines = error_lines(track(properties={"x": float("nan")}))
+    assert lines[0].startswith("$.properties: not JSON data")
+
+
+def test_endpoint_kind_fills_a_missing_type_and_must_match() -> None:
+    e = parse_event({"userId": "u", "event": "Signed Up"}, RECEIVED, kind="track")
+    assert e.name == "signed_up"
+    assert error_lines(track(), kind="identify") == ['$.type: expected "identify" here']
+
+
+def test_generated_message_id_is_deterministic() -> None:
+    a = parse_event(track(properties={"a": 1, "b": 2}), RECEIVED)
+    b = parse_event({"properties": {"b": 2, "a": 1}, **track()}, RECEIVED + 5000)
+    assert a.message_id == b.message_id
+    assert a.message_id.startswith("jc-")
+    # any meaningful difference gives another id
+    assert parse_event(track(properties={"a": 2, "b": 2}), RECEIVED).message_id != a.message_id
+    assert (
+        parse_event(track(userId="u2"), RECEIVED).message_id
+        != parse_event(track(), RECEIVED).message_id
+    )
+    # a given messageId is kept as it is
+    assert parse_event(track(messageId="abc"), RECEIVED).message_id == "abc"
+
+
+def test_batch_is_all_or_nothing(tmp_path: Path) -> None:
+    good = [track(messageId=f"m{i}") for i in range(5)]
+    events = parse_batch({"batch": good}, RECEIVED)
+    assert [e.message_id for e in events] == [f"m{i}" for i in range(5)]
+
+    bad = [*good[:3], {"type": "track", "userId": "u"}, good[4], track(properties=1)]
+    with pytest.raises(EventError) as info:
+        parse_batch({"batch": bad}, RECEIVED)
+    assert str(info.value).splitlines() == [
+        "$.batch[3].event: is required",
+        "$.batch[5].properties: expected an object",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({}, "$.batch: is required"),
+        ({"batch": {}}, "$.batch: expected an array"),
+        ([], "$: expected an object"),
+        ({"batch": [1]}, "$.batch[0]: expected an object"),
+    ],
+)
+def test_batch_shape_errors(body: object, expected: str) -> None:
+    with pytest.raises(EventError, match=expected.replace("[", r"\[").replace("$", r"\$")):
+        parse_batch(body, RECEIVED)
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_read_jsonl(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "events.jsonl",
+        [
+            json.dumps(track(timestamp="2024-01-01T00:00:00Z")),
+            "",
+            json.dumps({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}}),
+        ],
+    )
+    events = read_events_jsonl(path, received_ms=RECEIVED)
+    assert [(e.name, e.at_ms) for e in events] == [
+        ("order_completed", 1704067200000),
+        ("identify", RECEIVED),
+    ]
+    # reading the same file again yields the same ids, so a replay dedups
+    again = read_events_jsonl(path, received_ms=RECEIVED + 60_000)
+    assert [e.message_id for e in again] == [e.message_id for e in events]
+
+
+def test_read_jsonl_reports_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(json.dumps(track()).encode() + b"\n" + b'{"event": "caf\xe9"}\n')
+    with pytest.raises(EventError) as info:
+        read_events_jsonl(path, received_ms=RECEIVED)
+    assert str(info.value).startswith(f"{path}:2: $: not UTF-8 text")
+
+
+def test_read_jsonl_lists_every_bad_line(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "bad.jsonl",
+        [
+            json.dumps(track()),
+            "{not json",
+            json.dumps(track(properties="x")),
+            json.dumps(track()),
+            json.dumps(track(timestamp="yesterday", userId=None)),
+            '{"type": "track", "userId": "u", "event": "x", "properties": {"v": NaN}}',
+        ],
+    )
+    with pytest.raises(EventError) as info:
+        read_events_jsonl(path, received_ms=RECEIVED)
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith(f"{path}:2: $: not valid JSON (")
+    assert lines[1:5] == [
+        f"{path}:3: $.properties: expected an object",
+        f'{path}:5: $.timestamp: not an ISO-8601 time "yesterday"',
+        f"{path}:5: $.userId/anonymousId: one is required",
+        f"{path}:6: $: not valid JSON (NaN is not JSON)",
+    ]
+    assert len(lines) == 5
