@@ -40,7 +40,7 @@ def test_defaults_without_a_file(tmp_path: Path) -> None:
         assert config.engine.quiet_hours.rule is None
         assert config.store.path == Path("journeyc.db")
         assert config.channels == {}
-        assert (config.server.host, config.server.port) == ("127.0.0.1", 8080)
+        assert (config.server.host, config.server.port) == ("127.0.0.1", 8700)
         assert config.reachability == DEFAULT_REACHABILITY
         assert set(config.reachability) == set(CHANNELS)
 

@@ -30,3 +30,9 @@ def test_for_loop_limit_keeps_its_liquid_meaning() -> None:
 def test_a_bare_reserved_word_is_still_an_error() -> None:
     (err,) = template_errors("{{ x | f: limit }}")
     assert "limit" in err.message
+
+
+def test_date_of_now_reads_the_engine_clock_not_the_wall_clock() -> None:
+    template = make_environment().from_string('{{ "now" | date: "%Y-%m-%d %H:%M" }}')
+    assert template.render(now="2031-07-08T09:10:00Z") == "2031-07-08 09:10"
+    assert template.render(now="2020-02-29T23:59:00Z") == "2020-02-29 23:59"

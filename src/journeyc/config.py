@@ -189,7 +189,7 @@ class ServerConfig(_Section):
     """``[server]``: the daemon's HTTP API."""
 
     host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=1, le=65535)
+    port: int = Field(default=8700, ge=1, le=65535)
     write_key: str | None = None
     admin_token: str | None = None
 

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "fmt": "journeyc.cli.fmt:fmt",
     "compile": "journeyc.cli.compile:compile_cmd",
     "graph": "journeyc.cli.graph:graph",
+    "simulate": "journeyc.cli.simulate:simulate",
 }
 
 

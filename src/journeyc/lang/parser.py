@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -151,6 +151,8 @@ def parse_source(text: str, path: str = "<string>", max_errors: int = 50) -> Par
     """Parse ``text``; ``path`` names it in spans and gives a bare journey its name."""
     diags = _tab_errors(text, path)
     work = text.expandtabs(2) if diags else text
+    # Spans are made against the text parsed; with tabs expanded, they are mapped back.
+    src = work if diags else text
     if not work.endswith("\n"):
         work += "\n"
     syntax: list[Diagnostic] = []
@@ -160,11 +162,11 @@ def parse_source(text: str, path: str = "<string>", max_errors: int = 50) -> Par
             tree = parser().parse(work)
         except BadIndentError as exc:
             line = exc.token.end_line or 1
-            d = _bad_indent(text, path, line, exc)
+            d = _bad_indent(src, path, line, exc)
         except UnexpectedInput as exc:
-            d, line = _syntax_error(text, work, path, exc)
+            d, line = _syntax_error(src, work, path, exc)
         else:
-            builder = ToAst(path, text)
+            builder = ToAst(path, src)
             try:
                 ast = builder.transform(tree)
             except VisitError as exc:  # a bug of ours, not the user's: let it show
@@ -172,13 +174,37 @@ def parse_source(text: str, path: str = "<string>", max_errors: int = 50) -> Par
             if syntax or diags:
                 # What survived recovery still gets its literal checks; the tree does not
                 # go on to the checker, which would only report echoes of the syntax errors.
-                return ParseResult(path, text, None, diags + syntax + builder.diagnostics)
+                found = syntax + builder.diagnostics
+                if diags:
+                    found = _untab(text, found)
+                return ParseResult(path, text, None, diags + found)
             return ParseResult(path, text, ast, builder.diagnostics)
         if line in seen_lines or len(syntax) >= max_errors:
-            return ParseResult(path, text, None, diags + syntax)
+            found = _untab(text, syntax) if diags else syntax
+            return ParseResult(path, text, None, diags + found)
         seen_lines.add(line)
         syntax.append(d)
         work = _blank_statement(work, line)
+
+
+def _untab(text: str, found: list[Diagnostic]) -> list[Diagnostic]:
+    """Move spans made against ``text.expandtabs(2)`` back onto ``text``."""
+    origin: list[int] = []
+    column = 0
+    for i, c in enumerate(text):
+        width = 2 - column % 2 if c == "\t" else 1
+        origin.extend([i] * width)
+        column = 0 if c in "\r\n" else column + width
+    origin.append(len(text))
+
+    def back(offset: int) -> int:
+        return origin[min(offset, len(origin) - 1)]
+
+    out = []
+    for d in found:
+        start, end = back(d.span.start), back(d.span.end)
+        out.append(replace(d, span=Span.point(d.span.file, text, start, end - start)))
+    return out
 
 
 def _tab_errors(text: str, path: str) -> list[Diagnostic]:

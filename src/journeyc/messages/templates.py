@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import liquid
+from liquid import RenderContext
+from liquid.builtin.filters.misc import date as _builtin_date
 from liquid.exceptions import LiquidError
+from liquid.filter import with_context
 
 from journeyc.messages import liquid_compat
 
@@ -23,9 +27,22 @@ def make_environment() -> liquid.Environment:
     """The one Liquid environment of the project.
 
     Strict filters: a filter that does not exist fails at render time rather than
-    printing nothing. Recommendation filters are registered here when they exist.
+    printing nothing. ``date`` reads ``"now"`` and ``"today"`` from the template's
+    ``now`` (the engine's clock), never the wall clock, so simulations repeat exactly.
+    Recommendation filters are registered here when they exist.
     """
-    return liquid.Environment(strict_filters=True, autoescape=False)
+    env = liquid.Environment(strict_filters=True, autoescape=False)
+    env.filters["date"] = _clock_date
+    return env
+
+
+@with_context
+def _clock_date(value: Any, fmt: Any, *, context: RenderContext) -> str:
+    if value in ("now", "today"):
+        now = context.resolve("now", default=None)
+        value = now if now is not None else value
+    result: str = _builtin_date(value, fmt, environment=context.env)
+    return result
 
 
 @cache

@@ -85,6 +85,7 @@ _V1 = Migration(
             user_id TEXT NOT NULL,
             entry_no INTEGER NOT NULL,
             entered_at INTEGER NOT NULL,
+            goal_at INTEGER,
             PRIMARY KEY (journey_id, user_id, entry_no)
         ) STRICT""",
         "CREATE INDEX entries_user ON entries (user_id)",

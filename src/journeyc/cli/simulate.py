@@ -1,0 +1,235 @@
+"""``journeyc simulate``: replay recorded events through journeys on a virtual clock."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from journeyc.cli.common import EXIT_INVALID, load_valid, paths_argument, usage_error
+from journeyc.engine.actions import Action, iso_ms
+
+if TYPE_CHECKING:
+    from journeyc.store.sqlite import Store
+
+
+def _parse_time(value: str | None, option: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        usage_error(f"{option}: not an ISO-8601 time: {value!r} (like 2026-01-05T10:00:00Z)")
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return int(t.timestamp() * 1000)
+
+
+@contextmanager
+def _store(db: str | None) -> Iterator[Store]:
+    from journeyc.store.sqlite import Store
+
+    if db is not None:
+        store = Store.open(db)
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    with tempfile.TemporaryDirectory(prefix="journeyc-simulate-") as tmp:
+        store = Store.open(Path(tmp) / "simulate.db")
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+@click.command()
+@paths_argument
+@click.option(
+    "--events",
+    "events_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Events as JSON lines (Segment track/identify calls).",
+)
+@click.option(
+    "--profiles",
+    "profiles_file",
+    type=click.Path(dir_okay=False),
+    help='Starting profiles as JSON lines: {"userId": …, "traits": {…}}.',
+)
+@click.option(
+    "--from",
+    "start",
+    metavar="TIME",
+    help="Start the clock here; earlier events are history (counted, not reacted to).",
+)
+@click.option("--until", "until", metavar="TIME", help="Stop the clock here.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="journeyc.toml (time zone, caps, quiet hours, reachability).",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    help="Keep the simulation's SQLite store in this file (default: a temporary one).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per action, in time order.")
+def simulate(
+    paths: tuple[str, ...],
+    events_file: str,
+    profiles_file: str | None,
+    start: str | None,
+    until: str | None,
+    config_file: str | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Simulate journeys against recorded events on a virtual clock.
+
+    The clock starts at the first event (or --from) and jumps from event to event and
+    timer to timer until --until or until nothing is left to do. Without --json it
+    prints a timeline per user and a summary; with --json, one line per action:
+    enter, send, suppress (with reason), goal, exit (with reason), set, unset, track.
+    The same input always prints the same output.
+
+    Exit codes: 0 simulated, 1 invalid journeys, events or config, 2 usage error.
+    """
+    from journeyc.compile.lower import lower_project
+    from journeyc.config import ConfigError, load_config
+    from journeyc.engine.simulate import simulate as run
+    from journeyc.events import EventError, read_events_jsonl
+
+    start_ms, until_ms = _parse_time(start, "--from"), _parse_time(until, "--until")
+    try:
+        config = load_config(Path(config_file) if config_file else None)
+    except ConfigError as exc:
+        click.echo(f"journeyc: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    project = lower_project(load_valid(paths))
+    for name, path in (("--events", events_file), ("--profiles", profiles_file)):
+        if path is not None and not Path(path).is_file():
+            usage_error(f"{name}: no such file: {path}")
+    try:
+        events = read_events_jsonl(events_file, received_ms=0)
+        profiles = _read_profiles(profiles_file) if profiles_file else {}
+    except (EventError, ValueError) as exc:
+        click.echo(f"journeyc: bad input, nothing was simulated:\n{exc}", err=True)
+        sys.exit(EXIT_INVALID)
+
+    with _store(db) as store:
+        for user, traits in sorted(profiles.items()):
+            store.set_traits(user, traits, 0)
+        actions = _run_with_progress(
+            functools.partial(
+                run, project, events, store, config=config, start_ms=start_ms, until_ms=until_ms
+            ),
+            len(events),
+        )
+    if as_json:
+        out = sys.stdout
+        for a in actions:
+            out.write(a.to_json() + "\n")
+    else:
+        click.echo(timeline(actions), nl=False)
+
+
+def _run_with_progress(run: Callable[..., list[Action]], total: int) -> list[Action]:
+    """Call ``run(progress=…)``, with a progress bar on a terminal for long replays."""
+    if not sys.stderr.isatty() or total < 10_000:
+        return run(progress=None)
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("simulating", total=total)
+        return run(progress=lambda done, _total: bar.update(task, completed=done))
+
+
+def _read_profiles(path: str) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
+    problems = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}:{n}: not JSON: {exc.msg}")
+            continue
+        user = obj.get("userId") if isinstance(obj, dict) else None
+        traits = obj.get("traits") if isinstance(obj, dict) else None
+        if not isinstance(user, str | int) or isinstance(user, bool):
+            problems.append(f"{path}:{n}: $.userId: is required")
+        elif not isinstance(traits, dict):
+            problems.append(f"{path}:{n}: $.traits: expected an object")
+        else:
+            out.setdefault(str(user), {}).update(traits)
+    if problems:
+        raise ValueError("\n".join(problems))
+    return out
+
+
+def timeline(actions: list[Action]) -> str:
+    """A readable timeline per user, then a summary."""
+    by_user: dict[str, list[Action]] = defaultdict(list)
+    for a in actions:
+        by_user[a.user].append(a)
+    lines: list[str] = []
+    for user in sorted(by_user):
+        lines.append(f"{user}")
+        for a in by_user[user]:
+            lines.append(f"  {iso_ms(a.at_ms)}  {a.journey}  {_describe(a)}")
+        lines.append("")
+    lines.append(summary(actions))
+    return "\n".join(lines) + "\n"
+
+
+def _describe(a: Action) -> str:
+    d = a.detail
+    at = f" at {a.step}" if a.step else ""
+    if a.action == "send":
+        content = d.get("content") or {}
+        first = next(iter(content.values()), "") if isinstance(content, dict) else ""
+        what = d.get("message") or "inline message"
+        return f"send {d.get('channel')} {what}{at}: {first!r}"
+    if a.action == "suppress":
+        extra = f" ({d['error']})" if d.get("error") else ""
+        return f"suppressed{at}: {d.get('reason')}{extra}"
+    if a.action == "exit":
+        return f"exit{at}: {d.get('reason')}"
+    if a.action == "set":
+        return f"set {d.get('attr')} = {json.dumps(d.get('value'))}{at}"
+    if a.action == "unset":
+        return f"unset {d.get('attr')}{at}"
+    if a.action == "track":
+        return f"track {d.get('event')}{at}"
+    return a.action
+
+
+def summary(actions: list[Action]) -> str:
+    """Entries, sends per channel, suppressions by reason, goals, exits by reason."""
+    kinds = Counter(a.action for a in actions)
+    channels = Counter(str(a.detail.get("channel")) for a in actions if a.action == "send")
+    reasons = Counter(str(a.detail.get("reason")) for a in actions if a.action == "suppress")
+    exits = Counter(str(a.detail.get("reason")) for a in actions if a.action == "exit")
+
+    def counts(c: Counter[str]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "none"
+
+    return (
+        f"summary: {len({a.user for a in actions})} user(s), {kinds['enter']} entries, "
+        f"{kinds['send']} sends ({counts(channels)}), {kinds['suppress']} suppressed "
+        f"({counts(reasons)}), {kinds['goal']} goals, exits ({counts(exits)})"
+    )

@@ -1,0 +1,1 @@
+"""The engine: runtime values, compiled expressions and aggregates over the event log."""

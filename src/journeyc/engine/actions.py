@@ -1,0 +1,63 @@
+"""What the engine did: one record per action, the lines `journeyc simulate` prints."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+ACTIONS = ("enter", "send", "suppress", "goal", "exit", "set", "unset", "track")
+SUPPRESS_REASONS = ("no_channel", "cap", "holdout", "quiet_hours", "render_error")
+EXIT_REASONS = ("completed", "exit_event", "exit_step")
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch milliseconds as ISO-8601 UTC with ``Z`` (milliseconds only when present)."""
+    t = datetime.fromtimestamp(ms / 1000, UTC)
+    text = t.strftime("%Y-%m-%dT%H:%M:%S")
+    if ms % 1000:
+        text += f".{ms % 1000:03d}"
+    return text + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One thing the engine did for a user in a journey at ``at_ms``.
+
+    ``detail`` holds the action's own keys: ``channel``, ``message``, ``content`` for
+    a send; ``reason`` for suppress and exit; ``attr``/``value`` for set; ``event`` for
+    track.
+    """
+
+    at_ms: int
+    user: str
+    journey: str
+    step: str | None
+    action: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON object of the action, keys in a fixed order."""
+        return {
+            "at": iso_ms(self.at_ms),
+            "user": self.user,
+            "journey": self.journey,
+            "step": self.step,
+            "action": self.action,
+            **self.detail,
+        }
+
+    def to_json(self) -> str:
+        """One JSON line; same action, same bytes."""
+        return json.dumps(
+            self.as_dict(), ensure_ascii=False, separators=(", ", ": "), default=_json_default
+        )
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)

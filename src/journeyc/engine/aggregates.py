@@ -1,0 +1,586 @@
+"""Aggregates over a user's events: ``count``, ``sum``, ``avg``, ``min``, ``max``,
+``distinct``, ``top``, ``last`` and ``first``.
+
+:class:`AggregateSource` is what compiled expressions ask; two implementations keep
+the same contract:
+
+- :class:`SqlAggregates` answers from the ``events`` table. Each aggregate becomes
+  one SQL statement over the ``(user_id, name, at)`` index, built once per
+  aggregate (sqlite3 keeps it prepared in its statement cache). Its ``where`` is
+  translated to SQL when every part of it has a SQL form with exactly the null and
+  type rules of :mod:`journeyc.engine.values`; values from the outer scope (profile
+  attributes, ``now``) are computed in Python and bound as parameters. Otherwise,
+  and whenever a bound value has no exact SQL form (a timestamp, a list, a 65-bit
+  integer), the window's rows are read and filtered with the compiled Python
+  predicate.
+- :class:`ListAggregates` answers from events held in memory (tests, and the
+  reference interpreter).
+
+The meaning of each aggregate, shared by both (properties are read from the
+event's properties only; ``.at`` there is a property like any other):
+
+- ``count``: matching events. ``sum``: of the numeric values (0 when there are
+  none), exact over integers and in floating point, in event order, once a float
+  takes part (SQLite 3.43+ compensates float sums, so the last bits may differ
+  there). ``avg``: that sum over how many, null when there are none.
+- ``min``/``max``: over numbers and strings, numbers ranking below strings (SQLite's
+  order); null when there are none.
+- ``distinct``: how many different numbers, strings and booleans (``1`` and ``1.0``
+  are one value; ``true`` and ``1`` two).
+- ``top``: the most frequent of those values; among equally frequent ones, the one
+  seen most recently (by time, then log order).
+- ``last``/``first``: the matching event with the greatest/least ``(at, seq)``.
+
+Events count when ``now - within < at <= now``: a simulation replaying history
+never sees its future.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from journeyc.compile import ir
+from journeyc.engine import values as vals
+from journeyc.engine.expr import (
+    Compiled,
+    Predicate,
+    Scope,
+    compile_expr,
+    compile_predicate,
+    free_event_refs,
+)
+from journeyc.engine.values import EventView
+
+__all__ = [
+    "AggregateSource",
+    "ListAggregates",
+    "LoggedEvent",
+    "SqlAggregates",
+    "reduce_events",
+]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+class AggregateSource(Protocol):
+    """Answers the aggregates of compiled expressions for ``scope.user_id``."""
+
+    def value(self, agg: ir.Agg, key: str, scope: Scope) -> Any:
+        """The value of ``agg`` at ``scope.now``; ``key`` identifies ``agg`` (equal
+        aggregates have equal keys), so a source can cache what it builds for it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """An event as the log holds it: ``seq`` orders events of equal ``at``."""
+
+    seq: int
+    user_id: str
+    name: str
+    at: datetime
+    props: Mapping[str, Any] = field(default_factory=dict)
+
+
+def to_ms(t: datetime) -> int:
+    """Epoch milliseconds of an aware timestamp, floored."""
+    return (t - EPOCH) // _MS
+
+
+def from_ms(ms: int) -> datetime:
+    """The aware UTC timestamp of epoch milliseconds."""
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+# ---------------------------------------------------------------- the shared reduction
+
+
+def _scalar_key(v: object) -> tuple[str, object] | None:
+    """What ``distinct`` and ``top`` tell values apart by; None for values they skip."""
+    if isinstance(v, bool):
+        return ("b", v)
+    if isinstance(v, int | float):
+        return ("n", v)
+    if isinstance(v, str):
+        return ("s", v)
+    return None
+
+
+def _sum(nums: Sequence[int | float]) -> int | float:
+    """SQLite's SUM: exact over integers; once a float takes part, every term is added
+    as a float, in event order."""
+    if all(n.__class__ is int for n in nums):
+        return sum(nums)
+    total = 0.0
+    for n in nums:
+        total += n
+    return total
+
+
+def reduce_events(func: str, prop: Sequence[str], events: Sequence[tuple[int, EventView]]) -> Any:
+    """Aggregate ``events`` (``(seq, event)`` pairs sorted by ``(at, seq)``, already
+    matched and windowed) with ``func`` over property path ``prop``."""
+    if func == "count":
+        return len(events)
+    if func == "last":
+        return events[-1][1] if events else None
+    if func == "first":
+        return events[0][1] if events else None
+    picked = [(seq, ev.at, vals.get_path(ev.props, prop)) for seq, ev in events]
+    if func in ("sum", "avg"):
+        nums = [v for _, _, v in picked if vals.is_number(v)]
+        total = _sum(nums)
+        if func == "sum":
+            return total
+        return total / len(nums) if nums else None
+    if func in ("min", "max"):
+        numbers = [v for _, _, v in picked if vals.is_number(v)]
+        strings = [v for _, _, v in picked if isinstance(v, str)]
+        if func == "min":
+            return min(numbers) if numbers else min(strings) if strings else None
+        return max(strings) if strings else max(numbers) if numbers else None
+    keyed = [(k, seq, at, v) for seq, at, v in picked if (k := _scalar_key(v)) is not None]
+    if func == "distinct":
+        return len({k for k, _, _, _ in keyed})
+    if func == "top":
+        counts: dict[tuple[str, object], int] = {}
+        for k, _, _, _ in keyed:
+            counts[k] = counts.get(k, 0) + 1
+        best = max(keyed, key=lambda r: (counts[r[0]], r[2], r[1]), default=None)
+        return None if best is None else best[3]
+    raise ValueError(f"unknown aggregate {func}")
+
+
+def _window(scope: Scope, within: int | None) -> tuple[int, int | None]:
+    now_ms = to_ms(scope.now)
+    return now_ms, None if within is None else now_ms - within * 1000
+
+
+def _inner_scope(scope: Scope, event: EventView) -> Scope:
+    return Scope(
+        now=scope.now,
+        profile=scope.profile,
+        event=event,
+        aggregates=scope.aggregates,
+        segments=scope.segments,
+        user_id=scope.user_id,
+    )
+
+
+def _filtered(
+    where: Predicate | None, scope: Scope, rows: Iterable[tuple[int, EventView]]
+) -> list[tuple[int, EventView]]:
+    if where is None:
+        return list(rows)
+    return [(seq, ev) for seq, ev in rows if where(_inner_scope(scope, ev))]
+
+
+# ---------------------------------------------------------------- in memory
+
+
+class ListAggregates:
+    """Aggregates over events held in memory (their ``at`` whole milliseconds, as
+    the log stores them)."""
+
+    def __init__(self, events: Sequence[LoggedEvent]) -> None:
+        self._events = sorted(events, key=lambda e: (e.at, e.seq))
+        self._where: dict[str, Predicate | None] = {}
+
+    def value(self, agg: ir.Agg, key: str, scope: Scope) -> Any:
+        """The value of ``agg`` for ``scope.user_id`` at ``scope.now``."""
+        if key not in self._where:
+            self._where[key] = None if agg.where is None else compile_predicate(agg.where)
+        now, since = scope.now, None
+        if agg.within is not None:
+            since = now - timedelta(seconds=agg.within)
+        rows = (
+            (e.seq, EventView(e.name, e.at, e.props))
+            for e in self._events
+            if e.user_id == scope.user_id
+            and e.name == agg.event
+            and e.at <= now
+            and (since is None or e.at > since)
+        )
+        return reduce_events(agg.func, agg.prop, _filtered(self._where[key], scope, rows))
+
+
+# ---------------------------------------------------------------- SQL
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_INT64 = 2**63
+
+
+def _json_path(path: Sequence[str]) -> str | None:
+    """The JSON path of a property path, or None when a name would need quoting."""
+    if not path or not all(_IDENT.match(p) for p in path):
+        return None
+    return "$." + ".".join(path)
+
+
+# The value classes of the where translation, and the json_type()s of each.
+_JSON_TYPES = {
+    "num": ("integer", "real"),
+    "text": ("text",),
+    "bool": ("true", "false"),
+    "null": ("null",),
+    "array": ("array",),
+    "object": ("object",),
+}
+
+
+def _tag_of(json_type: str) -> str:
+    """SQL mapping a (never NULL) ``json_type`` to its value class."""
+    whens = " ".join(f"WHEN '{t}' THEN '{c}'" for c, ts in _JSON_TYPES.items() for t in ts)
+    return f"CASE {json_type} {whens} END"
+
+
+class _UnbindableError(Exception):
+    """A runtime value with no exact SQL form: evaluate this aggregate in Python."""
+
+
+def _bind(v: object) -> tuple[str, object]:
+    """A value as (class, SQL value), or :class:`_UnbindableError`."""
+    c = v.__class__
+    if v is None:
+        return "null", None
+    if c is bool:
+        return "bool", int(v)  # type: ignore[call-overload]
+    if c is int:
+        if -_INT64 <= v < _INT64:  # type: ignore[operator]
+            return "num", v
+    elif c is float:
+        if not math.isnan(v):  # type: ignore[arg-type]
+            return "num", v
+    elif c is str and "\x00" not in v:  # type: ignore[operator]
+        try:
+            v.encode("utf-8")  # type: ignore[attr-defined]
+        except UnicodeEncodeError:
+            raise _UnbindableError from None
+        return "text", v
+    raise _UnbindableError
+
+
+@dataclass(frozen=True, slots=True)
+class _Val:
+    """A value in SQL: ``val`` its value, ``tag`` an expression giving its class.
+
+    ``cls`` is the class when known at compile time (literals, predicates); ``jt``
+    the never-NULL ``json_type`` expression of a value read from JSON, which
+    ``from_row`` marks as the counted event's (two of those may be arrays or
+    objects, whose equality SQL cannot decide).
+    """
+
+    tag: str
+    val: str
+    cls: str | None = None
+    jt: str | None = None
+    from_row: bool = False
+
+
+def _is(v: _Val, cls: str) -> str:
+    """SQL testing that ``v`` is of class ``cls`` (``1``/``0`` when known)."""
+    if v.cls is not None:
+        return "1" if v.cls == cls else "0"
+    if v.jt is not None:
+        return f"{v.jt} IN ({', '.join(repr(t) for t in _JSON_TYPES[cls])})"
+    return f"{v.tag} = '{cls}'"
+
+
+def _and(*parts: str) -> str:
+    if "0" in parts:
+        return "0"
+    live = [p for p in parts if p != "1"]
+    return "1" if not live else live[0] if len(live) == 1 else f"({' AND '.join(live)})"
+
+
+def _or(*parts: str) -> str:
+    if "1" in parts:
+        return "1"
+    live = [p for p in parts if p != "0"]
+    return "0" if not live else live[0] if len(live) == 1 else f"({' OR '.join(live)})"
+
+
+def _not(p: str) -> str:
+    return {"0": "1", "1": "0"}.get(p, f"(NOT {p})")
+
+
+def _eq(a: _Val, b: _Val) -> str:
+    if b.cls is None:
+        a, b = b, a
+    if b.cls is not None and a.cls is None:
+        if b.cls == "null":
+            return _is(a, "null")
+        return _and(_is(a, b.cls), f"{a.val} = {b.val}")
+    return (
+        f"(CASE WHEN {a.tag} = 'null' OR {b.tag} = 'null' THEN {a.tag} = {b.tag}"
+        f" WHEN {a.tag} <> {b.tag} OR {a.tag} IN ('array', 'object') THEN 0"
+        f" ELSE {a.val} = {b.val} END)"
+    )
+
+
+def _order(op: str, a: _Val, b: _Val) -> str:
+    same_class = _or(*(_and(_is(a, c), _is(b, c)) for c in ("num", "text")))
+    return _and(same_class, f"{a.val} {op} {b.val}")
+
+
+def _truthy(v: _Val) -> str:
+    if v.cls == "bool" and v.jt is None:
+        return v.val
+    return (
+        f"(CASE {v.tag} WHEN 'bool' THEN {v.val} WHEN 'num' THEN {v.val} <> 0"
+        f" WHEN 'text' THEN {v.val} <> '' WHEN 'array' THEN {v.val} <> '[]'"
+        f" WHEN 'object' THEN {v.val} <> '{{}}' ELSE 0 END)"
+    )
+
+
+class _WhereSql:
+    """Translates a ``where`` to a SQL condition that is never NULL, or gives up."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, object] = {}  # constant parameters
+        self.dynamic: list[tuple[str, Compiled]] = []  # evaluated per call on the scope
+
+    def _param(self, value: object) -> str:
+        name = f"c{len(self.params)}"
+        self.params[name] = value
+        return f":{name}"
+
+    def _path(self, path: Sequence[str]) -> str | None:
+        jp = _json_path(path)
+        return None if jp is None else self._param(jp)
+
+    def pred(self, e: ir.Expr) -> str | None:
+        """A 0/1 SQL expression for the truthiness of ``e``."""
+        if isinstance(e, ir.Op):
+            if e.op in ("and", "or"):
+                parts = [self.pred(a) for a in e.args]
+                if any(p is None for p in parts):
+                    return None
+                return (_and if e.op == "and" else _or)(*(p for p in parts if p is not None))
+            if e.op == "not":
+                p = self.pred(e.args[0])
+                return None if p is None else _not(p)
+            if e.op in ("==", "!="):
+                a, b = self.value(e.args[0]), self.value(e.args[1])
+                if a is None or b is None or (a.from_row and b.from_row):
+                    return None
+                return _eq(a, b) if e.op == "==" else _not(_eq(a, b))
+            if e.op in ("<", "<=", ">", ">="):
+                a, b = self.value(e.args[0]), self.value(e.args[1])
+                return None if a is None or b is None else _order(e.op, a, b)
+            if e.op == "between":
+                x, lo, hi = (self.value(a) for a in e.args)
+                if x is None or lo is None or hi is None:
+                    return None
+                return _and(_order(">=", x, lo), _order("<=", x, hi))
+            if e.op in ("in", "not in"):
+                p = self._in(e.args[0], e.args[1])
+                return p if p is None or e.op == "in" else _not(p)
+        if isinstance(e, ir.Call) and e.func == "exists" and len(e.args) == 1:
+            v = self.value(e.args[0])
+            return None if v is None else _not(_is(v, "null"))
+        v = self.value(e)
+        return None if v is None else _truthy(v)
+
+    def value(self, e: ir.Expr) -> _Val | None:
+        """``e`` as a SQL value, or None."""
+        if not free_event_refs(e):
+            if isinstance(e, ir.Lit):
+                try:
+                    cls, val = _bind(e.value)
+                except _UnbindableError:
+                    return None
+                return _Val(f"'{cls}'", self._param(val), cls=cls)
+            n = len(self.dynamic)
+            self.dynamic.append((f"d{n}", compile_expr(e)))
+            return _Val(f":d{n}t", f":d{n}v")
+        if isinstance(e, ir.EventRef) and e.path != ["at"]:
+            p = self._path(e.path)
+            if p is None:
+                return None
+            jt = f"IFNULL(json_type(props, {p}), 'null')"
+            return _Val(_tag_of(jt), f"json_extract(props, {p})", jt=jt, from_row=True)
+        if isinstance(e, ir.Op | ir.Call):
+            p = self.pred(e) if _is_predicate(e) else None
+            return None if p is None else _Val("'bool'", p, cls="bool")
+        return None
+
+    def _in(self, item_e: ir.Expr, container_e: ir.Expr) -> str | None:
+        item = self.value(item_e)
+        if item is None:
+            return None
+        if isinstance(container_e, ir.ListE):
+            items = [self.value(i) for i in container_e.items]
+            if any(i is None or (i.from_row and item.from_row) for i in items):
+                return None
+            return _and(_not(_is(item, "null")), _or(*(_eq(item, i) for i in items if i)))
+        c = self.value(container_e)
+        if c is None:
+            return None
+        substring = _and(_is(item, "text"), _is(c, "text"), f"instr({c.val}, {item.val}) > 0")
+        if not c.from_row:
+            return substring  # a bound list is unbindable, so the container is a string
+        if item.from_row or not isinstance(container_e, ir.EventRef):
+            return None
+        p = self._path(container_e.path)
+        elem = _Val(_tag_of("j.type"), "j.atom", jt="j.type")
+        member = f"EXISTS (SELECT 1 FROM json_each(props, {p}) AS j WHERE {_eq(item, elem)})"
+        return _and(_not(_is(item, "null")), _or(substring, _and(_is(c, "array"), member)))
+
+    def bindings(self, scope: Scope) -> dict[str, object]:
+        """The parameters for one evaluation (raises :class:`_UnbindableError`)."""
+        out = dict(self.params)
+        for name, fn in self.dynamic:
+            out[name + "t"], out[name + "v"] = _bind(fn(scope))
+        return out
+
+
+def _is_predicate(e: ir.Op | ir.Call) -> bool:
+    if isinstance(e, ir.Call):
+        return e.func == "exists"
+    return e.op not in ("neg", "+", "-", "*", "/")
+
+
+_SCALAR_TYPES = "('integer', 'real', 'text', 'true', 'false')"
+
+
+def _select(func: str, jp: str) -> str:
+    """The SELECT list of ``func`` over JSON path parameter ``jp``."""
+    jt, v = f"json_type(props, {jp})", f"json_extract(props, {jp})"
+    if func == "count":
+        return "COUNT(*)"
+    if func in ("sum", "avg"):
+        # avg divides in Python: SQLite's AVG sums integers as floats.
+        num = f"CASE WHEN {jt} IN ('integer', 'real') THEN {v} END"
+        return f"SUM({num}), COUNT({num})"
+    if func in ("min", "max"):
+        return f"{func.upper()}(CASE WHEN {jt} IN ('integer', 'real', 'text') THEN {v} END)"
+    return f"COUNT(DISTINCT {_distinct_key(jt, v)})"
+
+
+def _distinct_key(jt: str, v: str) -> str:
+    return (
+        f"CASE {jt} WHEN 'integer' THEN {v} WHEN 'real' THEN {v} WHEN 'text' THEN 's' || {v}"
+        f" WHEN 'true' THEN 'T' WHEN 'false' THEN 'F' END"
+    )
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one aggregate compiled to."""
+
+    agg: ir.Agg
+    sql: str | None  # the aggregate in SQL; None: read the rows and reduce in Python
+    where_sql: _WhereSql | None
+    rows_sql: str  # the window's rows, for the Python path
+    where: Predicate | None  # the compiled where, for the Python path
+    const: dict[str, object]
+
+
+class SqlAggregates:
+    """Aggregates answered from the ``events`` table of ``conn``.
+
+    ``sql_where=False`` filters every ``where`` in Python (the reference the SQL
+    translation is tested against).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, sql_where: bool = True) -> None:
+        self._conn = conn
+        self._sql_where = sql_where
+        self._plans: dict[str, _Plan] = {}
+
+    def value(self, agg: ir.Agg, key: str, scope: Scope) -> Any:
+        """The value of ``agg`` for ``scope.user_id`` at ``scope.now``."""
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._compile(agg)
+        now_ms, since = _window(scope, agg.within)
+        params = dict(plan.const, uid=scope.user_id, now=now_ms, since=since)
+        if plan.sql is not None:
+            try:
+                if plan.where_sql is not None:
+                    params.update(plan.where_sql.bindings(scope))
+                return self._run(plan, params)
+            except (_UnbindableError, sqlite3.OperationalError, OverflowError):
+                pass  # no exact SQL form this time: the Python path below decides
+        rows = [
+            (seq, EventView(agg.event, from_ms(at), _props(props)))
+            for seq, at, props in self._conn.execute(plan.rows_sql, params)
+        ]
+        return reduce_events(agg.func, agg.prop, _filtered(plan.where, scope, rows))
+
+    def plan_sql(self, agg: ir.Agg) -> str | None:
+        """The SQL ``agg`` is answered with, or None when it is filtered in Python."""
+        return self._compile(agg).sql
+
+    def _compile(self, agg: ir.Agg) -> _Plan:
+        const: dict[str, object] = {"name": agg.event}
+        window = "user_id = :uid AND name = :name AND at <= :now"
+        if agg.within is not None:
+            window += " AND at > :since"
+        rows_sql = f"SELECT seq, at, props FROM events WHERE {window} ORDER BY at, seq"
+        where_fn = None if agg.where is None else compile_predicate(agg.where)
+        jp: str | None = "$"
+        if agg.func not in ("count", "last", "first"):
+            jp = _json_path(agg.prop)
+            const["path"] = jp
+        where_sql: _WhereSql | None = None
+        cond: str | None = ""
+        if agg.where is not None:
+            where_sql = _WhereSql() if self._sql_where else None
+            cond = where_sql.pred(agg.where) if where_sql is not None else None
+            if where_sql is not None and cond is not None:
+                const.update(where_sql.params)
+                cond = f" AND {cond}"
+        if jp is None or cond is None:
+            return _Plan(agg, None, None, rows_sql, where_fn, const)
+        filtered = f"FROM events WHERE {window}{cond}"
+        if agg.func in ("last", "first"):
+            order = "DESC" if agg.func == "last" else "ASC"
+            sql = f"SELECT seq, at, props {filtered} ORDER BY at {order}, seq {order} LIMIT 1"
+        elif agg.func == "top":
+            jt, v = "json_type(props, :path)", "json_extract(props, :path)"
+            sql = (
+                f"SELECT jt, v FROM (SELECT {jt} AS jt, {v} AS v, at, seq,"
+                f" COUNT(*) OVER (PARTITION BY {_distinct_key(jt, v)}) AS c"
+                f" {filtered} AND {jt} IN {_SCALAR_TYPES})"
+                " ORDER BY c DESC, at DESC, seq DESC LIMIT 1"
+            )
+        else:
+            sql = f"SELECT {_select(agg.func, ':path')} {filtered}"
+        return _Plan(agg, sql, where_sql, rows_sql, where_fn, const)
+
+    def _run(self, plan: _Plan, params: dict[str, object]) -> Any:
+        assert plan.sql is not None
+        row = self._conn.execute(plan.sql, params).fetchone()
+        func = plan.agg.func
+        if func in ("last", "first"):
+            if row is None:
+                return None
+            return EventView(plan.agg.event, from_ms(row[1]), _props(row[2]))
+        if func == "top":
+            if row is None:
+                return None
+            jt, v = row
+            return v == 1 if jt in ("true", "false") else v
+        value = row[0]
+        if func == "sum":
+            return 0 if value is None else value
+        if func == "avg":
+            return None if not row[1] else value / row[1]
+        return value
+
+
+def _props(text: str | None) -> Mapping[str, Any]:
+    if not text:
+        return {}
+    loaded = json.loads(text)
+    return loaded if isinstance(loaded, dict) else {}

@@ -1,0 +1,490 @@
+"""The engine: one deterministic step function shared by simulate, serve and the tests.
+
+``Engine.advance(now)`` reads the events logged since its cursor and the timers due
+by ``now``, runs every touched instance to its next wait, and writes instances,
+outbox rows, actions and the cursor in one transaction (docs/semantics.md says what
+it does, in order). It never reads the wall clock and iterates in a fixed order, so
+the same log and the same clock give the same actions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from journeyc.compile import ir
+from journeyc.compile.lower import lower_expr
+from journeyc.config import Config
+from journeyc.engine.actions import Action
+from journeyc.engine.aggregates import SqlAggregates, from_ms, to_ms
+from journeyc.engine.expr import Compiled, Predicate, Scope, compile_expr, compile_predicate
+from journeyc.engine.localtime import in_window, next_local_time, user_zone, window_end
+from journeyc.engine.program import Program
+from journeyc.engine.values import EventView
+from journeyc.events import Event
+from journeyc.messages.render import RenderContext, Renderer, RenderError
+from journeyc.store.runtime import Instance, Runtime
+from journeyc.store.sqlite import Store, StoredEvent
+
+CURSOR = "engine"
+BATCH = 500
+
+
+def bucket(key: str) -> float:
+    """A stable number in [0, 100) for a key: splits and holdouts hash journey and user."""
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) / 2**256 * 100
+
+
+def json_value(value: Any) -> Any:
+    """A value as profiles, events and outputs hold it: times as ISO-8601 ``Z``,
+    durations as seconds."""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S") + (
+            f".{value.microsecond // 1000:03d}Z" if value.microsecond else "Z"
+        )
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, EventView):
+        return {"name": value.name, "at": json_value(value.at), **json_value(dict(value.props))}
+    return value
+
+
+def _event_dict(name: str, at_ms: int, props: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "at": at_ms, "props": props}
+
+
+def _view(d: dict[str, Any] | None) -> EventView | None:
+    return None if d is None else EventView(d["name"], from_ms(d["at"]), d["props"])
+
+
+class Engine:
+    """Runs deployed journey versions over a store."""
+
+    def __init__(
+        self, store: Store, config: Config | None = None, renderer: Renderer | None = None
+    ) -> None:
+        self.store = store
+        self.rt = Runtime(store.conn)
+        self.config = config or Config()
+        self.zone = self.config.engine.zone
+        self.renderer = renderer or Renderer()
+        self.aggregates = SqlAggregates(store.conn)
+        self.default_quiet = self.config.engine.quiet_hours.rule
+        cap = self.config.engine.global_cap
+        self.global_cap = cap.rule if cap is not None else None
+        self.reach: dict[str, Predicate] = {
+            ch: compile_predicate(lower_expr(self.config.reachability_expr(ch)))
+            for ch in sorted(self.config.reachability)
+        }
+        self.programs: dict[tuple[str, str], Program] = {}
+        self.active: dict[str, Program] = {}
+        self.messages: dict[str, ir.MessageIR] = {}
+        self.segments: dict[str, Compiled] = {}
+        self.by_trigger: dict[str, list[tuple[Program, list[Predicate | None]]]] = {}
+        self.by_goal: dict[str, list[Program]] = {}
+        self._tracked = False
+
+    # ------------------------------------------------------------ deploying
+    def deploy(self, project: ir.ProjectIR, now_ms: int) -> None:
+        """Make the project's journeys the active versions. Users in flight finish on
+        the version they entered."""
+        with self.store.transaction():
+            for jid, j in sorted(project.journeys.items()):
+                self.rt.deploy(jid, j.version, j.model_dump_json(), "", now_ms)
+        self.messages = dict(project.messages)
+        self.segments = {n: compile_expr(s.expr) for n, s in sorted(project.segments.items())}
+        self.active = {}
+        for jid, j in sorted(project.journeys.items()):
+            prog = self.programs.get((jid, j.version)) or Program.build(j)
+            self.programs[(jid, j.version)] = prog
+            self.active[jid] = prog
+        self.by_trigger = {}
+        self.by_goal = {}
+        for prog in self.active.values():
+            per_event: dict[str, list[Predicate | None]] = {}
+            for event, pred in prog.triggers:
+                per_event.setdefault(event, []).append(pred)
+            for event, preds in per_event.items():
+                self.by_trigger.setdefault(event, []).append((prog, preds))
+            if prog.journey.goal is not None:
+                self.by_goal.setdefault(prog.journey.goal.event, []).append(prog)
+
+    def _program(self, inst: Instance) -> Program:
+        key = (inst.journey_id, inst.version)
+        prog = self.programs.get(key)
+        if prog is None:
+            row = self.store.conn.execute(
+                "SELECT ir FROM journeys WHERE id = ? AND version = ?", key
+            ).fetchone()
+            prog = Program.build(ir.JourneyIR.model_validate_json(row[0]))
+            self.programs[key] = prog
+        return prog
+
+    # ------------------------------------------------------------ the clock
+    def next_wake(self) -> int | None:
+        """When the earliest waiting instance is due (epoch ms), if any."""
+        return self.rt.next_wake()
+
+    def skip_history(self) -> None:
+        """Move the cursor past every logged event without reacting to them: they stay
+        in the log as history that aggregates count."""
+        row = self.store.conn.execute("SELECT MAX(seq) FROM events").fetchone()
+        with self.store.transaction():
+            self.store.set_cursor(CURSOR, int(row[0] or 0))
+
+    def advance(self, now_ms: int) -> list[Action]:
+        """Handle new events, then due timers, as of ``now_ms``; one transaction."""
+        actions: list[Action] = []
+        with self.store.transaction():
+            cursor = self.store.get_cursor(CURSOR)
+            while True:
+                events = self.store.events_after(cursor, BATCH)
+                if events:
+                    for ev in events:
+                        self._on_event(ev, now_ms, actions)
+                        cursor = ev.seq
+                    self.store.set_cursor(CURSOR, cursor)
+                    continue
+                due = self.rt.due(now_ms, BATCH)
+                if not due:
+                    break
+                for inst in due:
+                    self._on_timer(inst, now_ms, actions)
+                    if self._tracked:
+                        break  # events a step logged come before the next timer
+                self._tracked = False
+            self.rt.log_actions(
+                (
+                    a.at_ms,
+                    a.user,
+                    a.journey,
+                    a.step,
+                    a.action,
+                    json.dumps(a.detail, ensure_ascii=False, default=str),
+                )
+                for a in actions
+            )
+        return actions
+
+    # ------------------------------------------------------------ scopes
+    def _scope(
+        self, user: str, now_ms: int, event: EventView | None, profile: dict[str, Any] | None = None
+    ) -> Scope:
+        prof = self.store.get_profile(user) if profile is None else profile
+        now = from_ms(now_ms)
+        scope = Scope(now=now, profile=prof, event=event, aggregates=self.aggregates, user_id=user)
+        scope.segments = self._segment_lookup(scope)
+        return scope
+
+    def _segment_lookup(self, scope: Scope) -> Callable[[str], bool]:
+        def in_segment(name: str) -> bool:
+            fn = self.segments.get(name)
+            if fn is None:
+                return False
+            inner = Scope(
+                now=scope.now,
+                profile=scope.profile,
+                event=None,
+                aggregates=scope.aggregates,
+                segments=scope.segments,
+                user_id=scope.user_id,
+            )
+            return bool(fn(inner))
+
+        return in_segment
+
+    @staticmethod
+    def _holds(pred: Predicate | None, scope: Scope) -> bool:
+        return pred is None or pred(scope)
+
+    def _focus(self, prog: Program, inst: Instance, node_id: str) -> EventView | None:
+        wid = prog.focus_of.get(node_id)
+        focus = inst.vars.get("focus", {})
+        if wid is not None and wid in focus:
+            return _view(focus[wid])
+        return _view(inst.vars.get("entry"))
+
+    # ------------------------------------------------------------ events
+    def _on_event(self, ev: StoredEvent, now_ms: int, actions: list[Action]) -> None:
+        if ev.kind != "track":
+            return  # identify: the store merged its traits when it was logged
+        user = ev.user_id
+        view = EventView(ev.name, from_ms(ev.at_ms), ev.props)
+        scope = self._scope(user, now_ms, view)
+
+        for prog in sorted(self.by_goal.get(ev.name, []), key=lambda p: p.id):
+            self._check_goal(prog, ev, scope, now_ms, actions)
+
+        waiting: list[Instance] = []
+        for inst in self.rt.live(user):
+            prog = self._program(inst)
+            exits = prog.exits.get(ev.name)
+            if exits and any(self._holds(p, scope) for p in exits):
+                self._finish(inst, "exited", "exit_event", now_ms, actions)
+            elif inst.status == "waiting" and inst.waiting_for == ev.name:
+                waiting.append(inst)
+
+        for inst in waiting:
+            prog = self._program(inst)
+            node = prog.journey.nodes[inst.node]
+            assert isinstance(node, ir.WaitForNode)
+            if not self._holds(prog.wait_where.get(node.id), self._scope(user, now_ms, view)):
+                continue
+            nxt = node.next
+            if node.on_event is not None:
+                inst.vars.setdefault("focus", {})[node.id] = _event_dict(
+                    ev.name, ev.at_ms, ev.props
+                )
+                nxt = node.on_event
+            self._run(prog, inst, nxt, now_ms, actions)
+
+        for prog, preds in self.by_trigger.get(ev.name, []):
+            scope = self._scope(user, now_ms, view)
+            if any(self._holds(p, scope) for p in preds):
+                self._enter(prog, user, _event_dict(ev.name, ev.at_ms, ev.props), now_ms, actions)
+
+    def _check_goal(
+        self, prog: Program, ev: StoredEvent, scope: Scope, now_ms: int, actions: list[Action]
+    ) -> None:
+        goal = prog.journey.goal
+        assert goal is not None
+        last = self.rt.last_entry(prog.id, ev.user_id)
+        if last is None:
+            return
+        entry_no, entered_at, goal_at = last
+        if goal_at is not None or ev.at_ms < entered_at:
+            return
+        if goal.within is not None:
+            if ev.at_ms > entered_at + goal.within * 1000:
+                return
+        else:
+            live = self.rt.live_in(prog.id, ev.user_id)
+            if live is None or live.entry_no != entry_no:
+                return
+        if not self._holds(prog.goal_where, scope):
+            return
+        self.rt.record_goal(prog.id, ev.user_id, entry_no, now_ms)
+        actions.append(Action(now_ms, ev.user_id, prog.id, None, "goal"))
+
+    def _enter(
+        self,
+        prog: Program,
+        user: str,
+        event: dict[str, Any] | None,
+        now_ms: int,
+        actions: list[Action],
+    ) -> None:
+        if self.rt.live_in(prog.id, user) is not None:
+            return
+        last = self.rt.last_entry(prog.id, user)
+        rule = prog.journey.entry
+        if last is not None:
+            if rule.mode == "once":
+                return
+            if rule.mode == "once_per" and now_ms < last[1] + (rule.per or 0) * 1000:
+                return
+        holdout = bucket(f"{prog.id}:holdout:{user}") < prog.journey.holdout
+        inst = self.rt.create(
+            Instance(
+                0,
+                prog.id,
+                prog.version,
+                user,
+                (last[0] + 1) if last else 1,
+                "",
+                "active",
+                now_ms,
+                vars={"entry": event},
+                holdout=holdout,
+            )
+        )
+        actions.append(Action(now_ms, user, prog.id, None, "enter"))
+        self._run(prog, inst, prog.journey.start, now_ms, actions)
+
+    # ------------------------------------------------------------ timers
+    def _on_timer(self, inst: Instance, now_ms: int, actions: list[Action]) -> None:
+        prog = self._program(inst)
+        node = prog.journey.nodes[inst.node]
+        if inst.vars.pop("deferred", False):
+            nxt: str | None = node.id  # a send held by quiet hours runs again
+        elif isinstance(node, ir.WaitForNode):
+            nxt = node.on_timeout if node.on_timeout is not None else node.next
+        else:
+            nxt = node.next
+        self._run(prog, inst, nxt, now_ms, actions)
+
+    # ------------------------------------------------------------ running steps
+    def _run(
+        self, prog: Program, inst: Instance, node_id: str | None, now_ms: int, actions: list[Action]
+    ) -> None:
+        """Run steps from ``node_id`` until the instance waits or ends."""
+        inst.status, inst.wake_at, inst.waiting_for = "active", None, None
+        nodes = prog.journey.nodes
+        user = inst.user_id
+        while node_id is not None:
+            node = nodes[node_id]
+            inst.node = node_id
+            if isinstance(node, ir.WaitNode):
+                self._wait(inst, now_ms + node.seconds * 1000)
+                return
+            if isinstance(node, ir.WaitUntilNode):
+                zone = user_zone(self.store.get_profile(user), self.zone)
+                at = next_local_time(from_ms(now_ms), node.hour, node.minute, zone, node.day)
+                self._wait(inst, to_ms(at))
+                return
+            if isinstance(node, ir.WaitForNode):
+                self._wait(inst, now_ms + node.timeout * 1000, node.event)
+                return
+            if isinstance(node, ir.BranchNode):
+                scope = self._scope(user, now_ms, self._focus(prog, inst, node_id))
+                chosen: str | None = node.orelse if node.orelse is not None else node.next
+                for pred, case in zip(prog.preds[node.id], node.cases, strict=True):
+                    if pred(scope):
+                        chosen = case.then if case.then is not None else node.next
+                        break
+                node_id = chosen
+                continue
+            if isinstance(node, ir.SplitNode):
+                node_id = self._split(prog, inst, node)
+                continue
+            if isinstance(node, ir.SendNode):
+                if self._send(prog, inst, node, now_ms, actions) == "deferred":
+                    return
+            elif isinstance(node, ir.SetNode):
+                scope = self._scope(user, now_ms, self._focus(prog, inst, node_id))
+                value = json_value(prog.values[node.id](scope))
+                self.store.set_traits(user, {node.attr: value}, now_ms)
+                actions.append(
+                    Action(
+                        now_ms, user, prog.id, node.id, "set", {"attr": node.attr, "value": value}
+                    )
+                )
+            elif isinstance(node, ir.UnsetNode):
+                self.store.set_traits(user, {node.attr: None}, now_ms)
+                actions.append(Action(now_ms, user, prog.id, node.id, "unset", {"attr": node.attr}))
+            elif isinstance(node, ir.TrackNode):
+                self._track(prog, inst, node, now_ms, actions)
+            elif isinstance(node, ir.ExitNode):
+                self._finish(inst, "exited", "exit_step", now_ms, actions)
+                return
+            node_id = node.next
+        self._finish(inst, "completed", "completed", now_ms, actions)
+
+    def _wait(self, inst: Instance, wake_at: int, event: str | None = None) -> None:
+        inst.status, inst.wake_at, inst.waiting_for = "waiting", wake_at, event
+        self.rt.save(inst)
+
+    def _finish(
+        self, inst: Instance, status: str, reason: str, now_ms: int, actions: list[Action]
+    ) -> None:
+        inst.status, inst.wake_at, inst.waiting_for = status, None, None
+        self.rt.save(inst)
+        step = inst.node or None
+        actions.append(
+            Action(now_ms, inst.user_id, inst.journey_id, step, "exit", {"reason": reason})
+        )
+
+    def _split(self, prog: Program, inst: Instance, node: ir.SplitNode) -> str | None:
+        b = bucket(f"{prog.id}:{node.id}:{inst.user_id}")
+        total = 0.0
+        chosen = node.arms[-1]
+        for arm in node.arms:
+            total += arm.percent
+            if b < total:
+                chosen = arm
+                break
+        inst.arm = chosen.name
+        return chosen.then if chosen.then is not None else node.next
+
+    def _track(
+        self, prog: Program, inst: Instance, node: ir.TrackNode, now_ms: int, actions: list[Action]
+    ) -> None:
+        scope = self._scope(inst.user_id, now_ms, self._focus(prog, inst, node.id))
+        props = {name: json_value(fn(scope)) for name, fn in prog.args.get(node.id, [])}
+        key = f"jc-track:{prog.id}:{inst.user_id}:{inst.entry_no}:{node.id}"
+        self.store.append_events(
+            [Event(key, inst.user_id, "track", node.event, now_ms, props, now_ms)]
+        )
+        self._tracked = True
+        actions.append(
+            Action(now_ms, inst.user_id, prog.id, node.id, "track", {"event": node.event})
+        )
+
+    # ------------------------------------------------------------ sending
+    def _send(
+        self, prog: Program, inst: Instance, node: ir.SendNode, now_ms: int, actions: list[Action]
+    ) -> str:
+        """Send, suppress or defer one ``send`` step (docs/semantics.md, Sending)."""
+        user, jid, step = inst.user_id, prog.id, node.id
+        key = f"{jid}:{user}:{inst.entry_no}:{step}"
+
+        def suppress(reason: str, error: str | None = None) -> str:
+            self.rt.queue(key, inst, step, None, "", {}, now_ms, "suppressed", reason)
+            detail: dict[str, Any] = {"reason": reason}
+            if error:
+                detail["error"] = error
+            actions.append(Action(now_ms, user, jid, step, "suppress", detail))
+            return "suppressed"
+
+        if inst.holdout:
+            return suppress("holdout")
+        profile = self.store.get_profile(user)
+        scope = self._scope(user, now_ms, self._focus(prog, inst, step), profile)
+        target = next(
+            (t for t in node.targets if t.channel in self.reach and self.reach[t.channel](scope)),
+            None,
+        )
+        if target is None:
+            return suppress("no_channel")
+        quiet = prog.journey.quiet_hours or self.default_quiet
+        if quiet is not None:
+            zone = user_zone(profile, self.zone)
+            now = from_ms(now_ms)
+            if in_window(now, quiet.start, quiet.end, zone):
+                if quiet.skip:
+                    return suppress("quiet_hours")
+                end = window_end(now, quiet.start, quiet.end, zone)
+                assert end is not None
+                inst.vars["deferred"] = True
+                self._wait(inst, to_ms(end))
+                return "deferred"
+        for cap, journey in ((prog.journey.cap, jid), (self.global_cap, None)):
+            if (
+                cap is not None
+                and self.rt.sends_since(user, now_ms - cap.per * 1000, journey) >= cap.count
+            ):
+                return suppress("cap")
+        values = {name: fn(scope) for name, fn in prog.args.get(step, [])}
+        context = RenderContext(
+            user_id=user,
+            user=profile,
+            event=scope.event,
+            journey_id=jid,
+            step=step,
+            now=scope.now,
+            values=values,
+        )
+        message = self.messages.get(target.message) if target.message else None
+        try:
+            content = self.renderer.render(message, target.inline, target.channel, context)
+        except RenderError as exc:
+            return suppress("render_error", str(exc))
+        self.rt.queue(key, inst, step, target.channel, target.message or "", content, now_ms)
+        actions.append(
+            Action(
+                now_ms,
+                user,
+                jid,
+                step,
+                "send",
+                {"channel": target.channel, "message": target.message, "content": content},
+            )
+        )
+        return "sent"

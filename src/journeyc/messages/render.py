@@ -1,0 +1,235 @@
+"""Rendering a message's fields for one send.
+
+The engine keeps one :class:`Renderer`. It renders the part of a declared message
+(or an inline ``send`` string) for the channel chosen, against a
+:class:`RenderContext`: the profile, the event in focus, the journey and step, the
+engine's clock and the ``with`` values (LANGUAGE.md, "Inside a template").
+
+Templates are compiled once, with :func:`~journeyc.messages.templates.make_environment`,
+and kept in a bounded cache keyed by their source text. Rendering reads no wall clock:
+the same message and context give the same fields.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import liquid
+from liquid.exceptions import LiquidError
+
+from journeyc.compile.ir import FieldIR, MessageIR
+from journeyc.engine.values import EventView
+from journeyc.lang.builtins import INLINE_FIELD
+from journeyc.messages.templates import make_environment
+
+__all__ = ["RenderContext", "RenderError", "Renderer", "iso_z"]
+
+# Names the renderer itself gives templates; a `with` value of the same name is hidden.
+RESERVED_NAMES: frozenset[str] = frozenset({"user", "event", "journey", "now"})
+
+
+class RenderError(Exception):
+    """A field that could not be rendered: a template that does not parse, an unknown
+    filter, a bad filter argument, a filter that failed. ``message`` names the
+    channel, the field and what Liquid said."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenderContext:
+    """What a template sees at one send.
+
+    ``user`` is the profile (its ``locale`` attribute picks locale variants);
+    ``user_id`` is exposed as ``user.id`` unless the profile has an ``id`` of its own.
+    ``event`` is the event in focus (None for segment and scheduled entries).
+    ``values`` are the send's ``with`` values, each a top-level variable.
+    """
+
+    user_id: str
+    user: Mapping[str, Any]
+    event: EventView | None
+    journey_id: str
+    step: str
+    now: datetime
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+def iso_z(t: datetime) -> str:
+    """``t`` as ISO-8601 in UTC with a ``Z`` suffix (a naive ``t`` is taken as UTC):
+    ``2024-03-05T10:30:00Z``."""
+    t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return t.isoformat().removesuffix("+00:00") + "Z"
+
+
+def _event_mapping(e: EventView) -> dict[str, Any]:
+    props = {k: _liquid_value(v) for k, v in e.props.items()}
+    props.setdefault("name", e.name)
+    props.setdefault("at", iso_z(e.at))
+    return props
+
+
+def _liquid_value(v: Any) -> Any:
+    """``v`` as templates see it: timestamps as ISO-8601 ``Z`` strings, events as
+    mappings of their properties, at any depth."""
+    if isinstance(v, str | int | float | bool) or v is None:
+        return v
+    if isinstance(v, datetime):
+        return iso_z(v)
+    if isinstance(v, Mapping):
+        return {k: _liquid_value(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_liquid_value(x) for x in v]
+    if isinstance(v, EventView):
+        return _event_mapping(v)
+    return v
+
+
+def template_variables(context: RenderContext) -> dict[str, Any]:
+    """The global variables of a template rendered in ``context``: the ``with``
+    values, then ``user``, ``event``, ``journey`` and ``now`` (which a ``with`` value
+    of the same name does not shadow)."""
+    user = {k: _liquid_value(v) for k, v in context.user.items()}
+    user.setdefault("id", context.user_id)
+    variables = {k: _liquid_value(v) for k, v in context.values.items()}
+    variables.update(
+        user=user,
+        event=None if context.event is None else _event_mapping(context.event),
+        journey={"id": context.journey_id, "step": context.step},
+        now=iso_z(context.now),
+    )
+    return variables
+
+
+def pick_locale(f: FieldIR, locale: object) -> str | None:
+    """The template of field ``f`` for a user whose ``locale`` attribute is ``locale``:
+    the variant of that exact locale, else of its language (``th_TH`` and ``th-TH`` →
+    ``th``), else the plain field; None when nothing fits (a field with only locale
+    variants, none of them the user's). Locales compare case-insensitively, with
+    ``-`` read as ``_``."""
+    if isinstance(locale, str) and locale and f.locales:
+        if locale in f.locales:
+            return f.locales[locale]
+        wanted = locale.strip().replace("-", "_").lower()
+        language = wanted.split("_", 1)[0]
+        by_key = {k.replace("-", "_").lower(): text for k, text in f.locales.items()}
+        for key in (wanted, language):
+            if key in by_key:
+                return by_key[key]
+    return f.default
+
+
+class Renderer:
+    """Renders message fields; one per engine.
+
+    Each template source is compiled once and kept in a least-recently-used cache of
+    ``max_templates`` entries (a template that does not parse is remembered too, with
+    its error). Safe to share between threads.
+
+    Undefined variables render as empty text (Liquid's default ``Undefined``):
+    ``{{ user.nickname }}`` for a profile without one prints nothing, and
+    ``{{ user.first_name | default: "there" }}`` prints ``there``. Unknown filters
+    are errors (strict filters).
+    """
+
+    def __init__(self, max_templates: int = 1024) -> None:
+        if max_templates < 1:
+            raise ValueError("max_templates must be at least 1")
+        self.environment: liquid.Environment = make_environment()
+        self._max = max_templates
+        self._cache: OrderedDict[str, liquid.BoundTemplate | str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def render(
+        self,
+        message: MessageIR | None,
+        inline: str | None,
+        channel: str,
+        context: RenderContext,
+    ) -> dict[str, str]:
+        """The rendered fields of ``message``'s part for ``channel``, in the part's
+        declared order — or, for an inline string, ``{INLINE_FIELD[channel]: text}``.
+
+        The profile's ``locale`` picks each field's variant (see :func:`pick_locale`);
+        a field with no variant for the user and no plain form is left out.
+
+        Raises :class:`RenderError` when a field does not parse or fails to render,
+        or the message has no part for ``channel``; ``ValueError`` unless exactly one
+        of ``message`` and ``inline`` is given.
+        """
+        if (message is None) == (inline is None):
+            raise ValueError("render takes exactly one of a message and an inline string")
+        if message is None:
+            assert inline is not None  # for mypy: checked just above
+            name = INLINE_FIELD.get(channel)
+            if name is None:
+                raise RenderError(f"inline message: unknown channel `{channel}`")
+            sources = {name: inline}
+            where = "inline message"
+        else:
+            part = message.parts.get(channel)
+            if part is None:
+                raise RenderError(f"message `{message.name}` has no {channel} part")
+            locale = context.user.get("locale")
+            sources = {}
+            for fname, f in part.items():
+                text = pick_locale(f, locale)
+                if text is not None:
+                    sources[fname] = text
+            where = f"message `{message.name}`"
+        variables = template_variables(context)
+        return {
+            fname: self._render_one(source, variables, f"{where}, {channel} {fname}")
+            for fname, source in sources.items()
+        }
+
+    def _render_one(self, source: str, variables: Mapping[str, Any], where: str) -> str:
+        template = self._template(source)
+        if isinstance(template, str):
+            raise RenderError(f"{where}: {template}")
+        try:
+            return template.render(**variables)
+        # Liquid lets a filter's own exceptions through (a KeyError from a catalog
+        # lookup, say); the engine must only ever see RenderError.
+        except Exception as exc:
+            raise RenderError(f"{where}: {_describe(exc)}") from exc
+
+    def _template(self, source: str) -> liquid.BoundTemplate | str:
+        """The compiled template of ``source``, or the reason it does not parse."""
+        with self._lock:
+            hit = self._cache.get(source)
+            if hit is not None:
+                self._cache.move_to_end(source)
+                return hit
+        # Parse outside the lock: two threads may parse the same new source once each,
+        # which is cheaper than serialising every parse.
+        compiled: liquid.BoundTemplate | str
+        try:
+            compiled = self.environment.from_string(source)
+        # Not only LiquidError: deep nesting raises RecursionError.
+        except Exception as exc:
+            compiled = _describe(exc)
+        with self._lock:
+            self._cache[source] = compiled
+            self._cache.move_to_end(source)
+            while len(self._cache) > self._max:
+                self._cache.popitem(last=False)
+        return compiled
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, LiquidError):
+        if exc.message:
+            return str(exc.message)
+        return str(exc).split("\n", 1)[0] or type(exc).__name__
+    if isinstance(exc, RecursionError):
+        return "the template nests too deeply"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,208 @@
+"""End-to-end `journeyc simulate`: the example project over the example events.
+
+`tests/fixtures/simulate/examples.jsonl` is the expected output, reviewed against the
+stories of examples/README.md; regenerate it with JOURNEYC_UPDATE_FIXTURES=1 and read
+the diff before committing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+EXPECTED = ROOT / "tests" / "fixtures" / "simulate" / "examples.jsonl"
+pytestmark = pytest.mark.e2e
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "journeyc", "simulate", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def example_lines() -> list[str]:
+    proc = run("journeys", "--events", "examples/events.jsonl", "--json")
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def actions(lines: list[str], user: str | None = None) -> list[dict[str, object]]:
+    out = [json.loads(line) for line in lines]
+    return [a for a in out if user is None or a["user"] == user]
+
+
+def test_example_output_matches_the_reviewed_fixture(example_lines: list[str]) -> None:
+    if os.environ.get("JOURNEYC_UPDATE_FIXTURES"):
+        EXPECTED.write_text("\n".join(example_lines) + "\n")
+    assert example_lines == EXPECTED.read_text().splitlines()
+
+
+def test_same_input_same_bytes(example_lines: list[str]) -> None:
+    again = run("journeys", "--events", "examples/events.jsonl", "--json")
+    assert again.stdout.splitlines() == example_lines
+
+
+def test_anna_gets_the_womenswear_push_25_minutes_after_abandoning(
+    example_lines: list[str],
+) -> None:
+    anna = actions(example_lines, "u1")
+    send = next(a for a in anna if a["action"] == "send" and a["journey"] == "cart_recovery")
+    assert send["at"] == "2026-01-05T10:31:00Z"
+    assert send["channel"] == "push" and send["message"] == "cart_women"
+    content = send["content"]
+    assert isinstance(content, dict) and "HER15" in content["body"]
+    goals = [a for a in anna if a["action"] == "goal"]
+    assert {a["journey"] for a in goals} >= {"cart_recovery"}
+
+
+def test_ben_has_push_off_so_whatsapp_then_the_last_call_email(example_lines: list[str]) -> None:
+    sends = [a for a in actions(example_lines, "u2") if a["action"] == "send"]
+    assert [(a["channel"], a["message"]) for a in sends] == [
+        ("whatsapp", "cart_men"),
+        ("email", "cart_last_call"),
+    ]
+    assert sends[1]["at"] == "2026-01-06T12:30:00Z"  # the 1-day wait for a cart view timed out
+
+
+def test_timeline_and_summary_without_json() -> None:
+    proc = run("journeys", "--events", "examples/events.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("u1\n")
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("summary: ") and "entries" in last and "sends (" in last
+
+
+def test_bad_event_lines_stop_the_run_and_name_line_and_field(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"type":"track","userId":"u1","event":"cart_abandoned","timestamp":"2026-01-05T10:00:00Z"}\n'
+        '{"type":"track","userId":"u1","event":"x","timestamp":"yesterday"}\n'
+        '{"type":"track","event":"x","timestamp":"2026-01-05T10:00:00Z"}\n'
+    )
+    proc = run(str(ROOT / "journeys"), "--events", str(events), "--json")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert f"{events}:2: $.timestamp" in proc.stderr
+    assert f"{events}:3: $.userId" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def _first_journey(tmp_path: Path) -> Path:
+    project = tmp_path / "journeys"
+    project.mkdir()
+    (project / "cart.journey").write_text(
+        "when cart_abandoned\n"
+        "entry always\n"
+        "wait 30m\n"
+        "if count(cart_abandoned within 7d) >= 2\n"
+        '  send push "again?"\n'
+        "else\n"
+        '  send push "first time"\n'
+    )
+    return project
+
+
+def _events(tmp_path: Path, *stamps: str) -> Path:
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "type": "track",
+                    "userId": "u1",
+                    "event": "Cart Abandoned",
+                    "timestamp": t,
+                    "messageId": f"m{i}",
+                }
+            )
+            + "\n"
+            for i, t in enumerate(stamps)
+        )
+    )
+    return path
+
+
+def test_from_makes_earlier_events_history_that_aggregates_count(tmp_path: Path) -> None:
+    project = _first_journey(tmp_path)
+    events = _events(tmp_path, "2026-01-01T10:00:00Z", "2026-01-05T10:00:00Z")
+    proc = run(
+        str(project),
+        "--events",
+        str(events),
+        "--profiles",
+        str(_profiles(tmp_path)),
+        "--from",
+        "2026-01-03T00:00:00Z",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = actions(proc.stdout.splitlines())
+    assert [a["action"] for a in out] == ["enter", "send", "exit"]  # history did not enter
+    assert out[1]["content"] == {"body": "again?"}  # but it was counted
+
+
+def test_until_stops_the_clock(tmp_path: Path) -> None:
+    project = _first_journey(tmp_path)
+    events = _events(tmp_path, "2026-01-05T10:00:00Z")
+    proc = run(
+        str(project),
+        "--events",
+        str(events),
+        "--profiles",
+        str(_profiles(tmp_path)),
+        "--until",
+        "2026-01-05T10:29:59Z",
+        "--json",
+    )
+    assert [a["action"] for a in actions(proc.stdout.splitlines())] == ["enter"]
+
+
+def test_db_keeps_the_store_with_one_outbox_row_per_send(tmp_path: Path) -> None:
+    import sqlite3
+
+    project = _first_journey(tmp_path)
+    events = _events(tmp_path, "2026-01-05T10:00:00Z", "2026-01-06T10:00:00Z")
+    db = tmp_path / "sim.db"
+    proc = run(
+        str(project),
+        "--events",
+        str(events),
+        "--profiles",
+        str(_profiles(tmp_path)),
+        "--db",
+        str(db),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    sends = [a for a in actions(proc.stdout.splitlines()) if a["action"] == "send"]
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT status, channel FROM outbox ORDER BY id").fetchall()
+    assert rows == [("queued", "push")] * len(sends) and len(sends) == 2
+
+
+def test_invalid_journeys_exit_1_without_running(tmp_path: Path) -> None:
+    project = tmp_path / "bad"
+    project.mkdir()
+    (project / "x.journey").write_text("when a\nsend push nosuch\n")
+    events = _events(tmp_path, "2026-01-05T10:00:00Z")
+    proc = run(str(project), "--events", str(events))
+    assert proc.returncode == 1
+    assert "unknown_message" in proc.stderr and proc.stdout == ""
+
+
+def _profiles(tmp_path: Path) -> Path:
+    path = tmp_path / "profiles.jsonl"
+    path.write_text('{"userId": "u1", "traits": {"push_enabled": true}}\n')
+    return path
