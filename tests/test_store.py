@@ -299,7 +299,8 @@ def test_forget_user_removes_every_row_of_the_user(store: Store) -> None:
         instance = add_instance(store, user)
         with store.transaction() as conn:
             conn.execute(
-                "INSERT INTO entries (journey_id, user_id, entry_no, entered_at) VALUES ('cart', ?, 1, ?)",
+                "INSERT INTO entries (journey_id, user_id, entry_no, entered_at)"
+                " VALUES ('cart', ?, 1, ?)",
                 (user, T0),
             )
             conn.execute(

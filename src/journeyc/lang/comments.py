@@ -18,10 +18,13 @@ class Comment:
 def scan_comments(text: str) -> list[Comment]:
     """Every comment in ``text``; a ``#`` inside a string is not one.
 
-    Strings never span lines, so a per-line scan is exact.
+    Strings never span lines, so a per-line scan is exact. Lines are split at ``\n``
+    only, as the parser counts them (``str.splitlines`` would also split at U+2028
+    and kin, which may stand inside a string).
     """
     found: list[Comment] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(text.split("\n"), start=1):
+        line = raw.removesuffix("\r")
         in_string = False
         i = 0
         while i < len(line):
