@@ -1,0 +1,403 @@
+"""The outbox dispatcher against real SQLite files: sends, retries, failures, and a
+slow provider that must not hold the store's write lock."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from journeyc.channels import OutboundMessage, PermanentError, TransientError
+from journeyc.channels.http import HttpProvider
+from journeyc.events import Event
+from journeyc.serve.dispatcher import Dispatcher, DispatchStats, backoff_ms
+from journeyc.store import Store
+from tests.test_channels import HttpReceiver
+
+T0 = 1_700_000_000_000
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "journeyc.db"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[Store]:
+    with Store.open(db) as opened:
+        yield opened
+
+
+def queue(
+    store: Store,
+    key: str,
+    *,
+    channel: str | None = "push",
+    user: str = "u1",
+    at: int = T0,
+    content: dict[str, str] | None = None,
+) -> None:
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO outbox (key, journey_id, user_id, step, channel, message, content, "
+            "status, next_attempt_at, created_at) VALUES (?, 'cart', ?, 'reminder', ?, "
+            "'cart_reminder', ?, 'queued', ?, ?)",
+            (key, user, channel, json.dumps(content or {"body": f"hi {key}"}), at, at),
+        )
+
+
+def row(store: Store, key: str) -> dict[str, Any]:
+    cur = store.conn.execute(
+        "SELECT status, attempts, next_attempt_at, sent_at, error FROM outbox WHERE key = ?",
+        (key,),
+    )
+    names = [d[0] for d in cur.description]
+    return dict(zip(names, cur.fetchone(), strict=True))
+
+
+class Recorder:
+    """A provider that accepts everything and remembers what it was given."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutboundMessage] = []
+
+    def send(self, msg: OutboundMessage) -> None:
+        self.sent.append(msg)
+
+    def close(self) -> None:
+        pass
+
+
+class Scripted:
+    """A provider that raises the next error of a script, then accepts."""
+
+    def __init__(self, *errors: BaseException) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def send(self, msg: OutboundMessage) -> None:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_rows_go_from_queued_to_sent_through_a_real_http_provider(store: Store) -> None:
+    store.set_traits("u1", {"push_token": "tok-1"}, T0)
+    store.set_traits("u2", {"push_token": "tok-2"}, T0)
+    queue(store, "b", user="u2", at=T0 - 10)
+    queue(store, "a", at=T0 - 10)
+    queue(store, "c", at=T0 - 20)
+    queue(store, "later", at=T0 + 1)
+    receiver = HttpReceiver()
+    provider = HttpProvider.from_options(
+        "push",
+        {
+            "url": receiver.url + "/send",
+            "body": '{"to": {{ user.push_token | json }}, "text": {{ message.body | json }}}',
+        },
+    )
+    try:
+        stats = Dispatcher(store, {"push": provider}).run_once(T0)
+    finally:
+        provider.close()
+        receiver.stop()
+    assert stats == DispatchStats(sent=3, retried=0, failed=0)
+    # Due order: next_attempt_at, then id (insertion).
+    assert [r.headers["idempotency-key"] for r in receiver.requests] == ["c", "b", "a"]
+    assert [r.json() for r in receiver.requests] == [
+        {"to": "tok-1", "text": "hi c"},
+        {"to": "tok-2", "text": "hi b"},
+        {"to": "tok-1", "text": "hi a"},
+    ]
+    for key in "abc":
+        assert row(store, key) == {
+            "status": "sent",
+            "attempts": 1,
+            "next_attempt_at": None,
+            "sent_at": T0,
+            "error": None,
+        }
+    assert row(store, "later")["status"] == "queued"
+
+
+def test_a_batch_takes_at_most_batch_rows(store: Store) -> None:
+    for i in range(5):
+        queue(store, f"k{i}")
+    recorder = Recorder()
+    dispatcher = Dispatcher(store, {"push": recorder}, batch=2)
+    assert [dispatcher.run_once(T0).handled for _ in range(4)] == [2, 2, 1, 0]
+    assert [m.key for m in recorder.sent] == ["k0", "k1", "k2", "k3", "k4"]
+
+
+def test_the_message_carries_the_row_and_the_profile(store: Store) -> None:
+    store.set_traits("u1", {"email": "ann@example.com", "first_name": "Ann"}, T0)
+    queue(store, "k", channel="email", content={"subject": "Hi", "text": "Yo"})
+    recorder = Recorder()
+    Dispatcher(store, {"email": recorder}).run_once(T0)
+    assert recorder.sent == [
+        OutboundMessage(
+            key="k",
+            channel="email",
+            user_id="u1",
+            journey_id="cart",
+            step="reminder",
+            message="cart_reminder",
+            content={"subject": "Hi", "text": "Yo"},
+            profile={"email": "ann@example.com", "first_name": "Ann"},
+        )
+    ]
+
+
+def test_undeliverable_rows_fail_with_a_reason(store: Store) -> None:
+    queue(store, "no-provider", channel="whatsapp")
+    queue(store, "permanent")
+    queue(store, "fine", channel="sms")
+    provider = Scripted(PermanentError("HTTP 400 bad token"))
+    stats = Dispatcher(store, {"push": provider, "sms": Recorder()}).run_once(T0)
+    assert stats == DispatchStats(sent=1, retried=0, failed=2)
+    assert row(store, "no-provider")["error"] == "no provider for channel `whatsapp`"
+    assert row(store, "no-provider")["attempts"] == 0
+    assert row(store, "permanent") == {
+        "status": "failed",
+        "attempts": 1,
+        "next_attempt_at": None,
+        "sent_at": None,
+        "error": "HTTP 400 bad token",
+    }
+    assert row(store, "fine")["status"] == "sent"
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    for attempts, ceiling in [(1, 5_000), (2, 10_000), (3, 20_000), (5, 60_000), (30, 60_000)]:
+        delay = backoff_ms("k", attempts, 5, 60)
+        assert ceiling / 2 <= delay <= ceiling
+        assert delay == backoff_ms("k", attempts, 5, 60)
+    delays = {backoff_ms(f"k{i}", 1, 5, 60) for i in range(50)}
+    assert len(delays) > 40  # rows failing together come back spread out
+
+
+def test_retries_follow_the_backoff_schedule_then_fail(store: Store) -> None:
+    queue(store, "k")
+    provider = Scripted(*(TransientError(f"busy {i}") for i in range(10)))
+    dispatcher = Dispatcher(
+        store, {"push": provider}, max_attempts=5, base_delay_s=5, max_delay_s=15
+    )
+    now = T0
+    for attempt in range(1, 5):
+        assert dispatcher.run_once(now) == DispatchStats(retried=1)
+        state = row(store, "k")
+        expected = now + backoff_ms("k", attempt, 5, 15)
+        assert state == {
+            "status": "queued",
+            "attempts": attempt,
+            "next_attempt_at": expected,
+            "sent_at": None,
+            "error": f"busy {attempt - 1}",
+        }
+        assert dispatcher.run_once(expected - 1) == DispatchStats()
+        now = expected
+    assert dispatcher.run_once(now) == DispatchStats(failed=1)
+    assert row(store, "k") == {
+        "status": "failed",
+        "attempts": 5,
+        "next_attempt_at": None,
+        "sent_at": None,
+        "error": "gave up after 5 attempts: busy 4",
+    }
+    assert provider.calls == 5
+    assert dispatcher.run_once(now + 10**9) == DispatchStats()
+
+
+def test_retry_after_is_honoured_within_the_maximum_delay(store: Store) -> None:
+    queue(store, "hint")
+    queue(store, "huge")
+    provider = Scripted(TransientError("429", retry_after_s=120), TransientError("429", 10**6))
+    Dispatcher(store, {"push": provider}, max_delay_s=600).run_once(T0)
+    assert row(store, "hint")["next_attempt_at"] == T0 + 120_000
+    assert row(store, "huge")["next_attempt_at"] == T0 + 600_000
+
+
+def test_a_provider_bug_is_retried_not_lost(store: Store) -> None:
+    queue(store, "k")
+    provider = Scripted(RuntimeError("oops"))
+    dispatcher = Dispatcher(store, {"push": provider})
+    assert dispatcher.run_once(T0) == DispatchStats(retried=1)
+    state = row(store, "k")
+    assert state["error"] == "provider error: RuntimeError: oops"
+    assert dispatcher.run_once(state["next_attempt_at"]) == DispatchStats(sent=1)
+
+
+class Flaky:
+    """Fails about a third of the sends, decided by the key and the try; keys that
+    hash to 0 mod 10 are refused for good on their second try."""
+
+    def __init__(self) -> None:
+        self.tries: Counter[str] = Counter()
+        self.accepted: Counter[str] = Counter()
+
+    def send(self, msg: OutboundMessage) -> None:
+        self.tries[msg.key] += 1
+        digest = hashlib.sha256(f"{msg.key}:{self.tries[msg.key]}".encode()).digest()
+        if digest[0] % 10 == 0 and self.tries[msg.key] == 2:
+            raise PermanentError("number disconnected")
+        if digest[1] % 3 == 0:
+            raise TransientError("gateway busy")
+        self.accepted[msg.key] += 1
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_flaky_provider_every_row_ends_sent_or_failed(store: Store) -> None:
+    keys = [f"cart:u{i}:1:reminder" for i in range(300)]
+    for key in keys:
+        queue(store, key)
+    flaky = Flaky()
+    dispatcher = Dispatcher(store, {"push": flaky}, max_attempts=4, base_delay_s=1, max_delay_s=8)
+    now, runs = T0, 0
+    while (due := dispatcher.next_due()) is not None:
+        # The clock moves on as a scheduler's would: a few seconds per run.
+        now = max(now + 3_000, due)
+        dispatcher.run_once(now)
+        runs += 1
+        assert runs < 50
+    rows = {
+        key: (status, attempts, error)
+        for key, status, attempts, error in store.conn.execute(
+            "SELECT key, status, attempts, error FROM outbox"
+        )
+    }
+    statuses = Counter(status for status, _, _ in rows.values())
+    assert set(statuses) == {"sent", "failed"}
+    assert statuses["sent"] > 200
+    for key, (status, attempts, error) in rows.items():
+        assert attempts == flaky.tries[key]
+        if status == "sent":
+            assert flaky.accepted[key] == 1 and error is None
+        else:
+            assert flaky.accepted[key] == 0
+            assert error in ("number disconnected", "gave up after 4 attempts: gateway busy")
+    assert {e for _, _, e in rows.values() if e and e.startswith("gave up")}
+    assert "number disconnected" in {e for _, _, e in rows.values()}
+
+
+def test_next_due_is_the_earliest_queued_row(store: Store) -> None:
+    dispatcher = Dispatcher(store, {"push": Recorder()})
+    assert dispatcher.next_due() is None
+    queue(store, "a", at=T0 + 50)
+    queue(store, "b", at=T0 + 20)
+    assert dispatcher.next_due() == T0 + 20
+
+
+class Crash(BaseException):
+    """The process dying: nothing after it runs."""
+
+
+class AcceptThenCrash:
+    """Accepts a message (the receiver has it), then the process dies once."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self.crashed = False
+
+    def send(self, msg: OutboundMessage) -> None:
+        self.received.append(msg.key)
+        if not self.crashed:
+            self.crashed = True
+            raise Crash
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_crash_after_acceptance_resends_with_the_same_key_after_the_lease(db: Path) -> None:
+    with Store.open(db) as store:
+        queue(store, "k")
+    provider = AcceptThenCrash()
+    with Dispatcher.open(db, {"push": provider}, lease_s=60) as dispatcher, pytest.raises(Crash):
+        dispatcher.run_once(T0)
+    # A fresh process: the claimed row waits out its lease, then goes again.
+    with Dispatcher.open(db, {"push": provider}, lease_s=60) as dispatcher:
+        assert dispatcher.run_once(T0 + 59_999) == DispatchStats()
+        assert dispatcher.run_once(T0 + 60_000) == DispatchStats(sent=1)
+    assert provider.received == ["k", "k"]  # the receiver can drop the copy by key
+
+
+class Slow:
+    """Holds each send for ``seconds``, and says when a send has started."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = threading.Event()
+        self.sent: list[str] = []
+
+    def send(self, msg: OutboundMessage) -> None:
+        self.started.set()
+        time.sleep(self.seconds)
+        self.sent.append(msg.key)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("connection", ["own", "shared"])
+def test_a_slow_provider_does_not_block_writers(db: Path, connection: str) -> None:
+    # A short busy timeout: a writer that had to wait for the lock would fail.
+    writer = Store.open(db, busy_timeout_ms=200)
+    queue(writer, "k")
+    slow = Slow(1.5)
+    dispatcher = (
+        Dispatcher.open(db, {"push": slow})
+        if connection == "own"
+        else Dispatcher(writer, {"push": slow})
+    )
+    results: list[DispatchStats] = []
+    thread = threading.Thread(target=lambda: results.append(dispatcher.run_once(T0)))
+    thread.start()
+    try:
+        assert slow.started.wait(5)
+        began = time.monotonic()
+        seqs = writer.append_events(
+            [Event(f"m{i}", "u9", "track", "viewed", T0, {}, T0) for i in range(20)]
+        )
+        queue(writer, "k2", at=T0 + 1)
+        took = time.monotonic() - began
+        assert slow.sent == []  # the provider was still busy while we wrote
+        assert all(seq is not None for seq in seqs)
+        assert took < 1.0
+    finally:
+        thread.join()
+        dispatcher.close()
+    assert results == [DispatchStats(sent=1)]
+    assert row(writer, "k")["status"] == "sent"
+    assert row(writer, "k2")["status"] == "queued"
+    writer.close()
+
+
+def test_a_second_dispatcher_skips_rows_the_first_has_claimed(db: Path) -> None:
+    with Store.open(db) as store:
+        queue(store, "k")
+    slow = Slow(1.0)
+    other = Recorder()
+    first = Dispatcher.open(db, {"push": slow})
+    second = Dispatcher.open(db, {"push": other})
+    thread = threading.Thread(target=first.run_once, args=(T0,))
+    thread.start()
+    try:
+        assert slow.started.wait(5)
+        assert second.run_once(T0 + 1) == DispatchStats()
+    finally:
+        thread.join()
+        first.close()
+        second.close()
+    assert slow.sent == ["k"] and other.sent == []
