@@ -1,0 +1,870 @@
+"""The daemon's HTTP API: Segment-compatible ingest, the admin API, health and metrics.
+
+Ingest speaks Segment's HTTP tracking API, so existing SDKs and pipelines point at
+journeyc unchanged: ``POST /v1/track``, ``/v1/identify`` and ``/v1/batch`` with the
+write key as the HTTP Basic user name (or in the body's ``writeKey``). A call is
+answered ``200 {"success": true}`` only after its events are committed; a repeated
+``messageId`` is acknowledged and ignored. Bad input always gets a 4xx whose
+``error`` names what is wrong (``$.batch[3].event: is required``), and a batch with
+one bad event stores nothing.
+
+The admin API (``Authorization: Bearer ADMIN_TOKEN``) shows a user, forgets one,
+reports per journey and serves the in-app inbox. Endpoints are plain ``def``
+functions: SQLite blocks, so they run in FastAPI's thread pool. Writes go through
+the app's one :class:`~journeyc.store.sqlite.Store`; reads use short-lived
+connections of their own, which under WAL see committed data only and never wait
+for the writer.
+"""
+
+import hmac
+import json
+import logging
+import sqlite3
+import time
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, closing, contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import (
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from journeyc import __version__
+from journeyc.events import (
+    Event,
+    EventError,
+    IdentifyEvent,
+    Kind,
+    Problem,
+    TrackEvent,
+    parse_batch,
+    parse_event,
+)
+from journeyc.serve.metrics import CONTENT_TYPE, Metrics, open_reader
+from journeyc.store.sqlite import Store
+
+log = logging.getLogger(__name__)
+
+MAX_EVENT_BYTES = 32 * 1024
+"""Segment's limit on one call: the body of ``/v1/track``, or one item of a batch."""
+
+MAX_BATCH_BYTES = 500 * 1024
+"""Segment's limit on a ``/v1/batch`` body (after gzip is undone)."""
+
+RECENT_ACTIONS = 50
+"""How many of a user's latest actions ``GET /v1/users/{id}`` shows."""
+
+_JSON_TYPES = ("", "application/json", "text/plain")
+_SCHEMA_REF = "#/components/schemas/{model}"
+
+
+# ---------------------------------------------------------------- errors
+
+
+class ApiError(Exception):
+    """A request refused with ``status`` and a JSON reason (``{"error": message}``)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        problems: tuple[Problem, ...] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.problems = problems
+        self.headers = dict(headers or {})
+
+
+_BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="journeyc"'}
+_BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="journeyc"'}
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    503: "unavailable",
+}
+
+# The ingest outcome a refused request counts as, by status (400s not listed: invalid).
+_OUTCOMES = {401: "unauthorized", 413: "too_large", 415: "unsupported_media_type"}
+
+
+# ---------------------------------------------------------------- wire models
+
+
+class Success(BaseModel):
+    """Segment's answer to an accepted call: every event in it is committed."""
+
+    success: Literal[True] = True
+
+
+class ProblemOut(BaseModel):
+    """One thing wrong with a call: the JSON path of the field and what is wrong."""
+
+    path: str = Field(examples=["$.batch[3].event"])
+    message: str = Field(examples=["is required"])
+
+
+class ErrorBody(BaseModel):
+    """Why a request was refused."""
+
+    error: str = Field(description="What is wrong, for people.")
+    code: str = Field(description="A stable word for programs, such as `invalid_event`.")
+    problems: list[ProblemOut] = Field(
+        default_factory=list, description="For a bad event, every bad field."
+    )
+
+
+class TrackCall(TrackEvent):
+    """A Segment ``track`` call as ``/v1/track`` takes it; ``type`` may be left out."""
+
+    model_config = ConfigDict(title="TrackCall")
+
+    type: Literal["track"] = "track"
+    write_key: str | None = Field(
+        default=None, alias="writeKey", description="The write key, if not sent as Basic auth."
+    )
+
+
+class IdentifyCall(IdentifyEvent):
+    """A Segment ``identify`` call as ``/v1/identify`` takes it; ``type`` may be left out."""
+
+    model_config = ConfigDict(title="IdentifyCall")
+
+    type: Literal["identify"] = "identify"
+    write_key: str | None = Field(
+        default=None, alias="writeKey", description="The write key, if not sent as Basic auth."
+    )
+
+
+class BatchCall(BaseModel):
+    """A Segment ``/v1/batch`` body: calls stored together, or not at all."""
+
+    model_config = ConfigDict(title="BatchCall", extra="ignore")
+
+    batch: list[Annotated[TrackEvent | IdentifyEvent, Field(discriminator="type")]]
+    write_key: str | None = Field(
+        default=None, alias="writeKey", description="The write key, if not sent as Basic auth."
+    )
+
+
+class LiveJourney(BaseModel):
+    """A user's running instance of a journey. Times are UTC epoch milliseconds."""
+
+    journey_id: str
+    version: str
+    entry_no: int
+    step: str = Field(description="The step the instance is at.")
+    status: Literal["active", "waiting"]
+    entered_at: int
+    wake_at: int | None = Field(description="When a waiting timer fires, if one is armed.")
+    waiting_for: str | None = Field(description="The event a `wait for` step waits for.")
+
+
+class ActionOut(BaseModel):
+    """One thing the engine did for the user (``at`` in UTC epoch milliseconds)."""
+
+    at: int
+    journey_id: str | None
+    step: str | None
+    action: str = Field(examples=["send"])
+    detail: dict[str, Any]
+
+
+class UserView(BaseModel):
+    """A user's profile, running journeys and latest actions (newest first)."""
+
+    user_id: str
+    traits: dict[str, Any]
+    journeys: list[LiveJourney]
+    actions: list[ActionOut]
+
+
+class Forgotten(BaseModel):
+    """What forgetting a user removed: rows per table."""
+
+    user_id: str
+    removed: dict[str, int] = Field(examples=[{"events": 12, "profiles": 1, "outbox": 2}])
+
+
+class VersionOut(BaseModel):
+    """A deployed version of a journey (``deployed_at`` in UTC epoch milliseconds)."""
+
+    version: str
+    deployed_at: int
+    active: bool
+
+
+class Sends(BaseModel):
+    """Outbox rows by channel, per status."""
+
+    sent: dict[str, int]
+    queued: dict[str, int]
+    failed: dict[str, int]
+
+
+class JourneyStats(BaseModel):
+    """How a journey is doing, across all its versions."""
+
+    id: str
+    versions: list[VersionOut]
+    instances: dict[str, int] = Field(description="Running instances per step.")
+    entries: int
+    goals: int
+    sends: Sends
+    suppressions: dict[str, int] = Field(description="Suppressed sends per reason.")
+
+
+class JourneysView(BaseModel):
+    """Every journey that was deployed or has left rows behind, by id."""
+
+    journeys: list[JourneyStats]
+
+
+class InboxMessage(BaseModel):
+    """An in-app message delivered to the user (``sent_at`` in UTC epoch milliseconds)."""
+
+    id: int
+    journey_id: str
+    step: str
+    message: str
+    content: dict[str, Any]
+    sent_at: int | None
+
+
+class Inbox(BaseModel):
+    """A user's in-app messages, newest first."""
+
+    user_id: str
+    messages: list[InboxMessage]
+
+
+class Health(BaseModel):
+    """Whether the store answers."""
+
+    ok: bool
+
+
+class StatusView(BaseModel):
+    """The daemon's own report, with the store's event count and outbox backlog."""
+
+    last_event_seq: int
+    outbox_backlog: int
+    daemon: dict[str, Any]
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (400, 401, 413, 415, 503)
+}
+_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (400, 401)
+}
+
+
+def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    schema = {"$ref": _SCHEMA_REF.format(model=model.__name__)}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+class _App(FastAPI):
+    """FastAPI with the ingest bodies (read by hand, capped) in the OpenAPI document."""
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document, built once; adds the Segment call schemas."""
+        if self.openapi_schema is None:
+            schema = get_openapi(
+                title=self.title,
+                version=self.version,
+                description=self.description,
+                routes=self.routes,
+            )
+            _, defs = models_json_schema(
+                [(m, "validation") for m in (TrackCall, IdentifyCall, BatchCall)],
+                ref_template=_SCHEMA_REF,
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+            self.openapi_schema = schema
+        return self.openapi_schema
+
+
+# ---------------------------------------------------------------- reading bodies
+
+
+def _body_reader(limit: int) -> Callable[[Request], Awaitable[bytes]]:
+    """A dependency that reads the body, gunzipped, refusing it past ``limit`` bytes."""
+
+    async def read_body(request: Request) -> bytes:
+        media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media not in _JSON_TYPES and not media.endswith("+json"):
+            raise ApiError(415, "unsupported_media_type", f"expected JSON, not {media}")
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("identity", "gzip"):
+            raise ApiError(
+                415, "unsupported_media_type", f"unsupported Content-Encoding {encoding}"
+            )
+        too_large = ApiError(413, "too_large", f"the body is over the {limit // 1024} KB limit")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+        body = bytearray()
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if inflater is not None:
+                try:
+                    # max_length stops a small gzip bomb from filling memory.
+                    chunk = inflater.decompress(chunk, limit + 1 - len(body))
+                except zlib.error as exc:
+                    raise ApiError(400, "invalid_body", f"the body is not gzip ({exc})") from None
+            body += chunk
+            if len(body) > limit or received > limit:
+                raise too_large
+        if inflater is not None and not inflater.eof:
+            raise ApiError(400, "invalid_body", "the gzip body is cut short")
+        return bytes(body)
+
+    return read_body
+
+
+def _decode_json(raw: bytes) -> object:
+    if not raw.strip():
+        raise ApiError(400, "invalid_body", "the body is empty; expected a JSON object")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            400, "invalid_body", f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400,
+            "invalid_json",
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null"
+
+
+def _same(given: str, secret: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), secret.encode("utf-8"))
+
+
+def _event_size(item: object) -> int:
+    return len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# ---------------------------------------------------------------- the service
+
+
+class _Service:
+    """What the routes do, apart from HTTP: ingest into the store and admin reads."""
+
+    def __init__(
+        self,
+        store: Store,
+        write_key: str,
+        metrics: Metrics,
+        on_events: Callable[[], None] | None,
+        status: Callable[[], Mapping[str, Any]] | None,
+    ) -> None:
+        self.store = store
+        self.write_key = write_key
+        self.metrics = metrics
+        self.on_events = on_events
+        self.status = status
+
+    # ------------------------------------------------------------ ingest
+
+    def ingest(self, endpoint: str, raw: bytes, header_ok: bool) -> Success:
+        """Authenticate, validate and commit one ingest request."""
+        received_ms = _now_ms()
+        body = self._authorized_body(raw, header_ok)
+        events: list[Event]
+        try:
+            if endpoint == "batch":
+                self._check_batch_items(body)
+                events = parse_batch(body, received_ms)
+            else:
+                kind: Kind = "track" if endpoint == "track" else "identify"
+                events = [parse_event(body, received_ms, kind=kind)]
+        except EventError as exc:
+            raise ApiError(
+                400, "invalid_event", "; ".join(str(p) for p in exc.problems), exc.problems
+            ) from None
+        seqs = self.store.append_events(events)
+        added = sum(seq is not None for seq in seqs)
+        counter = self.metrics.events_received
+        counter.labels(endpoint, "accepted").inc(added)
+        counter.labels(endpoint, "duplicate").inc(len(seqs) - added)
+        if added and self.on_events is not None:
+            try:
+                self.on_events()
+            except Exception:
+                # The events are committed: failing the request now would only
+                # make the client resend what the log already holds.
+                log.exception("on_events failed after %d events were committed", added)
+        return Success()
+
+    def _authorized_body(self, raw: bytes, header_ok: bool) -> dict[str, Any]:
+        try:
+            body = _decode_json(raw)
+        except ApiError:
+            if not header_ok:
+                raise _no_write_key() from None
+            raise
+        if not header_ok:
+            key = body.get("writeKey") if isinstance(body, dict) else None
+            if not isinstance(key, str) or not key:
+                raise _no_write_key()
+            if not _same(key, self.write_key):
+                raise ApiError(401, "unauthorized", "wrong write key", headers=_BASIC_CHALLENGE)
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_body", f"expected a JSON object, not {_json_kind(body)}")
+        return body
+
+    @staticmethod
+    def _check_batch_items(body: Mapping[str, Any]) -> None:
+        batch = body.get("batch")
+        if not isinstance(batch, list):
+            return
+        for i, item in enumerate(batch):
+            size = _event_size(item)
+            if size > MAX_EVENT_BYTES:
+                raise ApiError(
+                    413,
+                    "too_large",
+                    f"$.batch[{i}]: the event is {size} bytes, "
+                    f"over the {MAX_EVENT_BYTES // 1024} KB limit",
+                )
+
+    # ------------------------------------------------------------ admin
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection holding one snapshot of the store for several queries."""
+        with closing(open_reader(self.store.path)) as conn:
+            conn.execute("BEGIN")
+            yield conn
+
+    def user(self, user_id: str) -> UserView:
+        """The user's profile, live journeys and last actions; 404 for a stranger."""
+        with self.reading() as conn:
+            profile = conn.execute(
+                "SELECT traits FROM profiles WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            journeys = [
+                LiveJourney(
+                    journey_id=r[0],
+                    version=r[1],
+                    entry_no=r[2],
+                    step=r[3],
+                    status=r[4],
+                    entered_at=r[5],
+                    wake_at=r[6],
+                    waiting_for=r[7],
+                )
+                for r in conn.execute(
+                    "SELECT journey_id, version, entry_no, node, status, entered_at, wake_at,"
+                    " waiting_for FROM instances"
+                    " WHERE user_id = ? AND status IN ('active', 'waiting') ORDER BY journey_id",
+                    (user_id,),
+                )
+            ]
+            actions = [
+                ActionOut(at=r[0], journey_id=r[1], step=r[2], action=r[3], detail=json.loads(r[4]))
+                for r in conn.execute(
+                    "SELECT at, journey_id, step, action, detail FROM actions"
+                    " WHERE user_id = ? ORDER BY seq DESC LIMIT ?",
+                    (user_id, RECENT_ACTIONS),
+                )
+            ]
+            seen = profile is not None or bool(journeys) or bool(actions)
+            if not seen:
+                seen = (
+                    conn.execute(
+                        "SELECT 1 FROM events WHERE user_id = ? LIMIT 1", (user_id,)
+                    ).fetchone()
+                    is not None
+                )
+        if not seen:
+            raise ApiError(404, "not_found", f"no user {json.dumps(user_id)}")
+        traits = json.loads(profile[0]) if profile is not None else {}
+        return UserView(user_id=user_id, traits=traits, journeys=journeys, actions=actions)
+
+    def forget(self, user_id: str) -> Forgotten:
+        """Erase the user everywhere; forgetting a stranger removes nothing."""
+        return Forgotten(user_id=user_id, removed=self.store.forget_user(user_id))
+
+    def journeys(self) -> JourneysView:
+        """Per journey: versions, live instances per step, entries, goals and sends."""
+        stats: dict[str, JourneyStats] = {}
+
+        def of(journey_id: str) -> JourneyStats:
+            if journey_id not in stats:
+                stats[journey_id] = JourneyStats(
+                    id=journey_id,
+                    versions=[],
+                    instances={},
+                    entries=0,
+                    goals=0,
+                    sends=Sends(sent={}, queued={}, failed={}),
+                    suppressions={},
+                )
+            return stats[journey_id]
+
+        with self.reading() as conn:
+            for jid, version, deployed_at, active in conn.execute(
+                "SELECT id, version, deployed_at, active FROM journeys ORDER BY id, deployed_at"
+            ):
+                of(jid).versions.append(
+                    VersionOut(version=version, deployed_at=deployed_at, active=bool(active))
+                )
+            for jid, node, count in conn.execute(
+                "SELECT journey_id, node, count(*) FROM instances"
+                " WHERE status IN ('active', 'waiting') GROUP BY 1, 2 ORDER BY 1, 2"
+            ):
+                of(jid).instances[node] = count
+            for jid, entries, goals in conn.execute(
+                "SELECT journey_id, count(*), count(goal_at) FROM entries GROUP BY 1"
+            ):
+                of(jid).entries, of(jid).goals = entries, goals
+            for jid, status, label, count in conn.execute(
+                "SELECT journey_id, status,"
+                " CASE status WHEN 'suppressed' THEN coalesce(error, 'unknown')"
+                " ELSE coalesce(channel, 'none') END, count(*)"
+                " FROM outbox GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            ):
+                journey = of(jid)
+                if status == "suppressed":
+                    journey.suppressions[label] = count
+                else:
+                    getattr(journey.sends, status)[label] = count
+        return JourneysView(journeys=[stats[k] for k in sorted(stats)])
+
+    def inbox(self, user_id: str, limit: int) -> Inbox:
+        """The user's delivered in-app messages, newest first."""
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT id, journey_id, step, message, content, sent_at FROM outbox"
+                " WHERE user_id = ? AND channel = 'inapp' AND status = 'sent'"
+                " ORDER BY sent_at DESC, id DESC LIMIT ?",
+                (user_id, limit),
+            ).fetchall()
+        messages = [
+            InboxMessage(
+                id=r[0],
+                journey_id=r[1],
+                step=r[2],
+                message=r[3],
+                content=json.loads(r[4]),
+                sent_at=r[5],
+            )
+            for r in rows
+        ]
+        return Inbox(user_id=user_id, messages=messages)
+
+    def healthy(self) -> bool:
+        """Whether the store file answers a query."""
+        try:
+            with self.reading() as conn:
+                conn.execute("SELECT count(*) FROM cursor").fetchone()
+        except sqlite3.Error:
+            log.exception("health check: the store does not answer")
+            return False
+        return True
+
+    def report(self) -> StatusView:
+        """The daemon's status with the log's last seq and the outbox backlog."""
+        with self.reading() as conn:
+            (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+            (backlog,) = conn.execute(
+                "SELECT count(*) FROM outbox WHERE status = 'queued'"
+            ).fetchone()
+        daemon = dict(self.status()) if self.status is not None else {}
+        return StatusView(last_event_seq=last, outbox_backlog=backlog, daemon=daemon)
+
+
+def _no_write_key() -> ApiError:
+    return ApiError(
+        401,
+        "unauthorized",
+        "no write key: send it as the HTTP Basic user name with an empty password, "
+        "or in the body's writeKey field",
+        headers=_BASIC_CHALLENGE,
+    )
+
+
+# ---------------------------------------------------------------- the app
+
+
+def create_app(
+    store_path: Path,
+    *,
+    write_key: str,
+    admin_token: str,
+    on_events: Callable[[], None] | None = None,
+    status: Callable[[], Mapping[str, Any]] | None = None,
+    metrics: Metrics | None = None,
+) -> FastAPI:
+    """The HTTP API over the store at ``store_path`` (opened, and migrated, now).
+
+    ``on_events`` is called after new events are committed (not for duplicates);
+    ``status`` adds the daemon's own report to ``GET /v1/status``. ``metrics`` lets
+    the daemon keep the instruments it observes; by default the app makes its own,
+    and either way they are at ``app.state.metrics``. Raises ValueError for an empty
+    write key or admin token, and :class:`~journeyc.store.schema.StoreError` for a
+    file that is not a journeyc store.
+    """
+    if not write_key:
+        raise ValueError("the write key must not be empty")
+    if not admin_token:
+        raise ValueError("the admin token must not be empty")
+    store = Store.open(store_path)
+    metrics = metrics if metrics is not None else Metrics(store_path)
+    service = _Service(store, write_key, metrics, on_events, status)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = _App(
+        title="journeyc",
+        version=__version__,
+        description=__doc__ or "",
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    app.state.store = store
+    _add_error_handlers(app, metrics)
+
+    basic = HTTPBasic(
+        auto_error=False,
+        realm="journeyc",
+        description="The write key as user name, empty password (Segment's scheme).",
+    )
+    bearer = HTTPBearer(auto_error=False, description="The admin token.")
+
+    async def basic_auth(
+        credentials: Annotated[HTTPBasicCredentials | None, Security(basic)],
+    ) -> bool:
+        """True when the header names the write key; False when there is no Basic header."""
+        if credentials is None:
+            return False
+        if credentials.password:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "the HTTP Basic password must be empty; the write key is the user name",
+                headers=_BASIC_CHALLENGE,
+            )
+        if not _same(credentials.username, write_key):
+            raise ApiError(401, "unauthorized", "wrong write key", headers=_BASIC_CHALLENGE)
+        return True
+
+    async def admin_auth(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    ) -> None:
+        """Let the request through only with the admin token as a Bearer token."""
+        if credentials is None:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "send the admin token as Authorization: Bearer TOKEN",
+                headers=_BEARER_CHALLENGE,
+            )
+        if not _same(credentials.credentials, admin_token):
+            raise ApiError(401, "unauthorized", "wrong admin token", headers=_BEARER_CHALLENGE)
+
+    read_event = _body_reader(MAX_EVENT_BYTES)
+    read_batch = _body_reader(MAX_BATCH_BYTES)
+
+    def track(
+        header_ok: Annotated[bool, Depends(basic_auth)],
+        raw: Annotated[bytes, Depends(read_event)],
+    ) -> Success:
+        """Record one ``track`` call (Segment's ``/v1/track``)."""
+        return service.ingest("track", raw, header_ok)
+
+    def identify(
+        header_ok: Annotated[bool, Depends(basic_auth)],
+        raw: Annotated[bytes, Depends(read_event)],
+    ) -> Success:
+        """Record one ``identify`` call and merge its traits (Segment's ``/v1/identify``)."""
+        return service.ingest("identify", raw, header_ok)
+
+    def batch(
+        header_ok: Annotated[bool, Depends(basic_auth)],
+        raw: Annotated[bytes, Depends(read_batch)],
+    ) -> Success:
+        """Record a batch of calls, all or nothing (Segment's ``/v1/batch``)."""
+        return service.ingest("batch", raw, header_ok)
+
+    ingest = APIRouter(tags=["ingest"], responses=_ERRORS)
+    for paths, endpoint, model in (
+        (("/v1/track", "/v1/t"), track, TrackCall),
+        (("/v1/identify", "/v1/i"), identify, IdentifyCall),
+        (("/v1/batch",), batch, BatchCall),
+    ):
+        for i, path in enumerate(paths):
+            ingest.add_api_route(
+                path,
+                endpoint,
+                methods=["POST"],
+                response_model=Success,
+                openapi_extra=_body_doc(model),
+                include_in_schema=i == 0,
+                operation_id=endpoint.__name__ if i == 0 else None,
+            )
+    app.include_router(ingest)
+
+    admin = APIRouter(tags=["admin"], dependencies=[Depends(admin_auth)], responses=_ADMIN_ERRORS)
+
+    @admin.get("/v1/users/{user_id}", responses={404: {"model": ErrorBody}})
+    def get_user(user_id: str) -> UserView:
+        """A user's traits, running journeys and last actions."""
+        return service.user(user_id)
+
+    @admin.delete("/v1/users/{user_id}")
+    def forget_user(user_id: str) -> Forgotten:
+        """Forget a user: profile, events, instances, entries, actions and queued messages."""
+        return service.forget(user_id)
+
+    @admin.get("/v1/users/{user_id}/inbox")
+    def get_inbox(
+        user_id: str, limit: Annotated[int, Query(ge=1, le=500)] = RECENT_ACTIONS
+    ) -> Inbox:
+        """A user's delivered in-app messages, newest first."""
+        return service.inbox(user_id, limit)
+
+    @admin.get("/v1/journeys")
+    def get_journeys() -> JourneysView:
+        """Per journey: deployed versions, running instances per step, sends and goals."""
+        return service.journeys()
+
+    @admin.get("/v1/status")
+    def get_status() -> StatusView:
+        """The daemon's report, the log's last seq and the outbox backlog."""
+        return service.report()
+
+    app.include_router(admin)
+
+    @app.get("/healthz", tags=["operations"], responses={503: {"model": Health}})
+    def healthz() -> JSONResponse:
+        """200 ``{"ok": true}`` while the store answers, 503 otherwise (no auth)."""
+        ok = service.healthy()
+        return JSONResponse({"ok": ok}, status_code=200 if ok else 503)
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE: {}}}},
+    )
+    def prometheus_metrics() -> Response:
+        """Prometheus metrics in the text format (no auth)."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    return app
+
+
+def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    ingest_paths = {
+        "/v1/track": "track",
+        "/v1/t": "track",
+        "/v1/identify": "identify",
+        "/v1/i": "identify",
+        "/v1/batch": "batch",
+    }
+
+    def refuse(request: Request, error: ApiError) -> JSONResponse:
+        endpoint = ingest_paths.get(request.url.path)
+        if endpoint is not None and request.method == "POST":
+            outcome = _OUTCOMES.get(error.status, "invalid")
+            if error.status >= 500:
+                outcome = "unavailable"
+            metrics.events_received.labels(endpoint, outcome).inc()
+        body = ErrorBody(
+            error=error.message,
+            code=error.code,
+            problems=[ProblemOut(path=p.path, message=p.message) for p in error.problems],
+        )
+        return JSONResponse(jsonable_encoder(body), status_code=error.status, headers=error.headers)
+
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return refuse(request, exc)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        return refuse(request, ApiError(exc.status_code, code, message, headers=exc.headers))
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        return refuse(request, ApiError(400, "bad_request", "; ".join(parts) or "bad request"))
+
+    async def on_store_busy(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, sqlite3.OperationalError)
+        log.error("store unavailable: %s", exc)
+        error = ApiError(
+            503,
+            "unavailable",
+            "the store is busy or unavailable; retry later",
+            headers={"Retry-After": "1"},
+        )
+        return refuse(request, error)
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(sqlite3.OperationalError, on_store_busy)

@@ -1,0 +1,143 @@
+"""Prometheus metrics of one journeyc daemon, in a registry of its own.
+
+Each :class:`Metrics` owns a :class:`~prometheus_client.CollectorRegistry`, so two
+apps in one process (tests, or a daemon restarted in place) never share or clash
+over counters. The API counts what it takes in; the daemon observes timer lateness
+and engine runs through the same object; sends and the outbox backlog are read from
+the store at scrape time, so they are right even after a restart.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+"""The media type of :meth:`Metrics.render`'s output."""
+
+INGEST_ENDPOINTS = ("track", "identify", "batch")
+"""The ``endpoint`` label values of ``journeyc_events_received_total``."""
+
+INGEST_OUTCOMES = (
+    "accepted",
+    "duplicate",
+    "invalid",
+    "unauthorized",
+    "too_large",
+    "unsupported_media_type",
+    "unavailable",
+)
+"""The ``outcome`` label values: the first two count events, the rest requests."""
+
+TIMER_LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+"""Seconds; a timer that fires minutes late points at a stalled scheduler."""
+
+
+class Metrics:
+    """The instruments of one app, and the registry ``/metrics`` renders.
+
+    The daemon records with ``timer_lateness.observe(seconds)`` when it runs a due
+    timer and ``engine_runs.inc()`` after each engine step.
+    """
+
+    def __init__(self, store_path: Path | str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.events_received = Counter(
+            "journeyc_events_received",
+            "Ingest outcomes: accepted and duplicate count events; "
+            "the other outcomes count rejected requests.",
+            ("endpoint", "outcome"),
+            registry=self.registry,
+        )
+        for endpoint in INGEST_ENDPOINTS:
+            for outcome in INGEST_OUTCOMES:
+                self.events_received.labels(endpoint, outcome)
+        self.timer_lateness = Histogram(
+            "journeyc_timer_lateness_seconds",
+            "How long after its wake time a waiting instance was run.",
+            buckets=TIMER_LATENESS_BUCKETS,
+            registry=self.registry,
+        )
+        self.engine_runs = Counter(
+            "journeyc_engine_runs",
+            "Engine steps run by the daemon.",
+            registry=self.registry,
+        )
+        self.registry.register(OutboxCollector(store_path))
+
+    def render(self) -> bytes:
+        """The registry in Prometheus' text format (see :data:`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)
+
+
+def open_reader(store_path: Path | str) -> sqlite3.Connection:
+    """A connection for reads beside the store's writer (WAL lets both run at once).
+
+    ``query_only`` guards against a stray write; the caller closes it.
+    """
+    conn = sqlite3.connect(str(store_path), timeout=5, isolation_level=None)
+    conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+class OutboxCollector(Collector):
+    """``journeyc_sends_total`` and ``journeyc_outbox_backlog``, read from the outbox.
+
+    Counted from the rows at scrape time, not kept in memory: the dispatcher may
+    run in another process, and the numbers survive restarts. ``forget_user``
+    deletes rows, so a series can drop after an erasure.
+    """
+
+    def __init__(self, store_path: Path | str) -> None:
+        self._path = store_path
+
+    def describe(self) -> Iterable[Metric]:
+        """The families without samples, so registering does not touch the store."""
+        return [_sends_family(), _backlog_family()]
+
+    def collect(self) -> Iterator[Metric]:
+        """Count outbox rows by channel and outcome, and the queued backlog."""
+        sends, backlog = _sends_family(), _backlog_family()
+        try:
+            with closing(open_reader(self._path)) as conn:
+                rows = conn.execute(
+                    "SELECT coalesce(channel, 'none'), status, count(*) FROM outbox"
+                    " GROUP BY 1, 2 ORDER BY 1, 2"
+                ).fetchall()
+        except sqlite3.Error:
+            # A scrape must not fail because the store is briefly unreadable;
+            # the missing series show the gap.
+            return
+        queued = 0
+        for channel, status, count in rows:
+            if status == "queued":
+                queued += count
+            else:
+                sends.add_metric([channel, status], count)
+        backlog.add_metric([], queued)
+        yield sends
+        yield backlog
+
+
+def _sends_family() -> CounterMetricFamily:
+    return CounterMetricFamily(
+        "journeyc_sends",
+        "Outbox rows by channel (none when suppressed before choosing one) and outcome.",
+        labels=("channel", "outcome"),
+    )
+
+
+def _backlog_family() -> GaugeMetricFamily:
+    return GaugeMetricFamily("journeyc_outbox_backlog", "Messages queued and not yet sent.")
