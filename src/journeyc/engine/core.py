@@ -90,6 +90,8 @@ class Engine:
         self.by_trigger: dict[str, list[tuple[Program, list[Predicate | None]]]] = {}
         self.by_goal: dict[str, list[Program]] = {}
         self._tracked = False
+        self._profiles: dict[str, dict[str, Any]] = {}  # read once per step, kept current
+        self.lateness_ms: list[int] = []  # how late each timer of the last step ran
 
     # ------------------------------------------------------------ deploying
     def deploy(self, project: ir.ProjectIR, now_ms: int) -> None:
@@ -98,6 +100,10 @@ class Engine:
         with self.store.transaction():
             for jid, j in sorted(project.journeys.items()):
                 self.rt.deploy(jid, j.version, j.model_dump_json(), "", now_ms)
+                if j.upgrade_in_place:
+                    # Users in flight move to the new version when the step they are at
+                    # still exists there (by name); the others finish where they are.
+                    self.rt.upgrade(jid, j.version, sorted(j.nodes))
         self.messages = dict(project.messages)
         self.segments = {n: compile_expr(s.expr) for n, s in sorted(project.segments.items())}
         self.active = {}
@@ -142,24 +148,30 @@ class Engine:
     def advance(self, now_ms: int) -> list[Action]:
         """Handle new events, then due timers, as of ``now_ms``; one transaction."""
         actions: list[Action] = []
+        self._profiles.clear()
+        self.lateness_ms = []
         with self.store.transaction():
             cursor = self.store.get_cursor(CURSOR)
             while True:
                 events = self.store.events_after(cursor, BATCH)
+                for ev in events:
+                    self._on_event(ev, now_ms, actions)
+                    cursor = ev.seq
                 if events:
-                    for ev in events:
-                        self._on_event(ev, now_ms, actions)
-                        cursor = ev.seq
                     self.store.set_cursor(CURSOR, cursor)
-                    continue
+                    if len(events) == BATCH or self._tracked:
+                        self._tracked = False  # read on: more events, or ones steps logged
+                        continue
                 due = self.rt.due(now_ms, BATCH)
                 if not due:
                     break
                 for inst in due:
+                    self.lateness_ms.append(now_ms - (inst.wake_at or now_ms))
                     self._on_timer(inst, now_ms, actions)
                     if self._tracked:
                         break  # events a step logged come before the next timer
                 self._tracked = False
+            self.rt.end()
             self.rt.log_actions(
                 (
                     a.at_ms,
@@ -171,13 +183,24 @@ class Engine:
                 )
                 for a in actions
             )
+        self._profiles.clear()
         return actions
+
+    def _profile(self, user: str) -> dict[str, Any]:
+        profile = self._profiles.get(user)
+        if profile is None:
+            profile = self._profiles[user] = self.store.get_profile(user)
+        return profile
+
+    def _set_traits(self, user: str, changes: dict[str, Any], now_ms: int) -> None:
+        self.store.set_traits(user, changes, now_ms)
+        self._profiles.pop(user, None)
 
     # ------------------------------------------------------------ scopes
     def _scope(
         self, user: str, now_ms: int, event: EventView | None, profile: dict[str, Any] | None = None
     ) -> Scope:
-        prof = self.store.get_profile(user) if profile is None else profile
+        prof = self._profile(user) if profile is None else profile
         now = from_ms(now_ms)
         scope = Scope(now=now, profile=prof, event=event, aggregates=self.aggregates, user_id=user)
         scope.segments = self._segment_lookup(scope)
@@ -214,7 +237,10 @@ class Engine:
     # ------------------------------------------------------------ events
     def _on_event(self, ev: StoredEvent, now_ms: int, actions: list[Action]) -> None:
         if ev.kind != "track":
-            return  # identify: the store merged its traits when it was logged
+            # identify: its traits apply now, in log order (merging is idempotent, so an
+            # identify the store already merged at ingest changes nothing more).
+            self._set_traits(ev.user_id, ev.props, ev.at_ms)
+            return
         user = ev.user_id
         view = EventView(ev.name, from_ms(ev.at_ms), ev.props)
         scope = self._scope(user, now_ms, view)
@@ -335,7 +361,7 @@ class Engine:
                 self._wait(inst, now_ms + node.seconds * 1000)
                 return
             if isinstance(node, ir.WaitUntilNode):
-                zone = user_zone(self.store.get_profile(user), self.zone)
+                zone = user_zone(self._profile(user), self.zone)
                 at = next_local_time(from_ms(now_ms), node.hour, node.minute, zone, node.day)
                 self._wait(inst, to_ms(at))
                 return
@@ -360,14 +386,14 @@ class Engine:
             elif isinstance(node, ir.SetNode):
                 scope = self._scope(user, now_ms, self._focus(prog, inst, node_id))
                 value = json_value(prog.values[node.id](scope))
-                self.store.set_traits(user, {node.attr: value}, now_ms)
+                self._set_traits(user, {node.attr: value}, now_ms)
                 actions.append(
                     Action(
                         now_ms, user, prog.id, node.id, "set", {"attr": node.attr, "value": value}
                     )
                 )
             elif isinstance(node, ir.UnsetNode):
-                self.store.set_traits(user, {node.attr: None}, now_ms)
+                self._set_traits(user, {node.attr: None}, now_ms)
                 actions.append(Action(now_ms, user, prog.id, node.id, "unset", {"attr": node.attr}))
             elif isinstance(node, ir.TrackNode):
                 self._track(prog, inst, node, now_ms, actions)
@@ -435,7 +461,7 @@ class Engine:
 
         if inst.holdout:
             return suppress("holdout")
-        profile = self.store.get_profile(user)
+        profile = self._profile(user)
         scope = self._scope(user, now_ms, self._focus(prog, inst, step), profile)
         target = next(
             (t for t in node.targets if t.channel in self.reach and self.reach[t.channel](scope)),

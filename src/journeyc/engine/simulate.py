@@ -19,6 +19,8 @@ from journeyc.engine.core import Engine
 from journeyc.events import Event
 from journeyc.store.sqlite import Store
 
+CHUNK = 1000
+
 
 def simulate(
     project: ir.ProjectIR,
@@ -50,24 +52,28 @@ def simulate(
 
     actions: list[Action] = []
     i, total = 0, len(live)
-    while True:
-        next_event = live[i].at_ms if i < total else None
-        next_timer = engine.next_wake()
-        candidates = [t for t in (next_event, next_timer) if t is not None]
-        if not candidates:
-            break
-        now = min(candidates)
-        if until_ms is not None and now > until_ms:
-            break
-        if next_event == now:
-            j = i
-            while j < total and live[j].at_ms == now:
-                j += 1
-            store.append_events(live[i:j])
-            i = j
-            if progress is not None:
-                progress(i, total)
-        actions.extend(engine.advance(now))
+    done = False
+    while not done:
+        # The store is the simulation's own: commit in chunks of clock steps rather
+        # than once per step (each engine step is a savepoint inside the chunk).
+        with store.transaction():
+            for _ in range(CHUNK):
+                next_event = live[i].at_ms if i < total else None
+                next_timer = engine.next_wake()
+                candidates = [t for t in (next_event, next_timer) if t is not None]
+                now = min(candidates) if candidates else None
+                if now is None or (until_ms is not None and now > until_ms):
+                    done = True
+                    break
+                if next_event == now:
+                    j = i
+                    while j < total and live[j].at_ms == now:
+                        j += 1
+                    store.append_events(live[i:j], merge_traits=False)
+                    i = j
+                    if progress is not None:
+                        progress(i, total)
+                actions.extend(engine.advance(now))
     return actions
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _LIVE = "('active', 'waiting')"
+LIVE = frozenset({"active", "waiting"})
 _INSTANCE_COLS = (
     "id, journey_id, version, user_id, entry_no, node, status, entered_at, "
     "wake_at, waiting_for, vars, arm, holdout"
@@ -51,6 +52,47 @@ class Runtime:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        # A unit of work per engine step: instances read in it are kept by id so every
+        # query sees their latest state, and changed ones, new outbox rows and actions
+        # are written with one executemany each at flush().
+        self._seen: dict[int, Instance] = {}
+        self._dirty: dict[int, Instance] = {}
+        self._outbox: list[tuple[Any, ...]] = []
+
+    def _track(self, rows: Iterable[tuple[Any, ...]]) -> list[Instance]:
+        out = []
+        for row in rows:
+            inst = self._seen.get(row[0])
+            if inst is None:
+                inst = self._seen[row[0]] = Instance.from_row(row)
+            out.append(inst)
+        return out
+
+    def flush(self) -> None:
+        """Write every changed instance and queued outbox row."""
+        if self._dirty:
+            self.conn.executemany(
+                "UPDATE instances SET node = ?, status = ?, wake_at = ?, waiting_for = ?, "
+                "vars = ?, arm = ? WHERE id = ?",
+                [
+                    (i.node, i.status, i.wake_at, i.waiting_for, json.dumps(i.vars), i.arm, i.id)
+                    for i in self._dirty.values()
+                ],
+            )
+            self._dirty.clear()
+        if self._outbox:
+            self.conn.executemany(
+                "INSERT INTO outbox (key, instance_id, journey_id, user_id, step, channel, "
+                "message, content, status, next_attempt_at, created_at, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                self._outbox,
+            )
+            self._outbox.clear()
+
+    def end(self) -> None:
+        """Flush, and forget the instances read: the next step reads them afresh."""
+        self.flush()
+        self._seen.clear()
 
     # ------------------------------------------------------------ journeys
     def deploy(self, journey_id: str, version: str, ir_json: str, source: str, at_ms: int) -> None:
@@ -63,6 +105,18 @@ class Runtime:
             "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (id, version) DO UPDATE SET active = 1",
             (journey_id, version, ir_json, source, at_ms),
         )
+
+    def upgrade(self, journey_id: str, version: str, nodes: list[str]) -> int:
+        """Move live instances of a journey to ``version`` where their node is in
+        ``nodes``; return how many moved."""
+        self.flush()
+        marks = ", ".join("?" for _ in nodes)
+        cur = self.conn.execute(
+            f"UPDATE instances SET version = ? WHERE journey_id = ? AND version != ? "
+            f"AND status IN {_LIVE} AND node IN ({marks})",
+            (version, journey_id, version, *nodes),
+        )
+        return cur.rowcount
 
     def versions(self) -> list[tuple[str, str, str, bool]]:
         """Every deployed (id, version, ir JSON, active)."""
@@ -77,28 +131,30 @@ class Runtime:
             "ORDER BY journey_id",
             (user_id,),
         )
-        return [Instance.from_row(r) for r in rows]
+        return [i for i in self._track(rows) if i.status in LIVE]
 
     def live_in(self, journey_id: str, user_id: str) -> Instance | None:
         """The user's running instance of a journey, if any."""
-        row = self.conn.execute(
+        rows = self.conn.execute(
             f"SELECT {_INSTANCE_COLS} FROM instances WHERE journey_id = ? AND user_id = ? "
             f"AND status IN {_LIVE}",
             (journey_id, user_id),
-        ).fetchone()
-        return Instance.from_row(row) if row else None
+        )
+        return next((i for i in self._track(rows) if i.status in LIVE), None)
 
     def due(self, now_ms: int, limit: int) -> list[Instance]:
         """Waiting instances whose timer is due, earliest first (then oldest)."""
+        self.flush()  # the query must not return instances already moved on
         rows = self.conn.execute(
             f"SELECT {_INSTANCE_COLS} FROM instances WHERE status = 'waiting' "
             "AND wake_at <= ? ORDER BY wake_at, id LIMIT ?",
             (now_ms, limit),
         )
-        return [Instance.from_row(r) for r in rows]
+        return self._track(rows)
 
     def next_wake(self) -> int | None:
         """The earliest pending timer."""
+        self.flush()
         row = self.conn.execute(
             "SELECT MIN(wake_at) FROM instances WHERE status = 'waiting'"
         ).fetchone()
@@ -106,6 +162,7 @@ class Runtime:
 
     def create(self, inst: Instance) -> Instance:
         """Insert a new instance (its ``id`` is assigned) and its entry record."""
+        self.flush()  # a finished instance of the same journey and user must be written first
         cur = self.conn.execute(
             "INSERT INTO instances (journey_id, version, user_id, entry_no, node, status, "
             "entered_at, wake_at, waiting_for, vars, arm, holdout) "
@@ -127,6 +184,7 @@ class Runtime:
         )
         assert cur.lastrowid is not None
         inst.id = cur.lastrowid
+        self._seen[inst.id] = inst
         self.conn.execute(
             "INSERT INTO entries (journey_id, user_id, entry_no, entered_at) VALUES (?, ?, ?, ?)",
             (inst.journey_id, inst.user_id, inst.entry_no, inst.entered_at),
@@ -134,20 +192,8 @@ class Runtime:
         return inst
 
     def save(self, inst: Instance) -> None:
-        """Write back an instance's state."""
-        self.conn.execute(
-            "UPDATE instances SET node = ?, status = ?, wake_at = ?, waiting_for = ?, vars = ?, "
-            "arm = ? WHERE id = ?",
-            (
-                inst.node,
-                inst.status,
-                inst.wake_at,
-                inst.waiting_for,
-                json.dumps(inst.vars),
-                inst.arm,
-                inst.id,
-            ),
-        )
+        """Mark an instance changed; it is written at the next flush."""
+        self._dirty[inst.id] = inst
 
     # ------------------------------------------------------------ entries and goals
     def last_entry(self, journey_id: str, user_id: str) -> tuple[int, int, int | None] | None:
@@ -169,6 +215,7 @@ class Runtime:
     # ------------------------------------------------------------ outbox and actions
     def sends_since(self, user_id: str, since_ms: int, journey_id: str | None) -> int:
         """Messages queued or sent to the user after ``since_ms`` (by one journey, or all)."""
+        self.flush()
         if journey_id is None:
             row = self.conn.execute(
                 "SELECT COUNT(*) FROM outbox WHERE user_id = ? AND created_at > ? "
@@ -194,12 +241,9 @@ class Runtime:
         at_ms: int,
         status: str = "queued",
         error: str | None = None,
-    ) -> bool:
-        """Put a send in the outbox once per key; False when the key was already there."""
-        cur = self.conn.execute(
-            "INSERT INTO outbox (key, instance_id, journey_id, user_id, step, channel, message, "
-            "content, status, next_attempt_at, created_at, error) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+    ) -> None:
+        """Put a send (or its suppression) in the outbox, once per key; written at flush."""
+        self._outbox.append(
             (
                 key,
                 inst.id,
@@ -213,9 +257,8 @@ class Runtime:
                 at_ms if status == "queued" else None,
                 at_ms,
                 error,
-            ),
+            )
         )
-        return cur.rowcount == 1
 
     def log_actions(self, rows: Iterable[tuple[int, str, str, str | None, str, str]]) -> None:
         """Append (at, user, journey, step, action, detail JSON) rows to the action log."""

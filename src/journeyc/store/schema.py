@@ -125,6 +125,11 @@ _V1 = Migration(
             name TEXT PRIMARY KEY,
             seq INTEGER NOT NULL
         ) STRICT""",
+        # Small named values the daemon keeps: generated write key and admin token.
+        """CREATE TABLE settings (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) STRICT""",
     ),
 )
 
@@ -134,7 +139,17 @@ MIGRATIONS: tuple[Migration, ...] = (_V1,)
 SCHEMA_VERSION = len(MIGRATIONS)
 """The schema version this code knows."""
 
-TABLES = ("events", "profiles", "journeys", "instances", "entries", "outbox", "actions", "cursor")
+TABLES = (
+    "events",
+    "profiles",
+    "journeys",
+    "instances",
+    "entries",
+    "outbox",
+    "actions",
+    "cursor",
+    "settings",
+)
 """The tables of the current schema."""
 
 

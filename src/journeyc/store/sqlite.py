@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,8 +160,14 @@ class Store:
 
     # ------------------------------------------------------------ event log
 
-    def append_events(self, events: Sequence[Event]) -> list[int | None]:
+    def append_events(
+        self, events: Sequence[Event], *, merge_traits: bool = True
+    ) -> list[int | None]:
         """Append events in one transaction; return each one's ``seq``, None for a duplicate.
+
+        With ``merge_traits=False`` identify calls are only logged: the engine applies
+        them when it reaches them in log order (so an identify logged after a track at
+        the same instant does not change the profile that track is handled with).
 
         A duplicate is an event whose ``message_id`` the log already holds (or that
         came earlier in ``events``); it changes nothing. Seqs grow with arrival and are
@@ -193,7 +199,7 @@ class Store:
                 for e, seq in zip(events, seqs, strict=True)
                 if seq is not None and e.kind == "identify"
             ]
-            if changes:
+            if changes and merge_traits:
                 self._merge_traits(changes)
         return seqs
 
@@ -277,6 +283,23 @@ class Store:
                 " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
                 (name, seq),
             )
+
+    # ------------------------------------------------------------ settings
+
+    def get_setting(self, name: str) -> str | None:
+        """A named value the store keeps (None when unset)."""
+        row = self._conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def setting(self, name: str, default: Callable[[], str]) -> str:
+        """The named value, set to ``default()`` first when unset (atomically)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, default()),
+            )
+            (value,) = conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return str(value)
 
     # ------------------------------------------------------------ admin
 
