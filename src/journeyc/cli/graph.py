@@ -79,9 +79,8 @@ def graph(
 
 def _write(data: bytes, output: str | None) -> None:
     if output is None:
-        stream = click.get_binary_stream("stdout")
-        stream.write(data)
-        stream.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
     else:
         with open(output, "wb") as f:
             f.write(data)
