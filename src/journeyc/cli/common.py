@@ -20,6 +20,13 @@ paths_argument = click.argument(
     "paths", nargs=-1, required=True, type=click.Path(path_type=str), metavar="PATH..."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
+output_option = click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=str),
+    metavar="FILE",
+    help="Write to FILE instead of standard output.",
+)
 
 
 def usage_error(message: str) -> NoReturn:

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from journeyc.cli.common import EXIT_INVALID, json_option, load_valid, paths_argument
+from journeyc.cli.common import EXIT_INVALID, json_option, load_valid, output_option, paths_argument
 from journeyc.compile import ir
 from journeyc.compile.graph import trigger_to_text
 from journeyc.compile.lower import LowerError, lower_project
@@ -16,13 +16,7 @@ from journeyc.compile.lower import LowerError, lower_project
 @click.command("compile")
 @paths_argument
 @json_option
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, writable=True, path_type=str),
-    help="Write to FILE instead of standard output.",
-    metavar="FILE",
-)
+@output_option
 def compile_cmd(paths: tuple[str, ...], as_json: bool, output: str | None) -> None:
     """Compile journey files to their state machines (the IR).
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from journeyc.cli.common import EXIT_INVALID, load_valid, paths_argument, usage_error
+from journeyc.cli.common import EXIT_INVALID, load_valid, output_option, paths_argument, usage_error
 from journeyc.compile.graph import GraphvizError, GraphvizNotFoundError, to_dot, to_mermaid, to_svg
 from journeyc.compile.lower import LowerError, lower_project
 
@@ -30,13 +30,7 @@ from journeyc.compile.lower import LowerError, lower_project
     metavar="ID",
     help="Draw only this journey (repeat for several). Default: every journey.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, writable=True, path_type=str),
-    metavar="FILE",
-    help="Write to FILE instead of standard output.",
-)
+@output_option
 def graph(
     paths: tuple[str, ...], fmt: str, journey_ids: tuple[str, ...], output: str | None
 ) -> None:

@@ -225,7 +225,7 @@ class _Checker:
     def _message(self, msg: ast.Message) -> None:
         parts: dict[str, ast.Part] = {}
         for part in msg.parts:
-            head = _head(part.span, len(part.channel))
+            head = part.span.head(len(part.channel))
             if part.channel not in CHANNELS:
                 self.diags.append(
                     error(
@@ -254,7 +254,7 @@ class _Checker:
         known = CHANNEL_FIELDS.get(part.channel)
         seen: dict[tuple[str, str | None], ast.Field] = {}
         for f in part.fields:
-            head = _head(f.span, len(f.name))
+            head = f.span.head(len(f.name))
             if known is not None and f.name not in known:
                 self.diags.append(
                     error(
@@ -543,7 +543,7 @@ class _Checker:
                     error(
                         "unknown_channel",
                         f"`{t.channel}` is not a channel",
-                        _head(t.span, len(t.channel)),
+                        t.span.head(len(t.channel)),
                         did_you_mean(t.channel, CHANNELS) or "unknown channel",
                         hints=[f"channels: {', '.join(CHANNELS)}"],
                     )
@@ -602,7 +602,7 @@ class _Checker:
             error(
                 "unknown_channel_part",
                 f"message `{msg.name}` has no `{t.channel}` part",
-                _head(t.span, len(t.channel)),
+                t.span.head(len(t.channel)),
                 f"`{msg.name}` has parts for: {has or 'no channel'}",
                 hints=[f"add a `{t.channel}` part to `{msg.name}`, or send on another channel"],
             )
@@ -640,7 +640,7 @@ class _Checker:
                     error(
                         "duplicate_arg",
                         f"`{a.name}` is given twice",
-                        _head(a.span, len(a.name)),
+                        a.span.head(len(a.name)),
                         _first_at(seen[a.name].span, a.span),
                     )
                 )
@@ -686,19 +686,6 @@ def _liquid_error(e: TemplateError, span: Span) -> Diagnostic:
         span,
         e.message,
         hints=["templates are Liquid: `{{ user.first_name }}`, `{% if … %}…{% endif %}`"],
-    )
-
-
-def _head(span: Span, length: int) -> Span:
-    """The first ``length`` characters of ``span``, on its first line."""
-    return Span(
-        span.file,
-        span.start,
-        span.start + length,
-        span.line,
-        span.column,
-        span.line,
-        span.column + length,
     )
 
 

@@ -30,6 +30,18 @@ class Span:
         end_line, end_column = line_col(text, end)
         return cls(file, offset, end, line, column, end_line, end_column)
 
+    def head(self, length: int) -> Span:
+        """The first ``length`` characters of this span, on its first line."""
+        return Span(
+            self.file,
+            self.start,
+            self.start + length,
+            self.line,
+            self.column,
+            self.line,
+            self.column + length,
+        )
+
     @classmethod
     def whole_file(cls, file: str) -> Span:
         """A span for problems with a file as a whole (unreadable, empty)."""

@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from journeyc.lang import ast
 from journeyc.lang.builtins import AGGREGATE_RESULTS, FUNCTIONS, Type
 from journeyc.lang.diagnostics import Diagnostic, did_you_mean, error
-from journeyc.lang.span import Span
 
 T = Type
 
@@ -261,7 +260,7 @@ class TypeChecker:
                 error(
                     "unknown_function",
                     f"there is no function `{expr.func}`",
-                    _head(expr.span, len(expr.func)),
+                    expr.span.head(len(expr.func)),
                     did_you_mean(expr.func, known) or "unknown function",
                     hints=[f"functions: {', '.join(sorted(known))}"],
                 )
@@ -337,15 +336,3 @@ _ARITH: dict[tuple[Type, str, Type], Type] = {
     (T.DURATION, "/", T.NUMBER): T.DURATION,
     (T.DURATION, "/", T.DURATION): T.NUMBER,
 }
-
-
-def _head(span: Span, length: int) -> Span:
-    return Span(
-        span.file,
-        span.start,
-        span.start + length,
-        span.line,
-        span.column,
-        span.line,
-        span.column + length,
-    )
