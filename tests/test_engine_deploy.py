@@ -100,3 +100,13 @@ def test_entry_always_reenters_at_the_same_instant(tmp_path: Path) -> None:
     actions = [a.action for a in engine.advance(T0)]
     store.close()
     assert actions == ["enter", "send", "exit"] * 2
+
+
+def test_journeys_removed_from_the_project_are_retired(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "db.sqlite")
+    engine = Engine(store)
+    engine.deploy(project(tmp_path, "hi", False), T0)
+    engine.deploy(ProjectIR(), T0 + 1)
+    active = store.conn.execute("SELECT id, active FROM journeys").fetchall()
+    store.close()
+    assert active == [("promo", 0)]

@@ -98,6 +98,7 @@ class Engine:
         """Make the project's journeys the active versions. Users in flight finish on
         the version they entered."""
         with self.store.transaction():
+            self.rt.retire_except(sorted(project.journeys))
             for jid, j in sorted(project.journeys.items()):
                 self.rt.deploy(jid, j.version, j.model_dump_json(), "", now_ms)
                 if j.upgrade_in_place:

@@ -106,6 +106,14 @@ class Runtime:
             (journey_id, version, ir_json, source, at_ms),
         )
 
+    def retire_except(self, journey_ids: list[str]) -> None:
+        """Mark journeys that left the project inactive (their users in flight finish)."""
+        marks = ", ".join("?" for _ in journey_ids)
+        self.conn.execute(
+            f"UPDATE journeys SET active = 0 WHERE active = 1 AND id NOT IN ({marks})",
+            journey_ids,
+        )
+
     def upgrade(self, journey_id: str, version: str, nodes: list[str]) -> int:
         """Move live instances of a journey to ``version`` where their node is in
         ``nodes``; return how many moved."""
