@@ -22,6 +22,9 @@ COMMANDS: dict[str, str] = {
     "compile": "journeyc.cli.compile:compile_cmd",
     "graph": "journeyc.cli.graph:graph",
     "simulate": "journeyc.cli.simulate:simulate",
+    "serve": "journeyc.cli.serve:serve",
+    "ingest": "journeyc.cli.ingest:ingest",
+    "status": "journeyc.cli.status:status",
 }
 
 

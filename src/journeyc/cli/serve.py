@@ -1,0 +1,166 @@
+"""``journeyc serve``: run the daemon — the HTTP API, the engine on the wall clock, the
+dispatcher, and a watcher that redeploys the project when it changes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from journeyc.cli.common import EXIT_INVALID, EXIT_OK, usage_error
+from journeyc.config import CONFIG_FILE, Config, ConfigError, load_config
+
+DEFAULT_PROJECT = Path("journeys")
+
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"The configuration file (default: ./{CONFIG_FILE} when there is one).",
+)
+db_option = click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The SQLite store (default: [store] path of the configuration, else ./journeyc.db).",
+)
+
+
+def read_config(config_file: Path | None) -> tuple[Config, Path | None]:
+    """The configuration and the file it came from: ``config_file``, else
+    ./journeyc.toml when present, else the defaults. A bad file exits 1; a missing
+    ``--config`` file is a usage error."""
+    if config_file is not None and not config_file.is_file():
+        usage_error(f"--config: no such file: {config_file}")
+    if config_file is None and Path(CONFIG_FILE).is_file():
+        config_file = Path(CONFIG_FILE)
+    try:
+        return load_config(config_file), config_file
+    except ConfigError as exc:
+        click.echo(f"journeyc: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+
+
+def store_path(db: Path | None, config: Config) -> Path:
+    """``--db``, else the configuration's ``[store] path`` (./journeyc.db by default)."""
+    return db if db is not None else config.store.path
+
+
+class _UtcFormatter(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        """The record's time as ISO-8601 UTC with milliseconds."""
+        t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"{t}.{int(record.msecs):03d}Z"
+
+
+def configure_logging(level: str) -> None:
+    """One line per record on stderr; the libraries' chatter held back to warnings."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_UtcFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("apscheduler", "asyncio", "uvicorn.error", "watchfiles", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@click.command()
+@click.argument(
+    "project_dir",
+    required=False,
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="[PROJECT_DIR]",
+)
+@config_option
+@db_option
+@click.option("--host", help="The address to listen on (default: [server] host, 127.0.0.1).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="The port (default: [server] port, 8700); 0 picks a free one, printed at start.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="debug adds one line per engine run (with its action counts) and per request.",
+)
+def serve(
+    project_dir: Path | None,
+    config_file: Path | None,
+    db: Path | None,
+    host: str | None,
+    port: int | None,
+    log_level: str,
+) -> None:
+    """Run the daemon: the HTTP API, the engine on the wall clock and the dispatcher.
+
+    Serves the journeys under PROJECT_DIR (default ./journeys) from a SQLite store.
+    Without options it needs nothing else: the store is ./journeyc.db, every channel
+    prints to stdout, the API listens on 127.0.0.1:8700, and ./journeyc.toml is read
+    when present.
+
+    \b
+    The API takes Segment's track, identify and batch calls (POST /v1/track …) with
+    the write key as the HTTP Basic user name, and has an admin API (Bearer admin
+    token), /healthz and /metrics. The write key and the admin token come from
+    [server] in journeyc.toml, else JOURNEYC_WRITE_KEY and JOURNEYC_ADMIN_TOKEN, else
+    they are generated once, kept in the store and printed at start.
+
+    \b
+    The project directory is watched: a valid change is deployed (new entries take
+    the new version; users in flight stay on theirs unless the journey says
+    `upgrade in place`); an invalid one is logged with its diagnostics and the last
+    good version keeps running. Events written by `journeyc ingest` into the same
+    store are picked up within seconds. Timers that came due while the daemon was
+    down run as soon as it starts. Logs go to stderr, one line per event of note.
+
+    SIGTERM or SIGINT stops it gracefully: no new requests, the job in hand finishes,
+    providers are closed. A second signal while it stops exits at once (code 1).
+
+    Exit codes: 0 stopped by a signal, 1 invalid journeys, configuration or store, or
+    the address is taken, 2 usage error.
+    """
+    from journeyc.serve.daemon import Daemon, ServeSettings, StartupError
+    from journeyc.serve.watch import InvalidProjectError
+
+    configure_logging(log_level)
+    config, used_file = read_config(config_file)
+    if project_dir is None:
+        project_dir = DEFAULT_PROJECT
+        if not project_dir.is_dir():
+            usage_error("no ./journeys directory here; name the project directory to serve")
+    elif not project_dir.is_dir():
+        usage_error(f"{project_dir}: no such directory")
+    settings = ServeSettings(
+        project_dir=project_dir,
+        store_path=store_path(db, config),
+        config=config,
+        config_file=used_file,
+        host=host if host is not None else config.server.host,
+        port=port if port is not None else config.server.port,
+    )
+    daemon = Daemon(settings)
+    daemon.install_signal_handlers()
+    try:
+        daemon.start()
+    except InvalidProjectError as exc:
+        click.echo(exc.text, err=True, nl=False)
+        click.echo(
+            f"journeyc: {exc.errors} error(s) in {project_dir}; the daemon did not start",
+            err=True,
+        )
+        sys.exit(EXIT_INVALID)
+    except StartupError as exc:
+        click.echo(f"journeyc: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    try:
+        click.echo(daemon.banner(), err=True, nl=False)
+        daemon.serve()
+    finally:
+        daemon.stop()
+    logging.getLogger("journeyc.serve").info("stopped")
+    sys.exit(EXIT_OK)

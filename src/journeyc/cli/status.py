@@ -1,0 +1,160 @@
+"""``journeyc status``: what a store holds — journeys, users in flight, the outbox."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from journeyc.cli.common import EXIT_INVALID, echo_json, json_option, usage_error
+from journeyc.cli.serve import config_option, db_option, read_config, store_path
+from journeyc.engine.actions import iso_ms
+
+RECENT_FAILURES = 10
+"""How many failed sends ``status`` lists, newest first."""
+
+OUTBOX_STATUSES = ("queued", "sent", "failed", "suppressed")
+
+
+def collect(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
+    """The report ``journeyc status --json`` prints, read from an open store."""
+    (events,) = conn.execute("SELECT count(*) FROM events").fetchone()
+    (profiles,) = conn.execute("SELECT count(*) FROM profiles").fetchone()
+    journeys: dict[str, dict[str, Any]] = {}
+
+    def of(jid: str) -> dict[str, Any]:
+        return journeys.setdefault(
+            jid,
+            {
+                "id": jid,
+                "version": None,
+                "deployed_at": None,
+                "live": {},
+                "live_total": 0,
+                "live_on_older_versions": 0,
+            },
+        )
+
+    for jid, version, deployed_at in conn.execute(
+        "SELECT id, version, deployed_at FROM journeys WHERE active = 1 ORDER BY id"
+    ):
+        journey = of(jid)
+        journey["version"], journey["deployed_at"] = version, iso_ms(deployed_at)
+    for jid, version, node, count in conn.execute(
+        "SELECT journey_id, version, node, count(*) FROM instances"
+        " WHERE status IN ('active', 'waiting') GROUP BY 1, 2, 3 ORDER BY 1, 3"
+    ):
+        journey = of(jid)
+        journey["live"][node] = journey["live"].get(node, 0) + count
+        journey["live_total"] += count
+        if version != journey["version"]:
+            journey["live_on_older_versions"] += count
+    outbox = dict.fromkeys(OUTBOX_STATUSES, 0)
+    for status, count in conn.execute("SELECT status, count(*) FROM outbox GROUP BY 1"):
+        outbox[status] = count
+    failures = [
+        {
+            "key": key,
+            "journey": journey_id,
+            "user": user_id,
+            "step": step,
+            "channel": channel,
+            "attempts": attempts,
+            "queued_at": iso_ms(created_at),
+            "error": error,
+        }
+        for key, journey_id, user_id, step, channel, attempts, created_at, error in conn.execute(
+            "SELECT key, journey_id, user_id, step, channel, attempts, created_at, error"
+            " FROM outbox WHERE status = 'failed' ORDER BY created_at DESC, id DESC LIMIT ?",
+            (RECENT_FAILURES,),
+        )
+    ]
+    return {
+        "store": path,
+        "events": events,
+        "profiles": profiles,
+        "journeys": [journeys[k] for k in sorted(journeys)],
+        "outbox": outbox,
+        "recent_failures": failures,
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as text for people."""
+    lines = [
+        f"store {report['store']}: {report['events']} event(s), {report['profiles']} profile(s)",
+        "",
+        "journeys",
+    ]
+    if not report["journeys"]:
+        lines.append("  none deployed (journeyc serve deploys them)")
+    for j in report["journeys"]:
+        if j["version"] is None:
+            head = f"  {j['id']}  (no active version)"
+        else:
+            head = f"  {j['id']}  version {j['version']}  deployed {j['deployed_at']}"
+        lines.append(head)
+        if j["live"]:
+            steps = ", ".join(f"{step} {n}" for step, n in j["live"].items())
+            older = j["live_on_older_versions"]
+            note = f"  ({older} on older versions)" if older else ""
+            lines.append(f"    in flight: {j['live_total']}  ({steps}){note}")
+        else:
+            lines.append("    in flight: 0")
+    lines += ["", "outbox"]
+    lines.append("  " + ", ".join(f"{k} {v}" for k, v in report["outbox"].items()))
+    lines += ["", f"recent failures (last {RECENT_FAILURES})"]
+    if not report["recent_failures"]:
+        lines.append("  none")
+    for f in report["recent_failures"]:
+        lines.append(
+            f"  {f['queued_at']}  {f['channel'] or '-'}  {f['user']}  {f['journey']}/{f['step']}"
+            f"  attempts {f['attempts']}: {f['error']}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@db_option
+@config_option
+@json_option
+def status(db: Path | None, config_file: Path | None, as_json: bool) -> None:
+    """Report what a store holds: journeys, users in flight, the outbox.
+
+    For each journey: its active version and when it was deployed, and its users
+    in flight per step (with how many are still on older versions). Then the
+    outbox by status (queued is the backlog), and the last failed sends with their
+    errors. Safe to run beside a daemon serving the same store.
+
+    \b
+    --json prints one object: store, events, profiles, journeys (id, version,
+    deployed_at, live {step: n}, live_total, live_on_older_versions), outbox
+    {queued, sent, failed, suppressed} and recent_failures (key, journey, user,
+    step, channel, attempts, queued_at, error).
+
+    Exit codes: 0 reported, 1 the file is not a journeyc store, 2 usage error (no
+    store at the path).
+    """
+    from journeyc.store.schema import StoreError
+    from journeyc.store.sqlite import Store
+
+    config, _ = read_config(config_file)
+    path = store_path(db, config)
+    if not path.is_file():
+        usage_error(f"no store at {path} (use --db, or run journeyc serve or ingest first)")
+    try:
+        store = Store.open(path)
+    except StoreError as exc:
+        click.echo(f"journeyc: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    try:
+        report = collect(store.conn, str(path))
+    finally:
+        store.close()
+    if as_json:
+        echo_json(report)
+    else:
+        click.echo(render(report), nl=False)

@@ -1,0 +1,761 @@
+"""The daemon behind ``journeyc serve``: one engine, its clock, the HTTP API and a watcher.
+
+Threads:
+
+- the main thread serves the HTTP API (:func:`~journeyc.serve.api.create_app`) with
+  uvicorn, and owns SIGTERM and SIGINT;
+- APScheduler 3's ``BackgroundScheduler`` (UTC) is the clock, and its pool runs the
+  jobs: ``engine`` (one :meth:`Engine.advance`), ``dispatch`` (the outbox
+  dispatcher), ``retention`` (daily) and ``poll`` (events other processes logged);
+- the watcher thread redeploys the project directory when it changes.
+
+APScheduler schedules the engine, not the users: per-user waits are rows in the
+store, and the ``engine`` job is one date trigger armed at the earliest of them
+(:meth:`Engine.next_wake`) and re-armed after every run; new events re-arm it to run
+now. ``dispatch`` is armed likewise at the earliest queued outbox row, and at once
+after a run that queued sends.
+
+Arming never moves a job later: a job already armed earlier stays (it will run and
+re-arm). APScheduler drops a date trigger that fires while the same job still runs
+(``max_instances=1``), so the next time is chosen after a run ends, by a listener
+that APScheduler calls once the run no longer counts as running; a request that
+came in during the run (an ingest, an engine run that queued sends) is remembered
+in a flag and makes that listener arm the job for now.
+
+Engine runs and deploys take one lock and the engine's own store connection; the
+API and the dispatcher open connections of their own (SQLite in WAL mode lets them
+read while the engine writes).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal
+
+from journeyc import __version__
+from journeyc.compile import ir
+from journeyc.config import CONFIG_FILE, Config, ConfigError
+from journeyc.serve.watch import Checked, InvalidProjectError, ProjectWatcher, load_checked
+
+__all__ = [
+    "ADMIN_TOKEN_ENV",
+    "RETENTION_DAYS",
+    "WRITE_KEY_ENV",
+    "Daemon",
+    "Keys",
+    "Secret",
+    "ServeSettings",
+    "StartupError",
+    "resolve_keys",
+]
+
+log = logging.getLogger("journeyc.serve")
+
+WRITE_KEY_ENV = "JOURNEYC_WRITE_KEY"
+"""The environment variable read for the write key when journeyc.toml sets none."""
+
+ADMIN_TOKEN_ENV = "JOURNEYC_ADMIN_TOKEN"
+"""The environment variable read for the admin token when journeyc.toml sets none."""
+
+RETENTION_DAYS = 90
+"""Finished instances, sent or suppressed outbox rows and actions older than this
+are deleted once a day (a constant, not a setting; entries are kept, as ``entry
+once`` needs them)."""
+
+RETENTION_HOUR_UTC = 3
+"""The hour (UTC) of the daily retention run."""
+
+DEBOUNCE_S = 0.05
+"""An ingest arms the engine this long ahead: a burst of requests makes one run."""
+
+POLL_S = 2.0
+"""How often the daemon looks for events other processes (``journeyc ingest``) logged."""
+
+RETRY_MAX_S = 30.0
+"""The longest wait before a failed engine or dispatcher run is tried again."""
+
+_ENGINE, _DISPATCH, _RETENTION, _POLL = "engine", "dispatch", "retention", "poll"
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why (the command exits 1)."""
+
+
+def now_ms() -> int:
+    """The wall clock in UTC epoch milliseconds: the engine's ``now`` when serving."""
+    return time.time_ns() // 1_000_000
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+# ---------------------------------------------------------------- settings and keys
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    """Everything ``journeyc serve`` was told: the project, the store, the config and
+    where to listen (port 0 picks a free one)."""
+
+    project_dir: Path
+    store_path: Path
+    config: Config
+    config_file: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8700
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A key and where it came from: ``config``, ``env`` or ``store`` (generated)."""
+
+    value: str
+    source: Literal["config", "env", "store"]
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The write key (ingest) and the admin token (admin API) the daemon uses."""
+
+    write_key: Secret
+    admin_token: Secret
+
+
+def resolve_keys(config: Config, setting: Callable[[str, Callable[[], str]], str]) -> Keys:
+    """The keys from journeyc.toml, else the environment, else generated once.
+
+    ``setting(name, default_fn)`` is :meth:`Store.setting`: a generated key is kept
+    in the store, so the daemon keeps its keys across restarts.
+    """
+
+    def one(configured: str | None, env: str, name: str) -> Secret:
+        if configured:
+            return Secret(configured, "config")
+        value = os.environ.get(env, "")
+        if value:
+            return Secret(value, "env")
+        return Secret(setting(name, lambda: secrets.token_urlsafe(24)), "store")
+
+    return Keys(
+        one(config.server.write_key, WRITE_KEY_ENV, "write_key"),
+        one(config.server.admin_token, ADMIN_TOKEN_ENV, "admin_token"),
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: one the OS picks)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+class _ExpectedSkips(logging.Filter):
+    """Hides APScheduler's warning for a date trigger that fired while its job still
+    ran: the daemon re-arms after every run, so nothing is lost (module docstring)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in record.getMessage()
+
+
+# ---------------------------------------------------------------- the daemon
+
+
+class Daemon:
+    """One ``journeyc serve`` process: :meth:`start`, :meth:`serve`, then :meth:`stop`.
+
+    :meth:`start` checks and deploys the project, opens the store, the providers and
+    the dispatcher, binds the socket and starts the clock and the watcher; it raises
+    :class:`~journeyc.serve.watch.InvalidProjectError` or :class:`StartupError` (having
+    released what it opened). :meth:`serve` blocks in uvicorn until SIGTERM or SIGINT.
+    """
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.config = settings.config
+        self.keys: Keys | None = None
+        self.address = (settings.host, settings.port)
+        self.versions: dict[str, str] = {}
+        self._engine_lock = threading.Lock()
+        self._arm_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._engine_requested = threading.Event()
+        self._dispatch_requested = threading.Event()
+        self._stopping = False
+        self._stop_requested = False
+        self._closers: list[Callable[[], None]] = []
+        self._server: Any = None
+        self._skips = _ExpectedSkips()
+        # What the clock knows between runs, and what /v1/status reports.
+        self._next_wake: int | None = None
+        self._engine_retry_at: int | None = None
+        self._engine_failures = 0
+        self._dispatch_next: int | None = None
+        self._dispatch_retry_at: int | None = None
+        self._dispatch_failures = 0
+        self._started_ms = now_ms()
+        self._engine_runs = 0
+        self._last_run: dict[str, Any] = {}
+        self._sent = self._retried = self._failed = 0
+        self._last_refused: dict[str, Any] | None = None
+        self._last_deploy_ms: int | None = None
+
+    # ------------------------------------------------------------ starting
+
+    def start(self) -> None:
+        """Check and deploy the project and start everything but the HTTP server."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        from journeyc.channels import build_providers, close_providers
+        from journeyc.engine.core import Engine
+        from journeyc.serve.api import create_app
+        from journeyc.serve.dispatcher import Dispatcher
+        from journeyc.serve.metrics import Metrics
+        from journeyc.store.schema import StoreError
+        from journeyc.store.sqlite import Store
+
+        s = self.settings
+        if not s.project_dir.is_dir():
+            raise StartupError(f"{s.project_dir}: no such directory (the journeys to serve)")
+        checked = load_checked(s.project_dir)  # an invalid project stops us before the store
+        if checked.warnings:
+            log.warning("the project has warnings:\n%s", checked.warnings.rstrip())
+        if checked.files == 0:
+            log.warning("no .journey files under %s yet; watching it for some", s.project_dir)
+
+        base_dir = s.config_file.parent if s.config_file is not None else Path.cwd()
+        try:
+            self.providers = build_providers(self.config, base_dir)
+        except ConfigError as exc:
+            raise StartupError(f"{s.config_file or CONFIG_FILE}: {exc}") from None
+        self._closers.append(lambda: close_providers(self.providers))
+
+        try:
+            self.store = Store.open(s.store_path)
+        except (StoreError, OSError) as exc:
+            raise StartupError(str(exc)) from None
+        self._closers.append(self.store.close)
+        self.keys = resolve_keys(self.config, self.store.setting)
+
+        self._socket = _bind(s.host, s.port)
+        self._closers.append(self._socket.close)
+        bound = self._socket.getsockname()
+        self.address = (s.host, int(bound[1]))
+
+        self.engine = Engine(self.store, self.config)
+        self.versions = {jid: v for jid, v, _, active in self.engine.rt.versions() if active}
+        self.deploy(checked, at_start=True)
+
+        self.dispatcher = Dispatcher.open(s.store_path, self.providers)
+        self._closers.append(self.dispatcher.close)
+        self._poll_conn = sqlite3.connect(
+            str(s.store_path), timeout=5, isolation_level=None, check_same_thread=False
+        )
+        self._poll_conn.execute("PRAGMA query_only = ON")
+        self._closers.append(self._poll_conn.close)
+
+        self.metrics = Metrics(s.store_path)
+        self.app = create_app(
+            s.store_path,
+            write_key=self.keys.write_key.value,
+            admin_token=self.keys.admin_token.value,
+            on_events=self.request_engine_run,
+            status=self.status,
+            metrics=self.metrics,
+        )
+
+        logging.getLogger("apscheduler.scheduler").addFilter(self._skips)
+        self.scheduler = BackgroundScheduler(timezone=UTC)
+        self.scheduler.add_listener(self._after_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        self.scheduler.start()
+        self._closers.append(self._stop_scheduler)
+        self.scheduler.add_job(
+            self._retention_job,
+            CronTrigger(hour=RETENTION_HOUR_UTC, minute=0, timezone=UTC),
+            id=_RETENTION,
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        self.scheduler.add_job(
+            self._poll_job,
+            IntervalTrigger(seconds=POLL_S, timezone=UTC),
+            id=_POLL,
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        # Catch up at once: events logged while the daemon was down, timers that came
+        # due meanwhile, sends queued but not delivered.
+        self.request_engine_run(delay_s=0)
+        self.request_dispatch()
+
+        self.watcher = ProjectWatcher(s.project_dir, self.reload)
+        self.watcher.start()
+        self._closers.append(self.watcher.stop)
+
+    # ------------------------------------------------------------ deploying
+
+    def deploy(self, checked: Checked, *, at_start: bool = False) -> None:
+        """Make the project's journeys the active versions and log each one that changed
+        (at start, every one).
+
+        New entries take the new version; users in flight stay on theirs, unless the
+        journey says ``upgrade in place`` (the engine moves them where their step
+        still exists).
+        """
+        project = checked.project
+        at = now_ms()
+        with self._engine_lock:
+            self.engine.deploy(project, at)
+        before, after = self.versions, {jid: j.version for jid, j in project.journeys.items()}
+        for jid, journey in project.journeys.items():
+            old = before.get(jid)
+            if old == journey.version:
+                if at_start:
+                    log.info("journey %s: version %s (unchanged)", jid, journey.version)
+                    _warn_unsupported_triggers(journey)
+                continue
+            if old is None:
+                log.info("journey %s: deployed version %s (new journey)", jid, journey.version)
+            elif journey.upgrade_in_place:
+                log.info(
+                    "journey %s: deployed version %s (was %s; upgrade in place: users in "
+                    "flight move to it where their step still exists)",
+                    jid,
+                    journey.version,
+                    old,
+                )
+            else:
+                log.info(
+                    "journey %s: deployed version %s (was %s; users in flight stay on %s)",
+                    jid,
+                    journey.version,
+                    old,
+                    old,
+                )
+            _warn_unsupported_triggers(journey)
+        for jid in sorted(before.keys() - after.keys()):
+            log.info(
+                "journey %s: no longer in the project; it takes no new entries, users in "
+                "flight finish on version %s",
+                jid,
+                before[jid],
+            )
+        with self._state_lock:
+            self.versions = after
+            self._last_deploy_ms = at
+
+    def reload(self, changed: set[str]) -> None:
+        """Redeploy after files under the project directory changed; an invalid change
+        is logged with its diagnostics and the last good version keeps running."""
+        root = self.settings.project_dir
+        names = ", ".join(sorted(_relative(p, root) for p in changed)) or str(root)
+        try:
+            checked = load_checked(root)
+        except InvalidProjectError as exc:
+            log.error(
+                "refused the change to %s: %d error(s); still running the last good version\n%s",
+                names,
+                exc.errors,
+                exc.text.rstrip(),
+            )
+            with self._state_lock:
+                self._last_refused = {"at": _iso(now_ms()), "files": names, "errors": exc.text}
+            return
+        with self._state_lock:
+            self._last_refused = None
+        if checked.warnings:
+            log.warning("%s: warnings:\n%s", names, checked.warnings.rstrip())
+        after = {jid: j.version for jid, j in checked.project.journeys.items()}
+        if after == self.versions:
+            log.info("%s changed; no journey changed", names)
+            return
+        self.deploy(checked)
+
+    # ------------------------------------------------------------ serving
+
+    def serve(self) -> None:
+        """Serve the HTTP API in this (the main) thread until SIGTERM or SIGINT.
+
+        uvicorn stops taking requests and finishes those in hand; :meth:`stop` then
+        stops the clock (waiting for the job in hand) and the rest.
+        """
+        import uvicorn
+
+        debug = logging.getLogger("journeyc").isEnabledFor(logging.DEBUG)
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            access_log=debug,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        if self._stop_requested:
+            return
+        log.info("listening on %s", self.url)
+        # uvicorn takes the signals while it runs, then raises them again for the
+        # handlers it found: ours (see install_signal_handlers) only note them.
+        server.run(sockets=[self._socket])
+
+    def install_signal_handlers(self) -> None:
+        """Make SIGTERM and SIGINT stop the daemon gracefully (main thread only)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stopping:
+            # Stopping waits for the job in hand; a second signal gives up on it.
+            log.error("%s again while stopping: exiting now", signal.Signals(signum).name)
+            os._exit(1)
+        if not self._stop_requested:
+            self._stop_requested = True
+            log.info("stopping (%s)", signal.Signals(signum).name)
+        if self._server is not None:
+            self._server.should_exit = True
+
+    @property
+    def url(self) -> str:
+        """The API's base URL."""
+        host, port = self.address
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}"
+
+    def stop(self) -> None:
+        """Stop the watcher and the clock (waiting for the job in hand), then close the
+        dispatcher, the providers and the store. Safe to call more than once."""
+        self._stopping = True
+        while self._closers:
+            closer = self._closers.pop()
+            try:
+                closer()
+            except Exception:
+                log.exception("while stopping")
+        logging.getLogger("apscheduler.scheduler").removeFilter(self._skips)
+
+    def _stop_scheduler(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+    # ------------------------------------------------------------ the clock
+
+    def request_engine_run(self, delay_s: float = DEBOUNCE_S) -> None:
+        """Run the engine soon: new events were committed (the API's ``on_events``).
+
+        Debounced: while a run is armed within ``delay_s``, more requests add nothing.
+        """
+        self._engine_requested.set()
+        self._arm(_ENGINE, now_ms() + round(delay_s * 1000))
+
+    def request_dispatch(self) -> None:
+        """Run the dispatcher now: sends were queued."""
+        self._dispatch_requested.set()
+        self._arm(_DISPATCH, now_ms())
+
+    def _arm(self, job_id: str, due_ms: int) -> None:
+        """Arm ``job_id`` at ``due_ms``, unless it is already armed no later."""
+        from apscheduler.triggers.date import DateTrigger
+
+        run_date = datetime.fromtimestamp(due_ms / 1000, UTC)
+        func = self._engine_job if job_id == _ENGINE else self._dispatch_job
+        with self._arm_lock:
+            if self._stopping:
+                return
+            job = self.scheduler.get_job(job_id)
+            if job is not None and job.next_run_time is not None and job.next_run_time <= run_date:
+                return
+            self.scheduler.add_job(
+                func,
+                DateTrigger(run_date=run_date, timezone=UTC),
+                id=job_id,
+                name=job_id,
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+
+    def _after_run(self, event: Any) -> None:
+        """APScheduler's listener: choose the next run of the job that just ended."""
+        if self._stopping:
+            return
+        now = now_ms()
+        if event.job_id == _ENGINE:
+            due = _next_due(
+                self._engine_requested.is_set(), self._engine_retry_at, self._next_wake, now
+            )
+            if due is not None:
+                self._arm(_ENGINE, due)
+        elif event.job_id == _DISPATCH:
+            due = _next_due(
+                self._dispatch_requested.is_set(), self._dispatch_retry_at, self._dispatch_next, now
+            )
+            if due is not None:
+                self._arm(_DISPATCH, due)
+
+    def _engine_job(self) -> None:
+        from journeyc.engine.core import CURSOR
+
+        self._engine_requested.clear()
+        now = now_ms()
+        started = time.perf_counter()
+        try:
+            with self._engine_lock:
+                seq = self.store.get_cursor(CURSOR)
+                actions = self.engine.advance(now)
+                lateness = list(self.engine.lateness_ms)
+                read_to = self.store.get_cursor(CURSOR)
+                next_wake = self.engine.next_wake()
+        except Exception:
+            self._engine_failures += 1
+            delay = _retry_delay_s(self._engine_failures)
+            log.exception("engine run failed; trying again in %.0f s", delay)
+            self._engine_retry_at = now + round(delay * 1000)
+            return
+        self._engine_failures, self._engine_retry_at = 0, None
+        self._next_wake = next_wake
+        for ms in lateness:
+            self.metrics.timer_lateness.observe(ms / 1000)
+        self.metrics.engine_runs.inc()
+        kinds = Counter(a.action for a in actions)
+        took = (time.perf_counter() - started) * 1000
+        if actions or read_to != seq:
+            log.debug(
+                "engine run: log read to #%d, %d timer(s), %d action(s)%s in %.0f ms",
+                read_to,
+                len(lateness),
+                len(actions),
+                "".join(f", {k} {n}" for k, n in sorted(kinds.items())),
+                took,
+            )
+        with self._state_lock:
+            self._engine_runs += 1
+            self._last_run = {
+                "at": _iso(now),
+                "actions": dict(sorted(kinds.items())),
+                "timers": len(lateness),
+                "max_lateness_ms": max(lateness, default=None),
+                "took_ms": round(took, 1),
+            }
+        if kinds["send"]:
+            self.request_dispatch()
+
+    def _dispatch_job(self) -> None:
+        self._dispatch_requested.clear()
+        now = now_ms()
+        try:
+            while True:
+                stats = self.dispatcher.run_once(now)
+                with self._state_lock:
+                    self._sent += stats.sent
+                    self._retried += stats.retried
+                    self._failed += stats.failed
+                if stats.handled:
+                    log.debug(
+                        "dispatch: %d sent, %d to retry, %d failed",
+                        stats.sent,
+                        stats.retried,
+                        stats.failed,
+                    )
+                if stats.handled < self.dispatcher.batch or self._stopping:
+                    break
+                now = now_ms()
+            self._dispatch_next = self.dispatcher.next_due()
+        except Exception:
+            self._dispatch_failures += 1
+            delay = _retry_delay_s(self._dispatch_failures)
+            log.exception("dispatcher run failed; trying again in %.0f s", delay)
+            self._dispatch_retry_at = now + round(delay * 1000)
+            return
+        self._dispatch_failures, self._dispatch_retry_at = 0, None
+
+    def _poll_job(self) -> None:
+        """Arm the engine when another process (``journeyc ingest``) logged events."""
+        from journeyc.engine.core import CURSOR
+
+        try:
+            (last,) = self._poll_conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+            row = self._poll_conn.execute(
+                "SELECT seq FROM cursor WHERE name = ?", (CURSOR,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            log.warning("looking for new events failed: %s", exc)
+            return
+        if last > (row[0] if row else 0):
+            self.request_engine_run()
+
+    def _retention_job(self) -> None:
+        try:
+            instances, outbox, actions = self.remove_old(now_ms())
+        except Exception:
+            log.exception("retention run failed; trying again tomorrow")
+            return
+        if instances or outbox or actions:
+            log.info(
+                "retention: removed %d finished instance(s), %d outbox row(s), %d action(s) "
+                "older than %d days",
+                instances,
+                outbox,
+                actions,
+                RETENTION_DAYS,
+            )
+
+    def remove_old(self, at_ms: int) -> tuple[int, int, int]:
+        """Delete what is older than :data:`RETENTION_DAYS` at ``at_ms`` and no longer
+        needed: finished instances (by entry time), sent and suppressed outbox rows,
+        and actions. Entries stay (``entry once`` reads them), as do failed sends.
+        Returns the rows removed: (instances, outbox, actions)."""
+        cutoff = at_ms - RETENTION_DAYS * 86_400_000
+        with self._engine_lock, self.store.transaction() as conn:
+            instances = conn.execute(
+                "DELETE FROM instances WHERE status IN ('completed', 'exited') AND entered_at < ?",
+                (cutoff,),
+            ).rowcount
+            outbox = conn.execute(
+                "DELETE FROM outbox WHERE (status = 'sent' AND sent_at < ?)"
+                " OR (status = 'suppressed' AND created_at < ?)",
+                (cutoff, cutoff),
+            ).rowcount
+            actions = conn.execute("DELETE FROM actions WHERE at < ?", (cutoff,)).rowcount
+        return instances, outbox, actions
+
+    # ------------------------------------------------------------ reports
+
+    def status(self) -> Mapping[str, Any]:
+        """The daemon's own report for ``GET /v1/status``."""
+        with self._state_lock:
+            return {
+                "version": __version__,
+                "started_at": _iso(self._started_ms),
+                "project_dir": str(self.settings.project_dir),
+                "journeys": dict(sorted(self.versions.items())),
+                "last_deploy_at": _iso(self._last_deploy_ms),
+                "last_refused_change": self._last_refused,
+                "engine": {
+                    "runs": self._engine_runs,
+                    "last_run": self._last_run or None,
+                    "next_wake_at": _iso(self._next_wake),
+                    "failing": self._engine_failures > 0,
+                },
+                "dispatch": {
+                    "sent": self._sent,
+                    "retried": self._retried,
+                    "failed": self._failed,
+                    "next_due_at": _iso(self._dispatch_next),
+                },
+                "watching": self.watcher.alive if hasattr(self, "watcher") else False,
+            }
+
+    def banner(self) -> str:
+        """What ``journeyc serve`` prints at start: the API, the keys and a curl example."""
+        assert self.keys is not None
+        s = self.settings
+        lines = [
+            f"journeyc {__version__}: serving {len(self.versions)} journey(s) from "
+            f"{s.project_dir} with the store {s.store_path}",
+            f"  API          {self.url}  (OpenAPI docs at {self.url}/docs)",
+            f"  write key    {_describe(self.keys.write_key, WRITE_KEY_ENV, 'write_key')}",
+            f"  admin token  {_describe(self.keys.admin_token, ADMIN_TOKEN_ENV, 'admin_token')}",
+            "  send an event:",
+            f"    curl -u {_curl_user(self.keys.write_key, WRITE_KEY_ENV)} {self.url}/v1/track \\",
+            "      -H 'Content-Type: application/json' \\",
+            f'      -d \'{{"userId": "user-1", "event": "{self._example_event()}", '
+            '"properties": {}}\'',
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _example_event(self) -> str:
+        project = getattr(self.engine, "active", {})
+        for prog in project.values():
+            for event, _ in prog.triggers:
+                return str(event)
+        return "signed_up"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _next_due(requested: bool, retry_at: int | None, planned: int | None, now: int) -> int | None:
+    """When a job runs next: after a failure at its retry time; else now when asked
+    for during the run; else at the planned time (None: not until asked)."""
+    if retry_at is not None:
+        return retry_at
+    if requested:
+        return now
+    return planned
+
+
+def _retry_delay_s(failures: int) -> float:
+    return min(RETRY_MAX_S, 2.0 ** (failures - 1))
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return path
+
+
+def _describe(secret: Secret, env: str, key: str) -> str:
+    if secret.source == "store":
+        return f"{secret.value}  (generated once, kept in the store)"
+    if secret.source == "env":
+        return f"from ${env}"
+    return f"from {CONFIG_FILE} ([server] {key})"
+
+
+def _curl_user(secret: Secret, env: str) -> str:
+    if secret.source == "store":
+        return f"'{secret.value}:'"
+    if secret.source == "env":
+        return f'"${env}:"'
+    return "'WRITE_KEY:'"
+
+
+def _warn_unsupported_triggers(journey: ir.JourneyIR) -> None:
+    if any(not isinstance(t, ir.EventTrigger) for t in journey.triggers):
+        log.warning(
+            "journey %s: `when entering/leaving SEGMENT` and `every` triggers are not run "
+            "by the engine yet; it enters users on its event triggers only",
+            journey.id,
+        )
