@@ -239,3 +239,20 @@ def test_read_jsonl_lists_every_bad_line(tmp_path: Path) -> None:
         f"{path}:6: $: not valid JSON (NaN is not JSON)",
     ]
     assert len(lines) == 5
+
+
+def test_batch_skips_the_call_types_journeys_do_not_use() -> None:
+    body = {
+        "batch": [
+            {"type": "page", "userId": "u1", "name": "Home"},
+            {
+                "type": "track",
+                "userId": "u1",
+                "event": "Cart Abandoned",
+                "timestamp": "2026-01-05T10:00:00Z",
+            },
+            {"type": "alias", "userId": "u1", "previousId": "anon-1"},
+        ]
+    }
+    events = parse_batch(body, 0)
+    assert [(e.kind, e.name) for e in events] == [("track", "cart_abandoned")]

@@ -30,6 +30,9 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from journeyc.lang.literals import normalize_event
 
 Kind: TypeAlias = Literal["track", "identify"]
+# Calls of Segment's spec that journeys have no use for (yet): acknowledged in a batch and
+# not stored, so a batch that mixes them with track calls is not refused whole.
+IGNORED_TYPES = frozenset({"page", "screen", "group", "alias"})
 
 IDENTIFY = "identify"
 """The name an identify call is logged under (no track event may take it)."""
@@ -162,6 +165,8 @@ def parse_event(obj: object, received_ms: int, kind: Kind | None = None) -> Even
 def parse_batch(body: object, received_ms: int) -> list[Event]:
     """Validate a Segment ``/v1/batch`` body (``{"batch": [...]}``), all or nothing.
 
+    ``page``, ``screen``, ``group`` and ``alias`` calls are skipped (see IGNORED_TYPES).
+
     Every call is checked; if any is bad, :class:`EventError` lists each problem
     under its index (``$.batch[3].event: is required``) and no event is returned.
     """
@@ -174,6 +179,8 @@ def parse_batch(body: object, received_ms: int) -> list[Event]:
     events: list[Event] = []
     problems: list[Problem] = []
     for i, item in enumerate(batch):
+        if isinstance(item, Mapping) and item.get("type") in IGNORED_TYPES:
+            continue  # Segment's SDKs batch these with track calls; journeys don't use them
         try:
             events.append(_parse(item, received_ms, None, f"$.batch[{i}]"))
         except EventError as exc:
