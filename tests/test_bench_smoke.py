@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "bench_predicates.py": [],
     "bench_timers.py": ["--n", "300"],
     "bench_simulate.py": ["--events", "1000", "--users", "100"],
+    "bench_serve.py": ["--seconds", "3", "--timers", "200", "--rows", "20000"],
 }
 TIMEOUT_S = 120  # a hang guard, not a performance limit
 

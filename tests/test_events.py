@@ -256,3 +256,10 @@ def test_batch_skips_the_call_types_journeys_do_not_use() -> None:
     }
     events = parse_batch(body, 0)
     assert [(e.kind, e.name) for e in events] == [("track", "cart_abandoned")]
+
+
+def test_a_batch_item_whose_type_is_not_a_string_is_a_clear_error() -> None:
+    # Found by schemathesis: `"type": {}` once made the skip check raise (a 500).
+    with pytest.raises(EventError) as info:
+        parse_batch({"batch": [{"type": {}, "userId": "u1", "traits": {}}]}, 0)
+    assert "$.batch[0]" in str(info.value)

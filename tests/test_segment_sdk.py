@@ -133,9 +133,9 @@ def test_wrong_write_key_is_reported_to_the_sdk(server: Server) -> None:
     assert server.events() == []
 
 
-def test_a_call_journeyc_does_not_take_is_refused_with_a_reason(server: Server) -> None:
+def test_calls_journeys_do_not_use_are_acknowledged_and_not_stored(server: Server) -> None:
     client = sync_client(server)
-    with pytest.raises(APIError) as info:
-        client.page(user_id="u-1", name="Home", timestamp=WHEN)
-    assert info.value.status == 400
-    assert "$.batch[0].type" in str(info.value)
+    client.page(user_id="u-1", name="Home", timestamp=WHEN)
+    client.track(user_id="u-1", event="Product Viewed", timestamp=WHEN)
+    names = [row[2] for row in server.events()]
+    assert names == ["product_viewed"]

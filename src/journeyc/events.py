@@ -179,7 +179,8 @@ def parse_batch(body: object, received_ms: int) -> list[Event]:
     events: list[Event] = []
     problems: list[Problem] = []
     for i, item in enumerate(batch):
-        if isinstance(item, Mapping) and item.get("type") in IGNORED_TYPES:
+        kind = item.get("type") if isinstance(item, Mapping) else None
+        if isinstance(kind, str) and kind in IGNORED_TYPES:
             continue  # Segment's SDKs batch these with track calls; journeys don't use them
         try:
             events.append(_parse(item, received_ms, None, f"$.batch[{i}]"))

@@ -71,14 +71,7 @@ class Runtime:
     def flush(self) -> None:
         """Write every changed instance and queued outbox row."""
         if self._dirty:
-            self.conn.executemany(
-                "UPDATE instances SET node = ?, status = ?, wake_at = ?, waiting_for = ?, "
-                "vars = ?, arm = ? WHERE id = ?",
-                [
-                    (i.node, i.status, i.wake_at, i.waiting_for, json.dumps(i.vars), i.arm, i.id)
-                    for i in self._dirty.values()
-                ],
-            )
+            self._write(list(self._dirty.values()))
             self._dirty.clear()
         if self._outbox:
             self.conn.executemany(
@@ -88,6 +81,16 @@ class Runtime:
                 self._outbox,
             )
             self._outbox.clear()
+
+    def _write(self, instances: list[Instance]) -> None:
+        self.conn.executemany(
+            "UPDATE instances SET node = ?, status = ?, wake_at = ?, waiting_for = ?, "
+            "vars = ?, arm = ? WHERE id = ?",
+            [
+                (i.node, i.status, i.wake_at, i.waiting_for, json.dumps(i.vars), i.arm, i.id)
+                for i in instances
+            ],
+        )
 
     def end(self) -> None:
         """Flush, and forget the instances read: the next step reads them afresh."""
@@ -170,7 +173,17 @@ class Runtime:
 
     def create(self, inst: Instance) -> Instance:
         """Insert a new instance (its ``id`` is assigned) and its entry record."""
-        self.flush()  # a finished instance of the same journey and user must be written first
+        # A finished instance of the same journey and user must be written first, or the
+        # one-live-instance index refuses this one; the rest stays batched.
+        same = [
+            i
+            for i in self._dirty.values()
+            if i.journey_id == inst.journey_id and i.user_id == inst.user_id
+        ]
+        if same:
+            self._write(same)
+            for i in same:
+                del self._dirty[i.id]
         cur = self.conn.execute(
             "INSERT INTO instances (journey_id, version, user_id, entry_no, node, status, "
             "entered_at, wake_at, waiting_for, vars, arm, holdout) "

@@ -1,0 +1,485 @@
+"""The daemon under load: sustained ingest, timer lateness, memory with many users.
+
+    python bench/bench_serve.py [--quick] [--rate R] [--seconds S] [--timers N] [--rows N]
+
+Every figure runs a real ``journeyc serve`` subprocess (``--port 0``, keys from the
+environment, ``tests/daemon_helpers.Daemon``) on a fresh store in a temporary
+directory; all traffic goes to 127.0.0.1. The project (``PROJECT`` below) holds
+
+- ``waiter``: ``when ping`` / ``wait 10s`` / ``send inapp``;
+- ``brancher``: ``when ping`` / ``if event.n > 24`` / ``send inapp`` (either branch);
+- ``napper``: ``when tick`` / ``wait 5s`` / ``send inapp``.
+
+1. **Sustained ingest.** Client threads (one ``httpx.Client`` each) post
+   ``/v1/batch`` bodies of 50 ``ping`` tracks, each for a new user, paced to the
+   target rate (default 2,000 events/s for 30 s; ``--quick``: 500/s for 5 s). Every
+   ping enters both ``waiter`` and ``brancher``, and from 10 s on the ``waiter``
+   timers come due under the same load. *Latency* is defined as: for the first event
+   of every batch, the time from the client receiving the batch's 200 to the bench
+   seeing that user's ``brancher`` outbox row in the SQLite file (a read-only
+   connection in this process polls ``outbox`` by id every 2 ms, so the resolution
+   is about 2 ms). The HTTP latency is request sent → 200 received, every batch.
+   Goal: p99 ≤ 50 ms at 2,000 events/s (met only when the target rate is reached).
+2. **Timer lateness.** N users (default 2,000; ``--quick`` 500) enter ``napper``
+   (``tick`` posted in batches of 50, as fast as the daemon takes them); 5 s later
+   their waits come due. Reported: the p99 of the daemon's own histogram
+   ``journeyc_timer_lateness_seconds`` (engine ``now`` − ``wake_at``; from the
+   buckets, so the figure is the upper bound of the bucket holding the p99), and the
+   observed lateness: the wall-clock time the bench saw each user's outbox row
+   minus that instance's ``wake_at`` (read from ``instances`` before it was due);
+   it adds the engine run's own duration and the commit. Goal: p99 ≤ 250 ms.
+3. **RSS with many users in flight.** A store built directly (not timed): the
+   project deployed with ``Engine.deploy``, then ``--rows`` profiles (default
+   1,000,000; ``--quick`` 50,000) and as many ``waiter`` instances waiting at
+   ``wait 10s`` but due in 300 days, with their ``entries`` rows, inserted with
+   ``executemany``. The daemon is started on it; once ``/healthz`` answers and
+   ``/v1/status`` shows one engine run, its ``VmRSS`` is read from
+   ``/proc/PID/status``. Baseline: the RSS of a bare
+   ``python -c "import journeyc.serve.daemon; import time; time.sleep(3)"``
+   in the same run. Goal: ≤ 250 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+from tests.daemon_helpers import Daemon, key_env, poll
+
+from bench.common import Figure, print_figures, print_machine
+from journeyc.compile.lower import lower_project
+from journeyc.engine.core import Engine
+from journeyc.lang.project import load_project
+from journeyc.store.sqlite import Store
+
+PROJECT = """journey waiter "Waits, then sends"
+  when ping
+  entry always
+
+  wait 10s as pause
+  send inapp "Pong {{ event.n }}" as pong
+
+journey brancher "Branches, then sends"
+  when ping
+  entry always
+
+  if event.n > 24
+    send inapp "High {{ event.n }}" as high
+  else
+    send inapp "Low {{ event.n }}" as low
+
+journey napper "Wakes after five seconds"
+  when tick
+  entry always
+
+  wait 5s as nap
+  send inapp "Tock" as tock
+"""
+BATCH = 50
+POLL_S = 0.002
+DAY_MS = 86_400_000
+MB = 1024 * 1024
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of ``values``, nearest rank; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+
+def make_project(root: Path) -> Path:
+    """The benchmark's project directory under ``root``."""
+    project = root / "journeys"
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "bench.journey").write_text(PROJECT, encoding="utf-8")
+    return project
+
+
+def start_daemon(root: Path, project: Path, db: Path, name: str) -> Daemon:
+    """A daemon on ``db`` serving ``project``, started and healthy."""
+    return Daemon(
+        [str(project), "--db", str(db), "--port", "0"], cwd=root, env=key_env(), name=name
+    ).start(timeout=120)
+
+
+def batch_body(kind: str, users: list[str], start_n: int) -> dict[str, Any]:
+    """A Segment ``/v1/batch`` body: one ``kind`` track per user."""
+    return {
+        "batch": [
+            {
+                "type": "track",
+                "userId": u,
+                "event": kind,
+                "properties": {"n": (start_n + i) % BATCH},
+                "messageId": f"{kind}-{u}",
+            }
+            for i, u in enumerate(users)
+        ]
+    }
+
+
+def read_only(db: Path) -> sqlite3.Connection:
+    """A read-only connection beside the daemon's writer (WAL)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5, check_same_thread=False)
+    conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+class OutboxWatcher(threading.Thread):
+    """Polls ``outbox`` by id and notes when each user's first row of ``journey``
+    appeared: ``perf_counter`` and wall-clock ms."""
+
+    def __init__(self, db: Path, journey: str) -> None:
+        super().__init__(daemon=True)
+        self.db, self.journey = db, journey
+        self.seen: dict[str, tuple[float, int]] = {}
+        self.stop_flag = threading.Event()
+        self.polls = 0
+
+    def run(self) -> None:
+        conn = read_only(self.db)
+        last = 0
+        try:
+            while not self.stop_flag.is_set():
+                rows = conn.execute(
+                    "SELECT id, user_id FROM outbox WHERE id > ? AND journey_id = ? ORDER BY id",
+                    (last, self.journey),
+                ).fetchall()
+                mono, wall = time.perf_counter(), time.time_ns() // 1_000_000
+                for row_id, user in rows:
+                    last = max(last, row_id)
+                    self.seen.setdefault(user, (mono, wall))
+                self.polls += 1
+                time.sleep(POLL_S)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+        self.join(10)
+
+
+def metrics_text(daemon: Daemon) -> str:
+    return httpx.get(f"{daemon.url}/metrics", timeout=10).text
+
+
+def lateness_histogram(text: str) -> tuple[int, float]:
+    """(count, p99 bucket upper bound in seconds) of ``journeyc_timer_lateness_seconds``."""
+    buckets: list[tuple[float, float]] = []
+    for m in re.finditer(
+        r'^journeyc_timer_lateness_seconds_bucket\{le="([^"]+)"\} (\S+)$', text, re.M
+    ):
+        buckets.append((float(m.group(1)), float(m.group(2))))
+    count = int(buckets[-1][1]) if buckets else 0
+    if count == 0:
+        return 0, float("nan")
+    for le, cumulative in sorted(buckets):
+        if cumulative >= 0.99 * count:
+            return count, le
+    return count, float("inf")
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of ``pid`` in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    hwm = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    assert rss and hwm, status
+    return int(rss.group(1)) / 1024, int(hwm.group(1)) / 1024
+
+
+def engine_runs(daemon: Daemon) -> int:
+    return int(daemon.admin("/v1/status")["daemon"]["engine"]["runs"])
+
+
+# ---------------------------------------------------------------- 1. sustained ingest
+
+
+def bench_ingest(root: Path, project: Path, rate: float, seconds: float) -> list[Figure]:
+    db = root / "ingest.db"
+    daemon = start_daemon(root, project, db, "ingest")
+    watcher = OutboxWatcher(db, "brancher")
+    n_batches = max(1, round(rate * seconds / BATCH))
+    interval = BATCH / rate
+    lock = threading.Lock()
+    state = {"next": 0}
+    ok_at: dict[str, float] = {}  # sampled user → perf_counter of its batch's 200
+    http_ms: list[float] = []
+    errors: list[str] = []
+    last_ok = [0.0]
+    try:
+        watcher.start()
+        t0 = time.perf_counter() + 0.1
+
+        def worker() -> None:
+            with httpx.Client(auth=(daemon.write_key, ""), timeout=30) as client:
+                while True:
+                    with lock:
+                        k = state["next"]
+                        state["next"] += 1
+                    if k >= n_batches:
+                        return
+                    delay = t0 + k * interval - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    users = [f"u{k:06d}-{j:02d}" for j in range(BATCH)]
+                    body = batch_body("ping", users, 0)
+                    sent = time.perf_counter()
+                    try:
+                        reply = client.post(f"{daemon.url}/v1/batch", json=body)
+                    except httpx.HTTPError as exc:
+                        errors.append(repr(exc))
+                        continue
+                    got = time.perf_counter()
+                    if reply.status_code != 200:
+                        errors.append(f"{reply.status_code} {reply.text[:200]}")
+                        continue
+                    with lock:
+                        http_ms.append((got - sent) * 1000)
+                        ok_at[users[0]] = got
+                        last_ok[0] = max(last_ok[0], got)
+
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(seconds * 4 + 120)
+        accepted = len(http_ms) * BATCH
+        elapsed = max(1e-9, last_ok[0] - t0)
+        achieved = accepted / elapsed
+
+        # Every sampled user's outbox row, within a bounded wait.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(u not in watcher.seen for u in ok_at):
+            time.sleep(0.05)
+        lateness_text = metrics_text(daemon)
+    finally:
+        watcher.stop()
+        daemon.stop()
+    if errors:
+        print(f"ingest: {len(errors)} failed batch(es), first: {errors[0]}", file=sys.stderr)
+    missing = [u for u in ok_at if u not in watcher.seen]
+    e2e_ms = [
+        max(0.0, (watcher.seen[u][0] - at) * 1000) for u, at in ok_at.items() if u in watcher.seen
+    ]
+    timers, timer_p99 = lateness_histogram(lateness_text)
+    print(
+        f"ingest: {accepted} events in {elapsed:.1f} s ({len(http_ms)} batches of {BATCH}, "
+        f"{len(errors)} failed), {len(e2e_ms)} sampled, {len(missing)} never seen, "
+        f"{watcher.polls} polls; {timers} waiter timers ran meanwhile"
+    )
+    reached = achieved >= 0.95 * rate and not errors and not missing
+    p99 = pct(e2e_ms, 0.99)
+    figures = [
+        Figure("ingest: achieved rate", achieved, "events/s", goal=f"target {rate:.0f}/s"),
+        Figure("ingest: 200 → outbox row p50", pct(e2e_ms, 0.5), "ms"),
+        Figure(
+            "ingest: 200 → outbox row p99",
+            p99,
+            "ms",
+            goal=f"≤ 50 ms at {rate:.0f}/s",
+            met=reached and p99 <= 50,
+        ),
+        Figure("ingest: HTTP /v1/batch p50", pct(http_ms, 0.5), "ms"),
+        Figure("ingest: HTTP /v1/batch p99", pct(http_ms, 0.99), "ms"),
+    ]
+    if timers:  # the waiter's 10 s waits came due during the run
+        figures.append(
+            Figure("ingest: waiter timer lateness p99 (bucket ≤)", timer_p99 * 1000, "ms")
+        )
+    return figures
+
+
+# ---------------------------------------------------------------- 2. timer lateness
+
+
+def bench_timers(root: Path, project: Path, n: int) -> list[Figure]:
+    db = root / "timers.db"
+    daemon = start_daemon(root, project, db, "timers")
+    watcher = OutboxWatcher(db, "napper")
+    users = [f"t{i:07d}" for i in range(n)]
+    try:
+        watcher.start()
+        with httpx.Client(auth=(daemon.write_key, ""), timeout=30) as client:
+            for k in range(0, n, BATCH):
+                reply = client.post(
+                    f"{daemon.url}/v1/batch", json=batch_body("tick", users[k : k + BATCH], k)
+                )
+                assert reply.status_code == 200, reply.text
+        conn = read_only(db)
+        try:
+
+            def all_waiting() -> dict[str, int] | None:
+                rows = conn.execute(
+                    "SELECT user_id, wake_at FROM instances "
+                    "WHERE journey_id = 'napper' AND status = 'waiting'"
+                ).fetchall()
+                return dict(rows) if len(rows) == n else None
+
+            wake_at = poll(all_waiting, 30, "every napper instance waiting", interval=0.01)
+        finally:
+            conn.close()
+        poll(lambda: len(watcher.seen) >= n, 60, "every napper send", interval=0.05)
+        text = metrics_text(daemon)
+    finally:
+        watcher.stop()
+        daemon.stop()
+    count, bucket_p99 = lateness_histogram(text)
+    observed = [float(watcher.seen[u][1] - wake_at[u]) for u in users]
+    print(f"timers: {n} waits of 5 s, {count} in the histogram")
+    p99 = pct(observed, 0.99)
+    return [
+        Figure(
+            "timers: lateness p99, histogram (bucket ≤)",
+            bucket_p99 * 1000,
+            "ms",
+            goal="≤ 250 ms",
+            met=bucket_p99 <= 0.25,
+        ),
+        Figure("timers: observed lateness p50", pct(observed, 0.5), "ms"),
+        Figure("timers: observed lateness p99", p99, "ms", goal="≤ 250 ms", met=p99 <= 250),
+    ]
+
+
+# ---------------------------------------------------------------- 3. RSS
+
+
+def build_store(db: Path, project: Path, rows: int) -> None:
+    """``rows`` profiles and ``rows`` waiter instances due in 300 days."""
+    proj = lower_project(load_project([project]))
+    waiter = proj.journeys["waiter"]
+    first = waiter.start or ""
+    now = time.time_ns() // 1_000_000
+    far = now + 300 * DAY_MS
+    entry = json.dumps({"entry": {"name": "ping", "at": now, "props": {"n": 1}}})
+    store = Store.open(db)
+    try:
+        Engine(store).deploy(proj, now)
+        chunk = 100_000
+        for lo in range(0, rows, chunk):
+            users = [f"r{i:07d}" for i in range(lo, min(rows, lo + chunk))]
+            with store.transaction() as conn:
+                conn.executemany(
+                    "INSERT INTO profiles (user_id, traits, trait_at, updated_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (
+                        (u, '{"first_name": "Ann", "plan": "pro"}', '{"first_name": 1}', now)
+                        for u in users
+                    ),
+                )
+                conn.executemany(
+                    "INSERT INTO instances (journey_id, version, user_id, entry_no, node, "
+                    "status, entered_at, wake_at, waiting_for, vars, arm, holdout) "
+                    "VALUES ('waiter', ?, ?, 1, ?, 'waiting', ?, ?, NULL, ?, NULL, 0)",
+                    ((waiter.version, u, first, now, far, entry) for u in users),
+                )
+                conn.executemany(
+                    "INSERT INTO entries (journey_id, user_id, entry_no, entered_at) "
+                    "VALUES ('waiter', ?, 1, ?)",
+                    ((u, now) for u in users),
+                )
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        store.close()
+
+
+def bare_rss() -> float:
+    """VmRSS of a process that only imports the daemon module."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import journeyc.serve.daemon; import time; time.sleep(3)"]
+    )
+    try:
+        time.sleep(2.0)
+        return rss_mb(proc.pid)[0]
+    finally:
+        proc.wait(10)
+
+
+def daemon_rss(root: Path, project: Path, db: Path, name: str) -> tuple[float, float, float]:
+    """(VmRSS, VmHWM, seconds to healthy + one engine run) of a daemon on ``db``."""
+    t0 = time.perf_counter()
+    daemon = start_daemon(root, project, db, name)
+    try:
+        poll(lambda: engine_runs(daemon) >= 1, 120, "one engine run", interval=0.1)
+        took = time.perf_counter() - t0
+        time.sleep(0.5)  # let the first dispatch and the poll job settle
+        assert daemon.proc is not None
+        rss, hwm = rss_mb(daemon.proc.pid)
+    finally:
+        daemon.stop()
+    return rss, hwm, took
+
+
+def bench_rss(root: Path, project: Path, rows: int) -> list[Figure]:
+    base = bare_rss()
+    empty_rss, _, _ = daemon_rss(root, project, root / "empty.db", "empty")
+    db = root / "big.db"
+    t0 = time.perf_counter()
+    build_store(db, project, rows)
+    built = time.perf_counter() - t0
+    rss, hwm, took = daemon_rss(root, project, db, "big")
+    print(
+        f"rss: {rows} profiles + {rows} waiting instances built in {built:.1f} s "
+        f"({db.stat().st_size / MB:.0f} MB file); daemon healthy + one run in {took:.1f} s"
+    )
+    return [
+        Figure("rss: daemon, empty store", empty_rss, "MB", base, "bare import"),
+        Figure(
+            f"rss: daemon, {rows} users in flight",
+            rss,
+            "MB",
+            base,
+            "bare import",
+            goal="≤ 250 MB",
+            met=rss <= 250,
+        ),
+        Figure(f"rss: daemon peak (VmHWM), {rows} users", hwm, "MB", base, "bare import"),
+    ]
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, short runs")
+    parser.add_argument("--rate", type=float, help="ingest target, events/s")
+    parser.add_argument("--seconds", type=float, help="ingest duration")
+    parser.add_argument("--timers", type=int, help="users entering the 5 s wait")
+    parser.add_argument("--rows", type=int, help="profiles and waiting instances for RSS")
+    args = parser.parse_args()
+    rate = args.rate or (500.0 if args.quick else 2000.0)
+    seconds = args.seconds or (5.0 if args.quick else 30.0)
+    timers = args.timers or (500 if args.quick else 2000)
+    rows = args.rows or (50_000 if args.quick else 1_000_000)
+
+    print_machine()
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory(prefix="bench_serve-") as tmp:
+        root = Path(tmp)
+        project = make_project(root)
+        figures += bench_ingest(root, project, rate, seconds)
+        figures += bench_timers(root, project, timers)
+        figures += bench_rss(root, project, rows)
+    print_figures(figures)
+
+
+if __name__ == "__main__":
+    main()
