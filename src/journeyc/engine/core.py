@@ -147,31 +147,40 @@ class Engine:
             self.store.set_cursor(CURSOR, int(row[0] or 0))
 
     def advance(self, now_ms: int) -> list[Action]:
-        """Handle new events, then due timers, as of ``now_ms``; one transaction."""
+        """Handle new events, then due timers, as of ``now_ms``.
+
+        Work goes in batches of up to ``BATCH`` events or due timers; each batch commits
+        its cursor, instances, outbox rows and actions in one transaction, so a long
+        backlog never holds the store's write lock (and ingest) for long.
+        """
         actions: list[Action] = []
-        self._profiles.clear()
         self.lateness_ms = []
+        while self._batch(now_ms, actions):
+            pass
+        return actions
+
+    def _batch(self, now_ms: int, actions: list[Action]) -> bool:
+        """One batch in one transaction; False when nothing was left to do."""
+        first = len(actions)
+        self._profiles.clear()
         with self.store.transaction():
             cursor = self.store.get_cursor(CURSOR)
-            while True:
-                events = self.store.events_after(cursor, BATCH)
+            events = self.store.events_after(cursor, BATCH)
+            due = [] if events else self.rt.due(now_ms, BATCH)
+            if events:
                 for ev in events:
                     self._on_event(ev, now_ms, actions)
                     cursor = ev.seq
-                if events:
-                    self.store.set_cursor(CURSOR, cursor)
-                    if len(events) == BATCH or self._tracked:
-                        self._tracked = False  # read on: more events, or ones steps logged
-                        continue
-                due = self.rt.due(now_ms, BATCH)
-                if not due:
-                    break
+                self.store.set_cursor(CURSOR, cursor)
+            else:
+                # Timers only when no event is waiting: events come first at equal times,
+                # and events a timer's step logs are read before the next timer runs.
                 for inst in due:
                     self.lateness_ms.append(now_ms - (inst.wake_at or now_ms))
                     self._on_timer(inst, now_ms, actions)
                     if self._tracked:
-                        break  # events a step logged come before the next timer
-                self._tracked = False
+                        break
+            self._tracked = False
             self.rt.end()
             self.rt.log_actions(
                 (
@@ -182,10 +191,10 @@ class Engine:
                     a.action,
                     json.dumps(a.detail, ensure_ascii=False, default=str),
                 )
-                for a in actions
+                for a in actions[first:]
             )
         self._profiles.clear()
-        return actions
+        return bool(events or due)
 
     def _profile(self, user: str) -> dict[str, Any]:
         profile = self._profiles.get(user)
