@@ -68,8 +68,17 @@ class Engine:
     """Runs deployed journey versions over a store."""
 
     def __init__(
-        self, store: Store, config: Config | None = None, renderer: Renderer | None = None
+        self,
+        store: Store,
+        config: Config | None = None,
+        renderer: Renderer | None = None,
+        *,
+        commit_per_batch: bool = False,
     ) -> None:
+        # commit_per_batch: the daemon commits each batch so that a backlog never holds
+        # the write lock (and ingest) for long; its actions are in the store either way.
+        # Otherwise a step is one transaction, and a crash redoes the whole step.
+        self.commit_per_batch = commit_per_batch
         self.store = store
         self.rt = Runtime(store.conn)
         self.config = config or Config()
@@ -149,14 +158,19 @@ class Engine:
     def advance(self, now_ms: int) -> list[Action]:
         """Handle new events, then due timers, as of ``now_ms``.
 
-        Work goes in batches of up to ``BATCH`` events or due timers; each batch commits
-        its cursor, instances, outbox rows and actions in one transaction, so a long
-        backlog never holds the store's write lock (and ingest) for long.
+        Work goes in batches of up to ``BATCH`` events or due timers. Each batch writes
+        its cursor, instances, outbox rows and actions together; with
+        ``commit_per_batch`` each batch commits, otherwise the whole step does.
         """
         actions: list[Action] = []
         self.lateness_ms = []
-        while self._batch(now_ms, actions):
-            pass
+        if self.commit_per_batch:
+            while self._batch(now_ms, actions):
+                pass
+        else:
+            with self.store.transaction():  # the batches become savepoints
+                while self._batch(now_ms, actions):
+                    pass
         return actions
 
     def _batch(self, now_ms: int, actions: list[Action]) -> bool:
@@ -180,21 +194,24 @@ class Engine:
                     self._on_timer(inst, now_ms, actions)
                     if self._tracked:
                         break
-            self._tracked = False
+            tracked, self._tracked = self._tracked, False
             self.rt.end()
-            self.rt.log_actions(
-                (
-                    a.at_ms,
-                    a.user,
-                    a.journey,
-                    a.step,
-                    a.action,
-                    json.dumps(a.detail, ensure_ascii=False, default=str),
+            if len(actions) > first:
+                self.rt.log_actions(
+                    (
+                        a.at_ms,
+                        a.user,
+                        a.journey,
+                        a.step,
+                        a.action,
+                        json.dumps(a.detail, ensure_ascii=False, default=str),
+                    )
+                    for a in actions[first:]
                 )
-                for a in actions[first:]
-            )
         self._profiles.clear()
-        return bool(events or due)
+        # Another batch is needed after events (timers may be due), after a full batch
+        # of timers, or when a step logged events; a short batch of timers ends it.
+        return bool(events) or len(due) == BATCH or tracked
 
     def _profile(self, user: str) -> dict[str, Any]:
         profile = self._profiles.get(user)

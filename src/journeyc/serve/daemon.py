@@ -278,7 +278,7 @@ class Daemon:
         bound = self._socket.getsockname()
         self.address = (s.host, int(bound[1]))
 
-        self.engine = Engine(self.store, self.config)
+        self.engine = Engine(self.store, self.config, commit_per_batch=True)
         self.versions = {jid: v for jid, v, _, active in self.engine.rt.versions() if active}
         self.deploy(checked, at_start=True)
 
