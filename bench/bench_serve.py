@@ -58,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from tests.daemon_helpers import Daemon, key_env, poll
 
-from bench.common import Figure, print_figures, print_machine
+from bench.common import Figure, print_figures, print_machine, seed_waiting
 from journeyc.compile.lower import lower_project
 from journeyc.engine.core import Engine
 from journeyc.lang.project import load_project
@@ -384,17 +384,7 @@ def build_store(db: Path, project: Path, rows: int) -> None:
                         for u in users
                     ),
                 )
-                conn.executemany(
-                    "INSERT INTO instances (journey_id, version, user_id, entry_no, node, "
-                    "status, entered_at, wake_at, waiting_for, vars, arm, holdout) "
-                    "VALUES ('waiter', ?, ?, 1, ?, 'waiting', ?, ?, NULL, ?, NULL, 0)",
-                    ((waiter.version, u, first, now, far, entry) for u in users),
-                )
-                conn.executemany(
-                    "INSERT INTO entries (journey_id, user_id, entry_no, entered_at) "
-                    "VALUES ('waiter', ?, 1, ?)",
-                    ((u, now) for u in users),
-                )
+                seed_waiting(conn, "waiter", waiter.version, first, users, now, far, entry)
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         store.close()

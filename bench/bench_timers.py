@@ -42,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Figure, print_figures, print_machine
+from bench.common import Figure, print_figures, print_machine, seed_waiting
 from journeyc.compile import ir
 from journeyc.compile.lower import lower_project
 from journeyc.engine.core import Engine
@@ -107,17 +107,7 @@ def build_state(path: Path, proj: ir.ProjectIR, n: int) -> None:
                     for i, u in enumerate(users)
                 ),
             )
-            conn.executemany(
-                "INSERT INTO instances (journey_id, version, user_id, entry_no, node, status, "
-                "entered_at, wake_at, waiting_for, vars, arm, holdout) "
-                "VALUES ('timers', ?, ?, 1, ?, 'waiting', ?, ?, NULL, ?, NULL, 0)",
-                ((j.version, u, first, T0, T, entry) for u in users),
-            )
-            conn.executemany(
-                "INSERT INTO entries (journey_id, user_id, entry_no, entered_at) "
-                "VALUES ('timers', ?, 1, ?)",
-                ((u, T0) for u in users),
-            )
+            seed_waiting(conn, "timers", j.version, first, users, T0, T, entry)
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         store.close()

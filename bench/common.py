@@ -77,3 +77,27 @@ def print_figures(figures: list[Figure]) -> None:
         met = "" if f.met is None else ("  met" if f.met else "  MISSED")
         print(f"{f.name:44} {f.value:12.4g} {f.unit:8} {base:>22} {ratio:>8}  {f.goal}{met}")
     sys.stdout.flush()
+
+
+def seed_waiting(
+    conn: sqlite3.Connection,
+    journey_id: str,
+    version: str,
+    node: str,
+    users: list[str],
+    entered_at: int,
+    wake_at: int,
+    vars_json: str,
+) -> None:
+    """Insert users as the engine leaves them at a wait: a waiting instance at ``node``
+    due at ``wake_at``, and their entry record."""
+    conn.executemany(
+        "INSERT INTO instances (journey_id, version, user_id, entry_no, node, status, "
+        "entered_at, wake_at, waiting_for, vars, arm, holdout) "
+        "VALUES (?, ?, ?, 1, ?, 'waiting', ?, ?, NULL, ?, NULL, 0)",
+        ((journey_id, version, u, node, entered_at, wake_at, vars_json) for u in users),
+    )
+    conn.executemany(
+        "INSERT INTO entries (journey_id, user_id, entry_no, entered_at) VALUES (?, ?, 1, ?)",
+        ((journey_id, u, entered_at) for u in users),
+    )

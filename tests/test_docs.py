@@ -8,7 +8,6 @@ uses, and no others. ``file "…"`` templates are copied from the example projec
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shutil
 from collections.abc import Iterator
@@ -100,23 +99,13 @@ def references(node: object) -> tuple[set[str], set[str]]:
     messages: set[str] = set()
     segments: set[str] = set()
 
-    def walk(n: object) -> None:
-        if isinstance(n, tuple):
-            for item in n:
-                walk(item)
-            return
-        if not dataclasses.is_dataclass(n) or isinstance(n, type):
-            return
+    for n in ast.walk(node):
         if isinstance(n, ast.SegmentRef):
             segments.add(n.name)
         elif isinstance(n, ast.WhenSegment | ast.Every) and n.segment is not None:
             segments.add(n.segment)
         elif isinstance(n, ast.MessageRef) and n.name is not None:
             messages.add(n.name)
-        for f in dataclasses.fields(n):
-            walk(getattr(n, f.name))
-
-    walk(node)
     return messages, segments
 
 

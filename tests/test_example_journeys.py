@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from datetime import datetime
@@ -17,6 +16,7 @@ from journeyc.lang.checker import check_project
 from journeyc.lang.diagnostics import render_text
 from journeyc.lang.formatter import format_source
 from journeyc.lang.project import Project, load_project
+from tests.test_docs import references
 
 ROOT = Path(__file__).resolve().parents[1]
 JOURNEYS = ROOT / "journeys"
@@ -111,31 +111,15 @@ def test_every_template_is_used(project: Project) -> None:
         assert template.resolve() in used, f"{template.name} is used by no message"
 
 
-def _uses(node: object, messages: set[str], segments: set[str]) -> None:
-    """Collect the message and segment names a syntax tree uses."""
-    if isinstance(node, tuple):
-        for item in node:
-            _uses(item, messages, segments)
-        return
-    if not dataclasses.is_dataclass(node) or isinstance(node, type):
-        return
-    if isinstance(node, ast.SegmentRef):
-        segments.add(node.name)
-    elif isinstance(node, ast.WhenSegment | ast.Every) and node.segment is not None:
-        segments.add(node.segment)
-    elif isinstance(node, ast.MessageRef) and node.name is not None:
-        messages.add(node.name)
-    for f in dataclasses.fields(node):
-        _uses(getattr(node, f.name), messages, segments)
-
-
 def test_every_message_and_segment_is_used(project: Project) -> None:
     trees = _trees(project)
     messages: set[str] = set()
     segments: set[str] = set()
     for t in trees:
         for j in t.journeys:
-            _uses(j, messages, segments)
+            used_messages, used_segments = references(j)
+            messages |= used_messages
+            segments |= used_segments
     assert {m.name for t in trees for m in t.messages} - messages == set()
     assert {s.name for t in trees for s in t.segments} - segments == set()
 

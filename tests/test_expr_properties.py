@@ -95,20 +95,7 @@ def _extend(children: st.SearchStrategy[ir.Expr]) -> st.SearchStrategy[ir.Expr]:
 
 expressions = st.recursive(leaves, _extend, max_leaves=12)
 
-_BIN = {
-    "==": vals.eq,
-    "!=": vals.ne,
-    "<": vals.lt,
-    "<=": vals.le,
-    ">": vals.gt,
-    ">=": vals.ge,
-    "in": vals.in_,
-    "not in": vals.not_in,
-    "+": vals.add,
-    "-": vals.sub,
-    "*": vals.mul,
-    "/": vals.div,
-}
+_BIN = vals.BINARY
 
 
 def interpret(e: ir.Expr, s: Scope) -> Any:

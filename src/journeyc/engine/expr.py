@@ -294,20 +294,7 @@ def _call(e: ir.Call) -> _Node:
 
 # ---------------------------------------------------------------- operators
 
-_BINARY: dict[str, Callable[[object, object], Any]] = {
-    "==": vals.eq,
-    "!=": vals.ne,
-    "<": vals.lt,
-    "<=": vals.le,
-    ">": vals.gt,
-    ">=": vals.ge,
-    "in": vals.in_,
-    "not in": vals.not_in,
-    "+": vals.add,
-    "-": vals.sub,
-    "*": vals.mul,
-    "/": vals.div,
-}
+_BINARY = vals.BINARY
 _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in", "not in"})
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _NATIVE_ORDER: dict[str, Callable[[Any, Any], bool]] = {

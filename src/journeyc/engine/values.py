@@ -23,7 +23,7 @@ Every function here is total: whatever it is given, it returns a value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -376,3 +376,20 @@ def contains(container: object, item: object) -> bool | None:
     if container is None or item is None:
         return None
     return in_(item, container)
+
+
+BINARY: dict[str, Callable[[object, object], Any]] = {
+    "==": eq,
+    "!=": ne,
+    "<": lt,
+    "<=": le,
+    ">": gt,
+    ">=": ge,
+    "in": in_,
+    "not in": not_in,
+    "+": add,
+    "-": sub,
+    "*": mul,
+    "/": div,
+}
+"""Each binary operator of the language and the function that gives its value."""

@@ -6,6 +6,8 @@ so two sources that differ only in layout (``fmt``) give equal trees.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal as L  # noqa: N817 (keeps the node fields readable)
 from typing import TypeAlias
@@ -569,6 +571,19 @@ class SourceFile:
 def step_label(step: Step) -> str | None:
     """The ``as NAME`` of a step, if it has one."""
     return step.label.name if step.label else None
+
+
+def walk(node: object) -> Iterator[object]:
+    """Every AST node in ``node`` (a node, or a tuple of them), depth first."""
+    if isinstance(node, tuple):
+        for item in node:
+            yield from walk(item)
+        return
+    if not dataclasses.is_dataclass(node) or isinstance(node, type):
+        return
+    yield node
+    for f in dataclasses.fields(node):
+        yield from walk(getattr(node, f.name))
 
 
 def child_blocks(step: Step) -> list[tuple[Step, ...]]:
