@@ -609,6 +609,8 @@ def test_forget_user(api: Api) -> None:
             "actions": 60,
             "events": 2,
             "profiles": 1,
+            "segment_members": 0,
+            "segment_changes": 0,
         },
     }
     for table in ("events", "profiles", "instances", "outbox", "actions", "entries"):

@@ -314,6 +314,16 @@ def test_forget_user_removes_every_row_of_the_user(store: Store) -> None:
                 " VALUES (?, ?, 'cart', '1', 'entered')",
                 (T0, user),
             )
+            conn.execute(
+                "INSERT INTO segment_members (user_id, segment, member, since)"
+                " VALUES (?, 'buyer', 1, ?)",
+                (user, T0),
+            )
+            conn.execute(
+                "INSERT INTO segment_changes (segment, user_id, at, entered)"
+                " VALUES ('buyer', ?, ?, 1)",
+                (user, T0),
+            )
 
     removed = store.forget_user("u1")
 
@@ -324,8 +334,19 @@ def test_forget_user_removes_every_row_of_the_user(store: Store) -> None:
         "actions": 1,
         "events": 2,
         "profiles": 1,
+        "segment_members": 1,
+        "segment_changes": 1,
     }
-    for table in ("events", "profiles", "instances", "entries", "outbox", "actions"):
+    for table in (
+        "events",
+        "profiles",
+        "instances",
+        "entries",
+        "outbox",
+        "actions",
+        "segment_members",
+        "segment_changes",
+    ):
         users = {r[0] for r in store.conn.execute(f"SELECT user_id FROM {table}")}
         assert users == {"u2"}, table
     assert store.get_profile("u1") == {}

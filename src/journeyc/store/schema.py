@@ -133,7 +133,71 @@ _V1 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+_V2 = Migration(
+    "segments, segment membership and changes, schedules, product catalog",
+    (
+        # Aggregates over all users (segment refresh, best sellers) read one event name
+        # over a time range.
+        "CREATE INDEX events_name_at ON events (name, at)",
+        # The definition each segment's memberships were computed with: a changed
+        # definition is evaluated again for everyone.
+        """CREATE TABLE segments (
+            name TEXT PRIMARY KEY,
+            hash TEXT NOT NULL,
+            expr TEXT NOT NULL,
+            refreshed_at INTEGER
+        ) STRICT""",
+        # One row per evaluated (user, segment); recheck_at is the earliest time the
+        # clock alone can change the answer (NULL: only the user's data can).
+        """CREATE TABLE segment_members (
+            user_id TEXT NOT NULL,
+            segment TEXT NOT NULL,
+            member INTEGER NOT NULL CHECK (member IN (0, 1)),
+            since INTEGER NOT NULL,
+            recheck_at INTEGER,
+            PRIMARY KEY (user_id, segment)
+        ) STRICT, WITHOUT ROWID""",
+        "CREATE INDEX segment_members_segment ON segment_members (segment, member)",
+        """CREATE INDEX segment_members_recheck ON segment_members (recheck_at)
+            WHERE recheck_at IS NOT NULL""",
+        """CREATE TABLE segment_changes (
+            segment TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            entered INTEGER NOT NULL CHECK (entered IN (0, 1))
+        ) STRICT""",
+        "CREATE INDEX segment_changes_segment_at ON segment_changes (segment, at)",
+        "CREATE INDEX segment_changes_user ON segment_changes (user_id)",
+        # `every …` entries: the next time each (journey, trigger) fires in each zone;
+        # after_user is how far a firing has got through its audience (NULL: not begun).
+        """CREATE TABLE schedules (
+            journey_id TEXT NOT NULL,
+            trigger INTEGER NOT NULL,
+            zone TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            next_at INTEGER NOT NULL,
+            after_user TEXT,
+            PRIMARY KEY (journey_id, trigger, zone)
+        ) STRICT""",
+        "CREATE INDEX schedules_next ON schedules (next_at)",
+        """CREATE TABLE products (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            brand TEXT,
+            category TEXT,
+            price REAL,
+            url TEXT,
+            image TEXT,
+            in_stock INTEGER NOT NULL DEFAULT 1 CHECK (in_stock IN (0, 1)),
+            extra TEXT NOT NULL DEFAULT '{}',
+            updated_at INTEGER NOT NULL
+        ) STRICT""",
+        "CREATE INDEX products_category ON products (category)",
+        "CREATE INDEX products_brand ON products (brand)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 """Every migration in order; ``len(MIGRATIONS)`` is the version this code writes."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -149,6 +213,11 @@ TABLES = (
     "actions",
     "cursor",
     "settings",
+    "segments",
+    "segment_members",
+    "segment_changes",
+    "schedules",
+    "products",
 )
 """The tables of the current schema."""
 

@@ -308,7 +308,16 @@ class Store:
         removed: dict[str, int] = {}
         with self.transaction() as conn:
             # Outbox first: deleting instances first would only null its references.
-            for table in ("outbox", "instances", "entries", "actions", "events", "profiles"):
+            for table in (
+                "outbox",
+                "instances",
+                "entries",
+                "actions",
+                "events",
+                "profiles",
+                "segment_members",
+                "segment_changes",
+            ):
                 cur = conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
                 removed[table] = cur.rowcount
         return removed
