@@ -816,12 +816,6 @@ journey j
     assert [a["channel"] for a in r.of(action="send")] == ["email"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="segment entries are issue #5; the engine runs `when EVENT` triggers only: "
-    "Program.build keeps EventTrigger "
-    "alone, so `when entering SEGMENT` journeys are deployed but never entered",
-)
 def test_when_entering_a_segment_enters_when_the_user_becomes_a_member() -> None:
     project = """
 segment big_spender = sum(order_completed.amount within 365d) >= 1000
@@ -838,12 +832,6 @@ journey vip
     assert [(a["at"], a["action"]) for a in r.dicts][:1] == [("2026-01-05T12:00:00Z", "enter")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scheduled entries are issue #5; the engine runs `when EVENT` triggers only: "
-    "`every … for SEGMENT` journeys "
-    "are deployed but never entered",
-)
 def test_every_day_at_enters_known_users_on_schedule() -> None:
     project = """
 journey daily

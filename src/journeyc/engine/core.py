@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,8 @@ from journeyc.engine.aggregates import SqlAggregates, from_ms, to_ms
 from journeyc.engine.expr import Compiled, Predicate, Scope, compile_expr, compile_predicate
 from journeyc.engine.localtime import in_window, next_local_time, user_zone, window_end
 from journeyc.engine.program import Program
+from journeyc.engine.schedules import Firing, ScheduleBook
+from journeyc.engine.segments import Horizon, Row, SegmentBook, SegmentInfo, analyse
 from journeyc.engine.values import EventView
 from journeyc.events import Event
 from journeyc.messages.render import RenderContext, Renderer, RenderError
@@ -96,6 +98,14 @@ class Engine:
         self.active: dict[str, Program] = {}
         self.messages: dict[str, ir.MessageIR] = {}
         self.segments: dict[str, Compiled] = {}
+        self.seg_infos: dict[str, SegmentInfo] = {}
+        self.seg_book = SegmentBook(store.conn)
+        self.horizon = Horizon(store.conn, {})
+        self.sched = ScheduleBook(store.conn, self.zone)
+        self.by_segment: dict[tuple[str, str], list[Program]] = {}
+        self.segs_by_event: dict[str, list[str]] = {}
+        self.segs_by_traits: list[str] = []
+        self._dirty: set[str] = set()  # users whose profile changed: segments to look at
         self.by_trigger: dict[str, list[tuple[Program, list[Predicate | None]]]] = {}
         self.by_goal: dict[str, list[Program]] = {}
         self._tracked = False
@@ -114,13 +124,15 @@ class Engine:
                     # Users in flight move to the new version when the step they are at
                     # still exists there (by name); the others finish where they are.
                     self.rt.upgrade(jid, j.version, sorted(j.nodes))
-        self.messages = dict(project.messages)
-        self.segments = {n: compile_expr(s.expr) for n, s in sorted(project.segments.items())}
-        self.active = {}
-        for jid, j in sorted(project.journeys.items()):
-            prog = self.programs.get((jid, j.version)) or Program.build(j)
-            self.programs[(jid, j.version)] = prog
-            self.active[jid] = prog
+            self.messages = dict(project.messages)
+            self.segments = {n: compile_expr(s.expr) for n, s in sorted(project.segments.items())}
+            self.active = {}
+            for jid, j in sorted(project.journeys.items()):
+                prog = self.programs.get((jid, j.version)) or Program.build(j)
+                self.programs[(jid, j.version)] = prog
+                self.active[jid] = prog
+            self._deploy_segments(project, now_ms)
+            self.sched.deploy(project.journeys, now_ms)
         self.by_trigger = {}
         self.by_goal = {}
         for prog in self.active.values():
@@ -131,6 +143,35 @@ class Engine:
                 self.by_trigger.setdefault(event, []).append((prog, preds))
             if prog.journey.goal is not None:
                 self.by_goal.setdefault(prog.journey.goal.event, []).append(prog)
+        self.by_segment = {}
+        for prog in sorted(self.active.values(), key=lambda p: p.id):
+            for t in prog.journey.triggers:
+                if isinstance(t, ir.SegmentTrigger):
+                    self.by_segment.setdefault((t.segment, t.edge), []).append(prog)
+
+    def _deploy_segments(self, project: ir.ProjectIR, now_ms: int) -> None:
+        """Take the project's segments. A segment whose definition is new or changed is
+        evaluated for every known user at once, silently: users who already match it
+        are members from now on, and enter no ``when entering`` journey for it."""
+        infos = analyse(project.segments)
+        deployed = self.seg_book.deployed()
+        changed = [n for n, i in infos.items() if deployed.get(n) != i.hash]
+        self.seg_infos = infos
+        self.horizon = Horizon(self.store.conn, project.segments)
+        by_event: dict[str, list[str]] = {}
+        for name, info in infos.items():
+            for event in info.events:
+                by_event.setdefault(event, []).append(name)
+        self.segs_by_event = by_event
+        self.segs_by_traits = [n for n, i in infos.items() if i.traits]
+        self.seg_book.define(infos, changed, now_ms)
+        if changed:
+            after: str | None = None
+            while users := self.seg_book.users(after, BATCH):
+                for user in users:
+                    self._reevaluate(user, changed, now_ms, None)
+                after = users[-1]
+                self._profiles.clear()
 
     def _program(self, inst: Instance) -> Program:
         key = (inst.journey_id, inst.version)
@@ -145,8 +186,11 @@ class Engine:
 
     # ------------------------------------------------------------ the clock
     def next_wake(self) -> int | None:
-        """When the earliest waiting instance is due (epoch ms), if any."""
-        return self.rt.next_wake()
+        """When the engine next has work without new events (epoch ms), if ever: the
+        earliest waiting instance, segment recheck or scheduled firing."""
+        times = [self.rt.next_wake(), self.seg_book.next_recheck(), self.sched.next_due()]
+        present = [t for t in times if t is not None]
+        return min(present) if present else None
 
     def skip_history(self) -> None:
         """Move the cursor past every logged event without reacting to them: they stay
@@ -180,18 +224,31 @@ class Engine:
         with self.store.transaction():
             cursor = self.store.get_cursor(CURSOR)
             events = self.store.events_after(cursor, BATCH)
-            due = [] if events else self.rt.due(now_ms, BATCH)
+            due: list[Instance] = []
+            more = False
             if events:
                 for ev in events:
                     self._on_event(ev, now_ms, actions)
                     cursor = ev.seq
                 self.store.set_cursor(CURSOR, cursor)
+            elif rechecks := self.seg_book.due(now_ms, BATCH):
+                # At equal times: events, then segment rechecks (so schedules and steps
+                # see current membership), then scheduled entries, then waits.
+                for user in dict.fromkeys(u for u, _ in rechecks):
+                    self._reevaluate(user, [s for u, s in rechecks if u == user], now_ms, actions)
+                    self._settle(now_ms, actions)
+                more = True
+            elif (firing := self.sched.due(now_ms)) is not None:
+                self._fire(firing, now_ms, actions)
+                more = True
             else:
+                due = self.rt.due(now_ms, BATCH)
                 # Timers only when no event is waiting: events come first at equal times,
                 # and events a timer's step logs are read before the next timer runs.
                 for inst in due:
                     self.lateness_ms.append(now_ms - (inst.wake_at or now_ms))
                     self._on_timer(inst, now_ms, actions)
+                    self._settle(now_ms, actions)
                     if self._tracked:
                         break
             tracked, self._tracked = self._tracked, False
@@ -211,7 +268,7 @@ class Engine:
         self._profiles.clear()
         # Another batch is needed after events (timers may be due), after a full batch
         # of timers, or when a step logged events; a short batch of timers ends it.
-        return bool(events) or len(due) == BATCH or tracked
+        return bool(events) or more or len(due) == BATCH or tracked
 
     def _profile(self, user: str) -> dict[str, Any]:
         profile = self._profiles.get(user)
@@ -222,6 +279,66 @@ class Engine:
     def _set_traits(self, user: str, changes: dict[str, Any], now_ms: int) -> None:
         self.store.set_traits(user, changes, now_ms)
         self._profiles.pop(user, None)
+        self._dirty.add(user)
+        if "timezone" in changes:
+            self.sched.add_zone(changes["timezone"], now_ms)
+
+    # ------------------------------------------------------------ segments
+    def _reevaluate(
+        self, user: str, names: Iterable[str], now_ms: int, actions: list[Action] | None
+    ) -> None:
+        """Evaluate ``names`` (and every segment not yet evaluated for the user) and
+        store the answers; each change enters the journeys that wait for it, unless
+        ``actions`` is None (a silent baseline)."""
+        if not self.seg_infos:
+            return
+        rows = self.seg_book.rows(user)
+        wanted = set(names) | (self.seg_infos.keys() - rows.keys())
+        scope = self._scope(user, now_ms, None)
+        new: list[tuple[str, Row]] = []
+        changes: list[tuple[str, bool]] = []
+        for name in sorted(wanted):
+            info = self.seg_infos.get(name)
+            if info is None:
+                continue
+            member = info.pred(scope)
+            recheck = self.horizon.next_change(info.expr, scope)
+            old = rows.get(name)
+            if old is None or old.member != member:
+                new.append((name, Row(member, now_ms, recheck)))
+                if member or old is not None:
+                    changes.append((name, member))
+            elif old.recheck_at != recheck:
+                new.append((name, Row(member, old.since, recheck)))
+        if new:
+            self.seg_book.write(user, new, changes, now_ms)
+        if actions is None:
+            return
+        for name, entered in changes:
+            edge = "entering" if entered else "leaving"
+            for prog in self.by_segment.get((name, edge), []):
+                self._enter(prog, user, None, now_ms, actions)
+
+    def _settle(self, now_ms: int, actions: list[Action]) -> None:
+        """Look again at the segments of users whose profile changed. A journey entered
+        on the way may change more profiles; that goes on a bounded number of rounds
+        (what is left is looked at after the next event or timer)."""
+        for _ in range(8):
+            if not self._dirty:
+                return
+            users, self._dirty = sorted(self._dirty), set()
+            for user in users:
+                self._reevaluate(user, self.segs_by_traits, now_ms, actions)
+
+    def _fire(self, firing: Firing, now_ms: int, actions: list[Action]) -> None:
+        """Enter the next batch of a scheduled firing's audience."""
+        users, last = self.sched.audience(firing, BATCH)
+        prog = self.active.get(firing.journey_id)
+        if prog is not None:
+            for user in users:
+                self._enter(prog, user, None, now_ms, actions)
+                self._settle(now_ms, actions)
+        self.sched.progress(firing, last)
 
     # ------------------------------------------------------------ scopes
     def _scope(
@@ -267,6 +384,7 @@ class Engine:
             # identify: its traits apply now, in log order (merging is idempotent, so an
             # identify the store already merged at ingest changes nothing more).
             self._set_traits(ev.user_id, ev.props, ev.at_ms)
+            self._settle(now_ms, actions)
             return
         user = ev.user_id
         view = EventView(ev.name, from_ms(ev.at_ms), ev.props)
@@ -302,6 +420,10 @@ class Engine:
             scope = self._scope(user, now_ms, view)
             if any(self._holds(p, scope) for p in preds):
                 self._enter(prog, user, _event_dict(ev.name, ev.at_ms, ev.props), now_ms, actions)
+
+        # The event is part of the user's data now: the segments that read it may change.
+        self._reevaluate(user, self.segs_by_event.get(ev.name, ()), now_ms, actions)
+        self._settle(now_ms, actions)
 
     def _check_goal(
         self, prog: Program, ev: StoredEvent, scope: Scope, now_ms: int, actions: list[Action]

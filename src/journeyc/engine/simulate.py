@@ -36,7 +36,8 @@ def simulate(
 
     Events before ``start_ms`` are history: logged (aggregates count them, identify
     traits apply) but no journey reacts. The clock stops at ``until_ms`` (timers due
-    later never fire) or when nothing is left to do. ``progress(done, total)`` is told
+    later never fire); without it, when no event is left and no journey is waiting
+    (scheduled entries and segment rechecks alone do not keep it going). ``progress(done, total)`` is told
     how many events have been replayed.
     """
     ordered = sorted(events, key=lambda e: e.at_ms)  # stable: equal times keep file order
@@ -62,7 +63,10 @@ def simulate(
                 next_timer = engine.next_wake()
                 candidates = [t for t in (next_event, next_timer) if t is not None]
                 now = min(candidates) if candidates else None
-                if now is None or (until_ms is not None and now > until_ms):
+                # Schedules and segment rechecks never run out; without --until the run
+                # lasts while events are left or a journey is waiting.
+                alive = until_ms is not None or i < total or engine.rt.next_wake() is not None
+                if now is None or not alive or (until_ms is not None and now > until_ms):
                     done = True
                     break
                 if next_event == now:

@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
+from journeyc.catalog import PRODUCT_EVENTS, upsert_from_events
 from journeyc.events import IDENTIFY, Event
 from journeyc.store.schema import TABLES, SchemaVersionError, StoreError, migrate, user_version
 
@@ -172,7 +173,9 @@ class Store:
         A duplicate is an event whose ``message_id`` the log already holds (or that
         came earlier in ``events``); it changes nothing. Seqs grow with arrival and are
         never reused, but may skip numbers. New identify calls merge
-        their traits into the profile (see :meth:`set_traits`).
+        their traits into the profile (see :meth:`set_traits`). New
+        ``product_viewed`` and ``order_completed`` events teach the catalog the
+        products they name (see :func:`journeyc.catalog.upsert_from_events`).
         """
         if not events:
             return []
@@ -201,6 +204,25 @@ class Store:
             ]
             if changes and merge_traits:
                 self._merge_traits(changes)
+            # Every user the log names has a profile row, traits or not: scheduled
+            # audiences (`for everyone`) and segment refreshes read users from there.
+            conn.executemany(
+                "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, '{}', 0)"
+                " ON CONFLICT (user_id) DO NOTHING",
+                [
+                    (u,)
+                    for u in dict.fromkeys(
+                        e.user_id for e, seq in zip(events, seqs, strict=True) if seq is not None
+                    )
+                ],
+            )
+            learned = [
+                e
+                for e, seq in zip(events, seqs, strict=True)
+                if seq is not None and e.name in PRODUCT_EVENTS
+            ]
+            if learned:
+                upsert_from_events(conn, learned)
         return seqs
 
     def events_after(self, seq: int, limit: int = 1000) -> list[StoredEvent]:

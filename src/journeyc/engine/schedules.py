@@ -1,0 +1,172 @@
+"""Scheduled entries: ``every day at 10:00 for dormant``, ``every 6h for everyone``.
+
+A schedule fires in each user's local time, so the engine keeps one row per
+(journey, trigger, time zone in use) in the ``schedules`` table with the next time
+it fires there. When that time comes, the engine enters the audience — the
+segment's members (or everyone) whose zone it is — in batches, recording how far it
+got (``after_user``), so a large audience never holds the write lock for long and a
+crash mid-way resumes where it stopped. Then the row moves to the next firing.
+The rows are the ledger: a firing missed while the daemon was down runs when it
+comes back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from journeyc.compile import ir
+from journeyc.engine.aggregates import from_ms, to_ms
+from journeyc.engine.localtime import next_interval_time, next_local_time, user_zone
+
+__all__ = ["Firing", "ScheduleBook", "next_fire"]
+
+
+def next_fire(trigger: ir.ScheduleTrigger, zone: ZoneInfo, after_ms: int) -> int:
+    """The first time strictly after ``after_ms`` at which ``trigger`` fires in
+    ``zone``. An interval (``every 6h``) runs on a grid from local midnight of
+    2000-01-01 in the zone: 00:00, 06:00, 12:00, 18:00 local."""
+    after = from_ms(after_ms)
+    if trigger.interval is not None:
+        anchor = datetime(2000, 1, 1, tzinfo=zone)
+        return to_ms(next_interval_time(after, trigger.interval, anchor))
+    assert trigger.hour is not None and trigger.minute is not None
+    return to_ms(next_local_time(after, trigger.hour, trigger.minute, zone, trigger.day))
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """One due row: a journey's trigger in one zone, and how far its audience got."""
+
+    journey_id: str
+    trigger_index: int
+    zone: str
+    trigger: ir.ScheduleTrigger
+    next_at: int
+    after_user: str | None
+
+
+class ScheduleBook:
+    """The ``schedules`` table, and the audiences of its firings."""
+
+    def __init__(self, conn: sqlite3.Connection, default_zone: ZoneInfo) -> None:
+        self.conn = conn
+        self.default = default_zone
+        self.zones: set[str] = {default_zone.key}
+        self._triggers: dict[tuple[str, int], ir.ScheduleTrigger] = {}
+
+    def _zone(self, name: str | None) -> ZoneInfo:
+        return user_zone({"timezone": name}, self.default)
+
+    def deploy(self, journeys: Mapping[str, ir.JourneyIR], now_ms: int) -> None:
+        """Make the rows match the active journeys' schedules in every zone in use. A
+        trigger that is unchanged keeps its row (and its progress); a new or changed
+        one first fires at its next time at or after ``now_ms``."""
+        self.zones = {self.default.key} | {
+            self._zone(name).key
+            for (name,) in self.conn.execute(
+                "SELECT DISTINCT json_extract(traits, '$.timezone') FROM profiles"
+            )
+            if isinstance(name, str)
+        }
+        self._triggers = {
+            (jid, i): t
+            for jid, j in journeys.items()
+            for i, t in enumerate(j.triggers)
+            if isinstance(t, ir.ScheduleTrigger)
+        }
+        existing = self.conn.execute(
+            "SELECT journey_id, trigger, zone, spec, next_at, after_user FROM schedules"
+        ).fetchall()
+        kept = [
+            row
+            for row in existing
+            if (t := self._triggers.get((row[0], row[1]))) is not None
+            and t.model_dump_json() == row[3]
+            and row[2] in self.zones
+        ]
+        have = {(jid, i, zone) for jid, i, zone, *_ in kept}
+        fresh = [
+            (jid, i, zone, t.model_dump_json(), next_fire(t, ZoneInfo(zone), now_ms - 1), None)
+            for (jid, i), t in sorted(self._triggers.items())
+            for zone in sorted(self.zones)
+            if (jid, i, zone) not in have
+        ]
+        self.conn.execute("DELETE FROM schedules")
+        self.conn.executemany(
+            "INSERT INTO schedules (journey_id, trigger, zone, spec, next_at, after_user)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            kept + fresh,
+        )
+
+    def add_zone(self, name: object, now_ms: int) -> None:
+        """A profile now names ``name`` as its zone: give every schedule a row there."""
+        zone = self._zone(name if isinstance(name, str) else None)
+        if zone.key in self.zones:
+            return
+        self.zones.add(zone.key)
+        self.conn.executemany(
+            "INSERT INTO schedules (journey_id, trigger, zone, spec, next_at, after_user)"
+            " VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
+            [
+                (jid, i, zone.key, t.model_dump_json(), next_fire(t, zone, now_ms - 1))
+                for (jid, i), t in sorted(self._triggers.items())
+            ],
+        )
+
+    def next_due(self) -> int | None:
+        """When the earliest firing is due."""
+        (t,) = self.conn.execute("SELECT min(next_at) FROM schedules").fetchone()
+        return None if t is None else int(t)
+
+    def due(self, now_ms: int) -> Firing | None:
+        """The earliest firing due by ``now_ms`` (ties: by journey, trigger, zone)."""
+        row = self.conn.execute(
+            "SELECT journey_id, trigger, zone, spec, next_at, after_user FROM schedules"
+            " WHERE next_at <= ? ORDER BY next_at, journey_id, trigger, zone LIMIT 1",
+            (now_ms,),
+        ).fetchone()
+        if row is None:
+            return None
+        jid, i, zone, spec, next_at, after = row
+        return Firing(jid, i, zone, ir.ScheduleTrigger.model_validate_json(spec), next_at, after)
+
+    def audience(self, f: Firing, limit: int) -> tuple[list[str], str | None]:
+        """The next users of the firing's audience in its zone, and the last user id
+        looked at (None when the audience is exhausted)."""
+        if f.trigger.segment is None:
+            rows = self.conn.execute(
+                "SELECT user_id, json_extract(traits, '$.timezone') FROM profiles"
+                " WHERE user_id > ? ORDER BY user_id LIMIT ?",
+                (f.after_user or "", limit),
+            ).fetchall()
+        else:
+            rows = self.conn.execute(
+                "SELECT m.user_id, json_extract(p.traits, '$.timezone')"
+                " FROM segment_members m LEFT JOIN profiles p ON p.user_id = m.user_id"
+                " WHERE m.segment = ? AND m.member = 1 AND m.user_id > ?"
+                " ORDER BY m.user_id LIMIT ?",
+                (f.trigger.segment, f.after_user or "", limit),
+            ).fetchall()
+        users = [u for u, tz in rows if self._zone(tz).key == f.zone]
+        last = rows[-1][0] if len(rows) == limit else None
+        return users, last
+
+    def progress(self, f: Firing, after_user: str | None) -> None:
+        """Record how far the firing got; at the end, move it to its next time."""
+        if after_user is not None:
+            self.conn.execute(
+                "UPDATE schedules SET after_user = ? WHERE journey_id = ? AND trigger = ?"
+                " AND zone = ?",
+                (after_user, f.journey_id, f.trigger_index, f.zone),
+            )
+            return
+        nxt = next_fire(f.trigger, ZoneInfo(f.zone), f.next_at)
+        self.conn.execute(
+            "UPDATE schedules SET next_at = ?, after_user = NULL WHERE journey_id = ?"
+            " AND trigger = ? AND zone = ?",
+            (nxt, f.journey_id, f.trigger_index, f.zone),
+        )

@@ -1,0 +1,380 @@
+"""Segment membership: who is in each segment, since when, and when to look again.
+
+A segment is a condition on one user. The engine keeps, for every user it has seen
+and every segment of the project, a row of ``segment_members``: in or out, since
+when, and ``recheck_at``, the earliest time the clock alone can change the answer.
+Membership is evaluated again
+
+- when the user's data changes: an event whose name the segment's aggregates read
+  (directly or through the segments it uses), or a profile change when it reads
+  profile attributes; a user's first event evaluates every segment;
+- at ``recheck_at``, worked out from the expression by :class:`Horizon`, so that a
+  segment that changes by time alone (``days_since(last(order_completed).at) >= 180``,
+  ``count(product_viewed within 1d) >= 5``) changes exactly when it should, without
+  reading every user on every tick.
+
+Each change in or out is logged in ``segment_changes``; the engine enters the journeys
+that wait for it (``when entering`` / ``when leaving``).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from journeyc.compile import ir
+from journeyc.engine import values as vals
+from journeyc.engine.expr import Compiled, Predicate, Scope, compile_expr, compile_predicate
+
+__all__ = [
+    "FALLBACK_MS",
+    "Horizon",
+    "SegmentBook",
+    "SegmentInfo",
+    "analyse",
+    "segment_refs",
+]
+
+FALLBACK_MS = 3_600_000
+"""How soon a segment is looked at again when its time dependence has a form the
+:class:`Horizon` cannot bound (``now`` inside arithmetic, say): within the hour."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_SINCE_UNITS: dict[str, timedelta] = {
+    "days_since": timedelta(days=1),
+    "hours_since": timedelta(hours=1),
+    "minutes_since": timedelta(minutes=1),
+}
+_COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">=", "between"})
+
+
+# ---------------------------------------------------------------- the expressions
+
+
+def _children(e: ir.Expr) -> Iterator[ir.Expr]:
+    """The sub-expressions evaluated in the same scope as ``e`` (an aggregate's
+    ``where`` is evaluated per counted event, so it is not one of them)."""
+    if isinstance(e, ir.Get):
+        yield e.obj
+    elif isinstance(e, ir.ListE):
+        yield from e.items
+    elif isinstance(e, ir.Op | ir.Call):
+        yield from e.args
+
+
+def _walk(e: ir.Expr) -> Iterator[ir.Expr]:
+    """``e`` and everything inside it, aggregate ``where`` clauses included."""
+    yield e
+    for c in _children(e):
+        yield from _walk(c)
+    if isinstance(e, ir.Agg) and e.where is not None:
+        yield from _walk(e.where)
+
+
+def segment_refs(e: ir.Expr) -> set[str]:
+    """The segments ``e`` names directly."""
+    return {x.name for x in _walk(e) if isinstance(x, ir.Seg)}
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """A segment ready to evaluate: its predicate, the hash of its definition (with the
+    segments it uses), and what can change it: the events its aggregates read and
+    whether it reads profile attributes."""
+
+    name: str
+    expr: ir.Expr
+    pred: Predicate
+    hash: str
+    events: frozenset[str]
+    traits: bool
+
+
+def analyse(segments: Mapping[str, ir.SegmentIR]) -> dict[str, SegmentInfo]:
+    """Every segment of a project, with its dependencies closed over the segments it
+    uses (the checker has refused cycles)."""
+    closure: dict[str, set[str]] = {}
+
+    def uses(name: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        if name in closure:
+            return closure[name]
+        out: set[str] = set()
+        seg = segments.get(name)
+        if seg is not None and name not in seen:
+            for ref in segment_refs(seg.expr):
+                out |= {ref} | uses(ref, seen | {name})
+        closure[name] = out
+        return out
+
+    infos: dict[str, SegmentInfo] = {}
+    for name in sorted(segments):
+        group = [segments[name]] + [segments[n] for n in sorted(uses(name)) if n in segments]
+        events: set[str] = set()
+        traits = False
+        for seg in group:
+            for x in _walk(seg.expr):
+                if isinstance(x, ir.Agg):
+                    events.add(x.event)
+                elif isinstance(x, ir.Attr):
+                    traits = True
+        infos[name] = SegmentInfo(
+            name=name,
+            expr=segments[name].expr,
+            pred=compile_predicate(segments[name].expr),
+            hash=ir.content_hash(*group),
+            events=frozenset(events),
+            traits=traits,
+        )
+    return infos
+
+
+# ---------------------------------------------------------------- when time changes it
+
+
+def _ceil_ms(t: datetime) -> int:
+    return -((_EPOCH - t) // _MS)
+
+
+def _now_offset(e: ir.Expr) -> int | None:
+    """``now`` → 0, ``now + D`` → D, ``now - D`` → -D (milliseconds); None otherwise."""
+    if isinstance(e, ir.Now):
+        return 0
+    if (
+        isinstance(e, ir.Op)
+        and e.op in ("+", "-")
+        and len(e.args) == 2
+        and isinstance(e.args[0], ir.Now)
+        and isinstance(e.args[1], ir.Dur)
+    ):
+        d = e.args[1].seconds * 1000
+        return d if e.op == "+" else -d
+    return None
+
+
+class Horizon:
+    """Works out the earliest time at which the clock alone may change an
+    expression's value for one user, from the user's data at ``scope.now``.
+
+    Exact for the forms segments are written in:
+
+    - ``days_since(T)`` / ``hours_since(T)`` / ``minutes_since(T)`` compared with
+      numbers: a whole-unit step function, so only the steps that cross one of the
+      numbers matter (``days_since(x) >= 180`` changes once, at ``x + 180d``);
+    - ``now`` (or ``now ± D``) compared with a timestamp;
+    - aggregates: an event of the window leaving it (``at + within``), an event
+      logged with a future time entering it;
+    - ``and``/``or``/``not``, and everything else, as the earliest of their parts.
+
+    The answer is never later than a real change (it may be earlier: the engine then
+    evaluates, finds nothing changed, and asks again). ``now`` in any other form is
+    looked at again after :data:`FALLBACK_MS`.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, segments: Mapping[str, ir.SegmentIR]) -> None:
+        self._conn = conn
+        self._segments = segments
+        self._compiled: dict[int, tuple[ir.Expr, Compiled]] = {}
+
+    def _value(self, e: ir.Expr, scope: Scope) -> Any:
+        hit = self._compiled.get(id(e))
+        if hit is None or hit[0] is not e:
+            hit = self._compiled[id(e)] = (e, compile_expr(e))
+        return hit[1](scope)
+
+    def next_change(self, e: ir.Expr, scope: Scope) -> int | None:
+        """Epoch ms of the earliest possible change of ``e`` after ``scope.now``;
+        None when only the user's data can change it."""
+        now_ms = -((_EPOCH - scope.now) // _MS)
+        return self._next(e, scope, now_ms)
+
+    def _next(self, e: ir.Expr, scope: Scope, now_ms: int) -> int | None:
+        if isinstance(e, ir.Lit | ir.Dur | ir.Attr | ir.EventRef):
+            return None
+        if isinstance(e, ir.Now):
+            return now_ms + FALLBACK_MS
+        if isinstance(e, ir.Seg):
+            seg = self._segments.get(e.name)
+            return None if seg is None else self._next(seg.expr, scope, now_ms)
+        if isinstance(e, ir.Agg):
+            return self._agg(e, scope, now_ms)
+        if isinstance(e, ir.Op) and e.op in _COMPARISONS:
+            crossing = self._comparison(e, scope, now_ms)
+            if crossing is not False:
+                return crossing
+        if isinstance(e, ir.Call) and e.func in _SINCE_UNITS:
+            return _earliest(
+                self._next(e.args[0], scope, now_ms), self._step(e, scope, now_ms, None)
+            )
+        return _earliest(*(self._next(c, scope, now_ms) for c in _children(e)))
+
+    def _comparison(self, e: ir.Op, scope: Scope, now_ms: int) -> int | bool | None:
+        """The next crossing of a comparison between one time-driven side and
+        constants; False when the comparison has another shape."""
+        moving = [
+            i
+            for i, a in enumerate(e.args)
+            if (isinstance(a, ir.Call) and a.func in _SINCE_UNITS) or _now_offset(a) is not None
+        ]
+        if len(moving) != 1:
+            return False
+        (i,) = moving
+        others = [a for j, a in enumerate(e.args) if j != i]
+        if any(self._next(a, scope, now_ms) is not None for a in others):
+            return False
+        bounds = [self._value(a, scope) for a in others]
+        side = e.args[i]
+        offset = _now_offset(side)
+        if offset is not None:
+            # now + offset crosses a timestamp X at X - offset (and one ms later).
+            times = []
+            for b in bounds:
+                ts = vals.to_timestamp(b) if not vals.is_number(b) else None
+                if ts is not None:
+                    x = _ceil_ms(ts) - offset
+                    times += [x, x + 1]
+            return min((t for t in times if t > now_ms), default=None)
+        assert isinstance(side, ir.Call)
+        numbers = [b for b in bounds if vals.is_number(b)]
+        return _earliest(
+            self._next(side.args[0], scope, now_ms), self._step(side, scope, now_ms, numbers)
+        )
+
+    def _step(
+        self, call: ir.Call, scope: Scope, now_ms: int, numbers: Sequence[float] | None
+    ) -> int | None:
+        """When ``days_since(T)`` (or kin) next reaches a value that matters: the next
+        whole unit, or — compared with ``numbers`` — the next value that crosses one."""
+        t = vals.to_timestamp(self._value(call.args[0], scope))
+        if t is None:
+            return None
+        unit = _SINCE_UNITS[call.func]
+        current = (scope.now - t) // unit
+        if numbers is None:
+            targets = [current + 1]
+        else:
+            steps = {s for n in numbers for s in (math.ceil(n), math.floor(n) + 1)}
+            targets = sorted(s for s in steps if s > current)
+        if not targets:
+            return None
+        return max(_ceil_ms(t + targets[0] * unit), now_ms + 1)
+
+    def _agg(self, agg: ir.Agg, scope: Scope, now_ms: int) -> int | None:
+        lo = now_ms if agg.within is None else now_ms - agg.within * 1000
+        future, oldest = self._conn.execute(
+            "SELECT min(CASE WHEN at > ?1 THEN at END), min(CASE WHEN at <= ?1 THEN at END)"
+            " FROM events WHERE user_id = ?2 AND name = ?3 AND at > ?4",
+            (now_ms, scope.user_id, agg.event, lo),
+        ).fetchone()
+        leaves = None if agg.within is None or oldest is None else oldest + agg.within * 1000
+        timed_where = agg.where is not None and any(
+            isinstance(x, ir.Now) or (isinstance(x, ir.Call) and x.func in _SINCE_UNITS)
+            for x in _walk(agg.where)
+        )
+        return _earliest(future, leaves, now_ms + FALLBACK_MS if timed_where else None)
+
+
+def _earliest(*times: int | None) -> int | None:
+    present = [t for t in times if t is not None]
+    return min(present) if present else None
+
+
+# ---------------------------------------------------------------- the store
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A user's standing in one segment."""
+
+    member: bool
+    since: int
+    recheck_at: int | None
+
+
+class SegmentBook:
+    """The ``segments``, ``segment_members`` and ``segment_changes`` tables."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def deployed(self) -> dict[str, str]:
+        """The definition hash each segment's rows were computed with."""
+        return dict(self.conn.execute("SELECT name, hash FROM segments"))
+
+    def define(self, infos: Mapping[str, SegmentInfo], changed: Iterable[str], at_ms: int) -> None:
+        """Record the project's segments; forget the rows of segments no longer in it
+        and of ``changed`` ones (evaluated again from scratch)."""
+        gone = [n for n in self.deployed() if n not in infos]
+        for name in [*gone, *changed]:
+            self.conn.execute("DELETE FROM segment_members WHERE segment = ?", (name,))
+        self.conn.executemany("DELETE FROM segments WHERE name = ?", [(n,) for n in gone])
+        self.conn.executemany(
+            "INSERT INTO segments (name, hash, expr, refreshed_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, expr = excluded.expr,"
+            " refreshed_at = excluded.refreshed_at",
+            [
+                (i.name, i.hash, ir.SegmentIR(name=i.name, expr=i.expr).model_dump_json(), at_ms)
+                for i in infos.values()
+                if i.name in set(changed)
+            ],
+        )
+
+    def rows(self, user_id: str) -> dict[str, Row]:
+        """The user's row in each segment evaluated for them."""
+        return {
+            seg: Row(bool(member), since, recheck)
+            for seg, member, since, recheck in self.conn.execute(
+                "SELECT segment, member, since, recheck_at FROM segment_members WHERE user_id = ?",
+                (user_id,),
+            )
+        }
+
+    def write(
+        self,
+        user_id: str,
+        rows: Sequence[tuple[str, Row]],
+        changes: Sequence[tuple[str, bool]],
+        at_ms: int,
+    ) -> None:
+        """Store the user's rows and log their changes (``(segment, entered)``)."""
+        self.conn.executemany(
+            "INSERT INTO segment_members (user_id, segment, member, since, recheck_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, segment) DO UPDATE SET"
+            " member = excluded.member, since = excluded.since, recheck_at = excluded.recheck_at",
+            [(user_id, s, int(r.member), r.since, r.recheck_at) for s, r in rows],
+        )
+        if changes:
+            self.conn.executemany(
+                "INSERT INTO segment_changes (segment, user_id, at, entered) VALUES (?, ?, ?, ?)",
+                [(s, user_id, at_ms, int(entered)) for s, entered in changes],
+            )
+
+    def due(self, now_ms: int, limit: int) -> list[tuple[str, str]]:
+        """``(user, segment)`` pairs whose ``recheck_at`` has come, earliest first."""
+        return [
+            (u, s)
+            for u, s in self.conn.execute(
+                "SELECT user_id, segment FROM segment_members WHERE recheck_at <= ?"
+                " ORDER BY recheck_at, user_id, segment LIMIT ?",
+                (now_ms, limit),
+            )
+        ]
+
+    def next_recheck(self) -> int | None:
+        """The earliest ``recheck_at``."""
+        (t,) = self.conn.execute("SELECT min(recheck_at) FROM segment_members").fetchone()
+        return None if t is None else int(t)
+
+    def users(self, after: str | None, limit: int) -> list[str]:
+        """Every user the store knows (profiles), in id order, after ``after``."""
+        return [
+            u
+            for (u,) in self.conn.execute(
+                "SELECT user_id FROM profiles WHERE user_id > ? ORDER BY user_id LIMIT ?",
+                (after or "", limit),
+            )
+        ]
