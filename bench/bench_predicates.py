@@ -28,7 +28,7 @@ import rule_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Figure, print_figures, print_machine
+from bench.common import Figure, add_common_args, finish, print_machine
 from journeyc.compile.lower import lower_expr
 from journeyc.engine.expr import Scope, compile_predicate
 from journeyc.lang import ast
@@ -93,7 +93,7 @@ def time_runs(fn: Callable[[Any], Any], items: Sequence[Any], runs: int) -> floa
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--quick", action="store_true", help="fewer profiles and runs")
+    add_common_args(ap, "fewer profiles and runs")
     args = ap.parse_args(argv)
     n, runs = (20_000, 3) if args.quick else (100_000, 5)
     rule_n = n // 10  # rule-engine is slow; its rate is measured on a slice
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "rule-engine": time_runs(rule.matches, data[:rule_n], runs),
     }
     comp = rates["compiled (prebuilt scopes)"]
-    print_figures(
+    finish(
         [
             Figure(
                 "compiled predicate",
@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                 rates["rule-engine"],
                 "rule-engine",
             ),
-        ]
+        ],
+        args,
     )
     return 0
 

@@ -58,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from tests.daemon_helpers import Daemon, key_env, poll
 
-from bench.common import Figure, print_figures, print_machine, seed_waiting
+from bench.common import Figure, add_common_args, finish, print_machine, seed_waiting
 from journeyc.compile.lower import lower_project
 from journeyc.engine.core import Engine
 from journeyc.lang.project import load_project
@@ -449,7 +449,7 @@ def bench_rss(root: Path, project: Path, rows: int) -> list[Figure]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, short runs")
+    add_common_args(parser, "small sizes, short runs")
     parser.add_argument("--rate", type=float, help="ingest target, events/s")
     parser.add_argument("--seconds", type=float, help="ingest duration")
     parser.add_argument("--timers", type=int, help="users entering the 5 s wait")
@@ -468,7 +468,7 @@ def main() -> None:
         figures += bench_ingest(root, project, rate, seconds)
         figures += bench_timers(root, project, timers)
         figures += bench_rss(root, project, rows)
-    print_figures(figures)
+    finish(figures, args)
 
 
 if __name__ == "__main__":

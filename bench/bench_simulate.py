@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Figure, print_figures, print_machine
+from bench.common import Figure, add_common_args, finish, print_machine
 from journeyc.compile import ir
 from journeyc.compile.lower import lower_project
 from journeyc.engine.simulate import simulate
@@ -367,7 +367,7 @@ def run_ingest(events: list[Event], tmp: Path, batch: int = 1_000) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="20k events of 2k users")
+    add_common_args(ap, "20k events of 2k users")
     ap.add_argument("--events", type=int, default=None, help="events (default 1M)")
     ap.add_argument("--users", type=int, default=None, help="users (default 100k)")
     args = ap.parse_args()
@@ -420,7 +420,7 @@ def main() -> None:
             "ingest floor",
         ),
     ]
-    print_figures(figures)
+    finish(figures, args)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Figure, median_time, print_figures, print_machine
+from bench.common import Figure, add_common_args, finish, median_time, print_machine
 
 ONE_FILE = """when cart_abandoned
 wait 30m
@@ -102,7 +102,7 @@ def project(root: Path, n: int, seed: int = 7) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="fewer runs")
+    add_common_args(ap, "fewer runs")
     args = ap.parse_args()
     runs = 3 if args.quick else 7
     print_machine()
@@ -164,7 +164,7 @@ def main() -> None:
                 t_cold <= 0.4,
             )
         )
-    print_figures(figures)
+    finish(figures, args)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
 import os
 import platform
 import sqlite3
@@ -10,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -77,6 +81,42 @@ def print_figures(figures: list[Figure]) -> None:
         met = "" if f.met is None else ("  met" if f.met else "  MISSED")
         print(f"{f.name:44} {f.value:12.4g} {f.unit:8} {base:>22} {ratio:>8}  {f.goal}{met}")
     sys.stdout.flush()
+
+
+def add_common_args(parser: argparse.ArgumentParser, quick_help: str = "small sizes") -> None:
+    """The options every benchmark takes: ``--quick`` and ``--json FILE`` (for
+    ``python -m bench``, which reads the figures from that file)."""
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument(
+        "--json",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="also write the machine and the figures to FILE as JSON",
+    )
+
+
+def _finite(value: Any) -> Any:
+    # JSON has no NaN or infinity: a figure that could not be measured is null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def figures_json(figures: list[Figure]) -> dict[str, Any]:
+    """The JSON document a benchmark writes: ``{"machine": ..., "figures": [...]}``."""
+    return {
+        "machine": machine(),
+        "figures": [{k: _finite(v) for k, v in f.as_dict().items()} for f in figures],
+    }
+
+
+def finish(figures: list[Figure], args: argparse.Namespace) -> None:
+    """Print the figures table and, with ``--json FILE``, write them to FILE."""
+    print_figures(figures)
+    path: Path | None = getattr(args, "json", None)
+    if path is not None:
+        path.write_text(json.dumps(figures_json(figures), indent=2, ensure_ascii=False) + "\n")
 
 
 def seed_waiting(
