@@ -8,6 +8,7 @@ deadline.
 from __future__ import annotations
 
 import json
+import sqlite3
 import re
 import signal
 import subprocess
@@ -387,3 +388,59 @@ def test_retention_removes_old_finished_rows_and_keeps_entries_and_live_users(
         assert counts["outbox"] == 1
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------- segments and schedules
+
+SCHEDULED = """
+segment gold = tier == "gold"
+
+journey gold_welcome
+  when entering gold
+  send push "Welcome to gold" as hi
+
+journey morning
+  every day at 10:00 for everyone
+  entry always
+  send push "Good morning" as hi
+"""
+
+
+def test_segment_entries_run_live_and_a_missed_firing_runs_at_once_after_a_restart(
+    tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver], daemons: list[Daemon]
+) -> None:
+    http, _ = receivers
+    project(tmp_path, SCHEDULED, receivers)
+    first = Daemon(serve_args(tmp_path), tmp_path, name="first")
+    daemons.append(first)
+    first.start()
+    first.identify("u1", push_enabled=True, tier="silver", timezone="Asia/Tokyo")
+    first.identify("u1", tier="gold")
+    (push,) = poll(lambda: pushes(http), 10, "the gold welcome")
+    assert push.json()["content"] == {"body": "Welcome to gold"}
+    # One cron job per scheduled trigger and zone in use: UTC (the default) and Tokyo.
+    poll(lambda: "schedule:morning:0:Asia/Tokyo" in first.log(), 5, "the Tokyo job")
+    assert "schedule:morning:0:UTC" in first.log()
+    assert first.stop() == 0
+
+    # The 10:00 firing is due while the daemon is down: it runs as soon as it is back.
+    with sqlite3.connect(tmp_path / "store.db") as conn:
+        conn.execute(
+            "UPDATE schedules SET next_at = ? WHERE zone = 'Asia/Tokyo'",
+            (int(time.time() * 1000) - 60_000,),
+        )
+    second = Daemon(serve_args(tmp_path), tmp_path, name="second")
+    daemons.append(second)
+    second.start()
+    morning = poll(
+        lambda: [p for p in pushes(http) if p.json()["content"] == {"body": "Good morning"}],
+        5,
+        "the missed morning push",
+    )
+    assert len(morning) == 1
+    with sqlite3.connect(tmp_path / "store.db") as conn:
+        (next_at,) = conn.execute(
+            "SELECT next_at FROM schedules WHERE zone = 'Asia/Tokyo'"
+        ).fetchone()
+    assert next_at > time.time() * 1000
+    assert second.stop() == 0

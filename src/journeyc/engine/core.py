@@ -310,10 +310,13 @@ class Engine:
                     changes.append((name, member))
             elif old.recheck_at != recheck:
                 new.append((name, Row(member, old.since, recheck)))
+        if actions is None:
+            # A silent baseline: the rows, but no change logged and no journey entered.
+            if new:
+                self.seg_book.write(user, new, [], now_ms)
+            return
         if new:
             self.seg_book.write(user, new, changes, now_ms)
-        if actions is None:
-            return
         for name, entered in changes:
             edge = "entering" if entered else "leaving"
             for prog in self.by_segment.get((name, edge), []):

@@ -88,6 +88,7 @@ RETRY_MAX_S = 30.0
 """The longest wait before a failed engine or dispatcher run is tried again."""
 
 _ENGINE, _DISPATCH, _RETENTION, _POLL = "engine", "dispatch", "retention", "poll"
+_SCHEDULE = "schedule"  # job ids schedule:JOURNEY:TRIGGER:ZONE
 
 
 class StartupError(Exception):
@@ -225,6 +226,8 @@ class Daemon:
         self._sent = self._retried = self._failed = 0
         self._last_refused: dict[str, Any] | None = None
         self._last_deploy_ms: int | None = None
+        self.scheduler: Any = None
+        self._schedule_zones = 0
 
     # ------------------------------------------------------------ starting
 
@@ -323,6 +326,7 @@ class Daemon:
             coalesce=True,
             misfire_grace_time=None,
         )
+        self._sync_schedule_jobs()
         # Catch up at once: events logged while the daemon was down, timers that came
         # due meanwhile, sends queued but not delivered.
         self.request_engine_run(delay_s=0)
@@ -352,7 +356,6 @@ class Daemon:
             if old == journey.version:
                 if at_start:
                     log.info("journey %s: version %s (unchanged)", jid, journey.version)
-                    _warn_unsupported_triggers(journey)
                 continue
             if old is None:
                 log.info("journey %s: deployed version %s (new journey)", jid, journey.version)
@@ -372,7 +375,6 @@ class Daemon:
                     old,
                     old,
                 )
-            _warn_unsupported_triggers(journey)
         for jid in sorted(before.keys() - after.keys()):
             log.info(
                 "journey %s: no longer in the project; it takes no new entries, users in "
@@ -383,6 +385,38 @@ class Daemon:
         with self._state_lock:
             self.versions = after
             self._last_deploy_ms = at
+        if self.scheduler is not None:
+            self._sync_schedule_jobs()
+
+    def _sync_schedule_jobs(self) -> None:
+        """One APScheduler job per scheduled trigger and time zone in use (never one
+        per user) wakes the engine when the trigger fires there. The engine's
+        ``schedules`` rows stay the ledger: a firing missed while the daemon was down
+        is due at once when it comes back, cron or not."""
+        with self._engine_lock:
+            rows = self.store.conn.execute(
+                "SELECT journey_id, trigger, zone, spec FROM schedules"
+            ).fetchall()
+            self._schedule_zones = len(self.engine.sched.zones)
+        wanted = {f"{_SCHEDULE}:{jid}:{i}:{zone}": (spec, zone) for jid, i, zone, spec in rows}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith(f"{_SCHEDULE}:") and job.id not in wanted:
+                job.remove()
+        for job_id, (spec, zone) in sorted(wanted.items()):
+            if self.scheduler.get_job(job_id) is not None:
+                continue
+            trigger = ir.ScheduleTrigger.model_validate_json(spec)
+            log.info("%s: wakes the engine when it fires in %s", job_id, zone)
+            self.scheduler.add_job(
+                self.request_engine_run,
+                schedule_trigger(trigger, zone),
+                kwargs={"delay_s": 0},
+                id=job_id,
+                name=job_id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
 
     def reload(self, changed: set[str]) -> None:
         """Redeploy after files under the project directory changed; an invalid change
@@ -554,6 +588,8 @@ class Daemon:
             return
         self._engine_failures, self._engine_retry_at = 0, None
         self._next_wake = next_wake
+        if len(self.engine.sched.zones) != self._schedule_zones:
+            self._sync_schedule_jobs()  # a user brought a new time zone
         for ms in lateness:
             self.metrics.timer_lateness.observe(ms / 1000)
         self.metrics.engine_runs.inc()
@@ -752,10 +788,33 @@ def _curl_user(secret: Secret, env: str) -> str:
     return "'WRITE_KEY:'"
 
 
-def _warn_unsupported_triggers(journey: ir.JourneyIR) -> None:
-    if any(not isinstance(t, ir.EventTrigger) for t in journey.triggers):
-        log.warning(
-            "journey %s: `when entering/leaving SEGMENT` and `every` triggers are not run "
-            "by the engine yet; it enters users on its event triggers only",
-            journey.id,
+_CRON_DAYS = {
+    "day": "*",
+    "weekday": "mon-fri",
+    "weekend": "sat,sun",
+    **{d: d[:3] for d in ("monday", "tuesday", "wednesday", "thursday", "friday")},
+    "saturday": "sat",
+    "sunday": "sun",
+}
+
+
+def schedule_trigger(trigger: ir.ScheduleTrigger, zone: str) -> Any:
+    """The APScheduler trigger that wakes the engine when ``trigger`` fires in
+    ``zone``: a cron trigger in that zone, or an interval on the grid from local
+    midnight of 2000-01-01 (as :func:`journeyc.engine.schedules.next_fire`)."""
+    from zoneinfo import ZoneInfo
+
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    tz = ZoneInfo(zone)
+    if trigger.interval is not None:
+        return IntervalTrigger(
+            seconds=trigger.interval, start_date=datetime(2000, 1, 1, tzinfo=tz), timezone=tz
         )
+    return CronTrigger(
+        day_of_week=_CRON_DAYS[trigger.day or "day"],
+        hour=trigger.hour,
+        minute=trigger.minute,
+        timezone=tz,
+    )
