@@ -8,9 +8,9 @@ deadline.
 from __future__ import annotations
 
 import json
-import sqlite3
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time

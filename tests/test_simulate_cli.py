@@ -33,7 +33,14 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def example_lines() -> list[str]:
-    proc = run("journeys", "--events", "examples/events.jsonl", "--json")
+    proc = run(
+        "journeys",
+        "--events",
+        "examples/events.jsonl",
+        "--catalog",
+        "examples/catalog.jsonl",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.splitlines()
 
@@ -50,7 +57,14 @@ def test_example_output_matches_the_reviewed_fixture(example_lines: list[str]) -
 
 
 def test_same_input_same_bytes(example_lines: list[str]) -> None:
-    again = run("journeys", "--events", "examples/events.jsonl", "--json")
+    again = run(
+        "journeys",
+        "--events",
+        "examples/events.jsonl",
+        "--catalog",
+        "examples/catalog.jsonl",
+        "--json",
+    )
     assert again.stdout.splitlines() == example_lines
 
 

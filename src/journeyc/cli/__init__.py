@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "serve": "journeyc.cli.serve:serve",
     "ingest": "journeyc.cli.ingest:ingest",
     "status": "journeyc.cli.status:status",
+    "catalog": "journeyc.cli.catalog:catalog",
 }
 
 

@@ -19,6 +19,7 @@ from journeyc.cli.common import EXIT_INVALID, load_valid, paths_argument, usage_
 from journeyc.engine.actions import Action, iso_ms
 
 if TYPE_CHECKING:
+    from journeyc.catalog import Product
     from journeyc.store.sqlite import Store
 
 
@@ -69,6 +70,13 @@ def _store(db: str | None) -> Iterator[Store]:
     help='Starting profiles as JSON lines: {"userId": …, "traits": {…}}.',
 )
 @click.option(
+    "--catalog",
+    "catalog_file",
+    type=click.Path(dir_okay=False),
+    help="Products to load first, for the recommendation filters (JSON lines, or CSV "
+    "for a .csv file; as `journeyc catalog load`).",
+)
+@click.option(
     "--from",
     "start",
     metavar="TIME",
@@ -91,6 +99,7 @@ def simulate(
     paths: tuple[str, ...],
     events_file: str,
     profiles_file: str | None,
+    catalog_file: str | None,
     start: str | None,
     until: str | None,
     config_file: str | None,
@@ -105,7 +114,11 @@ def simulate(
     enter, send, suppress (with reason), goal, exit (with reason), set, unset, track.
     The same input always prints the same output.
 
-    Exit codes: 0 simulated, 1 invalid journeys, events or config, 2 usage error.
+    --catalog loads products into the simulation's store before anything runs, for
+    the recommendation filters (products the events name are learned either way).
+
+    Exit codes: 0 simulated, 1 invalid journeys, events, catalog or config, 2 usage
+    error.
     """
     from journeyc.compile.lower import lower_project
     from journeyc.config import ConfigError, load_config
@@ -119,17 +132,23 @@ def simulate(
         click.echo(f"journeyc: {exc}", err=True)
         sys.exit(EXIT_INVALID)
     project = lower_project(load_valid(paths))
-    for name, path in (("--events", events_file), ("--profiles", profiles_file)):
+    inputs = (("--events", events_file), ("--profiles", profiles_file))
+    for name, path in (*inputs, ("--catalog", catalog_file)):
         if path is not None and not Path(path).is_file():
             usage_error(f"{name}: no such file: {path}")
     try:
         events = read_events_jsonl(events_file, received_ms=0)
         profiles = _read_profiles(profiles_file) if profiles_file else {}
+        products = _read_catalog(catalog_file) if catalog_file else []
     except (EventError, ValueError) as exc:
         click.echo(f"journeyc: bad input, nothing was simulated:\n{exc}", err=True)
         sys.exit(EXIT_INVALID)
 
     with _store(db) as store:
+        if products:
+            from journeyc.catalog import upsert_products
+
+            upsert_products(store, products, at_ms=0)
         for user, traits in sorted(profiles.items()):
             store.set_traits(user, traits, 0)
         actions = _run_with_progress(
@@ -155,6 +174,19 @@ def _run_with_progress(run: Callable[..., list[Action]], total: int) -> list[Act
     with Progress(transient=True) as bar:
         task = bar.add_task("simulating", total=total)
         return run(progress=lambda done, _total: bar.update(task, completed=done))
+
+
+def _read_catalog(path: str) -> list[Product]:
+    """The products of a catalog file; ``ValueError`` listing every bad row."""
+    from journeyc.catalog import read_catalog
+
+    try:
+        read = read_catalog(path)
+    except OSError as exc:
+        usage_error(f"--catalog: {path}: {exc.strerror or exc}")
+    if read.problems:
+        raise ValueError("\n".join(str(p) for p in read.problems))
+    return read.products
 
 
 def _read_profiles(path: str) -> dict[str, dict[str, object]]:

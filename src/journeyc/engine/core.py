@@ -85,7 +85,7 @@ class Engine:
         self.rt = Runtime(store.conn)
         self.config = config or Config()
         self.zone = self.config.engine.zone
-        self.renderer = renderer or Renderer()
+        self.renderer = renderer or Renderer.with_catalog(store.conn)
         self.aggregates = SqlAggregates(store.conn)
         self.default_quiet = self.config.engine.quiet_hours.rule
         cap = self.config.engine.global_cap

@@ -37,8 +37,8 @@ def simulate(
     Events before ``start_ms`` are history: logged (aggregates count them, identify
     traits apply) but no journey reacts. The clock stops at ``until_ms`` (timers due
     later never fire); without it, when no event is left and no journey is waiting
-    (scheduled entries and segment rechecks alone do not keep it going). ``progress(done, total)`` is told
-    how many events have been replayed.
+    (scheduled entries and segment rechecks alone do not keep it going).
+    ``progress(done, total)`` is told how many events have been replayed.
     """
     ordered = sorted(events, key=lambda e: e.at_ms)  # stable: equal times keep file order
     if start_ms is None:

@@ -12,6 +12,7 @@ the same message and context give the same fields.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from liquid.exceptions import LiquidError
 from journeyc.compile.ir import FieldIR, MessageIR
 from journeyc.engine.values import EventView
 from journeyc.lang.builtins import INLINE_FIELD
+from journeyc.messages.recommend import Recommender
 from journeyc.messages.templates import make_environment
 
 __all__ = ["RenderContext", "RenderError", "Renderer", "iso_z"]
@@ -137,15 +139,27 @@ class Renderer:
     ``{{ user.nickname }}`` for a profile without one prints nothing, and
     ``{{ user.first_name | default: "there" }}`` prints ``there``. Unknown filters
     are errors (strict filters).
+
+    The recommendation filters read the catalog through ``recommender``; without one
+    they render no products.
     """
 
-    def __init__(self, max_templates: int = 1024) -> None:
+    def __init__(
+        self, max_templates: int = 1024, *, recommender: Recommender | None = None
+    ) -> None:
         if max_templates < 1:
             raise ValueError("max_templates must be at least 1")
-        self.environment: liquid.Environment = make_environment()
+        self.recommender = recommender
+        self.environment: liquid.Environment = make_environment(recommender)
         self._max = max_templates
         self._cache: OrderedDict[str, liquid.BoundTemplate | str] = OrderedDict()
         self._lock = threading.Lock()
+
+    @classmethod
+    def with_catalog(cls, conn: sqlite3.Connection) -> Renderer:
+        """A renderer whose recommendation filters read the catalog and events of the
+        store behind ``conn`` (see :class:`~journeyc.messages.recommend.Recommender`)."""
+        return cls(recommender=Recommender(conn))
 
     def render(
         self,

@@ -19,20 +19,24 @@ from liquid.exceptions import LiquidError
 from liquid.filter import with_context
 
 from journeyc.messages import liquid_compat
+from journeyc.messages.recommend import Recommender, install_filters
 
 liquid_compat.install()
 
 
-def make_environment() -> liquid.Environment:
+def make_environment(recommender: Recommender | None = None) -> liquid.Environment:
     """The one Liquid environment of the project.
 
     Strict filters: a filter that does not exist fails at render time rather than
     printing nothing. ``date`` reads ``"now"`` and ``"today"`` from the template's
     ``now`` (the engine's clock), never the wall clock, so simulations repeat exactly.
-    Recommendation filters are registered here when they exist.
+    The recommendation filters (``top_sellers``, ``popular``, ``cross_sell``) are
+    always registered; they read the catalog through ``recommender``, and without one
+    they check their arguments and return no products.
     """
     env = liquid.Environment(strict_filters=True, autoescape=False)
     env.filters["date"] = _clock_date
+    install_filters(env, recommender)
     return env
 
 

@@ -1,0 +1,474 @@
+"""The product catalog: a feed of products, and what e-commerce events teach about them.
+
+The recommendation filters (:mod:`journeyc.messages.recommend`) read the ``products``
+table. Two things write it:
+
+- the catalog feed, a JSON-lines or CSV file loaded with ``journeyc catalog load``
+  (or ``journeyc simulate --catalog``): each good row replaces the whole product, so
+  the feed is the truth about a product and its stock;
+- the event log: as ``product_viewed`` and ``order_completed`` events are appended, the
+  products they name are learned (:func:`upsert_from_events`). Events only add
+  products the table does not know and fill fields that are empty; they never
+  overwrite a value and never change ``in_stock``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+if TYPE_CHECKING:
+    from journeyc.events import Event
+    from journeyc.store.sqlite import Store
+
+Format: TypeAlias = Literal["jsonl", "csv"]
+
+FIELDS = ("id", "name", "brand", "category", "price", "url", "image", "in_stock")
+"""The columns a feed row may set; any other key is kept in the product's ``extra``."""
+
+PRODUCT_EVENTS = frozenset({"product_viewed", "order_completed"})
+"""The (normalized) event names products are learned from."""
+
+CHUNK = 1000
+"""Rows per ``executemany`` when loading a feed (progress is reported between them)."""
+
+
+# ---------------------------------------------------------------- the model
+
+
+def _id_text(value: object) -> object:
+    # Feeds and pipelines send numeric ids too; they name the same product as their digits.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip()
+    return value
+
+
+def _text(value: object) -> object:
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+def _number(value: object) -> object:
+    if isinstance(value, bool):
+        raise PydanticCustomError("float_type", "expected a number")
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+ProductId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1)]
+Text = Annotated[str | None, BeforeValidator(_text)]
+Price = Annotated[
+    Annotated[float, Field(ge=0, allow_inf_nan=False)] | None, BeforeValidator(_number)
+]
+
+
+class Product(BaseModel):
+    """One product of the catalog.
+
+    ``id`` is required (a number is read as its digits); ``price`` is a non-negative
+    number; ``in_stock`` defaults to true. Keys other than the named fields are kept
+    in ``extra`` and given to templates beside them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: ProductId
+    name: Text = None
+    brand: Text = None
+    category: Text = None
+    price: Price = None
+    url: Text = None
+    image: Text = None
+    in_stock: bool = True
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_extra(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        known = {k: v for k, v in data.items() if k in FIELDS}
+        extra = {k: v for k, v in data.items() if k not in FIELDS and k != "extra"}
+        given = data.get("extra")
+        if isinstance(given, Mapping):
+            extra = {**given, **extra}
+        elif given is not None:
+            extra["extra"] = given
+        return {**known, "extra": extra}
+
+
+# ---------------------------------------------------------------- reading a feed
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """A feed row that was refused: where it is, which field, and why."""
+
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row problem as JSON-ready data."""
+        return {"file": self.file, "line": self.line, "field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogFile:
+    """What a feed file holds: its good products in file order, the problems of the
+    rows that were refused (one or more per row), and how many rows it had."""
+
+    products: list[Product]
+    problems: list[BadRow]
+    rows: int
+
+    @property
+    def refused(self) -> int:
+        """How many rows were refused."""
+        return len({p.line for p in self.problems})
+
+
+_MESSAGES = {
+    "missing": "is required",
+    "string_type": "expected a string",
+    "string_too_short": "must not be empty",
+    "too_short": "must not be empty",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "finite_number": "must be a finite number",
+    "greater_than_equal": "must not be negative",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "dict_type": "expected an object",
+    "model_type": "expected an object",
+}
+
+
+def feed_format(path: Path | str, fmt: Format | None = None) -> Format:
+    """``fmt``, else the format the file name says: ``.csv`` is CSV, anything else
+    JSON lines."""
+    if fmt is not None:
+        return fmt
+    return "csv" if str(path).lower().endswith(".csv") else "jsonl"
+
+
+def read_catalog(
+    path: Path | str,
+    fmt: Format | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> CatalogFile:
+    """Read a catalog feed: JSON lines (one product object a line, blank lines skipped)
+    or CSV (a header row naming the columns, ``id`` among them; empty cells are
+    missing values).
+
+    Every row is checked; a bad row is reported as ``FILE:LINE: $.field: message``
+    and left out, the good ones are returned. ``progress(bytes_read)`` is told how far
+    the file has been read. Raises ``OSError`` when the file cannot be read.
+    """
+    name = str(path)
+    with Path(path).open("rb") as f:
+        lines = _counting(f, progress)
+        if feed_format(path, fmt) == "csv":
+            return _read_csv(lines, name)
+        return _read_jsonl(lines, name)
+
+
+def _counting(f: io.BufferedReader, progress: Callable[[int], None] | None) -> Iterator[bytes]:
+    done = 0
+    for n, raw in enumerate(f, start=1):
+        done += len(raw)
+        if progress is not None and n % CHUNK == 0:
+            progress(done)
+        yield raw
+    if progress is not None:
+        progress(done)
+
+
+def _read_jsonl(lines: Iterator[bytes], name: str) -> CatalogFile:
+    products: list[Product] = []
+    problems: list[BadRow] = []
+    rows = 0
+    for lineno, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            rows += 1
+            problems.append(BadRow(name, lineno, "$", f"not UTF-8 text ({exc.reason})"))
+            continue
+        if not line.strip():
+            continue
+        rows += 1
+        try:
+            obj = json.loads(line, parse_constant=_reject_constant)
+        except ValueError as exc:
+            problems.append(BadRow(name, lineno, "$", f"not valid JSON ({_json_reason(exc)})"))
+            continue
+        _validate(obj, name, lineno, products, problems)
+    return CatalogFile(products, problems, rows)
+
+
+def _read_csv(lines: Iterator[bytes], name: str) -> CatalogFile:
+    products: list[Product] = []
+    problems: list[BadRow] = []
+    undecodable: dict[int, str] = {}
+
+    def text_lines() -> Iterator[str]:
+        for lineno, raw in enumerate(lines, start=1):
+            try:
+                yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                # Keep the line count right for the rows that follow.
+                undecodable[lineno] = f"not UTF-8 text ({exc.reason})"
+                yield "\n"
+
+    reader = csv.reader(text_lines(), strict=True)
+    header: list[str] | None = None
+    rows = 0
+    end = 0
+    while True:
+        start = end + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            rows += 1
+            problems.append(BadRow(name, start, "$", f"not valid CSV ({exc})"))
+            end = reader.line_num
+            continue
+        end = reader.line_num
+        if start in undecodable:
+            rows += 1
+            problems.append(BadRow(name, start, "$", undecodable[start]))
+            continue
+        if not any(c.strip() for c in cells):
+            continue
+        if header is None:
+            header = [c.strip() for c in cells]
+            if "id" not in header:
+                problems.append(BadRow(name, start, "$", "the header has no `id` column"))
+                return CatalogFile([], problems, 0)
+            continue
+        rows += 1
+        if len(cells) > len(header):
+            problems.append(
+                BadRow(name, start, "$", f"{len(cells)} cells, the header has {len(header)}")
+            )
+            continue
+        obj = {k: v for k, v in zip(header, cells, strict=False) if k and v.strip()}
+        _validate(obj, name, start, products, problems)
+    return CatalogFile(products, problems, rows)
+
+
+def _validate(
+    obj: object, name: str, lineno: int, products: list[Product], problems: list[BadRow]
+) -> None:
+    if not isinstance(obj, Mapping):
+        problems.append(BadRow(name, lineno, "$", "expected an object"))
+        return
+    try:
+        products.append(Product.model_validate(obj))
+    except ValidationError as exc:
+        problems.extend(_bad_row(err, name, lineno) for err in exc.errors())
+
+
+def _bad_row(err: ErrorDetails, name: str, lineno: int) -> BadRow:
+    path = "$"
+    for part in err["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return BadRow(name, lineno, path, _MESSAGES.get(err["type"], err["msg"]))
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_reason(exc: ValueError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}"
+    return str(exc)
+
+
+# ---------------------------------------------------------------- writing
+
+
+@dataclass(frozen=True, slots=True)
+class Upserted:
+    """What a load did: products added, and products that were there and replaced."""
+
+    new: int
+    updated: int
+
+
+_UPSERT = (
+    "INSERT INTO products"
+    " (id, name, brand, category, price, url, image, in_stock, extra, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET name = excluded.name, brand = excluded.brand,"
+    " category = excluded.category, price = excluded.price, url = excluded.url,"
+    " image = excluded.image, in_stock = excluded.in_stock, extra = excluded.extra,"
+    " updated_at = excluded.updated_at"
+)
+
+
+def upsert_products(
+    store: Store,
+    products: Sequence[Product],
+    *,
+    at_ms: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Upserted:
+    """Write feed products in one transaction: each replaces the whole product of its
+    id (a field it leaves out becomes empty), so the feed's values and stock win over
+    anything events taught. A product given twice ends as its last row.
+
+    ``at_ms`` (default: now) is recorded as the rows' ``updated_at``;
+    ``progress(done)`` is told how many products have been written.
+    """
+    if at_ms is None:
+        at_ms = time.time_ns() // 1_000_000
+    with store.transaction() as conn:
+        (before,) = conn.execute("SELECT count(*) FROM products").fetchone()
+        for start in range(0, len(products), CHUNK):
+            chunk = products[start : start + CHUNK]
+            conn.executemany(_UPSERT, [_row(p, at_ms) for p in chunk])
+            if progress is not None:
+                progress(start + len(chunk))
+        (after,) = conn.execute("SELECT count(*) FROM products").fetchone()
+    new = int(after) - int(before)
+    return Upserted(new, len({p.id for p in products}) - new)
+
+
+def _row(p: Product, at_ms: int) -> tuple[Any, ...]:
+    return (
+        p.id,
+        p.name,
+        p.brand,
+        p.category,
+        p.price,
+        p.url,
+        p.image,
+        int(p.in_stock),
+        _dumps(p.extra),
+        at_ms,
+    )
+
+
+# A learned field only lands where the product has none; the WHERE clause skips the
+# write (and the updated_at bump) when there is nothing to fill.
+_LEARN = (
+    "INSERT INTO products (id, name, brand, category, price, url, image, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET"
+    " name = coalesce(products.name, excluded.name),"
+    " brand = coalesce(products.brand, excluded.brand),"
+    " category = coalesce(products.category, excluded.category),"
+    " price = coalesce(products.price, excluded.price),"
+    " url = coalesce(products.url, excluded.url),"
+    " image = coalesce(products.image, excluded.image),"
+    " updated_at = excluded.updated_at"
+    " WHERE (products.name IS NULL AND excluded.name IS NOT NULL)"
+    " OR (products.brand IS NULL AND excluded.brand IS NOT NULL)"
+    " OR (products.category IS NULL AND excluded.category IS NOT NULL)"
+    " OR (products.price IS NULL AND excluded.price IS NOT NULL)"
+    " OR (products.url IS NULL AND excluded.url IS NOT NULL)"
+    " OR (products.image IS NULL AND excluded.image IS NOT NULL)"
+)
+
+
+def upsert_from_events(conn: sqlite3.Connection, events: Iterable[Event]) -> None:
+    """Learn the products named by ``product_viewed`` and ``order_completed`` events.
+
+    ``product_viewed`` reads its properties ``product_id``, ``name``, ``brand``,
+    ``category``, ``price``, ``url`` and ``image_url``; ``order_completed`` reads
+    each object of ``products`` the same way, or, without a ``products`` list, a
+    top-level ``product_id``. An unknown product is added (in stock); a known one
+    only gets the fields it lacks. A value of the wrong type is ignored.
+
+    Runs on ``conn`` as it is: call it inside the transaction that stores the events.
+    """
+    # One row per product: for each field the first value the events give, which is
+    # what filling the fields event by event would leave.
+    rows: dict[str, list[Any]] = {}
+    for e in events:
+        if e.name == "product_viewed":
+            items: list[object] = [e.props]
+        elif e.name == "order_completed":
+            listed = e.props.get("products")
+            items = listed if isinstance(listed, list) else [e.props]
+        else:
+            continue
+        for item in items:
+            row = _learned(item, e.received_ms or e.at_ms)
+            if row is None:
+                continue
+            seen = rows.get(row[0])
+            if seen is None:
+                rows[row[0]] = list(row)
+            else:
+                seen[1:7] = [
+                    a if a is not None else b for a, b in zip(seen[1:7], row[1:7], strict=True)
+                ]
+    if rows:
+        conn.executemany(_LEARN, list(rows.values()))
+
+
+def _learned(item: object, at_ms: int) -> tuple[Any, ...] | None:
+    if not isinstance(item, Mapping):
+        return None
+    pid = _id_text(item.get("product_id"))
+    if not isinstance(pid, str) or not pid:
+        return None
+    return (
+        pid,
+        _learned_text(item.get("name")),
+        _learned_text(item.get("brand")),
+        _learned_text(item.get("category")),
+        _learned_price(item.get("price")),
+        _learned_text(item.get("url")),
+        _learned_text(item.get("image_url")),
+        at_ms,
+    )
+
+
+def _learned_price(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    price = float(value)
+    return price if math.isfinite(price) and price >= 0 else None
+
+
+def _learned_text(value: object) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
