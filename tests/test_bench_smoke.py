@@ -29,6 +29,7 @@ SIZE_ARGS: dict[str, list[str]] = {
     "bench_simulate.py": ["--events", "1000", "--users", "100"],
     "bench_serve.py": ["--seconds", "3", "--timers", "200", "--rows", "20000"],
     "bench_ingest.py": ["--events", "500", "--runs", "1"],
+    "bench_segments.py": ["--profiles", "2000", "--events", "20000", "--sample", "200"],
 }
 TIMEOUT_S = 120  # a hang guard, not a performance limit
 

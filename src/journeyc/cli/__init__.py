@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "serve": "journeyc.cli.serve:serve",
     "ingest": "journeyc.cli.ingest:ingest",
     "status": "journeyc.cli.status:status",
+    "segments": "journeyc.cli.segments:segments",
     "catalog": "journeyc.cli.catalog:catalog",
 }
 

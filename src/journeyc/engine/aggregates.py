@@ -344,12 +344,15 @@ def _truthy(v: _Val) -> str:
 class _WhereSql:
     """Translates a ``where`` to a SQL condition that is never NULL, or gives up."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
+        # ``prefix`` keeps parameter names apart when several conditions share a
+        # statement (the set-based evaluation of :mod:`journeyc.engine.bulk`).
+        self.prefix = prefix
         self.params: dict[str, object] = {}  # constant parameters
         self.dynamic: list[tuple[str, Compiled]] = []  # evaluated per call on the scope
 
     def _param(self, value: object) -> str:
-        name = f"c{len(self.params)}"
+        name = f"{self.prefix}c{len(self.params)}"
         self.params[name] = value
         return f":{name}"
 
@@ -399,9 +402,9 @@ class _WhereSql:
                 except _UnbindableError:
                     return None
                 return _Val(f"'{cls}'", self._param(val), cls=cls)
-            n = len(self.dynamic)
-            self.dynamic.append((f"d{n}", compile_expr(e)))
-            return _Val(f":d{n}t", f":d{n}v")
+            name = f"{self.prefix}d{len(self.dynamic)}"
+            self.dynamic.append((name, compile_expr(e)))
+            return _Val(f":{name}t", f":{name}v")
         if isinstance(e, ir.EventRef) and e.path != ["at"]:
             p = self._path(e.path)
             if p is None:

@@ -166,12 +166,23 @@ class Engine:
         self.segs_by_traits = [n for n, i in infos.items() if i.traits]
         self.seg_book.define(infos, changed, now_ms)
         if changed:
-            after: str | None = None
-            while users := self.seg_book.users(after, BATCH):
-                for user in users:
-                    self._reevaluate(user, changed, now_ms, None)
-                after = users[-1]
-                self._profiles.clear()
+            # Set-based: every user's answer at once (engine/bulk.py). A segment time
+            # can change is due for a recheck now, which works out each user's horizon
+            # in the engine's batches rather than holding up the deployment.
+            from journeyc.engine.bulk import evaluate_population
+
+            timed = {n for n in changed if infos[n].timed}
+            rows: list[tuple[str, str, bool, int | None]] = []
+            for user, membership in evaluate_population(
+                self.store.conn, project.segments, now_ms, names=changed
+            ):
+                rows += [
+                    (user, n, m, now_ms if n in timed else None) for n, m in membership.items()
+                ]
+                if len(rows) >= 10_000:
+                    self.seg_book.write_baseline(rows, now_ms)
+                    rows = []
+            self.seg_book.write_baseline(rows, now_ms)
 
     def _program(self, inst: Instance) -> Program:
         key = (inst.journey_id, inst.version)

@@ -35,7 +35,9 @@ __all__ = [
     "Horizon",
     "SegmentBook",
     "SegmentInfo",
+    "Term",
     "analyse",
+    "explain",
     "segment_refs",
 ]
 
@@ -93,6 +95,7 @@ class SegmentInfo:
     hash: str
     events: frozenset[str]
     traits: bool
+    timed: bool
 
 
 def analyse(segments: Mapping[str, ir.SegmentIR]) -> dict[str, SegmentInfo]:
@@ -115,13 +118,16 @@ def analyse(segments: Mapping[str, ir.SegmentIR]) -> dict[str, SegmentInfo]:
     for name in sorted(segments):
         group = [segments[name]] + [segments[n] for n in sorted(uses(name)) if n in segments]
         events: set[str] = set()
-        traits = False
+        traits = timed = False
         for seg in group:
             for x in _walk(seg.expr):
                 if isinstance(x, ir.Agg):
                     events.add(x.event)
+                    timed = timed or x.within is not None
                 elif isinstance(x, ir.Attr):
                     traits = True
+                elif isinstance(x, ir.Now) or (isinstance(x, ir.Call) and x.func in _SINCE_UNITS):
+                    timed = True
         infos[name] = SegmentInfo(
             name=name,
             expr=segments[name].expr,
@@ -129,6 +135,7 @@ def analyse(segments: Mapping[str, ir.SegmentIR]) -> dict[str, SegmentInfo]:
             hash=ir.content_hash(*group),
             events=frozenset(events),
             traits=traits,
+            timed=timed,
         )
     return infos
 
@@ -353,6 +360,16 @@ class SegmentBook:
                 [(s, user_id, at_ms, int(entered)) for s, entered in changes],
             )
 
+    def write_baseline(self, rows: Sequence[tuple[str, str, bool, int | None]], at_ms: int) -> None:
+        """Store ``(user, segment, member, recheck_at)`` rows of a silent evaluation
+        (no change logged)."""
+        self.conn.executemany(
+            "INSERT INTO segment_members (user_id, segment, member, since, recheck_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, segment) DO UPDATE SET"
+            " member = excluded.member, since = excluded.since, recheck_at = excluded.recheck_at",
+            [(u, s, int(m), at_ms, r) for u, s, m, r in rows],
+        )
+
     def due(self, now_ms: int, limit: int) -> list[tuple[str, str]]:
         """``(user, segment)`` pairs whose ``recheck_at`` has come, earliest first."""
         return [
@@ -366,15 +383,45 @@ class SegmentBook:
 
     def next_recheck(self) -> int | None:
         """The earliest ``recheck_at``."""
-        (t,) = self.conn.execute("SELECT min(recheck_at) FROM segment_members").fetchone()
+        # The WHERE lets SQLite read the partial index instead of scanning every row.
+        (t,) = self.conn.execute(
+            "SELECT min(recheck_at) FROM segment_members WHERE recheck_at IS NOT NULL"
+        ).fetchone()
         return None if t is None else int(t)
 
-    def users(self, after: str | None, limit: int) -> list[str]:
-        """Every user the store knows (profiles), in id order, after ``after``."""
-        return [
-            u
-            for (u,) in self.conn.execute(
-                "SELECT user_id FROM profiles WHERE user_id > ? ORDER BY user_id LIMIT ?",
-                (after or "", limit),
-            )
-        ]
+
+# ---------------------------------------------------------------- why a user is in
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One part of a segment's condition for one user: its text, its value, and how
+    deep it sits (the parts of ``and``/``or``/``not`` and of used segments are
+    indented under them)."""
+
+    text: str
+    value: Any
+    depth: int
+
+
+def explain(
+    e: ir.Expr, scope: Scope, segments: Mapping[str, ir.SegmentIR], depth: int = 0
+) -> list[Term]:
+    """The terms of ``e`` with their values for the user of ``scope``: each
+    ``and``/``or``/``not`` and comparison with its truth, and under a comparison the
+    values of its sides that are not literals (``sum(order_completed.amount within
+    365d)`` = 6200); a used segment is explained in turn."""
+    from journeyc.compile.graph import expr_to_text
+
+    value = compile_expr(e)(scope)
+    out = [Term(expr_to_text(e), value, depth)]
+    if isinstance(e, ir.Op) and e.op in ("and", "or", "not"):
+        for a in e.args:
+            out += explain(a, scope, segments, depth + 1)
+    elif isinstance(e, ir.Op) and e.op in _COMPARISONS | {"in", "not in"}:
+        for a in e.args:
+            if not isinstance(a, ir.Lit | ir.Dur | ir.ListE):
+                out.append(Term(expr_to_text(a), compile_expr(a)(scope), depth + 1))
+    elif isinstance(e, ir.Seg) and e.name in segments:
+        out += explain(segments[e.name].expr, scope, segments, depth + 1)
+    return out
