@@ -333,6 +333,25 @@ def test_a_crash_after_acceptance_resends_with_the_same_key_after_the_lease(db: 
     assert provider.received == ["k", "k"]  # the receiver can drop the copy by key
 
 
+def test_a_daemon_starting_takes_back_a_dead_dispatchers_claims_at_once(db: Path) -> None:
+    with Store.open(db) as store:
+        queue(store, "k1")
+        queue(store, "k2")
+    provider = AcceptThenCrash()
+    with Dispatcher.open(db, {"push": provider}, lease_s=900) as dead, pytest.raises(Crash):
+        dead.run_once(T0)
+    with Dispatcher.open(db, {"push": provider}, lease_s=900) as fresh:
+        # Without reclaim the claimed rows would wait out the 15-minute lease.
+        assert fresh.run_once(T0 + 1000) == DispatchStats()
+        assert fresh.reclaim(T0 + 1000) == 2
+        assert fresh.run_once(T0 + 1000) == DispatchStats(sent=2)
+        # Its own claims, and rows no one holds, are left alone.
+        assert fresh.reclaim(T0 + 2000) == 0
+    with Store.open(db) as store:
+        rows = store.conn.execute("SELECT status, claimed_by FROM outbox").fetchall()
+    assert rows == [("sent", None), ("sent", None)]
+
+
 class Slow:
     """Holds each send for ``seconds``, and says when a send has started."""
 

@@ -286,6 +286,11 @@ class Daemon:
         self.deploy(checked, at_start=True)
 
         self.dispatcher = Dispatcher.open(s.store_path, self.providers)
+        # One daemon per store: sends a dead one had claimed go out now, not after
+        # their lease.
+        reclaimed = self.dispatcher.reclaim(now_ms())
+        if reclaimed:
+            log.info("%d send(s) claimed by a daemon that stopped before delivering", reclaimed)
         self._closers.append(self.dispatcher.close)
         self._poll_conn = sqlite3.connect(
             str(s.store_path), timeout=5, isolation_level=None, check_same_thread=False

@@ -8,7 +8,9 @@ must not hold its write lock:
    ``next_attempt_at <= now``, by ``next_attempt_at`` then ``id``) and their
    profiles. Claiming moves each row's ``next_attempt_at`` a lease into the future,
    so a second dispatcher on the same file skips them, and a dispatcher that dies
-   mid-batch leaves them to be retried when the lease runs out.
+   mid-batch leaves them to be retried when the lease runs out — or at once, when a
+   daemon starts on the store and :meth:`Dispatcher.reclaim` takes back the rows
+   another (dead) dispatcher had claimed.
 2. **Send** each row through its channel's provider, outside any transaction.
 3. **Record** each outcome in its own short transaction: ``sent`` (``sent_at``,
    ``attempts + 1``); a retry (``attempts + 1``, ``next_attempt_at`` after an
@@ -28,6 +30,7 @@ import hashlib
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +114,7 @@ class Dispatcher:
         self.max_delay_s = max_delay_s
         self.batch = batch
         self.lease_ms = round(lease_s * 1000)
+        self.id = uuid.uuid4().hex  # marks the rows this dispatcher has claimed
         self._run_lock = threading.Lock()
         self._owns_store = False
 
@@ -147,6 +151,19 @@ class Dispatcher:
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
+    def reclaim(self, now_ms: int) -> int:
+        """Make the rows other dispatchers claimed and never recorded due at
+        ``now_ms``; return how many. Only for a dispatcher that knows it is the only
+        one on the store (the daemon, at start): the others are dead, and their
+        receivers drop a repeat by its idempotency key."""
+        with self.store.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE outbox SET next_attempt_at = ?, claimed_by = NULL WHERE status = 'queued'"
+                " AND claimed_by IS NOT NULL AND claimed_by != ?",
+                (now_ms, self.id),
+            )
+        return cur.rowcount
+
     def run_once(self, now_ms: int) -> DispatchStats:
         """Deliver up to ``batch`` rows due at ``now_ms``; return what happened.
 
@@ -176,8 +193,8 @@ class Dispatcher:
             if not rows:
                 return []
             conn.executemany(
-                "UPDATE outbox SET next_attempt_at = ? WHERE id = ?",
-                [(now_ms + self.lease_ms, row[0]) for row in rows],
+                "UPDATE outbox SET next_attempt_at = ?, claimed_by = ? WHERE id = ?",
+                [(now_ms + self.lease_ms, self.id, row[0]) for row in rows],
             )
             profiles = {user: self.store.get_profile(user) for user in {row[3] for row in rows}}
         claimed = []
@@ -223,7 +240,8 @@ class Dispatcher:
         with self.store.transaction() as conn:
             conn.execute(
                 "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
-                "next_attempt_at = NULL, error = NULL WHERE id = ? AND status = 'queued'",
+                "next_attempt_at = NULL, error = NULL, claimed_by = NULL "
+                "WHERE id = ? AND status = 'queued'",
                 (now_ms, row.id),
             )
         return "sent"
@@ -239,7 +257,7 @@ class Dispatcher:
             delay = max(delay, round(min(hint_s, self.max_delay_s) * 1000))
         with self.store.transaction() as conn:
             conn.execute(
-                "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ? "
+                "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ?, claimed_by = NULL "
                 "WHERE id = ? AND status = 'queued'",
                 (attempts, now_ms + delay, reason, row.id),
             )
@@ -251,7 +269,7 @@ class Dispatcher:
         with self.store.transaction() as conn:
             conn.execute(
                 "UPDATE outbox SET status = 'failed', attempts = ?, next_attempt_at = NULL, "
-                "error = ? WHERE id = ? AND status = 'queued'",
+                "error = ?, claimed_by = NULL WHERE id = ? AND status = 'queued'",
                 (attempts, reason, row.id),
             )
         key = row.msg.key if row.msg is not None else f"row {row.id}"

@@ -134,7 +134,7 @@ _V1 = Migration(
 )
 
 _V2 = Migration(
-    "segments, segment membership and changes, schedules, product catalog",
+    "segments, segment membership and changes, schedules, product catalog, outbox claims",
     (
         # Aggregates over all users (segment refresh, best sellers) read one event name
         # over a time range.
@@ -192,6 +192,9 @@ _V2 = Migration(
             extra TEXT NOT NULL DEFAULT '{}',
             updated_at INTEGER NOT NULL
         ) STRICT""",
+        # Which dispatcher holds a row's lease: a daemon starting on the store takes
+        # back the rows a dead one had claimed instead of waiting out their lease.
+        "ALTER TABLE outbox ADD COLUMN claimed_by TEXT",
         "CREATE INDEX products_category ON products (category)",
         "CREATE INDEX products_brand ON products (brand)",
     ),
