@@ -411,6 +411,10 @@ def seed(db: Path) -> None:
     """Rows the engine and dispatcher would have written for two journeys."""
     with closing(sqlite3.connect(db)) as conn, conn:
         conn.executemany(
+            "INSERT INTO segment_members (user_id, segment, member, since) VALUES (?, ?, ?, ?)",
+            [("u1", "buyer", 1, 2500), ("u1", "dormant", 0, 2500), ("u2", "buyer", 1, 2600)],
+        )
+        conn.executemany(
             "INSERT INTO journeys (id, version, ir, source, deployed_at, active)"
             " VALUES (?, ?, '{}', '', ?, ?)",
             [("cart", "v1", 1000, 0), ("cart", "v2", 2000, 1), ("welcome", "w1", 1500, 1)],
@@ -574,6 +578,7 @@ def test_get_user(api: Api) -> None:
             "waiting_for": "email_opened",
         },
     ]
+    assert body["segments"] == [{"segment": "buyer", "since": 2500}]  # members only
     actions = body["actions"]
     assert len(actions) == 50
     assert actions[0] == {
@@ -589,7 +594,13 @@ def test_get_user(api: Api) -> None:
 def test_get_user_with_only_events_and_unknown_user(api: Api) -> None:
     api.client.post("/v1/track", json=track(userId="only-events"), headers=AUTH)
     body = api.client.get("/v1/users/only-events", headers=ADMIN).json()
-    assert body == {"user_id": "only-events", "traits": {}, "journeys": [], "actions": []}
+    assert body == {
+        "user_id": "only-events",
+        "traits": {},
+        "journeys": [],
+        "segments": [],
+        "actions": [],
+    }
     assert_error(api.client.get("/v1/users/ghost", headers=ADMIN), 404, '"ghost"')
 
 
@@ -609,7 +620,7 @@ def test_forget_user(api: Api) -> None:
             "actions": 60,
             "events": 2,
             "profiles": 1,
-            "segment_members": 0,
+            "segment_members": 2,
             "segment_changes": 0,
         },
     }

@@ -192,12 +192,20 @@ class ActionOut(BaseModel):
     detail: dict[str, Any]
 
 
+class Membership(BaseModel):
+    """A segment the user is in, as the engine keeps it (``since`` in UTC epoch ms)."""
+
+    segment: str
+    since: int
+
+
 class UserView(BaseModel):
-    """A user's profile, running journeys and latest actions (newest first)."""
+    """A user's profile, running journeys, segments and latest actions (newest first)."""
 
     user_id: str
     traits: dict[str, Any]
     journeys: list[LiveJourney]
+    segments: list[Membership] = []
     actions: list[ActionOut]
 
 
@@ -514,6 +522,14 @@ class _Service:
                     (user_id,),
                 )
             ]
+            segments = [
+                Membership(segment=r[0], since=r[1])
+                for r in conn.execute(
+                    "SELECT segment, since FROM segment_members WHERE user_id = ? AND member = 1"
+                    " ORDER BY segment",
+                    (user_id,),
+                )
+            ]
             actions = [
                 ActionOut(at=r[0], journey_id=r[1], step=r[2], action=r[3], detail=json.loads(r[4]))
                 for r in conn.execute(
@@ -533,7 +549,9 @@ class _Service:
         if not seen:
             raise ApiError(404, "not_found", f"no user {json.dumps(user_id)}")
         traits = json.loads(profile[0]) if profile is not None else {}
-        return UserView(user_id=user_id, traits=traits, journeys=journeys, actions=actions)
+        return UserView(
+            user_id=user_id, traits=traits, journeys=journeys, segments=segments, actions=actions
+        )
 
     def forget(self, user_id: str) -> Forgotten:
         """Erase the user everywhere; forgetting a stranger removes nothing."""
