@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeAlias
 
@@ -28,6 +29,9 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from journeyc.lang.literals import normalize_event
+
+# Streams repeat a few event names: normalise each once.
+_normalize_event = lru_cache(maxsize=4096)(normalize_event)
 
 Kind: TypeAlias = Literal["track", "identify"]
 # Calls of Segment's spec that journeys have no use for (yet): acknowledged in a batch and
@@ -227,11 +231,15 @@ def read_events_jsonl(path: Path | str, received_ms: int | None = None) -> list[
     return events
 
 
+# json.dumps with these options builds an encoder per call; this one is built once.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: object) -> str:
     """JSON with sorted keys and no spaces: equal values give equal text."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _CANONICAL.encode(value)
 
 
 def _parse(obj: object, received_ms: int, kind: Kind | None, root: str) -> Event:
@@ -254,7 +262,7 @@ def _parse(obj: object, received_ms: int, kind: Kind | None, root: str) -> Event
     if user_id is None and not bad_fields & {f"{root}.userId", f"{root}.anonymousId"}:
         problems.append(Problem(f"{root}.userId/anonymousId", "one is required"))
     if model is not None and isinstance(model, TrackEvent):
-        name = normalize_event(model.event)
+        name = _normalize_event(model.event)
         if not name:
             problems.append(Problem(f"{root}.event", "must not be empty"))
         elif name == IDENTIFY:
@@ -262,7 +270,7 @@ def _parse(obj: object, received_ms: int, kind: Kind | None, root: str) -> Event
     if problems or model is None or user_id is None:
         raise EventError(problems)
     if isinstance(model, TrackEvent):
-        name, field = normalize_event(model.event), "properties"
+        name, field = _normalize_event(model.event), "properties"
     else:
         name, field = IDENTIFY, "traits"
     props = model.properties if isinstance(model, TrackEvent) else model.traits
@@ -270,8 +278,9 @@ def _parse(obj: object, received_ms: int, kind: Kind | None, root: str) -> Event
         canonical_json(props)
     except (TypeError, ValueError) as exc:
         raise EventError([Problem(f"{root}.{field}", f"not JSON data ({exc})")]) from None
-    body = canonical_json(model.model_dump(mode="json", by_alias=True, exclude={"message_id"}))
-    message_id = model.message_id or _generated_id(body)
+    message_id = model.message_id or _generated_id(
+        canonical_json(model.model_dump(mode="json", by_alias=True, exclude={"message_id"}))
+    )
     at_ms = _epoch_ms(model.timestamp) if model.timestamp else received_ms
     if at_ms is None:
         raise EventError([Problem(f"{root}.timestamp", "out of range")])

@@ -10,8 +10,8 @@ the same log and the same clock give the same actions.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from journeyc.engine.schedules import Firing, ScheduleBook
 from journeyc.engine.segments import Horizon, Row, SegmentBook, SegmentInfo, analyse
 from journeyc.engine.values import EventView
 from journeyc.events import Event
+from journeyc.fastjson import dumps
 from journeyc.messages.render import RenderContext, Renderer, RenderError
 from journeyc.store.runtime import Instance, Runtime
 from journeyc.store.sqlite import Store, StoredEvent
@@ -64,6 +65,72 @@ def _event_dict(name: str, at_ms: int, props: dict[str, Any]) -> dict[str, Any]:
 
 def _view(d: dict[str, Any] | None) -> EventView | None:
     return None if d is None else EventView(d["name"], from_ms(d["at"]), d["props"])
+
+
+_Candidate = tuple[int, Program, list[Predicate | None]]
+
+
+def _leading_key(where: ir.Expr | None) -> tuple[str, str] | None:
+    """``(K, V)`` when ``where`` is ``event.K == "V"``, or an ``and`` chain that starts
+    with it: for an event whose ``K`` is a string other than ``V`` it is false, without
+    evaluating anything after that first test."""
+    while isinstance(where, ir.Op) and where.op == "and" and where.args:
+        where = where.args[0]
+    if not (isinstance(where, ir.Op) and where.op == "==" and len(where.args) == 2):
+        return None
+    ref, lit = where.args
+    if isinstance(ref, ir.Lit):
+        ref, lit = lit, ref
+    if (
+        isinstance(ref, ir.EventRef)
+        and len(ref.path) == 1
+        and ref.path[0] != "at"
+        and isinstance(lit, ir.Lit)
+        and lit.value.__class__ is str
+    ):
+        return ref.path[0], str(lit.value)
+    return None
+
+
+class _Triggers:
+    """The journeys (by id) that a track event of one name may enter. Journeys with one
+    ``when`` for it whose condition starts with ``event.K == "V"`` are looked up by the
+    event's ``K``; the others are always candidates. Every candidate's conditions are
+    still evaluated: the index only leaves out journeys whose condition is false."""
+
+    __slots__ = ("always", "keyed")
+
+    def __init__(self, event: str, journeys: list[tuple[Program, list[Predicate | None]]]):
+        self.always: list[_Candidate] = []
+        # K → (V → journeys testing event.K == V, every journey keyed by K)
+        self.keyed: dict[str, tuple[dict[str, list[_Candidate]], list[_Candidate]]] = {}
+        for pos, (prog, preds) in enumerate(journeys):
+            wheres = [
+                t.where
+                for t in prog.journey.triggers
+                if isinstance(t, ir.EventTrigger) and t.event == event
+            ]
+            key = _leading_key(wheres[0]) if len(wheres) == 1 == len(preds) else None
+            if key is None:
+                self.always.append((pos, prog, preds))
+            else:
+                by_value, every = self.keyed.setdefault(key[0], ({}, []))
+                by_value.setdefault(key[1], []).append((pos, prog, preds))
+                every.append((pos, prog, preds))
+
+    def candidates(self, props: dict[str, Any]) -> list[_Candidate]:
+        """The journeys to evaluate for an event with ``props``, by journey id."""
+        if not self.keyed:
+            return self.always
+        out = list(self.always)
+        for key, (by_value, every) in self.keyed.items():
+            value = props.get(key)
+            if value.__class__ is str:
+                out += by_value.get(value, ())
+            else:
+                out += every  # not a string: the general rules decide
+        out.sort(key=lambda c: c[0])
+        return out
 
 
 class Engine:
@@ -107,6 +174,9 @@ class Engine:
         self.segs_by_traits: list[str] = []
         self._dirty: set[str] = set()  # users whose profile changed: segments to look at
         self.by_trigger: dict[str, list[tuple[Program, list[Predicate | None]]]] = {}
+        self.triggers: dict[str, _Triggers] = {}
+        self._now: tuple[int, datetime] = (0, from_ms(0))  # the clock as a datetime
+        self._cursor: int | None = None  # the log cursor, within one advance()
         self.by_goal: dict[str, list[Program]] = {}
         self._tracked = False
         self._profiles: dict[str, dict[str, Any]] = {}  # read once per step, kept current
@@ -143,6 +213,9 @@ class Engine:
                 self.by_trigger.setdefault(event, []).append((prog, preds))
             if prog.journey.goal is not None:
                 self.by_goal.setdefault(prog.journey.goal.event, []).append(prog)
+        self.triggers = {event: _Triggers(event, js) for event, js in self.by_trigger.items()}
+        for progs in self.by_goal.values():
+            progs.sort(key=lambda p: p.id)
         self.by_segment = {}
         for prog in sorted(self.active.values(), key=lambda p: p.id):
             for t in prog.journey.triggers:
@@ -219,11 +292,14 @@ class Engine:
         """
         actions: list[Action] = []
         self.lateness_ms = []
+        self._cursor = None  # read again: the last step may have failed
         if self.commit_per_batch:
             while self._batch(now_ms, actions):
                 pass
         else:
-            with self.store.transaction():  # the batches become savepoints
+            # One transaction: a failing batch rolls the whole step back, so the batches
+            # need no savepoints of their own.
+            with self.store.transaction():
                 while self._batch(now_ms, actions):
                     pass
         return actions
@@ -232,21 +308,31 @@ class Engine:
         """One batch in one transaction; False when nothing was left to do."""
         first = len(actions)
         self._profiles.clear()
-        with self.store.transaction():
-            cursor = self.store.get_cursor(CURSOR)
+        with (
+            self.store.transaction() if self.commit_per_batch else nullcontext(),
+            self._unit_of_work(),
+        ):
+            cursor = self._cursor
+            if cursor is None:
+                cursor = self._cursor = self.store.get_cursor(CURSOR)
             events = self.store.events_after(cursor, BATCH)
             due: list[Instance] = []
             more = False
             if events:
+                self._prefetch([ev.user_id for ev in events])
                 for ev in events:
                     self._on_event(ev, now_ms, actions)
                     cursor = ev.seq
                 self.store.set_cursor(CURSOR, cursor)
+                self._cursor = cursor
             elif rechecks := self.seg_book.due(now_ms, BATCH):
                 # At equal times: events, then segment rechecks (so schedules and steps
                 # see current membership), then scheduled entries, then waits.
-                for user in dict.fromkeys(u for u, _ in rechecks):
-                    self._reevaluate(user, [s for u, s in rechecks if u == user], now_ms, actions)
+                by_user: dict[str, list[str]] = {}
+                for u, seg in rechecks:
+                    by_user.setdefault(u, []).append(seg)
+                for user, names in by_user.items():
+                    self._reevaluate(user, names, now_ms, actions)
                     self._settle(now_ms, actions)
                 more = True
             elif (firing := self.sched.due(now_ms)) is not None:
@@ -254,6 +340,7 @@ class Engine:
                 more = True
             else:
                 due = self.rt.due(now_ms, BATCH)
+                self._prefetch([inst.user_id for inst in due])
                 # Timers only when no event is waiting: events come first at equal times,
                 # and events a timer's step logs are read before the next timer runs.
                 for inst in due:
@@ -272,7 +359,7 @@ class Engine:
                         a.journey,
                         a.step,
                         a.action,
-                        json.dumps(a.detail, ensure_ascii=False, default=str),
+                        dumps(a.detail, default=str),
                     )
                     for a in actions[first:]
                 )
@@ -280,6 +367,22 @@ class Engine:
         # Another batch is needed after events (timers may be due), after a full batch
         # of timers, or when a step logged events; a short batch of timers ends it.
         return bool(events) or more or len(due) == BATCH or tracked
+
+    @contextmanager
+    def _unit_of_work(self) -> Iterator[None]:
+        """Drop the runtime's unwritten rows when the batch fails (it is rolled back)."""
+        try:
+            yield
+        except BaseException:
+            self.rt.discard()
+            raise
+
+    def _prefetch(self, users: list[str]) -> None:
+        """Read the profiles of a batch's users at once. Within the batch every change
+        goes through ``_set_traits``, which drops the copy, so these stay current."""
+        if len(users) > 1:
+            missing = [u for u in dict.fromkeys(users) if u not in self._profiles]
+            self._profiles.update(self.store.get_profiles(missing))
 
     def _profile(self, user: str) -> dict[str, Any]:
         profile = self._profiles.get(user)
@@ -296,11 +399,11 @@ class Engine:
 
     # ------------------------------------------------------------ segments
     def _reevaluate(
-        self, user: str, names: Iterable[str], now_ms: int, actions: list[Action] | None
+        self, user: str, names: Iterable[str], now_ms: int, actions: list[Action]
     ) -> None:
         """Evaluate ``names`` (and every segment not yet evaluated for the user) and
-        store the answers; each change enters the journeys that wait for it, unless
-        ``actions`` is None (a silent baseline)."""
+        store the answers; each change is logged and enters the journeys that wait
+        for it."""
         if not self.seg_infos:
             return
         rows = self.seg_book.rows(user)
@@ -321,11 +424,6 @@ class Engine:
                     changes.append((name, member))
             elif old.recheck_at != recheck:
                 new.append((name, Row(member, old.since, recheck)))
-        if actions is None:
-            # A silent baseline: the rows, but no change logged and no journey entered.
-            if new:
-                self.seg_book.write(user, new, [], now_ms)
-            return
         if new:
             self.seg_book.write(user, new, changes, now_ms)
         for name, entered in changes:
@@ -359,7 +457,9 @@ class Engine:
         self, user: str, now_ms: int, event: EventView | None, profile: dict[str, Any] | None = None
     ) -> Scope:
         prof = self._profile(user) if profile is None else profile
-        now = from_ms(now_ms)
+        if self._now[0] != now_ms:
+            self._now = (now_ms, from_ms(now_ms))
+        now = self._now[1]
         scope = Scope(now=now, profile=prof, event=event, aggregates=self.aggregates, user_id=user)
         scope.segments = self._segment_lookup(scope)
         return scope
@@ -402,9 +502,11 @@ class Engine:
             return
         user = ev.user_id
         view = EventView(ev.name, from_ms(ev.at_ms), ev.props)
+        # One scope for the event; steps run on the way may replace the user's profile,
+        # so each later test first points it at the current one.
         scope = self._scope(user, now_ms, view)
 
-        for prog in sorted(self.by_goal.get(ev.name, []), key=lambda p: p.id):
+        for prog in self.by_goal.get(ev.name, ()):
             self._check_goal(prog, ev, scope, now_ms, actions)
 
         waiting: list[Instance] = []
@@ -420,7 +522,8 @@ class Engine:
             prog = self._program(inst)
             node = prog.journey.nodes[inst.node]
             assert isinstance(node, ir.WaitForNode)
-            if not self._holds(prog.wait_where.get(node.id), self._scope(user, now_ms, view)):
+            scope.profile = self._profile(user)
+            if not self._holds(prog.wait_where.get(node.id), scope):
                 continue
             nxt = node.next
             if node.on_event is not None:
@@ -430,8 +533,9 @@ class Engine:
                 nxt = node.on_event
             self._run(prog, inst, nxt, now_ms, actions)
 
-        for prog, preds in self.by_trigger.get(ev.name, []):
-            scope = self._scope(user, now_ms, view)
+        triggers = self.triggers.get(ev.name)
+        for _, prog, preds in triggers.candidates(ev.props) if triggers else ():
+            scope.profile = self._profile(user)
             if any(self._holds(p, scope) for p in preds):
                 self._enter(prog, user, _event_dict(ev.name, ev.at_ms, ev.props), now_ms, actions)
 
@@ -479,7 +583,10 @@ class Engine:
                 return
             if rule.mode == "once_per" and now_ms < last[1] + (rule.per or 0) * 1000:
                 return
-        holdout = bucket(f"{prog.id}:holdout:{user}") < prog.journey.holdout
+        # bucket() is never below 0: with no holdout, no need to hash.
+        holdout = prog.journey.holdout > 0 and bucket(f"{prog.id}:holdout:{user}") < (
+            prog.journey.holdout
+        )
         inst = self.rt.create(
             Instance(
                 0,

@@ -26,6 +26,7 @@ from liquid.exceptions import LiquidError
 from journeyc.compile.ir import FieldIR, MessageIR
 from journeyc.engine.values import EventView
 from journeyc.lang.builtins import INLINE_FIELD
+from journeyc.messages.fastrender import Shortcut, shortcut
 from journeyc.messages.recommend import Recommender
 from journeyc.messages.templates import make_environment
 
@@ -153,6 +154,7 @@ class Renderer:
         self.environment: liquid.Environment = make_environment(recommender)
         self._max = max_templates
         self._cache: OrderedDict[str, liquid.BoundTemplate | str] = OrderedDict()
+        self._shortcuts: dict[str, tuple[liquid.BoundTemplate, Shortcut | None]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -198,11 +200,32 @@ class Renderer:
                 if text is not None:
                     sources[fname] = text
             where = f"message `{message.name}`"
-        variables = template_variables(context)
-        return {
-            fname: self._render_one(source, variables, f"{where}, {channel} {fname}")
-            for fname, source in sources.items()
-        }
+        rendered: dict[str, str] = {}
+        variables: dict[str, Any] | None = None  # built only when Liquid renders a field
+        for fname, source in sources.items():
+            text = self._shortcut(source, context)
+            if text is None:
+                if variables is None:
+                    variables = template_variables(context)
+                text = self._render_one(source, variables, f"{where}, {channel} {fname}")
+            rendered[fname] = text
+        return rendered
+
+    def _shortcut(self, source: str, context: RenderContext) -> str | None:
+        """The field rendered by :mod:`~journeyc.messages.fastrender`; None when
+        Liquid renders it."""
+        template = self._template(source)  # also keeps the cache's recency order
+        if isinstance(template, str):
+            return None
+        known = self._shortcuts.get(source)
+        if known is None or known[0] is not template:
+            known = (template, shortcut(template))
+            with self._lock:
+                if len(self._shortcuts) >= self._max:
+                    self._shortcuts.clear()
+                self._shortcuts[source] = known
+        fast = known[1]
+        return None if fast is None else fast.render(context)
 
     def _render_one(self, source: str, variables: Mapping[str, Any], where: str) -> str:
         template = self._template(source)

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from journeyc.fastjson import dumps
+
 _LIVE = "('active', 'waiting')"
 LIVE = frozenset({"active", "waiting"})
 _INSTANCE_COLS = (
@@ -53,10 +55,19 @@ class Runtime:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         # A unit of work per engine step: instances read in it are kept by id so every
-        # query sees their latest state, and changed ones, new outbox rows and actions
-        # are written with one executemany each at flush().
+        # query sees their latest state, and changed ones, new instances and entries,
+        # new outbox rows and actions are written with one executemany each at flush().
         self._seen: dict[int, Instance] = {}
         self._dirty: dict[int, Instance] = {}
+        self._new: dict[int, Instance] = {}  # created, not inserted yet
+        self._next_id: int | None = None  # the id the next created instance takes
+        # Entries created and not inserted yet: (journey, user, entry_no) → row.
+        self._entries: dict[tuple[str, str, int], list[Any]] = {}
+        # Per user read in this unit: the instances live when read, and those created
+        # since (their status says which still are); the latest entry per journey as
+        # [journey, user, entry_no, entered_at, goal_at].
+        self._live: dict[str, list[Instance]] = {}
+        self._last: dict[str, dict[str, list[Any]]] = {}
         self._outbox: list[tuple[Any, ...]] = []
 
     def _track(self, rows: Iterable[tuple[Any, ...]]) -> list[Instance]:
@@ -69,10 +80,43 @@ class Runtime:
         return out
 
     def flush(self) -> None:
-        """Write every changed instance and queued outbox row."""
+        """Write every changed and new instance, new entry and queued outbox row."""
+        # Changed rows first: an instance that ended frees its (journey, user) slot in
+        # the one-live-instance index before a new instance of the pair is inserted.
         if self._dirty:
-            self._write(list(self._dirty.values()))
+            self._write([i for i in self._dirty.values() if i.id not in self._new])
             self._dirty.clear()
+        if self._new:
+            self.conn.executemany(
+                f"INSERT INTO instances ({_INSTANCE_COLS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        i.id,
+                        i.journey_id,
+                        i.version,
+                        i.user_id,
+                        i.entry_no,
+                        i.node,
+                        i.status,
+                        i.entered_at,
+                        i.wake_at,
+                        i.waiting_for,
+                        dumps(i.vars),
+                        i.arm,
+                        int(i.holdout),
+                    )
+                    for i in self._new.values()
+                ],
+            )
+            self._new.clear()
+        if self._entries:
+            self.conn.executemany(
+                "INSERT INTO entries (journey_id, user_id, entry_no, entered_at, goal_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                list(self._entries.values()),
+            )
+            self._entries.clear()
         if self._outbox:
             self.conn.executemany(
                 "INSERT INTO outbox (key, instance_id, journey_id, user_id, step, channel, "
@@ -87,7 +131,7 @@ class Runtime:
             "UPDATE instances SET node = ?, status = ?, wake_at = ?, waiting_for = ?, "
             "vars = ?, arm = ? WHERE id = ?",
             [
-                (i.node, i.status, i.wake_at, i.waiting_for, json.dumps(i.vars), i.arm, i.id)
+                (i.node, i.status, i.wake_at, i.waiting_for, dumps(i.vars), i.arm, i.id)
                 for i in instances
             ],
         )
@@ -95,7 +139,21 @@ class Runtime:
     def end(self) -> None:
         """Flush, and forget the instances read: the next step reads them afresh."""
         self.flush()
+        self._forget()
+
+    def discard(self) -> None:
+        """Drop the unit of work unwritten (its transaction was rolled back)."""
+        self._dirty.clear()
+        self._new.clear()
+        self._entries.clear()
+        self._outbox.clear()
+        self._forget()
+
+    def _forget(self) -> None:
         self._seen.clear()
+        self._live.clear()
+        self._last.clear()
+        self._next_id = None
 
     # ------------------------------------------------------------ journeys
     def deploy(self, journey_id: str, version: str, ir_json: str, source: str, at_ms: int) -> None:
@@ -121,6 +179,7 @@ class Runtime:
         """Move live instances of a journey to ``version`` where their node is in
         ``nodes``; return how many moved."""
         self.flush()
+        self._forget()  # the instances moved change version
         marks = ", ".join("?" for _ in nodes)
         cur = self.conn.execute(
             f"UPDATE instances SET version = ? WHERE journey_id = ? AND version != ? "
@@ -135,23 +194,29 @@ class Runtime:
         return [(r[0], r[1], r[2], bool(r[3])) for r in rows]
 
     # ------------------------------------------------------------ instances
+    def _user_live(self, user_id: str) -> list[Instance]:
+        known = self._live.get(user_id)
+        if known is None:
+            rows = self.conn.execute(
+                f"SELECT {_INSTANCE_COLS} FROM instances WHERE user_id = ? "
+                f"AND status IN {_LIVE} ORDER BY journey_id",
+                (user_id,),
+            )
+            known = self._live[user_id] = self._track(rows)
+        return known
+
     def live(self, user_id: str) -> list[Instance]:
         """The user's running instances, by journey id."""
-        rows = self.conn.execute(
-            f"SELECT {_INSTANCE_COLS} FROM instances WHERE user_id = ? AND status IN {_LIVE} "
-            "ORDER BY journey_id",
-            (user_id,),
-        )
-        return [i for i in self._track(rows) if i.status in LIVE]
+        live = [i for i in self._user_live(user_id) if i.status in LIVE]
+        live.sort(key=lambda i: i.journey_id)
+        return live
 
     def live_in(self, journey_id: str, user_id: str) -> Instance | None:
         """The user's running instance of a journey, if any."""
-        rows = self.conn.execute(
-            f"SELECT {_INSTANCE_COLS} FROM instances WHERE journey_id = ? AND user_id = ? "
-            f"AND status IN {_LIVE}",
-            (journey_id, user_id),
-        )
-        return next((i for i in self._track(rows) if i.status in LIVE), None)
+        for i in self._user_live(user_id):
+            if i.journey_id == journey_id and i.status in LIVE:
+                return i
+        return None
 
     def due(self, now_ms: int, limit: int) -> list[Instance]:
         """Waiting instances whose timer is due, earliest first (then oldest)."""
@@ -172,44 +237,22 @@ class Runtime:
         return None if row is None or row[0] is None else int(row[0])
 
     def create(self, inst: Instance) -> Instance:
-        """Insert a new instance (its ``id`` is assigned) and its entry record."""
-        # A finished instance of the same journey and user must be written first, or the
-        # one-live-instance index refuses this one; the rest stays batched.
-        same = [
-            i
-            for i in self._dirty.values()
-            if i.journey_id == inst.journey_id and i.user_id == inst.user_id
-        ]
-        if same:
-            self._write(same)
-            for i in same:
-                del self._dirty[i.id]
-        cur = self.conn.execute(
-            "INSERT INTO instances (journey_id, version, user_id, entry_no, node, status, "
-            "entered_at, wake_at, waiting_for, vars, arm, holdout) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                inst.journey_id,
-                inst.version,
-                inst.user_id,
-                inst.entry_no,
-                inst.node,
-                inst.status,
-                inst.entered_at,
-                inst.wake_at,
-                inst.waiting_for,
-                json.dumps(inst.vars),
-                inst.arm,
-                int(inst.holdout),
-            ),
-        )
-        assert cur.lastrowid is not None
-        inst.id = cur.lastrowid
-        self._seen[inst.id] = inst
-        self.conn.execute(
-            "INSERT INTO entries (journey_id, user_id, entry_no, entered_at) VALUES (?, ?, ?, ?)",
-            (inst.journey_id, inst.user_id, inst.entry_no, inst.entered_at),
-        )
+        """Add a new instance (its ``id`` is assigned) and its entry record; both are
+        inserted at flush, in their state then."""
+        if self._next_id is None:
+            # AUTOINCREMENT: ids are never reused, not even those of deleted rows.
+            (last,) = self.conn.execute(
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'instances'),"
+                " 0), coalesce((SELECT max(id) FROM instances), 0))"
+            ).fetchone()
+            self._next_id = int(last) + 1
+        inst.id = self._next_id
+        self._next_id += 1
+        self._user_live(inst.user_id).append(inst)
+        self._seen[inst.id] = self._new[inst.id] = inst
+        row = [inst.journey_id, inst.user_id, inst.entry_no, inst.entered_at, None]
+        self._entries[(inst.journey_id, inst.user_id, inst.entry_no)] = row
+        self._user_entries(inst.user_id)[inst.journey_id] = row
         return inst
 
     def save(self, inst: Instance) -> None:
@@ -217,21 +260,39 @@ class Runtime:
         self._dirty[inst.id] = inst
 
     # ------------------------------------------------------------ entries and goals
+    def _user_entries(self, user_id: str) -> dict[str, list[Any]]:
+        known = self._last.get(user_id)
+        if known is None:
+            # SQLite takes the bare columns from the row holding the max().
+            known = self._last[user_id] = {
+                jid: [jid, user_id, int(no), int(at), goal]
+                for jid, no, at, goal in self.conn.execute(
+                    "SELECT journey_id, max(entry_no), entered_at, goal_at FROM entries "
+                    "WHERE user_id = ? GROUP BY journey_id",
+                    (user_id,),
+                )
+            }
+        return known
+
     def last_entry(self, journey_id: str, user_id: str) -> tuple[int, int, int | None] | None:
         """The user's latest entry into a journey: (entry_no, entered_at, goal_at)."""
-        row = self.conn.execute(
-            "SELECT entry_no, entered_at, goal_at FROM entries WHERE journey_id = ? "
-            "AND user_id = ? ORDER BY entry_no DESC LIMIT 1",
-            (journey_id, user_id),
-        ).fetchone()
-        return (int(row[0]), int(row[1]), row[2]) if row else None
+        row = self._user_entries(user_id).get(journey_id)
+        return (row[2], row[3], row[4]) if row else None
 
     def record_goal(self, journey_id: str, user_id: str, entry_no: int, at_ms: int) -> None:
         """Mark an entry as converted."""
-        self.conn.execute(
-            "UPDATE entries SET goal_at = ? WHERE journey_id = ? AND user_id = ? AND entry_no = ?",
-            (at_ms, journey_id, user_id, entry_no),
-        )
+        pending = self._entries.get((journey_id, user_id, entry_no))
+        if pending is not None:
+            pending[4] = at_ms
+        else:
+            self.conn.execute(
+                "UPDATE entries SET goal_at = ? WHERE journey_id = ? AND user_id = ? "
+                "AND entry_no = ?",
+                (at_ms, journey_id, user_id, entry_no),
+            )
+        known = self._last.get(user_id, {}).get(journey_id)
+        if known is not None and known[2] == entry_no:
+            known[4] = at_ms
 
     # ------------------------------------------------------------ outbox and actions
     def sends_since(self, user_id: str, since_ms: int, journey_id: str | None) -> int:
@@ -273,7 +334,7 @@ class Runtime:
                 step,
                 channel,
                 message,
-                json.dumps(content, ensure_ascii=False),
+                dumps(content),
                 status,
                 at_ms if status == "queued" else None,
                 at_ms,

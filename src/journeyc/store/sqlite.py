@@ -246,6 +246,18 @@ class Store:
         ).fetchone()
         return {} if row is None else dict(json.loads(row[0]))
 
+    def get_profiles(self, user_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Each user's traits (as :meth:`get_profile`), read with one query."""
+        found = {
+            user_id: dict(json.loads(traits))
+            for user_id, traits in self._conn.execute(
+                "SELECT user_id, traits FROM profiles"
+                " WHERE user_id IN (SELECT value FROM json_each(?))",
+                (_dumps(list(user_ids)),),
+            )
+        }
+        return {user_id: found.get(user_id, {}) for user_id in user_ids}
+
     def set_traits(self, user_id: str, changes: Mapping[str, Any], at_ms: int) -> None:
         """Merge ``changes`` into the user's profile as of ``at_ms``.
 
@@ -254,14 +266,19 @@ class Store:
         last write (an identify that arrived late) is ignored; at equal times, the
         later call wins.
         """
-        with self.transaction():
-            self._merge_traits([(user_id, changes, at_ms)])
+        with self._lock:
+            if self._depth:  # inside this thread's transaction: one user's merge writes
+                self._merge_traits([(user_id, changes, at_ms)])  # one row, atomically
+                return
+            with self.transaction():
+                self._merge_traits([(user_id, changes, at_ms)])
 
     def _merge_traits(self, changes: Sequence[tuple[str, Mapping[str, Any], int]]) -> None:
         users = sorted({user_id for user_id, _, _ in changes})
         state: dict[str, tuple[dict[str, Any], dict[str, int], int]] = {
             user_id: ({}, {}, 0) for user_id in users
         }
+        stored: dict[str, tuple[str, str, int]] = {}
         for user_id in users:
             row = self._conn.execute(
                 "SELECT traits, trait_at, updated_at FROM profiles WHERE user_id = ?",
@@ -269,6 +286,7 @@ class Store:
             ).fetchone()
             if row is not None:
                 state[user_id] = (json.loads(row[0]), json.loads(row[1]), row[2])
+                stored[user_id] = (row[0], row[1], row[2])
         for user_id, traits_in, at_ms in changes:
             traits, written, updated = state[user_id]
             for key, value in traits_in.items():
@@ -285,8 +303,11 @@ class Store:
             " ON CONFLICT (user_id) DO UPDATE SET traits = excluded.traits,"
             " trait_at = excluded.trait_at, updated_at = excluded.updated_at",
             [
-                (user_id, _dumps(traits), _dumps(written), updated)
+                (user_id, *row)
                 for user_id, (traits, written, updated) in state.items()
+                # A merge that changes nothing (the engine applying an identify that
+                # ingest merged already) writes nothing.
+                if (row := (_dumps(traits), _dumps(written), updated)) != stored.get(user_id)
             ],
         )
 
@@ -299,12 +320,16 @@ class Store:
 
     def set_cursor(self, name: str, seq: int) -> None:
         """Record that the reader ``name`` has handled every event up to ``seq``."""
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO cursor (name, seq) VALUES (?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
-                (name, seq),
-            )
+        sql = (
+            "INSERT INTO cursor (name, seq) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq"
+        )
+        with self._lock:
+            if self._depth:  # inside this thread's transaction: one statement is atomic
+                self._conn.execute(sql, (name, seq))
+                return
+            with self.transaction() as conn:
+                conn.execute(sql, (name, seq))
 
     # ------------------------------------------------------------ settings
 
@@ -350,5 +375,8 @@ class Store:
         return {table: int(db.table(table).count) for table in TABLES}
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once
+
+
 def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT.encode(value)

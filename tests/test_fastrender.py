@@ -1,0 +1,120 @@
+"""The template shortcut prints exactly what Liquid prints, or leaves the field to Liquid."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from journeyc.engine.values import EventView
+from journeyc.messages.fastrender import shortcut
+from journeyc.messages.render import RenderContext, Renderer, template_variables
+
+NOW = datetime(2026, 1, 5, 10, 30, tzinfo=UTC)
+
+TEMPLATES = [
+    "plain text, no outputs",
+    "",
+    "Hi {{ user.first_name }}",
+    "Hi {{ user.first_name | default: 'there' }}, {{ event.product_name }} is waiting",
+    'Hi {{ user.first_name | default: "there" }}!',
+    "{{ user.id }} / {{ user.nested.deep }} / {{ user.nested.deep.er }}",
+    "{{ event.name }} at {{ event.at }}; {{ event.cart.total | default: '0' }}",
+    "{{ journey.id }}:{{ journey.step }} {{ journey.nope }}",
+    "{{ coupon }} for {{ percent }}% {{ missing_var | default: 'x' }}",
+    "{{ user.tags.size }} {{ user.tags.first }} {{ user.tags.last }}",
+    "{{ now }} {{ user }} {{ event }} {{ user.flag | default: 'off' }}",
+    "a {{- user.first_name -}} b  {{ user.n | default: '' }}",
+    "{{ user.first_name | upcase }} {{ user.n | default: 'd', allow_false: true }}",
+    "{% if user.first_name %}, {{ user.first_name }}{% endif %}",
+    "{{ user['first_name'] }} {{ values }}",
+]
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=5),
+    st.just(""),
+    st.just(NOW),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["deep", "er", "size", "first", "total"]), inner, max_size=3
+        ),
+    ),
+    max_leaves=6,
+)
+KEYS = st.sampled_from(
+    ["first_name", "id", "nested", "tags", "flag", "n", "product_name", "cart", "name", "at"]
+)
+
+
+def liquid_render(renderer: Renderer, source: str, context: RenderContext) -> str:
+    template = renderer.environment.from_string(source)
+    return template.render(**template_variables(context))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    source=st.sampled_from(TEMPLATES),
+    profile=st.dictionaries(KEYS, VALUES, max_size=5),
+    props=st.one_of(st.none(), st.dictionaries(KEYS, VALUES, max_size=5)),
+    values=st.dictionaries(st.sampled_from(["coupon", "percent", "user"]), VALUES, max_size=3),
+)
+def test_shortcut_prints_what_liquid_prints(
+    source: str,
+    profile: dict[str, Any],
+    props: dict[str, Any] | None,
+    values: dict[str, Any],
+) -> None:
+    renderer = Renderer()
+    context = RenderContext(
+        user_id="u1",
+        user=profile,
+        event=None if props is None else EventView("cart_abandoned", NOW, props),
+        journey_id="j",
+        step="nudge",
+        now=NOW,
+        values=values,
+    )
+    expected = liquid_render(renderer, source, context)
+    fast = shortcut(renderer.environment.from_string(source))
+    if fast is not None:
+        text = fast.render(context)
+        assert text is None or text == expected
+    assert renderer.render(None, source, "push", context) == {"body": expected}
+
+
+@pytest.mark.parametrize(
+    ("source", "simple"),
+    [
+        ("Hi {{ user.first_name | default: 'there' }}", True),
+        ("{{ event.product_name }} by {{ event.brand }}", True),
+        ("{{ user.first_name | upcase }}", False),
+        ("{% if x %}y{% endif %}", False),
+        ("{{ user.tags.size }}", False),
+        ("{{ user['first_name'] }}", True),
+        ("{{ user[key] }}", False),
+        ("{{ 'text' }}", False),
+    ],
+)
+def test_which_templates_take_the_shortcut(source: str, simple: bool) -> None:
+    renderer = Renderer()
+    assert (shortcut(renderer.environment.from_string(source)) is not None) == simple
+
+
+def test_an_environment_that_prints_differently_takes_no_shortcut() -> None:
+    import liquid
+
+    strict = liquid.Environment(undefined=liquid.StrictUndefined)
+    assert shortcut(strict.from_string("Hi {{ user.first_name }}")) is None
+    escaping = liquid.Environment(autoescape=True)
+    assert shortcut(escaping.from_string("Hi {{ user.first_name }}")) is None
