@@ -404,7 +404,9 @@ _LEARN = (
 )
 
 
-def upsert_from_events(conn: sqlite3.Connection, events: Iterable[Event]) -> None:
+def upsert_from_events(
+    conn: sqlite3.Connection, events: Iterable[Event], known: dict[str, int] | None = None
+) -> None:
     """Learn the products named by ``product_viewed`` and ``order_completed`` events.
 
     ``product_viewed`` reads its properties ``product_id``, ``name``, ``brand``,
@@ -414,6 +416,10 @@ def upsert_from_events(conn: sqlite3.Connection, events: Iterable[Event]) -> Non
     only gets the fields it lacks. A value of the wrong type is ignored.
 
     Runs on ``conn`` as it is: call it inside the transaction that stores the events.
+
+    ``known`` (for a caller that is the only writer of ``products``, the simulator):
+    per product id, a bit per field (name … image) this function wrote non-null; a
+    row that would fill no other field changes nothing, and is not sent.
     """
     # One row per product: for each field the first value the events give, which is
     # what filling the fields event by event would leave.
@@ -437,6 +443,15 @@ def upsert_from_events(conn: sqlite3.Connection, events: Iterable[Event]) -> Non
                 seen[1:7] = [
                     a if a is not None else b for a, b in zip(seen[1:7], row[1:7], strict=True)
                 ]
+    if known is not None:
+        wanted: dict[str, list[Any]] = {}
+        for pid, learned in rows.items():
+            mask = sum(1 << i for i, v in enumerate(learned[1:7]) if v is not None)
+            had = known.get(pid)
+            if had is None or mask & ~had:
+                wanted[pid] = learned
+                known[pid] = mask | (had or 0)
+        rows = wanted
     if rows:
         conn.executemany(_LEARN, list(rows.values()))
 

@@ -177,9 +177,12 @@ class Engine:
         self.triggers: dict[str, _Triggers] = {}
         self._now: tuple[int, datetime] = (0, from_ms(0))  # the clock as a datetime
         self._cursor: int | None = None  # the log cursor, within one advance()
+        self._handed: list[StoredEvent] | None = None  # advance(events=…), not read yet
         self.by_goal: dict[str, list[Program]] = {}
         self._tracked = False
         self._profiles: dict[str, dict[str, Any]] = {}  # read once per step, kept current
+        self._keep = False  # keep_rows(): profiles stay read across steps
+        self._cursor_unsaved = False  # keep_rows(): the cursor is written at forget_rows()
         self.lateness_ms: list[int] = []  # how late each timer of the last step ran
 
     # ------------------------------------------------------------ deploying
@@ -268,6 +271,26 @@ class Engine:
             self.programs[key] = prog
         return prog
 
+    def keep_rows(self) -> None:
+        """For a caller that is the store's only writer, holds a transaction around
+        its steps and gives up on the first error (the simulator): keep the profiles,
+        instances, entries and segment rows read from one step to the next (every
+        change to them goes through the engine), and hold the cursor and the action
+        log back, until :meth:`forget_rows`."""
+        self._cursor = None
+        self._keep = True
+        self.rt.keep = self.seg_book.keep = self.sched.keep = True
+
+    def forget_rows(self) -> None:
+        """Write what is pending (the cursor and actions held back too) and drop the
+        rows kept by :meth:`keep_rows`."""
+        if self._cursor_unsaved and self._cursor is not None:
+            self.store.set_cursor(CURSOR, self._cursor)
+        self._cursor_unsaved = False
+        self.rt.forget()
+        self._profiles.clear()
+        self.seg_book.forget()
+
     # ------------------------------------------------------------ the clock
     def next_wake(self) -> int | None:
         """When the engine next has work without new events (epoch ms), if ever: the
@@ -283,23 +306,33 @@ class Engine:
         with self.store.transaction():
             self.store.set_cursor(CURSOR, int(row[0] or 0))
 
-    def advance(self, now_ms: int) -> list[Action]:
+    def advance(self, now_ms: int, events: list[StoredEvent] | None = None) -> list[Action]:
         """Handle new events, then due timers, as of ``now_ms``.
 
         Work goes in batches of up to ``BATCH`` events or due timers. Each batch writes
         its cursor, instances, outbox rows and actions together; with
         ``commit_per_batch`` each batch commits, otherwise the whole step does.
+
+        ``events``: the caller vouches that these (at most ``BATCH``, in log order) are
+        every event logged past the cursor, as :meth:`Store.events_after` would read
+        them (the simulator, which owns the store, hands over what it just appended,
+        or ``[]``); the first batch takes them instead of reading the log, and later
+        batches read it only once a step has logged events.
         """
         actions: list[Action] = []
         self.lateness_ms = []
-        self._cursor = None  # read again: the last step may have failed
+        if not self._keep:
+            self._cursor = None  # read again: the last step may have failed
+        self._handed = events if events is not None and len(events) <= BATCH else None
         if self.commit_per_batch:
             while self._batch(now_ms, actions):
                 pass
         else:
             # One transaction: a failing batch rolls the whole step back, so the batches
-            # need no savepoints of their own.
-            with self.store.transaction():
+            # need no savepoints of their own. With keep_rows() inside the caller's
+            # transaction, that is the step's: a failure ends the caller's run.
+            keep = self._keep and self.store.conn.in_transaction
+            with nullcontext() if keep else self.store.transaction():
                 while self._batch(now_ms, actions):
                     pass
         return actions
@@ -307,24 +340,31 @@ class Engine:
     def _batch(self, now_ms: int, actions: list[Action]) -> bool:
         """One batch in one transaction; False when nothing was left to do."""
         first = len(actions)
-        self._profiles.clear()
+        if not self._keep:
+            self._profiles.clear()
         with (
             self.store.transaction() if self.commit_per_batch else nullcontext(),
             self._unit_of_work(),
         ):
             cursor = self._cursor
-            if cursor is None:
-                cursor = self._cursor = self.store.get_cursor(CURSOR)
-            events = self.store.events_after(cursor, BATCH)
+            handed, self._handed = self._handed, None
+            if handed is not None:
+                events = handed
+            else:
+                if cursor is None:
+                    cursor = self._cursor = self.store.get_cursor(CURSOR)
+                events = self.store.events_after(cursor, BATCH)
             due: list[Instance] = []
             more = False
             if events:
                 self._prefetch([ev.user_id for ev in events])
                 for ev in events:
                     self._on_event(ev, now_ms, actions)
-                    cursor = ev.seq
-                self.store.set_cursor(CURSOR, cursor)
-                self._cursor = cursor
+                self._cursor = events[-1].seq
+                if self._keep:
+                    self._cursor_unsaved = True
+                else:
+                    self.store.set_cursor(CURSOR, self._cursor)
             elif rechecks := self.seg_book.due(now_ms, BATCH):
                 # At equal times: events, then segment rechecks (so schedules and steps
                 # see current membership), then scheduled entries, then waits.
@@ -350,6 +390,8 @@ class Engine:
                     if self._tracked:
                         break
             tracked, self._tracked = self._tracked, False
+            if handed is not None and not tracked:
+                self._handed = []  # the log holds nothing past the cursor still
             self.rt.end()
             if len(actions) > first:
                 self.rt.log_actions(
@@ -363,7 +405,8 @@ class Engine:
                     )
                     for a in actions[first:]
                 )
-        self._profiles.clear()
+        if not self._keep:
+            self._profiles.clear()
         # Another batch is needed after events (timers may be due), after a full batch
         # of timers, or when a step logged events; a short batch of timers ends it.
         return bool(events) or more or len(due) == BATCH or tracked

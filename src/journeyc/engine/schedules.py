@@ -57,6 +57,10 @@ class ScheduleBook:
         self.default = default_zone
         self.zones: set[str] = {default_zone.key}
         self._triggers: dict[tuple[str, int], ir.ScheduleTrigger] = {}
+        # keep: this book writes every change to the table (the simulator), so the
+        # earliest next_at, once read, stays known until it writes again.
+        self.keep = False
+        self._next: tuple[int | None] | None = None
 
     def _zone(self, name: str | None) -> ZoneInfo:
         return user_zone({"timezone": name}, self.default)
@@ -95,6 +99,7 @@ class ScheduleBook:
             for zone in sorted(self.zones)
             if (jid, i, zone) not in have
         ]
+        self._next = None
         self.conn.execute("DELETE FROM schedules")
         self.conn.executemany(
             "INSERT INTO schedules (journey_id, trigger, zone, spec, next_at, after_user)"
@@ -108,6 +113,7 @@ class ScheduleBook:
         if zone.key in self.zones:
             return
         self.zones.add(zone.key)
+        self._next = None
         self.conn.executemany(
             "INSERT INTO schedules (journey_id, trigger, zone, spec, next_at, after_user)"
             " VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
@@ -119,11 +125,18 @@ class ScheduleBook:
 
     def next_due(self) -> int | None:
         """When the earliest firing is due."""
+        if self._next is not None:
+            return self._next[0]
         (t,) = self.conn.execute("SELECT min(next_at) FROM schedules").fetchone()
-        return None if t is None else int(t)
+        nxt = None if t is None else int(t)
+        if self.keep:
+            self._next = (nxt,)
+        return nxt
 
     def due(self, now_ms: int) -> Firing | None:
         """The earliest firing due by ``now_ms`` (ties: by journey, trigger, zone)."""
+        if self._next is not None and (self._next[0] is None or self._next[0] > now_ms):
+            return None
         row = self.conn.execute(
             "SELECT journey_id, trigger, zone, spec, next_at, after_user FROM schedules"
             " WHERE next_at <= ? ORDER BY next_at, journey_id, trigger, zone LIMIT 1",
@@ -157,6 +170,7 @@ class ScheduleBook:
 
     def progress(self, f: Firing, after_user: str | None) -> None:
         """Record how far the firing got; at the end, move it to its next time."""
+        self._next = None
         if after_user is not None:
             self.conn.execute(
                 "UPDATE schedules SET after_user = ? WHERE journey_id = ? AND trigger = ?"

@@ -307,6 +307,17 @@ class SegmentBook:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        # keep: this book writes every change to segment_members (the simulator), so
+        # the rows and the earliest recheck_at, once read, stay known (kept current by
+        # write(); other writes forget them) until forget().
+        self.keep = False
+        self._rows: dict[str, dict[str, Row]] = {}
+        self._next: tuple[int | None] | None = None
+
+    def forget(self) -> None:
+        """Drop the rows and the earliest recheck kept with ``keep``."""
+        self._rows.clear()
+        self._next = None
 
     def deployed(self) -> dict[str, str]:
         """The definition hash each segment's rows were computed with."""
@@ -315,6 +326,7 @@ class SegmentBook:
     def define(self, infos: Mapping[str, SegmentInfo], changed: Iterable[str], at_ms: int) -> None:
         """Record the project's segments; forget the rows of segments no longer in it
         and of ``changed`` ones (evaluated again from scratch)."""
+        self.forget()
         gone = [n for n in self.deployed() if n not in infos]
         for name in [*gone, *changed]:
             self.conn.execute("DELETE FROM segment_members WHERE segment = ?", (name,))
@@ -332,13 +344,19 @@ class SegmentBook:
 
     def rows(self, user_id: str) -> dict[str, Row]:
         """The user's row in each segment evaluated for them."""
-        return {
+        kept = self._rows.get(user_id)
+        if kept is not None:
+            return dict(kept)
+        rows = {
             seg: Row(bool(member), since, recheck)
             for seg, member, since, recheck in self.conn.execute(
                 "SELECT segment, member, since, recheck_at FROM segment_members WHERE user_id = ?",
                 (user_id,),
             )
         }
+        if self.keep:
+            self._rows[user_id] = dict(rows)
+        return rows
 
     def write(
         self,
@@ -348,6 +366,10 @@ class SegmentBook:
         at_ms: int,
     ) -> None:
         """Store the user's rows and log their changes (``(segment, entered)``)."""
+        self._next = None
+        kept = self._rows.get(user_id)
+        if kept is not None:
+            kept.update(rows)
         self.conn.executemany(
             "INSERT INTO segment_members (user_id, segment, member, since, recheck_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, segment) DO UPDATE SET"
@@ -363,6 +385,7 @@ class SegmentBook:
     def write_baseline(self, rows: Sequence[tuple[str, str, bool, int | None]], at_ms: int) -> None:
         """Store ``(user, segment, member, recheck_at)`` rows of a silent evaluation
         (no change logged)."""
+        self.forget()
         self.conn.executemany(
             "INSERT INTO segment_members (user_id, segment, member, since, recheck_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, segment) DO UPDATE SET"
@@ -372,6 +395,8 @@ class SegmentBook:
 
     def due(self, now_ms: int, limit: int) -> list[tuple[str, str]]:
         """``(user, segment)`` pairs whose ``recheck_at`` has come, earliest first."""
+        if self._next is not None and (self._next[0] is None or self._next[0] > now_ms):
+            return []
         return [
             (u, s)
             for u, s in self.conn.execute(
@@ -384,10 +409,15 @@ class SegmentBook:
     def next_recheck(self) -> int | None:
         """The earliest ``recheck_at``."""
         # The WHERE lets SQLite read the partial index instead of scanning every row.
+        if self._next is not None:
+            return self._next[0]
         (t,) = self.conn.execute(
             "SELECT min(recheck_at) FROM segment_members WHERE recheck_at IS NOT NULL"
         ).fetchone()
-        return None if t is None else int(t)
+        nxt = None if t is None else int(t)
+        if self.keep:
+            self._next = (nxt,)
+        return nxt
 
 
 # ---------------------------------------------------------------- why a user is in

@@ -17,7 +17,7 @@ from journeyc.config import Config
 from journeyc.engine.actions import Action
 from journeyc.engine.core import Engine
 from journeyc.events import Event
-from journeyc.store.sqlite import Store
+from journeyc.store.sqlite import Store, StoredEvent
 
 CHUNK = 1000
 
@@ -50,13 +50,22 @@ def simulate(
         store.append_events(history)
         engine.skip_history()
     engine.deploy(project, start_ms)
+    # The simulation is the store's only writer, and a failure ends it: the engine
+    # keeps the profiles, instances, entries and segment rows it read from one step
+    # to the next (every change to them goes through it), and writes its cursor and
+    # action log, and forgets what it kept, once per chunk.
+    engine.keep_rows()
 
     actions: list[Action] = []
     i, total = 0, len(live)
+    known_users: set[str] = set()  # users the log gave a profile row
+    known_products: dict[str, int] = {}  # the fields the log taught the catalog
+    drained = False  # an advance() ran: the engine's cursor is at the end of the log
     done = False
     while not done:
         # The store is the simulation's own: commit in chunks of clock steps rather
-        # than once per step (each engine step is a savepoint inside the chunk).
+        # than once per step (engine steps take no savepoint of their own with
+        # keep_rows(): a failure rolls the chunk back and ends the run).
         with store.transaction():
             for _ in range(CHUNK):
                 next_event = live[i].at_ms if i < total else None
@@ -69,15 +78,23 @@ def simulate(
                 if now is None or not alive or (until_ms is not None and now > until_ms):
                     done = True
                     break
+                # After an advance() the engine has handled every event logged (its
+                # cursor is at the end of the log): what this step appends is all it
+                # would read, so hand that on instead of it reading the log back.
+                appended: list[StoredEvent] | None = [] if drained else None
                 if next_event == now:
                     j = i
                     while j < total and live[j].at_ms == now:
                         j += 1
-                    store.append_events(live[i:j], merge_traits=False)
+                    logged = store.append_logged(live[i:j], known_users, known_products)
+                    if drained:  # else a store with a backlog: the engine reads it
+                        appended = logged
                     i = j
                     if progress is not None:
                         progress(i, total)
-                actions.extend(engine.advance(now))
+                actions.extend(engine.advance(now, appended))
+                drained = True
+            engine.forget_rows()
     return actions
 
 

@@ -69,6 +69,13 @@ class Runtime:
         self._live: dict[str, list[Instance]] = {}
         self._last: dict[str, dict[str, list[Any]]] = {}
         self._outbox: list[tuple[Any, ...]] = []
+        # keep: end() writes but keeps the rows read for the next unit (a caller that is
+        # the store's only writer, the simulator, which calls forget() now and then).
+        self.keep = False
+        # With keep: the earliest wake_at of a waiting instance, once read, until the
+        # next write of instances (every change to them is written by flush()).
+        self._wake: tuple[int | None] | None = None
+        self._actions: list[tuple[Any, ...]] = []  # with keep: logged at forget()
 
     def _track(self, rows: Iterable[tuple[Any, ...]]) -> list[Instance]:
         out = []
@@ -83,6 +90,8 @@ class Runtime:
         """Write every changed and new instance, new entry and queued outbox row."""
         # Changed rows first: an instance that ended frees its (journey, user) slot in
         # the one-live-instance index before a new instance of the pair is inserted.
+        if self._dirty or self._new:
+            self._wake = None
         if self._dirty:
             self._write([i for i in self._dirty.values() if i.id not in self._new])
             self._dirty.clear()
@@ -137,8 +146,19 @@ class Runtime:
         )
 
     def end(self) -> None:
-        """Flush, and forget the instances read: the next step reads them afresh."""
+        """Flush, and forget the instances read (unless ``keep``): the next step reads
+        them afresh."""
         self.flush()
+        if not self.keep:
+            self._forget()
+
+    def forget(self) -> None:
+        """Flush, write the actions held with ``keep``, and forget the instances read
+        even with ``keep``."""
+        self.flush()
+        if self._actions:
+            self._log(self._actions)
+            self._actions = []
         self._forget()
 
     def discard(self) -> None:
@@ -147,6 +167,7 @@ class Runtime:
         self._new.clear()
         self._entries.clear()
         self._outbox.clear()
+        self._actions.clear()
         self._forget()
 
     def _forget(self) -> None:
@@ -154,6 +175,7 @@ class Runtime:
         self._live.clear()
         self._last.clear()
         self._next_id = None
+        self._wake = None
 
     # ------------------------------------------------------------ journeys
     def deploy(self, journey_id: str, version: str, ir_json: str, source: str, at_ms: int) -> None:
@@ -221,6 +243,10 @@ class Runtime:
     def due(self, now_ms: int, limit: int) -> list[Instance]:
         """Waiting instances whose timer is due, earliest first (then oldest)."""
         self.flush()  # the query must not return instances already moved on
+        if self.keep:
+            wake = self.next_wake()  # one query that the clock's next question reuses
+            if wake is None or wake > now_ms:
+                return []
         rows = self.conn.execute(
             f"SELECT {_INSTANCE_COLS} FROM instances WHERE status = 'waiting' "
             "AND wake_at <= ? ORDER BY wake_at, id LIMIT ?",
@@ -231,10 +257,15 @@ class Runtime:
     def next_wake(self) -> int | None:
         """The earliest pending timer."""
         self.flush()
+        if self._wake is not None:
+            return self._wake[0]
         row = self.conn.execute(
             "SELECT MIN(wake_at) FROM instances WHERE status = 'waiting'"
         ).fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+        wake = None if row is None or row[0] is None else int(row[0])
+        if self.keep:
+            self._wake = (wake,)
+        return wake
 
     def create(self, inst: Instance) -> Instance:
         """Add a new instance (its ``id`` is assigned) and its entry record; both are
@@ -343,7 +374,14 @@ class Runtime:
         )
 
     def log_actions(self, rows: Iterable[tuple[int, str, str, str | None, str, str]]) -> None:
-        """Append (at, user, journey, step, action, detail JSON) rows to the action log."""
+        """Append (at, user, journey, step, action, detail JSON) rows to the action log
+        (with ``keep``, at :meth:`forget`: nothing reads it before)."""
+        if self.keep:
+            self._actions.extend(rows)
+        else:
+            self._log(rows)
+
+    def _log(self, rows: Iterable[tuple[Any, ...]]) -> None:
         self.conn.executemany(
             "INSERT INTO actions (at, user_id, journey_id, step, action, detail) "
             "VALUES (?, ?, ?, ?, ?, ?)",

@@ -225,6 +225,57 @@ class Store:
                 upsert_from_events(conn, learned)
         return seqs
 
+    def append_logged(
+        self,
+        events: Sequence[Event],
+        known_users: set[str] | None = None,
+        known_products: dict[str, int] | None = None,
+    ) -> list[StoredEvent]:
+        """Append events as ``append_events(events, merge_traits=False)`` does, and
+        return the new ones (duplicates left out) as :meth:`events_after` reads them.
+
+        The simulator's lean path: inside the caller's transaction each event is one
+        ``INSERT … RETURNING`` (no savepoint, no ``max(seq)``, no read-back), so the
+        engine can be handed the events instead of reading them again. Users in
+        ``known_users`` already have a profile row (profiles are never deleted while
+        the caller holds the store); users given a row are added to it.
+        ``known_products`` is the catalog's ``known`` (see
+        :func:`journeyc.catalog.upsert_from_events`).
+        """
+        with self._lock:
+            if not self._depth:
+                with self.transaction():
+                    return self.append_logged(events, known_users, known_products)
+            conn = self._conn
+            stored: list[StoredEvent] = []
+            new: list[Event] = []
+            for e in events:
+                for s, mid, uid, name, at, props, rec in conn.execute(
+                    "INSERT INTO events (message_id, user_id, name, at, props, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING"
+                    " RETURNING seq, message_id, user_id, name, at, props, received_at",
+                    (e.message_id, e.user_id, e.name, e.at_ms, _dumps(e.props), e.received_ms),
+                ).fetchall():
+                    stored.append(StoredEvent(s, mid, uid, name, at, json.loads(props), rec))
+                    new.append(e)
+            users = [
+                (u,)
+                for u in dict.fromkeys(e.user_id for e in new)
+                if known_users is None or u not in known_users
+            ]
+            if users:
+                conn.executemany(
+                    "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, '{}', 0)"
+                    " ON CONFLICT (user_id) DO NOTHING",
+                    users,
+                )
+                if known_users is not None:
+                    known_users.update(u for (u,) in users)
+            learned = [e for e in new if e.name in PRODUCT_EVENTS]
+            if learned:
+                upsert_from_events(conn, learned, known_products)
+        return stored
+
     def events_after(self, seq: int, limit: int = 1000) -> list[StoredEvent]:
         """Up to ``limit`` events with a ``seq`` above ``seq``, in log order."""
         rows = self._conn.execute(
