@@ -113,6 +113,11 @@ def load(
         "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, ?, 0)",
         [(u, json.dumps(t)) for u, t in profiles.items()],
     )
+    # As the store keeps it: every user the log names has a profile row.
+    conn.execute(
+        "INSERT INTO profiles (user_id, traits, updated_at)"
+        " SELECT DISTINCT user_id, '{}', 0 FROM events WHERE true ON CONFLICT DO NOTHING"
+    )
 
 
 def profile_of(conn: sqlite3.Connection, uid: str) -> dict[str, Any]:

@@ -143,6 +143,26 @@ def test_a_failing_migration_leaves_the_file_as_it_was(db_path: Path) -> None:
     assert not conn.in_transaction
 
 
+def test_v2_gives_every_user_a_v1_store_logged_a_profile_row(db_path: Path) -> None:
+    from journeyc.store.schema import MIGRATIONS
+
+    conn = autocommit(db_path)
+    migrate(conn, MIGRATIONS[:1])
+    conn.executemany(
+        "INSERT INTO events (message_id, user_id, name, at, props, received_at)"
+        " VALUES (?, ?, 'visit', 0, '{}', 0)",
+        [("m1", "only-events"), ("m2", "both"), ("m3", "only-events")],
+    )
+    conn.execute(
+        "INSERT INTO profiles (user_id, traits, updated_at) VALUES ('both', '{\"a\": 1}', 5)"
+    )
+    assert migrate(conn) == SCHEMA_VERSION
+    assert conn.execute("SELECT user_id, traits FROM profiles ORDER BY user_id").fetchall() == [
+        ("both", '{"a": 1}'),
+        ("only-events", "{}"),
+    ]
+
+
 # ---------------------------------------------------------------- event log
 
 

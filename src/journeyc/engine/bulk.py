@@ -523,7 +523,8 @@ def evaluate_population(
     """Each user's membership of each of ``names`` (default: every segment) at
     ``now_ms``, user by user in id order: ``(user_id, {segment: member})``.
 
-    ``users`` defaults to everyone: the users of ``profiles`` and of ``events``.
+    ``users`` defaults to everyone: the users of ``profiles`` (every user the event
+    log names has a row there).
     Segments are evaluated as the engine does (on the user's profile, with no event
     in focus, ``segment NAME`` evaluating that segment the same way, an unknown one
     false), with the aggregates of :class:`BulkAggregates`, ``chunk`` users at a time.
@@ -642,20 +643,12 @@ def _chunks(
             part = ordered[i : i + size]
             yield part, _is_dense(conn, part)
         return
+    # Every user the log names has a profile row (the store keeps it so), so paging
+    # the profiles is paging everyone, without a DISTINCT over the whole event log.
     after: str | None = None
-    while True:
-        listed = _page(conn, "SELECT user_id FROM profiles", after, size)
-        seen = _page(conn, "SELECT DISTINCT user_id FROM events", after, size)
-        # Each list ends where its page ends; the chunk stops at the earlier end.
-        ends = [page[-1] for page in (listed, seen) if len(page) == size]
-        part = sorted(set(listed).union(seen))
-        if ends:
-            bound = min(ends)
-            part = [u for u in part if u <= bound]
-        if not part:
-            return
+    while part := _page(conn, "SELECT user_id FROM profiles", after, size):
         yield part, True
-        if not ends:
+        if len(part) < size:
             return
         after = part[-1]
 

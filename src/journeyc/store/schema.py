@@ -195,6 +195,11 @@ _V2 = Migration(
         # Which dispatcher holds a row's lease: a daemon starting on the store takes
         # back the rows a dead one had claimed instead of waiting out their lease.
         "ALTER TABLE outbox ADD COLUMN claimed_by TEXT",
+        # Every user the log names has a profile row from v2 on (traits or not): the
+        # users a v1 store logged without an identify get theirs here.
+        """INSERT INTO profiles (user_id, traits, updated_at)
+            SELECT DISTINCT user_id, '{}', 0 FROM events WHERE true
+            ON CONFLICT (user_id) DO NOTHING""",
         "CREATE INDEX products_category ON products (category)",
         "CREATE INDEX products_brand ON products (brand)",
     ),
