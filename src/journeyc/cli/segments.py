@@ -59,7 +59,8 @@ def segments(
     are counted by evaluating the definition now, and entered/left are unknown).
 
     With --user ID: each segment's answer for that user now, the membership the
-    store keeps (since when), and why — the value of every term of the condition.
+    store keeps (since when; a user without a row is out), and why — the value of
+    every term of the condition.
 
     \b
     --json prints one object: store, at, and segments, a list of {name, members,
@@ -221,7 +222,7 @@ def _render_user(report: dict[str, Any]) -> str:
     for s in report["segments"]:
         stored = s["stored"]
         kept = (
-            "not evaluated by the engine yet"
+            "kept: out (no row)"
             if stored is None
             else f"kept: {'in' if stored['member'] else 'out'} since {stored['since']}"
         )
