@@ -35,6 +35,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from journeyc.events import error_path, json_reason, reject_constant
+
 if TYPE_CHECKING:
     from journeyc.events import Event
     from journeyc.store.sqlite import Store
@@ -227,9 +229,9 @@ def _read_jsonl(lines: Iterator[bytes], name: str) -> CatalogFile:
             continue
         rows += 1
         try:
-            obj = json.loads(line, parse_constant=_reject_constant)
+            obj = json.loads(line, parse_constant=reject_constant)
         except ValueError as exc:
-            problems.append(BadRow(name, lineno, "$", f"not valid JSON ({_json_reason(exc)})"))
+            problems.append(BadRow(name, lineno, "$", f"not valid JSON ({json_reason(exc)})"))
             continue
         _validate(obj, name, lineno, products, problems)
     return CatalogFile(products, problems, rows)
@@ -301,20 +303,7 @@ def _validate(
 
 
 def _bad_row(err: ErrorDetails, name: str, lineno: int) -> BadRow:
-    path = "$"
-    for part in err["loc"]:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return BadRow(name, lineno, path, _MESSAGES.get(err["type"], err["msg"]))
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _json_reason(exc: ValueError) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at column {exc.colno}"
-    return str(exc)
+    return BadRow(name, lineno, error_path(err), _MESSAGES.get(err["type"], err["msg"]))
 
 
 # ---------------------------------------------------------------- writing

@@ -218,9 +218,9 @@ def read_events_jsonl(path: Path | str, received_ms: int | None = None) -> list[
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line, parse_constant=_reject_constant)
+                obj = json.loads(line, parse_constant=reject_constant)
             except ValueError as exc:
-                problems.append(Problem("$", f"not valid JSON ({_json_reason(exc)})", where))
+                problems.append(Problem("$", f"not valid JSON ({json_reason(exc)})", where))
                 continue
             try:
                 events.append(_parse(obj, received_ms, None, "$"))
@@ -308,17 +308,24 @@ def _epoch_ms(at: datetime) -> int | None:
 
 
 def _problem(err: ErrorDetails, root: str) -> Problem:
+    return Problem(error_path(err, root), _MESSAGES.get(err["type"], err["msg"]))
+
+
+def error_path(err: ErrorDetails, root: str = "$") -> str:
+    """The JSON path of a pydantic error under ``root``: ``$.batch[3].event``."""
     path = root
     for part in err["loc"]:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return Problem(path, _MESSAGES.get(err["type"], err["msg"]))
+    return path
 
 
-def _reject_constant(name: str) -> object:
+def reject_constant(name: str) -> object:
+    """``json.loads``'s ``parse_constant``: ``NaN`` and ``Infinity`` are not JSON."""
     raise ValueError(f"{name} is not JSON")
 
 
-def _json_reason(exc: ValueError) -> str:
+def json_reason(exc: ValueError) -> str:
+    """Why a line is not JSON, in a few words with the column."""
     if isinstance(exc, json.JSONDecodeError):
         return f"{exc.msg} at column {exc.colno}"
     return str(exc)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from journeyc.cli.common import EXIT_INVALID, echo_json, json_option, usage_error
+from journeyc.cli.common import EXIT_INVALID, echo_json, json_option, open_store, usage_error
 from journeyc.cli.serve import config_option, db_option, read_config, store_path
 
 if TYPE_CHECKING:
@@ -65,8 +65,6 @@ def load(
     opened), 2 usage error or a file that cannot be read.
     """
     from journeyc.catalog import read_catalog, upsert_products
-    from journeyc.store.schema import StoreError
-    from journeyc.store.sqlite import Store
 
     if not catalog_file.is_file():
         usage_error(f"{catalog_file}: no such file")
@@ -78,11 +76,7 @@ def load(
             read = read_catalog(catalog_file, fmt, bar("reading", size))
         except OSError as exc:
             usage_error(f"{catalog_file}: {exc.strerror or exc}")
-        try:
-            store = Store.open(path)
-        except StoreError as exc:
-            click.echo(f"journeyc: {exc}", err=True)
-            sys.exit(EXIT_INVALID)
+        store = open_store(path)
         try:
             done = upsert_products(
                 store, read.products, progress=bar("loading", len(read.products))

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from journeyc.lang.diagnostics import Diagnostic, render_text, sort_key
 from journeyc.lang.project import Project, ProjectPathError, load_project
+
+if TYPE_CHECKING:
+    from journeyc.store.sqlite import Store
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -72,3 +76,19 @@ def load_valid(paths: Sequence[str]) -> Project:
 def echo_json(data: Any) -> None:
     """Print one JSON document."""
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def open_store(path: Path, *, existing: bool = False) -> Store:
+    """Open the store at ``path`` for a command. With ``existing``, a missing file is a
+    usage error (exit 2) rather than a new store; a file that is not a journeyc store
+    (or is newer than this journeyc) exits 1 with the reason."""
+    from journeyc.store.schema import StoreError
+    from journeyc.store.sqlite import Store
+
+    if existing and not path.is_file():
+        usage_error(f"no store at {path} (use --db, or run journeyc serve or ingest first)")
+    try:
+        return Store.open(path)
+    except StoreError as exc:
+        click.echo(f"journeyc: {exc}", err=True)
+        sys.exit(EXIT_INVALID)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from journeyc.cli.common import EXIT_INVALID, usage_error
+from journeyc.cli.common import EXIT_INVALID, open_store, usage_error
 from journeyc.cli.serve import config_option, db_option, read_config, store_path
 
 if TYPE_CHECKING:
@@ -59,8 +59,6 @@ def ingest(events_file: Path, db: Path | None, config_file: Path | None) -> None
     opened, 2 usage error.
     """
     from journeyc.events import EventError, read_events_jsonl
-    from journeyc.store.schema import StoreError
-    from journeyc.store.sqlite import Store
 
     if not events_file.is_file():
         usage_error(f"{events_file}: no such file")
@@ -75,11 +73,7 @@ def ingest(events_file: Path, db: Path | None, config_file: Path | None) -> None
         sys.exit(EXIT_INVALID)
     except OSError as exc:
         usage_error(f"{events_file}: {exc.strerror or exc}")
-    try:
-        store = Store.open(path)
-    except StoreError as exc:
-        click.echo(f"journeyc: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+    store = open_store(path)
     try:
         new, duplicates = _append_with_progress(store, events)
     finally:

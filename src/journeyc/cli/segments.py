@@ -15,6 +15,7 @@ from journeyc.cli.common import (
     echo_json,
     json_option,
     load_valid,
+    open_store,
     paths_argument,
     usage_error,
 )
@@ -72,20 +73,12 @@ def segments(
     user, 2 usage error (no store at the path, bad --at).
     """
     from journeyc.compile.lower import lower_project
-    from journeyc.store.schema import StoreError
-    from journeyc.store.sqlite import Store
 
     project = lower_project(load_valid(paths))
     config, _ = read_config(config_file)
     path = store_path(db, config)
     at = _parse_at(at_text)
-    if not path.is_file():
-        usage_error(f"no store at {path} (use --db, or run journeyc serve or ingest first)")
-    try:
-        store = Store.open(path)
-    except StoreError as exc:
-        click.echo(f"journeyc: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+    store = open_store(path, existing=True)
     try:
         if user_id is None:
             report = _sizes(store, project, config.engine.zone, at)

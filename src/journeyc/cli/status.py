@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from journeyc.cli.common import EXIT_INVALID, echo_json, json_option, usage_error
+from journeyc.cli.common import echo_json, json_option, open_store
 from journeyc.cli.serve import config_option, db_option, read_config, store_path
 from journeyc.engine.actions import iso_ms
 
@@ -138,18 +137,10 @@ def status(db: Path | None, config_file: Path | None, as_json: bool) -> None:
     Exit codes: 0 reported, 1 the file is not a journeyc store, 2 usage error (no
     store at the path).
     """
-    from journeyc.store.schema import StoreError
-    from journeyc.store.sqlite import Store
 
     config, _ = read_config(config_file)
     path = store_path(db, config)
-    if not path.is_file():
-        usage_error(f"no store at {path} (use --db, or run journeyc serve or ingest first)")
-    try:
-        store = Store.open(path)
-    except StoreError as exc:
-        click.echo(f"journeyc: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+    store = open_store(path, existing=True)
     try:
         report = collect(store.conn, str(path))
     finally:

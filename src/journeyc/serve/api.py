@@ -52,6 +52,7 @@ from journeyc.events import (
     TrackEvent,
     parse_batch,
     parse_event,
+    reject_constant,
 )
 from journeyc.serve.metrics import CONTENT_TYPE, Metrics, open_reader
 from journeyc.store.sqlite import Store
@@ -366,7 +367,7 @@ def _decode_json(raw: bytes) -> object:
             400, "invalid_body", f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
         raise ApiError(
             400,
@@ -375,10 +376,6 @@ def _decode_json(raw: bytes) -> object:
         ) from None
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _json_kind(value: object) -> str:
