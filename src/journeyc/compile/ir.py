@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -399,6 +400,42 @@ class ProjectIR(_Model):
     journeys: dict[str, JourneyIR] = {}
     messages: dict[str, MessageIR] = {}
     segments: dict[str, SegmentIR] = {}
+
+
+def sub_exprs(e: Expr) -> Iterator[Expr]:
+    """The sub-expressions evaluated in the same scope as ``e`` (an aggregate's
+    ``where`` is evaluated per counted event, so it is not one of them)."""
+    if isinstance(e, Get):
+        yield e.obj
+    elif isinstance(e, ListE):
+        yield from e.items
+    elif isinstance(e, Op | Call):
+        yield from e.args
+
+
+def walk(e: Expr) -> Iterator[Expr]:
+    """``e`` and everything inside it, aggregate ``where`` clauses included."""
+    yield e
+    for c in sub_exprs(e):
+        yield from walk(c)
+    if isinstance(e, Agg) and e.where is not None:
+        yield from walk(e.where)
+
+
+def segment_closure(names: Iterable[str], segments: Mapping[str, SegmentIR]) -> set[str]:
+    """``names`` and every segment they use, however indirectly (a name that is not
+    in ``segments`` is kept, and uses nothing)."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        seg = segments.get(name)
+        if seg is not None:
+            todo.extend(x.name for x in walk(seg.expr) if isinstance(x, Seg))
+    return seen
 
 
 def content_hash(*parts: BaseModel) -> str:

@@ -165,7 +165,7 @@ def lower_journey(
         messages=sorted(steps.messages),
         source_map=steps.source_map,
     )
-    used = _closure(set(_segment_refs(journey)), segments)
+    used = ir.segment_closure(_segment_refs(journey), segments)
     journey = journey.model_copy(update={"segments": sorted(used)})
     return journey.model_copy(update={"version": journey_version(journey, messages, segments)})
 
@@ -374,18 +374,3 @@ def _segment_refs(obj: object) -> Iterator[str]:
     elif isinstance(obj, dict):
         for item in obj.values():
             yield from _segment_refs(item)
-
-
-def _closure(names: set[str], segments: dict[str, ir.SegmentIR]) -> set[str]:
-    """``names`` and every segment they refer to, however indirectly."""
-    seen: set[str] = set()
-    todo = list(names)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        seg = segments.get(name)
-        if seg is not None:
-            todo.extend(_segment_refs(seg.expr))
-    return seen

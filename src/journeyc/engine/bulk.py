@@ -74,26 +74,11 @@ _ORDER_SENSITIVE = frozenset({"sum", "avg", "min", "max"})
 _MAX_COLUMNS = 200  # aggregates per statement, well inside SQLite's limits
 
 
-def _walk(e: ir.Expr) -> Iterator[ir.Expr]:
-    """``e`` and everything inside it, aggregate ``where`` clauses included."""
-    yield e
-    if isinstance(e, ir.Get):
-        yield from _walk(e.obj)
-    elif isinstance(e, ir.ListE):
-        for i in e.items:
-            yield from _walk(i)
-    elif isinstance(e, ir.Op | ir.Call):
-        for a in e.args:
-            yield from _walk(a)
-    elif isinstance(e, ir.Agg) and e.where is not None:
-        yield from _walk(e.where)
-
-
 def aggregates_in(exprs: Iterable[ir.Expr]) -> list[ir.Agg]:
     """Every aggregate ``exprs`` use (those inside a ``where`` too), each once."""
     seen: dict[str, ir.Agg] = {}
     for e in exprs:
-        for x in _walk(e):
+        for x in ir.walk(e):
             if isinstance(x, ir.Agg):
                 seen.setdefault(x.model_dump_json(), x)
     return list(seen.values())
@@ -125,7 +110,7 @@ class _Column:
 def _per_user(e: ir.Expr) -> bool:
     """Whether ``e`` reads something that differs from user to user besides the
     counted event: the profile, a segment or another aggregate."""
-    return any(isinstance(x, ir.Attr | ir.Seg | ir.Agg) for x in _walk(e))
+    return any(isinstance(x, ir.Attr | ir.Seg | ir.Agg) for x in ir.walk(e))
 
 
 class BulkAggregates:
@@ -541,7 +526,7 @@ def evaluate_population(
     preds = {n: compile_predicate(segments[n].expr) for n in used}
     exprs = [segments[n].expr for n in used]
     aggs = aggregates_in(exprs)
-    reads_profile = any(isinstance(x, ir.Attr) for e in exprs for x in _walk(e))
+    reads_profile = any(isinstance(x, ir.Attr) for e in exprs for x in ir.walk(e))
     # A segment that reads nothing of a user but counts (count, distinct: whole
     # numbers, nothing to tell apart but their value) gives the same answer to every
     # user with the same counts.
@@ -550,7 +535,7 @@ def evaluate_population(
         mine = [segments[n].expr for n in _closure([name], segments)]
         found = aggregates_in(mine)
         if all(a.func in ("count", "distinct") for a in found) and not any(
-            isinstance(x, ir.Attr) for e in mine for x in _walk(e)
+            isinstance(x, ir.Attr) for e in mine for x in ir.walk(e)
         ):
             counted[name] = [a.model_dump_json() for a in found]
     answers: dict[str, dict[tuple[Any, ...], bool]] = {n: {} for n in counted}
@@ -619,18 +604,8 @@ class _Members:
 
 
 def _closure(names: Iterable[str], segments: Mapping[str, ir.SegmentIR]) -> list[str]:
-    """``names`` and the segments they use, directly or not, sorted."""
-    seen: set[str] = set()
-    todo = [n for n in names if n in segments]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for x in _walk(segments[name].expr):
-            if isinstance(x, ir.Seg) and x.name in segments and x.name not in seen:
-                todo.append(x.name)
-    return sorted(seen)
+    """``names`` and the segments they use, directly or not, that exist, sorted."""
+    return sorted(n for n in ir.segment_closure(names, segments) if n in segments)
 
 
 def _chunks(

@@ -20,7 +20,7 @@ from journeyc.compile.lower import lower_expr
 from journeyc.config import Config
 from journeyc.engine.actions import Action
 from journeyc.engine.aggregates import SqlAggregates, from_ms, to_ms
-from journeyc.engine.expr import Compiled, Predicate, Scope, compile_expr, compile_predicate
+from journeyc.engine.expr import Predicate, Scope, compile_predicate
 from journeyc.engine.localtime import in_window, next_local_time, user_zone, window_end
 from journeyc.engine.program import Program
 from journeyc.engine.schedules import Firing, ScheduleBook
@@ -164,7 +164,6 @@ class Engine:
         self.programs: dict[tuple[str, str], Program] = {}
         self.active: dict[str, Program] = {}
         self.messages: dict[str, ir.MessageIR] = {}
-        self.segments: dict[str, Compiled] = {}
         self.seg_infos: dict[str, SegmentInfo] = {}
         self.seg_book = SegmentBook(store.conn)
         self.horizon = Horizon(store.conn, {})
@@ -198,7 +197,6 @@ class Engine:
                     # still exists there (by name); the others finish where they are.
                     self.rt.upgrade(jid, j.version, sorted(j.nodes))
             self.messages = dict(project.messages)
-            self.segments = {n: compile_expr(s.expr) for n, s in sorted(project.segments.items())}
             self.active = {}
             for jid, j in sorted(project.journeys.items()):
                 prog = self.programs.get((jid, j.version)) or Program.build(j)
@@ -513,8 +511,8 @@ class Engine:
 
     def _segment_lookup(self, scope: Scope) -> Callable[[str], bool]:
         def in_segment(name: str) -> bool:
-            fn = self.segments.get(name)
-            if fn is None:
+            info = self.seg_infos.get(name)
+            if info is None:
                 return False
             inner = Scope(
                 now=scope.now,
@@ -524,7 +522,7 @@ class Engine:
                 segments=scope.segments,
                 user_id=scope.user_id,
             )
-            return bool(fn(inner))
+            return info.pred(inner)
 
         return in_segment
 

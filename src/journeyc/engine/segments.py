@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,7 +38,6 @@ __all__ = [
     "Term",
     "analyse",
     "explain",
-    "segment_refs",
 ]
 
 FALLBACK_MS = 3_600_000
@@ -56,31 +55,6 @@ _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">=", "between"})
 
 
 # ---------------------------------------------------------------- the expressions
-
-
-def _children(e: ir.Expr) -> Iterator[ir.Expr]:
-    """The sub-expressions evaluated in the same scope as ``e`` (an aggregate's
-    ``where`` is evaluated per counted event, so it is not one of them)."""
-    if isinstance(e, ir.Get):
-        yield e.obj
-    elif isinstance(e, ir.ListE):
-        yield from e.items
-    elif isinstance(e, ir.Op | ir.Call):
-        yield from e.args
-
-
-def _walk(e: ir.Expr) -> Iterator[ir.Expr]:
-    """``e`` and everything inside it, aggregate ``where`` clauses included."""
-    yield e
-    for c in _children(e):
-        yield from _walk(c)
-    if isinstance(e, ir.Agg) and e.where is not None:
-        yield from _walk(e.where)
-
-
-def segment_refs(e: ir.Expr) -> set[str]:
-    """The segments ``e`` names directly."""
-    return {x.name for x in _walk(e) if isinstance(x, ir.Seg)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,26 +75,14 @@ class SegmentInfo:
 def analyse(segments: Mapping[str, ir.SegmentIR]) -> dict[str, SegmentInfo]:
     """Every segment of a project, with its dependencies closed over the segments it
     uses (the checker has refused cycles)."""
-    closure: dict[str, set[str]] = {}
-
-    def uses(name: str, seen: frozenset[str] = frozenset()) -> set[str]:
-        if name in closure:
-            return closure[name]
-        out: set[str] = set()
-        seg = segments.get(name)
-        if seg is not None and name not in seen:
-            for ref in segment_refs(seg.expr):
-                out |= {ref} | uses(ref, seen | {name})
-        closure[name] = out
-        return out
-
     infos: dict[str, SegmentInfo] = {}
     for name in sorted(segments):
-        group = [segments[name]] + [segments[n] for n in sorted(uses(name)) if n in segments]
+        used = ir.segment_closure([name], segments) - {name}
+        group = [segments[name]] + [segments[n] for n in sorted(used) if n in segments]
         events: set[str] = set()
         traits = timed = False
         for seg in group:
-            for x in _walk(seg.expr):
+            for x in ir.walk(seg.expr):
                 if isinstance(x, ir.Agg):
                     events.add(x.event)
                     timed = timed or x.within is not None
@@ -217,7 +179,7 @@ class Horizon:
             return _earliest(
                 self._next(e.args[0], scope, now_ms), self._step(e, scope, now_ms, None)
             )
-        return _earliest(*(self._next(c, scope, now_ms) for c in _children(e)))
+        return _earliest(*(self._next(c, scope, now_ms) for c in ir.sub_exprs(e)))
 
     def _comparison(self, e: ir.Op, scope: Scope, now_ms: int) -> int | bool | None:
         """The next crossing of a comparison between one time-driven side and
@@ -280,7 +242,7 @@ class Horizon:
         leaves = None if agg.within is None or oldest is None else oldest + agg.within * 1000
         timed_where = agg.where is not None and any(
             isinstance(x, ir.Now) or (isinstance(x, ir.Call) and x.func in _SINCE_UNITS)
-            for x in _walk(agg.where)
+            for x in ir.walk(agg.where)
         )
         return _earliest(future, leaves, now_ms + FALLBACK_MS if timed_where else None)
 
