@@ -47,6 +47,7 @@ from journeyc.engine.aggregates import SqlAggregates, from_ms
 from journeyc.engine.bulk import evaluate_population
 from journeyc.engine.core import Engine
 from journeyc.engine.expr import Predicate, Scope, compile_predicate
+from journeyc.engine.segments import segment_resolver
 from journeyc.lang.project import load_project
 from journeyc.store.schema import migrate
 from journeyc.store.sqlite import Store
@@ -253,7 +254,7 @@ def per_user(
     conn: sqlite3.Connection, segments: dict[str, ir.SegmentIR], users: list[str]
 ) -> list[tuple[str, dict[str, bool]]]:
     """The engine's way, user by user: the profile, SqlAggregates, every ``segment
-    NAME`` evaluated again (``core._segment_lookup``)."""
+    NAME`` evaluated again (``segments.segment_resolver``)."""
     preds: dict[str, Predicate] = {n: compile_predicate(s.expr) for n, s in segments.items()}
     sql = SqlAggregates(conn)
     now = from_ms(NOW_MS)
@@ -262,21 +263,7 @@ def per_user(
         row = conn.execute("SELECT traits FROM profiles WHERE user_id = ?", (uid,)).fetchone()
         profile = {} if row is None else dict(json.loads(row[0]))
         scope = Scope(now=now, profile=profile, aggregates=sql, user_id=uid)
-
-        def in_segment(name: str, scope: Scope = scope) -> bool:
-            fn = preds.get(name)
-            if fn is None:
-                return False
-            inner = Scope(
-                now=scope.now,
-                profile=scope.profile,
-                aggregates=scope.aggregates,
-                segments=scope.segments,
-                user_id=scope.user_id,
-            )
-            return bool(fn(inner))
-
-        scope.segments = in_segment
+        scope.segments = segment_resolver(preds, scope)
         out.append((uid, {n: bool(p(scope)) for n, p in sorted(preds.items())}))
     return out
 

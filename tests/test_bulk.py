@@ -26,6 +26,7 @@ from journeyc.compile.lower import lower_expr, lower_project
 from journeyc.engine.aggregates import SqlAggregates, from_ms, to_ms
 from journeyc.engine.bulk import BulkAggregates, aggregates_in, evaluate_population
 from journeyc.engine.expr import CompileError, EventView, Scope, compile_predicate
+from journeyc.engine.segments import segment_resolver
 from journeyc.lang.project import load_project
 from journeyc.store.schema import migrate
 from tests import strategies
@@ -410,21 +411,7 @@ def direct(
     for uid in users:
         profile = profile_of(conn, uid)
         scope = Scope(now=now, profile=profile, aggregates=sql, user_id=uid)
-
-        def in_segment(name: str, scope: Scope = scope) -> bool:
-            fn = preds.get(name)
-            if fn is None:
-                return False
-            inner = Scope(
-                now=scope.now,
-                profile=scope.profile,
-                aggregates=scope.aggregates,
-                segments=scope.segments,
-                user_id=scope.user_id,
-            )
-            return bool(fn(inner))
-
-        scope.segments = in_segment
+        scope.segments = segment_resolver(preds, scope)
         out.append((uid, {n: bool(preds[n](scope)) for n in names}))
     return out
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from journeyc.engine.aggregates import SqlAggregates, from_ms
 from journeyc.engine.core import Engine
 from journeyc.engine.expr import Scope, compile_predicate
-from journeyc.engine.segments import FALLBACK_MS, Horizon, analyse
+from journeyc.engine.segments import FALLBACK_MS, Horizon, analyse, segment_resolver
 from journeyc.events import Event
 from journeyc.store.sqlite import Store
 from tests.engine_helpers import (
@@ -378,7 +378,7 @@ def test_stored_membership_equals_direct_evaluation(steps: list[Any], history: i
                 scope = Scope(
                     now=from_ms(t), profile=store.get_profile(u), aggregates=aggs, user_id=u
                 )
-                scope.segments = lambda name, sc=scope: preds[name](sc)
+                scope.segments = segment_resolver(preds, scope)
                 for name, pred in preds.items():
                     assert stored.get((u, name), False) == pred(scope), (u, name, from_ms(t))
         store.close()

@@ -153,7 +153,7 @@ def _user(store: Any, project: Any, user_id: str, at: datetime) -> dict[str, Any
     from journeyc.engine.aggregates import SqlAggregates, to_ms
     from journeyc.engine.core import json_value
     from journeyc.engine.expr import Scope, compile_predicate
-    from journeyc.engine.segments import SegmentBook, explain
+    from journeyc.engine.segments import SegmentBook, explain, segment_resolver
 
     preds = {n: compile_predicate(s.expr) for n, s in project.segments.items()}
     scope = Scope(
@@ -162,7 +162,7 @@ def _user(store: Any, project: Any, user_id: str, at: datetime) -> dict[str, Any
         aggregates=SqlAggregates(store.conn),
         user_id=user_id,
     )
-    scope.segments = lambda name: preds[name](scope) if name in preds else False
+    scope.segments = segment_resolver(preds, scope)
     rows = SegmentBook(store.conn).rows(user_id)
     out = []
     for name, seg in project.segments.items():

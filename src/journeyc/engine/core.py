@@ -10,7 +10,7 @@ the same log and the same clock give the same actions.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +24,14 @@ from journeyc.engine.expr import Predicate, Scope, compile_predicate
 from journeyc.engine.localtime import in_window, next_local_time, user_zone, window_end
 from journeyc.engine.program import Program
 from journeyc.engine.schedules import Firing, ScheduleBook
-from journeyc.engine.segments import Horizon, Row, SegmentBook, SegmentInfo, analyse
+from journeyc.engine.segments import (
+    Horizon,
+    Row,
+    SegmentBook,
+    SegmentInfo,
+    analyse,
+    segment_resolver,
+)
 from journeyc.engine.values import EventView
 from journeyc.events import Event
 from journeyc.fastjson import dumps
@@ -165,6 +172,7 @@ class Engine:
         self.active: dict[str, Program] = {}
         self.messages: dict[str, ir.MessageIR] = {}
         self.seg_infos: dict[str, SegmentInfo] = {}
+        self.seg_preds: dict[str, Predicate] = {}  # segment NAME, from seg_infos
         self.seg_book = SegmentBook(store.conn)
         self.horizon = Horizon(store.conn, {})
         self.sched = ScheduleBook(store.conn, self.zone)
@@ -231,6 +239,7 @@ class Engine:
         deployed = self.seg_book.deployed()
         changed = [n for n, i in infos.items() if deployed.get(n) != i.hash]
         self.seg_infos = infos
+        self.seg_preds = {n: i.pred for n, i in infos.items()}
         self.horizon = Horizon(self.store.conn, project.segments)
         by_event: dict[str, list[str]] = {}
         for name, info in infos.items():
@@ -506,25 +515,8 @@ class Engine:
             self._now = (now_ms, from_ms(now_ms))
         now = self._now[1]
         scope = Scope(now=now, profile=prof, event=event, aggregates=self.aggregates, user_id=user)
-        scope.segments = self._segment_lookup(scope)
+        scope.segments = segment_resolver(self.seg_preds, scope)
         return scope
-
-    def _segment_lookup(self, scope: Scope) -> Callable[[str], bool]:
-        def in_segment(name: str) -> bool:
-            info = self.seg_infos.get(name)
-            if info is None:
-                return False
-            inner = Scope(
-                now=scope.now,
-                profile=scope.profile,
-                event=None,
-                aggregates=scope.aggregates,
-                segments=scope.segments,
-                user_id=scope.user_id,
-            )
-            return info.pred(inner)
-
-        return in_segment
 
     @staticmethod
     def _holds(pred: Predicate | None, scope: Scope) -> bool:

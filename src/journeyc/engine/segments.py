@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +38,7 @@ __all__ = [
     "Term",
     "analyse",
     "explain",
+    "segment_resolver",
 ]
 
 FALLBACK_MS = 3_600_000
@@ -55,6 +56,27 @@ _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">=", "between"})
 
 
 # ---------------------------------------------------------------- the expressions
+
+
+def segment_resolver(preds: Mapping[str, Predicate], scope: Scope) -> Callable[[str], bool]:
+    """``segment NAME`` for the user of ``scope``: the segment's predicate on the same
+    user at the same moment, with no event in focus; an unknown segment is false."""
+
+    def in_segment(name: str) -> bool:
+        pred = preds.get(name)
+        if pred is None:
+            return False
+        return pred(
+            Scope(
+                now=scope.now,
+                profile=scope.profile,
+                aggregates=scope.aggregates,
+                segments=scope.segments,
+                user_id=scope.user_id,
+            )
+        )
+
+    return in_segment
 
 
 @dataclass(frozen=True, slots=True)
