@@ -111,17 +111,24 @@ def _sizes(store: Any, project: Any, zone: Any, at: datetime) -> dict[str, Any]:
     stale = [n for n, i in infos.items() if deployed.get(n) != i.hash]
     evaluated = _evaluate(store, project, stale, at_ms) if stale else {}
     rows = []
+    sizes = dict(
+        store.conn.execute(
+            "SELECT segment, count(*) FROM segment_members WHERE member = 1 GROUP BY segment"
+        )
+    )
+    today = {
+        seg: (entered, left)
+        for seg, entered, left in store.conn.execute(
+            "SELECT segment, sum(entered), sum(1 - entered) FROM segment_changes"
+            " WHERE at >= ? AND at <= ? GROUP BY segment",
+            (day_ms, at_ms),
+        )
+    }
     for name, info in infos.items():
         status = "deployed" if name not in stale else ("changed" if name in deployed else "new")
         if status == "deployed":
-            (members,) = store.conn.execute(
-                "SELECT count(*) FROM segment_members WHERE segment = ? AND member = 1", (name,)
-            ).fetchone()
-            entered, left = store.conn.execute(
-                "SELECT coalesce(sum(entered), 0), coalesce(sum(1 - entered), 0)"
-                " FROM segment_changes WHERE segment = ? AND at >= ? AND at <= ?",
-                (name, day_ms, at_ms),
-            ).fetchone()
+            members = sizes.get(name, 0)
+            entered, left = today.get(name, (0, 0))
         else:
             members, entered, left = evaluated.get(name, 0), None, None
         rows.append(

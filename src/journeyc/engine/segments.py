@@ -286,6 +286,13 @@ class Row:
     recheck_at: int | None
 
 
+_UPSERT_ROW = (
+    "INSERT INTO segment_members (user_id, segment, member, since, recheck_at)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, segment) DO UPDATE SET"
+    " member = excluded.member, since = excluded.since, recheck_at = excluded.recheck_at"
+)
+
+
 class SegmentBook:
     """The ``segments``, ``segment_members`` and ``segment_changes`` tables."""
 
@@ -311,18 +318,24 @@ class SegmentBook:
         """Record the project's segments; forget the rows of segments no longer in it
         and of ``changed`` ones (evaluated again from scratch)."""
         self.forget()
+        changed = sorted(set(changed))
         gone = [n for n in self.deployed() if n not in infos]
-        for name in [*gone, *changed]:
-            self.conn.execute("DELETE FROM segment_members WHERE segment = ?", (name,))
+        self.conn.executemany(
+            "DELETE FROM segment_members WHERE segment = ?", [(n,) for n in [*gone, *changed]]
+        )
         self.conn.executemany("DELETE FROM segments WHERE name = ?", [(n,) for n in gone])
         self.conn.executemany(
             "INSERT INTO segments (name, hash, expr, refreshed_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, expr = excluded.expr,"
             " refreshed_at = excluded.refreshed_at",
             [
-                (i.name, i.hash, ir.SegmentIR(name=i.name, expr=i.expr).model_dump_json(), at_ms)
-                for i in infos.values()
-                if i.name in set(changed)
+                (
+                    n,
+                    infos[n].hash,
+                    ir.SegmentIR(name=n, expr=infos[n].expr).model_dump_json(),
+                    at_ms,
+                )
+                for n in changed
             ],
         )
 
@@ -355,9 +368,7 @@ class SegmentBook:
         if kept is not None:
             kept.update(rows)
         self.conn.executemany(
-            "INSERT INTO segment_members (user_id, segment, member, since, recheck_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, segment) DO UPDATE SET"
-            " member = excluded.member, since = excluded.since, recheck_at = excluded.recheck_at",
+            _UPSERT_ROW,
             [(user_id, s, int(r.member), r.since, r.recheck_at) for s, r in rows],
         )
         if changes:
@@ -371,9 +382,7 @@ class SegmentBook:
         (no change logged)."""
         self.forget()
         self.conn.executemany(
-            "INSERT INTO segment_members (user_id, segment, member, since, recheck_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, segment) DO UPDATE SET"
-            " member = excluded.member, since = excluded.since, recheck_at = excluded.recheck_at",
+            _UPSERT_ROW,
             [(u, s, int(m), at_ms, r) for u, s, m, r in rows],
         )
 
