@@ -286,19 +286,23 @@ class Engine:
         """For a caller that is the store's only writer, holds a transaction around
         its steps and gives up on the first error (the simulator): keep the profiles,
         instances, entries and segment rows read from one step to the next (every
-        change to them goes through the engine), and hold the cursor and the action
-        log back, until :meth:`forget_rows`."""
+        change to them goes through the engine), and hold every write but the event
+        log's (instances, entries, outbox, actions, profiles, segment rows, the
+        cursor) in memory until :meth:`forget_rows`."""
         self._cursor = None
         self._keep = True
-        self.rt.keep = self.seg_book.keep = self.sched.keep = True
+        self.rt.hold()
+        self.seg_book.hold()
+        self.store.hold_profiles()
+        self.sched.keep = True
 
     def forget_rows(self) -> None:
-        """Write what is pending (the cursor and actions held back too) and drop the
-        rows kept by :meth:`keep_rows`."""
+        """Write what is held by :meth:`keep_rows` and drop the rows it read."""
         if self._cursor_unsaved and self._cursor is not None:
             self.store.set_cursor(CURSOR, self._cursor)
         self._cursor_unsaved = False
         self.rt.forget()
+        self.store.flush_profiles()
         self._profiles.clear()
         self.seg_book.forget()
 
@@ -394,11 +398,12 @@ class Engine:
                 self._prefetch([inst.user_id for inst in due])
                 # Timers only when no event is waiting: events come first at equal times,
                 # and events a timer's step logs are read before the next timer runs.
-                for inst in due:
+                for k, inst in enumerate(due):
                     self.lateness_ms.append(now_ms - (inst.wake_at or now_ms))
                     self._on_timer(inst, now_ms, actions)
                     self._settle(now_ms, actions)
                     if self._tracked:
+                        self.rt.rearm(due[k + 1 :])
                         break
             tracked, self._tracked = self._tracked, False
             if handed is not None and not tracked:
@@ -498,6 +503,9 @@ class Engine:
 
     def _fire(self, firing: Firing, now_ms: int, actions: list[Action]) -> None:
         """Enter the next batch of a scheduled firing's audience."""
+        if self._keep:  # the audience is read from profiles and segment rows
+            self.store.flush_profiles()
+            self.seg_book.flush()
         users, last = self.sched.audience(firing, BATCH)
         prog = self.active.get(firing.journey_id)
         if prog is not None:

@@ -19,6 +19,7 @@ that wait for it (``when entering`` / ``when leaving``).
 
 from __future__ import annotations
 
+import heapq
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -298,17 +299,46 @@ class SegmentBook:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        # keep: this book writes every change to segment_members (the simulator), so
-        # the rows and the earliest recheck_at, once read, stay known (kept current by
-        # write(); other writes forget them) until forget().
+        # keep (see hold()): this book makes every change to segment_members (the
+        # simulator): rows once read stay known, and writes wait in memory until
+        # flush(), with the rechecks kept as a heap of (recheck_at, user, segment)
+        # (an entry counts while _armed holds its time for the pair).
         self.keep = False
         self._rows: dict[str, dict[str, Row]] = {}
-        self._next: tuple[int | None] | None = None
+        self._held: dict[tuple[str, str], tuple[str, str, int, int, int | None]] = {}
+        self._changes: list[tuple[str, str, int, int]] = []
+        self._rechecks: list[tuple[int, str, str]] = []
+        self._armed: dict[tuple[str, str], int] = {}
+
+    def hold(self) -> None:
+        """Start ``keep``: for a caller that is the store's only writer."""
+        self.keep = True
+        self._rechecks = [
+            (int(t), u, s)
+            for u, s, t in self.conn.execute(
+                "SELECT user_id, segment, recheck_at FROM segment_members"
+                " WHERE recheck_at IS NOT NULL"
+            )
+        ]
+        heapq.heapify(self._rechecks)
+        self._armed = {(u, s): t for t, u, s in self._rechecks}
+
+    def flush(self) -> None:
+        """Write the rows and changes held with ``keep``."""
+        if self._held:
+            self.conn.executemany(_UPSERT_ROW, list(self._held.values()))
+            self._held.clear()
+        if self._changes:
+            self.conn.executemany(
+                "INSERT INTO segment_changes (segment, user_id, at, entered) VALUES (?, ?, ?, ?)",
+                self._changes,
+            )
+            self._changes = []
 
     def forget(self) -> None:
-        """Drop the rows and the earliest recheck kept with ``keep``."""
+        """Write what is held and drop the rows kept with ``keep``."""
+        self.flush()
         self._rows.clear()
-        self._next = None
 
     def deployed(self) -> dict[str, str]:
         """The definition hash each segment's rows were computed with."""
@@ -363,10 +393,19 @@ class SegmentBook:
         at_ms: int,
     ) -> None:
         """Store the user's rows and log their changes (``(segment, entered)``)."""
-        self._next = None
-        kept = self._rows.get(user_id)
-        if kept is not None:
-            kept.update(rows)
+        if self.keep:
+            kept = self._rows.get(user_id)
+            if kept is not None:
+                kept.update(rows)
+            for s, r in rows:
+                self._held[(user_id, s)] = (user_id, s, int(r.member), r.since, r.recheck_at)
+                if r.recheck_at is None:
+                    self._armed.pop((user_id, s), None)
+                elif self._armed.get((user_id, s)) != r.recheck_at:
+                    self._armed[(user_id, s)] = r.recheck_at
+                    heapq.heappush(self._rechecks, (r.recheck_at, user_id, s))
+            self._changes += [(s, user_id, at_ms, int(entered)) for s, entered in changes]
+            return
         self.conn.executemany(
             _UPSERT_ROW,
             [(user_id, s, int(r.member), r.since, r.recheck_at) for s, r in rows],
@@ -388,8 +427,15 @@ class SegmentBook:
 
     def due(self, now_ms: int, limit: int) -> list[tuple[str, str]]:
         """``(user, segment)`` pairs whose ``recheck_at`` has come, earliest first."""
-        if self._next is not None and (self._next[0] is None or self._next[0] > now_ms):
-            return []
+        if self.keep:
+            heap, armed = self._rechecks, self._armed
+            out: list[tuple[str, str]] = []
+            while heap and heap[0][0] <= now_ms and len(out) < limit:
+                t, u, s = heapq.heappop(heap)
+                if armed.get((u, s)) == t:
+                    del armed[(u, s)]
+                    out.append((u, s))
+            return out
         return [
             (u, s)
             for u, s in self.conn.execute(
@@ -401,16 +447,16 @@ class SegmentBook:
 
     def next_recheck(self) -> int | None:
         """The earliest ``recheck_at``."""
+        if self.keep:
+            heap, armed = self._rechecks, self._armed
+            while heap and armed.get((heap[0][1], heap[0][2])) != heap[0][0]:
+                heapq.heappop(heap)
+            return heap[0][0] if heap else None
         # The WHERE lets SQLite read the partial index instead of scanning every row.
-        if self._next is not None:
-            return self._next[0]
         (t,) = self.conn.execute(
             "SELECT min(recheck_at) FROM segment_members WHERE recheck_at IS NOT NULL"
         ).fetchone()
-        nxt = None if t is None else int(t)
-        if self.keep:
-            self._next = (nxt,)
-        return nxt
+        return None if t is None else int(t)
 
 
 # ---------------------------------------------------------------- why a user is in

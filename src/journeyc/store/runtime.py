@@ -6,6 +6,7 @@ calls; every statement is prepared once by sqlite3's statement cache.
 
 from __future__ import annotations
 
+import heapq
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -69,13 +70,20 @@ class Runtime:
         self._live: dict[str, list[Instance]] = {}
         self._last: dict[str, dict[str, list[Any]]] = {}
         self._outbox: list[tuple[Any, ...]] = []
-        # keep: end() writes but keeps the rows read for the next unit (a caller that is
-        # the store's only writer, the simulator, which calls forget() now and then).
+        # keep (see hold()): every write waits in memory until forget(); the rows read
+        # stay known, so a user's instances and entries are read once.
         self.keep = False
-        # With keep: the earliest wake_at of a waiting instance, once read, until the
-        # next write of instances (every change to them is written by flush()).
-        self._wake: tuple[int | None] | None = None
         self._actions: list[tuple[Any, ...]] = []  # with keep: logged at forget()
+        # With keep, what the tables would answer, kept current in memory: the timers
+        # of waiting instances as a heap of (wake_at, id) (an entry counts while
+        # _armed[id] is its wake_at; others are stale), and each user's sends as
+        # (created_at, journey) in time order.
+        self._timers: list[tuple[int, int]] = []
+        self._armed: dict[int, int] = {}
+        self._sends: dict[str, list[tuple[int, str]]] = {}
+        # With keep, on a store that held no instance and no entry at hold(): a user
+        # not read yet has none (nothing to read back).
+        self._complete = False
 
     def _track(self, rows: Iterable[tuple[Any, ...]]) -> list[Instance]:
         out = []
@@ -90,8 +98,6 @@ class Runtime:
         """Write every changed and new instance, new entry and queued outbox row."""
         # Changed rows first: an instance that ended frees its (journey, user) slot in
         # the one-live-instance index before a new instance of the pair is inserted.
-        if self._dirty or self._new:
-            self._wake = None
         if self._dirty:
             self._write([i for i in self._dirty.values() if i.id not in self._new])
             self._dirty.clear()
@@ -146,20 +152,57 @@ class Runtime:
         )
 
     def end(self) -> None:
-        """Flush, and forget the instances read (unless ``keep``): the next step reads
-        them afresh."""
-        self.flush()
+        """End a unit of work: flush, and forget the instances read, so the next unit
+        reads them afresh. With ``keep`` nothing happens: writes wait for forget()."""
         if not self.keep:
+            self.flush()
             self._forget()
 
+    def hold(self) -> None:
+        """Start ``keep``: for a caller that is the store's only writer and holds a
+        transaction around its units (the simulator). Every write waits in memory
+        until :meth:`forget`; what the engine asks of the tables meanwhile (due timers,
+        the next wake, sends for caps, a user's instances and entries) is answered from
+        memory, kept current by the same calls that queue the writes."""
+        self.flush()
+        self._forget()
+        self.keep = True
+        self._timers = [
+            (int(w), int(i))
+            for w, i in self.conn.execute(
+                "SELECT wake_at, id FROM instances WHERE status = 'waiting' AND wake_at IS NOT NULL"
+            )
+        ]
+        heapq.heapify(self._timers)
+        self._armed = {i: w for w, i in self._timers}
+        self._sends = {}
+        for user, at, jid in self.conn.execute(
+            "SELECT user_id, created_at, journey_id FROM outbox "
+            "WHERE status != 'suppressed' ORDER BY created_at, rowid"
+        ):
+            self._sends.setdefault(user, []).append((int(at), jid))
+        self._complete = (
+            self.conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM instances) OR EXISTS (SELECT 1 FROM entries)"
+            ).fetchone()[0]
+            == 0
+        )
+
     def forget(self) -> None:
-        """Flush, write the actions held with ``keep``, and forget the instances read
-        even with ``keep``."""
+        """Write everything held (instances, entries, outbox rows, actions). With
+        ``keep``, the rows read stay known but ended instances are let go; otherwise
+        every row read is forgotten."""
         self.flush()
         if self._actions:
             self._log(self._actions)
             self._actions = []
-        self._forget()
+        if not self.keep:
+            self._forget()
+            return
+        self._seen = {i: inst for i, inst in self._seen.items() if inst.status in LIVE}
+        for user, known in self._live.items():
+            if any(inst.status not in LIVE for inst in known):
+                self._live[user] = [inst for inst in known if inst.status in LIVE]
 
     def discard(self) -> None:
         """Drop the unit of work unwritten (its transaction was rolled back)."""
@@ -169,13 +212,14 @@ class Runtime:
         self._outbox.clear()
         self._actions.clear()
         self._forget()
+        self.keep = False  # what was held is gone: back to reading the tables
 
     def _forget(self) -> None:
         self._seen.clear()
         self._live.clear()
         self._last.clear()
         self._next_id = None
-        self._wake = None
+        self._complete = False
 
     # ------------------------------------------------------------ journeys
     def deploy(self, journey_id: str, version: str, ir_json: str, source: str, at_ms: int) -> None:
@@ -219,6 +263,9 @@ class Runtime:
     def _user_live(self, user_id: str) -> list[Instance]:
         known = self._live.get(user_id)
         if known is None:
+            if self._complete:
+                known = self._live[user_id] = []
+                return known
             rows = self.conn.execute(
                 f"SELECT {_INSTANCE_COLS} FROM instances WHERE user_id = ? "
                 f"AND status IN {_LIVE} ORDER BY journey_id",
@@ -241,12 +288,11 @@ class Runtime:
         return None
 
     def due(self, now_ms: int, limit: int) -> list[Instance]:
-        """Waiting instances whose timer is due, earliest first (then oldest)."""
-        self.flush()  # the query must not return instances already moved on
+        """Waiting instances whose timer is due, earliest first (then oldest). The
+        caller runs each one, or hands those it leaves to :meth:`rearm`."""
         if self.keep:
-            wake = self.next_wake()  # one query that the clock's next question reuses
-            if wake is None or wake > now_ms:
-                return []
+            return self._due_held(now_ms, limit)
+        self.flush()  # the query must not return instances already moved on
         rows = self.conn.execute(
             f"SELECT {_INSTANCE_COLS} FROM instances WHERE status = 'waiting' "
             "AND wake_at <= ? ORDER BY wake_at, id LIMIT ?",
@@ -254,18 +300,50 @@ class Runtime:
         )
         return self._track(rows)
 
+    def _due_held(self, now_ms: int, limit: int) -> list[Instance]:
+        timers, armed = self._timers, self._armed
+        out: list[Instance] = []
+        while timers and timers[0][0] <= now_ms and len(out) < limit:
+            wake, i = heapq.heappop(timers)
+            if armed.get(i) != wake:
+                continue  # stale: the instance moved on since
+            del armed[i]
+            inst = self._seen.get(i)
+            if inst is None:
+                rows = self.conn.execute(
+                    f"SELECT {_INSTANCE_COLS} FROM instances WHERE id = ?", (i,)
+                )
+                (inst,) = self._track(rows)
+            if inst.status == "waiting" and inst.wake_at == wake:
+                out.append(inst)
+        return out
+
+    def rearm(self, instances: Iterable[Instance]) -> None:
+        """Give back instances :meth:`due` returned that the caller did not run: they
+        are due again."""
+        for inst in instances:
+            self._arm(inst)
+
+    def _arm(self, inst: Instance) -> None:
+        if inst.status == "waiting" and inst.wake_at is not None:
+            if self._armed.get(inst.id) != inst.wake_at:
+                self._armed[inst.id] = inst.wake_at
+                heapq.heappush(self._timers, (inst.wake_at, inst.id))
+        else:
+            self._armed.pop(inst.id, None)
+
     def next_wake(self) -> int | None:
         """The earliest pending timer."""
+        if self.keep:
+            timers, armed = self._timers, self._armed
+            while timers and armed.get(timers[0][1]) != timers[0][0]:
+                heapq.heappop(timers)
+            return timers[0][0] if timers else None
         self.flush()
-        if self._wake is not None:
-            return self._wake[0]
         row = self.conn.execute(
             "SELECT MIN(wake_at) FROM instances WHERE status = 'waiting'"
         ).fetchone()
-        wake = None if row is None or row[0] is None else int(row[0])
-        if self.keep:
-            self._wake = (wake,)
-        return wake
+        return None if row is None or row[0] is None else int(row[0])
 
     def create(self, inst: Instance) -> Instance:
         """Add a new instance (its ``id`` is assigned) and its entry record; both are
@@ -281,6 +359,8 @@ class Runtime:
         self._next_id += 1
         self._user_live(inst.user_id).append(inst)
         self._seen[inst.id] = self._new[inst.id] = inst
+        if self.keep:
+            self._arm(inst)
         row = [inst.journey_id, inst.user_id, inst.entry_no, inst.entered_at, None]
         self._entries[(inst.journey_id, inst.user_id, inst.entry_no)] = row
         self._user_entries(inst.user_id)[inst.journey_id] = row
@@ -289,11 +369,16 @@ class Runtime:
     def save(self, inst: Instance) -> None:
         """Mark an instance changed; it is written at the next flush."""
         self._dirty[inst.id] = inst
+        if self.keep:
+            self._arm(inst)
 
     # ------------------------------------------------------------ entries and goals
     def _user_entries(self, user_id: str) -> dict[str, list[Any]]:
         known = self._last.get(user_id)
         if known is None:
+            if self._complete:
+                known = self._last[user_id] = {}
+                return known
             # SQLite takes the bare columns from the row holding the max().
             known = self._last[user_id] = {
                 jid: [jid, user_id, int(no), int(at), goal]
@@ -328,6 +413,14 @@ class Runtime:
     # ------------------------------------------------------------ outbox and actions
     def sends_since(self, user_id: str, since_ms: int, journey_id: str | None) -> int:
         """Messages queued or sent to the user after ``since_ms`` (by one journey, or all)."""
+        if self.keep:
+            count = 0
+            for at, jid in reversed(self._sends.get(user_id, ())):
+                if at <= since_ms:
+                    break
+                if journey_id is None or jid == journey_id:
+                    count += 1
+            return count
         self.flush()
         if journey_id is None:
             row = self.conn.execute(
@@ -356,6 +449,8 @@ class Runtime:
         error: str | None = None,
     ) -> None:
         """Put a send (or its suppression) in the outbox, once per key; written at flush."""
+        if self.keep and status != "suppressed":
+            self._sends.setdefault(inst.user_id, []).append((at_ms, inst.journey_id))
         self._outbox.append(
             (
                 key,

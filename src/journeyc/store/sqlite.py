@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +61,9 @@ class Store:
         self.path = path
         self._lock = threading.RLock()
         self._depth = 0
+        # hold_profiles(): profile merges wait here until flush_profiles(), as
+        # user → (traits, trait_at, updated_at, the row as read); reads see them.
+        self._held: dict[str, tuple[dict[str, Any], dict[str, int], int, Any]] | None = None
 
     @classmethod
     def open(cls, path: Path | str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Store:
@@ -292,6 +295,8 @@ class Store:
 
     def get_profile(self, user_id: str) -> dict[str, Any]:
         """The user's traits; an empty dict for a user never seen."""
+        if self._held is not None and user_id in self._held:
+            return dict(self._held[user_id][0])
         row = self._conn.execute(
             "SELECT traits FROM profiles WHERE user_id = ?", (user_id,)
         ).fetchone()
@@ -299,7 +304,10 @@ class Store:
 
     def get_profiles(self, user_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Each user's traits (as :meth:`get_profile`), read with one query."""
-        found = {
+        held = self._held or {}
+        found = {u: dict(held[u][0]) for u in user_ids if u in held}
+        user_ids = [u for u in user_ids if u not in found]
+        found |= {
             user_id: dict(json.loads(traits))
             for user_id, traits in self._conn.execute(
                 "SELECT user_id, traits FROM profiles"
@@ -307,7 +315,25 @@ class Store:
                 (_dumps(list(user_ids)),),
             )
         }
-        return {user_id: found.get(user_id, {}) for user_id in user_ids}
+        return {user_id: found.get(user_id, {}) for user_id in [*found, *user_ids]}
+
+    def hold_profiles(self) -> None:
+        """Hold profile changes in memory until :meth:`flush_profiles` (for a caller
+        that is the store's only writer: the simulator); reads here see them."""
+        if self._held is None:
+            self._held = {}
+
+    def flush_profiles(self, *, release: bool = False) -> None:
+        """Write the profile changes held since :meth:`hold_profiles`; with
+        ``release``, stop holding."""
+        held = self._held
+        if held is None:
+            return
+        self._held = None if release else {}
+        self._write_profiles(
+            (user_id, traits, written, updated, stored)
+            for user_id, (traits, written, updated, stored) in held.items()
+        )
 
     def set_traits(self, user_id: str, changes: Mapping[str, Any], at_ms: int) -> None:
         """Merge ``changes`` into the user's profile as of ``at_ms``.
@@ -329,8 +355,14 @@ class Store:
         state: dict[str, tuple[dict[str, Any], dict[str, int], int]] = {
             user_id: ({}, {}, 0) for user_id in users
         }
-        stored: dict[str, tuple[str, str, int]] = {}
+        stored: dict[str, Any] = {}  # the row as read: a merge that keeps it writes nothing
+        held = self._held
         for user_id in users:
+            if held is not None and user_id in held:
+                traits, written, updated, as_read = held[user_id]
+                state[user_id] = (traits, written, updated)
+                stored[user_id] = as_read
+                continue
             row = self._conn.execute(
                 "SELECT traits, trait_at, updated_at FROM profiles WHERE user_id = ?",
                 (user_id,),
@@ -349,16 +381,29 @@ class Store:
                 else:
                     traits[key] = value
             state[user_id] = (traits, written, max(updated, at_ms))
+        if held is not None:
+            for user_id, (traits, written, updated) in state.items():
+                held[user_id] = (traits, written, updated, stored.get(user_id))
+            return
+        self._write_profiles(
+            (user_id, traits, written, updated, stored.get(user_id))
+            for user_id, (traits, written, updated) in state.items()
+        )
+
+    def _write_profiles(
+        self, rows: Iterable[tuple[str, dict[str, Any], dict[str, int], int, Any]]
+    ) -> None:
+        """Upsert ``(user, traits, trait_at, updated_at, the row as read)`` rows."""
         self._conn.executemany(
             "INSERT INTO profiles (user_id, traits, trait_at, updated_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (user_id) DO UPDATE SET traits = excluded.traits,"
             " trait_at = excluded.trait_at, updated_at = excluded.updated_at",
             [
                 (user_id, *row)
-                for user_id, (traits, written, updated) in state.items()
+                for user_id, traits, written, updated, as_read in rows
                 # A merge that changes nothing (the engine applying an identify that
                 # ingest merged already) writes nothing.
-                if (row := (_dumps(traits), _dumps(written), updated)) != stored.get(user_id)
+                if (row := (_dumps(traits), _dumps(written), updated)) != as_read
             ],
         )
 
