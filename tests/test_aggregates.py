@@ -24,9 +24,11 @@ from journeyc.engine.aggregates import (
     from_ms,
     to_ms,
 )
+from journeyc.engine.eventindex import EventIndex, IndexedAggregates
 from journeyc.engine.expr import EventView, Scope, compile_expr
 from journeyc.lang import ast
 from journeyc.lang.parser import parse_source
+from journeyc.store.sqlite import StoredEvent
 
 DDL = """
 CREATE TABLE events (
@@ -70,8 +72,17 @@ def insert(conn: sqlite3.Connection, events: Sequence[LoggedEvent]) -> None:
     )
 
 
+def stored(events: Sequence[LoggedEvent]) -> list[StoredEvent]:
+    return [
+        StoredEvent(e.seq, f"m{e.seq}", e.user_id, e.name, to_ms(e.at), dict(e.props), 0)
+        for e in events
+    ]
+
+
 Factory = Callable[[Sequence[LoggedEvent]], AggregateSource]
-IMPLEMENTATIONS = ["sql", "sql-python-where", "list"]
+# index: every event given to the simulator's index as it is logged; index-history:
+# every event in the table before the index starts, read back per user.
+IMPLEMENTATIONS = ["sql", "sql-python-where", "list", "index", "index-history"]
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
@@ -83,7 +94,13 @@ def make_source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
             return ListAggregates(events)
         conn = open_db(tmp_path / f"events{len(conns)}.db")
         conns.append(conn)
+        if request.param == "index":
+            index = EventIndex(conn, 0)
+            index.add(stored(events))
+            return IndexedAggregates(index)
         insert(conn, events)
+        if request.param == "index-history":
+            return IndexedAggregates(EventIndex(conn, max((e.seq for e in events), default=0)))
         return SqlAggregates(conn, sql_where=request.param == "sql")
 
     yield make
@@ -441,6 +458,8 @@ def test_sql_where_agrees_with_python_filter(
     events = [ev(i + 1, "x", NOW - h * timedelta(hours=1), **p) for i, (h, p) in enumerate(rows)]
     insert(shared_conn, events)
     sources = (SqlAggregates(shared_conn), SqlAggregates(shared_conn, sql_where=False))
+    index = EventIndex(shared_conn, 0)
+    index.add(stored(list(reversed(events))))  # out of order: the index sorts them
     reference = ListAggregates(events)
     for cond in conds:
         for func in FUNCS:
@@ -448,10 +467,15 @@ def test_sql_where_agrees_with_python_filter(
             agg = ir.Agg(func=func, event="x", prop=prop, where=cond)
             got = [
                 compile_expr(agg)(Scope(now=NOW, profile=profile, aggregates=src, user_id="u1"))
-                for src in (*sources, reference)
+                for src in (*sources, IndexedAggregates(index), reference)
             ]
-            assert got[0] == got[1] == got[2], (func, cond, sources[0].plan_sql(agg), got)
-            assert [type(g) for g in got] == [type(got[2])] * 3
+            assert got[0] == got[1] == got[2] == got[3], (
+                func,
+                cond,
+                sources[0].plan_sql(agg),
+                got,
+            )
+            assert [type(g) for g in got] == [type(got[3])] * 4
 
 
 MISSING = object()

@@ -410,9 +410,9 @@ def upsert_from_events(
     per product id, a bit per field (name … image) this function wrote non-null; a
     row that would fill no other field changes nothing, and is not sent.
     """
-    # One row per product: for each field the first value the events give, which is
-    # what filling the fields event by event would leave.
-    rows: dict[str, list[Any]] = {}
+    # One row per item, in event order: each fills what the product still lacks and
+    # stamps updated_at only then, as learning event by event would.
+    rows: list[tuple[Any, ...]] = []
     for e in events:
         if e.name == "product_viewed":
             items: list[object] = [e.props]
@@ -425,24 +425,15 @@ def upsert_from_events(
             row = _learned(item, e.received_ms or e.at_ms)
             if row is None:
                 continue
-            seen = rows.get(row[0])
-            if seen is None:
-                rows[row[0]] = list(row)
-            else:
-                seen[1:7] = [
-                    a if a is not None else b for a, b in zip(seen[1:7], row[1:7], strict=True)
-                ]
-    if known is not None:
-        wanted: dict[str, list[Any]] = {}
-        for pid, learned in rows.items():
-            mask = sum(1 << i for i, v in enumerate(learned[1:7]) if v is not None)
-            had = known.get(pid)
-            if had is None or mask & ~had:
-                wanted[pid] = learned
-                known[pid] = mask | (had or 0)
-        rows = wanted
+            if known is not None:
+                mask = sum(1 << i for i, v in enumerate(row[1:7]) if v is not None)
+                had = known.get(row[0])
+                if had is not None and not mask & ~had:
+                    continue
+                known[row[0]] = mask | (had or 0)
+            rows.append(row)
     if rows:
-        conn.executemany(_LEARN, list(rows.values()))
+        conn.executemany(_LEARN, rows)
 
 
 def _learned(item: object, at_ms: int) -> tuple[Any, ...] | None:

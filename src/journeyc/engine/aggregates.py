@@ -63,6 +63,7 @@ __all__ = [
     "ListAggregates",
     "LoggedEvent",
     "SqlAggregates",
+    "filter_where",
     "reduce_events",
 ]
 
@@ -175,9 +176,10 @@ def _inner_scope(scope: Scope, event: EventView) -> Scope:
     )
 
 
-def _filtered(
+def filter_where(
     where: Predicate | None, scope: Scope, rows: Iterable[tuple[int, EventView]]
 ) -> list[tuple[int, EventView]]:
+    """The ``(seq, event)`` rows for which an aggregate's ``where`` holds."""
     if where is None:
         return list(rows)
     return [(seq, ev) for seq, ev in rows if where(_inner_scope(scope, ev))]
@@ -209,7 +211,7 @@ class ListAggregates:
             and e.at <= now
             and (since is None or e.at > since)
         )
-        return reduce_events(agg.func, agg.prop, _filtered(self._where[key], scope, rows))
+        return reduce_events(agg.func, agg.prop, filter_where(self._where[key], scope, rows))
 
 
 # ---------------------------------------------------------------- SQL
@@ -518,7 +520,7 @@ class SqlAggregates:
             (seq, EventView(agg.event, from_ms(at), _props(props)))
             for seq, at, props in self._conn.execute(plan.rows_sql, params)
         ]
-        return reduce_events(agg.func, agg.prop, _filtered(plan.where, scope, rows))
+        return reduce_events(agg.func, agg.prop, filter_where(plan.where, scope, rows))
 
     def plan_sql(self, agg: ir.Agg) -> str | None:
         """The SQL ``agg`` is answered with, or None when it is filtered in Python."""

@@ -10,7 +10,7 @@ the same log and the same clock give the same actions.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +19,8 @@ from journeyc.compile import ir
 from journeyc.compile.lower import lower_expr
 from journeyc.config import Config
 from journeyc.engine.actions import Action
-from journeyc.engine.aggregates import SqlAggregates, from_ms, to_ms
+from journeyc.engine.aggregates import AggregateSource, SqlAggregates, from_ms, to_ms
+from journeyc.engine.eventindex import EventIndex, IndexedAggregates
 from journeyc.engine.expr import Predicate, Scope, compile_predicate
 from journeyc.engine.localtime import in_window, next_local_time, user_zone, window_end
 from journeyc.engine.program import Program
@@ -160,7 +161,8 @@ class Engine:
         self.config = config or Config()
         self.zone = self.config.engine.zone
         self.renderer = renderer or Renderer.with_catalog(store.conn)
-        self.aggregates = SqlAggregates(store.conn)
+        self.aggregates: AggregateSource = SqlAggregates(store.conn)
+        self._index: EventIndex | None = None  # keep_rows(): the events, in memory
         self.default_quiet = self.config.engine.quiet_hours.rule
         cap = self.config.engine.global_cap
         self.global_cap = cap.rule if cap is not None else None
@@ -241,6 +243,8 @@ class Engine:
         self.seg_infos = infos
         self.seg_preds = {n: i.pred for n, i in infos.items()}
         self.horizon = Horizon(self.store.conn, project.segments)
+        if self._index is not None:
+            self.horizon.times = self._index.times
         by_event: dict[str, list[str]] = {}
         for name, info in infos.items():
             for event in info.events:
@@ -286,18 +290,30 @@ class Engine:
         """For a caller that is the store's only writer, holds a transaction around
         its steps and gives up on the first error (the simulator): keep the profiles,
         instances, entries and segment rows read from one step to the next (every
-        change to them goes through the engine), and hold every write but the event
-        log's (instances, entries, outbox, actions, profiles, segment rows, the
-        cursor) in memory until :meth:`forget_rows`."""
+        change to them goes through the engine), and hold every write (events,
+        instances, entries, outbox, actions, profiles, segment rows, the
+        cursor) in memory until :meth:`forget_rows`.
+
+        The events too: appended with :meth:`log`, they are written at
+        :meth:`forget_rows` (or before anything reads them from the table: the
+        recommendation filters), and aggregates and segment horizons are answered
+        from an index of them in memory."""
         self._cursor = None
         self._keep = True
         self.rt.hold()
         self.seg_book.hold()
         self.store.hold_profiles()
         self.sched.keep = True
+        self._index = EventIndex(self.store.conn, self.store.hold_events())
+        self.aggregates = IndexedAggregates(self._index)
+        self.horizon.times = self._index.times
+        recommender = self.renderer.recommender
+        if recommender is not None:
+            recommender.sync = self.store.flush_events
 
     def forget_rows(self) -> None:
         """Write what is held by :meth:`keep_rows` and drop the rows it read."""
+        self.store.flush_events()
         if self._cursor_unsaved and self._cursor is not None:
             self.store.set_cursor(CURSOR, self._cursor)
         self._cursor_unsaved = False
@@ -305,6 +321,22 @@ class Engine:
         self.store.flush_profiles()
         self._profiles.clear()
         self.seg_book.forget()
+
+    def log(self, events: Sequence[Event]) -> list[StoredEvent]:
+        """Append ``events`` to the log for :meth:`advance` (identify calls are
+        applied when the engine reaches them) and return the new ones as the log
+        holds them. With :meth:`keep_rows` the caller has left out duplicates
+        (:meth:`Store.unlogged`): the events are held and indexed."""
+        if self._index is None:
+            seqs = self.store.append_events(events, merge_traits=False)
+            return [
+                StoredEvent(seq, e.message_id, e.user_id, e.name, e.at_ms, e.props, e.received_ms)
+                for e, seq in zip(events, seqs, strict=True)
+                if seq is not None
+            ]
+        stored = self.store.append_held(events)
+        self._index.add(stored)
+        return stored
 
     # ------------------------------------------------------------ the clock
     def next_wake(self) -> int | None:
@@ -368,6 +400,7 @@ class Engine:
             else:
                 if cursor is None:
                     cursor = self._cursor = self.store.get_cursor(CURSOR)
+                self.store.flush_events()  # with keep_rows(): what is held is read here
                 events = self.store.events_after(cursor, BATCH)
             due: list[Instance] = []
             more = False
@@ -750,9 +783,7 @@ class Engine:
         scope = self._scope(inst.user_id, now_ms, self._focus(prog, inst, node.id))
         props = {name: json_value(fn(scope)) for name, fn in prog.args.get(node.id, [])}
         key = f"jc-track:{prog.id}:{inst.user_id}:{inst.entry_no}:{node.id}"
-        self.store.append_events(
-            [Event(key, inst.user_id, "track", node.event, now_ms, props, now_ms)]
-        )
+        self.log([Event(key, inst.user_id, "track", node.event, now_ms, props, now_ms)])
         self._tracked = True
         actions.append(
             Action(now_ms, inst.user_id, prog.id, node.id, "track", {"event": node.event})

@@ -171,6 +171,9 @@ class Horizon:
         self._conn = conn
         self._segments = segments
         self._compiled: dict[int, tuple[ir.Expr, Compiled]] = {}
+        # The event log's answer to _agg() from memory (EventIndex.times), when the
+        # simulator holds its writes; None: ask the events table.
+        self.times: Callable[[str, str, int, int], tuple[int | None, int | None]] | None = None
 
     def _value(self, e: ir.Expr, scope: Scope) -> Any:
         hit = self._compiled.get(id(e))
@@ -257,11 +260,14 @@ class Horizon:
 
     def _agg(self, agg: ir.Agg, scope: Scope, now_ms: int) -> int | None:
         lo = now_ms if agg.within is None else now_ms - agg.within * 1000
-        future, oldest = self._conn.execute(
-            "SELECT min(CASE WHEN at > ?1 THEN at END), min(CASE WHEN at <= ?1 THEN at END)"
-            " FROM events WHERE user_id = ?2 AND name = ?3 AND at > ?4",
-            (now_ms, scope.user_id, agg.event, lo),
-        ).fetchone()
+        if self.times is not None:
+            future, oldest = self.times(scope.user_id, agg.event, lo, now_ms)
+        else:
+            future, oldest = self._conn.execute(
+                "SELECT min(CASE WHEN at > ?1 THEN at END), min(CASE WHEN at <= ?1 THEN at END)"
+                " FROM events WHERE user_id = ?2 AND name = ?3 AND at > ?4",
+                (now_ms, scope.user_id, agg.event, lo),
+            ).fetchone()
         leaves = None if agg.within is None or oldest is None else oldest + agg.within * 1000
         timed_where = agg.where is not None and any(
             isinstance(x, ir.Now) or (isinstance(x, ir.Call) and x.func in _SINCE_UNITS)

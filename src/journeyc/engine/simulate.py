@@ -31,6 +31,7 @@ def simulate(
     start_ms: int | None = None,
     until_ms: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    hold: bool = True,
 ) -> list[Action]:
     """Run ``project`` over ``events`` in ``store`` and return every action in order.
 
@@ -39,6 +40,10 @@ def simulate(
     later never fire); without it, when no event is left and no journey is waiting
     (scheduled entries and segment rechecks alone do not keep it going).
     ``progress(done, total)`` is told how many events have been replayed.
+
+    ``hold=False`` runs the engine as the daemon does, every step written to the
+    store and read back from it, instead of held in memory between chunks: the same
+    actions and the same rows, more slowly (the tests compare the two).
     """
     ordered = sorted(events, key=lambda e: e.at_ms)  # stable: equal times keep file order
     if start_ms is None:
@@ -51,15 +56,14 @@ def simulate(
         engine.skip_history()
     engine.deploy(project, start_ms)
     # The simulation is the store's only writer, and a failure ends it: the engine
-    # keeps the profiles, instances, entries and segment rows it read from one step
-    # to the next (every change to them goes through it), and writes its cursor and
-    # action log, and forgets what it kept, once per chunk.
-    engine.keep_rows()
+    # holds every write in memory, answers from there, and writes what it held once
+    # per chunk (Engine.keep_rows).
+    if hold:
+        engine.keep_rows()
+        live = store.unlogged(live)  # a repeated messageId is ignored, as ingest does
 
     actions: list[Action] = []
     i, total = 0, len(live)
-    known_users: set[str] = set()  # users the log gave a profile row
-    known_products: dict[str, int] = {}  # the fields the log taught the catalog
     drained = False  # an advance() ran: the engine's cursor is at the end of the log
     done = False
     while not done:
@@ -81,20 +85,21 @@ def simulate(
                 # After an advance() the engine has handled every event logged (its
                 # cursor is at the end of the log): what this step appends is all it
                 # would read, so hand that on instead of it reading the log back.
-                appended: list[StoredEvent] | None = [] if drained else None
+                appended: list[StoredEvent] | None = [] if drained and hold else None
                 if next_event == now:
                     j = i
                     while j < total and live[j].at_ms == now:
                         j += 1
-                    logged = store.append_logged(live[i:j], known_users, known_products)
-                    if drained:  # else a store with a backlog: the engine reads it
+                    logged = engine.log(live[i:j])
+                    if appended is not None:  # else the engine reads the log
                         appended = logged
                     i = j
                     if progress is not None:
                         progress(i, total)
                 actions.extend(engine.advance(now, appended))
                 drained = True
-            engine.forget_rows()
+            if hold:
+                engine.forget_rows()
     return actions
 
 

@@ -148,6 +148,9 @@ class Recommender:
         """Calls answered from the ranking cache."""
         self.misses = 0
         """Calls that ranked anew."""
+        self.sync: Callable[[], None] | None = None
+        """Called before each filter reads the store: a writer that holds events
+        back (the simulator) writes them there."""
 
     def top_sellers(
         self, category: str, n: int = DEFAULT_COUNT, *, days: int = TOP_SELLERS_DAYS, now: datetime
@@ -244,19 +247,24 @@ class Recommender:
             params = {"start": end - days * DAY_MS, "end": end}
             scores = {
                 str(pid): (float(units), int(views))
-                for pid, units, views in self.conn.execute(_WINDOW, params)
+                for pid, units, views in self._execute(_WINDOW, params)
             }
             self._windows.put(key, scores)
         return scores
 
+    def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> sqlite3.Cursor:
+        if self.sync is not None:
+            self.sync()
+        return self.conn.execute(sql, params)
+
     def _ids(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[str]:
-        return [str(row[0]) for row in self.conn.execute(sql, params)]
+        return [str(row[0]) for row in self._execute(sql, params)]
 
     def _products(self, ids: Sequence[str]) -> list[ProductDict]:
         if not ids:
             return []
         marks = ", ".join("?" * len(ids))
-        rows = self.conn.execute(
+        rows = self._execute(
             "SELECT id, name, brand, category, price, url, image, extra FROM products"
             f" WHERE in_stock = 1 AND id IN ({marks})",
             tuple(ids),

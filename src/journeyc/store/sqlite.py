@@ -64,6 +64,11 @@ class Store:
         # hold_profiles(): profile merges wait here until flush_profiles(), as
         # user → (traits, trait_at, updated_at, the row as read); reads see them.
         self._held: dict[str, tuple[dict[str, Any], dict[str, int], int, Any]] | None = None
+        # hold_events(): appended events wait here until flush_events().
+        self._held_events: list[Event] | None = None
+        self._last_seq = 0  # with hold_events(): the seq of the last event appended
+        self._profiled: set[str] = set()  # with hold_events(): users given a profile row
+        self._products: dict[str, int] = {}  # upsert_from_events' `known`
 
     @classmethod
     def open(cls, path: Path | str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Store:
@@ -228,56 +233,96 @@ class Store:
                 upsert_from_events(conn, learned)
         return seqs
 
-    def append_logged(
-        self,
-        events: Sequence[Event],
-        known_users: set[str] | None = None,
-        known_products: dict[str, int] | None = None,
-    ) -> list[StoredEvent]:
-        """Append events as ``append_events(events, merge_traits=False)`` does, and
-        return the new ones (duplicates left out) as :meth:`events_after` reads them.
-
-        The simulator's lean path: inside the caller's transaction each event is one
-        ``INSERT … RETURNING`` (no savepoint, no ``max(seq)``, no read-back), so the
-        engine can be handed the events instead of reading them again. Users in
-        ``known_users`` already have a profile row (profiles are never deleted while
-        the caller holds the store); users given a row are added to it.
-        ``known_products`` is the catalog's ``known`` (see
-        :func:`journeyc.catalog.upsert_from_events`).
-        """
-        with self._lock:
-            if not self._depth:
-                with self.transaction():
-                    return self.append_logged(events, known_users, known_products)
-            conn = self._conn
-            stored: list[StoredEvent] = []
-            new: list[Event] = []
-            for e in events:
-                for s, mid, uid, name, at, props, rec in conn.execute(
-                    "INSERT INTO events (message_id, user_id, name, at, props, received_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING"
-                    " RETURNING seq, message_id, user_id, name, at, props, received_at",
-                    (e.message_id, e.user_id, e.name, e.at_ms, _dumps(e.props), e.received_ms),
-                ).fetchall():
-                    stored.append(StoredEvent(s, mid, uid, name, at, json.loads(props), rec))
-                    new.append(e)
-            users = [
-                (u,)
-                for u in dict.fromkeys(e.user_id for e in new)
-                if known_users is None or u not in known_users
-            ]
-            if users:
-                conn.executemany(
-                    "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, '{}', 0)"
-                    " ON CONFLICT (user_id) DO NOTHING",
-                    users,
+    def unlogged(self, events: Sequence[Event]) -> list[Event]:
+        """``events`` without those the log holds already or that repeat a
+        ``message_id`` given earlier in ``events`` (what appending them would skip)."""
+        ids = list(dict.fromkeys(e.message_id for e in events))
+        logged: set[str] = set()
+        for i in range(0, len(ids), 10_000):
+            logged.update(
+                mid
+                for (mid,) in self._conn.execute(
+                    "SELECT message_id FROM events"
+                    " WHERE message_id IN (SELECT value FROM json_each(?))",
+                    (_dumps(ids[i : i + 10_000]),),
                 )
-                if known_users is not None:
-                    known_users.update(u for (u,) in users)
-            learned = [e for e in new if e.name in PRODUCT_EVENTS]
-            if learned:
-                upsert_from_events(conn, learned, known_products)
+            )
+        out = []
+        for e in events:
+            if e.message_id not in logged:
+                logged.add(e.message_id)
+                out.append(e)
+        return out
+
+    def hold_events(self) -> int:
+        """Hold appended events in memory until :meth:`flush_events` (for a caller
+        that is the store's only writer and has left out the duplicates: the
+        simulator, see :meth:`unlogged`); return the last ``seq`` logged so far."""
+        if self._held_events is None:
+            row = self._conn.execute(
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'),"
+                " 0), coalesce((SELECT max(seq) FROM events), 0))"
+            ).fetchone()
+            self._last_seq = int(row[0])
+            self._held_events = []
+        return self._last_seq
+
+    def append_held(self, events: Sequence[Event]) -> list[StoredEvent]:
+        """Append events none of which the log holds (see :meth:`hold_events`); they
+        are written at :meth:`flush_events`. Returns them as :meth:`events_after`
+        would read them (sharing their ``props``)."""
+        held = self._held_events
+        if held is None:
+            raise RuntimeError("append_held() needs hold_events() first")
+        held.extend(events)
+        stored = []
+        for e in events:
+            self._last_seq += 1
+            stored.append(
+                StoredEvent(
+                    self._last_seq, e.message_id, e.user_id, e.name, e.at_ms, e.props, e.received_ms
+                )
+            )
         return stored
+
+    def flush_events(self, *, release: bool = False) -> None:
+        """Write the events held since :meth:`hold_events`, with the profile rows of
+        users new to the log and the products they teach the catalog; with
+        ``release``, stop holding."""
+        held = self._held_events
+        if held is None:
+            return
+        self._held_events = None if release else []
+        if not held:
+            return
+        first = self._last_seq - len(held) + 1
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO events (seq, message_id, user_id, name, at, props, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        first + k,
+                        e.message_id,
+                        e.user_id,
+                        e.name,
+                        e.at_ms,
+                        _dumps(e.props),
+                        e.received_ms,
+                    )
+                    for k, e in enumerate(held)
+                ],
+            )
+            users = [u for u in dict.fromkeys(e.user_id for e in held) if u not in self._profiled]
+            conn.executemany(
+                "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, '{}', 0)"
+                " ON CONFLICT (user_id) DO NOTHING",
+                [(u,) for u in users],
+            )
+            self._profiled.update(users)
+            learned = [e for e in held if e.name in PRODUCT_EVENTS]
+            if learned:
+                upsert_from_events(conn, learned, self._products)
 
     def events_after(self, seq: int, limit: int = 1000) -> list[StoredEvent]:
         """Up to ``limit`` events with a ``seq`` above ``seq``, in log order."""
