@@ -10,8 +10,8 @@ the same log and the same clock give the same actions.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -189,6 +189,7 @@ class Engine:
         self._handed: list[StoredEvent] | None = None  # advance(events=…), not read yet
         self.by_goal: dict[str, list[Program]] = {}
         self._tracked = False
+        self._tracked_events: list[StoredEvent] = []  # logged by `track` steps this batch
         self._profiles: dict[str, dict[str, Any]] = {}  # read once per step, kept current
         self._keep = False  # keep_rows(): profiles stay read across steps
         self._cursor_unsaved = False  # keep_rows(): the cursor is written at forget_rows()
@@ -386,88 +387,88 @@ class Engine:
 
     def _batch(self, now_ms: int, actions: list[Action]) -> bool:
         """One batch in one transaction; False when nothing was left to do."""
+        with self.store.transaction() if self.commit_per_batch else nullcontext():
+            try:
+                return self._work(now_ms, actions)
+            except BaseException:
+                # The batch is rolled back: drop what the runtime has not written.
+                self.rt.discard()
+                self._tracked_events = []
+                raise
+
+    def _work(self, now_ms: int, actions: list[Action]) -> bool:
+        """The body of :meth:`_batch`."""
         first = len(actions)
         if not self._keep:
             self._profiles.clear()
-        with (
-            self.store.transaction() if self.commit_per_batch else nullcontext(),
-            self._unit_of_work(),
-        ):
-            cursor = self._cursor
-            handed, self._handed = self._handed, None
-            if handed is not None:
-                events = handed
+        cursor = self._cursor
+        handed, self._handed = self._handed, None
+        if handed is not None:
+            events = handed
+        else:
+            if cursor is None:
+                cursor = self._cursor = self.store.get_cursor(CURSOR)
+            self.store.flush_events()  # with keep_rows(): what is held is read here
+            events = self.store.events_after(cursor, BATCH)
+        due: list[Instance] = []
+        more = False
+        if events:
+            self._prefetch([ev.user_id for ev in events])
+            for ev in events:
+                self._on_event(ev, now_ms, actions)
+            self._cursor = events[-1].seq
+            if self._keep:
+                self._cursor_unsaved = True
             else:
-                if cursor is None:
-                    cursor = self._cursor = self.store.get_cursor(CURSOR)
-                self.store.flush_events()  # with keep_rows(): what is held is read here
-                events = self.store.events_after(cursor, BATCH)
-            due: list[Instance] = []
-            more = False
-            if events:
-                self._prefetch([ev.user_id for ev in events])
-                for ev in events:
-                    self._on_event(ev, now_ms, actions)
-                self._cursor = events[-1].seq
-                if self._keep:
-                    self._cursor_unsaved = True
-                else:
-                    self.store.set_cursor(CURSOR, self._cursor)
-            elif rechecks := self.seg_book.due(now_ms, BATCH):
-                # At equal times: events, then segment rechecks (so schedules and steps
-                # see current membership), then scheduled entries, then waits.
-                by_user: dict[str, list[str]] = {}
-                for u, seg in rechecks:
-                    by_user.setdefault(u, []).append(seg)
-                for user, names in by_user.items():
-                    self._reevaluate(user, names, now_ms, actions)
-                    self._settle(now_ms, actions)
-                more = True
-            elif (firing := self.sched.due(now_ms)) is not None:
-                self._fire(firing, now_ms, actions)
-                more = True
-            else:
-                due = self.rt.due(now_ms, BATCH)
-                self._prefetch([inst.user_id for inst in due])
-                # Timers only when no event is waiting: events come first at equal times,
-                # and events a timer's step logs are read before the next timer runs.
-                for k, inst in enumerate(due):
-                    self.lateness_ms.append(now_ms - (inst.wake_at or now_ms))
-                    self._on_timer(inst, now_ms, actions)
-                    self._settle(now_ms, actions)
-                    if self._tracked:
-                        self.rt.rearm(due[k + 1 :])
-                        break
-            tracked, self._tracked = self._tracked, False
-            if handed is not None and not tracked:
-                self._handed = []  # the log holds nothing past the cursor still
-            self.rt.end()
-            if len(actions) > first:
-                self.rt.log_actions(
-                    (
-                        a.at_ms,
-                        a.user,
-                        a.journey,
-                        a.step,
-                        a.action,
-                        dumps(a.detail, default=str),
-                    )
-                    for a in actions[first:]
+                self.store.set_cursor(CURSOR, self._cursor)
+        elif rechecks := self.seg_book.due(now_ms, BATCH):
+            # At equal times: events, then segment rechecks (so schedules and steps
+            # see current membership), then scheduled entries, then waits.
+            by_user: dict[str, list[str]] = {}
+            for u, seg in rechecks:
+                by_user.setdefault(u, []).append(seg)
+            for user, names in by_user.items():
+                self._reevaluate(user, names, now_ms, actions)
+                self._settle(now_ms, actions)
+            more = True
+        elif (firing := self.sched.due(now_ms)) is not None:
+            self._fire(firing, now_ms, actions)
+            more = True
+        else:
+            due = self.rt.due(now_ms, BATCH)
+            self._prefetch([inst.user_id for inst in due])
+            # Timers only when no event is waiting: events come first at equal times,
+            # and events a timer's step logs are read before the next timer runs.
+            for k, inst in enumerate(due):
+                self.lateness_ms.append(now_ms - (inst.wake_at or now_ms))
+                self._on_timer(inst, now_ms, actions)
+                self._settle(now_ms, actions)
+                if self._tracked:
+                    self.rt.rearm(due[k + 1 :])
+                    break
+        tracked, self._tracked = self._tracked, False
+        logged, self._tracked_events = self._tracked_events, []
+        if handed is not None:
+            # The log holds nothing past the cursor but what `track` steps logged.
+            self._handed = [] if not tracked else logged if len(logged) <= BATCH else None
+        self.rt.end()
+        if len(actions) > first:
+            self.rt.log_actions(
+                (
+                    a.at_ms,
+                    a.user,
+                    a.journey,
+                    a.step,
+                    a.action,
+                    dumps(a.detail, default=str),
                 )
+                for a in actions[first:]
+            )
         if not self._keep:
             self._profiles.clear()
         # Another batch is needed after events (timers may be due), after a full batch
         # of timers, or when a step logged events; a short batch of timers ends it.
         return bool(events) or more or len(due) == BATCH or tracked
-
-    @contextmanager
-    def _unit_of_work(self) -> Iterator[None]:
-        """Drop the runtime's unwritten rows when the batch fails (it is rolled back)."""
-        try:
-            yield
-        except BaseException:
-            self.rt.discard()
-            raise
 
     def _prefetch(self, users: list[str]) -> None:
         """Read the profiles of a batch's users at once. Within the batch every change
@@ -500,6 +501,8 @@ class Engine:
             return
         rows = self.seg_book.rows(user)
         wanted = set(names) | (self.seg_infos.keys() - rows.keys())
+        if not wanted:
+            return
         scope = self._scope(user, now_ms, None)
         new: list[tuple[str, Row]] = []
         changes: list[tuple[str, bool]] = []
@@ -783,7 +786,9 @@ class Engine:
         scope = self._scope(inst.user_id, now_ms, self._focus(prog, inst, node.id))
         props = {name: json_value(fn(scope)) for name, fn in prog.args.get(node.id, [])}
         key = f"jc-track:{prog.id}:{inst.user_id}:{inst.entry_no}:{node.id}"
-        self.log([Event(key, inst.user_id, "track", node.event, now_ms, props, now_ms)])
+        self._tracked_events += self.log(
+            [Event(key, inst.user_id, "track", node.event, now_ms, props, now_ms)]
+        )
         self._tracked = True
         actions.append(
             Action(now_ms, inst.user_id, prog.id, node.id, "track", {"event": node.event})

@@ -19,7 +19,7 @@ from journeyc.engine.core import Engine
 from journeyc.events import Event
 from journeyc.store.sqlite import Store, StoredEvent
 
-CHUNK = 1000
+CHUNK = 20_000  # clock steps a chunk: held writes are written, and kept rows let go, per chunk
 
 
 def simulate(
