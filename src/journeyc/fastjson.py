@@ -1,6 +1,8 @@
 """JSON text for the engine's hot paths: orjson where it gives the same values as the
 ``json`` module, the ``json`` module everywhere else.
 
+:func:`loads` reads JSON text as ``json.loads`` does.
+
 :func:`dumps` writes compact JSON (UTF-8 kept as is). What it writes reads back, with
 ``json.loads``, as exactly what ``json.dumps(value, ensure_ascii=False,
 default=default)`` would have written: orjson serialises the plain JSON types
@@ -18,12 +20,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-__all__ = ["dumps"]
+__all__ = ["dumps", "loads"]
 
 _OPTIONS = (
     orjson.OPT_PASSTHROUGH_DATETIME
@@ -42,6 +45,23 @@ def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> str:
     if b"null" in out and _non_finite(value):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=default)
     return out.decode()
+
+
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+
+
+def loads(text: str) -> Any:
+    """The value of JSON ``text``, as ``json.loads`` reads it: orjson for what it reads
+    the same way, the ``json`` module for the rest (integers beyond 64 bits, and the
+    ``NaN`` and ``Infinity`` that ``json.dumps`` writes)."""
+    # orjson reads an integer beyond 64 bits as a float: such text (19 digits or
+    # more in a row) goes to the json module.
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 def _non_finite(value: Any) -> bool:

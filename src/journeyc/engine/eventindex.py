@@ -9,7 +9,6 @@ the user is looked at), answers aggregates and segment horizons exactly as the
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from bisect import bisect_right, insort
 from collections.abc import Iterable, Mapping
@@ -19,6 +18,7 @@ from journeyc.compile import ir
 from journeyc.engine.aggregates import filter_where, from_ms, reduce_events, to_ms
 from journeyc.engine.expr import Predicate, Scope, compile_predicate
 from journeyc.engine.values import EventView
+from journeyc.fastjson import loads
 from journeyc.store.sqlite import StoredEvent
 
 # (at, seq, props), sorted by (at, seq) as the log orders a user's events
@@ -52,7 +52,7 @@ class EventIndex:
                     " ORDER BY at, seq",
                     (user_id, self._through),
                 ):
-                    loaded = json.loads(props) if props else {}
+                    loaded = loads(props) if props else {}
                     row = (at, seq, loaded if isinstance(loaded, dict) else {})
                     by_name.setdefault(name, []).append(row)
         return by_name

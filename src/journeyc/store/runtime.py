@@ -7,13 +7,12 @@ calls; every statement is prepared once by sqlite3's statement cache.
 from __future__ import annotations
 
 import heapq
-import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from journeyc.fastjson import dumps
+from journeyc.fastjson import dumps, loads
 
 _LIVE = "('active', 'waiting')"
 LIVE = frozenset({"active", "waiting"})
@@ -45,7 +44,7 @@ class Instance:
     def from_row(cls, row: tuple[Any, ...]) -> Instance:
         """An instance from a row of ``_INSTANCE_COLS`` (``vars`` is JSON there)."""
         values = list(row)
-        values[10] = json.loads(values[10])
+        values[10] = loads(values[10])
         values[12] = bool(values[12])
         return cls(*values)
 

@@ -26,6 +26,7 @@ import sqlite_utils
 
 from journeyc.catalog import PRODUCT_EVENTS, upsert_from_events
 from journeyc.events import IDENTIFY, Event
+from journeyc.fastjson import loads
 from journeyc.store.schema import TABLES, SchemaVersionError, StoreError, migrate, user_version
 
 BUSY_TIMEOUT_MS = 5000
@@ -332,7 +333,7 @@ class Store:
             (seq, limit),
         ).fetchall()
         return [
-            StoredEvent(s, mid, uid, name, at, json.loads(props), rec)
+            StoredEvent(s, mid, uid, name, at, loads(props), rec)
             for s, mid, uid, name, at, props, rec in rows
         ]
 
@@ -345,7 +346,7 @@ class Store:
         row = self._conn.execute(
             "SELECT traits FROM profiles WHERE user_id = ?", (user_id,)
         ).fetchone()
-        return {} if row is None else dict(json.loads(row[0]))
+        return {} if row is None else dict(loads(row[0]))
 
     def get_profiles(self, user_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Each user's traits (as :meth:`get_profile`), read with one query."""
@@ -353,7 +354,7 @@ class Store:
         found = {u: dict(held[u][0]) for u in user_ids if u in held}
         user_ids = [u for u in user_ids if u not in found]
         found |= {
-            user_id: dict(json.loads(traits))
+            user_id: dict(loads(traits))
             for user_id, traits in self._conn.execute(
                 "SELECT user_id, traits FROM profiles"
                 " WHERE user_id IN (SELECT value FROM json_each(?))",
@@ -413,7 +414,7 @@ class Store:
                 (user_id,),
             ).fetchone()
             if row is not None:
-                state[user_id] = (json.loads(row[0]), json.loads(row[1]), row[2])
+                state[user_id] = (loads(row[0]), loads(row[1]), row[2])
                 stored[user_id] = (row[0], row[1], row[2])
         for user_id, traits_in, at_ms in changes:
             traits, written, updated = state[user_id]
