@@ -1,6 +1,7 @@
 """The daemon under load: sustained ingest, timer lateness, memory with many users.
 
     python bench/bench_serve.py [--quick] [--rate R] [--seconds S] [--timers N] [--rows N]
+                                [--only ingest|timers|rss ...]
 
 Every figure runs a real ``journeyc serve`` subprocess (``--port 0``, keys from the
 environment, ``tests/daemon_helpers.Daemon``) on a fresh store in a temporary
@@ -20,6 +21,12 @@ directory; all traffic goes to 127.0.0.1. The project (``PROJECT`` below) holds
    connection in this process polls ``outbox`` by id every 2 ms, so the resolution
    is about 2 ms). The HTTP latency is request sent → 200 received, every batch.
    Goal: p99 ≤ 50 ms at 2,000 events/s (met only when the target rate is reached).
+   Printed beside the figures, to tell where the time goes: the latency split at
+   the start of the engine run that wrote the row (the row's ``created_at``, the
+   run's ``now``; a run that goes on through several batches started before later
+   200s, so the first part can be negative), and the CPU seconds of the daemon (by
+   part, from ``journeyc_cpu_seconds_total``), of this load generator (bodies are
+   encoded before the clock starts) and of the outbox poller, which share the cores.
 2. **Timer lateness.** N users (default 2,000; ``--quick`` 500) enter ``napper``
    (``tick`` posted in batches of 50, as fast as the daemon takes them); 5 s later
    their waits come due. Reported: the p99 of the daemon's own histogram
@@ -43,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -87,6 +95,8 @@ journey napper "Wakes after five seconds"
   wait 5s as nap
   send inapp "Tock" as tock
 """
+PARTS = ("ingest", "timers", "rss")
+JSON = {"Content-Type": "application/json"}
 BATCH = 50
 POLL_S = 0.002
 DAY_MS = 86_400_000
@@ -144,14 +154,17 @@ def read_only(db: Path) -> sqlite3.Connection:
 
 class OutboxWatcher(threading.Thread):
     """Polls ``outbox`` by id and notes when each user's first row of ``journey``
-    appeared: ``perf_counter`` and wall-clock ms."""
+    appeared: ``perf_counter`` and wall-clock ms, and the row's ``created_at`` (the
+    ``now`` of the engine run that wrote it: when that run started)."""
 
     def __init__(self, db: Path, journey: str) -> None:
         super().__init__(daemon=True)
         self.db, self.journey = db, journey
         self.seen: dict[str, tuple[float, int]] = {}
+        self.created: dict[str, int] = {}
         self.stop_flag = threading.Event()
         self.polls = 0
+        self.cpu_s = 0.0
 
     def run(self) -> None:
         conn = read_only(self.db)
@@ -159,14 +172,17 @@ class OutboxWatcher(threading.Thread):
         try:
             while not self.stop_flag.is_set():
                 rows = conn.execute(
-                    "SELECT id, user_id FROM outbox WHERE id > ? AND journey_id = ? ORDER BY id",
+                    "SELECT id, user_id, created_at FROM outbox"
+                    " WHERE id > ? AND journey_id = ? ORDER BY id",
                     (last, self.journey),
                 ).fetchall()
                 mono, wall = time.perf_counter(), time.time_ns() // 1_000_000
-                for row_id, user in rows:
+                for row_id, user, created in rows:
                     last = max(last, row_id)
                     self.seen.setdefault(user, (mono, wall))
+                    self.created.setdefault(user, created)
                 self.polls += 1
+                self.cpu_s = time.thread_time()
                 time.sleep(POLL_S)
         finally:
             conn.close()
@@ -205,6 +221,20 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return int(rss.group(1)) / 1024, int(hwm.group(1)) / 1024
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def metric_sum(text: str, name: str) -> dict[str, float]:
+    """The samples of ``name`` in a Prometheus text page, by their label text."""
+    found: dict[str, float] = {}
+    for m in re.finditer(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", text, re.M):
+        found[m.group(1) or ""] = float(m.group(2))
+    return found
+
+
 def engine_runs(daemon: Daemon) -> int:
     return int(daemon.admin("/v1/status")["daemon"]["engine"]["runs"])
 
@@ -221,11 +251,21 @@ def bench_ingest(root: Path, project: Path, rate: float, seconds: float) -> list
     lock = threading.Lock()
     state = {"next": 0}
     ok_at: dict[str, float] = {}  # sampled user → perf_counter of its batch's 200
+    ok_wall: dict[str, int] = {}  # … and the wall clock then, in ms
     http_ms: list[float] = []
     errors: list[str] = []
     last_ok = [0.0]
+    assert daemon.proc is not None
+    pid = daemon.proc.pid
+    # Encoded up front: the load generator shares the daemon's cores.
+    bodies = []
+    for k in range(n_batches):
+        users = [f"u{k:06d}-{j:02d}" for j in range(BATCH)]
+        bodies.append((users, json.dumps(batch_body("ping", users, 0)).encode()))
     try:
+        before = metrics_text(daemon)
         watcher.start()
+        cpu0, daemon_cpu0 = time.process_time(), cpu_s(pid)
         t0 = time.perf_counter() + 0.1
 
         def worker() -> None:
@@ -239,21 +279,22 @@ def bench_ingest(root: Path, project: Path, rate: float, seconds: float) -> list
                     delay = t0 + k * interval - time.perf_counter()
                     if delay > 0:
                         time.sleep(delay)
-                    users = [f"u{k:06d}-{j:02d}" for j in range(BATCH)]
-                    body = batch_body("ping", users, 0)
+                    users, body = bodies[k]
                     sent = time.perf_counter()
                     try:
-                        reply = client.post(f"{daemon.url}/v1/batch", json=body)
+                        reply = client.post(f"{daemon.url}/v1/batch", content=body, headers=JSON)
                     except httpx.HTTPError as exc:
                         errors.append(repr(exc))
                         continue
                     got = time.perf_counter()
+                    got_wall = time.time_ns() // 1_000_000
                     if reply.status_code != 200:
                         errors.append(f"{reply.status_code} {reply.text[:200]}")
                         continue
                     with lock:
                         http_ms.append((got - sent) * 1000)
                         ok_at[users[0]] = got
+                        ok_wall[users[0]] = got_wall
                         last_ok[0] = max(last_ok[0], got)
 
         threads = [threading.Thread(target=worker, daemon=True) for _ in range(8)]
@@ -264,6 +305,9 @@ def bench_ingest(root: Path, project: Path, rate: float, seconds: float) -> list
         accepted = len(http_ms) * BATCH
         elapsed = max(1e-9, last_ok[0] - t0)
         achieved = accepted / elapsed
+        bench_cpu = time.process_time() - cpu0 - watcher.cpu_s
+        daemon_cpu = cpu_s(pid) - daemon_cpu0
+        wall = time.perf_counter() - t0
 
         # Every sampled user's outbox row, within a bounded wait.
         deadline = time.monotonic() + 60
@@ -279,11 +323,34 @@ def bench_ingest(root: Path, project: Path, rate: float, seconds: float) -> list
     e2e_ms = [
         max(0.0, (watcher.seen[u][0] - at) * 1000) for u, at in ok_at.items() if u in watcher.seen
     ]
+    # Where the time goes: 200 → the start of the engine run that wrote the row (its
+    # ``now``, wall-clock ms: debounce, scheduling, waiting for a run in hand), and that
+    # start → the row seen (the run itself, its commit, the 2 ms poll).
+    to_run = [float(watcher.created[u] - ok_wall[u]) for u in ok_at if u in watcher.created]
+    in_run = [float(watcher.seen[u][1] - watcher.created[u]) for u in ok_at if u in watcher.seen]
     timers, timer_p99 = lateness_histogram(lateness_text)
     print(
         f"ingest: {accepted} events in {elapsed:.1f} s ({len(http_ms)} batches of {BATCH}, "
         f"{len(errors)} failed), {len(e2e_ms)} sampled, {len(missing)} never seen, "
         f"{watcher.polls} polls; {timers} waiter timers ran meanwhile"
+    )
+    print(
+        f"ingest: 200 → engine run start p50 {pct(to_run, 0.5):.0f} ms, p99 "
+        f"{pct(to_run, 0.99):.0f} ms; run start → row seen p50 {pct(in_run, 0.5):.0f} ms, "
+        f"p99 {pct(in_run, 0.99):.0f} ms (wall-clock ms)"
+    )
+    runs = _delta(before, lateness_text, "journeyc_engine_runs_total")
+    cpu_parts = {
+        k: v
+        for k, v in _deltas(before, lateness_text, "journeyc_cpu_seconds_total").items()
+        if v > 0
+    }
+    print(
+        f"ingest: CPU over {wall:.1f} s: daemon {daemon_cpu:.2f} s "
+        f"({daemon_cpu / wall:.0%} of one core; "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(cpu_parts.items()))
+        + f"), load generator {bench_cpu:.2f} s ({bench_cpu / wall:.0%}), outbox poller "
+        f"{watcher.cpu_s:.2f} s; {runs:.0f} engine runs"
     )
     reached = achieved >= 0.95 * rate and not errors and not missing
     p99 = pct(e2e_ms, 0.99)
@@ -305,6 +372,15 @@ def bench_ingest(root: Path, project: Path, rate: float, seconds: float) -> list
             Figure("ingest: waiter timer lateness p99 (bucket ≤)", timer_p99 * 1000, "ms")
         )
     return figures
+
+
+def _deltas(before: str, after: str, name: str) -> dict[str, float]:
+    old = metric_sum(before, name)
+    return {k: v - old.get(k, 0.0) for k, v in metric_sum(after, name).items()}
+
+
+def _delta(before: str, after: str, name: str) -> float:
+    return sum(_deltas(before, after, name).values())
 
 
 # ---------------------------------------------------------------- 2. timer lateness
@@ -454,20 +530,28 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="ingest duration")
     parser.add_argument("--timers", type=int, help="users entering the 5 s wait")
     parser.add_argument("--rows", type=int, help="profiles and waiting instances for RSS")
+    parser.add_argument(
+        "--only", action="append", choices=PARTS, help="run only this part (repeatable)"
+    )
     args = parser.parse_args()
     rate = args.rate or (500.0 if args.quick else 2000.0)
     seconds = args.seconds or (5.0 if args.quick else 30.0)
     timers = args.timers or (500 if args.quick else 2000)
     rows = args.rows or (50_000 if args.quick else 1_000_000)
 
+    parts = args.only or list(PARTS)
+
     print_machine()
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="bench_serve-") as tmp:
         root = Path(tmp)
         project = make_project(root)
-        figures += bench_ingest(root, project, rate, seconds)
-        figures += bench_timers(root, project, timers)
-        figures += bench_rss(root, project, rows)
+        if "ingest" in parts:
+            figures += bench_ingest(root, project, rate, seconds)
+        if "timers" in parts:
+            figures += bench_timers(root, project, timers)
+        if "rss" in parts:
+            figures += bench_rss(root, project, rows)
     finish(figures, args)
 
 

@@ -29,6 +29,7 @@ from fastapi.testclient import TestClient
 
 from journeyc.serve.api import MAX_BATCH_BYTES, MAX_EVENT_BYTES, create_app
 from journeyc.serve.metrics import Metrics
+from journeyc.store.sqlite import Store
 
 WRITE_KEY = "wk_test_123"
 ADMIN_TOKEN = "admin-secret"
@@ -781,6 +782,16 @@ def test_daemon_observations_show_in_metrics(tmp_path: Path) -> None:
     assert metric(text, "journeyc_engine_runs_total") == 1
     assert metric(text, "journeyc_timer_lateness_seconds_count") == 1
     assert metric(text, "journeyc_timer_lateness_seconds_bucket", 'le="0.25"') == 1
+
+
+def test_an_app_given_a_store_writes_through_it_and_leaves_it_open(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.db") as store:
+        app = create_app(store.path, write_key=WRITE_KEY, admin_token=ADMIN_TOKEN, store=store)
+        with TestClient(app) as client:
+            assert client.post("/v1/track", json=track(), headers=AUTH).status_code == 200
+            text = client.get("/metrics").text
+        assert store.conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
+    assert metric(text, "journeyc_cpu_seconds_total", 'part="ingest"') > 0
 
 
 def test_each_app_has_its_own_registry(tmp_path: Path) -> None:

@@ -153,6 +153,10 @@ def test_a_timer_pushes_over_http_an_email_goes_by_smtp_and_sigterm_exits_0(
     assert metric(metrics, "journeyc_engine_runs_total") >= 2
     assert metric(metrics, "journeyc_timer_lateness_seconds_count") == 1
     assert metric(metrics, "journeyc_timer_lateness_seconds_sum") < 1.0
+    assert metric(metrics, "journeyc_engine_run_seconds_count") >= 2
+    assert metric(metrics, 'journeyc_cpu_seconds_total{part="ingest"}') > 0
+    assert metric(metrics, 'journeyc_cpu_seconds_total{part="engine"}') > 0
+    assert metric(metrics, "process_cpu_seconds_total") > 0
     status = daemon.admin("/v1/status")["daemon"]
     assert status["journeys"].keys() == {"mail", "ping"}
     assert status["dispatch"]["sent"] == 2

@@ -420,3 +420,52 @@ def test_a_second_dispatcher_skips_rows_the_first_has_claimed(db: Path) -> None:
         first.close()
         second.close()
     assert slow.sent == ["k"] and other.sent == []
+
+
+def test_a_run_records_its_outcomes_together(store: Store) -> None:
+    for key in ("k1", "k2", "k3"):
+        queue(store, key)
+    outcomes = {"k1": TransientError("busy"), "k3": PermanentError("gone")}
+
+    class ByKey:
+        def send(self, msg: OutboundMessage) -> None:
+            if msg.key in outcomes:
+                raise outcomes[msg.key]
+
+        def close(self) -> None:
+            pass
+
+    provider = ByKey()
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        stats = Dispatcher(store, {"push": provider}).run_once(T0)
+    finally:
+        store.conn.set_trace_callback(None)
+    assert stats == DispatchStats(sent=1, retried=1, failed=1)
+    assert [row(store, k)["status"] for k in ("k1", "k2", "k3")] == ["queued", "sent", "failed"]
+    # One transaction claims the batch and one records it, not one per row.
+    assert sum(s == "COMMIT" for s in statements) == 2
+
+
+def test_a_slow_run_records_what_it_delivered_as_it_goes(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("journeyc.serve.dispatcher.RECORD_EVERY_S", 0.0)
+    with Store.open(db) as store:
+        queue(store, "k1")
+        queue(store, "k2", at=T0 + 1)
+    seen: list[str] = []
+
+    class Peeking:
+        def send(self, msg: OutboundMessage) -> None:
+            if msg.key == "k2":  # k1 was delivered before: its mark is committed
+                with Store.open(db) as other:
+                    seen.append(row(other, "k1")["status"])
+
+        def close(self) -> None:
+            pass
+
+    with Dispatcher.open(db, {"push": Peeking()}) as dispatcher:
+        assert dispatcher.run_once(T0 + 1) == DispatchStats(sent=2)
+    assert seen == ["sent"]

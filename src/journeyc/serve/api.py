@@ -426,6 +426,13 @@ class _Service:
 
     def ingest(self, endpoint: str, raw: bytes, header_ok: bool) -> Success:
         """Authenticate, validate and commit one ingest request."""
+        cpu = time.thread_time()
+        try:
+            return self._ingest(endpoint, raw, header_ok)
+        finally:
+            self.metrics.cpu_seconds.labels("ingest").inc(time.thread_time() - cpu)
+
+    def _ingest(self, endpoint: str, raw: bytes, header_ok: bool) -> Success:
         received_ms = _now_ms()
         body = self._authorized_body(raw, header_ok)
         events: list[Event]
@@ -664,8 +671,13 @@ def create_app(
     on_events: Callable[[], None] | None = None,
     status: Callable[[], Mapping[str, Any]] | None = None,
     metrics: Metrics | None = None,
+    store: Store | None = None,
 ) -> FastAPI:
     """The HTTP API over the store at ``store_path`` (opened, and migrated, now).
+
+    ``store``: write through this open store instead (the daemon's, shared with its
+    engine and dispatcher, so that their write transactions queue on the store's
+    lock rather than on SQLite's busy wait); the app leaves it open at shutdown.
 
     ``on_events`` is called after new events are committed (not for duplicates);
     ``status`` adds the daemon's own report to ``GET /v1/status``. ``metrics`` lets
@@ -678,14 +690,16 @@ def create_app(
         raise ValueError("the write key must not be empty")
     if not admin_token:
         raise ValueError("the admin token must not be empty")
-    store = Store.open(store_path)
+    owned = store is None
+    store = Store.open(store_path) if store is None else store
     metrics = metrics if metrics is not None else Metrics(store_path)
     service = _Service(store, write_key, metrics, on_events, status)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        store.close()
+        if owned:
+            store.close()
 
     app = _App(
         title="journeyc",

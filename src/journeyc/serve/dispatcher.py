@@ -12,10 +12,11 @@ must not hold its write lock:
    daemon starts on the store and :meth:`Dispatcher.reclaim` takes back the rows
    another (dead) dispatcher had claimed.
 2. **Send** each row through its channel's provider, outside any transaction.
-3. **Record** each outcome in its own short transaction: ``sent`` (``sent_at``,
-   ``attempts + 1``); a retry (``attempts + 1``, ``next_attempt_at`` after an
-   exponential backoff, ``error``); or ``failed`` (a permanent error, no provider
-   for the channel, or the last attempt spent; ``error`` says which).
+3. **Record** the outcomes in one short transaction at the end of the run (or each
+   :data:`RECORD_EVERY_S` when a slow provider makes the run long): ``sent``
+   (``sent_at``, ``attempts + 1``); a retry (``attempts + 1``, ``next_attempt_at``
+   after an exponential backoff, ``error``); or ``failed`` (a permanent error, no
+   provider for the channel, or the last attempt spent; ``error`` says which).
 
 Delivery is at least once, made effectively once by the key. A row is marked sent
 only after its provider accepted it, and the outbox key travels to the receiver as
@@ -30,6 +31,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +45,11 @@ from journeyc.store import Store
 __all__ = ["DispatchStats", "Dispatcher", "backoff_ms"]
 
 log = logging.getLogger(__name__)
+
+RECORD_EVERY_S = 1.0
+"""The longest a delivered row waits to be marked: outcomes are written once per run
+(one transaction, not one per row), or sooner when a slow provider makes the run long.
+A crash before the mark re-sends the row with the same key (see above)."""
 
 _ROW_COLS = "id, key, journey_id, user_id, step, channel, message, content, attempts"
 
@@ -87,9 +94,11 @@ class Dispatcher:
 
     Safe to run from a scheduler thread while other threads use the store: its
     transactions are short and it calls providers outside them. Runs of one
-    dispatcher are serialized. For a daemon, :meth:`open` gives the dispatcher a
-    connection of its own, so its reads never see another thread's open
-    transaction.
+    dispatcher are serialized. :meth:`open` gives the dispatcher a connection of
+    its own. The daemon shares its engine's store instead, so that their write
+    transactions queue on the store's lock; the one read outside a transaction,
+    :meth:`next_due`, may then see a row the engine has not committed yet, which at
+    worst arms a run that finds nothing to do.
     """
 
     def __init__(
@@ -171,14 +180,20 @@ class Dispatcher:
         """
         with self._run_lock:
             sent = retried = failed = 0
-            for row in self._claim(now_ms):
-                outcome = self._deliver(row, now_ms)
-                if outcome == "sent":
-                    sent += 1
-                elif outcome == "retry":
-                    retried += 1
-                else:
-                    failed += 1
+            outcomes = _Outcomes()
+            try:
+                for row in self._claim(now_ms):
+                    outcome = self._deliver(row, now_ms, outcomes)
+                    if outcome == "sent":
+                        sent += 1
+                    elif outcome == "retry":
+                        retried += 1
+                    else:
+                        failed += 1
+                    if outcomes.due():
+                        self._record(outcomes)
+            finally:
+                self._record(outcomes)
             return DispatchStats(sent, retried, failed)
 
     # ------------------------------------------------------------ steps
@@ -192,11 +207,12 @@ class Dispatcher:
             ).fetchall()
             if not rows:
                 return []
-            conn.executemany(
-                "UPDATE outbox SET next_attempt_at = ?, claimed_by = ? WHERE id = ?",
-                [(now_ms + self.lease_ms, self.id, row[0]) for row in rows],
+            conn.execute(
+                "UPDATE outbox SET next_attempt_at = ?, claimed_by = ?"
+                " WHERE id IN (SELECT value FROM json_each(?))",
+                (now_ms + self.lease_ms, self.id, json.dumps([row[0] for row in rows])),
             )
-            profiles = {user: self.store.get_profile(user) for user in {row[3] for row in rows}}
+            profiles = self.store.get_profiles(list(dict.fromkeys(row[3] for row in rows)))
         claimed = []
         for rid, key, journey, user, step, channel, message, content, attempts in rows:
             if channel is None:
@@ -220,57 +236,95 @@ class Dispatcher:
             claimed.append(_Claimed(rid, attempts, msg, None))
         return claimed
 
-    def _deliver(self, row: _Claimed, now_ms: int) -> str:
+    def _deliver(self, row: _Claimed, now_ms: int, outcomes: _Outcomes) -> str:
         if row.msg is None:
-            self._fail(row, row.error or "undeliverable")
+            self._fail(row, row.error or "undeliverable", outcomes)
             return "failed"
         msg = row.msg
         try:
             self.providers[msg.channel].send(msg)
         except PermanentError as exc:
-            self._fail(row, exc.reason)
+            self._fail(row, exc.reason, outcomes)
             return "failed"
         except TransientError as exc:
-            return self._retry(row, now_ms, exc.reason, exc.retry_after_s)
+            return self._retry(row, now_ms, exc.reason, exc.retry_after_s, outcomes)
         except Exception as exc:
             # A provider bug must not stop the batch or lose the row: count it as a
             # transient failure so the row is retried, then fails with the reason.
             log.exception("provider for %s raised on %s", msg.channel, msg.key)
-            return self._retry(row, now_ms, f"provider error: {type(exc).__name__}: {exc}", None)
-        with self.store.transaction() as conn:
-            conn.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
-                "next_attempt_at = NULL, error = NULL, claimed_by = NULL "
-                "WHERE id = ? AND status = 'queued'",
-                (now_ms, row.id),
-            )
+            reason = f"provider error: {type(exc).__name__}: {exc}"
+            return self._retry(row, now_ms, reason, None, outcomes)
+        outcomes.sent.setdefault(now_ms, []).append(row.id)
         return "sent"
 
-    def _retry(self, row: _Claimed, now_ms: int, reason: str, hint_s: float | None) -> str:
+    def _retry(
+        self,
+        row: _Claimed,
+        now_ms: int,
+        reason: str,
+        hint_s: float | None,
+        outcomes: _Outcomes,
+    ) -> str:
         attempts = row.attempts + 1
         assert row.msg is not None
         if attempts >= self.max_attempts:
-            self._fail(row, f"gave up after {attempts} attempts: {reason}")
+            self._fail(row, f"gave up after {attempts} attempts: {reason}", outcomes)
             return "failed"
         delay = backoff_ms(row.msg.key, attempts, self.base_delay_s, self.max_delay_s)
         if hint_s is not None:
             delay = max(delay, round(min(hint_s, self.max_delay_s) * 1000))
-        with self.store.transaction() as conn:
-            conn.execute(
-                "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ?, claimed_by = NULL "
-                "WHERE id = ? AND status = 'queued'",
-                (attempts, now_ms + delay, reason, row.id),
-            )
+        outcomes.retried.append((attempts, now_ms + delay, reason, row.id))
         log.info("retrying %s in %d ms: %s", row.msg.key, delay, reason)
         return "retry"
 
-    def _fail(self, row: _Claimed, reason: str) -> None:
+    def _fail(self, row: _Claimed, reason: str, outcomes: _Outcomes) -> None:
         attempts = row.attempts + (1 if row.msg is not None else 0)
-        with self.store.transaction() as conn:
-            conn.execute(
-                "UPDATE outbox SET status = 'failed', attempts = ?, next_attempt_at = NULL, "
-                "error = ?, claimed_by = NULL WHERE id = ? AND status = 'queued'",
-                (attempts, reason, row.id),
-            )
+        outcomes.failed.append((attempts, reason, row.id))
         key = row.msg.key if row.msg is not None else f"row {row.id}"
         log.warning("failed %s: %s", key, reason)
+
+    def _record(self, outcomes: _Outcomes) -> None:
+        """Write the outcomes noted so far in one transaction, and forget them."""
+        if not (outcomes.sent or outcomes.retried or outcomes.failed):
+            return
+        with self.store.transaction() as conn:
+            for sent_at, ids in outcomes.sent.items():
+                conn.execute(
+                    "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
+                    "next_attempt_at = NULL, error = NULL, claimed_by = NULL "
+                    # `+status`: look the rows up by id, not by scanning the queue.
+                    "WHERE id IN (SELECT value FROM json_each(?)) AND +status = 'queued'",
+                    (sent_at, json.dumps(ids)),
+                )
+            if outcomes.retried:
+                conn.executemany(
+                    "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ?, "
+                    "claimed_by = NULL WHERE id = ? AND status = 'queued'",
+                    outcomes.retried,
+                )
+            if outcomes.failed:
+                conn.executemany(
+                    "UPDATE outbox SET status = 'failed', attempts = ?, next_attempt_at = NULL, "
+                    "error = ?, claimed_by = NULL WHERE id = ? AND status = 'queued'",
+                    outcomes.failed,
+                )
+        outcomes.clear()
+
+
+class _Outcomes:
+    """Outcomes of one run not written yet: parameters of the ``sent``, retry and
+    ``failed`` updates. They are written together, at the end of the run or once
+    :data:`RECORD_EVERY_S` has passed since the last write (a slow provider)."""
+
+    def __init__(self) -> None:
+        self.sent: dict[int, list[int]] = {}  # sent_at → row ids
+        self.retried: list[tuple[int, int, str, int]] = []
+        self.failed: list[tuple[int, str, int]] = []
+        self.since = time.monotonic()
+
+    def due(self) -> bool:
+        return time.monotonic() - self.since >= RECORD_EVERY_S
+
+    def clear(self) -> None:
+        self.sent, self.retried, self.failed = {}, [], []
+        self.since = time.monotonic()

@@ -19,6 +19,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -45,11 +46,20 @@ TIMER_LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 """Seconds; a timer that fires minutes late points at a stalled scheduler."""
 
 
+RUN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+"""Seconds; most engine steps in the daemon handle one burst of requests."""
+
+CPU_PARTS = ("ingest", "engine", "dispatch")
+"""The ``part`` label values of ``journeyc_cpu_seconds_total``."""
+
+
 class Metrics:
     """The instruments of one app, and the registry ``/metrics`` renders.
 
     The daemon records with ``timer_lateness.observe(seconds)`` when it runs a due
-    timer and ``engine_runs.inc()`` after each engine step.
+    timer, ``engine_runs.inc()`` and ``engine_run_seconds.observe(seconds)`` after
+    each engine step, and ``cpu_seconds.labels(part).inc(seconds)`` with the thread
+    CPU time of each part's work.
     """
 
     def __init__(self, store_path: Path | str) -> None:
@@ -75,6 +85,24 @@ class Metrics:
             "Engine steps run by the daemon.",
             registry=self.registry,
         )
+        self.engine_run_seconds = Histogram(
+            "journeyc_engine_run_seconds",
+            "Wall-clock time of each engine step, commits included.",
+            buckets=RUN_BUCKETS,
+            registry=self.registry,
+        )
+        self.cpu_seconds = Counter(
+            "journeyc_cpu",
+            "CPU time of the daemon's threads by part: ingest (validating and "
+            "committing requests), engine and dispatch; the rest of "
+            "process_cpu_seconds_total is HTTP handling and the scheduler.",
+            ("part",),
+            unit="seconds",
+            registry=self.registry,
+        )
+        for part in CPU_PARTS:
+            self.cpu_seconds.labels(part)
+        ProcessCollector(registry=self.registry)
         self.registry.register(OutboxCollector(store_path))
 
     def render(self) -> bytes:
