@@ -75,6 +75,24 @@ def _view(d: dict[str, Any] | None) -> EventView | None:
     return None if d is None else EventView(d["name"], from_ms(d["at"]), d["props"])
 
 
+def _templates(project: ir.ProjectIR) -> list[str]:
+    """Every Liquid template of a project: its messages' fields (each locale) and the
+    inline bodies of its sends."""
+    out = [
+        text
+        for m in project.messages.values()
+        for fields in m.parts.values()
+        for f in fields.values()
+        for text in (f.default, *f.locales.values())
+        if text is not None
+    ]
+    for j in project.journeys.values():
+        for node in j.nodes.values():
+            if isinstance(node, ir.SendNode):
+                out += [t.inline for t in node.targets if t.inline is not None]
+    return out
+
+
 _Candidate = tuple[int, Program, list[Predicate | None]]
 
 
@@ -151,11 +169,17 @@ class Engine:
         renderer: Renderer | None = None,
         *,
         commit_per_batch: bool = False,
+        batch: int = BATCH,
     ) -> None:
         # commit_per_batch: the daemon commits each batch so that a backlog never holds
         # the write lock (and ingest) for long; its actions are in the store either way.
         # Otherwise a step is one transaction, and a crash redoes the whole step.
         self.commit_per_batch = commit_per_batch
+        # Events or due timers a batch takes. The daemon takes smaller ones: an event
+        # waits for the batch it is in, and ingest for the write lock a batch holds.
+        self.batch = batch
+        self.unfinished = False  # advance() stopped at max_batches with work left
+        self._timers_turn = False  # due timers go before the next batch of events
         self.store = store
         self.rt = Runtime(store.conn)
         self.config = config or Config()
@@ -208,6 +232,7 @@ class Engine:
                     # still exists there (by name); the others finish where they are.
                     self.rt.upgrade(jid, j.version, sorted(j.nodes))
             self.messages = dict(project.messages)
+            self.renderer.prepare(_templates(project))
             self.active = {}
             for jid, j in sorted(project.journeys.items()):
                 prog = self.programs.get((jid, j.version)) or Program.build(j)
@@ -354,14 +379,25 @@ class Engine:
         with self.store.transaction():
             self.store.set_cursor(CURSOR, int(row[0] or 0))
 
-    def advance(self, now_ms: int, events: list[StoredEvent] | None = None) -> list[Action]:
+    def advance(
+        self,
+        now_ms: int,
+        events: list[StoredEvent] | None = None,
+        *,
+        max_batches: int | None = None,
+    ) -> list[Action]:
         """Handle new events, then due timers, as of ``now_ms``.
 
-        Work goes in batches of up to ``BATCH`` events or due timers. Each batch writes
+        Work goes in batches of up to ``batch`` events or due timers. Each batch writes
         its cursor, instances, outbox rows and actions together; with
         ``commit_per_batch`` each batch commits, otherwise the whole step does.
+        Timers that came due before ``now_ms`` take turns with batches of events, so
+        a stream of events never holds them back (at ``now_ms`` itself events go
+        first). With ``max_batches`` it returns after that many batches, with
+        :attr:`unfinished` set when work was left (the daemon then runs it again,
+        with a fresh clock).
 
-        ``events``: the caller vouches that these (at most ``BATCH``, in log order) are
+        ``events``: the caller vouches that these (at most ``batch``, in log order) are
         every event logged past the cursor, as :meth:`Store.events_after` would read
         them (the simulator, which owns the store, hands over what it just appended,
         or ``[]``); the first batch takes them instead of reading the log, and later
@@ -371,10 +407,14 @@ class Engine:
         self.lateness_ms = []
         if not self._keep:
             self._cursor = None  # read again: the last step may have failed
-        self._handed = events if events is not None and len(events) <= BATCH else None
+        self._handed = events if events is not None and len(events) <= self.batch else None
+        self.unfinished = False
+        left = max_batches
         if self.commit_per_batch:
             while self._batch(now_ms, actions):
-                pass
+                if left is not None and (left := left - 1) <= 0:
+                    self.unfinished = True
+                    break
         else:
             # One transaction: a failing batch rolls the whole step back, so the batches
             # need no savepoints of their own. With keep_rows() inside the caller's
@@ -382,7 +422,9 @@ class Engine:
             keep = self._keep and self.store.conn.in_transaction
             with nullcontext() if keep else self.store.transaction():
                 while self._batch(now_ms, actions):
-                    pass
+                    if left is not None and (left := left - 1) <= 0:
+                        self.unfinished = True
+                        break
         return actions
 
     def _batch(self, now_ms: int, actions: list[Action]) -> bool:
@@ -401,6 +443,16 @@ class Engine:
         first = len(actions)
         if not self._keep:
             self._profiles.clear()
+        if self._timers_turn and self._handed is None:
+            self._timers_turn = False
+            # Timers due before now wait for no more than one batch of events. (A
+            # caller handing events, the simulator, has none: its clock stops at each.)
+            early = self.rt.due(now_ms - 1, self.batch)
+            if early:
+                self._prefetch([inst.user_id for inst in early])
+                self._on_timers(early, now_ms, actions)
+                self._end_batch(first, actions, None)
+                return True
         cursor = self._cursor
         handed, self._handed = self._handed, None
         if handed is not None:
@@ -409,7 +461,7 @@ class Engine:
             if cursor is None:
                 cursor = self._cursor = self.store.get_cursor(CURSOR)
             self.store.flush_events()  # with keep_rows(): what is held is read here
-            events = self.store.events_after(cursor, BATCH)
+            events = self.store.events_after(cursor, self.batch)
         due: list[Instance] = []
         more = False
         if events:
@@ -417,11 +469,12 @@ class Engine:
             for ev in events:
                 self._on_event(ev, now_ms, actions)
             self._cursor = events[-1].seq
+            self._timers_turn = True
             if self._keep:
                 self._cursor_unsaved = True
             else:
                 self.store.set_cursor(CURSOR, self._cursor)
-        elif rechecks := self.seg_book.due(now_ms, BATCH):
+        elif rechecks := self.seg_book.due(now_ms, self.batch):
             # At equal times: events, then segment rechecks (so schedules and steps
             # see current membership), then scheduled entries, then waits.
             by_user: dict[str, list[str]] = {}
@@ -435,22 +488,35 @@ class Engine:
             self._fire(firing, now_ms, actions)
             more = True
         else:
-            due = self.rt.due(now_ms, BATCH)
+            due = self.rt.due(now_ms, self.batch)
             self._prefetch([inst.user_id for inst in due])
-            # Timers only when no event is waiting: events come first at equal times,
-            # and events a timer's step logs are read before the next timer runs.
-            for k, inst in enumerate(due):
-                self.lateness_ms.append(now_ms - (inst.wake_at or now_ms))
-                self._on_timer(inst, now_ms, actions)
-                self._settle(now_ms, actions)
-                if self._tracked:
-                    self.rt.rearm(due[k + 1 :])
-                    break
+            self._on_timers(due, now_ms, actions)
+        tracked = self._end_batch(first, actions, handed)
+        # Another batch is needed after events (timers may be due), after a full batch
+        # of timers, or when a step logged events; a short batch of timers ends it.
+        return bool(events) or more or len(due) == self.batch or tracked
+
+    def _on_timers(self, due: list[Instance], now_ms: int, actions: list[Action]) -> None:
+        """Run due instances. Timers only when no event is waiting: events a timer's
+        step logs are read before the next timer runs."""
+        for k, inst in enumerate(due):
+            self.lateness_ms.append(now_ms - (inst.wake_at or now_ms))
+            self._on_timer(inst, now_ms, actions)
+            self._settle(now_ms, actions)
+            if self._tracked:
+                self.rt.rearm(due[k + 1 :])
+                return
+
+    def _end_batch(
+        self, first: int, actions: list[Action], handed: list[StoredEvent] | None
+    ) -> bool:
+        """Write the batch's rows and actions (from ``actions[first]``); whether a
+        ``track`` step logged events."""
         tracked, self._tracked = self._tracked, False
         logged, self._tracked_events = self._tracked_events, []
         if handed is not None:
             # The log holds nothing past the cursor but what `track` steps logged.
-            self._handed = [] if not tracked else logged if len(logged) <= BATCH else None
+            self._handed = [] if not tracked else logged if len(logged) <= self.batch else None
         self.rt.end()
         if len(actions) > first:
             self.rt.log_actions(
@@ -466,9 +532,7 @@ class Engine:
             )
         if not self._keep:
             self._profiles.clear()
-        # Another batch is needed after events (timers may be due), after a full batch
-        # of timers, or when a step logged events; a short batch of timers ends it.
-        return bool(events) or more or len(due) == BATCH or tracked
+        return tracked
 
     def _prefetch(self, users: list[str]) -> None:
         """Read the profiles of a batch's users at once. Within the batch every change
@@ -542,7 +606,7 @@ class Engine:
         if self._keep:  # the audience is read from profiles and segment rows
             self.store.flush_profiles()
             self.seg_book.flush()
-        users, last = self.sched.audience(firing, BATCH)
+        users, last = self.sched.audience(firing, self.batch)
         prog = self.active.get(firing.journey_id)
         if prog is not None:
             for user in users:

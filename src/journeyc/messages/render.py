@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -210,6 +210,12 @@ class Renderer:
                 text = self._render_one(source, variables, f"{where}, {channel} {fname}")
             rendered[fname] = text
         return rendered
+
+    def prepare(self, sources: Iterable[str]) -> None:
+        """Compile ``sources`` now (a deployment's templates), so that the first
+        sends after a deploy do not pay for parsing them."""
+        for source in sources:
+            self._template(source)
 
     def _shortcut(self, source: str, context: RenderContext) -> str | None:
         """The field rendered by :mod:`~journeyc.messages.fastrender`; None when

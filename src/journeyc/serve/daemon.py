@@ -96,6 +96,14 @@ WAL_AUTOCHECKPOINT_PAGES = 20_000
 """SQLite's own checkpoint on commit, left as a backstop: only when the log passes
 this many pages (~80 MB) does a commit copy it, as it did at 1,000 before."""
 
+ENGINE_BATCH = 100
+"""Events or due timers an engine batch takes (and commits): an event waits for the
+batch it is in, and ingest for the write lock a batch holds."""
+
+ENGINE_RUN_BATCHES = 20
+"""Batches an engine run takes before it lets go (and runs again at once, with a
+fresh clock): under a stream of events, timers and the clock stay current."""
+
 RETRY_MAX_S = 30.0
 """The longest wait before a failed engine or dispatcher run is tried again."""
 
@@ -294,7 +302,7 @@ class Daemon:
         bound = self._socket.getsockname()
         self.address = (s.host, int(bound[1]))
 
-        self.engine = Engine(self.store, self.config, commit_per_batch=True)
+        self.engine = Engine(self.store, self.config, commit_per_batch=True, batch=ENGINE_BATCH)
         self.versions = {jid: v for jid, v, _, active in self.engine.rt.versions() if active}
         self.deploy(checked, at_start=True)
 
@@ -620,7 +628,9 @@ class Daemon:
         try:
             with self._engine_lock:
                 seq = self.store.get_cursor(CURSOR)
-                actions = self.engine.advance(now)
+                actions = self.engine.advance(now, max_batches=ENGINE_RUN_BATCHES)
+                if self.engine.unfinished:
+                    self._engine_requested.set()  # the listener runs it again at once
                 lateness = list(self.engine.lateness_ms)
                 read_to = self.store.get_cursor(CURSOR)
                 next_wake = self.engine.next_wake()
