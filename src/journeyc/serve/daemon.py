@@ -344,33 +344,29 @@ class Daemon:
         self.scheduler.add_listener(self._after_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         self.scheduler.start()
         self._closers.append(self._stop_scheduler)
-        self.scheduler.add_job(
-            self._retention_job,
-            CronTrigger(hour=RETENTION_HOUR_UTC, minute=0, timezone=UTC),
-            id=_RETENTION,
-            replace_existing=True,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
-        self.scheduler.add_job(
-            self._poll_job,
-            IntervalTrigger(seconds=POLL_S, timezone=UTC),
-            id=_POLL,
-            replace_existing=True,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
-        self.scheduler.add_job(
-            self._checkpoint_job,
-            IntervalTrigger(seconds=CHECKPOINT_S, timezone=UTC),
-            id=_CHECKPOINT,
-            replace_existing=True,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
+        # Housekeeping jobs: one run at a time, runs missed while busy made up once.
+        for fn, trigger, job_id in (
+            (
+                self._retention_job,
+                CronTrigger(hour=RETENTION_HOUR_UTC, minute=0, timezone=UTC),
+                _RETENTION,
+            ),
+            (self._poll_job, IntervalTrigger(seconds=POLL_S, timezone=UTC), _POLL),
+            (
+                self._checkpoint_job,
+                IntervalTrigger(seconds=CHECKPOINT_S, timezone=UTC),
+                _CHECKPOINT,
+            ),
+        ):
+            self.scheduler.add_job(
+                fn,
+                trigger,
+                id=job_id,
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
         self._sync_schedule_jobs()
         # Catch up at once: events logged while the daemon was down, timers that came
         # due meanwhile, sends queued but not delivered.
