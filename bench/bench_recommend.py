@@ -56,12 +56,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Figure, add_common_args, finish, print_machine
+from bench.common import Figure, add_common_args, bulk_load, finish, print_machine
 from journeyc.catalog import read_catalog, upsert_products
 from journeyc.compile.ir import FieldIR, MessageIR
 from journeyc.messages.recommend import CROSS_SELL_DAYS, POPULAR_DAYS, TOP_SELLERS_DAYS
 from journeyc.messages.render import RenderContext, Renderer
-from journeyc.store.schema import migrate
 from journeyc.store.sqlite import Store
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -218,16 +217,6 @@ def build_store(path: Path, n_products: int, n_events: int, n_users: int, seed: 
     then the catalog through the feed loader."""
     rng = random.Random(seed)
     feed = catalog_rows(n_products, rng)
-    conn = sqlite3.connect(path, isolation_level=None)
-    migrate(conn)
-    conn.execute("PRAGMA synchronous = OFF")
-    conn.execute("PRAGMA cache_size = -200000")
-    indexes = conn.execute(
-        "SELECT name, sql FROM sqlite_master"
-        " WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL"
-    ).fetchall()
-    for name, _ in indexes:
-        conn.execute(f'DROP INDEX "{name}"')
     users: set[str] = set()
 
     def rows() -> Iterator[tuple[str, str, str, int, str, int]]:
@@ -235,21 +224,17 @@ def build_store(path: Path, n_products: int, n_events: int, n_users: int, seed: 
             users.add(row[1])
             yield row
 
-    conn.execute("BEGIN")
-    conn.executemany(
-        "INSERT INTO events (message_id, user_id, name, at, props, received_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        rows(),
-    )
-    # As the store keeps it: every user the log names has a profile row.
-    conn.executemany(
-        "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, '{}', 0)",
-        ((u,) for u in sorted(users)),
-    )
-    conn.execute("COMMIT")
-    for _, sql in indexes:
-        conn.execute(sql)
-    conn.close()
+    with bulk_load(path, 200_000) as conn:
+        conn.executemany(
+            "INSERT INTO events (message_id, user_id, name, at, props, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows(),
+        )
+        # As the store keeps it: every user the log names has a profile row.
+        conn.executemany(
+            "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, '{}', 0)",
+            ((u,) for u in sorted(users)),
+        )
 
     feed_path = path.with_suffix(".jsonl")
     feed_path.write_text("".join(json.dumps(p) + "\n" for p in feed), encoding="utf-8")

@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Figure, add_common_args, finish, print_machine
+from bench.common import Figure, add_common_args, bulk_load, finish, print_machine
 from journeyc.compile import ir
 from journeyc.compile.lower import lower_project
 from journeyc.engine.aggregates import SqlAggregates, from_ms
@@ -49,7 +49,6 @@ from journeyc.engine.core import Engine
 from journeyc.engine.expr import Predicate, Scope, compile_predicate
 from journeyc.engine.segments import segment_resolver
 from journeyc.lang.project import load_project
-from journeyc.store.schema import migrate
 from journeyc.store.sqlite import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,42 +194,26 @@ def event_rows(
 
 def build_store(path: Path, n_profiles: int, n_events: int, seed: int = 5) -> None:
     """A fresh store at ``path`` with the generated profiles and events."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    migrate(conn)
-    conn.execute("PRAGMA synchronous = OFF")
-    conn.execute("PRAGMA journal_mode = OFF")
-    conn.execute("PRAGMA cache_size = -400000")
-    # Indexes are built once after the rows are in: far faster than row by row.
-    indexes = conn.execute(
-        "SELECT name, sql FROM sqlite_master"
-        " WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL"
-    ).fetchall()
-    for name, _ in indexes:
-        conn.execute(f'DROP INDEX "{name}"')
-    conn.execute("BEGIN")
-    conn.executemany(
-        "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, ?, ?)",
-        profile_rows(n_profiles, seed),
-    )
-    guests: set[str] = set()
-    conn.executemany(
-        "INSERT INTO events (message_id, user_id, name, at, props, received_at)"
-        " VALUES (?, ?, ?, ?, ?, ?4)",
-        event_rows(n_profiles, n_events, seed + 1, guests),
-    )
-    # As the store keeps it: every user the log names has a profile row.
-    conn.executemany(
-        "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, '{}', 0)",
-        ((g,) for g in sorted(guests)),
-    )
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS bench_meta (profiles INTEGER, events INTEGER, seed INTEGER)"
-    )
-    conn.execute("INSERT INTO bench_meta VALUES (?, ?, ?)", (n_profiles, n_events, seed))
-    conn.execute("COMMIT")
-    for _, sql in indexes:
-        conn.execute(sql)
-    conn.close()
+    with bulk_load(path, 400_000) as conn:
+        conn.executemany(
+            "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, ?, ?)",
+            profile_rows(n_profiles, seed),
+        )
+        guests: set[str] = set()
+        conn.executemany(
+            "INSERT INTO events (message_id, user_id, name, at, props, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?4)",
+            event_rows(n_profiles, n_events, seed + 1, guests),
+        )
+        # As the store keeps it: every user the log names has a profile row.
+        conn.executemany(
+            "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, '{}', 0)",
+            ((g,) for g in sorted(guests)),
+        )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_meta (profiles INTEGER, events INTEGER, seed INTEGER)"
+        )
+        conn.execute("INSERT INTO bench_meta VALUES (?, ?, ?)", (n_profiles, n_events, seed))
 
 
 def store_matches(path: Path, n_profiles: int, n_events: int) -> bool:

@@ -19,7 +19,6 @@ that wait for it (``when entering`` / ``when leaving``).
 
 from __future__ import annotations
 
-import heapq
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,6 +29,7 @@ from typing import Any
 from journeyc.compile import ir
 from journeyc.engine import values as vals
 from journeyc.engine.expr import Compiled, Predicate, Scope, compile_expr, compile_predicate
+from journeyc.store.dueheap import DueHeap
 
 __all__ = [
     "FALLBACK_MS",
@@ -307,27 +307,23 @@ class SegmentBook:
         self.conn = conn
         # keep (see hold()): this book makes every change to segment_members (the
         # simulator): rows once read stay known, and writes wait in memory until
-        # flush(), with the rechecks kept as a heap of (recheck_at, user, segment)
-        # (an entry counts while _armed holds its time for the pair).
+        # flush(), with the rechecks of (user, segment) pairs kept in a DueHeap.
         self.keep = False
         self._rows: dict[str, dict[str, Row]] = {}
         self._held: dict[tuple[str, str], tuple[str, str, int, int, int | None]] = {}
         self._changes: list[tuple[str, str, int, int]] = []
-        self._rechecks: list[tuple[int, str, str]] = []
-        self._armed: dict[tuple[str, str], int] = {}
+        self._rechecks: DueHeap[tuple[str, str]] = DueHeap()
 
     def hold(self) -> None:
         """Start ``keep``: for a caller that is the store's only writer."""
         self.keep = True
-        self._rechecks = [
-            (int(t), u, s)
+        self._rechecks = DueHeap(
+            (int(t), (u, s))
             for u, s, t in self.conn.execute(
                 "SELECT user_id, segment, recheck_at FROM segment_members"
                 " WHERE recheck_at IS NOT NULL"
             )
-        ]
-        heapq.heapify(self._rechecks)
-        self._armed = {(u, s): t for t, u, s in self._rechecks}
+        )
 
     def flush(self) -> None:
         """Write the rows and changes held with ``keep``."""
@@ -405,11 +401,7 @@ class SegmentBook:
                 kept.update(rows)
             for s, r in rows:
                 self._held[(user_id, s)] = (user_id, s, int(r.member), r.since, r.recheck_at)
-                if r.recheck_at is None:
-                    self._armed.pop((user_id, s), None)
-                elif self._armed.get((user_id, s)) != r.recheck_at:
-                    self._armed[(user_id, s)] = r.recheck_at
-                    heapq.heappush(self._rechecks, (r.recheck_at, user_id, s))
+                self._rechecks.set((user_id, s), r.recheck_at)
             self._changes += [(s, user_id, at_ms, int(entered)) for s, entered in changes]
             return
         self.conn.executemany(
@@ -434,14 +426,7 @@ class SegmentBook:
     def due(self, now_ms: int, limit: int) -> list[tuple[str, str]]:
         """``(user, segment)`` pairs whose ``recheck_at`` has come, earliest first."""
         if self.keep:
-            heap, armed = self._rechecks, self._armed
-            out: list[tuple[str, str]] = []
-            while heap and heap[0][0] <= now_ms and len(out) < limit:
-                t, u, s = heapq.heappop(heap)
-                if armed.get((u, s)) == t:
-                    del armed[(u, s)]
-                    out.append((u, s))
-            return out
+            return [pair for _, pair in self._rechecks.pop_due(now_ms, limit)]
         return [
             (u, s)
             for u, s in self.conn.execute(
@@ -454,10 +439,7 @@ class SegmentBook:
     def next_recheck(self) -> int | None:
         """The earliest ``recheck_at``."""
         if self.keep:
-            heap, armed = self._rechecks, self._armed
-            while heap and armed.get((heap[0][1], heap[0][2])) != heap[0][0]:
-                heapq.heappop(heap)
-            return heap[0][0] if heap else None
+            return self._rechecks.next()
         # The WHERE lets SQLite read the partial index instead of scanning every row.
         (t,) = self.conn.execute(
             "SELECT min(recheck_at) FROM segment_members WHERE recheck_at IS NOT NULL"

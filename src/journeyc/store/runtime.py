@@ -6,13 +6,13 @@ calls; every statement is prepared once by sqlite3's statement cache.
 
 from __future__ import annotations
 
-import heapq
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from journeyc.fastjson import dumps, loads
+from journeyc.store.dueheap import DueHeap
 
 _LIVE = "('active', 'waiting')"
 LIVE = frozenset({"active", "waiting"})
@@ -74,11 +74,9 @@ class Runtime:
         self.keep = False
         self._actions: list[tuple[Any, ...]] = []  # with keep: logged at forget()
         # With keep, what the tables would answer, kept current in memory: the timers
-        # of waiting instances as a heap of (wake_at, id) (an entry counts while
-        # _armed[id] is its wake_at; others are stale), and each user's sends as
-        # (created_at, journey) in time order.
-        self._timers: list[tuple[int, int]] = []
-        self._armed: dict[int, int] = {}
+        # of waiting instances (by id), and each user's sends as (created_at, journey)
+        # in time order.
+        self._timers: DueHeap[int] = DueHeap()
         self._sends: dict[str, list[tuple[int, str]]] = {}
         # With keep, on a store that held no instance and no entry at hold(): a user
         # not read yet has none (nothing to read back).
@@ -166,14 +164,12 @@ class Runtime:
         self.flush()
         self._forget()
         self.keep = True
-        self._timers = [
+        self._timers = DueHeap(
             (int(w), int(i))
             for w, i in self.conn.execute(
                 "SELECT wake_at, id FROM instances WHERE status = 'waiting' AND wake_at IS NOT NULL"
             )
-        ]
-        heapq.heapify(self._timers)
-        self._armed = {i: w for w, i in self._timers}
+        )
         self._sends = {}
         for user, at, jid in self.conn.execute(
             "SELECT user_id, created_at, journey_id FROM outbox "
@@ -300,13 +296,8 @@ class Runtime:
         return self._track(rows)
 
     def _due_held(self, now_ms: int, limit: int) -> list[Instance]:
-        timers, armed = self._timers, self._armed
         out: list[Instance] = []
-        while timers and timers[0][0] <= now_ms and len(out) < limit:
-            wake, i = heapq.heappop(timers)
-            if armed.get(i) != wake:
-                continue  # stale: the instance moved on since
-            del armed[i]
+        for wake, i in self._timers.pop_due(now_ms, limit):
             inst = self._seen.get(i)
             if inst is None:
                 rows = self.conn.execute(
@@ -324,20 +315,12 @@ class Runtime:
             self._arm(inst)
 
     def _arm(self, inst: Instance) -> None:
-        if inst.status == "waiting" and inst.wake_at is not None:
-            if self._armed.get(inst.id) != inst.wake_at:
-                self._armed[inst.id] = inst.wake_at
-                heapq.heappush(self._timers, (inst.wake_at, inst.id))
-        else:
-            self._armed.pop(inst.id, None)
+        self._timers.set(inst.id, inst.wake_at if inst.status == "waiting" else None)
 
     def next_wake(self) -> int | None:
         """The earliest pending timer."""
         if self.keep:
-            timers, armed = self._timers, self._armed
-            while timers and armed.get(timers[0][1]) != timers[0][0]:
-                heapq.heappop(timers)
-            return timers[0][0] if timers else None
+            return self._timers.next()
         self.flush()
         row = self.conn.execute(
             "SELECT MIN(wake_at) FROM instances WHERE status = 'waiting'"

@@ -213,25 +213,7 @@ class Store:
             ]
             if changes and merge_traits:
                 self._merge_traits(changes)
-            # Every user the log names has a profile row, traits or not: scheduled
-            # audiences (`for everyone`) and segment refreshes read users from there.
-            conn.executemany(
-                "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, '{}', 0)"
-                " ON CONFLICT (user_id) DO NOTHING",
-                [
-                    (u,)
-                    for u in dict.fromkeys(
-                        e.user_id for e, seq in zip(events, seqs, strict=True) if seq is not None
-                    )
-                ],
-            )
-            learned = [
-                e
-                for e, seq in zip(events, seqs, strict=True)
-                if seq is not None and e.name in PRODUCT_EVENTS
-            ]
-            if learned:
-                upsert_from_events(conn, learned)
+            self._logged([e for e, seq in zip(events, seqs, strict=True) if seq is not None])
         return seqs
 
     def unlogged(self, events: Sequence[Event]) -> list[Event]:
@@ -286,16 +268,13 @@ class Store:
             )
         return stored
 
-    def flush_events(self, *, release: bool = False) -> None:
+    def flush_events(self) -> None:
         """Write the events held since :meth:`hold_events`, with the profile rows of
-        users new to the log and the products they teach the catalog; with
-        ``release``, stop holding."""
+        users new to the log and the products they teach the catalog."""
         held = self._held_events
-        if held is None:
-            return
-        self._held_events = None if release else []
         if not held:
             return
+        self._held_events = []
         first = self._last_seq - len(held) + 1
         with self.transaction() as conn:
             conn.executemany(
@@ -314,16 +293,33 @@ class Store:
                     for k, e in enumerate(held)
                 ],
             )
-            users = [u for u in dict.fromkeys(e.user_id for e in held) if u not in self._profiled]
-            conn.executemany(
-                "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, '{}', 0)"
-                " ON CONFLICT (user_id) DO NOTHING",
-                [(u,) for u in users],
-            )
-            self._profiled.update(users)
-            learned = [e for e in held if e.name in PRODUCT_EVENTS]
-            if learned:
-                upsert_from_events(conn, learned, self._products)
+            self._logged(held, self._profiled, self._products)
+
+    def _logged(
+        self,
+        events: Sequence[Event],
+        profiled: set[str] | None = None,
+        products: dict[str, int] | None = None,
+    ) -> None:
+        """What logging ``events`` (new to the log) brings with it, inside the caller's
+        transaction: a profile row for every user the log names (scheduled audiences
+        and segment refreshes read users from there), and the products they teach the
+        catalog. ``profiled`` (users known to have a row, kept up to date) and
+        ``products`` (see :func:`~journeyc.catalog.upsert_from_events`) are for the
+        store's only writer."""
+        users = [
+            u for u in dict.fromkeys(e.user_id for e in events) if not profiled or u not in profiled
+        ]
+        self._conn.executemany(
+            "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, '{}', 0)"
+            " ON CONFLICT (user_id) DO NOTHING",
+            [(u,) for u in users],
+        )
+        if profiled is not None:
+            profiled.update(users)
+        learned = [e for e in events if e.name in PRODUCT_EVENTS]
+        if learned:
+            upsert_from_events(self._conn, learned, products)
 
     def events_after(self, seq: int, limit: int = 1000) -> list[StoredEvent]:
         """Up to ``limit`` events with a ``seq`` above ``seq``, in log order."""
@@ -369,13 +365,12 @@ class Store:
         if self._held is None:
             self._held = {}
 
-    def flush_profiles(self, *, release: bool = False) -> None:
-        """Write the profile changes held since :meth:`hold_profiles`; with
-        ``release``, stop holding."""
+    def flush_profiles(self) -> None:
+        """Write the profile changes held since :meth:`hold_profiles`."""
         held = self._held
-        if held is None:
+        if not held:
             return
-        self._held = None if release else {}
+        self._held = {}
         self._write_profiles(
             (user_id, traits, written, updated, stored)
             for user_id, (traits, written, updated, stored) in held.items()
