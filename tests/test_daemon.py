@@ -377,18 +377,18 @@ def test_retention_removes_old_finished_rows_and_keeps_entries_and_live_users(
     daemon = InProcess(ServeSettings(tmp_path / "journeys", db, Config(), port=0))
     daemon.start()
     try:
-        # old: greet finished (its instance, sent row and actions go); slow still waits.
-        instances, outbox, actions = daemon.remove_old(now)
-        assert (instances, outbox) == (1, 1)
+        # old: greet finished (its sent row and actions go); slow still waits.
+        outbox, actions = daemon.remove_old(now)
+        assert outbox == 1
         assert actions == 4  # enter, send, exit in greet; enter in slow
-        assert daemon.remove_old(now) == (0, 0, 0)
+        assert daemon.remove_old(now) == (0, 0)
     finally:
         daemon.stop()
     store = Store.open(db)
     try:
         counts = store.counts()
         assert counts["entries"] == 4
-        assert counts["instances"] == 3  # old/slow (waiting), new/greet, new/slow
+        assert counts["instances"] == 2  # old/slow and new/slow wait; greet ended
         assert counts["outbox"] == 1
     finally:
         store.close()

@@ -483,7 +483,7 @@ def test_holdout_suppresses_every_send_but_runs_every_step(pct: str, held: bool)
         assert {(a["action"], a.get("reason")) for a in nudges} == {("suppress", "holdout")}
     else:
         assert {a["action"] for a in nudges} == {"send"}
-    assert [row["holdout"] for row in r.instances] == [int(held)] * len(users)
+    assert [row["holdout"] for row in r.entries] == [int(held)] * len(users)
     # Held out or not, the journey runs on and the goal is measured.
     assert len(r.of(action="set", attr="nudged")) == len(users)
     assert [a["user"] for a in r.of(action="goal")] == ["u1"]

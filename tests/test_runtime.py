@@ -67,8 +67,8 @@ def test_an_instance_that_ended_frees_its_slot_before_the_next_is_inserted(store
         rt.record_goal("cart", "u1", 2, T0 + 5)
         rt.end()
     assert second.id > first.id and third_user.id > second.id
+    # The table holds live instances only: the one that ended is gone.
     assert rows(store, "SELECT id, user_id, status FROM instances ORDER BY id") == [
-        (first.id, "u1", "completed"),
         (second.id, "u1", "active"),
         (third_user.id, "u2", "active"),
     ]
@@ -90,6 +90,26 @@ def test_ids_are_never_reused_after_a_delete(store: Store) -> None:
         second = rt.create(new("u1", 2))
         rt.end()
     assert second.id == first.id + 1
+
+
+def test_an_instance_that_ends_unwritten_is_never_inserted_and_its_id_never_reused(
+    store: Store,
+) -> None:
+    rt = Runtime(store.conn)
+    with store.transaction():
+        done = rt.create(new("u1", 1))
+        done.status = "completed"
+        rt.save(done)
+        rt.end()
+    assert rows(store, "SELECT COUNT(*) FROM instances") == [(0,)]
+    assert rows(store, "SELECT entry_no FROM entries") == [(1,)]
+    # A runtime starting afresh (a restarted daemon) hands out the next id.
+    again = Runtime(store.conn)
+    with store.transaction():
+        later = again.create(new("u2", 1))
+        again.end()
+    assert later.id == done.id + 1
+    assert rows(store, "SELECT id FROM instances") == [(later.id,)]
 
 
 def test_a_rolled_back_unit_is_discarded(store: Store) -> None:

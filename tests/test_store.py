@@ -163,6 +163,41 @@ def test_v2_gives_every_user_a_v1_store_logged_a_profile_row(db_path: Path) -> N
     ]
 
 
+def test_v3_keeps_live_instances_and_every_outbox_row_and_id(db_path: Path) -> None:
+    from journeyc.store.schema import MIGRATIONS
+
+    conn = autocommit(db_path)
+    migrate(conn, MIGRATIONS[:2])
+    conn.execute(
+        "INSERT INTO journeys (id, version, ir, source, deployed_at) VALUES ('j', 'v', '{}', '', 0)"
+    )
+    for status in ("waiting", "completed", "exited", "active"):
+        conn.execute(
+            "INSERT INTO instances (journey_id, version, user_id, entry_no, node, status,"
+            " entered_at) VALUES ('j', 'v', ?, 1, 'n', ?, 0)",
+            (f"u-{status}", status),
+        )
+    outbox = (
+        "INSERT INTO outbox (key, instance_id, journey_id, user_id, step, message, status,"
+        " created_at, claimed_by) VALUES (?, ?, 'j', 'u', 's', 'm', 'queued', 5, 'd1')"
+    )
+    for key, instance in (("k1", 1), ("k2", 2), ("k3", None)):
+        conn.execute(outbox, (key, instance))
+    conn.execute("DELETE FROM outbox WHERE key = 'k3'")  # the newest id is gone
+    assert migrate(conn) == SCHEMA_VERSION
+    assert conn.execute("SELECT user_id FROM instances ORDER BY id").fetchall() == [
+        ("u-waiting",),
+        ("u-active",),
+    ]
+    assert conn.execute("SELECT id, key, instance_id, claimed_by FROM outbox").fetchall() == [
+        (1, "k1", 1, "d1"),
+        (2, "k2", 2, "d1"),
+    ]
+    # The row of an instance that is gone is not refused, and id 3 is not reused.
+    conn.execute(outbox, ("k4", 2))
+    assert conn.execute("SELECT id FROM outbox WHERE key = 'k4'").fetchone() == (4,)
+
+
 # ---------------------------------------------------------------- event log
 
 

@@ -842,6 +842,7 @@ class Engine:
                 chosen = arm
                 break
         inst.arm = chosen.name
+        self.rt.record_arm(inst)
         return chosen.then if chosen.then is not None else node.next
 
     def _track(

@@ -78,9 +78,9 @@ ADMIN_TOKEN_ENV = "JOURNEYC_ADMIN_TOKEN"
 """The environment variable read for the admin token when journeyc.toml sets none."""
 
 RETENTION_DAYS = 90
-"""Finished instances, sent or suppressed outbox rows and actions older than this
-are deleted once a day (a constant, not a setting; entries are kept, as ``entry
-once`` needs them)."""
+"""Sent or suppressed outbox rows and actions older than this are deleted once a day
+(a constant, not a setting; entries are kept, as ``entry once`` needs them; an
+instance's row goes when it ends)."""
 
 RETENTION_HOUR_UTC = 3
 """The hour (UTC) of the daily retention run."""
@@ -730,38 +730,32 @@ class Daemon:
 
     def _retention_job(self) -> None:
         try:
-            instances, outbox, actions = self.remove_old(now_ms())
+            outbox, actions = self.remove_old(now_ms())
         except Exception:
             log.exception("retention run failed; trying again tomorrow")
             return
-        if instances or outbox or actions:
+        if outbox or actions:
             log.info(
-                "retention: removed %d finished instance(s), %d outbox row(s), %d action(s) "
-                "older than %d days",
-                instances,
+                "retention: removed %d outbox row(s) and %d action(s) older than %d days",
                 outbox,
                 actions,
                 RETENTION_DAYS,
             )
 
-    def remove_old(self, at_ms: int) -> tuple[int, int, int]:
+    def remove_old(self, at_ms: int) -> tuple[int, int]:
         """Delete what is older than :data:`RETENTION_DAYS` at ``at_ms`` and no longer
-        needed: finished instances (by entry time), sent and suppressed outbox rows,
-        and actions. Entries stay (``entry once`` reads them), as do failed sends.
-        Returns the rows removed: (instances, outbox, actions)."""
+        needed: sent and suppressed outbox rows, and actions. Entries stay (``entry
+        once`` reads them), as do failed sends. Returns the rows removed: (outbox,
+        actions)."""
         cutoff = at_ms - RETENTION_DAYS * 86_400_000
         with self._engine_lock, self.store.transaction() as conn:
-            instances = conn.execute(
-                "DELETE FROM instances WHERE status IN ('completed', 'exited') AND entered_at < ?",
-                (cutoff,),
-            ).rowcount
             outbox = conn.execute(
                 "DELETE FROM outbox WHERE (status = 'sent' AND sent_at < ?)"
                 " OR (status = 'suppressed' AND created_at < ?)",
                 (cutoff, cutoff),
             ).rowcount
             actions = conn.execute("DELETE FROM actions WHERE at < ?", (cutoff,)).rowcount
-        return instances, outbox, actions
+        return outbox, actions
 
     # ------------------------------------------------------------ reports
 

@@ -65,7 +65,7 @@ class Runtime:
         self._entries: dict[tuple[str, str, int], list[Any]] = {}
         # Per user read in this unit: the instances live when read, and those created
         # since (their status says which still are); the latest entry per journey as
-        # [journey, user, entry_no, entered_at, goal_at].
+        # [journey, user, entry_no, entered_at, goal_at] (+ [arm, holdout] when new).
         self._live: dict[str, list[Instance]] = {}
         self._last: dict[str, dict[str, list[Any]]] = {}
         self._outbox: list[tuple[Any, ...]] = []
@@ -92,13 +92,27 @@ class Runtime:
         return out
 
     def flush(self) -> None:
-        """Write every changed and new instance, new entry and queued outbox row."""
+        """Write every changed and new instance, new entry and queued outbox row.
+
+        The table holds live instances only: one that ended is deleted, and one that
+        ended before it was written is never inserted."""
         # Changed rows first: an instance that ended frees its (journey, user) slot in
         # the one-live-instance index before a new instance of the pair is inserted.
         if self._dirty:
-            self._write([i for i in self._dirty.values() if i.id not in self._new])
+            changed: list[Instance] = []
+            ended: list[Instance] = []
+            for i in self._dirty.values():
+                if i.id not in self._new:
+                    (changed if i.status in LIVE else ended).append(i)
+            if ended:
+                self.conn.executemany(
+                    "DELETE FROM instances WHERE id = ?", [(i.id,) for i in ended]
+                )
+            if changed:
+                self._write(changed)
             self._dirty.clear()
         if self._new:
+            self._note_ids()
             self.conn.executemany(
                 f"INSERT INTO instances ({_INSTANCE_COLS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -119,13 +133,14 @@ class Runtime:
                         int(i.holdout),
                     )
                     for i in self._new.values()
+                    if i.status in LIVE
                 ],
             )
             self._new.clear()
         if self._entries:
             self.conn.executemany(
-                "INSERT INTO entries (journey_id, user_id, entry_no, entered_at, goal_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO entries (journey_id, user_id, entry_no, entered_at, goal_at, "
+                "arm, holdout) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 list(self._entries.values()),
             )
             self._entries.clear()
@@ -137,6 +152,23 @@ class Runtime:
                 self._outbox,
             )
             self._outbox.clear()
+
+    def _note_ids(self) -> None:
+        # An id handed out is never handed out again, not even one whose instance
+        # ended before it was written (outbox rows keep it): the table's AUTOINCREMENT
+        # sequence is raised past every id given.
+        if self._next_id is None:
+            return
+        top = self._next_id - 1
+        raised = self.conn.execute(
+            "UPDATE sqlite_sequence SET seq = ? WHERE name = 'instances' AND seq < ?", (top, top)
+        ).rowcount
+        if not raised:
+            self.conn.execute(
+                "INSERT INTO sqlite_sequence (name, seq) SELECT 'instances', ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'instances')",
+                (top,),
+            )
 
     def _write(self, instances: list[Instance]) -> None:
         self.conn.executemany(
@@ -343,7 +375,15 @@ class Runtime:
         self._seen[inst.id] = self._new[inst.id] = inst
         if self.keep:
             self._arm(inst)
-        row = [inst.journey_id, inst.user_id, inst.entry_no, inst.entered_at, None]
+        row = [
+            inst.journey_id,
+            inst.user_id,
+            inst.entry_no,
+            inst.entered_at,
+            None,
+            inst.arm,
+            int(inst.holdout),
+        ]
         self._entries[(inst.journey_id, inst.user_id, inst.entry_no)] = row
         self._user_entries(inst.user_id)[inst.journey_id] = row
         return inst
@@ -391,6 +431,17 @@ class Runtime:
         known = self._last.get(user_id, {}).get(journey_id)
         if known is not None and known[2] == entry_no:
             known[4] = at_ms
+
+    def record_arm(self, inst: Instance) -> None:
+        """Keep the split arm an instance took with its entry."""
+        pending = self._entries.get((inst.journey_id, inst.user_id, inst.entry_no))
+        if pending is not None:
+            pending[5] = inst.arm
+        else:
+            self.conn.execute(
+                "UPDATE entries SET arm = ? WHERE journey_id = ? AND user_id = ? AND entry_no = ?",
+                (inst.arm, inst.journey_id, inst.user_id, inst.entry_no),
+            )
 
     # ------------------------------------------------------------ outbox and actions
     def sends_since(self, user_id: str, since_ms: int, journey_id: str | None) -> int:

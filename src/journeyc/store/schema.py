@@ -205,7 +205,68 @@ _V2 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+_OUTBOX_V3_COLS = (
+    "id, key, instance_id, journey_id, user_id, step, channel, message, content, status, "
+    "attempts, next_attempt_at, created_at, sent_at, error, claimed_by"
+)
+
+_V3 = Migration(
+    "instances hold live instances only, entries their arm and holdout; fewer indexes",
+    (
+        # An entry's split arm and holdout, kept with the entry for good (A/B
+        # reports: entries and goals per arm); they lived on the instance row only.
+        "ALTER TABLE entries ADD COLUMN arm TEXT",
+        "ALTER TABLE entries ADD COLUMN holdout INTEGER NOT NULL DEFAULT 0",
+        """UPDATE entries SET (arm, holdout) = (
+            SELECT i.arm, i.holdout FROM instances i WHERE i.journey_id = entries.journey_id
+            AND i.user_id = entries.user_id AND i.entry_no = entries.entry_no)
+            WHERE EXISTS (SELECT 1 FROM instances i WHERE i.journey_id = entries.journey_id
+            AND i.user_id = entries.user_id AND i.entry_no = entries.entry_no)""",
+        # An instance's row goes when it ends (its story stays in entries and
+        # actions): nothing read the finished ones, and writing them, then deleting
+        # them at retention, was most of the instance writes.
+        "DELETE FROM instances WHERE status NOT IN ('active', 'waiting')",
+        "DROP INDEX instances_waiting_for",  # no query reads it
+        "DROP INDEX instances_due",
+        "CREATE INDEX instances_due ON instances (wake_at) WHERE status = 'waiting'",
+        "DROP INDEX actions_journey",  # no query reads it
+        # The outbox without its foreign key to instances (which now go when they
+        # end): instance_id stays as the id of the instance that queued the row.
+        # Instance ids are still never handed out twice (see Runtime.flush).
+        """CREATE TABLE outbox_v3 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL UNIQUE,
+            instance_id INTEGER,
+            journey_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            step TEXT NOT NULL,
+            channel TEXT,
+            message TEXT NOT NULL,
+            content TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL
+                CHECK (status IN ('queued', 'sent', 'failed', 'suppressed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER,
+            created_at INTEGER NOT NULL,
+            sent_at INTEGER,
+            error TEXT,
+            claimed_by TEXT
+        ) STRICT""",
+        f"INSERT INTO outbox_v3 ({_OUTBOX_V3_COLS}) SELECT {_OUTBOX_V3_COLS} FROM outbox",
+        # Ids of deleted rows are not handed out again: the sequence comes along.
+        """INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox_v3', 0
+            WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'outbox_v3')""",
+        """UPDATE sqlite_sequence SET seq = max(seq, coalesce(
+            (SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0))
+            WHERE name = 'outbox_v3'""",
+        "DROP TABLE outbox",
+        "ALTER TABLE outbox_v3 RENAME TO outbox",
+        "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+        "CREATE INDEX outbox_user ON outbox (user_id, created_at)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
 """Every migration in order; ``len(MIGRATIONS)`` is the version this code writes."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
