@@ -44,7 +44,7 @@ IDENTIFY = "identify"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     """A validated, normalized call: what the event log stores.
 

@@ -98,7 +98,7 @@ def to_ms(t: datetime) -> int:
 
 def from_ms(ms: int) -> datetime:
     """The aware UTC timestamp of epoch milliseconds."""
-    return EPOCH + timedelta(milliseconds=ms)
+    return EPOCH + ms * _MS  # exact for an int; half the time of timedelta(milliseconds=)
 
 
 # ---------------------------------------------------------------- the shared reduction

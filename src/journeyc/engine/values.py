@@ -68,7 +68,7 @@ MINUTE = timedelta(minutes=1)
 _ARITH_ERRORS = (OverflowError, ValueError, ZeroDivisionError)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventView:
     """An event as expressions see it: ``.at`` is its time unless its properties hold
     an ``at`` of their own; any other ``.NAME`` reads its properties."""

@@ -46,7 +46,7 @@ class RenderError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class RenderContext:
     """What a template sees at one send.
 

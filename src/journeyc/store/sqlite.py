@@ -32,7 +32,7 @@ from journeyc.store.schema import TABLES, SchemaVersionError, StoreError, migrat
 BUSY_TIMEOUT_MS = 5000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredEvent:
     """An event as the log holds it: its ``seq`` is its place in arrival order."""
 
