@@ -96,6 +96,39 @@ def _templates(project: ir.ProjectIR) -> list[str]:
 _Candidate = tuple[int, Program, list[Predicate | None]]
 
 
+def _any_holds(preds: list[Predicate | None], scope: Scope) -> bool:
+    """Whether any of ``preds`` holds (None: a condition that always does)."""
+    # A loop, not any(<generator>): this runs for every candidate of every event.
+    for p in preds:  # noqa: SIM110
+        if p is None or p(scope):
+            return True
+    return False
+
+
+def _no_segment(name: str) -> bool:
+    """``segment NAME`` where no segment is deployed: false."""
+    return False
+
+
+_DETAILS: dict[str, str] = {}  # the JSON of details with one string value, by that
+
+
+def _detail_json(detail: dict[str, Any]) -> str:
+    """An action's detail as the action log holds it."""
+    if not detail:
+        return "{}"
+    if len(detail) == 1:
+        ((key, value),) = detail.items()
+        if value.__class__ is str:
+            text = _DETAILS.get(key + "\0" + value)
+            if text is None:
+                text = dumps(detail)
+                if len(_DETAILS) < 4096:  # reasons, attribute and event names: few
+                    _DETAILS[key + "\0" + value] = text
+            return text
+    return dumps(detail, default=str)
+
+
 def _leading_key(where: ir.Expr | None) -> tuple[str, str] | None:
     """``(K, V)`` when ``where`` is ``event.K == "V"``, or an ``and`` chain that starts
     with it: for an event whose ``K`` is a string other than ``V`` it is false, without
@@ -520,14 +553,7 @@ class Engine:
         self.rt.end()
         if len(actions) > first:
             self.rt.log_actions(
-                (
-                    a.at_ms,
-                    a.user,
-                    a.journey,
-                    a.step,
-                    a.action,
-                    dumps(a.detail, default=str),
-                )
+                (a.at_ms, a.user, a.journey, a.step, a.action, _detail_json(a.detail))
                 for a in actions[first:]
             )
         if not self._keep:
@@ -623,7 +649,7 @@ class Engine:
             self._now = (now_ms, from_ms(now_ms))
         now = self._now[1]
         scope = Scope(now=now, profile=prof, event=event, aggregates=self.aggregates, user_id=user)
-        scope.segments = segment_resolver(self.seg_preds, scope)
+        scope.segments = segment_resolver(self.seg_preds, scope) if self.seg_preds else _no_segment
         return scope
 
     @staticmethod
@@ -656,9 +682,8 @@ class Engine:
 
         waiting: list[Instance] = []
         for inst in self.rt.live(user):
-            prog = self._program(inst)
-            exits = prog.exits.get(ev.name)
-            if exits and any(self._holds(p, scope) for p in exits):
+            exits = self._program(inst).exits.get(ev.name)
+            if exits and _any_holds(exits, scope):
                 self._finish(inst, "exited", "exit_event", now_ms, actions)
             elif inst.status == "waiting" and inst.waiting_for == ev.name:
                 waiting.append(inst)
@@ -681,7 +706,7 @@ class Engine:
         triggers = self.triggers.get(ev.name)
         for _, prog, preds in triggers.candidates(ev.props) if triggers else ():
             scope.profile = self._profile(user)
-            if any(self._holds(p, scope) for p in preds):
+            if _any_holds(preds, scope):
                 self._enter(prog, user, _event_dict(ev.name, ev.at_ms, ev.props), now_ms, actions)
 
         # The event is part of the user's data now: the segments that read it may change.
@@ -879,11 +904,12 @@ class Engine:
             return suppress("holdout")
         profile = self._profile(user)
         scope = self._scope(user, now_ms, self._focus(prog, inst, step), profile)
-        target = next(
-            (t for t in node.targets if t.channel in self.reach and self.reach[t.channel](scope)),
-            None,
-        )
-        if target is None:
+        reach = self.reach
+        for target in node.targets:
+            rule = reach.get(target.channel)
+            if rule is not None and rule(scope):
+                break
+        else:
             return suppress("no_channel")
         quiet = prog.journey.quiet_hours or self.default_quiet
         if quiet is not None:
