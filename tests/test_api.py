@@ -431,13 +431,15 @@ def seed(db: Path) -> None:
             ],
         )
         conn.executemany(
-            "INSERT INTO entries (journey_id, user_id, entry_no, entered_at, goal_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO entries (journey_id, user_id, entry_no, entered_at, goal_at, arm,"
+            " holdout) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                ("cart", "u1", 1, 3000, None),
-                ("cart", "u2", 1, 3200, 5000),
-                ("welcome", "u1", 1, 3100, None),
-                ("welcome", "u2", 1, 3300, None),
+                ("cart", "u1", 1, 3000, None, "A", 0),
+                ("cart", "u2", 1, 3200, 5000, "B", 0),
+                ("cart", "u3", 1, 3250, 5100, "B", 0),
+                ("cart", "u4", 1, 3260, None, "A", 1),
+                ("welcome", "u1", 1, 3100, None, None, 0),
+                ("welcome", "u2", 1, 3300, None, None, 0),
             ],
         )
         conn.executemany(
@@ -647,8 +649,10 @@ def test_journeys_report(api: Api) -> None:
                     {"version": "v2", "deployed_at": 2000, "active": True},
                 ],
                 "instances": {"remind": 2},
-                "entries": 2,
-                "goals": 1,
+                "entries": 4,
+                "goals": 2,
+                "arms": {"A": {"entries": 1, "goals": 0}, "B": {"entries": 2, "goals": 2}},
+                "holdout": {"entries": 1, "goals": 0},
                 "sends": {
                     "sent": {"sms": 1},
                     "queued": {"email": 1, "inapp": 1},
@@ -662,6 +666,8 @@ def test_journeys_report(api: Api) -> None:
                 "instances": {"wait_open": 1},
                 "entries": 2,
                 "goals": 0,
+                "arms": {},
+                "holdout": {"entries": 0, "goals": 0},
                 "sends": {"sent": {"inapp": 2}, "queued": {}, "failed": {}},
                 "suppressions": {},
             },

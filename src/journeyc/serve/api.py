@@ -233,6 +233,13 @@ class Sends(BaseModel):
     failed: dict[str, int]
 
 
+class Cohort(BaseModel):
+    """Entries into a journey and how many of them reached its goal."""
+
+    entries: int
+    goals: int
+
+
 class JourneyStats(BaseModel):
     """How a journey is doing, across all its versions."""
 
@@ -241,6 +248,14 @@ class JourneyStats(BaseModel):
     instances: dict[str, int] = Field(description="Running instances per step.")
     entries: int
     goals: int
+    arms: dict[str, Cohort] = Field(
+        description="A/B tests: the entries that were sent messages, per split arm (the "
+        "last `split` each went through), and their goals."
+    )
+    holdout: Cohort = Field(
+        description="The held-out entries (every send suppressed), whatever their arm, "
+        "and their goals: the control group."
+    )
     sends: Sends
     suppressions: dict[str, int] = Field(description="Suppressed sends per reason.")
 
@@ -573,6 +588,8 @@ class _Service:
                     instances={},
                     entries=0,
                     goals=0,
+                    arms={},
+                    holdout=Cohort(entries=0, goals=0),
                     sends=Sends(sent={}, queued={}, failed={}),
                     suppressions={},
                 )
@@ -590,10 +607,19 @@ class _Service:
                 " WHERE status IN ('active', 'waiting') GROUP BY 1, 2 ORDER BY 1, 2"
             ):
                 of(jid).instances[node] = count
-            for jid, entries, goals in conn.execute(
-                "SELECT journey_id, count(*), count(goal_at) FROM entries GROUP BY 1"
+            for jid, arm, held, entries, goals in conn.execute(
+                "SELECT journey_id, arm, holdout, count(*), count(goal_at) FROM entries"
+                " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
             ):
-                of(jid).entries, of(jid).goals = entries, goals
+                journey = of(jid)
+                journey.entries += entries
+                journey.goals += goals
+                cohort = journey.holdout if held else None
+                if cohort is None and arm is not None:
+                    cohort = journey.arms.setdefault(arm, Cohort(entries=0, goals=0))
+                if cohort is not None:
+                    cohort.entries += entries
+                    cohort.goals += goals
             for jid, status, label, count in conn.execute(
                 "SELECT journey_id, status,"
                 " CASE status WHEN 'suppressed' THEN coalesce(error, 'unknown')"
