@@ -561,11 +561,13 @@ class Engine:
         return tracked
 
     def _prefetch(self, users: list[str]) -> None:
-        """Read the profiles of a batch's users at once. Within the batch every change
-        goes through ``_set_traits``, which drops the copy, so these stay current."""
+        """Read the profiles, live instances and latest entries of a batch's users at
+        once. Within the batch every profile change goes through ``_set_traits``,
+        which drops the copy, so these stay current."""
         if len(users) > 1:
             missing = [u for u in dict.fromkeys(users) if u not in self._profiles]
             self._profiles.update(self.store.get_profiles(missing))
+            self.rt.prefetch(users)
 
     def _profile(self, user: str) -> dict[str, Any]:
         profile = self._profiles.get(user)

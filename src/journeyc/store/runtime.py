@@ -301,6 +301,38 @@ class Runtime:
             known = self._live[user_id] = self._track(rows)
         return known
 
+    def prefetch(self, user_ids: Iterable[str]) -> None:
+        """Read the live instances and latest entries of the users not read yet in
+        this unit: two queries for all of them (a query per user costs ten times as
+        much per user)."""
+        if self._complete:
+            return
+        users = [u for u in dict.fromkeys(user_ids) if u not in self._live]
+        for start in range(0, len(users), 500):
+            part = users[start : start + 500]
+            marks = ", ".join("?" for _ in part)
+            live: dict[str, list[Instance]] = {u: [] for u in part}
+            rows = self.conn.execute(
+                f"SELECT {_INSTANCE_COLS} FROM instances WHERE user_id IN ({marks}) "
+                f"AND status IN {_LIVE} ORDER BY journey_id",
+                part,
+            )
+            for inst in self._track(rows):
+                live[inst.user_id].append(inst)
+            self._live.update(live)
+            last: dict[str, dict[str, list[Any]]] = {u: {} for u in part if u not in self._last}
+            if not last:
+                continue
+            marks = ", ".join("?" for _ in last)
+            # SQLite takes the bare columns from the row holding the max().
+            for jid, user, no, at, goal in self.conn.execute(
+                "SELECT journey_id, user_id, max(entry_no), entered_at, goal_at FROM entries "
+                f"WHERE user_id IN ({marks}) GROUP BY user_id, journey_id",
+                list(last),
+            ):
+                last[user][jid] = [jid, user, int(no), int(at), goal]
+            self._last.update(last)
+
     def live(self, user_id: str) -> list[Instance]:
         """The user's running instances, by journey id."""
         live = [i for i in self._user_live(user_id) if i.status in LIVE]
