@@ -124,3 +124,28 @@ def test_a_rolled_back_unit_is_discarded(store: Store) -> None:
         again = rt.create(new("u1", 1))
         rt.end()
     assert rows(store, "SELECT id FROM instances") == [(again.id,)]
+
+
+def test_prefetch_reads_what_the_per_user_queries_read(store: Store) -> None:
+    writer = Runtime(store.conn)
+    with store.transaction():
+        for user, entries in (("u1", 2), ("u2", 1)):
+            for no in range(1, entries + 1):
+                inst = writer.create(new(user, no, at=T0 + no))
+                inst.status = "waiting" if no == entries else "completed"
+                inst.wake_at = T0 + 60_000
+                writer.save(inst)
+                writer.end()
+    users = ["u1", "u2", "u3"]
+    one_by_one, batched = Runtime(store.conn), Runtime(store.conn)
+    batched.prefetch(users)
+    for user in users:
+        assert [i.id for i in batched.live(user)] == [i.id for i in one_by_one.live(user)]
+        assert batched.last_entry("cart", user) == one_by_one.last_entry("cart", user)
+    assert batched.last_entry("cart", "u1") == (2, T0 + 2, None)
+    # What the unit already holds in memory is not read over.
+    with store.transaction():
+        fresh = batched.create(new("u3", 1))
+        batched.prefetch(["u3"])
+        assert batched.live("u3") == [fresh]
+        batched.end()
