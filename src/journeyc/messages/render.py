@@ -27,6 +27,7 @@ from journeyc.compile.ir import FieldIR, MessageIR
 from journeyc.engine.values import EventView
 from journeyc.lang.builtins import INLINE_FIELD
 from journeyc.messages.fastrender import Shortcut, shortcut
+from journeyc.messages.memo import Memo, Path, dependencies
 from journeyc.messages.recommend import Recommender
 from journeyc.messages.templates import make_environment
 
@@ -155,6 +156,9 @@ class Renderer:
         self._max = max_templates
         self._cache: OrderedDict[str, liquid.BoundTemplate | str] = OrderedDict()
         self._shortcuts: dict[str, tuple[liquid.BoundTemplate, Shortcut | None]] = {}
+        # Fields Liquid rendered, by what they read (see journeyc.messages.memo).
+        self._memo = Memo()
+        self._paths: dict[str, tuple[liquid.BoundTemplate, tuple[Path, ...] | None]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -237,12 +241,27 @@ class Renderer:
         template = self._template(source)
         if isinstance(template, str):
             raise RenderError(f"{where}: {template}")
+        known = self._paths.get(source)
+        if known is None or known[0] is not template:
+            known = (template, dependencies(template))
+            with self._lock:
+                if len(self._paths) >= self._max:
+                    self._paths.clear()
+                self._paths[source] = known
+        key = None if known[1] is None else self._memo.key(source, known[1], variables)
+        if key is not None:
+            text = self._memo.get(key)
+            if text is not None:
+                return text
         try:
-            return template.render(**variables)
+            text = template.render(**variables)
         # Liquid lets a filter's own exceptions through (a KeyError from a catalog
         # lookup, say); the engine must only ever see RenderError.
         except Exception as exc:
             raise RenderError(f"{where}: {_describe(exc)}") from exc
+        if key is not None:
+            self._memo.put(key, text)
+        return text
 
     def _template(self, source: str) -> liquid.BoundTemplate | str:
         """The compiled template of ``source``, or the reason it does not parse."""
