@@ -2,7 +2,10 @@
 
 One :class:`Store` owns one connection in autocommit mode and opens transactions
 itself (``BEGIN IMMEDIATE``, so a writer takes the lock up front instead of failing
-to upgrade a read lock later). :meth:`Store.transaction` nests with savepoints, so
+to upgrade a read lock later). Writers queue on a lock of their own before SQLite's:
+a thread lock, and across processes ``flock`` on a file beside the database, so a
+waiting writer wakes when the other commits instead of polling in SQLite's busy
+handler (which sleeps up to 100 ms between tries). :meth:`Store.transaction` nests with savepoints, so
 the engine can wrap several store calls and its own writes to ``store.conn`` in one
 atomic step: cursor, instances and outbox change together or not at all.
 
@@ -12,7 +15,9 @@ Hot paths use the raw ``sqlite3`` connection with prepared statements and
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -30,6 +35,10 @@ from journeyc.fastjson import loads
 from journeyc.store.schema import TABLES, SchemaVersionError, StoreError, migrate, user_version
 
 BUSY_TIMEOUT_MS = 5000
+
+LOCK_SUFFIX = ".lock"
+"""The write lock file beside the database (``journeyc.db.lock``): see
+:meth:`Store.transaction`."""
 
 
 @dataclass(slots=True)
@@ -62,6 +71,13 @@ class Store:
         self.path = path
         self._lock = threading.RLock()
         self._depth = 0
+        # The inter-process write lock (see transaction()); none for :memory:.
+        self._lock_fd: int | None = None
+        if path not in ("", ":memory:") and not path.startswith("file:"):
+            try:
+                self._lock_fd = os.open(path + LOCK_SUFFIX, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                pass  # a read-only directory: writers meet in SQLite's busy handler
         # hold_profiles(): profile merges wait here until flush_profiles(), as
         # user → (traits, trait_at, updated_at, the row as read); reads see them.
         self._held: dict[str, tuple[dict[str, Any], dict[str, int], int, Any]] | None = None
@@ -122,6 +138,9 @@ class Store:
     def close(self) -> None:
         """Close the connection; the store cannot be used afterwards."""
         self._conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def __enter__(self) -> Store:
         return self
@@ -140,33 +159,48 @@ class Store:
 
         Nested blocks become savepoints: an inner block that raises undoes only its
         own writes (if the outer block catches the error).
+
+        The outermost block first takes the store's thread lock, then an exclusive
+        ``flock`` on the lock file beside the database, both released after the
+        commit: writers in one process (the daemon's API threads) or in several
+        (the daemon's API and engine processes, ``journeyc ingest``) queue there and
+        wake as soon as the holder commits, instead of meeting in SQLite's busy
+        handler, which polls with sleeps of up to 100 ms. A writer that does not
+        take it (another program) still meets this one in the busy handler.
         """
         with self._lock:
             depth = self._depth
-            savepoint = f"journeyc_{depth}"
-            self._conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
-            self._depth += 1
+            lock_fd = self._lock_fd if depth == 0 else None
+            if lock_fd is not None:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
             try:
-                yield self._conn
-            except BaseException:
-                self._depth = depth
-                if self._conn.in_transaction:
-                    if depth == 0:
-                        self._conn.execute("ROLLBACK")
-                    else:
-                        self._conn.execute(f"ROLLBACK TO {savepoint}")
-                        self._conn.execute(f"RELEASE {savepoint}")
-                raise
-            self._depth = depth
-            if depth == 0:
+                savepoint = f"journeyc_{depth}"
+                self._conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
+                self._depth += 1
                 try:
-                    self._conn.execute("COMMIT")
+                    yield self._conn
                 except BaseException:
+                    self._depth = depth
                     if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
+                        if depth == 0:
+                            self._conn.execute("ROLLBACK")
+                        else:
+                            self._conn.execute(f"ROLLBACK TO {savepoint}")
+                            self._conn.execute(f"RELEASE {savepoint}")
                     raise
-            else:
-                self._conn.execute(f"RELEASE {savepoint}")
+                self._depth = depth
+                if depth == 0:
+                    try:
+                        self._conn.execute("COMMIT")
+                    except BaseException:
+                        if self._conn.in_transaction:
+                            self._conn.execute("ROLLBACK")
+                        raise
+                else:
+                    self._conn.execute(f"RELEASE {savepoint}")
+            finally:
+                if lock_fd is not None:
+                    fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------ event log
 
