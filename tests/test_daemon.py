@@ -326,7 +326,7 @@ def test_without_arguments_it_serves_journeys_into_journeyc_db_and_prints_messag
 
 
 def test_retention_removes_old_finished_rows_and_keeps_entries_and_live_users(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     from journeyc.channels.file import FileProvider
     from journeyc.compile.lower import lower_project
@@ -335,8 +335,8 @@ def test_retention_removes_old_finished_rows_and_keeps_entries_and_live_users(
     from journeyc.events import parse_event
     from journeyc.lang.project import load_project
     from journeyc.serve.daemon import RETENTION_DAYS, ServeSettings
-    from journeyc.serve.daemon import Daemon as InProcess
     from journeyc.serve.dispatcher import Dispatcher
+    from journeyc.serve.worker import Worker
 
     write_file(
         tmp_path / "journeys" / "main.journey",
@@ -372,9 +372,8 @@ def test_retention_removes_old_finished_rows_and_keeps_entries_and_live_users(
         assert dispatcher.run_once(old).sent == 1
         assert dispatcher.run_once(now).sent == 1
 
-    monkeypatch.setenv("JOURNEYC_WRITE_KEY", "k")
-    monkeypatch.setenv("JOURNEYC_ADMIN_TOKEN", "t")
-    daemon = InProcess(ServeSettings(tmp_path / "journeys", db, Config(), port=0))
+    # Retention runs in the engine process: its Worker, here in this one.
+    daemon = Worker(ServeSettings(tmp_path / "journeys", db, Config(), port=0))
     daemon.start()
     try:
         # old: greet finished (its sent row and actions go); slow still waits.

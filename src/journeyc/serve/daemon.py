@@ -1,36 +1,43 @@
-"""The daemon behind ``journeyc serve``: one engine, its clock, the HTTP API and a watcher.
+"""The daemon behind ``journeyc serve``: the HTTP API in this process, the engine in
+another.
 
-Threads:
+Two processes, so that the engine has a core of its own (one process holds one
+interpreter lock: ingest and the engine took turns on one core):
 
-- the main thread serves the HTTP API (:func:`~journeyc.serve.api.create_app`) with
-  uvicorn, and owns SIGTERM and SIGINT;
-- APScheduler 3's ``BackgroundScheduler`` (UTC) is the clock, and its pool runs the
-  jobs: ``engine`` (one :meth:`Engine.advance`), ``dispatch`` (the outbox
-  dispatcher), ``retention`` (daily), ``poll`` (events other processes logged) and
-  ``checkpoint`` (the SQLite write-ahead log copied into the database file);
-- the watcher thread redeploys the project directory when it changes.
+- the **API process** (this module, the one ``journeyc serve`` starts): its main
+  thread serves the HTTP API (:func:`~journeyc.serve.api.create_app`) with uvicorn
+  and owns SIGTERM and SIGINT; ingest commits events through a
+  :class:`~journeyc.store.sqlite.Store` of its own, then nudges the engine;
+- the **engine process** (:mod:`.worker`, started and watched by
+  :class:`~journeyc.serve.supervisor.EngineProcess`): the engine, APScheduler's
+  clock, the dispatcher, retention, the checkpoint job and the project watcher.
+  APScheduler schedules the engine, not the users: per-user waits stay rows in the
+  store, and the ``engine`` job is one date trigger armed at the earliest of them
+  and re-armed after every run; a nudge arms it for now.
 
-APScheduler schedules the engine, not the users: per-user waits are rows in the
-store, and the ``engine`` job is one date trigger armed at the earliest of them
-(:meth:`Engine.next_wake`) and re-armed after every run; new events re-arm it to run
-now. ``dispatch`` is armed likewise at the earliest queued outbox row, and at once
-after a run that queued sends.
+They talk over one socket pair (:mod:`.ipc`): one byte per nudge from the API
+process (events were committed), and from the engine process one JSON line after
+every engine run, dispatcher run and deploy, with what ``/metrics`` shows (engine
+runs, timer lateness, CPU of the engine and dispatch) and the engine side of
+``/v1/status``. The API process applies them to its own metrics: counters keep
+counting across a restart of the engine process, and a scrape never waits for it.
+(prometheus_client's multiprocess mode would need a directory of memory-mapped
+files shared by both processes, set up before the import, and drops the per-app
+registries and process metrics; the engine process's CPU and memory show instead
+as ``journeyc_engine_process_*``, read from ``/proc`` at scrape time.)
 
-Arming never moves a job later: a job already armed earlier stays (it will run and
-re-arm). APScheduler drops a date trigger that fires while the same job still runs
-(``max_instances=1``), so the next time is chosen after a run ends, by a listener
-that APScheduler calls once the run no longer counts as running; a request that
-came in during the run (an ingest, an engine run that queued sends) is remembered
-in a flag and makes that listener arm the job for now.
+Writers in the two processes (and ``journeyc ingest``) queue on the store's write
+lock, a thread lock and an ``flock`` on a file beside the database taken in
+:meth:`Store.transaction <journeyc.store.sqlite.Store.transaction>`: a waiting
+writer wakes as soon as the other commits, instead of polling in SQLite's busy
+handler with sleeps of up to 100 ms.
 
-Engine runs and deploys take one lock. The engine, the API's ingest and the
-dispatcher write through one :class:`~journeyc.store.sqlite.Store`: its lock
-serializes their transactions, and a writer that waits is woken as soon as the lock
-is free. With a connection each they met in SQLite's busy handler instead, which
-polls with sleeps of up to 100 ms, and under load the engine or an ingest request
-waited there for hundreds of milliseconds. Reads that need a snapshot of their own
-(the admin API, ``/metrics``, the poll job) use connections of their own (SQLite in
-WAL mode lets them read while the engine writes).
+The engine process dies with this one (``PR_SET_PDEATHSIG`` on Linux, SIGKILL of
+this process included; the channel's end of file anywhere). When the engine process
+dies on its own, this process logs it and starts another (see
+:mod:`.supervisor`); ingest goes on meanwhile. SIGTERM or SIGINT: uvicorn stops
+taking requests and finishes those in hand, then the engine process is told to stop
+(SIGTERM), finishes the run or send in hand, and both exit 0.
 """
 
 from __future__ import annotations
@@ -41,10 +48,8 @@ import os
 import secrets
 import signal
 import socket
-import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,9 +58,7 @@ from types import FrameType
 from typing import Any, Literal
 
 from journeyc import __version__
-from journeyc.compile import ir
-from journeyc.config import CONFIG_FILE, Config, ConfigError
-from journeyc.serve.watch import Checked, InvalidProjectError, ProjectWatcher, load_checked
+from journeyc.config import CONFIG_FILE, Config
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
@@ -66,6 +69,8 @@ __all__ = [
     "Secret",
     "ServeSettings",
     "StartupError",
+    "iso",
+    "now_ms",
     "resolve_keys",
 ]
 
@@ -82,35 +87,6 @@ RETENTION_DAYS = 90
 (a constant, not a setting; entries are kept, as ``entry once`` needs them; an
 instance's row goes when it ends)."""
 
-RETENTION_HOUR_UTC = 3
-"""The hour (UTC) of the daily retention run."""
-
-POLL_S = 2.0
-"""How often the daemon looks for events other processes (``journeyc ingest``) logged."""
-
-CHECKPOINT_S = 0.5
-"""How often the daemon copies the write-ahead log into the database file, in a
-thread of its own (see :meth:`Daemon._checkpoint_job`)."""
-
-WAL_AUTOCHECKPOINT_PAGES = 20_000
-"""SQLite's own checkpoint on commit, left as a backstop: only when the log passes
-this many pages (~80 MB) does a commit copy it, as it did at 1,000 before."""
-
-ENGINE_BATCH = 100
-"""Events or due timers an engine batch takes (and commits): an event waits for the
-batch it is in, and ingest for the write lock a batch holds."""
-
-ENGINE_RUN_BATCHES = 20
-"""Batches an engine run takes before it lets go (and runs again at once, with a
-fresh clock): under a stream of events, timers and the clock stay current."""
-
-RETRY_MAX_S = 30.0
-"""The longest wait before a failed engine or dispatcher run is tried again."""
-
-_ENGINE, _DISPATCH, _RETENTION, _POLL = "engine", "dispatch", "retention", "poll"
-_CHECKPOINT = "checkpoint"
-_SCHEDULE = "schedule"  # job ids schedule:JOURNEY:TRIGGER:ZONE
-
 
 class StartupError(Exception):
     """The daemon cannot start; the message says why (the command exits 1)."""
@@ -121,7 +97,8 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _iso(ms: int | None) -> str | None:
+def iso(ms: int | None) -> str | None:
+    """Epoch milliseconds as ISO-8601 UTC (None stays None)."""
     if ms is None:
         return None
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
@@ -198,22 +175,15 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _ExpectedSkips(logging.Filter):
-    """Hides APScheduler's warning for a date trigger that fired while its job still
-    ran: the daemon re-arms after every run, so nothing is lost (module docstring)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "maximum number of running instances" not in record.getMessage()
-
-
 # ---------------------------------------------------------------- the daemon
 
 
 class Daemon:
-    """One ``journeyc serve`` process: :meth:`start`, :meth:`serve`, then :meth:`stop`.
+    """One ``journeyc serve``: :meth:`start`, :meth:`serve`, then :meth:`stop`.
 
-    :meth:`start` checks and deploys the project, opens the store, the providers and
-    the dispatcher, binds the socket and starts the clock and the watcher; it raises
+    :meth:`start` opens the store, binds the socket and starts the engine process,
+    which checks and deploys the project, opens the providers and the dispatcher and
+    starts the clock and the watcher; it raises
     :class:`~journeyc.serve.watch.InvalidProjectError` or :class:`StartupError` (having
     released what it opened). :meth:`serve` blocks in uvicorn until SIGTERM or SIGINT.
     """
@@ -224,36 +194,21 @@ class Daemon:
         self.keys: Keys | None = None
         self.address = (settings.host, settings.port)
         self.versions: dict[str, str] = {}
-        self._engine_lock = threading.Lock()
-        self._arm_lock = threading.Lock()
         self._state_lock = threading.Lock()
-        self._engine_requested = threading.Event()
-        self._dispatch_requested = threading.Event()
         self._stopping = False
         self._stop_requested = False
         self._closers: list[Callable[[], None]] = []
         self._server: Any = None
-        self._skips = _ExpectedSkips()
-        # What the clock knows between runs, and what /v1/status reports.
-        self._next_wake: int | None = None
-        self._engine_retry_at: int | None = None
-        self._engine_failures = 0
-        self._dispatch_next: int | None = None
-        self._dispatch_retry_at: int | None = None
-        self._dispatch_failures = 0
         self._started_ms = now_ms()
-        self._engine_runs = 0
-        self._last_run: dict[str, Any] = {}
-        self._sent = self._retried = self._failed = 0
-        self._last_refused: dict[str, Any] | None = None
-        self._last_deploy_ms: int | None = None
-        self.scheduler: Any = None
-        self._schedule_zones = 0
+        self._engine_status: dict[str, Any] = {}
+        self._example_event = "signed_up"
+        self.engine: Any = None  # the EngineProcess
 
     # ------------------------------------------------------------ starting
 
     def start(self) -> None:
-        """Check and deploy the project and start everything but the HTTP server."""
+        """Start the engine process (which deploys the project) and everything but
+        the HTTP server."""
         try:
             self._start()
         except BaseException:
@@ -261,40 +216,27 @@ class Daemon:
             raise
 
     def _start(self) -> None:
-        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
-        from apscheduler.schedulers.background import BackgroundScheduler
-        from apscheduler.triggers.cron import CronTrigger
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        from journeyc.channels import build_providers, close_providers
-        from journeyc.engine.core import Engine
         from journeyc.serve.api import create_app
-        from journeyc.serve.dispatcher import Dispatcher
         from journeyc.serve.metrics import Metrics
+        from journeyc.serve.supervisor import EngineProcess, EngineStartError
+        from journeyc.serve.watch import InvalidProjectError, load_checked
+        from journeyc.serve.worker import WAL_AUTOCHECKPOINT_PAGES
         from journeyc.store.schema import StoreError
         from journeyc.store.sqlite import Store
 
         s = self.settings
         if not s.project_dir.is_dir():
             raise StartupError(f"{s.project_dir}: no such directory (the journeys to serve)")
-        checked = load_checked(s.project_dir)  # an invalid project stops us before the store
-        if checked.warnings:
-            log.warning("the project has warnings:\n%s", checked.warnings.rstrip())
-        if checked.files == 0:
-            log.warning("no .journey files under %s yet; watching it for some", s.project_dir)
-
-        base_dir = s.config_file.parent if s.config_file is not None else Path.cwd()
-        try:
-            self.providers = build_providers(self.config, base_dir)
-        except ConfigError as exc:
-            raise StartupError(f"{s.config_file or CONFIG_FILE}: {exc}") from None
-        self._closers.append(lambda: close_providers(self.providers))
-
+        # An invalid project stops us before the store is created (the engine process
+        # checks it again, and logs its warnings, when it deploys it).
+        load_checked(s.project_dir)
         try:
             self.store = Store.open(s.store_path)
         except (StoreError, OSError) as exc:
             raise StartupError(str(exc)) from None
         self._closers.append(self.store.close)
+        # Commits here leave the log to the engine process's checkpoint job too.
+        self.store.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES:d}")
         self.keys = resolve_keys(self.config, self.store.setting)
 
         self._socket = _bind(s.host, s.port)
@@ -302,188 +244,60 @@ class Daemon:
         bound = self._socket.getsockname()
         self.address = (s.host, int(bound[1]))
 
-        self.engine = Engine(self.store, self.config, commit_per_batch=True, batch=ENGINE_BATCH)
-        self.versions = {jid: v for jid, v, _, active in self.engine.rt.versions() if active}
-        self.deploy(checked, at_start=True)
-
-        self.dispatcher = Dispatcher(self.store, self.providers)
-        # One daemon per store: sends a dead one had claimed go out now, not after
-        # their lease.
-        reclaimed = self.dispatcher.reclaim(now_ms())
-        if reclaimed:
-            log.info("%d send(s) claimed by a daemon that stopped before delivering", reclaimed)
-        self._closers.append(self.dispatcher.close)
-        self._poll_conn = sqlite3.connect(
-            str(s.store_path), timeout=5, isolation_level=None, check_same_thread=False
+        self.engine = EngineProcess(
+            {
+                "project_dir": str(s.project_dir),
+                "store_path": str(s.store_path),
+                "config": self.config.model_dump_json(by_alias=True),
+                "config_file": str(s.config_file) if s.config_file is not None else None,
+                "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+            },
+            self._on_engine_message,
         )
-        self._poll_conn.execute("PRAGMA query_only = ON")
-        self._closers.append(self._poll_conn.close)
-        # By default the commit that takes the log past 1,000 pages copies it into the
-        # database, ~20 ms inside that commit (about once a second at 500 events/s),
-        # which then delays the engine run or the request making it. A connection of
-        # its own does it off that path, while the writers go on (WAL).
-        self.store.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES:d}")
-        self._checkpoint_conn = sqlite3.connect(
-            str(s.store_path), timeout=5, isolation_level=None, check_same_thread=False
-        )
-        self._closers.append(self._checkpoint_conn.close)
+        self.metrics = Metrics(s.store_path, engine_pid=self._engine_pid)
+        try:
+            ready = self.engine.start()
+        except EngineStartError as exc:
+            message = exc.message
+            if "text" in message:
+                raise InvalidProjectError(str(message["text"]), int(message["errors"])) from None
+            raise StartupError(str(exc)) from None
+        self._closers.append(self.engine.stop)
+        self._example_event = str(ready["ready"].get("example_event") or "signed_up")
 
-        self.metrics = Metrics(s.store_path)
         self.app = create_app(
             s.store_path,
             write_key=self.keys.write_key.value,
             admin_token=self.keys.admin_token.value,
-            on_events=self.request_engine_run,
+            on_events=self.engine.nudge,
             status=self.status,
             metrics=self.metrics,
             store=self.store,
         )
 
-        logging.getLogger("apscheduler.scheduler").addFilter(self._skips)
-        self.scheduler = BackgroundScheduler(timezone=UTC)
-        self.scheduler.add_listener(self._after_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
-        self.scheduler.start()
-        self._closers.append(self._stop_scheduler)
-        # Housekeeping jobs: one run at a time, runs missed while busy made up once.
-        for fn, trigger, job_id in (
-            (
-                self._retention_job,
-                CronTrigger(hour=RETENTION_HOUR_UTC, minute=0, timezone=UTC),
-                _RETENTION,
-            ),
-            (self._poll_job, IntervalTrigger(seconds=POLL_S, timezone=UTC), _POLL),
-            (
-                self._checkpoint_job,
-                IntervalTrigger(seconds=CHECKPOINT_S, timezone=UTC),
-                _CHECKPOINT,
-            ),
-        ):
-            self.scheduler.add_job(
-                fn,
-                trigger,
-                id=job_id,
-                replace_existing=True,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
-        self._sync_schedule_jobs()
-        # Catch up at once: events logged while the daemon was down, timers that came
-        # due meanwhile, sends queued but not delivered.
-        self.request_engine_run()
-        self.request_dispatch()
+    def _engine_pid(self) -> int:
+        pid = self.engine.pid if self.engine is not None else None
+        return pid if pid is not None else -1  # no /proc/-1: no samples
 
-        self.watcher = ProjectWatcher(s.project_dir, self.reload)
-        self.watcher.start()
-        self._closers.append(self.watcher.stop)
-
-    # ------------------------------------------------------------ deploying
-
-    def deploy(self, checked: Checked, *, at_start: bool = False) -> None:
-        """Make the project's journeys the active versions and log each one that changed
-        (at start, every one).
-
-        New entries take the new version; users in flight stay on theirs, unless the
-        journey says ``upgrade in place`` (the engine moves them where their step
-        still exists).
-        """
-        project = checked.project
-        at = now_ms()
-        with self._engine_lock:
-            self.engine.deploy(project, at)
-        before, after = self.versions, {jid: j.version for jid, j in project.journeys.items()}
-        for jid, journey in project.journeys.items():
-            old = before.get(jid)
-            if old == journey.version:
-                if at_start:
-                    log.info("journey %s: version %s (unchanged)", jid, journey.version)
-                continue
-            if old is None:
-                log.info("journey %s: deployed version %s (new journey)", jid, journey.version)
-            elif journey.upgrade_in_place:
-                log.info(
-                    "journey %s: deployed version %s (was %s; upgrade in place: users in "
-                    "flight move to it where their step still exists)",
-                    jid,
-                    journey.version,
-                    old,
-                )
-            else:
-                log.info(
-                    "journey %s: deployed version %s (was %s; users in flight stay on %s)",
-                    jid,
-                    journey.version,
-                    old,
-                    old,
-                )
-        for jid in sorted(before.keys() - after.keys()):
-            log.info(
-                "journey %s: no longer in the project; it takes no new entries, users in "
-                "flight finish on version %s",
-                jid,
-                before[jid],
-            )
-        with self._state_lock:
-            self.versions = after
-            self._last_deploy_ms = at
-        if self.scheduler is not None:
-            self._sync_schedule_jobs()
-
-    def _sync_schedule_jobs(self) -> None:
-        """One APScheduler job per scheduled trigger and time zone in use (never one
-        per user) wakes the engine when the trigger fires there. The engine's
-        ``schedules`` rows stay the ledger: a firing missed while the daemon was down
-        is due at once when it comes back, cron or not."""
-        with self._engine_lock:
-            rows = self.store.conn.execute(
-                "SELECT journey_id, trigger, zone, spec FROM schedules"
-            ).fetchall()
-            self._schedule_zones = len(self.engine.sched.zones)
-        wanted = {f"{_SCHEDULE}:{jid}:{i}:{zone}": (spec, zone) for jid, i, zone, spec in rows}
-        for job in self.scheduler.get_jobs():
-            if job.id.startswith(f"{_SCHEDULE}:") and job.id not in wanted:
-                job.remove()
-        for job_id, (spec, zone) in sorted(wanted.items()):
-            if self.scheduler.get_job(job_id) is not None:
-                continue
-            trigger = ir.ScheduleTrigger.model_validate_json(spec)
-            log.info("%s: wakes the engine when it fires in %s", job_id, zone)
-            self.scheduler.add_job(
-                self.request_engine_run,
-                schedule_trigger(trigger, zone),
-                id=job_id,
-                name=job_id,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
-
-    def reload(self, changed: set[str]) -> None:
-        """Redeploy after files under the project directory changed; an invalid change
-        is logged with its diagnostics and the last good version keeps running."""
-        root = self.settings.project_dir
-        names = ", ".join(sorted(_relative(p, root) for p in changed)) or str(root)
-        try:
-            checked = load_checked(root)
-        except InvalidProjectError as exc:
-            log.error(
-                "refused the change to %s: %d error(s); still running the last good version\n%s",
-                names,
-                exc.errors,
-                exc.text.rstrip(),
-            )
+    def _on_engine_message(self, message: dict[str, Any]) -> None:
+        """What the engine process reported (see :mod:`.worker`): metrics and status."""
+        run = message.get("run")
+        if run is not None:
+            self.metrics.engine_runs.inc()
+            self.metrics.engine_run_seconds.observe(run["took_s"])
+            for seconds in run["lateness_s"]:
+                self.metrics.timer_lateness.observe(seconds)
+        for part, seconds in message.get("cpu", {}).items():
+            self.metrics.cpu_seconds.labels(part).inc(seconds)
+        if "failed" in message:
+            log.error("the engine process could not start: %s", message["failed"])
+            if "text" in message:
+                log.error("%s", str(message["text"]).rstrip())
+        status = message.get("status")
+        if status is not None:
             with self._state_lock:
-                self._last_refused = {"at": _iso(now_ms()), "files": names, "errors": exc.text}
-            return
-        with self._state_lock:
-            self._last_refused = None
-        if checked.warnings:
-            log.warning("%s: warnings:\n%s", names, checked.warnings.rstrip())
-        after = {jid: j.version for jid, j in checked.project.journeys.items()}
-        if after == self.versions:
-            log.info("%s changed; no journey changed", names)
-            return
-        self.deploy(checked)
+                self._engine_status = status
+                self.versions = dict(status.get("journeys", {}))
 
     # ------------------------------------------------------------ serving
 
@@ -491,7 +305,7 @@ class Daemon:
         """Serve the HTTP API in this (the main) thread until SIGTERM or SIGINT.
 
         uvicorn stops taking requests and finishes those in hand; :meth:`stop` then
-        stops the clock (waiting for the job in hand) and the rest.
+        stops the engine process (which finishes the run in hand) and the rest.
         """
         import uvicorn
 
@@ -508,9 +322,9 @@ class Daemon:
         if self._stop_requested:
             return
         log.info("listening on %s", self.url)
-        # What is loaded by now (modules, the app, the deployed journeys) lives as long
-        # as the process: kept out of the collector, a full collection no longer walks
-        # it, which otherwise stalls every thread for ~100 ms now and then.
+        # What is loaded by now (modules, the app) lives as long as the process: kept
+        # out of the collector, a full collection no longer walks it, which otherwise
+        # stalls every thread for ~100 ms now and then.
         gc.collect()
         gc.freeze()
         # uvicorn takes the signals while it runs, then raises them again for the
@@ -524,7 +338,8 @@ class Daemon:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._stopping:
-            # Stopping waits for the job in hand; a second signal gives up on it.
+            # Stopping waits for the run in hand; a second signal gives up on it (the
+            # engine process dies with this one).
             log.error("%s again while stopping: exiting now", signal.Signals(signum).name)
             os._exit(1)
         if not self._stop_requested:
@@ -541,8 +356,8 @@ class Daemon:
         return f"http://{shown}:{port}"
 
     def stop(self) -> None:
-        """Stop the watcher and the clock (waiting for the job in hand), then close the
-        dispatcher, the providers and the store. Safe to call more than once."""
+        """Stop the engine process (waiting for the run in hand), then close the store
+        and the socket. Safe to call more than once."""
         self._stopping = True
         while self._closers:
             closer = self._closers.pop()
@@ -550,238 +365,30 @@ class Daemon:
                 closer()
             except Exception:
                 log.exception("while stopping")
-        logging.getLogger("apscheduler.scheduler").removeFilter(self._skips)
-
-    def _stop_scheduler(self) -> None:
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
-
-    # ------------------------------------------------------------ the clock
-
-    def request_engine_run(self) -> None:
-        """Run the engine now: new events were committed (the API's ``on_events``).
-
-        No debounce: while a run is armed, more requests add nothing, and those that
-        come during a run make one more run after it, so requests closer together
-        than a run takes share runs anyway; a delay before the run only added its
-        length to every event's latency (5 ms of ~20 at 500 events/s).
-        """
-        self._engine_requested.set()
-        self._arm(_ENGINE, now_ms())
-
-    def request_dispatch(self) -> None:
-        """Run the dispatcher now: sends were queued."""
-        self._dispatch_requested.set()
-        self._arm(_DISPATCH, now_ms())
-
-    def _arm(self, job_id: str, due_ms: int) -> None:
-        """Arm ``job_id`` at ``due_ms``, unless it is already armed no later."""
-        from apscheduler.triggers.date import DateTrigger
-
-        run_date = datetime.fromtimestamp(due_ms / 1000, UTC)
-        func = self._engine_job if job_id == _ENGINE else self._dispatch_job
-        with self._arm_lock:
-            if self._stopping:
-                return
-            job = self.scheduler.get_job(job_id)
-            if job is not None and job.next_run_time is not None and job.next_run_time <= run_date:
-                return
-            self.scheduler.add_job(
-                func,
-                DateTrigger(run_date=run_date, timezone=UTC),
-                id=job_id,
-                name=job_id,
-                replace_existing=True,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
-
-    def _after_run(self, event: Any) -> None:
-        """APScheduler's listener: choose the next run of the job that just ended."""
-        if self._stopping:
-            return
-        now = now_ms()
-        if event.job_id == _ENGINE:
-            due = _next_due(
-                self._engine_requested.is_set(), self._engine_retry_at, self._next_wake, now
-            )
-            if due is not None:
-                self._arm(_ENGINE, due)
-        elif event.job_id == _DISPATCH:
-            due = _next_due(
-                self._dispatch_requested.is_set(), self._dispatch_retry_at, self._dispatch_next, now
-            )
-            if due is not None:
-                self._arm(_DISPATCH, due)
-
-    def _engine_job(self) -> None:
-        from journeyc.engine.core import CURSOR
-
-        self._engine_requested.clear()
-        now = now_ms()
-        started, cpu = time.perf_counter(), time.thread_time()
-        try:
-            with self._engine_lock:
-                seq = self.store.get_cursor(CURSOR)
-                actions = self.engine.advance(now, max_batches=ENGINE_RUN_BATCHES)
-                if self.engine.unfinished:
-                    self._engine_requested.set()  # the listener runs it again at once
-                lateness = list(self.engine.lateness_ms)
-                read_to = self.store.get_cursor(CURSOR)
-                next_wake = self.engine.next_wake()
-        except Exception:
-            self.metrics.cpu_seconds.labels("engine").inc(time.thread_time() - cpu)
-            self._engine_failures += 1
-            delay = _retry_delay_s(self._engine_failures)
-            log.exception("engine run failed; trying again in %.0f s", delay)
-            self._engine_retry_at = now + round(delay * 1000)
-            return
-        self._engine_failures, self._engine_retry_at = 0, None
-        self._next_wake = next_wake
-        if len(self.engine.sched.zones) != self._schedule_zones:
-            self._sync_schedule_jobs()  # a user brought a new time zone
-        for ms in lateness:
-            self.metrics.timer_lateness.observe(ms / 1000)
-        self.metrics.engine_runs.inc()
-        kinds = Counter(a.action for a in actions)
-        took = (time.perf_counter() - started) * 1000
-        self.metrics.engine_run_seconds.observe(took / 1000)
-        self.metrics.cpu_seconds.labels("engine").inc(time.thread_time() - cpu)
-        if actions or read_to != seq:
-            log.debug(
-                "engine run: log read to #%d, %d timer(s), %d action(s)%s in %.0f ms",
-                read_to,
-                len(lateness),
-                len(actions),
-                "".join(f", {k} {n}" for k, n in sorted(kinds.items())),
-                took,
-            )
-        with self._state_lock:
-            self._engine_runs += 1
-            self._last_run = {
-                "at": _iso(now),
-                "actions": dict(sorted(kinds.items())),
-                "timers": len(lateness),
-                "max_lateness_ms": max(lateness, default=None),
-                "took_ms": round(took, 1),
-            }
-        if kinds["send"]:
-            self.request_dispatch()
-
-    def _dispatch_job(self) -> None:
-        self._dispatch_requested.clear()
-        now = now_ms()
-        cpu = time.thread_time()
-        try:
-            self._dispatch(now)
-        finally:
-            self.metrics.cpu_seconds.labels("dispatch").inc(time.thread_time() - cpu)
-
-    def _dispatch(self, now: int) -> None:
-        try:
-            while True:
-                stats = self.dispatcher.run_once(now)
-                with self._state_lock:
-                    self._sent += stats.sent
-                    self._retried += stats.retried
-                    self._failed += stats.failed
-                if stats.handled:
-                    log.debug(
-                        "dispatch: %d sent, %d to retry, %d failed",
-                        stats.sent,
-                        stats.retried,
-                        stats.failed,
-                    )
-                if stats.handled < self.dispatcher.batch or self._stopping:
-                    break
-                now = now_ms()
-            self._dispatch_next = self.dispatcher.next_due()
-        except Exception:
-            self._dispatch_failures += 1
-            delay = _retry_delay_s(self._dispatch_failures)
-            log.exception("dispatcher run failed; trying again in %.0f s", delay)
-            self._dispatch_retry_at = now + round(delay * 1000)
-            return
-        self._dispatch_failures, self._dispatch_retry_at = 0, None
-
-    def _poll_job(self) -> None:
-        """Arm the engine when another process (``journeyc ingest``) logged events."""
-        from journeyc.engine.core import CURSOR
-
-        try:
-            (last,) = self._poll_conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
-            row = self._poll_conn.execute(
-                "SELECT seq FROM cursor WHERE name = ?", (CURSOR,)
-            ).fetchone()
-        except sqlite3.Error as exc:
-            log.warning("looking for new events failed: %s", exc)
-            return
-        if last > (row[0] if row else 0):
-            self.request_engine_run()
-
-    def _checkpoint_job(self) -> None:
-        """Copy the committed write-ahead log into the database file (``PASSIVE``:
-        it neither waits for nor blocks the writers and readers)."""
-        try:
-            self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        except sqlite3.Error as exc:
-            log.warning("checkpointing the store's log failed: %s", exc)
-
-    def _retention_job(self) -> None:
-        try:
-            outbox, actions = self.remove_old(now_ms())
-        except Exception:
-            log.exception("retention run failed; trying again tomorrow")
-            return
-        if outbox or actions:
-            log.info(
-                "retention: removed %d outbox row(s) and %d action(s) older than %d days",
-                outbox,
-                actions,
-                RETENTION_DAYS,
-            )
-
-    def remove_old(self, at_ms: int) -> tuple[int, int]:
-        """Delete what is older than :data:`RETENTION_DAYS` at ``at_ms`` and no longer
-        needed: sent and suppressed outbox rows, and actions. Entries stay (``entry
-        once`` reads them), as do failed sends. Returns the rows removed: (outbox,
-        actions)."""
-        cutoff = at_ms - RETENTION_DAYS * 86_400_000
-        with self._engine_lock, self.store.transaction() as conn:
-            outbox = conn.execute(
-                "DELETE FROM outbox WHERE (status = 'sent' AND sent_at < ?)"
-                " OR (status = 'suppressed' AND created_at < ?)",
-                (cutoff, cutoff),
-            ).rowcount
-            actions = conn.execute("DELETE FROM actions WHERE at < ?", (cutoff,)).rowcount
-        return outbox, actions
 
     # ------------------------------------------------------------ reports
 
     def status(self) -> Mapping[str, Any]:
-        """The daemon's own report for ``GET /v1/status``."""
+        """The daemon's own report for ``GET /v1/status``: this process's fields and
+        the engine process's last report."""
         with self._state_lock:
+            engine = self._engine_status
+            pid = self.engine.pid if self.engine is not None else None
             return {
                 "version": __version__,
-                "started_at": _iso(self._started_ms),
+                "started_at": iso(self._started_ms),
                 "project_dir": str(self.settings.project_dir),
-                "journeys": dict(sorted(self.versions.items())),
-                "last_deploy_at": _iso(self._last_deploy_ms),
-                "last_refused_change": self._last_refused,
-                "engine": {
-                    "runs": self._engine_runs,
-                    "last_run": self._last_run or None,
-                    "next_wake_at": _iso(self._next_wake),
-                    "failing": self._engine_failures > 0,
+                "journeys": dict(engine.get("journeys", {})),
+                "last_deploy_at": engine.get("last_deploy_at"),
+                "last_refused_change": engine.get("last_refused_change"),
+                "engine": engine.get("engine", {}),
+                "dispatch": engine.get("dispatch", {}),
+                "watching": bool(engine.get("watching", False)) and pid is not None,
+                "engine_process": {
+                    "pid": pid,
+                    "alive": pid is not None,
+                    "restarts": self.engine.restarts if self.engine is not None else 0,
                 },
-                "dispatch": {
-                    "sent": self._sent,
-                    "retried": self._retried,
-                    "failed": self._failed,
-                    "next_due_at": _iso(self._dispatch_next),
-                },
-                "watching": self.watcher.alive if hasattr(self, "watcher") else False,
             }
 
     def banner(self) -> str:
@@ -797,41 +404,13 @@ class Daemon:
             "  send an event:",
             f"    curl -u {_curl_user(self.keys.write_key, WRITE_KEY_ENV)} {self.url}/v1/track \\",
             "      -H 'Content-Type: application/json' \\",
-            f'      -d \'{{"userId": "user-1", "event": "{self._example_event()}", '
+            f'      -d \'{{"userId": "user-1", "event": "{self._example_event}", '
             '"properties": {}}\'',
         ]
         return "\n".join(lines) + "\n"
 
-    def _example_event(self) -> str:
-        project = getattr(self.engine, "active", {})
-        for prog in project.values():
-            for event, _ in prog.triggers:
-                return str(event)
-        return "signed_up"
-
 
 # ---------------------------------------------------------------- helpers
-
-
-def _next_due(requested: bool, retry_at: int | None, planned: int | None, now: int) -> int | None:
-    """When a job runs next: after a failure at its retry time; else now when asked
-    for during the run; else at the planned time (None: not until asked)."""
-    if retry_at is not None:
-        return retry_at
-    if requested:
-        return now
-    return planned
-
-
-def _retry_delay_s(failures: int) -> float:
-    return min(RETRY_MAX_S, 2.0 ** (failures - 1))
-
-
-def _relative(path: str, root: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(root.resolve()))
-    except ValueError:
-        return path
 
 
 def _describe(secret: Secret, env: str, key: str) -> str:
@@ -848,35 +427,3 @@ def _curl_user(secret: Secret, env: str) -> str:
     if secret.source == "env":
         return f'"${env}:"'
     return "'WRITE_KEY:'"
-
-
-_CRON_DAYS = {
-    "day": "*",
-    "weekday": "mon-fri",
-    "weekend": "sat,sun",
-    **{d: d[:3] for d in ("monday", "tuesday", "wednesday", "thursday", "friday")},
-    "saturday": "sat",
-    "sunday": "sun",
-}
-
-
-def schedule_trigger(trigger: ir.ScheduleTrigger, zone: str) -> Any:
-    """The APScheduler trigger that wakes the engine when ``trigger`` fires in
-    ``zone``: a cron trigger in that zone, or an interval on the grid from local
-    midnight of 2000-01-01 (as :func:`journeyc.engine.schedules.next_fire`)."""
-    from zoneinfo import ZoneInfo
-
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
-
-    tz = ZoneInfo(zone)
-    if trigger.interval is not None:
-        return IntervalTrigger(
-            seconds=trigger.interval, start_date=datetime(2000, 1, 1, tzinfo=tz), timezone=tz
-        )
-    return CronTrigger(
-        day_of_week=_CRON_DAYS[trigger.day or "day"],
-        hour=trigger.hour,
-        minute=trigger.minute,
-        timezone=tz,
-    )

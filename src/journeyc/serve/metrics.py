@@ -3,14 +3,16 @@
 Each :class:`Metrics` owns a :class:`~prometheus_client.CollectorRegistry`, so two
 apps in one process (tests, or a daemon restarted in place) never share or clash
 over counters. The API counts what it takes in; the daemon observes timer lateness
-and engine runs through the same object; sends and the outbox backlog are read from
-the store at scrape time, so they are right even after a restart.
+and engine runs through the same object (reported by its engine process, which
+runs in a process of its own: see :mod:`journeyc.serve.daemon`); sends and the
+outbox backlog are read from the store at scrape time, so they are right even after
+a restart.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -60,9 +62,13 @@ class Metrics:
     timer, ``engine_runs.inc()`` and ``engine_run_seconds.observe(seconds)`` after
     each engine step, and ``cpu_seconds.labels(part).inc(seconds)`` with the thread
     CPU time of each part's work.
+
+    ``process_*`` are this process's (the API's); with ``engine_pid`` (the engine
+    process's pid, or -1 while there is none) ``journeyc_engine_process_*`` are the
+    engine process's, read from ``/proc`` at scrape time.
     """
 
-    def __init__(self, store_path: Path | str) -> None:
+    def __init__(self, store_path: Path | str, engine_pid: Callable[[], int] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.events_received = Counter(
             "journeyc_events_received",
@@ -94,8 +100,9 @@ class Metrics:
         self.cpu_seconds = Counter(
             "journeyc_cpu",
             "CPU time of the daemon's threads by part: ingest (validating and "
-            "committing requests), engine and dispatch; the rest of "
-            "process_cpu_seconds_total is HTTP handling and the scheduler.",
+            "committing requests, in the API process), engine and dispatch (in the "
+            "engine process); the rest of process_cpu_seconds_total is HTTP handling, "
+            "and of journeyc_engine_process_cpu_seconds_total the scheduler.",
             ("part",),
             unit="seconds",
             registry=self.registry,
@@ -103,6 +110,8 @@ class Metrics:
         for part in CPU_PARTS:
             self.cpu_seconds.labels(part)
         ProcessCollector(registry=self.registry)
+        if engine_pid is not None:
+            ProcessCollector(namespace="journeyc_engine", pid=engine_pid, registry=self.registry)
         self.registry.register(OutboxCollector(store_path))
 
     def render(self) -> bytes:

@@ -1,0 +1,759 @@
+"""The engine process of ``journeyc serve``: the engine, its clock, the dispatcher and
+the project watcher (the HTTP API runs in the parent process, :mod:`.daemon`).
+
+Threads:
+
+- the main thread waits for SIGTERM (SIGINT is the parent's: a Ctrl-C reaches both
+  processes, and the parent stops this one when it has finished its requests);
+- the nudge reader wakes the engine when the API process has committed events (one
+  byte on the channel, :mod:`.ipc`), and stops this process when the channel ends;
+- APScheduler 3's ``BackgroundScheduler`` (UTC) is the clock, and its pool runs the
+  jobs: ``engine`` (one :meth:`Engine.advance`), ``dispatch`` (the outbox
+  dispatcher), ``retention`` (daily), ``poll`` (events other processes logged) and
+  ``checkpoint`` (the SQLite write-ahead log copied into the database file);
+- the watcher thread redeploys the project directory when it changes.
+
+APScheduler schedules the engine, not the users: per-user waits are rows in the
+store, and the ``engine`` job is one date trigger armed at the earliest of them
+(:meth:`Engine.next_wake`) and re-armed after every run; a nudge re-arms it to run
+now. ``dispatch`` is armed likewise at the earliest queued outbox row, and at once
+after a run that queued sends (in this process: no nudge needed).
+
+Arming never moves a job later: a job already armed earlier stays (it will run and
+re-arm). APScheduler drops a date trigger that fires while the same job still runs
+(``max_instances=1``), so the next time is chosen after a run ends, by a listener
+that APScheduler calls once the run no longer counts as running; a request that
+came in during the run (a nudge, an engine run that queued sends) is remembered in
+a flag and makes that listener arm the job for now.
+
+Engine runs and deploys take one lock. The engine and the dispatcher write through
+one :class:`~journeyc.store.sqlite.Store`, and the API process through its own: the
+store's write lock (a thread lock and an ``flock`` beside the database) queues their
+transactions and wakes a waiting writer as soon as the holder commits. Reads that
+need a snapshot of their own (the poll job) use connections of their own (SQLite in
+WAL mode lets them read while a writer writes).
+
+What the API process shows on ``/metrics`` and ``/v1/status`` goes to it as a
+message after every engine run, dispatcher run and deploy (``report``).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import signal
+import socket
+import sqlite3
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from journeyc.compile import ir
+from journeyc.config import CONFIG_FILE, Config, ConfigError
+from journeyc.serve.daemon import RETENTION_DAYS, ServeSettings, StartupError, iso, now_ms
+from journeyc.serve.watch import Checked, InvalidProjectError, ProjectWatcher, load_checked
+
+__all__ = [
+    "ENGINE_BATCH",
+    "ENGINE_RUN_BATCHES",
+    "Report",
+    "Worker",
+    "main",
+    "schedule_trigger",
+]
+
+log = logging.getLogger("journeyc.serve")
+
+Report = Callable[[dict[str, Any]], None]
+"""Where the worker sends what the API process shows (see :func:`main`)."""
+
+RETENTION_HOUR_UTC = 3
+"""The hour (UTC) of the daily retention run."""
+
+POLL_S = 2.0
+"""How often the daemon looks for events other processes (``journeyc ingest``) logged."""
+
+CHECKPOINT_S = 0.5
+"""How often the daemon copies the write-ahead log into the database file, in a
+thread of its own (see :meth:`Daemon._checkpoint_job`)."""
+
+WAL_AUTOCHECKPOINT_PAGES = 20_000
+"""SQLite's own checkpoint on commit, left as a backstop: only when the log passes
+this many pages (~80 MB) does a commit copy it, as it did at 1,000 before."""
+
+ENGINE_BATCH = 100
+"""Events or due timers an engine batch takes (and commits): an event waits for the
+batch it is in, and ingest for the write lock a batch holds."""
+
+ENGINE_RUN_BATCHES = 20
+"""Batches an engine run takes before it lets go (and runs again at once, with a
+fresh clock): under a stream of events, timers and the clock stay current."""
+
+RETRY_MAX_S = 30.0
+"""The longest wait before a failed engine or dispatcher run is tried again."""
+
+_ENGINE, _DISPATCH, _RETENTION, _POLL = "engine", "dispatch", "retention", "poll"
+_CHECKPOINT = "checkpoint"
+_SCHEDULE = "schedule"  # job ids schedule:JOURNEY:TRIGGER:ZONE
+
+
+class _ExpectedSkips(logging.Filter):
+    """Hides APScheduler's warning for a date trigger that fired while its job still
+    ran: the daemon re-arms after every run, so nothing is lost (module docstring)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in record.getMessage()
+
+
+# ---------------------------------------------------------------- the worker
+
+
+class Worker:
+    """The engine side of ``journeyc serve``: :meth:`start`, then :meth:`stop`.
+
+    :meth:`start` checks and deploys the project, opens the store, the providers and
+    the dispatcher and starts the clock and the watcher; it raises
+    :class:`~journeyc.serve.watch.InvalidProjectError` or :class:`StartupError` (having
+    released what it opened). :func:`main` runs one in the engine process; tests may
+    run one in their own.
+    """
+
+    def __init__(self, settings: ServeSettings, report: Report | None = None) -> None:
+        self.settings = settings
+        self.config = settings.config
+        self.versions: dict[str, str] = {}
+        self._report = report
+        self._engine_lock = threading.Lock()
+        self._arm_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._engine_requested = threading.Event()
+        self._dispatch_requested = threading.Event()
+        self._stopping = False
+        self._closers: list[Callable[[], None]] = []
+        self._skips = _ExpectedSkips()
+        # What the clock knows between runs, and what /v1/status reports.
+        self._next_wake: int | None = None
+        self._engine_retry_at: int | None = None
+        self._engine_failures = 0
+        self._dispatch_next: int | None = None
+        self._dispatch_retry_at: int | None = None
+        self._dispatch_failures = 0
+        self._engine_runs = 0
+        self._last_run: dict[str, Any] = {}
+        self._sent = self._retried = self._failed = 0
+        self._last_refused: dict[str, Any] | None = None
+        self._last_deploy_ms: int | None = None
+        self.scheduler: Any = None
+        self._schedule_zones = 0
+
+    # ------------------------------------------------------------ starting
+
+    def start(self) -> None:
+        """Check and deploy the project and start the clock and the watcher."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        from journeyc.channels import build_providers, close_providers
+        from journeyc.engine.core import Engine
+        from journeyc.serve.dispatcher import Dispatcher
+        from journeyc.store.schema import StoreError
+        from journeyc.store.sqlite import Store
+
+        s = self.settings
+        if not s.project_dir.is_dir():
+            raise StartupError(f"{s.project_dir}: no such directory (the journeys to serve)")
+        checked = load_checked(s.project_dir)  # an invalid project stops us before the store
+        if checked.warnings:
+            log.warning("the project has warnings:\n%s", checked.warnings.rstrip())
+        if checked.files == 0:
+            log.warning("no .journey files under %s yet; watching it for some", s.project_dir)
+
+        base_dir = s.config_file.parent if s.config_file is not None else Path.cwd()
+        try:
+            self.providers = build_providers(self.config, base_dir)
+        except ConfigError as exc:
+            raise StartupError(f"{s.config_file or CONFIG_FILE}: {exc}") from None
+        self._closers.append(lambda: close_providers(self.providers))
+
+        try:
+            self.store = Store.open(s.store_path)
+        except (StoreError, OSError) as exc:
+            raise StartupError(str(exc)) from None
+        self._closers.append(self.store.close)
+
+        self.engine = Engine(self.store, self.config, commit_per_batch=True, batch=ENGINE_BATCH)
+        self.versions = {jid: v for jid, v, _, active in self.engine.rt.versions() if active}
+        self.deploy(checked, at_start=True)
+
+        self.dispatcher = Dispatcher(self.store, self.providers)
+        # One daemon per store (and one engine process per daemon): sends a dead one
+        # had claimed go out now, not after their lease.
+        reclaimed = self.dispatcher.reclaim(now_ms())
+        if reclaimed:
+            log.info("%d send(s) claimed by a daemon that stopped before delivering", reclaimed)
+        self._closers.append(self.dispatcher.close)
+        self._poll_conn = sqlite3.connect(
+            str(s.store_path), timeout=5, isolation_level=None, check_same_thread=False
+        )
+        self._poll_conn.execute("PRAGMA query_only = ON")
+        self._closers.append(self._poll_conn.close)
+        # By default the commit that takes the log past 1,000 pages copies it into the
+        # database, ~20 ms inside that commit (about once a second at 500 events/s),
+        # which then delays the engine run or the request making it. A connection of
+        # its own does it off that path, while the writers go on (WAL).
+        self.store.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES:d}")
+        self._checkpoint_conn = sqlite3.connect(
+            str(s.store_path), timeout=5, isolation_level=None, check_same_thread=False
+        )
+        self._closers.append(self._checkpoint_conn.close)
+
+        logging.getLogger("apscheduler.scheduler").addFilter(self._skips)
+        self.scheduler = BackgroundScheduler(timezone=UTC)
+        self.scheduler.add_listener(self._after_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        self.scheduler.start()
+        self._closers.append(self._stop_scheduler)
+        # Housekeeping jobs: one run at a time, runs missed while busy made up once.
+        for fn, trigger, job_id in (
+            (
+                self._retention_job,
+                CronTrigger(hour=RETENTION_HOUR_UTC, minute=0, timezone=UTC),
+                _RETENTION,
+            ),
+            (self._poll_job, IntervalTrigger(seconds=POLL_S, timezone=UTC), _POLL),
+            (
+                self._checkpoint_job,
+                IntervalTrigger(seconds=CHECKPOINT_S, timezone=UTC),
+                _CHECKPOINT,
+            ),
+        ):
+            self.scheduler.add_job(
+                fn,
+                trigger,
+                id=job_id,
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        self._sync_schedule_jobs()
+        # Catch up at once: events logged while the daemon was down, timers that came
+        # due meanwhile, sends queued but not delivered.
+        self.request_engine_run()
+        self.request_dispatch()
+
+        self.watcher = ProjectWatcher(s.project_dir, self.reload)
+        self.watcher.start()
+        self._closers.append(self.watcher.stop)
+
+    # ------------------------------------------------------------ deploying
+
+    def deploy(self, checked: Checked, *, at_start: bool = False) -> None:
+        """Make the project's journeys the active versions and log each one that changed
+        (at start, every one).
+
+        New entries take the new version; users in flight stay on theirs, unless the
+        journey says ``upgrade in place`` (the engine moves them where their step
+        still exists).
+        """
+        project = checked.project
+        at = now_ms()
+        with self._engine_lock:
+            self.engine.deploy(project, at)
+        before, after = self.versions, {jid: j.version for jid, j in project.journeys.items()}
+        for jid, journey in project.journeys.items():
+            old = before.get(jid)
+            if old == journey.version:
+                if at_start:
+                    log.info("journey %s: version %s (unchanged)", jid, journey.version)
+                continue
+            if old is None:
+                log.info("journey %s: deployed version %s (new journey)", jid, journey.version)
+            elif journey.upgrade_in_place:
+                log.info(
+                    "journey %s: deployed version %s (was %s; upgrade in place: users in "
+                    "flight move to it where their step still exists)",
+                    jid,
+                    journey.version,
+                    old,
+                )
+            else:
+                log.info(
+                    "journey %s: deployed version %s (was %s; users in flight stay on %s)",
+                    jid,
+                    journey.version,
+                    old,
+                    old,
+                )
+        for jid in sorted(before.keys() - after.keys()):
+            log.info(
+                "journey %s: no longer in the project; it takes no new entries, users in "
+                "flight finish on version %s",
+                jid,
+                before[jid],
+            )
+        with self._state_lock:
+            self.versions = after
+            self._last_deploy_ms = at
+        if self.scheduler is not None:
+            self._sync_schedule_jobs()
+        self._send({})
+
+    def _sync_schedule_jobs(self) -> None:
+        """One APScheduler job per scheduled trigger and time zone in use (never one
+        per user) wakes the engine when the trigger fires there. The engine's
+        ``schedules`` rows stay the ledger: a firing missed while the daemon was down
+        is due at once when it comes back, cron or not."""
+        with self._engine_lock:
+            rows = self.store.conn.execute(
+                "SELECT journey_id, trigger, zone, spec FROM schedules"
+            ).fetchall()
+            self._schedule_zones = len(self.engine.sched.zones)
+        wanted = {f"{_SCHEDULE}:{jid}:{i}:{zone}": (spec, zone) for jid, i, zone, spec in rows}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith(f"{_SCHEDULE}:") and job.id not in wanted:
+                job.remove()
+        for job_id, (spec, zone) in sorted(wanted.items()):
+            if self.scheduler.get_job(job_id) is not None:
+                continue
+            trigger = ir.ScheduleTrigger.model_validate_json(spec)
+            log.info("%s: wakes the engine when it fires in %s", job_id, zone)
+            self.scheduler.add_job(
+                self.request_engine_run,
+                schedule_trigger(trigger, zone),
+                id=job_id,
+                name=job_id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+
+    def reload(self, changed: set[str]) -> None:
+        """Redeploy after files under the project directory changed; an invalid change
+        is logged with its diagnostics and the last good version keeps running."""
+        root = self.settings.project_dir
+        names = ", ".join(sorted(_relative(p, root) for p in changed)) or str(root)
+        try:
+            checked = load_checked(root)
+        except InvalidProjectError as exc:
+            log.error(
+                "refused the change to %s: %d error(s); still running the last good version\n%s",
+                names,
+                exc.errors,
+                exc.text.rstrip(),
+            )
+            with self._state_lock:
+                self._last_refused = {"at": iso(now_ms()), "files": names, "errors": exc.text}
+            self._send({})
+            return
+        with self._state_lock:
+            refused, self._last_refused = self._last_refused, None
+        if refused is not None:
+            self._send({})
+        if checked.warnings:
+            log.warning("%s: warnings:\n%s", names, checked.warnings.rstrip())
+        after = {jid: j.version for jid, j in checked.project.journeys.items()}
+        if after == self.versions:
+            log.info("%s changed; no journey changed", names)
+            return
+        self.deploy(checked)
+
+    def stop(self) -> None:
+        """Stop the watcher and the clock (waiting for the job in hand), then close the
+        dispatcher, the providers and the store. Safe to call more than once."""
+        self._stopping = True
+        while self._closers:
+            closer = self._closers.pop()
+            try:
+                closer()
+            except Exception:
+                log.exception("while stopping")
+        logging.getLogger("apscheduler.scheduler").removeFilter(self._skips)
+
+    def _stop_scheduler(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+    # ------------------------------------------------------------ the clock
+
+    def request_engine_run(self) -> None:
+        """Run the engine now: new events were committed (the API's ``on_events``).
+
+        No debounce: while a run is armed, more requests add nothing, and those that
+        come during a run make one more run after it, so requests closer together
+        than a run takes share runs anyway; a delay before the run only added its
+        length to every event's latency (5 ms of ~20 at 500 events/s).
+        """
+        self._engine_requested.set()
+        self._arm(_ENGINE, now_ms())
+
+    def request_dispatch(self) -> None:
+        """Run the dispatcher now: sends were queued."""
+        self._dispatch_requested.set()
+        self._arm(_DISPATCH, now_ms())
+
+    def _arm(self, job_id: str, due_ms: int) -> None:
+        """Arm ``job_id`` at ``due_ms``, unless it is already armed no later."""
+        from apscheduler.triggers.date import DateTrigger
+
+        run_date = datetime.fromtimestamp(due_ms / 1000, UTC)
+        func = self._engine_job if job_id == _ENGINE else self._dispatch_job
+        with self._arm_lock:
+            if self._stopping:
+                return
+            job = self.scheduler.get_job(job_id)
+            if job is not None and job.next_run_time is not None and job.next_run_time <= run_date:
+                return
+            self.scheduler.add_job(
+                func,
+                DateTrigger(run_date=run_date, timezone=UTC),
+                id=job_id,
+                name=job_id,
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+
+    def _after_run(self, event: Any) -> None:
+        """APScheduler's listener: choose the next run of the job that just ended."""
+        if self._stopping:
+            return
+        now = now_ms()
+        if event.job_id == _ENGINE:
+            due = _next_due(
+                self._engine_requested.is_set(), self._engine_retry_at, self._next_wake, now
+            )
+            if due is not None:
+                self._arm(_ENGINE, due)
+        elif event.job_id == _DISPATCH:
+            due = _next_due(
+                self._dispatch_requested.is_set(), self._dispatch_retry_at, self._dispatch_next, now
+            )
+            if due is not None:
+                self._arm(_DISPATCH, due)
+
+    def _engine_job(self) -> None:
+        from journeyc.engine.core import CURSOR
+
+        self._engine_requested.clear()
+        now = now_ms()
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            with self._engine_lock:
+                seq = self.store.get_cursor(CURSOR)
+                actions = self.engine.advance(now, max_batches=ENGINE_RUN_BATCHES)
+                if self.engine.unfinished:
+                    self._engine_requested.set()  # the listener runs it again at once
+                lateness = list(self.engine.lateness_ms)
+                read_to = self.store.get_cursor(CURSOR)
+                next_wake = self.engine.next_wake()
+        except Exception:
+            self._send({"cpu": {"engine": time.thread_time() - cpu}})
+            self._engine_failures += 1
+            delay = _retry_delay_s(self._engine_failures)
+            log.exception("engine run failed; trying again in %.0f s", delay)
+            self._engine_retry_at = now + round(delay * 1000)
+            return
+        self._engine_failures, self._engine_retry_at = 0, None
+        self._next_wake = next_wake
+        if len(self.engine.sched.zones) != self._schedule_zones:
+            self._sync_schedule_jobs()  # a user brought a new time zone
+        kinds = Counter(a.action for a in actions)
+        took = (time.perf_counter() - started) * 1000
+        if actions or read_to != seq:
+            log.debug(
+                "engine run: log read to #%d, %d timer(s), %d action(s)%s in %.0f ms",
+                read_to,
+                len(lateness),
+                len(actions),
+                "".join(f", {k} {n}" for k, n in sorted(kinds.items())),
+                took,
+            )
+        with self._state_lock:
+            self._engine_runs += 1
+            self._last_run = {
+                "at": iso(now),
+                "actions": dict(sorted(kinds.items())),
+                "timers": len(lateness),
+                "max_lateness_ms": max(lateness, default=None),
+                "took_ms": round(took, 1),
+            }
+        if kinds["send"]:
+            self.request_dispatch()
+        self._send(
+            {
+                "run": {"took_s": took / 1000, "lateness_s": [ms / 1000 for ms in lateness]},
+                "cpu": {"engine": time.thread_time() - cpu},
+            }
+        )
+
+    def _dispatch_job(self) -> None:
+        self._dispatch_requested.clear()
+        now = now_ms()
+        cpu = time.thread_time()
+        try:
+            self._dispatch(now)
+        finally:
+            self._send({"cpu": {"dispatch": time.thread_time() - cpu}})
+
+    def _dispatch(self, now: int) -> None:
+        try:
+            while True:
+                stats = self.dispatcher.run_once(now)
+                with self._state_lock:
+                    self._sent += stats.sent
+                    self._retried += stats.retried
+                    self._failed += stats.failed
+                if stats.handled:
+                    log.debug(
+                        "dispatch: %d sent, %d to retry, %d failed",
+                        stats.sent,
+                        stats.retried,
+                        stats.failed,
+                    )
+                if stats.handled < self.dispatcher.batch or self._stopping:
+                    break
+                now = now_ms()
+            self._dispatch_next = self.dispatcher.next_due()
+        except Exception:
+            self._dispatch_failures += 1
+            delay = _retry_delay_s(self._dispatch_failures)
+            log.exception("dispatcher run failed; trying again in %.0f s", delay)
+            self._dispatch_retry_at = now + round(delay * 1000)
+            return
+        self._dispatch_failures, self._dispatch_retry_at = 0, None
+
+    def _poll_job(self) -> None:
+        """Arm the engine when another process (``journeyc ingest``) logged events."""
+        from journeyc.engine.core import CURSOR
+
+        try:
+            (last,) = self._poll_conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+            row = self._poll_conn.execute(
+                "SELECT seq FROM cursor WHERE name = ?", (CURSOR,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            log.warning("looking for new events failed: %s", exc)
+            return
+        if last > (row[0] if row else 0):
+            self.request_engine_run()
+
+    def _checkpoint_job(self) -> None:
+        """Copy the committed write-ahead log into the database file (``PASSIVE``:
+        it neither waits for nor blocks the writers and readers)."""
+        try:
+            self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("checkpointing the store's log failed: %s", exc)
+
+    def _retention_job(self) -> None:
+        try:
+            outbox, actions = self.remove_old(now_ms())
+        except Exception:
+            log.exception("retention run failed; trying again tomorrow")
+            return
+        if outbox or actions:
+            log.info(
+                "retention: removed %d outbox row(s) and %d action(s) older than %d days",
+                outbox,
+                actions,
+                RETENTION_DAYS,
+            )
+
+    def remove_old(self, at_ms: int) -> tuple[int, int]:
+        """Delete what is older than :data:`RETENTION_DAYS` at ``at_ms`` and no longer
+        needed: sent and suppressed outbox rows, and actions. Entries stay (``entry
+        once`` reads them), as do failed sends. Returns the rows removed: (outbox,
+        actions)."""
+        cutoff = at_ms - RETENTION_DAYS * 86_400_000
+        with self._engine_lock, self.store.transaction() as conn:
+            outbox = conn.execute(
+                "DELETE FROM outbox WHERE (status = 'sent' AND sent_at < ?)"
+                " OR (status = 'suppressed' AND created_at < ?)",
+                (cutoff, cutoff),
+            ).rowcount
+            actions = conn.execute("DELETE FROM actions WHERE at < ?", (cutoff,)).rowcount
+        return outbox, actions
+
+    # ------------------------------------------------------------ reports
+
+    def status(self) -> dict[str, Any]:
+        """The engine side of ``GET /v1/status``: the journeys, the engine, the
+        dispatcher and the watcher (the API process adds its own fields)."""
+        with self._state_lock:
+            return {
+                "journeys": dict(sorted(self.versions.items())),
+                "last_deploy_at": iso(self._last_deploy_ms),
+                "last_refused_change": self._last_refused,
+                "engine": {
+                    "runs": self._engine_runs,
+                    "last_run": self._last_run or None,
+                    "next_wake_at": iso(self._next_wake),
+                    "failing": self._engine_failures > 0,
+                },
+                "dispatch": {
+                    "sent": self._sent,
+                    "retried": self._retried,
+                    "failed": self._failed,
+                    "next_due_at": iso(self._dispatch_next),
+                },
+                "watching": self.watcher.alive if hasattr(self, "watcher") else False,
+            }
+
+    def example_event(self) -> str:
+        """An event some deployed journey starts on, for the banner's curl example."""
+        project = getattr(self.engine, "active", {})
+        for prog in project.values():
+            for event, _ in prog.triggers:
+                return str(event)
+        return "signed_up"
+
+    def _send(self, message: dict[str, Any]) -> None:
+        """Report ``message`` and the current status to the API process."""
+        if self._report is not None:
+            message["status"] = self.status()
+            self._report(message)
+
+
+# ---------------------------------------------------------------- the engine process
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The engine process: ``python -m journeyc.serve.worker FD PARENT_PID``.
+
+    FD is this end of the channel (:mod:`.ipc`); the first line on it holds the
+    settings. Reports ``ready`` or ``failed`` once started; then runs until SIGTERM
+    or until the channel ends (the API process is gone), and exits 0 after
+    stopping gracefully (the engine run or send in hand finishes), 1 if it could
+    not start.
+    """
+    from journeyc.cli.serve import configure_logging
+    from journeyc.serve.ipc import ChildEnd, die_with_parent
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    fd, parent_pid = int(args[0]), int(args[1])
+    die_with_parent(parent_pid)
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the parent's to handle
+    channel = ChildEnd(socket.socket(fileno=fd))
+    try:
+        spec = channel.settings()
+    except EOFError:
+        return 1
+    configure_logging(spec["log_level"])
+    settings = ServeSettings(
+        project_dir=Path(spec["project_dir"]),
+        store_path=Path(spec["store_path"]),
+        config=Config.model_validate_json(spec["config"]),
+        config_file=Path(spec["config_file"]) if spec["config_file"] else None,
+    )
+    worker = Worker(settings, report=channel.send)
+    try:
+        worker.start()
+    except InvalidProjectError as exc:
+        channel.send({"failed": "invalid project", "text": exc.text, "errors": exc.errors})
+        return 1
+    except StartupError as exc:
+        channel.send({"failed": str(exc)})
+        return 1
+    except Exception as exc:
+        log.exception("the engine process could not start")
+        channel.send({"failed": f"the engine process could not start: {exc}"})
+        return 1
+    channel.send({"ready": {"example_event": worker.example_event()}, "status": worker.status()})
+
+    def read_nudges() -> None:
+        while channel.wait_nudge():
+            worker.request_engine_run()
+        if not stop.is_set():
+            log.info("the API process is gone: stopping the engine process")
+            stop.set()
+
+    threading.Thread(target=read_nudges, name="journeyc-nudges", daemon=True).start()
+    # As in the API process: what is loaded by now lives as long as the process.
+    gc.collect()
+    gc.freeze()
+    while not stop.wait(1.0):
+        pass
+    worker.stop()
+    return 0
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _next_due(requested: bool, retry_at: int | None, planned: int | None, now: int) -> int | None:
+    """When a job runs next: after a failure at its retry time; else now when asked
+    for during the run; else at the planned time (None: not until asked)."""
+    if retry_at is not None:
+        return retry_at
+    if requested:
+        return now
+    return planned
+
+
+def _retry_delay_s(failures: int) -> float:
+    return min(RETRY_MAX_S, 2.0 ** (failures - 1))
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return path
+
+
+_CRON_DAYS = {
+    "day": "*",
+    "weekday": "mon-fri",
+    "weekend": "sat,sun",
+    **{d: d[:3] for d in ("monday", "tuesday", "wednesday", "thursday", "friday")},
+    "saturday": "sat",
+    "sunday": "sun",
+}
+
+
+def schedule_trigger(trigger: ir.ScheduleTrigger, zone: str) -> Any:
+    """The APScheduler trigger that wakes the engine when ``trigger`` fires in
+    ``zone``: a cron trigger in that zone, or an interval on the grid from local
+    midnight of 2000-01-01 (as :func:`journeyc.engine.schedules.next_fire`)."""
+    from zoneinfo import ZoneInfo
+
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    tz = ZoneInfo(zone)
+    if trigger.interval is not None:
+        return IntervalTrigger(
+            seconds=trigger.interval, start_date=datetime(2000, 1, 1, tzinfo=tz), timezone=tz
+        )
+    return CronTrigger(
+        day_of_week=_CRON_DAYS[trigger.day or "day"],
+        hour=trigger.hour,
+        minute=trigger.minute,
+        timezone=tz,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
