@@ -5,9 +5,10 @@ itself (``BEGIN IMMEDIATE``, so a writer takes the lock up front instead of fail
 to upgrade a read lock later). Writers queue on a lock of their own before SQLite's:
 a thread lock, and across processes ``flock`` on a file beside the database, so a
 waiting writer wakes when the other commits instead of polling in SQLite's busy
-handler (which sleeps up to 100 ms between tries). :meth:`Store.transaction` nests with savepoints, so
-the engine can wrap several store calls and its own writes to ``store.conn`` in one
-atomic step: cursor, instances and outbox change together or not at all.
+handler (which sleeps up to 100 ms between tries). :meth:`Store.transaction` nests
+with savepoints, so the engine can wrap several store calls and its own writes to
+``store.conn`` in one atomic step: cursor, instances and outbox change together or
+not at all.
 
 Hot paths use the raw ``sqlite3`` connection with prepared statements and
 ``executemany``; sqlite-utils serves the administrative side.
@@ -15,6 +16,7 @@ Hot paths use the raw ``sqlite3`` connection with prepared statements and
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -74,10 +76,9 @@ class Store:
         # The inter-process write lock (see transaction()); none for :memory:.
         self._lock_fd: int | None = None
         if path not in ("", ":memory:") and not path.startswith("file:"):
-            try:
+            # In a read-only directory there is none: writers meet in the busy handler.
+            with contextlib.suppress(OSError):
                 self._lock_fd = os.open(path + LOCK_SUFFIX, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError:
-                pass  # a read-only directory: writers meet in SQLite's busy handler
         # hold_profiles(): profile merges wait here until flush_profiles(), as
         # user → (traits, trait_at, updated_at, the row as read); reads see them.
         self._held: dict[str, tuple[dict[str, Any], dict[str, int], int, Any]] | None = None
