@@ -118,8 +118,14 @@ def serve(
     store are picked up within seconds. Timers that came due while the daemon was
     down run as soon as it starts. Logs go to stderr, one line per event of note.
 
-    SIGTERM or SIGINT stops it gracefully: no new requests, the job in hand finishes,
-    providers are closed. A second signal while it stops exits at once (code 1).
+    \b
+    It runs as two processes: this one serves the API, an engine process it starts
+    runs the engine, the clock, delivery and the watcher. The engine process dies
+    with this one; if it dies alone, it is logged and started again.
+
+    SIGTERM or SIGINT stops it gracefully: no new requests, the requests and the
+    engine run or send in hand finish, providers are closed, both processes exit. A
+    second signal while it stops exits at once (code 1).
 
     Exit codes: 0 stopped by a signal, 1 invalid journeys, configuration or store, or
     the address is taken, 2 usage error.

@@ -81,7 +81,7 @@ POLL_S = 2.0
 
 CHECKPOINT_S = 0.5
 """How often the daemon copies the write-ahead log into the database file, in a
-thread of its own (see :meth:`Daemon._checkpoint_job`)."""
+thread of its own (see :meth:`Worker._checkpoint_job`)."""
 
 WAL_AUTOCHECKPOINT_PAGES = 20_000
 """SQLite's own checkpoint on commit, left as a backstop: only when the log passes
