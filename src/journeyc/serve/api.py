@@ -701,9 +701,10 @@ def create_app(
 ) -> FastAPI:
     """The HTTP API over the store at ``store_path`` (opened, and migrated, now).
 
-    ``store``: write through this open store instead (the daemon's, shared with its
-    engine and dispatcher, so that their write transactions queue on the store's
-    lock rather than on SQLite's busy wait); the app leaves it open at shutdown.
+    ``store``: write through this open store instead (the daemon's API process
+    keeps one for the app and its own reads; writers in other processes, the engine
+    process among them, queue on the store's write lock rather than on SQLite's
+    busy wait); the app leaves it open at shutdown.
 
     ``on_events`` is called after new events are committed (not for duplicates);
     ``status`` adds the daemon's own report to ``GET /v1/status``. ``metrics`` lets
