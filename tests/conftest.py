@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.daemon_helpers import Daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,3 +25,12 @@ settings.register_profile(
     "thorough", max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck)
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    """Daemons a test starts (append them): killed at the end, whatever happened."""
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        d.kill()

@@ -63,14 +63,6 @@ def receivers() -> Iterator[tuple[HttpReceiver, SmtpReceiver]]:
     smtp.stop()
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.kill()
-
-
 def project(tmp_path: Path, text: str, receivers: tuple[HttpReceiver, SmtpReceiver]) -> Path:
     """A project dir and a journeyc.toml routing push to HTTP and email to SMTP."""
     http, smtp = receivers

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -34,14 +33,6 @@ journey hello "Says hello at once"
   entry always
   send inapp "Hello" as hi
 """
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.kill()
 
 
 def start(tmp_path: Path, daemons: list[Daemon]) -> Daemon:
