@@ -498,7 +498,7 @@ class Engine:
         due: list[Instance] = []
         more = False
         if events:
-            self._prefetch([ev.user_id for ev in events])
+            self._prefetch([ev.user_id for ev in events], runtime=True)
             for ev in events:
                 self._on_event(ev, now_ms, actions)
             self._cursor = events[-1].seq
@@ -560,14 +560,16 @@ class Engine:
             self._profiles.clear()
         return tracked
 
-    def _prefetch(self, users: list[str]) -> None:
-        """Read the profiles, live instances and latest entries of a batch's users at
-        once. Within the batch every profile change goes through ``_set_traits``,
-        which drops the copy, so these stay current."""
+    def _prefetch(self, users: list[str], *, runtime: bool = False) -> None:
+        """Read the profiles of a batch's users at once, and with ``runtime`` their
+        live instances and latest entries (which events read; timers do not). Within
+        the batch every profile change goes through ``_set_traits``, which drops the
+        copy, so these stay current."""
         if len(users) > 1:
             missing = [u for u in dict.fromkeys(users) if u not in self._profiles]
             self._profiles.update(self.store.get_profiles(missing))
-            self.rt.prefetch(users)
+            if runtime:
+                self.rt.prefetch(users)
 
     def _profile(self, user: str) -> dict[str, Any]:
         profile = self._profiles.get(user)
