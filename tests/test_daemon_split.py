@@ -112,6 +112,23 @@ def test_a_dead_engine_process_is_logged_and_replaced_and_sigterm_stops_both(
     assert "Traceback" not in log
 
 
+def test_an_engine_process_started_on_an_invalid_project_runs_the_last_deployed_one(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    daemon = start(tmp_path, daemons)
+    write_file(tmp_path / "journeys" / "main.journey", NOW.replace("send inapp", "send nowhere"))
+    daemon.wait_for_log(r"refused the change to main.journey")
+    first = engine_pid(daemon)
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    daemon.wait_for_log(r"invalid; running the versions last deployed until it is fixed")
+    poll(lambda: engine_pid(daemon) not in (None, first), 15, "a new engine process")
+    # The last good version runs in the new engine process.
+    daemon.track("u1", "greeted")
+    poll(lambda: outbox_rows(tmp_path / "store.db") == 1, 10, "a send by the last good version")
+    assert daemon.admin("/v1/status")["daemon"]["engine_process"]["restarts"] == 1
+
+
 def test_ingest_nudges_the_engine_without_waiting_for_the_poll(
     tmp_path: Path, daemons: list[Daemon]
 ) -> None:

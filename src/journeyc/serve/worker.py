@@ -100,6 +100,8 @@ RETRY_MAX_S = 30.0
 
 _ENGINE, _DISPATCH, _RETENTION, _POLL = "engine", "dispatch", "retention", "poll"
 _CHECKPOINT = "checkpoint"
+DEPLOYED_PROJECT = "deployed_project"
+"""The setting holding the project (its IR as JSON) the engine process last deployed."""
 _SCHEDULE = "schedule"  # job ids schedule:JOURNEY:TRIGGER:ZONE
 
 
@@ -177,7 +179,12 @@ class Worker:
         s = self.settings
         if not s.project_dir.is_dir():
             raise StartupError(f"{s.project_dir}: no such directory (the journeys to serve)")
-        checked = load_checked(s.project_dir)  # an invalid project stops us before the store
+        try:
+            checked = load_checked(s.project_dir)  # an invalid project stops us before the store
+        except InvalidProjectError as exc:
+            # An engine process started again (the last one died) while the project on
+            # disk is being edited: the last good version keeps running.
+            checked = self._last_deployed(exc)
         if checked.warnings:
             log.warning("the project has warnings:\n%s", checked.warnings.rstrip())
         if checked.files == 0:
@@ -262,6 +269,27 @@ class Worker:
 
     # ------------------------------------------------------------ deploying
 
+    def _last_deployed(self, invalid: InvalidProjectError) -> Checked:
+        """The project this store last deployed, for an engine process that finds the
+        one on disk invalid; ``invalid`` is raised again when there is none."""
+        from journeyc.store.sqlite import Store
+
+        path = self.settings.store_path
+        text = None
+        if path.exists():
+            with Store.open(path) as store:
+                text = store.get_setting(DEPLOYED_PROJECT)
+        if text is None:
+            raise invalid
+        project = ir.ProjectIR.model_validate_json(text)
+        log.error(
+            "the project under %s is invalid; running the versions last deployed until it "
+            "is fixed:\n%s",
+            self.settings.project_dir,
+            invalid.text.rstrip(),
+        )
+        return Checked(project=project, warnings="", files=len(project.journeys))
+
     def deploy(self, checked: Checked, *, at_start: bool = False) -> None:
         """Make the project's journeys the active versions and log each one that changed
         (at start, every one).
@@ -274,6 +302,7 @@ class Worker:
         at = now_ms()
         with self._engine_lock:
             self.engine.deploy(project, at)
+            self.store.put_setting(DEPLOYED_PROJECT, project.model_dump_json())
         before, after = self.versions, {jid: j.version for jid, j in project.journeys.items()}
         for jid, journey in project.journeys.items():
             old = before.get(jid)

@@ -510,6 +510,15 @@ class Store:
         row = self._conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
 
+    def put_setting(self, name: str, value: str) -> None:
+        """Set the named value."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO settings (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+
     def setting(self, name: str, default: Callable[[], str]) -> str:
         """The named value, set to ``default()`` first when unset (atomically)."""
         with self.transaction() as conn:
