@@ -525,6 +525,11 @@ class Engine:
             self._prefetch([inst.user_id for inst in due])
             self._on_timers(due, now_ms, actions)
         tracked = self._end_batch(first, actions, handed)
+        if events and handed is not None and not tracked:
+            # The caller handed over every event there is: another batch only when a
+            # timer, recheck or firing is due now.
+            wake = self.next_wake()
+            return wake is not None and wake <= now_ms
         # Another batch is needed after events (timers may be due), after a full batch
         # of timers, or when a step logged events; a short batch of timers ends it.
         return bool(events) or more or len(due) == self.batch or tracked
