@@ -220,3 +220,56 @@ def _profiles(tmp_path: Path) -> Path:
     path = tmp_path / "profiles.jsonl"
     path.write_text('{"userId": "u1", "traits": {"push_enabled": true}}\n')
     return path
+
+
+AB_TEST = """journey ab "Coupon or credit"
+  when signed_up
+  goal order_completed within 7d
+  holdout 20%
+
+  split
+    50% as coupon
+      send inapp "coupon"
+    50% as credit
+      send inapp "credit"
+"""
+
+
+def test_the_timeline_reports_each_arm_and_the_holdout_as_the_trace_shows_them(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "ab.journey").write_text(AB_TEST)
+    lines = []
+    for i in range(60):
+        at = f"2026-01-05T10:{i:02d}:00Z"
+        lines.append({"type": "track", "userId": f"u{i}", "event": "Signed Up", "timestamp": at})
+        if i % 3 == 0:
+            at = f"2026-01-06T10:{i:02d}:00Z"
+            lines.append(
+                {"type": "track", "userId": f"u{i}", "event": "Order Completed", "timestamp": at}
+            )
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    traced = run(str(tmp_path / "ab.journey"), "--events", str(events), "--json")
+    assert traced.returncode == 0, traced.stderr
+    group: dict[str, str] = {}
+    converted: set[str] = set()
+    for a in actions(traced.stdout.splitlines()):
+        if a["action"] == "send":
+            group[str(a["user"])] = str(a["content"]["body"])  # type: ignore[index]
+        elif a["action"] == "suppress" and a["reason"] == "holdout":
+            group[str(a["user"])] = "holdout"
+        elif a["action"] == "goal":
+            converted.add(str(a["user"]))
+    expected = []
+    for name in ("coupon", "credit", "holdout"):
+        users = [u for u, g in group.items() if g == name]
+        goals = len(converted & set(users))
+        assert users, name  # 60 users: every group has some
+        expected.append(f"{name} {len(users)} entries, {goals} goals ({goals / len(users):.1%})")
+
+    text = run(str(tmp_path / "ab.journey"), "--events", str(events))
+    assert text.returncode == 0, text.stderr
+    (report,) = [line for line in text.stdout.splitlines() if line.startswith("a/b: ")]
+    assert report == "a/b: ab: " + "; ".join(expected)

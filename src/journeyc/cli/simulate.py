@@ -7,7 +7,7 @@ import json
 import sys
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,7 +110,9 @@ def simulate(
 
     The clock starts at the first event (or --from) and jumps from event to event and
     timer to timer until --until or until nothing is left to do. Without --json it
-    prints a timeline per user and a summary; with --json, one line per action:
+    prints a timeline per user, the A/B results (entries and goals per split arm and
+    for the holdout, per journey that split or held out users) and a summary; with
+    --json, one line per action:
     enter, send, suppress (with reason), goal, exit (with reason), set, unset, track.
     The same input always prints the same output.
 
@@ -157,12 +159,13 @@ def simulate(
             ),
             len(events),
         )
+        tests = [] if as_json else ab_results(store)
     if as_json:
         out = sys.stdout
         for a in actions:
             out.write(a.to_json() + "\n")
     else:
-        click.echo(timeline(actions), nl=False)
+        click.echo(timeline(actions, tests), nl=False)
 
 
 def _run_with_progress(run: Callable[..., list[Action]], total: int) -> list[Action]:
@@ -213,8 +216,31 @@ def _read_profiles(path: str) -> dict[str, dict[str, object]]:
     return out
 
 
-def timeline(actions: list[Action]) -> str:
-    """A readable timeline per user, then a summary."""
+def ab_results(store: Store) -> list[str]:
+    """A line per journey that split or held out users: entries and goals per arm (of
+    the entries that were sent messages) and for the holdout, with conversion rates."""
+    groups: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+    for jid, arm, held, entries, goals in store.conn.execute(
+        "SELECT journey_id, CASE WHEN holdout THEN NULL ELSE arm END, holdout, count(*),"
+        " count(goal_at) FROM entries WHERE arm IS NOT NULL OR holdout"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 3, 2"
+    ):
+        groups[jid].append(("holdout" if held else str(arm), entries, goals))
+
+    def cohort(name: str, n: int, g: int) -> str:
+        entries = "entry" if n == 1 else "entries"
+        goals = "goal" if g == 1 else "goals"
+        return f"{name} {n} {entries}, {g} {goals} ({g / n:.1%})"
+
+    return [
+        f"a/b: {jid}: " + "; ".join(cohort(*row) for row in rows)
+        for jid, rows in sorted(groups.items())
+    ]
+
+
+def timeline(actions: list[Action], tests: Sequence[str] = ()) -> str:
+    """A readable timeline per user, then the A/B results (lines from
+    :func:`ab_results`) and a summary."""
     by_user: dict[str, list[Action]] = defaultdict(list)
     for a in actions:
         by_user[a.user].append(a)
@@ -224,6 +250,7 @@ def timeline(actions: list[Action]) -> str:
         for a in by_user[user]:
             lines.append(f"  {iso_ms(a.at_ms)}  {a.journey}  {_describe(a)}")
         lines.append("")
+    lines.extend(tests)
     lines.append(summary(actions))
     return "\n".join(lines) + "\n"
 
