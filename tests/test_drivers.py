@@ -1,19 +1,27 @@
 """The simulator's two ways of driving the engine agree: holding its writes in
 memory between chunks (``simulate``'s default, answered from heaps and indexes) and
 writing every step to the store and reading it back (the daemon's way). Same
-actions, and the same rows in every table the engine writes."""
+actions, and the same rows in every table the engine writes.
+
+The held runs write in chunks of a few clock steps and keep the rows of at most two
+users from one chunk to the next, so that chunk ends (and letting kept rows go) come
+up in every scenario, not only in runs of 20,000 steps."""
 
 from __future__ import annotations
 
 import json
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from hypothesis import given, reject
 
 from journeyc.compile import ir
 from journeyc.compile.lower import lower_project
+from journeyc.engine import core
+from journeyc.engine import simulate as driver
 from journeyc.engine.simulate import simulate
 from journeyc.events import Event, parse_event
 from journeyc.lang.project import load_project
@@ -55,7 +63,10 @@ def _both(
         with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp:
             store = Store.open(Path(tmp) / "s.db")
             try:
-                with time_limit(60):
+                with time_limit(60), ExitStack() as small:
+                    if hold:
+                        small.enter_context(mock.patch.object(driver, "CHUNK", 5))
+                        small.enter_context(mock.patch.object(core, "KEPT_USERS", 2))
                     actions = simulate(
                         project, events, store, start_ms=start_ms, until_ms=until_ms, hold=hold
                     )

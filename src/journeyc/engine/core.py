@@ -42,6 +42,7 @@ from journeyc.store.sqlite import Store, StoredEvent
 
 CURSOR = "engine"
 BATCH = 500
+KEPT_USERS = 200_000  # keep_rows(): users whose profile and segment rows stay in memory
 
 
 def bucket(key: str) -> float:
@@ -378,8 +379,14 @@ class Engine:
         self._cursor_unsaved = False
         self.rt.forget()
         self.store.flush_profiles()
-        self._profiles.clear()
-        self.seg_book.forget()
+        self.seg_book.flush()
+        # Profiles and segment rows read stay known from chunk to chunk (every change
+        # goes through the engine); read again, they were most of a long run's queries.
+        # Past a bound they are let go, so memory stays bounded.
+        if len(self._profiles) > KEPT_USERS:
+            self._profiles.clear()
+        if self.seg_book.kept_users() > KEPT_USERS:
+            self.seg_book.forget()
 
     def log(self, events: Sequence[Event]) -> list[StoredEvent]:
         """Append ``events`` to the log for :meth:`advance` (identify calls are

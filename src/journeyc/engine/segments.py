@@ -342,6 +342,10 @@ class SegmentBook:
         self.flush()
         self._rows.clear()
 
+    def kept_users(self) -> int:
+        """How many users' rows are kept in memory."""
+        return len(self._rows)
+
     def deployed(self) -> dict[str, str]:
         """The definition hash each segment's rows were computed with."""
         return dict(self.conn.execute("SELECT name, hash FROM segments"))
