@@ -57,6 +57,24 @@ KEYS = st.sampled_from(
 )
 
 
+def make_context(
+    profile: dict[str, Any],
+    props: dict[str, Any] | None,
+    values: dict[str, Any],
+    now: datetime = NOW,
+) -> RenderContext:
+    """A send's context: ``props`` of a ``cart_abandoned`` event (None: no event)."""
+    return RenderContext(
+        user_id="u1",
+        user=profile,
+        event=None if props is None else EventView("cart_abandoned", NOW, props),
+        journey_id="j",
+        step="nudge",
+        now=now,
+        values=values,
+    )
+
+
 def liquid_render(renderer: Renderer, source: str, context: RenderContext) -> str:
     template = renderer.environment.from_string(source)
     return template.render(**template_variables(context))
@@ -76,15 +94,7 @@ def test_shortcut_prints_what_liquid_prints(
     values: dict[str, Any],
 ) -> None:
     renderer = Renderer()
-    context = RenderContext(
-        user_id="u1",
-        user=profile,
-        event=None if props is None else EventView("cart_abandoned", NOW, props),
-        journey_id="j",
-        step="nudge",
-        now=NOW,
-        values=values,
-    )
+    context = make_context(profile, props, values)
     expected = liquid_render(renderer, source, context)
     fast = shortcut(renderer.environment.from_string(source))
     if fast is not None:

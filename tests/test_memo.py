@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from journeyc.engine.values import EventView
 from journeyc.messages.memo import dependencies
-from journeyc.messages.render import RenderContext, Renderer
-from tests.test_fastrender import KEYS, NOW, TEMPLATES, VALUES, liquid_render
+from journeyc.messages.render import Renderer
+from tests.test_fastrender import KEYS, NOW, TEMPLATES, VALUES, liquid_render, make_context
 
 # Templates Liquid renders (no shortcut), with the shapes a memo could get wrong:
 # derived properties of whole values, indexes, loops, assignments, `date` on "now".
@@ -50,15 +49,7 @@ def test_a_remembered_field_is_what_liquid_prints(
     if repeat:  # the same contexts twice: the second time every field is remembered
         contexts = contexts + contexts
     for profile, props, values, hours in contexts:
-        context = RenderContext(
-            user_id="u1",
-            user=profile,
-            event=None if props is None else EventView("cart_abandoned", NOW, props),
-            journey_id="j",
-            step="nudge",
-            now=NOW + timedelta(hours=hours),
-            values=values,
-        )
+        context = make_context(profile, props, values, NOW + timedelta(hours=hours))
         try:
             expected = liquid_render(renderer, source, context)
         except Exception:  # a filter refusing its input: the renderer says so each time
@@ -94,15 +85,7 @@ def test_a_field_reading_the_clock_is_not_taken_from_an_earlier_hour() -> None:
             None,
             source,
             "push",
-            RenderContext(
-                user_id="u1",
-                user={},
-                event=None,
-                journey_id="j",
-                step="s",
-                now=NOW + timedelta(hours=h),
-                values={"coupon": "C"},
-            ),
+            make_context({}, None, {"coupon": "C"}, NOW + timedelta(hours=h)),
         )
         for h in (0, 1, 0)
     ]

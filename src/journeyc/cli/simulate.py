@@ -219,13 +219,12 @@ def _read_profiles(path: str) -> dict[str, dict[str, object]]:
 def ab_results(store: Store) -> list[str]:
     """A line per journey that split or held out users: entries and goals per arm (of
     the entries that were sent messages) and for the holdout, with conversion rates."""
+    from journeyc.store.sqlite import entry_cohorts
+
     groups: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
-    for jid, arm, held, entries, goals in store.conn.execute(
-        "SELECT journey_id, CASE WHEN holdout THEN NULL ELSE arm END, holdout, count(*),"
-        " count(goal_at) FROM entries WHERE arm IS NOT NULL OR holdout"
-        " GROUP BY 1, 2, 3 ORDER BY 1, 3, 2"
-    ):
-        groups[jid].append(("holdout" if held else str(arm), entries, goals))
+    for jid, arm, held, entries, goals in entry_cohorts(store.conn):
+        if held or arm is not None:
+            groups[jid].append(("holdout" if held else str(arm), entries, goals))
 
     def cohort(name: str, n: int, g: int) -> str:
         entries = "entry" if n == 1 else "entries"

@@ -97,6 +97,11 @@ def _templates(project: ir.ProjectIR) -> list[str]:
 _Candidate = tuple[int, Program, list[Predicate | None]]
 
 
+def _holds(pred: Predicate | None, scope: Scope) -> bool:
+    """Whether ``pred`` holds (None: a condition that always does)."""
+    return pred is None or pred(scope)
+
+
 def _any_holds(preds: list[Predicate | None], scope: Scope) -> bool:
     """Whether any of ``preds`` holds (None: a condition that always does)."""
     # A loop, not any(<generator>): this runs for every candidate of every event.
@@ -668,10 +673,6 @@ class Engine:
         scope.segments = segment_resolver(self.seg_preds, scope) if self.seg_preds else _no_segment
         return scope
 
-    @staticmethod
-    def _holds(pred: Predicate | None, scope: Scope) -> bool:
-        return pred is None or pred(scope)
-
     def _focus(self, prog: Program, inst: Instance, node_id: str) -> EventView | None:
         wid = prog.focus_of.get(node_id)
         focus = inst.vars.get("focus", {})
@@ -709,7 +710,7 @@ class Engine:
             node = prog.journey.nodes[inst.node]
             assert isinstance(node, ir.WaitForNode)
             scope.profile = self._profile(user)
-            if not self._holds(prog.wait_where.get(node.id), scope):
+            if not _holds(prog.wait_where.get(node.id), scope):
                 continue
             nxt = node.next
             if node.on_event is not None:
@@ -747,7 +748,7 @@ class Engine:
             live = self.rt.live_in(prog.id, ev.user_id)
             if live is None or live.entry_no != entry_no:
                 return
-        if not self._holds(prog.goal_where, scope):
+        if not _holds(prog.goal_where, scope):
             return
         self.rt.record_goal(prog.id, ev.user_id, entry_no, now_ms)
         actions.append(Action(now_ms, ev.user_id, prog.id, None, "goal"))

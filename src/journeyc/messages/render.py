@@ -155,10 +155,10 @@ class Renderer:
         self.environment: liquid.Environment = make_environment(recommender)
         self._max = max_templates
         self._cache: OrderedDict[str, liquid.BoundTemplate | str] = OrderedDict()
-        self._shortcuts: dict[str, tuple[liquid.BoundTemplate, Shortcut | None]] = {}
+        # What each compiled template allows: its shortcut, the paths it reads.
+        self._known: dict[str, _Known] = {}
         # Fields Liquid rendered, by what they read (see journeyc.messages.memo).
         self._memo = Memo()
-        self._paths: dict[str, tuple[liquid.BoundTemplate, tuple[Path, ...] | None]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -221,40 +221,40 @@ class Renderer:
         for source in sources:
             self._template(source)
 
+    def _what(self, source: str) -> _Known | str:
+        """What the compiled template of ``source`` allows, or why it does not parse."""
+        template = self._template(source)  # also keeps the cache's recency order
+        if isinstance(template, str):
+            return template
+        known = self._known.get(source)
+        if known is None or known.template is not template:
+            known = _Known(template, shortcut(template), dependencies(template))
+            with self._lock:
+                if len(self._known) >= self._max:
+                    self._known.clear()
+                self._known[source] = known
+        return known
+
     def _shortcut(self, source: str, context: RenderContext) -> str | None:
         """The field rendered by :mod:`~journeyc.messages.fastrender`; None when
         Liquid renders it."""
-        template = self._template(source)  # also keeps the cache's recency order
-        if isinstance(template, str):
+        known = self._what(source)
+        if isinstance(known, str) or known.shortcut is None:
             return None
-        known = self._shortcuts.get(source)
-        if known is None or known[0] is not template:
-            known = (template, shortcut(template))
-            with self._lock:
-                if len(self._shortcuts) >= self._max:
-                    self._shortcuts.clear()
-                self._shortcuts[source] = known
-        fast = known[1]
-        return None if fast is None else fast.render(context)
+        return known.shortcut.render(context)
 
     def _render_one(self, source: str, variables: Mapping[str, Any], where: str) -> str:
-        template = self._template(source)
-        if isinstance(template, str):
-            raise RenderError(f"{where}: {template}")
-        known = self._paths.get(source)
-        if known is None or known[0] is not template:
-            known = (template, dependencies(template))
-            with self._lock:
-                if len(self._paths) >= self._max:
-                    self._paths.clear()
-                self._paths[source] = known
-        key = None if known[1] is None else self._memo.key(source, known[1], variables)
+        known = self._what(source)
+        if isinstance(known, str):
+            raise RenderError(f"{where}: {known}")
+        paths = known.paths
+        key = None if paths is None else self._memo.key(source, paths, variables)
         if key is not None:
             text = self._memo.get(key)
             if text is not None:
                 return text
         try:
-            text = template.render(**variables)
+            text = known.template.render(**variables)
         # Liquid lets a filter's own exceptions through (a KeyError from a catalog
         # lookup, say); the engine must only ever see RenderError.
         except Exception as exc:
@@ -284,6 +284,16 @@ class Renderer:
             while len(self._cache) > self._max:
                 self._cache.popitem(last=False)
         return compiled
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A compiled template, its shortcut (None: Liquid renders it) and the variable
+    paths its output depends on (None: not only on them, so it is not remembered)."""
+
+    template: liquid.BoundTemplate
+    shortcut: Shortcut | None
+    paths: tuple[Path, ...] | None
 
 
 def _describe(exc: Exception) -> str:

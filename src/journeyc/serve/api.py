@@ -55,7 +55,7 @@ from journeyc.events import (
     reject_constant,
 )
 from journeyc.serve.metrics import CONTENT_TYPE, Metrics, open_reader
-from journeyc.store.sqlite import Store
+from journeyc.store.sqlite import Store, entry_cohorts
 
 log = logging.getLogger(__name__)
 
@@ -607,16 +607,16 @@ class _Service:
                 " WHERE status IN ('active', 'waiting') GROUP BY 1, 2 ORDER BY 1, 2"
             ):
                 of(jid).instances[node] = count
-            for jid, arm, held, entries, goals in conn.execute(
-                "SELECT journey_id, arm, holdout, count(*), count(goal_at) FROM entries"
-                " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-            ):
+            for jid, arm, held, entries, goals in entry_cohorts(conn):
                 journey = of(jid)
                 journey.entries += entries
                 journey.goals += goals
-                cohort = journey.holdout if held else None
-                if cohort is None and arm is not None:
+                if held:
+                    cohort: Cohort | None = journey.holdout
+                elif arm is not None:
                     cohort = journey.arms.setdefault(arm, Cohort(entries=0, goals=0))
+                else:
+                    cohort = None
                 if cohort is not None:
                     cohort.entries += entries
                     cohort.goals += goals

@@ -178,26 +178,65 @@ def _bind(host: str, port: int) -> socket.socket:
 # ---------------------------------------------------------------- the daemon
 
 
-class Daemon:
+def require_project_dir(project_dir: Path) -> None:
+    """Raise :class:`StartupError` unless ``project_dir`` is a directory."""
+    if not project_dir.is_dir():
+        raise StartupError(f"{project_dir}: no such directory (the journeys to serve)")
+
+
+class Service:
+    """What both processes of ``journeyc serve`` share: :meth:`start` runs
+    ``_start``, which registers a closer for everything it opens; when it raises,
+    :meth:`stop` releases what was opened and the error goes on. :meth:`stop` runs
+    the closers in reverse order and is safe to call more than once."""
+
+    def __init__(self) -> None:
+        self._stopping = False
+        self._closers: list[Callable[[], None]] = []
+
+    def start(self) -> None:
+        """Start everything ``_start`` opens; on failure, release it and raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Close what was opened, last first (a closer that fails is logged)."""
+        self._stopping = True
+        while self._closers:
+            closer = self._closers.pop()
+            try:
+                closer()
+            except Exception:
+                log.exception("while stopping")
+
+
+class Daemon(Service):
     """One ``journeyc serve``: :meth:`start`, :meth:`serve`, then :meth:`stop`.
 
     :meth:`start` opens the store, binds the socket and starts the engine process,
     which checks and deploys the project, opens the providers and the dispatcher and
     starts the clock and the watcher; it raises
     :class:`~journeyc.serve.watch.InvalidProjectError` or :class:`StartupError` (having
-    released what it opened). :meth:`serve` blocks in uvicorn until SIGTERM or SIGINT.
+    released what it opened). :meth:`serve` blocks in uvicorn until SIGTERM or SIGINT;
+    :meth:`stop` stops the engine process (waiting for the run in hand), then closes
+    the store and the socket.
     """
 
     def __init__(self, settings: ServeSettings) -> None:
+        super().__init__()
         self.settings = settings
         self.config = settings.config
         self.keys: Keys | None = None
         self.address = (settings.host, settings.port)
         self.versions: dict[str, str] = {}
         self._state_lock = threading.Lock()
-        self._stopping = False
         self._stop_requested = False
-        self._closers: list[Callable[[], None]] = []
         self._server: Any = None
         self._started_ms = now_ms()
         self._engine_status: dict[str, Any] = {}
@@ -205,15 +244,6 @@ class Daemon:
         self.engine: Any = None  # the EngineProcess
 
     # ------------------------------------------------------------ starting
-
-    def start(self) -> None:
-        """Start the engine process (which deploys the project) and everything but
-        the HTTP server."""
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
 
     def _start(self) -> None:
         from journeyc.serve.api import create_app
@@ -225,8 +255,7 @@ class Daemon:
         from journeyc.store.sqlite import Store
 
         s = self.settings
-        if not s.project_dir.is_dir():
-            raise StartupError(f"{s.project_dir}: no such directory (the journeys to serve)")
+        require_project_dir(s.project_dir)
         # An invalid project stops us before the store is created (the engine process
         # checks it again, and logs its warnings, when it deploys it).
         load_checked(s.project_dir)
@@ -354,17 +383,6 @@ class Daemon:
         host, port = self.address
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}"
-
-    def stop(self) -> None:
-        """Stop the engine process (waiting for the run in hand), then close the store
-        and the socket. Safe to call more than once."""
-        self._stopping = True
-        while self._closers:
-            closer = self._closers.pop()
-            try:
-                closer()
-            except Exception:
-                log.exception("while stopping")
 
     # ------------------------------------------------------------ reports
 

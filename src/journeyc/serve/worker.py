@@ -56,7 +56,15 @@ from typing import Any
 
 from journeyc.compile import ir
 from journeyc.config import CONFIG_FILE, Config, ConfigError
-from journeyc.serve.daemon import RETENTION_DAYS, ServeSettings, StartupError, iso, now_ms
+from journeyc.serve.daemon import (
+    RETENTION_DAYS,
+    ServeSettings,
+    Service,
+    StartupError,
+    iso,
+    now_ms,
+    require_project_dir,
+)
 from journeyc.serve.watch import Checked, InvalidProjectError, ProjectWatcher, load_checked
 
 __all__ = [
@@ -116,17 +124,19 @@ class _ExpectedSkips(logging.Filter):
 # ---------------------------------------------------------------- the worker
 
 
-class Worker:
+class Worker(Service):
     """The engine side of ``journeyc serve``: :meth:`start`, then :meth:`stop`.
 
     :meth:`start` checks and deploys the project, opens the store, the providers and
     the dispatcher and starts the clock and the watcher; it raises
     :class:`~journeyc.serve.watch.InvalidProjectError` or :class:`StartupError` (having
-    released what it opened). :func:`main` runs one in the engine process; tests may
-    run one in their own.
+    released what it opened). :meth:`stop` stops the watcher and the clock (waiting
+    for the job in hand), then closes the dispatcher, the providers and the store.
+    :func:`main` runs one in the engine process; tests may run one in their own.
     """
 
     def __init__(self, settings: ServeSettings, report: Report | None = None) -> None:
+        super().__init__()
         self.settings = settings
         self.config = settings.config
         self.versions: dict[str, str] = {}
@@ -136,8 +146,6 @@ class Worker:
         self._state_lock = threading.Lock()
         self._engine_requested = threading.Event()
         self._dispatch_requested = threading.Event()
-        self._stopping = False
-        self._closers: list[Callable[[], None]] = []
         self._skips = _ExpectedSkips()
         # What the clock knows between runs, and what /v1/status reports.
         self._next_wake: int | None = None
@@ -156,14 +164,6 @@ class Worker:
 
     # ------------------------------------------------------------ starting
 
-    def start(self) -> None:
-        """Check and deploy the project and start the clock and the watcher."""
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-
     def _start(self) -> None:
         from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -177,8 +177,7 @@ class Worker:
         from journeyc.store.sqlite import Store
 
         s = self.settings
-        if not s.project_dir.is_dir():
-            raise StartupError(f"{s.project_dir}: no such directory (the journeys to serve)")
+        require_project_dir(s.project_dir)
         try:
             checked = load_checked(s.project_dir)  # an invalid project stops us before the store
         except InvalidProjectError as exc:
@@ -230,6 +229,9 @@ class Worker:
         self._closers.append(self._checkpoint_conn.close)
 
         logging.getLogger("apscheduler.scheduler").addFilter(self._skips)
+        self._closers.append(
+            lambda: logging.getLogger("apscheduler.scheduler").removeFilter(self._skips)
+        )
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.scheduler.add_listener(self._after_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         self.scheduler.start()
@@ -400,18 +402,6 @@ class Worker:
             log.info("%s changed; no journey changed", names)
             return
         self.deploy(checked)
-
-    def stop(self) -> None:
-        """Stop the watcher and the clock (waiting for the job in hand), then close the
-        dispatcher, the providers and the store. Safe to call more than once."""
-        self._stopping = True
-        while self._closers:
-            closer = self._closers.pop()
-            try:
-                closer()
-            except Exception:
-                log.exception("while stopping")
-        logging.getLogger("apscheduler.scheduler").removeFilter(self._skips)
 
     def _stop_scheduler(self) -> None:
         if self.scheduler.running:

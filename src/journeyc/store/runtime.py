@@ -290,47 +290,48 @@ class Runtime:
     def _user_live(self, user_id: str) -> list[Instance]:
         known = self._live.get(user_id)
         if known is None:
-            if self._complete:
-                known = self._live[user_id] = []
-                return known
-            rows = self.conn.execute(
-                f"SELECT {_INSTANCE_COLS} FROM instances WHERE user_id = ? "
-                f"AND status IN {_LIVE} ORDER BY journey_id",
-                (user_id,),
-            )
-            known = self._live[user_id] = self._track(rows)
+            self._read_live([user_id])
+            known = self._live[user_id]
         return known
 
     def prefetch(self, user_ids: Iterable[str]) -> None:
         """Read the live instances and latest entries of the users not read yet in
         this unit: two queries for all of them (a query per user costs ten times as
         much per user)."""
-        if self._complete:
-            return
-        users = [u for u in dict.fromkeys(user_ids) if u not in self._live]
+        users = list(dict.fromkeys(user_ids))
+        self._read_live([u for u in users if u not in self._live])
+        self._read_entries([u for u in users if u not in self._last])
+
+    def _read_live(self, users: list[str]) -> None:
+        """Fill ``_live`` for ``users`` (none of them known yet)."""
         for start in range(0, len(users), 500):
             part = users[start : start + 500]
-            marks = ", ".join("?" for _ in part)
             live: dict[str, list[Instance]] = {u: [] for u in part}
-            rows = self.conn.execute(
-                f"SELECT {_INSTANCE_COLS} FROM instances WHERE user_id IN ({marks}) "
-                f"AND status IN {_LIVE} ORDER BY journey_id",
-                part,
-            )
-            for inst in self._track(rows):
-                live[inst.user_id].append(inst)
+            if not self._complete:
+                marks = ", ".join("?" for _ in part)
+                rows = self.conn.execute(
+                    f"SELECT {_INSTANCE_COLS} FROM instances WHERE user_id IN ({marks}) "
+                    f"AND status IN {_LIVE} ORDER BY journey_id",
+                    part,
+                )
+                for inst in self._track(rows):
+                    live[inst.user_id].append(inst)
             self._live.update(live)
-            last: dict[str, dict[str, list[Any]]] = {u: {} for u in part if u not in self._last}
-            if not last:
-                continue
-            marks = ", ".join("?" for _ in last)
-            # SQLite takes the bare columns from the row holding the max().
-            for jid, user, no, at, goal in self.conn.execute(
-                "SELECT journey_id, user_id, max(entry_no), entered_at, goal_at FROM entries "
-                f"WHERE user_id IN ({marks}) GROUP BY user_id, journey_id",
-                list(last),
-            ):
-                last[user][jid] = [jid, user, int(no), int(at), goal]
+
+    def _read_entries(self, users: list[str]) -> None:
+        """Fill ``_last`` for ``users`` (none of them known yet)."""
+        for start in range(0, len(users), 500):
+            part = users[start : start + 500]
+            last: dict[str, dict[str, list[Any]]] = {u: {} for u in part}
+            if not self._complete:
+                marks = ", ".join("?" for _ in part)
+                # SQLite takes the bare columns from the row holding the max().
+                for jid, user, no, at, goal in self.conn.execute(
+                    "SELECT journey_id, user_id, max(entry_no), entered_at, goal_at FROM entries "
+                    f"WHERE user_id IN ({marks}) GROUP BY user_id, journey_id",
+                    part,
+                ):
+                    last[user][jid] = [jid, user, int(no), int(at), goal]
             self._last.update(last)
 
     def live(self, user_id: str) -> list[Instance]:
@@ -430,18 +431,8 @@ class Runtime:
     def _user_entries(self, user_id: str) -> dict[str, list[Any]]:
         known = self._last.get(user_id)
         if known is None:
-            if self._complete:
-                known = self._last[user_id] = {}
-                return known
-            # SQLite takes the bare columns from the row holding the max().
-            known = self._last[user_id] = {
-                jid: [jid, user_id, int(no), int(at), goal]
-                for jid, no, at, goal in self.conn.execute(
-                    "SELECT journey_id, max(entry_no), entered_at, goal_at FROM entries "
-                    "WHERE user_id = ? GROUP BY journey_id",
-                    (user_id,),
-                )
-            }
+            self._read_entries([user_id])
+            known = self._last[user_id]
         return known
 
     def last_entry(self, journey_id: str, user_id: str) -> tuple[int, int, int | None] | None:

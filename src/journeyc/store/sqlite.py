@@ -559,5 +559,16 @@ class Store:
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once
 
 
+def entry_cohorts(conn: sqlite3.Connection) -> list[tuple[str, str | None, bool, int, int]]:
+    """Entries and goals per journey and group, for A/B reports: ``(journey, arm, held
+    out, entries, goals)``, the held-out entries together whatever their arm (``arm``
+    None), the others by the split arm they took (None: no split), by journey."""
+    rows = conn.execute(
+        "SELECT journey_id, CASE WHEN holdout THEN NULL ELSE arm END, holdout, count(*),"
+        " count(goal_at) FROM entries GROUP BY 1, 2, 3 ORDER BY 1, 3, 2"
+    )
+    return [(jid, arm, bool(held), int(n), int(goals)) for jid, arm, held, n, goals in rows]
+
+
 def _dumps(value: object) -> str:
     return _COMPACT.encode(value)
