@@ -209,6 +209,8 @@ def run(
                 actions = simulate(
                     proj, events, store, config=config, start_ms=start_ms, until_ms=until_ms
                 )
+            # Its commits went unsynced (Store.bulk); the store is left as opened.
+            assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1
             users = sorted({e.user_id for e in events})
             return Run(
                 actions,

@@ -87,6 +87,28 @@ def test_connection_settings(store: Store) -> None:
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
 
 
+def test_bulk_commits_unsynced_and_leaves_the_store_synced_and_whole(db_path: Path) -> None:
+    with Store.open(db_path) as s:
+        with pytest.raises(RuntimeError), s.bulk():
+            assert s.conn.execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF
+            s.append_events([track("m1")])
+            raise RuntimeError("the job failed")
+        # Restored even when the job failed, and its commits kept.
+        assert s.conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+        with s.bulk():
+            s.append_events([track("m2")])
+        # The checkpoint on leaving moved the WAL into the database file itself.
+        alone = db_path.with_name("alone.db")
+        alone.write_bytes(db_path.read_bytes())
+        with sqlite3.connect(alone) as copy:
+            assert copy.execute("SELECT message_id FROM events ORDER BY seq").fetchall() == [
+                ("m1",),
+                ("m2",),
+            ]
+    with Store.open(db_path) as s:
+        assert [e.message_id for e in s.events_after(0)] == ["m1", "m2"]
+
+
 def test_a_newer_store_is_refused(db_path: Path) -> None:
     Store.open(db_path).close()
     with sqlite3.connect(db_path) as conn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,22 @@ def simulate(
     store and read back from it, instead of held in memory between chunks: the same
     actions and the same rows, more slowly (the tests compare the two).
     """
+    # The simulation owns its store: its commits need no sync (Store.bulk).
+    with store.bulk() if hold else nullcontext():
+        return _run(project, events, store, config, start_ms, until_ms, progress, hold)
+
+
+def _run(
+    project: ir.ProjectIR,
+    events: Sequence[Event],
+    store: Store,
+    config: Config | None,
+    start_ms: int | None,
+    until_ms: int | None,
+    progress: Callable[[int, int], None] | None,
+    hold: bool,
+) -> list[Action]:
+    """The body of :func:`simulate`."""
     ordered = sorted(events, key=lambda e: e.at_ms)  # stable: equal times keep file order
     if start_ms is None:
         start_ms = ordered[0].at_ms if ordered else 0
