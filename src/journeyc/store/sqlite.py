@@ -33,7 +33,7 @@ import sqlite_utils
 
 from journeyc.catalog import PRODUCT_EVENTS, upsert_from_events
 from journeyc.events import IDENTIFY, Event
-from journeyc.fastjson import loads
+from journeyc.fastjson import dumps, loads
 from journeyc.store.schema import TABLES, SchemaVersionError, StoreError, migrate, user_version
 
 BUSY_TIMEOUT_MS = 5000
@@ -245,7 +245,7 @@ class Store:
         if not events:
             return []
         rows = [
-            (e.message_id, e.user_id, e.name, e.at_ms, _dumps(e.props), e.received_ms)
+            (e.message_id, e.user_id, e.name, e.at_ms, dumps(e.props), e.received_ms)
             for e in events
         ]
         with self.transaction() as conn:
@@ -343,7 +343,7 @@ class Store:
                         e.user_id,
                         e.name,
                         e.at_ms,
-                        _dumps(e.props),
+                        dumps(e.props),
                         e.received_ms,
                     )
                     for k, e in enumerate(held)
