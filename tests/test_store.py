@@ -13,6 +13,7 @@ import pytest
 from journeyc.events import Event, parse_event
 from journeyc.store import SCHEMA_VERSION, SchemaVersionError, Store, StoreError
 from journeyc.store.schema import TABLES, Migration, migrate, user_version
+from journeyc.store.sqlite import BULK_CACHE_KIB
 
 T0 = 1_700_000_000_000
 
@@ -89,12 +90,15 @@ def test_connection_settings(store: Store) -> None:
 
 def test_bulk_commits_unsynced_and_leaves_the_store_synced_and_whole(db_path: Path) -> None:
     with Store.open(db_path) as s:
+        (cache,) = s.conn.execute("PRAGMA cache_size").fetchone()
         with pytest.raises(RuntimeError), s.bulk():
             assert s.conn.execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF
+            assert s.conn.execute("PRAGMA cache_size").fetchone()[0] == -BULK_CACHE_KIB
             s.append_events([track("m1")])
             raise RuntimeError("the job failed")
         # Restored even when the job failed, and its commits kept.
         assert s.conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+        assert s.conn.execute("PRAGMA cache_size").fetchone()[0] == cache
         with s.bulk():
             s.append_events([track("m2")])
         # The checkpoint on leaving moved the WAL into the database file itself.

@@ -162,16 +162,21 @@ class Store:
         process that dies keeps a consistent store, as always (SQLite's guarantee),
         but the operating system crashing mid-job may lose or damage the job's
         writes. At 1M events, syncing at every WAL checkpoint cost half the wall
-        time of appending them (bench/RESULTS.md). Leaving the block restores the
-        store's synchronous mode and checkpoints the WAL, which syncs it.
+        time of appending them (bench/RESULTS.md). The page cache grows to
+        :data:`BULK_CACHE_KIB` for the block, so the indexes a long job writes at
+        random places stay in memory. Leaving the block restores both settings and
+        checkpoints the WAL, which syncs it.
         """
         conn = self._conn
         (mode,) = conn.execute("PRAGMA synchronous").fetchone()
+        (cache,) = conn.execute("PRAGMA cache_size").fetchone()
         conn.execute("PRAGMA synchronous = OFF")
+        conn.execute(f"PRAGMA cache_size = {-BULK_CACHE_KIB:d}")
         try:
             yield
         finally:
             conn.execute(f"PRAGMA synchronous = {int(mode):d}")
+            conn.execute(f"PRAGMA cache_size = {int(cache):d}")
             if self.path != ":memory:" and not conn.in_transaction:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
@@ -576,6 +581,9 @@ class Store:
         db = sqlite_utils.Database(self._conn, execute_plugins=False)
         return {table: int(db.table(table).count) for table in TABLES}
 
+
+BULK_CACHE_KIB = 262_144
+"""The page cache of a bulk job (256 MiB; SQLite's default is 2 MiB)."""
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once
 
