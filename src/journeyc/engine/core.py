@@ -413,9 +413,12 @@ class Engine:
     def next_wake(self) -> int | None:
         """When the engine next has work without new events (epoch ms), if ever: the
         earliest waiting instance, segment recheck or scheduled firing."""
-        times = [self.rt.next_wake(), self.seg_book.next_recheck(), self.sched.next_due()]
-        present = [t for t in times if t is not None]
-        return min(present) if present else None
+        # Asked once or twice a clock step by the simulator: no lists built.
+        wake = self.rt.next_wake()
+        for t in (self.seg_book.next_recheck(), self.sched.next_due()):
+            if t is not None and (wake is None or t < wake):
+                wake = t
+        return wake
 
     def skip_history(self) -> None:
         """Move the cursor past every logged event without reacting to them: they stay

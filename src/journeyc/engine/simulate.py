@@ -90,9 +90,9 @@ def _run(
         with store.transaction():
             for _ in range(CHUNK):
                 next_event = live[i].at_ms if i < total else None
-                next_timer = engine.next_wake()
-                candidates = [t for t in (next_event, next_timer) if t is not None]
-                now = min(candidates) if candidates else None
+                now = engine.next_wake()
+                if next_event is not None and (now is None or next_event < now):
+                    now = next_event
                 # Schedules and segment rechecks never run out; without --until the run
                 # lasts while events are left or a journey is waiting.
                 alive = until_ms is not None or i < total or engine.rt.next_wake() is not None
