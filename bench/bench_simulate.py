@@ -37,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import Figure, add_common_args, finish, print_machine
 from journeyc.compile import ir
 from journeyc.compile.lower import lower_project
+from journeyc.engine.actions import Action
+from journeyc.engine.parallel import default_workers, in_output_order, simulate_parallel
 from journeyc.engine.simulate import simulate
 from journeyc.events import IDENTIFY, Event, Kind
 from journeyc.lang.checker import check_project
@@ -331,8 +333,8 @@ class EventMaker:
 
 def run_simulate(
     project: ir.ProjectIR, events: list[Event], tmp: Path
-) -> tuple[float, float, Counter[str]]:
-    """(wall, CPU) seconds of ``simulate`` over a fresh store, and the actions by kind."""
+) -> tuple[float, float, list[Action]]:
+    """(wall, CPU) seconds of ``simulate`` over a fresh store, and its actions."""
     path = tmp / "simulate.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
@@ -345,7 +347,28 @@ def run_simulate(
         elapsed = time.perf_counter() - t0, time.process_time() - c0
     finally:
         store.close()
-    return elapsed[0], elapsed[1], Counter(a.action for a in actions)
+    return elapsed[0], elapsed[1], actions
+
+
+ActionKey = tuple[int, str, str, str | None, str]
+
+
+def key_list(actions: list[Action]) -> list[ActionKey]:
+    """The actions in the output order, as comparable tuples."""
+    return [(a.at_ms, a.user, a.journey, a.step, a.action) for a in in_output_order(actions)]
+
+
+def run_parallel(
+    project: ir.ProjectIR, events: list[Event], workers: int
+) -> tuple[float, list[ActionKey]]:
+    """Wall seconds of ``simulate_parallel`` (``journeyc simulate``'s default on more
+    than one core), and its actions."""
+    t0 = time.perf_counter()
+    actions, _ = simulate_parallel(
+        project, events, workers=workers, start_ms=START_MS, until_ms=START_MS + DAYS * DAY_MS
+    )
+    elapsed = time.perf_counter() - t0
+    return elapsed, key_list(actions)
 
 
 def run_ingest(events: list[Event], tmp: Path, batch: int = 1_000) -> float:
@@ -372,6 +395,12 @@ def main() -> None:
     add_common_args(ap, "20k events of 2k users")
     ap.add_argument("--events", type=int, default=None, help="events (default 1M)")
     ap.add_argument("--users", type=int, default=None, help="users (default 100k)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="processes of the split run (default: one per core, as `journeyc simulate`)",
+    )
     args = ap.parse_args()
     n_events, n_users = (20_000, 2_000) if args.quick else (1_000_000, 100_000)
     n_events = args.events if args.events is not None else n_events
@@ -396,8 +425,10 @@ def main() -> None:
 
         t_ingest = run_ingest(events, tmp)
         t_sim, cpu_sim, actions = run_simulate(project, events, tmp)
+        split = run_parallel(project, events, args.workers) if args.workers > 1 else None
 
-    print("actions: " + ", ".join(f"{k} {v:,}" for k, v in actions.most_common()))
+    kinds = Counter(a.action for a in actions)
+    print("actions: " + ", ".join(f"{k} {v:,}" for k, v in kinds.most_common()))
     print(
         f"simulate {t_sim:.2f} s (CPU {cpu_sim:.2f} s); ingest floor {t_ingest:.2f} s; "
         f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
@@ -406,22 +437,41 @@ def main() -> None:
     goal = "<= 60 s" if len(events) == 1_000_000 else f"<= {goal_s:.3g} s (60 s/1M, scaled)"
     figures = [
         Figure(
-            f"simulate {len(events):,} events, 10 journeys",
+            f"simulate {len(events):,} events, 10 journeys, one process",
             t_sim,
             "s",
             t_ingest,
             "append_events alone",
-            goal,
-            t_sim <= goal_s,
+            goal if split is None else "",
+            t_sim <= goal_s if split is None else None,
         ),
         Figure(
-            "simulate throughput",
+            "simulate throughput, one process",
             len(events) / t_sim,
             "events/s",
             len(events) / t_ingest,
             "ingest floor",
         ),
     ]
+    if split is not None:
+        t_split, split_actions = split
+        same = split_actions == key_list(actions)
+        print(
+            f"split run: {args.workers} processes, {t_split:.2f} s; "
+            f"the same actions as one process: {'yes' if same else 'NO'}"
+        )
+        figures.insert(
+            0,
+            Figure(
+                f"simulate {len(events):,} events, 10 journeys, {args.workers} processes",
+                t_split,
+                "s",
+                t_sim,
+                "one process",
+                goal,
+                t_split <= goal_s and same,
+            ),
+        )
     finish(figures, args)
 
 

@@ -6,12 +6,13 @@ import functools
 import json
 import sys
 import tempfile
+import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -20,7 +21,13 @@ from journeyc.engine.actions import Action, iso_ms
 
 if TYPE_CHECKING:
     from journeyc.catalog import Product
-    from journeyc.store.sqlite import Store
+    from journeyc.compile.ir import ProjectIR
+    from journeyc.store.sqlite import Cohort, Store
+
+PARALLEL_FROM = 10_000
+"""Events from which a replay is split between processes unless --workers says."""
+
+_T = TypeVar("_T")
 
 
 def _parse_time(value: str | None, option: str) -> int | None:
@@ -94,7 +101,18 @@ def _store(db: str | None) -> Iterator[Store]:
     type=click.Path(dir_okay=False),
     help="Keep the simulation's SQLite store in this file (default: a temporary one).",
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per action, in time order.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes to replay in, the users split between them (default: one per core, "
+    f"at most 16, for {PARALLEL_FROM:,} events or more; 1: this process alone).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per action, in time order (at one instant, by user).",
+)
 def simulate(
     paths: tuple[str, ...],
     events_file: str,
@@ -104,6 +122,7 @@ def simulate(
     until: str | None,
     config_file: str | None,
     db: str | None,
+    workers: int | None,
     as_json: bool,
 ) -> None:
     """Simulate journeys against recorded events on a virtual clock.
@@ -119,13 +138,19 @@ def simulate(
     --catalog loads products into the simulation's store before anything runs, for
     the recommendation filters (products the events name are learned either way).
 
+    The users are split between processes (--workers) when what the journeys do for
+    one user reads nothing of the others: not with the recommendation filters, an
+    `every` schedule, or --db (one store file). The output is the same either way.
+
     Exit codes: 0 simulated, 1 invalid journeys, events, catalog or config, 2 usage
     error.
     """
     from journeyc.compile.lower import lower_project
     from journeyc.config import ConfigError, load_config
+    from journeyc.engine.parallel import fill_store, in_output_order, simulate_parallel
     from journeyc.engine.simulate import simulate as run
     from journeyc.events import EventError, read_events_jsonl
+    from journeyc.store.sqlite import entry_cohorts
 
     start_ms, until_ms = _parse_time(start, "--from"), _parse_time(until, "--until")
     try:
@@ -146,20 +171,34 @@ def simulate(
         click.echo(f"journeyc: bad input, nothing was simulated:\n{exc}", err=True)
         sys.exit(EXIT_INVALID)
 
-    with _store(db) as store:
-        if products:
-            from journeyc.catalog import upsert_products
-
-            upsert_products(store, products, at_ms=0)
-        for user, traits in sorted(profiles.items()):
-            store.set_traits(user, traits, 0)
-        actions = _run_with_progress(
+    n = _workers(project, workers, db, len(events))
+    if n > 1:
+        actions, cohorts = _run_with_progress(
             functools.partial(
-                run, project, events, store, config=config, start_ms=start_ms, until_ms=until_ms
+                simulate_parallel,
+                project,
+                events,
+                workers=n,
+                config=config,
+                start_ms=start_ms,
+                until_ms=until_ms,
+                profiles=profiles,
+                products=products,
             ),
             len(events),
         )
-        tests = [] if as_json else ab_results(store)
+    else:
+        with _store(db) as store:
+            fill_store(store, profiles, products)
+            actions = _run_with_progress(
+                functools.partial(
+                    run, project, events, store, config=config, start_ms=start_ms, until_ms=until_ms
+                ),
+                len(events),
+            )
+            cohorts = entry_cohorts(store.conn)
+        actions = in_output_order(actions)
+    tests = [] if as_json else ab_lines(cohorts)
     if as_json:
         out = sys.stdout
         for a in actions:
@@ -168,15 +207,44 @@ def simulate(
         click.echo(timeline(actions, tests), nl=False)
 
 
-def _run_with_progress(run: Callable[..., list[Action]], total: int) -> list[Action]:
+def _workers(project: ProjectIR, asked: int | None, db: str | None, n_events: int) -> int:
+    """How many processes replay the events: one unless the users are independent and
+    no store file is kept (asked for more: saying why not, on stderr)."""
+    from journeyc.engine.parallel import default_workers, shared_reads
+
+    if asked is None:
+        return (
+            default_workers()
+            if n_events >= PARALLEL_FROM and db is None and (shared_reads(project) is None)
+            else 1
+        )
+    if asked > 1:
+        why = "--db keeps one store file" if db is not None else shared_reads(project)
+        if why is not None:
+            click.echo(f"journeyc: replaying in one process: {why}", err=True)
+            return 1
+    return asked
+
+
+def _run_with_progress(run: Callable[..., _T], total: int) -> _T:
     """Call ``run(progress=…)``, with a progress bar on a terminal for long replays."""
     if not sys.stderr.isatty() or total < 10_000:
         return run(progress=None)
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
+    # Refreshed from here, not by rich's own thread: a parallel replay forks, and a
+    # process should not fork while another thread may hold a lock.
+    with Progress(transient=True, auto_refresh=False) as bar:
         task = bar.add_task("simulating", total=total)
-        return run(progress=lambda done, _total: bar.update(task, completed=done))
+        shown = [0.0]
+
+        def tick(done: int, _total: int) -> None:
+            bar.update(task, completed=done)
+            if (now := time.monotonic()) - shown[0] >= 0.1:
+                shown[0] = now
+                bar.refresh()
+
+        return run(progress=tick)
 
 
 def _read_catalog(path: str) -> list[Product]:
@@ -216,13 +284,12 @@ def _read_profiles(path: str) -> dict[str, dict[str, object]]:
     return out
 
 
-def ab_results(store: Store) -> list[str]:
+def ab_lines(cohorts: Iterable[Cohort]) -> list[str]:
     """A line per journey that split or held out users: entries and goals per arm (of
-    the entries that were sent messages) and for the holdout, with conversion rates."""
-    from journeyc.store.sqlite import entry_cohorts
-
+    the entries that were sent messages) and for the holdout, with conversion rates;
+    from the rows of :func:`~journeyc.store.sqlite.entry_cohorts`."""
     groups: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
-    for jid, arm, held, entries, goals in entry_cohorts(store.conn):
+    for jid, arm, held, entries, goals in cohorts:
         if held or arm is not None:
             groups[jid].append(("holdout" if held else str(arm), entries, goals))
 
@@ -239,7 +306,7 @@ def ab_results(store: Store) -> list[str]:
 
 def timeline(actions: list[Action], tests: Sequence[str] = ()) -> str:
     """A readable timeline per user, then the A/B results (lines from
-    :func:`ab_results`) and a summary."""
+    :func:`ab_lines`) and a summary."""
     by_user: dict[str, list[Action]] = defaultdict(list)
     for a in actions:
         by_user[a.user].append(a)

@@ -48,76 +48,108 @@ def simulate(
     """
     # The simulation owns its store: its commits need no sync (Store.bulk).
     with store.bulk() if hold else nullcontext():
-        return _run(project, events, store, config, start_ms, until_ms, progress, hold)
+        replay = Replay(project, events, store, config, start_ms, until_ms, progress, hold)
+        replay.run()
+        return replay.actions
 
 
-def _run(
-    project: ir.ProjectIR,
-    events: Sequence[Event],
-    store: Store,
-    config: Config | None,
-    start_ms: int | None,
-    until_ms: int | None,
-    progress: Callable[[int, int], None] | None,
-    hold: bool,
-) -> list[Action]:
-    """The body of :func:`simulate`."""
-    ordered = sorted(events, key=lambda e: e.at_ms)  # stable: equal times keep file order
-    if start_ms is None:
-        start_ms = ordered[0].at_ms if ordered else 0
-    history = [e for e in ordered if e.at_ms < start_ms]
-    live = ordered[len(history) :]
-    engine = Engine(store, config)
-    if history:
-        store.append_events(history)
-        engine.skip_history()
-    engine.deploy(project, start_ms)
-    # The simulation is the store's only writer, and a failure ends it: the engine
-    # holds every write in memory, answers from there, and writes what it held once
-    # per chunk (Engine.keep_rows).
-    if hold:
-        engine.keep_rows()
-        live = store.unlogged(live)  # a repeated messageId is ignored, as ingest does
+class Replay:
+    """One replay of events on a virtual clock, which can stop and go on.
 
-    actions: list[Action] = []
-    i, total = 0, len(live)
-    drained = False  # an advance() ran: the engine's cursor is at the end of the log
-    done = False
-    while not done:
-        # The store is the simulation's own: commit in chunks of clock steps rather
-        # than once per step (engine steps take no savepoint of their own with
-        # keep_rows(): a failure rolls the chunk back and ends the run).
-        with store.transaction():
-            for _ in range(CHUNK):
-                next_event = live[i].at_ms if i < total else None
-                now = engine.next_wake()
-                if next_event is not None and (now is None or next_event < now):
-                    now = next_event
-                # Schedules and segment rechecks never run out; without --until the run
-                # lasts while events are left or a journey is waiting.
-                alive = until_ms is not None or i < total or engine.rt.next_wake() is not None
-                if now is None or not alive or (until_ms is not None and now > until_ms):
-                    done = True
-                    break
-                # After an advance() the engine has handled every event logged (its
-                # cursor is at the end of the log): what this step appends is all it
-                # would read, so hand that on instead of it reading the log back.
-                appended: list[StoredEvent] | None = [] if drained and hold else None
-                if next_event == now:
-                    j = i
-                    while j < total and live[j].at_ms == now:
-                        j += 1
-                    logged = engine.log(live[i:j])
-                    if appended is not None:  # else the engine reads the log
-                        appended = logged
-                    i = j
-                    if progress is not None:
-                        progress(i, total)
-                actions.extend(engine.advance(now, appended))
-                drained = True
+    :meth:`run` steps the clock as :func:`simulate` describes. A replay of some of
+    the users (:mod:`journeyc.engine.parallel`) is also given a ``horizon``: until
+    then the clock goes on whether or not the replay has anything waiting, as it
+    would while other users' events or waits keep a whole replay going.
+    """
+
+    def __init__(
+        self,
+        project: ir.ProjectIR,
+        events: Sequence[Event],
+        store: Store,
+        config: Config | None = None,
+        start_ms: int | None = None,
+        until_ms: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        hold: bool = True,
+    ) -> None:
+        ordered = sorted(events, key=lambda e: e.at_ms)  # stable: equal times keep file order
+        if start_ms is None:
+            start_ms = ordered[0].at_ms if ordered else 0
+        history = [e for e in ordered if e.at_ms < start_ms]
+        live = ordered[len(history) :]
+        engine = Engine(store, config)
+        if history:
+            store.append_events(history)
+            engine.skip_history()
+        engine.deploy(project, start_ms)
+        # The simulation is the store's only writer, and a failure ends it: the engine
+        # holds every write in memory, answers from there, and writes what it held once
+        # per chunk (Engine.keep_rows).
+        if hold:
+            engine.keep_rows()
+            live = store.unlogged(live)  # a repeated messageId is ignored, as ingest does
+        self.engine, self.store, self.live = engine, store, live
+        self.until_ms, self.progress, self.hold = until_ms, progress, hold
+        self.actions: list[Action] = []
+        self.last_step: int | None = None  # when the clock last stopped to do work
+        self._i = 0
+        self._drained = False  # an advance() ran: the engine's cursor is at the log's end
+
+    def run(self, horizon: int | None = None) -> int | None:
+        """Step the clock until the replay is over (or, before ``horizon``, until
+        nothing at all is left to do); return when the next step would have been, or
+        None when there is none (or it is past ``until_ms``)."""
+        engine, store, live, until_ms = self.engine, self.store, self.live, self.until_ms
+        total, hold, progress = len(live), self.hold, self.progress
+        i = self._i
+        stop: int | None = None
+        over = False
+        while True:
+            # The store is the simulation's own: commit in chunks of clock steps rather
+            # than once per step (engine steps take no savepoint of their own with
+            # keep_rows(): a failure rolls the chunk back and ends the run).
+            with store.transaction():
+                for _ in range(CHUNK):
+                    next_event = live[i].at_ms if i < total else None
+                    now = engine.next_wake()
+                    if next_event is not None and (now is None or next_event < now):
+                        now = next_event
+                    if now is None or (until_ms is not None and now > until_ms):
+                        stop, over = None, True
+                        break
+                    # Schedules and segment rechecks never run out; without --until the
+                    # run lasts while events are left or a journey is waiting.
+                    if not (
+                        until_ms is not None
+                        or i < total
+                        or (horizon is not None and now <= horizon)
+                        or engine.rt.next_wake() is not None
+                    ):
+                        stop, over = now, True
+                        break
+                    # After an advance() the engine has handled every event logged (its
+                    # cursor is at the end of the log): what this step appends is all it
+                    # would read, so hand that on instead of it reading the log back.
+                    appended: list[StoredEvent] | None = [] if self._drained and hold else None
+                    if next_event == now:
+                        j = i
+                        while j < total and live[j].at_ms == now:
+                            j += 1
+                        logged = engine.log(live[i:j])
+                        if appended is not None:  # else the engine reads the log
+                            appended = logged
+                        i = j
+                        if progress is not None:
+                            progress(i, total)
+                    self.actions.extend(engine.advance(now, appended))
+                    self.last_step = now
+                    self._drained = True
+            self._i = i
             if hold:
                 engine.forget_rows()
-    return actions
+            if over:
+                return stop
 
 
 def simulate_project(

@@ -588,7 +588,11 @@ BULK_CACHE_KIB = 262_144
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once
 
 
-def entry_cohorts(conn: sqlite3.Connection) -> list[tuple[str, str | None, bool, int, int]]:
+Cohort = tuple[str, str | None, bool, int, int]
+"""A/B counts: ``(journey, arm, held out, entries, goals)``."""
+
+
+def entry_cohorts(conn: sqlite3.Connection) -> list[Cohort]:
     """Entries and goals per journey and group, for A/B reports: ``(journey, arm, held
     out, entries, goals)``, the held-out entries together whatever their arm (``arm``
     None), the others by the split arm they took (None: no split), by journey."""

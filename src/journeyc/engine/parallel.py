@@ -1,0 +1,331 @@
+"""Simulate on several cores: the users split across processes.
+
+What the engine does for a user reads that user's own events, profile, segments,
+instances and sends, with two exceptions: the recommendation filters read every
+user's events, and an ``every`` schedule enters an audience of every user. A
+project without those has independent users, and a replay of some of them gives
+each of them the same actions, at the same times and in the same order, as a replay
+of all of them, with one condition: the clock has to run for as long as the whole
+replay would. The whole replay lasts while any user has events left or a journey
+waiting, and while it lasts, the other users' segment rechecks run too, and may
+start journeys that keep it going.
+
+So each process replays its part of the users in a store of its own, and the
+processes agree on the end:
+
+1. every part runs through the last event of all the parts (``horizon``), then on
+   while it has a journey waiting, and reports the last time it did work;
+2. the latest of those is the new horizon: a part that stopped before it has
+   missed work the whole replay would have done (rechecks while another part was
+   waiting), and runs on through it;
+3. when no part stopped before the horizon, every part has done all the whole
+   replay would have, and each is past the instant the whole replay stops.
+
+With ``until`` the clock runs to it whatever is waiting: one round.
+
+Actions come back in time order per process; :func:`in_output_order` gives the one
+order that does not depend on how the users were split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import re
+import tempfile
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from journeyc.compile import ir
+from journeyc.config import Config
+from journeyc.engine.actions import Action
+from journeyc.engine.simulate import Replay
+from journeyc.events import Event
+from journeyc.messages.memo import IMPURE_FILTERS
+from journeyc.store.sqlite import Cohort, Store, entry_cohorts
+
+if TYPE_CHECKING:
+    from journeyc.catalog import Product
+
+MAX_WORKERS = 16
+"""Processes at the most, whatever the machine has."""
+
+# A Liquid tag or output that names a filter reading every user's data, or a partial
+# (whose filters are not in the message's text): conservative, a false match only
+# costs the parallel run.
+_SHARED_LIQUID = re.compile(
+    r"\{[{%](?:(?!\}\}|%\}).)*?\b(?:"
+    + "|".join(sorted(IMPURE_FILTERS | {"include", "render"}))
+    + r")\b",
+    re.DOTALL,
+)
+
+
+def shared_reads(project: ir.ProjectIR) -> str | None:
+    """Why the users of ``project`` are not independent (what a user's run reads of
+    other users), or None when they are."""
+    for jid, journey in sorted(project.journeys.items()):
+        if any(isinstance(t, ir.ScheduleTrigger) for t in journey.triggers):
+            return f"journey {jid} runs on a schedule (its audience is every user)"
+        for node in journey.nodes.values():
+            if isinstance(node, ir.SendNode):
+                for target in node.targets:
+                    if target.inline and _SHARED_LIQUID.search(target.inline):
+                        return f"journey {jid} sends a message that reads every user's events"
+    for name, message in sorted(project.messages.items()):
+        for fields in message.parts.values():
+            for part in fields.values():
+                for source in (part.default, *part.locales.values()):
+                    if source and _SHARED_LIQUID.search(source):
+                        return f"message {name} reads every user's events"
+    return None
+
+
+def default_workers() -> int:
+    """The processes a parallel replay uses unless told: the cores this process may
+    run on, at most :data:`MAX_WORKERS`."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
+
+
+def part_of(user_id: str, parts: int) -> int:
+    """The part (of ``parts``) a user's replay runs in: stable across runs and
+    machines."""
+    digest = hashlib.blake2b(user_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % parts
+
+
+def in_output_order(actions: Iterable[Action]) -> list[Action]:
+    """``actions`` by time, then by user; each user's actions at one instant keep
+    the order they were taken in. Replays of the same users give the same list
+    however they were split across processes."""
+    return sorted(actions, key=lambda a: (a.at_ms, a.user))
+
+
+def fill_store(
+    store: Store, profiles: Mapping[str, Mapping[str, Any]], products: Sequence[Product]
+) -> None:
+    """Load the starting profiles and the catalog into a replay's store."""
+    if products:
+        from journeyc.catalog import upsert_products
+
+        upsert_products(store, products, at_ms=0)
+    for user, traits in sorted(profiles.items()):
+        store.set_traits(user, traits, 0)
+
+
+def merge_cohorts(parts: Iterable[Sequence[Cohort]]) -> list[Cohort]:
+    """A/B cohorts of several stores (rows of :func:`entry_cohorts`) as one store
+    would count them, in its order."""
+    sums: dict[tuple[str, str | None, bool], list[int]] = {}
+    for rows in parts:
+        for jid, arm, held, entries, goals in rows:
+            total = sums.setdefault((jid, arm, held), [0, 0])
+            total[0] += entries
+            total[1] += goals
+    keys = sorted(sums, key=lambda k: (k[0], k[2], k[1] is not None, k[1] or ""))
+    return [
+        (jid, arm, held, sums[jid, arm, held][0], sums[jid, arm, held][1])
+        for jid, arm, held in keys
+    ]
+
+
+class WorkerError(RuntimeError):
+    """A replay process failed or died; the message says how."""
+
+
+@dataclass
+class _Job:
+    project: ir.ProjectIR
+    config: Config | None
+    start_ms: int
+    until_ms: int | None
+    products: Sequence[Product]
+
+
+@dataclass
+class _Part:
+    index: int
+    events: list[Event] = field(default_factory=list)
+    profiles: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def simulate_parallel(
+    project: ir.ProjectIR,
+    events: Sequence[Event],
+    *,
+    workers: int,
+    config: Config | None = None,
+    start_ms: int | None = None,
+    until_ms: int | None = None,
+    profiles: Mapping[str, Mapping[str, Any]] | None = None,
+    products: Sequence[Product] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[Action], list[Cohort]]:
+    """Replay ``events`` as :func:`~journeyc.engine.simulate.simulate` does, in
+    ``workers`` processes with a fresh store each, for a project whose users are
+    independent (:func:`shared_reads` is None).
+
+    Returns the actions in :func:`in_output_order` and the A/B cohorts
+    (:func:`~journeyc.store.sqlite.entry_cohorts` of the stores together).
+    ``progress(done, total)`` is told how many events have been replayed.
+    """
+    reason = shared_reads(project)
+    if reason is not None:
+        raise ValueError(f"users are not independent: {reason}")
+    ordered = sorted(events, key=lambda e: e.at_ms)  # stable, as one replay orders them
+    start = start_ms if start_ms is not None else (ordered[0].at_ms if ordered else 0)
+    # A repeated messageId is dropped (the first one stays) before the users are
+    # split: one replay drops it whichever user the repeat names.
+    seen: set[str] = set()
+    kept: list[Event] = []
+    for e in ordered:
+        if e.message_id not in seen:
+            seen.add(e.message_id)
+            kept.append(e)
+    live = [e.at_ms for e in kept if e.at_ms >= start]
+    horizon = max(live, default=None)
+    parts = [_Part(k) for k in range(max(1, workers))]
+    where: dict[str, _Part] = {}
+    for e in kept:
+        part = where.get(e.user_id)
+        if part is None:
+            part = where[e.user_id] = parts[part_of(e.user_id, len(parts))]
+        part.events.append(e)
+    for user, traits in (profiles or {}).items():
+        parts[part_of(user, len(parts))].profiles[user] = traits
+    job = _Job(project, config, start, until_ms, products)
+    with _Pool(job, parts, len(live), progress) as pool:
+        return pool.run(None if until_ms is not None else horizon)
+
+
+class _Pool:
+    """The replay processes and the pipes to them."""
+
+    def __init__(
+        self,
+        job: _Job,
+        parts: list[_Part],
+        total: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        # fork: the processes start with the project and their events in memory,
+        # none of it pickled.
+        ctx = multiprocessing.get_context("fork")
+        self._done = ctx.Array("q", len(parts), lock=False)
+        self._total, self._progress = total, progress
+        self._conns: list[Connection] = []
+        self._procs: list[Any] = []
+        for part in parts:
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(
+                target=_replay_part,
+                args=(theirs, job, part, self._done),
+                name=f"journeyc-simulate-{part.index}",
+                daemon=True,
+            )
+            proc.start()
+            theirs.close()
+            self._conns.append(mine)
+            self._procs.append(proc)
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for conn in self._conns:
+            conn.close()
+        for proc in self._procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+    def run(self, horizon: int | None) -> tuple[list[Action], list[Cohort]]:
+        """Agree on the end of the clock (see the module), then collect the results."""
+        n = len(self._conns)
+        reports = self._ask(range(n), ("run", horizon))
+        while True:
+            last = [r[0] for r in reports if r[0] is not None]
+            if horizon is not None:
+                last.append(horizon)
+            if not last:
+                break
+            horizon = max(last)
+            behind = [
+                k for k, (_, stop) in enumerate(reports) if stop is not None and stop <= horizon
+            ]
+            if not behind:
+                break
+            for k, report in zip(behind, self._ask(behind, ("run", horizon)), strict=True):
+                reports[k] = report
+        results = self._ask(range(n), ("end", None))
+        actions = in_output_order(a for acts, _ in results for a in acts)
+        return actions, merge_cohorts(cohorts for _, cohorts in results)
+
+    def _ask(self, which: Iterable[int], command: tuple[str, int | None]) -> list[Any]:
+        which = list(which)
+        for k in which:
+            self._conns[k].send(command)
+        return [self._receive(k) for k in which]
+
+    def _receive(self, k: int) -> Any:
+        conn, proc = self._conns[k], self._procs[k]
+        while not conn.poll(0.2):
+            if self._progress is not None:
+                self._progress(sum(self._done), self._total)
+            if not proc.is_alive() and not conn.poll():
+                break
+        try:
+            status, payload = conn.recv()
+        except EOFError:
+            proc.join(timeout=5)
+            raise WorkerError(f"replay process {k} died (exit code {proc.exitcode})") from None
+        if status != "ok":
+            raise WorkerError(f"replay process {k} failed:\n{payload}")
+        return payload
+
+
+def _replay_part(conn: Connection, job: _Job, part: _Part, done: Any) -> None:
+    """A replay process: replay ``part`` in a fresh store, stepping the clock as the
+    parent says (``("run", horizon)``), then send the actions and cohorts
+    (``("end", None)``)."""
+
+    def tell(replayed: int, _total: int) -> None:
+        done[part.index] = replayed
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="journeyc-simulate-") as tmp:
+            store = Store.open(Path(tmp) / "simulate.db")
+            try:
+                fill_store(store, part.profiles, job.products)
+                with store.bulk():
+                    replay = Replay(
+                        job.project,
+                        part.events,
+                        store,
+                        job.config,
+                        job.start_ms,
+                        job.until_ms,
+                        tell,
+                    )
+                    command, horizon = conn.recv()
+                    while command == "run":
+                        stop = replay.run(horizon)
+                        conn.send(("ok", (replay.last_step, stop)))
+                        command, horizon = conn.recv()
+                conn.send(("ok", (replay.actions, entry_cohorts(store.conn))))
+            finally:
+                store.close()
+    except EOFError:
+        pass  # the parent is gone
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
