@@ -113,3 +113,31 @@ def test_held_and_written_steps_agree_on_the_examples() -> None:
     held, step = _both(project, events)
     assert held[0], "the examples do something"
     _assert_same(held, step)
+
+
+def test_a_replay_writes_inside_transactions_only() -> None:
+    """What a held run writes at a chunk's end goes in the chunk's transaction: a
+    statement run outside one commits by itself, row by row for ``executemany``."""
+    project = lower_project(load_project([ROOT / "journeys"]))
+    events = [
+        parse_event(json.loads(line), received_ms=0)
+        for line in (ROOT / "examples" / "events.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp:
+        store = Store.open(Path(tmp) / "s.db")
+        try:
+            writes: list[str] = []
+            alone: list[str] = []
+
+            def trace(sql: str) -> None:
+                if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE")):
+                    (writes if store.conn.in_transaction else alone).append(sql)
+
+            store.conn.set_trace_callback(trace)
+            with mock.patch.object(driver, "CHUNK", 5):
+                simulate(project, events, store)
+        finally:
+            store.close()
+    assert len(writes) > 100
+    assert alone == []

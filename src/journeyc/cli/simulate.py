@@ -210,7 +210,7 @@ def simulate(
 def _workers(project: ProjectIR, asked: int | None, db: str | None, n_events: int) -> int:
     """How many processes replay the events: one unless the users are independent and
     no store file is kept (asked for more: saying why not, on stderr)."""
-    from journeyc.engine.parallel import default_workers, shared_reads
+    from journeyc.engine.parallel import can_fork, default_workers, shared_reads
 
     if asked is None:
         return (
@@ -220,6 +220,8 @@ def _workers(project: ProjectIR, asked: int | None, db: str | None, n_events: in
         )
     if asked > 1:
         why = "--db keeps one store file" if db is not None else shared_reads(project)
+        if why is None and not can_fork():
+            why = "processes cannot fork on this platform"
         if why is not None:
             click.echo(f"journeyc: replaying in one process: {why}", err=True)
             return 1

@@ -86,9 +86,17 @@ def shared_reads(project: ir.ProjectIR) -> str | None:
     return None
 
 
+def can_fork() -> bool:
+    """Whether replay processes can start here (they fork, to start with the project
+    and their events in memory)."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def default_workers() -> int:
     """The processes a parallel replay uses unless told: the cores this process may
-    run on, at most :data:`MAX_WORKERS`."""
+    run on, at most :data:`MAX_WORKERS` (1 where processes cannot fork)."""
+    if not can_fork():
+        return 1
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -322,7 +330,9 @@ def _replay_part(conn: Connection, job: _Job, part: _Part, done: Any) -> None:
                         stop = replay.run(horizon)
                         conn.send(("ok", (replay.last_step, stop)))
                         command, horizon = conn.recv()
-                conn.send(("ok", (replay.actions, entry_cohorts(store.conn))))
+                # Put in order here, in parallel: the parent merges sorted runs.
+                actions = in_output_order(replay.actions)
+                conn.send(("ok", (actions, entry_cohorts(store.conn))))
             finally:
                 store.close()
     except EOFError:

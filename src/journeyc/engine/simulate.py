@@ -145,9 +145,9 @@ class Replay:
                     self.actions.extend(engine.advance(now, appended))
                     self.last_step = now
                     self._drained = True
-            self._i = i
-            if hold:
-                engine.forget_rows()
+                self._i = i
+                if hold:
+                    engine.forget_rows()  # in the chunk's transaction: one commit
             if over:
                 return stop
 
