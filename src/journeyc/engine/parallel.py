@@ -29,6 +29,7 @@ order that does not depend on how the users were split.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -38,6 +39,7 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +111,9 @@ def part_of(user_id: str, parts: int) -> int:
     machines."""
     digest = hashlib.blake2b(user_id.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % parts
+
+
+_OUTPUT_KEY = itemgetter(0, 1)  # (at_ms, user) of an action's row
 
 
 def in_output_order(actions: Iterable[Action]) -> list[Action]:
@@ -228,6 +233,9 @@ class _Pool:
         # fork: the processes start with the project and their events in memory,
         # none of it pickled.
         ctx = multiprocessing.get_context("fork")
+        # What is alive now is the processes' to read, not to collect: frozen, their
+        # collector never walks it (which would copy every page of it to each).
+        gc.freeze()
         self._done = ctx.Array("q", len(parts), lock=False)
         self._total, self._progress = total, progress
         self._conns: list[Connection] = []
@@ -244,6 +252,7 @@ class _Pool:
             theirs.close()
             self._conns.append(mine)
             self._procs.append(proc)
+        gc.unfreeze()
 
     def __enter__(self) -> _Pool:
         return self
@@ -276,7 +285,9 @@ class _Pool:
             for k, report in zip(behind, self._ask(behind, ("run", horizon)), strict=True):
                 reports[k] = report
         results = self._ask(range(n), ("end", None))
-        actions = in_output_order(a for acts, _ in results for a in acts)
+        rows = [row for part_rows, _ in results for row in part_rows]
+        rows.sort(key=_OUTPUT_KEY)  # sorted runs, one per process: merged
+        actions = [Action(*row) for row in rows]
         return actions, merge_cohorts(cohorts for _, cohorts in results)
 
     def _ask(self, which: Iterable[int], command: tuple[str, int | None]) -> list[Any]:
@@ -330,9 +341,13 @@ def _replay_part(conn: Connection, job: _Job, part: _Part, done: Any) -> None:
                         stop = replay.run(horizon)
                         conn.send(("ok", (replay.last_step, stop)))
                         command, horizon = conn.recv()
-                # Put in order here, in parallel: the parent merges sorted runs.
-                actions = in_output_order(replay.actions)
-                conn.send(("ok", (actions, entry_cohorts(store.conn))))
+                # Put in order here, in parallel: the parent merges sorted runs. Sent
+                # as tuples, which pickle in C, not as records.
+                rows = [
+                    (a.at_ms, a.user, a.journey, a.step, a.action, a.detail)
+                    for a in in_output_order(replay.actions)
+                ]
+                conn.send(("ok", (rows, entry_cohorts(store.conn))))
             finally:
                 store.close()
     except EOFError:
