@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hypothesis import reject
+
 from journeyc.compile import ir
 from journeyc.compile.lower import lower_project
 from journeyc.config import Config
@@ -29,6 +31,7 @@ from journeyc.events import Event, parse_event
 from journeyc.lang.checker import check_project
 from journeyc.lang.project import load_project
 from journeyc.store.sqlite import Store
+from tests.reference import ReferenceRunawayError, reference_simulate
 
 # A real SQLite file per run, on tmpfs when there is one: creating a store on disk
 # costs ~10x more (fsyncs), which hypothesis tests pay per example.
@@ -221,3 +224,20 @@ def run(
             )
         finally:
             store.close()
+
+
+def reject_runaways(
+    files: Mapping[str, str], events: Sequence[Event], start_ms: int | None, until_ms: int | None
+) -> None:
+    """``hypothesis.reject()`` a generated scenario that never ends (a journey
+    re-entering itself at one instant, or waiting on for ever without ``until``), as
+    the reference interpreter finds it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in files.items():
+            (Path(tmp) / name).write_text(text, encoding="utf-8")
+        try:
+            reference_simulate(
+                load_project([tmp]).trees, events, start_ms=start_ms, until_ms=until_ms
+            )
+        except ReferenceRunawayError:
+            reject()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from hypothesis import given, reject
+from hypothesis import given
 
 from journeyc.compile import ir
 from journeyc.compile.lower import lower_project
@@ -27,9 +27,8 @@ from journeyc.events import Event, parse_event
 from journeyc.lang.project import load_project
 from journeyc.store import schema
 from journeyc.store.sqlite import Store
-from tests.engine_helpers import TMP_DIR, compile_files, time_limit
+from tests.engine_helpers import TMP_DIR, compile_files, reject_runaways, time_limit
 from tests.journey_strategies import Scenario, scenarios
-from tests.reference import ReferenceRunawayError, reference_simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every table the engine writes; the cursor's seq may differ (see _tables).
@@ -76,6 +75,17 @@ def _both(
     return out[0], out[1]
 
 
+def _examples() -> tuple[ir.ProjectIR, list[Event]]:
+    """The example project and the example events."""
+    project = lower_project(load_project([ROOT / "journeys"]))
+    events = [
+        parse_event(json.loads(line), received_ms=0)
+        for line in (ROOT / "examples" / "events.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    return project, events
+
+
 def _assert_same(held: Outcome, step: Outcome) -> None:
     assert held[0] == step[0]
     for table in TABLES:
@@ -84,18 +94,7 @@ def _assert_same(held: Outcome, step: Outcome) -> None:
 
 @given(scenarios())
 def test_held_and_written_steps_agree_on_generated_scenarios(scenario: Scenario) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, text in scenario.files.items():
-            (Path(tmp) / name).write_text(text, encoding="utf-8")
-        try:
-            reference_simulate(
-                load_project([tmp]).trees,
-                scenario.events,
-                start_ms=scenario.start_ms,
-                until_ms=scenario.until_ms,
-            )
-        except ReferenceRunawayError:
-            reject()  # a journey re-entering itself at one instant: it never ends
+    reject_runaways(scenario.files, scenario.events, scenario.start_ms, scenario.until_ms)
     project = compile_files(scenario.files)
     held, step = _both(project, scenario.events, scenario.start_ms, scenario.until_ms)
     _assert_same(held, step)
@@ -104,12 +103,7 @@ def test_held_and_written_steps_agree_on_generated_scenarios(scenario: Scenario)
 def test_held_and_written_steps_agree_on_the_examples() -> None:
     """The example journeys (segments, schedules, caps, quiet hours, tracks, sets,
     recommendations over the catalog's events) over the example events."""
-    project = lower_project(load_project([ROOT / "journeys"]))
-    events = [
-        parse_event(json.loads(line), received_ms=0)
-        for line in (ROOT / "examples" / "events.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
+    project, events = _examples()
     held, step = _both(project, events)
     assert held[0], "the examples do something"
     _assert_same(held, step)
@@ -118,12 +112,7 @@ def test_held_and_written_steps_agree_on_the_examples() -> None:
 def test_a_replay_writes_inside_transactions_only() -> None:
     """What a held run writes at a chunk's end goes in the chunk's transaction: a
     statement run outside one commits by itself, row by row for ``executemany``."""
-    project = lower_project(load_project([ROOT / "journeys"]))
-    events = [
-        parse_event(json.loads(line), received_ms=0)
-        for line in (ROOT / "examples" / "events.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
+    project, events = _examples()
     with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp:
         store = Store.open(Path(tmp) / "s.db")
         try:

@@ -30,9 +30,16 @@ from journeyc.engine.simulate import simulate
 from journeyc.events import Event
 from journeyc.lang.project import load_project
 from journeyc.store.sqlite import Cohort, Store, entry_cohorts
-from tests.engine_helpers import TMP_DIR, compile_files, identify, ms, time_limit, track
+from tests.engine_helpers import (
+    TMP_DIR,
+    compile_files,
+    identify,
+    ms,
+    reject_runaways,
+    time_limit,
+    track,
+)
 from tests.journey_strategies import Scenario, scenarios
-from tests.reference import ReferenceRunawayError, reference_simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,18 +96,7 @@ def test_a_split_replay_agrees_with_one_replay_on_generated_scenarios(
     scenario: Scenario, workers: int, open_ended: bool
 ) -> None:
     until_ms = None if open_ended else scenario.until_ms
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, text in scenario.files.items():
-            (Path(tmp) / name).write_text(text, encoding="utf-8")
-        try:
-            reference_simulate(
-                load_project([tmp]).trees,
-                scenario.events,
-                start_ms=scenario.start_ms,
-                until_ms=until_ms,
-            )
-        except ReferenceRunawayError:
-            reject()  # a journey re-entering itself at one instant: it never ends
+    reject_runaways(scenario.files, scenario.events, scenario.start_ms, until_ms)
     project = compile_files(scenario.files)
     if shared_reads(project) is not None:
         reject()
