@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from journeyc.compile import ir
@@ -476,6 +476,47 @@ def test_sql_where_agrees_with_python_filter(
                 got,
             )
             assert [type(g) for g in got] == [type(got[3])] * 4
+
+
+@given(
+    st.lists(st.tuples(st.integers(min_value=0, max_value=5), event_props), max_size=8),
+    st.lists(conditions, min_size=1, max_size=3),
+    st.lists(
+        st.tuples(
+            st.integers(min_value=-2, max_value=3),
+            st.fixed_dictionaries({"a": st.integers(-3, 3), "b": profile_values}),
+        ),
+        min_size=2,
+        max_size=5,
+    ),
+)
+@example(
+    rows=[(1, {"q": 0}), (1, {"q": 1}), (2, {"q": 2})],
+    conds=[ir.Op(op=">", args=[ir.EventRef(path=["q"]), ir.Attr(path=["a"])])],
+    queries=[(0, {"a": 0, "b": None}), (0, {"a": 1, "b": None}), (2, {"a": 1, "b": None})],
+)
+def test_indexed_counts_agree_as_the_clock_and_the_profile_move(
+    shared_conn: sqlite3.Connection,
+    rows: list[tuple[int, dict[str, Any]]],
+    conds: list[ir.Expr],
+    queries: list[tuple[int, dict[str, Any]]],
+) -> None:
+    """One index answers a windowed count again and again, as the simulator's does,
+    while the clock and the profile a `where` may read move between the questions."""
+    shared_conn.execute("DELETE FROM events")
+    events = [ev(i + 1, "x", NOW - h * timedelta(hours=1), **p) for i, (h, p) in enumerate(rows)]
+    index = EventIndex(shared_conn, 0)
+    index.add(stored(events))
+    indexed, reference = IndexedAggregates(index), ListAggregates(events)
+    for cond in conds:
+        count = compile_expr(ir.Agg(func="count", event="x", where=cond, within=3 * 3600))
+        for hours, profile in queries:
+            now = NOW + timedelta(hours=hours)
+            got, want = (
+                count(Scope(now=now, profile=profile, aggregates=src, user_id="u1"))
+                for src in (indexed, reference)
+            )
+            assert got == want, (cond, hours, profile)
 
 
 MISSING = object()
