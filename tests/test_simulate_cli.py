@@ -273,3 +273,65 @@ def test_the_timeline_reports_each_arm_and_the_holdout_as_the_trace_shows_them(
     assert text.returncode == 0, text.stderr
     (report,) = [line for line in text.stdout.splitlines() if line.startswith("a/b: ")]
     assert report == "a/b: ab: " + "; ".join(expected)
+
+
+def test_the_progress_bar_goes_to_a_terminal_on_stderr_and_stdout_stays_clean(
+    tmp_path: Path,
+) -> None:
+    """A long replay draws a progress bar on stderr when that is a terminal (here a
+    pseudo-terminal), split between processes or not; the JSON lines on stdout are
+    the same bytes as without it."""
+    import pty
+    import threading
+
+    (tmp_path / "j.journey").write_text(
+        'journey hello "Hello"\n  when viewed\n  entry always\n  wait 1h\n  send inapp "Hi"\n',
+        encoding="utf-8",
+    )
+    lines = [
+        json.dumps(
+            {
+                "type": "track",
+                "userId": f"u{k % 500}",
+                "event": "viewed",
+                "timestamp": f"2026-01-05T{k // 3600 % 24:02d}:{k // 60 % 60:02d}:{k % 60:02d}Z",
+                "messageId": f"m{k}",
+            }
+        )
+        for k in range(12_000)
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args = [str(tmp_path / "j.journey"), "--events", str(events), "--json"]
+    plain = run(*args, "--workers", "1")
+    assert plain.returncode == 0 and plain.stdout.count("\n") > 4_000
+    for workers in ("1", "2"):
+        master, slave = pty.openpty()
+        drawn = bytearray()
+
+        def drain(fd: int = master, into: bytearray = drawn) -> None:
+            while True:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # the terminal closed
+                    return
+                if not chunk:
+                    return
+                into.extend(chunk)
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        proc = subprocess.run(
+            [sys.executable, "-m", "journeyc", "simulate", *args, "--workers", workers],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        os.close(slave)
+        reader.join(timeout=10)
+        os.close(master)
+        assert proc.returncode == 0
+        assert proc.stdout == plain.stdout, workers
+        assert b"simulating" in drawn, workers

@@ -232,11 +232,12 @@ def _run_with_progress(run: Callable[..., _T], total: int) -> _T:
     """Call ``run(progress=…)``, with a progress bar on a terminal for long replays."""
     if not sys.stderr.isatty() or total < 10_000:
         return run(progress=None)
+    from rich.console import Console
     from rich.progress import Progress
 
     # Refreshed from here, not by rich's own thread: a parallel replay forks, and a
     # process should not fork while another thread may hold a lock.
-    with Progress(transient=True, auto_refresh=False) as bar:
+    with Progress(console=Console(stderr=True), transient=True, auto_refresh=False) as bar:
         task = bar.add_task("simulating", total=total)
         shown = [0.0]
 
