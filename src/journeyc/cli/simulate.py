@@ -139,8 +139,8 @@ def simulate(
     the recommendation filters (products the events name are learned either way).
 
     The users are split between processes (--workers) when what the journeys do for
-    one user reads nothing of the others: not with the recommendation filters, an
-    `every` schedule, or --db (one store file). The output is the same either way.
+    one user reads nothing of the others: not with the recommendation filters, or
+    with --db (one store file). The output is the same either way.
 
     Exit codes: 0 simulated, 1 invalid journeys, events, catalog or config, 2 usage
     error.

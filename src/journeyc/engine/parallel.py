@@ -1,14 +1,15 @@
 """Simulate on several cores: the users split across processes.
 
 What the engine does for a user reads that user's own events, profile, segments,
-instances and sends, with two exceptions: the recommendation filters read every
-user's events, and an ``every`` schedule enters an audience of every user. A
-project without those has independent users, and a replay of some of them gives
-each of them the same actions, at the same times and in the same order, as a replay
-of all of them, with one condition: the clock has to run for as long as the whole
-replay would. The whole replay lasts while any user has events left or a journey
-waiting, and while it lasts, the other users' segment rechecks run too, and may
-start journeys that keep it going.
+instances and sends, with one exception: the recommendation filters read every
+user's events. (An ``every`` schedule's audience is drawn from every user, but each
+user in it is entered on their own data: each process fires the schedule for its own
+users.) A project without those filters has independent users, and a replay of some
+of them gives each of them the same actions, at the same times and in the same
+order, as a replay of all of them, with one condition: the clock has to run for as
+long as the whole replay would. The whole replay lasts while any user has events
+left or a journey waiting, and while it lasts, the other users' segment rechecks and
+scheduled entries run too, and may start journeys that keep it going.
 
 So each process replays its part of the users in a store of its own, and the
 processes agree on the end:
@@ -16,8 +17,8 @@ processes agree on the end:
 1. every part runs through the last event of all the parts (``horizon``), then on
    while it has a journey waiting, and reports the last time it did work;
 2. the latest of those is the new horizon: a part that stopped before it has
-   missed work the whole replay would have done (rechecks while another part was
-   waiting), and runs on through it;
+   missed work the whole replay would have done (rechecks and scheduled entries
+   while another part was waiting), and runs on through it;
 3. when no part stopped before the horizon, every part has done all the whole
    replay would have, and each is past the instant the whole replay stops.
 
@@ -72,8 +73,6 @@ def shared_reads(project: ir.ProjectIR) -> str | None:
     """Why the users of ``project`` are not independent (what a user's run reads of
     other users), or None when they are."""
     for jid, journey in sorted(project.journeys.items()):
-        if any(isinstance(t, ir.ScheduleTrigger) for t in journey.triggers):
-            return f"journey {jid} runs on a schedule (its audience is every user)"
         for node in journey.nodes.values():
             if isinstance(node, ir.SendNode):
                 for target in node.targets:
