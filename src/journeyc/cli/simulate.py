@@ -104,6 +104,7 @@ def _store(db: str | None) -> Iterator[Store]:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
+    metavar="N",
     help="Processes to replay in, the users split between them (default: one per core, "
     f"at most 16, for {PARALLEL_FROM:,} events or more; 1: this process alone).",
 )
