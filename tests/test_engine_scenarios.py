@@ -841,3 +841,34 @@ journey daily
     events = [track("u1", "visit", at("09:00")), track("u1", "visit", at("12:00", "2026-01-06"))]
     r = run({"d.journey": project}, events)
     assert [(a["at"], a["action"]) for a in r.dicts][:1] == [("2026-01-05T10:00:00Z", "enter")]
+
+
+def test_journeys_waiting_for_one_event_resume_in_the_order_they_were_entered() -> None:
+    """A purchase resumes the post-browse journey entered at 09:00 before the cart
+    journey entered at 10:00, though `abandoned_cart` sorts before `browsed` by id:
+    the user's instances take an event in the order they were created."""
+    project = {
+        "j.journey": """
+journey browsed
+  when product_viewed
+  wait for order_completed up to 1d
+    on order_completed
+      send inapp "Thanks for buying what you looked at" as thanks_browse
+
+journey abandoned_cart
+  when cart_abandoned
+  wait for order_completed up to 1d
+    on order_completed
+      send inapp "Thanks for coming back to your cart" as thanks_cart
+"""
+    }
+    events = [
+        track("u1", "product_viewed", at("09:00")),
+        track("u1", "cart_abandoned", at("10:00")),
+        track("u1", "order_completed", at("11:00")),
+    ]
+    sends = run(project, events).of(action="send")
+    assert [(a["journey"], a["step"]) for a in sends] == [
+        ("browsed", "thanks_browse"),
+        ("abandoned_cart", "thanks_cart"),
+    ]

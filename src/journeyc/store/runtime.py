@@ -311,7 +311,7 @@ class Runtime:
                 marks = ", ".join("?" for _ in part)
                 rows = self.conn.execute(
                     f"SELECT {_INSTANCE_COLS} FROM instances WHERE user_id IN ({marks}) "
-                    f"AND status IN {_LIVE} ORDER BY journey_id",
+                    f"AND status IN {_LIVE} ORDER BY id",
                     part,
                 )
                 for inst in self._track(rows):
@@ -335,9 +335,10 @@ class Runtime:
             self._last.update(last)
 
     def live(self, user_id: str) -> list[Instance]:
-        """The user's running instances, by journey id."""
+        """The user's running instances, in the order they were created (ids are
+        handed out in that order)."""
         live = [i for i in self._user_live(user_id) if i.status in LIVE]
-        live.sort(key=lambda i: i.journey_id)
+        live.sort(key=lambda i: i.id)
         return live
 
     def live_in(self, journey_id: str, user_id: str) -> Instance | None:
