@@ -350,12 +350,14 @@ def run_simulate(
     return elapsed[0], elapsed[1], actions
 
 
-ActionKey = tuple[int, str, str, str | None, str]
+ActionKey = tuple[int, str, str, str | None, str, dict[str, Any]]
 
 
 def key_list(actions: list[Action]) -> list[ActionKey]:
-    """The actions in the output order, as comparable tuples."""
-    return [(a.at_ms, a.user, a.journey, a.step, a.action) for a in in_output_order(actions)]
+    """The actions in the output order, as comparable tuples (details included)."""
+    return [
+        (a.at_ms, a.user, a.journey, a.step, a.action, a.detail) for a in in_output_order(actions)
+    ]
 
 
 def run_parallel(

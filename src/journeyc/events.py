@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -235,6 +235,18 @@ def read_events_jsonl(path: Path | str, received_ms: int | None = None) -> list[
 _CANONICAL = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
+
+
+def first_of_each_id(events: Iterable[Event], seen: set[str] | None = None) -> list[Event]:
+    """``events`` without those whose ``message_id`` came earlier (in ``events``, or in
+    ``seen``, which is updated): what appending them to the log keeps."""
+    seen = set() if seen is None else seen
+    out = []
+    for e in events:
+        if e.message_id not in seen:
+            seen.add(e.message_id)
+            out.append(e)
+    return out
 
 
 def canonical_json(value: object) -> str:

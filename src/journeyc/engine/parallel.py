@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, Any
 from journeyc.compile import ir
 from journeyc.config import Config
 from journeyc.engine.actions import Action
-from journeyc.engine.simulate import Replay
-from journeyc.events import Event
+from journeyc.engine.simulate import Replay, log_order
+from journeyc.events import Event, first_of_each_id
 from journeyc.messages.memo import IMPURE_FILTERS
 from journeyc.store.sqlite import Cohort, Store, entry_cohorts
 
@@ -193,16 +193,10 @@ def simulate_parallel(
     reason = shared_reads(project)
     if reason is not None:
         raise ValueError(f"users are not independent: {reason}")
-    ordered = sorted(events, key=lambda e: e.at_ms)  # stable, as one replay orders them
-    start = start_ms if start_ms is not None else (ordered[0].at_ms if ordered else 0)
+    ordered, start = log_order(events, start_ms)
     # A repeated messageId is dropped (the first one stays) before the users are
     # split: one replay drops it whichever user the repeat names.
-    seen: set[str] = set()
-    kept: list[Event] = []
-    for e in ordered:
-        if e.message_id not in seen:
-            seen.add(e.message_id)
-            kept.append(e)
+    kept = first_of_each_id(ordered)
     live = [e.at_ms for e in kept if e.at_ms >= start]
     horizon = max(live, default=None)
     parts = [_Part(k) for k in range(max(1, workers))]

@@ -53,6 +53,15 @@ def simulate(
         return replay.actions
 
 
+def log_order(events: Sequence[Event], start_ms: int | None) -> tuple[list[Event], int]:
+    """``events`` in the order a replay logs them (by time; equal times keep file
+    order), and when its clock starts: ``start_ms``, else the first event."""
+    ordered = sorted(events, key=lambda e: e.at_ms)
+    if start_ms is None:
+        start_ms = ordered[0].at_ms if ordered else 0
+    return ordered, start_ms
+
+
 class Replay:
     """One replay of events on a virtual clock, which can stop and go on.
 
@@ -73,9 +82,7 @@ class Replay:
         progress: Callable[[int, int], None] | None = None,
         hold: bool = True,
     ) -> None:
-        ordered = sorted(events, key=lambda e: e.at_ms)  # stable: equal times keep file order
-        if start_ms is None:
-            start_ms = ordered[0].at_ms if ordered else 0
+        ordered, start_ms = log_order(events, start_ms)
         history = [e for e in ordered if e.at_ms < start_ms]
         live = ordered[len(history) :]
         engine = Engine(store, config)

@@ -32,7 +32,7 @@ from typing import Any
 import sqlite_utils
 
 from journeyc.catalog import PRODUCT_EVENTS, upsert_from_events
-from journeyc.events import IDENTIFY, Event
+from journeyc.events import IDENTIFY, Event, first_of_each_id
 from journeyc.fastjson import dumps, loads
 from journeyc.store.schema import TABLES, SchemaVersionError, StoreError, migrate, user_version
 
@@ -291,12 +291,7 @@ class Store:
                     (_dumps(ids[i : i + 10_000]),),
                 )
             )
-        out = []
-        for e in events:
-            if e.message_id not in logged:
-                logged.add(e.message_id)
-                out.append(e)
-        return out
+        return first_of_each_id(events, logged)
 
     def hold_events(self) -> int:
         """Hold appended events in memory until :meth:`flush_events` (for a caller
