@@ -341,8 +341,13 @@ def run_simulate(
     store = Store.open(path)
     try:
         t0, c0 = time.perf_counter(), time.process_time()
-        actions = simulate(
-            project, events, store, start_ms=START_MS, until_ms=START_MS + DAYS * DAY_MS
+        actions = simulate(  # as `journeyc simulate` runs without --db
+            project,
+            events,
+            store,
+            start_ms=START_MS,
+            until_ms=START_MS + DAYS * DAY_MS,
+            scratch=True,
         )
         elapsed = time.perf_counter() - t0, time.process_time() - c0
     finally:

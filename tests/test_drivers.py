@@ -1,7 +1,10 @@
-"""The simulator's two ways of driving the engine agree: holding its writes in
-memory between chunks (``simulate``'s default, answered from heaps and indexes) and
-writing every step to the store and reading it back (the daemon's way). Same
-actions, and the same rows in every table the engine writes.
+"""The simulator's ways of driving the engine agree: holding its writes in memory
+between chunks (``simulate``'s default, answered from heaps and indexes) and writing
+every step to the store and reading it back (the daemon's way). Same actions, and the
+same rows in every table the engine writes. A held run on a scratch store (one thrown
+away after the run, as ``journeyc simulate`` keeps no file without ``--db``) gives
+the same actions and writes the same rows, but for the instances, outbox rows and
+actions, which it does not write at all.
 
 The held runs write in chunks of a few clock steps and keep the rows of at most two
 users from one chunk to the next, so that chunk ends (and letting kept rows go) come
@@ -49,6 +52,38 @@ def _tables(store: Store) -> dict[str, list[tuple[Any, ...]]]:
 
 
 Outcome = tuple[list[str], dict[str, Any]]
+# What a scratch run leaves unwritten: nothing reads these back while rows are held.
+UNWRITTEN = ("instances", "outbox", "actions")
+
+
+def _run(
+    project: ir.ProjectIR,
+    events: list[Event],
+    start_ms: int | None = None,
+    until_ms: int | None = None,
+    *,
+    hold: bool = True,
+    scratch: bool = False,
+) -> Outcome:
+    with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp:
+        store = Store.open(Path(tmp) / "s.db")
+        try:
+            with time_limit(60), ExitStack() as small:
+                if hold:
+                    small.enter_context(mock.patch.object(driver, "CHUNK", 5))
+                    small.enter_context(mock.patch.object(core, "KEPT_USERS", 2))
+                actions = simulate(
+                    project,
+                    events,
+                    store,
+                    start_ms=start_ms,
+                    until_ms=until_ms,
+                    hold=hold,
+                    scratch=scratch,
+                )
+            return [a.to_json() for a in actions], _tables(store)
+        finally:
+            store.close()
 
 
 def _both(
@@ -57,22 +92,17 @@ def _both(
     start_ms: int | None = None,
     until_ms: int | None = None,
 ) -> tuple[Outcome, Outcome]:
-    out = []
-    for hold in (True, False):
-        with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp:
-            store = Store.open(Path(tmp) / "s.db")
-            try:
-                with time_limit(60), ExitStack() as small:
-                    if hold:
-                        small.enter_context(mock.patch.object(driver, "CHUNK", 5))
-                        small.enter_context(mock.patch.object(core, "KEPT_USERS", 2))
-                    actions = simulate(
-                        project, events, store, start_ms=start_ms, until_ms=until_ms, hold=hold
-                    )
-                out.append(([a.to_json() for a in actions], _tables(store)))
-            finally:
-                store.close()
-    return out[0], out[1]
+    return (
+        _run(project, events, start_ms, until_ms, hold=True),
+        _run(project, events, start_ms, until_ms, hold=False),
+    )
+
+
+def _assert_scratch_agrees(scratch: Outcome, held: Outcome) -> None:
+    assert scratch[0] == held[0]
+    for table in TABLES:
+        want = [] if table in UNWRITTEN else held[1][table]
+        assert scratch[1][table] == want, table
 
 
 def _examples() -> tuple[ir.ProjectIR, list[Event]]:
@@ -98,6 +128,8 @@ def test_held_and_written_steps_agree_on_generated_scenarios(scenario: Scenario)
     project = compile_files(scenario.files)
     held, step = _both(project, scenario.events, scenario.start_ms, scenario.until_ms)
     _assert_same(held, step)
+    scratch = _run(project, scenario.events, scenario.start_ms, scenario.until_ms, scratch=True)
+    _assert_scratch_agrees(scratch, held)
 
 
 def test_held_and_written_steps_agree_on_the_examples() -> None:
@@ -107,6 +139,27 @@ def test_held_and_written_steps_agree_on_the_examples() -> None:
     held, step = _both(project, events)
     assert held[0], "the examples do something"
     _assert_same(held, step)
+    assert held[1]["outbox"] and held[1]["actions"], "rows a scratch run leaves out"
+    _assert_scratch_agrees(_run(project, events, scratch=True), held)
+
+
+def test_a_scratch_run_on_a_store_that_holds_instances_writes_everything() -> None:
+    """Rows already in the store would go stale under a run that leaves instances
+    unwritten: on such a store a scratch run writes as a held run does."""
+    project, events = _examples()
+    first, rest = events[: len(events) // 2], events[len(events) // 2 :]
+    outcomes = []
+    for scratch in (False, True):
+        with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp:
+            store = Store.open(Path(tmp) / "s.db")
+            try:
+                simulate(project, first, store)
+                assert store.conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+                actions = simulate(project, rest, store, scratch=scratch)
+                outcomes.append(([a.to_json() for a in actions], _tables(store)))
+            finally:
+                store.close()
+    _assert_same(outcomes[1], outcomes[0])
 
 
 def test_a_replay_writes_inside_transactions_only() -> None:

@@ -193,7 +193,14 @@ def simulate(
             fill_store(store, profiles, products)
             actions = _run_with_progress(
                 functools.partial(
-                    run, project, events, store, config=config, start_ms=start_ms, until_ms=until_ms
+                    run,
+                    project,
+                    events,
+                    store,
+                    config=config,
+                    start_ms=start_ms,
+                    until_ms=until_ms,
+                    scratch=db is None,  # a store of its own, deleted after the run
                 ),
                 len(events),
             )

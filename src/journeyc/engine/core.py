@@ -351,7 +351,7 @@ class Engine:
             self.programs[key] = prog
         return prog
 
-    def keep_rows(self) -> None:
+    def keep_rows(self, scratch: bool = False) -> None:
         """For a caller that is the store's only writer, holds a transaction around
         its steps and gives up on the first error (the simulator): keep the profiles,
         instances, entries and segment rows read from one step to the next (every
@@ -362,10 +362,14 @@ class Engine:
         The events too: appended with :meth:`log`, they are written at
         :meth:`forget_rows` (or before anything reads them from the table: the
         recommendation filters), and aggregates and segment horizons are answered
-        from an index of them in memory."""
+        from an index of them in memory.
+
+        ``scratch``: the store is the caller's own, thrown away after the run; the rows
+        nobody reads back (instances, outbox rows, actions) are not written at all
+        (see :meth:`Runtime.hold`)."""
         self._cursor = None
         self._keep = True
-        self.rt.hold()
+        self.rt.hold(scratch)
         self.seg_book.hold()
         self.store.hold_profiles()
         self.sched.keep = True

@@ -328,6 +328,7 @@ def _replay_part(conn: Connection, job: _Job, part: _Part, done: Any) -> None:
                         job.start_ms,
                         job.until_ms,
                         tell,
+                        scratch=True,
                     )
                     command, horizon = conn.recv()
                     while command == "run":

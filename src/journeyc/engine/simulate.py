@@ -33,6 +33,7 @@ def simulate(
     until_ms: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     hold: bool = True,
+    scratch: bool = False,
 ) -> list[Action]:
     """Run ``project`` over ``events`` in ``store`` and return every action in order.
 
@@ -45,10 +46,14 @@ def simulate(
     ``hold=False`` runs the engine as the daemon does, every step written to the
     store and read back from it, instead of held in memory between chunks: the same
     actions and the same rows, more slowly (the tests compare the two).
+
+    ``scratch=True`` is for a store thrown away after the run: instances, outbox rows
+    and actions, which nothing reads back during a held run, are not written
+    (:meth:`Engine.keep_rows`); the actions returned are the same.
     """
     # The simulation owns its store: its commits need no sync (Store.bulk).
     with store.bulk() if hold else nullcontext():
-        replay = Replay(project, events, store, config, start_ms, until_ms, progress, hold)
+        replay = Replay(project, events, store, config, start_ms, until_ms, progress, hold, scratch)
         replay.run()
         return replay.actions
 
@@ -81,6 +86,7 @@ class Replay:
         until_ms: int | None = None,
         progress: Callable[[int, int], None] | None = None,
         hold: bool = True,
+        scratch: bool = False,
     ) -> None:
         ordered, start_ms = log_order(events, start_ms)
         history = [e for e in ordered if e.at_ms < start_ms]
@@ -94,7 +100,7 @@ class Replay:
         # holds every write in memory, answers from there, and writes what it held once
         # per chunk (Engine.keep_rows).
         if hold:
-            engine.keep_rows()
+            engine.keep_rows(scratch)
             live = store.unlogged(live)  # a repeated messageId is ignored, as ingest does
         self.engine, self.store, self.live = engine, store, live
         self.until_ms, self.progress, self.hold = until_ms, progress, hold
@@ -177,7 +183,13 @@ def simulate_project(
         store = Store.open(Path(tmp) / "simulate.db")
         try:
             actions = simulate(
-                project, events, store, config=config, start_ms=start_ms, until_ms=until_ms
+                project,
+                events,
+                store,
+                config=config,
+                start_ms=start_ms,
+                until_ms=until_ms,
+                scratch=True,
             )
         finally:
             store.close()

@@ -72,6 +72,8 @@ class Runtime:
         # keep (see hold()): every write waits in memory until forget(); the rows read
         # stay known, so a user's instances and entries are read once.
         self.keep = False
+        # scratch (see hold()): instances, outbox rows and actions are not written.
+        self.scratch = False
         self._actions: list[tuple[Any, ...]] = []  # with keep: logged at forget()
         # With keep, what the tables would answer, kept current in memory: the timers
         # of waiting instances (by id), and each user's sends as (created_at, journey)
@@ -95,9 +97,13 @@ class Runtime:
         """Write every changed and new instance, new entry and queued outbox row.
 
         The table holds live instances only: one that ended is deleted, and one that
-        ended before it was written is never inserted."""
+        ended before it was written is never inserted. With ``scratch`` (see
+        :meth:`hold`) only the entries are written."""
         # Changed rows first: an instance that ended frees its (journey, user) slot in
         # the one-live-instance index before a new instance of the pair is inserted.
+        if self.scratch:
+            self._dirty.clear()
+            self._new.clear()
         if self._dirty:
             changed: list[Instance] = []
             ended: list[Instance] = []
@@ -187,12 +193,18 @@ class Runtime:
             self.flush()
             self._forget()
 
-    def hold(self) -> None:
+    def hold(self, scratch: bool = False) -> None:
         """Start ``keep``: for a caller that is the store's only writer and holds a
         transaction around its units (the simulator). Every write waits in memory
         until :meth:`forget`; what the engine asks of the tables meanwhile (due timers,
         the next wake, sends for caps, a user's instances and entries) is answered from
-        memory, kept current by the same calls that queue the writes."""
+        memory, kept current by the same calls that queue the writes.
+
+        ``scratch``: the store is thrown away after the run (a simulation's own), so
+        instances, outbox rows and actions, which nothing reads back while the engine
+        keeps its rows, are not written at all. Entries still are: A/B cohorts are read
+        from them. Only on a store that holds no instance and no entry yet (otherwise
+        rows already there would go stale); elsewhere everything is written."""
         self.flush()
         self._forget()
         self.keep = True
@@ -214,6 +226,7 @@ class Runtime:
             ).fetchone()[0]
             == 0
         )
+        self.scratch = scratch and self._complete
 
     def forget(self) -> None:
         """Write everything held (instances, entries, outbox rows, actions). With
@@ -239,7 +252,7 @@ class Runtime:
         self._outbox.clear()
         self._actions.clear()
         self._forget()
-        self.keep = False  # what was held is gone: back to reading the tables
+        self.keep = self.scratch = False  # what was held is gone: back to the tables
 
     def _forget(self) -> None:
         self._seen.clear()
@@ -508,6 +521,8 @@ class Runtime:
         """Put a send (or its suppression) in the outbox, once per key; written at flush."""
         if self.keep and status != "suppressed":
             self._sends.setdefault(inst.user_id, []).append((at_ms, inst.journey_id))
+        if self.scratch:
+            return
         self._outbox.append(
             (
                 key,
@@ -527,7 +542,10 @@ class Runtime:
 
     def log_actions(self, rows: Iterable[tuple[int, str, str, str | None, str, str]]) -> None:
         """Append (at, user, journey, step, action, detail JSON) rows to the action log
-        (with ``keep``, at :meth:`forget`: nothing reads it before)."""
+        (with ``keep``, at :meth:`forget`: nothing reads it before; with ``scratch``,
+        never)."""
+        if self.scratch:
+            return
         if self.keep:
             self._actions.extend(rows)
         else:
