@@ -4,7 +4,8 @@ every step to the store and reading it back (the daemon's way). Same actions, an
 same rows in every table the engine writes. A held run on a scratch store (one thrown
 away after the run, as ``journeyc simulate`` keeps no file without ``--db``) gives
 the same actions and writes the same rows, but for the instances, outbox rows and
-actions, which it does not write at all.
+actions, which it does not write at all, and the products the events name, which it
+does not learn unless a message calls a recommendation filter.
 
 The held runs write in chunks of a few clock steps and keep the rows of at most two
 users from one chunk to the next, so that chunk ends (and letting kept rows go) come
@@ -25,6 +26,7 @@ from journeyc.compile import ir
 from journeyc.compile.lower import lower_project
 from journeyc.engine import core
 from journeyc.engine import simulate as driver
+from journeyc.engine.reads import shared_reads
 from journeyc.engine.simulate import simulate
 from journeyc.events import Event, parse_event
 from journeyc.lang.project import load_project
@@ -98,10 +100,11 @@ def _both(
     )
 
 
-def _assert_scratch_agrees(scratch: Outcome, held: Outcome) -> None:
+def _assert_scratch_agrees(scratch: Outcome, held: Outcome, project: ir.ProjectIR) -> None:
     assert scratch[0] == held[0]
+    unwritten = UNWRITTEN if shared_reads(project) else (*UNWRITTEN, "products")
     for table in TABLES:
-        want = [] if table in UNWRITTEN else held[1][table]
+        want = [] if table in unwritten else held[1][table]
         assert scratch[1][table] == want, table
 
 
@@ -129,7 +132,7 @@ def test_held_and_written_steps_agree_on_generated_scenarios(scenario: Scenario)
     held, step = _both(project, scenario.events, scenario.start_ms, scenario.until_ms)
     _assert_same(held, step)
     scratch = _run(project, scenario.events, scenario.start_ms, scenario.until_ms, scratch=True)
-    _assert_scratch_agrees(scratch, held)
+    _assert_scratch_agrees(scratch, held, project)
 
 
 def test_held_and_written_steps_agree_on_the_examples() -> None:
@@ -140,7 +143,23 @@ def test_held_and_written_steps_agree_on_the_examples() -> None:
     assert held[0], "the examples do something"
     _assert_same(held, step)
     assert held[1]["outbox"] and held[1]["actions"], "rows a scratch run leaves out"
-    _assert_scratch_agrees(_run(project, events, scratch=True), held)
+    scratch = _run(project, events, scratch=True)
+    _assert_scratch_agrees(scratch, held, project)
+    assert shared_reads(project), "the examples recommend products"
+    assert scratch[1]["products"], "so the catalog learns them"
+
+
+def test_a_scratch_run_learns_no_products_when_no_message_recommends() -> None:
+    """The same events through a project that calls no recommendation filter: the
+    held run learns the products they name, the scratch run does not need to."""
+    _, events = _examples()
+    project = compile_files(
+        {"a.journey": 'journey a\n  when product_viewed\n  send push "{{ event.name }}"\n'}
+    )
+    assert shared_reads(project) is None
+    held = _run(project, events)
+    assert held[1]["products"], "the example events name products"
+    _assert_scratch_agrees(_run(project, events, scratch=True), held, project)
 
 
 def test_a_scratch_run_on_a_store_that_holds_instances_writes_everything() -> None:

@@ -23,9 +23,9 @@ from journeyc.engine.parallel import (
     WorkerError,
     in_output_order,
     part_of,
-    shared_reads,
     simulate_parallel,
 )
+from journeyc.engine.reads import shared_reads
 from journeyc.engine.simulate import simulate
 from journeyc.events import Event
 from journeyc.lang.project import load_project

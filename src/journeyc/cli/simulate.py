@@ -218,7 +218,8 @@ def simulate(
 def _workers(project: ProjectIR, asked: int | None, db: str | None, n_events: int) -> int:
     """How many processes replay the events: one unless the users are independent and
     no store file is kept (asked for more: saying why not, on stderr)."""
-    from journeyc.engine.parallel import can_fork, default_workers, shared_reads
+    from journeyc.engine.parallel import can_fork, default_workers
+    from journeyc.engine.reads import shared_reads
 
     if asked is None:
         return (

@@ -24,6 +24,7 @@ from journeyc.engine.eventindex import EventIndex, IndexedAggregates
 from journeyc.engine.expr import Predicate, Scope, compile_predicate
 from journeyc.engine.localtime import in_window, next_local_time, user_zone, window_end
 from journeyc.engine.program import Program
+from journeyc.engine.reads import shared_reads
 from journeyc.engine.schedules import Firing, ScheduleBook
 from journeyc.engine.segments import (
     Horizon,
@@ -236,6 +237,7 @@ class Engine:
         self.programs: dict[tuple[str, str], Program] = {}
         self.active: dict[str, Program] = {}
         self.messages: dict[str, ir.MessageIR] = {}
+        self._reads_catalog = True  # whether the deployed messages may read the catalog
         self.seg_infos: dict[str, SegmentInfo] = {}
         self.seg_preds: dict[str, Predicate] = {}  # segment NAME, from seg_infos
         self.seg_book = SegmentBook(store.conn)
@@ -271,6 +273,7 @@ class Engine:
                     # still exists there (by name); the others finish where they are.
                     self.rt.upgrade(jid, j.version, sorted(j.nodes))
             self.messages = dict(project.messages)
+            self._reads_catalog = shared_reads(project) is not None
             self.renderer.prepare(_templates(project))
             self.active = {}
             for jid, j in sorted(project.journeys.items()):
@@ -366,14 +369,16 @@ class Engine:
 
         ``scratch``: the store is the caller's own, thrown away after the run; the rows
         nobody reads back (instances, outbox rows, actions) are not written at all
-        (see :meth:`Runtime.hold`)."""
+        (see :meth:`Runtime.hold`), nor, unless a message calls a recommendation
+        filter, the products the events name (:meth:`Store.hold_events`)."""
         self._cursor = None
         self._keep = True
         self.rt.hold(scratch)
         self.seg_book.hold()
         self.store.hold_profiles()
         self.sched.keep = True
-        self._index = EventIndex(self.store.conn, self.store.hold_events())
+        learn = not scratch or self._reads_catalog
+        self._index = EventIndex(self.store.conn, self.store.hold_events(learn))
         self.aggregates = IndexedAggregates(self._index)
         self.horizon.times = self._index.times
         recommender = self.renderer.recommender

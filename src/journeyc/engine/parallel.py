@@ -34,7 +34,6 @@ import gc
 import hashlib
 import multiprocessing
 import os
-import re
 import tempfile
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -47,9 +46,9 @@ from typing import TYPE_CHECKING, Any
 from journeyc.compile import ir
 from journeyc.config import Config
 from journeyc.engine.actions import Action
+from journeyc.engine.reads import shared_reads
 from journeyc.engine.simulate import Replay, log_order
 from journeyc.events import Event, first_of_each_id
-from journeyc.messages.memo import IMPURE_FILTERS
 from journeyc.store.sqlite import Cohort, Store, entry_cohorts
 
 if TYPE_CHECKING:
@@ -57,34 +56,6 @@ if TYPE_CHECKING:
 
 MAX_WORKERS = 16
 """Processes at the most, whatever the machine has."""
-
-# A Liquid tag or output that names a filter reading every user's data, or a partial
-# (whose filters are not in the message's text): conservative, a false match only
-# costs the parallel run.
-_SHARED_LIQUID = re.compile(
-    r"\{[{%](?:(?!\}\}|%\}).)*?\b(?:"
-    + "|".join(sorted(IMPURE_FILTERS | {"include", "render"}))
-    + r")\b",
-    re.DOTALL,
-)
-
-
-def shared_reads(project: ir.ProjectIR) -> str | None:
-    """Why the users of ``project`` are not independent (what a user's run reads of
-    other users), or None when they are."""
-    for jid, journey in sorted(project.journeys.items()):
-        for node in journey.nodes.values():
-            if isinstance(node, ir.SendNode):
-                for target in node.targets:
-                    if target.inline and _SHARED_LIQUID.search(target.inline):
-                        return f"journey {jid} sends a message that reads every user's events"
-    for name, message in sorted(project.messages.items()):
-        for fields in message.parts.values():
-            for part in fields.values():
-                for source in (part.default, *part.locales.values()):
-                    if source and _SHARED_LIQUID.search(source):
-                        return f"message {name} reads every user's events"
-    return None
 
 
 def can_fork() -> bool:

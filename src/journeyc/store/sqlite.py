@@ -87,6 +87,7 @@ class Store:
         self._last_seq = 0  # with hold_events(): the seq of the last event appended
         self._profiled: set[str] = set()  # with hold_events(): users given a profile row
         self._products: dict[str, int] = {}  # upsert_from_events' `known`
+        self._learn = True  # hold_events(learn=False): held events teach no products
 
     @classmethod
     def open(cls, path: Path | str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Store:
@@ -293,10 +294,13 @@ class Store:
             )
         return first_of_each_id(events, logged)
 
-    def hold_events(self) -> int:
+    def hold_events(self, learn: bool = True) -> int:
         """Hold appended events in memory until :meth:`flush_events` (for a caller
         that is the store's only writer and has left out the duplicates: the
-        simulator, see :meth:`unlogged`); return the last ``seq`` logged so far."""
+        simulator, see :meth:`unlogged`); return the last ``seq`` logged so far.
+        ``learn=False``: the catalog learns no products from them (a scratch store
+        whose journeys call no recommendation filter: nothing would read them)."""
+        self._learn = learn
         if self._held_events is None:
             row = self._conn.execute(
                 "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'),"
@@ -349,20 +353,22 @@ class Store:
                     for k, e in enumerate(held)
                 ],
             )
-            self._logged(held, self._profiled, self._products)
+            self._logged(held, self._profiled, self._products, learn=self._learn)
 
     def _logged(
         self,
         events: Sequence[Event],
         profiled: set[str] | None = None,
         products: dict[str, int] | None = None,
+        *,
+        learn: bool = True,
     ) -> None:
         """What logging ``events`` (new to the log) brings with it, inside the caller's
         transaction: a profile row for every user the log names (scheduled audiences
         and segment refreshes read users from there), and the products they teach the
         catalog. ``profiled`` (users known to have a row, kept up to date) and
         ``products`` (see :func:`~journeyc.catalog.upsert_from_events`) are for the
-        store's only writer."""
+        store's only writer; ``learn=False`` teaches the catalog nothing."""
         users = [
             u for u in dict.fromkeys(e.user_id for e in events) if not profiled or u not in profiled
         ]
@@ -373,6 +379,8 @@ class Store:
         )
         if profiled is not None:
             profiled.update(users)
+        if not learn:
+            return
         learned = [e for e in events if e.name in PRODUCT_EVENTS]
         if learned:
             upsert_from_events(self._conn, learned, products)
