@@ -99,7 +99,8 @@ def _store(db: str | None) -> Iterator[Store]:
 @click.option(
     "--db",
     type=click.Path(dir_okay=False),
-    help="Keep the simulation's SQLite store in this file (default: a temporary one).",
+    help="Keep the simulation's SQLite store in this file, every table written (default: "
+    "a temporary store, deleted afterwards, given only the rows the replay reads back).",
 )
 @click.option(
     "--workers",
