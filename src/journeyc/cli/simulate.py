@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -44,21 +43,18 @@ def _parse_time(value: str | None, option: str) -> int | None:
 
 @contextmanager
 def _store(db: str | None) -> Iterator[Store]:
+    from journeyc.engine.simulate import scratch_store
     from journeyc.store.sqlite import Store
 
-    if db is not None:
-        store = Store.open(db)
-        try:
+    if db is None:
+        with scratch_store() as store:
             yield store
-        finally:
-            store.close()
         return
-    with tempfile.TemporaryDirectory(prefix="journeyc-simulate-") as tmp:
-        store = Store.open(Path(tmp) / "simulate.db")
-        try:
-            yield store
-        finally:
-            store.close()
+    store = Store.open(db)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @click.command()

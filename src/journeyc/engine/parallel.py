@@ -34,20 +34,18 @@ import gc
 import hashlib
 import multiprocessing
 import os
-import tempfile
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from operator import itemgetter
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from journeyc.compile import ir
 from journeyc.config import Config
 from journeyc.engine.actions import Action
 from journeyc.engine.reads import shared_reads
-from journeyc.engine.simulate import Replay, log_order
+from journeyc.engine.simulate import Replay, log_order, scratch_store
 from journeyc.events import Event, first_of_each_id
 from journeyc.store.sqlite import Cohort, Store, entry_cohorts
 
@@ -286,35 +284,31 @@ def _replay_part(conn: Connection, job: _Job, part: _Part, done: Any) -> None:
         done[part.index] = replayed
 
     try:
-        with tempfile.TemporaryDirectory(prefix="journeyc-simulate-") as tmp:
-            store = Store.open(Path(tmp) / "simulate.db")
-            try:
-                fill_store(store, part.profiles, job.products)
-                with store.bulk():
-                    replay = Replay(
-                        job.project,
-                        part.events,
-                        store,
-                        job.config,
-                        job.start_ms,
-                        job.until_ms,
-                        tell,
-                        scratch=True,
-                    )
+        with scratch_store() as store:
+            fill_store(store, part.profiles, job.products)
+            with store.bulk():
+                replay = Replay(
+                    job.project,
+                    part.events,
+                    store,
+                    job.config,
+                    job.start_ms,
+                    job.until_ms,
+                    tell,
+                    scratch=True,
+                )
+                command, horizon = conn.recv()
+                while command == "run":
+                    stop = replay.run(horizon)
+                    conn.send(("ok", (replay.last_step, stop)))
                     command, horizon = conn.recv()
-                    while command == "run":
-                        stop = replay.run(horizon)
-                        conn.send(("ok", (replay.last_step, stop)))
-                        command, horizon = conn.recv()
-                # Put in order here, in parallel: the parent merges sorted runs. Sent
-                # as tuples, which pickle in C, not as records.
-                rows = [
-                    (a.at_ms, a.user, a.journey, a.step, a.action, a.detail)
-                    for a in in_output_order(replay.actions)
-                ]
-                conn.send(("ok", (rows, entry_cohorts(store.conn))))
-            finally:
-                store.close()
+            # Put in order here, in parallel: the parent merges sorted runs. Sent
+            # as tuples, which pickle in C, not as records.
+            rows = [
+                (a.at_ms, a.user, a.journey, a.step, a.action, a.detail)
+                for a in in_output_order(replay.actions)
+            ]
+            conn.send(("ok", (rows, entry_cohorts(store.conn))))
     except EOFError:
         pass  # the parent is gone
     except BaseException:

@@ -8,8 +8,8 @@ scheduler, no wall clock: the same input gives the same actions.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,18 @@ def simulate(
         replay = Replay(project, events, store, config, start_ms, until_ms, progress, hold, scratch)
         replay.run()
         return replay.actions
+
+
+@contextmanager
+def scratch_store() -> Iterator[Store]:
+    """A fresh store in a temporary directory, closed and deleted afterwards: a
+    simulation's own, to replay with ``scratch=True``."""
+    with tempfile.TemporaryDirectory(prefix="journeyc-simulate-") as tmp:
+        store = Store.open(Path(tmp) / "simulate.db")
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 def log_order(events: Sequence[Event], start_ms: int | None) -> tuple[list[Event], int]:
@@ -179,18 +191,14 @@ def simulate_project(
     from journeyc.lang.project import load_project
 
     project = lower_project(load_project([project_dir]))
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store.open(Path(tmp) / "simulate.db")
-        try:
-            actions = simulate(
-                project,
-                events,
-                store,
-                config=config,
-                start_ms=start_ms,
-                until_ms=until_ms,
-                scratch=True,
-            )
-        finally:
-            store.close()
+    with scratch_store() as store:
+        actions = simulate(
+            project,
+            events,
+            store,
+            config=config,
+            start_ms=start_ms,
+            until_ms=until_ms,
+            scratch=True,
+        )
     return [a.as_dict() for a in actions]
