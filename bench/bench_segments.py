@@ -242,11 +242,11 @@ def per_user(
     sql = SqlAggregates(conn)
     now = from_ms(NOW_MS)
     out = []
+    resolver = segment_resolver(preds)
     for uid in users:
         row = conn.execute("SELECT traits FROM profiles WHERE user_id = ?", (uid,)).fetchone()
         profile = {} if row is None else dict(json.loads(row[0]))
-        scope = Scope(now=now, profile=profile, aggregates=sql, user_id=uid)
-        scope.segments = segment_resolver(preds, scope)
+        scope = Scope(now=now, profile=profile, aggregates=sql, segments=resolver, user_id=uid)
         out.append((uid, {n: bool(p(scope)) for n, p in sorted(preds.items())}))
     return out
 

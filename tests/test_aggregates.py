@@ -287,7 +287,7 @@ def test_where(make_source: Factory, text: str, expected: Any) -> None:
         now=NOW,
         profile={"min_amount": 50, "fav": "Rolex"},
         aggregates=src,
-        segments=lambda name: name == "vip",
+        segments=lambda name, _: name == "vip",
         user_id="u1",
     )
     got = compile_expr(parse_expr(text))(s)

@@ -240,7 +240,7 @@ def scope_for(conn: sqlite3.Connection, uid: str, source: Any) -> Scope:
         now=NOW,
         profile=profile_of(conn, uid),
         aggregates=source,
-        segments=lambda name: name == "s1" and uid in ("u1", "u3"),
+        segments=lambda name, _: name == "s1" and uid in ("u1", "u3"),
         user_id=uid,
     )
 
@@ -303,7 +303,7 @@ def test_what_goes_per_user(conn: sqlite3.Connection) -> None:
     exprs = [parse_expr(t) for t in texts]
     assert all(isinstance(e, ir.Agg) for e in exprs)
     bulk = BulkAggregates(conn, NOW, ["u1"], [e for e in exprs if isinstance(e, ir.Agg)])
-    s = Scope(now=NOW, profile={"a": 1}, aggregates=bulk, segments=lambda n: True, user_id="u1")
+    s = Scope(now=NOW, profile={"a": 1}, aggregates=bulk, segments=lambda n, _: True, user_id="u1")
     for text, e in zip(texts, exprs, strict=True):
         assert isinstance(e, ir.Agg)
         key = e.model_dump_json()
@@ -407,11 +407,11 @@ def direct(
     preds = {n: compile_predicate(s.expr) for n, s in segments.items()}
     sql = SqlAggregates(conn)
     now = from_ms(now_ms)
+    resolver = segment_resolver(preds)
     out = []
     for uid in users:
         profile = profile_of(conn, uid)
-        scope = Scope(now=now, profile=profile, aggregates=sql, user_id=uid)
-        scope.segments = segment_resolver(preds, scope)
+        scope = Scope(now=now, profile=profile, aggregates=sql, segments=resolver, user_id=uid)
         out.append((uid, {n: bool(preds[n](scope)) for n in names}))
     return out
 

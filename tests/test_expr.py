@@ -62,7 +62,7 @@ def scope(**kw: Any) -> Scope:
         "profile": PROFILE,
         "event": EVENT,
         "aggregates": ListAggregates(LOG),
-        "segments": lambda name: name == "vip",
+        "segments": lambda name, _: name == "vip",
         "user_id": "u1",
     }
     return Scope(**(base | kw))

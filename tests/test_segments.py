@@ -376,9 +376,12 @@ def test_stored_membership_equals_direct_evaluation(steps: list[Any], history: i
             }
             for u in seen:
                 scope = Scope(
-                    now=from_ms(t), profile=store.get_profile(u), aggregates=aggs, user_id=u
+                    now=from_ms(t),
+                    profile=store.get_profile(u),
+                    aggregates=aggs,
+                    segments=segment_resolver(preds),
+                    user_id=u,
                 )
-                scope.segments = segment_resolver(preds, scope)
                 for name, pred in preds.items():
                     assert stored.get((u, name), False) == pred(scope), (u, name, from_ms(t))
         store.close()

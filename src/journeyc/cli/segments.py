@@ -167,9 +167,9 @@ def _user(store: Any, project: Any, user_id: str, at: datetime) -> dict[str, Any
         now=at,
         profile=store.get_profile(user_id),
         aggregates=SqlAggregates(store.conn),
+        segments=segment_resolver(preds),
         user_id=user_id,
     )
-    scope.segments = segment_resolver(preds, scope)
     rows = SegmentBook(store.conn).rows(user_id)
     out = []
     for name, seg in project.segments.items():

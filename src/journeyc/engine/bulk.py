@@ -557,10 +557,15 @@ def evaluate_population(
             if blank is not None and bulk.blank(uid):
                 yield uid, dict(blank)
                 continue
-            scope = Scope(now=now, profile=profiles.get(uid) or {}, aggregates=bulk, user_id=uid)
-            scope.segments = members
+            scope = Scope(
+                now=now,
+                profile=profiles.get(uid) or {},
+                aggregates=bulk,
+                segments=members,
+                user_id=uid,
+            )
             members.start(scope)
-            got = {n: members(n) for n in wanted}
+            got = {n: members(n, scope) for n in wanted}
             if blank is None and not reads_profile and bulk.blank(uid):
                 blank = dict(got)
             yield uid, got
@@ -570,8 +575,9 @@ _Shortcut = tuple[Callable[[str], tuple[Any, ...]], dict[tuple[Any, ...], bool]]
 
 
 class _Members:
-    """``segment NAME`` for the user in scope: evaluated once, then remembered; a
-    segment with a shortcut is looked up by the user's values of its aggregates."""
+    """``segment NAME`` for the user of :meth:`start`'s scope (a scope it is asked in is
+    that user's): evaluated once, then remembered; a segment with a shortcut is looked
+    up by the user's values of its aggregates."""
 
     def __init__(self, preds: Mapping[str, Predicate], shortcuts: Mapping[str, _Shortcut]) -> None:
         self._preds = preds
@@ -584,7 +590,7 @@ class _Members:
         self._scope = scope
         self._memo = {}
 
-    def __call__(self, name: str) -> bool:
+    def __call__(self, name: str, scope: Scope) -> bool:
         got = self._memo.get(name)
         if got is None:
             pred = self._preds.get(name)

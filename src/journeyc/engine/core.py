@@ -10,7 +10,7 @@ the same log and the same clock give the same actions.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
@@ -112,7 +112,7 @@ def _any_holds(preds: list[Predicate | None], scope: Scope) -> bool:
     return False
 
 
-def _no_segment(name: str) -> bool:
+def _no_segment(name: str, scope: Scope) -> bool:
     """``segment NAME`` where no segment is deployed: false."""
     return False
 
@@ -240,6 +240,7 @@ class Engine:
         self._reads_catalog = True  # whether the deployed messages may read the catalog
         self.seg_infos: dict[str, SegmentInfo] = {}
         self.seg_preds: dict[str, Predicate] = {}  # segment NAME, from seg_infos
+        self._segments: Callable[[str, Scope], bool] = _no_segment  # resolves them
         self.seg_book = SegmentBook(store.conn)
         self.horizon = Horizon(store.conn, {})
         self.sched = ScheduleBook(store.conn, self.zone)
@@ -310,6 +311,7 @@ class Engine:
         changed = [n for n, i in infos.items() if deployed.get(n) != i.hash]
         self.seg_infos = infos
         self.seg_preds = {n: i.pred for n, i in infos.items()}
+        self._segments = segment_resolver(self.seg_preds) if self.seg_preds else _no_segment
         self.horizon = Horizon(self.store.conn, project.segments)
         if self._index is not None:
             self.horizon.times = self._index.times
@@ -681,9 +683,14 @@ class Engine:
         if self._now[0] != now_ms:
             self._now = (now_ms, from_ms(now_ms))
         now = self._now[1]
-        scope = Scope(now=now, profile=prof, event=event, aggregates=self.aggregates, user_id=user)
-        scope.segments = segment_resolver(self.seg_preds, scope) if self.seg_preds else _no_segment
-        return scope
+        return Scope(
+            now=now,
+            profile=prof,
+            event=event,
+            aggregates=self.aggregates,
+            segments=self._segments,
+            user_id=user,
+        )
 
     def _focus(self, prog: Program, inst: Instance, node_id: str) -> EventView | None:
         wid = prog.focus_of.get(node_id)

@@ -43,14 +43,15 @@ class Scope:
 
     ``event`` is the event in focus (None for segment and scheduled entries);
     ``aggregates`` answers ``count(…)`` and kin, ``segments`` answers
-    ``segment NAME``; each may be None when the expression needs neither.
+    ``segment NAME`` (called with the name and the scope it is asked in); each may
+    be None when the expression needs neither.
     """
 
     now: datetime
     profile: Mapping[str, Any] = field(default_factory=dict)
     event: EventView | None = None
     aggregates: AggregateSource | None = None
-    segments: Callable[[str], bool] | None = None
+    segments: Callable[[str, Scope], bool] | None = None
     user_id: str = ""
 
 
@@ -243,7 +244,7 @@ def _seg(name: str) -> Compiled:
         member = s.segments
         if member is None:
             raise MissingContextError(f"`segment {name}` needs a segment resolver")
-        return bool(member(name))
+        return bool(member(name, s))
 
     return seg
 

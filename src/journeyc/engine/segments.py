@@ -59,11 +59,15 @@ _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">=", "between"})
 # ---------------------------------------------------------------- the expressions
 
 
-def segment_resolver(preds: Mapping[str, Predicate], scope: Scope) -> Callable[[str], bool]:
-    """``segment NAME`` for the user of ``scope``: the segment's predicate on the same
-    user at the same moment, with no event in focus; an unknown segment is false."""
+def segment_resolver(preds: Mapping[str, Predicate]) -> Callable[[str, Scope], bool]:
+    """``segment NAME`` asked in a scope: the segment's predicate on the scope's user
+    at the same moment, with no event in focus; an unknown segment is false.
 
-    def in_segment(name: str) -> bool:
+    The scope is an argument, not captured: one resolver serves every scope, and a
+    scope holding a closure over itself would be a reference cycle, left for the
+    garbage collector, for every scope the engine makes."""
+
+    def in_segment(name: str, scope: Scope) -> bool:
         pred = preds.get(name)
         if pred is None:
             return False
