@@ -218,7 +218,8 @@ def _many_users(events: list[Event], users: int) -> list[Event]:
 def test_a_replay_leaves_no_cycles_behind_its_steps() -> None:
     """What the engine makes for a step is freed by reference counting: a replay of
     four times the events leaves no more cyclic garbage than a short one (a scope
-    that held a closure over itself once left ten objects an event)."""
+    that held a closure over itself once left ten objects an event), so a replay
+    need not run full collections (``no_full_collections``)."""
     project, events = _examples()
     found = []
     for users in (5, 20):
@@ -232,3 +233,34 @@ def test_a_replay_leaves_no_cycles_behind_its_steps() -> None:
             gc.enable()
     extra = 15 * len(events)
     assert found[1] - found[0] < extra / 10, (found, extra)
+
+
+def test_a_replay_runs_no_full_collections_and_restores_the_thresholds() -> None:
+    project, events = _examples()
+    batch = _many_users(events, 5)
+    replaying = False
+    seen_in_replay = {0: 0, 1: 0, 2: 0}  # collections by generation, during the steps
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and replaying:
+            seen_in_replay[info["generation"]] += 1
+
+    def progress(done: int, total: int) -> None:
+        nonlocal replaying
+        replaying = done < total
+
+    before = gc.get_threshold()
+    with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp:
+        store = Store.open(Path(tmp) / "s.db")
+        gc.set_threshold(10, 1, 1)  # a full collection at every other young one
+        gc.callbacks.append(seen)
+        try:
+            simulate(project, batch, store, scratch=True, progress=progress)
+            restored = gc.get_threshold()
+        finally:
+            gc.callbacks.remove(seen)
+            gc.set_threshold(*before)
+            store.close()
+    assert seen_in_replay[0] + seen_in_replay[1] > 0, "the young generations are collected"
+    assert seen_in_replay[2] == 0
+    assert restored == (10, 1, 1)

@@ -146,6 +146,7 @@ def simulate(
     from journeyc.compile.lower import lower_project
     from journeyc.config import ConfigError, load_config
     from journeyc.engine.parallel import fill_store, in_output_order, simulate_parallel
+    from journeyc.engine.simulate import no_full_collections
     from journeyc.engine.simulate import simulate as run
     from journeyc.events import EventError, read_events_jsonl
     from journeyc.store.sqlite import entry_cohorts
@@ -162,7 +163,8 @@ def simulate(
         if path is not None and not Path(path).is_file():
             usage_error(f"{name}: no such file: {path}")
     try:
-        events = read_events_jsonl(events_file, received_ms=0)
+        with no_full_collections():  # a million events are a million long-lived objects
+            events = read_events_jsonl(events_file, received_ms=0)
         profiles = _read_profiles(profiles_file) if profiles_file else {}
         products = _read_catalog(catalog_file) if catalog_file else []
     except (EventError, ValueError) as exc:

@@ -45,7 +45,7 @@ from journeyc.compile import ir
 from journeyc.config import Config
 from journeyc.engine.actions import Action
 from journeyc.engine.reads import shared_reads
-from journeyc.engine.simulate import Replay, log_order, scratch_store
+from journeyc.engine.simulate import Replay, log_order, no_full_collections, scratch_store
 from journeyc.events import Event, first_of_each_id
 from journeyc.store.sqlite import Cohort, Store, entry_cohorts
 
@@ -178,7 +178,8 @@ def simulate_parallel(
     for user, traits in (profiles or {}).items():
         parts[part_of(user, len(parts))].profiles[user] = traits
     job = _Job(project, config, start, until_ms, products)
-    with _Pool(job, parts, len(live), progress) as pool:
+    # The actions gathered are many new objects beside every event (no_full_collections).
+    with no_full_collections(), _Pool(job, parts, len(live), progress) as pool:
         return pool.run(None if until_ms is not None else horizon)
 
 
@@ -284,7 +285,7 @@ def _replay_part(conn: Connection, job: _Job, part: _Part, done: Any) -> None:
         done[part.index] = replayed
 
     try:
-        with scratch_store() as store:
+        with no_full_collections(), scratch_store() as store:
             fill_store(store, part.profiles, job.products)
             with store.bulk():
                 replay = Replay(
