@@ -5,6 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from journeyc.events import (
     Event,
@@ -226,19 +228,51 @@ def test_read_jsonl_lists_every_bad_line(tmp_path: Path) -> None:
             json.dumps(track()),
             json.dumps(track(timestamp="yesterday", userId=None)),
             '{"type": "track", "userId": "u", "event": "x", "properties": {"v": NaN}}',
+            '{"type": "track", "userId": "u", "event": "x", "properties": {"v": -1e400}}',
         ],
     )
     with pytest.raises(EventError) as info:
         read_events_jsonl(path, received_ms=RECEIVED)
     lines = str(info.value).splitlines()
     assert lines[0].startswith(f"{path}:2: $: not valid JSON (")
-    assert lines[1:5] == [
+    assert lines[1:] == [
         f"{path}:3: $.properties: expected an object",
         f'{path}:5: $.timestamp: not an ISO-8601 time "yesterday"',
         f"{path}:5: $.userId/anonymousId: one is required",
         f"{path}:6: $: not valid JSON (NaN is not JSON)",
+        f"{path}:7: $: not valid JSON (the number -1e400 is out of range)",
     ]
-    assert len(lines) == 5
+    assert len(lines) == 6
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.dictionaries(st.text(), json_values, max_size=4), min_size=1, max_size=5))
+@example([{"n": 2**64 + 1}, {"deep": [{"m": -(2**63) - 1}], "é": "١٢٣"}])
+def test_a_file_reads_as_its_lines_parse(tmp_path: Path, props: list[dict[str, Any]]) -> None:
+    """The reader's fast path (orjson, no second check that the values are JSON data)
+    gives the events that parsing each line with the json module gives: integers
+    beyond 64 bits and text in any script."""
+    lines = [
+        json.dumps(track(properties=p, messageId=f"m{i}"), ensure_ascii=i % 2 == 0)
+        for i, p in enumerate(props)
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+    want = [parse_event(json.loads(line), RECEIVED) for line in lines]
+    got = read_events_jsonl(path, received_ms=RECEIVED)
+    assert json.dumps([e.props for e in got]) == json.dumps([e.props for e in want])
+    assert got == want
 
 
 def test_batch_skips_the_call_types_journeys_do_not_use() -> None:

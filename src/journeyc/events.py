@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from journeyc.fastjson import loads
 from journeyc.lang.literals import normalize_event
 
 # Streams repeat a few event names: normalise each once.
@@ -218,12 +220,12 @@ def read_events_jsonl(path: Path | str, received_ms: int | None = None) -> list[
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line, parse_constant=reject_constant)
+                obj = loads(line, _STRICT.decode)
             except ValueError as exc:
                 problems.append(Problem("$", f"not valid JSON ({json_reason(exc)})", where))
                 continue
             try:
-                events.append(_parse(obj, received_ms, None, "$"))
+                events.append(_parse(obj, received_ms, None, "$", decoded=True))
             except EventError as exc:
                 problems.extend(Problem(p.path, p.message, where) for p in exc.problems)
     if problems:
@@ -254,7 +256,10 @@ def canonical_json(value: object) -> str:
     return _CANONICAL.encode(value)
 
 
-def _parse(obj: object, received_ms: int, kind: Kind | None, root: str) -> Event:
+def _parse(
+    obj: object, received_ms: int, kind: Kind | None, root: str, decoded: bool = False
+) -> Event:
+    # decoded: ``obj`` was read from JSON text, so its values are JSON data already.
     if not isinstance(obj, Mapping):
         raise EventError([Problem(root, "expected an object")])
     type_ = obj.get("type", kind)
@@ -287,7 +292,8 @@ def _parse(obj: object, received_ms: int, kind: Kind | None, root: str) -> Event
         name, field = IDENTIFY, "traits"
     props = model.properties if isinstance(model, TrackEvent) else model.traits
     try:
-        canonical_json(props)
+        if not decoded:
+            canonical_json(props)
     except (TypeError, ValueError) as exc:
         raise EventError([Problem(f"{root}.{field}", f"not JSON data ({exc})")]) from None
     message_id = model.message_id or _generated_id(
@@ -334,6 +340,19 @@ def error_path(err: ErrorDetails, root: str = "$") -> str:
 def reject_constant(name: str) -> object:
     """``json.loads``'s ``parse_constant``: ``NaN`` and ``Infinity`` are not JSON."""
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text} is out of range")
+    return value
+
+
+# What the reader decodes is JSON data (the check parse_event makes is not needed):
+# no NaN, no infinity, not even from a number too large for a float. Built once
+# (json.loads with these options builds a decoder per call).
+_STRICT = json.JSONDecoder(parse_constant=reject_constant, parse_float=_finite_float)
 
 
 def json_reason(exc: ValueError) -> str:
