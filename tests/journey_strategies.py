@@ -32,6 +32,8 @@ BASE_MS = int(BASE.timestamp() * 1000)
 GRID_MINUTES = 5
 SPAN_STEPS = 3 * 24 * 60 // GRID_MINUTES  # three days of 5-minute steps
 ZONES = ("UTC", "Asia/Bangkok", "America/New_York")
+SCHEDULES = ("day at 10:00", "6h", "weekday at 18:30")
+_TRACK_STEP = re.compile(r"^\s+track ", re.M)
 SPLITS = ((50, 50), (30, 70), (90, 10), (20, 30, 50), (34, 33, 33))
 _WHEN = re.compile(r"^  when (\w+)", re.MULTILINE)
 QUIET = (("22:00", "08:00"), ("00:00", "06:00"), ("09:00", "17:00"), ("12:30", "13:00"))
@@ -209,10 +211,22 @@ def journeys(draw: st.DrawFn, name: str) -> str:
 
 
 @st.composite
-def projects(draw: st.DrawFn) -> dict[str, str]:
-    """File name → source text: 1–3 journeys, one file each."""
+def projects(draw: st.DrawFn, scheduled: bool = False) -> dict[str, str]:
+    """File name → source text: 1–3 journeys, one file each.
+
+    ``scheduled``: in a project with no `track` step, some journeys get an
+    `every … for everyone` entry too. (The reference interpreter has none; without a
+    `track` step, entries cannot set off more entries at one instant, so
+    :func:`tests.engine_helpers.reject_runaways` can leave them out.)"""
     count = draw(st.integers(1, 3))
-    return {f"j{n}.journey": draw(journeys(f"j{n}")) for n in range(1, count + 1)}
+    files = {f"j{n}.journey": draw(journeys(f"j{n}")) for n in range(1, count + 1)}
+    if scheduled and not any(_TRACK_STEP.search(text) for text in files.values()):
+        for name, text in files.items():
+            if draw(st.integers(0, 2)) == 0:
+                header, rest = text.split("\n", 1)
+                every = f"  every {draw(st.sampled_from(SCHEDULES))} for everyone"
+                files[name] = f"{header}\n{every}\n{rest}"
+    return files
 
 
 # ---------------------------------------------------------------- timelines
@@ -245,9 +259,10 @@ def raw_events(draw: st.DrawFn, likely: tuple[str, ...] = EVENTS) -> dict[str, A
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> Scenario:
-    """A project, a timeline of 3 to 16 calls (unsorted), and sometimes a `--from`."""
-    files = draw(projects())
+def scenarios(draw: st.DrawFn, scheduled: bool = False) -> Scenario:
+    """A project, a timeline of 3 to 16 calls (unsorted), and sometimes a `--from`;
+    ``scheduled``: journeys may have `every` entries (see :func:`journeys`)."""
+    files = draw(projects(scheduled))
     # Half the tracks are of events that enter a journey, so most timelines do something.
     triggers = tuple(sorted({m for text in files.values() for m in _WHEN.findall(text)}))
     raw = draw(st.lists(raw_events(triggers), min_size=3, max_size=16))

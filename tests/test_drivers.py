@@ -127,7 +127,7 @@ def _assert_same(held: Outcome, step: Outcome) -> None:
         assert held[1][table] == step[1][table], table
 
 
-@given(scenarios())
+@given(scenarios(scheduled=True))
 def test_held_and_written_steps_agree_on_generated_scenarios(scenario: Scenario) -> None:
     reject_runaways(scenario.files, scenario.events, scenario.start_ms, scenario.until_ms)
     project = compile_files(scenario.files)

@@ -92,7 +92,7 @@ def _users_in_parts(n: int, parts: int = 2) -> list[str]:
 # ---------------------------------------------------------------- the same outcome
 
 
-@given(scenarios(), st.sampled_from([2, 3, 4]), st.booleans())
+@given(scenarios(scheduled=True), st.sampled_from([2, 3, 4]), st.booleans())
 def test_a_split_replay_agrees_with_one_replay_on_generated_scenarios(
     scenario: Scenario, workers: int, open_ended: bool
 ) -> None:

@@ -665,6 +665,7 @@ class Engine:
     def _fire(self, firing: Firing, now_ms: int, actions: list[Action]) -> None:
         """Enter the next batch of a scheduled firing's audience."""
         if self._keep:  # the audience is read from profiles and segment rows
+            self.store.flush_events()  # the rows of users new to the log
             self.store.flush_profiles()
             self.seg_book.flush()
         users, last = self.sched.audience(firing, self.batch)
