@@ -253,6 +253,8 @@ class Engine:
         self._now: tuple[int, datetime] = (0, from_ms(0))  # the clock as a datetime
         self._cursor: int | None = None  # the log cursor, within one advance()
         self._handed: list[StoredEvent] | None = None  # advance(events=…), not read yet
+        self.caught_up = False  # keep_rows(): no logged event was left unhandled then
+        self._log_in_memory = False  # keep_rows(): held events are never written
         self.by_goal: dict[str, list[Program]] = {}
         self._tracked = False
         self._tracked_events: list[StoredEvent] = []  # logged by `track` steps this batch
@@ -372,15 +374,25 @@ class Engine:
         ``scratch``: the store is the caller's own, thrown away after the run; the rows
         nobody reads back (instances, outbox rows, actions) are not written at all
         (see :meth:`Runtime.hold`), nor, unless a message calls a recommendation
-        filter, the products the events name (:meth:`Store.hold_events`)."""
+        filter, the events and the products they name (:meth:`Store.hold_events`):
+        the caller hands every event it logs to :meth:`advance`.
+
+        ``caught_up`` tells whether the engine had handled every event logged when this
+        was called: a caller can then hand :meth:`advance` what it logs from the first
+        step on."""
         self._cursor = None
         self._keep = True
         self.rt.hold(scratch)
         self.seg_book.hold()
         self.store.hold_profiles()
         self.sched.keep = True
+        self.caught_up = not self.store.has_events_after(self.store.get_cursor(CURSOR))
         learn = not scratch or self._reads_catalog
-        self._index = EventIndex(self.store.conn, self.store.hold_events(learn))
+        # Nothing reads the log back but the recommendation filters (and the engine's
+        # first step, when events wait unhandled): the index answers the rest.
+        self._log_in_memory = self.rt.scratch and not self._reads_catalog and self.caught_up
+        held = self.store.hold_events(learn, write=not self._log_in_memory)
+        self._index = EventIndex(self.store.conn, held)
         self.aggregates = IndexedAggregates(self._index)
         self.horizon.times = self._index.times
         recommender = self.renderer.recommender
@@ -580,7 +592,9 @@ class Engine:
         logged, self._tracked_events = self._tracked_events, []
         if handed is not None:
             # The log holds nothing past the cursor but what `track` steps logged.
-            self._handed = [] if not tracked else logged if len(logged) <= self.batch else None
+            # (Past a batch they are read back from the log, unless it is not written.)
+            small = len(logged) <= self.batch or self._log_in_memory
+            self._handed = [] if not tracked else logged if small else None
         self.rt.end()
         if len(actions) > first:
             self.rt.log_actions(

@@ -139,7 +139,8 @@ class Replay:
         self.actions: list[Action] = []
         self.last_step: int | None = None  # when the clock last stopped to do work
         self._i = 0
-        self._drained = False  # an advance() ran: the engine's cursor is at the log's end
+        # The engine's cursor is at the log's end (an advance() ran, or none was needed).
+        self._drained = hold and engine.caught_up
 
     def run(self, horizon: int | None = None) -> int | None:
         """Step the clock until the replay is over (or, before ``horizon``, until

@@ -88,6 +88,7 @@ class Store:
         self._profiled: set[str] = set()  # with hold_events(): users given a profile row
         self._products: dict[str, int] = {}  # upsert_from_events' `known`
         self._learn = True  # hold_events(learn=False): held events teach no products
+        self._write_events = True  # hold_events(write=False): held events are not logged
 
     @classmethod
     def open(cls, path: Path | str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Store:
@@ -294,13 +295,17 @@ class Store:
             )
         return first_of_each_id(events, logged)
 
-    def hold_events(self, learn: bool = True) -> int:
+    def hold_events(self, learn: bool = True, write: bool = True) -> int:
         """Hold appended events in memory until :meth:`flush_events` (for a caller
         that is the store's only writer and has left out the duplicates: the
         simulator, see :meth:`unlogged`); return the last ``seq`` logged so far.
         ``learn=False``: the catalog learns no products from them (a scratch store
-        whose journeys call no recommendation filter: nothing would read them)."""
+        whose journeys call no recommendation filter: nothing would read them).
+        ``write=False``: they never reach the ``events`` table, only the profile rows
+        and products they bring do (for a caller that reads them from nothing but its
+        own memory; :meth:`events_after` then refuses)."""
         self._learn = learn
+        self._write_events = write
         if self._held_events is None:
             row = self._conn.execute(
                 "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'),"
@@ -337,22 +342,23 @@ class Store:
         self._held_events = []
         first = self._last_seq - len(held) + 1
         with self.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO events (seq, message_id, user_id, name, at, props, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        first + k,
-                        e.message_id,
-                        e.user_id,
-                        e.name,
-                        e.at_ms,
-                        dumps(e.props),
-                        e.received_ms,
-                    )
-                    for k, e in enumerate(held)
-                ],
-            )
+            if self._write_events:
+                conn.executemany(
+                    "INSERT INTO events (seq, message_id, user_id, name, at, props, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            first + k,
+                            e.message_id,
+                            e.user_id,
+                            e.name,
+                            e.at_ms,
+                            dumps(e.props),
+                            e.received_ms,
+                        )
+                        for k, e in enumerate(held)
+                    ],
+                )
             self._logged(held, self._profiled, self._products, learn=self._learn)
 
     def _logged(
@@ -385,8 +391,15 @@ class Store:
         if learned:
             upsert_from_events(self._conn, learned, products)
 
+    def has_events_after(self, seq: int) -> bool:
+        """Whether the log holds an event with a ``seq`` above ``seq``."""
+        row = self._conn.execute("SELECT EXISTS (SELECT 1 FROM events WHERE seq > ?)", (seq,))
+        return bool(row.fetchone()[0])
+
     def events_after(self, seq: int, limit: int = 1000) -> list[StoredEvent]:
         """Up to ``limit`` events with a ``seq`` above ``seq``, in log order."""
+        if not self._write_events:
+            raise RuntimeError("events held with hold_events(write=False) are not in the log")
         rows = self._conn.execute(
             "SELECT seq, message_id, user_id, name, at, props, received_at FROM events"
             " WHERE seq > ? ORDER BY seq LIMIT ?",
