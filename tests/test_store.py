@@ -239,6 +239,18 @@ def test_append_is_idempotent(store: Store) -> None:
     assert stored[2].props == {"path": "/a"}
 
 
+def test_unlogged_leaves_out_what_appending_would_skip(store: Store) -> None:
+    calls = [track("m1", path="/a"), track("m2"), track("m1", path="/b"), track("m3")]
+    # An empty log: the repeat within the calls goes, the first of its id stays.
+    assert [(e.message_id, e.props) for e in store.unlogged(calls)] == [
+        ("m1", {"path": "/a"}),
+        ("m2", {}),
+        ("m3", {}),
+    ]
+    store.append_events([track("m2")])
+    assert [e.message_id for e in store.unlogged(calls)] == ["m1", "m3"]
+
+
 def test_replaying_a_file_dedups(store: Store) -> None:
     raw = {"type": "track", "userId": "u1", "event": "Signed Up"}
     assert store.append_events([parse_event(raw, T0)])[0] is not None

@@ -282,6 +282,8 @@ class Store:
     def unlogged(self, events: Sequence[Event]) -> list[Event]:
         """``events`` without those the log holds already or that repeat a
         ``message_id`` given earlier in ``events`` (what appending them would skip)."""
+        if not self.has_events_after(0):  # an empty log: a simulation's fresh store
+            return first_of_each_id(events)
         ids = list(dict.fromkeys(e.message_id for e in events))
         logged: set[str] = set()
         for i in range(0, len(ids), 10_000):
