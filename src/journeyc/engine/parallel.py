@@ -180,7 +180,9 @@ def simulate_parallel(
     job = _Job(project, config, start, until_ms, products)
     # The actions gathered are many new objects beside every event (no_full_collections).
     with no_full_collections(), _Pool(job, parts, len(live), progress) as pool:
-        return pool.run(None if until_ms is not None else horizon)
+        if until_ms is not None:
+            return pool.run_once()
+        return pool.run(horizon)
 
 
 class _Pool:
@@ -247,7 +249,23 @@ class _Pool:
                 break
             for k, report in zip(behind, self._ask(behind, ("run", horizon)), strict=True):
                 reports[k] = report
-        results = self._ask(range(n), ("end", None))
+        return self._results(self._ask(range(n), ("end", None)))
+
+    def run_once(self) -> tuple[list[Action], list[Cohort]]:
+        """Run every part to ``until`` (one round: the clock runs to it whatever is
+        waiting), each part sending its results as soon as it is done, so the first
+        done are gathered while the others still run."""
+        for conn in self._conns:
+            conn.send(("run", None))
+            conn.send(("end", None))
+        results = []
+        for k in range(len(self._conns)):
+            self._receive(k)  # the run's report
+            results.append(self._receive(k))
+        return self._results(results)
+
+    @staticmethod
+    def _results(results: list[Any]) -> tuple[list[Action], list[Cohort]]:
         rows = [row for part_rows, _ in results for row in part_rows]
         rows.sort(key=_OUTPUT_KEY)  # sorted runs, one per process: merged
         actions = [Action(*row) for row in rows]
