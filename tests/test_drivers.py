@@ -10,11 +10,13 @@ recommendation filter.
 
 The held runs write in chunks of a few clock steps and keep the rows of at most two
 users from one chunk to the next, so that chunk ends (and letting kept rows go) come
-up in every scenario, not only in runs of 20,000 steps."""
+up in every scenario, not only in runs of 20,000 steps; every run works in batches of
+two events or timers, so that an instant often needs several."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import json
 import tempfile
@@ -87,6 +89,10 @@ def _run(
         store = Store.open(Path(tmp) / "s.db")
         try:
             with time_limit(60), ExitStack() as small:
+                # Batches of two: events at one instant often fill more than one.
+                small.enter_context(
+                    mock.patch.object(driver, "Engine", functools.partial(core.Engine, batch=2))
+                )
                 if hold:
                     small.enter_context(mock.patch.object(driver, "CHUNK", 5))
                     small.enter_context(mock.patch.object(core, "KEPT_USERS", 2))

@@ -478,7 +478,10 @@ class Engine:
         self.lateness_ms = []
         if not self._keep:
             self._cursor = None  # read again: the last step may have failed
-        self._handed = events if events is not None and len(events) <= self.batch else None
+        # Past a batch, events are read back from the log in batches, unless it is
+        # not written (keep_rows(scratch)): then they are all taken at once.
+        handed = events is not None and (len(events) <= self.batch or self._log_in_memory)
+        self._handed = events if handed else None
         self.unfinished = False
         left = max_batches
         if self.commit_per_batch:
@@ -592,8 +595,7 @@ class Engine:
         logged, self._tracked_events = self._tracked_events, []
         if handed is not None:
             # The log holds nothing past the cursor but what `track` steps logged.
-            # (Past a batch they are read back from the log, unless it is not written.)
-            small = len(logged) <= self.batch or self._log_in_memory
+            small = len(logged) <= self.batch or self._log_in_memory  # as in advance()
             self._handed = [] if not tracked else logged if small else None
         self.rt.end()
         if len(actions) > first:
