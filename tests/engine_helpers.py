@@ -227,7 +227,7 @@ def run(
             store.close()
 
 
-_EVERY_LINE = re.compile(r"^\s+every .*\n", re.M)
+EVERY_LINE = re.compile(r"^\s+every .*\n", re.M)
 
 
 def reject_runaways(
@@ -239,7 +239,7 @@ def reject_runaways(
     are left out (see ``journey_strategies.projects`` for when that is exact)."""
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in files.items():
-            (Path(tmp) / name).write_text(_EVERY_LINE.sub("", text), encoding="utf-8")
+            (Path(tmp) / name).write_text(EVERY_LINE.sub("", text), encoding="utf-8")
         try:
             reference_simulate(
                 load_project([tmp]).trees, events, start_ms=start_ms, until_ms=until_ms
