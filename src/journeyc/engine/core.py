@@ -468,11 +468,12 @@ class Engine:
         :attr:`unfinished` set when work was left (the daemon then runs it again,
         with a fresh clock).
 
-        ``events``: the caller vouches that these (at most ``batch``, in log order) are
-        every event logged past the cursor, as :meth:`Store.events_after` would read
-        them (the simulator, which owns the store, hands over what it just appended,
-        or ``[]``); the first batch takes them instead of reading the log, and later
-        batches read it only once a step has logged events.
+        ``events``: the caller vouches that these (in log order; at most ``batch``,
+        unless :meth:`keep_rows` left the log unwritten) are every event logged past
+        the cursor, as :meth:`Store.events_after` would read them (the simulator,
+        which owns the store, hands over what it just appended, or ``[]``); the first
+        batch takes them instead of reading the log, and later batches read it only
+        once a step has logged events.
         """
         actions: list[Action] = []
         self.lateness_ms = []
