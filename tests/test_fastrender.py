@@ -30,6 +30,16 @@ TEMPLATES = [
     "a {{- user.first_name -}} b  {{ user.n | default: '' }}",
     "{{ user.first_name | upcase }} {{ user.n | default: 'd', allow_false: true }}",
     "{% if user.first_name %}, {{ user.first_name }}{% endif %}",
+    "Use {{ coupon }}{% if user.first_name %}, {{ user.first_name }}{% endif %}.",
+    "{% if event.cart %}{{ event.cart.total | default: '0' }}{% elsif user.flag %}flag "
+    "{{ user.flag }}{% else %}none{% endif %}",
+    "{% if user.nested.deep %}[{% if user.n %}{{ user.n }}{% endif %}]{% endif %}",
+    "{% if coupon %}  {% else %}{{ percent }}{% endif %}|{% if user.n %} {% endif %}|",
+    "{% if missing_var %}a{% else %}b{% endif %}{% if event %}e{% endif %}",
+    "{%- if user.flag -%} on {%- else -%} off {%- endif -%}!",
+    "{% if user.tags %}{{ user.tags.size }}{% endif %}{% if user.id %}{{ user.id }}{% endif %}",
+    "{% if user.at %}{{ event.at }}{% elsif event.name %}{{ event.name }}{% endif %}",
+    "{% if journey.step %}{{ journey.step }}{% endif %}{% if now %}now{% endif %}",
     "{{ user['first_name'] }} {{ values }}",
 ]
 
@@ -109,7 +119,15 @@ def test_shortcut_prints_what_liquid_prints(
         ("Hi {{ user.first_name | default: 'there' }}", True),
         ("{{ event.product_name }} by {{ event.brand }}", True),
         ("{{ user.first_name | upcase }}", False),
-        ("{% if x %}y{% endif %}", False),
+        ("{% if x %}y{% endif %}", True),
+        ("Hi{% if user.first_name %} {{ user.first_name }}{% endif %}", True),
+        ("{% if a.b %}{% if c %}x{% endif %}{% elsif d %}y{% else %} {% endif %}", True),
+        ("{% if user.tags.size %}y{% endif %}", False),
+        ("{% if user.a == 'b' %}y{% endif %}", False),
+        ("{% if user.a and user.b %}y{% endif %}", False),
+        ("{% unless user.a %}y{% endunless %}", False),
+        ("{% if user.a %}{{ user.a | upcase }}{% endif %}", False),
+        ("{% if user.a %}{% for x in user.b %}{{ x }}{% endfor %}{% endif %}", False),
         ("{{ user.tags.size }}", False),
         ("{{ user['first_name'] }}", True),
         ("{{ user[key] }}", False),
@@ -121,6 +139,28 @@ def test_which_templates_take_the_shortcut(source: str, simple: bool) -> None:
     assert (shortcut(renderer.environment.from_string(source)) is not None) == simple
 
 
+@pytest.mark.parametrize(
+    ("profile", "text"),
+    [
+        ({"first_name": "Ann"}, "Hi Ann, 15% off"),
+        ({"first_name": ""}, "Hi , 15% off"),  # empty text holds in Liquid
+        ({"first_name": None}, "Hi there, 15% off"),
+        ({"first_name": False}, "Hi there, 15% off"),
+        ({}, "Hi there, 15% off"),
+    ],
+)
+def test_an_if_block_renders_on_the_shortcut(profile: dict[str, Any], text: str) -> None:
+    source = (
+        "Hi{% if user.first_name %} {{ user.first_name }}{% else %} there{% endif %}, "
+        "{{ percent }}% off"
+    )
+    renderer = Renderer()
+    context = make_context(profile, None, {"percent": 15})
+    fast = shortcut(renderer.environment.from_string(source))
+    assert fast is not None
+    assert fast.render(context) == text == liquid_render(renderer, source, context)
+
+
 def test_an_environment_that_prints_differently_takes_no_shortcut() -> None:
     import liquid
 
@@ -128,3 +168,6 @@ def test_an_environment_that_prints_differently_takes_no_shortcut() -> None:
     assert shortcut(strict.from_string("Hi {{ user.first_name }}")) is None
     escaping = liquid.Environment(autoescape=True)
     assert shortcut(escaping.from_string("Hi {{ user.first_name }}")) is None
+    blank_blocks = liquid.Environment()
+    blank_blocks.suppress_blank_control_flow_blocks = False
+    assert shortcut(blank_blocks.from_string("{% if user.a %} {% endif %}")) is None

@@ -1,11 +1,14 @@
-"""A shortcut for the templates most message fields are: text and ``{{ a.b }}`` outputs.
+"""A shortcut for the templates most message fields are: text, ``{{ a.b }}`` outputs
+and ``{% if a.b %}`` around them.
 
-A template whose parsed nodes are only text and outputs of a plain path (``{{
+A template whose parsed nodes are only text, outputs of a plain path (``{{
 user.first_name }}``), each with at most a ``default`` filter whose one argument is a
-string literal (``{{ user.first_name | default: 'there' }}``), is rendered here
-without Liquid's render machinery and without converting the whole profile and event
-into template variables: each output reads its one value straight from the
-:class:`~journeyc.messages.render.RenderContext`.
+string literal (``{{ user.first_name | default: 'there' }}``), and ``if`` blocks
+(``elsif`` and ``else`` too) whose conditions are plain paths and whose bodies are of
+the same shape (``Hi{% if user.first_name %} {{ user.first_name }}{% endif %}``), is
+rendered here without Liquid's render machinery and without converting the whole
+profile and event into template variables: each output and condition reads its one
+value straight from the :class:`~journeyc.messages.render.RenderContext`.
 
 It gives the text Liquid gives, or nothing: a path through anything but mappings, a
 value other than text, a number, a boolean or null, a path naming ``size``,
@@ -14,7 +17,10 @@ the template's globals — each makes :meth:`Shortcut.render` return None, and t
 caller renders with Liquid as before. The rules it follows are Liquid's, for these
 values only: text prints as is, null and undefined as nothing, booleans as
 ``true``/``false``, numbers with ``str``; ``default`` replaces null, undefined,
-``false`` and empty text.
+``false`` and empty text; a condition holds unless its value is null, undefined or
+``false`` (empty text and 0 hold). A body of whitespace alone prints nothing, as
+Liquid's environment suppresses blank blocks; a template that says otherwise takes
+no shortcut.
 """
 
 from __future__ import annotations
@@ -24,10 +30,16 @@ from typing import TYPE_CHECKING, Any
 import liquid
 from liquid import Undefined
 from liquid.builtin.content import ContentNode
-from liquid.builtin.expressions import FilteredExpression, Path, PositionalArgument
+from liquid.builtin.expressions import (
+    BooleanExpression,
+    FilteredExpression,
+    Path,
+    PositionalArgument,
+)
 from liquid.builtin.expressions.primitive import StringLiteral
 from liquid.builtin.filters.misc import default as builtin_default
 from liquid.builtin.output import OutputNode
+from liquid.builtin.tags.if_tag import IfNode
 
 if TYPE_CHECKING:
     from journeyc.messages.render import RenderContext
@@ -39,31 +51,67 @@ _MISSING = object()  # a path that does not resolve: Liquid's undefined
 _NO_SHORTCUT = object()  # a value this module does not print: Liquid decides
 
 
+_Output = tuple[tuple[str, ...], str | None]  # (path, default text or None)
+
+
+class _If:
+    """An ``if`` block: the first branch whose path holds, else ``orelse``."""
+
+    __slots__ = ("branches", "orelse")
+
+    def __init__(self, branches: list[tuple[tuple[str, ...], _Parts]], orelse: _Parts) -> None:
+        self.branches = branches
+        self.orelse = orelse
+
+
+_Parts = list["str | _Output | _If"]
+
+
 class Shortcut:
-    """A template of text and plain outputs, ready to render from a context."""
+    """A template of text, plain outputs and ``if`` blocks, ready to render from a
+    context."""
 
     __slots__ = ("parts",)
 
-    def __init__(self, parts: list[str | tuple[tuple[str, ...], str | None]]) -> None:
-        # Text, or (path, default text or None).
+    def __init__(self, parts: _Parts) -> None:
         self.parts = parts
 
     def render(self, context: RenderContext) -> str | None:
         """The rendered text, or None when Liquid must render it."""
         out: list[str] = []
-        for part in self.parts:
-            if isinstance(part, str):
-                out.append(part)
-                continue
+        return "".join(out) if _render(self.parts, context, out) else None
+
+
+def _render(parts: _Parts, context: RenderContext, out: list[str]) -> bool:
+    """Append the text of ``parts`` to ``out``; False when Liquid must render it."""
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+        elif isinstance(part, _If):
+            chosen = _chosen(part, context)
+            if chosen is None or not _render(chosen, context, out):
+                return False
+        else:
             path, default = part
             value = _resolve(path, context)
             if value is _NO_SHORTCUT:
-                return None
+                return False
             text = _text(value, default)
             if text is None:
-                return None
+                return False
             out.append(text)
-        return "".join(out)
+    return True
+
+
+def _chosen(block: _If, context: RenderContext) -> _Parts | None:
+    """The parts of the branch of ``block`` that runs; None when Liquid must tell."""
+    for path, parts in block.branches:
+        value = _resolve(path, context)
+        if value is _NO_SHORTCUT:
+            return None
+        if not (value is _MISSING or value is None or value is False):
+            return parts
+    return block.orelse
 
 
 def shortcut(template: liquid.BoundTemplate) -> Shortcut | None:
@@ -76,32 +124,79 @@ def shortcut(template: liquid.BoundTemplate) -> Shortcut | None:
         or env.filters.get("default") is not builtin_default
     ):
         return None
-    parts: list[str | tuple[tuple[str, ...], str | None]] = []
-    for node in template.nodes:
-        if isinstance(node, ContentNode) and node.__class__ is ContentNode:
+    if not env.suppress_blank_control_flow_blocks:
+        return None
+    parts = _parts(template.nodes)
+    return None if parts is None else Shortcut(parts)
+
+
+def _parts(nodes: list[Any]) -> _Parts | None:
+    """The shortcut parts of parsed ``nodes``, None when one has another shape."""
+    parts: _Parts = []
+    for node in nodes:
+        cls = node.__class__
+        if cls is ContentNode:
             parts.append(node.text)
-            continue
-        if not (isinstance(node, OutputNode) and node.__class__ is OutputNode):
+        elif cls is OutputNode:
+            output = _output(node.expression)
+            if output is None:
+                return None
+            parts.append(output)
+        elif cls is IfNode:
+            block = _if(node)
+            if block is None:
+                return None
+            parts.append(block)
+        else:
             return None
-        output = _output(node.expression)
-        if output is None:
-            return None
-        parts.append(output)
-    return Shortcut(parts)
+    return parts
 
 
-def _output(expr: Any) -> tuple[tuple[str, ...], str | None] | None:
-    """``(path, default)`` of a plain output expression, None for any other."""
-    filters: list[Any] = []
-    if expr.__class__ is FilteredExpression:
-        expr, filters = expr.left, expr.filters or []
+def _if(node: IfNode) -> _If | None:
+    """The shortcut form of an ``if`` block, None when a condition is not a plain path
+    or a body has another shape."""
+    branches = [(node.condition, node.consequence)]
+    branches += [(alt.expression, alt.block) for alt in node.alternatives]
+    found: list[tuple[tuple[str, ...], _Parts]] = []
+    for condition, body in branches:
+        if condition.__class__ is not BooleanExpression:
+            return None
+        path = _plain(condition.expression)
+        parts = _body(body)
+        if path is None or parts is None:
+            return None
+        found.append((path, parts))
+    orelse = _body(node.default) if node.default is not None else []
+    return None if orelse is None else _If(found, orelse)
+
+
+def _body(block: Any) -> _Parts | None:
+    """The parts of an ``if`` body: none for a blank one (whitespace alone, which
+    Liquid suppresses)."""
+    return [] if block.blank else _parts(block.nodes)
+
+
+def _plain(expr: Any) -> tuple[str, ...] | None:
+    """The path of a plain path expression (names only, none Liquid reads
+    specially), None for any other expression."""
     if expr.__class__ is not Path:
         return None
     path: list[Any] = expr.path
     if not path or any(s.__class__ is not str or s in _SPECIAL for s in path):
         return None
+    return tuple(path)
+
+
+def _output(expr: Any) -> _Output | None:
+    """``(path, default)`` of a plain output expression, None for any other."""
+    filters: list[Any] = []
+    if expr.__class__ is FilteredExpression:
+        expr, filters = expr.left, expr.filters or []
+    path = _plain(expr)
+    if path is None:
+        return None
     if not filters:
-        return tuple(path), None
+        return path, None
     if len(filters) != 1 or filters[0].name != "default":
         return None
     args = filters[0].args
@@ -111,7 +206,7 @@ def _output(expr: Any) -> tuple[tuple[str, ...], str | None] | None:
         or args[0].value.__class__ is not StringLiteral
     ):
         return None
-    return tuple(path), str(args[0].value.value)
+    return path, str(args[0].value.value)
 
 
 def _resolve(path: tuple[str, ...], context: RenderContext) -> Any:
