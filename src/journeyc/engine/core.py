@@ -262,6 +262,10 @@ class Engine:
         self._keep = False  # keep_rows(): profiles stay read across steps
         self._cursor_unsaved = False  # keep_rows(): the cursor is written at forget_rows()
         self.lateness_ms: list[int] = []  # how late each timer of the last step ran
+        # What next_wake() said when advance() last asked it, after its last change (a
+        # 1-tuple; None when the last batch did not ask): the simulator's clock reuses
+        # it instead of asking again.
+        self.last_wake: tuple[int | None] | None = None
 
     # ------------------------------------------------------------ deploying
     def deploy(self, project: ir.ProjectIR, now_ms: int) -> None:
@@ -516,6 +520,7 @@ class Engine:
     def _work(self, now_ms: int, actions: list[Action]) -> bool:
         """The body of :meth:`_batch`."""
         first = len(actions)
+        self.last_wake = None
         if not self._keep:
             self._profiles.clear()
         if self._timers_turn and self._handed is None:
@@ -571,6 +576,7 @@ class Engine:
             # The caller handed over every event there is: another batch only when a
             # timer, recheck or firing is due now.
             wake = self.next_wake()
+            self.last_wake = (wake,)
             return wake is not None and wake <= now_ms
         # Another batch is needed after events (timers may be due), after a full batch
         # of timers, or when a step logged events; a short batch of timers ends it.

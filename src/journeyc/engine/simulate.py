@@ -156,9 +156,12 @@ class Replay:
             # than once per step (engine steps take no savepoint of their own with
             # keep_rows(): a failure rolls the chunk back and ends the run).
             with store.transaction():
+                # When the engine's last batch asked its next wake-up, nothing since
+                # has changed it (logging events does not): asked once a step.
+                known: tuple[int | None] | None = None
                 for _ in range(CHUNK):
                     next_event = live[i].at_ms if i < total else None
-                    now = engine.next_wake()
+                    now = engine.next_wake() if known is None else known[0]
                     if next_event is not None and (now is None or next_event < now):
                         now = next_event
                     if now is None or (until_ms is not None and now > until_ms):
@@ -189,6 +192,7 @@ class Replay:
                         if progress is not None:
                             progress(i, total)
                     self.actions.extend(engine.advance(now, appended))
+                    known = engine.last_wake
                     self.last_step = now
                     self._drained = True
                 self._i = i
