@@ -732,10 +732,12 @@ class Engine:
             self._settle(now_ms, actions)
             return
         user = ev.user_id
-        view = EventView(ev.name, from_ms(ev.at_ms), ev.props)
         # One scope for the event; steps run on the way may replace the user's profile,
         # so each later test first points it at the current one.
-        scope = self._scope(user, now_ms, view)
+        scope = self._scope(user, now_ms, None)
+        # The simulator's events happen at its clock's time, which the scope has.
+        at = scope.now if ev.at_ms == now_ms else from_ms(ev.at_ms)
+        scope.event = EventView(ev.name, at, ev.props)
 
         for prog in self.by_goal.get(ev.name, ()):
             self._check_goal(prog, ev, scope, now_ms, actions)
@@ -974,7 +976,7 @@ class Engine:
         quiet = prog.journey.quiet_hours or self.default_quiet
         if quiet is not None:
             zone = user_zone(profile, self.zone)
-            now = from_ms(now_ms)
+            now = scope.now
             if in_window(now, quiet.start, quiet.end, zone):
                 if quiet.skip:
                     return suppress("quiet_hours")
