@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import sqlite3
 import threading
@@ -292,7 +291,7 @@ class Store:
                 for (mid,) in self._conn.execute(
                     "SELECT message_id FROM events"
                     " WHERE message_id IN (SELECT value FROM json_each(?))",
-                    (_dumps(ids[i : i + 10_000]),),
+                    (dumps(ids[i : i + 10_000]),),
                 )
             )
         return first_of_each_id(events, logged)
@@ -433,7 +432,7 @@ class Store:
             for user_id, traits in self._conn.execute(
                 "SELECT user_id, traits FROM profiles"
                 " WHERE user_id IN (SELECT value FROM json_each(?))",
-                (_dumps(list(user_ids)),),
+                (dumps(list(user_ids)),),
             )
         }
         return {user_id: found.get(user_id, {}) for user_id in [*found, *user_ids]}
@@ -523,7 +522,7 @@ class Store:
                 for user_id, traits, written, updated, as_read in rows
                 # A merge that changes nothing (the engine applying an identify that
                 # ingest merged already) writes nothing.
-                if (row := (_dumps(traits), _dumps(written), updated)) != as_read
+                if (row := (dumps(traits), dumps(written), updated)) != as_read
             ],
         )
 
@@ -603,9 +602,6 @@ class Store:
 BULK_CACHE_KIB = 262_144
 """The page cache of a bulk job (256 MiB; SQLite's default is 2 MiB)."""
 
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once
-
-
 Cohort = tuple[str, str | None, bool, int, int]
 """A/B counts: ``(journey, arm, held out, entries, goals)``."""
 
@@ -619,7 +615,3 @@ def entry_cohorts(conn: sqlite3.Connection) -> list[Cohort]:
         " count(goal_at) FROM entries GROUP BY 1, 2, 3 ORDER BY 1, 3, 2"
     )
     return [(jid, arm, bool(held), int(n), int(goals)) for jid, arm, held, n, goals in rows]
-
-
-def _dumps(value: object) -> str:
-    return _COMPACT.encode(value)
