@@ -46,9 +46,13 @@ BATCH = 500
 KEPT_USERS = 200_000  # keep_rows(): users whose profile and segment rows stay in memory
 
 
+_SHA_SPAN = 2**256
+
+
 def bucket(key: str) -> float:
     """A stable number in [0, 100) for a key: splits and holdouts hash journey and user."""
-    return int(hashlib.sha256(key.encode()).hexdigest(), 16) / 2**256 * 100
+    # The digest read as one big-endian number (the value of its hex text), over 2**256.
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()) / _SHA_SPAN * 100
 
 
 def json_value(value: Any) -> Any:

@@ -470,12 +470,19 @@ class Store:
                 self._merge_traits([(user_id, changes, at_ms)])
 
     def _merge_traits(self, changes: Sequence[tuple[str, Mapping[str, Any], int]]) -> None:
+        held = self._held
+        if held is not None and len(changes) == 1 and changes[0][0] in held:
+            # The engine's one change to a profile it holds: merged where it is.
+            user_id, traits_in, at_ms = changes[0]
+            traits, written, updated, as_read = held[user_id]
+            _merge_into(traits, written, traits_in, at_ms)
+            held[user_id] = (traits, written, max(updated, at_ms), as_read)
+            return
         users = sorted({user_id for user_id, _, _ in changes})
         state: dict[str, tuple[dict[str, Any], dict[str, int], int]] = {
             user_id: ({}, {}, 0) for user_id in users
         }
         stored: dict[str, Any] = {}  # the row as read: a merge that keeps it writes nothing
-        held = self._held
         for user_id in users:
             if held is not None and user_id in held:
                 traits, written, updated, as_read = held[user_id]
@@ -491,14 +498,7 @@ class Store:
                 stored[user_id] = (row[0], row[1], row[2])
         for user_id, traits_in, at_ms in changes:
             traits, written, updated = state[user_id]
-            for key, value in traits_in.items():
-                if written.get(key, at_ms) > at_ms:
-                    continue
-                written[key] = at_ms
-                if value is None:
-                    traits.pop(key, None)
-                else:
-                    traits[key] = value
+            _merge_into(traits, written, traits_in, at_ms)
             state[user_id] = (traits, written, max(updated, at_ms))
         if held is not None:
             for user_id, (traits, written, updated) in state.items():
@@ -601,6 +601,22 @@ class Store:
 
 BULK_CACHE_KIB = 262_144
 """The page cache of a bulk job (256 MiB; SQLite's default is 2 MiB)."""
+
+
+def _merge_into(
+    traits: dict[str, Any], written: dict[str, int], changes: Mapping[str, Any], at_ms: int
+) -> None:
+    """Merge ``changes`` made at ``at_ms`` into a profile's ``traits``, each trait's
+    latest time in ``written`` winning (see :meth:`Store.set_traits`)."""
+    for key, value in changes.items():
+        if written.get(key, at_ms) > at_ms:
+            continue
+        written[key] = at_ms
+        if value is None:
+            traits.pop(key, None)
+        else:
+            traits[key] = value
+
 
 Cohort = tuple[str, str | None, bool, int, int]
 """A/B counts: ``(journey, arm, held out, entries, goals)``."""
