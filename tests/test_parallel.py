@@ -4,10 +4,12 @@ the output order, and the same A/B cohorts (journeyc.engine.parallel)."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -231,6 +233,23 @@ def test_a_replay_process_that_fails_or_dies_is_reported() -> None:
     dying = mock.patch.object(parallel.Replay, "run", lambda *_: os._exit(3))
     with dying, pytest.raises(WorkerError, match=r"died \(exit code 3\)"):
         simulate_parallel(project, events, workers=2)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        ("ok", ([(1, "u1", "j", "s", "send", {"content": {"body": "é"}, "n": [1.5, None]})], [])),
+        ("ok", (None, 7)),
+        ("ok", ([(1, "u1", "j", None, "set", {"value": datetime(2026, 1, 5, tzinfo=UTC)})], [])),
+    ],
+)
+def test_what_a_replay_process_sends_arrives_whole(message: Any) -> None:
+    """Actions go over the pipe with marshal; a value marshal does not write (a
+    datetime) goes with pickle."""
+    mine, theirs = multiprocessing.Pipe()
+    with mine, theirs:
+        parallel._put(theirs, message)
+        assert parallel._get(mine) == message
 
 
 # ---------------------------------------------------------------- the command

@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import marshal
 import multiprocessing
 import os
+import pickle
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -287,7 +289,7 @@ class _Pool:
             if not proc.is_alive() and not conn.poll():
                 break
         try:
-            status, payload = conn.recv()
+            status, payload = _get(conn)
         except EOFError:
             proc.join(timeout=5)
             raise WorkerError(f"replay process {k} died (exit code {proc.exitcode})") from None
@@ -317,20 +319,41 @@ def _replay_part(conn: Connection, job: _Job, part: _Part, done: Any) -> None:
                     job.until_ms,
                     tell,
                     scratch=True,
+                    ordered=True,  # by the parent, which dropped repeated messageIds
                 )
                 command, horizon = conn.recv()
                 while command == "run":
                     stop = replay.run(horizon)
-                    conn.send(("ok", (replay.last_step, stop)))
+                    _put(conn, ("ok", (replay.last_step, stop)))
                     command, horizon = conn.recv()
-            # Put in order here, in parallel: the parent merges sorted runs. Sent
-            # as tuples, which pickle in C, not as records.
+            # Sent as tuples, not records, put in order here, in parallel: the parent
+            # merges sorted runs. (A stable sort of the actions, in the order they
+            # were taken, by time and user: in_output_order, on a key made in C.)
             rows = [
                 (a.at_ms, a.user, a.journey, a.step, a.action, a.detail)
-                for a in in_output_order(replay.actions)
+                for a in replay.actions
             ]
-            conn.send(("ok", (rows, entry_cohorts(store.conn))))
+            rows.sort(key=_OUTPUT_KEY)
+            _put(conn, ("ok", (rows, entry_cohorts(store.conn))))
     except EOFError:
         pass  # the parent is gone
     except BaseException:
-        conn.send(("error", traceback.format_exc()))
+        _put(conn, ("error", traceback.format_exc()))
+
+
+def _put(conn: Connection, message: Any) -> None:
+    """Send ``message`` to the parent: with marshal, which writes and reads the plain
+    values of actions about twice as fast as pickle, else (a value it does not
+    write) with pickle."""
+    try:
+        data = b"m" + marshal.dumps(message)
+    except ValueError:
+        data = b"p" + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    conn.send_bytes(data)
+
+
+def _get(conn: Connection) -> Any:
+    """A message :func:`_put` sent."""
+    data = conn.recv_bytes()
+    body = memoryview(data)[1:]
+    return marshal.loads(body) if data[:1] == b"m" else pickle.loads(body)

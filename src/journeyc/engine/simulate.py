@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import gc
 import tempfile
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -90,13 +92,19 @@ def scratch_store() -> Iterator[Store]:
             store.close()
 
 
-def log_order(events: Sequence[Event], start_ms: int | None) -> tuple[list[Event], int]:
+_AT = attrgetter("at_ms")
+
+
+def log_order(
+    events: Sequence[Event], start_ms: int | None, *, ordered: bool = False
+) -> tuple[list[Event], int]:
     """``events`` in the order a replay logs them (by time; equal times keep file
-    order), and when its clock starts: ``start_ms``, else the first event."""
-    ordered = sorted(events, key=lambda e: e.at_ms)
+    order), and when its clock starts: ``start_ms``, else the first event.
+    ``ordered``: they are in that order already."""
+    in_order = list(events) if ordered else sorted(events, key=_AT)
     if start_ms is None:
-        start_ms = ordered[0].at_ms if ordered else 0
-    return ordered, start_ms
+        start_ms = in_order[0].at_ms if in_order else 0
+    return in_order, start_ms
 
 
 class Replay:
@@ -119,10 +127,14 @@ class Replay:
         progress: Callable[[int, int], None] | None = None,
         hold: bool = True,
         scratch: bool = False,
+        *,
+        ordered: bool = False,
     ) -> None:
-        ordered, start_ms = log_order(events, start_ms)
-        history = [e for e in ordered if e.at_ms < start_ms]
-        live = ordered[len(history) :]
+        # ordered: the caller (a part of a parallel replay) has put the events in log
+        # order and dropped repeated messageIds already, for a store with no events.
+        in_order, start_ms = log_order(events, start_ms, ordered=ordered)
+        cut = bisect_left(in_order, start_ms, key=_AT)
+        history, live = in_order[:cut], in_order[cut:]
         engine = Engine(store, config)
         if history:
             store.append_events(history)
@@ -133,7 +145,8 @@ class Replay:
         # per chunk (Engine.keep_rows).
         if hold:
             engine.keep_rows(scratch)
-            live = store.unlogged(live)  # a repeated messageId is ignored, as ingest does
+            if not ordered:  # a repeated messageId is ignored, as ingest does
+                live = store.unlogged(live)
         self.engine, self.store, self.live = engine, store, live
         self.until_ms, self.progress, self.hold = until_ms, progress, hold
         self.actions: list[Action] = []
