@@ -330,8 +330,7 @@ def _replay_part(conn: Connection, job: _Job, part: _Part, done: Any) -> None:
             # merges sorted runs. (A stable sort of the actions, in the order they
             # were taken, by time and user: in_output_order, on a key made in C.)
             rows = [
-                (a.at_ms, a.user, a.journey, a.step, a.action, a.detail)
-                for a in replay.actions
+                (a.at_ms, a.user, a.journey, a.step, a.action, a.detail) for a in replay.actions
             ]
             rows.sort(key=_OUTPUT_KEY)
             _put(conn, ("ok", (rows, entry_cohorts(store.conn))))
