@@ -219,9 +219,12 @@ def test_shared_reads_names_what_a_user_reads_of_the_others() -> None:
 # ---------------------------------------------------------------- failures
 
 
-def test_a_replay_process_that_fails_or_dies_is_reported() -> None:
+@pytest.mark.parametrize("until", [None, "2026-01-06T00:00:00Z"])
+def test_a_replay_process_that_fails_or_dies_is_reported(until: str | None) -> None:
+    """Open-ended (the parts agree on the end) and with --until (one round)."""
     project = compile_files(SEGMENT_EDGE)
     events = [track(u, "viewed", "2026-01-05T10:00:00Z") for u in _users_in_parts(2)]
+    until_ms = None if until is None else ms(until)
 
     def fail(self: Any, horizon: int | None = None) -> int | None:
         raise RuntimeError("engine bug")
@@ -229,10 +232,10 @@ def test_a_replay_process_that_fails_or_dies_is_reported() -> None:
     # The processes fork from this one: the patch is theirs too.
     failing = mock.patch.object(parallel.Replay, "run", fail)
     with failing, pytest.raises(WorkerError, match=r"(?s)failed:.*RuntimeError: engine bug"):
-        simulate_parallel(project, events, workers=2)
+        simulate_parallel(project, events, workers=2, until_ms=until_ms)
     dying = mock.patch.object(parallel.Replay, "run", lambda *_: os._exit(3))
     with dying, pytest.raises(WorkerError, match=r"died \(exit code 3\)"):
-        simulate_parallel(project, events, workers=2)
+        simulate_parallel(project, events, workers=2, until_ms=until_ms)
 
 
 @pytest.mark.parametrize(

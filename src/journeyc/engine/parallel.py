@@ -39,7 +39,7 @@ import pickle
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -262,11 +262,29 @@ class _Pool:
         for conn in self._conns:
             conn.send(("run", None))
             conn.send(("end", None))
-        results = []
-        for k in range(len(self._conns)):
-            self._receive(k)  # the run's report
-            results.append(self._receive(k))
+        results: list[Any] = [None] * len(self._conns)
+        left = dict.fromkeys(range(len(self._conns)), 2)  # messages: the run's report, results
+        while left:
+            k = self._ready(left)  # whichever part is first, not the first part
+            payload = self._receive(k)
+            left[k] -= 1
+            if not left[k]:
+                results[k] = payload
+                del left[k]
         return self._results(results)
+
+    def _ready(self, which: Iterable[int]) -> int:
+        """One of the parts ``which`` that has sent something (or died)."""
+        conns = {self._conns[k]: k for k in which}
+        while True:
+            ready = wait(list(conns), timeout=0.2)
+            if ready:
+                return conns[ready[0]]  # type: ignore[index]
+            if self._progress is not None:
+                self._progress(sum(self._done), self._total)
+            for k in conns.values():
+                if not self._procs[k].is_alive():
+                    return k  # _receive() tells how it died
 
     @staticmethod
     def _results(results: list[Any]) -> tuple[list[Action], list[Cohort]]:
