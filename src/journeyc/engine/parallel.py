@@ -308,7 +308,8 @@ class _Pool:
                 break
         try:
             status, payload = _get(conn)
-        except EOFError:
+        # A process that died leaving a command unread resets the connection.
+        except (EOFError, ConnectionResetError):
             proc.join(timeout=5)
             raise WorkerError(f"replay process {k} died (exit code {proc.exitcode})") from None
         if status != "ok":
