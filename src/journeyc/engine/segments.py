@@ -172,83 +172,122 @@ class Horizon:
     """
 
     def __init__(self, conn: sqlite3.Connection, segments: Mapping[str, ir.SegmentIR]) -> None:
-        self._conn = conn
         self._segments = segments
-        self._compiled: dict[int, tuple[ir.Expr, Compiled]] = {}
-        # The event log's answer to _agg() from memory (EventIndex.times), when the
-        # simulator holds its writes; None: ask the events table.
-        self.times: Callable[[str, str, int, int], tuple[int | None, int | None]] | None = None
+        self._reads = _Reads(conn)
+        # Each expression's answer as a function of (scope, now_ms), made once (None:
+        # time alone never changes it), keyed by id() with the expression kept alive.
+        # The plans hold no reference back to the horizon: no cycles to collect.
+        self._plans: dict[int, tuple[ir.Expr, _Plan | None]] = {}
 
-    def _value(self, e: ir.Expr, scope: Scope) -> Any:
+    @property
+    def times(self) -> Callable[[str, str, int, int], tuple[int | None, int | None]] | None:
+        """The event log's answer to a window's question from memory
+        (``EventIndex.times``), when the simulator holds its writes; None: ask the
+        events table."""
+        return self._reads.times
+
+    @times.setter
+    def times(
+        self, times: Callable[[str, str, int, int], tuple[int | None, int | None]] | None
+    ) -> None:
+        self._reads.times = times
+
+    def next_change(self, e: ir.Expr, scope: Scope) -> int | None:
+        """Epoch ms of the earliest possible change of ``e`` after ``scope.now``;
+        None when only the user's data can change it."""
+        plan = self._plan(e)
+        return None if plan is None else plan(scope, -((_EPOCH - scope.now) // _MS))
+
+    def _plan(self, e: ir.Expr) -> _Plan | None:
+        hit = self._plans.get(id(e))
+        if hit is None or hit[0] is not e:
+            hit = self._plans[id(e)] = (e, self._make(e))
+        return hit[1]
+
+    def _make(self, e: ir.Expr) -> _Plan | None:
+        """The plan of ``e``, by its form (see the class)."""
+        # By exact class: isinstance() on the IR's pydantic classes is slow (this runs
+        # once per expression now, not once per recheck, but it is as exact).
+        if type(e) in _TIMELESS:
+            return None
+        if type(e) is ir.Now:
+            return _fallback
+        if type(e) is ir.Seg:
+            seg = self._segments.get(e.name)
+            return None if seg is None else self._plan(seg.expr)
+        if type(e) is ir.Agg:
+            return _window_plan(e, self._reads)
+        if type(e) is ir.Op and e.op in _COMPARISONS:
+            compared = self._comparison_plan(e)
+            if compared is not None:
+                return compared
+        if type(e) is ir.Call and e.func in _SINCE_UNITS:
+            return _since_plan(e, self._plan(e.args[0]), self._reads)
+        return _earliest_plan([self._plan(c) for c in ir.sub_exprs(e)])
+
+    def _comparison_plan(self, e: ir.Op) -> _Plan | None:
+        """The next crossing of a comparison between one time-driven side and the
+        others; at a recheck where another side may change with time too, the earliest
+        of every side's own changes. None when the comparison has another shape."""
+        moving = [
+            i
+            for i, a in enumerate(e.args)
+            if (type(a) is ir.Call and a.func in _SINCE_UNITS) or _now_offset(a) is not None
+        ]
+        if len(moving) != 1:
+            return None
+        (i,) = moving
+        side = e.args[i]
+        others = [a for j, a in enumerate(e.args) if j != i]
+        other_plans = [p for p in map(self._plan, others) if p is not None]
+        generic = _earliest_plan([self._plan(a) for a in e.args])
+        offset = _now_offset(side)
+        inner = self._plan(side.args[0]) if type(side) is ir.Call else None
+        reads = self._reads
+
+        def crossing(scope: Scope, now_ms: int) -> int | None:
+            if any(p(scope, now_ms) is not None for p in other_plans):
+                return None if generic is None else generic(scope, now_ms)
+            bounds = [reads.value(a, scope) for a in others]
+            if offset is not None:
+                # now + offset crosses a timestamp X at X - offset (and one ms later).
+                times = []
+                for b in bounds:
+                    ts = vals.to_timestamp(b) if not vals.is_number(b) else None
+                    if ts is not None:
+                        x = _ceil_ms(ts) - offset
+                        times += [x, x + 1]
+                return min((t for t in times if t > now_ms), default=None)
+            assert isinstance(side, ir.Call)
+            numbers = [b for b in bounds if vals.is_number(b)]
+            step = reads.step(side, scope, now_ms, numbers)
+            return step if inner is None else _earliest(inner(scope, now_ms), step)
+
+        return crossing
+
+
+class _Reads:
+    """What plans read besides the scope: values of expressions (compiled once) and
+    the event log."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.times: Callable[[str, str, int, int], tuple[int | None, int | None]] | None = None
+        self._compiled: dict[int, tuple[ir.Expr, Compiled]] = {}
+
+    def value(self, e: ir.Expr, scope: Scope) -> Any:
+        """The value of ``e`` in ``scope``."""
         hit = self._compiled.get(id(e))
         if hit is None or hit[0] is not e:
             hit = self._compiled[id(e)] = (e, compile_expr(e))
         return hit[1](scope)
 
-    def next_change(self, e: ir.Expr, scope: Scope) -> int | None:
-        """Epoch ms of the earliest possible change of ``e`` after ``scope.now``;
-        None when only the user's data can change it."""
-        now_ms = -((_EPOCH - scope.now) // _MS)
-        return self._next(e, scope, now_ms)
-
-    def _next(self, e: ir.Expr, scope: Scope, now_ms: int) -> int | None:
-        if isinstance(e, ir.Lit | ir.Dur | ir.Attr | ir.EventRef):
-            return None
-        if isinstance(e, ir.Now):
-            return now_ms + FALLBACK_MS
-        if isinstance(e, ir.Seg):
-            seg = self._segments.get(e.name)
-            return None if seg is None else self._next(seg.expr, scope, now_ms)
-        if isinstance(e, ir.Agg):
-            return self._agg(e, scope, now_ms)
-        if isinstance(e, ir.Op) and e.op in _COMPARISONS:
-            crossing = self._comparison(e, scope, now_ms)
-            if crossing is not False:
-                return crossing
-        if isinstance(e, ir.Call) and e.func in _SINCE_UNITS:
-            return _earliest(
-                self._next(e.args[0], scope, now_ms), self._step(e, scope, now_ms, None)
-            )
-        return _earliest(*(self._next(c, scope, now_ms) for c in ir.sub_exprs(e)))
-
-    def _comparison(self, e: ir.Op, scope: Scope, now_ms: int) -> int | bool | None:
-        """The next crossing of a comparison between one time-driven side and
-        constants; False when the comparison has another shape."""
-        moving = [
-            i
-            for i, a in enumerate(e.args)
-            if (isinstance(a, ir.Call) and a.func in _SINCE_UNITS) or _now_offset(a) is not None
-        ]
-        if len(moving) != 1:
-            return False
-        (i,) = moving
-        others = [a for j, a in enumerate(e.args) if j != i]
-        if any(self._next(a, scope, now_ms) is not None for a in others):
-            return False
-        bounds = [self._value(a, scope) for a in others]
-        side = e.args[i]
-        offset = _now_offset(side)
-        if offset is not None:
-            # now + offset crosses a timestamp X at X - offset (and one ms later).
-            times = []
-            for b in bounds:
-                ts = vals.to_timestamp(b) if not vals.is_number(b) else None
-                if ts is not None:
-                    x = _ceil_ms(ts) - offset
-                    times += [x, x + 1]
-            return min((t for t in times if t > now_ms), default=None)
-        assert isinstance(side, ir.Call)
-        numbers = [b for b in bounds if vals.is_number(b)]
-        return _earliest(
-            self._next(side.args[0], scope, now_ms), self._step(side, scope, now_ms, numbers)
-        )
-
-    def _step(
+    def step(
         self, call: ir.Call, scope: Scope, now_ms: int, numbers: Sequence[float] | None
     ) -> int | None:
         """When ``days_since(T)`` (or kin) next reaches a value that matters: the next
         whole unit, or — compared with ``numbers`` — the next value that crosses one."""
-        t = vals.to_timestamp(self._value(call.args[0], scope))
+        t = vals.to_timestamp(self.value(call.args[0], scope))
         if t is None:
             return None
         unit = _SINCE_UNITS[call.func]
@@ -262,22 +301,67 @@ class Horizon:
             return None
         return max(_ceil_ms(t + targets[0] * unit), now_ms + 1)
 
-    def _agg(self, agg: ir.Agg, scope: Scope, now_ms: int) -> int | None:
-        lo = now_ms if agg.within is None else now_ms - agg.within * 1000
+    def window(
+        self, user_id: str, event: str, lo: int, now_ms: int
+    ) -> tuple[int | None, int | None]:
+        """Of the user's ``event`` events after ``lo``: the earliest time past
+        ``now_ms``, and the earliest time up to it."""
         if self.times is not None:
-            future, oldest = self.times(scope.user_id, agg.event, lo, now_ms)
-        else:
-            future, oldest = self._conn.execute(
-                "SELECT min(CASE WHEN at > ?1 THEN at END), min(CASE WHEN at <= ?1 THEN at END)"
-                " FROM events WHERE user_id = ?2 AND name = ?3 AND at > ?4",
-                (now_ms, scope.user_id, agg.event, lo),
-            ).fetchone()
-        leaves = None if agg.within is None or oldest is None else oldest + agg.within * 1000
-        timed_where = agg.where is not None and any(
-            isinstance(x, ir.Now) or (isinstance(x, ir.Call) and x.func in _SINCE_UNITS)
-            for x in ir.walk(agg.where)
-        )
+            return self.times(user_id, event, lo, now_ms)
+        row = self.conn.execute(
+            "SELECT min(CASE WHEN at > ?1 THEN at END), min(CASE WHEN at <= ?1 THEN at END)"
+            " FROM events WHERE user_id = ?2 AND name = ?3 AND at > ?4",
+            (now_ms, user_id, event, lo),
+        ).fetchone()
+        return row[0], row[1]
+
+
+def _fallback(scope: Scope, now_ms: int) -> int | None:
+    """``now`` in a form without a closed answer: looked at again after a while."""
+    return now_ms + FALLBACK_MS
+
+
+def _earliest_plan(plans: Sequence[_Plan | None]) -> _Plan | None:
+    """The earliest answer of ``plans`` (None when none has one)."""
+    present = [p for p in plans if p is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+    return lambda scope, now_ms: _earliest(*(p(scope, now_ms) for p in present))
+
+
+def _since_plan(call: ir.Call, arg: _Plan | None, reads: _Reads) -> _Plan:
+    """``days_since(T)`` (or kin) on its own: its next whole unit, or a change of T."""
+
+    def since(scope: Scope, now_ms: int) -> int | None:
+        step = reads.step(call, scope, now_ms, None)
+        return step if arg is None else _earliest(arg(scope, now_ms), step)
+
+    return since
+
+
+def _window_plan(agg: ir.Agg, reads: _Reads) -> _Plan:
+    """An aggregate: an event of its window leaving it, or one logged with a future
+    time entering it; a ``where`` that reads the clock, within the fallback."""
+    within_ms = None if agg.within is None else agg.within * 1000
+    event = agg.event
+    timed_where = agg.where is not None and any(
+        type(x) is ir.Now or (type(x) is ir.Call and x.func in _SINCE_UNITS)
+        for x in ir.walk(agg.where)
+    )
+
+    def window(scope: Scope, now_ms: int) -> int | None:
+        lo = now_ms if within_ms is None else now_ms - within_ms
+        future, oldest = reads.window(scope.user_id, event, lo, now_ms)
+        leaves = None if within_ms is None or oldest is None else oldest + within_ms
         return _earliest(future, leaves, now_ms + FALLBACK_MS if timed_where else None)
+
+    return window
+
+
+_Plan = Callable[[Scope, int], int | None]
+_TIMELESS: frozenset[type] = frozenset((ir.Lit, ir.Dur, ir.Attr, ir.EventRef))
 
 
 def _earliest(*times: int | None) -> int | None:
