@@ -549,7 +549,8 @@ class Engine:
         due: list[Instance] = []
         more = False
         if events:
-            self._prefetch([ev.user_id for ev in events], runtime=True)
+            if len(events) > 1:
+                self._prefetch([ev.user_id for ev in events], runtime=True)
             for ev in events:
                 self._on_event(ev, now_ms, actions)
             self._cursor = events[-1].seq
@@ -603,13 +604,15 @@ class Engine:
         """Write the batch's rows and actions (from ``actions[first]``); whether a
         ``track`` step logged events."""
         tracked, self._tracked = self._tracked, False
-        logged, self._tracked_events = self._tracked_events, []
+        logged = self._tracked_events
+        if logged:
+            self._tracked_events = []
         if handed is not None:
             # The log holds nothing past the cursor but what `track` steps logged.
             small = len(logged) <= self.batch or self._log_in_memory  # as in advance()
             self._handed = [] if not tracked else logged if small else None
         self.rt.end()
-        if len(actions) > first:
+        if len(actions) > first and not self.rt.scratch:  # a scratch store logs none
             self.rt.log_actions(
                 (a.at_ms, a.user, a.journey, a.step, a.action, _detail_json(a.detail))
                 for a in actions[first:]
@@ -652,6 +655,8 @@ class Engine:
         if not self.seg_infos:
             return
         rows = self.seg_book.rows(user)
+        if not names and rows.keys() >= self.seg_infos.keys():
+            return  # most events: no segment reads them, every one is evaluated
         wanted = set(names) | (self.seg_infos.keys() - rows.keys())
         if not wanted:
             return
