@@ -75,6 +75,12 @@ class Runtime:
         # scratch (see hold()): instances, outbox rows and actions are not written.
         self.scratch = False
         self._actions: list[tuple[Any, ...]] = []  # with keep: logged at forget()
+        # With keep: instances that ended since forget(), which lets go of them (and
+        # not every instance it knows); goals and split arms of entries written
+        # already, set at flush (one executemany, not a statement each).
+        self._ended: list[Instance] = []
+        self._goals: list[tuple[int, str, str, int]] = []
+        self._arms: list[tuple[str | None, str, str, int]] = []
         # With keep, what the tables would answer, kept current in memory: the timers
         # of waiting instances (by id), and each user's sends as (created_at, journey)
         # in time order.
@@ -150,6 +156,7 @@ class Runtime:
                 list(self._entries.values()),
             )
             self._entries.clear()
+        self._flush_entry_updates()
         if self._outbox:
             self.conn.executemany(
                 "INSERT INTO outbox (key, instance_id, journey_id, user_id, step, channel, "
@@ -158,6 +165,21 @@ class Runtime:
                 self._outbox,
             )
             self._outbox.clear()
+
+    def _flush_entry_updates(self) -> None:
+        if self._goals:
+            self.conn.executemany(
+                "UPDATE entries SET goal_at = ? WHERE journey_id = ? AND user_id = ? "
+                "AND entry_no = ?",
+                self._goals,
+            )
+            self._goals = []
+        if self._arms:
+            self.conn.executemany(
+                "UPDATE entries SET arm = ? WHERE journey_id = ? AND user_id = ? AND entry_no = ?",
+                self._arms,
+            )
+            self._arms = []
 
     def _note_ids(self) -> None:
         # An id handed out is never handed out again, not even one whose instance
@@ -239,9 +261,12 @@ class Runtime:
         if not self.keep:
             self._forget()
             return
-        self._seen = {i: inst for i, inst in self._seen.items() if inst.status in LIVE}
-        for user, known in self._live.items():
-            if any(inst.status not in LIVE for inst in known):
+        ended, self._ended = self._ended, []
+        for inst in ended:
+            self._seen.pop(inst.id, None)
+        for user in {inst.user_id for inst in ended}:
+            known = self._live.get(user)
+            if known is not None:
                 self._live[user] = [inst for inst in known if inst.status in LIVE]
 
     def discard(self) -> None:
@@ -251,12 +276,15 @@ class Runtime:
         self._entries.clear()
         self._outbox.clear()
         self._actions.clear()
+        self._goals.clear()
+        self._arms.clear()
         self._forget()
         self.keep = self.scratch = False  # what was held is gone: back to the tables
 
     def _forget(self) -> None:
         self._seen.clear()
         self._live.clear()
+        self._ended.clear()
         self._last.clear()
         self._next_id = None
         self._complete = False
@@ -333,6 +361,7 @@ class Runtime:
 
     def _read_entries(self, users: list[str]) -> None:
         """Fill ``_last`` for ``users`` (none of them known yet)."""
+        self._flush_entry_updates()  # what the table says must be current
         for start in range(0, len(users), 500):
             part = users[start : start + 500]
             last: dict[str, dict[str, list[Any]]] = {u: {} for u in part}
@@ -440,6 +469,8 @@ class Runtime:
         self._dirty[inst.id] = inst
         if self.keep:
             self._arm(inst)
+            if inst.status not in LIVE:
+                self._ended.append(inst)
 
     # ------------------------------------------------------------ entries and goals
     def _user_entries(self, user_id: str) -> dict[str, list[Any]]:
@@ -459,6 +490,8 @@ class Runtime:
         pending = self._entries.get((journey_id, user_id, entry_no))
         if pending is not None:
             pending[4] = at_ms
+        elif self.keep:
+            self._goals.append((at_ms, journey_id, user_id, entry_no))
         else:
             self.conn.execute(
                 "UPDATE entries SET goal_at = ? WHERE journey_id = ? AND user_id = ? "
@@ -474,6 +507,8 @@ class Runtime:
         pending = self._entries.get((inst.journey_id, inst.user_id, inst.entry_no))
         if pending is not None:
             pending[5] = inst.arm
+        elif self.keep:
+            self._arms.append((inst.arm, inst.journey_id, inst.user_id, inst.entry_no))
         else:
             self.conn.execute(
                 "UPDATE entries SET arm = ? WHERE journey_id = ? AND user_id = ? AND entry_no = ?",
