@@ -81,6 +81,9 @@ class Store:
         # hold_profiles(): profile merges wait here until flush_profiles(), as
         # user → (traits, trait_at, updated_at, the row as read); reads see them.
         self._held: dict[str, tuple[dict[str, Any], dict[str, int], int, Any]] | None = None
+        # While holding: profiles flush_profiles() wrote, as written (the same form),
+        # read again without a query; at most CLEAN_PROFILES of them.
+        self._clean: dict[str, tuple[dict[str, Any], dict[str, int], int, Any]] = {}
         # hold_events(): appended events wait here until flush_events().
         self._held_events: list[Event] | None = None
         self._last_seq = 0  # with hold_events(): the seq of the last event appended
@@ -415,8 +418,10 @@ class Store:
 
     def get_profile(self, user_id: str) -> dict[str, Any]:
         """The user's traits; an empty dict for a user never seen."""
-        if self._held is not None and user_id in self._held:
-            return dict(self._held[user_id][0])
+        if self._held is not None:
+            known = self._held.get(user_id) or self._clean.get(user_id)
+            if known is not None:
+                return dict(known[0])
         row = self._conn.execute(
             "SELECT traits FROM profiles WHERE user_id = ?", (user_id,)
         ).fetchone()
@@ -425,7 +430,12 @@ class Store:
     def get_profiles(self, user_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Each user's traits (as :meth:`get_profile`), read with one query."""
         held = self._held or {}
-        found = {u: dict(held[u][0]) for u in user_ids if u in held}
+        clean = self._clean
+        found = {
+            u: dict(known[0])
+            for u in user_ids
+            if (known := held.get(u) or clean.get(u)) is not None
+        }
         user_ids = [u for u in user_ids if u not in found]
         found |= {
             user_id: dict(loads(traits))
@@ -449,10 +459,27 @@ class Store:
         if not held:
             return
         self._held = {}
-        self._write_profiles(
+        clean = self._clean
+        if len(clean) + len(held) > CLEAN_PROFILES:
+            clean.clear()
+        for user_id, traits, written, updated, row in self._write_profiles(
             (user_id, traits, written, updated, stored)
             for user_id, (traits, written, updated, stored) in held.items()
-        )
+        ):
+            clean[user_id] = (traits, written, updated, row)
+
+    def _holding(self, user_id: str) -> tuple[dict[str, Any], dict[str, int], int, Any] | None:
+        """The user's profile held (or written by flush_profiles and known since, then
+        held again), when the store holds profiles."""
+        held = self._held
+        if held is None:
+            return None
+        known = held.get(user_id)
+        if known is None:
+            known = self._clean.pop(user_id, None)
+            if known is not None:
+                held[user_id] = known
+        return known
 
     def set_traits(self, user_id: str, changes: Mapping[str, Any], at_ms: int) -> None:
         """Merge ``changes`` into the user's profile as of ``at_ms``.
@@ -471,21 +498,24 @@ class Store:
 
     def _merge_traits(self, changes: Sequence[tuple[str, Mapping[str, Any], int]]) -> None:
         held = self._held
-        if held is not None and len(changes) == 1 and changes[0][0] in held:
-            # The engine's one change to a profile it holds: merged where it is.
+        if held is not None and len(changes) == 1:
             user_id, traits_in, at_ms = changes[0]
-            traits, written, updated, as_read = held[user_id]
-            _merge_into(traits, written, traits_in, at_ms)
-            held[user_id] = (traits, written, max(updated, at_ms), as_read)
-            return
+            known = self._holding(user_id)
+            if known is not None:
+                # The engine's one change to a profile it holds: merged where it is.
+                traits, written, updated, as_read = known
+                _merge_into(traits, written, traits_in, at_ms)
+                held[user_id] = (traits, written, max(updated, at_ms), as_read)
+                return
         users = sorted({user_id for user_id, _, _ in changes})
         state: dict[str, tuple[dict[str, Any], dict[str, int], int]] = {
             user_id: ({}, {}, 0) for user_id in users
         }
         stored: dict[str, Any] = {}  # the row as read: a merge that keeps it writes nothing
         for user_id in users:
-            if held is not None and user_id in held:
-                traits, written, updated, as_read = held[user_id]
+            known = self._holding(user_id)
+            if known is not None:
+                traits, written, updated, as_read = known
                 state[user_id] = (traits, written, updated)
                 stored[user_id] = as_read
                 continue
@@ -511,20 +541,22 @@ class Store:
 
     def _write_profiles(
         self, rows: Iterable[tuple[str, dict[str, Any], dict[str, int], int, Any]]
-    ) -> None:
-        """Upsert ``(user, traits, trait_at, updated_at, the row as read)`` rows."""
+    ) -> list[tuple[str, dict[str, Any], dict[str, int], int, Any]]:
+        """Upsert ``(user, traits, trait_at, updated_at, the row as read)`` rows; return
+        them with the row as it now is in place of the row as read."""
+        made = [
+            (user_id, traits, written, updated, as_read, (dumps(traits), dumps(written), updated))
+            for user_id, traits, written, updated, as_read in rows
+        ]
         self._conn.executemany(
             "INSERT INTO profiles (user_id, traits, trait_at, updated_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (user_id) DO UPDATE SET traits = excluded.traits,"
             " trait_at = excluded.trait_at, updated_at = excluded.updated_at",
-            [
-                (user_id, *row)
-                for user_id, traits, written, updated, as_read in rows
-                # A merge that changes nothing (the engine applying an identify that
-                # ingest merged already) writes nothing.
-                if (row := (dumps(traits), dumps(written), updated)) != as_read
-            ],
+            # A merge that changes nothing (the engine applying an identify that ingest
+            # merged already) writes nothing.
+            [(user_id, *row) for user_id, _, _, _, as_read, row in made if row != as_read],
         )
+        return [(user_id, t, w, u, row) for user_id, t, w, u, _, row in made]
 
     # ------------------------------------------------------------ cursors
 
@@ -598,6 +630,9 @@ class Store:
         db = sqlite_utils.Database(self._conn, execute_plugins=False)
         return {table: int(db.table(table).count) for table in TABLES}
 
+
+CLEAN_PROFILES = 200_000
+"""Profiles a holding store keeps as written, to read again without a query."""
 
 BULK_CACHE_KIB = 262_144
 """The page cache of a bulk job (256 MiB; SQLite's default is 2 MiB)."""
