@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -335,6 +336,35 @@ def test_set_traits(store: Store) -> None:
     store.set_traits("u2", {"score": None}, T0 + 1)
     store.set_traits("u2", {"vip": False}, T0 - 1)  # older than the last write of vip
     assert store.get_profile("u2") == {"vip": True}
+
+
+def test_a_holding_store_writes_every_change_and_reads_what_it_wrote_from_memory(
+    store: Store,
+) -> None:
+    """The simulator's store holds profile changes between chunks (hold_profiles):
+    what it wrote is read again without a query, and a change back to a value
+    written before is written too."""
+    queries: list[str] = []
+    store.conn.set_trace_callback(queries.append)
+    store.hold_profiles()
+
+    def stored() -> dict[str, Any]:
+        (text,) = store.conn.execute("SELECT traits FROM profiles WHERE user_id = 'u1'").fetchone()
+        return dict(json.loads(text))
+
+    with store.transaction():
+        store.set_traits("u1", {"tier": "gold", "n": 1}, T0)
+        store.flush_profiles()
+    assert stored() == {"tier": "gold", "n": 1}
+    for step, traits in enumerate([{"tier": "silver"}, {"tier": "gold"}, {"n": None}], 1):
+        queries.clear()
+        with store.transaction():
+            store.set_traits("u1", traits, T0 + step)
+            profile = store.get_profile("u1")
+            store.flush_profiles()
+        assert not [q for q in queries if q.startswith("SELECT")], queries
+        assert stored() == profile
+    assert profile == {"tier": "gold"}
 
 
 # ---------------------------------------------------------------- cursors
