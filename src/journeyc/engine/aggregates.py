@@ -96,9 +96,19 @@ def to_ms(t: datetime) -> int:
     return (t - EPOCH) // _MS
 
 
+_FROM_MS: dict[int, datetime] = {}  # the last times converted: most are converted again
+_FROM_MS_KEPT = 1 << 16
+
+
 def from_ms(ms: int) -> datetime:
     """The aware UTC timestamp of epoch milliseconds."""
-    return EPOCH + ms * _MS  # exact for an int; half the time of timedelta(milliseconds=)
+    t = _FROM_MS.get(ms)
+    if t is None:
+        if len(_FROM_MS) >= _FROM_MS_KEPT:
+            _FROM_MS.clear()
+        # Exact for an int; half the time of timedelta(milliseconds=).
+        t = _FROM_MS[ms] = EPOCH + ms * _MS
+    return t
 
 
 # ---------------------------------------------------------------- the shared reduction
