@@ -44,6 +44,7 @@ from journeyc.store.sqlite import Store, StoredEvent
 CURSOR = "engine"
 BATCH = 500
 KEPT_USERS = 200_000  # keep_rows(): users whose profile and segment rows stay in memory
+KEPT_VIEWS = 65_536  # events in focus whose views are kept (a view per instance's event)
 
 
 _SHA_SPAN = 2**256
@@ -263,6 +264,7 @@ class Engine:
         self._tracked = False
         self._tracked_events: list[StoredEvent] = []  # logged by `track` steps this batch
         self._profiles: dict[str, dict[str, Any]] = {}  # read once per step, kept current
+        self._views: dict[int, tuple[dict[str, Any], EventView | None]] = {}  # _focus()
         self._keep = False  # keep_rows(): profiles stay read across steps
         self._cursor_unsaved = False  # keep_rows(): the cursor is written at forget_rows()
         self.lateness_ms: list[int] = []  # how late each timer of the last step ran
@@ -715,22 +717,25 @@ class Engine:
         prof = self._profile(user) if profile is None else profile
         if self._now[0] != now_ms:
             self._now = (now_ms, from_ms(now_ms))
-        now = self._now[1]
-        return Scope(
-            now=now,
-            profile=prof,
-            event=event,
-            aggregates=self.aggregates,
-            segments=self._segments,
-            user_id=user,
-        )
+        # Positional (now, profile, event, aggregates, segments, user_id): built for
+        # nearly every event and step, twice as fast as by keyword.
+        return Scope(self._now[1], prof, event, self.aggregates, self._segments, user)
 
     def _focus(self, prog: Program, inst: Instance, node_id: str) -> EventView | None:
         wid = prog.focus_of.get(node_id)
         focus = inst.vars.get("focus", {})
-        if wid is not None and wid in focus:
-            return _view(focus[wid])
-        return _view(inst.vars.get("entry"))
+        d = focus[wid] if wid is not None and wid in focus else inst.vars.get("entry")
+        if d is None:
+            return None
+        # The event a step reads is read by every step of the instance: one view of it.
+        hit = self._views.get(id(d))
+        if hit is not None and hit[0] is d:
+            return hit[1]
+        if len(self._views) >= KEPT_VIEWS:
+            self._views.clear()
+        view = _view(d)
+        self._views[id(d)] = (d, view)  # d is kept with it: its id is not reused
+        return view
 
     # ------------------------------------------------------------ events
     def _on_event(self, ev: StoredEvent, now_ms: int, actions: list[Action]) -> None:
