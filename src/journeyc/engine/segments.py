@@ -242,7 +242,8 @@ class Horizon:
         other_plans = [p for p in map(self._plan, others) if p is not None]
         generic = _earliest_plan([self._plan(a) for a in e.args])
         offset = _now_offset(side)
-        inner = self._plan(side.args[0]) if type(side) is ir.Call else None
+        call = side if type(side) is ir.Call else None  # else now ± D (offset)
+        inner = None if call is None else self._plan(call.args[0])
         reads = self._reads
 
         def crossing(scope: Scope, now_ms: int) -> int | None:
@@ -258,9 +259,9 @@ class Horizon:
                         x = _ceil_ms(ts) - offset
                         times += [x, x + 1]
                 return min((t for t in times if t > now_ms), default=None)
-            assert isinstance(side, ir.Call)
+            assert call is not None
             numbers = [b for b in bounds if vals.is_number(b)]
-            step = reads.step(side, scope, now_ms, numbers)
+            step = reads.step(call, scope, now_ms, numbers)
             return step if inner is None else _earliest(inner(scope, now_ms), step)
 
         return crossing
