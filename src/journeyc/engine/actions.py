@@ -12,13 +12,25 @@ SUPPRESS_REASONS = ("no_channel", "cap", "holdout", "quiet_hours", "render_error
 EXIT_REASONS = ("completed", "exit_event", "exit_step")
 
 
+_DAYS: dict[int, str] = {}  # "YYYY-MM-DDT" of each day formatted: a run spans few days
+_DAY_MS = 86_400_000
+
+
 def iso_ms(ms: int) -> str:
     """Epoch milliseconds as ISO-8601 UTC with ``Z`` (milliseconds only when present)."""
-    t = datetime.fromtimestamp(ms / 1000, UTC)
-    text = t.strftime("%Y-%m-%dT%H:%M:%S")
-    if ms % 1000:
-        text += f".{ms % 1000:03d}"
-    return text + "Z"
+    day, in_day = divmod(ms, _DAY_MS)
+    date = _DAYS.get(day)
+    if date is None:
+        date = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%dT")
+        if len(_DAYS) >= 4096:
+            _DAYS.clear()
+        _DAYS[day] = date
+    seconds, milli = divmod(in_day, 1000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    if milli:
+        return f"{date}{hours:02d}:{minutes:02d}:{seconds:02d}.{milli:03d}Z"
+    return f"{date}{hours:02d}:{minutes:02d}:{seconds:02d}Z"
 
 
 @dataclass(slots=True)
@@ -54,9 +66,7 @@ class Action:
 
     def to_json(self) -> str:
         """One JSON line; same action, same bytes."""
-        return json.dumps(
-            self.as_dict(), ensure_ascii=False, separators=(", ", ": "), default=_json_default
-        )
+        return _LINE.encode(self.as_dict())
 
 
 def _json_default(value: object) -> object:
@@ -65,3 +75,8 @@ def _json_default(value: object) -> object:
     if isinstance(value, set | frozenset | tuple):
         return list(value)
     return str(value)
+
+
+# What json.dumps(..., ensure_ascii=False, separators=(", ", ": "), default=_json_default)
+# writes, with the encoder built once instead of per call.
+_LINE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=_json_default)
