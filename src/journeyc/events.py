@@ -44,6 +44,7 @@ IDENTIFY = "identify"
 """The name an identify call is logged under (no track event may take it)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 @dataclass(slots=True)
@@ -271,25 +272,26 @@ def _parse(
     problems: list[Problem] = []
     model: TrackEvent | IdentifyEvent | None = None
     try:
-        model = _MODELS[type_].model_validate({**obj, "type": type_})
+        # The object as given when it names its type already (validation copies it).
+        given = obj if obj.get("type") == type_ else {**obj, "type": type_}
+        model = _MODELS[type_].model_validate(given)
     except ValidationError as exc:
         problems.extend(_problem(err, root) for err in exc.errors())
-    bad_fields = {p.path for p in problems}
     user_id = _user_id(obj)
-    if user_id is None and not bad_fields & {f"{root}.userId", f"{root}.anonymousId"}:
+    if user_id is None and not {p.path for p in problems} & {
+        f"{root}.userId",
+        f"{root}.anonymousId",
+    }:
         problems.append(Problem(f"{root}.userId/anonymousId", "one is required"))
+    name, field = IDENTIFY, "traits"
     if model is not None and isinstance(model, TrackEvent):
-        name = _normalize_event(model.event)
+        name, field = _normalize_event(model.event), "properties"
         if not name:
             problems.append(Problem(f"{root}.event", "must not be empty"))
         elif name == IDENTIFY:
             problems.append(Problem(f"{root}.event", '"identify" is kept for identify calls'))
     if problems or model is None or user_id is None:
         raise EventError(problems)
-    if isinstance(model, TrackEvent):
-        name, field = _normalize_event(model.event), "properties"
-    else:
-        name, field = IDENTIFY, "traits"
     props = model.properties if isinstance(model, TrackEvent) else model.traits
     try:
         if not decoded:
@@ -320,7 +322,7 @@ def _generated_id(canonical: str) -> str:
 
 def _epoch_ms(at: datetime) -> int | None:
     try:
-        return (at - _EPOCH) // timedelta(milliseconds=1)
+        return (at - _EPOCH) // _ONE_MS
     except OverflowError:
         return None
 
