@@ -3,6 +3,7 @@ the output order, and the same A/B cohorts (journeyc.engine.parallel)."""
 
 from __future__ import annotations
 
+import io
 import json
 import multiprocessing
 import os
@@ -124,6 +125,13 @@ def test_a_split_replay_agrees_with_one_replay_on_a_shop() -> None:
     assert len(one[0]) > 1_000 and any(arm is not None for _, arm, *_ in one[1])
     for workers in (2, 3):
         assert _split(project, events, workers, shop.START_MS) == one
+    # The lines the replay processes write are the records' lines, in the same order.
+    out = io.StringIO()
+    actions, cohorts = simulate_parallel(
+        project, events, workers=2, start_ms=shop.START_MS, json_out=out
+    )
+    assert actions == [] and cohorts == one[1]
+    assert out.getvalue().splitlines() == one[0]
 
 
 SEGMENT_EDGE = {

@@ -173,6 +173,7 @@ def simulate(
 
     n = _workers(project, workers, db, len(events))
     if n > 1:
+        # With --json the replay processes write the lines (to_json), in parallel.
         actions, cohorts = _run_with_progress(
             functools.partial(
                 simulate_parallel,
@@ -184,6 +185,7 @@ def simulate(
                 until_ms=until_ms,
                 profiles=profiles,
                 products=products,
+                json_out=sys.stdout if as_json else None,
             ),
             len(events),
         )

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from journeyc.compile import ir
 from journeyc.config import Config
@@ -132,6 +132,7 @@ class _Job:
     start_ms: int
     until_ms: int | None
     products: Sequence[Product]
+    lines: bool  # actions sent as (at, user, JSON line), not as records
 
 
 @dataclass
@@ -152,6 +153,7 @@ def simulate_parallel(
     profiles: Mapping[str, Mapping[str, Any]] | None = None,
     products: Sequence[Product] = (),
     progress: Callable[[int, int], None] | None = None,
+    json_out: TextIO | None = None,
 ) -> tuple[list[Action], list[Cohort]]:
     """Replay ``events`` as :func:`~journeyc.engine.simulate.simulate` does, in
     ``workers`` processes with a fresh store each, for a project whose users are
@@ -160,6 +162,10 @@ def simulate_parallel(
     Returns the actions in :func:`in_output_order` and the A/B cohorts
     (:func:`~journeyc.store.sqlite.entry_cohorts` of the stores together).
     ``progress(done, total)`` is told how many events have been replayed.
+
+    With ``json_out``, each action's JSON line (:meth:`Action.to_json`) is written
+    there instead, in the same order, and no action is returned: the replay
+    processes format the lines, in parallel.
     """
     reason = shared_reads(project)
     if reason is not None:
@@ -181,12 +187,14 @@ def simulate_parallel(
             horizon = e.at_ms
     for user, traits in (profiles or {}).items():
         parts[part_of(user, len(parts))].profiles[user] = traits
-    job = _Job(project, config, start, until_ms, products)
+    job = _Job(project, config, start, until_ms, products, json_out is not None)
     # The actions gathered are many new objects beside every event (no_full_collections).
     with no_full_collections(), _Pool(job, parts, live, progress) as pool:
-        if until_ms is not None:
-            return pool.run_once()
-        return pool.run(horizon)
+        rows, cohorts = pool.run_once() if until_ms is not None else pool.run(horizon)
+        if json_out is not None:
+            json_out.writelines(f"{line}\n" for _, _, line in rows)
+            return [], cohorts
+        return [Action(*row) for row in rows], cohorts
 
 
 class _Pool:
@@ -235,7 +243,7 @@ class _Pool:
                 proc.kill()
                 proc.join()
 
-    def run(self, horizon: int | None) -> tuple[list[Action], list[Cohort]]:
+    def run(self, horizon: int | None) -> tuple[list[tuple[Any, ...]], list[Cohort]]:
         """Agree on the end of the clock (see the module), then collect the results."""
         n = len(self._conns)
         reports = self._ask(range(n), ("run", horizon))
@@ -255,7 +263,7 @@ class _Pool:
                 reports[k] = report
         return self._results(self._ask(range(n), ("end", None)))
 
-    def run_once(self) -> tuple[list[Action], list[Cohort]]:
+    def run_once(self) -> tuple[list[tuple[Any, ...]], list[Cohort]]:
         """Run every part to ``until`` (one round: the clock runs to it whatever is
         waiting), each part sending its results as soon as it is done, so the first
         done are gathered while the others still run."""
@@ -287,11 +295,11 @@ class _Pool:
                     return k  # _receive() tells how it died
 
     @staticmethod
-    def _results(results: list[Any]) -> tuple[list[Action], list[Cohort]]:
+    def _results(results: list[Any]) -> tuple[list[tuple[Any, ...]], list[Cohort]]:
+        """The parts' action rows in output order, and their cohorts together."""
         rows = [row for part_rows, _ in results for row in part_rows]
         rows.sort(key=_OUTPUT_KEY)  # sorted runs, one per process: merged
-        actions = [Action(*row) for row in rows]
-        return actions, merge_cohorts(cohorts for _, cohorts in results)
+        return rows, merge_cohorts(cohorts for _, cohorts in results)
 
     def _ask(self, which: Iterable[int], command: tuple[str, int | None]) -> list[Any]:
         which = list(which)
@@ -348,9 +356,13 @@ def _replay_part(conn: Connection, job: _Job, part: _Part, done: Any) -> None:
             # Sent as tuples, not records, put in order here, in parallel: the parent
             # merges sorted runs. (A stable sort of the actions, in the order they
             # were taken, by time and user: in_output_order, on a key made in C.)
-            rows = [
-                (a.at_ms, a.user, a.journey, a.step, a.action, a.detail) for a in replay.actions
-            ]
+            rows: list[tuple[Any, ...]] = (
+                [(a.at_ms, a.user, a.to_json()) for a in replay.actions]
+                if job.lines
+                else [
+                    (a.at_ms, a.user, a.journey, a.step, a.action, a.detail) for a in replay.actions
+                ]
+            )
             rows.sort(key=_OUTPUT_KEY)
             _put(conn, ("ok", (rows, entry_cohorts(store.conn))))
     except EOFError:
