@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from journeyc import events as events_module
 from journeyc.events import (
     Event,
     EventError,
@@ -273,6 +274,45 @@ def test_a_file_reads_as_its_lines_parse(tmp_path: Path, props: list[dict[str, A
     got = read_events_jsonl(path, received_ms=RECEIVED)
     assert json.dumps([e.props for e in got]) == json.dumps([e.props for e in want])
     assert got == want
+
+
+LINES = st.one_of(
+    st.builds(lambda i: json.dumps(track(messageId=f"m{i}")), st.integers(0, 99)),
+    st.sampled_from(
+        [
+            "",
+            "   ",
+            "{not json",
+            '{"type": "track", "userId": "u1", "event": "x",',
+            json.dumps(track(properties="x")),
+            json.dumps(track(timestamp="yesterday", userId=None)),
+            json.dumps(track(event="Cart Viewed", timestamp="2026-01-05T10:00:00Z")),
+        ]
+    ),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    lines=st.lists(LINES, max_size=40), workers=st.integers(2, 4), end=st.sampled_from(["", "\n"])
+)
+def test_a_file_read_in_parts_reads_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: list[str], workers: int, end: str
+) -> None:
+    """A large file is read in parts on several cores: the same events in the same
+    order, and the same bad lines with their numbers, wherever the parts are cut."""
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + end, encoding="utf-8")
+
+    def read(n: int) -> list[Event] | str:
+        try:
+            return read_events_jsonl(path, received_ms=RECEIVED, workers=n)
+        except EventError as exc:
+            return str(exc)
+
+    whole = read(1)
+    monkeypatch.setattr(events_module, "PARALLEL_READ_BYTES", 0)
+    assert read(workers) == whole
 
 
 def test_batch_skips_the_call_types_journeys_do_not_use() -> None:

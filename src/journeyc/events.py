@@ -9,6 +9,7 @@ call becomes a frozen :class:`Event`; a call that is shaped wrong raises
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -30,6 +31,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from journeyc.fastjson import loads
+from journeyc.fastread import read_in_parts
 from journeyc.lang.literals import normalize_event
 
 # Streams repeat a few event names: normalise each once.
@@ -198,40 +200,84 @@ def parse_batch(body: object, received_ms: int) -> list[Event]:
     return events
 
 
-def read_events_jsonl(path: Path | str, received_ms: int | None = None) -> list[Event]:
+PARALLEL_READ_BYTES = 16 << 20
+"""Files at least this large are read in parts on several cores (``workers``)."""
+
+
+def read_events_jsonl(
+    path: Path | str, received_ms: int | None = None, *, workers: int = 1
+) -> list[Event]:
     """Read a file of calls, one JSON object per line (blank lines are skipped).
 
     Every line is checked before any event is returned, so a run stops before
     anything runs; the error lists each bad line as ``FILE:LINE: $.field: message``.
-    ``received_ms`` (default: now) stands in for missing timestamps.
+    ``received_ms`` (default: now) stands in for missing timestamps. With ``workers``
+    above 1, a file of :data:`PARALLEL_READ_BYTES` or more is read in that many parts
+    at once (processes forked from this one, where the platform can); the events and
+    errors are the same, in the same order.
     """
     if received_ms is None:
         received_ms = time.time_ns() // 1_000_000
     name = str(path)
     events: list[Event] = []
     problems: list[Problem] = []
-    with Path(path).open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            where = f"{name}:{lineno}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                problems.append(Problem("$", f"not UTF-8 text ({exc.reason})", where))
-                continue
-            if not line.strip():
-                continue
-            try:
-                obj = loads(line, _STRICT.decode)
-            except ValueError as exc:
-                problems.append(Problem("$", f"not valid JSON ({json_reason(exc)})", where))
-                continue
-            try:
-                events.append(_parse(obj, received_ms, None, "$", decoded=True))
-            except EventError as exc:
-                problems.extend(Problem(p.path, p.message, where) for p in exc.problems)
+    data = Path(path).read_bytes()
+    parts = workers if len(data) >= PARALLEL_READ_BYTES else 1
+    for part_events, part_problems in read_in_parts(
+        data, parts, functools.partial(_read_lines, name, received_ms), _pack, _unpack
+    ):
+        events += part_events
+        problems += part_problems
     if problems:
         raise EventError(problems)
     return events
+
+
+_Read = tuple[list[Event], list[Problem]]  # a part of a file read
+
+
+def _pack(read: _Read) -> tuple[list[tuple[Any, ...]], list[tuple[str, str, str]]]:
+    events, problems = read
+    return (
+        [
+            (e.message_id, e.user_id, e.kind, e.name, e.at_ms, e.props, e.received_ms)
+            for e in events
+        ],
+        [(p.path, p.message, p.location) for p in problems],
+    )
+
+
+def _unpack(values: tuple[list[tuple[Any, ...]], list[tuple[str, str, str]]]) -> _Read:
+    events, problems = values
+    return [Event(*e) for e in events], [Problem(*p) for p in problems]
+
+
+def _read_lines(
+    name: str, received_ms: int, first: int, lines: Iterable[bytes]
+) -> tuple[list[Event], list[Problem]]:
+    """The events of ``lines`` (the first is line ``first`` of file ``name``), and the
+    problems of the bad ones."""
+    events: list[Event] = []
+    problems: list[Problem] = []
+    for lineno, raw in enumerate(lines, start=first):
+        where = f"{name}:{lineno}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem("$", f"not UTF-8 text ({exc.reason})", where))
+            continue
+        if not line.strip():
+            continue
+        try:
+            obj = loads(line, _STRICT.decode)
+        except ValueError as exc:
+            problems.append(Problem("$", f"not valid JSON ({json_reason(exc)})", where))
+            continue
+        try:
+            events.append(_parse(obj, received_ms, None, "$", decoded=True))
+        except EventError as exc:
+            problems.extend(Problem(p.path, p.message, where) for p in exc.problems)
+    return events, problems
 
 
 # json.dumps with these options builds an encoder per call; this one is built once.

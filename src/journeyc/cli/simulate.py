@@ -145,6 +145,7 @@ def simulate(
     """
     from journeyc.compile.lower import lower_project
     from journeyc.config import ConfigError, load_config
+    from journeyc.engine.parallel import default_workers as cores
     from journeyc.engine.parallel import fill_store, in_output_order, simulate_parallel
     from journeyc.engine.simulate import no_full_collections
     from journeyc.engine.simulate import simulate as run
@@ -164,7 +165,8 @@ def simulate(
             usage_error(f"{name}: no such file: {path}")
     try:
         with no_full_collections():  # a million events are a million long-lived objects
-            events = read_events_jsonl(events_file, received_ms=0)
+            # A large file is read on every core the replay may use.
+            events = read_events_jsonl(events_file, received_ms=0, workers=workers or cores())
         profiles = _read_profiles(profiles_file) if profiles_file else {}
         products = _read_catalog(catalog_file) if catalog_file else []
     except (EventError, ValueError) as exc:
