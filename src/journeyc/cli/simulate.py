@@ -103,7 +103,8 @@ def _store(db: str | None) -> Iterator[Store]:
     type=click.IntRange(min=1),
     metavar="N",
     help="Processes to replay in, the users split between them (default: one per core, "
-    f"at most 16, for {PARALLEL_FROM:,} events or more; 1: this process alone).",
+    f"at most 16, for {PARALLEL_FROM:,} events or more; 1: this process alone). An "
+    "events file of 16 MiB or more is read in as many parts at once.",
 )
 @click.option(
     "--json",
