@@ -29,7 +29,6 @@ def datetime_iso(ms: int) -> str:
 @example(1_767_225_600_123)
 def test_iso_ms_is_the_utc_time_with_milliseconds_only_when_present(ms: int) -> None:
     assert iso_ms(ms) == datetime_iso(ms)
-    assert iso_ms(ms) == iso_ms(ms)  # again, from the day it remembers
 
 
 JSON = st.recursive(

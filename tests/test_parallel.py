@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, reject
 from hypothesis import strategies as st
 
+from journeyc import pipes
 from journeyc.compile import ir
 from journeyc.compile.lower import lower_project
 from journeyc.engine import parallel
@@ -259,8 +260,8 @@ def test_what_a_replay_process_sends_arrives_whole(message: Any) -> None:
     datetime) goes with pickle."""
     mine, theirs = multiprocessing.Pipe()
     with mine, theirs:
-        parallel._put(theirs, message)
-        assert parallel._get(mine) == message
+        pipes.send(theirs, message)
+        assert pipes.receive(mine) == message
 
 
 # ---------------------------------------------------------------- the command

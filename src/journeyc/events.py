@@ -252,9 +252,7 @@ def _unpack(values: tuple[list[tuple[Any, ...]], list[tuple[str, str, str]]]) ->
     return [Event(*e) for e in events], [Problem(*p) for p in problems]
 
 
-def _read_lines(
-    name: str, received_ms: int, first: int, lines: Iterable[bytes]
-) -> tuple[list[Event], list[Problem]]:
+def _read_lines(name: str, received_ms: int, first: int, lines: Iterable[bytes]) -> _Read:
     """The events of ``lines`` (the first is line ``first`` of file ``name``), and the
     problems of the bad ones."""
     events: list[Event] = []

@@ -3,20 +3,21 @@
 The file's bytes are cut at line ends into parts of about equal size. Each part is
 read by a function given the number of its first line and its lines; this process
 reads the first part while processes forked from it read the others and send back
-what they made, as plain values (``pack``: marshal writes and reads those several
-times faster than pickle writes and reads records), which ``unpack`` makes whole
-again here. The parts' results come back in file order.
+what they made, as plain values (``pack``: :mod:`journeyc.pipes` sends those with
+marshal, several times faster than pickle sends records), which ``unpack`` makes
+whole again here. The parts' results come back in file order.
 """
 
 from __future__ import annotations
 
 import itertools
-import marshal
 import multiprocessing
 import traceback
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
+
+from journeyc.pipes import GONE, receive, send
 
 __all__ = ["read_in_parts"]
 
@@ -31,8 +32,8 @@ def read_in_parts(
     unpack: Callable[[Any], T],
 ) -> list[T]:
     """``read(first_line, lines)`` of each part of ``data`` (split at ``\\n``, lines
-    keep no line end), in file order; ``pack`` turns a result into values marshal
-    writes, ``unpack`` turns them back. One part, or where processes cannot fork:
+    keep no line end), in file order; ``pack`` turns a result into plain values
+    (quick to send), ``unpack`` turns them back. One part, or where processes cannot fork:
     read here, whole."""
     cuts = _cuts(data, parts)
     if len(cuts) <= 2 or "fork" not in multiprocessing.get_all_start_methods():
@@ -56,8 +57,8 @@ def read_in_parts(
     for mine, proc in workers:
         with mine:
             try:
-                status, payload = marshal.loads(mine.recv_bytes())
-            except (EOFError, ConnectionResetError):
+                status, payload = receive(mine)
+            except GONE:
                 proc.join()
                 raise RuntimeError(f"a reading process died (exit code {proc.exitcode})") from None
         proc.join()
@@ -89,8 +90,8 @@ def _read_part(
     stop: int,
 ) -> None:
     try:
-        message = marshal.dumps(("ok", pack(read(first, data[start : stop - 1].split(b"\n")))))
+        message = ("ok", pack(read(first, data[start : stop - 1].split(b"\n"))))
     except BaseException:  # told to the parent, which raises
-        message = marshal.dumps(("error", traceback.format_exc()))
-    conn.send_bytes(message)
+        message = ("error", traceback.format_exc())
+    send(conn, message)
     conn.close()

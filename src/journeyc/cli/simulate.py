@@ -146,8 +146,12 @@ def simulate(
     """
     from journeyc.compile.lower import lower_project
     from journeyc.config import ConfigError, load_config
-    from journeyc.engine.parallel import default_workers as cores
-    from journeyc.engine.parallel import fill_store, in_output_order, simulate_parallel
+    from journeyc.engine.parallel import (
+        default_workers,
+        fill_store,
+        in_output_order,
+        simulate_parallel,
+    )
     from journeyc.engine.simulate import no_full_collections
     from journeyc.engine.simulate import simulate as run
     from journeyc.events import EventError, read_events_jsonl
@@ -167,7 +171,9 @@ def simulate(
     try:
         with no_full_collections():  # a million events are a million long-lived objects
             # A large file is read on every core the replay may use.
-            events = read_events_jsonl(events_file, received_ms=0, workers=workers or cores())
+            events = read_events_jsonl(
+                events_file, received_ms=0, workers=workers or default_workers()
+            )
         profiles = _read_profiles(profiles_file) if profiles_file else {}
         products = _read_catalog(catalog_file) if catalog_file else []
     except (EventError, ValueError) as exc:

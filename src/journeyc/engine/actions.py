@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 ACTIONS = ("enter", "send", "suppress", "goal", "exit", "set", "unset", "track")
@@ -12,19 +13,19 @@ SUPPRESS_REASONS = ("no_channel", "cap", "holdout", "quiet_hours", "render_error
 EXIT_REASONS = ("completed", "exit_event", "exit_step")
 
 
-_DAYS: dict[int, str] = {}  # "YYYY-MM-DDT" of each day formatted: a run spans few days
 _DAY_MS = 86_400_000
+
+
+@lru_cache(maxsize=4096)  # a run spans few days
+def _date(day: int) -> str:
+    """``YYYY-MM-DDT`` of the ``day``-th day since the epoch."""
+    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%dT")
 
 
 def iso_ms(ms: int) -> str:
     """Epoch milliseconds as ISO-8601 UTC with ``Z`` (milliseconds only when present)."""
     day, in_day = divmod(ms, _DAY_MS)
-    date = _DAYS.get(day)
-    if date is None:
-        date = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%dT")
-        if len(_DAYS) >= 4096:
-            _DAYS.clear()
-        _DAYS[day] = date
+    date = _date(day)
     seconds, milli = divmod(in_day, 1000)
     hours, seconds = divmod(seconds, 3600)
     minutes, seconds = divmod(seconds, 60)

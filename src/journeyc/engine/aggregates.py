@@ -44,6 +44,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
 from journeyc.compile import ir
@@ -96,19 +97,10 @@ def to_ms(t: datetime) -> int:
     return (t - EPOCH) // _MS
 
 
-_FROM_MS: dict[int, datetime] = {}  # the last times converted: most are converted again
-_FROM_MS_KEPT = 1 << 16
-
-
+@lru_cache(maxsize=1 << 16)  # a replay converts the same event and clock times again
 def from_ms(ms: int) -> datetime:
     """The aware UTC timestamp of epoch milliseconds."""
-    t = _FROM_MS.get(ms)
-    if t is None:
-        if len(_FROM_MS) >= _FROM_MS_KEPT:
-            _FROM_MS.clear()
-        # Exact for an int; half the time of timedelta(milliseconds=).
-        t = _FROM_MS[ms] = EPOCH + ms * _MS
-    return t
+    return EPOCH + ms * _MS  # exact for an int; half the time of timedelta(milliseconds=)
 
 
 # ---------------------------------------------------------------- the shared reduction

@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import marshal
 import multiprocessing
 import os
-import pickle
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +47,7 @@ from journeyc.engine.actions import Action
 from journeyc.engine.reads import shared_reads
 from journeyc.engine.simulate import Replay, log_order, no_full_collections, scratch_store
 from journeyc.events import Event, first_of_each_id
+from journeyc.pipes import GONE, receive, send
 from journeyc.store.sqlite import Cohort, Store, entry_cohorts
 
 if TYPE_CHECKING:
@@ -315,9 +314,8 @@ class _Pool:
             if not proc.is_alive() and not conn.poll():
                 break
         try:
-            status, payload = _get(conn)
-        # A process that died leaving a command unread resets the connection.
-        except (EOFError, ConnectionResetError):
+            status, payload = receive(conn)
+        except GONE:
             proc.join(timeout=5)
             raise WorkerError(f"replay process {k} died (exit code {proc.exitcode})") from None
         if status != "ok":
@@ -351,7 +349,7 @@ def _replay_part(conn: Connection, job: _Job, part: _Part, done: Any) -> None:
                 command, horizon = conn.recv()
                 while command == "run":
                     stop = replay.run(horizon)
-                    _put(conn, ("ok", (replay.last_step, stop)))
+                    send(conn, ("ok", (replay.last_step, stop)))
                     command, horizon = conn.recv()
             # Sent as tuples, not records, put in order here, in parallel: the parent
             # merges sorted runs. (A stable sort of the actions, in the order they
@@ -364,26 +362,8 @@ def _replay_part(conn: Connection, job: _Job, part: _Part, done: Any) -> None:
                 ]
             )
             rows.sort(key=_OUTPUT_KEY)
-            _put(conn, ("ok", (rows, entry_cohorts(store.conn))))
+            send(conn, ("ok", (rows, entry_cohorts(store.conn))))
     except EOFError:
         pass  # the parent is gone
     except BaseException:
-        _put(conn, ("error", traceback.format_exc()))
-
-
-def _put(conn: Connection, message: Any) -> None:
-    """Send ``message`` to the parent: with marshal, which writes and reads the plain
-    values of actions about twice as fast as pickle, else (a value it does not
-    write) with pickle."""
-    try:
-        data = b"m" + marshal.dumps(message)
-    except ValueError:
-        data = b"p" + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    conn.send_bytes(data)
-
-
-def _get(conn: Connection) -> Any:
-    """A message :func:`_put` sent."""
-    data = conn.recv_bytes()
-    body = memoryview(data)[1:]
-    return marshal.loads(body) if data[:1] == b"m" else pickle.loads(body)
+        send(conn, ("error", traceback.format_exc()))

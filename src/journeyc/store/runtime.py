@@ -76,8 +76,8 @@ class Runtime:
         self.scratch = False
         self._actions: list[tuple[Any, ...]] = []  # with keep: logged at forget()
         # With keep: instances that ended since forget(), which lets go of them (and
-        # not every instance it knows); goals and split arms of entries written
-        # already, set at flush (one executemany, not a statement each).
+        # not every instance it knows). Goals and split arms of entries written
+        # already: set at flush (one executemany, not a statement each).
         self._ended: list[Instance] = []
         self._goals: list[tuple[int, str, str, int]] = []
         self._arms: list[tuple[str | None, str, str, int]] = []
@@ -490,14 +490,8 @@ class Runtime:
         pending = self._entries.get((journey_id, user_id, entry_no))
         if pending is not None:
             pending[4] = at_ms
-        elif self.keep:
-            self._goals.append((at_ms, journey_id, user_id, entry_no))
         else:
-            self.conn.execute(
-                "UPDATE entries SET goal_at = ? WHERE journey_id = ? AND user_id = ? "
-                "AND entry_no = ?",
-                (at_ms, journey_id, user_id, entry_no),
-            )
+            self._goals.append((at_ms, journey_id, user_id, entry_no))
         known = self._last.get(user_id, {}).get(journey_id)
         if known is not None and known[2] == entry_no:
             known[4] = at_ms
@@ -507,13 +501,8 @@ class Runtime:
         pending = self._entries.get((inst.journey_id, inst.user_id, inst.entry_no))
         if pending is not None:
             pending[5] = inst.arm
-        elif self.keep:
-            self._arms.append((inst.arm, inst.journey_id, inst.user_id, inst.entry_no))
         else:
-            self.conn.execute(
-                "UPDATE entries SET arm = ? WHERE journey_id = ? AND user_id = ? AND entry_no = ?",
-                (inst.arm, inst.journey_id, inst.user_id, inst.entry_no),
-            )
+            self._arms.append((inst.arm, inst.journey_id, inst.user_id, inst.entry_no))
 
     # ------------------------------------------------------------ outbox and actions
     def sends_since(self, user_id: str, since_ms: int, journey_id: str | None) -> int:

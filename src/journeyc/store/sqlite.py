@@ -80,10 +80,10 @@ class Store:
                 self._lock_fd = os.open(path + LOCK_SUFFIX, os.O_RDWR | os.O_CREAT, 0o644)
         # hold_profiles(): profile merges wait here until flush_profiles(), as
         # user → (traits, trait_at, updated_at, the row as read); reads see them.
-        self._held: dict[str, tuple[dict[str, Any], dict[str, int], int, Any]] | None = None
+        self._held: dict[str, _Profile] | None = None
         # While holding: profiles flush_profiles() wrote, as written (the same form),
         # read again without a query; at most CLEAN_PROFILES of them.
-        self._clean: dict[str, tuple[dict[str, Any], dict[str, int], int, Any]] = {}
+        self._clean: dict[str, _Profile] = {}
         # hold_events(): appended events wait here until flush_events().
         self._held_events: list[Event] | None = None
         self._last_seq = 0  # with hold_events(): the seq of the last event appended
@@ -468,7 +468,7 @@ class Store:
         ):
             clean[user_id] = (traits, written, updated, row)
 
-    def _holding(self, user_id: str) -> tuple[dict[str, Any], dict[str, int], int, Any] | None:
+    def _holding(self, user_id: str) -> _Profile | None:
         """The user's profile held (or written by flush_profiles and known since, then
         held again), when the store holds profiles."""
         held = self._held
@@ -630,6 +630,9 @@ class Store:
         db = sqlite_utils.Database(self._conn, execute_plugins=False)
         return {table: int(db.table(table).count) for table in TABLES}
 
+
+_Profile = tuple[dict[str, Any], dict[str, int], int, Any]
+"""A profile held in memory: (traits, trait_at, updated_at, the row as read)."""
 
 CLEAN_PROFILES = 200_000
 """Profiles a holding store keeps as written, to read again without a query."""
