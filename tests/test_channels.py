@@ -10,6 +10,7 @@ import email
 import email.policy
 import io
 import json
+import re
 import socket
 import threading
 import time
@@ -229,8 +230,9 @@ def _console(tmp_path: Path) -> Harness:
     stream = io.StringIO()
 
     def received() -> list[Received]:
-        blocks = [b for b in stream.getvalue().split("\n[") if b]
-        return [Received(b.split(" key=", 1)[1].split("\n", 1)[0], b) for b in blocks]
+        # Each block starts on a line of its own with the send's UTC time.
+        blocks = re.split(r"^(?=\d{4}-\d\d-\d\dT)", stream.getvalue(), flags=re.M)
+        return [Received(b.split(" key=", 1)[1].split("\n", 1)[0], b) for b in blocks if b]
 
     return Harness("push", ConsoleProvider(stream), received, None)
 
@@ -355,9 +357,10 @@ def test_the_provider_keeps_working_after_an_error_and_closes_twice(harness: Har
 
 def test_console_prints_a_readable_block() -> None:
     stream = io.StringIO()
-    ConsoleProvider(stream).send(message(content={"title": "Hi Ann", "body": "line one\nline two"}))
+    provider = ConsoleProvider(stream, clock=lambda: 1767607860.5)
+    provider.send(message(content={"title": "Hi Ann", "body": "line one\nline two"}))
     assert stream.getvalue() == (
-        "[push] u1 cart/reminder (cart_reminder) key=cart:u1:1:reminder\n"
+        "2026-01-05T10:11:00.500Z [push] u1 cart/reminder (cart_reminder) key=cart:u1:1:reminder\n"
         "  title: Hi Ann\n"
         "  body: line one\n"
         "    line two\n"

@@ -3,16 +3,20 @@
 The default for every channel without a ``[channels.X]`` section, so a daemon run
 without configuration shows what it would send::
 
-    [push] u1 cart_recovery/reminder (cart_reminder) key=cart_recovery:u1:1:reminder
+    2026-01-05T10:31:00.000Z [push] u1 cart/reminder (cart_reminder) key=cart:u1:1:reminder
       title: Your cart misses you
       body: 2 items are waiting
+
+The time is the send's, in UTC (the daemon's log lines and the API use UTC too).
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 from journeyc.channels.base import (
@@ -33,8 +37,11 @@ class ConsoleProvider:
     """Prints each message to ``stream``; with None, to ``sys.stdout`` as it is at
     send time (so a redirected or captured stdout is honoured)."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self._stream = stream
+        self._clock = clock
         self._lock = threading.Lock()
 
     @classmethod
@@ -48,7 +55,7 @@ class ConsoleProvider:
         stream = self._stream if self._stream is not None else sys.stdout
         try:
             with self._lock:
-                stream.write(format_block(msg))
+                stream.write(format_block(msg, self._clock()))
                 stream.flush()
         except (OSError, ValueError) as exc:
             # ValueError: the stream was closed under us.
@@ -58,10 +65,13 @@ class ConsoleProvider:
         """Nothing to release: the stream belongs to the caller."""
 
 
-def format_block(msg: OutboundMessage) -> str:
-    """The text the console provider prints for ``msg``, ending in a newline."""
+def format_block(msg: OutboundMessage, at: float) -> str:
+    """The text the console provider prints for ``msg`` sent at ``at`` (epoch
+    seconds), ending in a newline."""
     name = f" ({msg.message})" if msg.message else ""
-    lines = [f"[{msg.channel}] {msg.user_id} {msg.journey_id}/{msg.step}{name} key={msg.key}"]
+    stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    header = f"[{msg.channel}] {msg.user_id} {msg.journey_id}/{msg.step}{name} key={msg.key}"
+    lines = [f"{stamp} {header}"]
     for field, value in msg.content.items():
         first, *rest = str(value).splitlines() or [""]
         lines.append(f"  {field}: {first}")
