@@ -192,7 +192,8 @@ def test_fmt_check_passes_when_formatted(runner: CliRunner, tmp_path: Path) -> N
     _write(tmp_path / "clean.journey", CLEAN)
     result = runner.invoke(main, ["fmt", "--check", str(tmp_path)])
     assert result.exit_code == 0
-    assert result.output == ""
+    assert result.stdout == ""
+    assert result.stderr == "ok: 1 file(s) formatted\n"
 
 
 def test_fmt_diff_prints_a_unified_diff(runner: CliRunner, tmp_path: Path) -> None:

@@ -37,7 +37,8 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool, as_json: bool) -> 
     errors is reported and left untouched.
 
     \b
-    --check  write nothing; list the files that would change
+    --check  write nothing; list the files that would change (stdout), or
+             say `ok: N file(s) formatted` (stderr) when none would
     --diff   write nothing; print what would change as unified diffs
     --json   print {"changed": [...], "unchanged": [...], "errors": [...]}
 
@@ -64,6 +65,10 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool, as_json: bool) -> 
     elif check:
         for name in report.changed:
             click.echo(name)
+        if not report.changed and not report.errors:
+            # Silence reads as "nothing happened"; say what was checked, on stderr so
+            # that stdout stays the list of files to change.
+            click.echo(f"ok: {len(report.unchanged)} file(s) formatted", err=True)
     elif write and report.changed:
         click.echo(f"formatted {len(report.changed)} file(s)", err=True)
     failed = bool(report.errors) or (check and bool(report.changed))
