@@ -70,11 +70,28 @@ def load_checked(project_dir: Path) -> Checked:
     return Checked(lowered, render_text(diagnostics, project.sources), len(project.files))
 
 
-class ProjectFilter(watchfiles.DefaultFilter):
-    """``watchfiles``' default filter, and hidden files too: editors and tools write
-    ``.name.tmp`` files beside the one they save."""
+EDITOR_TEMP_PATTERNS = (
+    r"^\.",  # hidden: .name.tmp, .#name (Emacs locks), .name.swp (Vim)
+    r"^sed[A-Za-z0-9]{6}$",  # GNU `sed -i` writes sedXXXXXX, then renames it
+    r"^perl[A-Za-z0-9]{6}$",  # `perl -i`
+    r"~$",  # backups: name~ (Emacs, nano, many others)
+    r"^#.*#$",  # Emacs auto-save
+    r"^4913$",  # Vim's probe that the directory is writable
+    r"\.(tmp|temp|bak|orig|rej|swp|swx|swo)$",
+)
+"""Names of files editors and tools write beside the one they save, briefly: a change
+to one of these is no change to the project (regular expressions on the file name)."""
 
-    ignore_entity_patterns = (*watchfiles.DefaultFilter.ignore_entity_patterns, r"^\.")
+
+class ProjectFilter(watchfiles.DefaultFilter):
+    """``watchfiles``' default filter, and editors' and tools' temporary files too
+    (:data:`EDITOR_TEMP_PATTERNS`): they come and go around a save, and the change
+    that matters is the saved file's own."""
+
+    ignore_entity_patterns = (
+        *watchfiles.DefaultFilter.ignore_entity_patterns,
+        *EDITOR_TEMP_PATTERNS,
+    )
 
 
 class ProjectWatcher:
