@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from liquid.exceptions import OutputStreamLimitError
 
 from journeyc.engine.values import EventView
 from journeyc.messages.fastrender import shortcut
-from journeyc.messages.render import RenderContext, Renderer, template_variables
+from journeyc.messages.render import RenderContext, Renderer, RenderError, template_variables
+from journeyc.messages.templates import RenderLimits
 
 NOW = datetime(2026, 1, 5, 10, 30, tzinfo=UTC)
 
@@ -171,3 +173,44 @@ def test_an_environment_that_prints_differently_takes_no_shortcut() -> None:
     blank_blocks = liquid.Environment()
     blank_blocks.suppress_blank_control_flow_blocks = False
     assert shortcut(blank_blocks.from_string("{% if user.a %} {% endif %}")) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    source=st.sampled_from(TEMPLATES),
+    profile=st.dictionaries(KEYS, VALUES, max_size=5),
+    props=st.one_of(st.none(), st.dictionaries(KEYS, VALUES, max_size=5)),
+    values=st.dictionaries(st.sampled_from(["coupon", "percent", "user"]), VALUES, max_size=3),
+    field_bytes=st.integers(1, 60),
+)
+def test_under_an_output_limit_the_shortcut_fails_where_liquid_fails(
+    source: str,
+    profile: dict[str, Any],
+    props: dict[str, Any] | None,
+    values: dict[str, Any],
+    field_bytes: int,
+) -> None:
+    renderer = Renderer(limits=RenderLimits(field_bytes=field_bytes))
+    context = make_context(profile, props, values)
+    try:
+        expected: str | None = liquid_render(renderer, source, context)
+    except OutputStreamLimitError:
+        expected = None
+    fast = shortcut(renderer.environment.from_string(source))
+    if fast is not None:
+        text = fast.render(context)
+        assert text is None or text == expected
+    if expected is None:
+        with pytest.raises(RenderError, match=r"\(render\.field_bytes = "):
+            renderer.render(None, source, "push", context)
+    else:
+        assert len(expected.encode()) <= field_bytes
+        assert renderer.render(None, source, "push", context) == {"body": expected}
+
+
+def test_the_shortcut_leaves_a_text_past_the_limit_to_liquid() -> None:
+    renderer = Renderer(limits=RenderLimits(field_bytes=8))
+    fast = shortcut(renderer.environment.from_string("{{ user.first_name }}"))
+    assert fast is not None
+    assert fast.render(make_context({"first_name": "ยังคิ"}, None, {})) is None  # 15 bytes
+    assert fast.render(make_context({"first_name": "ยั"}, None, {})) == "ยั"  # 6 bytes

@@ -3,6 +3,7 @@ the template cache, and the messages of LANGUAGE.md with realistic data."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from journeyc.compile.ir import FieldIR, MessageIR
 from journeyc.compile.lower import lower_project
+from journeyc.config import Config
 from journeyc.engine.values import EventView
 from journeyc.lang.builtins import INLINE_FIELD
 from journeyc.lang.project import load_project
@@ -21,6 +23,8 @@ from journeyc.messages.render import (
     iso_z,
     pick_locale,
 )
+from journeyc.messages.templates import DEFAULT_LIMITS, RenderLimits
+from tests.engine_helpers import run, track
 
 NOW = datetime(2024, 3, 5, 10, 30, tzinfo=UTC)
 CART = EventView(
@@ -421,3 +425,151 @@ def test_discount_offer_with_values(project_messages: dict[str, MessageIR]) -> N
         "subject": "10% off, just for you",
         "html": "<p>Use <b>COMEBACK10</b> at checkout.</p>",
     }
+
+
+# ---------------------------------------------------------------- render limits
+# A template must not stall the engine, which renders inside its write transaction
+# (issue #21): every limit stops a render in milliseconds, naming its [render] key.
+
+QUICK_S = 0.5  # far more than any of these takes; the unbounded renders took minutes
+
+
+def refused(
+    source: str,
+    key: str,
+    *,
+    values: dict[str, Any] | None = None,
+    limits: RenderLimits = DEFAULT_LIMITS,
+) -> RenderError:
+    """The error rendering ``source`` gives, after checking it names ``key`` and came
+    quickly."""
+    started = time.perf_counter()
+    with pytest.raises(RenderError) as info:
+        Renderer(limits=limits).render(None, source, "push", ctx(values=values))
+    assert time.perf_counter() - started < QUICK_S
+    assert f"(render.{key} = {getattr(limits, key)})" in info.value.message
+    return info.value
+
+
+def test_a_loop_of_a_hundred_million_iterations_is_refused_at_once() -> None:
+    error = refused("{% for i in (1..100000000) %}x{% endfor %}", "loop_iterations")
+    assert error.message == (
+        "inline message, push body: loop iteration limit reached (render.loop_iterations = 10000)"
+    )
+
+
+def test_loops_in_a_row_count_together() -> None:
+    loop = "{% for i in (1..6000) %}{% endfor %}"
+    assert inline(loop) == ""
+    refused(loop * 2, "loop_iterations")
+
+
+def test_nested_loops_count_every_run_of_the_inner_one() -> None:
+    refused(
+        "{% for i in (1..200) %}{% for j in (1..200) %}{% endfor %}{% endfor %}", "loop_iterations"
+    )
+
+
+def test_append_doubling_is_stopped_by_the_local_namespace_limit() -> None:
+    doubling = (
+        "{% assign s = 'x' %}{% for i in (1..25) %}{% assign s = s | append: s %}{% endfor %}"
+    )
+    refused(doubling + "{{ s.size }}", "local_bytes")
+
+
+def test_capture_doubling_is_stopped_too() -> None:
+    doubling = (
+        "{% assign s = 'xxxxxxxx' %}{% for i in (1..25) %}"
+        "{% capture s %}{{ s }}{{ s }}{% endcapture %}{% endfor %}"
+    )
+    refused(doubling, "field_bytes")
+
+
+def test_filters_in_one_output_cannot_grow_text_past_the_limits() -> None:
+    big = {"s": "x" * 400_000}  # a value the engine was handed, not assigned
+    # replace with an empty pattern would make 400,000 x 400,000 characters
+    refused('{{ s | replace: "", s }}', "field_bytes", values=big)
+    refused("{{ (1..100000000) | join: ',' }}", "loop_iterations")
+    chain = "{{ s" + " | append: s" * 30 + " | size }}"  # never printed: no output limit
+    refused(chain, "filter_chars", values=big)
+
+
+def test_lists_built_by_concat_doubling_are_stopped() -> None:
+    doubling = (
+        "{% assign a = 'x,y' | split: ',' %}{% for i in (1..30) %}"
+        "{% assign a = a | concat: a %}{% endfor %}{{ a | size }}"
+    )
+    refused(doubling, "loop_iterations")
+
+
+def test_squaring_numbers_is_stopped() -> None:
+    squaring = "{% assign n = 3 %}{% for i in (1..40) %}{% assign n = n | times: n %}{% endfor %}"
+    refused(squaring + "{{ n }}", "filter_chars")
+
+
+def test_a_big_output_is_refused_by_liquid_and_by_the_shortcut() -> None:
+    refused("{% for i in (1..9000) %}" + "x" * 100 + "{% endfor %}", "field_bytes")
+    # A plain output takes the shortcut (journeyc.messages.fastrender): same refusal.
+    refused("{{ big }}{{ big }}", "field_bytes", values={"big": "é" * 150_000})
+    assert len(inline("{{ big }}", ctx(values={"big": "é" * 150_000}))) == 150_000
+
+
+def test_the_fields_of_one_send_together_have_a_limit() -> None:
+    half = "x" * 400_000
+    m = message("email", subject=FieldIR(default="{{ a }}"), html=FieldIR(default="{{ a }}"))
+    small = RenderLimits(field_bytes=500_000, send_bytes=700_000)
+    with pytest.raises(RenderError) as info:
+        Renderer(limits=small).render(m, None, "email", ctx(values={"a": half}))
+    assert info.value.message == (
+        "message `m`, email: the rendered fields are 800,000 bytes together, over the "
+        "per-send limit (render.send_bytes = 700000)"
+    )
+    out = Renderer(limits=small).render(m, None, "email", ctx(values={"a": half[:300_000]}))
+    assert len(out["subject"]) == 300_000
+
+
+def test_context_depth_is_limited() -> None:
+    nested = "{% for a in (1..1) %}" * 6 + "x" + "{% endfor %}" * 6
+    assert inline(nested) == "x"
+    refused(nested, "context_depth", limits=RenderLimits(context_depth=3))
+
+
+def test_limits_come_from_journeyc_toml() -> None:
+    config = Config.model_validate({"render": {"loop_iterations": 5, "field_bytes": 10}})
+    limits = config.render.limits
+    assert (limits.loop_iterations, limits.field_bytes) == (5, 10)
+    refused("{% for i in (1..6) %}{% endfor %}", "loop_iterations", limits=limits)
+    refused("{{ 'abcdefghijk' }}", "field_bytes", limits=limits)
+    with pytest.raises(ValueError, match="at least 1"):
+        RenderLimits(send_bytes=0)
+
+
+def test_include_and_render_read_no_file(tmp_path: Path) -> None:
+    (tmp_path / "secret.liquid").write_text("secret")
+    for source in (
+        "{% include '/etc/passwd' %}",
+        "{% render '../../../etc/hostname' %}",
+        f"{{% include '{tmp_path / 'secret.liquid'}' %}}",
+    ):
+        with pytest.raises(RenderError, match="template not found"):
+            Renderer().render(None, source, "push", ctx())
+
+
+def test_the_engine_suppresses_a_runaway_template_quickly() -> None:
+    project = {
+        "r.journey": (
+            "journey runaway\n"
+            "  when cart_abandoned\n"
+            '  send webhook "{% for i in (1..100000000) %}x{% endfor %}" as loop\n'
+            '  send inapp "fine" as fine\n'
+        )
+    }
+    events = [track("u1", "cart_abandoned", "2026-01-05T10:00:00")]
+    started = time.perf_counter()
+    r = run(project, events)
+    assert time.perf_counter() - started < 5  # the store and the engine, not the loop
+    loop = r.of(step="loop")[0]
+    assert (loop["action"], loop["reason"]) == ("suppress", "render_error")
+    assert "render.loop_iterations" in loop["error"]
+    assert [row["status"] for row in r.outbox if row["step"] == "loop"] == ["suppressed"]
+    assert r.of(step="fine")[0]["action"] == "send"

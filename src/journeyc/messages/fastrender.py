@@ -10,8 +10,9 @@ rendered here without Liquid's render machinery and without converting the whole
 profile and event into template variables: each output and condition reads its one
 value straight from the :class:`~journeyc.messages.render.RenderContext`.
 
-It gives the text Liquid gives, or nothing: a path through anything but mappings, a
-value other than text, a number, a boolean or null, a path naming ``size``,
+It gives the text Liquid gives, or nothing: a text past the environment's output
+stream limit (Liquid raises its limit error for it), a path through anything but
+mappings, a value other than text, a number, a boolean or null, a path naming ``size``,
 ``first`` or ``last`` (which Liquid reads specially), a variable that is not one of
 the template's globals — each makes :meth:`Shortcut.render` return None, and the
 caller renders with Liquid as before. The rules it follows are Liquid's, for these
@@ -69,17 +70,31 @@ _Parts = list["str | _Output | _If"]
 
 class Shortcut:
     """A template of text, plain outputs and ``if`` blocks, ready to render from a
-    context."""
+    context.
 
-    __slots__ = ("parts",)
+    ``limit`` is the environment's output stream limit (UTF-8 bytes, None for none):
+    a text past it is left to Liquid, which raises its limit error.
+    """
 
-    def __init__(self, parts: _Parts) -> None:
+    __slots__ = ("limit", "parts")
+
+    def __init__(self, parts: _Parts, limit: int | None = None) -> None:
         self.parts = parts
+        self.limit = limit
 
     def render(self, context: RenderContext) -> str | None:
         """The rendered text, or None when Liquid must render it."""
         out: list[str] = []
-        return "".join(out) if _render(self.parts, context, out) else None
+        if not _render(self.parts, context, out):
+            return None
+        text = "".join(out)
+        limit = self.limit
+        # Liquid counts the UTF-8 bytes written (blank blocks write to a null stream,
+        # so they count as the shortcut leaves them out: not at all). A character is
+        # at most 4 bytes, so short texts need no encoding to tell.
+        if limit is not None and len(text) * 4 > limit and len(text.encode()) > limit:
+            return None
+        return text
 
 
 def _render(parts: _Parts, context: RenderContext, out: list[str]) -> bool:
@@ -127,7 +142,7 @@ def shortcut(template: liquid.BoundTemplate) -> Shortcut | None:
     if not env.suppress_blank_control_flow_blocks:
         return None
     parts = _parts(template.nodes)
-    return None if parts is None else Shortcut(parts)
+    return None if parts is None else Shortcut(parts, env.output_stream_limit)
 
 
 def _parts(nodes: list[Any]) -> _Parts | None:

@@ -8,6 +8,11 @@ engine's clock and the ``with`` values (LANGUAGE.md, "Inside a template").
 Templates are compiled once, with :func:`~journeyc.messages.templates.make_environment`,
 and kept in a bounded cache keyed by their source text. Rendering reads no wall clock:
 the same message and context give the same fields.
+
+Rendering is bounded by :class:`~journeyc.messages.templates.RenderLimits` (each field,
+and all the fields of a send together), so that a send renders in milliseconds
+whatever its template says: the engine renders inside its write transaction. A send
+past a limit raises :class:`RenderError` naming the limit and its ``[render]`` key.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import liquid
-from liquid.exceptions import LiquidError
+from liquid.exceptions import LiquidError, TemplateNotFoundError
 
 from journeyc.compile.ir import FieldIR, MessageIR
 from journeyc.engine.values import EventView
@@ -29,7 +34,12 @@ from journeyc.lang.builtins import INLINE_FIELD
 from journeyc.messages.fastrender import Shortcut, shortcut
 from journeyc.messages.memo import Memo, Path, dependencies
 from journeyc.messages.recommend import Recommender
-from journeyc.messages.templates import make_environment
+from journeyc.messages.templates import (
+    DEFAULT_LIMITS,
+    RenderLimits,
+    limit_key,
+    make_environment,
+)
 
 __all__ = ["RenderContext", "RenderError", "Renderer", "iso_z"]
 
@@ -144,15 +154,22 @@ class Renderer:
 
     The recommendation filters read the catalog through ``recommender``; without one
     they render no products.
+
+    ``limits`` bound each render (see :class:`~journeyc.messages.templates.RenderLimits`).
     """
 
     def __init__(
-        self, max_templates: int = 1024, *, recommender: Recommender | None = None
+        self,
+        max_templates: int = 1024,
+        *,
+        recommender: Recommender | None = None,
+        limits: RenderLimits = DEFAULT_LIMITS,
     ) -> None:
         if max_templates < 1:
             raise ValueError("max_templates must be at least 1")
         self.recommender = recommender
-        self.environment: liquid.Environment = make_environment(recommender)
+        self.limits = limits
+        self.environment: liquid.Environment = make_environment(recommender, limits)
         self._max = max_templates
         self._cache: OrderedDict[str, liquid.BoundTemplate | str] = OrderedDict()
         # What each compiled template allows: its shortcut, the paths it reads.
@@ -162,10 +179,12 @@ class Renderer:
         self._lock = threading.Lock()
 
     @classmethod
-    def with_catalog(cls, conn: sqlite3.Connection) -> Renderer:
+    def with_catalog(
+        cls, conn: sqlite3.Connection, limits: RenderLimits = DEFAULT_LIMITS
+    ) -> Renderer:
         """A renderer whose recommendation filters read the catalog and events of the
         store behind ``conn`` (see :class:`~journeyc.messages.recommend.Recommender`)."""
-        return cls(recommender=Recommender(conn))
+        return cls(recommender=Recommender(conn), limits=limits)
 
     def render(
         self,
@@ -181,8 +200,9 @@ class Renderer:
         a field with no variant for the user and no plain form is left out.
 
         Raises :class:`RenderError` when a field does not parse or fails to render,
-        or the message has no part for ``channel``; ``ValueError`` unless exactly one
-        of ``message`` and ``inline`` is given.
+        a field or the whole send goes past a render limit, or the message has no part
+        for ``channel``; ``ValueError`` unless exactly one of ``message`` and
+        ``inline`` is given.
         """
         if (message is None) == (inline is None):
             raise ValueError("render takes exactly one of a message and an inline string")
@@ -213,7 +233,22 @@ class Renderer:
                     variables = template_variables(context)
                 text = self._render_one(source, variables, f"{where}, {channel} {fname}")
             rendered[fname] = text
+        self._check_send_size(rendered, f"{where}, {channel}")
         return rendered
+
+    def _check_send_size(self, rendered: Mapping[str, str], where: str) -> None:
+        """Raise :class:`RenderError` when the fields of one send are together past
+        ``send_bytes`` (UTF-8)."""
+        limit = self.limits.send_bytes
+        chars = sum(len(text) for text in rendered.values())
+        if chars * 4 <= limit:  # no need to encode: a character is at most 4 bytes
+            return
+        size = sum(len(text.encode()) for text in rendered.values())
+        if size > limit:
+            raise RenderError(
+                f"{where}: the rendered fields are {size:,} bytes together, over the "
+                f"per-send limit (render.send_bytes = {limit})"
+            )
 
     def prepare(self, sources: Iterable[str]) -> None:
         """Compile ``sources`` now (a deployment's templates), so that the first
@@ -258,10 +293,18 @@ class Renderer:
         # Liquid lets a filter's own exceptions through (a KeyError from a catalog
         # lookup, say); the engine must only ever see RenderError.
         except Exception as exc:
-            raise RenderError(f"{where}: {_describe(exc)}") from exc
+            raise RenderError(f"{where}: {self._describe_limit(exc)}") from exc
         if key is not None:
             self._memo.put(key, text)
         return text
+
+    def _describe_limit(self, exc: Exception) -> str:
+        """What went wrong, naming the ``[render]`` limit when one was reached."""
+        text = _describe(exc)
+        key = limit_key(exc)
+        if key is None:
+            return text
+        return f"{text} (render.{key} = {getattr(self.limits, key)})"
 
     def _template(self, source: str) -> liquid.BoundTemplate | str:
         """The compiled template of ``source``, or the reason it does not parse."""
@@ -297,6 +340,9 @@ class _Known:
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, TemplateNotFoundError):
+        # The environment has no loader: a template never reads another file.
+        return f"template not found: `{exc.message}` (include and render load no templates)"
     if isinstance(exc, LiquidError):
         if exc.message:
             return str(exc.message)

@@ -4,18 +4,36 @@ Every message field, inline ``send`` string and ``file`` template is a python-li
 template. The checker parses each one with :func:`make_environment` — the same
 environment the engine renders with — so a template that validates also parses at
 send time.
+
+Rendering is bounded (:class:`RenderLimits`): the engine renders inside its write
+transaction, so one field must never take more than milliseconds, whatever its author
+wrote. Liquid's own resource limits bound loops, output, assigned values and context
+depth; the filters are guarded too (:func:`_guard`), because a filter builds its whole
+result before Liquid's output limit can see it (``{{ (1..100000000) | join }}``,
+``{{ s | replace: "", s }}``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import liquid
-from liquid import RenderContext
+from liquid import BoundTemplate, RenderContext
+from liquid.builtin.expressions.primitive import IntegerLiteral, RangeLiteral
 from liquid.builtin.filters.misc import date as _builtin_date
-from liquid.exceptions import LiquidError
+from liquid.builtin.tags.for_tag import ForNode
+from liquid.exceptions import (
+    ContextDepthError,
+    LiquidError,
+    LocalNamespaceLimitError,
+    LoopIterationLimitError,
+    OutputStreamLimitError,
+    ResourceLimitError,
+)
 from liquid.filter import with_context
 
 from journeyc.messages import liquid_compat
@@ -24,7 +42,100 @@ from journeyc.messages.recommend import Recommender, install_filters
 liquid_compat.install()
 
 
-def make_environment(recommender: Recommender | None = None) -> liquid.Environment:
+@dataclass(frozen=True, slots=True)
+class RenderLimits:
+    """What one render may use; ``journeyc.toml``'s ``[render]`` section
+    (docs/config.md). The defaults are far above what a real message needs (a long
+    HTML e-mail is ~100 KB, a loop over a cart or a few recommended products takes
+    tens of iterations) and keep the worst a template can do to milliseconds.
+
+    - ``loop_iterations``: iterations of all the loops of one field together (a loop
+      inside another counts each of its runs), and items that filters walk (``join``,
+      ``map``, ``sort`` over a list or a range).
+    - ``field_bytes``: the UTF-8 size of one rendered field (Liquid's output stream
+      limit; captures count too).
+    - ``send_bytes``: the UTF-8 size of all the rendered fields of one send.
+    - ``local_bytes``: the size of the values a field assigns (``assign``,
+      ``capture``), as ``sys.getsizeof`` counts it (Liquid's local namespace limit;
+      this is what stops a string doubled by ``append`` over and over).
+    - ``filter_chars``: characters of text the filters of one field take and give,
+      all together.
+    - ``context_depth``: how deep loops nest their scopes (Liquid's context depth).
+    """
+
+    loop_iterations: int = 10_000
+    field_bytes: int = 512 * 1024
+    send_bytes: int = 1024 * 1024
+    local_bytes: int = 1024 * 1024
+    filter_chars: int = 8 * 1024 * 1024
+    context_depth: int = 30
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            if getattr(self, name) < 1:
+                raise ValueError(f"render limit {name} must be at least 1")
+
+
+DEFAULT_LIMITS = RenderLimits()
+
+
+class RenderLimitError(ResourceLimitError):
+    """A render that reached one of the :class:`RenderLimits` in a filter.
+
+    ``key`` is the limit's name in :class:`RenderLimits` (and in ``[render]``)."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message, token=None)
+        self.key = key
+
+
+LIMIT_KEYS: dict[type[ResourceLimitError], str] = {
+    LoopIterationLimitError: "loop_iterations",
+    OutputStreamLimitError: "field_bytes",
+    LocalNamespaceLimitError: "local_bytes",
+    ContextDepthError: "context_depth",
+}
+"""The :class:`RenderLimits` field behind each of Liquid's resource limit errors."""
+
+
+def limit_key(exc: BaseException) -> str | None:
+    """The :class:`RenderLimits` field a render error reached, or None when it is not
+    a limit."""
+    if isinstance(exc, RenderLimitError):
+        return exc.key
+    return next((k for cls, k in LIMIT_KEYS.items() if isinstance(exc, cls)), None)
+
+
+class _LimitedContext(RenderContext):
+    """A render context that counts, over the whole render, the loop iterations
+    (Liquid's own limit is on the product of the loops open at once, so a template of
+    many loops in a row would go unbounded) and the work of the filters."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.iterations = 0
+        self.filter_chars = 0
+
+    def raise_for_loop_limit(self, length: int = 1) -> None:
+        """Check Liquid's limit, then count ``length`` more iterations."""
+        super().raise_for_loop_limit(length)
+        self.count_iterations(length)
+
+    def count_iterations(self, n: int) -> None:
+        """Count ``n`` iterations (of a loop, or items a filter walks)."""
+        self.iterations += n
+        limit = self.env.loop_iteration_limit
+        if limit is not None and self.iterations > limit:
+            raise LoopIterationLimitError("loop iteration limit reached", token=None)
+
+
+class _LimitedTemplate(BoundTemplate):
+    context_class = _LimitedContext
+
+
+def make_environment(
+    recommender: Recommender | None = None, limits: RenderLimits = DEFAULT_LIMITS
+) -> liquid.Environment:
     """The one Liquid environment of the project.
 
     Strict filters: a filter that does not exist fails at render time rather than
@@ -33,11 +144,136 @@ def make_environment(recommender: Recommender | None = None) -> liquid.Environme
     The recommendation filters (``top_sellers``, ``popular``, ``cross_sell``) are
     always registered; they read the catalog through ``recommender``, and without one
     they check their arguments and return no products.
+
+    Rendering stays within ``limits``: a render past one raises a
+    :class:`~liquid.exceptions.ResourceLimitError` (see :func:`limit_key`). There is
+    no template loader: ``{% include %}`` and ``{% render %}`` find no template, so a
+    template reads no file (``file`` fields are read, inside the project, when the
+    project is compiled).
     """
-    env = liquid.Environment(strict_filters=True, autoescape=False)
+
+    class Environment(liquid.Environment):
+        # Liquid reads its limits from the class.
+        loop_iteration_limit = limits.loop_iterations
+        output_stream_limit = limits.field_bytes
+        local_namespace_limit = limits.local_bytes
+        context_depth_limit = limits.context_depth
+        template_class = _LimitedTemplate
+
+    env = Environment(strict_filters=True, autoescape=False)
     env.filters["date"] = _clock_date
     install_filters(env, recommender)
+    for name, func in list(env.filters.items()):
+        if name not in _UNGUARDED:
+            env.filters[name] = _guard(name, func, limits)
     return env
+
+
+# Filters that do no work worth counting. `default` stays Liquid's own function: the
+# render shortcut (journeyc.messages.fastrender) knows it by identity.
+_UNGUARDED = frozenset({"default", "size", "first", "last"})
+
+# Above this many bits, `times` refuses to multiply two whole numbers: no price or
+# count comes near, and squaring by `assign` in a loop would otherwise build numbers
+# of millions of digits (each multiplication slower than the last).
+MAX_PRODUCT_BITS = 4096
+
+
+def _guard(name: str, func: Callable[..., Any], limits: RenderLimits) -> Callable[..., Any]:
+    """``func`` (the filter ``name``), counting its work against ``limits``.
+
+    Every text a filter takes or gives counts towards ``filter_chars``, and every
+    list or range it takes counts its items as loop iterations (and their text
+    towards ``filter_chars``). ``join`` and ``replace``, whose result can be far
+    larger than what they take, and ``times``, are checked before they run.
+    """
+    wants_context = getattr(func, "with_context", False)
+    wants_environment = getattr(func, "with_environment", False)
+    precheck = _PRECHECKS.get(name)
+
+    def guarded(left: object, *args: object, context: RenderContext, **kwargs: object) -> Any:
+        if isinstance(context, _LimitedContext):
+            _charge(context, left, limits)
+            for arg in args:
+                _charge(context, arg, limits)
+            for arg in kwargs.values():
+                _charge(context, arg, limits)
+            if precheck is not None:
+                precheck(limits, left, *args)
+        if wants_context:
+            kwargs["context"] = context
+        if wants_environment:
+            kwargs["environment"] = context.env
+        result = func(left, *args, **kwargs)
+        if isinstance(context, _LimitedContext) and isinstance(result, str):
+            _charge_text(context, len(result), limits)
+        return result
+
+    guarded.with_context = True  # type: ignore[attr-defined]
+    guarded.__name__ = name
+    guarded.__doc__ = func.__doc__
+    return guarded
+
+
+def _charge(context: _LimitedContext, value: object, limits: RenderLimits) -> None:
+    if isinstance(value, str):
+        _charge_text(context, len(value), limits)
+    elif isinstance(value, list | tuple | range):
+        context.count_iterations(len(value))
+        if not isinstance(value, range):
+            _charge_text(context, sum(len(x) for x in value if isinstance(x, str)), limits)
+
+
+def _charge_text(context: _LimitedContext, n: int, limits: RenderLimits) -> None:
+    context.filter_chars += n
+    if context.filter_chars > limits.filter_chars:
+        raise RenderLimitError("filter work limit reached", "filter_chars")
+
+
+def _too_long(limits: RenderLimits, size: int, name: str) -> None:
+    # A result over the field's limit could never be printed; refuse it before it is
+    # built. Characters are at least one byte each in UTF-8.
+    if size > limits.field_bytes:
+        raise OutputStreamLimitError(
+            f"output stream limit reached: {name} would make {size} characters", token=None
+        )
+
+
+def _check_replace(limits: RenderLimits, left: object, *args: object) -> None:
+    if not isinstance(left, str) or not args:
+        return
+    seq = str(args[0])
+    sub = str(args[1]) if len(args) > 1 else ""
+    count = left.count(seq) if seq else len(left) + 1
+    _too_long(limits, len(left) + count * (len(sub) - len(seq)), "replace")
+
+
+def _check_join(limits: RenderLimits, left: object, *args: object) -> None:
+    if not isinstance(left, Sequence) or isinstance(left, str):
+        return
+    separator = str(args[0]) if args else " "
+    size = sum(len(x) if isinstance(x, str) else len(str(x)) for x in left)
+    _too_long(limits, size + len(separator) * max(0, len(left) - 1), "join")
+
+
+def _check_times(limits: RenderLimits, left: object, *args: object) -> None:
+    right = args[0] if args else None
+    if (
+        isinstance(left, int)
+        and isinstance(right, int)
+        and left.bit_length() + right.bit_length() > MAX_PRODUCT_BITS
+    ):
+        raise RenderLimitError(
+            f"filter work limit reached: times would make a number of over {MAX_PRODUCT_BITS} bits",
+            "filter_chars",
+        )
+
+
+_PRECHECKS: dict[str, Callable[..., None]] = {
+    "replace": _check_replace,
+    "join": _check_join,
+    "times": _check_times,
+}
 
 
 @with_context
@@ -73,6 +309,64 @@ def template_errors(source: str) -> list[TemplateError]:
     except RecursionError:
         return [TemplateError(None, 1, "the template nests too deeply")]
     return []
+
+
+def big_loops(source: str, limit: int = DEFAULT_LIMITS.loop_iterations) -> list[TemplateError]:
+    """The ``for`` loops over literal ranges (``(1..100000)``) that would go past
+    ``limit`` iterations, each where its tag starts: nested literal loops multiply.
+    Empty when the template does not parse."""
+    try:
+        template = _environment().parse(source)
+    except (LiquidError, RecursionError):
+        return []
+    found: list[TemplateError] = []
+    static = RenderContext(template)
+
+    def walk(nodes: Sequence[Any], runs: int) -> None:
+        for node in nodes:
+            times = runs
+            if isinstance(node, ForNode):
+                count = _literal_count(node)
+                if count is not None:
+                    times = runs * max(count, 1)
+                    if times > limit >= runs:
+                        token = node.token
+                        found.append(
+                            TemplateError(
+                                token.start_index,
+                                max(1, len(token.value)),
+                                f"this loop runs {times:,} times, over the limit of "
+                                f"{limit:,} iterations a message may make",
+                            )
+                        )
+            walk(list(node.children(static, include_partials=False)), times)
+
+    walk(template.nodes, 1)
+    return found
+
+
+def _literal_count(node: ForNode) -> int | None:
+    """How many times a loop over a literal range runs (its ``limit`` applied when
+    that is literal too); None when the range is not literal."""
+    loop = node.expression
+    iterable = loop.iterable
+    if not isinstance(iterable, RangeLiteral):
+        return None
+    start, stop = iterable.start, iterable.stop
+    if not (isinstance(start, IntegerLiteral) and isinstance(stop, IntegerLiteral)):
+        return None
+    count = max(0, stop.value - start.value + 1)
+    if isinstance(loop.limit, IntegerLiteral):
+        count = min(count, max(0, loop.limit.value))
+    return count
+
+
+def inside_project(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether ``path``, once resolved (``..`` and symbolic links followed), lies in
+    one of the directories ``roots`` (resolved too): where a ``file`` template may
+    be read from."""
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(root.resolve()) for root in roots)
 
 
 def template_globals(source: str) -> dict[str, list[int]]:
