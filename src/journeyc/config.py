@@ -14,7 +14,7 @@ import difflib
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -32,6 +32,9 @@ from journeyc.compile.ir import CapRule, QuietHoursRule
 from journeyc.lang import ast
 from journeyc.lang.literals import LiteralError, parse_duration, parse_time
 from journeyc.lang.parser import parse_source
+
+if TYPE_CHECKING:
+    from journeyc.messages.templates import RenderLimits
 
 CONFIG_FILE = "journeyc.toml"
 Channel = Literal["push", "email", "sms", "whatsapp", "inapp", "webhook"]
@@ -167,9 +170,31 @@ class EngineConfig(_Section):
 
 
 class StoreConfig(_Section):
-    """``[store]``: where the SQLite store lives."""
+    """``[store]``: where the SQLite store lives, and how long a writer waits for the
+    write lock (``lock_timeout``, a duration; past it the write fails as busy: the
+    API answers 503 with ``Retry-After``, the engine tries its run again)."""
 
     path: Annotated[Path, Field(strict=False)] = Path("journeyc.db")
+    lock_timeout: Annotated[Seconds, Field(gt=0)] = 10
+
+
+class RenderConfig(_Section):
+    """``[render]``: what rendering one message may use (see
+    :class:`~journeyc.messages.templates.RenderLimits`, and docs/config.md)."""
+
+    loop_iterations: int = Field(default=10_000, ge=1)
+    field_bytes: int = Field(default=512 * 1024, ge=1)
+    send_bytes: int = Field(default=1024 * 1024, ge=1)
+    local_bytes: int = Field(default=1024 * 1024, ge=1)
+    filter_chars: int = Field(default=8 * 1024 * 1024, ge=1)
+    context_depth: int = Field(default=30, ge=1)
+
+    @property
+    def limits(self) -> RenderLimits:
+        """The limits as the renderer takes them."""
+        from journeyc.messages.templates import RenderLimits  # Liquid loads on demand
+
+        return RenderLimits(**self.model_dump())
 
 
 class ChannelConfig(BaseModel):
@@ -213,6 +238,7 @@ class Config(_Section):
         default_factory=lambda: dict(DEFAULT_REACHABILITY)
     )
     store: StoreConfig = Field(default_factory=StoreConfig)
+    render: RenderConfig = Field(default_factory=RenderConfig)
     channels: dict[Channel, ChannelConfig] = Field(default_factory=dict)
     server: ServerConfig = Field(default_factory=ServerConfig)
 
@@ -253,7 +279,7 @@ def load_config(path: Path | None) -> Config:
         lines = [f"{name}: {_key(err)}: {_message(err)}" for err in exc.errors()]
         raise ConfigError("\n".join(lines)) from None
     if not config.store.path.is_absolute():
-        store = StoreConfig(path=path.parent / config.store.path)
+        store = config.store.model_copy(update={"path": path.parent / config.store.path})
         config = config.model_copy(update={"store": store})
     return config
 

@@ -229,7 +229,7 @@ class Engine:
         self.rt = Runtime(store.conn)
         self.config = config or Config()
         self.zone = self.config.engine.zone
-        self.renderer = renderer or Renderer.with_catalog(store.conn)
+        self.renderer = renderer or Renderer.with_catalog(store.conn, self.config.render.limits)
         self.aggregates: AggregateSource = SqlAggregates(store.conn)
         self._index: EventIndex | None = None  # keep_rows(): the events, in memory
         self.default_quiet = self.config.engine.quiet_hours.rule
@@ -1017,6 +1017,9 @@ class Engine:
             values=values,
         )
         message = self.messages.get(target.message) if target.message else None
+        # This runs inside the engine's write transaction, holding the store's write
+        # lock: that is fine because rendering is bounded work ([render] limits keep
+        # one send to milliseconds, and a send past them is suppressed here).
         try:
             content = self.renderer.render(message, target.inline, target.channel, context)
         except RenderError as exc:
