@@ -622,7 +622,8 @@ def test_http_fcm_shaped_json(http_receiver: HttpReceiver) -> None:
 
 
 def test_http_url_from_the_message_for_webhooks(http_receiver: HttpReceiver) -> None:
-    provider = HttpProvider.from_options("webhook", {"url": "{{ message.endpoint }}"})
+    # A value holding a whole URL is encoded like any other unless it says url_raw.
+    provider = HttpProvider.from_options("webhook", {"url": "{{ message.endpoint | url_raw }}"})
     endpoint = http_receiver.url + "/hooks/crm"
     provider.send(message(channel="webhook", content={"endpoint": endpoint, "body": "{}"}))
     with pytest.raises(PermanentError, match="bad URL"):
