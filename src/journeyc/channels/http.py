@@ -269,7 +269,7 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 # Tags that write values without an output node, or read other files: no use in a
 # URL, so the URL environment does not know them (a template using one is refused
-# when the channel is configured).
+# when the channel is configured). increment/decrement stay: they write only digits.
 _URL_UNSUPPORTED_TAGS = ("cycle", "tablerow", "include", "render")
 
 # The values of the url template being rendered, in placeholder order. A context
