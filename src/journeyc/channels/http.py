@@ -138,6 +138,7 @@ class HttpProvider:
                 raise option_error(channel, f"headers.{name}", "not a header name")
         provider = cls(opts, channel)
         if provider._url_starts_with_a_value():
+            provider.close()
             raise option_error(
                 channel,
                 "url",
@@ -220,7 +221,8 @@ class HttpProvider:
             raise PermanentError(f"bad URL {url!r}: expected an http:// or https:// URL")
         host = request.url.host
         if not host or "%" in host:
-            raise PermanentError(f"bad URL {url!r}: no host name")
+            # "%" is what an encoded value left in the host part: never a real host.
+            raise PermanentError(f"bad URL {url!r}: {host!r} is not a host name")
         if not host_allowed(host, self.options.allowed_hosts):
             raise PermanentError(
                 f"the host {host!r} is not in channels.{self._channel}.allowed_hosts"
