@@ -8,8 +8,10 @@ admin API, health, metrics and the OpenAPI document.
 from __future__ import annotations
 
 import base64
+import fcntl
 import gzip
 import json
+import os
 import socket
 import sqlite3
 import threading
@@ -29,7 +31,7 @@ from fastapi.testclient import TestClient
 
 from journeyc.serve.api import MAX_BATCH_BYTES, MAX_EVENT_BYTES, create_app
 from journeyc.serve.metrics import Metrics
-from journeyc.store.sqlite import Store
+from journeyc.store.sqlite import LOCK_SUFFIX, Store
 
 WRITE_KEY = "wk_test_123"
 ADMIN_TOKEN = "admin-secret"
@@ -892,6 +894,29 @@ def test_busy_store_is_503_with_retry_after(
         metric(text, "journeyc_events_received_total", 'endpoint="track",outcome="unavailable"')
         == 1
     )
+
+
+def test_a_held_write_lock_is_503_with_retry_after_not_a_hang(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    store = Store.open(db, lock_timeout_s=0.3)
+    app = create_app(db, write_key=WRITE_KEY, admin_token=ADMIN_TOKEN, store=store)
+    # Another process holding the write lock (its own open file description).
+    holder = os.open(str(db) + LOCK_SUFFIX, os.O_RDWR)
+    try:
+        with TestClient(app) as client:
+            fcntl.flock(holder, fcntl.LOCK_EX)
+            started = time.monotonic()
+            response = client.post("/v1/track", json=track(), headers=AUTH)
+            assert time.monotonic() - started < 3
+            assert_error(response, 503, "busy", "retry")
+            assert response.headers["retry-after"] == "1"
+            assert read_rows(db, "SELECT message_id FROM events") == []
+            fcntl.flock(holder, fcntl.LOCK_UN)
+            assert client.post("/v1/track", json=track(), headers=AUTH).status_code == 200
+        assert read_rows(db, "SELECT message_id FROM events") == [("m-1",)]
+    finally:
+        os.close(holder)
+        store.close()
 
 
 def test_auth_is_checked_before_the_body_is_read(api: Api) -> None:

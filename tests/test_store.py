@@ -1,20 +1,25 @@
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from journeyc.events import Event, parse_event
-from journeyc.store import SCHEMA_VERSION, SchemaVersionError, Store, StoreError
+from journeyc.store import SCHEMA_VERSION, SchemaVersionError, Store, StoreBusyError, StoreError
 from journeyc.store.schema import TABLES, Migration, migrate, user_version
-from journeyc.store.sqlite import BULK_CACHE_KIB
+from journeyc.store.sqlite import BULK_CACHE_KIB, LOCK_SUFFIX
 
 T0 = 1_700_000_000_000
 
@@ -534,3 +539,103 @@ def test_counts(store: Store) -> None:
     counts = store.counts()
     assert set(counts) == set(TABLES)
     assert (counts["events"], counts["profiles"], counts["instances"]) == (2, 1, 0)
+
+
+# ---------------------------------------------------------------- the write lock's wait
+
+
+@contextmanager
+def file_lock_held(db_path: Path) -> Iterator[None]:
+    """The store's write lock, held as another process would hold it (an open file
+    description of its own)."""
+    fd = os.open(str(db_path) + LOCK_SUFFIX, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def test_a_writer_waits_a_bounded_time_for_a_held_lock_and_writes_nothing(
+    db_path: Path,
+) -> None:
+    with Store.open(db_path, lock_timeout_s=0.3) as store:
+        assert store.lock_timeout_s == 0.3
+        with file_lock_held(db_path):
+            started = time.monotonic()
+            with pytest.raises(StoreBusyError) as info:
+                store.append_events([track("m1")])
+            waited = time.monotonic() - started
+        assert 0.3 <= waited < 2
+        assert "busy" in str(info.value) and info.value.retry_after_s >= 1
+        assert isinstance(info.value, StoreError)
+        assert store.events_after(0) == []
+        store.append_events([track("m1")])  # released: the same write goes through
+        assert [e.message_id for e in store.events_after(0)] == ["m1"]
+
+
+def test_a_writer_starts_soon_after_the_holder_lets_go(db_path: Path) -> None:
+    with Store.open(db_path, lock_timeout_s=10) as store:
+        released = threading.Event()
+
+        def hold() -> None:
+            with file_lock_held(db_path):
+                released.wait(5)
+                time.sleep(0.2)
+            released.set()  # now truly released
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            time.sleep(0.05)
+            released.set()
+            store.append_events([track("m1")])  # waits ~0.2 s, then goes through
+            assert [e.message_id for e in store.events_after(0)] == ["m1"]
+        finally:
+            holder.join()
+
+
+def test_a_thread_holding_a_transaction_does_not_hang_the_others(db_path: Path) -> None:
+    with Store.open(db_path, lock_timeout_s=0.2) as store:
+        inside, leave = threading.Event(), threading.Event()
+
+        def long_transaction() -> None:
+            with store.transaction():
+                inside.set()
+                leave.wait(5)
+
+        holder = threading.Thread(target=long_transaction)
+        holder.start()
+        try:
+            assert inside.wait(5)
+            started = time.monotonic()
+            with pytest.raises(StoreBusyError):
+                store.set_cursor("engine", 7)
+            assert time.monotonic() - started < 2
+        finally:
+            leave.set()
+            holder.join()
+        store.set_cursor("engine", 7)
+        assert store.get_cursor("engine") == 7
+
+
+def test_ingest_reports_a_busy_store_and_exits_1(tmp_path: Path, db_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from journeyc.cli import main
+
+    Store.open(db_path).close()
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps({"type": "track", "userId": "u", "event": "e", "messageId": "m"}))
+    config = tmp_path / "journeyc.toml"
+    config.write_text('[store]\nlock_timeout = "1s"\n')
+    args = ["ingest", str(events), "--db", str(db_path), "--config", str(config)]
+    with file_lock_held(db_path):
+        started = time.monotonic()
+        result = CliRunner().invoke(main, args)
+        assert time.monotonic() - started < 5
+    assert result.exit_code == 1, result.output
+    assert "the store is busy" in result.output and "load the file again" in result.output
+    with Store.open(db_path) as store:
+        assert store.events_after(0) == []
+    assert CliRunner().invoke(main, args).exit_code == 0

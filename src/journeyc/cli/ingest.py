@@ -55,10 +55,11 @@ def ingest(events_file: Path, db: Path | None, config_file: Path | None) -> None
     serve) handles them on its next engine run, within seconds, as if they had
     just arrived. A progress bar shows on a terminal.
 
-    Exit codes: 0 loaded, 1 bad lines (nothing stored) or a store that cannot be
-    opened, 2 usage error.
+    Exit codes: 0 loaded, 1 bad lines (nothing stored), a store that cannot be
+    opened, or a store busy past its lock timeout, 2 usage error.
     """
     from journeyc.events import EventError, read_events_jsonl
+    from journeyc.store.sqlite import StoreBusyError
 
     if not events_file.is_file():
         usage_error(f"{events_file}: no such file")
@@ -74,8 +75,14 @@ def ingest(events_file: Path, db: Path | None, config_file: Path | None) -> None
     except OSError as exc:
         usage_error(f"{events_file}: {exc.strerror or exc}")
     store = open_store(path)
+    store.lock_timeout_s = config.store.lock_timeout
     try:
         new, duplicates = _append_with_progress(store, events)
+    except StoreBusyError as exc:
+        # A daemon's engine (or another ingest) held the write lock too long. Each
+        # chunk commits on its own; what committed stays, and loading again skips it.
+        click.echo(f"journeyc: {exc}; load the file again to finish", err=True)
+        sys.exit(EXIT_INVALID)
     finally:
         store.close()
     click.echo(

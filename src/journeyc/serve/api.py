@@ -55,7 +55,7 @@ from journeyc.events import (
     reject_constant,
 )
 from journeyc.serve.metrics import CONTENT_TYPE, Metrics, open_reader
-from journeyc.store.sqlite import Store, entry_cohorts
+from journeyc.store.sqlite import Store, StoreBusyError, entry_cohorts
 
 log = logging.getLogger(__name__)
 
@@ -924,3 +924,18 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(sqlite3.OperationalError, on_store_busy)
+
+    async def on_write_lock_busy(request: Request, exc: Exception) -> JSONResponse:
+        # Another writer held the store's write lock past [store] lock_timeout:
+        # nothing was written, and the client retries rather than hanging.
+        assert isinstance(exc, StoreBusyError)
+        log.warning("%s", exc)
+        error = ApiError(
+            503,
+            "unavailable",
+            "the store is busy; nothing was stored; retry later",
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
+        return refuse(request, error)
+
+    app.add_exception_handler(StoreBusyError, on_write_lock_busy)

@@ -260,7 +260,7 @@ class Daemon(Service):
         # checks it again, and logs its warnings, when it deploys it).
         load_checked(s.project_dir)
         try:
-            self.store = Store.open(s.store_path)
+            self.store = Store.open(s.store_path, lock_timeout_s=self.config.store.lock_timeout)
         except (StoreError, OSError) as exc:
             raise StartupError(str(exc)) from None
         self._closers.append(self.store.close)

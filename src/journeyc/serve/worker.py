@@ -197,7 +197,7 @@ class Worker(Service):
         self._closers.append(lambda: close_providers(self.providers))
 
         try:
-            self.store = Store.open(s.store_path)
+            self.store = Store.open(s.store_path, lock_timeout_s=self.config.store.lock_timeout)
         except (StoreError, OSError) as exc:
             raise StartupError(str(exc)) from None
         self._closers.append(self.store.close)
@@ -468,6 +468,7 @@ class Worker(Service):
 
     def _engine_job(self) -> None:
         from journeyc.engine.core import CURSOR
+        from journeyc.store.sqlite import StoreBusyError
 
         self._engine_requested.clear()
         now = now_ms()
@@ -481,11 +482,14 @@ class Worker(Service):
                 lateness = list(self.engine.lateness_ms)
                 read_to = self.store.get_cursor(CURSOR)
                 next_wake = self.engine.next_wake()
-        except Exception:
+        except Exception as exc:
             self._send({"cpu": {"engine": time.thread_time() - cpu}})
             self._engine_failures += 1
             delay = _retry_delay_s(self._engine_failures)
-            log.exception("engine run failed; trying again in %.0f s", delay)
+            if isinstance(exc, StoreBusyError):  # nothing was written: a plain retry
+                log.warning("engine run failed: %s; trying again in %.0f s", exc, delay)
+            else:
+                log.exception("engine run failed; trying again in %.0f s", delay)
             self._engine_retry_at = now + round(delay * 1000)
             return
         self._engine_failures, self._engine_retry_at = 0, None

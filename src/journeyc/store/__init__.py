@@ -5,6 +5,13 @@ interface a PostgreSQL store could implement beside it.
 """
 
 from journeyc.store.schema import SCHEMA_VERSION, SchemaVersionError, StoreError
-from journeyc.store.sqlite import Store, StoredEvent
+from journeyc.store.sqlite import Store, StoreBusyError, StoredEvent
 
-__all__ = ["SCHEMA_VERSION", "SchemaVersionError", "Store", "StoreError", "StoredEvent"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "SchemaVersionError",
+    "Store",
+    "StoreBusyError",
+    "StoreError",
+    "StoredEvent",
+]

@@ -4,11 +4,14 @@ One :class:`Store` owns one connection in autocommit mode and opens transactions
 itself (``BEGIN IMMEDIATE``, so a writer takes the lock up front instead of failing
 to upgrade a read lock later). Writers queue on a lock of their own before SQLite's:
 a thread lock, and across processes ``flock`` on a file beside the database, so a
-waiting writer wakes when the other commits instead of polling in SQLite's busy
-handler (which sleeps up to 100 ms between tries). :meth:`Store.transaction` nests
-with savepoints, so the engine can wrap several store calls and its own writes to
-``store.conn`` in one atomic step: cursor, instances and outbox change together or
-not at all.
+waiting writer wakes within milliseconds of the other's commit instead of polling in
+SQLite's busy handler (which sleeps up to 100 ms between tries). The wait is bounded:
+a writer that cannot take the lock within the store's ``lock_timeout_s`` raises
+:class:`StoreBusyError` (the API answers 503 with ``Retry-After``, the engine process
+runs again later), so a writer stuck in a long transaction never hangs the others.
+:meth:`Store.transaction` nests with savepoints, so the engine can wrap several store
+calls and its own writes to ``store.conn`` in one atomic step: cursor, instances and
+outbox change together or not at all.
 
 Hot paths use the raw ``sqlite3`` connection with prepared statements and
 ``executemany``; sqlite-utils serves the administrative side.
@@ -21,6 +24,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,9 +41,32 @@ from journeyc.store.schema import TABLES, SchemaVersionError, StoreError, migrat
 
 BUSY_TIMEOUT_MS = 5000
 
+LOCK_TIMEOUT_S = 10.0
+"""How long a writer waits for the write lock before :class:`StoreBusyError` (the default
+of ``journeyc.toml``'s ``[store] lock_timeout``)."""
+
+LOCK_POLL_S = 0.002
+"""The longest sleep between two tries of a held write lock: a waiting writer starts
+within this of the holder's commit."""
+
 LOCK_SUFFIX = ".lock"
 """The write lock file beside the database (``journeyc.db.lock``): see
 :meth:`Store.transaction`."""
+
+
+class StoreBusyError(StoreError):
+    """The store's write lock was not free within the lock timeout: another writer
+    holds it (a long transaction, or a process stopped while holding it). Nothing
+    was written; trying again later is safe. ``retry_after_s`` is a fair wait."""
+
+    def __init__(self, path: str, waited_s: float) -> None:
+        super().__init__(
+            f"{path}: the store is busy: another writer held its write lock for "
+            f"{waited_s:g} s (the lock timeout, [store] lock_timeout); try again later"
+        )
+        self.path = path
+        self.waited_s = waited_s
+        self.retry_after_s = 1
 
 
 @dataclass(slots=True)
@@ -65,11 +92,15 @@ class Store:
 
     Calls from several threads are serialized by a lock held for each transaction;
     a read outside a transaction sees the connection's own uncommitted writes.
+    ``lock_timeout_s`` bounds the wait for the write lock (see :meth:`transaction`).
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: str, lock_timeout_s: float = LOCK_TIMEOUT_S
+    ) -> None:
         self._conn = conn
         self.path = path
+        self.lock_timeout_s = lock_timeout_s
         self._lock = threading.RLock()
         self._depth = 0
         # The inter-process write lock (see transaction()); none for :memory:.
@@ -93,8 +124,15 @@ class Store:
         self._write_events = True  # hold_events(write=False): held events are not logged
 
     @classmethod
-    def open(cls, path: Path | str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Store:
-        """Open (creating and migrating as needed) the store at ``path``.
+    def open(
+        cls,
+        path: Path | str,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        *,
+        lock_timeout_s: float = LOCK_TIMEOUT_S,
+    ) -> Store:
+        """Open (creating and migrating as needed) the store at ``path``; writers
+        wait at most ``lock_timeout_s`` for the write lock.
 
         Raises :class:`StoreError` naming the file when it is not a SQLite
         database, not a journeyc store, or from a newer journeyc.
@@ -125,7 +163,7 @@ class Store:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, name)
+        return cls(conn, name, lock_timeout_s)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -195,15 +233,21 @@ class Store:
         ``flock`` on the lock file beside the database, both released after the
         commit: writers in one process (the daemon's API threads) or in several
         (the daemon's API and engine processes, ``journeyc ingest``) queue there and
-        wake as soon as the holder commits, instead of meeting in SQLite's busy
-        handler, which polls with sleeps of up to 100 ms. A writer that does not
+        start within milliseconds of the holder's commit, instead of meeting in
+        SQLite's busy handler, which polls with sleeps of up to 100 ms. A writer that does not
         take it (another program) still meets this one in the busy handler.
+
+        Taking both locks waits at most ``lock_timeout_s`` in all, then raises
+        :class:`StoreBusyError` with nothing written. Whoever holds the lock must keep to
+        bounded work: the engine renders messages inside its transaction, which the
+        render limits keep to milliseconds (journeyc.messages.templates).
         """
-        with self._lock:
+        deadline = time.monotonic() + self.lock_timeout_s
+        with self._thread_lock():
             depth = self._depth
             lock_fd = self._lock_fd if depth == 0 else None
             if lock_fd is not None:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                self._take_file_lock(lock_fd, deadline)
             try:
                 savepoint = f"journeyc_{depth}"
                 self._conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
@@ -232,6 +276,37 @@ class Store:
             finally:
                 if lock_fd is not None:
                     fcntl.flock(lock_fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _thread_lock(self) -> Iterator[None]:
+        """Hold the store's thread lock, waiting at most ``lock_timeout_s`` for it
+        (:class:`StoreBusyError` after that)."""
+        if not self._lock.acquire(timeout=self.lock_timeout_s):
+            raise StoreBusyError(self.path, self.lock_timeout_s)
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def _take_file_lock(self, fd: int, deadline: float) -> None:
+        """``flock`` ``fd`` exclusively, trying until ``deadline`` (monotonic).
+
+        A blocking ``flock`` cannot be given a timeout (nor interrupted outside the
+        main thread), so a held lock is tried again after short sleeps, growing to
+        :data:`LOCK_POLL_S`.
+        """
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StoreBusyError(self.path, self.lock_timeout_s)
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, LOCK_POLL_S)
 
     # ------------------------------------------------------------ event log
 
@@ -489,7 +564,7 @@ class Store:
         last write (an identify that arrived late) is ignored; at equal times, the
         later call wins.
         """
-        with self._lock:
+        with self._thread_lock():
             if self._depth:  # inside this thread's transaction: one user's merge writes
                 self._merge_traits([(user_id, changes, at_ms)])  # one row, atomically
                 return
@@ -571,7 +646,7 @@ class Store:
             "INSERT INTO cursor (name, seq) VALUES (?, ?)"
             " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq"
         )
-        with self._lock:
+        with self._thread_lock():
             if self._depth:  # inside this thread's transaction: one statement is atomic
                 self._conn.execute(sql, (name, seq))
                 return
