@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from journeyc.channels import OutboundMessage, PermanentError, TransientError
+from journeyc.channels.base import DispatchOptions
 from journeyc.channels.http import HttpProvider
 from journeyc.events import Event
 from journeyc.serve.dispatcher import Dispatcher, DispatchStats, backoff_ms
@@ -106,8 +107,10 @@ def test_rows_go_from_queued_to_sent_through_a_real_http_provider(store: Store) 
             "body": '{"to": {{ user.push_token | json }}, "text": {{ message.body | json }}}',
         },
     )
+    # One thread in the lane: the sends start, and so arrive, in due order.
+    lanes = {"push": DispatchOptions(concurrency=1)}
     try:
-        stats = Dispatcher(store, {"push": provider}).run_once(T0)
+        stats = Dispatcher(store, {"push": provider}, lanes=lanes).run_once(T0)
     finally:
         provider.close()
         receiver.stop()
@@ -459,8 +462,13 @@ def test_a_slow_run_records_what_it_delivered_as_it_goes(
 
     class Peeking:
         def send(self, msg: OutboundMessage) -> None:
-            if msg.key == "k2":  # k1 was delivered before: its mark is committed
+            if msg.key == "k2":
+                # Sent beside k1 (the lane has threads for both): k1's mark is
+                # committed while this send still runs.
+                deadline = time.monotonic() + 5
                 with Store.open(db) as other:
+                    while row(other, "k1")["status"] != "sent" and time.monotonic() < deadline:
+                        time.sleep(0.01)
                     seen.append(row(other, "k1")["status"])
 
         def close(self) -> None:
@@ -469,3 +477,221 @@ def test_a_slow_run_records_what_it_delivered_as_it_goes(
     with Dispatcher.open(db, {"push": Peeking()}) as dispatcher:
         assert dispatcher.run_once(T0 + 1) == DispatchStats(sent=2)
     assert seen == ["sent"]
+
+
+# ---------------------------------------------------------------- lanes, deadlines, breakers
+
+
+class Blocked:
+    """A hung provider: each send blocks until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.calls = 0
+
+    def send(self, msg: OutboundMessage) -> None:
+        self.calls += 1
+        self.started.set()
+        self.release.wait(30)
+
+    def close(self) -> None:
+        self.release.set()
+
+
+def test_a_hung_provider_delays_only_its_own_channel(store: Store) -> None:
+    # The hung channel's rows are due first: one dispatcher sending in due order
+    # would never reach the email rows.
+    for i in range(3):
+        queue(store, f"push{i}", channel="push", at=T0 - 100)
+    for i in range(3):
+        queue(store, f"mail{i}", channel="email", at=T0)
+    hung, healthy = Blocked(), Recorder()
+    dispatcher = Dispatcher(store, {"push": hung, "email": healthy})
+    results: list[DispatchStats] = []
+    thread = threading.Thread(target=lambda: results.append(dispatcher.run_once(T0)))
+    thread.start()
+    try:
+        began = time.monotonic()
+        poll_until(lambda: len(healthy.sent) == 3, 5)
+        assert time.monotonic() - began < 2
+        assert hung.started.is_set() and not hung.release.is_set()
+    finally:
+        hung.release.set()
+        thread.join(10)
+    assert results == [DispatchStats(sent=6)]
+
+
+def test_pump_returns_at_once_and_records_the_healthy_channel_while_another_hangs(
+    store: Store,
+) -> None:
+    queue(store, "push0", channel="push", at=T0 - 100)
+    queue(store, "mail0", channel="email", at=T0)
+    hung, healthy = Blocked(), Recorder()
+    woken = threading.Event()
+    dispatcher = Dispatcher(store, {"push": hung, "email": healthy}, on_ready=woken.set)
+    try:
+        began = time.monotonic()
+        assert dispatcher.pump(T0) == DispatchStats()  # claimed and handed over
+        assert time.monotonic() - began < 0.5
+        assert woken.wait(5)
+        poll_until(lambda: dispatcher.pump(T0).sent == 1, 5)
+        assert row(store, "mail0")["status"] == "sent"
+        assert row(store, "push0")["status"] == "queued"
+        # The hung lane's send is in flight: wake then at its deadline, not at once.
+        assert dispatcher.next_wake(T0) == pytest.approx(T0 + 60_000, abs=1_000)
+        assert dispatcher.channels(T0)["push"]["running"] == 1
+    finally:
+        hung.release.set()
+        dispatcher.close()
+    assert row(store, "push0")["status"] == "sent"  # close() recorded it
+
+
+def poll_until(check: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_the_breaker_opens_puts_rows_off_without_an_attempt_then_probes(store: Store) -> None:
+    for i in range(10):
+        queue(store, f"k{i}")
+    provider = Scripted(*(TransientError(f"down {i}") for i in range(4)))
+    lanes = {"push": DispatchOptions(concurrency=1, breaker_failures=3, breaker_cooldown=60)}
+    dispatcher = Dispatcher(store, {"push": provider}, lanes=lanes)
+
+    stats = dispatcher.run_once(T0)
+    # Three failures in a row open it; the seven rows behind are not tried.
+    assert stats == DispatchStats(retried=3, put_off=7)
+    assert provider.calls == 3
+    assert dispatcher.breaker_state("push", T0) == "open"
+    states = [
+        (row(store, f"k{i}")["attempts"], row(store, f"k{i}")["next_attempt_at"])
+        for i in range(3, 10)
+    ]
+    assert states == [(0, T0 + 60_000)] * 7
+
+    # A row queued meanwhile is put off too, and nothing is tried.
+    queue(store, "late", at=T0 + 1_000)
+    assert dispatcher.run_once(T0 + 1_000) == DispatchStats(put_off=1)
+    assert provider.calls == 3
+    assert row(store, "late")["next_attempt_at"] == T0 + 60_000
+
+    # After the cool-down one probe goes; it fails: open again, the rest put off.
+    assert dispatcher.breaker_state("push", T0 + 60_000) == "half_open"
+    assert dispatcher.run_once(T0 + 60_000) == DispatchStats(retried=1, put_off=10)
+    assert provider.calls == 4
+    assert dispatcher.breaker_state("push", T0 + 60_000) == "open"
+
+    # The next probe goes through: closed, and the rest are sent in the same run.
+    assert dispatcher.run_once(T0 + 120_000) == DispatchStats(sent=11)
+    assert provider.calls == 15
+    assert dispatcher.breaker_state("push", T0 + 120_000) == "closed"
+    attempts = sorted(row(store, k)["attempts"] for k in [f"k{i}" for i in range(10)] + ["late"])
+    # Put-off runs are not attempts: the two probes went to the same row.
+    assert attempts == [1] * 8 + [2] * 2 + [3]
+
+
+def test_a_permanent_refusal_does_not_open_the_breaker(store: Store) -> None:
+    for i in range(6):
+        queue(store, f"k{i}")
+    provider = Scripted(*(PermanentError("bad token") for _ in range(6)))
+    lanes = {"push": DispatchOptions(breaker_failures=2)}
+    dispatcher = Dispatcher(store, {"push": provider}, lanes=lanes)
+    assert dispatcher.run_once(T0) == DispatchStats(failed=6)
+    assert dispatcher.breaker_state("push", T0) == "closed"
+
+
+class SlowHttp:
+    """A real HTTP server on 127.0.0.1 that is slow on purpose: ``/hang`` waits
+    ``seconds`` before it answers; ``/trickle`` sends its headers at once, then its
+    body a byte at a time, one every ``seconds / 10`` (each read is quick, so a
+    per-read socket timeout never fires)."""
+
+    def __init__(self, seconds: float) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                server.requests += 1
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.path == "/hang":
+                    time.sleep(seconds)
+                self.send_response(200)
+                self.send_header("Content-Length", "10")
+                self.end_headers()
+                self.wfile.flush()
+                for _ in range(10):
+                    if self.path == "/trickle":
+                        time.sleep(seconds / 10)
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def url(self, path: str) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}{path}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_http_provider_times_out_on_a_server_that_does_not_answer() -> None:
+    server = SlowHttp(5)
+    provider = HttpProvider.from_options("push", {"url": server.url("/hang"), "timeout": 0.3})
+    msg = OutboundMessage("k", "push", "u1", "cart", "reminder", "m", {"body": "hi"})
+    began = time.monotonic()
+    try:
+        with pytest.raises(TransientError, match="ReadTimeout"):
+            provider.send(msg)
+    finally:
+        provider.close()
+        server.stop()
+    assert time.monotonic() - began < 2
+
+
+def test_a_send_past_its_deadline_is_given_up_and_retried_after_the_lease(store: Store) -> None:
+    # A trickling reply never trips the provider's 1 s read timeout; the lane's
+    # deadline gives the send up instead of waiting the 2 s it takes.
+    server = SlowHttp(2)
+    provider = HttpProvider.from_options("push", {"url": server.url("/trickle"), "timeout": 1.0})
+    queue(store, "slow")
+    queue(store, "mail", channel="email")
+    lanes = {"push": DispatchOptions(deadline=0.5)}
+    dispatcher = Dispatcher(store, {"push": provider, "email": Recorder()}, lanes=lanes, lease_s=60)
+    try:
+        began = time.monotonic()
+        assert dispatcher.run_once(T0) == DispatchStats(sent=1, retried=1)
+        assert time.monotonic() - began < 1.5
+        assert row(store, "slow") == {
+            "status": "queued",
+            "attempts": 1,
+            "next_attempt_at": T0 + 60_000,  # when the claim's lease would have ended
+            "sent_at": None,
+            "error": "no reply in 0.5 s: given up",
+        }
+        assert dispatcher.channels(T0)["push"]["given_up"] == 1
+        # The thread left behind finishes; its late success is still recorded.
+        poll_until(
+            lambda: dispatcher.pump(T0 + 1) is not None and row(store, "slow")["status"] == "sent",
+            5,
+        )
+        assert row(store, "slow")["attempts"] == 1
+    finally:
+        dispatcher.close()
+        provider.close()
+        server.stop()
+    assert server.requests == 1

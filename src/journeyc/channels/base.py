@@ -17,13 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from journeyc.config import ConfigError
 
 __all__ = [
+    "DISPATCH_KEYS",
     "DeliveryError",
+    "DispatchOptions",
     "OutboundMessage",
     "PermanentError",
     "Provider",
@@ -93,8 +95,13 @@ class PermanentError(DeliveryError):
 
 @runtime_checkable
 class Provider(Protocol):
-    """Delivers messages of one channel. Implementations are safe to call from one
-    thread at a time; ``close`` releases connections and may be called twice."""
+    """Delivers messages of one channel. Implementations are safe to call from
+    several threads at once (the dispatcher runs up to ``concurrency`` sends of a
+    channel together); ``close`` releases connections and may be called twice.
+
+    ``send`` should give up by itself (a socket timeout, say): the dispatcher stops
+    waiting for a send after the channel's ``deadline`` and leaves the thread behind.
+    """
 
     def send(self, msg: OutboundMessage) -> None:
         """Deliver ``msg``; return once the receiver accepted it.
@@ -113,6 +120,30 @@ class ProviderOptions(BaseModel):
     coerced (``port = "25"`` is a mistake to report)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class DispatchOptions(ProviderOptions):
+    """How the dispatcher drives one channel's provider: keys of ``[channels.X]``
+    that any provider takes (they are not passed to the provider).
+
+    ``concurrency``: sends of the channel in flight at once, each in a thread of the
+    channel's own (a hung provider holds only its own channel's threads).
+    ``deadline``: seconds the dispatcher waits for one send, whatever the provider
+    does; a send still running then is given up (a transient failure; the row is
+    tried again when its claim's lease ends).
+    ``breaker_failures``: consecutive failed sends that open the channel's circuit
+    breaker; ``breaker_cooldown``: seconds it stays open (rows are put off, not
+    tried, and keep their attempts), before one probe send may close it again.
+    """
+
+    concurrency: int = Field(default=4, ge=1, le=256)
+    deadline: float = Field(default=60.0, gt=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown: float = Field(default=30.0, gt=0)
+
+
+DISPATCH_KEYS = frozenset(DispatchOptions.model_fields)
+"""The keys of ``[channels.X]`` that are the dispatcher's, not the provider's."""
 
 
 _O = TypeVar("_O", bound=ProviderOptions)

@@ -2,6 +2,9 @@
 
 A channel without a ``[channels.X]`` section prints to the console (``inapp``
 keeps its messages for the inbox instead), so every channel always has a provider.
+The keys of :class:`~journeyc.channels.base.DispatchOptions` (``concurrency``,
+``deadline``, ``breaker_*``) are the dispatcher's: :func:`dispatch_options` reads
+them, and the provider never sees them.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from journeyc.channels.base import Provider
+from journeyc.channels.base import DISPATCH_KEYS, DispatchOptions, Provider, parse_options
 from journeyc.channels.console import ConsoleProvider
 from journeyc.channels.file import FileProvider
 from journeyc.channels.http import HttpProvider
@@ -17,7 +20,7 @@ from journeyc.channels.inapp import InappProvider
 from journeyc.channels.smtp import SmtpProvider
 from journeyc.config import CHANNELS, ChannelConfig, Config, ConfigError
 
-__all__ = ["build_provider", "build_providers", "close_providers"]
+__all__ = ["build_provider", "build_providers", "close_providers", "dispatch_options"]
 
 _CONSOLE = ChannelConfig(provider="console")
 _INAPP = ChannelConfig(provider="inapp")
@@ -29,7 +32,7 @@ def build_provider(channel: str, section: ChannelConfig, base_dir: Path | None =
     ``base_dir`` anchors relative paths (the configuration file's folder). Raises
     :class:`~journeyc.config.ConfigError` naming ``channels.CHANNEL.OPTION``.
     """
-    options = section.options
+    options = {k: v for k, v in section.options.items() if k not in DISPATCH_KEYS}
     match section.provider:
         case "console":
             return ConsoleProvider.from_options(channel, options)
@@ -59,6 +62,10 @@ def build_providers(config: Config, base_dir: Path | None = None) -> dict[str, P
             providers[channel] = build_provider(channel, section, base_dir)
         except ConfigError as exc:
             errors.append(str(exc))
+        try:
+            _dispatch_options(channel, section)
+        except ConfigError as exc:
+            errors.append(str(exc))
     if errors:
         close_providers(providers)
         raise ConfigError("\n".join(errors))
@@ -72,3 +79,27 @@ def close_providers(providers: Mapping[str, Provider]) -> None:
         if id(provider) not in seen:
             seen.add(id(provider))
             provider.close()
+
+
+def dispatch_options(config: Config) -> dict[str, DispatchOptions]:
+    """How the dispatcher drives each channel (defaults for a channel without a
+    section). Raises :class:`~journeyc.config.ConfigError` for bad values, one line
+    per problem (:func:`build_providers` reports the same problems)."""
+    options: dict[str, DispatchOptions] = {}
+    errors: list[str] = []
+    for channel in CHANNELS:
+        section = config.channels.get(channel)  # type: ignore[call-overload]
+        try:
+            options[channel] = _dispatch_options(channel, section)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return options
+
+
+def _dispatch_options(channel: str, section: ChannelConfig | None) -> DispatchOptions:
+    if section is None:
+        return DispatchOptions()
+    keys = {k: v for k, v in section.options.items() if k in DISPATCH_KEYS}
+    return parse_options(DispatchOptions, channel, keys)

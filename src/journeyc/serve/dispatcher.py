@@ -1,22 +1,38 @@
 """The outbox dispatcher: hands queued sends to channel providers, once each.
 
-:meth:`Dispatcher.run_once` works in three steps, and never calls a provider inside
-a transaction — ingest and the engine write the same file, and a slow SMTP server
-must not hold its write lock:
+Each channel has a **lane**: its provider, a pool of at most ``concurrency`` threads
+that call it, a deadline per send and a circuit breaker (the channel's
+:class:`~journeyc.channels.base.DispatchOptions`). A provider that hangs or fails
+holds only its own lane: the other channels' rows are claimed and sent as before.
 
-1. **Claim**, in one short transaction: the due rows (``status = 'queued'`` and
-   ``next_attempt_at <= now``, by ``next_attempt_at`` then ``id``) and their
+One thread runs the dispatcher (:meth:`Dispatcher.pump`, or :meth:`Dispatcher.run_once`
+which pumps until its batch is done); the lane threads only call providers. It never
+calls a provider inside a transaction — ingest and the engine write the same file,
+and a slow SMTP server must not hold its write lock. Each pump is one short
+transaction that:
+
+1. **Records** the outcomes the lanes reported since the last pump: ``sent``
+   (``sent_at``, ``attempts + 1``); a retry (``attempts + 1``, ``next_attempt_at``
+   after an exponential backoff, ``error``); ``failed`` (a permanent error, no
+   provider for the channel, or the last attempt spent; ``error`` says which); or
+   put off (a lane whose breaker opened: ``next_attempt_at`` at the end of the
+   cool-down, ``attempts`` unchanged).
+2. **Puts off** the due rows of channels whose breaker is open, without trying them.
+3. **Claims** due rows (``status = 'queued'`` and ``next_attempt_at <= now``, by
+   ``next_attempt_at`` then ``id``) for each lane with room (at most ``batch`` rows
+   claimed and unfinished per lane; one probe for a half-open breaker) and their
    profiles. Claiming moves each row's ``next_attempt_at`` a lease into the future,
    so a second dispatcher on the same file skips them, and a dispatcher that dies
-   mid-batch leaves them to be retried when the lease runs out — or at once, when a
+   mid-send leaves them to be retried when the lease runs out — or at once, when a
    daemon starts on the store and :meth:`Dispatcher.reclaim` takes back the rows
    another (dead) dispatcher had claimed.
-2. **Send** each row through its channel's provider, outside any transaction.
-3. **Record** the outcomes in one short transaction at the end of the run (or each
-   :data:`RECORD_EVERY_S` when a slow provider makes the run long): ``sent``
-   (``sent_at``, ``attempts + 1``); a retry (``attempts + 1``, ``next_attempt_at``
-   after an exponential backoff, ``error``); or ``failed`` (a permanent error, no
-   provider for the channel, or the last attempt spent; ``error`` says which).
+
+The claimed rows then go to their lanes' threads, outside any transaction. A send
+still running after the channel's ``deadline`` is given up: its thread is left to
+finish (a fresh one takes its place), and the row counts a failed attempt, tried
+again when its lease ends (a late success is still recorded). Transient failures,
+give-ups and provider errors count towards the breaker; a permanent refusal is about
+the message and does not.
 
 Delivery is at least once, made effectively once by the key. A row is marked sent
 only after its provider accepted it, and the outbox key travels to the receiver as
@@ -27,19 +43,30 @@ key when the lease expires, and the receiver can drop the copy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import queue
+import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
-from journeyc.channels.base import OutboundMessage, PermanentError, Provider, TransientError
+from journeyc.channels.base import (
+    DispatchOptions,
+    OutboundMessage,
+    PermanentError,
+    Provider,
+    TransientError,
+)
+from journeyc.serve.breaker import BreakerState, CircuitBreaker
 from journeyc.store import Store
 
 __all__ = ["DispatchStats", "Dispatcher", "backoff_ms"]
@@ -47,33 +74,271 @@ __all__ = ["DispatchStats", "Dispatcher", "backoff_ms"]
 log = logging.getLogger(__name__)
 
 RECORD_EVERY_S = 1.0
-"""The longest a delivered row waits to be marked: outcomes are written once per run
-(one transaction, not one per row), or sooner when a slow provider makes the run long.
-A crash before the mark re-sends the row with the same key (see above)."""
+"""In :meth:`Dispatcher.run_once`, the longest a delivered row waits to be marked:
+outcomes are written once the sends in flight are done (one transaction, not one per
+row), or sooner when a slow provider makes the run long. A crash before the mark
+re-sends the row with the same key (see above)."""
+
+IDLE_S = 5.0
+"""A lane thread with nothing to send for this long ends (the lane starts another
+when rows come)."""
+
+DRAIN_S = 10.0
+"""How long :meth:`Dispatcher.close` waits for the sends in flight, to record them."""
 
 _ROW_COLS = "id, key, journey_id, user_id, step, channel, message, content, attempts"
+
+_Kind = Literal["sent", "permanent", "transient", "error", "put_off", "crash"]
 
 
 @dataclass(frozen=True, slots=True)
 class DispatchStats:
-    """What one :meth:`Dispatcher.run_once` did: rows sent, rows to retry, rows failed."""
+    """What a run did: rows sent, rows to retry, rows failed, and rows put off (not
+    tried: their channel's breaker was open)."""
 
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    put_off: int = 0
 
     @property
     def handled(self) -> int:
-        """Rows handled in the run."""
+        """Rows tried (or failed without a try) in the run."""
         return self.sent + self.retried + self.failed
+
+    def __add__(self, other: DispatchStats) -> DispatchStats:
+        return DispatchStats(
+            self.sent + other.sent,
+            self.retried + other.retried,
+            self.failed + other.failed,
+            self.put_off + other.put_off,
+        )
+
+
+@dataclass(slots=True, eq=False)
+class _Task:
+    """One claimed row on its way through a lane."""
+
+    id: int
+    attempts: int
+    msg: OutboundMessage
+    lease_end: int  # epoch ms: when the claim runs out
+    started: float | None = None  # time.monotonic() when its send began
+    abandoned: bool = False  # given up after the deadline; its thread may still run
 
 
 @dataclass(frozen=True, slots=True)
-class _Claimed:
-    id: int
-    attempts: int
-    msg: OutboundMessage | None
-    error: str | None
+class _Result:
+    lane: _Lane
+    task: _Task
+    kind: _Kind
+    reason: str = ""
+    retry_after_s: float | None = None
+    late: bool = False  # the send had been given up when it ended
+    exc: BaseException | None = None  # kind "crash": raised again by the dispatcher
+
+
+class _Lane:
+    """One channel's provider, its threads, its deadline and its breaker.
+
+    The dispatcher's thread submits tasks and gives up overdue ones; the lane's
+    threads take tasks in order, ``put`` each outcome and ``notify``.
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        provider: Provider,
+        options: DispatchOptions,
+        put: Callable[[_Result], None],
+        notify: Callable[[], None],
+    ) -> None:
+        self.channel = channel
+        self.provider = provider
+        self.concurrency = options.concurrency
+        self.deadline_s = options.deadline
+        self.breaker = CircuitBreaker(options.breaker_failures, options.breaker_cooldown)
+        # Set while the breaker is open (or about to be): tasks not yet started come
+        # back unsent. The lane threads set it at the breaker's threshold, the
+        # dispatcher's thread when it opens or closes the breaker.
+        self.paused = False
+        self.streak = 0  # failed sends in a row, as the lane threads saw them end
+        self.abandoned = 0  # sends given up so far
+        self._put = put
+        self._notify = notify
+        self._cond = threading.Condition()
+        self._waiting: deque[_Task] = deque()
+        self._running: set[_Task] = set()
+        self._threads = 0  # live threads, not counting those left with a given-up send
+        self._closed = False
+
+    @property
+    def unfinished(self) -> int:
+        """Tasks submitted whose outcome has not been reported (given-up ones excepted)."""
+        with self._cond:
+            return len(self._waiting) + len(self._running)
+
+    def counts(self) -> tuple[int, int]:
+        """(tasks waiting for a thread, sends running)."""
+        with self._cond:
+            return len(self._waiting), len(self._running)
+
+    def submit(self, tasks: list[_Task]) -> None:
+        """Queue ``tasks`` (in order) for the lane's threads."""
+        with self._cond:
+            self._waiting.extend(tasks)
+            self._spawn()
+            self._cond.notify(len(tasks))
+
+    def earliest_deadline(self) -> float | None:
+        """The monotonic time the first running send is due to be given up."""
+        with self._cond:
+            started = [t.started for t in self._running if t.started is not None]
+        return min(started) + self.deadline_s if started else None
+
+    def overdue(self, now: float) -> list[_Task]:
+        """Give up the sends running longer than the deadline: they no longer count
+        as running, and fresh threads take their places."""
+        with self._cond:
+            late = [
+                t
+                for t in self._running
+                if t.started is not None and now - t.started >= self.deadline_s
+            ]
+            for task in late:
+                task.abandoned = True
+                self._running.discard(task)
+                self._threads -= 1
+            if late:
+                self.abandoned += len(late)
+                self._spawn()
+        return late
+
+    def close(self) -> None:
+        """Let the idle threads end; tasks still waiting are dropped (their rows stay
+        claimed until the lease ends, or until the next daemon reclaims them)."""
+        with self._cond:
+            self._closed = True
+            self._waiting.clear()
+            self._cond.notify_all()
+
+    def _spawn(self) -> None:
+        # Caller holds the lock. Threads not running a send are idle or about to
+        # take a task; start more while there are more tasks than those.
+        while (
+            not self._closed
+            and self._threads < self.concurrency
+            and self._threads - len(self._running) < len(self._waiting)
+        ):
+            self._threads += 1
+            threading.Thread(
+                target=self._work, name=f"journeyc-send-{self.channel}", daemon=True
+            ).start()
+
+    def _work(self) -> None:
+        while True:
+            put_off: list[_Result] = []
+            with self._cond:
+                while not self._waiting:
+                    if self._closed or (not self._cond.wait(IDLE_S) and not self._waiting):
+                        self._threads -= 1  # closed, or idle for IDLE_S
+                        return
+                task = self._waiting.popleft()
+                if self.paused:
+                    put_off.append(_Result(self, task, "put_off"))
+                else:
+                    task.started = time.monotonic()
+                    self._running.add(task)
+            if put_off:
+                self._put(put_off[0])
+                self._notify()
+                continue
+            result = self._send(task)
+            with self._cond:
+                self._running.discard(task)
+                self._count(result)
+                # Queued in the order counted: the dispatcher's breaker counts the
+                # same failures in a row as the streak.
+                self._put(result)
+            self._notify()
+            if task.abandoned:
+                return  # another thread took this one's place when it was given up
+
+    def _count(self, result: _Result) -> None:
+        """Keep the streak of failures (caller holds the lock); at the breaker's
+        threshold pause the lane at once, so the tasks waiting behind are put off
+        without a try before the dispatcher has even seen the failures."""
+        if result.kind == "sent":
+            self.streak = 0
+        elif result.late:
+            pass  # a given-up send's failure was counted when it was given up
+        elif result.kind == "permanent":
+            self.streak = 0
+        elif result.kind in ("transient", "error"):
+            self.streak += 1
+            if self.streak >= self.breaker.failures:
+                self.paused = True
+
+    def gave_up(self) -> None:
+        """Count a send the dispatcher gave up as a failure of the streak."""
+        with self._cond:
+            self.streak += 1
+            if self.streak >= self.breaker.failures:
+                self.paused = True
+
+    def probe(self) -> None:
+        """The half-open breaker's probe is about to be submitted: let it through."""
+        with self._cond:
+            self.streak = 0
+            self.paused = False
+
+    def _send(self, task: _Task) -> _Result:
+        try:
+            self.provider.send(task.msg)
+        except PermanentError as exc:
+            return _Result(self, task, "permanent", exc.reason, late=task.abandoned)
+        except TransientError as exc:
+            return _Result(
+                self, task, "transient", exc.reason, exc.retry_after_s, late=task.abandoned
+            )
+        except Exception as exc:
+            # A provider bug must not stop the lane or lose the row: it counts as a
+            # transient failure, so the row is retried, then fails with the reason.
+            log.exception("provider for %s raised on %s", self.channel, task.msg.key)
+            reason = f"provider error: {type(exc).__name__}: {exc}"
+            return _Result(self, task, "error", reason, late=task.abandoned)
+        except BaseException as exc:
+            # The process is going down (or a test says it is): the dispatcher's
+            # thread raises it again and records nothing more.
+            return _Result(self, task, "crash", exc=exc, late=task.abandoned)
+        return _Result(self, task, "sent", late=task.abandoned)
+
+
+@dataclass(slots=True)
+class _Outcomes:
+    """Outcomes of one pump: the parameters of the updates not written yet, and the
+    count of those written."""
+
+    sent: dict[int, list[int]] = field(default_factory=dict)  # sent_at → row ids
+    late_sent: list[tuple[int, int]] = field(default_factory=list)  # (sent_at, id)
+    retried: list[tuple[int, int, str, int]] = field(default_factory=list)
+    failed: list[tuple[int, str, int]] = field(default_factory=list)
+    put_off: list[tuple[int, int]] = field(default_factory=list)  # (next_attempt_at, id)
+    written: DispatchStats = DispatchStats()
+
+    def stats(self) -> DispatchStats:
+        """What was written and what waits to be, together."""
+        return self.written + DispatchStats(
+            sum(len(ids) for ids in self.sent.values()),
+            len(self.retried),
+            len(self.failed),
+            len(self.put_off),
+        )
+
+    def clear(self) -> None:
+        """Count what waited as written, and forget it."""
+        self.written = self.stats()
+        self.sent, self.late_sent, self.retried, self.failed, self.put_off = {}, [], [], [], []
 
 
 def backoff_ms(key: str, attempts: int, base_delay_s: float, max_delay_s: float) -> int:
@@ -92,13 +357,17 @@ def backoff_ms(key: str, attempts: int, base_delay_s: float, max_delay_s: float)
 class Dispatcher:
     """Delivers due outbox rows of ``store`` through ``providers`` (by channel).
 
-    Safe to run from a scheduler thread while other threads use the store: its
-    transactions are short and it calls providers outside them. Runs of one
-    dispatcher are serialized. :meth:`open` gives the dispatcher a connection of
-    its own. The daemon shares its engine's store instead, so that their write
-    transactions queue on the store's lock; the one read outside a transaction,
-    :meth:`next_due`, may then see a row the engine has not committed yet, which at
-    worst arms a run that finds nothing to do.
+    ``lanes`` gives each channel's concurrency, deadline and breaker (defaults for
+    a channel it does not name). ``on_ready`` is called from a lane thread when an
+    outcome waits to be recorded (at most once between pumps): the daemon runs
+    :meth:`pump` again then.
+
+    One thread at a time runs it (runs are serialized) and it alone uses the store
+    connection; its transactions are short and providers are called outside them.
+    :meth:`open` gives the dispatcher a connection of its own, as the daemon does:
+    a read on a connection another thread shares can hold a snapshot that makes this
+    one's ``BEGIN IMMEDIATE`` fail at once with "database is locked" (see the
+    daemon's worker).
     """
 
     def __init__(
@@ -111,6 +380,8 @@ class Dispatcher:
         max_delay_s: float = 3600,
         batch: int = 100,
         lease_s: float = 900,
+        lanes: Mapping[str, DispatchOptions] | None = None,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         if max_attempts < 1 or batch < 1:
             raise ValueError("max_attempts and batch must be at least 1")
@@ -126,6 +397,22 @@ class Dispatcher:
         self.id = uuid.uuid4().hex  # marks the rows this dispatcher has claimed
         self._run_lock = threading.Lock()
         self._owns_store = False
+        self._on_ready = on_ready
+        self._results: queue.SimpleQueue[_Result] = queue.SimpleQueue()
+        self._ready = threading.Event()  # a result waits in _results
+        self._told = threading.Lock()  # held from on_ready until the next pump
+        options = lanes or {}
+        self._lanes = {
+            channel: _Lane(
+                channel,
+                provider,
+                options.get(channel, DispatchOptions()),
+                self._results.put,
+                self._wake,
+            )
+            for channel, provider in self.providers.items()
+        }
+        self._channels_json = json.dumps(sorted(self._lanes))
 
     @classmethod
     def open(cls, path: Path | str, providers: Mapping[str, Provider], **kwargs: Any) -> Dispatcher:
@@ -135,11 +422,23 @@ class Dispatcher:
         dispatcher._owns_store = True
         return dispatcher
 
-    def close(self) -> None:
-        """Close the store connection if this dispatcher opened it."""
-        if self._owns_store:
-            self.store.close()
-            self._owns_store = False
+    def close(self, drain_s: float = DRAIN_S) -> None:
+        """Wait up to ``drain_s`` for the sends in flight and record them, stop the
+        lanes, and close the store connection if this dispatcher opened it."""
+        try:
+            deadline = time.monotonic() + drain_s
+            while self._in_flight() and time.monotonic() < deadline:
+                self._ready.wait(0.05)
+                self._ready.clear()
+            if not self._results.empty():
+                with contextlib.suppress(sqlite3.Error):
+                    self.pump(0, claim=False)
+        finally:
+            for lane in self._lanes.values():
+                lane.close()
+            if self._owns_store:
+                self.store.close()
+                self._owns_store = False
 
     def __enter__(self) -> Dispatcher:
         return self
@@ -152,13 +451,56 @@ class Dispatcher:
     ) -> None:
         self.close()
 
+    # ------------------------------------------------------------ when to run
+
     def next_due(self) -> int | None:
-        """When the earliest queued row is due (epoch ms), or None when none is queued:
-        the time to arm the next run for."""
+        """When the earliest queued row is due (epoch ms), or None when none is queued."""
         row = self.store.conn.execute(
             "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'queued'"
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+    def next_wake(self, now_ms: int) -> int | None:
+        """When :meth:`pump` should run next (epoch ms; None: not until ``on_ready``):
+        the earliest queued row of a channel whose lane can take it, or the earliest
+        deadline of a send in flight. A full lane (or a half-open one with its probe
+        out) is woken by ``on_ready`` instead, so its due rows do not keep the
+        dispatcher busy."""
+        busy = [c for c, lane in self._lanes.items() if not self._room(lane, now_ms)]
+        row = self.store.conn.execute(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'queued'"
+            " AND (channel IS NULL OR channel NOT IN (SELECT value FROM json_each(?)))",
+            (json.dumps(busy),),
+        ).fetchone()
+        due = None if row is None or row[0] is None else int(row[0])
+        deadlines = [d for lane in self._lanes.values() if (d := lane.earliest_deadline())]
+        if deadlines:
+            at = now_ms + max(0, round((min(deadlines) - time.monotonic()) * 1000))
+            due = at if due is None else min(due, at)
+        return due
+
+    def channels(self, now_ms: int) -> dict[str, dict[str, Any]]:
+        """Each lane's state, for ``/v1/status``: breaker state, sends running and
+        waiting, sends given up, consecutive failures, and the times the breaker
+        opened."""
+        states: dict[str, dict[str, Any]] = {}
+        for channel, lane in sorted(self._lanes.items()):
+            waiting, running = lane.counts()
+            states[channel] = {
+                "breaker": lane.breaker.state(now_ms),
+                "running": running,
+                "waiting": waiting,
+                "given_up": lane.abandoned,
+                "consecutive_failures": lane.breaker.consecutive,
+                "breaker_opened": lane.breaker.opened,
+            }
+        return states
+
+    def breaker_state(self, channel: str, now_ms: int) -> BreakerState:
+        """The state of ``channel``'s breaker at ``now_ms``."""
+        return self._lanes[channel].breaker.state(now_ms)
+
+    # ------------------------------------------------------------ running
 
     def reclaim(self, now_ms: int) -> int:
         """Make the rows other dispatchers claimed and never recorded due at
@@ -173,158 +515,315 @@ class Dispatcher:
             )
         return cur.rowcount
 
+    def pump(self, now_ms: int, *, claim: bool = True) -> DispatchStats:
+        """Record what the lanes reported, put off the due rows of open breakers, claim
+        due rows for the lanes with room and hand them over; return at once with
+        what was recorded. The daemon's way to run the dispatcher (with ``on_ready``
+        and :meth:`next_wake`)."""
+        with self._run_lock:
+            stats, _ = self._step(now_ms, None if claim else 0)
+            return stats
+
     def run_once(self, now_ms: int) -> DispatchStats:
-        """Deliver up to ``batch`` rows due at ``now_ms``; return what happened.
+        """Deliver up to ``batch`` rows due at ``now_ms`` and wait for their outcomes
+        (or for their deadlines); return what happened.
 
         Call again while the result's ``handled`` equals ``batch`` to drain a backlog.
         """
         with self._run_lock:
-            sent = retried = failed = 0
-            outcomes = _Outcomes()
-            try:
-                for row in self._claim(now_ms):
-                    outcome = self._deliver(row, now_ms, outcomes)
-                    if outcome == "sent":
-                        sent += 1
-                    elif outcome == "retry":
-                        retried += 1
-                    else:
-                        failed += 1
-                    if outcomes.due():
-                        self._record(outcomes)
-            finally:
-                self._record(outcomes)
-            return DispatchStats(sent, retried, failed)
+            total = DispatchStats()
+            claimed = 0
+            while True:
+                stats, (taken, more) = self._step(now_ms, self.batch - claimed)
+                total += stats
+                claimed += taken
+                done = not self._in_flight() and self._results.empty()
+                if done and (not more or claimed >= self.batch):
+                    return total
+                self._wait()
 
     # ------------------------------------------------------------ steps
 
-    def _claim(self, now_ms: int) -> list[_Claimed]:
+    def _wake(self) -> None:
+        """A lane thread queued an outcome: wake whoever runs the dispatcher."""
+        self._ready.set()
+        if self._on_ready is not None and self._told.acquire(blocking=False):
+            self._on_ready()
+
+    def _in_flight(self) -> int:
+        return sum(lane.unfinished for lane in self._lanes.values())
+
+    def _wait(self) -> None:
+        """Until every send in flight has ended, or a send's deadline passed, or
+        results have waited :data:`RECORD_EVERY_S` to be written."""
+        since = time.monotonic()
+        while self._in_flight():
+            self._ready.clear()
+            now = time.monotonic()
+            deadlines = [d for lane in self._lanes.values() if (d := lane.earliest_deadline())]
+            first = min(deadlines, default=now + RECORD_EVERY_S)
+            if first <= now:
+                return
+            if not self._results.empty():
+                if now - since >= RECORD_EVERY_S:
+                    return
+                first = min(first, since + RECORD_EVERY_S)
+            self._ready.wait(min(first - now, 0.25))
+
+    def _room(self, lane: _Lane, now_ms: int) -> bool:
+        allowance = lane.breaker.allowance(now_ms)
+        if allowance is None:
+            return lane.unfinished < self.batch
+        return allowance > 0 and lane.unfinished == 0
+
+    def _step(self, now_ms: int, limit: int | None) -> tuple[DispatchStats, tuple[int, bool]]:
+        """One pump: collect, record, put off, claim (at most ``limit`` rows in all;
+        None: as many as the lanes have room for) and submit. Returns the stats and
+        (rows claimed, whether more rows may be due than were claimed)."""
+        if self._told.locked():
+            self._told.release()  # outcomes from now on wake the next pump
+        outcomes = _Outcomes()
+        self._collect(now_ms, outcomes)
+        self._give_up_overdue(now_ms, outcomes)
+        claims: dict[_Lane, list[_Task]] = {}
+        more = False
         with self.store.transaction() as conn:
-            rows = conn.execute(
-                f"SELECT {_ROW_COLS} FROM outbox WHERE status = 'queued' "
-                "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-                (now_ms, self.batch),
-            ).fetchall()
-            if not rows:
-                return []
-            conn.execute(
-                "UPDATE outbox SET next_attempt_at = ?, claimed_by = ?"
-                " WHERE id IN (SELECT value FROM json_each(?))",
-                (now_ms + self.lease_ms, self.id, json.dumps([row[0] for row in rows])),
+            self._write(conn, outcomes)
+            if limit is None or limit > 0:
+                put_off = self._put_off(conn, now_ms)
+                more = self._claim(conn, now_ms, limit, outcomes, claims)
+                self._write(conn, outcomes)
+                outcomes.written += DispatchStats(put_off=put_off)
+        for lane, tasks in claims.items():
+            lane.submit(tasks)
+        stats = outcomes.stats()
+        if stats.handled:
+            log.debug(
+                "dispatch: %d sent, %d to retry, %d failed, %d put off",
+                stats.sent,
+                stats.retried,
+                stats.failed,
+                stats.put_off,
             )
-            profiles = self.store.get_profiles(list(dict.fromkeys(row[3] for row in rows)))
-        claimed = []
-        for rid, key, journey, user, step, channel, message, content, attempts in rows:
-            if channel is None:
-                claimed.append(_Claimed(rid, attempts, None, "the row has no channel"))
+        return stats, (sum(len(t) for t in claims.values()), more)
+
+    def _collect(self, now_ms: int, outcomes: _Outcomes) -> None:
+        results: list[_Result] = []
+        while True:
+            try:
+                results.append(self._results.get_nowait())
+            except queue.Empty:
+                break
+        for result in results:
+            if result.kind == "crash" and result.exc is not None:
+                raise result.exc
+        for result in results:
+            self._apply(result, now_ms, outcomes)
+
+    def _apply(self, result: _Result, now_ms: int, outcomes: _Outcomes) -> None:
+        lane, task, kind = result.lane, result.task, result.kind
+        breaker = lane.breaker
+        if result.late:
+            # Given up already (counted as a failed attempt): only a success matters.
+            if kind == "sent":
+                outcomes.late_sent.append((now_ms, task.id))
+                self._breaker_success(lane)
+            return
+        if kind == "put_off":
+            outcomes.put_off.append((breaker.open_until() or now_ms, task.id))
+        elif kind == "sent":
+            outcomes.sent.setdefault(now_ms, []).append(task.id)
+            self._breaker_success(lane)
+        elif kind == "permanent":
+            self._fail(task.id, task.attempts + 1, task.msg.key, result.reason, outcomes)
+            self._breaker_success(lane)  # the provider answered: it is the message
+        else:
+            self._retry(task, now_ms, result.reason, result.retry_after_s, outcomes)
+            self._breaker_failure(lane, now_ms)
+
+    def _give_up_overdue(self, now_ms: int, outcomes: _Outcomes) -> None:
+        now = time.monotonic()
+        for lane in self._lanes.values():
+            for task in lane.overdue(now):
+                reason = f"no reply in {lane.deadline_s:g} s: given up"
+                log.warning("%s: %s (%s)", lane.channel, reason, task.msg.key)
+                # The send may still go through: try again only when the claim's
+                # lease would have ended (a late success is recorded meanwhile).
+                self._retry(task, now_ms, reason, None, outcomes, not_before=task.lease_end)
+                lane.gave_up()
+                self._breaker_failure(lane, now_ms)
+
+    def _breaker_success(self, lane: _Lane) -> None:
+        if lane.breaker.open_until() is not None:
+            log.info("%s: a send went through; its breaker is closed", lane.channel)
+        lane.breaker.success()
+        lane.paused = False
+
+    def _breaker_failure(self, lane: _Lane, now_ms: int) -> None:
+        if lane.breaker.failure(now_ms):
+            log.warning(
+                "%s: %d sends failed in a row; its breaker is open: its sends are put off for %g s",
+                lane.channel,
+                lane.breaker.consecutive,
+                lane.breaker.cooldown_ms / 1000,
+            )
+        if lane.breaker.open_until() is not None:
+            lane.paused = True
+
+    def _put_off(self, conn: sqlite3.Connection, now_ms: int) -> int:
+        """Move the due rows of channels whose breaker is open to the end of its
+        cool-down, attempts unchanged; return how many."""
+        moved = 0
+        for channel, lane in self._lanes.items():
+            until = lane.breaker.open_until()
+            if until is None or lane.breaker.state(now_ms) != "open":
                 continue
-            if channel not in self.providers:
-                reason = f"no provider for channel `{channel}`"
-                claimed.append(_Claimed(rid, attempts, None, reason))
+            moved += conn.execute(
+                "UPDATE outbox SET next_attempt_at = ?, claimed_by = NULL"
+                " WHERE status = 'queued' AND next_attempt_at <= ? AND channel = ?",
+                (until, now_ms, channel),
+            ).rowcount
+        return moved
+
+    def _claim(
+        self,
+        conn: sqlite3.Connection,
+        now_ms: int,
+        limit: int | None,
+        outcomes: _Outcomes,
+        claims: dict[_Lane, list[_Task]],
+    ) -> bool:
+        """Claim due rows into ``claims`` (by lane) and fail the undeliverable ones
+        into ``outcomes``; return whether more rows may be due than were taken."""
+        left = self.batch if limit is None else limit
+        rows = conn.execute(
+            f"SELECT {_ROW_COLS} FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?"
+            " AND (channel IS NULL OR channel NOT IN (SELECT value FROM json_each(?)))"
+            " ORDER BY next_attempt_at, id LIMIT ?",
+            (now_ms, self._channels_json, left),
+        ).fetchall()
+        for row in rows:
+            rid, channel, attempts = row[0], row[5], row[8]
+            reason = "the row has no channel" if channel is None else None
+            self._fail(
+                rid,
+                attempts,
+                f"row {rid}",
+                reason or f"no provider for channel `{channel}`",
+                outcomes,
+            )
+        more = len(rows) == left
+        if limit is not None:
+            left -= len(rows)
+        taken: list[tuple[_Lane, tuple[Any, ...]]] = []
+        for lane in self._lanes.values():
+            allowance = lane.breaker.allowance(now_ms)
+            if allowance is None:
+                room = self.batch - lane.unfinished
+            else:
+                room = allowance if lane.unfinished == 0 else 0
+            want = room if limit is None else min(room, left)
+            if want <= 0:
+                # A lane without room is woken by its sends' outcomes; an open
+                # breaker's rows were put off above.
                 continue
+            lane_rows = conn.execute(
+                f"SELECT {_ROW_COLS} FROM outbox WHERE status = 'queued'"
+                " AND next_attempt_at <= ? AND channel = ? ORDER BY next_attempt_at, id LIMIT ?",
+                (now_ms, lane.channel, want),
+            ).fetchall()
+            more |= len(lane_rows) == want
+            if limit is not None:
+                left -= len(lane_rows)
+            if lane_rows and allowance == 1:
+                lane.breaker.probe_started()
+                lane.probe()
+                log.info("%s: its breaker is half-open: one send goes as a probe", lane.channel)
+            taken.extend((lane, r) for r in lane_rows)
+        if not taken:
+            return more
+        lease_end = now_ms + self.lease_ms
+        conn.execute(
+            "UPDATE outbox SET next_attempt_at = ?, claimed_by = ?"
+            " WHERE id IN (SELECT value FROM json_each(?))",
+            (lease_end, self.id, json.dumps([r[0] for _, r in taken])),
+        )
+        profiles = self.store.get_profiles(list(dict.fromkeys(r[3] for _, r in taken)))
+        for lane, (rid, key, journey, user, step, channel, message, content, attempts) in taken:
             try:
                 loaded = json.loads(content)
             except ValueError:
                 loaded = None
             if not isinstance(loaded, dict):
-                claimed.append(_Claimed(rid, attempts, None, "the row's content is not an object"))
+                self._fail(rid, attempts, key, "the row's content is not an object", outcomes)
                 continue
             fields = {str(k): str(v) for k, v in loaded.items()}
             msg = OutboundMessage(
                 key, channel, user, journey, step, message, fields, profiles[user]
             )
-            claimed.append(_Claimed(rid, attempts, msg, None))
-        return claimed
-
-    def _deliver(self, row: _Claimed, now_ms: int, outcomes: _Outcomes) -> str:
-        if row.msg is None:
-            self._fail(row, row.error or "undeliverable", outcomes)
-            return "failed"
-        msg = row.msg
-        try:
-            self.providers[msg.channel].send(msg)
-        except PermanentError as exc:
-            self._fail(row, exc.reason, outcomes)
-            return "failed"
-        except TransientError as exc:
-            return self._retry(row, now_ms, exc.reason, exc.retry_after_s, outcomes)
-        except Exception as exc:
-            # A provider bug must not stop the batch or lose the row: count it as a
-            # transient failure so the row is retried, then fails with the reason.
-            log.exception("provider for %s raised on %s", msg.channel, msg.key)
-            reason = f"provider error: {type(exc).__name__}: {exc}"
-            return self._retry(row, now_ms, reason, None, outcomes)
-        outcomes.sent.setdefault(now_ms, []).append(row.id)
-        return "sent"
+            claims.setdefault(lane, []).append(_Task(rid, attempts, msg, lease_end))
+        return more
 
     def _retry(
         self,
-        row: _Claimed,
+        task: _Task,
         now_ms: int,
         reason: str,
         hint_s: float | None,
         outcomes: _Outcomes,
-    ) -> str:
-        attempts = row.attempts + 1
-        assert row.msg is not None
+        not_before: int | None = None,
+    ) -> None:
+        attempts = task.attempts + 1
+        key = task.msg.key
         if attempts >= self.max_attempts:
-            self._fail(row, f"gave up after {attempts} attempts: {reason}", outcomes)
-            return "failed"
-        delay = backoff_ms(row.msg.key, attempts, self.base_delay_s, self.max_delay_s)
+            self._fail(
+                task.id, attempts, key, f"gave up after {attempts} attempts: {reason}", outcomes
+            )
+            return
+        delay = backoff_ms(key, attempts, self.base_delay_s, self.max_delay_s)
         if hint_s is not None:
             delay = max(delay, round(min(hint_s, self.max_delay_s) * 1000))
-        outcomes.retried.append((attempts, now_ms + delay, reason, row.id))
-        log.info("retrying %s in %d ms: %s", row.msg.key, delay, reason)
-        return "retry"
+        at = max(now_ms + delay, not_before or 0)
+        outcomes.retried.append((attempts, at, reason, task.id))
+        log.info("retrying %s in %d ms: %s", key, at - now_ms, reason)
 
-    def _fail(self, row: _Claimed, reason: str, outcomes: _Outcomes) -> None:
-        attempts = row.attempts + (1 if row.msg is not None else 0)
-        outcomes.failed.append((attempts, reason, row.id))
-        key = row.msg.key if row.msg is not None else f"row {row.id}"
+    def _fail(self, rid: int, attempts: int, key: str, reason: str, outcomes: _Outcomes) -> None:
+        outcomes.failed.append((attempts, reason, rid))
         log.warning("failed %s: %s", key, reason)
 
-    def _record(self, outcomes: _Outcomes) -> None:
-        """Write the outcomes noted so far in one transaction, and forget them."""
-        if not (outcomes.sent or outcomes.retried or outcomes.failed):
-            return
-        with self.store.transaction() as conn:
-            for sent_at, ids in outcomes.sent.items():
-                conn.execute(
-                    "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
-                    "next_attempt_at = NULL, error = NULL, claimed_by = NULL "
-                    # `+status`: look the rows up by id, not by scanning the queue.
-                    "WHERE id IN (SELECT value FROM json_each(?)) AND +status = 'queued'",
-                    (sent_at, json.dumps(ids)),
-                )
-            if outcomes.retried:
-                conn.executemany(
-                    "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ?, "
-                    "claimed_by = NULL WHERE id = ? AND status = 'queued'",
-                    outcomes.retried,
-                )
-            if outcomes.failed:
-                conn.executemany(
-                    "UPDATE outbox SET status = 'failed', attempts = ?, next_attempt_at = NULL, "
-                    "error = ?, claimed_by = NULL WHERE id = ? AND status = 'queued'",
-                    outcomes.failed,
-                )
+    def _write(self, conn: sqlite3.Connection, outcomes: _Outcomes) -> None:
+        """Write the outcomes noted so far (inside the caller's transaction)."""
+        for sent_at, ids in outcomes.sent.items():
+            conn.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
+                "next_attempt_at = NULL, error = NULL, claimed_by = NULL "
+                # `+status`: look the rows up by id, not by scanning the queue.
+                "WHERE id IN (SELECT value FROM json_each(?)) AND +status = 'queued'",
+                (sent_at, json.dumps(ids)),
+            )
+        if outcomes.late_sent:
+            # Given up and counted as an attempt already; delivered after all.
+            conn.executemany(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, next_attempt_at = NULL, "
+                "error = NULL, claimed_by = NULL WHERE id = ? AND status = 'queued'",
+                outcomes.late_sent,
+            )
+        if outcomes.retried:
+            conn.executemany(
+                "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ?, "
+                "claimed_by = NULL WHERE id = ? AND status = 'queued'",
+                outcomes.retried,
+            )
+        if outcomes.failed:
+            conn.executemany(
+                "UPDATE outbox SET status = 'failed', attempts = ?, next_attempt_at = NULL, "
+                "error = ?, claimed_by = NULL WHERE id = ? AND status = 'queued'",
+                outcomes.failed,
+            )
+        if outcomes.put_off:
+            conn.executemany(
+                "UPDATE outbox SET next_attempt_at = ?, claimed_by = NULL "
+                "WHERE id = ? AND status = 'queued'",
+                outcomes.put_off,
+            )
         outcomes.clear()
-
-
-class _Outcomes:
-    """Outcomes of one run not written yet: parameters of the ``sent``, retry and
-    ``failed`` updates. They are written together, at the end of the run or once
-    :data:`RECORD_EVERY_S` has passed since the last write (a slow provider)."""
-
-    def __init__(self) -> None:
-        self.sent: dict[int, list[int]] = {}  # sent_at → row ids
-        self.retried: list[tuple[int, int, str, int]] = []
-        self.failed: list[tuple[int, str, int]] = []
-        self.since = time.monotonic()
-
-    def due(self) -> bool:
-        return time.monotonic() - self.since >= RECORD_EVERY_S
-
-    def clear(self) -> None:
-        self.sent, self.retried, self.failed = {}, [], []
-        self.since = time.monotonic()
