@@ -48,6 +48,7 @@ ALL_CODES = {
     "unterminated_string",
     "tab_indent",
     "bad_indent",
+    "too_deep",
     # literal checks
     "bad_duration",
     "zero_duration",

@@ -192,3 +192,14 @@ def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "[engine\n")
     with pytest.raises(ConfigError, match=rf"^{path}: not valid TOML: "):
         load_config(path)
+
+
+def test_a_config_sent_as_json_reads_again(tmp_path: Path) -> None:
+    # `journeyc serve` hands its config to the engine process as JSON: every
+    # duration must come back as it went (it was written as a bare int and refused).
+    path = tmp_path / "journeyc.toml"
+    path.write_text('[store]\nlock_timeout = "90s"\n\n[engine.global_cap]\ncount = 3\nper = "1d"\n')
+    config = load_config(path)
+    again = Config.model_validate_json(config.model_dump_json())
+    assert again == config
+    assert again.store.lock_timeout == 90

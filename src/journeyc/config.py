@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     field_validator,
 )
@@ -87,7 +88,13 @@ def _duration(value: object) -> object:
         raise PydanticCustomError("duration", exc.message) from None
 
 
-Seconds = Annotated[int, BeforeValidator(_duration)]
+Seconds = Annotated[
+    int,
+    BeforeValidator(_duration),
+    # Written back as a duration string, so that a config sent as JSON (to the
+    # engine process) reads again.
+    PlainSerializer(lambda seconds: f"{seconds}s", return_type=str, when_used="json"),
+]
 
 
 def _window(value: str) -> str:

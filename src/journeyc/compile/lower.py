@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from journeyc.compile import ir
 from journeyc.lang import ast
+from journeyc.lang.depth import MAX_BLOCK_DEPTH, MAX_EXPR_DEPTH
 from journeyc.lang.project import Project
 
 
@@ -23,7 +24,21 @@ class LowerError(Exception):
 
 
 def lower_project(project: Project) -> ir.ProjectIR:
-    """The IR of a valid project: its journeys, messages and segments, each by name."""
+    """The IR of a valid project: its journeys, messages and segments, each by name.
+
+    Raises :class:`LowerError` when a template file cannot be read, or (a last line of
+    defence: the parser refuses deeper sources) when the project nests too deeply.
+    """
+    try:
+        return _lower_project(project)
+    except RecursionError:
+        raise LowerError(
+            "the project nests too deeply to compile (expressions may nest "
+            f"{MAX_EXPR_DEPTH} levels, steps {MAX_BLOCK_DEPTH} blocks deep)"
+        ) from None
+
+
+def _lower_project(project: Project) -> ir.ProjectIR:
     messages: dict[str, ir.MessageIR] = {}
     segments: dict[str, ir.SegmentIR] = {}
     for tree in project.trees:

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from journeyc.lang import ast
 from journeyc.lang.builtins import CHANNEL_FIELDS, CHANNELS
+from journeyc.lang.depth import whole_file_too_deep
 from journeyc.lang.diagnostics import Diagnostic, did_you_mean, error, sort_key, warning
 from journeyc.lang.literals import LiteralError, unescape_string
 from journeyc.lang.project import Project
@@ -48,7 +49,13 @@ def check_project(project: Project) -> list[Diagnostic]:
     """
     diagnostics = list(project.parse_diagnostics)
     if not project.has_syntax_errors:
-        diagnostics += _Checker(project).run()
+        try:
+            diagnostics += _Checker(project).run()
+        except RecursionError:
+            # A last line of defence: the parser refuses trees nested past the limits
+            # of journeyc.lang.depth, well inside what the checker's recursion handles.
+            first = project.files[0]
+            diagnostics.append(whole_file_too_deep(first.path, first.text))
     return sorted(diagnostics, key=sort_key)
 
 

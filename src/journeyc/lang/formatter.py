@@ -29,6 +29,7 @@ from typing import TypeAlias
 
 from journeyc.lang import ast
 from journeyc.lang.comments import Comment, scan_comments
+from journeyc.lang.depth import whole_file_too_deep
 from journeyc.lang.diagnostics import Diagnostic
 from journeyc.lang.literals import format_duration, is_name, quote_string
 
@@ -72,7 +73,12 @@ def format_source(text: str, path: str = "<string>") -> str:
     errors = [d for d in result.diagnostics if d.is_error]
     if result.tree is None or errors:
         raise FormatError(errors)
-    return format_tree(result.tree, source_comments(text), source=text)
+    try:
+        return format_tree(result.tree, source_comments(text), source=text)
+    except RecursionError:
+        # A last line of defence: the parser refuses trees nested past the limits of
+        # journeyc.lang.depth, well inside what the formatter's recursion handles.
+        raise FormatError([whole_file_too_deep(path, text)]) from None
 
 
 # Characters `str.splitlines` breaks lines at but the parser does not (they may sit

@@ -21,6 +21,7 @@ from lark.exceptions import UnexpectedEOF, VisitError
 from lark.indenter import Indenter
 
 from journeyc.lang.ast import SourceFile
+from journeyc.lang.depth import find_too_deep, whole_file_too_deep
 from journeyc.lang.diagnostics import Diagnostic, error
 from journeyc.lang.span import Span
 from journeyc.lang.transform import ToAst
@@ -149,7 +150,20 @@ def parse_file(path: Path | str, display: str | None = None, max_errors: int = 5
 
 
 def parse_source(text: str, path: str = "<string>", max_errors: int = 50) -> ParseResult:
-    """Parse ``text``; ``path`` names it in spans and gives a bare journey its name."""
+    """Parse ``text``; ``path`` names it in spans and gives a bare journey its name.
+
+    A file nested past the limits of :mod:`journeyc.lang.depth` gets a ``too_deep``
+    error and no tree.
+    """
+    try:
+        return _parse_source(text, path, max_errors)
+    except RecursionError:
+        # A last line of defence: parsing and building the AST do not recurse, and
+        # the nesting limits are checked before anything else walks the tree.
+        return ParseResult(path, text, None, [whole_file_too_deep(path, text)])
+
+
+def _parse_source(text: str, path: str, max_errors: int) -> ParseResult:
     diags = _tab_errors(text, path)
     work = text.expandtabs(2) if diags else text
     # Spans are made against the text parsed; with tabs expanded, they are mapped back.
@@ -172,6 +186,13 @@ def parse_source(text: str, path: str = "<string>", max_errors: int = 50) -> Par
                 ast = builder.transform(tree)
             except VisitError as exc:  # a bug of ours, not the user's: let it show
                 raise exc.orig_exc from exc
+            deep = find_too_deep(ast, src) if builder.too_deep else None
+            if deep is not None:
+                # No tree: every later stage walks it recursively.
+                found = [*syntax, *builder.diagnostics, deep]
+                if diags:
+                    found = _untab(text, found)
+                return ParseResult(path, text, None, diags + found)
             if syntax or diags:
                 # What survived recovery still gets its literal checks; the tree does not
                 # go on to the checker, which would only report echoes of the syntax errors.

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer, Tree, v_args
 from lark.tree import Meta
 
 from journeyc.lang import ast
+from journeyc.lang.depth import MAX_BLOCK_DEPTH, MAX_EXPR_DEPTH
 from journeyc.lang.diagnostics import Diagnostic, error, warning
 from journeyc.lang.literals import (
     LiteralError,
@@ -106,6 +108,66 @@ class ToAst(Transformer[Token, ast.SourceFile]):
         self.path = path
         self.text = text
         self.diagnostics: list[Diagnostic] = []
+        # Set by `transform` when the tree nests past a limit of journeyc.lang.depth;
+        # `find_too_deep` then says where, on the AST.
+        self.too_deep = False
+
+    def transform(self, tree: Tree[Token]) -> ast.SourceFile:
+        """The AST of ``tree``, built without recursion, measuring nesting on the way.
+
+        lark's ``Transformer`` recurses once per level of the tree, and sums nest to
+        the left in the grammar, so a 3000-term `+` chain overflowed Python's stack.
+        This goes through the tree in post-order with explicit stacks (as lark's
+        ``Transformer_NonRecursive``), keeping beside each value the height of its
+        expression and of its blocks, in the AST's terms (see
+        :mod:`journeyc.lang.depth`); ``too_deep`` is set when one passes a limit.
+        Every rule method builds one node from built children, without recursing.
+        """
+        order: list[Any] = []
+        todo: list[Any] = [tree]
+        while todo:
+            t = todo.pop()
+            order.append(t)
+            if isinstance(t, Tree):
+                todo.extend(t.children)
+        values: list[Any] = []
+        heights: list[int] = []  # the AST height of each value's expression (leaf: 1)
+        blocks: list[int] = []  # how many blocks deep each value's steps go
+        # lark's own dispatch to the rule methods (with `v_args`); it is untyped.
+        call: Callable[[Tree[Token], list[Any]], Any] = self._call_userfunc
+        for t in reversed(order):
+            if not isinstance(t, Tree):  # a token or a missing optional (None)
+                values.append(t)
+                heights.append(0)
+                blocks.append(0)
+                continue
+            n = len(t.children)
+            data = t.data
+            if n:
+                args = values[-n:]
+                del values[-n:]
+                if data in _CHAINS:
+                    # `a and b and c` becomes ((a and b) and c): each operator adds one.
+                    h = heights[-n]
+                    for k in heights[-n + 1 :]:
+                        h = 1 + (h if h > k else k)
+                else:
+                    h = max(heights[-n:])
+                b = max(blocks[-n:])
+                del heights[-n:], blocks[-n:]
+            else:
+                args, h, b = [], 0, 0
+            if data in _EXPRESSIONS:
+                h += 1
+            elif data in _BLOCKS:
+                b += 1
+            if h > MAX_EXPR_DEPTH or b > MAX_BLOCK_DEPTH:
+                self.too_deep = True
+            values.append(call(t, args))
+            heights.append(h)
+            blocks.append(b)
+        result: ast.SourceFile = values[0]
+        return result
 
     # ------------------------------------------------------------ helpers
     def _span(self, meta: Meta) -> Span:
@@ -795,6 +857,37 @@ class ToAst(Transformer[Token, ast.SourceFile]):
         )
 
 
+# Rules whose node is one expression level over its operands (see `ToAst.transform`);
+# `call_arg`, `where`, `within` and the operator words add none.
+_EXPRESSIONS = frozenset(
+    {
+        "not_",
+        "neg",
+        "compare",
+        "arith",
+        "in_",
+        "not_in",
+        "between",
+        "getattr",
+        "number",
+        "string",
+        "duration",
+        "true",
+        "false",
+        "null",
+        "name",
+        "call",
+        "segment_ref",
+        "list_",
+    }
+)
+# Flat in the parse tree, nested to the left in the AST.
+_CHAINS = frozenset({"and_expr", "or_expr"})
+# A block: an `if`'s branches (`elif_branch` and `else_branch` are inside its
+# `if_step`), a split arm, an `on` branch.
+_BLOCKS = frozenset({"if_step", "arm", "on_branch"})
+
+
 @dataclass(frozen=True, slots=True)
 class _FileRef:
     string: ast.String
@@ -807,14 +900,20 @@ class _Else:
 
 def _event_path(expr: ast.Expr) -> list[str] | None:
     """``order_completed.amount`` → ``["order_completed", "amount"]``."""
+    # A loop, not recursion: the transform runs before nesting is checked.
+    names: list[str] = []
+    while isinstance(expr, ast.GetAttr):
+        names.append(expr.name)
+        expr = expr.obj
     if isinstance(expr, ast.Name):
-        return [expr.name]
-    if isinstance(expr, ast.String) and expr.value:
-        return [expr.value]
-    if isinstance(expr, ast.GetAttr):
-        inner = _event_path(expr.obj)
-        return None if inner is None else [*inner, expr.name]
-    return None
+        root = expr.name
+    elif isinstance(expr, ast.String) and expr.value:
+        root = expr.value
+    else:
+        return None
+    names.append(root)
+    names.reverse()
+    return names
 
 
 def _join(a: Span, b: Span) -> Span:
