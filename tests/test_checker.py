@@ -82,6 +82,8 @@ ALL_CODES = {
     "segment_cycle",
     "liquid_syntax_error",
     "missing_file",
+    "file_outside_project",
+    "template_loop_over_limit",
     "type_error",
     "event_without_event_entry",
     "event_in_segment",

@@ -25,7 +25,14 @@ from journeyc.lang.literals import LiteralError, unescape_string
 from journeyc.lang.project import Project
 from journeyc.lang.span import Span
 from journeyc.lang.types import TypeChecker, subexpressions
-from journeyc.messages.templates import TemplateError, template_errors, template_globals
+from journeyc.messages.templates import (
+    DEFAULT_LIMITS,
+    TemplateError,
+    big_loops,
+    inside_project,
+    template_errors,
+    template_globals,
+)
 
 # Clauses a journey may hold once; `when`/`every` and `exit when` may repeat.
 _SINGLE_CLAUSES: dict[type, str] = {
@@ -306,10 +313,31 @@ class _Checker:
                 end = offsets[min(e.offset + e.length, len(offsets) - 1)]
                 span = Span.point(s.span.file, text, s.span.start + start, max(1, end - start))
             self.diags.append(_liquid_error(e, span))
+        for e in big_loops(value):
+            start = offsets[min(e.offset or 0, len(offsets) - 1)]
+            end = offsets[min((e.offset or 0) + e.length, len(offsets) - 1)]
+            span = Span.point(s.span.file, text, s.span.start + start, max(1, end - start))
+            self.diags.append(_big_loop(e, span))
         return [s.span.start + o for o in offsets]
 
     def _template_file(self, s: ast.String) -> None:
         path = self.project.file_dir(s.span.file) / s.value
+        roots = self.project.template_roots(s.span.file)
+        if not inside_project(path, roots):
+            where = " or ".join(f"`{r.as_posix()}`" for r in roots)
+            self.diags.append(
+                error(
+                    "file_outside_project",
+                    f"the template file `{s.value}` is outside the project",
+                    s.span,
+                    f"resolves to {path.resolve().as_posix()}",
+                    hints=[
+                        f"template files must be inside {where} (after `..` and "
+                        "symbolic links are followed)"
+                    ],
+                )
+            )
+            return
         text, reason = self._template(path)
         if text is None:
             self.diags.append(
@@ -346,6 +374,8 @@ class _Checker:
                 else Span.point(name, text, e.offset, e.length)
             )
             self.diags.append(_liquid_error(e, span))
+        for e in big_loops(text):
+            self.diags.append(_big_loop(e, Span.point(name, text, e.offset or 0, e.length)))
         return self.templates[path]
 
     def _uses_event(self, msg: ast.Message, channel: str) -> bool:
@@ -356,7 +386,9 @@ class _Checker:
             for f in part.fields:
                 source: str | None = f.value.value
                 if f.is_file:
-                    source = self._template(self.project.file_dir(f.span.file) / f.value.value)[0]
+                    path = self.project.file_dir(f.span.file) / f.value.value
+                    roots = self.project.template_roots(f.span.file)
+                    source = self._template(path)[0] if inside_project(path, roots) else None
                 if source is not None and "event" in template_globals(source):
                     return True
         return False
@@ -693,6 +725,20 @@ def _liquid_error(e: TemplateError, span: Span) -> Diagnostic:
         span,
         e.message,
         hints=["templates are Liquid: `{{ user.first_name }}`, `{% if … %}…{% endif %}`"],
+    )
+
+
+def _big_loop(e: TemplateError, span: Span) -> Diagnostic:
+    return warning(
+        "template_loop_over_limit",
+        "this template loop goes past the render limit: the send will be suppressed",
+        span,
+        e.message,
+        hints=[
+            f"by default a message renders at most {DEFAULT_LIMITS.loop_iterations:,} loop "
+            "iterations (journeyc.toml: [render] loop_iterations); a send past the limit "
+            "is suppressed with render_error"
+        ],
     )
 
 

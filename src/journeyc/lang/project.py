@@ -25,6 +25,9 @@ class Project:
     files: list[ParseResult] = field(default_factory=list)
     # Texts of other files diagnostics point into (message templates read by `file`).
     extra_sources: dict[str, str] = field(default_factory=dict)
+    # The directories `file` templates must be inside: each directory given, and the
+    # directory of each file given. None: each journey file's own directory.
+    roots: list[Path] | None = None
 
     @property
     def trees(self) -> list[SourceFile]:
@@ -49,6 +52,11 @@ class Project:
     def file_dir(self, path: str) -> Path:
         """The directory a file's ``file "…"`` fields are relative to."""
         return Path(path).parent
+
+    def template_roots(self, path: str) -> list[Path]:
+        """The directories the ``file "…"`` templates of the journey file ``path`` must
+        be inside (after ``..`` and symbolic links): the project's directories."""
+        return self.roots if self.roots is not None else [self.file_dir(path)]
 
 
 def display_name(path: Path) -> str:
@@ -80,4 +88,6 @@ def find_files(paths: Sequence[str | Path]) -> list[Path]:
 
 def load_project(paths: Sequence[str | Path], max_errors: int = 50) -> Project:
     """Parse every journey file under ``paths`` into one project."""
-    return Project([parse_file(f, display_name(f), max_errors) for f in find_files(paths)])
+    files = [parse_file(f, display_name(f), max_errors) for f in find_files(paths)]
+    roots = [Path(p) if Path(p).is_dir() else Path(p).parent for p in paths]
+    return Project(files, roots=roots)
