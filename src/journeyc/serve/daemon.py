@@ -324,6 +324,7 @@ class Daemon(Service):
                 log.error("%s", str(message["text"]).rstrip())
         status = message.get("status")
         if status is not None:
+            self.metrics.observe_dispatch(status.get("dispatch", {}))
             with self._state_lock:
                 self._engine_status = status
                 self.versions = dict(status.get("journeys", {}))

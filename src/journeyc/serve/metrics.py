@@ -12,7 +12,7 @@ a restart.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing
 from pathlib import Path
 
@@ -20,12 +20,15 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     ProcessCollector,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from journeyc.serve.breaker import BREAKER_STATES
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The media type of :meth:`Metrics.render`'s output."""
@@ -61,7 +64,8 @@ class Metrics:
     The daemon records with ``timer_lateness.observe(seconds)`` when it runs a due
     timer, ``engine_runs.inc()`` and ``engine_run_seconds.observe(seconds)`` after
     each engine step, and ``cpu_seconds.labels(part).inc(seconds)`` with the thread
-    CPU time of each part's work.
+    CPU time of each part's work. :meth:`observe_dispatch` takes the dispatcher's
+    part of the engine process's status (each channel's breaker and sends).
 
     ``process_*`` are this process's (the API's); with ``engine_pid`` (the engine
     process's pid, or -1 while there is none) ``journeyc_engine_process_*`` are the
@@ -109,10 +113,43 @@ class Metrics:
         )
         for part in CPU_PARTS:
             self.cpu_seconds.labels(part)
+        self.breaker_state = Gauge(
+            "journeyc_channel_breaker_state",
+            "Each channel's circuit breaker: 0 closed (sending), 1 half-open (one probe "
+            "send), 2 open (sends put off until its cool-down ends).",
+            ("channel",),
+            registry=self.registry,
+        )
+        self.sends_in_flight = Gauge(
+            "journeyc_channel_sends_in_flight",
+            "Sends of each channel its provider is working on (given-up ones excepted).",
+            ("channel",),
+            registry=self.registry,
+        )
+        self.sends_given_up = Gauge(
+            "journeyc_channel_sends_given_up",
+            "Sends of each channel given up after its deadline since the engine process started.",
+            ("channel",),
+            registry=self.registry,
+        )
         ProcessCollector(registry=self.registry)
         if engine_pid is not None:
             ProcessCollector(namespace="journeyc_engine", pid=engine_pid, registry=self.registry)
         self.registry.register(OutboxCollector(store_path))
+
+    def observe_dispatch(self, dispatch: Mapping[str, object]) -> None:
+        """Set the channel gauges from the ``dispatch`` part of the engine process's
+        status (its ``channels``: breaker state, sends running, sends given up)."""
+        channels = dispatch.get("channels")
+        if not isinstance(channels, Mapping):
+            return
+        for channel, state in channels.items():
+            if not isinstance(state, Mapping):
+                continue
+            level = _BREAKER_LEVELS.get(str(state.get("breaker")), 0)
+            self.breaker_state.labels(channel).set(level)
+            self.sends_in_flight.labels(channel).set(_number(state.get("running")))
+            self.sends_given_up.labels(channel).set(_number(state.get("given_up")))
 
     def render(self) -> bytes:
         """The registry in Prometheus' text format (see :data:`CONTENT_TYPE`)."""
@@ -166,6 +203,13 @@ class OutboxCollector(Collector):
         backlog.add_metric([], queued)
         yield sends
         yield backlog
+
+
+_BREAKER_LEVELS: dict[str, int] = {str(state): n for state, n in BREAKER_STATES.items()}
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def _sends_family() -> CounterMetricFamily:

@@ -26,12 +26,19 @@ that APScheduler calls once the run no longer counts as running; a request that
 came in during the run (a nudge, an engine run that queued sends) is remembered in
 a flag and makes that listener arm the job for now.
 
-Engine runs and deploys take one lock. The engine and the dispatcher write through
-one :class:`~journeyc.store.sqlite.Store`, and the API process through its own: the
-store's write lock (a thread lock and an ``flock`` beside the database) queues their
-transactions and wakes a waiting writer as soon as the holder commits. Reads that
-need a snapshot of their own (the poll job) use connections of their own (SQLite in
-WAL mode lets them read while a writer writes).
+Engine runs and deploys take one lock. The engine writes through one
+:class:`~journeyc.store.sqlite.Store`, the dispatcher through another and the API
+process through its own: the store's write lock (an ``flock`` beside the database)
+queues their transactions and wakes a waiting writer as soon as the holder commits.
+A connection is never used by two threads at once: a read outside a transaction
+holds a snapshot, and a write another thread then begins on the same connection
+fails at once with "database is locked" once another connection has committed.
+Reads that need a snapshot of their own (the poll job) use connections of their own
+(SQLite in WAL mode lets them read while a writer writes).
+
+The dispatcher's job is one short pump (record outcomes, claim due rows, hand them
+to the channels' lanes): the sends run in the lanes' threads, and each lane asks for
+the next pump when it has an outcome to record (see :mod:`.dispatcher`).
 
 What the API process shows on ``/metrics`` and ``/v1/status`` goes to it as a
 message after every engine run, dispatcher run and deploy (``report``).
@@ -156,7 +163,8 @@ class Worker(Service):
         self._dispatch_failures = 0
         self._engine_runs = 0
         self._last_run: dict[str, Any] = {}
-        self._sent = self._retried = self._failed = 0
+        self._sent = self._retried = self._failed = self._put_off = 0
+        self._channels: dict[str, dict[str, Any]] = {}
         self._last_refused: dict[str, Any] | None = None
         self._last_deploy_ms: int | None = None
         self.scheduler: Any = None
@@ -170,7 +178,7 @@ class Worker(Service):
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
-        from journeyc.channels import build_providers, close_providers
+        from journeyc.channels.registry import build_providers, close_providers, dispatch_options
         from journeyc.engine.core import Engine
         from journeyc.serve.dispatcher import Dispatcher
         from journeyc.store.schema import StoreError
@@ -192,6 +200,7 @@ class Worker(Service):
         base_dir = s.config_file.parent if s.config_file is not None else Path.cwd()
         try:
             self.providers = build_providers(self.config, base_dir)
+            lanes = dispatch_options(self.config)
         except ConfigError as exc:
             raise StartupError(f"{s.config_file or CONFIG_FILE}: {exc}") from None
         self._closers.append(lambda: close_providers(self.providers))
@@ -206,13 +215,22 @@ class Worker(Service):
         self.versions = {jid: v for jid, v, _, active in self.engine.rt.versions() if active}
         self.deploy(checked, at_start=True)
 
-        self.dispatcher = Dispatcher(self.store, self.providers)
+        # The dispatcher has a connection of its own. On the engine's, a read of the
+        # engine thread (outside a transaction: next_wake, get_cursor …) holds a
+        # snapshot while it runs; the API process commits; the dispatcher thread's
+        # BEGIN IMMEDIATE on that same connection then cannot move the snapshot on
+        # and fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT: no busy
+        # timeout helps). Most likely at start, when both catch up at once. Writers
+        # on the two connections still queue on the store's flock.
+        self.dispatcher = Dispatcher.open(
+            s.store_path, self.providers, lanes=lanes, on_ready=self.request_dispatch
+        )
+        self._closers.append(self.dispatcher.close)
         # One daemon per store (and one engine process per daemon): sends a dead one
         # had claimed go out now, not after their lease.
         reclaimed = self.dispatcher.reclaim(now_ms())
         if reclaimed:
             log.info("%d send(s) claimed by a daemon that stopped before delivering", reclaimed)
-        self._closers.append(self.dispatcher.close)
         self._poll_conn = sqlite3.connect(
             str(s.store_path), timeout=5, isolation_level=None, check_same_thread=False
         )
@@ -535,24 +553,20 @@ class Worker(Service):
             self._send({"cpu": {"dispatch": time.thread_time() - cpu}})
 
     def _dispatch(self, now: int) -> None:
+        """One pump of the dispatcher: it records what the channels' lanes reported,
+        claims what they have room for and returns at once; a lane that reports an
+        outcome asks for the next pump (``on_ready``), and :meth:`Dispatcher.next_wake`
+        says when otherwise (the next due row, a send's deadline)."""
         try:
-            while True:
-                stats = self.dispatcher.run_once(now)
-                with self._state_lock:
-                    self._sent += stats.sent
-                    self._retried += stats.retried
-                    self._failed += stats.failed
-                if stats.handled:
-                    log.debug(
-                        "dispatch: %d sent, %d to retry, %d failed",
-                        stats.sent,
-                        stats.retried,
-                        stats.failed,
-                    )
-                if stats.handled < self.dispatcher.batch or self._stopping:
-                    break
-                now = now_ms()
-            self._dispatch_next = self.dispatcher.next_due()
+            stats = self.dispatcher.pump(now)
+            with self._state_lock:
+                self._sent += stats.sent
+                self._retried += stats.retried
+                self._failed += stats.failed
+                self._put_off += stats.put_off
+            self._dispatch_next = self.dispatcher.next_wake(now_ms())
+            with self._state_lock:
+                self._channels = self.dispatcher.channels(now)
         except Exception:
             self._dispatch_failures += 1
             delay = _retry_delay_s(self._dispatch_failures)
@@ -633,7 +647,9 @@ class Worker(Service):
                     "sent": self._sent,
                     "retried": self._retried,
                     "failed": self._failed,
+                    "put_off": self._put_off,
                     "next_due_at": iso(self._dispatch_next),
+                    "channels": self._channels,
                 },
                 "watching": self.watcher.alive if hasattr(self, "watcher") else False,
             }
