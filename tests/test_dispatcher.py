@@ -695,3 +695,40 @@ def test_a_send_past_its_deadline_is_given_up_and_retried_after_the_lease(store:
         provider.close()
         server.stop()
     assert server.requests == 1
+
+
+def test_channel_sections_take_the_dispatch_keys_and_providers_never_see_them(
+    tmp_path: Path,
+) -> None:
+    from journeyc.channels.registry import build_providers, dispatch_options
+    from journeyc.config import Config, ConfigError
+
+    section = {
+        "provider": "http",
+        "url": "http://127.0.0.1:9/send",
+        "timeout": 2.5,
+        "concurrency": 8,
+        "deadline": 30,
+        "breaker_failures": 10,
+        "breaker_cooldown": 60,
+    }
+    config = Config.model_validate({"channels": {"push": section}})
+    providers = build_providers(config, tmp_path)
+    try:
+        assert isinstance(providers["push"], HttpProvider)
+        assert providers["push"].options.timeout == 2.5
+    finally:
+        for provider in providers.values():
+            provider.close()
+    lanes = dispatch_options(config)
+    assert lanes["push"] == DispatchOptions(
+        concurrency=8, deadline=30, breaker_failures=10, breaker_cooldown=60
+    )
+    assert lanes["email"] == DispatchOptions()  # no section: the defaults
+    bad = Config.model_validate(
+        {"channels": {"push": {**section, "concurrency": 0, "deadline": "soon"}}}
+    )
+    with pytest.raises(ConfigError) as caught:
+        build_providers(bad, tmp_path)
+    assert "channels.push.concurrency:" in str(caught.value)
+    assert "channels.push.deadline: expected a number" in str(caught.value)
