@@ -22,6 +22,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -184,7 +185,7 @@ def test_batch_of_track_and_identify(api: Api) -> None:
         "batch": [
             {"type": "identify", "userId": "u1", "traits": {"plan": "pro"}, "messageId": "i-1"},
             track(type="track", messageId="t-1"),
-            {"type": "track", "anonymousId": 7, "event": "Viewed", "messageId": "t-2"},
+            {"type": "track", "userId": 7, "event": "Viewed", "messageId": "t-2"},
         ]
     }
     assert api.client.post("/v1/batch", json=batch, headers=AUTH).status_code == 200
@@ -945,3 +946,142 @@ def test_concurrent_ingest_and_admin_reads(api: Api) -> None:
         results = [status for statuses in pool.map(send, range(8)) for status in statuses]
     assert set(results) == {200}
     assert read_rows(api.db, "SELECT count(*) FROM events") == [(160,)]
+
+
+# ---------------------------------------------------------------- hostile input (#21)
+
+LONE = "\\ud800"  # a JSON escape that decodes to a lone surrogate: no UTF-8 text
+
+
+def raw_json(text: str) -> dict[str, Any]:
+    return {"content": text.encode(), "headers": {**AUTH, "Content-Type": "application/json"}}
+
+
+@pytest.mark.parametrize(
+    ("call", "path"),
+    [
+        (f'{{"userId": "{LONE}", "event": "x"}}', "$.userId"),
+        (f'{{"anonymousId": "{LONE}", "event": "x"}}', "$.anonymousId"),
+        (f'{{"userId": "u", "event": "{LONE}"}}', "$.event"),
+        (f'{{"userId": "u", "event": "x", "messageId": "{LONE}"}}', "$.messageId"),
+        (f'{{"userId": "u", "event": "x", "properties": {{"foo": "{LONE}"}}}}', "$.properties.foo"),
+        (
+            f'{{"userId": "u", "event": "x", "properties": {{"a": [{{"{LONE}": 1}}]}}}}',
+            '$.properties.a[0]["\\ud800"]',
+        ),
+        (f'{{"userId": "u", "event": "x", "context": {{"ip": "{LONE}"}}}}', "$.context.ip"),
+    ],
+)
+def test_text_that_is_not_utf8_is_400_naming_the_field(api: Api, call: str, path: str) -> None:
+    body = assert_error(api.client.post("/v1/track", **raw_json(call)), 400, path)
+    assert body["code"] == "invalid_event"
+    assert path in [p["path"] for p in body["problems"]]
+    assert api.events() == []
+
+
+def test_a_trait_that_is_not_utf8_is_400(api: Api) -> None:
+    call = f'{{"userId": "u", "traits": {{"name": "{LONE}"}}}}'
+    assert_error(api.client.post("/v1/identify", **raw_json(call)), 400, "$.traits.name")
+    assert read_rows(api.db, "SELECT count(*) FROM profiles") == [(0,)]
+
+
+def test_a_batch_with_bad_text_in_one_call_stores_nothing(api: Api) -> None:
+    good = [json.dumps(track(type="track", messageId=f"m-{i}")) for i in range(2)]
+    bad = f'{{"type": "track", "userId": "u", "event": "x", "properties": {{"foo": "{LONE}"}}}}'
+    text = f'{{"batch": [{good[0]}, {good[1]}, {bad}]}}'
+    response = api.client.post("/v1/batch", **raw_json(text))
+    body = assert_error(response, 400, "$.batch[2].properties.foo")
+    assert [p["path"] for p in body["problems"]] == ["$.batch[2].properties.foo"]
+    assert api.events() == []
+    assert api.calls == []
+
+
+def test_a_write_key_that_is_not_utf8_is_401(api: Api) -> None:
+    text = f'{{"userId": "u", "event": "x", "writeKey": "{LONE}"}}'
+    headers = {"Content-Type": "application/json"}
+    assert_error(api.client.post("/v1/track", content=text.encode(), headers=headers), 401)
+
+
+def test_anonymous_id_must_be_a_string(api: Api) -> None:
+    call = {"anonymousId": 0, "event": "x"}
+    body = assert_error(api.client.post("/v1/track", json=call, headers=AUTH), 400)
+    assert body["problems"] == [{"path": "$.anonymousId", "message": "expected a string"}]
+    assert api.events() == []
+
+
+def test_calls_without_a_message_id_are_events_of_their_own(api: Api) -> None:
+    call = track()
+    del call["messageId"]
+    for _ in range(2):
+        assert api.client.post("/v1/track", json=call, headers=AUTH).status_code == 200
+    batch = {"batch": [{**call, "type": "track"}, {**call, "type": "track"}]}
+    assert api.client.post("/v1/batch", json=batch, headers=AUTH).status_code == 200
+    ids = [row[0] for row in api.events()]
+    assert len(ids) == len(set(ids)) == 4
+    assert all(i.startswith("jc-") for i in ids)
+
+
+ODD_IDS = ["a/b", "a/b/inbox", "inbox", "..", ".", "é ü 😀", "two words", "100%", "a%2Fb", "?#&="]
+
+
+@pytest.mark.parametrize("user_id", ODD_IDS)
+def test_every_user_id_ingest_takes_is_reachable_and_forgettable(api: Api, user_id: str) -> None:
+    other = track(userId=user_id + "x", messageId="m-other")
+    for call in (track(userId=user_id), other, track(userId="a", messageId="m-a")):
+        assert api.client.post("/v1/track", json=call, headers=AUTH).status_code == 200
+    # Dots too: a client drops a path segment "." or ".." (RFC 3986), not "%2E".
+    url = "/v1/users/" + quote(user_id, safe="").replace(".", "%2E")
+    response = api.client.get(url, headers=ADMIN)
+    assert response.status_code == 200, response.text
+    assert response.json()["user_id"] == user_id
+    inbox = api.client.get(url + "/inbox", headers=ADMIN)
+    assert inbox.status_code == 200, inbox.text
+    assert inbox.json() == {"user_id": user_id, "messages": []}
+    forgotten = api.client.delete(url, headers=ADMIN)
+    assert forgotten.status_code == 200, forgotten.text
+    assert forgotten.json()["user_id"] == user_id
+    assert forgotten.json()["removed"]["events"] == 1
+    assert_error(api.client.get(url, headers=ADMIN), 404)
+    assert sorted(row[1] for row in api.events()) == sorted(["a", user_id + "x"])
+
+
+def test_an_inbox_is_the_users_and_a_user_named_like_one_is_another(api: Api) -> None:
+    for user in ("a", "a/inbox"):
+        call = track(userId=user, messageId=f"m-{user}")
+        assert api.client.post("/v1/track", json=call, headers=AUTH).status_code == 200
+    assert api.client.get("/v1/users/a/inbox", headers=ADMIN).json()["user_id"] == "a"
+    assert api.client.get("/v1/users/a%2Finbox", headers=ADMIN).json()["user_id"] == "a/inbox"
+    assert_error(api.client.get("/v1/users/a/b/inbox/c", headers=ADMIN), 404)
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/v1/users/u1", "GET, DELETE, OPTIONS"),
+        ("/v1/users/a%2Fb", "GET, DELETE, OPTIONS"),
+        ("/v1/users/u1/inbox", "GET, OPTIONS"),
+        ("/v1/track", "POST, OPTIONS"),
+        ("/v1/journeys", "GET, OPTIONS"),
+        ("/healthz", "GET, OPTIONS"),
+    ],
+)
+def test_options_and_405_name_every_method_of_the_path(api: Api, path: str, allowed: str) -> None:
+    response = api.client.options(path)
+    assert response.status_code == 200, response.text
+    assert response.content == b""
+    assert response.headers["allow"] == allowed
+    refused = api.client.request("PUT", path, headers=ADMIN)
+    assert_error(refused, 405)
+    assert refused.headers["allow"] == allowed
+    assert_error(api.client.options("/v1/nope"), 404)
+
+
+def test_openapi_says_one_of_user_id_and_anonymous_id_is_required(api: Api) -> None:
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    for name in ("TrackCall", "IdentifyCall", "TrackEvent", "IdentifyEvent"):
+        schema = schemas[name]
+        assert [b["required"] for b in schema["anyOf"]] == [["userId"], ["anonymousId"]], name
+        assert schema["properties"]["anonymousId"]["anyOf"] == [
+            {"type": "string"},
+            {"type": "null"},
+        ]

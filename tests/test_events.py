@@ -37,7 +37,7 @@ def test_track_is_normalized() -> None:
             timestamp="2024-03-01T10:00:00.250Z",
             messageId="m-1",
             context={"ip": "1.2.3.4"},
-            sentAt="2024-03-01T10:00:01Z",  # an extra top-level key is ignored
+            channel="server",  # an extra top-level key is ignored (sentAt is read now)
         ),
         RECEIVED,
     )
@@ -337,3 +337,123 @@ def test_a_batch_item_whose_type_is_not_a_string_is_a_clear_error() -> None:
     with pytest.raises(EventError) as info:
         parse_batch({"batch": [{"type": {}, "userId": "u1", "traits": {}}]}, 0)
     assert "$.batch[0]" in str(info.value)
+
+
+# ---------------------------------------------------------------- text that is not UTF-8
+
+LONE = "\ud800"  # a lone surrogate: a Python str, but no UTF-8 text (JSON may carry it)
+
+
+@pytest.mark.parametrize(
+    ("obj", "path"),
+    [
+        (track(userId=LONE), "$.userId"),
+        (track(anonymousId="a" + LONE), "$.anonymousId"),
+        (track(event=LONE), "$.event"),
+        (track(messageId=LONE), "$.messageId"),
+        (track(timestamp=LONE), "$.timestamp"),
+        (track(properties={"foo": LONE}), "$.properties.foo"),
+        (track(properties={"a": [1, {"b": ["x", LONE]}]}), "$.properties.a[1].b[1]"),
+        (track(properties={"a": {LONE: 1}}), '$.properties.a["\\ud800"]: the key is'),
+        (track(context={"ip": LONE}), "$.context.ip"),
+        (track(sentAt=LONE), "$.sentAt"),
+        ({"type": "identify", "userId": "u", "traits": {"name": LONE}}, "$.traits.name"),
+        (
+            {"type": "identify", "userId": "u", "traits": {LONE + "x": 1}},
+            '$.traits["\\ud800x"]: the key is',
+        ),
+    ],
+)
+def test_text_that_is_not_utf8_is_refused_naming_its_path(obj: object, path: str) -> None:
+    lines = error_lines(obj)
+    where = path if path.endswith(" is") else f"{path}:"
+    assert f"{where} not valid text (a lone surrogate \\ud800 cannot be written as UTF-8)" in (
+        lines
+    ), lines
+    # The report itself is text that can be written anywhere.
+    "\n".join(lines).encode("utf-8")
+
+
+def test_every_bad_string_of_a_call_is_reported_with_its_other_problems() -> None:
+    lines = error_lines(
+        {"type": "track", "userId": LONE, "event": "x", "properties": {LONE: LONE}, "timestamp": 5}
+    )
+    assert sorted(line.split(":")[0] for line in lines) == [
+        '$.properties["\\ud800"]',
+        '$.properties["\\ud800"]',
+        "$.timestamp",
+        "$.userId",
+    ]
+
+
+def test_a_bad_string_in_a_batch_names_its_item_and_nothing_is_returned() -> None:
+    calls = [track(messageId="m0"), track(messageId="m1"), track(properties={"foo": LONE})]
+    with pytest.raises(EventError) as info:
+        parse_batch({"batch": calls, "context": {"library": LONE}}, RECEIVED)
+    paths = [p.path for p in info.value.problems]
+    assert paths == ["$.batch[2].properties.foo", "$.context.library"]
+
+
+def test_a_surrogate_pair_is_text() -> None:
+    e = parse_event(json.loads('{"type": "track", "userId": "\\ud83d\\ude00", "event": "x"}'), 0)
+    assert e.user_id == "\U0001f600"
+
+
+def test_a_file_with_a_lone_surrogate_names_the_line_and_path(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "events.jsonl",
+        [
+            json.dumps(track(userId="caf\u00e9")),  # an escape that is fine
+            '{"type": "track", "userId": "\\ud800", "event": "x"}',
+            '{"type": "track", "userId": "u", "event": "x", "properties": {"k": {"\\uDFFF": 1}}}',
+        ],
+    )
+    with pytest.raises(EventError) as info:
+        read_events_jsonl(path, received_ms=RECEIVED)
+    assert str(info.value).splitlines() == [
+        f"{path}:2: $.userId: not valid text (a lone surrogate \\ud800 cannot be written as UTF-8)",
+        f'{path}:3: $.properties.k["\\udfff"]: the key is not valid text '
+        "(a lone surrogate \\udfff cannot be written as UTF-8)",
+    ]
+
+
+def test_anonymous_id_must_be_a_string() -> None:
+    call = {"type": "track", "anonymousId": 0, "event": "x"}
+    assert error_lines(call) == ["$.anonymousId: expected a string"]
+    assert error_lines({**call, "userId": "u"}) == ["$.anonymousId: expected a string"]
+
+
+# ---------------------------------------------------------------- generated message ids
+
+
+def test_the_caller_chooses_the_id_of_a_call_without_one() -> None:
+    ids = iter(f"id-{i}" for i in range(1, 10))
+    assert parse_event(track(), RECEIVED, new_id=lambda: next(ids)).message_id == "id-1"
+    # a given messageId is kept (new_id is not asked)
+    assert parse_event(track(messageId="m"), RECEIVED, new_id=lambda: next(ids)).message_id == "m"
+    body = {"batch": [track(), track(messageId="m"), track()]}
+    events = parse_batch(body, RECEIVED, new_id=lambda: next(ids))
+    assert [e.message_id for e in events] == ["id-2", "m", "id-3"]
+
+
+def test_identical_lines_of_a_file_are_two_events_and_a_rerun_is_the_same(
+    tmp_path: Path,
+) -> None:
+    line = json.dumps(track(timestamp="2024-01-01T00:00:00Z"))
+    path = write_lines(tmp_path / "events.jsonl", [line, "", line])
+    first = read_events_jsonl(path, received_ms=RECEIVED)
+    assert len(first) == 2
+    assert first[0].message_id != first[1].message_id
+    assert all(e.message_id.startswith("jc-") for e in first)
+    # the same file read again (later, or from elsewhere) gives the same ids
+    again = read_events_jsonl(path, received_ms=RECEIVED + 1)
+    assert [e.message_id for e in again] == [e.message_id for e in first]
+    # an id is the line's: lines added at the end leave the earlier ids alone
+    longer = write_lines(tmp_path / "events.jsonl", [line, "", line, line])
+    assert [e.message_id for e in read_events_jsonl(longer, received_ms=RECEIVED)][:2] == [
+        e.message_id for e in first
+    ]
+    # another line at the same place is another event
+    other = write_lines(tmp_path / "events.jsonl", [json.dumps(track(event="x")), "", line])
+    ids = [e.message_id for e in read_events_jsonl(other, received_ms=RECEIVED)]
+    assert ids[0] != first[0].message_id and ids[1] == first[1].message_id

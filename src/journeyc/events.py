@@ -5,6 +5,8 @@ Segment's libraries send them (one per JSON line, or a ``/v1/batch`` body). Each
 call becomes a frozen :class:`Event`; a call that is shaped wrong raises
 :class:`EventError`, whose every problem names the JSON path of the bad field
 (``$.properties: expected an object``), so nothing half-valid reaches the log.
+Text that cannot be written as UTF-8 (a lone surrogate, which a JSON ``\\ud800``
+escape makes) is refused the same way, wherever it is in the call, keys included.
 """
 
 from __future__ import annotations
@@ -13,20 +15,25 @@ import functools
 import hashlib
 import json
 import math
+import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeAlias
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
@@ -115,17 +122,44 @@ def _id_text(value: object) -> object:
     return value
 
 
-UserId = Annotated[str | None, BeforeValidator(_id_text)]
+UserId = Annotated[
+    str | None,
+    BeforeValidator(_id_text),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]}),
+]
+
+# The schema of "one of userId and anonymousId, not empty": what _user_id requires.
+_ONE_ID: dict[str, Any] = {
+    "anyOf": [
+        {
+            "required": ["userId"],
+            "properties": {
+                "userId": {"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer"}]}
+            },
+        },
+        {
+            "required": ["anonymousId"],
+            "properties": {"anonymousId": {"type": "string", "minLength": 1}},
+        },
+    ]
+}
 
 
 class _Call(BaseModel):
-    """Fields every Segment call shares; unknown top-level keys are ignored."""
+    """Fields every Segment call shares; unknown top-level keys are ignored.
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    ``userId`` may be a number (some pipelines send them); ``anonymousId`` is a
+    string, as Segment's spec says. One of them must be given and not empty.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra=_ONE_ID)
 
     user_id: UserId = Field(default=None, alias="userId")
-    anonymous_id: UserId = Field(default=None, alias="anonymousId")
+    anonymous_id: str | None = Field(default=None, alias="anonymousId")
     timestamp: IsoTime = None
+    # The client's clocks, for Segment's clock-skew rule (see _event_ms).
+    original_timestamp: IsoTime = Field(default=None, alias="originalTimestamp")
+    sent_at: IsoTime = Field(default=None, alias="sentAt")
     message_id: str | None = Field(default=None, alias="messageId")
     context: dict[str, Any] | None = None
 
@@ -161,20 +195,82 @@ _MESSAGES = {
 # ---------------------------------------------------------------- parsing
 
 
-def parse_event(obj: object, received_ms: int, kind: Kind | None = None) -> Event:
+NewId: TypeAlias = Callable[[], str]
+"""Makes the ``messageId`` of a call that has none."""
+
+Ignored: TypeAlias = Callable[[str], None]
+"""Told the name of a field a call carried and parsing ignored (``context.timezone``
+naming no IANA zone, ``context.locale`` not text): the daemon counts them."""
+
+CONTEXT_DEFAULTS = "$context_defaults"
+"""The key under which an identify event's props carry the profile attributes a
+call's context fills only where the profile has none (``timezone`` from
+``context.timezone``, ``locale`` from ``context.locale``); merging a profile reads it
+(see :func:`journeyc.store.sqlite.merge_traits_into`) and never stores it as a trait."""
+
+CONTEXT_SUFFIX = "#context"
+"""Appended to a track call's ``messageId`` to name the identify event its context
+makes (``context.traits``, ``context.timezone``, ``context.locale``)."""
+
+
+def random_id() -> str:
+    """A fresh random ``messageId`` (``jc-`` and 32 hex digits): for a call that
+    arrives without one, which is then an event of its own however alike another."""
+    return "jc-" + uuid.uuid4().hex
+
+
+def parse_event(
+    obj: object, received_ms: int, kind: Kind | None = None, *, new_id: NewId | None = None
+) -> Event:
     """Validate one call (a decoded JSON object) and normalize it.
 
     ``received_ms`` is when it arrived; it stands in for a missing ``timestamp``.
     ``kind`` is for endpoints that imply the type (``/v1/track``): a missing
-    ``type`` is taken as ``kind``. Raises :class:`EventError`.
+    ``type`` is taken as ``kind``. ``new_id()`` gives the ``messageId`` of a call
+    that has none (the HTTP API passes :func:`random_id`); without it, the id is a
+    hash of the call's content, so equal calls are one event. Raises
+    :class:`EventError`.
+
+    This is the call's own event only: the identify event a track call's
+    ``context`` makes is left out (:func:`parse_call` gives both).
     """
-    return _parse(obj, received_ms, kind, "$")
+    return _parse(obj, received_ms, kind, "$", new_id, check_text=not _is_utf8(obj))
 
 
-def parse_batch(body: object, received_ms: int) -> list[Event]:
+def parse_call(
+    obj: object,
+    received_ms: int,
+    kind: Kind | None = None,
+    *,
+    new_id: NewId | None = None,
+    on_ignored: Ignored | None = None,
+) -> list[Event]:
+    """The events of one call, as :func:`parse_event` reads it: a track call whose
+    ``context`` carries ``traits``, ``timezone`` or ``locale`` gives an identify event
+    (``messageId`` + :data:`CONTEXT_SUFFIX`, the same time) and then its own, so the
+    profile is updated before the track is handled. ``on_ignored`` is told each field
+    that was ignored (an unknown ``context.timezone``). Raises :class:`EventError`."""
+    events: list[Event] = []
+    check_text = not _is_utf8(obj)
+    events.append(
+        _parse(obj, received_ms, kind, "$", new_id, check_text, derived=events, ignored=on_ignored)
+    )
+    return events
+
+
+def parse_batch(
+    body: object,
+    received_ms: int,
+    *,
+    new_id: NewId | None = None,
+    on_ignored: Ignored | None = None,
+) -> list[Event]:
     """Validate a Segment ``/v1/batch`` body (``{"batch": [...]}``), all or nothing.
 
     ``page``, ``screen``, ``group`` and ``alias`` calls are skipped (see IGNORED_TYPES).
+    ``new_id`` is as for :func:`parse_event`; the calls give their events as in
+    :func:`parse_call` (``on_ignored`` likewise). The body's own ``sentAt`` (Segment's
+    SDKs send it there) stands for each call's that has none.
 
     Every call is checked; if any is bad, :class:`EventError` lists each problem
     under its index (``$.batch[3].event: is required``) and no event is returned.
@@ -185,16 +281,36 @@ def parse_batch(body: object, received_ms: int) -> list[Event]:
     if not isinstance(batch, list):
         message = "is required" if batch is None else "expected an array"
         raise EventError([Problem("$.batch", message)])
+    # One look at the whole body; only a body with bad text is walked, call by call.
+    check_text = not _is_utf8(body)
     events: list[Event] = []
     problems: list[Problem] = []
+    sent_at = _batch_sent_at(body, problems)
     for i, item in enumerate(batch):
         kind = item.get("type") if isinstance(item, Mapping) else None
         if isinstance(kind, str) and kind in IGNORED_TYPES:
-            continue  # Segment's SDKs batch these with track calls; journeys don't use them
+            # Segment's SDKs batch these with track calls; journeys don't use them
+            if check_text:
+                problems += _bad_text(item, f"$.batch[{i}]")
+            continue
         try:
-            events.append(_parse(item, received_ms, None, f"$.batch[{i}]"))
+            events.append(
+                _parse(
+                    item,
+                    received_ms,
+                    None,
+                    f"$.batch[{i}]",
+                    new_id,
+                    check_text,
+                    sent_at=sent_at,
+                    derived=events,
+                    ignored=on_ignored,
+                )
+            )
         except EventError as exc:
             problems.extend(exc.problems)
+    if check_text:
+        problems += _bad_text({k: v for k, v in body.items() if k != "batch"}, "$")
     if problems:
         raise EventError(problems)
     return events
@@ -211,7 +327,10 @@ def read_events_jsonl(
 
     Every line is checked before any event is returned, so a run stops before
     anything runs; the error lists each bad line as ``FILE:LINE: $.field: message``.
-    ``received_ms`` (default: now) stands in for missing timestamps. With ``workers``
+    ``received_ms`` (default: now) stands in for missing timestamps. A line without
+    a ``messageId`` gets one made of its line number and its text (see
+    :func:`line_id`): reading the file again gives the same ids, so the store keeps
+    its events once, while two equal lines are two events. With ``workers``
     above 1, a file of :data:`PARALLEL_READ_BYTES` or more is read in that many parts
     at once (processes forked from this one, where the platform can); the events and
     errors are the same, in the same order.
@@ -271,8 +390,14 @@ def _read_lines(name: str, received_ms: int, first: int, lines: Iterable[bytes])
         except ValueError as exc:
             problems.append(Problem("$", f"not valid JSON ({json_reason(exc)})", where))
             continue
+        # The line is UTF-8, so only an escape can make a lone surrogate: only a line
+        # with "\u" is searched for one, and walked only if it may hold one.
+        check_text = b"\\u" in raw and _SURROGATE_ESCAPE.search(raw) is not None
+        new_id = functools.partial(line_id, lineno, raw)
         try:
-            events.append(_parse(obj, received_ms, None, "$", decoded=True))
+            events.append(
+                _parse(obj, received_ms, None, "$", new_id, check_text, True, derived=events)
+            )
         except EventError as exc:
             problems.extend(Problem(p.path, p.message, where) for p in exc.problems)
     return events, problems
@@ -301,19 +426,40 @@ def canonical_json(value: object) -> str:
     return _CANONICAL.encode(value)
 
 
+def line_id(lineno: int, line: bytes) -> str:
+    """The ``messageId`` of a file's line that has none: a hash of its number and its
+    bytes. The same line at the same place is the same event (a file read again, or
+    with lines added at its end); equal lines at two places are two events."""
+    return "jc-" + hashlib.sha256(b"%d\n%b" % (lineno, line)).hexdigest()[:40]
+
+
 def _parse(
-    obj: object, received_ms: int, kind: Kind | None, root: str, decoded: bool = False
+    obj: object,
+    received_ms: int,
+    kind: Kind | None,
+    root: str,
+    new_id: NewId | None = None,
+    check_text: bool = True,
+    decoded: bool = False,
+    *,
+    sent_at: datetime | None = None,
+    derived: list[Event] | None = None,
+    ignored: Ignored | None = None,
 ) -> Event:
     # decoded: ``obj`` was read from JSON text, so its values are JSON data already.
+    # check_text: ``obj`` may hold text that is not UTF-8 (a caller's quick test said so).
+    # sent_at: the batch's ``sentAt``, for a call without its own.
+    # derived: where the identify event a track call's context makes is appended (just
+    # before the caller appends the call's own); None: it is not made.
+    problems = _bad_text(obj, root) if check_text else []
     if not isinstance(obj, Mapping):
         raise EventError([Problem(root, "expected an object")])
     type_ = obj.get("type", kind)
     if not isinstance(type_, str) or type_ not in _MODELS:
         message = "is required" if type_ is None else 'expected "track" or "identify"'
-        raise EventError([Problem(f"{root}.type", message)])
+        raise EventError([*problems, Problem(f"{root}.type", message)])
     if kind is not None and type_ != kind:
-        raise EventError([Problem(f"{root}.type", f"expected {json.dumps(kind)} here")])
-    problems: list[Problem] = []
+        raise EventError([*problems, Problem(f"{root}.type", f"expected {json.dumps(kind)} here")])
     model: TrackEvent | IdentifyEvent | None = None
     try:
         # The object as given when it names its type already (validation copies it).
@@ -342,26 +488,214 @@ def _parse(
             canonical_json(props)
     except (TypeError, ValueError) as exc:
         raise EventError([Problem(f"{root}.{field}", f"not JSON data ({exc})")]) from None
-    message_id = model.message_id or _generated_id(
-        canonical_json(model.model_dump(mode="json", by_alias=True, exclude={"message_id"}))
-    )
-    at_ms = _epoch_ms(model.timestamp) if model.timestamp else received_ms
-    if at_ms is None:
-        raise EventError([Problem(f"{root}.timestamp", "out of range")])
+    if model.message_id:
+        message_id = model.message_id
+    elif new_id is not None:
+        message_id = new_id()
+    else:
+        message_id = _content_id(
+            # Not sentAt: a retry of the call sends another, and it is the same call.
+            canonical_json(
+                model.model_dump(mode="json", by_alias=True, exclude={"message_id", "sent_at"})
+            )
+        )
+    if model.sent_at is None and sent_at is None and model.original_timestamp is None:
+        # The common case (a server-side call, a file's line): the time as given.
+        at_ms = _epoch_ms(model.timestamp) if model.timestamp else received_ms
+        if at_ms is None:
+            raise EventError([Problem(f"{root}.timestamp", "out of range")])
+    else:
+        at_ms = _event_ms(model, sent_at, received_ms, root)
+    context = model.context
+    if context:
+        # Only a call with a context pays for reading it (most server-side calls have
+        # none, and those that do carry little but ``library``).
+        traits = _context_profile(context, root, ignored)
+        if traits is not None:
+            if not decoded:
+                try:
+                    canonical_json(traits)
+                except (TypeError, ValueError) as exc:
+                    path = f"{root}.context.traits"
+                    raise EventError([Problem(path, f"not JSON data ({exc})")]) from None
+            if name == IDENTIFY:
+                # One profile update: the call's own traits win over its context's.
+                props = {**traits, **props}
+            elif derived is not None:
+                derived.append(
+                    Event(
+                        message_id + CONTEXT_SUFFIX,
+                        user_id,
+                        "identify",
+                        IDENTIFY,
+                        at_ms,
+                        traits,
+                        received_ms,
+                    )
+                )
     return Event(message_id, user_id, model.type, name, at_ms, props, received_ms)
 
 
+def _event_ms(
+    model: TrackEvent | IdentifyEvent, batch_sent_at: datetime | None, received_ms: int, root: str
+) -> int:
+    """The time of a call that carries a client clock: Segment's clock-skew rule.
+
+    With ``sentAt`` (the call's own, else the batch's), the client's clock is trusted
+    only for the distance between the call and its sending: ``receivedAt − (sentAt −
+    originalTimestamp)``, ``timestamp`` standing for ``originalTimestamp`` where only it
+    is sent (a device whose clock is hours off, or that queued the call offline,
+    still gets the right time). Without ``sentAt`` there is nothing to correct by:
+    ``timestamp`` (else ``originalTimestamp``) is taken as is."""
+    sent_at = model.sent_at or batch_sent_at
+    if sent_at is None:
+        when, field = model.timestamp or model.original_timestamp, "timestamp"
+        at_ms = received_ms if when is None else _epoch_ms(when)
+    elif model.original_timestamp is None and model.timestamp is None:
+        return received_ms  # sent, but not said when it happened: when it came
+    else:
+        if model.original_timestamp is not None:
+            when, field = model.original_timestamp, "originalTimestamp"
+        else:
+            assert model.timestamp is not None
+            when, field = model.timestamp, "timestamp"
+        try:
+            at_ms = received_ms - (sent_at - when) // _ONE_MS
+        except OverflowError:
+            at_ms = None
+    if at_ms is None or _out_of_range(at_ms):
+        raise EventError([Problem(f"{root}.{field}", "out of range")])
+    return at_ms
+
+
+def _out_of_range(at_ms: int) -> bool:
+    # A time skew can push out of what a datetime holds (years 1 to 9999).
+    return not -62_135_596_800_000 <= at_ms <= 253_402_300_799_999
+
+
+def _batch_sent_at(body: Mapping[str, Any], problems: list[Problem]) -> datetime | None:
+    """The ``sentAt`` of a batch body (None when it has none); a bad one is a problem."""
+    value = body.get("sentAt")
+    if value is None:
+        return None
+    try:
+        parsed = _iso_time(value)
+    except PydanticCustomError as exc:
+        problems.append(Problem("$.sentAt", exc.message()))
+        return None
+    assert isinstance(parsed, datetime)
+    return parsed
+
+
+def _context_profile(
+    context: Mapping[str, Any], root: str, ignored: Ignored | None
+) -> dict[str, Any] | None:
+    """The profile update a call's ``context`` carries, or None when it carries none:
+    ``context.traits`` as traits, and ``context.timezone`` (an IANA zone) and
+    ``context.locale`` under :data:`CONTEXT_DEFAULTS` (they fill the profile's
+    ``timezone`` and ``locale`` only where it has none). A ``context.traits`` that is
+    not an object is an error; a zone or locale that cannot be used is ignored and
+    ``ignored`` told its field."""
+    traits = context.get("traits")
+    if traits is None:
+        update: dict[str, Any] = {}
+    elif isinstance(traits, dict):
+        update = dict(traits)
+    else:
+        raise EventError([Problem(f"{root}.context.traits", "expected an object")])
+    defaults: dict[str, str] = {}
+    zone = context.get("timezone")
+    if zone is not None:
+        if isinstance(zone, str) and _is_zone(zone):
+            defaults["timezone"] = zone
+        elif ignored is not None:
+            ignored("context.timezone")
+    locale = context.get("locale")
+    if locale is not None:
+        if isinstance(locale, str) and locale.strip():
+            defaults["locale"] = locale.strip()
+        elif ignored is not None:
+            ignored("context.locale")
+    if defaults:
+        update[CONTEXT_DEFAULTS] = defaults
+    return update or None
+
+
+@lru_cache(maxsize=1024)
+def _is_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA zone key the engine can use (as
+    :func:`journeyc.engine.localtime.user_zone` reads it): ``Europe/Paris``."""
+    if name == "localtime" or not name:  # the server's own zone, not an IANA key
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 def _user_id(obj: Mapping[str, Any]) -> str | None:
-    for key in ("userId", "anonymousId"):
-        value = _id_text(obj.get(key))
+    for value in (_id_text(obj.get("userId")), obj.get("anonymousId")):
         if isinstance(value, str) and value:
             return value
     return None
 
 
-def _generated_id(canonical: str) -> str:
-    # Hashing the validated call (not the arrival time) makes a replayed file dedup.
-    return "jc-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]
+def _content_id(canonical: str) -> str:
+    # Hashing the validated call (not the arrival time): equal calls are one event.
+    return "jc-" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+# A JSON escape of a surrogate (half of a pair, or alone): \ud800 to \udfff.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _is_utf8(value: object) -> bool:
+    """Whether every string in ``value`` (decoded JSON), keys included, can be
+    written as UTF-8; a quick test, in C: False may also mean another kind of value
+    orjson does not write (then :func:`_bad_text` finds nothing)."""
+    try:
+        orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return False
+    return True
+
+
+def _bad_text(value: object, root: str) -> list[Problem]:
+    """A problem for each string in ``value`` (keys too, at any depth) that cannot be
+    written as UTF-8, named by its JSON path under ``root``."""
+    problems: list[Problem] = []
+    stack: list[tuple[str, object]] = [(root, value)]  # not recursive: any depth is fine
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            reason = _not_utf8(node)
+            if reason:
+                problems.append(Problem(path, f"not valid text ({reason})"))
+        elif isinstance(node, Mapping):
+            children = []
+            for key, child in node.items():
+                reason = _not_utf8(key) if isinstance(key, str) else ""
+                if reason:
+                    # The key, escaped: a path must be text that can be written anywhere.
+                    child_path = f"{path}[{json.dumps(key)}]"
+                    problems.append(Problem(child_path, f"the key is not valid text ({reason})"))
+                else:
+                    child_path = f"{path}.{key}"
+                children.append((child_path, child))
+            stack.extend(reversed(children))
+        elif isinstance(node, list | tuple):
+            stack.extend(reversed([(f"{path}[{i}]", child) for i, child in enumerate(node)]))
+    return problems
+
+
+def _not_utf8(text: str) -> str:
+    """Why ``text`` cannot be written as UTF-8, or "" when it can."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"a lone surrogate \\u{ord(text[exc.start]):04x} cannot be written as UTF-8"
+    return ""
 
 
 def _epoch_ms(at: datetime) -> int | None:

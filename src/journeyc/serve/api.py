@@ -8,8 +8,16 @@ answered ``200 {"success": true}`` only after its events are committed; a repeat
 ``error`` names what is wrong (``$.batch[3].event: is required``), and a batch with
 one bad event stores nothing.
 
+A call without a ``messageId`` is given a random one: two such calls are two events,
+however alike. Text that cannot be written as UTF-8 (a lone surrogate, from a JSON
+``\\ud800`` escape) is a 400 naming the field, like any other bad value.
+
 The admin API (``Authorization: Bearer ADMIN_TOKEN``) shows a user, forgets one,
-reports per journey and serves the in-app inbox. Endpoints are plain ``def``
+reports per journey and serves the in-app inbox. A user id may hold any character:
+in a path it is percent-encoded (``/v1/users/a%2Fb`` is user ``a/b``, and its
+``/inbox`` stays apart from user ``a/b/inbox``; ``.`` and ``..`` as ``%2E``).
+``OPTIONS`` on a path answers 200 with ``Allow`` naming every method the path takes
+(a 405 names them too). Endpoints are plain ``def``
 functions: SQLite blocks, so they run in FastAPI's thread pool. Writes go through
 the app's one :class:`~journeyc.store.sqlite.Store`; reads use short-lived
 connections of their own, which under WAL see committed data only and never wait
@@ -26,6 +34,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
 from fastapi.encoders import jsonable_encoder
@@ -41,6 +50,8 @@ from fastapi.security import (
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from journeyc import __version__
 from journeyc.events import (
@@ -51,7 +62,8 @@ from journeyc.events import (
     Problem,
     TrackEvent,
     parse_batch,
-    parse_event,
+    parse_call,
+    random_id,
     reject_constant,
 )
 from journeyc.serve.metrics import CONTENT_TYPE, Metrics, open_reader
@@ -406,11 +418,16 @@ def _json_kind(value: object) -> str:
 
 
 def _same(given: str, secret: str) -> bool:
-    return hmac.compare_digest(given.encode("utf-8"), secret.encode("utf-8"))
+    # surrogatepass: a key from a JSON body may hold a lone surrogate; it is just wrong.
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), secret.encode("utf-8", "surrogatepass")
+    )
 
 
 def _event_size(item: object) -> int:
-    return len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    # surrogatepass: text that is not UTF-8 is refused by parse_batch, naming the field.
+    text = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _now_ms() -> int:
@@ -451,13 +468,17 @@ class _Service:
         received_ms = _now_ms()
         body = self._authorized_body(raw, header_ok)
         events: list[Event]
+        ignored: list[str] = []  # fields parsing ignored: counted once the request is taken
         try:
             if endpoint == "batch":
                 self._check_batch_items(body)
-                events = parse_batch(body, received_ms)
+                events = parse_batch(body, received_ms, new_id=random_id, on_ignored=ignored.append)
             else:
                 kind: Kind = "track" if endpoint == "track" else "identify"
-                events = [parse_event(body, received_ms, kind=kind)]
+                # A track call's context.traits make an identify event before it.
+                events = parse_call(
+                    body, received_ms, kind, new_id=random_id, on_ignored=ignored.append
+                )
         except EventError as exc:
             raise ApiError(
                 400, "invalid_event", "; ".join(str(p) for p in exc.problems), exc.problems
@@ -467,6 +488,8 @@ class _Service:
         counter = self.metrics.events_received
         counter.labels(endpoint, "accepted").inc(added)
         counter.labels(endpoint, "duplicate").inc(len(seqs) - added)
+        for field in ignored:
+            self.metrics.ignored_fields.labels(field).inc()
         if added and self.on_events is not None:
             try:
                 self.on_events()
@@ -736,6 +759,7 @@ def create_app(
     )
     app.state.metrics = metrics
     app.state.store = store
+    app.add_middleware(_UserPaths)
     _add_error_handlers(app, metrics)
 
     basic = HTTPBasic(
@@ -820,22 +844,23 @@ def create_app(
 
     admin = APIRouter(tags=["admin"], dependencies=[Depends(admin_auth)], responses=_ADMIN_ERRORS)
 
+    # {user_id} is one segment of the path _UserPaths rewrote: unquote gives the id.
     @admin.get("/v1/users/{user_id}", responses={404: {"model": ErrorBody}})
     def get_user(user_id: str) -> UserView:
         """A user's traits, running journeys and last actions."""
-        return service.user(user_id)
+        return service.user(unquote(user_id))
 
     @admin.delete("/v1/users/{user_id}")
     def forget_user(user_id: str) -> Forgotten:
         """Forget a user: profile, events, instances, entries, actions and queued messages."""
-        return service.forget(user_id)
+        return service.forget(unquote(user_id))
 
     @admin.get("/v1/users/{user_id}/inbox")
     def get_inbox(
         user_id: str, limit: Annotated[int, Query(ge=1, le=500)] = RECENT_ACTIONS
     ) -> Inbox:
         """A user's delivered in-app messages, newest first."""
-        return service.inbox(user_id, limit)
+        return service.inbox(unquote(user_id), limit)
 
     @admin.get("/v1/journeys")
     def get_journeys() -> JourneysView:
@@ -868,6 +893,56 @@ def create_app(
     return app
 
 
+# ---------------------------------------------------------------- paths and methods
+
+_USERS = "/v1/users/"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+class _UserPaths:
+    """Routes ``/v1/users/…`` by the path as the client wrote it.
+
+    A user id may hold any character, ``/`` and ``%`` too. The server hands the app
+    the path decoded, where ``/v1/users/a%2Fb%2Finbox`` (user ``a/b/inbox``) reads as
+    the inbox of user ``a/b``. So each segment of the undecoded path is decoded here
+    but for ``%`` and ``/``, which stay escaped: the routes' ``{user_id}`` is then
+    one segment, which the endpoints unquote.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Rewrite the path of a ``/v1/users/`` request, then pass it on."""
+        if scope["type"] == "http" and scope["path"].startswith(_USERS):
+            scope = {**scope, "path": _routed_path(scope)}
+        await self.app(scope, receive, send)
+
+
+def _routed_path(scope: Scope) -> str:
+    """The path with ``%`` and ``/`` escaped inside each segment as the client sent it."""
+    raw = scope.get("raw_path")
+    path: str = scope["path"]
+    segments = path.split("/")
+    if isinstance(raw, bytes):
+        written = raw.decode("latin-1").partition("?")[0]
+        # Only when the raw path is the path (no proxy prefix or rewrite in between).
+        if unquote(written) == path:
+            segments = [unquote(seg) for seg in written.split("/")]
+    return "/".join(seg.replace("%", "%25").replace("/", "%2F") for seg in segments)
+
+
+def _allowed_methods(routes: list[BaseRoute], scope: Scope) -> str:
+    """Every method some route takes on the request's path, and OPTIONS."""
+    # Asked of each route through the public ``matches`` (FastAPI nests routers).
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+    return ", ".join([*allowed, "OPTIONS"])
+
+
 def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     ingest_paths = {
         "/v1/track": "track",
@@ -895,11 +970,18 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         assert isinstance(exc, ApiError)
         return refuse(request, exc)
 
-    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route of the path only.
+            allow = {"Allow": _allowed_methods(app.router.routes, request.scope)}
+            if request.method == "OPTIONS":
+                return Response(status_code=200, headers=allow)
+            headers = {**(headers or {}), **allow}
         code = _CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
-        return refuse(request, ApiError(exc.status_code, code, message, headers=exc.headers))
+        return refuse(request, ApiError(exc.status_code, code, message, headers=headers))
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
