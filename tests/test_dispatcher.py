@@ -732,3 +732,61 @@ def test_channel_sections_take_the_dispatch_keys_and_providers_never_see_them(
         build_providers(bad, tmp_path)
     assert "channels.push.concurrency:" in str(caught.value)
     assert "channels.push.deadline: expected a number" in str(caught.value)
+
+
+def test_the_circuit_breaker_states() -> None:
+    from journeyc.serve.breaker import CircuitBreaker
+
+    breaker = CircuitBreaker(failures=3, cooldown_s=10)
+    assert breaker.state(T0) == "closed" and breaker.allowance(T0) is None
+    assert [breaker.failure(T0) for _ in range(2)] == [False, False]
+    breaker.success()  # a success in between: the count starts again
+    assert [breaker.failure(T0) for _ in range(3)] == [False, False, True]
+    assert breaker.state(T0 + 9_999) == "open" and breaker.allowance(T0 + 9_999) == 0
+    assert breaker.open_until() == T0 + 10_000
+    # Half-open: exactly one probe.
+    assert breaker.state(T0 + 10_000) == "half_open"
+    assert breaker.allowance(T0 + 10_000) == 1
+    breaker.probe_started()
+    assert breaker.allowance(T0 + 10_000) == 0
+    assert breaker.failure(T0 + 11_000) is False  # a failed probe: open again, from now
+    assert breaker.open_until() == T0 + 21_000 and breaker.opened == 1
+    breaker.probe_started()
+    breaker.success()
+    assert breaker.state(T0 + 21_000) == "closed" and breaker.consecutive == 0
+    with pytest.raises(ValueError):
+        CircuitBreaker(failures=0)
+
+
+def test_a_provider_that_ignores_its_timeout_is_given_up_and_the_lane_goes_on(
+    store: Store,
+) -> None:
+    queue(store, "stuck", at=T0 - 1)
+    queue(store, "next")
+
+    class StuckOnce:
+        def __init__(self) -> None:
+            self.release = threading.Event()
+            self.sent: list[str] = []
+
+        def send(self, msg: OutboundMessage) -> None:
+            if msg.key == "stuck":
+                self.release.wait(10)  # ignores any timeout
+            self.sent.append(msg.key)
+
+        def close(self) -> None:
+            self.release.set()
+
+    provider = StuckOnce()
+    lanes = {"push": DispatchOptions(concurrency=1, deadline=0.3)}
+    dispatcher = Dispatcher(store, {"push": provider}, lanes=lanes, lease_s=60)
+    try:
+        began = time.monotonic()
+        # One thread, stuck: given up at the deadline, a fresh thread sends the next.
+        assert dispatcher.run_once(T0) == DispatchStats(sent=1, retried=1)
+        assert time.monotonic() - began < 2
+        assert provider.sent == ["next"]
+        assert row(store, "stuck")["error"] == "no reply in 0.3 s: given up"
+    finally:
+        provider.release.set()
+        dispatcher.close()
