@@ -528,6 +528,14 @@ def test_the_fields_of_one_send_together_have_a_limit() -> None:
     assert len(out["subject"]) == 300_000
 
 
+def test_text_is_kept_as_written_under_the_output_limit() -> None:
+    # Liquid's own limited buffer turns \r\n and \r into \n; ours keeps the text.
+    values = {"a": "x\r\ny\rz"}
+    assert inline("{{ a }}", ctx(values=values)) == "x\r\ny\rz"  # the shortcut
+    twice = "{% capture c %}{{ a }}{% endcapture %}{{ c | append: a }}"
+    assert inline(twice, ctx(values=values)) == "x\r\ny\rz" * 2  # Liquid
+
+
 def test_context_depth_is_limited() -> None:
     nested = "{% for a in (1..1) %}" * 6 + "x" + "{% endfor %}" * 6
     assert inline(nested) == "x"

@@ -226,6 +226,7 @@ class Renderer:
             where = f"message `{message.name}`"
         rendered: dict[str, str] = {}
         variables: dict[str, Any] | None = None  # built only when Liquid renders a field
+        chars = 0
         for fname, source in sources.items():
             text = self._shortcut(source, context)
             if text is None:
@@ -233,16 +234,16 @@ class Renderer:
                     variables = template_variables(context)
                 text = self._render_one(source, variables, f"{where}, {channel} {fname}")
             rendered[fname] = text
-        self._check_send_size(rendered, f"{where}, {channel}")
+            chars += len(text)
+        # No need to encode to tell most sends: a character is at most 4 bytes.
+        if chars * 4 > self.limits.send_bytes:
+            self._check_send_size(rendered, f"{where}, {channel}")
         return rendered
 
     def _check_send_size(self, rendered: Mapping[str, str], where: str) -> None:
         """Raise :class:`RenderError` when the fields of one send are together past
         ``send_bytes`` (UTF-8)."""
         limit = self.limits.send_bytes
-        chars = sum(len(text) for text in rendered.values())
-        if chars * 4 <= limit:  # no need to encode: a character is at most 4 bytes
-            return
         size = sum(len(text.encode()) for text in rendered.values())
         if size > limit:
             raise RenderError(

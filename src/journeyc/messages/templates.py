@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from io import StringIO
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import liquid
 from liquid import BoundTemplate, RenderContext
@@ -35,6 +36,8 @@ from liquid.exceptions import (
     ResourceLimitError,
 )
 from liquid.filter import with_context
+from liquid.output import LimitedStringIO
+from liquid.token import Token
 
 from journeyc.messages import liquid_compat
 from journeyc.messages.recommend import Recommender, install_filters
@@ -109,12 +112,15 @@ def limit_key(exc: BaseException) -> str | None:
 class _LimitedContext(RenderContext):
     """A render context that counts, over the whole render, the loop iterations
     (Liquid's own limit is on the product of the loops open at once, so a template of
-    many loops in a row would go unbounded) and the work of the filters."""
+    many loops in a row would go unbounded) and the work of the filters, which it
+    hands out guarded (:meth:`filter`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.iterations = 0
         self.filter_chars = 0
+        self.limits: RenderLimits = getattr(self.env, "render_limits", DEFAULT_LIMITS)
+        self._guarded: dict[str, Callable[..., object]] = {}
 
     def raise_for_loop_limit(self, length: int = 1) -> None:
         """Check Liquid's limit, then count ``length`` more iterations."""
@@ -128,9 +134,71 @@ class _LimitedContext(RenderContext):
         if limit is not None and self.iterations > limit:
             raise LoopIterationLimitError("loop iteration limit reached", token=None)
 
+    def charge_text(self, n: int) -> None:
+        """Count ``n`` characters of text a filter took or gave."""
+        self.filter_chars += n
+        if self.filter_chars > self.limits.filter_chars:
+            raise RenderLimitError("filter work limit reached", "filter_chars")
+
+    def charge(self, value: object) -> None:
+        """Count what a filter is given: text, or a list's items and their text."""
+        if isinstance(value, str):
+            self.charge_text(len(value))
+        elif isinstance(value, list | tuple):
+            self.count_iterations(len(value))
+            self.charge_text(sum(len(x) for x in value if isinstance(x, str)))
+        elif isinstance(value, range):
+            self.count_iterations(len(value))
+
+    def filter(self, name: str, token: Token | None) -> Callable[..., object]:
+        """The filter ``name``, counting its work against the render limits (one
+        guarded function per filter and render)."""
+        guarded = self._guarded.get(name)
+        if guarded is None:
+            func = super().filter(name, token)
+            guarded = func if name in _UNGUARDED else _guard(self, name, func)
+            self._guarded[name] = guarded
+        return guarded
+
+    def get_buffer(self, buf: TextIO | None = None) -> StringIO:
+        """A buffer (for ``capture`` and the like) within what is left of the output
+        stream limit."""
+        limit = self.env.output_stream_limit
+        if limit is None:
+            return StringIO()
+        carry = buf.size if isinstance(buf, LimitedStringIO) else 0
+        return _CountingIO(limit - carry)
+
+
+class _CountingIO(LimitedStringIO):
+    """Liquid's output stream limit, counting the UTF-8 bytes written as Liquid does.
+
+    Unlike Liquid's own buffer it keeps text as written: Liquid's opens its
+    ``StringIO`` with ``newline=None``, which turns ``\r\n`` and ``\r`` into ``\n``
+    (and is slow); and it does not encode ASCII text to count it (``str.isascii`` is
+    a flag lookup).
+    """
+
+    def __init__(self, limit: int) -> None:
+        StringIO.__init__(self, "", "\n")  # newline="\n": no translation
+        self.limit = limit
+        self.size = 0
+
+    def write(self, s: str, /) -> int:
+        """Write ``s``; raise OutputStreamLimitError past the limit."""
+        if s:
+            self.size += len(s) if s.isascii() else len(s.encode("utf-8"))
+            if self.size > self.limit:
+                raise OutputStreamLimitError("output stream limit reached", token=None)
+        return StringIO.write(self, s)
+
 
 class _LimitedTemplate(BoundTemplate):
     context_class = _LimitedContext
+
+    def _get_buffer(self) -> StringIO:
+        limit = self.env.output_stream_limit
+        return StringIO() if limit is None else _CountingIO(limit)
 
 
 def make_environment(
@@ -146,10 +214,11 @@ def make_environment(
     they check their arguments and return no products.
 
     Rendering stays within ``limits``: a render past one raises a
-    :class:`~liquid.exceptions.ResourceLimitError` (see :func:`limit_key`). There is
-    no template loader: ``{% include %}`` and ``{% render %}`` find no template, so a
-    template reads no file (``file`` fields are read, inside the project, when the
-    project is compiled).
+    :class:`~liquid.exceptions.ResourceLimitError` (see :func:`limit_key`). Every
+    filter, those registered later included, is guarded when a template calls it.
+    There is no template loader: ``{% include %}`` and ``{% render %}`` find no
+    template, so a template reads no file (``file`` fields are read, inside the
+    project, when the project is compiled).
     """
 
     class Environment(liquid.Environment):
@@ -159,18 +228,15 @@ def make_environment(
         local_namespace_limit = limits.local_bytes
         context_depth_limit = limits.context_depth
         template_class = _LimitedTemplate
+        render_limits = limits  # the rest, for _LimitedContext
 
     env = Environment(strict_filters=True, autoescape=False)
     env.filters["date"] = _clock_date
     install_filters(env, recommender)
-    for name, func in list(env.filters.items()):
-        if name not in _UNGUARDED:
-            env.filters[name] = _guard(name, func, limits)
     return env
 
 
-# Filters that do no work worth counting. `default` stays Liquid's own function: the
-# render shortcut (journeyc.messages.fastrender) knows it by identity.
+# Filters that do no work worth counting.
 _UNGUARDED = frozenset({"default", "size", "first", "last"})
 
 # Above this many bits, `times` refuses to multiply two whole numbers: no price or
@@ -179,55 +245,33 @@ _UNGUARDED = frozenset({"default", "size", "first", "last"})
 MAX_PRODUCT_BITS = 4096
 
 
-def _guard(name: str, func: Callable[..., Any], limits: RenderLimits) -> Callable[..., Any]:
-    """``func`` (the filter ``name``), counting its work against ``limits``.
+def _guard(context: _LimitedContext, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` (the filter ``name``, as ``context`` hands it out), counting its work
+    in ``context``.
 
     Every text a filter takes or gives counts towards ``filter_chars``, and every
     list or range it takes counts its items as loop iterations (and their text
     towards ``filter_chars``). ``join`` and ``replace``, whose result can be far
     larger than what they take, and ``times``, are checked before they run.
     """
-    wants_context = getattr(func, "with_context", False)
-    wants_environment = getattr(func, "with_environment", False)
     precheck = _PRECHECKS.get(name)
+    limits = context.limits
+    charge = context.charge
 
-    def guarded(left: object, *args: object, context: RenderContext, **kwargs: object) -> Any:
-        if isinstance(context, _LimitedContext):
-            _charge(context, left, limits)
-            for arg in args:
-                _charge(context, arg, limits)
-            for arg in kwargs.values():
-                _charge(context, arg, limits)
-            if precheck is not None:
-                precheck(limits, left, *args)
-        if wants_context:
-            kwargs["context"] = context
-        if wants_environment:
-            kwargs["environment"] = context.env
+    def guarded(left: object, *args: object, **kwargs: object) -> Any:
+        charge(left)
+        for arg in args:
+            charge(arg)
+        for arg in kwargs.values():
+            charge(arg)
+        if precheck is not None:
+            precheck(limits, left, *args)
         result = func(left, *args, **kwargs)
-        if isinstance(context, _LimitedContext) and isinstance(result, str):
-            _charge_text(context, len(result), limits)
+        if isinstance(result, str):
+            context.charge_text(len(result))
         return result
 
-    guarded.with_context = True  # type: ignore[attr-defined]
-    guarded.__name__ = name
-    guarded.__doc__ = func.__doc__
     return guarded
-
-
-def _charge(context: _LimitedContext, value: object, limits: RenderLimits) -> None:
-    if isinstance(value, str):
-        _charge_text(context, len(value), limits)
-    elif isinstance(value, list | tuple | range):
-        context.count_iterations(len(value))
-        if not isinstance(value, range):
-            _charge_text(context, sum(len(x) for x in value if isinstance(x, str)), limits)
-
-
-def _charge_text(context: _LimitedContext, n: int, limits: RenderLimits) -> None:
-    context.filter_chars += n
-    if context.filter_chars > limits.filter_chars:
-        raise RenderLimitError("filter work limit reached", "filter_chars")
 
 
 def _too_long(limits: RenderLimits, size: int, name: str) -> None:
