@@ -140,6 +140,10 @@ def test_a_batch_takes_at_most_batch_rows(store: Store) -> None:
     dispatcher = Dispatcher(store, {"push": recorder}, batch=2)
     assert [dispatcher.run_once(T0).handled for _ in range(4)] == [2, 2, 1, 0]
     assert [m.key for m in recorder.sent] == ["k0", "k1", "k2", "k3", "k4"]
+    # Rows failed without a try (no provider) count towards the batch too.
+    for i in range(3):
+        queue(store, f"nowhere{i}", channel="whatsapp")
+    assert [dispatcher.run_once(T0).failed for _ in range(3)] == [2, 1, 0]
 
 
 def test_the_message_carries_the_row_and_the_profile(store: Store) -> None:

@@ -432,7 +432,7 @@ class Dispatcher:
                 self._ready.clear()
             if not self._results.empty():
                 with contextlib.suppress(sqlite3.Error):
-                    self.pump(0, claim=False)
+                    self.pump(round(time.time() * 1000), claim=False)
         finally:
             for lane in self._lanes.values():
                 lane.close()
@@ -579,21 +579,23 @@ class Dispatcher:
     def _step(self, now_ms: int, limit: int | None) -> tuple[DispatchStats, tuple[int, bool]]:
         """One pump: collect, record, put off, claim (at most ``limit`` rows in all;
         None: as many as the lanes have room for) and submit. Returns the stats and
-        (rows claimed, whether more rows may be due than were claimed)."""
+        (rows taken from the queue, whether more may be due than were taken)."""
         if self._told.locked():
             self._told.release()  # outcomes from now on wake the next pump
         outcomes = _Outcomes()
         self._collect(now_ms, outcomes)
         self._give_up_overdue(now_ms, outcomes)
         claims: dict[_Lane, list[_Task]] = {}
-        more = False
-        with self.store.transaction() as conn:
-            self._write(conn, outcomes)
-            if limit is None or limit > 0:
-                put_off = self._put_off(conn, now_ms)
-                more = self._claim(conn, now_ms, limit, outcomes, claims)
+        more, taken = False, 0
+        claim = limit is None or limit > 0
+        if claim or outcomes.stats().handled or outcomes.put_off or outcomes.late_sent:
+            with self.store.transaction() as conn:
                 self._write(conn, outcomes)
-                outcomes.written += DispatchStats(put_off=put_off)
+                if claim:
+                    put_off = self._put_off(conn, now_ms)
+                    more, taken = self._claim(conn, now_ms, limit, outcomes, claims)
+                    self._write(conn, outcomes)
+                    outcomes.written += DispatchStats(put_off=put_off)
         for lane, tasks in claims.items():
             lane.submit(tasks)
         stats = outcomes.stats()
@@ -605,7 +607,7 @@ class Dispatcher:
                 stats.failed,
                 stats.put_off,
             )
-        return stats, (sum(len(t) for t in claims.values()), more)
+        return stats, (taken, more)
 
     def _collect(self, now_ms: int, outcomes: _Outcomes) -> None:
         results: list[_Result] = []
@@ -692,9 +694,10 @@ class Dispatcher:
         limit: int | None,
         outcomes: _Outcomes,
         claims: dict[_Lane, list[_Task]],
-    ) -> bool:
+    ) -> tuple[bool, int]:
         """Claim due rows into ``claims`` (by lane) and fail the undeliverable ones
-        into ``outcomes``; return whether more rows may be due than were taken."""
+        into ``outcomes``; return whether more rows may be due than were taken, and
+        how many were taken (claimed or failed)."""
         left = self.batch if limit is None else limit
         rows = conn.execute(
             f"SELECT {_ROW_COLS} FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?"
@@ -716,6 +719,7 @@ class Dispatcher:
         if limit is not None:
             left -= len(rows)
         taken: list[tuple[_Lane, tuple[Any, ...]]] = []
+        probes: set[_Lane] = set()
         for lane in self._lanes.values():
             allowance = lane.breaker.allowance(now_ms)
             if allowance is None:
@@ -735,13 +739,11 @@ class Dispatcher:
             more |= len(lane_rows) == want
             if limit is not None:
                 left -= len(lane_rows)
-            if lane_rows and allowance == 1:
-                lane.breaker.probe_started()
-                lane.probe()
-                log.info("%s: its breaker is half-open: one send goes as a probe", lane.channel)
+            if allowance == 1:
+                probes.add(lane)
             taken.extend((lane, r) for r in lane_rows)
         if not taken:
-            return more
+            return more, len(rows)
         lease_end = now_ms + self.lease_ms
         conn.execute(
             "UPDATE outbox SET next_attempt_at = ?, claimed_by = ?"
@@ -762,7 +764,13 @@ class Dispatcher:
                 key, channel, user, journey, step, message, fields, profiles[user]
             )
             claims.setdefault(lane, []).append(_Task(rid, attempts, msg, lease_end))
-        return more
+        for lane in probes & claims.keys():
+            # Half-open: the probe is out (not before: a row that failed the checks
+            # above is no probe).
+            lane.breaker.probe_started()
+            lane.probe()
+            log.info("%s: its breaker is half-open: one send goes as a probe", lane.channel)
+        return more, len(rows) + len(taken)
 
     def _retry(
         self,
