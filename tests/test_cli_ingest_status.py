@@ -137,6 +137,81 @@ def test_append_all_commits_in_chunks_and_reports_progress(tmp_path: Path) -> No
         store.close()
 
 
+LONE = '"\\ud800"'  # a JSON string whose text is a lone surrogate: no UTF-8 text
+
+
+def test_ingest_refuses_text_that_is_not_utf8_naming_line_and_path(tmp_path: Path) -> None:
+    events, db = tmp_path / "events.jsonl", tmp_path / "store.db"
+    events.write_text(
+        GOOD
+        + f'{{"type": "track", "userId": {LONE}, "event": "x"}}\n'
+        + f'{{"type": "identify", "userId": "u", "traits": {{"a": {{{LONE}: 1}}}}}}\n'
+    )
+    result = run("ingest", str(events), "--db", str(db))
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert "nothing was stored" in result.stderr
+    assert f"{events}:4: $.userId: not valid text (a lone surrogate \\ud800" in result.stderr
+    assert f'{events}:5: $.traits.a["\\ud800"]: the key is not valid text' in result.stderr
+    assert not db.exists() or event_count(db) == 0
+
+
+def test_ingest_keeps_equal_lines_without_message_id_and_a_rerun_adds_nothing(
+    tmp_path: Path,
+) -> None:
+    events, db = tmp_path / "events.jsonl", tmp_path / "store.db"
+    call = {"type": "track", "userId": "u1", "event": "pinged", "timestamp": "2026-01-05T10:00:00Z"}
+    events.write_text(lines(call, call))
+    first = run("ingest", str(events), "--db", str(db))
+    assert first.exit_code == 0, first.output
+    assert "2 new, 0 duplicate(s)" in first.stdout
+    again = run("ingest", str(events), "--db", str(db))
+    assert "0 new, 2 duplicate(s)" in again.stdout
+    # the file grown by a line: only the new line is new
+    events.write_text(lines(call, call, call))
+    grown = run("ingest", str(events), "--db", str(db))
+    assert "1 new, 2 duplicate(s)" in grown.stdout
+    assert event_count(db) == 3
+
+
+def test_simulate_refuses_text_that_is_not_utf8_naming_line_and_path(tmp_path: Path) -> None:
+    journeys = tmp_path / "journeys"
+    journeys.mkdir()
+    (journeys / "main.journey").write_text(PROJECT)
+    events = tmp_path / "events.jsonl"
+    events.write_text(GOOD + f'{{"type": "track", "userId": "u", "event": {LONE}}}\n')
+    result = run("simulate", str(journeys), "--events", str(events))
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"{events}:4: $.event: not valid text (a lone surrogate \\ud800" in result.stderr
+
+    profiles = tmp_path / "profiles.jsonl"
+    profiles.write_text(f'{{"userId": "u1", "traits": {{"name": {LONE}}}}}\n')
+    events.write_text(GOOD)
+    result = run("simulate", str(journeys), "--events", str(events), "--profiles", str(profiles))
+    assert result.exit_code == 1, result.output
+    assert f"{profiles}:1: $.traits.name: not valid text" in result.stderr
+
+
+def test_simulate_replays_equal_lines_without_message_id_as_two_events(tmp_path: Path) -> None:
+    journeys = tmp_path / "journeys"
+    journeys.mkdir()
+    (journeys / "main.journey").write_text(
+        'journey hello "Says hello"\n  when greeted\n  entry always\n  send push "hi" as hi\n'
+    )
+    greeted = {"type": "track", "userId": "u1", "event": "greeted"}
+    events = tmp_path / "events.jsonl"
+    events.write_text(lines(*[{**greeted, "timestamp": "2026-01-05T10:00:00Z"}] * 2))
+    result = run("simulate", str(journeys), "--events", str(events), "--json")
+    assert result.exit_code == 0, result.output
+    actions = [json.loads(line)["action"] for line in result.stdout.splitlines()]
+    assert actions.count("enter") == 2
+    assert run("simulate", str(journeys), "--events", str(events), "--json").stdout == (
+        result.stdout
+    )
+
+
 # ---------------------------------------------------------------- status
 
 

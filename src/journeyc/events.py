@@ -689,6 +689,14 @@ def _bad_text(value: object, root: str) -> list[Problem]:
     return problems
 
 
+def text_problems(value: object, root: str = "$") -> list[Problem]:
+    """A problem for each string in ``value`` (decoded JSON, keys too, at any depth)
+    that cannot be written as UTF-8, named by its JSON path under ``root``: what
+    parsing a call reports, for other inputs (a profiles file). Quick when all is
+    text."""
+    return [] if _is_utf8(value) else _bad_text(value, root)
+
+
 def _not_utf8(text: str) -> str:
     """Why ``text`` cannot be written as UTF-8, or "" when it can."""
     try:

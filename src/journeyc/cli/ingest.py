@@ -47,9 +47,10 @@ def ingest(events_file: Path, db: Path | None, config_file: Path | None) -> None
 
     Every line is checked first: if any is bad, each bad line is listed with its
     line number and field, and nothing is stored. Events the store already holds
-    (same messageId) are counted as duplicates and left alone; a call without a
-    messageId gets one derived from its content, so loading a file twice adds
-    nothing. Identify calls merge their traits into the profiles.
+    (same messageId) are counted as duplicates and left alone; a line without a
+    messageId gets one made of its line number and its text, so loading a file
+    twice (or again with lines added at its end) adds nothing twice, while two
+    equal lines are two events. Identify calls merge their traits into the profiles.
 
     The events are new to the engine: a daemon serving the same store (journeyc
     serve) handles them on its next engine run, within seconds, as if they had

@@ -283,15 +283,25 @@ def _read_catalog(path: str) -> list[Product]:
 
 
 def _read_profiles(path: str) -> dict[str, dict[str, object]]:
+    from journeyc.events import text_problems
+
     out: dict[str, dict[str, object]] = {}
     problems = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             problems.append(f"{path}:{n}: not JSON: {exc.msg}")
+            continue
+        bad = text_problems(obj)  # a lone surrogate (from a "\ud800" escape) is no UTF-8 text
+        if bad:
+            problems += [f"{path}:{n}: {p}" for p in bad]
             continue
         user = obj.get("userId") if isinstance(obj, dict) else None
         traits = obj.get("traits") if isinstance(obj, dict) else None
