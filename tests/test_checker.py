@@ -517,3 +517,72 @@ def test_message_template_file_reading_event_warns_in_scheduled_journey(tmp_path
     )
     diags = check_project(load_project([tmp_path]))
     assert [(d.code, d.span.line) for d in diags] == [("event_without_event_entry", 6)]
+
+
+# ------------------------------------------------------------------ segments nested deep
+
+
+def test_a_lattice_of_segments_is_checked_in_linear_time() -> None:
+    # Each level uses both segments of the next: 2^40 paths, which the cycle check
+    # once followed one by one.
+    src = "".join(
+        f"segment x{i} = segment x{i + 1} and segment y{i + 1}\n"
+        f"segment y{i} = segment x{i + 1} or segment y{i + 1}\n"
+        for i in range(40)
+    )
+    src += "segment x40 = vip\nsegment y40 = vip\nsegment z = segment z\n"
+    assert _codes({"a.journey": src}) == ["segment_cycle"]
+
+
+def test_a_long_chain_of_segments_is_too_deep_where_it_passes_the_limit() -> None:
+    from journeyc.lang.depth import MAX_SEGMENT_DEPTH
+
+    # `segment sN` is 1 level over the segment it names.
+    n = 3000
+    src = "".join(f"segment s{i} = segment s{i + 1}\n" for i in range(n)) + f"segment s{n} = vip\n"
+    [d] = _check({"a.journey": src})
+    first_too_deep = n - MAX_SEGMENT_DEPTH
+    assert (d.code, d.span.line) == ("too_deep", first_too_deep + 1)
+    assert f"segment `s{first_too_deep}`" in d.summary
+    assert str(MAX_SEGMENT_DEPTH) in d.summary
+
+
+def test_the_deepest_segments_allowed_go_through_the_engine() -> None:
+    """At the limit, the engine's planner (which inlines segments, three frames a
+    level) and evaluation work within 500 Python frames of the 1000 allowed."""
+    import sqlite3
+    import sys
+    from datetime import UTC, datetime
+
+    from journeyc.compile.lower import lower_project
+    from journeyc.engine.expr import Scope, compile_predicate
+    from journeyc.engine.segments import Horizon, segment_resolver
+    from journeyc.lang.depth import MAX_EXPR_DEPTH, MAX_SEGMENT_DEPTH
+
+    # Each segment is a `not` chain MAX_EXPR_DEPTH deep over the next `segment`.
+    hops, rest = divmod(MAX_SEGMENT_DEPTH, MAX_EXPR_DEPTH)
+    nots = "not " * (MAX_EXPR_DEPTH - 1)
+    src = "".join(f"segment s{i} = {nots}segment s{i + 1}\n" for i in range(hops))
+    limit = src + f"segment s{hops} = {'not ' * (rest - 1)}vip\n"
+    project = _project({"a.journey": limit})
+    assert check_project(project) == []
+    assert _codes({"a.journey": limit.replace(" vip", " not vip")}) == ["too_deep"]
+
+    compiled = lower_project(project)
+    preds = {n: compile_predicate(s.expr) for n, s in compiled.segments.items()}
+    scope = Scope(
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+        profile={"vip": True},
+        segments=segment_resolver(preds),
+    )
+    horizon = Horizon(sqlite3.connect(":memory:"), compiled.segments)
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + 500)
+    try:
+        assert horizon.next_change(compiled.segments["s0"].expr, scope) is None
+        preds["s0"](scope)
+    finally:
+        sys.setrecursionlimit(old)

@@ -19,7 +19,11 @@ from typing import TypeVar
 
 from journeyc.lang import ast
 from journeyc.lang.builtins import CHANNEL_FIELDS, CHANNELS
-from journeyc.lang.depth import whole_file_too_deep
+from journeyc.lang.depth import (
+    MAX_SEGMENT_DEPTH,
+    depth_and_segment_refs,
+    whole_file_too_deep,
+)
 from journeyc.lang.diagnostics import Diagnostic, did_you_mean, error, sort_key, warning
 from journeyc.lang.literals import LiteralError, unescape_string
 from journeyc.lang.project import Project
@@ -191,28 +195,87 @@ class _Checker:
                 )
 
     def _segment_cycles(self) -> None:
-        graph = {
-            name: [s for s in subexpressions(seg.expr) if isinstance(s, ast.SegmentRef)]
-            for name, seg in self.segments.items()
-        }
-        order = list(self.segments)
-        reported: set[frozenset[str]] = set()
+        """Segments that use themselves, and segments nested too deeply with the
+        segments they use written out in place (``MAX_SEGMENT_DEPTH``).
 
-        def visit(name: str, path: list[str]) -> None:
-            for ref in graph[name]:
-                if ref.name not in graph:
+        One depth-first walk with an explicit stack: linear in the segments and their
+        references, whatever their shape (following every path, as this once did,
+        took exponential time on a lattice of segments that use two segments each),
+        and no recursion however long a chain of segments is.
+        """
+        own: dict[str, int] = {}
+        graph: dict[str, list[tuple[str, int]]] = {}
+        for name, seg in self.segments.items():
+            own[name], refs = depth_and_segment_refs(seg.expr)
+            graph[name] = [(r.name, d) for r, d in refs if r.name in self.segments]
+        on_path: dict[str, int] = {}  # name → its index in `path`
+        done: set[str] = set()
+        inlined: dict[str, int] = {}  # the depth with the segments used written out
+        via: dict[str, str] = {}  # the segment that makes a segment that deep
+        reported: set[frozenset[str]] = set()
+        for root in self.segments:
+            if root in done:
+                continue
+            path = [root]
+            on_path[root] = 0
+            todo = [iter(graph[root])]
+            while todo:
+                step = next(todo[-1], None)
+                if step is None:
+                    name = path.pop()
+                    todo.pop()
+                    del on_path[name]
+                    done.add(name)
+                    deepest = own[name]
+                    for ref, depth in graph[name]:
+                        # The used segment's expression goes under its `segment NAME`
+                        # (each hop costs the engine frames too). A reference into a
+                        # cycle counts as nothing more: the cycle is reported.
+                        d = depth + inlined.get(ref, 0)
+                        if d > deepest:
+                            deepest, via[name] = d, ref
+                    inlined[name] = deepest
                     continue
-                if ref.name in path:
-                    cycle = path[path.index(ref.name) :]
+                ref = step[0]
+                if ref in on_path:
+                    cycle = path[on_path[ref] :]
                     key = frozenset(cycle)
                     if key not in reported:
                         reported.add(key)
                         self._cycle(cycle)
-                    continue
-                visit(ref.name, [*path, ref.name])
+                elif ref not in done:
+                    on_path[ref] = len(path)
+                    path.append(ref)
+                    todo.append(iter(graph[ref]))
+        if not reported:
+            self._segments_too_deep(inlined, via)
 
-        for name in order:
-            visit(name, [name])
+    def _segments_too_deep(self, inlined: dict[str, int], via: dict[str, str]) -> None:
+        """Report where a chain of segments first goes past ``MAX_SEGMENT_DEPTH``: the
+        least deep of the segments that are too deep (the others use it)."""
+        over = [name for name, d in inlined.items() if d > MAX_SEGMENT_DEPTH]
+        if not over:
+            return
+        name = min(over, key=lambda n: (inlined[n], _position(self.segments[n].name_span)))
+        chain = [name]
+        while chain[-1] in via and len(chain) < 6:
+            chain.append(via[chain[-1]])
+        shown = " → ".join(f"`{n}`" for n in chain) + (" → …" if chain[-1] in via else "")
+        self.diags.append(
+            error(
+                "too_deep",
+                f"segment `{name}` nests {inlined[name]} levels deep with the segments it "
+                f"uses written out (the limit is {MAX_SEGMENT_DEPTH})",
+                self.segments[name].name_span,
+                shown,
+                detail=(
+                    "a segment that uses a segment is as deep as both together: the "
+                    "engine works out when a segment can change with the segments it "
+                    "uses written out in place"
+                ),
+                hints=["use fewer layers of segments, or shorter conditions in them"],
+            )
+        )
 
     def _cycle(self, cycle: list[str]) -> None:
         first = min(cycle, key=lambda n: _position(self.segments[n].name_span))

@@ -32,6 +32,12 @@ MAX_EXPR_DEPTH = 64
 MAX_BLOCK_DEPTH = 32
 """The most blocks a step may be nested in."""
 
+MAX_SEGMENT_DEPTH = 150
+"""The deepest a segment's expression may nest with the segments it uses (and those
+they use …) written out under their ``segment NAME``: the engine plans when a
+segment may change with them inlined, three Python frames a level (450 of the 1000
+Python allows). Checked by the checker, which sees every segment."""
+
 _CHAIN_OPS = frozenset({"and", "or", "+", "-", "*", "/"})
 
 
@@ -99,6 +105,21 @@ def _roots(tree: ast.SourceFile) -> Iterator[ast.Expr | tuple[int, ast.Step]]:
                 yield from _step_exprs(step)
                 for block in reversed(list(_step_blocks(step))):
                     todo.extend((depth + 1, s) for s in reversed(block))
+
+
+def depth_and_segment_refs(root: ast.Expr) -> tuple[int, list[tuple[ast.SegmentRef, int]]]:
+    """How deep ``root`` nests (a leaf is 1), and each ``segment NAME`` in it with the
+    level it stands at."""
+    deepest = 0
+    refs: list[tuple[ast.SegmentRef, int]] = []
+    todo = [(1, root)]
+    while todo:
+        depth, e = todo.pop()
+        deepest = max(deepest, depth)
+        if isinstance(e, ast.SegmentRef):
+            refs.append((e, depth))
+        todo.extend((depth + 1, c) for c in expr_children(e))
+    return deepest, refs
 
 
 def _too_deep_expr(root: ast.Expr) -> tuple[ast.Expr, int] | None:
