@@ -794,3 +794,26 @@ def test_a_provider_that_ignores_its_timeout_is_given_up_and_the_lane_goes_on(
     finally:
         provider.release.set()
         dispatcher.close()
+
+
+def test_the_smtp_provider_times_out_on_a_server_that_never_greets() -> None:
+    import socket
+
+    from journeyc.channels.smtp import SmtpProvider
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, then says nothing
+    port = silent.getsockname()[1]
+    provider = SmtpProvider.from_options(
+        "email", {"host": "127.0.0.1", "port": port, "from": "shop@example.com", "timeout": 0.3}
+    )
+    msg = OutboundMessage(
+        "k", "email", "u1", "cart", "reminder", "m", {"text": "hi"}, {"email": "a@example.com"}
+    )
+    began = time.monotonic()
+    try:
+        with pytest.raises(TransientError):
+            provider.send(msg)
+    finally:
+        provider.close()
+        silent.close()
+    assert time.monotonic() - began < 2
