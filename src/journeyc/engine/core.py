@@ -35,7 +35,7 @@ from journeyc.engine.segments import (
     segment_resolver,
 )
 from journeyc.engine.values import EventView
-from journeyc.events import Event
+from journeyc.events import CONTEXT_DEFAULTS, Event
 from journeyc.fastjson import dumps
 from journeyc.messages.render import RenderContext, Renderer, RenderError
 from journeyc.store.runtime import Instance, Runtime
@@ -268,6 +268,9 @@ class Engine:
         self._keep = False  # keep_rows(): profiles stay read across steps
         self._cursor_unsaved = False  # keep_rows(): the cursor is written at forget_rows()
         self.lateness_ms: list[int] = []  # how late each timer of the last step ran
+        # While a late event's steps run (its time before now): its time, which the
+        # waits they start are measured from (see _on_event).
+        self._since_ms: int | None = None
         # What next_wake() said when advance() last asked it, after its last change (a
         # 1-tuple; None when the last batch did not ask): the simulator's clock reuses
         # it instead of asking again.
@@ -646,6 +649,10 @@ class Engine:
         self._dirty.add(user)
         if "timezone" in changes:
             self.sched.add_zone(changes["timezone"], now_ms)
+        # A zone a call's context filled in (an app user's device zone) counts as well.
+        defaults = changes.get(CONTEXT_DEFAULTS)
+        if isinstance(defaults, dict) and "timezone" in defaults:
+            self.sched.add_zone(defaults["timezone"], now_ms)
 
     # ------------------------------------------------------------ segments
     def _reevaluate(
@@ -745,6 +752,17 @@ class Engine:
             self._set_traits(ev.user_id, ev.props, ev.at_ms)
             self._settle(now_ms, actions)
             return
+        # A late event (a device's offline queue flushed hours later): the waits its
+        # steps start are measured from its time, as a simulation, whose clock visits
+        # it at that time, measures them; one already over ends at once. Only the
+        # daemon meets such events (docs/semantics.md, "Late events").
+        self._since_ms = ev.at_ms if ev.at_ms < now_ms else None
+        try:
+            self._on_track(ev, now_ms, actions)
+        finally:
+            self._since_ms = None
+
+    def _on_track(self, ev: StoredEvent, now_ms: int, actions: list[Action]) -> None:
         user = ev.user_id
         # One scope for the event; steps run on the way may replace the user's profile,
         # so each later test first points it at the current one.
@@ -786,6 +804,7 @@ class Engine:
                 self._enter(prog, user, _event_dict(ev.name, ev.at_ms, ev.props), now_ms, actions)
 
         # The event is part of the user's data now: the segments that read it may change.
+        self._since_ms = None  # what segments start happens now
         self._reevaluate(user, self.segs_by_event.get(ev.name, ()), now_ms, actions)
         self._settle(now_ms, actions)
 
@@ -875,15 +894,25 @@ class Engine:
             inst.node = node_id
             # By exact class: isinstance() on the IR's pydantic classes costs ~4x more.
             if type(node) is ir.WaitNode:
-                self._wait(inst, now_ms + node.seconds * 1000)
+                since = self._since_ms
+                if since is None:
+                    self._wait(inst, now_ms + node.seconds * 1000)
+                else:
+                    self._wait(inst, max(now_ms, since + node.seconds * 1000))
                 return
             if type(node) is ir.WaitUntilNode:
                 zone = user_zone(self._profile(user), self.zone)
-                at = next_local_time(from_ms(now_ms), node.hour, node.minute, zone, node.day)
-                self._wait(inst, to_ms(at))
+                since = self._since_ms
+                start = from_ms(now_ms if since is None else since)
+                at = next_local_time(start, node.hour, node.minute, zone, node.day)
+                self._wait(inst, max(now_ms, to_ms(at)))
                 return
             if type(node) is ir.WaitForNode:
-                self._wait(inst, now_ms + node.timeout * 1000, node.event)
+                since = self._since_ms
+                if since is None:
+                    self._wait(inst, now_ms + node.timeout * 1000, node.event)
+                else:
+                    self._wait(inst, max(now_ms, since + node.timeout * 1000), node.event)
                 return
             if type(node) is ir.BranchNode:
                 scope = self._scope(user, now_ms, self._focus(prog, inst, node_id))

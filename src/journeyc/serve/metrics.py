@@ -57,6 +57,9 @@ RUN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
 CPU_PARTS = ("ingest", "engine", "dispatch")
 """The ``part`` label values of ``journeyc_cpu_seconds_total``."""
 
+IGNORED_FIELDS = ("context.timezone", "context.locale")
+"""The ``field`` label values of ``journeyc_ingest_ignored_fields_total``."""
+
 
 class Metrics:
     """The instruments of one app, and the registry ``/metrics`` renders.
@@ -113,6 +116,16 @@ class Metrics:
         )
         for part in CPU_PARTS:
             self.cpu_seconds.labels(part)
+        self.ignored_fields = Counter(
+            "journeyc_ingest_ignored_fields",
+            "Fields of accepted calls that were ignored, by field: a context.timezone "
+            "that names no IANA zone, a context.locale that is not text. The call is "
+            "stored without them (a warning, never an error).",
+            ("field",),
+            registry=self.registry,
+        )
+        for field in IGNORED_FIELDS:
+            self.ignored_fields.labels(field)
         self.breaker_state = Gauge(
             "journeyc_channel_breaker_state",
             "Each channel's circuit breaker: 0 closed (sending), 1 half-open (one probe "

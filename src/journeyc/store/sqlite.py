@@ -35,7 +35,7 @@ from typing import Any
 import sqlite_utils
 
 from journeyc.catalog import PRODUCT_EVENTS, upsert_from_events
-from journeyc.events import IDENTIFY, Event, first_of_each_id
+from journeyc.events import CONTEXT_DEFAULTS, IDENTIFY, Event, first_of_each_id
 from journeyc.fastjson import dumps, loads
 from journeyc.store.schema import TABLES, SchemaVersionError, StoreError, migrate, user_version
 
@@ -720,8 +720,17 @@ def _merge_into(
     traits: dict[str, Any], written: dict[str, int], changes: Mapping[str, Any], at_ms: int
 ) -> None:
     """Merge ``changes`` made at ``at_ms`` into a profile's ``traits``, each trait's
-    latest time in ``written`` winning (see :meth:`Store.set_traits`)."""
+    latest time in ``written`` winning (see :meth:`Store.set_traits`).
+
+    The attributes under :data:`~journeyc.events.CONTEXT_DEFAULTS` (a call's
+    ``context.timezone`` and ``context.locale``) fill only a trait the profile does not
+    hold, or holds from such a context: they are written at :data:`CONTEXT_WRITTEN`,
+    before any time, so any trait a call sets wins over them whenever it was set."""
+    defaults = None
     for key, value in changes.items():
+        if key == CONTEXT_DEFAULTS and isinstance(value, dict):
+            defaults = value
+            continue
         if written.get(key, at_ms) > at_ms:
             continue
         written[key] = at_ms
@@ -729,6 +738,15 @@ def _merge_into(
             traits.pop(key, None)
         else:
             traits[key] = value
+    if defaults:
+        for key, value in defaults.items():
+            if key not in traits or written.get(key) == CONTEXT_WRITTEN:
+                written[key] = CONTEXT_WRITTEN
+                traits[key] = value
+
+
+CONTEXT_WRITTEN = -(1 << 53)
+"""The write time of a trait filled from a call's context (see :func:`_merge_into`)."""
 
 
 Cohort = tuple[str, str | None, bool, int, int]
