@@ -15,6 +15,7 @@ result before Liquid's output limit can see it (``{{ (1..100000000) | join }}``,
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -119,8 +120,33 @@ class _LimitedContext(RenderContext):
         super().__init__(*args, **kwargs)
         self.iterations = 0
         self.filter_chars = 0
+        self._locals_size = 0  # sys.getsizeof of the locals, kept as they change
         self.limits: RenderLimits = getattr(self.env, "render_limits", DEFAULT_LIMITS)
         self._guarded: dict[str, Callable[..., object]] = {}
+
+    def assign(self, key: str, val: Any) -> None:
+        """Set the local ``key`` (``assign``, ``capture``) within the local namespace
+        limit. Liquid's own check sums the size of every local at each assignment,
+        so a template of many locals assigning in a loop took seconds; this keeps the
+        same sum as it changes."""
+        limit = self.env.local_namespace_limit
+        if not limit:
+            self.locals[key] = val
+            return
+        old = self.locals.get(key, _ABSENT)
+        self.locals[key] = val
+        self._locals_size += sys.getsizeof(val, 1)
+        if old is not _ABSENT:
+            self._locals_size -= sys.getsizeof(old, 1)
+        if self.get_size_of_locals() > limit:
+            raise LocalNamespaceLimitError("local namespace limit reached", token=None)
+
+    def get_size_of_locals(self) -> int:
+        """The size of the locals as Liquid's limit counts it (``sys.getsizeof`` of
+        each value, plus what a parent context carries)."""
+        if not self.env.local_namespace_limit:
+            return 0
+        return self._locals_size + self.local_namespace_size_carry
 
     def raise_for_loop_limit(self, length: int = 1) -> None:
         """Check Liquid's limit, then count ``length`` more iterations."""
@@ -235,6 +261,8 @@ def make_environment(
     install_filters(env, recommender)
     return env
 
+
+_ABSENT = object()
 
 # Filters that do no work worth counting.
 _UNGUARDED = frozenset({"default", "size", "first", "last"})
