@@ -232,3 +232,41 @@ def test_deepest_allowed_expression_inside_the_deepest_allowed_block() -> None:
     _goes_through(text)
     too_deep = text.replace(f"{inner}set", f"{inner}if a\n{inner}  set")
     assert _too_deep(_check(too_deep))
+
+
+def test_a_recursion_error_anywhere_is_a_diagnostic() -> None:
+    """The last lines of defence: with Python's recursion limit lowered under a tree
+    within the nesting limits, checking and formatting report `too_deep` and lowering
+    raises LowerError, instead of a RecursionError escaping."""
+    import sys
+
+    import pytest
+
+    from journeyc.compile.lower import LowerError, lower_project
+    from journeyc.lang.checker import check_project
+    from journeyc.lang.formatter import FormatError, format_source
+    from journeyc.lang.project import Project
+
+    text = (
+        "when x\n"
+        + "".join(f"{'  ' * i}if a{i}\n" for i in range(30))
+        + f"{'  ' * 30}set y = {' + '.join(f'a{i}' for i in range(60))}\n"
+    )
+    result = parse_source(text, PATH)
+    assert result.tree is not None
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + 60)
+    try:
+        checked = check_project(Project([result]))
+        with pytest.raises(LowerError, match="nests too deeply"):
+            lower_project(Project([result]))
+        with pytest.raises(FormatError) as formatting:
+            format_source(text, PATH)
+    finally:
+        sys.setrecursionlimit(old)
+    assert [d.code for d in checked] == ["too_deep"]
+    assert [d.code for d in formatting.value.diagnostics] == ["too_deep"]
+    assert checked[0].span.file == PATH
