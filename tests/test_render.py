@@ -464,6 +464,14 @@ def test_loops_in_a_row_count_together() -> None:
     refused(loop * 2, "loop_iterations")
 
 
+def test_a_tablerow_counts_its_iterations_once() -> None:
+    limits = RenderLimits(loop_iterations=10)
+    table = "{% tablerow i in (1..10) cols: 5 %}{{ i }}{% endtablerow %}"
+    out = Renderer(limits=limits).render(None, table, "push", ctx())
+    assert out["body"].count("<td") == 10
+    refused(table.replace("10", "11"), "loop_iterations", limits=limits)
+
+
 def test_nested_loops_count_every_run_of_the_inner_one() -> None:
     refused(
         "{% for i in (1..200) %}{% for j in (1..200) %}{% endfor %}{% endfor %}", "loop_iterations"

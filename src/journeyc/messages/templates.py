@@ -16,7 +16,8 @@ result before Liquid's output limit can see it (``{{ (1..100000000) | join }}``,
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from io import StringIO
@@ -148,10 +149,13 @@ class _LimitedContext(RenderContext):
             return 0
         return self._locals_size + self.local_namespace_size_carry
 
-    def raise_for_loop_limit(self, length: int = 1) -> None:
-        """Check Liquid's limit, then count ``length`` more iterations."""
-        super().raise_for_loop_limit(length)
-        self.count_iterations(length)
+    @contextmanager
+    def loop(self, namespace: Mapping[str, object], forloop: Any) -> Iterator[RenderContext]:
+        """Count the iterations of a loop (``for``, ``tablerow``) as it starts, then
+        let Liquid check its own limit (``tablerow`` checks that one twice)."""
+        self.count_iterations(forloop.length)
+        with super().loop(namespace, forloop) as context:
+            yield context
 
     def count_iterations(self, n: int) -> None:
         """Count ``n`` iterations (of a loop, or items a filter walks)."""
