@@ -201,7 +201,7 @@ class _LimitedContext(RenderContext):
 
 
 class _CountingIO(LimitedStringIO):
-    """Liquid's output stream limit, counting the UTF-8 bytes written as Liquid does.
+    r"""Liquid's output stream limit, counting the UTF-8 bytes written as Liquid does.
 
     Unlike Liquid's own buffer it keeps text as written: Liquid's opens its
     ``StringIO`` with ``newline=None``, which turns ``\r\n`` and ``\r`` into ``\n``
