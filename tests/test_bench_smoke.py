@@ -30,6 +30,7 @@ SIZE_ARGS: dict[str, list[str]] = {
     "bench_serve.py": ["--seconds", "3", "--timers", "200", "--rows", "20000"],
     "bench_ingest.py": ["--events", "500", "--runs", "1"],
     "bench_segments.py": ["--profiles", "2000", "--events", "20000", "--sample", "200"],
+    "bench_dispatch.py": ["--seconds", "2", "--hang", "0.5"],
 }
 TIMEOUT_S = 120  # a hang guard, not a performance limit
 
