@@ -145,7 +145,7 @@ def find_too_deep(tree: ast.SourceFile, text: str) -> Diagnostic | None:
                 return error(
                     "too_deep",
                     f"steps nested in more than {MAX_BLOCK_DEPTH} blocks",
-                    _first_line(step.span, text),
+                    _first_word(step.span, text),
                     f"this step is in {depth} blocks",
                     hints=[
                         "use `elif` rather than an `if` inside an `else`, or move the inner "
@@ -179,14 +179,6 @@ def find_too_deep(tree: ast.SourceFile, text: str) -> Diagnostic | None:
                 ],
             )
     return None
-
-
-def _first_line(span: Span, text: str) -> Span:
-    """``span`` cut at the end of its first line (a block spans many)."""
-    end = text.find("\n", span.start)
-    if end < 0 or end > span.end:
-        return span
-    return span.head(max(1, end - span.start))
 
 
 _WORD = re.compile(r"\w+|\S")
