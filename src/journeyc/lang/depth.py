@@ -1,13 +1,14 @@
 """How deep a source may nest, and the ``too_deep`` diagnostic when it goes deeper.
 
 Every stage after the parser walks expressions and blocks recursively: the checker,
-the lowering, pydantic's serializer for the IR (it gives up at 255 levels), the JSON
-reader that loads a deployed version back (200 levels, two per operator), the
-engine's compile, the graph, ``fmt``. So the parser refuses a file nested deeper than
-these limits, right after building the AST (which it builds without recursion), and
-nothing later ever meets such a tree. The limits are far above any real journey and
-well inside what every stage handles together: the deepest expression allowed,
-inside the deepest block allowed, compiles, serves and formats.
+the lowering, pydantic's serializer for the IR (it gives up at 255 levels, two per
+operator: 127 operators), the JSON reader that loads a deployed version back (200
+levels: about 95 operators), the engine's compile, the graph, ``fmt``. So the parser
+refuses a file nested deeper than these limits, right after building the AST (which
+it builds without recursion), and nothing later ever meets such a tree. The limits
+are far above any real journey and well inside what every stage handles together:
+the deepest expression allowed, inside the deepest block allowed, compiles, serves
+and formats.
 
 Depths count as the AST is built: a leaf is 1 level, and every operator, call,
 list, `not`, `-` or `.` path adds one over its deepest operand; parentheses add
