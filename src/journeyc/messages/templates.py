@@ -123,7 +123,6 @@ class _LimitedContext(RenderContext):
         self.filter_chars = 0
         self._locals_size = 0  # sys.getsizeof of the locals, kept as they change
         self.limits: RenderLimits = getattr(self.env, "render_limits", DEFAULT_LIMITS)
-        self._guarded: dict[str, Callable[..., object]] = {}
 
     def assign(self, key: str, val: Any) -> None:
         """Set the local ``key`` (``assign``, ``capture``) within the local namespace
@@ -181,14 +180,11 @@ class _LimitedContext(RenderContext):
             self.count_iterations(len(value))
 
     def filter(self, name: str, token: Token | None) -> Callable[..., object]:
-        """The filter ``name``, counting its work against the render limits (one
-        guarded function per filter and render)."""
-        guarded = self._guarded.get(name)
-        if guarded is None:
-            func = super().filter(name, token)
-            guarded = func if name in _UNGUARDED else _guard(self, name, func)
-            self._guarded[name] = guarded
-        return guarded
+        """The filter ``name``, counting its work against the render limits."""
+        func = super().filter(name, token)
+        # Made afresh for each call, as Liquid makes its partials: kept on the context,
+        # the guard (which holds the context) would make a reference cycle per render.
+        return func if name in _UNGUARDED else _guard(self, name, func)
 
     def get_buffer(self, buf: TextIO | None = None) -> StringIO:
         """A buffer (for ``capture`` and the like) within what is left of the output
@@ -287,17 +283,16 @@ def _guard(context: _LimitedContext, name: str, func: Callable[..., Any]) -> Cal
     larger than what they take, and ``times``, are checked before they run.
     """
     precheck = _PRECHECKS.get(name)
-    limits = context.limits
-    charge = context.charge
 
     def guarded(left: object, *args: object, **kwargs: object) -> Any:
+        charge = context.charge
         charge(left)
         for arg in args:
             charge(arg)
         for arg in kwargs.values():
             charge(arg)
         if precheck is not None:
-            precheck(limits, left, *args)
+            precheck(context.limits, left, *args)
         result = func(left, *args, **kwargs)
         if isinstance(result, str):
             context.charge_text(len(result))
