@@ -9,14 +9,17 @@ simulate, as ``journeyc simulate`` does: one parser and one engine for both.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from journeyc.engine.actions import Action
 from journeyc.engine.core import Engine
-from journeyc.events import Event, parse_batch, parse_call
+from journeyc.events import Event, EventError, parse_batch, parse_call, read_events_jsonl
 from journeyc.store.sqlite import Store
-from tests.engine_helpers import HOUR, MINUTE, compile_files, config, iso, ms, run
+from tests.engine_helpers import DAY, HOUR, MINUTE, compile_files, config, iso, ms, run
 
 NOW = ms("2026-01-05T12:00:00Z")  # the server's clock when the queue is flushed
 
@@ -26,6 +29,13 @@ LATE = {
   entry always
   wait 30m as pause
   send inapp "Your cart, {{ user.id }}" as nudge
+
+journey morning
+  when app_closed
+  entry always
+  goal order_completed within 1d
+  wait until 09:00 as nine
+  send inapp "Good morning" as hello
 
 journey review
   when order_shipped
@@ -120,6 +130,30 @@ def test_a_review_that_comes_after_the_timeout_ran_changes_nothing(tmp_path: Pat
     store.close()
 
 
+def test_a_wait_until_after_a_late_event_counts_from_the_event(tmp_path: Path) -> None:
+    store, eng = engine(tmp_path)
+    # Closed at 08:30 (UTC, the project's zone), flushed at 12:00: 09:00 is over.
+    log(store, parse_batch(device_batch([("app_closed", NOW - 210 * MINUTE)], 0), NOW))
+    assert sends(eng.advance(NOW)) == [(NOW, "hello")]
+    store.close()
+
+
+def test_a_goal_queued_with_the_entering_event_does_not_count(tmp_path: Path) -> None:
+    # As docs/semantics.md says: the entry is at its handling, the goal event before it.
+    store, eng = engine(tmp_path)
+    calls = [("app_closed", NOW - 210 * MINUTE), ("order_completed", NOW - HOUR)]
+    log(store, parse_batch(device_batch(calls, 0), NOW))
+    actions = eng.advance(NOW)
+    assert [a.action for a in actions if a.journey == "morning"] == ["enter", "send", "exit"]
+    # A goal event that happens after the handling counts.
+    log(store, parse_batch(device_batch([("app_closed", NOW + 30 * MINUTE)], 0), NOW + HOUR))
+    eng.advance(NOW + HOUR)
+    log(store, parse_batch(device_batch([("order_completed", NOW + 2 * HOUR)], 0), NOW + 2 * HOUR))
+    goals = [a for a in eng.advance(NOW + 2 * HOUR) if a.action == "goal"]
+    assert [(a.journey, a.at_ms) for a in goals] == [("morning", NOW + 2 * HOUR)]
+    store.close()
+
+
 # ---------------------------------------------------------------- the context's profile
 
 CONTEXT = {
@@ -204,3 +238,39 @@ def test_an_unknown_zone_is_ignored_and_reported_not_refused() -> None:
     events = parse_batch(body, NOW, on_ignored=ignored.append)
     assert [e.props for e in events] == [{"first_name": "Ann"}, {}]
     assert ignored == ["context.timezone", "context.locale"]
+
+
+# ---------------------------------------------------------------- recorded files
+
+
+def test_a_recorded_call_is_corrected_by_its_own_received_at(tmp_path: Path) -> None:
+    # A Segment export keeps receivedAt: the rule gives Segment's own timestamp, not one
+    # measured from the time the file is read. Without receivedAt, sentAt is not used.
+    export = {
+        "type": "track",
+        "userId": "u1",
+        "event": "Cart Abandoned",
+        "originalTimestamp": "2026-01-06T10:00:00.000Z",  # a device a day ahead
+        "sentAt": "2026-01-06T12:00:00.000Z",
+        "receivedAt": "2026-01-05T12:00:00.500Z",
+        "timestamp": "2026-01-05T10:00:00.500Z",
+    }
+    bare = {k: v for k, v in export.items() if k != "receivedAt"}
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps(export) + "\n" + json.dumps(bare) + "\n", encoding="utf-8")
+    first, second = read_events_jsonl(path, received_ms=NOW + DAY)
+    assert first.at_ms == ms("2026-01-05T10:00:00.500Z")
+    assert second.at_ms == ms("2026-01-05T10:00:00.500Z")  # its timestamp, as given
+
+
+def test_a_bad_sent_at_is_refused_naming_its_path() -> None:
+    body = {
+        "sentAt": "yesterday",
+        "batch": [
+            {"type": "track", "userId": "u1", "event": "A"},
+            {"type": "track", "userId": "u1", "event": "B", "sentAt": 5},
+        ],
+    }
+    with pytest.raises(EventError) as info:
+        parse_batch(body, NOW)
+    assert [p.path for p in info.value.problems] == ["$.sentAt", "$.batch[1].sentAt"]

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from segment import analytics
 from segment.analytics.client import Client
@@ -142,3 +143,23 @@ def test_calls_journeys_do_not_use_are_acknowledged_and_not_stored(server: Serve
     client.track(user_id="u-1", event="Product Viewed", timestamp=WHEN)
     names = [row[2] for row in server.events()]
     assert names == ["product_viewed"]
+
+
+def test_an_unknown_device_zone_is_ignored_and_counted_not_refused(server: Server) -> None:
+    batch = {
+        "batch": [
+            {
+                "type": "identify",
+                "userId": "u-1",
+                "traits": {"name": "Ada"},
+                "context": {"timezone": "Mars/Olympus_Mons", "locale": "fr-FR"},
+            },
+            {"type": "track", "userId": "u-1", "event": "Opened", "context": {"timezone": 3}},
+        ]
+    }
+    reply = httpx.post(f"{server.url}/v1/batch", json=batch, auth=(WRITE_KEY, ""))
+    assert reply.status_code == 200, reply.text
+    assert server.traits("u-1") == {"name": "Ada", "locale": "fr-FR"}
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'journeyc_ingest_ignored_fields_total{field="context.timezone"} 2.0' in metrics
+    assert 'journeyc_ingest_ignored_fields_total{field="context.locale"} 0.0' in metrics

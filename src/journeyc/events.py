@@ -157,9 +157,9 @@ class _Call(BaseModel):
     user_id: UserId = Field(default=None, alias="userId")
     anonymous_id: str | None = Field(default=None, alias="anonymousId")
     timestamp: IsoTime = None
-    # The client's clocks, for Segment's clock-skew rule (see _event_ms).
-    original_timestamp: IsoTime = Field(default=None, alias="originalTimestamp")
-    sent_at: IsoTime = Field(default=None, alias="sentAt")
+    # sentAt, originalTimestamp and receivedAt are read by _event_ms, from the call as
+    # given, and only when there: most calls have none, and each field the model
+    # validates costs every call.
     message_id: str | None = Field(default=None, alias="messageId")
     context: dict[str, Any] | None = None
 
@@ -396,7 +396,17 @@ def _read_lines(name: str, received_ms: int, first: int, lines: Iterable[bytes])
         new_id = functools.partial(line_id, lineno, raw)
         try:
             events.append(
-                _parse(obj, received_ms, None, "$", new_id, check_text, True, derived=events)
+                _parse(
+                    obj,
+                    received_ms,
+                    None,
+                    "$",
+                    new_id,
+                    check_text,
+                    True,
+                    derived=events,
+                    recorded=True,
+                )
             )
         except EventError as exc:
             problems.extend(Problem(p.path, p.message, where) for p in exc.problems)
@@ -445,10 +455,12 @@ def _parse(
     sent_at: datetime | None = None,
     derived: list[Event] | None = None,
     ignored: Ignored | None = None,
+    recorded: bool = False,
 ) -> Event:
     # decoded: ``obj`` was read from JSON text, so its values are JSON data already.
     # check_text: ``obj`` may hold text that is not UTF-8 (a caller's quick test said so).
     # sent_at: the batch's ``sentAt``, for a call without its own.
+    # recorded: a file's call, received before (see _event_ms).
     # derived: where the identify event a track call's context makes is appended (just
     # before the caller appends the call's own); None: it is not made.
     problems = _bad_text(obj, root) if check_text else []
@@ -494,18 +506,15 @@ def _parse(
         message_id = new_id()
     else:
         message_id = _content_id(
-            # Not sentAt: a retry of the call sends another, and it is the same call.
-            canonical_json(
-                model.model_dump(mode="json", by_alias=True, exclude={"message_id", "sent_at"})
-            )
+            canonical_json(model.model_dump(mode="json", by_alias=True, exclude={"message_id"}))
         )
-    if model.sent_at is None and sent_at is None and model.original_timestamp is None:
+    if sent_at is None and "sentAt" not in obj and "originalTimestamp" not in obj:
         # The common case (a server-side call, a file's line): the time as given.
         at_ms = _epoch_ms(model.timestamp) if model.timestamp else received_ms
         if at_ms is None:
             raise EventError([Problem(f"{root}.timestamp", "out of range")])
     else:
-        at_ms = _event_ms(model, sent_at, received_ms, root)
+        at_ms = _event_ms(obj, model.timestamp, sent_at, received_ms, root, recorded)
     context = model.context
     if context:
         # Only a call with a context pays for reading it (most server-side calls have
@@ -537,7 +546,12 @@ def _parse(
 
 
 def _event_ms(
-    model: TrackEvent | IdentifyEvent, batch_sent_at: datetime | None, received_ms: int, root: str
+    obj: Mapping[str, Any],
+    timestamp: datetime | None,
+    batch_sent_at: datetime | None,
+    received_ms: int,
+    root: str,
+    recorded: bool = False,
 ) -> int:
     """The time of a call that carries a client clock: Segment's clock-skew rule.
 
@@ -546,19 +560,34 @@ def _event_ms(
     originalTimestamp)``, ``timestamp`` standing for ``originalTimestamp`` where only it
     is sent (a device whose clock is hours off, or that queued the call offline,
     still gets the right time). Without ``sentAt`` there is nothing to correct by:
-    ``timestamp`` (else ``originalTimestamp``) is taken as is."""
-    sent_at = model.sent_at or batch_sent_at
+    ``timestamp`` (else ``originalTimestamp``) is taken as is.
+
+    ``recorded``: a call read from a file was received before, when its own
+    ``receivedAt`` says (a Segment export keeps it); the time of reading is not, so
+    without a ``receivedAt`` its ``sentAt`` is not used."""
+    sent_at = _time_field(obj, "sentAt", root) or batch_sent_at
+    original = _time_field(obj, "originalTimestamp", root)
+    if recorded and sent_at is not None:
+        received_at = _time_field(obj, "receivedAt", root)
+        if received_at is None:
+            sent_at = None
+        else:
+            received = _epoch_ms(received_at)
+            if received is None:
+                raise EventError([Problem(f"{root}.receivedAt", "out of range")])
+            received_ms = received
     if sent_at is None:
-        when, field = model.timestamp or model.original_timestamp, "timestamp"
+        when = timestamp or original
+        field = "timestamp" if timestamp else "originalTimestamp"
         at_ms = received_ms if when is None else _epoch_ms(when)
-    elif model.original_timestamp is None and model.timestamp is None:
+    elif original is None and timestamp is None:
         return received_ms  # sent, but not said when it happened: when it came
     else:
-        if model.original_timestamp is not None:
-            when, field = model.original_timestamp, "originalTimestamp"
+        if original is not None:
+            when, field = original, "originalTimestamp"
         else:
-            assert model.timestamp is not None
-            when, field = model.timestamp, "timestamp"
+            assert timestamp is not None
+            when, field = timestamp, "timestamp"
         try:
             at_ms = received_ms - (sent_at - when) // _ONE_MS
         except OverflowError:
@@ -575,14 +604,23 @@ def _out_of_range(at_ms: int) -> bool:
 
 def _batch_sent_at(body: Mapping[str, Any], problems: list[Problem]) -> datetime | None:
     """The ``sentAt`` of a batch body (None when it has none); a bad one is a problem."""
-    value = body.get("sentAt")
+    try:
+        return _time_field(body, "sentAt", "$")
+    except EventError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _time_field(obj: Mapping[str, Any], key: str, root: str) -> datetime | None:
+    """The ISO-8601 time of ``obj[key]`` (None when it has none or null), UTC where it
+    names no offset; one that is not such a time is an :class:`EventError`."""
+    value = obj.get(key)
     if value is None:
         return None
     try:
         parsed = _iso_time(value)
     except PydanticCustomError as exc:
-        problems.append(Problem("$.sentAt", exc.message()))
-        return None
+        raise EventError([Problem(f"{root}.{key}", exc.message())]) from None
     assert isinstance(parsed, datetime)
     return parsed
 
