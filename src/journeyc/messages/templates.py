@@ -192,23 +192,21 @@ class _LimitedContext(RenderContext):
         limit = self.env.output_stream_limit
         if limit is None:
             return StringIO()
-        carry = buf.size if isinstance(buf, LimitedStringIO) else 0
-        return _CountingIO(limit - carry)
+        carry = buf.size if isinstance(buf, _CountingIO | LimitedStringIO) else 0
+        return _counting_io(limit - carry)
 
 
-class _CountingIO(LimitedStringIO):
+class _CountingIO(StringIO):
     r"""Liquid's output stream limit, counting the UTF-8 bytes written as Liquid does.
 
-    Unlike Liquid's own buffer it keeps text as written: Liquid's opens its
-    ``StringIO`` with ``newline=None``, which turns ``\r\n`` and ``\r`` into ``\n``
-    (and is slow); and it does not encode ASCII text to count it (``str.isascii`` is
-    a flag lookup).
+    Unlike Liquid's ``LimitedStringIO`` it keeps text as written (that one opens its
+    ``StringIO`` with ``newline=None``, which turns ``\r\n`` and ``\r`` into
+    ``\n``), does not encode ASCII text to count it (``str.isascii`` is a flag
+    lookup), and is made without a Python ``__init__``: see :func:`_counting_io`.
     """
 
-    def __init__(self, limit: int) -> None:
-        StringIO.__init__(self, "", "\n")  # newline="\n": no translation
-        self.limit = limit
-        self.size = 0
+    limit = 0
+    size = 0
 
     def write(self, s: str, /) -> int:
         """Write ``s``; raise OutputStreamLimitError past the limit."""
@@ -219,12 +217,18 @@ class _CountingIO(LimitedStringIO):
         return StringIO.write(self, s)
 
 
+def _counting_io(limit: int) -> _CountingIO:
+    buffer = _CountingIO()
+    buffer.limit = limit
+    return buffer
+
+
 class _LimitedTemplate(BoundTemplate):
     context_class = _LimitedContext
 
     def _get_buffer(self) -> StringIO:
         limit = self.env.output_stream_limit
-        return StringIO() if limit is None else _CountingIO(limit)
+        return StringIO() if limit is None else _counting_io(limit)
 
 
 def make_environment(
