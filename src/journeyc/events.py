@@ -342,8 +342,11 @@ def read_events_jsonl(
     problems: list[Problem] = []
     data = Path(path).read_bytes()
     parts = workers if len(data) >= PARALLEL_READ_BYTES else 1
+    # Text that is not UTF-8 can only come from an escape: one scan of the file (in C)
+    # spares the lines of a file without any a search each.
+    escapes = _SURROGATE_ESCAPE.search(data) is not None
     for part_events, part_problems in read_in_parts(
-        data, parts, functools.partial(_read_lines, name, received_ms), _pack, _unpack
+        data, parts, functools.partial(_read_lines, name, received_ms, escapes), _pack, _unpack
     ):
         events += part_events
         problems += part_problems
@@ -371,11 +374,15 @@ def _unpack(values: tuple[list[tuple[Any, ...]], list[tuple[str, str, str]]]) ->
     return [Event(*e) for e in events], [Problem(*p) for p in problems]
 
 
-def _read_lines(name: str, received_ms: int, first: int, lines: Iterable[bytes]) -> _Read:
+def _read_lines(
+    name: str, received_ms: int, escapes: bool, first: int, lines: Iterable[bytes]
+) -> _Read:
     """The events of ``lines`` (the first is line ``first`` of file ``name``), and the
-    problems of the bad ones."""
+    problems of the bad ones; ``escapes``: whether the file holds an escape of a
+    surrogate (else no line is searched for one)."""
     events: list[Event] = []
     problems: list[Problem] = []
+    new_id = _LineId()
     for lineno, raw in enumerate(lines, start=first):
         where = f"{name}:{lineno}"
         try:
@@ -390,10 +397,10 @@ def _read_lines(name: str, received_ms: int, first: int, lines: Iterable[bytes])
         except ValueError as exc:
             problems.append(Problem("$", f"not valid JSON ({json_reason(exc)})", where))
             continue
-        # The line is UTF-8, so only an escape can make a lone surrogate: only a line
-        # with "\u" is searched for one, and walked only if it may hold one.
-        check_text = b"\\u" in raw and _SURROGATE_ESCAPE.search(raw) is not None
-        new_id = functools.partial(line_id, lineno, raw)
+        # The line is UTF-8, so only an escape can make a lone surrogate: a line is
+        # walked for one only if it holds such an escape.
+        check_text = escapes and _SURROGATE_ESCAPE.search(raw) is not None
+        new_id.lineno, new_id.line = lineno, raw
         try:
             events.append(
                 _parse(
@@ -434,6 +441,20 @@ def first_of_each_id(events: Iterable[Event], seen: set[str] | None = None) -> l
 def canonical_json(value: object) -> str:
     """JSON with sorted keys and no spaces: equal values give equal text."""
     return _CANONICAL.encode(value)
+
+
+class _LineId:
+    """The ``new_id`` of the line in hand (set for each line: cheaper than a new
+    callable per line on the reader's hot path)."""
+
+    __slots__ = ("line", "lineno")
+
+    def __init__(self) -> None:
+        self.lineno = 0
+        self.line = b""
+
+    def __call__(self) -> str:
+        return line_id(self.lineno, self.line)
 
 
 def line_id(lineno: int, line: bytes) -> str:
