@@ -1021,7 +1021,21 @@ def test_calls_without_a_message_id_are_events_of_their_own(api: Api) -> None:
     assert all(i.startswith("jc-") for i in ids)
 
 
-ODD_IDS = ["a/b", "a/b/inbox", "inbox", "..", ".", "é ü 😀", "two words", "100%", "a%2Fb", "?#&="]
+ODD_IDS = [
+    "a/b",
+    "a/b/inbox",
+    "inbox",
+    "..",
+    ".",
+    "é ü 😀",
+    "two words",
+    "100%",
+    "a%2Fb",
+    "%2F",
+    "/",
+    "?#&=",
+    "a\nb",
+]
 
 
 @pytest.mark.parametrize("user_id", ODD_IDS)
