@@ -570,3 +570,18 @@ def test_version_is_content_hash_of_the_bare_journey() -> None:
     assert j.version == expected
     assert j.messages == ["cart_reminder"]
     assert j.segments == ["big", "vip"]
+
+
+def test_lowering_refuses_a_template_file_outside_the_project(tmp_path: Path) -> None:
+    # The checker says `file_outside_project` first; lowering without checking must
+    # not read the file either.
+    (tmp_path / "secret.txt").write_text("s3cret")
+    project_dir = tmp_path / "proj"
+    project_dir.mkdir()
+    (project_dir / "main.journey").write_text(
+        'message leak\n  email\n    subject "x"\n    html file "../secret.txt"\n\n'
+        "when a\nsend email leak\n"
+    )
+    project = load_project([str(project_dir)])
+    with pytest.raises(LowerError, match="outside the project"):
+        lower_project(project)

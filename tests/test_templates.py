@@ -10,10 +10,9 @@ from liquid import CachingFileSystemLoader, FileSystemLoader
 from liquid.exceptions import TemplateNotFoundError
 
 from journeyc.lang.checker import check_project
-from journeyc.lang.project import load_project
+from journeyc.lang.project import inside_project, load_project
 from journeyc.messages.templates import (
     big_loops,
-    inside_project,
     make_environment,
     template_errors,
 )

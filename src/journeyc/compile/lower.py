@@ -7,7 +7,7 @@ first); the one thing it can still meet is a template file that cannot be read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from journeyc.compile import ir
 from journeyc.lang import ast
 from journeyc.lang.depth import MAX_BLOCK_DEPTH, MAX_EXPR_DEPTH
-from journeyc.lang.project import Project
+from journeyc.lang.project import Project, inside_project
 
 
 class LowerError(Exception):
@@ -43,8 +43,9 @@ def _lower_project(project: Project) -> ir.ProjectIR:
     segments: dict[str, ir.SegmentIR] = {}
     for tree in project.trees:
         base = project.file_dir(tree.path)
+        roots = project.template_roots(tree.path)
         for m in tree.messages:
-            messages[m.name] = lower_message(m, base)
+            messages[m.name] = lower_message(m, base, roots)
         for s in tree.segments:
             segments[s.name] = ir.SegmentIR(name=s.name, expr=lower_expr(s.expr))
     journeys: dict[str, ir.JourneyIR] = {}
@@ -125,13 +126,18 @@ def _opt(e: ast.Expr | None) -> ir.Expr | None:
 # ---------------------------------------------------------------- messages
 
 
-def lower_message(m: ast.Message, base: Path) -> ir.MessageIR:
-    """A message's parts; ``file`` fields are read relative to ``base``."""
+def lower_message(m: ast.Message, base: Path, roots: Sequence[Path] | None = None) -> ir.MessageIR:
+    """A message's parts; ``file`` fields are read relative to ``base``, and only
+    from inside ``roots`` (default: ``base``)."""
     parts: dict[str, dict[str, ir.FieldIR]] = {}
     for part in m.parts:
         fields: dict[str, ir.FieldIR] = {}
         for f in part.fields:
-            text = _read_template(base / f.value.value, m.name) if f.is_file else f.value.value
+            text = (
+                _read_template(base / f.value.value, m.name, roots or [base])
+                if f.is_file
+                else f.value.value
+            )
             old = fields.get(f.name, ir.FieldIR())
             if f.locale is None:
                 fields[f.name] = old.model_copy(update={"default": text})
@@ -141,7 +147,11 @@ def lower_message(m: ast.Message, base: Path) -> ir.MessageIR:
     return ir.MessageIR(name=m.name, parts=parts)
 
 
-def _read_template(path: Path, message: str) -> str:
+def _read_template(path: Path, message: str, roots: Sequence[Path]) -> str:
+    # The checker refuses such a path first (`file_outside_project`); this is the
+    # line of defence for callers that lower without checking.
+    if not inside_project(path, roots):
+        raise LowerError(f"message `{message}`: the template file {path} is outside the project")
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -26,14 +26,13 @@ from journeyc.lang.depth import (
 )
 from journeyc.lang.diagnostics import Diagnostic, did_you_mean, error, sort_key, warning
 from journeyc.lang.literals import LiteralError, unescape_string
-from journeyc.lang.project import Project
+from journeyc.lang.project import Project, inside_project
 from journeyc.lang.span import Span
 from journeyc.lang.types import TypeChecker, subexpressions
 from journeyc.messages.templates import (
     DEFAULT_LIMITS,
     TemplateError,
     big_loops,
-    inside_project,
     template_errors,
     template_globals,
 )

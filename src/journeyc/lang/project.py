@@ -14,6 +14,14 @@ from journeyc.lang.parser import ParseResult, parse_file
 SUFFIX = ".journey"
 
 
+def inside_project(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether ``path``, once resolved (``..`` and symbolic links followed), lies in
+    one of the directories ``roots`` (resolved too): where a ``file`` template may
+    be read from."""
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(root.resolve()) for root in roots)
+
+
 class ProjectPathError(Exception):
     """A path given on the command line that is not a journey file or directory."""
 

@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from io import StringIO
-from pathlib import Path
 from typing import Any, TextIO
 
 import liquid
@@ -434,14 +433,6 @@ def _literal_count(node: ForNode) -> int | None:
     if isinstance(loop.limit, IntegerLiteral):
         count = min(count, max(0, loop.limit.value))
     return count
-
-
-def inside_project(path: Path, roots: Sequence[Path]) -> bool:
-    """Whether ``path``, once resolved (``..`` and symbolic links followed), lies in
-    one of the directories ``roots`` (resolved too): where a ``file`` template may
-    be read from."""
-    resolved = path.resolve()
-    return any(resolved.is_relative_to(root.resolve()) for root in roots)
 
 
 def template_globals(source: str) -> dict[str, list[int]]:
