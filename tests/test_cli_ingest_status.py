@@ -301,3 +301,24 @@ def test_status_without_a_store_is_a_usage_error_and_a_foreign_file_is_invalid(
     result = run("status", "--db", str(foreign))
     assert result.exit_code == 1
     assert "journeyc:" in result.stderr and "Traceback" not in result.output
+
+
+def test_every_command_reports_a_busy_store_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `catalog load` has no busy handling of its own: the command group's does it.
+    from tests.test_store import file_lock_held
+
+    db = tmp_path / "s.db"
+    Store.open(db).close()
+    real_open = Store.open.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        Store, "open", classmethod(lambda cls, path, **kw: real_open(cls, path, lock_timeout_s=0.3))
+    )
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text('{"product_id": "p1", "name": "Watch", "category": "watches"}\n')
+    with file_lock_held(db):
+        result = CliRunner().invoke(main, ["catalog", "load", str(catalog), "--db", str(db)])
+    assert result.exit_code == 1, result.output
+    assert "the store is busy" in result.output
+    assert "Traceback" not in result.output

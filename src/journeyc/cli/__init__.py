@@ -8,6 +8,7 @@ Exit codes, for every command: 0 success (``validate``: valid, warnings allowed)
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 import click
@@ -36,6 +37,20 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         """All subcommand names, sorted."""
         return sorted(COMMANDS)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; a store that stayed busy is a clear error, exit 1."""
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            # Only a command that opened a store can raise StoreBusyError: look the
+            # class up where it was loaded instead of importing the store for every
+            # command (a cold `validate` stays free of it).
+            store = sys.modules.get("journeyc.store.sqlite")
+            if store is not None and isinstance(exc, store.StoreBusyError):
+                click.echo(f"journeyc: {exc}", err=True)
+                sys.exit(1)
+            raise
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """Import and return the subcommand, or None for an unknown name."""
