@@ -1,10 +1,11 @@
 """Parsing `.journey` sources into ASTs, reporting every syntax error it can.
 
-The grammar (``journey.lark``) is LALR and loads from lark's cache after the first
-run. Recovery: on a syntax error, the offending line and the lines indented under it
-are blanked out (offsets kept) and the source is parsed again, until it parses or
-``max_errors`` is reached. Each error is worded in terms of the language ("expected a
-duration like `30m`"), never lark's token names.
+The grammar (``grammar/journey.lark`` in the checkout, see :func:`grammar_path`) is
+LALR and loads from lark's cache after the first run. Recovery: on a syntax error,
+the offending line and the lines indented under it are blanked out (offsets kept)
+and the source is parsed again, until it parses or ``max_errors`` is reached. Each
+error is worded in terms of the language ("expected a duration like `30m`"), never
+lark's token names.
 """
 
 from __future__ import annotations
@@ -88,12 +89,22 @@ class _Positioned:
 _positioned = _Positioned()
 
 
+def grammar_path() -> Path:
+    """Where the grammar is: beside this module in an installed wheel (the build
+    copies it there), else ``grammar/journey.lark`` of the checkout, its one source
+    (an editable install runs from the checkout)."""
+    # A path beside this module is all it takes; importlib.resources would add ~0.1 s
+    # to every cold start.
+    installed = Path(__file__).parent / GRAMMAR
+    if installed.is_file():
+        return installed
+    return Path(__file__).resolve().parents[3] / "grammar" / GRAMMAR
+
+
 @cache
 def parser() -> Lark:
     """The LALR parser, built once per process and cached on disk by lark."""
-    # The grammar ships inside the package; a path beside this module is all it takes
-    # (importlib.resources would add ~0.1 s to every cold start).
-    grammar = (Path(__file__).parent / GRAMMAR).read_text(encoding="utf-8")
+    grammar = grammar_path().read_text(encoding="utf-8")
     return Lark(
         grammar,
         parser="lalr",
