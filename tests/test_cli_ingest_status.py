@@ -194,6 +194,31 @@ def test_simulate_refuses_text_that_is_not_utf8_naming_line_and_path(tmp_path: P
     assert f"{profiles}:1: $.traits.name: not valid text" in result.stderr
 
 
+def test_a_catalog_with_text_that_is_not_utf8_is_refused_naming_line_and_path(
+    tmp_path: Path,
+) -> None:
+    journeys = tmp_path / "journeys"
+    journeys.mkdir()
+    (journeys / "main.journey").write_text(PROJECT)
+    events, catalog = tmp_path / "events.jsonl", tmp_path / "catalog.jsonl"
+    events.write_text(GOOD)
+    catalog.write_text(
+        '{"id": "p1", "name": "Tote", "price": 10}\n'
+        f'{{"id": "p2", "name": {LONE}, "price": 10, "extra": {{{LONE}: 1}}}}\n'
+    )
+    result = run("simulate", str(journeys), "--events", str(events), "--catalog", str(catalog))
+    assert result.exit_code == 1, result.output
+    assert f"{catalog}:2: $.name: not valid text (a lone surrogate \\ud800" in result.stderr
+    assert f'{catalog}:2: $.extra["\\ud800"]: the key is not valid text' in result.stderr
+
+    db = tmp_path / "store.db"
+    loaded = run("catalog", "load", str(catalog), "--db", str(db))
+    assert loaded.exit_code == 1, loaded.output
+    assert loaded.exception is None or isinstance(loaded.exception, SystemExit)
+    assert f"{catalog}:2: $.name: not valid text" in loaded.output
+    assert "1 loaded" in loaded.output
+
+
 def test_simulate_replays_equal_lines_without_message_id_as_two_events(tmp_path: Path) -> None:
     journeys = tmp_path / "journeys"
     journeys.mkdir()

@@ -35,7 +35,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from journeyc.events import error_path, json_reason, reject_constant
+from journeyc.events import error_path, json_reason, reject_constant, text_problems
 
 if TYPE_CHECKING:
     from journeyc.events import Event
@@ -295,6 +295,10 @@ def _validate(
 ) -> None:
     if not isinstance(obj, Mapping):
         problems.append(BadRow(name, lineno, "$", "expected an object"))
+        return
+    bad = text_problems(obj)  # lone surrogates from JSON escapes: no UTF-8 text to store
+    if bad:
+        problems.extend(BadRow(name, lineno, p.path, p.message) for p in bad)
         return
     try:
         products.append(Product.model_validate(obj))
