@@ -335,3 +335,88 @@ def test_the_progress_bar_goes_to_a_terminal_on_stderr_and_stdout_stays_clean(
         assert proc.returncode == 0
         assert proc.stdout == plain.stdout, workers
         assert b"simulating" in drawn, workers
+
+
+def test_rerunning_into_the_same_db_replays_again_with_the_same_output(tmp_path: Path) -> None:
+    """The README's `simulate … --db sim.db`, run twice: the store an earlier simulation
+    wrote is its output, started over; the second run prints what the first did (not
+    `summary: 0 user(s)` beside last run's A/B line)."""
+    (tmp_path / "ab.journey").write_text(AB_TEST)
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "type": "track",
+                    "userId": f"u{i}",
+                    "event": "Signed Up",
+                    "timestamp": f"2026-01-05T10:{i:02d}:00Z",
+                    "messageId": f"m{i}",
+                }
+            )
+            + "\n"
+            for i in range(20)
+        )
+    )
+    db = tmp_path / "sim.db"
+    args = (str(tmp_path / "ab.journey"), "--events", str(events), "--db", str(db))
+    first = run(*args)
+    assert first.returncode == 0, first.stderr
+    assert "summary: 20 user(s), 20 entries" in first.stdout
+    again = run(*args)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    assert f"{db}" in again.stderr and "started it over" in again.stderr
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:  # one simulation's rows, not two
+        assert conn.execute("SELECT count(*) FROM entries").fetchone() == (20,)
+
+
+def test_a_store_with_other_events_is_refused_unless_fresh(tmp_path: Path) -> None:
+    """A store holding events that no simulation wrote (a daemon's, or `journeyc
+    ingest`'s) is never replayed into nor deleted silently: exit 1 naming it and
+    --fresh; with --fresh it is started over."""
+    import sqlite3
+
+    project = _first_journey(tmp_path)
+    events = _events(tmp_path, "2026-01-05T10:00:00Z")
+    db = tmp_path / "live.db"
+    ingested = subprocess.run(
+        [sys.executable, "-m", "journeyc", "ingest", str(events), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ingested.returncode == 0, ingested.stderr
+    args = (str(project), "--events", str(events), "--profiles", str(_profiles(tmp_path)))
+    refused = run(*args, "--db", str(db))
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert str(db) in refused.stderr and "--fresh" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    with sqlite3.connect(db) as conn:  # untouched
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM entries").fetchone() == (0,)
+
+    fresh = run(*args, "--db", str(db), "--fresh", "--json")
+    plain = run(*args, "--json")
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout == plain.stdout and '"action":"send"' in fresh.stdout.replace(" ", "")
+
+
+def test_a_db_that_is_not_a_store_is_an_error_and_kept_even_with_fresh(tmp_path: Path) -> None:
+    project = _first_journey(tmp_path)
+    events = _events(tmp_path, "2026-01-05T10:00:00Z")
+    for extra in ((), ("--fresh",)):
+        proc = run(str(project), "--events", str(events), "--db", str(events), *extra)
+        assert proc.returncode == 1, extra
+        assert str(events) in proc.stderr and "Traceback" not in proc.stderr
+        assert events.read_text().startswith('{"type"')
+
+
+def test_help_documents_fresh_and_the_exit_codes() -> None:
+    proc = run("--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "--fresh" in text and "Exit codes: 0" in text and "started over" in text

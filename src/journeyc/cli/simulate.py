@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from journeyc.cli.common import EXIT_INVALID, load_valid, paths_argument, usage_error
+from journeyc.cli.common import (
+    EXIT_INVALID,
+    load_valid,
+    open_store,
+    paths_argument,
+    usage_error,
+)
 from journeyc.engine.actions import Action, iso_ms
 
 if TYPE_CHECKING:
@@ -41,20 +47,59 @@ def _parse_time(value: str | None, option: str) -> int | None:
     return int(t.timestamp() * 1000)
 
 
+SIMULATED_FROM = "simulate.events_file"
+"""The store setting that marks a ``--db`` store as a simulation's own (its value: the
+events file replayed into it): a later simulation into the file starts it over."""
+
+
 @contextmanager
-def _store(db: str | None) -> Iterator[Store]:
+def _store(db: str | None, events_file: str, *, fresh: bool = False) -> Iterator[Store]:
     from journeyc.engine.simulate import scratch_store
-    from journeyc.store.sqlite import Store
 
     if db is None:
         with scratch_store() as store:
             yield store
         return
-    store = Store.open(db)
+    store = _simulation_store(Path(db), events_file, fresh=fresh)
     try:
         yield store
     finally:
         store.close()
+
+
+def _simulation_store(path: Path, events_file: str, *, fresh: bool) -> Store:
+    """Open ``path`` for a simulation, empty of anything an earlier run left.
+
+    Like an output file, a store an earlier ``journeyc simulate`` wrote is started over
+    (said on stderr). Replaying into it instead would skip every event it has logged
+    already (a repeated messageId is ignored) and report zero. A store holding what no
+    simulation wrote (a daemon's, ``journeyc ingest``'s) is deleted only with
+    ``fresh``; without, exit 1. A file that is not a journeyc store is never deleted.
+    """
+    if path.exists():
+        store = open_store(path)  # exits 1 naming the file when it is no store
+        earlier = store.get_setting(SIMULATED_FROM)
+        used = store.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM entries)"
+            " OR EXISTS (SELECT 1 FROM profiles) OR EXISTS (SELECT 1 FROM journeys)"
+        ).fetchone()[0]
+        store.close()
+        if earlier is None and used and not fresh:
+            click.echo(
+                f"journeyc: {path} holds events or users that no simulation wrote (a "
+                "daemon's or journeyc ingest's store?); nothing was simulated. Name a new "
+                "file with --db, or pass --fresh to delete this store and start it over.",
+                err=True,
+            )
+            sys.exit(EXIT_INVALID)
+        if earlier is not None or used:
+            for suffix in ("", "-wal", "-shm"):  # the database and SQLite's files beside it
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            what = f"an earlier simulation of {earlier}" if earlier is not None else "data"
+            click.echo(f"journeyc: {path} held {what}: started it over", err=True)
+    store = open_store(path)
+    store.put_setting(SIMULATED_FROM, events_file)
+    return store
 
 
 @click.command()
@@ -99,6 +144,13 @@ def _store(db: str | None) -> Iterator[Store]:
     "a temporary store, deleted afterwards, given only the rows the replay reads back).",
 )
 @click.option(
+    "--fresh",
+    is_flag=True,
+    help="With --db: delete a store that holds events or users no simulation wrote "
+    "and start it over (without, such a store is refused, exit 1). A store an earlier "
+    "simulation wrote is started over either way.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1),
     metavar="N",
@@ -121,6 +173,7 @@ def simulate(
     until: str | None,
     config_file: str | None,
     db: str | None,
+    fresh: bool,
     workers: int | None,
     as_json: bool,
 ) -> None:
@@ -141,8 +194,15 @@ def simulate(
     one user reads nothing of the others: not with the recommendation filters, or
     with --db (one store file). The output is the same either way.
 
-    Exit codes: 0 simulated, 1 invalid journeys, events, catalog or config, 2 usage
-    error.
+    --db keeps the store in a file, for `journeyc segments` and SQL afterwards. Run
+    again into the same file, a store an earlier simulation wrote is started over (as
+    an output file is overwritten), so the output is the same every time; a store with
+    events or users from elsewhere (a daemon's, `journeyc ingest`'s) is refused unless
+    --fresh.
+
+    Exit codes: 0 simulated, 1 invalid journeys, events, catalog or config, or a --db
+    file that is not a journeyc store or holds events no simulation wrote (without
+    --fresh), 2 usage error.
     """
     from journeyc.compile.lower import lower_project
     from journeyc.config import ConfigError, load_config
@@ -199,7 +259,7 @@ def simulate(
             len(events),
         )
     else:
-        with _store(db) as store:
+        with _store(db, events_file, fresh=fresh) as store:
             fill_store(store, profiles, products)
             actions = _run_with_progress(
                 functools.partial(
