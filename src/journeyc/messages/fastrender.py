@@ -19,9 +19,17 @@ caller renders with Liquid as before. The rules it follows are Liquid's, for the
 values only: text prints as is, null and undefined as nothing, booleans as
 ``true``/``false``, numbers with ``str``; ``default`` replaces null, undefined,
 ``false`` and empty text; a condition holds unless its value is null, undefined or
-``false`` (empty text and 0 hold). A body of whitespace alone prints nothing, as
-Liquid's environment suppresses blank blocks; a template that says otherwise takes
-no shortcut.
+``false`` (empty text and 0 hold). Comments (``{% comment %}``, ``{% # %}``, ``{% doc
+%}``) print nothing and do nothing.
+
+A block whose bodies are all "blank" prints nothing, as Liquid's environment
+suppresses blank blocks — but Liquid still runs the chosen body, to a discarded
+output, and ``assign``, ``capture``, loops and any tag that prints nothing count as
+blank: ``{% if user.vip %}{% assign coupon = 'VIP20' %}{% endif %}`` changes
+``coupon`` and ``{% if a %}{% assign x = y | nosuch %}{% endif %}`` fails. So a blank
+body is held to the same shapes as any other (text, outputs, comments, ``if`` blocks,
+none of which can change a variable or fail), and then left out; a template that
+says otherwise takes no shortcut.
 """
 
 from __future__ import annotations
@@ -40,7 +48,10 @@ from liquid.builtin.expressions import (
 from liquid.builtin.expressions.primitive import StringLiteral
 from liquid.builtin.filters.misc import default as builtin_default
 from liquid.builtin.output import OutputNode
+from liquid.builtin.tags.comment_tag import CommentNode
+from liquid.builtin.tags.doc_tag import DocNode
 from liquid.builtin.tags.if_tag import IfNode
+from liquid.builtin.tags.inline_comment_tag import InlineCommentNode
 
 if TYPE_CHECKING:
     from journeyc.messages.render import RenderContext
@@ -48,6 +59,9 @@ if TYPE_CHECKING:
 __all__ = ["Shortcut", "shortcut"]
 
 _SPECIAL = frozenset({"size", "first", "last"})
+# Nodes that render nothing and read nothing (exactly these classes: a subclass may
+# render something).
+_QUIET = frozenset({CommentNode, InlineCommentNode, DocNode})
 _MISSING = object()  # a path that does not resolve: Liquid's undefined
 _NO_SHORTCUT = object()  # a value this module does not print: Liquid decides
 
@@ -162,7 +176,7 @@ def _parts(nodes: list[Any]) -> _Parts | None:
             if block is None:
                 return None
             parts.append(block)
-        else:
+        elif cls not in _QUIET:
             return None
     return parts
 
@@ -186,9 +200,16 @@ def _if(node: IfNode) -> _If | None:
 
 
 def _body(block: Any) -> _Parts | None:
-    """The parts of an ``if`` body: none for a blank one (whitespace alone, which
-    Liquid suppresses)."""
-    return [] if block.blank else _parts(block.nodes)
+    """The parts of an ``if`` body: none for a blank one, which Liquid renders to a
+    discarded output; None when a node has another shape.
+
+    A blank body is checked all the same: Liquid runs it, so an ``assign`` or
+    ``capture`` in it holds and a failing filter fails. What :func:`_parts` takes has
+    no effect but its text (a blank body holds no outputs: Liquid never calls an
+    output blank), so leaving that text out is all Liquid does with it.
+    """
+    parts = _parts(block.nodes)
+    return [] if parts is not None and block.blank else parts
 
 
 def _plain(expr: Any) -> tuple[str, ...] | None:
