@@ -77,6 +77,23 @@ def test_what_a_template_depends_on(source: str, paths: list[tuple[Any, ...]] | 
     assert (None if found is None else sorted(found, key=repr)) == paths
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% if user.vip %}{% assign coupon = 'VIP20' %}{% endif %}Use {{ coupon }}",
+        "{% if user.vip %}{% capture coupon %}VIP{% endcapture %}{% endif %}Use {{ coupon }}",
+        "{% unless user.vip %}{% else %}{% assign coupon = 'V' %}{% endunless %}{{ coupon }}",
+    ],
+)
+def test_a_global_assigned_only_on_one_branch_is_read_on_the_others(source: str) -> None:
+    # Liquid's analysis calls `coupon` a local throughout, but where the branch does
+    # not run the template prints the with-value: it is part of what it reads.
+    renderer = Renderer()
+    for coupon in ["BASE10", "OTHER5"]:
+        context = make_context({"vip": False}, None, {"coupon": coupon})
+        assert renderer.render(None, source, "push", context)["body"].endswith(coupon)
+
+
 def test_a_field_reading_the_clock_is_not_taken_from_an_earlier_hour() -> None:
     renderer = Renderer()
     source = "{{ 'now' | date: '%H:%M' }} {{ coupon }}"

@@ -70,6 +70,11 @@ def dependencies(template: liquid.BoundTemplate) -> tuple[Path, ...] | None:
         filters = set(template.filter_names())
         tags = set(template.tag_names())
         found = template.global_variable_segments()
+        # Liquid's analysis calls a name local from its first `assign` or `capture`
+        # on, even inside a branch that may not run, and then not global where it is
+        # read: `{% if a %}{% assign c = 'x' %}{% endif %}{{ c }}` prints the global
+        # `c` when `a` does not hold. So a name the template assigns is read whole.
+        assigned = list(template.analyze().locals)
     # Analysis loads what `render` and `include` name, which may not exist (the
     # render says so); deep nesting raises RecursionError.
     except Exception:
@@ -82,6 +87,7 @@ def dependencies(template: liquid.BoundTemplate) -> tuple[Path, ...] | None:
         if len(path) != len(segments):  # a path with a variable in it
             return None
         paths.add(path)
+    paths.update((name,) for name in assigned)
     if "date" in filters:
         paths.add(("now",))
     return tuple(sorted(paths, key=repr))
