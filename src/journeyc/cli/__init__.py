@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "status": "journeyc.cli.status:status",
     "segments": "journeyc.cli.segments:segments",
     "catalog": "journeyc.cli.catalog:catalog",
+    "lsp": "journeyc.cli.lsp:lsp",
 }
 
 
