@@ -114,7 +114,7 @@ def test_missing_timestamp_uses_received_time() -> None:
         (track(event="Identify"), '$.event: "identify" is kept for identify calls'),
         (track(context="web"), "$.context: expected an object"),
         (track(messageId=7), "$.messageId: expected a string"),
-        ({"type": "page", "userId": "u"}, '$.type: expected "track" or "identify"'),
+        ({"type": "page", "userId": "u"}, '$.type: expected "track", "identify" or "alias"'),
         ({"userId": "u", "event": "x"}, "$.type: is required"),
         ({"type": "identify", "userId": "u", "traits": "vip"}, "$.traits: expected an object"),
         ([1, 2], "$: expected an object"),
@@ -325,7 +325,7 @@ def test_batch_skips_the_call_types_journeys_do_not_use() -> None:
                 "event": "Cart Abandoned",
                 "timestamp": "2026-01-05T10:00:00Z",
             },
-            {"type": "alias", "userId": "u1", "previousId": "anon-1"},
+            {"type": "group", "userId": "u1", "groupId": "g1"},
         ]
     }
     events = parse_batch(body, 0)

@@ -464,6 +464,7 @@ def test_forget_user_removes_every_row_of_the_user(store: Store) -> None:
         "profiles": 1,
         "segment_members": 1,
         "segment_changes": 1,
+        "identities": 0,
     }
     for table in (
         "events",

@@ -44,13 +44,26 @@ from journeyc.lang.literals import normalize_event
 # Streams repeat a few event names: normalise each once.
 _normalize_event = lru_cache(maxsize=4096)(normalize_event)
 
-Kind: TypeAlias = Literal["track", "identify"]
+Kind: TypeAlias = Literal["track", "identify", "alias"]
 # Calls of Segment's spec that journeys have no use for (yet): acknowledged in a batch and
 # not stored, so a batch that mixes them with track calls is not refused whole.
-IGNORED_TYPES = frozenset({"page", "screen", "group", "alias"})
+IGNORED_TYPES = frozenset({"page", "screen", "group"})
 
 IDENTIFY = "identify"
 """The name an identify call is logged under (no track event may take it)."""
+
+ALIAS = "alias"
+"""The name a merge of two ids is logged under (no track event may take it): an
+``alias`` call (``previousId`` into ``userId``), or a call that carries both an
+``anonymousId`` and a ``userId``. Its ``props`` hold ``previousId``, the id merged
+into the event's user (docs/semantics.md, "Identity: anonymous to known")."""
+
+PREVIOUS_ID = "previousId"
+"""The key of an alias event's ``props`` naming the id merged into its user."""
+
+ALIAS_SUFFIX = "#alias"
+"""Appended to a call's ``messageId`` to name the alias event a call carrying both
+``anonymousId`` and ``userId`` makes."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
@@ -179,9 +192,18 @@ class IdentifyEvent(_Call):
     traits: dict[str, Any] = Field(default_factory=dict)
 
 
-_MODELS: dict[str, type[TrackEvent] | type[IdentifyEvent]] = {
+class AliasEvent(_Call):
+    """A Segment ``alias`` call: ``previousId`` (an anonymous id, or an old user id)
+    and ``userId`` name one user from now on; the first merges into the second."""
+
+    type: Literal["alias"]
+    previous_id: Annotated[str, BeforeValidator(_id_text)] = Field(alias="previousId")
+
+
+_MODELS: dict[str, type[TrackEvent] | type[IdentifyEvent] | type[AliasEvent]] = {
     "track": TrackEvent,
     "identify": IdentifyEvent,
+    "alias": AliasEvent,
 }
 
 _MESSAGES = {
@@ -248,8 +270,11 @@ def parse_call(
     """The events of one call, as :func:`parse_event` reads it: a track call whose
     ``context`` carries ``traits``, ``timezone`` or ``locale`` gives an identify event
     (``messageId`` + :data:`CONTEXT_SUFFIX`, the same time) and then its own, so the
-    profile is updated before the track is handled. ``on_ignored`` is told each field
-    that was ignored (an unknown ``context.timezone``). Raises :class:`EventError`."""
+    profile is updated before the track is handled. A call carrying both
+    ``anonymousId`` and ``userId`` gives an alias event first (``messageId`` +
+    :data:`ALIAS_SUFFIX`): the anonymous id merges into the user. ``on_ignored`` is
+    told each field that was ignored (an unknown ``context.timezone``). Raises
+    :class:`EventError`."""
     events: list[Event] = []
     check_text = not _is_utf8(obj)
     events.append(
@@ -267,7 +292,7 @@ def parse_batch(
 ) -> list[Event]:
     """Validate a Segment ``/v1/batch`` body (``{"batch": [...]}``), all or nothing.
 
-    ``page``, ``screen``, ``group`` and ``alias`` calls are skipped (see IGNORED_TYPES).
+    ``page``, ``screen`` and ``group`` calls are skipped (see IGNORED_TYPES).
     ``new_id`` is as for :func:`parse_event`; the calls give their events as in
     :func:`parse_call` (``on_ignored`` likewise). The body's own ``sentAt`` (Segment's
     SDKs send it there) stands for each call's that has none.
@@ -489,11 +514,11 @@ def _parse(
         raise EventError([Problem(root, "expected an object")])
     type_ = obj.get("type", kind)
     if not isinstance(type_, str) or type_ not in _MODELS:
-        message = "is required" if type_ is None else 'expected "track" or "identify"'
+        message = "is required" if type_ is None else 'expected "track", "identify" or "alias"'
         raise EventError([*problems, Problem(f"{root}.type", message)])
     if kind is not None and type_ != kind:
         raise EventError([*problems, Problem(f"{root}.type", f"expected {json.dumps(kind)} here")])
-    model: TrackEvent | IdentifyEvent | None = None
+    model: TrackEvent | IdentifyEvent | AliasEvent | None = None
     try:
         # The object as given when it names its type already (validation copies it).
         given = obj if obj.get("type") == type_ else {**obj, "type": type_}
@@ -513,9 +538,18 @@ def _parse(
             problems.append(Problem(f"{root}.event", "must not be empty"))
         elif name == IDENTIFY:
             problems.append(Problem(f"{root}.event", '"identify" is kept for identify calls'))
+        elif name == ALIAS:
+            problems.append(Problem(f"{root}.event", '"alias" is kept for alias calls'))
+    elif model is not None and isinstance(model, AliasEvent):
+        name, field = ALIAS, "previousId"
+        if not model.previous_id:
+            problems.append(Problem(f"{root}.previousId", "must not be empty"))
     if problems or model is None or user_id is None:
         raise EventError(problems)
-    props = model.properties if isinstance(model, TrackEvent) else model.traits
+    if isinstance(model, AliasEvent):
+        props = {PREVIOUS_ID: model.previous_id}
+    else:
+        props = model.properties if isinstance(model, TrackEvent) else model.traits
     try:
         if not decoded:
             canonical_json(props)
@@ -536,6 +570,22 @@ def _parse(
             raise EventError([Problem(f"{root}.timestamp", "out of range")])
     else:
         at_ms = _event_ms(obj, model.timestamp, sent_at, received_ms, root, recorded)
+    anonymous_id = model.anonymous_id
+    if anonymous_id and derived is not None and name != ALIAS and anonymous_id != user_id:
+        # A call with both ids (an identify at login, and every call after it from
+        # Segment's SDKs): the anonymous id merges into the user, before the call's own
+        # events. The store drops the merge where the two are one user already.
+        derived.append(
+            Event(
+                message_id + ALIAS_SUFFIX,
+                user_id,
+                "alias",
+                ALIAS,
+                at_ms,
+                {PREVIOUS_ID: anonymous_id},
+                received_ms,
+            )
+        )
     context = model.context
     if context:
         # Only a call with a context pays for reading it (most server-side calls have

@@ -35,7 +35,7 @@ from journeyc.engine.segments import (
     segment_resolver,
 )
 from journeyc.engine.values import EventView
-from journeyc.events import CONTEXT_DEFAULTS, Event
+from journeyc.events import ALIAS, CONTEXT_DEFAULTS, IDENTIFY, PREVIOUS_ID, Event
 from journeyc.fastjson import dumps
 from journeyc.messages.render import RenderContext, Renderer, RenderError
 from journeyc.store.runtime import Instance, Runtime
@@ -435,7 +435,9 @@ class Engine:
         holds them. With :meth:`keep_rows` the caller has left out duplicates
         (:meth:`Store.unlogged`): the events are held and indexed."""
         if self._index is None:
-            seqs = self.store.append_events(events, merge_traits=False)
+            # The callers' events name canonical users already (a simulation links
+            # its file before it runs; `track` steps log for the instance's user).
+            seqs = self.store.append_events(events, merge_traits=False, link=False)
             return [
                 StoredEvent(seq, e.message_id, e.user_id, e.name, e.at_ms, e.props, e.received_ms)
                 for e, seq in zip(events, seqs, strict=True)
@@ -746,11 +748,17 @@ class Engine:
 
     # ------------------------------------------------------------ events
     def _on_event(self, ev: StoredEvent, now_ms: int, actions: list[Action]) -> None:
-        if ev.kind != "track":
+        name = ev.name
+        if name == IDENTIFY:
             # identify: its traits apply now, in log order (merging is idempotent, so an
             # identify the store already merged at ingest changes nothing more).
             self._set_traits(ev.user_id, ev.props, ev.at_ms)
             self._settle(now_ms, actions)
+            return
+        if name == ALIAS:
+            previous = ev.props.get(PREVIOUS_ID)
+            if isinstance(previous, str) and previous != ev.user_id:
+                self.merge(previous, ev.user_id, now_ms, actions)
             return
         # A late event (a device's offline queue flushed hours later): the waits its
         # steps start are measured from its time, as a simulation, whose clock visits
@@ -806,6 +814,30 @@ class Engine:
         # The event is part of the user's data now: the segments that read it may change.
         self._since_ms = None  # what segments start happens now
         self._reevaluate(user, self.segs_by_event.get(ev.name, ()), now_ms, actions)
+        self._settle(now_ms, actions)
+
+    def merge(self, frm: str, into: str, now_ms: int, actions: list[Action]) -> None:
+        """Merge the user ``frm`` into ``into`` (an alias event: docs/semantics.md,
+        "Identity: anonymous to known"): ``frm``'s events, profile (``into``'s traits
+        win), segment standing, entries, sends and journeys in flight become
+        ``into``'s. Where both are in one journey, the instance that entered first
+        goes on and the other exits with reason ``merged``. Then every segment is
+        evaluated again for ``into`` on the merged data (changes enter journeys as
+        usual)."""
+        self._profiles.pop(frm, None)
+        self._profiles.pop(into, None)
+        if self._index is not None:
+            self._index.merge(frm, into)  # before the table's rows are renamed
+        self.store.merge_users(frm, into)
+        for inst in self.rt.merge_user(frm, into):
+            self._finish(inst, "exited", "merged", now_ms, actions)
+        self.seg_book.merge(frm, into, now_ms)
+        self._dirty.discard(frm)
+        profile = self._profile(into)
+        zone = profile.get("timezone")
+        if isinstance(zone, str):
+            self.sched.add_zone(zone, now_ms)
+        self._reevaluate(into, sorted(self.seg_infos), now_ms, actions)
         self._settle(now_ms, actions)
 
     def _check_goal(

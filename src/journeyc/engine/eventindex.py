@@ -67,6 +67,16 @@ class EventIndex:
             else:
                 rows.append(row)
 
+    def merge(self, frm: str, into: str) -> None:
+        """Make ``frm``'s events ``into``'s (an identity merge), before the table's rows
+        are renamed: both users' events are read first."""
+        theirs = self._user(frm)
+        mine = self._user(into)
+        for name, rows in theirs.items():
+            kept = mine.get(name)
+            mine[name] = sorted([*kept, *rows], key=lambda r: (r[0], r[1])) if kept else rows
+        self._users[frm] = {}
+
     def window(
         self, user_id: str, name: str, since_ms: int | None, now_ms: int
     ) -> list[IndexedEvent]:

@@ -48,6 +48,7 @@ from journeyc.engine.reads import shared_reads
 from journeyc.engine.simulate import Replay, log_order, no_full_collections, scratch_store
 from journeyc.events import Event, first_of_each_id
 from journeyc.pipes import GONE, receive, send
+from journeyc.store.identities import IdentityMap, has_alias, link_events
 from journeyc.store.sqlite import Cohort, Store, entry_cohorts
 
 if TYPE_CHECKING:
@@ -174,18 +175,29 @@ def simulate_parallel(
     where: dict[str, _Part] = {}
     live, horizon = 0, None  # the events the clock runs through, and the last one's time
     # A repeated messageId is dropped (the first one stays) before the users are split:
-    # one replay drops it whichever user the repeat names. Then one pass splits, counts
-    # and finds the horizon (a pass over a million events took about 0.6 s).
-    for e in first_of_each_id(ordered):
+    # one replay drops it whichever user the repeat names.
+    unique = first_of_each_id(ordered)
+    # A merge links two ids: both are one user's, replayed in one process. The file's
+    # links are worked out first, in log order, as each process's store will (the
+    # same function): every id goes where the user it ends up naming goes.
+    ids = IdentityMap()
+    if has_alias(unique):
+        linked, _ = link_events(unique, ids)
+        unique = [e for e in linked if e is not None]
+    root = ids.canonical
+    # Then one pass splits, counts and finds the horizon (a pass over a million events
+    # took about 0.6 s).
+    for e in unique:
         part = where.get(e.user_id)
         if part is None:
-            part = where[e.user_id] = parts[part_of(e.user_id, len(parts))]
+            user = root.get(e.user_id, e.user_id)
+            part = where[e.user_id] = parts[part_of(user, len(parts))]
         part.events.append(e)
         if e.at_ms >= start:
             live += 1
             horizon = e.at_ms
     for user, traits in (profiles or {}).items():
-        parts[part_of(user, len(parts))].profiles[user] = traits
+        parts[part_of(root.get(user, user), len(parts))].profiles[user] = traits
     job = _Job(project, config, start, until_ms, products, json_out is not None)
     # The actions gathered are many new objects beside every event (no_full_collections).
     with no_full_collections(), _Pool(job, parts, live, progress) as pool:

@@ -516,6 +516,27 @@ class SegmentBook:
             [(u, s, int(m), at_ms, r) for u, s, m, r in rows],
         )
 
+    def merge(self, frm: str, into: str, at_ms: int) -> None:
+        """Make ``frm``'s standing ``into``'s (an identity merge), no change logged: per
+        segment, a member row of either (the earlier ``since`` when both are in),
+        else ``into``'s row, else ``frm``'s. ``frm``'s rows go; its logged changes stay
+        (history, forgotten with the user). The caller evaluates the segments again."""
+        theirs = self.rows(frm)
+        mine = self.rows(into)
+        new: list[tuple[str, Row]] = []
+        for seg, row in sorted(theirs.items()):
+            own = mine.get(seg)
+            if own is None or (row.member and (not own.member or row.since < own.since)):
+                new.append((seg, row))
+        if new:
+            self.write(into, new, [], at_ms)
+        if self.keep:
+            self._rows.pop(frm, None)
+            for seg in theirs:
+                self._held.pop((frm, seg), None)
+                self._rechecks.set((frm, seg), None)
+        self.conn.execute("DELETE FROM segment_members WHERE user_id = ?", (frm,))
+
     def due(self, now_ms: int, limit: int) -> list[tuple[str, str]]:
         """``(user, segment)`` pairs whose ``recheck_at`` has come, earliest first."""
         if self.keep:

@@ -20,7 +20,7 @@ from journeyc.compile import ir
 from journeyc.config import Config
 from journeyc.engine.actions import Action
 from journeyc.engine.core import Engine
-from journeyc.events import Event
+from journeyc.events import ALIAS, PREVIOUS_ID, Event
 from journeyc.store.sqlite import Store, StoredEvent
 
 CHUNK = 20_000  # clock steps a chunk: held writes are written, and kept rows let go, per chunk
@@ -133,11 +133,21 @@ class Replay:
         # ordered: the caller (a part of a parallel replay) has put the events in log
         # order and dropped repeated messageIds already, for a store with no events.
         in_order, start_ms = log_order(events, start_ms, ordered=ordered)
+        # Each event names the user its id names when it is logged (an anonymous id
+        # merged into a known user names that user from then on): worked out for the
+        # whole file now, in log order, as the store does at ingest. The merges
+        # themselves happen as the engine reaches the alias events.
+        in_order = store.link_events(in_order)
         cut = bisect_left(in_order, start_ms, key=_AT)
         history, live = in_order[:cut], in_order[cut:]
         engine = Engine(store, config)
         if history:
-            store.append_events(history)
+            store.append_events(history, link=False)
+            # No engine runs over history, but its merges hold: events and profiles.
+            with store.transaction():
+                for e in history:
+                    if e.name == ALIAS and isinstance(e.props.get(PREVIOUS_ID), str):
+                        store.merge_users(e.props[PREVIOUS_ID], e.user_id)
             engine.skip_history()
         engine.deploy(project, start_ms)
         # The simulation is the store's only writer, and a failure ends it: the engine

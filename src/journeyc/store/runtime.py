@@ -472,6 +472,104 @@ class Runtime:
             if inst.status not in LIVE:
                 self._ended.append(inst)
 
+    def merge_user(self, frm: str, into: str) -> list[Instance]:
+        """Make ``frm``'s instances, entries and sends ``into``'s (an identity merge,
+        docs/semantics.md). Returns the instances the caller ends with reason
+        ``merged``: where both users have a live instance of one journey, the one
+        that entered first stays (at equal times, ``into``'s).
+
+        ``frm``'s entries are numbered after ``into``'s, in their order; then, per
+        journey, the entry the entry rule and goals must read as the latest (the live
+        instance's, else the one entered last) is numbered after all of them if it is
+        not the last already. Numbers are never handed out twice for ``into``, so no
+        outbox key or ``track`` event id repeats one made before."""
+        self.flush()  # the tables hold every entry (and, unless scratch, every row)
+        theirs = [i for i in self._user_live(frm) if i.status in LIVE]
+        mine = [i for i in self._user_live(into) if i.status in LIVE]
+        live: dict[str, Instance] = {i.journey_id: i for i in mine}
+        dropped: list[Instance] = []
+        for inst in theirs:
+            other = live.get(inst.journey_id)
+            if other is None:
+                live[inst.journey_id] = inst
+            elif inst.entered_at < other.entered_at:
+                dropped.append(other)
+                live[inst.journey_id] = inst
+            else:
+                dropped.append(inst)
+        # Rows of instances about to end go now: they would hold the (journey, user)
+        # slot of the one-live-instance index that a moved instance takes.
+        self.conn.executemany("DELETE FROM instances WHERE id = ?", [(i.id,) for i in dropped])
+        top: dict[str, int] = {
+            jid: int(no)
+            for jid, no in self.conn.execute(
+                "SELECT journey_id, max(entry_no) FROM entries WHERE user_id = ?"
+                " GROUP BY journey_id",
+                (into,),
+            )
+        }
+        numbers: dict[tuple[str, int], int] = {}
+        for jid, no in self.conn.execute(
+            "SELECT journey_id, entry_no FROM entries WHERE user_id = ?"
+            " ORDER BY journey_id, entry_no",
+            (frm,),
+        ):
+            top[jid] = top.get(jid, 0) + 1
+            numbers[(jid, int(no))] = top[jid]
+        self.conn.executemany(
+            "UPDATE entries SET user_id = ?, entry_no = ? WHERE journey_id = ? AND user_id = ?"
+            " AND entry_no = ?",
+            [(into, new, jid, frm, old) for (jid, old), new in numbers.items()],
+        )
+        for inst in theirs:
+            inst.user_id = into
+            inst.entry_no = numbers[(inst.journey_id, inst.entry_no)]
+        # The latest entry of each journey: the live instance's, else the last entered.
+        ending = {i.id for i in dropped}
+        for jid, no, _ in self.conn.execute(
+            "SELECT journey_id, entry_no, max(entered_at) FROM entries WHERE user_id = ?"
+            " GROUP BY journey_id",
+            (into,),
+        ).fetchall():
+            stays = live.get(jid)  # the instance that goes on, if any
+            latest = stays.entry_no if stays is not None else int(no)
+            if latest != top.get(jid, latest):
+                top[jid] += 1
+                self.conn.execute(
+                    "UPDATE entries SET entry_no = ? WHERE journey_id = ? AND user_id = ?"
+                    " AND entry_no = ?",
+                    (top[jid], jid, into, latest),
+                )
+                if stays is not None:
+                    stays.entry_no = top[jid]
+        self.conn.executemany(
+            "UPDATE instances SET user_id = ?, entry_no = ? WHERE id = ?",
+            [(into, i.entry_no, i.id) for i in [*mine, *theirs] if i.id not in ending],
+        )
+        self.conn.execute("UPDATE outbox SET user_id = ? WHERE user_id = ?", (into, frm))
+        sends = self._sends.pop(frm, None)
+        if sends:
+            self._sends[into] = sorted([*self._sends.get(into, ()), *sends])
+        self._live[into] = sorted(
+            [*self._live.get(into, ()), *self._live.pop(frm, ())], key=lambda i: i.id
+        )
+        self._live[frm] = []
+        self._last[frm] = {}
+        self._last.pop(into, None)
+        self._read_entries_of(into)
+        return sorted(dropped, key=lambda i: i.id)
+
+    def _read_entries_of(self, user_id: str) -> None:
+        """Fill ``_last`` for ``user_id`` from the table, whatever ``_complete`` says."""
+        last: dict[str, list[Any]] = {}
+        for jid, user, no, at, goal in self.conn.execute(
+            "SELECT journey_id, user_id, max(entry_no), entered_at, goal_at FROM entries "
+            "WHERE user_id = ? GROUP BY journey_id",
+            (user_id,),
+        ):
+            last[jid] = [jid, user, int(no), int(at), goal]
+        self._last[user_id] = last
+
     # ------------------------------------------------------------ entries and goals
     def _user_entries(self, user_id: str) -> dict[str, list[Any]]:
         known = self._last.get(user_id)

@@ -266,7 +266,23 @@ _V3 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+_V4 = Migration(
+    "identities: the ids merged into another user (anonymous to known)",
+    (
+        # alias → the canonical user it names (docs/semantics.md, "Identity: anonymous
+        # to known"); written when an alias event is logged, so every event logged
+        # after it names the canonical user. A canonical user is never an alias.
+        """CREATE TABLE identities (
+            alias TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            linked_at INTEGER NOT NULL
+        ) STRICT, WITHOUT ROWID""",
+        # A merge moves a user's aliases along; forgetting a user forgets them all.
+        "CREATE INDEX identities_user ON identities (user_id)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 """Every migration in order; ``len(MIGRATIONS)`` is the version this code writes."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -287,6 +303,7 @@ TABLES = (
     "segment_changes",
     "schedules",
     "products",
+    "identities",
 )
 """The tables of the current schema."""
 

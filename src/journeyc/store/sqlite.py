@@ -35,8 +35,16 @@ from typing import Any
 import sqlite_utils
 
 from journeyc.catalog import PRODUCT_EVENTS, upsert_from_events
-from journeyc.events import CONTEXT_DEFAULTS, IDENTIFY, Event, first_of_each_id
+from journeyc.events import (
+    ALIAS,
+    CONTEXT_DEFAULTS,
+    IDENTIFY,
+    PREVIOUS_ID,
+    Event,
+    first_of_each_id,
+)
 from journeyc.fastjson import dumps, loads
+from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
 from journeyc.store.schema import TABLES, SchemaVersionError, StoreError, migrate, user_version
 
 BUSY_TIMEOUT_MS = 5000
@@ -83,8 +91,10 @@ class StoredEvent:
 
     @property
     def kind(self) -> str:
-        """``"identify"`` for identify calls, ``"track"`` for the rest."""
-        return "identify" if self.name == IDENTIFY else "track"
+        """``"identify"`` for identify calls, ``"alias"`` for merges of two ids,
+        ``"track"`` for the rest."""
+        name = self.name
+        return "identify" if name == IDENTIFY else "alias" if name == ALIAS else "track"
 
 
 class Store:
@@ -122,6 +132,7 @@ class Store:
         self._products: dict[str, int] = {}  # upsert_from_events' `known`
         self._learn = True  # hold_events(learn=False): held events teach no products
         self._write_events = True  # hold_events(write=False): held events are not logged
+        self._identities = False  # some id was merged into another (see _has_identities)
 
     @classmethod
     def open(
@@ -311,13 +322,18 @@ class Store:
     # ------------------------------------------------------------ event log
 
     def append_events(
-        self, events: Sequence[Event], *, merge_traits: bool = True
+        self, events: Sequence[Event], *, merge_traits: bool = True, link: bool = True
     ) -> list[int | None]:
-        """Append events in one transaction; return each one's ``seq``, None for a duplicate.
+        """Append events in one transaction; return each one's ``seq``, None for a duplicate
+        (or an alias event that merges nothing).
 
         With ``merge_traits=False`` identify calls are only logged: the engine applies
         them when it reaches them in log order (so an identify logged after a track at
         the same instant does not change the profile that track is handled with).
+
+        Each event is logged under the user its id names at that moment (see
+        :meth:`link_events`; ``link=False``: the caller has done that already, or
+        its events name canonical users only, as the engine's ``track`` steps do).
 
         A duplicate is an event whose ``message_id`` the log already holds (or that
         came earlier in ``events``); it changes nothing. Seqs grow with arrival and are
@@ -328,11 +344,15 @@ class Store:
         """
         if not events:
             return []
-        rows = [
-            (e.message_id, e.user_id, e.name, e.at_ms, dumps(e.props), e.received_ms)
-            for e in events
-        ]
         with self.transaction() as conn:
+            given = events
+            linked = self._link(events) if link else events
+            if linked is not events:
+                events = [e for e in linked if e is not None]
+            rows = [
+                (e.message_id, e.user_id, e.name, e.at_ms, dumps(e.props), e.received_ms)
+                for e in events
+            ]
             (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
             # ON CONFLICT names the one constraint a duplicate breaks; any other
             # failure still raises instead of dropping the row silently.
@@ -354,7 +374,117 @@ class Store:
             if changes and merge_traits:
                 self._merge_traits(changes)
             self._logged([e for e, seq in zip(events, seqs, strict=True) if seq is not None])
+        if linked is not given:
+            # One seq per event given: None for an alias event that merged nothing.
+            kept = iter(seqs)
+            seqs = [None if e is None else next(kept) for e in linked]
         return seqs
+
+    # ------------------------------------------------------------ identities
+
+    def link_events(self, events: Sequence[Event]) -> list[Event]:
+        """``events`` as :meth:`append_events` would log them, in order, recording the
+        merges their alias events make (:func:`~journeyc.store.identities.link_events`):
+        for a caller that logs them afterwards with ``link=False``, in this order (a
+        simulation, which links its whole file before it runs)."""
+        with self.transaction():
+            linked = self._link(events)
+        if linked is events:
+            return events if isinstance(events, list) else list(events)
+        return [e for e in linked if e is not None]
+
+    def _link(self, events: Sequence[Event]) -> Sequence[Event | None]:
+        """``events`` named by their canonical users, recording the merges their alias
+        events make in ``identities`` (inside the caller's transaction); ``events``
+        itself when nothing changes (no alias event and no identity in the store)."""
+        merged = alias_ids(events) if has_alias(events) else set()
+        if not merged and not self._has_identities():
+            return events
+        ids = {e.user_id for e in events} | merged
+        links = self._conn.execute(
+            "SELECT alias, user_id FROM identities WHERE alias IN (SELECT value FROM json_each(?))",
+            (dumps(sorted(ids)),),
+        ).fetchall()
+        known = IdentityMap.of(links)
+        linked, merges = link_events(events, known)
+        at = {e.props[PREVIOUS_ID]: e.at_ms for e in linked if e is not None and e.name == ALIAS}
+        for frm, into in merges:
+            # Every alias of the merged user, in the table or not, names ``into`` now.
+            self._conn.execute("UPDATE identities SET user_id = ? WHERE user_id = ?", (into, frm))
+            self._conn.execute(
+                "INSERT INTO identities (alias, user_id, linked_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (alias) DO UPDATE SET user_id = excluded.user_id",
+                (frm, into, at.get(frm, 0)),
+            )
+        self._identities = self._identities or bool(merges)
+        return linked
+
+    def _has_identities(self) -> bool:
+        """Whether any id was merged into another (once true, it stays true)."""
+        if not self._identities:
+            row = self._conn.execute("SELECT EXISTS (SELECT 1 FROM identities)").fetchone()
+            self._identities = bool(row[0])
+        return self._identities
+
+    def canonical_user(self, user_id: str) -> str:
+        """The user ``user_id`` names (itself, unless it was merged into another)."""
+        row = self._conn.execute(
+            "SELECT user_id FROM identities WHERE alias = ?", (user_id,)
+        ).fetchone()
+        return user_id if row is None else str(row[0])
+
+    def identities_of(self, user_id: str) -> list[str]:
+        """Every id naming the user ``user_id`` names: that user first, then the ids
+        merged into it (sorted)."""
+        user = self.canonical_user(user_id)
+        aliases = [
+            a
+            for (a,) in self._conn.execute(
+                "SELECT alias FROM identities WHERE user_id = ? ORDER BY alias", (user,)
+            )
+        ]
+        return [user, *aliases]
+
+    def merge_users(self, frm: str, into: str) -> None:
+        """Make ``frm``'s events and profile ``into``'s, inside the caller's transaction
+        (the engine's part of a merge: :meth:`journeyc.engine.core.Engine.merge`).
+
+        The events logged under ``frm`` name ``into``. The profiles merge: a trait
+        ``into``'s profile holds wins, ``frm``'s fill the others (with the times they
+        were written); ``frm``'s profile row goes (it is no user of its own any more)."""
+        self.flush_events()  # held events name users as logged: rename them in the table
+        self._conn.execute("UPDATE events SET user_id = ? WHERE user_id = ?", (into, frm))
+        self._profiled.discard(frm)
+        theirs = self._profile_state(frm)
+        mine = self._profile_state(into)
+        traits, written, updated, as_read = mine
+        traits, written = dict(traits), dict(written)
+        for key, value in theirs[0].items():
+            if key not in traits:
+                traits[key] = value
+                if key in theirs[1]:
+                    written[key] = theirs[1][key]
+        updated = max(updated, theirs[2])
+        held = self._held
+        if held is not None:
+            held[into] = (traits, written, updated, as_read)
+            held.pop(frm, None)
+            self._clean.pop(frm, None)
+        else:
+            self._write_profiles([(into, traits, written, updated, as_read)])
+        self._conn.execute("DELETE FROM profiles WHERE user_id = ?", (frm,))
+
+    def _profile_state(self, user_id: str) -> _Profile:
+        """(traits, trait_at, updated_at, the row as read) of a user, held or stored."""
+        known = self._holding(user_id)
+        if known is not None:
+            return known
+        row = self._conn.execute(
+            "SELECT traits, trait_at, updated_at FROM profiles WHERE user_id = ?", (user_id,)
+        ).fetchone()
+        if row is None:
+            return {}, {}, 0, None
+        return loads(row[0]), loads(row[1]), int(row[2]), (row[0], row[1], row[2])
 
     def unlogged(self, events: Sequence[Event]) -> list[Event]:
         """``events`` without those the log holds already or that repeat a
@@ -682,9 +812,13 @@ class Store:
     # ------------------------------------------------------------ admin
 
     def forget_user(self, user_id: str) -> dict[str, int]:
-        """Erase everything held about a user; return the rows removed per table."""
+        """Erase everything held about a user, under every id that names them (the user
+        an id was merged into, and every id merged into that user: forgetting by an
+        old anonymous id forgets the person it became); return the rows removed per
+        table (``identities``: the links forgotten)."""
         removed: dict[str, int] = {}
         with self.transaction() as conn:
+            ids = self.identities_of(user_id)
             # Outbox first: deleting instances first would only null its references.
             for table in (
                 "outbox",
@@ -696,9 +830,26 @@ class Store:
                 "segment_members",
                 "segment_changes",
             ):
-                cur = conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
-                removed[table] = cur.rowcount
+                removed[table] = sum(
+                    conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (uid,)).rowcount
+                    for uid in ids
+                )
+            removed["identities"] = conn.execute(
+                "DELETE FROM identities WHERE user_id = ?", (ids[0],)
+            ).rowcount
         return removed
+
+    def event_names(self) -> set[str]:
+        """The names of the track events the log holds (not ``identify`` or ``alias``),
+        for ``journeyc validate --db``. One probe of the ``(name, at)`` index per name,
+        however many events each name has."""
+        names: set[str] = set()
+        query = "SELECT min(name) FROM events WHERE name > ?"
+        row = self._conn.execute("SELECT min(name) FROM events").fetchone()
+        while row is not None and row[0] is not None:
+            names.add(row[0])
+            row = self._conn.execute(query, (row[0],)).fetchone()
+        return names - {IDENTIFY, ALIAS}
 
     def counts(self) -> dict[str, int]:
         """Rows per table, for status reports."""
