@@ -569,8 +569,8 @@ def test_get_user(api: Api) -> None:
             "entry_no": 1,
             "step": "remind",
             "status": "waiting",
-            "entered_at": 3000,
-            "wake_at": 9000,
+            "entered_at": "1970-01-01T00:00:03.000Z",
+            "wake_at": "1970-01-01T00:00:09.000Z",
             "waiting_for": None,
         },
         {
@@ -579,16 +579,18 @@ def test_get_user(api: Api) -> None:
             "entry_no": 1,
             "step": "wait_open",
             "status": "waiting",
-            "entered_at": 3100,
+            "entered_at": "1970-01-01T00:00:03.100Z",
             "wake_at": None,
             "waiting_for": "email_opened",
         },
     ]
-    assert body["segments"] == [{"segment": "buyer", "since": 2500}]  # members only
+    assert body["segments"] == [
+        {"segment": "buyer", "since": "1970-01-01T00:00:02.500Z"}
+    ]  # members only
     actions = body["actions"]
     assert len(actions) == 50
     assert actions[0] == {
-        "at": 3059,
+        "at": "1970-01-01T00:00:03.059Z",
         "journey_id": "cart",
         "step": "s59",
         "action": "set",
@@ -648,8 +650,8 @@ def test_journeys_report(api: Api) -> None:
             {
                 "id": "cart",
                 "versions": [
-                    {"version": "v1", "deployed_at": 1000, "active": False},
-                    {"version": "v2", "deployed_at": 2000, "active": True},
+                    {"version": "v1", "deployed_at": "1970-01-01T00:00:01.000Z", "active": False},
+                    {"version": "v2", "deployed_at": "1970-01-01T00:00:02.000Z", "active": True},
                 ],
                 "instances": {"remind": 2},
                 "entries": 4,
@@ -665,7 +667,9 @@ def test_journeys_report(api: Api) -> None:
             },
             {
                 "id": "welcome",
-                "versions": [{"version": "w1", "deployed_at": 1500, "active": True}],
+                "versions": [
+                    {"version": "w1", "deployed_at": "1970-01-01T00:00:01.500Z", "active": True}
+                ],
                 "instances": {"wait_open": 1},
                 "entries": 2,
                 "goals": 0,
@@ -685,8 +689,8 @@ def test_inbox(api: Api) -> None:
     body = response.json()
     assert body["user_id"] == "u1"
     assert [(m["message"], m["content"], m["sent_at"]) for m in body["messages"]] == [
-        ("hi2", {"title": "Again"}, 6001),
-        ("hi", {"title": "Hi"}, 4001),
+        ("hi2", {"title": "Again"}, "1970-01-01T00:00:06.001Z"),
+        ("hi", {"title": "Hi"}, "1970-01-01T00:00:04.001Z"),
     ]
     assert body["messages"][0].keys() == {
         "id",
@@ -1099,3 +1103,27 @@ def test_openapi_says_one_of_user_id_and_anonymous_id_is_required(api: Api) -> N
             {"type": "string"},
             {"type": "null"},
         ]
+
+
+def test_times_are_iso_8601_utc_with_milliseconds_in_answers_and_the_schema(api: Api) -> None:
+    """Every time the API answers with is one form, ``2026-01-05T10:31:00.000Z`` (UTC,
+    milliseconds always written), however the store keeps it; the OpenAPI schema says
+    so (``format: date-time``)."""
+    from journeyc.serve.daemon import iso
+
+    assert iso(1796637189135) == "2026-12-07T09:53:09.135Z"
+    assert iso(1796637189000) == "2026-12-07T09:53:09.000Z"
+    assert iso(0) == "1970-01-01T00:00:00.000Z" and iso(None) is None
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    fields = {
+        ("LiveJourney", "entered_at"),
+        ("LiveJourney", "wake_at"),
+        ("ActionOut", "at"),
+        ("Membership", "since"),
+        ("VersionOut", "deployed_at"),
+        ("InboxMessage", "sent_at"),
+    }
+    for model, name in fields:
+        schema = schemas[model]["properties"][name]
+        kinds = schema.get("anyOf", [schema])
+        assert {"type": "string", "format": "date-time"}.items() <= kinds[0].items(), (model, name)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -152,6 +153,11 @@ def test_a_timer_pushes_over_http_an_email_goes_by_smtp_and_sigterm_exits_0(
     status = daemon.admin("/v1/status")["daemon"]
     assert status["journeys"].keys() == {"mail", "ping"}
     assert status["dispatch"]["sent"] == 2
+    # Every time the API answers with is ISO-8601 UTC with milliseconds.
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+    times = [status["started_at"], status["last_deploy_at"], status["engine"]["last_run"]["at"]]
+    times += [v["deployed_at"] for j in journeys.values() for v in j["versions"]]
+    assert all(re.fullmatch(stamp, t) for t in times), times
 
     # Events that `journeyc ingest` writes into the same store are picked up.
     events = tmp_path / "more.jsonl"
@@ -198,17 +204,20 @@ def test_timers_that_came_due_while_down_fire_at_once_after_a_restart(
     first.identify("u1", push_enabled=True)
     first.track("u1", "pinged", n=1)
 
-    def waiting() -> int | None:
+    def waiting() -> str | None:
         user = first.admin("/v1/users/u1")
         live = [j for j in user["journeys"] if j["journey_id"] == "ping"]
         return live[0]["wake_at"] if live and live[0]["status"] == "waiting" else None
 
     wake_at = poll(waiting, 10, "u1 to wait in ping")
+    # The API's times are ISO-8601 UTC with milliseconds, like its other times.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", wake_at), wake_at
+    wake_s = datetime.fromisoformat(wake_at.replace("Z", "+00:00")).timestamp()
     assert first.stop(signal.SIGINT) == 0
     assert pushes(http) == []
 
     # Stay down until the timer is past due.
-    time.sleep(max(0.0, wake_at / 1000 + 0.5 - time.time()))
+    time.sleep(max(0.0, wake_s + 0.5 - time.time()))
     second = Daemon(serve_args(tmp_path), tmp_path, name="second")
     daemons.append(second)
     second.start()

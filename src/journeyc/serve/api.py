@@ -66,6 +66,7 @@ from journeyc.events import (
     random_id,
     reject_constant,
 )
+from journeyc.serve.daemon import iso
 from journeyc.serve.metrics import CONTENT_TYPE, Metrics, open_reader
 from journeyc.store.sqlite import Store, StoreBusyError, entry_cohorts
 
@@ -182,23 +183,31 @@ class BatchCall(BaseModel):
     )
 
 
+UtcTime = Annotated[
+    str,
+    Field(json_schema_extra={"format": "date-time"}, examples=["2026-01-05T10:31:00.000Z"]),
+]
+"""A time in an answer: ISO-8601 UTC with milliseconds (``2026-01-05T10:31:00.000Z``),
+made by :func:`~journeyc.serve.daemon.iso` from the store's epoch milliseconds."""
+
+
 class LiveJourney(BaseModel):
-    """A user's running instance of a journey. Times are UTC epoch milliseconds."""
+    """A user's running instance of a journey. Times are ISO-8601 UTC."""
 
     journey_id: str
     version: str
     entry_no: int
     step: str = Field(description="The step the instance is at.")
     status: Literal["active", "waiting"]
-    entered_at: int
-    wake_at: int | None = Field(description="When a waiting timer fires, if one is armed.")
+    entered_at: UtcTime
+    wake_at: UtcTime | None = Field(description="When a waiting timer fires, if one is armed.")
     waiting_for: str | None = Field(description="The event a `wait for` step waits for.")
 
 
 class ActionOut(BaseModel):
-    """One thing the engine did for the user (``at`` in UTC epoch milliseconds)."""
+    """One thing the engine did for the user (``at`` in ISO-8601 UTC)."""
 
-    at: int
+    at: UtcTime
     journey_id: str | None
     step: str | None
     action: str = Field(examples=["send"])
@@ -206,10 +215,10 @@ class ActionOut(BaseModel):
 
 
 class Membership(BaseModel):
-    """A segment the user is in, as the engine keeps it (``since`` in UTC epoch ms)."""
+    """A segment the user is in, as the engine keeps it (``since`` in ISO-8601 UTC)."""
 
     segment: str
-    since: int
+    since: UtcTime
 
 
 class UserView(BaseModel):
@@ -230,10 +239,10 @@ class Forgotten(BaseModel):
 
 
 class VersionOut(BaseModel):
-    """A deployed version of a journey (``deployed_at`` in UTC epoch milliseconds)."""
+    """A deployed version of a journey (``deployed_at`` in ISO-8601 UTC)."""
 
     version: str
-    deployed_at: int
+    deployed_at: UtcTime
     active: bool
 
 
@@ -279,14 +288,14 @@ class JourneysView(BaseModel):
 
 
 class InboxMessage(BaseModel):
-    """An in-app message delivered to the user (``sent_at`` in UTC epoch milliseconds)."""
+    """An in-app message delivered to the user (``sent_at`` in ISO-8601 UTC)."""
 
     id: int
     journey_id: str
     step: str
     message: str
     content: dict[str, Any]
-    sent_at: int | None
+    sent_at: UtcTime | None
 
 
 class Inbox(BaseModel):
@@ -553,8 +562,8 @@ class _Service:
                     entry_no=r[2],
                     step=r[3],
                     status=r[4],
-                    entered_at=r[5],
-                    wake_at=r[6],
+                    entered_at=iso(r[5]),
+                    wake_at=iso(r[6]),
                     waiting_for=r[7],
                 )
                 for r in conn.execute(
@@ -565,7 +574,7 @@ class _Service:
                 )
             ]
             segments = [
-                Membership(segment=r[0], since=r[1])
+                Membership(segment=r[0], since=iso(r[1]))
                 for r in conn.execute(
                     "SELECT segment, since FROM segment_members WHERE user_id = ? AND member = 1"
                     " ORDER BY segment",
@@ -573,7 +582,9 @@ class _Service:
                 )
             ]
             actions = [
-                ActionOut(at=r[0], journey_id=r[1], step=r[2], action=r[3], detail=json.loads(r[4]))
+                ActionOut(
+                    at=iso(r[0]), journey_id=r[1], step=r[2], action=r[3], detail=json.loads(r[4])
+                )
                 for r in conn.execute(
                     "SELECT at, journey_id, step, action, detail FROM actions"
                     " WHERE user_id = ? ORDER BY seq DESC LIMIT ?",
@@ -623,7 +634,7 @@ class _Service:
                 "SELECT id, version, deployed_at, active FROM journeys ORDER BY id, deployed_at"
             ):
                 of(jid).versions.append(
-                    VersionOut(version=version, deployed_at=deployed_at, active=bool(active))
+                    VersionOut(version=version, deployed_at=iso(deployed_at), active=bool(active))
                 )
             for jid, node, count in conn.execute(
                 "SELECT journey_id, node, count(*) FROM instances"
@@ -672,7 +683,7 @@ class _Service:
                 step=r[2],
                 message=r[3],
                 content=json.loads(r[4]),
-                sent_at=r[5],
+                sent_at=iso(r[5]),
             )
             for r in rows
         ]

@@ -52,10 +52,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from journeyc import __version__
 from journeyc.config import CONFIG_FILE, Config
@@ -97,11 +97,26 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@overload
+def iso(ms: int) -> str: ...
+@overload
+def iso(ms: None) -> None: ...
+@overload
+def iso(ms: int | None) -> str | None: ...
 def iso(ms: int | None) -> str | None:
-    """Epoch milliseconds as ISO-8601 UTC (None stays None)."""
+    """Epoch milliseconds as ISO-8601 UTC, ``2026-01-05T10:31:00.000Z`` (None stays
+    None): the one form of every time in the HTTP API's answers and ``/v1/status``.
+
+    Milliseconds are always written, so the strings have one width and sort as the
+    times do; the store keeps the integers. (Added as a timedelta, not divided into
+    a float: a float of seconds can round a millisecond down.)"""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    t = _EPOCH + timedelta(milliseconds=ms)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
 # ---------------------------------------------------------------- settings and keys
