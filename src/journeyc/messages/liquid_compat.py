@@ -13,6 +13,8 @@ which never passes through here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from liquid.builtin.expressions import filtered
@@ -56,3 +58,18 @@ def install() -> None:
     """Apply the wrapper (idempotent)."""
     if filtered.Filter.parse is not _parse_filters:
         filtered.Filter.parse = staticmethod(_parse_filters)  # type: ignore[method-assign]
+
+
+@contextmanager
+def as_published() -> Iterator[None]:
+    """python-liquid's own filter-argument parser while the block runs, the wrapper
+    (if installed) back after it: templates parsed inside are parsed as python-liquid
+    publishes it, to compare journeyc with plain Liquid (tests/test_golden_liquid.py).
+    The parser is global to the process: not for use while other threads parse."""
+    wrapped = filtered.Filter.parse is _parse_filters
+    filtered.Filter.parse = staticmethod(_original_parse)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        if wrapped:
+            install()
