@@ -3,7 +3,7 @@ the template cache, and the messages of LANGUAGE.md with realistic data."""
 
 from __future__ import annotations
 
-import time
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -431,8 +431,6 @@ def test_discount_offer_with_values(project_messages: dict[str, MessageIR]) -> N
 # A template must not stall the engine, which renders inside its write transaction
 # (issue #21): every limit stops a render in milliseconds, naming its [render] key.
 
-QUICK_S = 0.5  # far more than any of these takes; the unbounded renders took minutes
-
 
 def refused(
     source: str,
@@ -441,12 +439,10 @@ def refused(
     values: dict[str, Any] | None = None,
     limits: RenderLimits = DEFAULT_LIMITS,
 ) -> RenderError:
-    """The error rendering ``source`` gives, after checking it names ``key`` and came
-    quickly."""
-    started = time.perf_counter()
+    """The error rendering ``source`` gives, after checking it names ``key``: the
+    render stopped at that limit (not by running out of time or memory)."""
     with pytest.raises(RenderError) as info:
         Renderer(limits=limits).render(None, source, "push", ctx(values=values))
-    assert time.perf_counter() - started < QUICK_S
     assert f"(render.{key} = {getattr(limits, key)})" in info.value.message
     return info.value
 
@@ -492,9 +488,20 @@ def test_many_locals_assigned_in_a_loop_stay_quick() -> None:
     source += "{% for i in (1..9000) %}{% assign a1 = i %}{% endfor %}{{ a1 }}"
     r = Renderer()
     r.prepare([source])
-    started = time.perf_counter()
-    assert r.render(None, source, "push", ctx()) == {"body": "9000"}
-    assert time.perf_counter() - started < QUICK_S
+    # Count the size measurements rather than time them (machines are noisy): one or
+    # two per assignment, not one per local per assignment (18M).
+    measured = 0
+    real_getsizeof = sys.getsizeof
+
+    def counting_getsizeof(obj: object, default: int = 0) -> int:
+        nonlocal measured
+        measured += 1
+        return real_getsizeof(obj, default)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "getsizeof", counting_getsizeof)
+        assert r.render(None, source, "push", ctx()) == {"body": "9000"}
+    assert measured < 3 * (2000 + 9000)
 
 
 def test_capture_doubling_is_stopped_too() -> None:
@@ -593,9 +600,7 @@ def test_the_engine_suppresses_a_runaway_template_quickly() -> None:
         )
     }
     events = [track("u1", "cart_abandoned", "2026-01-05T10:00:00")]
-    started = time.perf_counter()
-    r = run(project, events)
-    assert time.perf_counter() - started < 5  # the store and the engine, not the loop
+    r = run(project, events)  # the loop stops at the limit: 10,000 iterations, not 100M
     loop = r.of(step="loop")[0]
     assert (loop["action"], loop["reason"]) == ("suppress", "render_error")
     assert "render.loop_iterations" in loop["error"]
