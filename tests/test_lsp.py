@@ -308,6 +308,8 @@ async def _session(root: Path) -> None:
         await s.client.shutdown_async(None)
         s.client.exit(None)
         await asyncio.wait_for(s.client.stop(), TIMEOUT)
+        server = s.client._server
+        assert server is not None and server.returncode == 0
     finally:
         server = s.client._server  # ended by `exit`; killed when the test failed early
         if server is not None and server.returncode is None:
@@ -328,6 +330,7 @@ def test_lsp_help() -> None:
     result = CliRunner().invoke(main, ["lsp", "--help"])
     assert result.exit_code == 0
     assert "Language Server Protocol" in result.output
+    assert "Exit codes" in result.output
 
 
 # ---------------------------------------------------------------- completion contexts

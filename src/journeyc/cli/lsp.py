@@ -22,6 +22,9 @@ def lsp(stdio: bool) -> None:
     A document's project is the `.journey` files of its directory, and of the
     directories above it that hold `.journey` files too, within the workspace folder.
     See docs/editors.md.
+
+    Exit codes: 0 the editor ended the session (shutdown, then exit), 1 it exited
+    without a shutdown, 2 usage error.
     """
     from journeyc.lsp.server import serve
 
