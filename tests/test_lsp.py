@@ -17,8 +17,10 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 from journeyc.lsp.completion import Names, complete
+from journeyc.lsp.hover import hover
+from journeyc.lsp.index import Index, Kind
 from journeyc.lsp.positions import LineIndex
-from journeyc.lsp.projects import project_root
+from journeyc.lsp.projects import Projects, project_root
 
 MESSAGES = """\
 message cart_reminder
@@ -304,6 +306,15 @@ async def _session(root: Path) -> None:
             )
         )
         assert edits is not None and list(edits) == []
+        # While the document does not parse, the word under the cursor still leads to
+        # its declaration in another file.
+        broken = messy.replace("wait 90m", "wait for")
+        defs = await s.client.text_document_definition_async(
+            types.DefinitionParams(
+                text_document=doc(cart_uri), position=pos(broken, "cart_reminder", 2)
+            )
+        )
+        assert isinstance(defs, list) and [d.uri for d in defs] == [msg_uri]
 
         await s.client.shutdown_async(None)
         s.client.exit(None)
@@ -411,3 +422,78 @@ def test_positions_count_utf16_units() -> None:
     assert index.position(text.index("1d")) == types.Position(line=1, character=5)
     utf8 = LineIndex(text, types.PositionEncodingKind.Utf8)
     assert utf8.position(offset) == types.Position(line=0, character=offset + 3)
+
+
+# ---------------------------------------------------------------- index and hover, in process
+
+
+def test_index_and_hover(tmp_path: Path) -> None:
+    (tmp_path / "messages.journey").write_text(MESSAGES)
+    cart = tmp_path / "cart.journey"
+    cart.write_text(CART)
+    snap = Projects(folders=[tmp_path]).load(cart, {})
+    index = Index.build(snap.trees, snap.texts)
+    file = str(cart.resolve())
+    tree = snap.file(cart.resolve())
+    assert tree is not None and tree.tree is not None
+
+    def hover_at(needle: str, after: int = 0) -> str:
+        found = hover(index, snap.texts, tree.tree, file, CART.index(needle) + after)
+        assert found is not None, needle
+        return found.markdown
+
+    # Step names: the label is the definition, and hovering it shows the node.
+    label = index.at(file, CART.index("first_wait"))
+    assert label is not None and label.kind is Kind.STEP and label.scope == "cart"
+    assert index.definitions(label) == [label]
+    assert "step** `first_wait`" in hover_at("first_wait")
+    # A segment used in a condition: declared in the other file, used once.
+    seg = index.at(file, CART.index("big_spender"))
+    assert seg is not None
+    refs = index.references(seg)
+    assert [(Path(r.span.file).name, r.definition) for r in refs] == [
+        ("cart.journey", False),
+        ("messages.journey", True),
+    ]
+    assert [r.span.file for r in index.references(seg, include_declaration=False)] == [file]
+    assert "fields: `title`, `body`" in hover_at("send push", len("send p"))
+    assert "**journey** `cart`" in hover_at("journey cart", len("journey c"))
+    assert "days_since(timestamp) -> number" in hover_at("days_since")
+    assert "last(EVENT [where CONDITION] [within DURATION]) -> event" in hover_at("last(")
+    # The branch step, hovered on its `if`: a branch node with both blocks.
+    branch = hover_at("if segment")
+    assert '"kind": "branch"' in branch and "step** `2`" in branch
+    assert sorted(index.events) == ["cart_abandoned", "order_completed"]
+
+
+def test_a_document_that_does_not_parse_keeps_the_project_navigable(tmp_path: Path) -> None:
+    (tmp_path / "messages.journey").write_text(MESSAGES)
+    cart = (tmp_path / "cart.journey").resolve()
+    cart.write_text(CART)
+    projects = Projects(folders=[tmp_path])
+    projects.load(cart, {})  # a good parse first
+    broken = CART + "  send push (\n"
+    snap = projects.load(cart, {cart: broken})
+    f = snap.file(cart)
+    assert f is not None and f.tree is None
+    assert str(cart) in projects.last_good
+    assert [d.code for d in snap.check()] == ["journey_parse_error"]
+    found = hover(
+        Index.build(snap.trees, snap.texts),
+        snap.texts,
+        None,
+        str(cart),
+        broken.index("days_since") + 1,
+    )
+    assert found is not None and "days_since(timestamp)" in found.markdown
+
+
+def test_a_file_outside_the_workspace_is_a_project_of_its_directory(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "other.journey").write_text("journey other\n  when x\n  exit\n")
+    lone = tmp_path / "lone.journey"
+    lone.write_text(CART)
+    snap = Projects().load(lone, {})
+    assert [Path(f.path).name for f in snap.project.files] == ["lone.journey"]
+    inside = Projects(folders=[tmp_path]).load(lone, {})
+    assert [Path(f.path).name for f in inside.project.files] == ["lone.journey", "other.journey"]

@@ -31,17 +31,16 @@ def _has_journeys(directory: Path) -> bool:
         return False
 
 
+def workspace_folder(path: Path, folders: Iterable[Path]) -> Path | None:
+    """The innermost workspace folder holding ``path``, if any."""
+    inside = [f for f in folders if path.is_relative_to(f)]
+    return max(inside, key=lambda f: len(f.parts)) if inside else None
+
+
 def project_root(path: Path, folders: Iterable[Path] = ()) -> Path:
     """The directory whose ``.journey`` files form the project of the file ``path``."""
     root = path.parent
-    folder = next(
-        (
-            f
-            for f in sorted(folders, key=lambda f: len(f.parts), reverse=True)
-            if path.is_relative_to(f)
-        ),
-        None,
-    )
+    folder = workspace_folder(path, folders)
     while root != folder and root.parent != root and _has_journeys(root.parent):
         if folder is not None and not root.parent.is_relative_to(folder):
             break
@@ -101,9 +100,15 @@ class Projects:
         documents) in place of what is on disk."""
         path = path.resolve()
         root = self.root_of(path)
-        paths = {p.resolve() for p in root.rglob(f"*{SUFFIX}") if p.is_file()}
+        folders = [f.resolve() for f in self.folders]
+        # Subdirectories count inside a workspace folder; a file opened on its own (in
+        # a home directory, say) does not make the editor read the whole tree under it.
+        pattern = f"*{SUFFIX}"
+        found = root.rglob(pattern) if workspace_folder(path, folders) else root.glob(pattern)
+        paths = {p.resolve() for p in found if p.is_file()}
         paths.update(p for p in open_texts if p.is_relative_to(root) and p.suffix == SUFFIX)
-        paths.add(path)
+        if path in open_texts or path.is_file():
+            paths.add(path)
         files = [self._parse(p, open_texts.get(p)) for p in sorted(paths)]
         return Snapshot(root, Project(files, roots=[root]))
 

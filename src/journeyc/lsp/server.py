@@ -23,6 +23,7 @@ from journeyc import __version__
 from journeyc.lang import ast
 from journeyc.lang.diagnostics import Diagnostic, Severity
 from journeyc.lang.formatter import FormatError, format_source
+from journeyc.lang.project import SUFFIX
 from journeyc.lang.span import Span
 from journeyc.lsp.completion import Names, complete
 from journeyc.lsp.hover import hover
@@ -169,20 +170,15 @@ class JourneyServer(LanguageServer):
         self.published[snap.root] = now
 
     def diagnostic(self, d: Diagnostic, lines: LineIndex) -> types.Diagnostic:
-        """One diagnostic in LSP terms; its hints are related information too, so that
-        editors that list them apart show them."""
-        where = types.Location(uri=self.uri(d.span.file), range=lines.range(d.span))
+        """One diagnostic in LSP terms. Its hints go in the message, as ``help:`` lines:
+        every client shows the message, not every one shows related information (and
+        a hint has no place of its own to point at)."""
         return types.Diagnostic(
-            range=where.range,
+            range=lines.range(d.span),
             severity=severity(d),
             code=d.code,
             source="journeyc",
             message=message_text(d),
-            related_information=[
-                types.DiagnosticRelatedInformation(location=where, message=f"help: {h}")
-                for h in d.hints
-            ]
-            or None,
         )
 
     # ------------------------------------------------------------ navigation
@@ -248,6 +244,14 @@ def did_close(ls: JourneyServer, params: types.DidCloseTextDocumentParams) -> No
     """The file on disk replaces the closed document's text: check again."""
     ls.uris.pop(uri_to_path(params.text_document.uri) or Path(), None)
     ls.schedule(params.text_document.uri, 0)
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def did_change_files(ls: JourneyServer, params: types.DidChangeWatchedFilesParams) -> None:
+    """Files changed on disk (a checkout, ``journeyc fmt``): check their projects."""
+    for change in params.changes:
+        if change.uri.endswith(SUFFIX):
+            ls.schedule(change.uri, ls.debounce)
 
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)
