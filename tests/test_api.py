@@ -630,6 +630,7 @@ def test_forget_user(api: Api) -> None:
             "profiles": 1,
             "segment_members": 2,
             "segment_changes": 0,
+            "identities": 0,
         },
     }
     for table in ("events", "profiles", "instances", "outbox", "actions", "entries"):

@@ -448,3 +448,76 @@ def test_segment_entries_run_live_and_a_missed_firing_runs_at_once_after_a_resta
         ).fetchone()
     assert next_at > time.time() * 1000
     assert second.stop() == 0
+
+
+# ---------------------------------------------------------------- identity: anonymous to known
+
+CART = """\
+journey cart "A nudge two seconds after a cart is left"
+  when cart_abandoned
+  wait 2s as pause
+  send push "Still thinking about {{ event.product }}, {{ user.first_name }}?" as nudge
+"""
+
+
+def test_an_anonymous_cart_then_a_login_pushes_to_the_known_user(
+    tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver], daemons: list[Daemon]
+) -> None:
+    http, _ = receivers
+    project(tmp_path, CART, receivers)
+    daemon = Daemon(serve_args(tmp_path), tmp_path)
+    daemons.append(daemon)
+    daemon.start()
+    # A shopper fills a cart and leaves it before logging in: only an anonymousId.
+    daemon._ingest(
+        "track",
+        {"anonymousId": "anon-7", "event": "Cart Abandoned", "properties": {"product": "Watch"}},
+    )
+    poll(lambda: daemon.admin("/v1/users/anon-7")["journeys"], 10, "the anonymous cart entry")
+    # Then logs in: an identify carrying both ids, and the trait that makes push reach.
+    daemon._ingest(
+        "identify",
+        {
+            "anonymousId": "anon-7",
+            "userId": "u-7",
+            "traits": {"push_enabled": True, "first_name": "Ann"},
+        },
+    )
+    (push,) = poll(lambda: pushes(http), 10, "the push to the known user")
+    assert push.json()["content"] == {"body": "Still thinking about Watch, Ann?"}
+    assert push.headers["idempotency-key"] == "cart:u-7:1:nudge"
+
+    # The old id names the known user now: its calls land there, and it shows that user.
+    daemon._ingest("track", {"anonymousId": "anon-7", "event": "Cart Viewed"})
+    user = daemon.admin("/v1/users/anon-7")
+    assert user["user_id"] == "u-7"
+    assert user["traits"] == {"push_enabled": True, "first_name": "Ann"}
+    with sqlite3.connect(tmp_path / "store.db") as conn:
+        names = poll(
+            lambda: conn.execute(
+                "SELECT name FROM events WHERE user_id = 'u-7' ORDER BY seq"
+            ).fetchall(),
+            10,
+            "the events under the known id",
+        )
+        assert ("cart_abandoned",) in names and ("cart_viewed",) in names
+        assert conn.execute("SELECT count(*) FROM events WHERE user_id = 'anon-7'").fetchone() == (
+            0,
+        )
+
+    # Forgetting by the old id forgets the person, under both ids.
+    forgotten = httpx.delete(
+        f"{daemon.url}/v1/users/anon-7",
+        headers={"Authorization": f"Bearer {daemon.admin_token}"},
+        timeout=10,
+    ).json()
+    assert forgotten["removed"]["identities"] == 1
+    assert forgotten["removed"]["profiles"] == 1
+    missing = httpx.get(
+        f"{daemon.url}/v1/users/u-7",
+        headers={"Authorization": f"Bearer {daemon.admin_token}"},
+        timeout=10,
+    )
+    assert missing.status_code == 404
+    assert daemon.stop() == 0
+    assert "Traceback" not in daemon.log()

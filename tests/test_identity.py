@@ -9,15 +9,18 @@ the old id land on the known user; forgetting either id forgets the person.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from journeyc.engine.parallel import in_output_order, simulate_parallel
 from journeyc.events import ALIAS, PREVIOUS_ID, Event, EventError, parse_batch, parse_call
+from journeyc.serve.api import create_app
 from journeyc.store.identities import IdentityMap, link_events
 from journeyc.store.sqlite import Store
 from tests.engine_helpers import (
@@ -32,6 +35,16 @@ from tests.engine_helpers import (
     run,
     select,
     track,
+)
+from tests.test_api import (
+    ADMIN,
+    ADMIN_TOKEN,
+    AUTH,
+    WRITE_KEY,
+    Api,
+    assert_error,
+    read_rows,
+    running_server,
 )
 
 T0 = ms("2026-01-05T10:00:00")
@@ -590,3 +603,63 @@ def test_linked_ids_split_between_processes_give_one_processes_actions(
         one = in_output_order(simulate(project, events, store, until_ms=until))
     split, _ = simulate_parallel(project, events, workers=3, until_ms=until)
     assert [a.to_json() for a in split] == [a.to_json() for a in one]
+
+
+# ---------------------------------------------------------------- the HTTP API
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    """The HTTP API over a real uvicorn server and a real store (as tests/test_api.py)."""
+    db = tmp_path / "journeyc.db"
+    app = create_app(db, write_key=WRITE_KEY, admin_token=ADMIN_TOKEN)
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        yield Api(url, db, client)
+
+
+def test_the_api_takes_alias_calls_and_shows_a_user_by_an_old_id(api: Api) -> None:
+    anon = {"anonymousId": "anon-1", "event": "Cart Abandoned", "messageId": "c1"}
+    assert api.client.post("/v1/track", json=anon, headers=AUTH).status_code == 200
+    ident = {"userId": "u1", "traits": {"first_name": "Ann"}, "messageId": "i1"}
+    assert api.client.post("/v1/identify", json=ident, headers=AUTH).status_code == 200
+    merge = {"previousId": "anon-1", "userId": "u1", "messageId": "a1"}
+    assert api.client.post("/v1/alias", json=merge, headers=AUTH).status_code == 200
+    later = {"anonymousId": "anon-1", "event": "Cart Viewed", "messageId": "c2"}
+    assert api.client.post("/v1/t", json=later, headers=AUTH).status_code == 200
+    assert [(mid, user, name) for mid, user, name, _, _ in api.events()] == [
+        ("c1", "anon-1", "cart_abandoned"),  # the engine moves it when it merges
+        ("i1", "u1", "identify"),
+        ("a1", "u1", ALIAS),
+        ("c2", "u1", "cart_viewed"),
+    ]
+    shown = api.client.get("/v1/users/anon-1", headers=ADMIN).json()
+    assert (shown["user_id"], shown["traits"]) == ("u1", {"first_name": "Ann"})
+    metrics = api.client.get("/metrics").text
+    assert 'journeyc_events_received_total{endpoint="alias",outcome="accepted"} 1.0' in metrics
+
+
+def test_a_batch_with_a_bad_alias_call_stores_nothing(api: Api) -> None:
+    body = {
+        "batch": [
+            {"type": "identify", "anonymousId": "anon-1", "userId": "u1", "traits": {}},
+            {"type": "alias", "userId": "u1"},
+        ]
+    }
+    reply = api.client.post("/v1/batch", json=body, headers=AUTH)
+    assert_error(reply, 400, "$.batch[1].previousId")
+    assert api.events() == []
+    assert read_rows(api.db, "SELECT * FROM identities") == []
+
+
+def test_forgetting_an_old_id_over_the_api_forgets_the_known_user(api: Api) -> None:
+    body = {
+        "batch": [
+            {"type": "track", "anonymousId": "anon-1", "event": "Viewed", "messageId": "v"},
+            {"type": "identify", "anonymousId": "anon-1", "userId": "u1", "messageId": "l"},
+        ]
+    }
+    assert api.client.post("/v1/batch", json=body, headers=AUTH).status_code == 200
+    removed = api.client.delete("/v1/users/anon-1", headers=ADMIN).json()["removed"]
+    assert (removed["events"], removed["identities"]) == (3, 1)
+    assert api.events() == []
+    assert_error(api.client.get("/v1/users/u1", headers=ADMIN), 404)

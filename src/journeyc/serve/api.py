@@ -55,6 +55,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from journeyc import __version__
 from journeyc.events import (
+    AliasEvent,
     Event,
     EventError,
     IdentifyEvent,
@@ -172,12 +173,24 @@ class IdentifyCall(IdentifyEvent):
     )
 
 
+class AliasCall(AliasEvent):
+    """A Segment ``alias`` call as ``/v1/alias`` takes it: ``previousId`` (an anonymous
+    id) merges into ``userId``; ``type`` may be left out."""
+
+    model_config = ConfigDict(title="AliasCall")
+
+    type: Literal["alias"] = "alias"
+    write_key: str | None = Field(
+        default=None, alias="writeKey", description="The write key, if not sent as Basic auth."
+    )
+
+
 class BatchCall(BaseModel):
     """A Segment ``/v1/batch`` body: calls stored together, or not at all."""
 
     model_config = ConfigDict(title="BatchCall", extra="ignore")
 
-    batch: list[Annotated[TrackEvent | IdentifyEvent, Field(discriminator="type")]]
+    batch: list[Annotated[TrackEvent | IdentifyEvent | AliasEvent, Field(discriminator="type")]]
     write_key: str | None = Field(
         default=None, alias="writeKey", description="The write key, if not sent as Basic auth."
     )
@@ -345,7 +358,7 @@ class _App(FastAPI):
                 routes=self.routes,
             )
             _, defs = models_json_schema(
-                [(m, "validation") for m in (TrackCall, IdentifyCall, BatchCall)],
+                [(m, "validation") for m in (TrackCall, IdentifyCall, AliasCall, BatchCall)],
                 ref_template=_SCHEMA_REF,
             )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
@@ -483,7 +496,13 @@ class _Service:
                 self._check_batch_items(body)
                 events = parse_batch(body, received_ms, new_id=random_id, on_ignored=ignored.append)
             else:
-                kind: Kind = "track" if endpoint == "track" else "identify"
+                kind: Kind = (
+                    "track"
+                    if endpoint == "track"
+                    else "alias"
+                    if endpoint == "alias"
+                    else "identify"
+                )
                 # A track call's context.traits make an identify event before it.
                 events = parse_call(
                     body, received_ms, kind, new_id=random_id, on_ignored=ignored.append
@@ -550,8 +569,14 @@ class _Service:
             yield conn
 
     def user(self, user_id: str) -> UserView:
-        """The user's profile, live journeys and last actions; 404 for a stranger."""
+        """The user's profile, live journeys and last actions; 404 for a stranger. An
+        id merged into another user shows that user (``user_id`` names them)."""
         with self.reading() as conn:
+            merged = conn.execute(
+                "SELECT user_id FROM identities WHERE alias = ?", (user_id,)
+            ).fetchone()
+            if merged is not None:
+                user_id = merged[0]
             profile = conn.execute(
                 "SELECT traits FROM profiles WHERE user_id = ?", (user_id,)
             ).fetchone()
@@ -607,7 +632,9 @@ class _Service:
         )
 
     def forget(self, user_id: str) -> Forgotten:
-        """Erase the user everywhere; forgetting a stranger removes nothing."""
+        """Erase the user everywhere, under every id that names them (an anonymous id
+        merged into a known user forgets that user, and the other way round);
+        forgetting a stranger removes nothing."""
         return Forgotten(user_id=user_id, removed=self.store.forget_user(user_id))
 
     def journeys(self) -> JourneysView:
@@ -828,6 +855,14 @@ def create_app(
         """Record one ``identify`` call and merge its traits (Segment's ``/v1/identify``)."""
         return service.ingest("identify", raw, header_ok)
 
+    def alias(
+        header_ok: Annotated[bool, Depends(basic_auth)],
+        raw: Annotated[bytes, Depends(read_event)],
+    ) -> Success:
+        """Merge ``previousId`` into ``userId`` (Segment's ``/v1/alias``): calls naming
+        either id are one user's from now on."""
+        return service.ingest("alias", raw, header_ok)
+
     def batch(
         header_ok: Annotated[bool, Depends(basic_auth)],
         raw: Annotated[bytes, Depends(read_batch)],
@@ -839,6 +874,7 @@ def create_app(
     for paths, endpoint, model in (
         (("/v1/track", "/v1/t"), track, TrackCall),
         (("/v1/identify", "/v1/i"), identify, IdentifyCall),
+        (("/v1/alias", "/v1/a"), alias, AliasCall),
         (("/v1/batch",), batch, BatchCall),
     ):
         for i, path in enumerate(paths):
@@ -961,6 +997,8 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         "/v1/identify": "identify",
         "/v1/i": "identify",
         "/v1/batch": "batch",
+        "/v1/alias": "alias",
+        "/v1/a": "alias",
     }
 
     def refuse(request: Request, error: ApiError) -> JSONResponse:

@@ -33,7 +33,7 @@ from journeyc.serve.breaker import BREAKER_STATES
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The media type of :meth:`Metrics.render`'s output."""
 
-INGEST_ENDPOINTS = ("track", "identify", "batch")
+INGEST_ENDPOINTS = ("track", "identify", "alias", "batch")
 """The ``endpoint`` label values of ``journeyc_events_received_total``."""
 
 INGEST_OUTCOMES = (
