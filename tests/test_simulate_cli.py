@@ -420,3 +420,83 @@ def test_help_documents_fresh_and_the_exit_codes() -> None:
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
     assert "--fresh" in text and "Exit codes: 0" in text and "started over" in text
+
+
+def test_the_timeline_shows_local_time_beside_utc_for_users_with_a_zone(tmp_path: Path) -> None:
+    """Quiet hours follow the user's zone, so the timeline says the local time too: the
+    weekday and clock in the profile's `timezone` (its zone at the end of the run), the
+    same split between processes or not; users without one, and --json, stay UTC only."""
+    project = _first_journey(tmp_path)
+    profiles = tmp_path / "profiles.jsonl"
+    profiles.write_text(
+        '{"userId": "u1", "traits": {"push_enabled": true, "timezone": "Asia/Bangkok"}}\n'
+        '{"userId": "u2", "traits": {"push_enabled": true}}\n'
+        '{"userId": "u3", "traits": {"push_enabled": true, "timezone": "Mars/Base"}}\n'
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "type": "track",
+                    "userId": user,
+                    "event": "Cart Abandoned",
+                    "timestamp": "2026-01-05T20:00:00Z",
+                    "messageId": f"m-{user}",
+                }
+            )
+            + "\n"
+            for user in ("u1", "u2", "u3")
+        )
+    )
+    args = (str(project), "--events", str(events), "--profiles", str(profiles))
+    one = run(*args, "--workers", "1")
+    assert one.returncode == 0, one.stderr
+    lines = one.stdout.splitlines()
+    # 20:30 UTC on Monday is 03:30 on Tuesday in Bangkok.
+    assert "  2026-01-05T20:30:00Z (Tue 03:30 Asia/Bangkok)  cart  send push" in "\n".join(lines)
+    u2 = lines[lines.index("u2") + 1 :]
+    assert u2[0].startswith("  2026-01-05T20:00:00Z  cart  enter")
+    u3 = lines[lines.index("u3") + 1 :]  # an unknown zone is no zone (the engine's rule)
+    assert u3[0].startswith("  2026-01-05T20:00:00Z  cart  enter")
+    several = run(*args, "--workers", "2")
+    assert several.returncode == 0, several.stderr
+    assert several.stdout == one.stdout
+    as_json = run(*args, "--json")
+    assert "Bangkok" not in as_json.stdout.replace('"timezone"', "")
+    assert all(
+        set(json.loads(line))
+        <= {
+            "at",
+            "user",
+            "journey",
+            "step",
+            "action",
+            "channel",
+            "message",
+            "content",
+            "reason",
+            "error",
+        }
+        for line in as_json.stdout.splitlines()
+    )
+
+
+def test_users_without_a_zone_are_shown_in_the_configured_zone(tmp_path: Path) -> None:
+    """The engine reads a user's local time in journeyc.toml's zone when the profile
+    has none: so does the timeline."""
+    project = _first_journey(tmp_path)
+    config = tmp_path / "journeyc.toml"
+    config.write_text('[engine]\ntimezone = "Europe/Paris"\n')
+    events = _events(tmp_path, "2026-01-05T10:00:00Z")
+    proc = run(
+        str(project),
+        "--events",
+        str(events),
+        "--profiles",
+        str(_profiles(tmp_path)),
+        "--config",
+        str(config),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "  2026-01-05T10:00:00Z (Mon 11:00 Europe/Paris)  cart  enter" in proc.stdout

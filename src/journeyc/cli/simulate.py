@@ -7,11 +7,12 @@ import json
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -182,8 +183,11 @@ def simulate(
     The clock starts at the first event (or --from) and jumps from event to event and
     timer to timer until --until or until nothing is left to do. Without --json it
     prints a timeline per user, the A/B results (entries and goals per split arm and
-    for the holdout, per journey that split or held out users) and a summary; with
-    --json, one line per action:
+    for the holdout, per journey that split or held out users) and a summary. Its
+    times are UTC, with the user's local time beside them, `(Tue 03:30
+    Asia/Bangkok)`, where that zone is not UTC: the profile's `timezone` at the end of
+    the run, else journeyc.toml's (quiet hours follow it). With --json (UTC only),
+    one line per action:
     enter, send, suppress (with reason), goal, exit (with reason), set, unset, track.
     The same input always prints the same output.
 
@@ -210,6 +214,7 @@ def simulate(
         default_workers,
         fill_store,
         in_output_order,
+        profile_zones,
         simulate_parallel,
     )
     from journeyc.engine.simulate import no_full_collections
@@ -241,6 +246,7 @@ def simulate(
         sys.exit(EXIT_INVALID)
 
     n = _workers(project, workers, db, len(events))
+    zones: dict[str, str] = {}  # the users' profile zones, for the timeline's local times
     if n > 1:
         # With --json the replay processes write the lines (to_json), in parallel.
         actions, cohorts = _run_with_progress(
@@ -255,6 +261,7 @@ def simulate(
                 profiles=profiles,
                 products=products,
                 json_out=sys.stdout if as_json else None,
+                zones=None if as_json else zones,
             ),
             len(events),
         )
@@ -275,6 +282,8 @@ def simulate(
                 len(events),
             )
             cohorts = entry_cohorts(store.conn)
+            if not as_json:
+                zones = profile_zones(store.conn)
         actions = in_output_order(actions)
     tests = [] if as_json else ab_lines(cohorts)
     if as_json:
@@ -282,7 +291,8 @@ def simulate(
         for a in actions:
             out.write(a.to_json() + "\n")
     else:
-        click.echo(timeline(actions, tests), nl=False)
+        zone_of = local_zones(zones, config.engine.zone)
+        click.echo(timeline(actions, tests, zone_of), nl=False)
 
 
 def _workers(project: ProjectIR, asked: int | None, db: str | None, n_events: int) -> int:
@@ -396,17 +406,50 @@ def ab_lines(cohorts: Iterable[Cohort]) -> list[str]:
     ]
 
 
-def timeline(actions: list[Action], tests: Sequence[str] = ()) -> str:
+def local_zones(names: Mapping[str, str], default: ZoneInfo) -> Callable[[str], tzinfo | None]:
+    """Which zone a user's local time is shown in: the profile's ``timezone`` (``names``,
+    read as the engine reads it: :func:`~journeyc.engine.localtime.user_zone`), else
+    ``default`` (journeyc.toml's); None where that is UTC (shown anyway)."""
+    from journeyc.engine.localtime import user_zone
+
+    def shown(zone: ZoneInfo) -> ZoneInfo | None:
+        return None if zone.key in _UTC else zone
+
+    zones = {user: shown(user_zone({"timezone": name}, default)) for user, name in names.items()}
+    otherwise = shown(default)
+    return lambda user: zones.get(user, otherwise)
+
+
+_UTC = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu"})
+
+
+def _local(at_ms: int, zone: tzinfo) -> str:
+    """`` (Tue 03:30 Asia/Bangkok)``: the weekday and clock at ``at_ms`` in ``zone``."""
+    return datetime.fromtimestamp(at_ms // 1000, zone).strftime(f" (%a %H:%M {zone})")
+
+
+def timeline(
+    actions: list[Action],
+    tests: Sequence[str] = (),
+    zone_of: Callable[[str], tzinfo | None] | None = None,
+) -> str:
     """A readable timeline per user, then the A/B results (lines from
-    :func:`ab_lines`) and a summary."""
+    :func:`ab_lines`) and a summary.
+
+    Quiet hours and schedules follow the user's local time, so a user with a zone
+    (``zone_of``, see :func:`local_zones`) has it beside each UTC time: weekday and
+    clock.
+    """
     by_user: dict[str, list[Action]] = defaultdict(list)
     for a in actions:
         by_user[a.user].append(a)
     lines: list[str] = []
     for user in sorted(by_user):
         lines.append(f"{user}")
+        zone = zone_of(user) if zone_of is not None else None
         for a in by_user[user]:
-            lines.append(f"  {iso_ms(a.at_ms)}  {a.journey}  {_describe(a)}")
+            local = "" if zone is None else _local(a.at_ms, zone)
+            lines.append(f"  {iso_ms(a.at_ms)}{local}  {a.journey}  {_describe(a)}")
         lines.append("")
     lines.extend(tests)
     lines.append(summary(actions))

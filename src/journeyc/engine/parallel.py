@@ -52,6 +52,8 @@ from journeyc.store.identities import IdentityMap, has_alias, link_events
 from journeyc.store.sqlite import Cohort, Store, entry_cohorts
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from journeyc.catalog import Product
 
 MAX_WORKERS = 16
@@ -105,6 +107,17 @@ def fill_store(
         store.set_traits(user, traits, 0)
 
 
+def profile_zones(conn: sqlite3.Connection) -> dict[str, str]:
+    """Each user's profile ``timezone`` in a replay's store, as given (a name the
+    engine does not know is there too: see :func:`~journeyc.engine.localtime.user_zone`)."""
+    return dict(
+        conn.execute(
+            "SELECT user_id, traits ->> '$.timezone' FROM profiles"
+            " WHERE json_type(traits, '$.timezone') = 'text'"
+        )
+    )
+
+
 def merge_cohorts(parts: Iterable[Sequence[Cohort]]) -> list[Cohort]:
     """A/B cohorts of several stores (rows of :func:`entry_cohorts`) as one store
     would count them, in its order."""
@@ -154,6 +167,7 @@ def simulate_parallel(
     products: Sequence[Product] = (),
     progress: Callable[[int, int], None] | None = None,
     json_out: TextIO | None = None,
+    zones: dict[str, str] | None = None,
 ) -> tuple[list[Action], list[Cohort]]:
     """Replay ``events`` as :func:`~journeyc.engine.simulate.simulate` does, in
     ``workers`` processes with a fresh store each, for a project whose users are
@@ -166,6 +180,9 @@ def simulate_parallel(
     With ``json_out``, each action's JSON line (:meth:`Action.to_json`) is written
     there instead, in the same order, and no action is returned: the replay
     processes format the lines, in parallel.
+
+    ``zones``, when given (and without ``json_out``), is filled with each user's
+    profile ``timezone`` at the end of the replay (:func:`profile_zones`).
     """
     reason = shared_reads(project)
     if reason is not None:
@@ -202,6 +219,8 @@ def simulate_parallel(
     # The actions gathered are many new objects beside every event (no_full_collections).
     with no_full_collections(), _Pool(job, parts, live, progress) as pool:
         rows, cohorts = pool.run_once() if until_ms is not None else pool.run(horizon)
+        if zones is not None:
+            zones.update(pool.zones)
         if json_out is not None:
             json_out.writelines(f"{line}\n" for _, _, line in rows)
             return [], cohorts
@@ -226,6 +245,7 @@ class _Pool:
         gc.freeze()
         self._done = ctx.Array("q", len(parts), lock=False)
         self._total, self._progress = total, progress
+        self.zones: dict[str, str] = {}  # the parts' users' profile zones, once over
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         for part in parts:
@@ -305,12 +325,14 @@ class _Pool:
                 if not self._procs[k].is_alive():
                     return k  # _receive() tells how it died
 
-    @staticmethod
-    def _results(results: list[Any]) -> tuple[list[tuple[Any, ...]], list[Cohort]]:
-        """The parts' action rows in output order, and their cohorts together."""
-        rows = [row for part_rows, _ in results for row in part_rows]
+    def _results(self, results: list[Any]) -> tuple[list[tuple[Any, ...]], list[Cohort]]:
+        """The parts' action rows in output order, and their cohorts together (their
+        users' zones into ``self.zones``)."""
+        rows = [row for part_rows, _, _ in results for row in part_rows]
         rows.sort(key=_OUTPUT_KEY)  # sorted runs, one per process: merged
-        return rows, merge_cohorts(cohorts for _, cohorts in results)
+        for _, _, part_zones in results:
+            self.zones.update(part_zones)
+        return rows, merge_cohorts(cohorts for _, cohorts, _ in results)
 
     def _ask(self, which: Iterable[int], command: tuple[str, int | None]) -> list[Any]:
         which = list(which)
@@ -374,7 +396,9 @@ def _replay_part(conn: Connection, job: _Job, part: _Part, done: Any) -> None:
                 ]
             )
             rows.sort(key=_OUTPUT_KEY)
-            send(conn, ("ok", (rows, entry_cohorts(store.conn))))
+            # A timeline shows local times (the JSON lines do not): the users' zones.
+            zones = {} if job.lines else profile_zones(store.conn)
+            send(conn, ("ok", (rows, entry_cohorts(store.conn), zones)))
     except EOFError:
         pass  # the parent is gone
     except BaseException:
