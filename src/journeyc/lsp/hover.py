@@ -117,16 +117,18 @@ def hover(
     tree: ast.SourceFile | None,
     file: str,
     offset: int,
+    text: str,
 ) -> Hover | None:
-    """The hover at ``offset`` of ``file``; ``tree`` is that file's AST (None when it
-    does not parse: then only words the text alone explains get a hover)."""
+    """The hover at ``offset`` of ``file``, whose text is ``text`` and AST ``tree``
+    (None when it does not parse: then only words the text alone explains get a
+    hover). ``texts`` are the texts the spans of ``index`` point into."""
+    if tree is None:
+        return _word(text, file, offset)
     occ = index.at(file, offset)
     if occ is not None:
-        found = _occurrence(index, texts, tree, occ)
+        found = _occurrence(index, texts, occ)
         if found is not None:
             return Hover(found, occ.span)
-    if tree is None:
-        return _word(texts.get(file, ""), file, offset)
     for node in reversed(nodes_at(tree, offset)):
         found_node = _node(node, offset)
         if found_node is not None:
@@ -141,9 +143,7 @@ def hover(
     return None
 
 
-def _occurrence(
-    index: Index, texts: dict[str, str], tree: ast.SourceFile | None, occ: Occurrence
-) -> str | None:
+def _occurrence(index: Index, texts: dict[str, str], occ: Occurrence) -> str | None:
     if occ.kind is Kind.MESSAGE:
         msg = index.messages.get(occ.name)
         if msg is None:
@@ -154,7 +154,7 @@ def _occurrence(
         if seg is None:
             return f"no segment named `{occ.name}` in this project"
         return segment_doc(seg, texts.get(seg.span.file, ""))
-    if occ.kind is Kind.STEP and tree is not None:
+    if occ.kind is Kind.STEP:
         journey = index.journeys.get(occ.scope)
         if journey is None:
             return None

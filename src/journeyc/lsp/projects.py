@@ -21,6 +21,7 @@ from journeyc.lang.checker import check_project
 from journeyc.lang.diagnostics import Diagnostic
 from journeyc.lang.parser import ParseResult, parse_file, parse_source
 from journeyc.lang.project import SUFFIX, Project
+from journeyc.lsp.index import Index
 
 
 def _has_journeys(directory: Path) -> bool:
@@ -55,6 +56,8 @@ class Snapshot:
 
     root: Path
     project: Project
+    # The last text and tree that parsed, of each file that does not parse now.
+    stale: dict[str, tuple[str, SourceFile]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] | None = None
 
     @property
@@ -66,6 +69,19 @@ class Snapshot:
     def trees(self) -> list[SourceFile]:
         """The files that parsed."""
         return self.project.trees
+
+    def index(self) -> Index:
+        """The names of the project. A file that does not parse contributes its last
+        tree that did, so that its declarations stay reachable from the other files;
+        its spans point into :attr:`index_texts`."""
+        trees = {t.path: t for t in self.trees}
+        trees.update({name: tree for name, (_, tree) in self.stale.items()})
+        return Index.build(trees.values(), self.index_texts)
+
+    @property
+    def index_texts(self) -> dict[str, str]:
+        """The texts the spans of :meth:`index` point into."""
+        return {**self.texts, **{name: text for name, (text, _) in self.stale.items()}}
 
     def file(self, path: Path) -> ParseResult | None:
         """The parse of one file of the project."""
@@ -83,13 +99,14 @@ class Snapshot:
 class Projects:
     """Loads projects, reusing the parse of a file whose text did not change.
 
-    ``last_good`` keeps each file's last tree, so that navigation still finds the
-    declarations of a file while it is being edited into a syntax error.
+    ``last_good`` keeps each file's last text and tree that parsed, so that
+    navigation still finds the declarations of a file while it is being edited into a
+    syntax error.
     """
 
     folders: list[Path] = field(default_factory=list)
     _parsed: dict[Path, tuple[str, ParseResult]] = field(default_factory=dict)
-    last_good: dict[str, SourceFile] = field(default_factory=dict)
+    last_good: dict[str, tuple[str, SourceFile]] = field(default_factory=dict)
 
     def root_of(self, path: Path) -> Path:
         """The project directory of the file ``path``."""
@@ -110,7 +127,12 @@ class Projects:
         if path in open_texts or path.is_file():
             paths.add(path)
         files = [self._parse(p, open_texts.get(p)) for p in sorted(paths)]
-        return Snapshot(root, Project(files, roots=[root]))
+        stale = {
+            f.path: self.last_good[f.path]
+            for f in files
+            if f.tree is None and f.path in self.last_good
+        }
+        return Snapshot(root, Project(files, roots=[root]), stale)
 
     def _parse(self, path: Path, text: str | None) -> ParseResult:
         if text is None:
@@ -125,5 +147,5 @@ class Projects:
         result = parse_source(text, str(path))
         self._parsed[path] = (text, result)
         if result.tree is not None:
-            self.last_good[result.path] = result.tree
+            self.last_good[result.path] = (text, result.tree)
         return result

@@ -107,15 +107,6 @@ class JourneyServer(LanguageServer):
             p for f in self.workspace.folders.values() if (p := uri_to_path(f.uri)) is not None
         ]
 
-    def index(self, snap: Snapshot) -> Index:
-        """The names of a project. A file that does not parse contributes its last
-        tree that did, so that its declarations stay reachable from other files."""
-        trees = {t.path: t for t in snap.trees}
-        for f in snap.project.files:
-            if f.tree is None and f.path in self.projects.last_good:
-                trees[f.path] = self.projects.last_good[f.path]
-        return Index.build(trees.values(), snap.texts)
-
     def lines(self, text: str) -> LineIndex:
         """Offsets ↔ positions of ``text`` in the negotiated encoding."""
         encoding = self.workspace.position_encoding or types.PositionEncodingKind.Utf16
@@ -214,7 +205,7 @@ class JourneyServer(LanguageServer):
 
     def location(self, snap: Snapshot, occ: Occurrence) -> types.Location:
         """Where an occurrence is, for the editor."""
-        text = snap.texts.get(occ.span.file, "")
+        text = snap.index_texts.get(occ.span.file, "")
         return types.Location(uri=self.uri(occ.span.file), range=self.lines(text).range(occ.span))
 
 
@@ -263,7 +254,7 @@ def on_hover(ls: JourneyServer, params: types.HoverParams) -> types.Hover | None
     snap, file, offset = found
     f = snap.file(Path(file))
     tree: ast.SourceFile | None = f.tree if f is not None else None
-    result = hover(ls.index(snap), snap.texts, tree, file, offset)
+    result = hover(snap.index(), snap.index_texts, tree, file, offset, snap.texts[file])
     if result is None:
         return None
     return types.Hover(
@@ -279,7 +270,7 @@ def on_definition(ls: JourneyServer, params: types.DefinitionParams) -> list[typ
     if found is None:
         return []
     snap, file, offset = found
-    index = ls.index(snap)
+    index = snap.index()
     occ = ls.symbol(snap, index, file, offset)
     if occ is None:
         return []
@@ -293,7 +284,7 @@ def on_references(ls: JourneyServer, params: types.ReferenceParams) -> list[type
     if found is None:
         return []
     snap, file, offset = found
-    index = ls.index(snap)
+    index = snap.index()
     occ = ls.symbol(snap, index, file, offset)
     if occ is None:
         return []
@@ -311,7 +302,7 @@ def on_completion(ls: JourneyServer, params: types.CompletionParams) -> types.Co
     if found is None:
         return types.CompletionList(is_incomplete=False, items=[])
     snap, file, offset = found
-    index = ls.index(snap)
+    index = snap.index()
     names = Names(
         messages=index.names(Kind.MESSAGE),
         segments=index.names(Kind.SEGMENT),
