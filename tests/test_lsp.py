@@ -461,6 +461,7 @@ def test_index_and_hover(tmp_path: Path) -> None:
     assert "fields: `title`, `body`" in hover_at("send push", len("send p"))
     assert "**journey** `cart`" in hover_at("journey cart", len("journey c"))
     assert "days_since(timestamp) -> number" in hover_at("days_since")
+    assert "**clause** `exit when EVENT [where EXPR]`" in hover_at("exit when", 2)
     assert "last(EVENT [where CONDITION] [within DURATION]) -> event" in hover_at("last(")
     # The branch step, hovered on its `if`: a branch node with both blocks.
     branch = hover_at("if segment")

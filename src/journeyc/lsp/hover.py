@@ -4,7 +4,8 @@
 - a segment: its definition;
 - a step (anywhere on it, or its ``as NAME``): the IR node the compiler makes of it;
 - a function or aggregate: its signature (:mod:`journeyc.lang.builtins`);
-- a channel: its fields.
+- a channel: its fields;
+- a journey clause: what it means.
 """
 
 from __future__ import annotations
@@ -35,6 +36,30 @@ AGGREGATE_DOCS: dict[str, str] = {
 ITEM_TEST_DOCS: dict[str, str] = {
     "any": "whether some item of a list satisfies the condition (`item` is that item)",
     "all": "whether every item of a list satisfies the condition (`item` is that item)",
+}
+
+
+# What each journey clause means (docs/language.md, "Journey clauses").
+CLAUSE_DOCS: dict[type, str] = {
+    ast.WhenEvent: "`when EVENT [where EXPR]`: enter when the event arrives and the "
+    "condition holds; several `when` lines mean any of them",
+    ast.WhenSegment: "`when entering SEGMENT` / `when leaving SEGMENT`: enter when the user "
+    "becomes (stops being) a member",
+    ast.Every: "`every SCHEDULE for SEGMENT`: enter the segment's members on a schedule, in "
+    "each user's local time; `for everyone` takes all users",
+    ast.Entry: "`entry once` (default) / `entry once per DURATION` / `entry always`: re-entry "
+    "rules; a user is never in the same journey twice at once",
+    ast.ExitWhen: "`exit when EVENT [where EXPR]`: leave at once when the event arrives, "
+    "whatever step the user is on",
+    ast.Goal: "`goal EVENT [where EXPR] [within DURATION]`: the conversion, recorded once "
+    "per entry",
+    ast.QuietHours: "`quiet hours HH:MM-HH:MM [skip]`: sends in this local window wait "
+    "until it ends (`skip`: are dropped)",
+    ast.Cap: "`cap N per DURATION`: at most N sends from this journey to one user in any "
+    "DURATION window",
+    ast.Holdout: "`holdout P%`: P% of entrants go through with every send suppressed",
+    ast.UpgradeInPlace: "`upgrade in place`: users in flight move to a new version of the "
+    "journey at their step",
 }
 
 
@@ -193,6 +218,8 @@ def _node(node: object, offset: int) -> Hover | None:
             return Hover(channel_doc(node.channel), node.span.head(len(node.channel)))
     elif isinstance(node, ast.Field) and _within(node.span.start, len(node.name), offset):
         return Hover(f"field `{node.name}` of a message part", node.span.head(len(node.name)))
+    elif type(node) in CLAUSE_DOCS and isinstance(span, Span):
+        return Hover(f"**clause** {CLAUSE_DOCS[type(node)]}", span)
     return None
 
 
