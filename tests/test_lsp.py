@@ -151,6 +151,7 @@ async def _session(root: Path) -> None:
         caps = init.capabilities
         assert caps.hover_provider and caps.definition_provider and caps.references_provider
         assert caps.completion_provider is not None and caps.document_formatting_provider
+        assert caps.document_symbol_provider
         s.client.initialized(types.InitializedParams())
 
         # Opening a document checks its project: both files, clean.
@@ -259,6 +260,20 @@ async def _session(root: Path) -> None:
         assert sorted((r.uri, r.range.start.line) for r in refs) == sorted(
             [(msg_uri, 0), (cart_uri, 6), (cart_uri, 8)]
         )
+
+        # The outline: the journey and its steps, named as the compiler names them.
+        outline = await s.client.text_document_document_symbol_async(
+            types.DocumentSymbolParams(text_document=doc(cart_uri))
+        )
+        assert outline is not None
+        (journey,) = outline
+        assert isinstance(journey, types.DocumentSymbol) and journey.name == "cart"
+        assert [(c.name, c.detail) for c in journey.children or []] == [
+            ("first_wait", "wait"),
+            ("2", "branch"),
+        ]
+        branch = (journey.children or [])[1]
+        assert [c.name for c in branch.children or []] == ["2.1.1", "2.2.1"]
 
         # Completion: channels after `send`, messages after a channel, keywords at the
         # start of a journey's line, functions in a condition.

@@ -30,6 +30,7 @@ from journeyc.lsp.hover import hover
 from journeyc.lsp.index import Index, Kind, Occurrence
 from journeyc.lsp.positions import LineIndex
 from journeyc.lsp.projects import Projects, Snapshot
+from journeyc.lsp.symbols import document_symbols
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +311,19 @@ def on_completion(ls: JourneyServer, params: types.CompletionParams) -> types.Co
     )
     items = complete(snap.texts.get(file, ""), offset, names)
     return types.CompletionList(is_incomplete=False, items=items)
+
+
+@server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+def on_document_symbol(
+    ls: JourneyServer, params: types.DocumentSymbolParams
+) -> list[types.DocumentSymbol]:
+    """The outline: journeys and their steps, messages and their parts, segments."""
+    path = uri_to_path(params.text_document.uri)
+    snap = ls.snapshot(params.text_document.uri)
+    f = snap.file(path) if snap is not None and path is not None else None
+    if f is None or f.tree is None:
+        return []
+    return document_symbols(f.tree, ls.lines(f.text))
 
 
 @server.feature(types.TEXT_DOCUMENT_FORMATTING)
