@@ -382,6 +382,8 @@ def test_completion_line_starts() -> None:
     assert {"send", "wait", "exit"} <= in_branch and "when" not in in_branch
     after_if = labels("journey j\n  if vip\n    exit\n  |")
     assert {"elif", "else", "send"} <= after_if
+    assert {"elif", "else"} <= labels("when x\nif vip\n  exit\n|")
+    assert "else" not in labels("when x\nwait 1d\n|")
     assert labels("journey j\n  wait for x up to 1d\n    |") == {"on"}
     assert labels("message m\n  |") >= {"push", "email", "sms"}
     assert labels("message m\n  push\n    |") == {"title", "body", "image", "deeplink", "data"}

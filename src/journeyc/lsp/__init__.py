@@ -4,6 +4,7 @@
 Modules: :mod:`~journeyc.lsp.positions` (offsets and LSP positions),
 :mod:`~journeyc.lsp.projects` (which files form a document's project, unsaved text
 included), :mod:`~journeyc.lsp.index` (names and where they are used),
-:mod:`~journeyc.lsp.hover`, :mod:`~journeyc.lsp.completion` and
-:mod:`~journeyc.lsp.server` (the pygls server).
+:mod:`~journeyc.lsp.hover`, :mod:`~journeyc.lsp.completion`,
+:mod:`~journeyc.lsp.symbols` (the outline) and :mod:`~journeyc.lsp.server` (the
+pygls server).
 """

@@ -209,7 +209,7 @@ def _line_start(lines: Sequence[str], row: int, indent: int) -> list[types.Compl
     sibling = _first_word(_sibling(lines, row, indent))
     branch = ["elif", "else"] if sibling in ("if", "elif") else []
     if not headers:
-        return _keywords([*DECLARATIONS, *CLAUSES, *STEPS])
+        return _keywords([*DECLARATIONS, *CLAUSES, *STEPS, *branch])
     if parent == "journey":
         return _keywords([*CLAUSES, *STEPS, *branch])
     if parent == "message":
