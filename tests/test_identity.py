@@ -663,3 +663,73 @@ def test_forgetting_an_old_id_over_the_api_forgets_the_known_user(api: Api) -> N
     assert (removed["events"], removed["identities"]) == (3, 1)
     assert api.events() == []
     assert_error(api.client.get("/v1/users/u1", headers=ADMIN), 404)
+
+
+@st.composite
+def tangled_timelines(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Calls of a few ids where both sides have history, some merged more than once:
+    logins of two accounts on one device, `alias` of an old user id into a new one."""
+    ids = ["anon-1", "anon-2", "u1", "u2"]
+    calls: list[dict[str, Any]] = []
+    for k in range(draw(st.integers(1, 14))):
+        # Within hours of each other: journeys of two ids are in flight at a merge.
+        minute = draw(st.integers(0, 8 * 60))
+        base: dict[str, Any] = {"messageId": f"m{k}", "timestamp": iso(T0 + minute * MINUTE)}
+        kind = draw(st.sampled_from(["track", "track", "identify", "login", "alias"]))
+        if kind == "login":
+            anon, user = draw(st.sampled_from(ids[:2])), draw(st.sampled_from(ids[2:]))
+            traits = {"push_enabled": draw(st.booleans()), "first_name": user.title()}
+            calls.append(
+                base | {"type": "identify", "anonymousId": anon, "userId": user, "traits": traits}
+            )
+        elif kind == "alias":
+            previous, user = draw(st.sampled_from(ids)), draw(st.sampled_from(ids[2:]))
+            calls.append(base | {"type": "alias", "previousId": previous, "userId": user})
+        else:
+            who = draw(st.sampled_from(ids))
+            key = "anonymousId" if who.startswith("anon") else "userId"
+            if kind == "identify":
+                traits = {"push_enabled": draw(st.booleans())}
+                calls.append(base | {"type": "identify", key: who, "traits": traits})
+            else:
+                event = draw(st.sampled_from(["cart_abandoned", "product_viewed", *_ANON_EVENTS]))
+                calls.append(base | {"type": "track", key: who, "event": event})
+    return calls
+
+
+@settings(max_examples=40, deadline=None)
+@given(tangled_timelines())
+def test_merges_held_in_memory_and_written_to_the_store_agree(calls: list[dict[str, Any]]) -> None:
+    """The simulator's held rows and the daemon's written ones (the same engine, two
+    ways of keeping its rows) give the same actions, entries and links, and leave no
+    merged id with data of its own."""
+    from journeyc.engine.simulate import simulate
+
+    project = compile_files(PROPERTY_PROJECT)
+    events = _events(calls)
+    until = T0 + 4 * 24 * HOUR
+    outs = []
+    for hold, scratch in ((True, True), (True, False), (False, False)):
+        with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp, _store(tmp) as store:
+            actions = simulate(project, events, store, until_ms=until, hold=hold, scratch=scratch)
+            conn = store.conn
+            links = dict(conn.execute("SELECT alias, user_id FROM identities").fetchall())
+            for table in ("events", "profiles", "segment_members", "entries", "instances"):
+                users = {u for (u,) in conn.execute(f"SELECT DISTINCT user_id FROM {table}")}
+                assert not users & links.keys(), (table, users, links)
+            live = conn.execute(
+                "SELECT journey_id, user_id, count(*) FROM instances GROUP BY 1, 2"
+                " HAVING count(*) > 1"
+            ).fetchall()
+            assert live == []
+            outs.append(
+                (
+                    [a.to_json() for a in actions],
+                    conn.execute(
+                        "SELECT journey_id, user_id, entry_no, entered_at, goal_at FROM entries"
+                        " ORDER BY 1, 2, 3"
+                    ).fetchall(),
+                    links,
+                )
+            )
+    assert outs[0] == outs[1] == outs[2]
