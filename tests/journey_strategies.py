@@ -6,10 +6,11 @@ A project is 1–3 journeys, each written as source text from a restricted gramm
 `if`/`elif`/`else`, `split`, inline `send`, `set`/`unset`, `track`, `exit`). Every
 project passes the checker with no errors (``test_differential`` checks it).
 
-Timelines use a small alphabet on purpose: events `a`, `b`, `c`, users `u1`–`u3`,
-times on a 5-minute grid over three days (so events often coincide with each other
-and with timers), and identify calls that flip `push_enabled`, `email`, `timezone`
-and `tier`.
+Timelines use a small alphabet on purpose: events `a`, `b`, `c` (half of them with
+a `products` list of objects `c`, `p`, `q`, for `any`/`all` and aggregates over list
+items), users `u1`–`u3`, times on a 5-minute grid over three days (so events often
+coincide with each other and with timers), and identify calls that flip
+`push_enabled`, `email`, `timezone` and `tier`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from journeyc.events import Event, parse_event
 
 EVENTS = ("a", "b", "c")
+CATEGORIES = ("x", "y", "z")
 USERS = ("u1", "u2", "u3")
 DURATIONS = ("5m", "10m", "30m", "1h", "6h", "1d")
 CHANNELS = ("push", "email", "sms", "whatsapp", "inapp", "inapp", "webhook")
@@ -83,14 +85,47 @@ def simple_conditions(draw: st.DrawFn, event_in_focus: bool = True) -> str:
         "not flag",
         "tier != null",
     ]
-    kind = draw(st.integers(0, 2))
+    kind = draw(st.integers(0, 3))
     if kind == 0:
         return draw(st.sampled_from(options))
     if kind == 1:
         name, within = draw(st.sampled_from(EVENTS)), draw(st.sampled_from(DURATIONS))
         return f"count({name} within {within}) >= {draw(st.integers(1, 3))}"
+    if kind == 2:
+        return draw(item_conditions(event_in_focus))
     if event_in_focus:
         return f"event.n >= {draw(st.integers(0, 3))}"
+    return draw(st.sampled_from(options))
+
+
+@st.composite
+def item_conditions(draw: st.DrawFn, event_in_focus: bool = True) -> str:
+    """A condition over the `products` lists of events: `any`/`all`, or an aggregate
+    over list items."""
+    name, within = draw(st.sampled_from(EVENTS)), draw(st.sampled_from(DURATIONS))
+    cat = draw(st.sampled_from(CATEGORIES))
+    test = draw(
+        st.sampled_from(
+            (
+                f'item.c == "{cat}"',
+                f"item.p >= {draw(st.integers(1, 3))}",
+                f'item.c != "{cat}" and item.q > 1',
+            )
+        )
+    )
+    func = draw(st.sampled_from(("any", "all")))
+    options = [
+        f"count({name} where {func}(event.products, {test}) within {within}) >= 1",
+        f"sum({name}.products, item.p * item.q where {test} within {within}) >= "
+        f"{draw(st.integers(1, 6))}",
+        f"sum({name}.products, 1 within {within}) > {draw(st.integers(0, 3))}",
+        f"distinct({name}.products, item.c within {within}) >= 2",
+        f'top({name}.products, item.c) == "{cat}"',
+        f"avg({name}.products, item.p) > 1",
+        f"max({name}.products, item.p where {test}) == {draw(st.integers(1, 3))}",
+    ]
+    if event_in_focus:
+        options.append(f"{func}(event.products, {test})")
     return draw(st.sampled_from(options))
 
 
@@ -104,7 +139,17 @@ def conditions(draw: st.DrawFn) -> str:
     return first
 
 
-VALUES = ('"gold"', '"silver"', "true", "false", "null", "event.n", "score + 1", "3")
+VALUES = (
+    '"gold"',
+    '"silver"',
+    "true",
+    "false",
+    "null",
+    "event.n",
+    "score + 1",
+    "3",
+    "top(a.products, item.c within 1d)",
+)
 
 
 # ---------------------------------------------------------------- steps
@@ -253,7 +298,25 @@ def raw_events(draw: st.DrawFn, likely: tuple[str, ...] = EVENTS) -> dict[str, A
             )
         )
         return {"type": "identify", "userId": user, "timestamp": stamp, "traits": traits}
-    props = {"n": draw(st.integers(0, 3))} if draw(st.booleans()) else {}
+    props: dict[str, Any] = {"n": draw(st.integers(0, 3))} if draw(st.booleans()) else {}
+    if draw(st.booleans()):
+        # Segment's e-commerce shape: a list of product objects (now and then
+        # something else in the list, or a `products` that is not a list).
+        product = st.fixed_dictionaries(
+            {},
+            optional={
+                "c": st.sampled_from(CATEGORIES),
+                "p": st.integers(0, 3),
+                "q": st.integers(1, 2),
+            },
+        )
+        props["products"] = draw(
+            st.one_of(
+                st.lists(product, max_size=3),
+                st.lists(st.one_of(product, st.sampled_from(("x", 1, None))), max_size=2),
+                st.sampled_from(("x", None)),
+            )
+        )
     name = draw(st.sampled_from(likely if draw(st.booleans()) else EVENTS))
     return {"type": "track", "userId": user, "event": name, "timestamp": stamp, "properties": props}
 

@@ -139,13 +139,19 @@ class _Instance:
     last_step: ast.Step | None = None
 
 
+_NO_ITEM = object()
+
+
 @dataclass
 class _Ctx:
-    """What an expression is evaluated against."""
+    """What an expression is evaluated against. ``item`` is the list item in focus
+    inside ``any``/``all`` and an item aggregate (elsewhere ``item`` is a profile
+    attribute like any other name)."""
 
     now_ms: int
     user: str
     focus: v.EventView | None
+    item: Any = _NO_ITEM
 
 
 @dataclass
@@ -209,6 +215,8 @@ class _Sim:
                 return ctx.focus
             if e.name == "now":
                 return to_dt(ctx.now_ms)
+            if e.name == "item" and ctx.item is not _NO_ITEM:
+                return ctx.item
             return self.profile(ctx.user).get(e.name)
         if isinstance(e, ast.GetAttr):
             return v.get(self.eval(e.obj, ctx), e.name)
@@ -226,6 +234,14 @@ class _Sim:
             return self.call(e, ctx)
         if isinstance(e, ast.Aggregate):
             return self.aggregate(e, ctx)
+        if isinstance(e, ast.ItemTest):
+            items = self.eval(e.items, ctx)
+            if not isinstance(items, list):
+                return None
+            held = [
+                v.truthy(self.eval(e.cond, _Ctx(ctx.now_ms, ctx.user, ctx.focus, x))) for x in items
+            ]
+            return any(held) if e.func == "any" else all(held)
         if isinstance(e, ast.SegmentRef):
             seg = self.segments[e.name]
             return v.truthy(self.eval(seg, _Ctx(ctx.now_ms, ctx.user, None)))
@@ -290,13 +306,27 @@ class _Sim:
                 continue
             if ev.at_ms > ctx.now_ms or (lo is not None and ev.at_ms <= lo):
                 continue
+            if e.item is not None:
+                matched.append(ev)  # its items are filtered below
+                continue
             if e.where is not None and not v.truthy(
                 self.eval(e.where, _Ctx(ctx.now_ms, ctx.user, ev.view()))
             ):
                 continue
             matched.append(ev)
         matched.sort(key=lambda ev: (ev.at_ms, ev.seq))
-        return _reduce(e.func, e.prop, matched)
+        if e.item is None:
+            return _reduce(e.func, [_prop(ev.props, e.prop) for ev in matched], matched)
+        # Over list items: each object of each event's list, in list order; the
+        # event's `where` and value see the item as `item` and the event as `event`.
+        values: list[Any] = []
+        for ev in matched:
+            items = _prop(ev.props, e.prop)
+            for x in items if isinstance(items, list) else []:
+                inner = _Ctx(ctx.now_ms, ctx.user, ev.view(), x)
+                if e.where is None or v.truthy(self.eval(e.where, inner)):
+                    values.append(self.eval(e.item, inner))
+        return _reduce(e.func, values, [])
 
     def holds(self, e: ast.Expr | None, ctx: _Ctx) -> bool:
         return e is None or v.truthy(self.eval(e, ctx))
@@ -645,15 +675,15 @@ def _key(x: object) -> tuple[str, object] | None:
     return None
 
 
-def _reduce(func: str, prop: Sequence[str], events: list[_Logged]) -> Any:
-    """An aggregate over matched events sorted by (at, seq)."""
+def _reduce(func: str, values: list[Any], events: list[_Logged]) -> Any:
+    """An aggregate over the ``values`` taken of matched events (or list items) in
+    (at, seq, place in the list) order; ``events`` are the matched events."""
     if func == "count":
         return len(events)
     if func == "last":
         return events[-1].view() if events else None
     if func == "first":
         return events[0].view() if events else None
-    values = [_prop(ev.props, prop) for ev in events]
     numbers = [x for x in values if _is_number(x)]
     strings = [x for x in values if isinstance(x, str)]
     if func == "sum":

@@ -583,3 +583,199 @@ def test_sql_where_agrees_with_python_on_every_tricky_pair(tmp_path: Path) -> No
             assert got == want, (cond, profile, sql.plan_sql(agg))
             checked += sql.plan_sql(agg) is not None
     assert checked > len(conds) * len(profiles) * 0.9  # nearly all of them ran as SQL
+
+
+# ---------------------------------------------------------------- lists of objects
+
+P = "products"
+SHOP = [
+    ev(
+        1,
+        "order_completed",
+        NOW - 200 * DAY,
+        products=[{"category": "watches", "brand": "Horloge", "price": 900, "quantity": 1}],
+    ),
+    ev(
+        2,
+        "order_completed",
+        NOW - 100 * DAY,
+        revenue=350,
+        products=[
+            {"category": "jewellery", "brand": "Or", "price": 100, "quantity": 2},
+            {"category": "jewellery", "brand": "Argent", "price": 150, "quantity": 1},
+        ],
+    ),
+    ev(
+        3,
+        "order_completed",
+        NOW - 10 * DAY,
+        products=[
+            {"category": "bags", "brand": "Argent", "price": 12.5, "quantity": 2},
+            {"category": "jewellery", "brand": "Or", "price": "7", "quantity": 1},
+            "not an object",
+            {"category": "watches", "brand": "Horloge"},
+        ],
+    ),
+    ev(4, "order_completed", NOW - 5 * DAY, products={"category": "watches"}),  # not a list
+    ev(5, "order_completed", NOW - 4 * DAY),
+    ev(6, "order_completed", NOW + DAY, products=[{"category": "future", "price": 1}]),
+    ev(7, "order_completed", NOW - DAY, user="u2", products=[{"category": "x", "price": 5}]),
+]
+
+ITEM_CASES: list[tuple[str, Any]] = [
+    ('count(order_completed where any(event.products, item.category == "watches"))', 2),
+    (
+        'count(order_completed where any(event.products, item.category == "watches") within 180d)',
+        1,
+    ),
+    ('count(order_completed where all(event.products, item.category == "jewellery"))', 1),
+    (
+        "sum(order_completed.products, item.price * item.quantity"
+        ' where item.category == "jewellery" within 365d)',
+        350,
+    ),
+    ("sum(order_completed.products, item.price * item.quantity)", 1275.0),
+    ("sum(order_completed.products, 1)", 7),
+    ('sum(order_completed.products, 1 where item.brand == "Or")', 2),
+    ("avg(order_completed.products, item.price within 180d)", (100 + 150 + 12.5) / 3),
+    ("min(order_completed.products, item.price)", 12.5),
+    ("max(order_completed.products, item.price)", "7"),
+    ("distinct(order_completed.products, item.category within 180d)", 3),
+    ("distinct(order_completed.products, item.category)", 3),
+    ("top(order_completed.products, item.brand)", "Horloge"),
+    ("top(order_completed.products, item.category within 180d)", "jewellery"),
+    ("top(order_completed.products, item.brand within 180d)", "Or"),  # later in its list
+    ("top(order_completed.nothing, item.brand)", None),
+    ("sum(order_completed.products, item.price where event.revenue > 300)", 250),
+    ("avg(order_completed.products, item.missing)", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ITEM_CASES, ids=[c[0] for c in ITEM_CASES])
+def test_aggregates_over_list_items(make_source: Factory, text: str, expected: Any) -> None:
+    got = value(make_source(SHOP), text)
+    assert got == expected
+    assert type(got) is type(expected)
+
+
+def test_item_aggregates_and_any_become_sql(tmp_path: Path) -> None:
+    src = SqlAggregates(open_db(tmp_path / "e.db"))
+    for text in (
+        'count(order_completed where any(event.products, item.category == "watches") within 180d)',
+        'count(order_completed where all(event.products, item.price > 10 and item.tags != "x"))',
+        'sum(order_completed.products, item.price * item.quantity where item.category == "j")',
+        "distinct(order_completed.products, item.category within 180d)",
+        "top(order_completed.products, item.brand)",
+        "avg(order_completed.products, item.price where event.currency == cur)",
+        'sum(order_completed.products, 1 where any(item.tags.all, item == "sale"))',
+    ):
+        sql = src.plan_sql(parse_agg(text))
+        assert sql is not None and "json_each" in sql, text
+    for text in (
+        "sum(order_completed.products, item.price + 1)",  # `+` joins strings too
+        "count(order_completed where any(user.wishlist, item == event.sku))",  # a bound list
+    ):
+        assert src.plan_sql(parse_agg(text)) is None, text
+
+
+def test_item_products_that_overflow_in_sql_are_computed_in_python(tmp_path: Path) -> None:
+    conn = open_db(tmp_path / "e.db")
+    big = [{"price": 2**40, "quantity": 2**30}, {"price": 1e200, "quantity": 1e200}]
+    insert(conn, [ev(1, "x", NOW - DAY, products=big), ev(2, "x", NOW - DAY, products=big[:1])])
+    src = SqlAggregates(conn)
+    assert value(
+        src, "sum(x.products, item.price * item.quantity where item.quantity < 1000000000000)"
+    ) == (2 * 2**70)
+    assert value(src, "max(x.products, item.price * item.quantity)") == float("inf")
+
+
+item_fields = st.dictionaries(st.sampled_from(["c", "n", "k"]), prop_values, max_size=3)
+list_items = st.one_of(
+    item_fields,
+    item_fields.map(lambda d: {**d, "sub": [dict(d)]}),
+    prop_values,  # a list may hold anything: only objects have fields
+)
+list_props = st.dictionaries(
+    st.sampled_from(["products", "p"]),
+    st.one_of(st.lists(list_items, max_size=4), prop_values),
+    max_size=2,
+)
+item_refs = st.builds(
+    ir.ItemRef, path=st.sampled_from([["c"], ["n"], ["k"], [], ["c", "x"], ["sub"]])
+)
+item_operands = st.one_of(item_refs, operands)
+
+
+def _item_cond_leaf() -> st.SearchStrategy[ir.Expr]:
+    cmp = st.builds(
+        lambda op, a, b: ir.Op(op=op, args=[a, b]),
+        st.sampled_from(["==", "!=", "<", ">=", "in", "not in"]),
+        item_operands,
+        st.one_of(item_operands, st.lists(operands, max_size=3).map(lambda x: ir.ListE(items=x))),
+    )
+    exists = st.builds(lambda a: ir.Call(func="exists", args=[a]), item_refs)
+    return st.one_of(cmp, exists, item_refs)
+
+
+item_conditions = st.recursive(
+    _item_cond_leaf(),
+    lambda c: st.one_of(
+        st.builds(lambda a, b: ir.Op(op="and", args=[a, b]), c, c),
+        st.builds(lambda a: ir.Op(op="not", args=[a]), c),
+        st.builds(
+            lambda f, a: ir.Each(func=f, items=ir.ItemRef(path=["sub"]), cond=a),
+            st.sampled_from(["any", "all"]),
+            c,
+        ),
+    ),
+    max_leaves=3,
+)
+item_values = st.one_of(
+    item_refs,
+    literals.map(lambda v: ir.Lit(value=v)),
+    st.builds(lambda a, b: ir.Op(op="*", args=[a, b]), item_operands, item_operands),
+)
+each_conditions = st.builds(
+    lambda f, path, c: ir.Each(func=f, items=ir.EventRef(path=path), cond=c),
+    st.sampled_from(["any", "all"]),
+    st.sampled_from([["products"], ["p"], ["products", "x"]]),
+    item_conditions,
+)
+
+
+@given(
+    st.lists(st.tuples(st.integers(min_value=0, max_value=5), list_props), max_size=6),
+    st.lists(
+        st.tuples(item_values, st.one_of(st.none(), item_conditions), each_conditions),
+        min_size=1,
+        max_size=3,
+    ),
+    st.dictionaries(st.sampled_from(["a", "b"]), profile_values),
+)
+def test_sql_over_list_items_agrees_with_python(
+    shared_conn: sqlite3.Connection,
+    rows: list[tuple[int, dict[str, Any]]],
+    cases: list[tuple[ir.Expr, ir.Expr | None, ir.Expr]],
+    profile: dict[str, Any],
+) -> None:
+    """Item aggregates (``sum(x.products, VALUE where COND)``) and ``any``/``all`` in an
+    event's ``where``: the SQL forms, the Python forms and the in-memory lists agree."""
+    shared_conn.execute("DELETE FROM events")
+    events = [ev(i + 1, "x", NOW - h * timedelta(hours=1), **p) for i, (h, p) in enumerate(rows)]
+    insert(shared_conn, events)
+    sources = (SqlAggregates(shared_conn), SqlAggregates(shared_conn, sql_where=False))
+    index = EventIndex(shared_conn, 0)
+    index.add(stored(events))
+    reference = ListAggregates(events)
+    for item, where, each in cases:
+        aggs = [
+            ir.Agg(func=f, event="x", prop=["products"], item=item, where=where)
+            for f in ("sum", "avg", "min", "max", "distinct", "top")
+        ] + [ir.Agg(func=f, event="x", where=each) for f in ("count", "last")]
+        for agg in aggs:
+            got = [
+                compile_expr(agg)(Scope(now=NOW, profile=profile, aggregates=src, user_id="u1"))
+                for src in (*sources, IndexedAggregates(index), reference)
+            ]
+            assert got[0] == got[1] == got[2] == got[3], (agg, sources[0].plan_sql(agg), got)
+            assert [type(g) for g in got] == [type(got[3])] * 4

@@ -84,8 +84,14 @@ def _render(e: ir.Expr) -> tuple[str, int]:
         return "[" + ", ".join(expr_to_text(i) for i in e.items) + "]", _ATOM
     if isinstance(e, ir.Call):
         return f"{e.func}(" + ", ".join(expr_to_text(a) for a in e.args) + ")", _ATOM
+    if isinstance(e, ir.ItemRef):
+        return "".join(["item", *(f".{p}" for p in e.path)]), _ATOM
+    if isinstance(e, ir.Each):
+        return f"{e.func}({expr_to_text(e.items)}, {expr_to_text(e.cond)})", _ATOM
     if isinstance(e, ir.Agg):
         inner = ".".join([e.event, *e.prop])
+        if e.item is not None:
+            inner += f", {expr_to_text(e.item)}"
         if e.where is not None:
             inner += f" where {expr_to_text(e.where)}"
         if e.within is not None:

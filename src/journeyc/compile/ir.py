@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 # ---------------------------------------------------------------- expressions
 
@@ -49,6 +49,14 @@ class EventRef(_Model):
     """A path into the event in focus: ``event.product.brand`` → ``["product", "brand"]``."""
 
     k: Literal["event"] = "event"
+    path: list[str]
+
+
+class ItemRef(_Model):
+    """A path into the list item in focus (``item.price`` → ``["price"]``): inside an
+    item aggregate's value and ``where``, and the condition of ``any``/``all``."""
+
+    k: Literal["item"] = "item"
     path: list[str]
 
 
@@ -111,7 +119,13 @@ class Call(_Model):
 
 
 class Agg(_Model):
-    """An aggregate over the user's events, compiled by the engine to SQL."""
+    """An aggregate over the user's events, compiled by the engine to SQL.
+
+    With ``item`` set, ``prop`` is the path of a list in each event and the aggregate
+    runs over the list's items: ``item`` is the value taken of each (``where`` is
+    asked per item too). ``item`` is left out of the JSON when unset, so aggregates
+    without it keep the JSON, and the content hashes, they always had.
+    """
 
     k: Literal["agg"] = "agg"
     func: Literal["count", "sum", "avg", "min", "max", "distinct", "top", "last", "first"]
@@ -119,6 +133,24 @@ class Agg(_Model):
     prop: list[str] = []
     where: Expr | None = None
     within: int | None = None  # seconds
+    item: Expr | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_item(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if self.item is None:
+            out.pop("item", None)
+        return out
+
+
+class Each(_Model):
+    """``any(LIST, COND)`` / ``all(LIST, COND)``: ``cond`` is asked per item of the
+    list ``items`` evaluates to (null when that is not a list)."""
+
+    k: Literal["each"] = "each"
+    func: Literal["any", "all"]
+    items: Expr
+    cond: Expr
 
 
 class Seg(_Model):
@@ -129,7 +161,7 @@ class Seg(_Model):
 
 
 Expr = Annotated[
-    Lit | Dur | Attr | EventRef | Now | Get | ListE | Op | Call | Agg | Seg,
+    Lit | Dur | Attr | EventRef | ItemRef | Now | Get | ListE | Op | Call | Agg | Each | Seg,
     Field(discriminator="k"),
 ]
 
@@ -404,22 +436,31 @@ class ProjectIR(_Model):
 
 def sub_exprs(e: Expr) -> Iterator[Expr]:
     """The sub-expressions evaluated in the same scope as ``e`` (an aggregate's
-    ``where`` is evaluated per counted event, so it is not one of them)."""
+    ``where`` is evaluated per counted event, and the condition of ``any``/``all``
+    per item, so they are not among them)."""
     if isinstance(e, Get):
         yield e.obj
     elif isinstance(e, ListE):
         yield from e.items
     elif isinstance(e, Op | Call):
         yield from e.args
+    elif isinstance(e, Each):
+        yield e.items
 
 
 def walk(e: Expr) -> Iterator[Expr]:
-    """``e`` and everything inside it, aggregate ``where`` clauses included."""
+    """``e`` and everything inside it, aggregate ``where`` clauses and item values,
+    and the conditions of ``any``/``all``, included."""
     yield e
     for c in sub_exprs(e):
         yield from walk(c)
-    if isinstance(e, Agg) and e.where is not None:
-        yield from walk(e.where)
+    if isinstance(e, Agg):
+        if e.item is not None:
+            yield from walk(e.item)
+        if e.where is not None:
+            yield from walk(e.where)
+    elif isinstance(e, Each):
+        yield from walk(e.cond)
 
 
 def segment_closure(names: Iterable[str], segments: Mapping[str, SegmentIR]) -> set[str]:
@@ -454,6 +495,7 @@ for _m in (
     Op,
     Call,
     Agg,
+    Each,
     EventTrigger,
     EventMatch,
     GoalRule,

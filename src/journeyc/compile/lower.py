@@ -62,8 +62,14 @@ def _lower_project(project: Project) -> ir.ProjectIR:
 # ---------------------------------------------------------------- expressions
 
 
-def lower_expr(e: ast.Expr) -> ir.Expr:
-    """The IR of an expression: names become profile or event paths, operators ``Op``."""
+def lower_expr(e: ast.Expr, items: bool = False) -> ir.Expr:
+    """The IR of an expression: names become profile or event paths, operators ``Op``.
+
+    ``items``: ``e`` is inside an item aggregate's value or ``where``, or the
+    condition of ``any``/``all``, where the name ``item`` is the list item in focus
+    (elsewhere it is a profile attribute like any other name). An aggregate inside
+    starts afresh: its own ``where`` sees its own events and items only.
+    """
     if isinstance(e, ast.Number | ast.String | ast.Bool):
         return ir.Lit(value=e.value)
     if isinstance(e, ast.Null):
@@ -71,33 +77,39 @@ def lower_expr(e: ast.Expr) -> ir.Expr:
     if isinstance(e, ast.Duration):
         return ir.Dur(seconds=e.seconds)
     if isinstance(e, ast.Name | ast.GetAttr):
-        return _lower_path(e)
+        return _lower_path(e, items)
     if isinstance(e, ast.ListExpr):
-        return ir.ListE(items=[lower_expr(i) for i in e.items])
+        return ir.ListE(items=[lower_expr(i, items) for i in e.items])
     if isinstance(e, ast.Unary):
-        return ir.Op(op="not" if e.op == "not" else "neg", args=[lower_expr(e.operand)])
+        return ir.Op(op="not" if e.op == "not" else "neg", args=[lower_expr(e.operand, items)])
     if isinstance(e, ast.Binary):
-        return ir.Op(op=e.op, args=[lower_expr(e.left), lower_expr(e.right)])
+        return ir.Op(op=e.op, args=[lower_expr(e.left, items), lower_expr(e.right, items)])
     if isinstance(e, ast.Between):
         return ir.Op(
-            op="between", args=[lower_expr(e.value), lower_expr(e.low), lower_expr(e.high)]
+            op="between",
+            args=[lower_expr(e.value, items), lower_expr(e.low, items), lower_expr(e.high, items)],
         )
     if isinstance(e, ast.Call):
-        return ir.Call(func=e.func, args=[lower_expr(a) for a in e.args])
+        return ir.Call(func=e.func, args=[lower_expr(a, items) for a in e.args])
     if isinstance(e, ast.Aggregate):
+        over_items = e.item is not None
         return ir.Agg(
             func=e.func,
             event=e.event,
             prop=list(e.prop),
-            where=lower_expr(e.where) if e.where is not None else None,
+            where=lower_expr(e.where, over_items) if e.where is not None else None,
             within=e.within.seconds if e.within is not None else None,
+            item=lower_expr(e.item, True) if e.item is not None else None,
         )
+    if isinstance(e, ast.ItemTest):
+        return ir.Each(func=e.func, items=lower_expr(e.items, items), cond=lower_expr(e.cond, True))
     return ir.Seg(name=e.name)
 
 
-def _lower_path(e: ast.Name | ast.GetAttr) -> ir.Expr:
+def _lower_path(e: ast.Name | ast.GetAttr, items: bool = False) -> ir.Expr:
     """``user.a.b`` → ``Attr([a, b])``, ``x.a`` → ``Attr([x, a])``, ``event.a`` →
-    ``EventRef([a])``; a path rooted anywhere else (``last(x).at``) → ``Get``."""
+    ``EventRef([a])``, ``item.a`` (with ``items``) → ``ItemRef([a])``; a path rooted
+    anywhere else (``last(x).at``) → ``Get``."""
     names: list[str] = []
     root: ast.Expr = e
     while isinstance(root, ast.GetAttr):
@@ -109,11 +121,13 @@ def _lower_path(e: ast.Name | ast.GetAttr) -> ir.Expr:
             return ir.Attr(path=names)
         if root.name == "event":
             return ir.EventRef(path=names)
+        if root.name == "item" and items:
+            return ir.ItemRef(path=names)
         if root.name != "now":
             return ir.Attr(path=[root.name, *names])
         out: ir.Expr = ir.Now()
     else:
-        out = lower_expr(root)
+        out = lower_expr(root, items)
     for n in names:
         out = ir.Get(obj=out, name=n)
     return out

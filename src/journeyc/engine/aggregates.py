@@ -56,16 +56,20 @@ from journeyc.engine.expr import (
     compile_expr,
     compile_predicate,
     free_event_refs,
+    free_item_refs,
+    item_scope,
 )
 from journeyc.engine.values import EventView
 
 __all__ = [
     "AggregateSource",
+    "ItemFns",
     "ListAggregates",
     "LoggedEvent",
     "SqlAggregates",
     "filter_where",
     "reduce_events",
+    "reduce_items",
 ]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -138,6 +142,14 @@ def reduce_events(func: str, prop: Sequence[str], events: Sequence[tuple[int, Ev
     if func == "first":
         return events[0][1] if events else None
     picked = [(seq, ev.at, vals.get_path(ev.props, prop)) for seq, ev in events]
+    return _reduce_picked(func, picked)
+
+
+def _reduce_picked(func: str, picked: Sequence[tuple[object, datetime, Any]]) -> Any:
+    """``func`` over values ``(order, at, value)`` in ``(at, order)`` order; ``order``
+    (a ``seq``, or ``(seq, index)`` for list items) breaks ties among times."""
+    if func == "count":
+        return len(picked)
     if func in ("sum", "avg"):
         nums = [v for _, _, v in picked if vals.is_number(v)]
         total = _sum(nums)
@@ -150,7 +162,7 @@ def reduce_events(func: str, prop: Sequence[str], events: Sequence[tuple[int, Ev
         if func == "min":
             return min(numbers) if numbers else min(strings) if strings else None
         return max(strings) if strings else max(numbers) if numbers else None
-    keyed = [(k, seq, at, v) for seq, at, v in picked if (k := _scalar_key(v)) is not None]
+    keyed = [(k, o, at, v) for o, at, v in picked if (k := _scalar_key(v)) is not None]
     if func == "distinct":
         return len({k for k, _, _, _ in keyed})
     if func == "top":
@@ -160,6 +172,42 @@ def reduce_events(func: str, prop: Sequence[str], events: Sequence[tuple[int, Ev
         best = max(keyed, key=lambda r: (counts[r[0]], r[2], r[1]), default=None)
         return None if best is None else best[3]
     raise ValueError(f"unknown aggregate {func}")
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFns:
+    """The compiled parts of an item aggregate: its item value and ``where``."""
+
+    value: Compiled
+    where: Predicate | None
+
+    @classmethod
+    def of(cls, agg: ir.Agg) -> ItemFns:
+        """Compile ``agg``'s item value and ``where`` (``agg.item`` must be set)."""
+        assert agg.item is not None
+        where = None if agg.where is None else compile_predicate(agg.where)
+        return cls(compile_expr(agg.item), where)
+
+
+def reduce_items(
+    agg: ir.Agg, fns: ItemFns, scope: Scope, events: Iterable[tuple[int, EventView]]
+) -> Any:
+    """An item aggregate over ``events`` (``(seq, event)`` pairs sorted by
+    ``(at, seq)``, windowed): each item of the list at ``agg.prop`` of each event
+    for which ``where`` holds gives its value; the values are reduced as
+    :func:`reduce_events` reduces properties, items of one event ordered by their
+    place in its list. A property that is not a list has no items."""
+    picked: list[tuple[object, datetime, Any]] = []
+    value, where, prop = fns.value, fns.where, agg.prop
+    for seq, ev in events:
+        xs = vals.get_path(ev.props, prop)
+        if not isinstance(xs, list):
+            continue
+        for i, x in enumerate(xs):
+            inner = item_scope(scope, ev, x)
+            if where is None or where(inner):
+                picked.append(((seq, i), ev.at, value(inner)))
+    return _reduce_picked(agg.func, picked)
 
 
 def _window(scope: Scope, within: int | None) -> tuple[int, int | None]:
@@ -197,9 +245,12 @@ class ListAggregates:
     def __init__(self, events: Sequence[LoggedEvent]) -> None:
         self._events = sorted(events, key=lambda e: (e.at, e.seq))
         self._where: dict[str, Predicate | None] = {}
+        self._items: dict[str, ItemFns] = {}
 
     def value(self, agg: ir.Agg, key: str, scope: Scope) -> Any:
         """The value of ``agg`` for ``scope.user_id`` at ``scope.now``."""
+        if agg.item is not None and key not in self._items:
+            self._items[key] = ItemFns.of(agg)
         if key not in self._where:
             self._where[key] = None if agg.where is None else compile_predicate(agg.where)
         now, since = scope.now, None
@@ -213,6 +264,8 @@ class ListAggregates:
             and e.at <= now
             and (since is None or e.at > since)
         )
+        if agg.item is not None:
+            return reduce_items(agg, self._items[key], scope, rows)
         return reduce_events(agg.func, agg.prop, filter_where(self._where[key], scope, rows))
 
 
@@ -348,12 +401,16 @@ def _truthy(v: _Val) -> str:
 class _WhereSql:
     """Translates a ``where`` to a SQL condition that is never NULL, or gives up."""
 
-    def __init__(self, prefix: str = "") -> None:
+    def __init__(self, prefix: str = "", item: str | None = None) -> None:
         # ``prefix`` keeps parameter names apart when several conditions share a
         # statement (the set-based evaluation of :mod:`journeyc.engine.bulk`).
         self.prefix = prefix
         self.params: dict[str, object] = {}  # constant parameters
         self.dynamic: list[tuple[str, Compiled]] = []  # evaluated per call on the scope
+        # The json_each aliases of the list items in focus, innermost last: ``item``
+        # (an item aggregate's row), then those of nested ``any``/``all``.
+        self._items: list[str] = [item] if item is not None else []
+        self._n_items = 0
 
     def _param(self, value: object) -> str:
         name = f"{self.prefix}c{len(self.params)}"
@@ -394,12 +451,52 @@ class _WhereSql:
         if isinstance(e, ir.Call) and e.func == "exists" and len(e.args) == 1:
             v = self.value(e.args[0])
             return None if v is None else _not(_is(v, "null"))
+        if isinstance(e, ir.Each):
+            return self._each(e)
         v = self.value(e)
         return None if v is None else _truthy(v)
 
+    def _list_source(self, e: ir.Expr) -> tuple[str, str, str] | None:
+        """A list read from the row: (JSON document, path parameter, the condition
+        under which the document is JSON), or None."""
+        if isinstance(e, ir.EventRef) and e.path and e.path != ["at"]:
+            p = self._path(e.path)
+            return None if p is None else ("props", p, "1")
+        if isinstance(e, ir.ItemRef) and e.path and self._items:
+            a = self._items[-1]
+            p = self._path(e.path)
+            return None if p is None else (f"{a}.value", p, f"{a}.type = 'object'")
+        return None
+
+    def _each(self, e: ir.Each) -> str | None:
+        """``any``/``all`` over a list of the row: an EXISTS over its ``json_each``."""
+        src = self._list_source(e.items)
+        if src is None:
+            return None
+        doc, p, guard = src
+        alias = f"{self.prefix}i{self._n_items}"
+        self._n_items += 1
+        self._items.append(alias)
+        try:
+            cond = self.pred(e.cond)
+        finally:
+            self._items.pop()
+        if cond is None:
+            return None
+        rows = f"SELECT 1 FROM json_each({doc}, {p}) AS {alias}"
+        if e.func == "any":
+            test = f"EXISTS ({rows} WHERE {cond})"
+        else:
+            test = f"NOT EXISTS ({rows} WHERE {_not(cond)})"
+        # CASE, not AND: SQL does not promise to test the guard first.
+        return (
+            f"(CASE WHEN {guard} THEN IFNULL(json_type({doc}, {p}), '') = 'array'"
+            f" AND {test} ELSE 0 END)"
+        )
+
     def value(self, e: ir.Expr) -> _Val | None:
         """``e`` as a SQL value, or None."""
-        if not free_event_refs(e):
+        if not free_event_refs(e) and not free_item_refs(e):
             if isinstance(e, ir.Lit):
                 try:
                     cls, val = _bind(e.value)
@@ -415,10 +512,58 @@ class _WhereSql:
                 return None
             jt = f"IFNULL(json_type(props, {p}), 'null')"
             return _Val(_tag_of(jt), f"json_extract(props, {p})", jt=jt, from_row=True)
+        if isinstance(e, ir.ItemRef):
+            return self._item(e.path)
+        if isinstance(e, ir.Op) and e.op == "*":
+            return self._times(e)
         if isinstance(e, ir.Op | ir.Call):
             p = self.pred(e) if _is_predicate(e) else None
             return None if p is None else _Val("'bool'", p, cls="bool")
         return None
+
+    def _item(self, path: Sequence[str]) -> _Val | None:
+        """A path into the list item in focus (a ``json_each`` row)."""
+        if not self._items:
+            return None
+        a = self._items[-1]
+        if not path:
+            return _Val(_tag_of(f"{a}.type"), f"{a}.atom", jt=f"{a}.type", from_row=True)
+        p = self._path(path)
+        if p is None:
+            return None
+        # Only an object has properties (a string item is not JSON to json_extract).
+        jt = (
+            f"(CASE WHEN {a}.type = 'object' THEN IFNULL(json_type({a}.value, {p}), 'null')"
+            " ELSE 'null' END)"
+        )
+        val = f"(CASE WHEN {a}.type = 'object' THEN json_extract({a}.value, {p}) END)"
+        return _Val(_tag_of(jt), val, jt=jt, from_row=True)
+
+    def _times(self, e: ir.Op) -> _Val | None:
+        """``a * b``: the product of two numbers, else null (as ``values.mul``: no
+        durations come from JSON). A product SQL would round or overflow where Python
+        is exact (int64 overflow, infinities) raises an error instead, and the
+        aggregate is computed in Python."""
+        a, b = self.value(e.args[0]), self.value(e.args[1])
+        if a is None or b is None:
+            return None
+        nums = _and(_is(a, "num"), _is(b, "num"))
+        if nums == "0":
+            return _Val("'null'", "NULL", cls="null")
+        x, y = a.val, b.val
+        if len(x) + len(y) > _MAX_PRODUCT_SQL:
+            return None  # each operand is written five times: nested products grow fast
+        exact = (
+            f"(typeof({x}) = 'integer' AND typeof({y}) = 'integer'"
+            f" AND abs({x}) <= 3037000499 AND abs({y}) <= 3037000499)"
+            f" OR ((typeof({x}) = 'real' OR typeof({y}) = 'real')"
+            f" AND abs({x}) <= 1e150 AND abs({y}) <= 1e150)"
+        )
+        val = (
+            f"(CASE WHEN {nums} THEN (CASE WHEN {exact} THEN {x} * {y}"
+            f" ELSE json_extract('!', '$') END) END)"
+        )
+        return _Val(f"(CASE WHEN {nums} THEN 'num' ELSE 'null' END)", val)
 
     def _in(self, item_e: ir.Expr, container_e: ir.Expr) -> str | None:
         item = self.value(item_e)
@@ -456,6 +601,7 @@ def _is_predicate(e: ir.Op | ir.Call) -> bool:
     return e.op not in ("neg", "+", "-", "*", "/")
 
 
+_MAX_PRODUCT_SQL = 4000  # characters of SQL for the two operands of one `*`
 _SCALAR_TYPES = "('integer', 'real', 'text', 'true', 'false')"
 
 
@@ -490,6 +636,7 @@ class _Plan:
     rows_sql: str  # the window's rows, for the Python path
     where: Predicate | None  # the compiled where, for the Python path
     const: dict[str, object]
+    items: ItemFns | None = None  # an item aggregate's compiled parts, for the Python path
 
 
 class SqlAggregates:
@@ -522,6 +669,8 @@ class SqlAggregates:
             (seq, EventView(agg.event, from_ms(at), _props(props)))
             for seq, at, props in self._conn.execute(plan.rows_sql, params)
         ]
+        if plan.items is not None:
+            return reduce_items(agg, plan.items, scope, rows)
         return reduce_events(agg.func, agg.prop, filter_where(plan.where, scope, rows))
 
     def plan_sql(self, agg: ir.Agg) -> str | None:
@@ -534,6 +683,8 @@ class SqlAggregates:
         if agg.within is not None:
             window += " AND at > :since"
         rows_sql = f"SELECT seq, at, props FROM events WHERE {window} ORDER BY at, seq"
+        if agg.item is not None:
+            return self._compile_items(agg, window, rows_sql, const)
         where_fn = None if agg.where is None else compile_predicate(agg.where)
         jp: str | None = "$"
         if agg.func not in ("count", "last", "first"):
@@ -565,6 +716,51 @@ class SqlAggregates:
             sql = f"SELECT {_select(agg.func, ':path')} {filtered}"
         return _Plan(agg, sql, where_sql, rows_sql, where_fn, const)
 
+    def _compile_items(
+        self, agg: ir.Agg, window: str, rows_sql: str, const: dict[str, object]
+    ) -> _Plan:
+        """An item aggregate: one statement joining the window's events to the
+        ``json_each`` of their list, when its value and ``where`` have SQL forms."""
+        assert agg.item is not None
+        fns = ItemFns.of(agg)
+        python = _Plan(agg, None, None, rows_sql, fns.where, const, fns)
+        lp = _json_path(agg.prop)
+        if lp is None or not self._sql_where:
+            return python
+        const = dict(const, list=lp)
+        ws = _WhereSql(item="it")
+        v = ws.value(agg.item)
+        cond = "1" if agg.where is None else ws.pred(agg.where)
+        if v is None or cond is None:
+            return python
+        const.update(ws.params)
+        filtered = (
+            "FROM events, json_each(events.props, :list) AS it"
+            f" WHERE {window} AND json_type(events.props, :list) = 'array' AND {cond}"
+        )
+        num, text, boolean = _is(v, "num"), _is(v, "text"), _is(v, "bool")
+        if agg.func in ("sum", "avg"):
+            x = f"CASE WHEN {num} THEN {v.val} END"
+            sql = f"SELECT SUM({x}), COUNT({x}) {filtered}"
+        elif agg.func in ("min", "max"):
+            x = f"CASE WHEN {_or(num, text)} THEN {v.val} END"
+            sql = f"SELECT {agg.func.upper()}({x}) {filtered}"
+        else:
+            key = (
+                f"CASE WHEN {num} THEN {v.val} WHEN {text} THEN 's' || {v.val}"
+                f" WHEN {boolean} THEN (CASE WHEN {v.val} THEN 'T' ELSE 'F' END) END"
+            )
+            if agg.func == "distinct":
+                sql = f"SELECT COUNT(DISTINCT {key}) {filtered}"
+            else:  # top: the latest of the most frequent, items by their place
+                sql = (
+                    f"SELECT b, v FROM (SELECT {boolean} AS b, {v.val} AS v, at, seq,"
+                    f" it.key AS ik, COUNT(*) OVER (PARTITION BY {key}) AS c"
+                    f" {filtered} AND ({key}) IS NOT NULL)"
+                    " ORDER BY c DESC, at DESC, seq DESC, ik DESC LIMIT 1"
+                )
+        return _Plan(agg, sql, ws, rows_sql, fns.where, const, fns)
+
     def _run(self, plan: _Plan, params: dict[str, object]) -> Any:
         assert plan.sql is not None
         row = self._conn.execute(plan.sql, params).fetchone()
@@ -576,6 +772,9 @@ class SqlAggregates:
         if func == "top":
             if row is None:
                 return None
+            if plan.items is not None:
+                b, v = row
+                return v == 1 if b == 1 else v
             jt, v = row
             return v == 1 if jt in ("true", "false") else v
         value = row[0]

@@ -348,6 +348,9 @@ class BulkAggregates:
         p = f"a{self._n}_"
         self._n += 1
         col = _Column(agg, p, {f"{p}n": agg.event})
+        if agg.item is not None:
+            # Over list items: one user at a time, by SqlAggregates' json_each form.
+            return col
         cond = [f"name = :{p}n"]
         if agg.within is not None:
             col.since = col.params[f"{p}s"] = self._now_ms - agg.within * 1000

@@ -15,7 +15,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from journeyc.compile import ir
-from journeyc.engine.aggregates import filter_where, from_ms, reduce_events, to_ms
+from journeyc.engine.aggregates import (
+    ItemFns,
+    filter_where,
+    from_ms,
+    reduce_events,
+    reduce_items,
+    to_ms,
+)
 from journeyc.engine.expr import Predicate, Scope, compile_predicate
 from journeyc.engine.values import EventView
 from journeyc.fastjson import loads
@@ -107,6 +114,7 @@ class IndexedAggregates:
     def __init__(self, index: EventIndex) -> None:
         self._index = index
         self._where: dict[str, Predicate | None] = {}
+        self._items: dict[str, ItemFns] = {}
 
     def value(self, agg: ir.Agg, key: str, scope: Scope) -> Any:
         """The value of ``agg`` for ``scope.user_id`` at ``scope.now``."""
@@ -117,6 +125,12 @@ class IndexedAggregates:
         now_ms = to_ms(scope.now)
         since = None if agg.within is None else now_ms - agg.within * 1000
         rows = self._index.window(scope.user_id, agg.event, since, now_ms)
+        if agg.item is not None:
+            items = self._items.get(key)
+            if items is None:
+                items = self._items[key] = ItemFns.of(agg)
+            views = [(seq, EventView(agg.event, from_ms(at), props)) for at, seq, props in rows]
+            return reduce_items(agg, items, scope, views)
         if where is None and agg.func == "count":
             return len(rows)
         views = [(seq, EventView(agg.event, from_ms(at), props)) for at, seq, props in rows]

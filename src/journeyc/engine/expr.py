@@ -34,6 +34,8 @@ __all__ = [
     "compile_expr",
     "compile_predicate",
     "free_event_refs",
+    "free_item_refs",
+    "item_scope",
 ]
 
 
@@ -44,7 +46,8 @@ class Scope:
     ``event`` is the event in focus (None for segment and scheduled entries);
     ``aggregates`` answers ``count(…)`` and kin, ``segments`` answers
     ``segment NAME`` (called with the name and the scope it is asked in); each may
-    be None when the expression needs neither.
+    be None when the expression needs neither. ``item`` is the list item in focus
+    inside an item aggregate and ``any``/``all``.
     """
 
     now: datetime
@@ -53,6 +56,7 @@ class Scope:
     aggregates: AggregateSource | None = None
     segments: Callable[[str, Scope], bool] | None = None
     user_id: str = ""
+    item: Any = None
 
 
 Compiled: TypeAlias = Callable[[Scope], Any]
@@ -127,6 +131,24 @@ def free_event_refs(e: ir.Expr) -> bool:
         return any(free_event_refs(i) for i in e.items)
     if isinstance(e, ir.Op | ir.Call):
         return any(free_event_refs(a) for a in e.args)
+    if isinstance(e, ir.Each):
+        return free_event_refs(e.items) or free_event_refs(e.cond)
+    return False
+
+
+def free_item_refs(e: ir.Expr) -> bool:
+    """Whether ``e`` reads the list item in focus (``any``/``all`` bind their own in
+    their condition, and an aggregate in its value and ``where``)."""
+    if isinstance(e, ir.ItemRef):
+        return True
+    if isinstance(e, ir.Get):
+        return free_item_refs(e.obj)
+    if isinstance(e, ir.ListE):
+        return any(free_item_refs(i) for i in e.items)
+    if isinstance(e, ir.Op | ir.Call):
+        return any(free_item_refs(a) for a in e.args)
+    if isinstance(e, ir.Each):
+        return free_item_refs(e.items)
     return False
 
 
@@ -156,6 +178,10 @@ def _compile(e: ir.Expr) -> _Node:
         return _Node(_agg(e))
     if isinstance(e, ir.Seg):
         return _Node(_seg(e.name), is_bool=True)
+    if isinstance(e, ir.ItemRef):
+        return _Node(_item_ref(e.path))
+    if isinstance(e, ir.Each):
+        return _each(e)
     raise CompileError(f"unknown expression {e!r}")
 
 
@@ -205,6 +231,48 @@ def _event_ref(path: list[str]) -> Compiled:
         return vals.get_path(s.event, steps)
 
     return deep
+
+
+def _item_ref(path: list[str]) -> Compiled:
+    steps = tuple(path)
+
+    def item(s: Scope) -> Any:
+        return vals.get_path(s.item, steps)
+
+    return item
+
+
+def item_scope(scope: Scope, event: EventView | None, item: Any) -> Scope:
+    """``scope`` with ``event`` and ``item`` in focus (an item aggregate's value and
+    ``where``, the condition of ``any``/``all``)."""
+    return Scope(
+        now=scope.now,
+        profile=scope.profile,
+        event=event,
+        aggregates=scope.aggregates,
+        segments=scope.segments,
+        user_id=scope.user_id,
+        item=item,
+    )
+
+
+def _each(e: ir.Each) -> _Node:
+    """``any(LIST, COND)`` / ``all(LIST, COND)``: null unless LIST is a list."""
+    items = _compile(e.items).fn
+    cond = _as_bool(_compile(e.cond))
+    want_all = e.func == "all"
+
+    def each(s: Scope) -> Any:
+        xs = items(s)
+        if not isinstance(xs, list):
+            return None
+        ev = s.event
+        for x in xs:
+            if cond(item_scope(s, ev, x)) is not want_all:
+                return not want_all
+        return want_all
+
+    return _Node(each)
 
 
 def _get(e: ir.Get) -> _Node:

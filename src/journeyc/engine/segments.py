@@ -223,7 +223,12 @@ class Horizon:
                 return compared
         if type(e) is ir.Call and e.func in _SINCE_UNITS:
             return _since_plan(e, self._plan(e.args[0]), self._reads)
-        return _earliest_plan([self._plan(c) for c in ir.sub_exprs(e)])
+        plans = [self._plan(c) for c in ir.sub_exprs(e)]
+        if type(e) is ir.Each and (
+            _reads_clock(e.cond) or any(type(x) is ir.Agg for x in ir.walk(e.cond))
+        ):
+            plans.append(_fallback)  # a condition per item that the clock may change
+        return _earliest_plan(plans)
 
     def _comparison_plan(self, e: ir.Op) -> _Plan | None:
         """The next crossing of a comparison between one time-driven side and the
@@ -347,10 +352,7 @@ def _window_plan(agg: ir.Agg, reads: _Reads) -> _Plan:
     time entering it; a ``where`` that reads the clock, within the fallback."""
     within_ms = None if agg.within is None else agg.within * 1000
     event = agg.event
-    timed_where = agg.where is not None and any(
-        type(x) is ir.Now or (type(x) is ir.Call and x.func in _SINCE_UNITS)
-        for x in ir.walk(agg.where)
-    )
+    timed_where = any(_reads_clock(x) for x in (agg.where, agg.item) if x is not None)
 
     def window(scope: Scope, now_ms: int) -> int | None:
         lo = now_ms if within_ms is None else now_ms - within_ms
@@ -361,8 +363,15 @@ def _window_plan(agg: ir.Agg, reads: _Reads) -> _Plan:
     return window
 
 
+def _reads_clock(e: ir.Expr) -> bool:
+    """Whether ``e`` reads ``now`` anywhere (``days_since`` and kin included)."""
+    return any(
+        type(x) is ir.Now or (type(x) is ir.Call and x.func in _SINCE_UNITS) for x in ir.walk(e)
+    )
+
+
 _Plan = Callable[[Scope, int], int | None]
-_TIMELESS: frozenset[type] = frozenset((ir.Lit, ir.Dur, ir.Attr, ir.EventRef))
+_TIMELESS: frozenset[type] = frozenset((ir.Lit, ir.Dur, ir.Attr, ir.EventRef, ir.ItemRef))
 
 
 def _earliest(*times: int | None) -> int | None:

@@ -143,6 +143,10 @@ class Aggregate:
     """An aggregate over the user's events: ``count(EVENT where … within 7d)``.
 
     ``prop`` is the property path for ``sum(order_completed.amount)`` and kin.
+    With ``item`` set (``sum(order_completed.products, item.price where …)``),
+    ``prop`` is the path of a list in each event, and the aggregate runs over the
+    objects of those lists: ``item`` is the value taken of each, and inside it and
+    ``where`` the name ``item`` is that object (``event`` the event it came from).
     """
 
     func: AggregateFunc
@@ -150,6 +154,22 @@ class Aggregate:
     prop: tuple[str, ...] = ()
     where: Expr | None = None
     within: Duration | None = None
+    item: Expr | None = None
+    span: Span = _span()
+
+
+ITEM_TESTS = ("any", "all")
+ItemTestFunc: TypeAlias = L["any", "all"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemTest:
+    """``any(LIST, COND)`` / ``all(LIST, COND)``: whether some (every) item of a list
+    satisfies ``cond``, in which ``item`` is that item."""
+
+    func: ItemTestFunc
+    items: Expr
+    cond: Expr
     span: Span = _span()
 
 
@@ -175,6 +195,7 @@ Expr: TypeAlias = (
     | Between
     | Call
     | Aggregate
+    | ItemTest
     | SegmentRef
 )
 

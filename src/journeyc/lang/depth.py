@@ -43,7 +43,8 @@ _CHAIN_OPS = frozenset({"and", "or", "+", "-", "*", "/"})
 
 
 def expr_children(e: ast.Expr) -> tuple[ast.Expr, ...]:
-    """The operands of an expression node, an aggregate's ``where`` included."""
+    """The operands of an expression node, an aggregate's item value and ``where``
+    included."""
     if isinstance(e, ast.Binary):
         return (e.left, e.right)
     if isinstance(e, ast.Unary):
@@ -56,8 +57,10 @@ def expr_children(e: ast.Expr) -> tuple[ast.Expr, ...]:
         return e.args
     if isinstance(e, ast.Between):
         return (e.value, e.low, e.high)
-    if isinstance(e, ast.Aggregate) and e.where is not None:
-        return (e.where,)
+    if isinstance(e, ast.Aggregate):
+        return tuple(x for x in (e.item, e.where) if x is not None)
+    if isinstance(e, ast.ItemTest):
+        return (e.items, e.cond)
     return ()
 
 

@@ -213,8 +213,12 @@ def _expr_text(e: ast.Expr) -> str:
         return f"{e.func}(" + ", ".join(_expr(a, 0) for a in e.args) + ")"
     if isinstance(e, ast.Aggregate):
         inner = format_event(e.event) + "".join(f".{p}" for p in e.prop)
+        if e.item is not None:
+            inner += f", {_expr(e.item, 0)}"
         inner += _where(e.where) + _within(e.within)
         return f"{e.func}({inner})"
+    if isinstance(e, ast.ItemTest):
+        return f"{e.func}({_expr(e.items, 0)}, {_expr(e.cond, 0)})"
     return f"segment {e.name}"
 
 

@@ -815,6 +815,8 @@ class ToAst(Transformer[Token, ast.SourceFile]):
         args: list[_CallArg] = [c for c in children[1:] if c is not None]
         if func in ast.AGGREGATES:
             return self._aggregate(func, args, span)
+        if func in ast.ITEM_TESTS:
+            return self._item_test(func, args, span)
         for a in args:
             if a.where is not None or a.within is not None:
                 self.diagnostics.append(
@@ -827,14 +829,54 @@ class ToAst(Transformer[Token, ast.SourceFile]):
                 )
         return ast.Call(func=func, args=tuple(a.expr for a in args), span=span)
 
-    def _aggregate(self, func: str, args: list[_CallArg], span: Span) -> ast.Expr:
-        needs_prop = func not in ("count", "last", "first")
-        shape = f"{func}(EVENT.PROPERTY …)" if needs_prop else f"{func}(EVENT …)"
-        if len(args) != 1:
+    def _item_test(self, func: str, args: list[_CallArg], span: Span) -> ast.Expr:
+        """``any(LIST, COND)`` / ``all(LIST, COND)``."""
+        shape = (
+            f'`{func}(LIST, CONDITION)`, e.g. `{func}(event.products, item.category == "watches")`'
+        )
+        if len(args) != 2:
             self.diagnostics.append(
                 error(
                     "bad_call",
-                    f"`{func}` takes one event{' property' if needs_prop else ''}: `{shape}`",
+                    f"`{func}` takes a list and a condition on each `item` of it: {shape}",
+                    span,
+                    f"{len(args)} argument{'s' if len(args) != 1 else ''} given",
+                )
+            )
+            return ast.Null(span=span)
+        for a in args:
+            if a.where is not None or a.within is not None:
+                self.diagnostics.append(
+                    error(
+                        "bad_call",
+                        f"`{func}` takes no `where`/`within`: its condition is its second "
+                        f"argument, {shape}",
+                        a.span,
+                    )
+                )
+        return ast.ItemTest(
+            func=func,  # type: ignore[arg-type]
+            items=args[0].expr,
+            cond=args[1].expr,
+            span=span,
+        )
+
+    def _aggregate(self, func: str, args: list[_CallArg], span: Span) -> ast.Expr:
+        if len(args) == 2:
+            return self._item_aggregate(func, args, span)
+        needs_prop = func not in ("count", "last", "first")
+        shape = f"{func}(EVENT.PROPERTY …)" if needs_prop else f"{func}(EVENT …)"
+        if len(args) != 1:
+            items = (
+                f", or an event's list and an item value: `{func}(EVENT.LIST, ITEM_VALUE …)`"
+                if needs_prop
+                else ""
+            )
+            self.diagnostics.append(
+                error(
+                    "bad_call",
+                    f"`{func}` takes one event{' property' if needs_prop else ''}: `{shape}`"
+                    + items,
                     span,
                 )
             )
@@ -853,6 +895,57 @@ class ToAst(Transformer[Token, ast.SourceFile]):
             prop=tuple(path[1:]),
             where=a.where,
             within=a.within,
+            span=span,
+        )
+
+    def _item_aggregate(self, func: str, args: list[_CallArg], span: Span) -> ast.Expr:
+        """``sum(EVENT.LIST, ITEM [where COND] [within D])`` and kin: over the objects of a
+        list in each event."""
+        shape = f"`{func}(EVENT.LIST, ITEM_VALUE [where …] [within …])`"
+        if func in ("count", "last", "first"):
+            hint = (
+                "count the events with `count(EVENT where any(event.LIST, CONDITION))`, "
+                "or the items with `sum(EVENT.LIST, 1 where CONDITION)`"
+                if func == "count"
+                else f"`{func}` takes one event name"
+            )
+            self.diagnostics.append(
+                error(
+                    "bad_call",
+                    f"`{func}` takes one event, not a list and an item value",
+                    span,
+                    hints=[hint],
+                )
+            )
+            return ast.Null(span=span)
+        source, value = args
+        if source.where is not None or source.within is not None:
+            self.diagnostics.append(
+                error(
+                    "bad_call",
+                    f"`where` and `within` come after the item value: {shape}",
+                    source.span,
+                )
+            )
+            return ast.Null(span=span)
+        path = _event_path(source.expr)
+        if path is None or len(path) < 2:
+            self.diagnostics.append(
+                error(
+                    "bad_call",
+                    f"`{func}` over items takes an event's list first: {shape}, e.g. "
+                    f"`{func}(order_completed.products, item.price)`",
+                    source.expr.span,
+                )
+            )
+            return ast.Null(span=span)
+        return ast.Aggregate(
+            func=func,  # type: ignore[arg-type]
+            event=normalize_event(path[0]),
+            prop=tuple(path[1:]),
+            where=value.where,
+            within=value.within,
+            item=value.expr,
             span=span,
         )
 

@@ -65,8 +65,8 @@ def is_event_root(expr: ast.Expr) -> bool:
 def subexpressions(expr: ast.Expr, *, into_aggregates: bool = True) -> Iterator[ast.Expr]:
     """``expr`` and every expression inside it, depth first.
 
-    With ``into_aggregates=False`` the ``where`` of an aggregate is skipped: there
-    ``event`` means each counted event, not the event in focus.
+    With ``into_aggregates=False`` the ``where`` (and item value) of an aggregate is
+    skipped: there ``event`` means each counted event, not the event in focus.
     """
     yield expr
     children: tuple[ast.Expr, ...] = ()
@@ -80,8 +80,10 @@ def subexpressions(expr: ast.Expr, *, into_aggregates: bool = True) -> Iterator[
         children = (expr.left, expr.right)
     elif isinstance(expr, ast.Between):
         children = (expr.value, expr.low, expr.high)
-    elif isinstance(expr, ast.Aggregate) and expr.where is not None and into_aggregates:
-        children = (expr.where,)
+    elif isinstance(expr, ast.Aggregate) and into_aggregates:
+        children = tuple(x for x in (expr.item, expr.where) if x is not None)
+    elif isinstance(expr, ast.ItemTest):
+        children = (expr.items, expr.cond)
     for child in children:
         yield from subexpressions(child, into_aggregates=into_aggregates)
 
@@ -138,12 +140,52 @@ class TypeChecker:
             case ast.Call():
                 return self._call(expr)
             case ast.Aggregate():
+                if expr.item is not None:
+                    self._item_value(expr, expr.item)
                 if expr.where is not None:
                     self.condition(expr.where, f"the `where` of `{expr.func}`")
                 return AGGREGATE_RESULTS[expr.func]
+            case ast.ItemTest():
+                self._item_list(expr)
+                self.condition(expr.cond, f"the condition of `{expr.func}`")
+                return T.BOOL
         raise AssertionError(f"unhandled expression {expr!r}")  # pragma: no cover
 
     # ------------------------------------------------------------ node kinds
+    def _item_value(self, agg: ast.Aggregate, item: ast.Expr) -> None:
+        """An item aggregate's value: numbers for ``sum``/``avg``, a value ``min``,
+        ``max``, ``distinct`` and ``top`` can tell apart for the others."""
+        t = self.infer(item)
+        if agg.func in ("sum", "avg"):
+            want: frozenset[Type] = frozenset({T.NUMBER})
+        else:
+            want = frozenset({T.NUMBER, T.STRING}) | (
+                frozenset({T.BOOL}) if agg.func in ("distinct", "top") else frozenset()
+            )
+        if t not in _OPEN and t not in want:
+            self._type_error(
+                f"`{agg.func}` over items needs {' or '.join(sorted(describe(w) for w in want))} "
+                f"for each item, not {describe(t)}",
+                item,
+                f"this is {describe(t)}",
+                hints=[
+                    "e.g. `item.price * item.quantity`"
+                    if agg.func in ("sum", "avg")
+                    else "e.g. `item.category`"
+                ],
+            )
+
+    def _item_list(self, expr: ast.ItemTest) -> None:
+        """The first argument of ``any``/``all`` must be able to hold a list."""
+        t = self.infer(expr.items)
+        if t not in _OPEN and t is not T.LIST:
+            self._type_error(
+                f"`{expr.func}` looks at the items of a list, not {describe(t)}",
+                expr.items,
+                f"this is {describe(t)}",
+                hints=[f'e.g. `{expr.func}(event.products, item.category == "watches")`'],
+            )
+
     def _getattr(self, expr: ast.GetAttr) -> Type:
         obj = self.infer(expr.obj)
         if obj is T.EVENT:
@@ -255,7 +297,7 @@ class TypeChecker:
         func = FUNCTIONS.get(expr.func)
         arg_types = [self.infer(a) for a in expr.args]
         if func is None:
-            known = [*FUNCTIONS, *ast.AGGREGATES]
+            known = [*FUNCTIONS, *ast.AGGREGATES, *ast.ITEM_TESTS]
             self.diagnostics.append(
                 error(
                     "unknown_function",
