@@ -12,6 +12,7 @@ import io
 import json
 import re
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -98,12 +99,17 @@ class HttpReceiver:
                 elif self.path == "/slow":
                     time.sleep(1.0)
                 reply = b'{"ok": true}' if status < 300 else b"no thanks"
-                self.send_response(status)
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                try:
+                    self.send_response(status)
+                    for name, value in extra.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+                except ConnectionError:
+                    # The sender hung up first (a provider that timed out on /slow):
+                    # nobody is left to answer, and a real receiver drops it quietly.
+                    self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -555,6 +561,24 @@ def test_http_a_slow_receiver_times_out_as_transient(http_receiver: HttpReceiver
     with pytest.raises(TransientError, match="Timeout"):
         provider.send(message())
     provider.close()
+
+
+def test_the_test_receiver_lets_a_client_that_hung_up_go_quietly(
+    http_receiver: HttpReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sender that gave up (the timeout above) is gone when ``/slow`` answers: the
+    receiver drops the reply, as a real one does, instead of printing a
+    ``BrokenPipeError`` traceback into the test output."""
+    host, port = http_receiver.server.server_address[:2]
+    with socket.create_connection((str(host), int(port))) as client:
+        client.sendall(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        while not http_receiver.requests:  # read: the handler sleeps, then answers
+            time.sleep(0.01)
+        # Reset, not closed politely: the answer's first write fails at once.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    time.sleep(1.5)  # the answer was written (or failed) by now
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "Error" not in captured.err, captured.err
 
 
 def test_http_twilio_shaped_form(http_receiver: HttpReceiver) -> None:
