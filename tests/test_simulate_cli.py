@@ -500,3 +500,47 @@ def test_users_without_a_zone_are_shown_in_the_configured_zone(tmp_path: Path) -
     )
     assert proc.returncode == 0, proc.stderr
     assert "  2026-01-05T10:00:00Z (Mon 11:00 Europe/Paris)  cart  enter" in proc.stdout
+
+
+def test_a_simulation_store_a_daemon_then_used_is_not_started_over_silently(
+    tmp_path: Path,
+) -> None:
+    """`journeyc serve --db sim.db` keeps its keys in the store: from then on it is the
+    daemon's, refused without --fresh like any other."""
+    import sqlite3
+
+    project = _first_journey(tmp_path)
+    events = _events(tmp_path, "2026-01-05T10:00:00Z")
+    db = tmp_path / "sim.db"
+    args = (str(project), "--events", str(events), "--db", str(db))
+    assert run(*args).returncode == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO settings (name, value) VALUES ('write_key', 'k')")
+    refused = run(*args)
+    assert refused.returncode == 1 and "--fresh" in refused.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT value FROM settings WHERE name = 'write_key'").fetchone()
+
+
+CATALOG_LOAD = (sys.executable, "-m", "journeyc", "catalog", "load", "examples/catalog.jsonl")
+
+
+def test_a_store_with_a_loaded_catalog_alone_is_simulated_into(tmp_path: Path) -> None:
+    project = _first_journey(tmp_path)
+    events = _events(tmp_path, "2026-01-05T10:00:00Z")
+    db = tmp_path / "shop.db"
+    loaded = subprocess.run(
+        [*CATALOG_LOAD, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    proc = run(str(project), "--events", str(events), "--db", str(db))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # nothing started over
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM products").fetchone()[0] > 0

@@ -76,15 +76,22 @@ def _simulation_store(path: Path, events_file: str, *, fresh: bool) -> Store:
     already (a repeated messageId is ignored) and report zero. A store holding what no
     simulation wrote (a daemon's, ``journeyc ingest``'s) is deleted only with
     ``fresh``; without, exit 1. A file that is not a journeyc store is never deleted.
+    (A store with products alone, from ``journeyc catalog load``, is simulated into.)
     """
     if path.exists():
         store = open_store(path)  # exits 1 naming the file when it is no store
         earlier = store.get_setting(SIMULATED_FROM)
-        used = store.conn.execute(
+        used, others = store.conn.execute(
             "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM entries)"
-            " OR EXISTS (SELECT 1 FROM profiles) OR EXISTS (SELECT 1 FROM journeys)"
-        ).fetchone()[0]
+            " OR EXISTS (SELECT 1 FROM profiles) OR EXISTS (SELECT 1 FROM journeys),"
+            " EXISTS (SELECT 1 FROM settings WHERE name != ?)",
+            (SIMULATED_FROM,),
+        ).fetchone()
         store.close()
+        # A daemon keeps its keys and deployed project in settings: a simulation's
+        # store that `journeyc serve` then ran on is the daemon's.
+        if others:
+            used, earlier = True, None
         if earlier is None and used and not fresh:
             click.echo(
                 f"journeyc: {path} holds events or users that no simulation wrote (a "
