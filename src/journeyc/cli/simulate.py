@@ -430,9 +430,11 @@ def local_zones(names: Mapping[str, str], default: ZoneInfo) -> Callable[[str], 
 _UTC = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu"})
 
 
-def _local(at_ms: int, zone: tzinfo) -> str:
-    """`` (Tue 03:30 Asia/Bangkok)``: the weekday and clock at ``at_ms`` in ``zone``."""
-    return datetime.fromtimestamp(at_ms // 1000, zone).strftime(f" (%a %H:%M {zone})")
+@functools.lru_cache(maxsize=65_536)  # per minute shown: actions bunch at the same times
+def _local(minute: int, zone: tzinfo) -> str:
+    """`` (Tue 03:30 Asia/Bangkok)``: the weekday and clock at ``minute`` (since the
+    epoch) in ``zone``."""
+    return datetime.fromtimestamp(minute * 60, zone).strftime(f" (%a %H:%M {zone})")
 
 
 def timeline(
@@ -455,7 +457,7 @@ def timeline(
         lines.append(f"{user}")
         zone = zone_of(user) if zone_of is not None else None
         for a in by_user[user]:
-            local = "" if zone is None else _local(a.at_ms, zone)
+            local = "" if zone is None else _local(a.at_ms // 60_000, zone)
             lines.append(f"  {iso_ms(a.at_ms)}{local}  {a.journey}  {_describe(a)}")
         lines.append("")
     lines.extend(tests)
