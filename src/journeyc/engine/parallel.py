@@ -11,6 +11,11 @@ long as the whole replay would. The whole replay lasts while any user has events
 left or a journey waiting, and while it lasts, the other users' segment rechecks and
 scheduled entries run too, and may start journeys that keep it going.
 
+A merge (an anonymous id joining a known user, docs/semantics.md) makes two ids one
+user: the parent links the file's ids first, in log order, as a store would
+(:func:`~journeyc.store.identities.link_events`), and sends every id to the part of
+the user it ends up naming.
+
 So each process replays its part of the users in a store of its own, and the
 processes agree on the end:
 
@@ -379,6 +384,7 @@ def _replay_part(conn: Connection, job: _Job, part: _Part, done: Any) -> None:
                     tell,
                     scratch=True,
                     ordered=True,  # by the parent, which dropped repeated messageIds
+                    # and linked ids
                 )
                 command, horizon = conn.recv()
                 while command == "run":

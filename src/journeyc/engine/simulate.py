@@ -131,13 +131,15 @@ class Replay:
         ordered: bool = False,
     ) -> None:
         # ordered: the caller (a part of a parallel replay) has put the events in log
-        # order and dropped repeated messageIds already, for a store with no events.
+        # order, dropped repeated messageIds and linked ids (below) already, for a
+        # store with no events.
         in_order, start_ms = log_order(events, start_ms, ordered=ordered)
-        # Each event names the user its id names when it is logged (an anonymous id
-        # merged into a known user names that user from then on): worked out for the
-        # whole file now, in log order, as the store does at ingest. The merges
-        # themselves happen as the engine reaches the alias events.
-        in_order = store.link_events(in_order)
+        if not ordered:
+            # Each event names the user its id names when it is logged (an anonymous
+            # id merged into a known user names that user from then on): worked out
+            # for the whole file now, in log order, as the store does at ingest. The
+            # merges themselves happen as the engine reaches the alias events.
+            in_order = store.link_events(in_order)
         cut = bisect_left(in_order, start_ms, key=_AT)
         history, live = in_order[:cut], in_order[cut:]
         engine = Engine(store, config)
