@@ -524,13 +524,15 @@ class Runtime:
         for inst in theirs:
             inst.user_id = into
             inst.entry_no = numbers[(inst.journey_id, inst.entry_no)]
-        # The latest entry of each journey: the live instance's, else the last entered.
+        # The latest entry of each journey: the live instance's, else the one entered
+        # last (of two entered at one instant, the higher number: the later one).
         ending = {i.id for i in dropped}
-        for jid, no, _ in self.conn.execute(
-            "SELECT journey_id, entry_no, max(entered_at) FROM entries WHERE user_id = ?"
-            " GROUP BY journey_id",
-            (into,),
-        ).fetchall():
+        last_entered: dict[str, tuple[int, int]] = {}
+        for jid, no, at in self.conn.execute(
+            "SELECT journey_id, entry_no, entered_at FROM entries WHERE user_id = ?", (into,)
+        ):
+            last_entered[jid] = max(last_entered.get(jid, (at, no)), (at, no))
+        for jid, (_, no) in sorted(last_entered.items()):
             stays = live.get(jid)  # the instance that goes on, if any
             latest = stays.entry_no if stays is not None else int(no)
             if latest != top.get(jid, latest):
