@@ -5,7 +5,8 @@
 Seeded generation, not timed: N profiles (name, opt-ins, locale, a time zone out of
 six) and M events of a retailer's log spread over 400 days up to ``NOW``, appended
 in time order: shopping sessions open the app, view products (brand, category,
-price), open product details, update carts, complete orders (amount, category) and
+price), open product details, update carts, complete orders (Segment's `revenue` and a
+`products` list of one line: product, category, price, quantity) and
 now and then leave feedback (a rating from 1 to 5). How active a user is follows a
 skewed law (a few very active users, many occasional ones, some with no events at
 all); a few events come from guests, whose profile rows (the store keeps one for
@@ -170,13 +171,15 @@ def event_rows(
             out.append(("cart_updated", at, f'{{"item_count":{items}}}'))
             if rand() < 0.55:
                 at += randrange(30_000, 900_000)
-                amount = round(items * rng.lognormvariate(4.0, 0.9), 2)
+                price = round(rng.lognormvariate(4.0, 0.9), 2)
+                # Segment's e-commerce shape: `revenue` and a `products` list.
                 out.append(
                     (
                         "order_completed",
                         at,
-                        f'{{"order_id":"o{base}","amount":{amount},"category":"{cat}",'
-                        f'"items":{items}}}',
+                        f'{{"order_id":"o{base}","revenue":{round(items * price, 2)},'
+                        f'"products":[{{"product_id":"p{pid}","category":"{cat}",'
+                        f'"price":{price},"quantity":{items}}}]}}',
                     )
                 )
                 if rand() < 0.2:
