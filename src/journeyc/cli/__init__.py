@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "segments": "journeyc.cli.segments:segments",
     "catalog": "journeyc.cli.catalog:catalog",
     "lsp": "journeyc.cli.lsp:lsp",
+    "plan": "journeyc.cli.plan:plan",
+    "deploy": "journeyc.cli.plan:deploy",
 }
 
 

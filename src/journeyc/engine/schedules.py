@@ -22,7 +22,7 @@ from journeyc.compile import ir
 from journeyc.engine.aggregates import from_ms, to_ms
 from journeyc.engine.localtime import next_interval_time, next_local_time, user_zone
 
-__all__ = ["Firing", "ScheduleBook", "next_fire"]
+__all__ = ["Firing", "ScheduleBook", "ScheduleRowValues", "next_fire"]
 
 
 def next_fire(trigger: ir.ScheduleTrigger, zone: ZoneInfo, after_ms: int) -> int:
@@ -35,6 +35,10 @@ def next_fire(trigger: ir.ScheduleTrigger, zone: ZoneInfo, after_ms: int) -> int
         return to_ms(next_interval_time(after, trigger.interval, anchor))
     assert trigger.hour is not None and trigger.minute is not None
     return to_ms(next_local_time(after, trigger.hour, trigger.minute, zone, trigger.day))
+
+
+ScheduleRowValues = tuple[str, int, str, str, int, str | None]
+"""A ``schedules`` row: journey, trigger index, zone, spec, next_at, after_user."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +73,30 @@ class ScheduleBook:
         """Make the rows match the active journeys' schedules in every zone in use. A
         trigger that is unchanged keeps its row (and its progress); a new or changed
         one first fires at its next time at or after ``now_ms``."""
-        self.zones = {self.default.key} | {
+        self.zones, self._triggers, rows = self.planned(journeys, now_ms)
+        self._next = None
+        self.conn.execute("DELETE FROM schedules")
+        self.conn.executemany(
+            "INSERT INTO schedules (journey_id, trigger, zone, spec, next_at, after_user)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def planned(
+        self, journeys: Mapping[str, ir.JourneyIR], now_ms: int
+    ) -> tuple[set[str], dict[tuple[str, int], ir.ScheduleTrigger], list[ScheduleRowValues]]:
+        """What :meth:`deploy` would make of ``journeys`` at ``now_ms``, writing
+        nothing (``journeyc plan`` reads it): the zones in use, the scheduled
+        triggers by (journey, trigger index), and the rows (journey, trigger, zone,
+        spec, next_at, after_user)."""
+        zones = {self.default.key} | {
             self._zone(name).key
             for (name,) in self.conn.execute(
                 "SELECT DISTINCT json_extract(traits, '$.timezone') FROM profiles"
             )
             if isinstance(name, str)
         }
-        self._triggers = {
+        triggers = {
             (jid, i): t
             for jid, j in journeys.items()
             for i, t in enumerate(j.triggers)
@@ -85,27 +105,21 @@ class ScheduleBook:
         existing = self.conn.execute(
             "SELECT journey_id, trigger, zone, spec, next_at, after_user FROM schedules"
         ).fetchall()
-        kept = [
+        kept: list[ScheduleRowValues] = [
             row
             for row in existing
-            if (t := self._triggers.get((row[0], row[1]))) is not None
+            if (t := triggers.get((row[0], row[1]))) is not None
             and t.model_dump_json() == row[3]
-            and row[2] in self.zones
+            and row[2] in zones
         ]
         have = {(jid, i, zone) for jid, i, zone, *_ in kept}
-        fresh = [
+        fresh: list[ScheduleRowValues] = [
             (jid, i, zone, t.model_dump_json(), next_fire(t, ZoneInfo(zone), now_ms - 1), None)
-            for (jid, i), t in sorted(self._triggers.items())
-            for zone in sorted(self.zones)
+            for (jid, i), t in sorted(triggers.items())
+            for zone in sorted(zones)
             if (jid, i, zone) not in have
         ]
-        self._next = None
-        self.conn.execute("DELETE FROM schedules")
-        self.conn.executemany(
-            "INSERT INTO schedules (journey_id, trigger, zone, spec, next_at, after_user)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            kept + fresh,
-        )
+        return zones, triggers, kept + fresh
 
     def add_zone(self, name: object, now_ms: int) -> None:
         """A profile now names ``name`` as its zone: give every schedule a row there."""
