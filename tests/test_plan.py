@@ -5,6 +5,9 @@ refused once the store or the project changed; the exit codes."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from journeyc.events import Event, parse_event
 from journeyc.lang.project import load_project
 from journeyc.store.deployments import active_versions, in_flight, schedule_rows
 from journeyc.store.sqlite import Store
+from tests.daemon_helpers import Daemon, clean_env, poll
 
 T0 = 1_767_607_200_000  # 2026-01-05T10:00:00Z
 HOUR = 3_600_000
@@ -332,3 +336,74 @@ def test_help_documents_the_exit_codes() -> None:
     deploy_help = cli("deploy", "--help")
     assert deploy_help.exit_code == 0
     assert "Exit codes: 0 deployed" in deploy_help.stdout
+
+
+# ---------------------------------------------------------------- serve --no-watch
+
+
+def serve_no_watch(project: Path, db: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    args = [str(project), "--db", str(db), "--port", "0", "--no-watch"]
+    return subprocess.run(
+        [sys.executable, "-m", "journeyc", "serve", *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_serve_no_watch_refuses_to_start_when_nothing_was_deployed(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "project", V1)
+    missing = tmp_path / "missing.db"
+    proc = serve_no_watch(project, missing, tmp_path)
+    assert proc.returncode == 1
+    assert "no store at" in proc.stderr and "journeyc deploy" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not missing.exists()
+    empty = tmp_path / "empty.db"
+    Store.open(empty).close()
+    proc = serve_no_watch(project, empty, tmp_path)
+    assert proc.returncode == 1
+    assert "nothing was ever deployed into" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_serve_no_watch_runs_what_was_deployed_and_takes_a_journeyc_deploy(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    project = write_project(tmp_path / "project", V1)
+    db = tmp_path / "journeyc.db"
+    assert cli("deploy", str(project), "--db", str(db)).exit_code == 0
+    with Store.open(db) as store:
+        v1 = active_versions(store)
+    # On disk, the project is v2 before the daemon starts: it must not deploy it.
+    write_project(project, V2)
+    v2 = {jid: j.version for jid, j in compiled(project).journeys.items()}
+    daemon = Daemon([str(project), "--db", str(db), "--port", "0", "--no-watch"], tmp_path)
+    daemons.append(daemon)
+    daemon.start()
+    assert daemon.admin("/v1/status")["daemon"]["journeys"] == v1
+    assert daemon.admin("/v1/status")["daemon"]["watching"] is False
+
+    # A change on disk while it runs is not deployed either (a watched daemon deploys
+    # one within a second).
+    (project / "plain.journey").write_text(V2["plain.journey"].replace("uno", "dos"))
+    time.sleep(2.5)
+    assert daemon.admin("/v1/status")["daemon"]["journeys"] == v1
+    with Store.open(db) as store:
+        assert active_versions(store) == v1
+    daemon.track("u1", "visit")
+    poll(lambda: ("promo", v1["promo"], "pause") in flights(db), 10, "u1 entering promo v1")
+
+    # journeyc deploy while it runs: the daemon takes it on its poll.
+    write_project(project, V2)
+    mark = len(daemon.log())
+    assert cli("deploy", str(project), "--db", str(db)).exit_code == 0
+    poll(lambda: daemon.admin("/v1/status")["daemon"]["journeys"] == v2, 15, "the new versions")
+    daemon.wait_for_log(r"a deployment was made into the store", after=mark)
+    # u1 moved (upgrade in place), and a new entry takes v2.
+    daemon.track("u2", "visit")
+    poll(lambda: flights(db).get(("promo", v2["promo"], "pause")) == 2, 10, "u2 entering v2")
+    assert daemon.stop() == 0

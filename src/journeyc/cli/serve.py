@@ -82,6 +82,12 @@ def configure_logging(level: str) -> None:
     help="The port (default: [server] port, 8700); 0 picks a free one, printed at start.",
 )
 @click.option(
+    "--no-watch",
+    is_flag=True,
+    help="Run only what `journeyc deploy` deployed: the project directory is neither "
+    "deployed nor watched (see below).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -94,6 +100,7 @@ def serve(
     db: Path | None,
     host: str | None,
     port: int | None,
+    no_watch: bool,
     log_level: str,
 ) -> None:
     """Run the daemon: the HTTP API, the engine on the wall clock and the dispatcher.
@@ -119,6 +126,13 @@ def serve(
     down run as soon as it starts. Logs go to stderr, one line per event of note.
 
     \b
+    With --no-watch, deployments are reviewed instead (journeyc plan, journeyc
+    deploy): the daemon neither deploys nor watches PROJECT_DIR; it runs the
+    project last deployed into the store, takes a `journeyc deploy` made while it
+    runs within seconds, and refuses to start (exit 1) when nothing was ever
+    deployed into the store.
+
+    \b
     It runs as two processes: this one serves the API, an engine process it starts
     runs the engine, the clock, delivery and the watcher. The engine process dies
     with this one; if it dies alone, it is logged and started again.
@@ -127,8 +141,8 @@ def serve(
     engine run or send in hand finish, providers are closed, both processes exit. A
     second signal while it stops exits at once (code 1).
 
-    Exit codes: 0 stopped by a signal, 1 invalid journeys, configuration or store, or
-    the address is taken, 2 usage error.
+    Exit codes: 0 stopped by a signal, 1 invalid journeys, configuration or store,
+    nothing deployed (--no-watch), or the address is taken, 2 usage error.
     """
     from journeyc.serve.daemon import Daemon, ServeSettings, StartupError
     from journeyc.serve.watch import InvalidProjectError
@@ -137,9 +151,9 @@ def serve(
     config, used_file = read_config(config_file)
     if project_dir is None:
         project_dir = DEFAULT_PROJECT
-        if not project_dir.is_dir():
+        if not project_dir.is_dir() and not no_watch:
             usage_error("no ./journeys directory here; name the project directory to serve")
-    elif not project_dir.is_dir():
+    elif not project_dir.is_dir() and not no_watch:
         usage_error(f"{project_dir}: no such directory")
     settings = ServeSettings(
         project_dir=project_dir,
@@ -148,6 +162,7 @@ def serve(
         config_file=used_file,
         host=host if host is not None else config.server.host,
         port=port if port is not None else config.server.port,
+        watch=not no_watch,
     )
     daemon = Daemon(settings)
     daemon.install_signal_handlers()

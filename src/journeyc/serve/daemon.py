@@ -125,7 +125,9 @@ def iso(ms: int | None) -> str | None:
 @dataclass(frozen=True, slots=True)
 class ServeSettings:
     """Everything ``journeyc serve`` was told: the project, the store, the config and
-    where to listen (port 0 picks a free one)."""
+    where to listen (port 0 picks a free one). ``watch`` False (``--no-watch``): the
+    project directory is neither read nor watched; the engine runs the project last
+    deployed into the store."""
 
     project_dir: Path
     store_path: Path
@@ -133,6 +135,7 @@ class ServeSettings:
     config_file: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8700
+    watch: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,10 +273,18 @@ class Daemon(Service):
         from journeyc.store.sqlite import Store
 
         s = self.settings
-        require_project_dir(s.project_dir)
-        # An invalid project stops us before the store is created (the engine process
-        # checks it again, and logs its warnings, when it deploys it).
-        load_checked(s.project_dir)
+        if s.watch:
+            require_project_dir(s.project_dir)
+            # An invalid project stops us before the store is created (the engine
+            # process checks it again, and logs its warnings, when it deploys it).
+            load_checked(s.project_dir)
+        elif not s.store_path.is_file():
+            # --no-watch runs what was deployed: no store, nothing deployed (and none
+            # is created for nothing).
+            raise StartupError(
+                f"no store at {s.store_path}: `serve --no-watch` runs only what is "
+                f"deployed; deploy first (journeyc deploy PROJECT_DIR --db {s.store_path})"
+            )
         try:
             self.store = Store.open(s.store_path, lock_timeout_s=self.config.store.lock_timeout)
         except (StoreError, OSError) as exc:
@@ -294,6 +305,7 @@ class Daemon(Service):
                 "store_path": str(s.store_path),
                 "config": self.config.model_dump_json(by_alias=True),
                 "config_file": str(s.config_file) if s.config_file is not None else None,
+                "watch": s.watch,
                 "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel()),
             },
             self._on_engine_message,
@@ -429,9 +441,10 @@ class Daemon(Service):
         """What ``journeyc serve`` prints at start: the API, the keys and a curl example."""
         assert self.keys is not None
         s = self.settings
+        source = str(s.project_dir) if s.watch else "the store's deployment (--no-watch)"
         lines = [
             f"journeyc {__version__}: serving {len(self.versions)} journey(s) from "
-            f"{s.project_dir} with the store {s.store_path}",
+            f"{source} with the store {s.store_path}",
             f"  API          {self.url}  (OpenAPI docs at {self.url}/docs)",
             f"  write key    {_describe(self.keys.write_key, WRITE_KEY_ENV, 'write_key')}",
             f"  admin token  {_describe(self.keys.admin_token, ADMIN_TOKEN_ENV, 'admin_token')}",

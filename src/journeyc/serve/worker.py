@@ -11,7 +11,12 @@ Threads:
   jobs: ``engine`` (one :meth:`Engine.advance`), ``dispatch`` (the outbox
   dispatcher), ``retention`` (daily), ``poll`` (events other processes logged) and
   ``checkpoint`` (the SQLite write-ahead log copied into the database file);
-- the watcher thread redeploys the project directory when it changes.
+- the watcher thread redeploys the project directory when it changes (not with
+  ``serve --no-watch``, which runs the project last deployed into the store).
+
+A deployment another process made (``journeyc deploy``) is noticed by the ``poll``
+job, which compares the store's deployment stamp with the one this process last
+made or took, and takes the deployed project into the engine.
 
 APScheduler schedules the engine, not the users: per-user waits are rows in the
 store, and the ``engine`` job is one date trigger armed at the earliest of them
@@ -63,6 +68,7 @@ from typing import Any
 
 from journeyc.compile import ir
 from journeyc.config import CONFIG_FILE, Config, ConfigError
+from journeyc.engine.deploy import DEPLOYED_PROJECT
 from journeyc.serve.daemon import (
     RETENTION_DAYS,
     ServeSettings,
@@ -115,8 +121,6 @@ RETRY_MAX_S = 30.0
 
 _ENGINE, _DISPATCH, _RETENTION, _POLL = "engine", "dispatch", "retention", "poll"
 _CHECKPOINT = "checkpoint"
-DEPLOYED_PROJECT = "deployed_project"
-"""The setting holding the project (its IR as JSON) the engine process last deployed."""
 _SCHEDULE = "schedule"  # job ids schedule:JOURNEY:TRIGGER:ZONE
 
 
@@ -167,6 +171,7 @@ class Worker(Service):
         self._channels: dict[str, dict[str, Any]] = {}
         self._last_refused: dict[str, Any] | None = None
         self._last_deploy_ms: int | None = None
+        self._stamp: str | None = None  # the store's deployment this engine runs
         self.scheduler: Any = None
         self._schedule_zones = 0
 
@@ -185,16 +190,19 @@ class Worker(Service):
         from journeyc.store.sqlite import Store
 
         s = self.settings
-        require_project_dir(s.project_dir)
-        try:
-            checked = load_checked(s.project_dir)  # an invalid project stops us before the store
-        except InvalidProjectError as exc:
-            # An engine process started again (the last one died) while the project on
-            # disk is being edited: the last good version keeps running.
-            checked = self._last_deployed(exc)
+        if not s.watch:
+            checked = self._deployed_only()
+        else:
+            require_project_dir(s.project_dir)
+            try:
+                checked = load_checked(s.project_dir)  # an invalid project stops us early
+            except InvalidProjectError as exc:
+                # An engine process started again (the last one died) while the project on
+                # disk is being edited: the last good version keeps running.
+                checked = self._last_deployed(exc)
         if checked.warnings:
             log.warning("the project has warnings:\n%s", checked.warnings.rstrip())
-        if checked.files == 0:
+        if checked.files == 0 and s.watch:
             log.warning("no .journey files under %s yet; watching it for some", s.project_dir)
 
         base_dir = s.config_file.parent if s.config_file is not None else Path.cwd()
@@ -213,7 +221,10 @@ class Worker(Service):
 
         self.engine = Engine(self.store, self.config, commit_per_batch=True, batch=ENGINE_BATCH)
         self.versions = {jid: v for jid, v, _, active in self.engine.rt.versions() if active}
-        self.deploy(checked, at_start=True)
+        if s.watch:
+            self.deploy(checked, at_start=True)
+        else:
+            self._take_deployment(at_start=True)
 
         # The dispatcher has a connection of its own. On the engine's, a read of the
         # engine thread (outside a transaction: next_wake, get_cursor …) holds a
@@ -283,9 +294,12 @@ class Worker(Service):
         self.request_engine_run()
         self.request_dispatch()
 
-        self.watcher = ProjectWatcher(s.project_dir, self.reload)
-        self.watcher.start()
-        self._closers.append(self.watcher.stop)
+        if s.watch:
+            self.watcher = ProjectWatcher(s.project_dir, self.reload)
+            self.watcher.start()
+            self._closers.append(self.watcher.stop)
+        else:
+            log.info("not watching %s: running what is deployed in the store", s.project_dir)
 
     # ------------------------------------------------------------ deploying
 
@@ -310,19 +324,70 @@ class Worker(Service):
         )
         return Checked(project=project, warnings="", files=len(project.journeys))
 
-    def deploy(self, checked: Checked, *, at_start: bool = False) -> None:
+    def _deployed_only(self) -> Checked:
+        """For ``serve --no-watch``: the project last deployed into the store (checked
+        before the store is opened for good); :class:`StartupError` when none was."""
+        from journeyc.engine.deploy import deployed_project
+        from journeyc.store.schema import StoreError
+        from journeyc.store.sqlite import Store
+
+        path = self.settings.store_path
+        project = None
+        if path.exists():
+            try:
+                with Store.open(path) as store:
+                    project = deployed_project(store)
+            except StoreError as exc:
+                raise StartupError(str(exc)) from None
+        if project is None:
+            raise StartupError(
+                f"nothing was ever deployed into {path}: `serve --no-watch` runs only what "
+                f"is deployed; deploy first (journeyc deploy PROJECT_DIR --db {path})"
+            )
+        return Checked(project=project, warnings="", files=len(project.journeys))
+
+    def _take_deployment(self, *, at_start: bool = False) -> bool:
+        """Run the project deployed into the store, when it is not the one this engine
+        runs (another process deployed it: ``journeyc deploy``); say whether it was.
+
+        The stamp is read before the project: a deployment committed between the two
+        reads leaves the older stamp here, so the next poll takes the project again."""
+        from journeyc.engine.deploy import deployed_project, deployed_stamp
+
+        with self._engine_lock:
+            stamp = deployed_stamp(self.store)
+            # At start, a project recorded before deployments had stamps is taken too.
+            if not at_start and (stamp is None or stamp == self._stamp):
+                return False
+            project = deployed_project(self.store)
+        if project is None:
+            return False
+        if not at_start:
+            log.info("a deployment was made into the store (stamp %s): taking it", stamp)
+        checked = Checked(project=project, warnings="", files=len(project.journeys))
+        self.deploy(checked, at_start=at_start, stamp=stamp or "")
+        return True
+
+    def deploy(self, checked: Checked, *, at_start: bool = False, stamp: str | None = None) -> None:
         """Make the project's journeys the active versions and log each one that changed
         (at start, every one).
 
         New entries take the new version; users in flight stay on theirs, unless the
         journey says ``upgrade in place`` (the engine moves them where their step
-        still exists).
+        still exists). ``stamp``: the project is the store's deployment with that
+        stamp, which the engine takes (:meth:`Engine.deploy` again: its rows are
+        those the deployment wrote) without recording it anew.
         """
+        from journeyc.engine.deploy import deploy_project
+
         project = checked.project
         at = now_ms()
         with self._engine_lock:
-            self.engine.deploy(project, at)
-            self.store.put_setting(DEPLOYED_PROJECT, project.model_dump_json())
+            if stamp is None:
+                stamp = deploy_project(self.engine, project, at)
+            else:
+                self.engine.deploy(project, at)
+            self._stamp = stamp
         before, after = self.versions, {jid: j.version for jid, j in project.journeys.items()}
         for jid, journey in project.journeys.items():
             old = before.get(jid)
@@ -576,8 +641,14 @@ class Worker(Service):
         self._dispatch_failures, self._dispatch_retry_at = 0, None
 
     def _poll_job(self) -> None:
-        """Arm the engine when another process (``journeyc ingest``) logged events."""
+        """Arm the engine when another process (``journeyc ingest``) logged events, and
+        take a deployment another process (``journeyc deploy``) made."""
         from journeyc.engine.core import CURSOR
+
+        try:
+            self._take_deployment()
+        except Exception:
+            log.exception("taking the store's new deployment failed; trying again")
 
         try:
             (last,) = self._poll_conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
@@ -705,6 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store_path=Path(spec["store_path"]),
         config=Config.model_validate_json(spec["config"]),
         config_file=Path(spec["config_file"]) if spec["config_file"] else None,
+        watch=bool(spec.get("watch", True)),
     )
     worker = Worker(settings, report=channel.send)
     try:
