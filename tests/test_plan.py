@@ -71,14 +71,14 @@ def compiled(root: Path) -> ProjectIR:
     return lower_project(load_project([root]))
 
 
-def visit(user: str, at: int) -> Event:
+def visit(user: str, at: int, event: str = "visit") -> Event:
     return parse_event(
         {
             "type": "track",
             "userId": user,
-            "event": "visit",
+            "event": event,
             "timestamp": iso_ms(at),
-            "messageId": f"{user}-{at}",
+            "messageId": f"{user}-{event}-{at}",
         },
         0,
     )
@@ -300,6 +300,37 @@ def test_a_missing_store_is_planned_as_empty_and_not_created(tmp_path: Path) -> 
     assert cli("plan", str(project), "--db", str(db), "--out", str(out)).exit_code == 2
     assert cli("deploy", str(project), "--db", str(db), "--plan", str(out)).exit_code == 0
     assert plan_json(project, db)[0] == 0
+
+
+def test_plan_warns_when_users_waiting_for_an_event_would_move_to_another_kind_of_step(
+    tmp_path: Path,
+) -> None:
+    waiting = (
+        "journey j\n  when go\n  upgrade in place\n"
+        "  wait for ping up to 1h as w\n"
+        '  send inapp "a" as s\n'
+    )
+    project = write_project(tmp_path / "project", {"j.journey": waiting})
+    db = tmp_path / "journeyc.db"
+    with Store.open(db) as store:
+        engine = Engine(store)
+        deploy_project(engine, compiled(project), T0)
+        store.append_events([visit("u", T0, "go")])
+        engine.advance(T0)
+    write_project(project, {"j.journey": waiting.replace("wait for ping up to 1h", "wait 1h")})
+    code, plan = plan_json(project, db)
+    assert code == 2
+    ((group,),) = [j["in_flight"] for j in plan["journeys"]]
+    assert (group["step"], group["outcome"], group["kind"], group["to_kind"]) == (
+        "w",
+        "moves",
+        "wait_for",
+        "wait",
+    )
+    assert "if ping arrives while they wait, the engine fails on it" in group["warning"]
+    assert plan["warnings"] == [f"j: 1 user(s) at w: {group['warning']}"]
+    text = cli("plan", str(project), "--db", str(db)).stdout
+    assert "Warning: j: 1 user(s) at w: w waits for ping in" in text
 
 
 def test_plan_exits_1_on_errors_including_usage_errors(tmp_path: Path) -> None:

@@ -157,6 +157,8 @@ def render(plan: dict[str, Any]) -> str:
                 f"{before} → {after}"
             )
         lines.append("")
+    for warning in plan["warnings"]:
+        lines += [f"Warning: {warning}", ""]
     n = plan["summary"]
     lines.append(
         f"Plan: {n['journeys_to_add']} to add, {n['journeys_to_change']} to change, "
@@ -225,10 +227,10 @@ def plan(
     hash, state_hash, project_hash, store, computed_at, changes, summary, journeys
     (id, action add|change|upgrade|retire, from_version, to_version,
     upgrade_in_place, in_flight [{version, step, users, outcome
-    stays|moves|step_gone|retired|current, to_version, kind, to_kind, means}]),
-    unchanged_journeys, segments (name, action add|change|remove, before, after,
-    entering, leaving) and schedules (journey, trigger, zone, every, action,
-    next_before, next_after).
+    stays|moves|step_gone|retired|current, to_version, kind, to_kind, means,
+    warning}]), warnings, unchanged_journeys, segments (name, action
+    add|change|remove, before, after, entering, leaving) and schedules (journey,
+    trigger, zone, every, action, next_before, next_after).
 
     Exit codes (like terraform plan -detailed-exitcode): 0 no changes, 1 error
     (invalid project, unreadable store, usage error), 2 changes present.

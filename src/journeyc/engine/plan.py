@@ -87,6 +87,7 @@ class Group:
     kind: str | None  # what the step is in its version (wait, wait_for, send, …)
     to_kind: str | None  # what the step is in the new version, when they move
     means: str
+    warning: str | None = None  # what goes wrong for them, when something does
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +155,16 @@ class Plan:
         """Whether deploying would change anything."""
         return bool(self.journeys or self.segments or self.schedules)
 
+    @property
+    def warnings(self) -> list[str]:
+        """What would go wrong, one line per group of users it would go wrong for."""
+        return [
+            f"{j.id}: {g.users} user(s) at {g.step}: {g.warning}"
+            for j in self.journeys
+            for g in j.in_flight
+            if g.warning is not None
+        ]
+
     def summary(self) -> dict[str, int]:
         """Counts of the changes, by kind."""
         count = {a: 0 for a in ("add", "change", "retire")}
@@ -180,6 +191,7 @@ class Plan:
             "computed_at": self.computed_at,
             "changes": self.changes,
             "summary": self.summary(),
+            "warnings": self.warnings,
             "journeys": [asdict(j) for j in self.journeys],
             "unchanged_journeys": self.unchanged,
             "segments": [asdict(s) for s in self.segments],
@@ -239,8 +251,7 @@ def _journeys(store: Store, project: ir.ProjectIR) -> tuple[list[JourneyChange],
         groups: list[Group] = []
         for version, step, users in flights.get(jid, []):
             old_ir = version_ir(jid, version)
-            kind = _kind(old_ir, step)
-            groups.append(_group(new, version, step, users, kind))
+            groups.append(_group(new, version, step, users, _node(old_ir, step)))
         if new is None:
             changes.append(JourneyChange(jid, "retire", old, None, False, groups))
         elif old is None:
@@ -260,17 +271,17 @@ def _journeys(store: Store, project: ir.ProjectIR) -> tuple[list[JourneyChange],
     return changes, unchanged
 
 
-def _kind(journey: ir.JourneyIR | None, step: str) -> str | None:
-    node = None if journey is None else journey.nodes.get(step)
-    return None if node is None else str(node.kind)
+def _node(journey: ir.JourneyIR | None, step: str) -> ir.Node | None:
+    return None if journey is None else journey.nodes.get(step)
 
 
 def _group(
-    new: ir.JourneyIR | None, version: str, step: str, users: int, kind: str | None
+    new: ir.JourneyIR | None, version: str, step: str, users: int, node: ir.Node | None
 ) -> Group:
     """What deploying ``new`` (None: the journey is retired) does to ``users`` in
-    flight at ``step`` of ``version`` — as ``Engine.deploy`` and ``Runtime.upgrade``
-    do it."""
+    flight at ``step`` of ``version`` (``node``: that step there) — as
+    ``Engine.deploy`` and ``Runtime.upgrade`` do it."""
+    kind = None if node is None else str(node.kind)
     if new is None:
         return Group(
             version,
@@ -318,19 +329,61 @@ def _group(
             f"step {step} is not in {new.version}: they stay on {version} at {step} and "
             f"finish {version} (the engine moves only users whose step the new version has)",
         )
-    # Runtime.upgrade changes the instance's version only: its timer, the event it
-    # waits for and its variables stay as the old version set them.
-    means = (
-        f"move to {new.version} at step {step}: the wait they are in ends when it was set "
-        f"to end (or on the event it waits for), then they go on from {step} in "
-        f"{new.version}"
+    to_kind = str(target.kind)
+    return Group(
+        version,
+        step,
+        users,
+        "moves",
+        new.version,
+        kind,
+        to_kind,
+        _moved(node, target, step, new.version),
+        _hazard(node, target, step, version, new.version),
     )
-    if kind is not None and kind != target.kind:
-        means += (
-            f". Careful: {step} is a {kind} step in {version} and a {target.kind} step in "
-            f"{new.version}"
+
+
+def _moved(old: ir.Node | None, target: ir.Node, step: str, to_version: str) -> str:
+    """What happens to users moved at ``step`` from ``old`` to ``target``, as the
+    engine's timers and events treat them: ``Runtime.upgrade`` changes an instance's
+    version only, so its timer, the event it waits for and its variables stay as the
+    old version set them, and the new version's node decides where they go on."""
+    head = f"move to {to_version} at step {step}"
+    if isinstance(old, ir.SendNode):
+        # A send held back by quiet hours: on its timer the engine runs the node again.
+        return f"{head}: held there by quiet hours, they run {step} of {to_version} when it ends"
+    ends = "the wait they are in ends when it was set to end"
+    if isinstance(old, ir.WaitForNode):
+        ends += f" or when {old.event} arrives"
+    if isinstance(target, ir.WaitForNode):
+        if isinstance(old, ir.WaitForNode):
+            then = f"then they take {step}'s branches in {to_version}"
+        else:
+            then = f"then they take {step}'s `on timeout` way in {to_version}"
+    elif isinstance(target, ir.WaitNode | ir.WaitUntilNode):
+        then = f"then they go on after {step} in {to_version}"
+    else:
+        then = (
+            f"then they go on after {step} in {to_version}, where {step} is a "
+            f"{target.kind} step that does not run for them"
         )
-    return Group(version, step, users, "moves", new.version, kind, str(target.kind), means)
+    return f"{head}: {ends}; {then}"
+
+
+def _hazard(
+    old: ir.Node | None, target: ir.Node, step: str, version: str, to_version: str
+) -> str | None:
+    """What goes wrong for users moved from ``old`` to ``target``, if anything."""
+    if isinstance(old, ir.WaitForNode) and not isinstance(target, ir.WaitForNode):
+        # Engine._on_track resumes an instance whose waiting_for matches the event at
+        # its node, asserting that the node is a `wait for`.
+        return (
+            f"{step} waits for {old.event} in {version} and is a {target.kind} step in "
+            f"{to_version}: if {old.event} arrives while they wait, the engine fails on "
+            f"it (an assertion) and its run is retried on the same event, holding up "
+            f"every event after it. Keep {step} a `wait for`, or rename it"
+        )
+    return None
 
 
 # ---------------------------------------------------------------- segments
