@@ -85,7 +85,7 @@ def configure_logging(level: str) -> None:
     "--no-watch",
     is_flag=True,
     help="Run only what `journeyc deploy` deployed: the project directory is neither "
-    "deployed nor watched (see below).",
+    "deployed nor watched (see above).",
 )
 @click.option(
     "--log-level",
