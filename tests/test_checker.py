@@ -4,8 +4,11 @@ Each case of ``tests/fixtures/diagnostics/`` is a file ``NAME.journey`` (a one-f
 project) or a directory ``NAME/`` (every ``.journey`` file under it, one project),
 with ``NAME.expected`` beside it: the expected diagnostics, one per line, as
 ``severity code file:line:col`` (``file`` relative to the case directory), in the
-order the checker reports them (by file, then position). Lines starting with ``#``
-are comments. An empty ``.expected`` says the case is valid with no warnings.
+order the checker reports them (by file, then position). A diagnostic that makes a
+suggestion ("did you mean `send`?") has it after ``~``, so the fixtures check what is
+suggested too: ``error journey_parse_error a.journey:3:3 ~ did you mean `send`?``.
+Lines starting with ``#`` are comments. An empty ``.expected`` says the case is
+valid with no warnings.
 
 To rewrite every ``.expected`` file from the checker's actual output (keeping the
 leading comment lines), run::
@@ -84,6 +87,10 @@ ALL_CODES = {
     "missing_file",
     "file_outside_project",
     "template_loop_over_limit",
+    "unknown_filter",
+    "bad_filter_args",
+    "missing_with_value",
+    "similar_event_name",
     "type_error",
     "event_without_event_entry",
     "event_in_segment",
@@ -105,7 +112,8 @@ def _codes(files: dict[str, str]) -> list[str]:
 
 
 def _line(d: Diagnostic) -> str:
-    return f"{d.severity.value} {d.code} {d.span.file}:{d.span.line}:{d.span.column}"
+    line = f"{d.severity.value} {d.code} {d.span.file}:{d.span.line}:{d.span.column}"
+    return f"{line} ~ {d.label}" if "did you mean" in d.label else line
 
 
 def _run_case(name: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -406,6 +414,17 @@ def test_inferred_types(expr: str, expected: Type) -> None:
         '2d == "2d"',
         "-true",
         "contains(3, 1)",
+        # Stored values are JSON: never a duration, never a weekday.
+        "event.delay > 2d",
+        "plan == 2h",
+        "-user.wait != 1h",
+        "user.x between 1d and 2d",
+        "waited in [1d, 2d]",
+        "2d in waited",
+        "last(x).delay < 3d",
+        "max(x.took) >= 1h",
+        "day == monday",
+        "day in [saturday, sunday]",
     ],
 )
 def test_type_errors(expr: str) -> None:
@@ -414,10 +433,42 @@ def test_type_errors(expr: str) -> None:
 
 @pytest.mark.parametrize(
     "expr",
-    ["age > null", "null == 3d", "plan == 3", "event.at > now", "user.x in plan", "x + null"],
+    [
+        "age > null",
+        "null == 3d",
+        "plan == 3",
+        "event.at > now",
+        "user.x in plan",
+        "x + null",
+        # A difference of timestamps is a duration; arithmetic on stored values may be.
+        "now - event.at > 30d",
+        "now - last(x).at >= 2h",
+        "last(x).at > now - 2d",
+        "user.x * 2 > 2d",
+        "weekend == true",
+        'day == "monday"',
+        "user.monday == 1",
+    ],
 )
 def test_any_and_null_go_with_everything(expr: str) -> None:
     assert _type(expr)[1] == []
+
+
+def test_a_stored_value_against_a_duration_hints_at_days_since() -> None:
+    [d] = _check({"a.journey": "when x where event.delay > 2d\nexit\n"})
+    assert d.code == "type_error"
+    assert d.summary == (
+        "`event.delay` (an event value) is never a duration: this comparison can never hold"
+    )
+    assert "days_since(...)" in d.hints[0] and "hours_since(...)" in d.hints[0]
+    assert "a number" in d.hints[1]
+
+
+def test_a_bare_weekday_points_at_the_word() -> None:
+    src = "when x where event.day == monday\nexit\n"
+    [d] = _check({"a.journey": src})
+    assert (d.code, d.span.column, d.span.end_column) == ("type_error", 27, 33)
+    assert '`"monday"`' in d.hints[0]
 
 
 # ------------------------------------------------------------------ the command
@@ -445,6 +496,69 @@ def test_json_shape(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+def test_validate_db_compares_event_names_with_the_store(tmp_path: Path) -> None:
+    events = [
+        {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": "m1"},
+        {"type": "track", "userId": "u1", "event": "Cart Abandoned", "messageId": "m2"},
+        {"type": "identify", "userId": "u1", "traits": {"a": 1}, "messageId": "m3"},
+    ]
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    subprocess.run(["journeyc", "ingest", "events.jsonl", "--db", "s.db"], cwd=tmp_path, check=True)
+    from journeyc.store.sqlite import Store
+
+    with Store.open(tmp_path / "s.db") as store:
+        assert store.event_names() == {"order_completed", "cart_abandoned"}
+    # Used once each, the project alone cannot tell; the store can.
+    (tmp_path / "j.journey").write_text(
+        'journey j\n  when cart_abandoned\n  exit when order_complete\n  send push "x"\n'
+    )
+    alone = _validate("--json", "j.journey", cwd=tmp_path)
+    assert json.loads(alone.stdout)["warning_count"] == 0
+    proc = _validate("--json", "--db", "s.db", "j.journey", cwd=tmp_path)
+    assert proc.returncode == 0
+    [d] = json.loads(proc.stdout)["diagnostics"]
+    assert (d["code"], d["range"]["start"]["line"], d["range"]["start"]["column"]) == (
+        "similar_event_name",
+        3,
+        13,
+    )
+    assert "did you mean `order_completed`?" in d["detail"]
+    assert _validate("--db", "nothere.db", "j.journey", cwd=tmp_path).returncode == 2
+
+
+def test_seen_events_decide_and_a_seen_name_is_never_warned() -> None:
+    src = "journey j\n  when order_completed\n  exit when order_complete\n  goal order_complete\n"
+    project = _project({"a.journey": src})
+    # Alone: `order_complete` is used twice, `order_completed` once.
+    assert [d.code for d in check_project(project)] == ["similar_event_name"]
+    assert [d.span.line for d in check_project(project)] == [2]
+    # The store has seen `order_completed`: each use of the other is warned about.
+    found = check_project(project, seen_events={"order_completed"})
+    assert [(d.code, d.span.line) for d in found] == [
+        ("similar_event_name", 3),
+        ("similar_event_name", 4),
+    ]
+    assert found[0].label == "did you mean `order_completed`?"
+    # The store has seen both: they are meant.
+    assert check_project(project, seen_events={"order_completed", "order_complete"}) == []
+
+
+def test_event_name_spans_cover_every_place_a_name_goes() -> None:
+    src = (
+        "segment s = count(\n  order_complted within 1d) > 0 and count(order_completed) > 1\n"
+        "journey j\n  when order_completed\n"
+        '  wait for "Order Complete" up to 1d\n'
+        "  track ordr_completed\n"
+    )
+    found = _check({"a.journey": src})
+    names = {d.summary.split("`")[1]: (d.span.line, d.span.column) for d in found}
+    assert names == {
+        "order_complted": (2, 3),
+        "order_complete": (5, 12),
+        "ordr_completed": (6, 9),
+    }
+
+
 def test_exit_codes(tmp_path: Path) -> None:
     (tmp_path / "ok.journey").write_text('journey ok\n  when x\n  send push "Hi"\n')
     (tmp_path / "warn.journey").write_text('journey warn\n  send push "Hi"\n')

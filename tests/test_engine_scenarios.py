@@ -728,7 +728,7 @@ def test_the_locale_attribute_picks_the_field_variant() -> None:
 RENDER = """
 message shouty
   inapp
-    body "{{ user.first_name | shout }}"
+    body "{{ user.first_name | top_sellers: -1 }}"
 
 journey render
   when cart_abandoned
@@ -753,7 +753,8 @@ def test_render_error_suppresses_with_its_reason_and_the_journey_goes_on() -> No
         ("fine", "exit", "completed"),
     ]
     bad = r.of(step="bad_filter")[0]
-    assert "shout" in bad["error"]
+    # An unknown filter is refused by the checker; a bad argument only shows at send time.
+    assert "top_sellers" in bad["error"] and "-1" in bad["error"]
     assert {row["step"]: row["status"] for row in r.outbox} == {
         "bad_filter": "suppressed",
         "bad_math": "suppressed",

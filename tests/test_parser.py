@@ -164,3 +164,68 @@ def test_empty_and_comment_only_files_parse() -> None:
 def test_keywords_are_not_names() -> None:
     assert codes("segment s = exists(email) and and\n") == [("journey_parse_error", 1, 31)]
     assert codes("segment s = not\n")[0][0] == "journey_parse_error"
+
+
+# ------------------------------------------------------------------ did you mean
+
+
+def _one(text: str) -> tuple[str, str, str, int, int]:
+    [d] = parse_source(text, "j.journey").diagnostics
+    return (d.code, d.summary, d.label, d.span.line, d.span.column)
+
+
+def test_a_mistyped_keyword_gets_the_keywords_valid_there() -> None:
+    assert _one('when x\nsned push "x"\n') == (
+        "journey_parse_error",
+        "unexpected `sned`",
+        "did you mean `send`?",
+        2,
+        1,
+    )
+    # The expected words stay, as a note.
+    [d] = parse_source("when x\nentry onse\n", "j.journey").diagnostics
+    assert (d.label, d.detail) == ("did you mean `once`?", "expected `always` or `once`")
+
+
+def test_only_keywords_valid_at_that_point_are_suggested() -> None:
+    # `when` is a keyword, but not one that can follow `wait … up`.
+    assert _one("when x\nwait for y up ot 2d\n")[2] == "did you mean `to`?"
+    assert _one("when x\nif a adn b\n  exit\n")[2] == "did you mean `and`?"
+    assert _one("when x\nwait 1h\nwait until 10:00 no monday\n")[2] == "did you mean `on`?"
+
+
+def test_two_keywords_as_close_are_both_suggested() -> None:
+    assert _one('when x\nsent push "x"\n')[2] == "did you mean `send` or `set`?"
+
+
+def test_no_suggestion_when_no_keyword_is_close() -> None:
+    code, summary, label, _, _ = _one("when x\nfrobnicate the cart\n")
+    assert (code, summary) == ("journey_parse_error", "unexpected `frobnicate`")
+    assert label.startswith("expected ") and "did you mean" not in label
+
+
+def test_a_keyword_run_into_more_letters_is_one_word() -> None:
+    # The lexer reads `until` and then `l`: the whole word is reported.
+    assert _one("when x\nwait untill 09:00\n") == (
+        "journey_parse_error",
+        "unexpected `untill`",
+        "did you mean `until`?",
+        2,
+        6,
+    )
+
+
+def test_a_misspelt_word_before_the_unexpected_one() -> None:
+    _, summary, label, line, column = _one("when enterng hero\nexit\n")
+    assert (summary, line, column) == ("unexpected `hero`", 1, 14)
+    assert label == "`enterng` before it: did you mean `entering`?"
+
+
+def test_a_time_of_day_in_an_expression_is_a_type_error() -> None:
+    [d] = parse_source("when x where event.hour >= 18:30\nexit\n", "j.journey").diagnostics
+    assert (d.code, d.span.line, d.span.column, d.span.end_column) == ("type_error", 1, 28, 33)
+    assert "`18:30`" in d.summary
+    assert any("days_since(...)" in h and "hours_since(...)" in h for h in d.hints)
+    # Where a time belongs, it is one; elsewhere the usual words.
+    assert codes("when x\nwait until 18:30\n") == []
+    assert codes("when x\nwait 18:30\n")[0][0] == "journey_parse_error"

@@ -12,9 +12,13 @@ from liquid.exceptions import TemplateNotFoundError
 from journeyc.lang.checker import check_project
 from journeyc.lang.project import inside_project, load_project
 from journeyc.messages.templates import (
+    CONTEXT_NAMES,
     big_loops,
+    filter_problems,
+    filter_signature,
     make_environment,
     template_errors,
+    with_values,
 )
 
 
@@ -155,3 +159,154 @@ def test_big_literal_loops_are_found_where_their_tag_starts() -> None:
     assert "10,001 times" in found[0].message and "10,100 times" in found[1].message
     assert big_loops(source, limit=100_000) == []
     assert big_loops("{% for i in (1..") == []  # does not parse: reported elsewhere
+
+
+# ---------------------------------------------------------------- filters the checker sees
+
+
+def _problems(source: str) -> list[tuple[str, int, str, str]]:
+    return [(p.kind, p.offset, p.message, p.label) for p in filter_problems(source)]
+
+
+def test_an_unknown_filter_is_found_with_a_suggestion() -> None:
+    source = "Hi {{ user.first_name | upcse }}"
+    assert _problems(source) == [
+        ("unknown", source.index("upcse"), "there is no filter `upcse`", "did you mean `upcase`?")
+    ]
+    assert _problems("{{ x | money }}") == [
+        ("unknown", 7, "there is no filter `money`", "unknown filter")
+    ]
+
+
+def test_filters_are_found_in_every_kind_of_tag() -> None:
+    source = (
+        "{% assign a = x | apend: 'b' %}{% capture c %}{{ a | upcse }}{% endcapture %}"
+        "{% for p in ps %}{% echo p | dwncase %}{% endfor %}{% liquid\necho a | rond\n%}"
+    )
+    assert [(kind, source[offset:].split()[0]) for kind, offset, _, _ in _problems(source)] == [
+        ("unknown", "apend:"),
+        ("unknown", "upcse"),
+        ("unknown", "dwncase"),
+        ("unknown", "rond"),
+    ]
+
+
+def test_every_filter_of_the_environment_is_known() -> None:
+    # The list is the environment's: Liquid's filters and journeyc's own.
+    names = sorted(make_environment().filters)
+    assert {"upcase", "date", "top_sellers", "popular", "cross_sell"} <= set(names)
+    source = "".join(f"{{{{ x | {name} }}}}" for name in names)
+    assert "unknown" not in {kind for kind, *_ in _problems(source)}
+
+
+@pytest.mark.parametrize(
+    ("source", "message", "label"),
+    [
+        ("{{ x | date }}", "`date` takes 1 argument, not 0", "called as `date: fmt`"),
+        ("{{ x | upcase: 1 }}", "`upcase` takes no arguments, not 1", "it takes no arguments"),
+        (
+            "{{ x | replace: 'a', 'b', 'c' }}",
+            "`replace` takes 1 to 2 arguments, not 3",
+            "called as `replace: seq, [sub]`",
+        ),
+        (
+            "{{ x | default: 'a', nope: true }}",
+            "`default` has no argument named `nope`",
+            "called as `default: [default], [allow_false: …]`",
+        ),
+        ("{{ 1 | plus }}", "`plus` takes 1 argument, not 0", "called as `plus: other`"),
+    ],
+)
+def test_wrong_arguments_are_found(source: str, message: str, label: str) -> None:
+    [(kind, offset, got, shown)] = _problems(source)
+    assert (kind, got, shown) == ("arguments", message, label)
+    assert source[offset:].startswith(got.split("`")[1])
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ x | default: 'a', allow_false: true }}",
+        "{{ x | truncate: 20, '…' }}",
+        "{{ x | truncate: num: 3 }}",
+        "{{ x | round }}",
+        "{{ x | date: '%Y' }}",
+        # Any number of arguments: checked by the filter when it runs, not here.
+        "{{ x | top_sellers: 3, days: 10 }}",
+        '{{ "Rolex" | popular: by: "brand", days: 10, limit: 3 }}',
+        "{{ x | ",  # does not parse: reported as a syntax error instead
+    ],
+)
+def test_right_arguments_and_unknowable_ones_pass(source: str) -> None:
+    assert _problems(source) == []
+
+
+def test_a_filter_of_any_arity_has_no_count_to_check() -> None:
+    sig = filter_signature("top_sellers")
+    assert sig is not None and sig.more and sig.any_keyword
+    assert filter_signature("no_such_filter") is None
+
+
+def test_with_values_are_the_names_a_template_needs() -> None:
+    source = (
+        "Use {{ coupon }} {{ user.x }} {{ event.y }} {{ journey.step }} {{ now }}"
+        "{{ percent | default: 5 }}{% if vip %}{{ vip }}{% endif %}"
+        "{% unless gift %}{% endunless %}{% assign z = 1 %}{{ z }}"
+        "{% for p in picks %}{{ p }}{{ forloop.index }}{% endfor %}"
+    )
+    assert with_values(source) == {"coupon": source.index("coupon"), "picks": source.index("picks")}
+    assert with_values("{{ broken") == {}
+
+
+def test_the_context_names_are_the_renderers() -> None:
+    from journeyc.messages.render import RESERVED_NAMES
+
+    assert CONTEXT_NAMES == RESERVED_NAMES
+
+
+def _diagnose(tmp_path: Path, files: dict[str, str]) -> list[tuple[str, str, int, int, str]]:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return [
+        (d.code, d.span.file, d.span.line, d.span.column, d.label)
+        for d in check_project(load_project([tmp_path]))
+    ]
+
+
+def test_filter_positions_in_inline_strings_count_escapes(tmp_path: Path) -> None:
+    src = 'journey j\n  when x\n  send push "say \\"hi\\" {{ user.name | upcse }}"\n'
+    [(code, _, line, column, label)] = _diagnose(tmp_path, {"j.journey": src})
+    assert (code, line, column, label) == ("unknown_filter", 3, 40, "did you mean `upcase`?")
+    assert src.splitlines()[2][column - 1 :].startswith("upcse")
+
+
+def test_filter_positions_in_template_files_are_their_own(tmp_path: Path) -> None:
+    found = _diagnose(
+        tmp_path,
+        {
+            "m.journey": 'message m\n  email\n    subject "Hi"\n    html file "t.html"\n\n'
+            "journey j\n  when x\n  send email m\n",
+            "t.html": "<p>\n  {{ user.name | capitalise }}\n</p>\n",
+        },
+    )
+    assert [(c, Path(f).name, line, col) for c, f, line, col, _ in found] == [
+        ("unknown_filter", "t.html", 2, 18)
+    ]
+
+
+def test_a_send_that_does_not_pass_a_with_value_is_warned_at(tmp_path: Path) -> None:
+    found = _diagnose(
+        tmp_path,
+        {
+            "m.journey": 'message offer\n  push\n    title "Use {{ coupon }}"\n\n'
+            "journey j\n  when x\n"
+            '  send push offer with coupon = "A"\n'
+            "  send push offer\n",
+        },
+    )
+    assert [(c, line, col) for c, _, line, col, _ in found] == [("missing_with_value", 8, 13)]
+    project = load_project([tmp_path])
+    [d] = check_project(project)
+    assert d.summary == "`offer` (its push title) reads `coupon`, which this send does not pass"
+    assert "with coupon = …" in d.hints[0]

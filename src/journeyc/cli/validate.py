@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
@@ -11,11 +13,13 @@ from journeyc.cli.common import (
     EXIT_OK,
     echo_json,
     json_option,
-    load,
+    open_store,
     paths_argument,
     print_diagnostics,
+    usage_error,
 )
-from journeyc.lang.diagnostics import to_json
+from journeyc.lang.diagnostics import Diagnostic, sort_key, to_json
+from journeyc.lang.project import Project, ProjectPathError, load_project
 
 
 @click.command()
@@ -28,15 +32,28 @@ from journeyc.lang.diagnostics import to_json
     show_default=True,
     help="Stop reporting syntax errors in a file after this many.",
 )
-def validate(paths: tuple[str, ...], as_json: bool, max_errors: int) -> None:
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also compare the project's event names with those the store FILE has seen: "
+    "a name it never saw, one letter away from one it did, is warned about.",
+)
+def validate(paths: tuple[str, ...], as_json: bool, max_errors: int, db: Path | None) -> None:
     """Check journey files and report every problem found.
 
     PATH is a `.journey` file or a directory: all `.journey` files under it form one
     project (one namespace of journeys, messages and segments).
 
-    Exit codes: 0 valid (warnings allowed), 1 invalid, 2 usage error.
+    With --db, the event names of the project are compared with the events that
+    store has logged (`similar_event_name`): `exit when order_complete` is warned
+    about when the store has seen `order_completed` and never `order_complete`.
+
+    Exit codes: 0 valid (warnings allowed), 1 invalid (or --db is not a journeyc
+    store), 2 usage error (a missing PATH, no store at --db).
     """
-    project, diagnostics = load(paths, max_errors)
+    seen = _seen_events(db) if db is not None else None
+    project, diagnostics = _load(paths, max_errors, seen)
     errors = sum(1 for d in diagnostics if d.is_error)
     if as_json:
         echo_json(to_json(diagnostics))
@@ -54,3 +71,28 @@ def validate(paths: tuple[str, ...], as_json: bool, max_errors: int) -> None:
                 f"ok: {len(project.files)} file(s), {journeys} journey(s), {warnings} warning(s)"
             )
     sys.exit(EXIT_INVALID if errors else EXIT_OK)
+
+
+def _seen_events(db: Path) -> set[str]:
+    """The event names the store at ``db`` has logged."""
+    store = open_store(db, existing=True)
+    try:
+        return store.event_names()
+    finally:
+        store.close()
+
+
+def _load(
+    paths: Sequence[str], max_errors: int, seen_events: set[str] | None
+) -> tuple[Project, list[Diagnostic]]:
+    """Load and check a project (``journeyc.cli.common.load``, with the store's
+    event names); a missing path is a usage error."""
+    from journeyc.lang.checker import check_project
+
+    try:
+        project = load_project(paths, max_errors)
+    except ProjectPathError as exc:
+        usage_error(str(exc))
+    if not project.files:
+        usage_error(f"no .journey files under {' '.join(paths)}")
+    return project, sorted(check_project(project, seen_events), key=sort_key)

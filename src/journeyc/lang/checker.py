@@ -12,7 +12,9 @@ unreachable steps). It never raises on user input.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -24,17 +26,29 @@ from journeyc.lang.depth import (
     depth_and_segment_refs,
     whole_file_too_deep,
 )
-from journeyc.lang.diagnostics import Diagnostic, did_you_mean, error, sort_key, warning
+from journeyc.lang.diagnostics import (
+    Diagnostic,
+    closest,
+    did_you_mean,
+    edit_distance,
+    error,
+    sort_key,
+    suggest,
+    warning,
+)
 from journeyc.lang.literals import LiteralError, unescape_string
 from journeyc.lang.project import Project, inside_project
 from journeyc.lang.span import Span
 from journeyc.lang.types import TypeChecker, subexpressions
 from journeyc.messages.templates import (
     DEFAULT_LIMITS,
+    FilterProblem,
     TemplateError,
     big_loops,
+    filter_problems,
     template_errors,
     template_globals,
+    with_values,
 )
 
 # Clauses a journey may hold once; `when`/`every` and `exit when` may repeat.
@@ -51,16 +65,18 @@ _RESERVED = ("user", "event", "now")
 _D = TypeVar("_D", ast.Journey, ast.Message, ast.Segment)
 
 
-def check_project(project: Project) -> list[Diagnostic]:
+def check_project(project: Project, seen_events: Collection[str] | None = None) -> list[Diagnostic]:
     """Every diagnostic of the project, sorted by file and position.
 
     Parse diagnostics always; the semantic checks only when every file parsed (a file
-    with syntax errors would only echo them as unknown names).
+    with syntax errors would only echo them as unknown names). ``seen_events`` are
+    the event names a store has seen (``journeyc validate --db``): the project's
+    event names are compared with them too (see :meth:`_Checker._similar_events`).
     """
     diagnostics = list(project.parse_diagnostics)
     if not project.has_syntax_errors:
         try:
-            diagnostics += _Checker(project).run()
+            diagnostics += _Checker(project, seen_events).run()
         except RecursionError:
             # A last line of defence: the parser refuses trees nested past the limits
             # of journeyc.lang.depth, well inside what the checker's recursion handles.
@@ -79,8 +95,14 @@ class _Scope:
 
 
 class _Checker:
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, seen_events: Collection[str] | None = None) -> None:
         self.project = project
+        self.seen_events = frozenset(seen_events) if seen_events is not None else None
+        # Every use of an event name, in the order checked: name → (span, pattern that
+        # matches the text from the span's start up to the name).
+        self.event_uses: dict[str, list[tuple[Span, re.Pattern[str]]]] = defaultdict(list)
+        # (message, channel) → the `with` values its part needs → the field reading it.
+        self.part_values: dict[tuple[str, str], dict[str, str]] = {}
         self.texts = {f.path: f.text for f in project.files}
         self.diags: list[Diagnostic] = []
         self.types = TypeChecker()
@@ -100,6 +122,7 @@ class _Checker:
                 else:
                     self._segment(decl)
         self._segment_cycles()
+        self._similar_events()
         return self.diags + self.types.diagnostics
 
     # ------------------------------------------------------------ names
@@ -141,9 +164,12 @@ class _Checker:
         )
 
     def _segment_refs(self, expr: ast.Expr) -> None:
+        """Check the segments ``expr`` names, and note the events its aggregates use."""
         for sub in subexpressions(expr):
             if isinstance(sub, ast.SegmentRef):
                 self._segment_name(sub.name, sub.span)
+            elif isinstance(sub, ast.Aggregate):
+                self.event_uses[sub.event].append((sub.span, _BEFORE_EVENT[ast.Aggregate]))
 
     # ------------------------------------------------------------ expressions
     def _expr(self, expr: ast.Expr, scope: _Scope | None) -> None:
@@ -380,6 +406,11 @@ class _Checker:
             end = offsets[min((e.offset or 0) + e.length, len(offsets) - 1)]
             span = Span.point(s.span.file, text, s.span.start + start, max(1, end - start))
             self.diags.append(_big_loop(e, span))
+        for p in filter_problems(value):
+            start = offsets[min(p.offset, len(offsets) - 1)]
+            end = offsets[min(p.offset + p.length, len(offsets) - 1)]
+            span = Span.point(s.span.file, text, s.span.start + start, max(1, end - start))
+            self.diags.append(_filter_problem(p, span))
         return [s.span.start + o for o in offsets]
 
     def _template_file(self, s: ast.String) -> None:
@@ -438,6 +469,8 @@ class _Checker:
             self.diags.append(_liquid_error(e, span))
         for e in big_loops(text):
             self.diags.append(_big_loop(e, Span.point(name, text, e.offset or 0, e.length)))
+        for p in filter_problems(text):
+            self.diags.append(_filter_problem(p, Span.point(name, text, p.offset, p.length)))
         return self.templates[path]
 
     def _uses_event(self, msg: ast.Message, channel: str) -> bool:
@@ -486,6 +519,8 @@ class _Checker:
                     )
                 else:
                     first[kind] = c
+            if isinstance(c, ast.WhenEvent | ast.ExitWhen | ast.Goal):
+                self.event_uses[c.event].append((c.span, _BEFORE_EVENT[type(c)]))
             if isinstance(c, ast.WhenEvent | ast.ExitWhen | ast.Goal) and c.where is not None:
                 self._condition(c.where, "a `where`", focused)
             elif isinstance(c, ast.WhenSegment | ast.Every):
@@ -564,9 +599,11 @@ class _Checker:
             if isinstance(step, ast.SetAttr):
                 self._expr(step.value, scope)
         elif isinstance(step, ast.Track):
+            self.event_uses[step.event].append((step.span, _BEFORE_EVENT[ast.Track]))
             self._args(step.args, scope)
 
     def _wait_for(self, step: ast.WaitFor, scope: _Scope) -> None:
+        self.event_uses[step.event].append((step.span, _BEFORE_EVENT[ast.WaitFor]))
         focused = _Scope(scope.journey, scope.event_entry, event_in_focus=True)
         if step.where is not None:
             self._condition(step.where, "a `where`", focused)
@@ -574,12 +611,15 @@ class _Checker:
         for b in step.branches:
             head = self._first_line(b.span)
             if b.event is not None and b.event != step.event:
+                # `on timout` is read as an event: suggest what the wait can end on.
+                near = closest(b.event, {step.event, "timeout"}, 1 if len(b.event) <= 5 else 2)
                 self.diags.append(
                     error(
                         "bad_on_branch",
                         f"`on {b.event}` names another event than the wait (`{step.event}`)",
                         head,
-                        f"this wait only ends on `{step.event}` or `timeout`",
+                        suggest(f"on {n}" for n in near)
+                        or f"this wait only ends on `{step.event}` or `timeout`",
                         hints=[f"write `on {step.event}` or `on timeout`"],
                     )
                 )
@@ -638,6 +678,8 @@ class _Checker:
     def _send(self, step: ast.Send, scope: _Scope) -> None:
         targets = step.targets
         checked: set[int] = set()
+        passed = {a.name for a in step.args}
+        missing: set[str] = set()  # the `with` values reported at this send
         for i, t in enumerate(targets):
             if t.channel not in CHANNELS:
                 self.diags.append(
@@ -658,9 +700,10 @@ class _Checker:
             checked.add(id(ref))
             if ref.inline is not None:
                 if first:
-                    self._inline(ref.inline, scope)
+                    self._inline(ref.inline, scope, passed)
             elif ref.name is not None:
                 self._named(ref, t, scope, first)
+                self._with_values(ref, t.channel, passed, missing)
         self._args(step.args, scope)
 
     def _named(self, ref: ast.MessageRef, t: ast.Target, scope: _Scope, first: bool) -> None:
@@ -723,9 +766,56 @@ class _Checker:
             )
         )
 
-    def _inline(self, s: ast.String, scope: _Scope) -> None:
+    def _with_values(
+        self, ref: ast.MessageRef, channel: str, passed: set[str], missing: set[str]
+    ) -> None:
+        """Warn when the part of the declared message ``ref`` for ``channel`` reads a
+        ``with`` value that the send does not pass (once per value and send)."""
+        msg = self.messages.get(ref.name or "")
+        if msg is None or channel not in CHANNELS:
+            return
+        for name, where in self._part_values(msg, channel).items():
+            if name in passed or name in missing:
+                continue
+            missing.add(name)
+            self.diags.append(_missing_value(name, f"`{msg.name}` ({where})", ref.span))
+
+    def _part_values(self, msg: ast.Message, channel: str) -> dict[str, str]:
+        """The ``with`` values the message's ``channel`` part needs
+        (:func:`~journeyc.messages.templates.with_values`), each with the first
+        field that reads it (``"its push title"``)."""
+        key = (msg.name, channel)
+        found = self.part_values.get(key)
+        if found is not None:
+            return found
+        found = {}
+        for part in msg.parts:
+            if part.channel != channel:
+                continue
+            for f in part.fields:
+                source: str | None = f.value.value
+                if f.is_file:
+                    path = self.project.file_dir(f.span.file) / f.value.value
+                    roots = self.project.template_roots(f.span.file)
+                    source = self._template(path)[0] if inside_project(path, roots) else None
+                if source is None:
+                    continue
+                for name in with_values(source):
+                    found.setdefault(name, f"its {channel} {f.name}")
+        self.part_values[key] = found
+        return found
+
+    def _inline(self, s: ast.String, scope: _Scope, passed: Collection[str] = ()) -> None:
         offsets = self._liquid(s)
-        if offsets is None or scope.event_entry or scope.event_in_focus:
+        if offsets is None:
+            return
+        text = self.texts.get(s.span.file, "")
+        for name, index in with_values(s.value).items():
+            if name not in passed:
+                start = offsets[min(index, len(offsets) - 1)]
+                span = Span.point(s.span.file, text, start, len(name))
+                self.diags.append(_missing_value(name, "this message", span))
+        if scope.event_entry or scope.event_in_focus:
             return
         for index in template_globals(s.value).get("event", []):
             start = offsets[min(index, len(offsets) - 1)]
@@ -748,6 +838,106 @@ class _Checker:
             else:
                 seen[a.name] = a
             self._expr(a.value, scope)
+
+    # ------------------------------------------------------------ event names
+    def _similar_events(self) -> None:
+        """Warn about event names that look misspelt (``similar_event_name``).
+
+        Every event name the project uses is compared with every other: in ``when``,
+        ``exit when``, ``goal``, ``wait for``, ``track`` and aggregates (``on EVENT``
+        repeats its ``wait for`` and is not counted). Two names are close when one
+        edit turns one into the other (a letter added, dropped or changed, or two
+        neighbours swapped), unless they differ only in their numbers (``level_1``,
+        ``level_2``) or one is shorter than four characters. Of two close names, one
+        used twice or more and the other once, the one used once is warned about;
+        both used once, the shorter is (a dropped letter is the likeliest slip), else
+        the one written later; both used twice or more, neither: they are meant. A
+        name is only suggested when it is not itself warned about.
+
+        With the event names a store has seen (``validate --db``), those decide: a
+        name the store never saw that is close to one it did is warned about at
+        every use, and a pair with a name the store has seen is left to that rule.
+        """
+        uses = self.event_uses
+        seen = self.seen_events
+        first = {name: min(_position(sp) for sp, _ in spans) for name, spans in uses.items()}
+        close = _close_pairs(uses)
+
+        def beats(other: str, name: str) -> bool:
+            """Whether ``other`` is the likely spelling of the close ``name``."""
+            if seen is not None and (name in seen or other in seen):
+                return False  # the store decides
+            mine, theirs = len(uses[name]), len(uses[other])
+            if mine >= 2:
+                return False
+            if theirs != mine:
+                return theirs > mine
+            if len(other) != len(name):
+                return len(other) > len(name)
+            return first[other] < first[name]
+
+        suspect = {n for n in uses if any(beats(m, n) for m in close.get(n, ()))}
+        for name in sorted(uses, key=lambda n: first[n]):
+            if seen is not None and name in seen:
+                continue
+            known = sorted(_close_to(name, seen)) if seen else []
+            if known:
+                for span, before in uses[name]:
+                    self.diags.append(self._unseen_event(name, known, span, before))
+                continue
+            # Suggest only names that are not suspect themselves.
+            better = sorted(
+                (m for m in close.get(name, ()) if beats(m, name) and m not in suspect),
+                key=lambda m: (-len(uses[m]), first[m]),
+            )
+            if better:
+                span, before = uses[name][0]
+                self.diags.append(self._similar_event(name, better, span, before))
+
+    def _event_span(self, span: Span, before: re.Pattern[str]) -> Span:
+        """The event name in the clause, step or aggregate at ``span``."""
+        text = self.texts.get(span.file, "")
+        m = before.match(text, span.start, span.end)
+        if m is not None:
+            name = _EVENT_TOKEN.match(text, m.end(), span.end)
+            if name is not None:
+                return Span.point(span.file, text, name.start(), name.end() - name.start())
+        return self._first_line(span)
+
+    def _similar_event(
+        self, name: str, better: list[str], span: Span, before: re.Pattern[str]
+    ) -> Diagnostic:
+        best = better[0]
+        n = len(self.event_uses[best])
+        where, _ = self.event_uses[best][0]
+        return warning(
+            "similar_event_name",
+            f"event `{name}` is used only here, and `{best}`, one letter away, is used "
+            f"{'once' if n == 1 else f'{n} times'} elsewhere in the project",
+            self._event_span(span, before),
+            suggest(better),
+            detail=f"`{best}` is used at {where.file}:{where.line}",
+            hints=[
+                "an event name must be exactly the name the app sends (lower-cased, with "
+                "spaces, dashes and dots as `_`), or nothing ever matches it",
+            ],
+        )
+
+    def _unseen_event(
+        self, name: str, known: list[str], span: Span, before: re.Pattern[str]
+    ) -> Diagnostic:
+        return warning(
+            "similar_event_name",
+            f"the store has never seen an event `{name}`, but has seen "
+            + " and ".join(f"`{k}`" for k in known[:3]),
+            self._event_span(span, before),
+            suggest(known),
+            detail="compared with the event names in the store given with `--db`",
+            hints=[
+                "an event name must be exactly the name the app sends (lower-cased, with "
+                "spaces, dashes and dots as `_`), or nothing ever matches it",
+            ],
+        )
 
     # ------------------------------------------------------------ spans
     def _first_line(self, span: Span) -> Span:
@@ -778,6 +968,92 @@ def _always_exits(step: ast.Step) -> bool:
 
 def _block_exits(steps: Sequence[ast.Step]) -> bool:
     return any(_always_exits(s) for s in steps)
+
+
+# The text from the start of a clause, step or aggregate up to its event name.
+_BEFORE_EVENT: dict[type, re.Pattern[str]] = {
+    ast.WhenEvent: re.compile(r"when\s+"),
+    ast.ExitWhen: re.compile(r"exit\s+when\s+"),
+    ast.Goal: re.compile(r"goal\s+"),
+    ast.WaitFor: re.compile(r"wait\s+for\s+"),
+    ast.Track: re.compile(r"track\s+"),
+    ast.Aggregate: re.compile(r"[A-Za-z_]+\s*\(\s*"),
+}
+_EVENT_TOKEN = re.compile(r'[A-Za-z_][A-Za-z0-9_]*|"(?:[^"\\\n]|\\.)*"')
+_DIGITS = re.compile(r"[0-9]+")
+
+
+_SHORTEST_COMPARED = 4
+
+
+def _close(a: str, b: str) -> bool:
+    """Whether one edit turns ``a`` into ``b``, both have at least
+    ``_SHORTEST_COMPARED`` characters (one letter is too much of a short name to
+    call a slip), and they differ in more than their numbers (``level_1`` and
+    ``level_2`` are meant to differ)."""
+    return (
+        min(len(a), len(b)) >= _SHORTEST_COMPARED
+        and edit_distance(a, b, 1) == 1
+        and _DIGITS.sub("0", a) != _DIGITS.sub("0", b)
+    )
+
+
+def _close_pairs(names: Iterable[str]) -> dict[str, list[str]]:
+    """Each name with the names :func:`_close` to it (only names whose lengths
+    differ by at most one are compared)."""
+    by_length: dict[int, list[str]] = defaultdict(list)
+    for name in sorted(names):
+        by_length[len(name)].append(name)
+    close: dict[str, list[str]] = defaultdict(list)
+    for length, group in by_length.items():
+        longer = by_length.get(length + 1, [])
+        for i, a in enumerate(group):
+            for b in [*group[i + 1 :], *longer]:
+                if _close(a, b):
+                    close[a].append(b)
+                    close[b].append(a)
+    return close
+
+
+def _close_to(name: str, names: Iterable[str]) -> Iterable[str]:
+    return (n for n in names if abs(len(n) - len(name)) <= 1 and _close(name, n))
+
+
+def _missing_value(name: str, what: str, span: Span) -> Diagnostic:
+    return warning(
+        "missing_with_value",
+        f"{what} reads `{name}`, which this send does not pass",
+        span,
+        f"no `{name}` here: it renders as empty text",
+        hints=[
+            f"pass it: `with {name} = …`",
+            f'or, where it may be missing, give it a default: `{{{{ {name} | default: "…" }}}}`',
+        ],
+    )
+
+
+def _filter_problem(p: FilterProblem, span: Span) -> Diagnostic:
+    if p.kind == "unknown":
+        return error(
+            "unknown_filter",
+            p.message,
+            span,
+            p.label,
+            detail="a template that calls an unknown filter fails at every send: the "
+            "send is suppressed with render_error",
+            hints=[
+                "filters are Liquid's own (`upcase`, `default`, `date`, …) and journeyc's "
+                "recommendation filters (`top_sellers`, `popular`, `cross_sell`)"
+            ],
+        )
+    return error(
+        "bad_filter_args",
+        p.message,
+        span,
+        p.label,
+        detail="a filter given arguments it cannot take fails at every send: the send "
+        "is suppressed with render_error",
+    )
 
 
 def _liquid_error(e: TemplateError, span: Span) -> Diagnostic:

@@ -70,6 +70,66 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f"did you mean `{close[0]}`?" if close else ""
 
 
+def suggest(choices: Iterable[str]) -> str:
+    """A suggestion of ``choices`` in order (at most three): "did you mean `a`?",
+    "did you mean `a` or `b`?"; ``""`` for none."""
+    shown = [f"`{c}`" for c in dict.fromkeys(choices)]
+    if not shown:
+        return ""
+    if len(shown) > 3:
+        shown = shown[:3]
+    head = ", ".join(shown[:-1])
+    return f"did you mean {head + ' or ' if head else ''}{shown[-1]}?"
+
+
+def edit_distance(a: str, b: str, limit: int | None = None) -> int:
+    """The number of edits that turn ``a`` into ``b``: inserting, deleting or
+    replacing one character, or swapping two adjacent ones (the optimal string
+    alignment distance). With ``limit``, any distance above it is reported as
+    ``limit + 1`` (and found sooner)."""
+    if a == b:
+        return 0
+    cap = limit + 1 if limit is not None else len(a) + len(b)
+    if abs(len(a) - len(b)) >= cap:
+        return cap
+    before: list[int] | None = None
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            d = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost)
+            if (
+                before is not None
+                and i > 1
+                and j > 1
+                and a[i - 1] == b[j - 2]
+                and a[i - 2] == b[j - 1]
+            ):
+                d = min(d, before[j - 2] + 1)
+            row[j] = d
+        if min(row) >= cap:
+            return cap
+        before, prev = prev, row
+    return min(prev[-1], cap)
+
+
+def closest(name: str, candidates: Iterable[str], max_distance: int) -> list[str]:
+    """The candidates fewest edits away from ``name`` (:func:`edit_distance`), at
+    most ``max_distance``, in sorted order; empty when none is that close."""
+    best: list[str] = []
+    best_d = max_distance + 1
+    for c in sorted(set(candidates)):
+        if c == name:
+            continue
+        d = edit_distance(name, c, best_d)
+        if d < best_d:
+            best, best_d = [c], d
+        elif d == best_d and d <= max_distance:
+            best.append(c)
+    return best
+
+
 def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
     """Diagnostics are reported by file, then position, then code."""
     return (d.span.file, d.span.start, d.span.end, d.code)

@@ -23,7 +23,7 @@ from lark.indenter import Indenter
 
 from journeyc.lang.ast import SourceFile
 from journeyc.lang.depth import find_too_deep, whole_file_too_deep
-from journeyc.lang.diagnostics import Diagnostic, error
+from journeyc.lang.diagnostics import Diagnostic, closest, error, suggest
 from journeyc.lang.span import Span
 from journeyc.lang.transform import ToAst
 
@@ -363,6 +363,10 @@ def _syntax_error(text: str, work: str, path: str, exc: UnexpectedInput) -> tupl
     if isinstance(exc, UnexpectedCharacters):
         offset = exc.pos_in_stream or 0
         line = exc.line
+        clock = _time_in_expression(work, offset, set(exc.allowed or ()))
+        if clock is not None:
+            start, end = clock
+            return _time_of_day_error(path, text, work, start, end), line
         if exc.char == '"':
             end = work.find("\n", offset)
             return error(
@@ -379,7 +383,8 @@ def _syntax_error(text: str, work: str, path: str, exc: UnexpectedInput) -> tupl
         ), line
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
-        expected = _describe_expected(set(exc.expected))
+        accepts = _accepted(exc)
+        expected = _describe_expected(accepts)
         if tok.type in ("_INDENT", "_DEDENT"):
             line = tok.end_line or 1
             offset = tok.end_pos or 0
@@ -408,6 +413,17 @@ def _syntax_error(text: str, work: str, path: str, exc: UnexpectedInput) -> tupl
         length = 1 if tok.type == "_NL" else len(str(tok))
         if tok.type == "_NL":
             offset = _line_end(work, offset)
+        guess = _keyword_guess(work, tok, accepts) if tok.type == "NAME" else None
+        if guess is not None:
+            start, word, label, after_keyword = guess
+            return error(
+                "journey_parse_error",
+                f"unexpected `{word}`",
+                Span.point(path, text, start, len(word)),
+                label,
+                # What the parser expected after the keyword it split off is no help.
+                detail="" if after_keyword else f"expected {expected}",
+            ), line
         return error(
             "journey_parse_error",
             f"unexpected {_describe_token(tok)}",
@@ -422,6 +438,115 @@ def _syntax_error(text: str, work: str, path: str, exc: UnexpectedInput) -> tupl
             Span.point(path, text, max(0, offset - 1)),
         ), text.count("\n", 0, offset) + 1
     raise exc
+
+
+def _accepted(exc: UnexpectedToken) -> set[str]:
+    """The terminals the parser could have taken instead of ``exc.token``.
+
+    lark's ``accepts`` tries each terminal from the state of the error; ``expected``
+    (the table's lookahead, a superset merged across states) is the fallback when
+    the interactive parser cannot say."""
+    try:
+        accepts = exc.accepts
+    except Exception:  # lark's own machinery: its fallback will do
+        accepts = None
+    return set(accepts or exc.expected)
+
+
+@cache
+def _keywords() -> dict[str, str]:
+    """Every keyword of the grammar by its terminal's name: ``{"SEND": "send"}``."""
+    return {
+        t.name: str(t.pattern.value)
+        for t in parser().terminals
+        if t.pattern.type == "str" and str(t.pattern.value).isalpha()
+    }
+
+
+def _keyword_guess(work: str, tok: Token, accepts: set[str]) -> tuple[int, str, str, bool] | None:
+    """For a word where a keyword was expected (``sned push "x"``): where the word
+    starts, the word, a "did you mean" among the keywords valid there, and whether
+    the lexer had split a keyword off the word (see below); None when no keyword is
+    close.
+
+    Close means one edit (a letter added, dropped, changed, or two swapped) for a
+    word of up to five letters, two for a longer one. Two slips are recognized
+    besides: a keyword run into more letters, which the lexer splits after the
+    keyword (``wait untill 09:00`` reaches the parser as `until` and `l`), and a
+    misspelt word just before the unexpected one (``when enterng hero``: `enterng`
+    parsed as an event name)."""
+    keywords = _keywords()
+    every = set(keywords.values())
+    start = tok.start_pos or 0
+    word = str(tok)
+    head = start
+    while head > 0 and (work[head - 1].isalnum() or work[head - 1] == "_"):
+        head -= 1
+    if head < start:
+        whole = work[head:start] + word
+        choices = closest(whole, every, _slack(whole))
+        return (head, whole, suggest(choices), True) if choices else None
+    valid = {keywords[n] for n in accepts if n in keywords}
+    choices = closest(word, valid, _slack(word))
+    if choices:
+        return start, word, suggest(choices), False
+    before = _word_before(work, start)
+    if before is None or before in every or len(before) < 3:
+        return None
+    near = closest(before, every, 1)
+    if not near:
+        return None
+    return start, word, f"`{before}` before it: {suggest(near)}", False
+
+
+def _slack(word: str) -> int:
+    """How many edits away a keyword may be from ``word`` to be suggested."""
+    return 1 if len(word) <= 5 else 2
+
+
+def _word_before(work: str, offset: int) -> str | None:
+    """The word just before ``offset`` on its line, if a word is there."""
+    line_start = work.rfind("\n", 0, offset) + 1
+    m = re.search(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]+$", work[line_start:offset])
+    return m.group(1) if m else None
+
+
+_CLOCK = re.compile(r"[0-9]{1,2}:[0-9]{2}(?![0-9:])")
+_COMPARISONS = frozenset({"LESSTHAN", "MORETHAN", "EQUAL", "NOTEQUAL", "BETWEEN", "IN"})
+
+
+def _time_in_expression(work: str, offset: int, allowed: set[str]) -> tuple[int, int] | None:
+    """Where a time of day such as ``09:00`` stands in an expression (the parser read
+    ``09`` as a number and stopped at ``:``), as (start, end); None otherwise."""
+    if not offset or work[offset : offset + 1] != ":" or not allowed & _COMPARISONS:
+        return None
+    start = offset
+    while start > 0 and work[start - 1].isdigit():
+        start -= 1
+    if start > 0 and (work[start - 1].isalnum() or work[start - 1] in "_."):
+        return None
+    m = _CLOCK.match(work, start)
+    return (start, m.end()) if m else None
+
+
+def _time_of_day_error(path: str, text: str, work: str, start: int, end: int) -> Diagnostic:
+    clock = work[start:end]
+    return error(
+        "type_error",
+        f"a time of day (`{clock}`) is not a value an expression can compare",
+        Span.point(path, text, start, end - start),
+        "a time of day",
+        detail=(
+            "event and profile values are JSON (numbers, strings, true/false, lists, "
+            "objects; times are ISO-8601 strings): none of them is ever a time of day"
+        ),
+        hints=[
+            "for the time since something, use `days_since(...)`, `hours_since(...)` or "
+            "`minutes_since(...)`: `hours_since(event.at) >= 2`; for an hour held in a "
+            "property, compare a number: `event.hour >= 9`",
+            "to act at a time of day, use a step: `wait until 09:00`",
+        ],
+    )
 
 
 def _line_end(work: str, offset: int) -> int:

@@ -9,6 +9,11 @@ Rules (``ANY`` — a profile or event value — goes with everything, and so doe
   signature (:mod:`journeyc.lang.builtins`);
 - ``== !=`` need types that can be equal; ``< <= > >=`` and ``between`` need two
   numbers, strings, durations or timestamps;
+- a stored value (a profile attribute, an event's property, ``min``/``max``/``top``
+  of a property: :func:`is_stored_value`) is JSON and never a duration or a weekday:
+  comparing one (``== != < <= > >= between in``) with a duration, or with a bare
+  weekday word (``monday``, which reads a profile attribute), is an error. A time
+  of day (``09:00``) is no expression at all: the parser says so;
 - arithmetic: numbers with numbers; ``timestamp ± duration`` is a timestamp,
   ``timestamp - timestamp`` a duration, ``duration ± duration`` a duration,
   ``duration * number`` and ``duration / number`` a duration, ``duration / duration``
@@ -214,14 +219,18 @@ class TypeChecker:
         if op in ("and", "or"):
             return T.BOOL
         if op in ("==", "!="):
+            if self._never_stored(expr, expr.left, left, expr.right, right):
+                return T.BOOL
             if not compatible(left, right):
                 self._mismatch(expr, left, right, "is never equal to")
             return T.BOOL
         if op in ("<", "<=", ">", ">="):
-            self._ordered(expr, left, right)
+            if not self._never_stored(expr, expr.left, left, expr.right, right):
+                self._ordered(expr, left, right)
             return T.BOOL
         if op in ("in", "not in"):
-            self._membership(expr, left, right)
+            if not self._never_stored_in(expr, left, right):
+                self._membership(expr, left, right)
             return T.BOOL
         return self._arith(expr, left, right)
 
@@ -284,6 +293,10 @@ class TypeChecker:
 
     def _between(self, expr: ast.Between) -> Type:
         value, low, high = self.infer(expr.value), self.infer(expr.low), self.infer(expr.high)
+        if self._never_stored(expr, expr.value, value, expr.low, low) or self._never_stored(
+            expr, expr.value, value, expr.high, high
+        ):
+            return T.BOOL
         ordered = self._ordered(expr, value, low) and self._ordered(expr, value, high)
         if ordered and not compatible(low, high):
             self._type_error(
@@ -344,18 +357,166 @@ class TypeChecker:
             )
         return func.result
 
+    # ------------------------------------------------------------ stored values
+    def _never_stored(self, expr: ast.Expr, a: ast.Expr, ta: Type, b: ast.Expr, tb: Type) -> bool:
+        """Report a comparison of a stored value (:func:`is_stored_value`) with what no
+        stored value ever is: a duration, or a weekday written as a bare word. True
+        when reported."""
+        for value, other, t in ((a, b, tb), (b, a, ta)):
+            if not is_stored_value(value):
+                continue
+            if t is T.DURATION:
+                self._stored_vs_duration(expr, value)
+                return True
+            if _day_word(other) is not None:
+                self._stored_vs_weekday(other)
+                return True
+        return False
+
+    def _never_stored_in(self, expr: ast.Binary, left: Type, right: Type) -> bool:
+        """:meth:`_never_stored` for ``in``/``not in``: a stored value looked for in a
+        list of durations or bare weekdays, or a duration or weekday looked for in a
+        stored value. True when reported."""
+        if is_stored_value(expr.right):
+            return self._never_stored(expr, expr.right, right, expr.left, left)
+        if not (is_stored_value(expr.left) and isinstance(expr.right, ast.ListExpr)):
+            return False
+        for item in expr.right.items:
+            if isinstance(item, ast.Duration):
+                self._stored_vs_duration(expr, expr.left)
+                return True
+            if _day_word(item) is not None:
+                self._stored_vs_weekday(item)
+                return True
+        return False
+
+    def _stored_vs_duration(self, expr: ast.Expr, value: ast.Expr) -> None:
+        self._type_error(
+            f"{_stored_what(value)} is never a duration: this comparison can never hold",
+            expr,
+            "a stored value and a duration",
+            detail=_STORED,
+            hints=(
+                "for the time since a timestamp, use `days_since(...)`, `hours_since(...)` "
+                "or `minutes_since(...)`: `days_since(event.ordered_at) >= 2`",
+                "for an amount of time held as a number, compare a number in its unit: "
+                "`event.delay_s > 7200`",
+            ),
+        )
+
+    def _stored_vs_weekday(self, word: ast.Expr) -> None:
+        day = _day_word(word)
+        self._type_error(
+            f"a weekday (`{day}`) is not a value an expression can compare: "
+            "no event or profile value is ever one",
+            word,
+            f"read as the profile attribute `{day}`",
+            detail=_STORED + f"; a bare `{day}` reads the profile attribute of that name",
+            hints=(
+                f'if the value holds a day name as text, compare it with a string: `"{day}"`',
+                "for the time since something, use `days_since(...)`, `hours_since(...)` "
+                "or a number",
+            ),
+        )
+
     # ------------------------------------------------------------ reporting
     def _mismatch(self, expr: ast.Expr, left: Type, right: Type, verb: str) -> None:
+        units = {left, right} == {T.NUMBER, T.DURATION}
         self._type_error(
             f"{describe(left)} {verb} {describe(right)}",
             expr,
             f"{describe(left)} and {describe(right)}",
+            hints=(
+                "`days_since(...)`, `hours_since(...)` and `minutes_since(...)` count "
+                "whole units: compare them with a number (`hours_since(x) >= 2`, not `2h`)",
+            )
+            if units
+            else (),
         )
 
     def _type_error(
-        self, summary: str, expr: ast.Expr, label: str, hints: tuple[str, ...] | list[str] = ()
+        self,
+        summary: str,
+        expr: ast.Expr,
+        label: str,
+        hints: tuple[str, ...] | list[str] = (),
+        detail: str = "",
     ) -> None:
-        self.diagnostics.append(error("type_error", summary, expr.span, label, hints=hints))
+        self.diagnostics.append(
+            error("type_error", summary, expr.span, label, detail=detail, hints=hints)
+        )
+
+
+_STORED = (
+    "event and profile values are JSON: numbers, strings, true/false, lists and "
+    "objects, with times as ISO-8601 strings"
+)
+
+# Aggregates whose value is a property's value as stored.
+_STORED_AGGREGATES = frozenset({"min", "max", "top"})
+
+
+def is_stored_value(expr: ast.Expr) -> bool:
+    """Whether ``expr`` reads a value as the store holds it, which at run time is
+    never a duration: a profile attribute (``lifecycle``, ``user.NAME``), a path
+    under ``event`` or a list item, a property of ``last(E)``/``first(E)``, ``min``,
+    ``max`` or ``top`` of a property, and the negation of one of these. Arithmetic
+    is not one (``now - event.at`` is a duration)."""
+    while isinstance(expr, ast.Unary) and expr.op == "-":
+        expr = expr.operand
+    if isinstance(expr, ast.Aggregate):
+        return expr.func in _STORED_AGGREGATES and getattr(expr, "item", None) is None
+    root: ast.Expr = expr
+    while isinstance(root, ast.GetAttr):
+        root = root.obj
+    if isinstance(root, ast.Name):
+        return root.name != "now"
+    return (
+        root is not expr
+        and isinstance(root, ast.Aggregate)
+        and root.func in ("last", "first")
+        and not (isinstance(expr, ast.GetAttr) and expr.obj is root and expr.name == "at")
+    )
+
+
+def _day_word(expr: ast.Expr) -> str | None:
+    """The weekday a bare name spells (``monday``, ``weekend``), or None."""
+    if isinstance(expr, ast.Name) and expr.name in ast.DAY_WORDS:
+        return expr.name
+    return None
+
+
+def _stored_what(expr: ast.Expr) -> str:
+    """What a stored value is, in words: "`event.delay` (an event value)"."""
+    text = _show(expr)
+    root = expr
+    while isinstance(root, ast.Unary | ast.GetAttr):
+        root = root.operand if isinstance(root, ast.Unary) else root.obj
+    name = root.name if isinstance(root, ast.Name) else None
+    if name is None:
+        kind = "an event property"  # of an aggregate
+    elif name == "event":
+        kind = "an event value"
+    elif name == "item":
+        kind = "a list item's value"
+    else:
+        kind = "a profile value"
+    return f"`{text}` ({kind})" if text else kind
+
+
+def _show(expr: ast.Expr) -> str:
+    """A stored value's expression as written (canonically); "" when it is long."""
+    if isinstance(expr, ast.Name):
+        return expr.name
+    if isinstance(expr, ast.GetAttr):
+        inner = _show(expr.obj)
+        return f"{inner}.{expr.name}" if inner else ""
+    if isinstance(expr, ast.Unary) and expr.op == "-":
+        inner = _show(expr.operand)
+        return f"-{inner}" if inner else ""
+    if isinstance(expr, ast.Aggregate) and not expr.where and not expr.within:
+        return f"{expr.func}({'.'.join((expr.event, *expr.prop))})"
+    return ""
 
 
 def _is_path(expr: ast.Expr) -> bool:

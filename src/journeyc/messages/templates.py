@@ -15,16 +15,25 @@ result before Liquid's output limit can see it (``{{ (1..100000000) | join }}``,
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from io import StringIO
 from typing import Any, TextIO
 
 import liquid
 from liquid import BoundTemplate, RenderContext
+from liquid.builtin.expressions import (
+    BooleanExpression,
+    FilteredExpression,
+    KeywordArgument,
+    Path,
+    TernaryFilteredExpression,
+)
+from liquid.builtin.expressions.filtered import Filter
 from liquid.builtin.expressions.primitive import IntegerLiteral, RangeLiteral
 from liquid.builtin.filters.misc import date as _builtin_date
 from liquid.builtin.tags.for_tag import ForNode
@@ -36,6 +45,7 @@ from liquid.exceptions import (
     OutputStreamLimitError,
     ResourceLimitError,
 )
+from liquid.expression import Expression
 from liquid.filter import with_context
 from liquid.output import LimitedStringIO
 from liquid.token import Token
@@ -374,24 +384,30 @@ class TemplateError:
     message: str
 
 
+@lru_cache(maxsize=512)
+def _parsed(source: str) -> BoundTemplate | TemplateError:
+    """``source`` parsed in the project's environment, or its syntax error. The
+    checks below all start here, so a template is parsed once however many look."""
+    try:
+        return _environment().parse(source)
+    except LiquidError as exc:
+        return _describe(exc, source)
+    except RecursionError:
+        return TemplateError(None, 1, "the template nests too deeply")
+
+
 def template_errors(source: str) -> list[TemplateError]:
     """The syntax errors of a Liquid template (Liquid stops at the first one)."""
-    try:
-        _environment().parse(source)
-    except LiquidError as exc:
-        return [_describe(exc, source)]
-    except RecursionError:
-        return [TemplateError(None, 1, "the template nests too deeply")]
-    return []
+    parsed = _parsed(source)
+    return [parsed] if isinstance(parsed, TemplateError) else []
 
 
 def big_loops(source: str, limit: int = DEFAULT_LIMITS.loop_iterations) -> list[TemplateError]:
     """The ``for`` loops over literal ranges (``(1..100000)``) that would go past
     ``limit`` iterations, each where its tag starts: nested literal loops multiply.
     Empty when the template does not parse."""
-    try:
-        template = _environment().parse(source)
-    except (LiquidError, RecursionError):
+    template = _parsed(source)
+    if isinstance(template, TemplateError):
         return []
     found: list[TemplateError] = []
     static = RenderContext(template)
@@ -439,11 +455,242 @@ def template_globals(source: str) -> dict[str, list[int]]:
     """The variables a template reads from outside itself (``user``, ``event``,
     ``with`` values), each with the offsets where it is used; empty when the template
     does not parse."""
+    template = _parsed(source)
+    if isinstance(template, TemplateError):
+        return {}
     try:
-        analysis = _environment().parse(source).analyze()
+        analysis = template.analyze()
     except (LiquidError, RecursionError):
         return {}
     return {name: [v.span.index for v in uses] for name, uses in analysis.globals.items()}
+
+
+CONTEXT_NAMES: frozenset[str] = frozenset({"user", "event", "journey", "now"})
+"""The names the renderer gives every template (``journeyc.messages.render``'s
+``RESERVED_NAMES``); any other name a template reads from outside is a ``with``
+value of the send."""
+
+
+def with_values(source: str) -> dict[str, int]:
+    """The ``with`` values a template needs, each with the offset of its first use:
+    the names it reads from outside itself other than :data:`CONTEXT_NAMES`, except
+    those it is ready to go without, because it tests them (``{% if coupon %}``,
+    ``{% unless %}``, ``{% elsif %}``, ``{{ a if coupon }}``) or gives them a default
+    (``{{ coupon | default: "WELCOME" }}``). Empty when the template does not parse."""
+    found = template_globals(source)
+    if not found:
+        return {}
+    template = _parsed(source)
+    assert not isinstance(template, TemplateError)  # template_globals parsed it
+    optional: set[str] = set()
+    for expr in _expressions(template):
+        if isinstance(expr, BooleanExpression):
+            optional.update(_roots(expr))
+        elif (
+            isinstance(expr, FilteredExpression)
+            and isinstance(expr.left, Path)
+            and expr.filters
+            and expr.filters[0].name == "default"
+        ):
+            optional.update(_roots(expr.left))
+    return {
+        name: min(offsets)
+        for name, offsets in found.items()
+        if name not in CONTEXT_NAMES and name not in optional and offsets
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class FilterProblem:
+    """A filter a template calls that would fail every render: ``kind`` is
+    ``"unknown"`` (no filter of that name) or ``"arguments"`` (arguments its
+    signature cannot take). ``offset`` and ``length`` locate the filter's name in the
+    template; ``suggestions`` are filter names close to an unknown one."""
+
+    kind: str
+    offset: int
+    length: int
+    name: str
+    message: str
+    label: str
+    suggestions: tuple[str, ...] = ()
+
+
+def filter_problems(source: str) -> list[FilterProblem]:
+    """Unknown filters and filters given arguments they cannot take, in the order
+    they are written; empty when the template does not parse.
+
+    The filters are those registered in the project's environment
+    (:func:`make_environment`: Liquid's own and journeyc's). Arguments are checked
+    against the filter's Python signature (:func:`filter_signature`): how many
+    positional arguments follow the input, and which keywords it takes. A filter
+    whose signature cannot be read, or that takes any number of arguments, is not
+    checked for them."""
+    from journeyc.lang.diagnostics import closest, suggest
+
+    template = _parsed(source)
+    if isinstance(template, TemplateError):
+        return []
+    filters = _environment().filters
+    found: list[FilterProblem] = []
+    seen: set[int] = set()
+    for expr in _expressions(template):
+        for f in _filters_of(expr):
+            offset = f.token.start_index
+            if offset in seen or offset < 0:
+                continue
+            seen.add(offset)
+            length = max(1, len(f.name))
+            func = filters.get(f.name)
+            if func is None:
+                near = closest(f.name, filters, 1 if len(f.name) <= 5 else 2)
+                found.append(
+                    FilterProblem(
+                        "unknown",
+                        offset,
+                        length,
+                        f.name,
+                        f"there is no filter `{f.name}`",
+                        suggest(near) or "unknown filter",
+                        tuple(near),
+                    )
+                )
+                continue
+            sig = filter_signature(f.name)
+            if sig is None:
+                continue
+            problem = sig.problem(
+                sum(1 for a in f.args if not isinstance(a, KeywordArgument)),
+                [a.name for a in f.args if isinstance(a, KeywordArgument)],
+            )
+            if problem is not None:
+                found.append(
+                    FilterProblem("arguments", offset, length, f.name, problem, sig.usage())
+                )
+    return sorted(found, key=lambda p: p.offset)
+
+
+@dataclass(frozen=True, slots=True)
+class FilterSignature:
+    """What a filter takes after its input, read from its Python signature:
+    ``positional`` names the parameters that may be passed by position (the first
+    ``required`` of them must be given, by position or by name), ``keywords`` those
+    that may only be passed by name; ``more`` is true when it takes any number of
+    positional arguments, ``any_keyword`` when it takes any keyword."""
+
+    name: str
+    positional: tuple[str, ...]
+    required: int
+    keywords: tuple[str, ...]
+    more: bool
+    any_keyword: bool
+
+    def problem(self, given: int, names: Sequence[str]) -> str | None:
+        """Why ``given`` positional arguments and keyword arguments ``names`` do not
+        fit, or None when they do."""
+        if given > len(self.positional) and not self.more:
+            return f"`{self.name}` takes {self._count()}, not {given}"
+        for n in names:
+            known = n in self.positional[given:] or n in self.keywords
+            if not known and not self.any_keyword:
+                return f"`{self.name}` has no argument named `{n}`"
+        filled = given + sum(1 for n in names if n in self.positional[given : self.required])
+        if filled < self.required:
+            return f"`{self.name}` takes {self._count()}, not {given}"
+        return None
+
+    def _count(self) -> str:
+        most, least = len(self.positional), self.required
+        if least == most:
+            amount = f"{most}" if most else "no"
+        else:
+            amount = f"{least} to {most}" if least != 0 else f"at most {most}"
+        plural = "" if (least == most == 1 or (least != most and most == 1)) else "s"
+        return f"{amount} argument{plural}"
+
+    def usage(self) -> str:
+        """How the filter is called, optional arguments in brackets:
+        "called as `replace: seq, [sub]`", "it takes no arguments"."""
+        if not self.positional and not self.keywords:
+            return "it takes no arguments"
+        shown = [
+            _shown(p) if i < self.required else f"[{_shown(p)}]"
+            for i, p in enumerate(self.positional)
+        ] + [f"[{_shown(k)}: …]" for k in self.keywords]
+        return f"called as `{self.name}: {', '.join(shown)}`"
+
+
+def _shown(param: str) -> str:
+    """A parameter's name as a template writes it (``default_`` is ``default``)."""
+    return param.rstrip("_") or param
+
+
+# Keyword-only parameters Liquid fills itself (`with_context`, `with_environment`).
+_INJECTED = frozenset({"context", "environment"})
+
+
+@cache
+def filter_signature(name: str) -> FilterSignature | None:
+    """The :class:`FilterSignature` of the environment's filter ``name``; None when it
+    is not registered, its signature cannot be read, or it takes no input."""
+    func = _environment().filters.get(name)
+    if func is None:
+        return None
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    by_position = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if not params or params[0].kind not in by_position:
+        return None
+    rest = params[1:]
+    positional = tuple(p.name for p in rest if p.kind in by_position)
+    required = sum(1 for p in rest if p.kind in by_position and p.default is p.empty)
+    keywords = tuple(
+        p.name for p in rest if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _INJECTED
+    )
+    return FilterSignature(
+        name,
+        positional,
+        required,
+        keywords,
+        any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in rest),
+        any(p.kind is inspect.Parameter.VAR_KEYWORD for p in rest),
+    )
+
+
+def _expressions(template: BoundTemplate) -> Iterator[Expression]:
+    """Every expression of ``template``, nested ones included."""
+    static = RenderContext(template)
+    nodes = list(template.nodes)
+    while nodes:
+        node = nodes.pop()
+        todo: list[Expression] = list(node.expressions())
+        while todo:
+            expr = todo.pop()
+            yield expr
+            todo.extend(expr.children())
+        nodes.extend(node.children(static, include_partials=False))
+
+
+def _filters_of(expr: Expression) -> list[Filter]:
+    if isinstance(expr, TernaryFilteredExpression):
+        return [*(expr.filters or ()), *(expr.tail_filters or ())]
+    if isinstance(expr, FilteredExpression):
+        return list(expr.filters or ())
+    return []
+
+
+def _roots(expr: Expression) -> set[str]:
+    """The first names of the paths in ``expr``: ``coupon`` of ``coupon.code``."""
+    todo = [expr]
+    found: set[str] = set()
+    while todo:
+        e = todo.pop()
+        if isinstance(e, Path) and isinstance(e.path[0], str):
+            found.add(e.path[0])
+        todo.extend(e.children())
+    return found
 
 
 def _describe(exc: LiquidError, source: str) -> TemplateError:
