@@ -78,7 +78,8 @@ _CHAIN_OPS = ("and", "or", "+", "-", "*", "/")
 # A prefix, a suffix, and how many expression levels one wrapping adds.
 _WRAPPERS = {
     "not": ("not ", "", 1),
-    "neg": ("-", "", 1),
+    # Parenthesized: `-` binds tighter than `not`, so `-not a` is a syntax error.
+    "neg": ("-(", ")", 1),
     "paren": ("(", ")", 0),
     "list": ("[", "]", 1),
     "call": ("lower(", ")", 1),
