@@ -438,3 +438,12 @@ def test_serve_no_watch_runs_what_was_deployed_and_takes_a_journeyc_deploy(
     daemon.track("u2", "visit")
     poll(lambda: flights(db).get(("promo", v2["promo"], "pause")) == 2, 10, "u2 entering v2")
     assert daemon.stop() == 0
+
+
+def test_deploy_keeps_the_usual_exit_codes(tmp_path: Path) -> None:
+    db = tmp_path / "journeyc.db"
+    assert cli("deploy", str(tmp_path / "nowhere"), "--db", str(db)).exit_code == 2
+    assert cli("deploy", "--no-such-option").exit_code == 2
+    bad = write_project(tmp_path / "bad", {"bad.journey": "journey j\n  when\n"})
+    assert cli("deploy", str(bad), "--db", str(db)).exit_code == 1
+    assert not db.exists()

@@ -60,17 +60,19 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _compile(paths: Sequence[str]) -> ir.ProjectIR:
-    """The project under ``paths``, checked and lowered; its errors exit 1 (a missing
-    path too: for ``plan``, 2 would read as "changes")."""
+def _compile(paths: Sequence[str], *, usage_exits_1: bool = False) -> ir.ProjectIR:
+    """The project under ``paths``, checked and lowered; its errors exit 1. A missing
+    path is a usage error (exit 2), or with ``usage_exits_1`` an error (``plan``, where
+    2 reads as "changes")."""
     from journeyc.cli.common import load_valid
     from journeyc.compile.lower import LowerError, lower_project
 
     try:
         project = load_valid(paths)
     except SystemExit as exc:
-        # load_valid exits 2 for a missing path or no .journey files: an error here.
-        raise SystemExit(EXIT_INVALID if exc.code else EXIT_OK) from None
+        if usage_exits_1 and exc.code:
+            raise SystemExit(EXIT_INVALID) from None
+        raise
     try:
         return lower_project(project)
     except LowerError as exc:
@@ -237,7 +239,7 @@ def plan(
     """
     config, _ = read_config(config_file)
     path = store_path(db, config)
-    project = _compile(paths)
+    project = _compile(paths, usage_exits_1=True)
     with _store(path, create=False) as store:
         made = _make_plan(store, project, config)
     data = made.to_json()
