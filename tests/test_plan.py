@@ -109,6 +109,13 @@ def busy(tmp_path: Path) -> tuple[Path, Path]:
     return project, db
 
 
+def members(project: Path, db: Path) -> dict[str, int]:
+    """Each segment's members as the store keeps them (`journeyc segments`)."""
+    result = cli("segments", str(project), "--db", str(db), "--json")
+    assert result.exit_code == 0, result.output
+    return {s["name"]: s["members"] for s in json.loads(result.stdout)["segments"]}
+
+
 def cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
@@ -144,6 +151,8 @@ def test_plan_shows_what_happens_to_each_group_and_deploy_does_exactly_that(
         ("promo", v1["promo"], "later"): 2,
         ("promo", v1["promo"], "pause"): 1,
     }
+
+    big_before = members(project, db)["big"]  # as kept, read with v1's definitions
 
     write_project(project, V2)
     v2 = {jid: j.version for jid, j in compiled(project).journeys.items()}
@@ -215,6 +224,10 @@ def test_plan_shows_what_happens_to_each_group_and_deploy_does_exactly_that(
         assert [(r.journey_id, r.zone, iso_ms(r.next_at)) for r in rows] == [
             ("fresh", "UTC", schedule["next_after"])
         ]
+    assert (big_before, members(project, db)["big"]) == (
+        plan["segments"][0]["before"],
+        plan["segments"][0]["after"],
+    )
     code, after = plan_json(project, db)
     assert (code, after["changes"]) == (0, False)
 
