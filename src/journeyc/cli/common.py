@@ -39,8 +39,11 @@ def usage_error(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
-def load(paths: Sequence[str], max_errors: int = 50) -> tuple[Project, list[Diagnostic]]:
-    """Load and check a project; a missing path is a usage error."""
+def load(
+    paths: Sequence[str], max_errors: int = 50, seen_events: set[str] | None = None
+) -> tuple[Project, list[Diagnostic]]:
+    """Load and check a project (with ``seen_events``, the event names a store has
+    seen, for the misspelt-event check); a missing path is a usage error."""
     from journeyc.lang.checker import check_project
 
     try:
@@ -49,7 +52,7 @@ def load(paths: Sequence[str], max_errors: int = 50) -> tuple[Project, list[Diag
         usage_error(str(exc))
     if not project.files:
         usage_error(f"no .journey files under {' '.join(paths)}")
-    diagnostics = sorted(check_project(project), key=sort_key)
+    diagnostics = sorted(check_project(project, seen_events), key=sort_key)
     return project, diagnostics
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -13,13 +12,12 @@ from journeyc.cli.common import (
     EXIT_OK,
     echo_json,
     json_option,
+    load,
     open_store,
     paths_argument,
     print_diagnostics,
-    usage_error,
 )
-from journeyc.lang.diagnostics import Diagnostic, sort_key, to_json
-from journeyc.lang.project import Project, ProjectPathError, load_project
+from journeyc.lang.diagnostics import to_json
 
 
 @click.command()
@@ -53,7 +51,7 @@ def validate(paths: tuple[str, ...], as_json: bool, max_errors: int, db: Path | 
     store), 2 usage error (a missing PATH, no store at --db).
     """
     seen = _seen_events(db) if db is not None else None
-    project, diagnostics = _load(paths, max_errors, seen)
+    project, diagnostics = load(paths, max_errors, seen)
     errors = sum(1 for d in diagnostics if d.is_error)
     if as_json:
         echo_json(to_json(diagnostics))
@@ -80,19 +78,3 @@ def _seen_events(db: Path) -> set[str]:
         return store.event_names()
     finally:
         store.close()
-
-
-def _load(
-    paths: Sequence[str], max_errors: int, seen_events: set[str] | None
-) -> tuple[Project, list[Diagnostic]]:
-    """Load and check a project (``journeyc.cli.common.load``, with the store's
-    event names); a missing path is a usage error."""
-    from journeyc.lang.checker import check_project
-
-    try:
-        project = load_project(paths, max_errors)
-    except ProjectPathError as exc:
-        usage_error(str(exc))
-    if not project.files:
-        usage_error(f"no .journey files under {' '.join(paths)}")
-    return project, sorted(check_project(project, seen_events), key=sort_key)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -473,8 +473,9 @@ class _Checker:
             self.diags.append(_filter_problem(p, Span.point(name, text, p.offset, p.length)))
         return self.templates[path]
 
-    def _uses_event(self, msg: ast.Message, channel: str) -> bool:
-        """Whether the message's part for ``channel`` reads ``event``."""
+    def _part_sources(self, msg: ast.Message, channel: str) -> Iterator[tuple[str, str]]:
+        """Each field of the message's part for ``channel`` with its template text
+        (a ``file`` field's file, when it is inside the project and readable)."""
         for part in msg.parts:
             if part.channel != channel:
                 continue
@@ -484,9 +485,14 @@ class _Checker:
                     path = self.project.file_dir(f.span.file) / f.value.value
                     roots = self.project.template_roots(f.span.file)
                     source = self._template(path)[0] if inside_project(path, roots) else None
-                if source is not None and "event" in template_globals(source):
-                    return True
-        return False
+                if source is not None:
+                    yield f.name, source
+
+    def _uses_event(self, msg: ast.Message, channel: str) -> bool:
+        """Whether the message's part for ``channel`` reads ``event``."""
+        return any(
+            "event" in template_globals(source) for _, source in self._part_sources(msg, channel)
+        )
 
     # ------------------------------------------------------------ journeys
     def _journey(self, j: ast.Journey) -> None:
@@ -789,19 +795,9 @@ class _Checker:
         if found is not None:
             return found
         found = {}
-        for part in msg.parts:
-            if part.channel != channel:
-                continue
-            for f in part.fields:
-                source: str | None = f.value.value
-                if f.is_file:
-                    path = self.project.file_dir(f.span.file) / f.value.value
-                    roots = self.project.template_roots(f.span.file)
-                    source = self._template(path)[0] if inside_project(path, roots) else None
-                if source is None:
-                    continue
-                for name in with_values(source):
-                    found.setdefault(name, f"its {channel} {f.name}")
+        for field_name, source in self._part_sources(msg, channel):
+            for name in with_values(source):
+                found.setdefault(name, f"its {channel} {field_name}")
         self.part_values[key] = found
         return found
 
