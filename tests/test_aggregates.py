@@ -778,4 +778,15 @@ def test_sql_over_list_items_agrees_with_python(
                 for src in (*sources, IndexedAggregates(index), reference)
             ]
             assert got[0] == got[1] == got[2] == got[3], (agg, sources[0].plan_sql(agg), got)
-            assert [type(g) for g in got] == [type(got[3])] * 4
+            assert [type(g) for g in got] == [type(got[3])] * 4, (agg, got, events)
+
+
+def test_bare_items_are_true_as_python_says(make_source: Factory) -> None:
+    """A list of anything: ``item`` alone is true for a non-empty list or object, a
+    non-empty string, a non-zero number and ``true`` (SQL reads JSON text for the
+    first two)."""
+    mixed = [[], [1], {}, {"a": 1}, "", "a", 0, 2, None, True, False, 0.0]
+    src = make_source([ev(1, "x", NOW - DAY, tags=mixed)])
+    assert value(src, "sum(x.tags, 1 where item)") == 5
+    assert value(src, "count(x where any(event.tags, item == [1]))") == 1
+    assert value(src, "count(x where all(event.tags, item or not item))") == 1

@@ -340,6 +340,7 @@ class _Val:
     cls: str | None = None
     jt: str | None = None
     from_row: bool = False
+    numeric: bool = False  # ``val`` is a number, or NULL exactly when the value is null
 
 
 def _is(v: _Val, cls: str) -> str:
@@ -527,7 +528,8 @@ class _WhereSql:
             return None
         a = self._items[-1]
         if not path:
-            return _Val(_tag_of(f"{a}.type"), f"{a}.atom", jt=f"{a}.type", from_row=True)
+            # ``value``, not ``atom``: an array or object item is its JSON text.
+            return _Val(_tag_of(f"{a}.type"), f"{a}.value", jt=f"{a}.type", from_row=True)
         p = self._path(path)
         if p is None:
             return None
@@ -552,18 +554,15 @@ class _WhereSql:
             return _Val("'null'", "NULL", cls="null")
         x, y = a.val, b.val
         if len(x) + len(y) > _MAX_PRODUCT_SQL:
-            return None  # each operand is written five times: nested products grow fast
-        exact = (
-            f"(typeof({x}) = 'integer' AND typeof({y}) = 'integer'"
-            f" AND abs({x}) <= 3037000499 AND abs({y}) <= 3037000499)"
-            f" OR ((typeof({x}) = 'real' OR typeof({y}) = 'real')"
-            f" AND abs({x}) <= 1e150 AND abs({y}) <= 1e150)"
-        )
+            return None  # each operand is written three times: nested products grow fast
+        # Factors up to 3037000499 (the square root of 2**63) multiply exactly as
+        # integers and without overflow as reals; larger ones go to Python.
+        exact = f"abs({x}) <= 3037000499 AND abs({y}) <= 3037000499"
         val = (
             f"(CASE WHEN {nums} THEN (CASE WHEN {exact} THEN {x} * {y}"
             f" ELSE json_extract('!', '$') END) END)"
         )
-        return _Val(f"(CASE WHEN {nums} THEN 'num' ELSE 'null' END)", val)
+        return _Val(f"(CASE WHEN {val} IS NULL THEN 'null' ELSE 'num' END)", val, numeric=True)
 
     def _in(self, item_e: ir.Expr, container_e: ir.Expr) -> str | None:
         item = self.value(item_e)
@@ -740,8 +739,8 @@ class SqlAggregates:
         )
         num, text, boolean = _is(v, "num"), _is(v, "text"), _is(v, "bool")
         if agg.func in ("sum", "avg"):
-            x = f"CASE WHEN {num} THEN {v.val} END"
-            sql = f"SELECT SUM({x}), COUNT({x}) {filtered}"
+            x = v.val if v.numeric else f"CASE WHEN {num} THEN {v.val} END"
+            sql = f"SELECT SUM({x}){f', COUNT({x})' if agg.func == 'avg' else ''} {filtered}"
         elif agg.func in ("min", "max"):
             x = f"CASE WHEN {_or(num, text)} THEN {v.val} END"
             sql = f"SELECT {agg.func.upper()}({x}) {filtered}"
