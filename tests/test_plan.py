@@ -10,9 +10,12 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from journeyc.cli import main
 from journeyc.compile.ir import ProjectIR
@@ -20,11 +23,13 @@ from journeyc.compile.lower import lower_project
 from journeyc.engine.actions import iso_ms
 from journeyc.engine.core import Engine
 from journeyc.engine.deploy import deploy_project, deployed_project
+from journeyc.engine.plan import make_plan
 from journeyc.events import Event, parse_event
 from journeyc.lang.project import load_project
 from journeyc.store.deployments import active_versions, in_flight, schedule_rows
 from journeyc.store.sqlite import Store
 from tests.daemon_helpers import Daemon, clean_env, poll
+from tests.engine_helpers import compile_files
 
 T0 = 1_767_607_200_000  # 2026-01-05T10:00:00Z
 HOUR = 3_600_000
@@ -460,3 +465,78 @@ def test_deploy_keeps_the_usual_exit_codes(tmp_path: Path) -> None:
     bad = write_project(tmp_path / "bad", {"bad.journey": "journey j\n  when\n"})
     assert cli("deploy", str(bad), "--db", str(db)).exit_code == 1
     assert not db.exists()
+
+
+# ---------------------------------------------------------------- generated
+
+
+STEP_NAMES = ("a", "b", "c", "d", "e")
+
+
+@st.composite
+def journey_text(draw: st.DrawFn) -> str:
+    """A journey of one-hour waits (plain or `wait for`) with names from a small pool,
+    with or without `upgrade in place`."""
+    names = draw(st.lists(st.sampled_from(STEP_NAMES), min_size=1, max_size=4, unique=True))
+    lines = ["journey j", "  when visit", "  entry always"]
+    if draw(st.booleans()):
+        lines.append("  upgrade in place")
+    for name in names:
+        wait = draw(st.sampled_from(["wait 1h", "wait for ping up to 1h"]))
+        lines.append(f"  {wait} as {name}")
+    lines.append(f'  send inapp "{draw(st.integers(0, 3))}" as last')
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    v1=journey_text(),
+    v2=st.one_of(st.none(), journey_text()),
+    entries=st.lists(st.integers(0, 4 * 60), min_size=1, max_size=6),
+)
+def test_generated_plans_predict_where_deploy_leaves_every_user(
+    v1: str, v2: str | None, entries: list[int]
+) -> None:
+    """For generated versions and users at generated steps, the plan's groups (users,
+    outcome, target version) are the instances per version and step after the
+    deployment; v2 None retires the journey."""
+    other = 'journey other\n  when visit\n  wait 1h as nap\n  send inapp "x" as hi\n'
+    first = compile_files({"j.journey": v1, "other.journey": other})
+    second = compile_files({"other.journey": other, **({"j.journey": v2} if v2 else {})})
+    with Store.open(":memory:") as store:
+        engine = Engine(store)
+        deploy_project(engine, first, T0)
+        for i, minute in enumerate(sorted(entries)):
+            at = T0 + minute * 60_000
+            store.append_events([visit(f"u{i}", at)])
+            engine.advance(at)
+        now = T0 + 4 * HOUR + 1
+        engine.advance(now)
+        before = {(f.journey_id, f.version, f.step): f.users for f in in_flight(store)}
+        plan = make_plan(store, second, now, ZoneInfo("UTC"))
+        deploy_project(engine, second, now)
+        after = {(f.journey_id, f.version, f.step): f.users for f in in_flight(store)}
+
+    listed = {j.id for j in plan.journeys}
+    planned = {(j.id, g.version, g.step): g.users for j in plan.journeys for g in j.in_flight}
+    assert planned == {k: n for k, n in before.items() if k[0] in listed}
+    # Journeys not listed: nothing happens to their users.
+    predicted = {k: n for k, n in before.items() if k[0] not in listed}
+    for j in plan.journeys:
+        for g in j.in_flight:
+            key = (j.id, g.to_version or g.version, g.step)
+            predicted[key] = predicted.get(key, 0) + g.users
+            event(g.outcome)
+            if v2 is None:
+                assert g.outcome == "retired"
+            elif not second.journeys["j"].upgrade_in_place:
+                assert g.outcome in ("stays", "current")
+    assert after == predicted
+    actions = [(j.id, j.action) for j in plan.journeys]
+    if v2 is None:
+        assert actions == [("j", "retire")]
+    elif first.journeys["j"].version != second.journeys["j"].version:
+        assert actions == [("j", "change")]
+    else:  # listed only when users on older versions would move: none here
+        assert actions == []
+    assert "other" in plan.unchanged
