@@ -89,7 +89,7 @@ def render(report: dict[str, Any]) -> str:
         "journeys",
     ]
     if not report["journeys"]:
-        lines.append("  none deployed (journeyc serve deploys them)")
+        lines.append("  none deployed (journeyc serve or journeyc deploy deploys them)")
     for j in report["journeys"]:
         if j["version"] is None:
             head = f"  {j['id']}  (no active version)"
