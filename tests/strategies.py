@@ -140,13 +140,37 @@ def _aggregate(where: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Expr
             within=within,
         )
 
-    return st.builds(
-        build,
-        st.sampled_from(ast.AGGREGATES),
-        events,
-        st.lists(attr_names, min_size=1, max_size=2),
-        st.none() | where,
-        st.none() | durations(),
+    def build_items(
+        func: ast.AggregateFunc,
+        event: str,
+        prop: list[str],
+        item: ast.Expr,
+        where_: ast.Expr | None,
+        within: ast.Duration | None,
+    ) -> ast.Expr:
+        return ast.Aggregate(
+            func=func, event=event, prop=tuple(prop), item=item, where=where_, within=within
+        )
+
+    return st.one_of(
+        st.builds(
+            build,
+            st.sampled_from(ast.AGGREGATES),
+            events,
+            st.lists(attr_names, min_size=1, max_size=2),
+            st.none() | where,
+            st.none() | durations(),
+        ),
+        # Over the items of an event's list: `sum(order_completed.products, item.price …)`.
+        st.builds(
+            build_items,
+            st.sampled_from(("sum", "avg", "min", "max", "distinct", "top")),
+            events,
+            st.lists(attr_names, min_size=1, max_size=2),
+            where,
+            st.none() | where,
+            st.none() | durations(),
+        ),
     )
 
 
@@ -165,11 +189,17 @@ def _compound(inner: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Expr]
         st.builds(
             lambda f, xs: ast.Call(func=f, args=tuple(xs)),
             st.one_of(st.sampled_from(_PLAIN_FUNCS), names).filter(
-                lambda f: f not in ast.AGGREGATES
+                lambda f: f not in ast.AGGREGATES and f not in ast.ITEM_TESTS
             ),
             st.lists(inner, max_size=2),
         ),
         _aggregate(inner),
+        st.builds(
+            lambda f, xs, c: ast.ItemTest(func=f, items=xs, cond=c),
+            st.sampled_from(ast.ITEM_TESTS),
+            inner,
+            inner,
+        ),
     )
 
 

@@ -539,16 +539,16 @@ def test_project_segments_on_a_small_shop(conn: sqlite3.Connection) -> None:
         log.append((next(seq), uid, name, NOW_MS - age, props))
 
     for i in range(6):  # hero: big spender, six orders this year
-        add("hero", "order_completed", (10 + 30 * i) * DAY, amount=1000.5)
-    add("regular", "order_completed", 100 * DAY, amount=20)
-    add("regular", "order_completed", 5 * DAY, amount=30.25)
-    add("risky", "order_completed", 90 * DAY, amount=10)
-    add("sleepy", "order_completed", 200 * DAY, amount=10)
+        add("hero", "order_completed", (10 + 30 * i) * DAY, revenue=1000.5)
+    add("regular", "order_completed", 100 * DAY, revenue=20)
+    add("regular", "order_completed", 5 * DAY, revenue=30.25)
+    add("risky", "order_completed", 90 * DAY, revenue=10)
+    add("sleepy", "order_completed", 200 * DAY, revenue=10)
     for i in range(6):
         add("browser", "product_viewed", i * HOUR + 1, brand="A", price=10 + i)
     for i in range(4):
         add("intent", "product_viewed", i * 60_000, brand="A" if i % 2 else "B", price=5 * i)
-    add("grumpy", "order_completed", 20 * DAY, amount=99)
+    add("grumpy", "order_completed", 20 * DAY, revenue=99)
     add("grumpy", "feedback_submitted", 2 * DAY, rating=1)
     load(conn, log, {"nobody": {"first_name": "N"}})
     got = dict(evaluate_population(conn, SEGMENTS, NOW_MS, chunk=3))
