@@ -379,6 +379,18 @@ class SourcePos(_Model):
     column: int
 
 
+class JourneyBounds(_Model):
+    """What one journey can do at most, proved from its graph
+    (:mod:`journeyc.compile.bounds`). A ``None`` is unbounded, with the reason under
+    its name in ``unbounded``. Sends are counted per user, from this journey alone."""
+
+    sends_per_entry: int | None
+    seconds_per_entry: int | None
+    sends_per_user_per_day: int | None
+    sends_per_user_per_week: int | None
+    unbounded: dict[str, str] = {}
+
+
 class JourneyIR(_Model):
     """One journey as a state machine. ``version`` hashes everything it does
     (its nodes, policies, and the messages and segments it uses), not its layout."""
@@ -400,6 +412,16 @@ class JourneyIR(_Model):
     messages: list[str] = []  # the messages its sends use
     segments: list[str] = []  # the segments it refers to, directly or through segments
     source_map: dict[str, SourcePos] = {}
+    # Filled in by `compile --json` (not by lowering) and left out of the JSON when
+    # unset, so stored IR and content versions are the same with or without it.
+    bounds: JourneyBounds | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_bounds(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if self.bounds is None:
+            out.pop("bounds", None)
+        return out
 
 
 # ---------------------------------------------------------------- messages and segments

@@ -215,8 +215,9 @@ def journey_version(
     segments: dict[str, ir.SegmentIR],
 ) -> str:
     """The content hash of what a journey does: its IR without layout (``version``,
-    ``file``, ``source_map``) and the messages and segments it uses."""
-    bare = journey.model_copy(update={"version": "", "file": "", "source_map": {}})
+    ``file``, ``source_map``) or static ``bounds``, and the messages and segments it
+    uses."""
+    bare = journey.model_copy(update={"version": "", "file": "", "source_map": {}, "bounds": None})
     used_messages = [messages[n] for n in sorted(journey.messages) if n in messages]
     used_segments = [segments[n] for n in sorted(journey.segments) if n in segments]
     return ir.content_hash(bare, *used_messages, *used_segments)
