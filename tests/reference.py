@@ -137,6 +137,9 @@ class _Instance:
     park_kind: str = ""  # "wait", "wait_for" or "send" (deferred by quiet hours)
     wake_ms: int | None = None
     last_step: ast.Step | None = None
+    # Which of a user's entries into a journey is the latest (the highest): creation
+    # order, until an identity merge orders the two users' entries (see merge_users).
+    rank: int = -1
 
 
 _NO_ITEM = object()
@@ -168,6 +171,7 @@ class _Sim:
     actions: list[dict[str, Any]] = field(default_factory=list)
     sent: list[tuple[str, str, int]] = field(default_factory=list)  # user, journey, at
     names: dict[int, str] = field(default_factory=dict)
+    ranks: int = 0  # the last entry rank handed out (_Instance.rank)
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -361,6 +365,9 @@ class _Sim:
         if ev.kind == "identify":
             merge_traits(self.profile(ev.user), ev.props)
             return
+        if ev.kind == "alias":
+            self.merge_users(ev.props["previousId"], ev.user, now)
+            return
         view = ev.view()
         ctx = _Ctx(now, ev.user, view)
         # 1. goals, journeys by id
@@ -371,7 +378,7 @@ class _Sim:
             entries = [i for i in self.instances if i.journey is j and i.user == ev.user]
             if not entries:
                 continue
-            latest = entries[-1]
+            latest = max(entries, key=_rank)
             if now < latest.entered_ms or latest.goal_done:
                 continue
             if not self.holds(goal.where, ctx):
@@ -419,6 +426,7 @@ class _Sim:
                 held_out = hash_percent(f"{j.name}:holdout:{ev.user}") < holdout.percent.value
             inst = _Instance(
                 no=len(self.instances),
+                rank=self.next_rank(),
                 journey=j,
                 user=ev.user,
                 entered_ms=now,
@@ -444,7 +452,52 @@ class _Sim:
             return True
         if mode == "once" or entry is None or entry.per is None:
             return False
-        return now - before[-1].entered_ms >= entry.per.seconds * 1000
+        return now - max(before, key=_rank).entered_ms >= entry.per.seconds * 1000
+
+    def merge_users(self, frm: str, into: str, now: int) -> None:
+        """An identity merge (docs/semantics.md, "Identity: anonymous to known"): the
+        events, profile, sends and entries of ``frm`` become ``into``'s; of two running
+        instances of one journey the one entered first goes on (at equal times,
+        ``into``'s), the other exits with reason ``merged``."""
+        for ev in self.log:
+            if ev.user == frm:
+                ev.user = into
+        theirs = self.profiles.pop(frm, {})
+        mine = self.profile(into)
+        for key, value in theirs.items():
+            mine.setdefault(key, value)
+        self.sent = [(into if u == frm else u, j, at) for u, j, at in self.sent]
+        ended: list[_Instance] = []
+        for j in self.journeys:
+            own = [i for i in self.instances if i.journey is j and i.user == into]
+            other = [i for i in self.instances if i.journey is j and i.user == frm]
+            if not other:
+                continue
+            running = [i for i in (*own, *other) if i.running]
+            if len(running) == 2:
+                first, second = running
+                # own's first: at equal times, the known user's goes on
+                ended.append(second if second.entered_ms >= first.entered_ms else first)
+            stays = [i for i in running if i not in ended]
+            # The latest entry: the one that goes on, else the one entered last
+            # (at equal times, the anonymous user's, then the one created later).
+            side = {id(i): k for k, i in enumerate((*own, *other))}
+            latest = (
+                stays[0]
+                if stays
+                else max((*own, *other), key=lambda i: (i.entered_ms, side[id(i)]))
+            )
+            for inst in other:
+                inst.user = into
+                inst.rank = self.next_rank()
+            latest.rank = self.next_rank()
+        for inst in sorted(ended, key=lambda i: i.no):
+            inst.running = False
+            self.act(now, inst, inst.parked_at, "exit", reason="merged")
+
+    def next_rank(self) -> int:
+        self.ranks += 1
+        return self.ranks
 
     def handle_timer(self, inst: _Instance) -> None:
         now = inst.wake_ms
@@ -608,6 +661,10 @@ class _Cap:
 # ---------------------------------------------------------------- pure pieces
 
 
+def _rank(inst: _Instance) -> int:
+    return inst.rank
+
+
 def merge_traits(profile: dict[str, Any], traits: Mapping[str, Any]) -> None:
     """An identify call: traits merge; a trait set to null is removed."""
     for key, value in traits.items():
@@ -742,14 +799,31 @@ def reference_simulate(
     for j in journeys:
         sim.names.update(step_names(j.steps))
     seen: set[str] = set()
+    names: dict[str, str] = {}  # an id merged into another user: that user
     for e in sorted(events, key=lambda e: e.at_ms):
         if e.message_id in seen:
             continue  # idempotent ingest: a repeated messageId is ignored
         seen.add(e.message_id)
-        logged = sim.append_log(e.user_id, e.kind, e.name, e.at_ms, dict(e.props))
+        user, props = names.get(e.user_id, e.user_id), dict(e.props)
+        if e.kind == "alias":
+            # Logged only when it merges two users, the first not another's already.
+            previous = props["previousId"]
+            if previous in names or previous == user:
+                continue
+            for alias, named in list(names.items()):
+                if named == previous:
+                    names[alias] = user
+            names[previous] = user
+        logged = sim.append_log(user, e.kind, e.name, e.at_ms, props)
         if start_ms is not None and e.at_ms < start_ms:
+            if e.kind == "alias":
+                for ev in sim.log:
+                    if ev.user == props["previousId"]:
+                        ev.user = user
+                for key, value in sim.profiles.pop(props["previousId"], {}).items():
+                    sim.profile(user).setdefault(key, value)
             if e.kind == "identify":
-                merge_traits(sim.profile(e.user_id), e.props)
+                merge_traits(sim.profile(user), e.props)
         else:
             sim.pending.append(logged)
     sim.run(until_ms)

@@ -15,11 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from journeyc.engine.parallel import in_output_order, simulate_parallel
 from journeyc.events import ALIAS, PREVIOUS_ID, Event, EventError, parse_batch, parse_call
+from journeyc.lang.project import load_project
 from journeyc.serve.api import create_app
 from journeyc.store.identities import IdentityMap, link_events
 from journeyc.store.sqlite import Store
@@ -36,6 +37,8 @@ from tests.engine_helpers import (
     select,
     track,
 )
+from tests.journey_strategies import USERS, Scenario, scenarios
+from tests.reference import ReferenceRunawayError, reference_simulate
 from tests.test_api import (
     ADMIN,
     ADMIN_TOKEN,
@@ -733,3 +736,66 @@ def test_merges_held_in_memory_and_written_to_the_store_agree(calls: list[dict[s
                 )
             )
     assert outs[0] == outs[1] == outs[2]
+
+
+# ---------------------------------------------------------------- the reference interpreter
+
+
+@st.composite
+def merged_scenarios(draw: st.DrawFn) -> Scenario:
+    """A generated project and timeline (tests/journey_strategies.py) where some users
+    browse anonymously first: their calls before a login carry only an anonymousId,
+    the login carries both (or is an `alias` call), and calls after it either id;
+    now and then an old user id is aliased into another user."""
+    scenario = draw(scenarios())
+    raw = [dict(obj) for obj in scenario.raw_events]
+    grid = [obj["timestamp"] for obj in raw]
+    for user in USERS:
+        if not draw(st.booleans()):
+            continue
+        anon, login_at = f"anon-{user}", draw(st.sampled_from(grid))
+        for obj in raw:
+            if obj.get("userId") == user and (
+                obj["timestamp"] < login_at or draw(st.integers(0, 3)) == 0
+            ):
+                del obj["userId"]
+                obj["anonymousId"] = anon
+        if draw(st.booleans()):
+            raw.append({"type": "alias", "previousId": anon, "userId": user, "timestamp": login_at})
+        else:
+            login = {"type": "identify", "anonymousId": anon, "userId": user}
+            raw.append(login | {"timestamp": login_at, "traits": {"push_enabled": True}})
+    if draw(st.integers(0, 3)) == 0:
+        old, new = draw(st.permutations(USERS))[:2]
+        raw.append({"type": "alias", "previousId": old, "userId": new, "timestamp": grid[-1]})
+    events = [e for obj in raw for e in parse_call(obj, received_ms=0)]
+    return Scenario(scenario.files, events, scenario.start_ms, scenario.until_ms, raw)
+
+
+@settings(max_examples=60, deadline=None)
+@given(merged_scenarios())
+def test_merges_match_the_reference_interpreter(scenario: Scenario) -> None:
+    """The engine against tests/reference.py, which merges ids its own plain way."""
+    from journeyc.engine.simulate import simulate_project
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in scenario.files.items():
+            (Path(tmp) / name).write_text(text, encoding="utf-8")
+        project = load_project([tmp])
+        try:
+            want = reference_simulate(
+                project.trees,
+                scenario.events,
+                start_ms=scenario.start_ms,
+                until_ms=scenario.until_ms,
+            )
+        except ReferenceRunawayError:
+            reject()
+        got = simulate_project(
+            Path(tmp), scenario.events, start_ms=scenario.start_ms, until_ms=scenario.until_ms
+        )
+    got = [{k: v for k, v in a.items() if k != "content"} for a in got]
+    want = [{k: v for k, v in a.items() if k != "content"} for a in want]
+    assert got == want, "\n".join(
+        [scenario.describe(), "engine:", *map(str, got), "reference:", *map(str, want)]
+    )

@@ -263,6 +263,7 @@ class Engine:
         self.by_goal: dict[str, list[Program]] = {}
         self._tracked = False
         self._tracked_events: list[StoredEvent] = []  # logged by `track` steps this batch
+        self._in_hand: Sequence[StoredEvent] = ()  # the batch's events, while handled
         self._profiles: dict[str, dict[str, Any]] = {}  # read once per step, kept current
         self._views: dict[int, tuple[dict[str, Any], EventView | None]] = {}  # _focus()
         self._keep = False  # keep_rows(): profiles stay read across steps
@@ -558,8 +559,10 @@ class Engine:
         if events:
             if len(events) > 1:
                 self._prefetch([ev.user_id for ev in events], runtime=True)
+            self._in_hand = events
             for ev in events:
                 self._on_event(ev, now_ms, actions)
+            self._in_hand = ()
             self._cursor = events[-1].seq
             self._timers_turn = True
             if self._keep:
@@ -826,6 +829,11 @@ class Engine:
         usual)."""
         self._profiles.pop(frm, None)
         self._profiles.pop(into, None)
+        # Events logged after the alias event under the merged id (by `track` steps of
+        # its journeys, which ran before the merge) are the known user's when handled.
+        for ev in (*self._in_hand, *self._tracked_events):
+            if ev.user_id == frm:
+                ev.user_id = into
         if self._index is not None:
             self._index.merge(frm, into)  # before the table's rows are renamed
         self.store.merge_users(frm, into)
