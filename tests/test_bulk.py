@@ -39,9 +39,14 @@ from tests.test_aggregates import (  # noqa: F401
     Factory,
     LoggedEvent,
     insert,
+    item_conditions,
+    item_values,
+    list_props,
     parse_expr,
     prop_values,
+    test_aggregates_over_list_items,
     test_avg_of_large_integers_is_exact,
+    test_bare_items_are_true_as_python_says,
     test_count_window_user_and_name,
     test_distinct,
     test_last_and_first,
@@ -281,6 +286,74 @@ def test_every_function_is_set_based_on_plain_properties(
         s = Scope(now=NOW, aggregates=bulk, user_id=uid)
         assert same(bulk.value(agg, key, s), sql.value(agg, key, s))
     assert bulk._columns[key].get is not None  # answered from the grouped scan
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(USERS), ages, list_props),
+        max_size=12,
+    ),
+    st.sampled_from(["sum", "avg", "min", "max", "distinct", "top"]),
+    item_values,
+    st.one_of(st.none(), item_conditions),
+    st.one_of(st.none(), st.sampled_from([3600, 86400, 400 * 86400])),
+    st.booleans(),
+)
+def test_item_aggregates_set_based_equal_sql_values(
+    conn: sqlite3.Connection,
+    raw: list[tuple[str, int, dict[str, Any]]],
+    func: str,
+    item: ir.Expr,
+    where: ir.Expr | None,
+    within: int | None,
+    dense: bool,
+) -> None:
+    """Aggregates over list items, for a set of users at once: the values of
+    :class:`SqlAggregates`, and set-based (``top`` aside) when the item value and
+    ``where`` have SQL forms."""
+    log = [(i + 1, u, "x", NOW_MS - age, p) for i, (u, age, p) in enumerate(raw)]
+    load(conn, log, {})
+    agg = ir.Agg(
+        func=func,  # type: ignore[arg-type]
+        event="x",
+        prop=["products"],
+        item=item,
+        where=where,
+        within=within,
+    )
+    bulk = BulkAggregates(conn, NOW, USERS, [agg], dense=dense)
+    sql = SqlAggregates(conn)
+    key = agg.model_dump_json()
+    for uid in USERS:
+        s = Scope(now=NOW, aggregates=bulk, user_id=uid)
+        assert same(bulk.value(agg, key, s), sql.value(agg, key, s)), (uid, agg)
+
+
+def test_item_aggregates_are_set_based(conn: sqlite3.Connection) -> None:
+    products = [{"category": "watches", "price": 10, "quantity": 2}, {"category": "bags"}]
+    load(conn, [(1, "u1", "order_completed", NOW_MS - HOUR, {"products": products})], {})
+    set_based = [
+        "sum(order_completed.products, item.price * item.quantity within 365d)",
+        'avg(order_completed.products, item.price where item.category == "watches")',
+        "distinct(order_completed.products, item.category)",
+        "max(order_completed.products, item.category)",
+    ]
+    per_user = [
+        "top(order_completed.products, item.category)",
+        "sum(order_completed.products, item.price where item.category == a)",  # the profile
+        "sum(order_completed.products, item.price + 1)",  # no SQL form
+    ]
+    texts = set_based + per_user
+    exprs = [parse_expr(t) for t in texts]
+    bulk = BulkAggregates(conn, NOW, ["u1"], [e for e in exprs if isinstance(e, ir.Agg)])
+    s = Scope(now=NOW, profile={"a": "bags"}, aggregates=bulk, user_id="u1")
+    for text, e in zip(texts, exprs, strict=True):
+        assert isinstance(e, ir.Agg)
+        key = e.model_dump_json()
+        assert same(bulk.value(e, key, s), SqlAggregates(conn).value(e, key, s)), text
+        assert (bulk._columns[key].get is not None) == (text in set_based), text
+    key = exprs[0].model_dump_json()  # type: ignore[union-attr]
+    assert bulk.value(exprs[0], key, s) == 20  # type: ignore[arg-type]
 
 
 def test_what_goes_per_user(conn: sqlite3.Connection) -> None:

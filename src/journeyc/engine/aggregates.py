@@ -594,6 +594,26 @@ class _WhereSql:
         return out
 
 
+def _item_key(v: _Val) -> str:
+    """SQL telling item values apart as ``distinct`` and ``top`` do (NULL: skipped)."""
+    return (
+        f"CASE WHEN {_is(v, 'num')} THEN {v.val} WHEN {_is(v, 'text')} THEN 's' || {v.val}"
+        f" WHEN {_is(v, 'bool')} THEN (CASE WHEN {v.val} THEN 'T' ELSE 'F' END) END"
+    )
+
+
+def item_select(func: str, v: _Val) -> tuple[str, ...]:
+    """The SELECT columns of an item aggregate (not ``top``) over item value ``v``:
+    ``SUM`` (and ``COUNT`` for ``avg``), ``MIN``/``MAX``, ``COUNT(DISTINCT …)``."""
+    num = _is(v, "num")
+    if func in ("sum", "avg"):
+        x = v.val if v.numeric else f"CASE WHEN {num} THEN {v.val} END"
+        return (f"SUM({x})", f"COUNT({x})") if func == "avg" else (f"SUM({x})",)
+    if func in ("min", "max"):
+        return (f"{func.upper()}(CASE WHEN {_or(num, _is(v, 'text'))} THEN {v.val} END)",)
+    return (f"COUNT(DISTINCT {_item_key(v)})",)
+
+
 def _is_predicate(e: ir.Op | ir.Call) -> bool:
     if isinstance(e, ir.Call):
         return e.func == "exists"
@@ -737,27 +757,16 @@ class SqlAggregates:
             "FROM events, json_each(events.props, :list) AS it"
             f" WHERE {window} AND json_type(events.props, :list) = 'array' AND {cond}"
         )
-        num, text, boolean = _is(v, "num"), _is(v, "text"), _is(v, "bool")
-        if agg.func in ("sum", "avg"):
-            x = v.val if v.numeric else f"CASE WHEN {num} THEN {v.val} END"
-            sql = f"SELECT SUM({x}){f', COUNT({x})' if agg.func == 'avg' else ''} {filtered}"
-        elif agg.func in ("min", "max"):
-            x = f"CASE WHEN {_or(num, text)} THEN {v.val} END"
-            sql = f"SELECT {agg.func.upper()}({x}) {filtered}"
-        else:
-            key = (
-                f"CASE WHEN {num} THEN {v.val} WHEN {text} THEN 's' || {v.val}"
-                f" WHEN {boolean} THEN (CASE WHEN {v.val} THEN 'T' ELSE 'F' END) END"
+        if agg.func == "top":  # the latest of the most frequent, items by their place
+            key = _item_key(v)
+            sql = (
+                f"SELECT b, v FROM (SELECT {_is(v, 'bool')} AS b, {v.val} AS v, at, seq,"
+                f" it.key AS ik, COUNT(*) OVER (PARTITION BY {key}) AS c"
+                f" {filtered} AND ({key}) IS NOT NULL)"
+                " ORDER BY c DESC, at DESC, seq DESC, ik DESC LIMIT 1"
             )
-            if agg.func == "distinct":
-                sql = f"SELECT COUNT(DISTINCT {key}) {filtered}"
-            else:  # top: the latest of the most frequent, items by their place
-                sql = (
-                    f"SELECT b, v FROM (SELECT {boolean} AS b, {v.val} AS v, at, seq,"
-                    f" it.key AS ik, COUNT(*) OVER (PARTITION BY {key}) AS c"
-                    f" {filtered} AND ({key}) IS NOT NULL)"
-                    " ORDER BY c DESC, at DESC, seq DESC, ik DESC LIMIT 1"
-                )
+        else:
+            sql = f"SELECT {', '.join(item_select(agg.func, v))} {filtered}"
         return _Plan(agg, sql, ws, rows_sql, fns.where, const, fns)
 
     def _run(self, plan: _Plan, params: dict[str, object]) -> Any:

@@ -58,6 +58,7 @@ from journeyc.engine.aggregates import (
     _UnbindableError,
     _WhereSql,
     from_ms,
+    item_select,
     to_ms,
 )
 from journeyc.engine.expr import Predicate, Scope, compile_predicate
@@ -105,6 +106,7 @@ class _Column:
     get: _Getter | None = None
     rows: Mapping[str, tuple[Any, ...]] | None = None  # the grouped rows it reads
     index: int = 0  # where in those rows its first column is
+    items: str = ""  # over list items: the join and condition of a statement of its own
 
 
 def _per_user(e: ir.Expr) -> bool:
@@ -231,6 +233,8 @@ class BulkAggregates:
                 continue
             if not self._users:
                 c.get = _default(c.agg.func)
+            elif c.items:
+                self._run_items(c)
             elif c.agg.func == "top":
                 self._run_top(c)
             else:
@@ -349,8 +353,7 @@ class BulkAggregates:
         self._n += 1
         col = _Column(agg, p, {f"{p}n": agg.event})
         if agg.item is not None:
-            # Over list items: one user at a time, by SqlAggregates' json_each form.
-            return col
+            return self._plan_items(agg, col)
         cond = [f"name = :{p}n"]
         if agg.within is not None:
             col.since = col.params[f"{p}s"] = self._now_ms - agg.within * 1000
@@ -397,6 +400,58 @@ class BulkAggregates:
                 col.filter = f"({g})"
         col.per_user = False
         return col
+
+    def _plan_items(self, agg: ir.Agg, col: _Column) -> _Column:
+        """An aggregate over list items: a statement of its own joining the users'
+        events to ``json_each`` of their list (``top`` goes per user)."""
+        p = col.prefix
+        lp = _json_path(agg.prop)
+        if agg.func == "top" or lp is None or agg.item is None:
+            return col
+        if _per_user(agg.item) or (agg.where is not None and _per_user(agg.where)):
+            return col
+        ws = _WhereSql(prefix=p, item=f"{p}it")
+        v = ws.value(agg.item)
+        cond = "1" if agg.where is None else ws.pred(agg.where)
+        if v is None or cond is None:
+            return col
+        try:
+            col.params.update(ws.bindings(Scope(now=self._now)))
+        except _UnbindableError:
+            return col
+        col.params[f"{p}l"] = lp
+        if agg.within is not None:
+            col.since = col.params[f"{p}s"] = self._now_ms - agg.within * 1000
+        window = f"name = :{p}n" + ("" if agg.within is None else f" AND at > :{p}s")
+        col.items = (
+            f", json_each(events.props, :{p}l) AS {p}it WHERE {{users}} AND at <= :now"
+            f" AND {window} AND json_type(events.props, :{p}l) = 'array' AND {cond}"
+        )
+        col.exprs = item_select(agg.func, v)
+        col.per_user = False
+        return col
+
+    def _run_items(self, c: _Column) -> None:
+        """An aggregate over list items, for every user at once (see
+        :meth:`_plan_items`); per user when it fails or, order-sensitive, cannot keep
+        the index's order."""
+        params: dict[str, object] = {"now": self._now_ms, **c.params}
+        sql = (
+            f"SELECT user_id, {', '.join(c.exprs)} FROM events INDEXED BY events_user_name_at"
+            + c.items.replace("{users}", self._users_sql(params))
+            + " GROUP BY user_id"
+        )
+        try:
+            if c.agg.func in _ORDER_SENSITIVE and not self._in_index_order(sql, params):
+                c.per_user = True
+                return
+            rows = {r[0]: r for r in self._conn.execute(sql, params)}
+        except (sqlite3.Error, OverflowError):
+            c.per_user = True
+            return
+        c.rows, c.index = rows, 1
+        c.get = _getter(c, rows, 1)
+        self._found.update(rows)
 
     def _key_origins(self, event: str) -> tuple[int, int] | None:
         """The origins of ``event``'s ``(at, seq)`` key: its least ``at`` and the least
