@@ -110,3 +110,31 @@ def test_journeys_removed_from_the_project_are_retired(tmp_path: Path) -> None:
     active = store.conn.execute("SELECT id, active FROM journeys").fetchall()
     store.close()
     assert active == [("promo", 0)]
+
+
+def test_a_wait_for_moved_to_a_step_that_is_not_one_ignores_the_event(tmp_path: Path) -> None:
+    # upgrade in place moves the entry by step name; its step `w` is a `wait for ping`
+    # in v1 and a plain wait in v2. `ping` then no longer ends the wait (the engine
+    # failed on an assertion there, and retried the event forever): the entry goes on
+    # when its wait was set to end, past the new `w`.
+    def deploy(engine: Engine, step: str, at: int) -> None:
+        d = tmp_path / "p"
+        d.mkdir(exist_ok=True)
+        (d / "j.journey").write_text(
+            "journey j\n  when visit\n  upgrade in place\n"
+            f"  {step} as w\n"
+            '  send inapp "after" as after\n'
+        )
+        engine.deploy(lower_project(load_project([d])), at)
+
+    store = Store.open(tmp_path / "db.sqlite")
+    engine = Engine(store)
+    deploy(engine, "wait for ping up to 2h", T0)
+    store.append_events([visit("u", T0, "m1")])
+    engine.advance(T0)
+    deploy(engine, "wait 30m", T0 + 1)
+    ping = {"type": "track", "userId": "u", "event": "ping", "messageId": "m2"}
+    store.append_events([parse_event({**ping, "timestamp": iso_ms(T0 + HOUR)}, 0)])
+    assert [a.action for a in engine.advance(T0 + HOUR)] == []
+    sent = [a for a in engine.advance(T0 + 2 * HOUR) if a.action == "send"]
+    assert [(a.user, a.step) for a in sent] == [("u", "after")]

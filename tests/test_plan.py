@@ -345,7 +345,7 @@ def test_plan_warns_when_users_waiting_for_an_event_would_move_to_another_kind_o
         "wait_for",
         "wait",
     )
-    assert "if ping arrives while they wait, the engine fails on it" in group["warning"]
+    assert "ping no longer ends their wait, they go on only when it times out" in group["warning"]
     assert plan["warnings"] == [f"j: 1 user(s) at w: {group['warning']}"]
     text = cli("plan", str(project), "--db", str(db)).stdout
     assert "Warning: j: 1 user(s) at w: w waits for ping in" in text

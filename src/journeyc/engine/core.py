@@ -796,7 +796,11 @@ class Engine:
         for inst in waiting:
             prog = self._program(inst)
             node = prog.journey.nodes[inst.node]
-            assert isinstance(node, ir.WaitForNode)
+            if type(node) is not ir.WaitForNode:
+                # `upgrade in place` moved the entry, by step name, to a step that is
+                # no `wait for` in the new version: the event no longer ends its wait;
+                # it goes on when the wait was set to end (docs/semantics.md).
+                continue
             scope.profile = self._profile(user)
             if not _holds(prog.wait_where.get(node.id), scope):
                 continue

@@ -375,13 +375,12 @@ def _hazard(
 ) -> str | None:
     """What goes wrong for users moved from ``old`` to ``target``, if anything."""
     if isinstance(old, ir.WaitForNode) and not isinstance(target, ir.WaitForNode):
-        # Engine._on_track resumes an instance whose waiting_for matches the event at
-        # its node, asserting that the node is a `wait for`.
+        # Engine._on_track resumes an instance waiting for the event only at a
+        # `wait for` node; at any other node the event passes it by.
         return (
             f"{step} waits for {old.event} in {version} and is a {target.kind} step in "
-            f"{to_version}: if {old.event} arrives while they wait, the engine fails on "
-            f"it (an assertion) and its run is retried on the same event, holding up "
-            f"every event after it. Keep {step} a `wait for`, or rename it"
+            f"{to_version}: {old.event} no longer ends their wait, they go on only when "
+            f"it times out. Keep {step} a `wait for`, or rename it"
         )
     return None
 
