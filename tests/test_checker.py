@@ -31,9 +31,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from journeyc.compile.bounds import global_cap_warnings
+from journeyc.compile.lower import lower_project
+from journeyc.config import load_config
 from journeyc.lang.builtins import Type
 from journeyc.lang.checker import check_project
-from journeyc.lang.diagnostics import Diagnostic, render_text
+from journeyc.lang.diagnostics import Diagnostic, render_text, sort_key
 from journeyc.lang.parser import parse_source
 from journeyc.lang.project import Project, load_project
 from journeyc.lang.types import TypeChecker
@@ -96,6 +99,10 @@ ALL_CODES = {
     "event_in_segment",
     "unreachable_step",
     "no_entry",
+    # static bounds (journeyc.compile.bounds); over_global_cap from `validate --config`
+    "unreachable_branch",
+    "wait_for_exits_first",
+    "over_global_cap",
 }
 
 
@@ -124,7 +131,22 @@ def _run_case(name: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     else:
         monkeypatch.chdir(FIXTURES)
         project = load_project([name])
-    return [_line(d) for d in check_project(project)]
+    diagnostics = check_project(project)
+    if Path("journeyc.toml").is_file():
+        # A case with a configuration: the warnings `validate --config` adds too.
+        diagnostics = sorted([*diagnostics, *_config_warnings(project)], key=sort_key)
+    return [_line(d) for d in diagnostics]
+
+
+def _config_warnings(project: Project) -> list[Diagnostic]:
+    """What ``validate --config journeyc.toml`` adds to the checker's diagnostics."""
+    cfg = load_config(Path("journeyc.toml"))
+    cap = cfg.engine.global_cap
+    if cap is None:
+        return []
+    compiled = lower_project(project)
+    quiet = cfg.engine.quiet_hours.rule
+    return global_cap_warnings(compiled, project.trees, cap.rule, quiet)
 
 
 def _expected_path(name: str) -> Path:

@@ -16,8 +16,10 @@ from journeyc.cli.common import (
     open_store,
     paths_argument,
     print_diagnostics,
+    usage_error,
 )
-from journeyc.lang.diagnostics import to_json
+from journeyc.lang.diagnostics import Diagnostic, sort_key, to_json
+from journeyc.lang.project import Project
 
 
 @click.command()
@@ -37,7 +39,29 @@ from journeyc.lang.diagnostics import to_json
     help="Also compare the project's event names with those the store FILE has seen: "
     "a name it never saw, one letter away from one it did, is warned about.",
 )
-def validate(paths: tuple[str, ...], as_json: bool, max_errors: int, db: Path | None) -> None:
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="journeyc.toml: warn where one journey alone can send a user more than its "
+    "[engine.global_cap] lets through; its default quiet hours count in the bounds.",
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Also print each journey's static bounds: sends per entry, time in the "
+    "journey, sends per user per day and per week.",
+)
+def validate(
+    paths: tuple[str, ...],
+    as_json: bool,
+    max_errors: int,
+    db: Path | None,
+    config_file: Path | None = None,
+    verbose: bool = False,
+) -> None:
     """Check journey files and report every problem found.
 
     PATH is a `.journey` file or a directory: all `.journey` files under it form one
@@ -47,11 +71,20 @@ def validate(paths: tuple[str, ...], as_json: bool, max_errors: int, db: Path | 
     store has logged (`similar_event_name`): `exit when order_complete` is warned
     about when the store has seen `order_completed` and never `order_complete`.
 
+    With -v, a line per journey gives its static bounds (docs/language.md, "Static
+    bounds"); with --config, a journey that alone can go over the global cap is
+    warned about (`over_global_cap`).
+
     Exit codes: 0 valid (warnings allowed), 1 invalid (or --db is not a journeyc
-    store), 2 usage error (a missing PATH, no store at --db).
+    store, or --config is not a valid journeyc.toml), 2 usage error (a missing PATH,
+    no store at --db, no file at --config).
     """
     seen = _seen_events(db) if db is not None else None
     project, diagnostics = load(paths, max_errors, seen)
+    bounds_lines: list[str] = []
+    if not any(d.is_error for d in diagnostics) and (verbose or config_file is not None):
+        more, bounds_lines = _bounds(project, config_file)
+        diagnostics = sorted([*diagnostics, *more], key=sort_key)
     errors = sum(1 for d in diagnostics if d.is_error)
     if as_json:
         echo_json(to_json(diagnostics))
@@ -65,6 +98,8 @@ def validate(paths: tuple[str, ...], as_json: bool, max_errors: int, db: Path | 
                 err=True,
             )
         else:
+            for line in bounds_lines if verbose else ():
+                click.echo(line)
             click.echo(
                 f"ok: {len(project.files)} file(s), {journeys} journey(s), {warnings} warning(s)"
             )
@@ -78,3 +113,35 @@ def _seen_events(db: Path) -> set[str]:
         return store.event_names()
     finally:
         store.close()
+
+
+def _bounds(project: Project, config_file: Path | None) -> tuple[list[Diagnostic], list[str]]:
+    """The static bounds of a valid project: ``over_global_cap`` warnings when
+    ``config_file`` sets a global cap, and a summary line per journey."""
+    from journeyc.compile import bounds
+    from journeyc.compile.lower import LowerError, lower_project
+    from journeyc.config import ConfigError, load_config
+
+    if config_file is not None and not config_file.is_file():
+        usage_error(f"--config: no such file: {config_file}")
+    try:
+        config = load_config(config_file) if config_file is not None else None
+    except ConfigError as exc:
+        click.echo(f"journeyc: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    try:
+        compiled = lower_project(project)
+    except LowerError:
+        return [], []  # the checker reported why
+    quiet = config.engine.quiet_hours.rule if config is not None else None
+    cap = config.engine.global_cap if config is not None else None
+    warnings = (
+        bounds.global_cap_warnings(compiled, project.trees, cap.rule, quiet)
+        if cap is not None
+        else []
+    )
+    lines = [
+        bounds.summary_line(j.id, bounds.journey_bounds(j, quiet))
+        for j in compiled.journeys.values()
+    ]
+    return warnings, lines

@@ -38,6 +38,7 @@ from journeyc.compile.graph import expr_to_text
 from journeyc.lang import ast
 from journeyc.lang.diagnostics import Diagnostic, warning
 from journeyc.lang.literals import format_duration
+from journeyc.lang.project import Project
 from journeyc.lang.span import Span
 
 DAY = 86_400
@@ -303,6 +304,11 @@ def with_bounds(
 def summary_line(journey_id: str, b: ir.JourneyBounds) -> str:
     """``cart_recovery: ≤ 2 sends per entry, ≤ 1d20h30m in the journey, ≤ 2
     sends/user/day, ≤ 4/week``; where there is no bound, ``unbounded`` and why."""
+    return f"{journey_id}: {summary(b)}"
+
+
+def summary(b: ir.JourneyBounds) -> str:
+    """The bounds as text: ``≤ 2 sends per entry, ≤ 1d20h30m in the journey, …``."""
 
     def show(name: str, value: int | None, text: str) -> str:
         if value is None:
@@ -323,7 +329,7 @@ def summary_line(journey_id: str, b: ir.JourneyBounds) -> str:
         show("sends_per_user_per_day", b.sends_per_user_per_day, " sends/user/day"),
         show("sends_per_user_per_week", b.sends_per_user_per_week, "/week"),
     ]
-    return f"{journey_id}: " + ", ".join(parts)
+    return ", ".join(parts)
 
 
 # ---------------------------------------------------------------- contradicting branches
@@ -525,6 +531,13 @@ def _satisfiable(conj: Iterable[_Lit]) -> bool:
     return all(_term_can_be(lits) for lits in facts.values())
 
 
+def never_holds(cond: ir.Expr) -> bool:
+    """Whether a condition is false for every user (as far as the reasoning above
+    goes: False when unsure)."""
+    f = _formula(cond)
+    return f is not None and not any(_satisfiable(c) for c in f)
+
+
 def unreachable_cases(node: ir.BranchNode) -> list[int]:
     """The cases of a branch that can never be taken, by index; ``len(node.cases)``
     stands for the ``else`` (or the way on when there is none, which is not
@@ -579,6 +592,23 @@ def _node_span(journey: ir.JourneyIR, node_id: str, tree: ast.Journey) -> Span:
     return tree.name_span if tree.bare is False else tree.span
 
 
+def project_warnings(
+    project: Project,
+    global_cap: ir.CapRule | None = None,
+    default_quiet: ir.QuietHoursRule | None = None,
+) -> list[Diagnostic]:
+    """The bounds warnings of a valid project (:func:`bounds_diagnostics` of its IR);
+    none when it cannot be compiled (a template file that cannot be read: the
+    checker reports that)."""
+    from journeyc.compile.lower import LowerError, lower_project
+
+    try:
+        compiled = lower_project(project)
+    except LowerError:
+        return []
+    return bounds_diagnostics(compiled, project.trees, global_cap, default_quiet)
+
+
 def bounds_diagnostics(
     compiled: ir.ProjectIR,
     trees: Iterable[ast.SourceFile],
@@ -595,7 +625,24 @@ def bounds_diagnostics(
             continue
         out += _branch_warnings(j, tree)
         out += _wait_for_warnings(j, tree)
-        if global_cap is not None:
+    if global_cap is not None:
+        out += global_cap_warnings(compiled, trees, global_cap, default_quiet)
+    return out
+
+
+def global_cap_warnings(
+    compiled: ir.ProjectIR,
+    trees: Iterable[ast.SourceFile],
+    global_cap: ir.CapRule,
+    default_quiet: ir.QuietHoursRule | None = None,
+) -> list[Diagnostic]:
+    """``over_global_cap`` for each journey that alone can send one user more than
+    ``global_cap`` lets through in its window."""
+    asts = _journey_asts(trees)
+    out: list[Diagnostic] = []
+    for j in compiled.journeys.values():
+        tree = asts.get(j.id)
+        if tree is not None:
             out += _global_cap_warnings(j, tree, global_cap, default_quiet)
     return out
 
@@ -624,10 +671,13 @@ def _branch_warnings(j: ir.JourneyIR, tree: ast.Journey) -> list[Diagnostic]:
                     if if_ast is not None and k < len(if_ast.branches)
                     else step
                 )
-                if k == 0:
-                    summary = f"`if {cond}` can never hold"
+                if never_holds(node.cases[k].cond):
+                    summary = f"`{kw} {cond}` can never hold"
                 else:
-                    summary = f"`{kw} {cond}` can never hold where the branches above it did not"
+                    summary = (
+                        f"`{kw} {cond}` is never taken: the branches above it take every "
+                        "user it matches"
+                    )
                 label = "never taken"
             out.append(
                 warning(
@@ -635,9 +685,9 @@ def _branch_warnings(j: ir.JourneyIR, tree: ast.Journey) -> list[Diagnostic]:
                     summary,
                     head,
                     label,
-                    detail="Comparisons of the same value with numbers (and with other "
-                    "literals by ==) contradict each other here; the steps of this "
-                    "branch never run.",
+                    detail="Its condition contradicts itself or the conditions before "
+                    "it (compared: one value against numbers, or by == against other "
+                    "literals, and a condition written twice); its steps never run.",
                 )
             )
     return out

@@ -82,6 +82,11 @@ def check_project(project: Project, seen_events: Collection[str] | None = None) 
             # of journeyc.lang.depth, well inside what the checker's recursion handles.
             first = project.files[0]
             diagnostics.append(whole_file_too_deep(first.path, first.text))
+        if not any(d.is_error for d in diagnostics):
+            # The bounds analysis reads the compiled graph: only a valid project has one.
+            from journeyc.compile.bounds import project_warnings
+
+            diagnostics += project_warnings(project)
     return sorted(diagnostics, key=sort_key)
 
 
