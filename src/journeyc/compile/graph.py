@@ -73,7 +73,9 @@ def _render(e: ir.Expr) -> tuple[str, int]:
         if not e.path:
             return "user", _ATOM
         path = ".".join(e.path)
-        return (f"user.{path}" if e.path[0] in SPECIAL_NAMES else path), _ATOM
+        # `item` too: inside a condition on list items a bare `item` is the item.
+        special = e.path[0] in SPECIAL_NAMES or e.path[0] == "item"
+        return (f"user.{path}" if special else path), _ATOM
     if isinstance(e, ir.EventRef):
         return "".join(["event", *(f".{p}" for p in e.path)]), _ATOM
     if isinstance(e, ir.Now):

@@ -31,6 +31,13 @@ event's properties only; ``.at`` there is a property like any other):
   seen most recently (by time, then log order).
 - ``last``/``first``: the matching event with the greatest/least ``(at, seq)``.
 
+Over list items (``ir.Agg.item`` set: ``sum(order_completed.products, item.price
+where …)``), ``sum`` … ``top`` reduce the item value of every item of the list at
+``prop`` in every windowed event for which ``where`` holds (both see the item as
+``item``, the event as ``event``), by the rules above, items ordered after their
+event by their place in its list. In SQL: the window's events joined to ``json_each``
+of their list.
+
 Events count when ``now - within < at <= now``: a simulation replaying history
 never sees its future.
 """
