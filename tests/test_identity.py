@@ -799,3 +799,12 @@ def test_merges_match_the_reference_interpreter(scenario: Scenario) -> None:
     assert got == want, "\n".join(
         [scenario.describe(), "engine:", *map(str, got), "reference:", *map(str, want)]
     )
+
+
+def test_calls_after_a_login_carrying_both_ids_are_not_counted_as_duplicates(api: Api) -> None:
+    for k in range(3):
+        call = {"anonymousId": "anon-1", "userId": "u1", "event": "Viewed", "messageId": f"v{k}"}
+        assert api.client.post("/v1/track", json=call, headers=AUTH).status_code == 200
+    metrics = api.client.get("/metrics").text
+    assert 'journeyc_events_received_total{endpoint="track",outcome="accepted"} 4.0' in metrics
+    assert 'journeyc_events_received_total{endpoint="track",outcome="duplicate"} 0.0' in metrics

@@ -513,9 +513,14 @@ class _Service:
             ) from None
         seqs = self.store.append_events(events)
         added = sum(seq is not None for seq in seqs)
+        # An alias event that merged nothing (the ids name one user already: every call
+        # after a login carries both) is no repeated call: counted as neither.
+        merged_nothing = sum(
+            seq is None and e.kind == "alias" for e, seq in zip(events, seqs, strict=True)
+        )
         counter = self.metrics.events_received
         counter.labels(endpoint, "accepted").inc(added)
-        counter.labels(endpoint, "duplicate").inc(len(seqs) - added)
+        counter.labels(endpoint, "duplicate").inc(len(seqs) - added - merged_nothing)
         for field in ignored:
             self.metrics.ignored_fields.labels(field).inc()
         if added and self.on_events is not None:
