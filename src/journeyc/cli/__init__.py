@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "lsp": "journeyc.cli.lsp:lsp",
     "plan": "journeyc.cli.plan:plan",
     "deploy": "journeyc.cli.plan:deploy",
+    "test": "journeyc.cli.test:test_cmd",
 }
 
 

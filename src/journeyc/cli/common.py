@@ -40,11 +40,18 @@ def usage_error(message: str) -> NoReturn:
 
 
 def load(
-    paths: Sequence[str], max_errors: int = 50, seen_events: set[str] | None = None
+    paths: Sequence[str],
+    max_errors: int = 50,
+    seen_events: set[str] | None = None,
+    *,
+    tests: bool = False,
 ) -> tuple[Project, list[Diagnostic]]:
     """Load and check a project (with ``seen_events``, the event names a store has
-    seen, for the misspelt-event check); a missing path is a usage error."""
+    seen, for the misspelt-event check); a missing path is a usage error. With
+    ``tests``, the test files beside it (``*.test.journey``, never part of the
+    project) are checked against it too (``validate``, ``journeyc test``)."""
     from journeyc.lang.checker import check_project
+    from journeyc.lang.testfile import project_test_diagnostics
 
     try:
         project = load_project(paths, max_errors)
@@ -52,8 +59,10 @@ def load(
         usage_error(str(exc))
     if not project.files:
         usage_error(f"no .journey files under {' '.join(paths)}")
-    diagnostics = sorted(check_project(project, seen_events), key=sort_key)
-    return project, diagnostics
+    diagnostics = check_project(project, seen_events)
+    if tests:
+        diagnostics += project_test_diagnostics(project.files, project.tests)
+    return project, sorted(diagnostics, key=sort_key)
 
 
 def print_diagnostics(project: Project, diagnostics: list[Diagnostic], err: bool = True) -> None:

@@ -65,7 +65,9 @@ def validate(
     """Check journey files and report every problem found.
 
     PATH is a `.journey` file or a directory: all `.journey` files under it form one
-    project (one namespace of journeys, messages and segments).
+    project (one namespace of journeys, messages and segments). Test files
+    (`*.test.journey`, see `journeyc test`) are not part of the project; they are
+    checked against it.
 
     With --db, the event names of the project are compared with the events that
     store has logged (`similar_event_name`): `exit when order_complete` is warned
@@ -80,7 +82,7 @@ def validate(
     no store at --db, no file at --config).
     """
     seen = _seen_events(db) if db is not None else None
-    project, diagnostics = load(paths, max_errors, seen)
+    project, diagnostics = load(paths, max_errors, seen, tests=True)
     bounds_lines: list[str] = []
     if not any(d.is_error for d in diagnostics) and (verbose or config_file is not None):
         more, bounds_lines = _bounds(project, config_file)

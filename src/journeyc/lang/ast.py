@@ -9,10 +9,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeAlias
 from typing import Literal as L  # noqa: N817 (keeps the node fields readable)
-from typing import TypeAlias
 
 from journeyc.lang.span import Span
+
+if TYPE_CHECKING:
+    from journeyc.lang.testfile import JourneyTest
 
 NO_SPAN = Span("<generated>", 0, 0, 1, 1, 1, 1)
 
@@ -572,6 +575,9 @@ class SourceFile:
     path: str
     declarations: tuple[Declaration, ...]
     span: Span = _span()
+    # The `test` blocks of a test file (journeyc.lang.testfile), kept apart from the
+    # declarations: they are not part of the project.
+    tests: tuple[JourneyTest, ...] = ()
 
     @property
     def journeys(self) -> tuple[Journey, ...]:

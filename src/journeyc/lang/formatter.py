@@ -382,6 +382,19 @@ class _Builder:
             )
             if i and len(self.root.lines) > start and not grouped:
                 self.root.lines[start].forced_blank = True
+        self.tests(tree)
+
+    def tests(self, tree: ast.SourceFile) -> None:
+        """The ``test`` blocks of a test file (journeyc.lang.testfile), a blank line
+        between them."""
+        from journeyc.lang.testfile import header_text, line_text
+
+        for t in tree.tests:
+            head = self.add(self.root, header_text(t), t.span.line, t.name_span.end_line, 1)
+            head.forced_blank = len(self.root.lines) > 1
+            body = self.open(head)
+            for x in t.lines:
+                self.add(body, line_text(x), x.span.line, x.span.end_line, x.span.column)
 
     def journey(self, j: ast.Journey) -> None:
         block = self.root

@@ -413,7 +413,9 @@ def _syntax_error(text: str, work: str, path: str, exc: UnexpectedInput) -> tupl
         length = 1 if tok.type == "_NL" else len(str(tok))
         if tok.type == "_NL":
             offset = _line_end(work, offset)
-        guess = _keyword_guess(work, tok, accepts) if tok.type == "NAME" else None
+        # A word may be a keyword of another place (`no`, a test file's, for `on`).
+        word_like = tok.type == "NAME" or tok.type in _keywords()
+        guess = _keyword_guess(work, tok, accepts) if word_like else None
         if guess is not None:
             start, word, label, after_keyword = guess
             return error(

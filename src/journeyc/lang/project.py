@@ -10,6 +10,7 @@ from pathlib import Path
 from journeyc.lang.ast import SourceFile
 from journeyc.lang.diagnostics import Diagnostic
 from journeyc.lang.parser import ParseResult, parse_file
+from journeyc.lang.testfile import is_test_file
 
 SUFFIX = ".journey"
 
@@ -36,6 +37,9 @@ class Project:
     # The directories `file` templates must be inside: each directory given, and the
     # directory of each file given. None: each journey file's own directory.
     roots: list[Path] | None = None
+    # The test files (`*.test.journey`) found beside the project: not part of it (they
+    # never deploy); `validate` checks them and `journeyc test` runs them.
+    tests: list[ParseResult] = field(default_factory=list)
 
     @property
     def trees(self) -> list[SourceFile]:
@@ -45,7 +49,11 @@ class Project:
     @property
     def sources(self) -> dict[str, str]:
         """File name → text, for rendering diagnostics."""
-        return {**self.extra_sources, **{f.path: f.text for f in self.files}}
+        return {
+            **self.extra_sources,
+            **{f.path: f.text for f in self.tests},
+            **{f.path: f.text for f in self.files},
+        }
 
     @property
     def parse_diagnostics(self) -> list[Diagnostic]:
@@ -75,13 +83,31 @@ def display_name(path: Path) -> str:
         return str(path)
 
 
-def find_files(paths: Sequence[str | Path]) -> list[Path]:
-    """The journey files named by ``paths``: files as given, directories searched deeply."""
+def find_files(paths: Sequence[str | Path], *, tests: bool = True) -> list[Path]:
+    """The journey files named by ``paths``: files as given, directories searched deeply.
+
+    ``tests=False`` leaves test files (``*.test.journey``, docs/testing.md) out: they
+    are not part of the project. A test file given by name brings in the journey
+    files of its directory instead, the project it tests."""
     found: list[Path] = []
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            found.extend(sorted(x for x in path.rglob(f"*{SUFFIX}") if x.is_file()))
+            found.extend(
+                sorted(
+                    x
+                    for x in path.rglob(f"*{SUFFIX}")
+                    if x.is_file() and (tests or not is_test_file(x.name))
+                )
+            )
+        elif path.is_file() and not tests and is_test_file(path.name):
+            found.extend(
+                sorted(
+                    x
+                    for x in path.parent.glob(f"*{SUFFIX}")
+                    if x.is_file() and not is_test_file(x.name)
+                )
+            )
         elif path.is_file():
             found.append(path)
         elif path.exists():
@@ -94,8 +120,15 @@ def find_files(paths: Sequence[str | Path]) -> list[Path]:
     return list(unique)
 
 
+def find_test_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The test files (``*.test.journey``) named by ``paths`` or under them."""
+    return [f for f in find_files(paths) if is_test_file(f.name)]
+
+
 def load_project(paths: Sequence[str | Path], max_errors: int = 50) -> Project:
-    """Parse every journey file under ``paths`` into one project."""
-    files = [parse_file(f, display_name(f), max_errors) for f in find_files(paths)]
+    """Parse every journey file under ``paths`` into one project; the test files
+    there are parsed into ``tests``, apart from it."""
+    files = [parse_file(f, display_name(f), max_errors) for f in find_files(paths, tests=False)]
+    tests = [parse_file(f, display_name(f), max_errors) for f in find_test_files(paths)]
     roots = [Path(p) if Path(p).is_dir() else Path(p).parent for p in paths]
-    return Project(files, roots=roots)
+    return Project(files, roots=roots, tests=tests)

@@ -24,6 +24,7 @@ from journeyc.lang.literals import (
     unescape_string,
 )
 from journeyc.lang.span import Span
+from journeyc.lang.testfile import CaseRules, JourneyTest
 
 # Words that are operators or literals in expressions. lark's contextual lexer would
 # read them as names where a name fits (`a and and`), so the AST builder refuses them.
@@ -96,7 +97,7 @@ def bare_journey_name(path: str) -> str:
     return normalize_event(PurePath(path).stem)
 
 
-class ToAst(Transformer[Token, ast.SourceFile]):
+class ToAst(Transformer[Token, ast.SourceFile], CaseRules):
     """A lark Transformer from the parse tree to :mod:`journeyc.lang.ast` nodes.
 
     Problems with literal tokens (``30x``, ``25:00``) are collected in
@@ -258,9 +259,12 @@ class ToAst(Transformer[Token, ast.SourceFile]):
     def start(self, meta: Meta, children: list[Any]) -> ast.SourceFile:
         decls: list[ast.Declaration] = []
         loose: list[Any] = []
+        tests: list[JourneyTest] = []
         for c in children:
             if isinstance(c, ast.Journey | ast.Message | ast.Segment):
                 decls.append(c)
+            elif isinstance(c, JourneyTest):
+                tests.append(c)
             else:
                 loose.append(c)
         if loose:
@@ -296,7 +300,9 @@ class ToAst(Transformer[Token, ast.SourceFile]):
                 span=span,
             )
             decls.insert(0, bare)
-        return ast.SourceFile(path=self.path, declarations=tuple(decls), span=self._span(meta))
+        return ast.SourceFile(
+            path=self.path, declarations=tuple(decls), span=self._span(meta), tests=tuple(tests)
+        )
 
     def _split_statements(
         self, stmts: list[Any]

@@ -1,0 +1,1 @@
+"""``journeyc test``: the tests of ``*.test.journey`` files, run on the simulator."""
