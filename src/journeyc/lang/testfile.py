@@ -664,7 +664,8 @@ def _check_expectation(x: Expectation, names: _Names, users: set[str]) -> list[D
             elif what == "segment" and w.name not in names.segments:
                 out.append(_unknown("unknown_segment", "segment", w, names.segments))
     if x.step is not None and not x.step.name.replace(".", "").isdigit():
-        pool = names.steps.get(journey, set()) if journey else set().union(*names.steps.values())
+        every: set[str] = set().union(*names.steps.values())
+        pool = names.steps.get(journey or "", every)
         if x.step.name not in pool:
             out.append(_unknown("unknown_step", "step", x.step, pool))
     if x.reason is not None:
