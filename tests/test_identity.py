@@ -562,7 +562,7 @@ def _as_known(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(merged_timelines())
 def test_a_merged_timeline_sends_what_the_known_id_from_the_start_sends(
     timeline: tuple[list[dict[str, Any]], int],
@@ -585,7 +585,8 @@ def test_a_merged_timeline_sends_what_the_known_id_from_the_start_sends(
     assert {e["user_id"] for e in merged.entries} <= {"known"}
 
 
-@settings(max_examples=8, deadline=None)
+# Each example forks replay processes: an eighth of the profile's examples.
+@settings(max_examples=max(8, settings.default.max_examples // 8), deadline=None)
 @given(st.lists(merged_timelines(), min_size=1, max_size=4))
 def test_linked_ids_split_between_processes_give_one_processes_actions(
     timelines: list[tuple[list[dict[str, Any]], int]],
@@ -701,7 +702,7 @@ def tangled_timelines(draw: st.DrawFn) -> list[dict[str, Any]]:
     return calls
 
 
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(tangled_timelines())
 def test_merges_held_in_memory_and_written_to_the_store_agree(calls: list[dict[str, Any]]) -> None:
     """The simulator's held rows and the daemon's written ones (the same engine, two
@@ -775,7 +776,7 @@ def merged_scenarios(draw: st.DrawFn) -> Scenario:
     return Scenario(scenario.files, events, scenario.start_ms, scenario.until_ms, raw)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)
 @given(merged_scenarios())
 def test_merges_match_the_reference_interpreter(scenario: Scenario) -> None:
     """The engine against tests/reference.py, which merges ids its own plain way."""
