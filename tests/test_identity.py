@@ -868,3 +868,19 @@ def test_the_instance_kept_is_the_reference_interpreters(
     enters = [a["at"][11:16] for a in got if a["action"] == "enter"]
     assert len(enters) == 3 and enters[-1] == "12:03"
     assert [a["at"][11:16] for a in got if a["action"] == "goal"] == ["12:04"]
+
+
+def test_journeyc_ingest_links_ids_and_counts_no_empty_merge_as_a_duplicate(tmp_path: Path) -> None:
+    from journeyc.cli.ingest import append_all
+
+    events = [
+        anon_track("a1", "cart_abandoned", T0, mid="c"),
+        *login("a1", "u1", T0 + 1, mid="l"),
+        *login("a1", "u1", T0 + 2, mid="l2"),  # both ids again: no second merge
+        anon_track("a1", "cart_viewed", T0 + 3, mid="v"),
+    ]
+    with _store(str(tmp_path)) as store:
+        assert append_all(store, events) == (5, 0)
+        assert append_all(store, events) == (0, 4)  # the calls, not the merges
+        users = store.conn.execute("SELECT user_id FROM events ORDER BY seq").fetchall()
+        assert [u for (u,) in users] == ["a1", "u1", "u1", "u1", "u1"]

@@ -27,15 +27,20 @@ def append_all(
 
     ``progress(done)`` is told how many events have been handled after each chunk.
     A run cut short leaves whole chunks behind; running it again adds the rest,
-    since the events already stored are recognised by their ``messageId``.
+    since the events already stored are recognised by their ``messageId``. An alias
+    event that merges nothing (both ids name one user already) is neither.
     """
-    new = 0
+    new = duplicates = 0
     for start in range(0, len(events), CHUNK):
-        seqs = store.append_events(events[start : start + CHUNK])
+        chunk = events[start : start + CHUNK]
+        seqs = store.append_events(chunk)
         new += sum(seq is not None for seq in seqs)
+        duplicates += sum(
+            seq is None and e.kind != "alias" for e, seq in zip(chunk, seqs, strict=True)
+        )
         if progress is not None:
             progress(min(start + CHUNK, len(events)))
-    return new, len(events) - new
+    return new, duplicates
 
 
 @click.command()
@@ -43,7 +48,7 @@ def append_all(
 @db_option
 @config_option
 def ingest(events_file: Path, db: Path | None, config_file: Path | None) -> None:
-    """Load events from a JSON-lines FILE of Segment track and identify calls.
+    """Load events from a JSON-lines FILE of Segment track, identify and alias calls.
 
     Every line is checked first: if any is bad, each bad line is listed with its
     line number and field, and nothing is stored. Events the store already holds
