@@ -11,6 +11,7 @@ A missing file means the defaults. Relative paths are taken from the file's fold
 from __future__ import annotations
 
 import difflib
+import functools
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,8 +60,12 @@ class ExpressionError(ValueError):
     """Text that is not one expression of the journey language."""
 
 
+@functools.lru_cache(maxsize=256)
 def parse_expression(text: str) -> ast.Expr:
-    """Parse ``text`` as one expression of the journey language (no `where`, no steps)."""
+    """Parse ``text`` as one expression of the journey language (no `where`, no steps).
+
+    Remembered (the AST is immutable): every engine parses the reachability rules
+    again, and ``journeyc test`` makes an engine per test."""
     if "\n" in text or "\r" in text:
         raise ExpressionError("an expression must fit on one line")
     result = parse_source(f"segment _x = {text}\n", "<expression>")

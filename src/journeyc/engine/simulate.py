@@ -21,6 +21,7 @@ from journeyc.config import Config
 from journeyc.engine.actions import Action
 from journeyc.engine.core import Engine
 from journeyc.events import ALIAS, PREVIOUS_ID, Event
+from journeyc.messages.render import Renderer
 from journeyc.store.sqlite import Store, StoredEvent
 
 CHUNK = 20_000  # clock steps a chunk: held writes are written, and kept rows let go, per chunk
@@ -129,10 +130,13 @@ class Replay:
         scratch: bool = False,
         *,
         ordered: bool = False,
+        renderer: Renderer | None = None,
     ) -> None:
         # ordered: the caller (a part of a parallel replay) has put the events in log
         # order, dropped repeated messageIds and linked ids (below) already, for a
         # store with no events.
+        # renderer: one to reuse with its compiled templates (journeyc test runs many
+        # short replays), its recommender bound to ``store`` by the caller.
         in_order, start_ms = log_order(events, start_ms, ordered=ordered)
         if not ordered:
             # Each event names the user its id names when it is logged (an anonymous
@@ -142,7 +146,7 @@ class Replay:
             in_order = store.link_events(in_order)
         cut = bisect_left(in_order, start_ms, key=_AT)
         history, live = in_order[:cut], in_order[cut:]
-        engine = Engine(store, config)
+        engine = Engine(store, config, renderer)
         if history:
             store.append_events(history, link=False)
             # No engine runs over history, but its merges hold: events and profiles.

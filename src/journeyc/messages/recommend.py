@@ -152,6 +152,15 @@ class Recommender:
         """Called before each filter reads the store: a writer that holds events
         back (the simulator) writes them there."""
 
+    def rebind(self, conn: sqlite3.Connection) -> None:
+        """Read another store from now on, forgetting every ranking and window of the
+        last one: for a renderer (and its compiled templates) reused across many
+        short simulations, each in its own store (``journeyc test``)."""
+        self.conn = conn
+        self._rankings.clear()
+        self._windows.clear()
+        self.sync = None
+
     def top_sellers(
         self, category: str, n: int = DEFAULT_COUNT, *, days: int = TOP_SELLERS_DAYS, now: datetime
     ) -> list[ProductDict]:

@@ -102,6 +102,41 @@ def select(cases: Iterable[Case], pattern: str | None) -> list[Case]:
     return [c for c in cases if rx.search(c.name)]
 
 
+class Bench:
+    """What the simulations of one run share, so that a test costs its own work only:
+    an empty store with the schema made, copied into each test's fresh in-memory
+    store (SQLite's backup) instead of created again, and one renderer, whose
+    compiled templates serve every test (its recommender reads each test's store in
+    turn). Nothing a test writes outlives it."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        from journeyc.config import Config
+        from journeyc.messages.render import Renderer
+        from journeyc.store.sqlite import Store
+
+        self.config = config or Config()
+        self.template = Store.open(":memory:")
+        self.renderer = Renderer.with_catalog(self.template.conn, self.config.render.limits)
+
+    def store(self) -> Any:
+        """A fresh, empty in-memory store (a :class:`~journeyc.store.sqlite.Store`)."""
+        import sqlite3
+
+        from journeyc.store.sqlite import Store
+
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self.template.conn.backup(conn)
+        conn.execute("PRAGMA foreign_keys = ON")
+        store = Store(conn, ":memory:")
+        if self.renderer.recommender is not None:
+            self.renderer.recommender.rebind(conn)
+        return store
+
+    def close(self) -> None:
+        """Close the template store."""
+        self.template.close()
+
+
 def run_cases(
     project: ir.ProjectIR,
     cases: Sequence[Case],
@@ -109,13 +144,17 @@ def run_cases(
     config: Config | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Run:
-    """Run ``cases`` against ``project``, one simulation each."""
+    """Run ``cases`` against ``project``, one simulation each, in this process."""
     visits: set[Visit] = set()
     results = []
-    for i, case in enumerate(cases):
-        results.append(run_case(project, case, config=config, visits=visits))
-        if progress is not None:
-            progress(i + 1, len(cases))
+    bench = Bench(config)
+    try:
+        for i, case in enumerate(cases):
+            results.append(run_case(project, case, bench=bench, visits=visits))
+            if progress is not None:
+                progress(i + 1, len(cases))
+    finally:
+        bench.close()
     return Run(results, visits)
 
 
@@ -137,7 +176,7 @@ def run_case(
     project: ir.ProjectIR,
     case: Case,
     *,
-    config: Config | None = None,
+    bench: Bench | None = None,
     visits: set[Visit] | None = None,
 ) -> Result:
     """Simulate one test and compare its actions with its expectations."""
@@ -145,8 +184,9 @@ def run_case(
     from journeyc.engine.parallel import fill_store
     from journeyc.engine.simulate import Replay, no_full_collections
     from journeyc.events import Event
-    from journeyc.store.sqlite import Store
 
+    own = bench is None
+    bench = bench or Bench()
     began = time.perf_counter()
     test = case.test
     start_ms = start_of(test)
@@ -170,11 +210,22 @@ def run_case(
                 received_ms=0,
             )
         )
-    store = Store.open(":memory:")
+    store = bench.store()
     try:
         with no_full_collections(), store.bulk():
             fill_store(store, profiles, products)
-            replay = Replay(project, events, store, config, start_ms, until_ms, None, True, True)
+            replay = Replay(
+                project,
+                events,
+                store,
+                bench.config,
+                start_ms,
+                until_ms,
+                None,
+                True,
+                True,
+                renderer=bench.renderer,
+            )
             if visits is not None:
                 _watch_steps(replay.engine, visits)
             replay.run()
@@ -184,6 +235,8 @@ def run_case(
         segments = _segment_log(store)
     finally:
         store.close()
+        if own:
+            bench.close()
     failures = [
         f
         for x in test.expectations
