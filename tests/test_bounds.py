@@ -30,7 +30,16 @@ from journeyc.events import Event, parse_event
 from journeyc.lang.checker import check_project
 from journeyc.lang.project import load_project
 from tests.engine_helpers import compile_files, config, reject_runaways, time_limit
-from tests.journey_strategies import BASE, USERS, ZONES, Scenario, scenarios
+from tests.journey_strategies import (
+    BASE,
+    USERS,
+    ZONES,
+    Scenario,
+    _indent,
+    _Namer,
+    blocks,
+    scenarios,
+)
 
 DAY_MS = bounds.DAY * 1000
 WEEK_MS = bounds.WEEK * 1000
@@ -92,32 +101,27 @@ def _most_in_window(times: list[int], window_ms: int) -> int:
     return most
 
 
-@given(bounded_scenarios())
-def test_no_simulated_entry_exceeds_its_bounds(
-    case: tuple[Scenario, list[Event], str | None],
+def _check_against_bounds(
+    files: dict[str, str],
+    events: list[Event],
+    start_ms: int | None,
+    until_ms: int,
+    quiet: str | None,
+    why: str,
 ) -> None:
-    scenario, events, quiet = case
-    reject_runaways(scenario.files, events, scenario.start_ms, scenario.until_ms)
-    project = compile_files(scenario.files)
+    """Simulate, and hold every entry and user to its journey's bounds."""
+    reject_runaways(files, events, start_ms, until_ms)
+    project = compile_files(files)
     cfg = config(quiet_hours={"window": quiet}) if quiet else None
     default_quiet = cfg.engine.quiet_hours.rule if cfg else None
     with time_limit(60), scratch_store() as store:
         actions = simulate(
-            project,
-            events,
-            store,
-            config=cfg,
-            start_ms=scenario.start_ms,
-            until_ms=scenario.until_ms,
-            scratch=True,
+            project, events, store, config=cfg, start_ms=start_ms, until_ms=until_ms, scratch=True
         )
     limits = {j: bounds.journey_bounds(p, default_quiet) for j, p in project.journeys.items()}
     entered: dict[tuple[str, str], int] = {}
     sent: dict[tuple[str, str], int] = {}
     times: dict[tuple[str, str], list[int]] = defaultdict(list)
-    until = scenario.until_ms
-    assert until is not None
-    why = scenario.describe()
     for a in actions:
         key = (a.user, a.journey)
         b = limits[a.journey]
@@ -133,7 +137,7 @@ def test_no_simulated_entry_exceeds_its_bounds(
             assert stayed <= b.seconds_per_entry * 1000, (a, b, why)
     for key, at in entered.items():  # still in at the end: not for longer than the bound
         b = limits[key[1]]
-        assert b.seconds_per_entry is not None and until - at <= b.seconds_per_entry * 1000, why
+        assert b.seconds_per_entry is not None and until_ms - at <= b.seconds_per_entry * 1000, why
     for (_, journey), ts in times.items():
         b = limits[journey]
         for most, window in (
@@ -141,6 +145,70 @@ def test_no_simulated_entry_exceeds_its_bounds(
             (b.sends_per_user_per_week, WEEK_MS),
         ):
             assert most is None or _most_in_window(ts, window) <= most, (journey, b, why)
+
+
+@given(bounded_scenarios())
+def test_no_simulated_entry_exceeds_its_bounds(
+    case: tuple[Scenario, list[Event], str | None],
+) -> None:
+    scenario, events, quiet = case
+    assert scenario.until_ms is not None
+    _check_against_bounds(
+        scenario.files, events, scenario.start_ms, scenario.until_ms, quiet, scenario.describe()
+    )
+
+
+@st.composite
+def busy_users(draw: st.DrawFn) -> tuple[dict[str, str], list[Event]]:
+    """One journey entered again and again by one user, to press on the per-day and
+    per-week bounds: an entry rule that lets it in often (`entry once per` an hour to
+    a day, or `entry always` with a `cap`), steps from the differential strategies
+    (branches on attributes the timeline changes, so entries take different ways),
+    and up to 40 calls for one user over two days, most of them its trigger."""
+    entry = draw(
+        st.sampled_from(
+            (
+                "entry once per 1h",
+                "entry once per 6h",
+                "entry once per 1d",
+                "entry always\n  cap 2 per 1d",
+                "entry always\n  cap 3 per 6h",
+                "entry once per 30m\n  cap 4 per 1d",
+            )
+        )
+    )
+    quiet = draw(st.sampled_from((None, "quiet hours 22:00-08:00", "quiet hours 12:00-13:00")))
+    head = ["journey busy", "  when a", f"  {entry}"] + ([f"  {quiet}"] if quiet else [])
+    steps = draw(blocks(_Namer(), depth=2))
+    files = {"busy.journey": "\n".join(head) + "\n\n" + "\n".join(_indent(steps)) + "\n"}
+    events = []
+    for n in range(draw(st.integers(5, 40))):
+        at = BASE + timedelta(minutes=5 * draw(st.integers(0, 2 * 24 * 12)))
+        stamp = f"{at:%Y-%m-%dT%H:%M:%SZ}"
+        if draw(st.integers(0, 4)) == 0:
+            traits = {
+                "push_enabled": draw(st.booleans()),
+                "tier": draw(st.sampled_from(("gold", "silver", None))),
+                "score": draw(st.integers(0, 3)),
+            }
+            obj: dict[str, Any] = {"type": "identify", "traits": traits}
+        else:
+            obj = {"type": "track", "event": draw(st.sampled_from("aaaabc")), "properties": {}}
+            if draw(st.booleans()):
+                obj["properties"]["n"] = draw(st.integers(0, 3))
+        obj |= {"userId": "u1", "timestamp": stamp, "messageId": f"m{n}"}
+        events.append(parse_event(obj, received_ms=0))
+    return files, events
+
+
+@given(busy_users())
+def test_a_busy_user_gets_no_more_than_the_bounds(
+    case: tuple[dict[str, str], list[Event]],
+) -> None:
+    files, events = case
+    until = int((BASE + timedelta(days=4)).timestamp() * 1000)
+    why = "\n".join([*files.values(), *map(str, events)])
+    _check_against_bounds(files, events, None, until, None, why)
 
 
 # ---------------------------------------------------------------- the rules, one by one
@@ -257,6 +325,49 @@ def test_once_per_counts_the_entry_that_started_before_the_window() -> None:
     )
     assert _bounds(text).sends_per_user_per_day == 4
     assert _bounds(text.replace("once per 1d", "once")).sends_per_user_per_week == 2
+
+
+def test_an_entry_from_before_the_window_counts_too() -> None:
+    """Entries a day apart taking different ways: the first sends late (6h in), the
+    next at once, so one day holds both sends though each entry sends one. The bound
+    (one entry started before the window, one in it) allows it; the simulator does it."""
+    text = """\
+journey j
+  when a
+  entry once per 1d
+  if tier == "gold"
+    wait 6h
+    send push "late"
+  else
+    send push "at once"
+"""
+    b = _bounds(text)
+    assert (b.sends_per_entry, b.sends_per_user_per_day) == (1, 2)
+    day = 86_400_000
+    base = int(BASE.timestamp() * 1000)
+    calls: list[dict[str, Any]] = [
+        {"type": "identify", "traits": {"tier": "gold", "push_enabled": True}, "at": 0},
+        {"type": "track", "event": "a", "at": 1},
+        {"type": "identify", "traits": {"tier": "silver"}, "at": day},
+        {"type": "track", "event": "a", "at": day + 1000},
+    ]
+    events = [
+        parse_event(
+            {
+                **{k: v for k, v in c.items() if k != "at"},
+                "userId": "u1",
+                "messageId": f"m{n}",
+                "timestamp": f"{BASE + timedelta(milliseconds=c['at']):%Y-%m-%dT%H:%M:%S.%fZ}",
+            },
+            received_ms=0,
+        )
+        for n, c in enumerate(calls)
+    ]
+    with scratch_store() as store:
+        actions = simulate(compile_files({"j.journey": text}), events, store, scratch=True)
+    sends = [a.at_ms - base for a in actions if a.action == "send"]
+    assert len(sends) == 2 and sends[1] - sends[0] < day
+    assert _most_in_window(sends, DAY_MS) == 2 == b.sends_per_user_per_day
 
 
 def test_a_loop_in_the_graph_is_unbounded() -> None:
