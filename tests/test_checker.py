@@ -97,6 +97,7 @@ ALL_CODES = {
     "type_error",
     "event_without_event_entry",
     "event_in_segment",
+    "item_outside_list",
     "unreachable_step",
     "no_entry",
     # static bounds (journeyc.compile.bounds); over_global_cap from `validate --config`

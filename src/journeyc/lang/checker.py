@@ -39,7 +39,7 @@ from journeyc.lang.diagnostics import (
 from journeyc.lang.literals import LiteralError, unescape_string
 from journeyc.lang.project import Project, inside_project
 from journeyc.lang.span import Span
-from journeyc.lang.types import TypeChecker, subexpressions
+from journeyc.lang.types import TypeChecker, stray_items, subexpressions
 from journeyc.messages.templates import (
     DEFAULT_LIMITS,
     FilterProblem,
@@ -187,6 +187,20 @@ class _Checker:
 
     def _expr_names(self, expr: ast.Expr, scope: _Scope | None) -> None:
         self._segment_refs(expr)
+        for name in stray_items(expr):
+            self.diags.append(
+                warning(
+                    "item_outside_list",
+                    "`item` here is a profile attribute: it names a list item only inside "
+                    "`any`/`all` and aggregates over list items",
+                    name.span,
+                    "read from the profile",
+                    hints=[
+                        'e.g. `any(event.products, item.category == "watches")`; '
+                        "write `user.item` for a profile attribute named `item`"
+                    ],
+                )
+            )
         if scope is None or scope.event_in_focus or scope.event_entry:
             return
         for sub in subexpressions(expr, into_aggregates=False):

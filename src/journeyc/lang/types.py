@@ -93,6 +93,43 @@ def subexpressions(expr: ast.Expr, *, into_aggregates: bool = True) -> Iterator[
         yield from subexpressions(child, into_aggregates=into_aggregates)
 
 
+def stray_items(expr: ast.Expr) -> list[ast.Name]:
+    """The bare ``item`` names of ``expr`` outside ``any``/``all`` conditions and the
+    item values and ``where`` of aggregates over list items: there ``item`` is a
+    profile attribute, which is rarely what was meant. In source order."""
+    found: list[ast.Name] = []
+    todo: list[tuple[ast.Expr, bool]] = [(expr, False)]
+    while todo:  # a loop, not recursion: expressions may nest deeply
+        e, inside = todo.pop()
+        if isinstance(e, ast.Name) and e.name == "item" and not inside:
+            found.append(e)
+        elif isinstance(e, ast.ItemTest):
+            todo += [(e.items, inside), (e.cond, True)]
+        elif isinstance(e, ast.Aggregate):
+            over = e.item is not None
+            todo += [(x, over) for x in (e.item, e.where) if x is not None]
+        else:
+            todo += [(c, inside) for c in _children(e)]
+    return sorted(found, key=lambda n: n.span.start)
+
+
+def _children(e: ast.Expr) -> tuple[ast.Expr, ...]:
+    """The operands of an expression that is neither ``any``/``all`` nor an aggregate."""
+    if isinstance(e, ast.GetAttr):
+        return (e.obj,)
+    if isinstance(e, ast.ListExpr):
+        return e.items
+    if isinstance(e, ast.Call):
+        return e.args
+    if isinstance(e, ast.Unary):
+        return (e.operand,)
+    if isinstance(e, ast.Binary):
+        return (e.left, e.right)
+    if isinstance(e, ast.Between):
+        return (e.value, e.low, e.high)
+    return ()
+
+
 class TypeChecker:
     """Infers expression types, collecting ``type_error``, ``unknown_function`` and
     ``bad_call`` diagnostics in ``diagnostics``."""
