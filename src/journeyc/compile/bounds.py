@@ -15,7 +15,8 @@ Pure functions over the IR (no store, no engine). For each journey:
 
 Times are local clock time: a daylight-saving change during a ``wait until`` or a
 quiet-hours hold can add its shift (an hour in most zones), and a user whose time
-zone changes while a send is held may be held again. The rules are in
+zone changes while a send is held may be held again; schedules are counted as firing
+on time in one zone. The rules are in
 docs/language.md ("Static bounds"), and tests/test_bounds.py checks them against
 the simulator.
 
