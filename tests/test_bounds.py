@@ -250,6 +250,8 @@ def test_cart_recovery_bounds() -> None:
 def test_sends_at_one_instant_share_one_quiet_hours_hold() -> None:
     text = 'journey j\n  when a\n  quiet hours 22:00-08:00\n  send push "x"\n  send push "y"\n'
     assert _bounds(text).seconds_per_entry == 10 * 3600
+    rezone = text.replace('"x"\n', '"x"\n  set timezone = "Asia/Bangkok"\n')
+    assert _bounds(rezone).seconds_per_entry == 20 * 3600
     skip = text.replace("08:00\n", "08:00 skip\n")
     assert _bounds(skip).seconds_per_entry == 0
     # The configured default applies to a journey without quiet hours of its own.

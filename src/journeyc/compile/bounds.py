@@ -189,8 +189,11 @@ def entry_bounds(
                 time[node_id, paid] = delay + time[n, True]
                 last[node_id, paid] = delay + max(0, last[n, True])
             else:
-                time[node_id, paid] = max((time[n, paid] for n in outs), default=0)
-                last[node_id, paid] = max((last[n, paid] for n in outs), default=-INF)
+                # A new time zone can put the clock back in the window: hold again.
+                rezoned = isinstance(node, ir.SetNode | ir.UnsetNode) and node.attr == "timezone"
+                after = paid and not rezoned
+                time[node_id, paid] = max((time[n, after] for n in outs), default=0)
+                last[node_id, paid] = max((last[n, after] for n in outs), default=-INF)
     if journey.start is None or journey.start not in nodes:
         return EntryBounds(0, 0, -INF)
     return EntryBounds(sends[journey.start], time[journey.start, False], last[journey.start, False])
