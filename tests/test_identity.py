@@ -639,6 +639,8 @@ def test_the_api_takes_alias_calls_and_shows_a_user_by_an_old_id(api: Api) -> No
     ]
     shown = api.client.get("/v1/users/anon-1", headers=ADMIN).json()
     assert (shown["user_id"], shown["traits"]) == ("u1", {"first_name": "Ann"})
+    inbox = api.client.get("/v1/users/anon-1/inbox", headers=ADMIN).json()
+    assert inbox["user_id"] == "u1"
     metrics = api.client.get("/metrics").text
     assert 'journeyc_events_received_total{endpoint="alias",outcome="accepted"} 1.0' in metrics
 
