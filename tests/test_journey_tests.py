@@ -215,3 +215,44 @@ def test_cli_exit_codes_json_run_and_threshold(tmp_path: Path) -> None:
     assert invalid.exit_code == 1 and "unknown_journey" in invalid.output
     validated = runner.invoke(main, ["validate", str(project)])
     assert validated.exit_code == 1 and "unknown_journey" in validated.output
+
+
+def test_identify_changes_traits_mid_test(program) -> None:  # type: ignore[no-untyped-def]
+    text = (
+        'test "t"\n'
+        '  profile ana with first_name = "Ana"\n'
+        "  track identify for ana at +0 with push_enabled = true\n"
+        '  track cart_abandoned for ana at +1m with cart_value = 120, category = "womenswear"\n'
+        "  expect send push cart_women to ana at +26m\n"
+    )
+    assert _run(program, text).passed == 1
+    without = text.replace("  track identify for ana at +0 with push_enabled = true\n", "")
+    assert _run(program, without).passed == 0
+
+
+def test_a_run_that_fails_fails_its_test_with_the_reason(program) -> None:  # type: ignore[no-untyped-def]
+    text = (
+        'test "t"\n'
+        '  product "p-1" with price = -5\n'
+        "  track cart_abandoned for ana at +0 with cart_value = 120\n"
+        "  expect enter cart_recovery for ana\n"
+    )
+    run = _run(program, text)
+    (result,) = run.results
+    assert not result.passed
+    assert result.error is not None and "price" in result.error
+    assert "error: bad product price" in report(run)
+
+
+def test_a_misspelt_event_is_warned_about() -> None:
+    project = load_project([JOURNEYS])
+    text = (
+        'test "t"\n'
+        "  track cart_abanoned for ana at +0\n"
+        "  track something_else for ana at +0\n"
+        "  expect no send to ana\n"
+    )
+    found = check_tests(project.trees, [parse_source(text, "x.test.journey")])
+    assert [(d.code, d.span.line, d.label) for d in found] == [
+        ("unknown_test_event", 2, "did you mean `cart_abandoned`?")
+    ]

@@ -492,10 +492,12 @@ def _project_names(trees: Iterable[ast.SourceFile]) -> _Names:
                 label = getattr(node, "label", None)
                 if isinstance(label, ast.Label):
                     labels.add(label.name)
-            for node in ast.walk(j.clauses):
-                event = getattr(node, "event", None)
-                if isinstance(event, str):
-                    names.events.add(event)
+        # Every event the project reads: triggers, exits, goals, waits, `on`
+        # branches, tracks and aggregates all name it in an `event` field.
+        for node in ast.walk(t.declarations):
+            event = getattr(node, "event", None)
+            if isinstance(event, str):
+                names.events.add(event)
         names.messages.update(m.name for m in t.messages)
         names.segments.update(s.name for s in t.segments)
     return names
@@ -589,6 +591,19 @@ def _check_test(t: JourneyTest, names: _Names) -> list[Diagnostic]:
         _check_values(p.fields, out)
     for e in t.events:
         _check_values(e.props, out)
+        name = normalize_event(e.name)
+        if name not in names.events and name != "identify":
+            # Only a near miss is reported: a test may send events nothing reads.
+            near = closest(name, names.events, 1 if len(name) <= 5 else 2)
+            if near:
+                out.append(
+                    warning(
+                        "unknown_test_event",
+                        f"no journey or segment reads the event `{name}`",
+                        e.name_span,
+                        suggest(near),
+                    )
+                )
     if not t.events and not any(x.kind == "segment" for x in t.expectations):
         out.append(
             warning(

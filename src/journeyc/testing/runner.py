@@ -179,15 +179,43 @@ def run_case(
     bench: Bench | None = None,
     visits: set[Visit] | None = None,
 ) -> Result:
-    """Simulate one test and compare its actions with its expectations."""
+    """Simulate one test and compare its actions with its expectations. A run that
+    fails (a product row the catalog refuses, say) fails the test with ``error``."""
+    own = bench is None
+    bench = bench or Bench()
+    began = time.perf_counter()
+    try:
+        return _run_case(project, case, bench, visits, began)
+    except Exception as exc:  # the test's data, or a failure of the run: one test fails
+        return Result(case, [], [], time.perf_counter() - began, error=_why(exc))
+    finally:
+        if own:
+            bench.close()
+
+
+def _why(exc: Exception) -> str:
+    """A failed run in one line: a bad product row names its field."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        where = ".".join(str(x) for x in errors[0]["loc"]) if errors else ""
+        return f"bad product {where}: {errors[0]['msg'] if errors else exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _run_case(
+    project: ir.ProjectIR,
+    case: Case,
+    bench: Bench,
+    visits: set[Visit] | None,
+    began: float,
+) -> Result:
     from journeyc.catalog import Product
     from journeyc.engine.parallel import fill_store
     from journeyc.engine.simulate import Replay, no_full_collections
     from journeyc.events import Event
 
-    own = bench is None
-    bench = bench or Bench()
-    began = time.perf_counter()
     test = case.test
     start_ms = start_of(test)
     until = test.until
@@ -235,8 +263,6 @@ def run_case(
         segments = _segment_log(store)
     finally:
         store.close()
-        if own:
-            bench.close()
     failures = [
         f
         for x in test.expectations
