@@ -426,6 +426,10 @@ def _dead(conds: list[str], orelse: bool = True) -> list[int]:
         (["count(a within 1d) >= 1", "count(a within 1d) < 1", "count(a within 1d) > 0"], [2]),
         (["x > 1", "y > 1"], []),
         (["10 < x", "x > 20"], [1]),
+        (['tier in ["gold", "silver"]', 'tier == "gold"'], [1]),
+        (['tier not in ["gold"]', 'tier == "gold"'], [2]),
+        (["tier in [null]", "tier == null"], [0]),  # `in` never finds null
+        (['tier in ["gold", null]', "tier == null"], []),
     ],
 )
 def test_unreachable_cases(conds: list[str], dead: list[int]) -> None:
@@ -452,6 +456,61 @@ def test_a_case_called_unreachable_is_never_taken(
     for v in values:
         taken = next((k for k, (op, c) in enumerate(cases) if ops[op](v, c)), len(cases))
         assert taken not in dead, (cases, v)
+
+
+_ATOMS = st.one_of(
+    st.builds(
+        "{} {} {}".format,
+        st.sampled_from(("x", "y")),
+        st.sampled_from(("<", "<=", ">", ">=", "==", "!=")),
+        st.sampled_from(("0", "1", "2", "2.5", '"a"', "true", "null")),
+    ),
+    st.builds("{} > x".format, st.sampled_from(("1", "2"))),
+    st.sampled_from(
+        (
+            'x in [1, "a", null]',
+            "x not in [2, 3]",
+            "x between 1 and 2",
+            "exists(x)",
+            "x",
+        )
+    ),
+)
+_CONDS = st.recursive(
+    _ATOMS,
+    lambda inner: st.one_of(
+        st.builds("({}) and ({})".format, inner, inner),
+        st.builds("({}) or ({})".format, inner, inner),
+        st.builds("not ({})".format, inner),
+    ),
+    max_leaves=4,
+)
+_VALUES = st.sampled_from((None, 0, 1, 2, 3, 1.5, 2.5, -1, "a", "b", True, False))
+
+
+@given(st.lists(_CONDS, min_size=1, max_size=3), st.lists(st.tuples(_VALUES, _VALUES), max_size=12))
+def test_the_engine_never_takes_a_branch_called_unreachable(
+    conds: list[str], profiles: list[tuple[object, object]]
+) -> None:
+    """Mixed conditions over two attributes (comparisons either way round, `==`
+    with strings, booleans and null, `in` lists, `between`, `and`/`or`/`not`), asked
+    by the engine's own expression compiler for many values: the case it takes is
+    never one the analysis called unreachable."""
+    from journeyc.compile.lower import lower_expr
+    from journeyc.config import parse_expression
+    from journeyc.engine.expr import Scope, compile_predicate
+
+    exprs = [lower_expr(parse_expression(c)) for c in conds]
+    node = ir.BranchNode(
+        id="1", cases=[ir.Case(cond=e, then=None) for e in exprs], orelse=None, next=None
+    )
+    dead = bounds.unreachable_cases(node)
+    preds = [compile_predicate(e) for e in exprs]
+    for x, y in [*profiles, (None, None)]:
+        profile = {k: v for k, v in (("x", x), ("y", y)) if v is not None}
+        scope = Scope(now=BASE, profile=profile)
+        taken = next((k for k, p in enumerate(preds) if p(scope)), len(preds))
+        assert taken not in dead, (conds, x, y, dead)
 
 
 # ---------------------------------------------------------------- diagnostics and commands

@@ -430,6 +430,18 @@ def _formula(e: ir.Expr, positive: bool = True) -> _Formula | None:
                     args=[ir.Op(op=">=", args=[value, low]), ir.Op(op="<=", args=[value, high])],
                 )
                 return _formula(both, positive)
+        if e.op in ("in", "not in") and len(e.args) == 2 and isinstance(e.args[1], ir.ListE):
+            # `x in [a, b]` is `x == a or x == b`, but for null: `in` never finds it.
+            term, items = e.args[0], e.args[1].items
+            values = [_literal(i) for i in items]
+            if _literal(term) is None and not isinstance(term, ir.Lit) and None not in values:
+                eqs: list[ir.Expr] = [
+                    ir.Op(op="==", args=[term, i])
+                    for i, v in zip(items, values, strict=True)
+                    if v is not None and v[0] != "null"
+                ]
+                found = ir.Op(op="or", args=eqs) if eqs else ir.Lit(value=False)
+                return _formula(found, positive if e.op == "in" else not positive)
         if e.op in _FLIP and len(e.args) == 2:
             atom = _comparison(e.op, e.args[0], e.args[1])
             if atom is not None:
