@@ -296,6 +296,20 @@ journey j
     assert (b.sends_per_entry, b.seconds_per_entry) == (3, 3 * 86_400)
 
 
+def test_a_branch_that_is_never_taken_does_not_count() -> None:
+    text = """\
+journey j
+  when a
+  if score > 10
+    send push "a"
+  elif score > 20
+    send push "b"
+    send push "c"
+    wait 3d
+"""
+    assert (_bounds(text).sends_per_entry, _bounds(text).seconds_per_entry) == (1, 0)
+
+
 def test_entry_always_without_cap_is_unbounded_per_day() -> None:
     b = _bounds('journey j\n  when a\n  entry always\n  send push "x"\n')
     assert b.sends_per_entry == 1

@@ -71,13 +71,15 @@ class LoopError(Exception):
 
 
 def successors(node: ir.Node) -> list[str | None]:
-    """Where a node can go on to (None: the journey ends), every way it can."""
+    """Where a node can go on to (None: the journey ends), every way it can; not into
+    a branch that can never be taken (:func:`unreachable_cases`)."""
     if isinstance(node, ir.ExitNode):
         return []
     if isinstance(node, ir.BranchNode):
         outs = [c.then if c.then is not None else node.next for c in node.cases]
         outs.append(node.orelse if node.orelse is not None else node.next)
-        return outs
+        dead = set(unreachable_cases(node))
+        return [o for k, o in enumerate(outs) if k not in dead] or outs
     if isinstance(node, ir.SplitNode):
         return [a.then if a.then is not None else node.next for a in node.arms]
     if isinstance(node, ir.WaitForNode):
