@@ -505,9 +505,10 @@ def _project_names(trees: Iterable[ast.SourceFile]) -> _Names:
 
 def _unknown(code: str, what: str, word: Word, known: Iterable[str]) -> Diagnostic:
     near = closest(word.name, known, 1 if len(word.name) <= 5 else 2)
+    where = "" if what == "channel" else " in the project"
     return error(
         code,
-        f"no {what} `{word.name}` in the project",
+        f"no {what} `{word.name}`{where}",
         word.span,
         suggest(near) or f"an unknown {what}",
     )
