@@ -50,7 +50,7 @@ PROGRESS_FROM = 50
     "--threshold",
     type=click.FloatRange(min=0, max=100),
     metavar="N",
-    help="Fail (exit 1) when the tests reach less than N%% of the project's steps "
+    help="Fail (exit 1) when the tests reach less than N% of the project's steps "
     "(implies --coverage).",
 )
 @click.option(
