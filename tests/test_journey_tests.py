@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from journeyc.cli import main
 from journeyc.cli.test import coverage_report, report
 from journeyc.compile.lower import lower_project
+from journeyc.lang.diagnostics import render_text, sort_key
 from journeyc.lang.formatter import format_source
 from journeyc.lang.parser import parse_source
 from journeyc.lang.project import find_files, load_project
@@ -256,3 +257,39 @@ def test_a_misspelt_event_is_warned_about() -> None:
     assert [(d.code, d.span.line, d.label) for d in found] == [
         ("unknown_test_event", 2, "did you mean `cart_abandoned`?")
     ]
+
+
+@pytest.mark.parametrize("path", [FIXTURES / "unknown_names.test.journey"], ids=lambda p: p.stem)
+def test_diagnostics_fixture(path: Path) -> None:
+    """The checker's diagnostics for a test file, rendered as `validate` prints them."""
+    project = load_project([JOURNEYS])
+    result = parse_source(path.read_text(), path.name)
+    found = [*result.diagnostics]
+    if result.tree is not None:
+        found += check_tests(project.trees, [result])
+    text = render_text(sorted(found, key=sort_key), {path.name: path.read_text()})
+    expected = path.with_name(path.name.removesuffix(".test.journey") + ".expected")
+    if UPDATE:
+        expected.write_text(text)
+    assert expected.exists(), f"{expected.name} is missing (JOURNEYC_UPDATE_FIXTURES=1 writes it)"
+    assert text == expected.read_text()
+
+
+def test_coverage_closes_over_dominators(program) -> None:  # type: ignore[no-untyped-def]
+    text = (
+        'test "t"\n'
+        "  profile bob with push_enabled = true\n"
+        '  track cart_abandoned for bob at +0 with cart_value = 80, category = "menswear"\n'
+        "  expect send to bob as nudge_men\n"
+    )
+    run = _run(program, text)
+    (cart,) = [r for r in coverage(program, run.visits) if r.journey == "cart_recovery"]
+    missed = {m.step: m for m in cart.missed}
+    # The `if` (node 2) took no action; the elif's send it leads to did.
+    assert "2" not in missed and "nudge_men" not in missed and "first_nudge" not in missed
+    assert set(missed) == {"nudge_women", "nudge", "saved"}
+    assert missed["nudge_women"].branch == "if branch of 2"
+    assert missed["saved"].branch == "on cart_viewed of second_look"
+    assert (cart.reached, cart.steps, cart.branches_reached, cart.branches) == (5, 8, 2, 5)
+    assert "nudge_women (send, line 24), the if branch of 2" in coverage_report([cart], 90)
+    assert "under --threshold 90%" in coverage_report([cart], 90)

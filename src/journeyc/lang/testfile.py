@@ -699,7 +699,7 @@ def _check_expectation(x: Expectation, names: _Names, users: set[str]) -> list[D
             out.append(
                 error(
                     "bad_reason",
-                    f"`{x.reason.name}` is no reason a {x.kind} gives",
+                    f"`{x.reason.name}` is not a reason of `expect {x.kind}`",
                     x.reason.span,
                     suggest(near) or "one of " + ", ".join(reasons),
                 )

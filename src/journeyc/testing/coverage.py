@@ -91,9 +91,11 @@ class Missed:
     step: str
     line: int | None
     branch: str | None
+    kind: str = ""
 
     def __str__(self) -> str:
-        where = f" (line {self.line})" if self.line is not None else ""
+        facts = [x for x in (self.kind, f"line {self.line}" if self.line else "") if x]
+        where = f" ({', '.join(facts)})" if facts else ""
         what = f", the {self.branch}" if self.branch else ""
         return f"{self.step}{where}{what}"
 
@@ -125,7 +127,10 @@ class JourneyCoverage:
             "branches": self.branches,
             "branches_reached": self.branches_reached,
             "percent": round(self.percent, 1),
-            "missed": [{"step": m.step, "line": m.line, "branch": m.branch} for m in self.missed],
+            "missed": [
+                {"step": m.step, "kind": m.kind, "line": m.line, "branch": m.branch}
+                for m in self.missed
+            ],
         }
 
 
@@ -142,10 +147,10 @@ def coverage(project: ir.ProjectIR, visits: Iterable[Visit]) -> list[JourneyCove
             reached |= dom.get(step, set())
         heads = _branch_heads(j)
         missed = []
-        for nid in j.nodes:
+        for nid, node in j.nodes.items():
             if nid not in reached:
                 pos = j.source_map.get(nid)
-                missed.append(Missed(nid, pos.line if pos else None, heads.get(nid)))
+                missed.append(Missed(nid, pos.line if pos else None, heads.get(nid), node.kind))
         missed.sort(key=lambda m: (m.line or 0, m.step))
         out.append(
             JourneyCoverage(
