@@ -1,7 +1,8 @@
 """`journeyc test`: test files, their checks and formatting, the runner, the report.
 
-The report of a failing run is a fixture: ``tests/fixtures/test_output/*.test.journey``
-run against the example project, compared with ``NAME.expected``. Regenerate with
+Fixtures, run against the example project and compared with ``NAME.expected``: the
+report of a failing run (``tests/fixtures/test_output/report/*.test.journey``) and the
+checker's diagnostics (``…/diagnostics/*.test.journey``). Regenerate with
 
     JOURNEYC_UPDATE_FIXTURES=1 pytest -q -n0 tests/test_journey_tests.py
 """
@@ -48,7 +49,9 @@ def _run(program, text: str):  # type: ignore[no-untyped-def]
     return run_cases(program, _cases(text))
 
 
-@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.test.journey")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", sorted((FIXTURES / "report").glob("*.test.journey")), ids=lambda p: p.stem
+)
 def test_failure_report_fixture(program, path: Path) -> None:  # type: ignore[no-untyped-def]
     run = run_cases(program, _cases(path.read_text(), path.name))
     text = report(run)
@@ -259,7 +262,9 @@ def test_a_misspelt_event_is_warned_about() -> None:
     ]
 
 
-@pytest.mark.parametrize("path", [FIXTURES / "unknown_names.test.journey"], ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", sorted((FIXTURES / "diagnostics").glob("*.test.journey")), ids=lambda p: p.stem
+)
 def test_diagnostics_fixture(path: Path) -> None:
     """The checker's diagnostics for a test file, rendered as `validate` prints them."""
     project = load_project([JOURNEYS])
