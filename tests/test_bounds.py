@@ -587,3 +587,42 @@ def test_compile_json_has_bounds_outside_the_version(tmp_path: Path) -> None:
     plain = lower_project(load_project([str(tmp_path)])).journeys["cart_recovery"]
     assert j["version"] == plain.version
     ir.ProjectIR.model_validate(data)
+
+
+def test_validate_config_problems(tmp_path: Path) -> None:
+    _project(tmp_path, {"cart.journey": CART})
+    result = CliRunner().invoke(
+        cli, ["validate", "--config", str(tmp_path / "no.toml"), str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "--config: no such file" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[engine]\nglobal_cap = 3\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["validate", "--config", str(bad), str(tmp_path)])
+    assert result.exit_code == 1 and "engine.global_cap: expected a table" in result.output
+
+
+def test_validate_verbose_says_why_a_bound_is_missing(tmp_path: Path) -> None:
+    _project(tmp_path, {"j.journey": 'journey j\n  when a\n  entry always\n  send push "x"\n'})
+    result = CliRunner().invoke(cli, ["validate", "-v", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "j: ≤ 1 send per entry, ≤ 0s in the journey, unbounded sends/user/day (entry always "
+        "with no cap: as often as `a` arrives)"
+    ) in result.output
+
+
+def test_validate_verbose_prints_no_bounds_for_an_invalid_project(tmp_path: Path) -> None:
+    _project(tmp_path, {"j.journey": "journey j\n  when a\n  send push nowhere\n"})
+    result = CliRunner().invoke(cli, ["validate", "-v", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "per entry" not in result.output
+
+
+def test_compile_summary_and_default_quiet_hours(tmp_path: Path) -> None:
+    _project(tmp_path, {"j.journey": 'journey j\n  when a\n  send push "x"\n'})
+    result = CliRunner().invoke(cli, ["compile", str(tmp_path)])
+    assert "  bounds    ≤ 1 send per entry, ≤ 0s in the journey" in result.output
+    toml = tmp_path / "journeyc.toml"
+    toml.write_text('[engine.quiet_hours]\nwindow = "22:00-08:00"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["compile", "--json", "--config", str(toml), str(tmp_path)])
+    assert json.loads(result.output)["journeys"]["j"]["bounds"]["seconds_per_entry"] == 36_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,6 +21,9 @@ from journeyc.cli.common import (
 )
 from journeyc.lang.diagnostics import Diagnostic, sort_key, to_json
 from journeyc.lang.project import Project
+
+if TYPE_CHECKING:
+    from journeyc.config import Config
 
 
 @click.command()
@@ -81,11 +85,12 @@ def validate(
     store, or --config is not a valid journeyc.toml), 2 usage error (a missing PATH,
     no store at --db, no file at --config).
     """
+    config = _read_config(config_file) if config_file is not None else None
     seen = _seen_events(db) if db is not None else None
     project, diagnostics = load(paths, max_errors, seen, tests=True)
     bounds_lines: list[str] = []
-    if not any(d.is_error for d in diagnostics) and (verbose or config_file is not None):
-        more, bounds_lines = _bounds(project, config_file)
+    if not any(d.is_error for d in diagnostics) and (verbose or config is not None):
+        more, bounds_lines = _bounds(project, config)
         diagnostics = sorted([*diagnostics, *more], key=sort_key)
     errors = sum(1 for d in diagnostics if d.is_error)
     if as_json:
@@ -117,20 +122,25 @@ def _seen_events(db: Path) -> set[str]:
         store.close()
 
 
-def _bounds(project: Project, config_file: Path | None) -> tuple[list[Diagnostic], list[str]]:
-    """The static bounds of a valid project: ``over_global_cap`` warnings when
-    ``config_file`` sets a global cap, and a summary line per journey."""
-    from journeyc.compile import bounds
-    from journeyc.compile.lower import LowerError, lower_project
+def _read_config(config_file: Path) -> Config:
+    """``--config``: a missing file is a usage error, a bad one exits 1."""
     from journeyc.config import ConfigError, load_config
 
-    if config_file is not None and not config_file.is_file():
+    if not config_file.is_file():
         usage_error(f"--config: no such file: {config_file}")
     try:
-        config = load_config(config_file) if config_file is not None else None
+        return load_config(config_file)
     except ConfigError as exc:
         click.echo(f"journeyc: {exc}", err=True)
         sys.exit(EXIT_INVALID)
+
+
+def _bounds(project: Project, config: Config | None) -> tuple[list[Diagnostic], list[str]]:
+    """The static bounds of a valid project: ``over_global_cap`` warnings when
+    ``config`` sets a global cap, and a summary line per journey."""
+    from journeyc.compile import bounds
+    from journeyc.compile.lower import LowerError, lower_project
+
     try:
         compiled = lower_project(project)
     except LowerError:
