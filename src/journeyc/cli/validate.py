@@ -107,8 +107,11 @@ def validate(
         else:
             for line in bounds_lines if verbose else ():
                 click.echo(line)
+            # Test files are checked, not counted among the project's files.
+            tests = f", {len(project.tests)} test file(s)" if project.tests else ""
             click.echo(
-                f"ok: {len(project.files)} file(s), {journeys} journey(s), {warnings} warning(s)"
+                f"ok: {len(project.files)} file(s), {journeys} journey(s){tests}, "
+                f"{warnings} warning(s)"
             )
     sys.exit(EXIT_INVALID if errors else EXIT_OK)
 
