@@ -19,7 +19,7 @@ from journeyc.channels.base import DispatchOptions
 from journeyc.channels.http import HttpProvider
 from journeyc.events import Event
 from journeyc.serve.dispatcher import Dispatcher, DispatchStats, backoff_ms
-from journeyc.store import Store
+from journeyc.store import Store, StoreBusyError
 from tests.test_channels import HttpReceiver
 
 T0 = 1_700_000_000_000
@@ -806,3 +806,29 @@ def test_the_smtp_provider_times_out_on_a_server_that_never_greets() -> None:
         provider.close()
         silent.close()
     assert time.monotonic() - began < 2
+
+
+def test_outcomes_a_pump_could_not_write_are_written_by_the_next(db: Path) -> None:
+    # The pump that collects a send's outcome may find the store busy (another writer
+    # held the write lock past lock_timeout): the outcome must wait for the next pump,
+    # not be dropped, or the row stays claimed and goes out again after its lease.
+    queue_store = Store.open(db)
+    queue(queue_store, "k1")
+    queue_store.close()
+    provider = Recorder()
+    woken = threading.Event()
+    dispatcher = Dispatcher.open(db, {"push": provider}, on_ready=woken.set)
+    try:
+        assert dispatcher.pump(T0) == DispatchStats()  # claimed and handed over
+        assert woken.wait(5)
+        poll_until(lambda: dispatcher._results.qsize() == 1, 5)
+        with Store.open(db, lock_timeout_s=0.05) as other, other.transaction():
+            dispatcher.store.lock_timeout_s = 0.05
+            with pytest.raises(StoreBusyError):
+                dispatcher.pump(T0 + 1)
+        assert row(dispatcher.store, "k1")["status"] == "queued"
+        assert dispatcher.pump(T0 + 2) == DispatchStats(sent=1)
+        assert row(dispatcher.store, "k1")["status"] == "sent"
+        assert len(provider.sent) == 1
+    finally:
+        dispatcher.close()

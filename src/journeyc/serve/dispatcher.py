@@ -68,6 +68,7 @@ from journeyc.channels.base import (
 )
 from journeyc.serve.breaker import BreakerState, CircuitBreaker
 from journeyc.store import Store
+from journeyc.store.schema import StoreError
 
 __all__ = ["DispatchStats", "Dispatcher", "backoff_ms"]
 
@@ -335,6 +336,21 @@ class _Outcomes:
             len(self.put_off),
         )
 
+    def pending(self) -> bool:
+        """Whether some outcome waits to be written."""
+        return bool(self.sent or self.late_sent or self.retried or self.failed or self.put_off)
+
+    def copy(self) -> _Outcomes:
+        """The same outcomes in containers of their own (what writing them clears)."""
+        return _Outcomes(
+            {at: list(ids) for at, ids in self.sent.items()},
+            list(self.late_sent),
+            list(self.retried),
+            list(self.failed),
+            list(self.put_off),
+            self.written,
+        )
+
     def clear(self) -> None:
         """Count what waited as written, and forget it."""
         self.written = self.stats()
@@ -401,6 +417,10 @@ class Dispatcher:
         self._results: queue.SimpleQueue[_Result] = queue.SimpleQueue()
         self._ready = threading.Event()  # a result waits in _results
         self._told = threading.Lock()  # held from on_ready until the next pump
+        # Outcomes collected from the lanes whose transaction failed (the store busy):
+        # the next pump writes them; dropped, a sent row would go out again after its
+        # lease.
+        self._unwritten = _Outcomes()
         options = lanes or {}
         self._lanes = {
             channel: _Lane(
@@ -430,8 +450,8 @@ class Dispatcher:
             while self._in_flight() and time.monotonic() < deadline:
                 self._ready.wait(0.05)
                 self._ready.clear()
-            if not self._results.empty():
-                with contextlib.suppress(sqlite3.Error):
+            if not self._results.empty() or self._unwritten.pending():
+                with contextlib.suppress(sqlite3.Error, StoreError):
                     self.pump(round(time.time() * 1000), claim=False)
         finally:
             for lane in self._lanes.values():
@@ -582,13 +602,16 @@ class Dispatcher:
         (rows taken from the queue, whether more may be due than were taken)."""
         if self._told.locked():
             self._told.release()  # outcomes from now on wake the next pump
-        outcomes = _Outcomes()
-        self._collect(now_ms, outcomes)
-        self._give_up_overdue(now_ms, outcomes)
+        # Collected into what an earlier pump could not write: the lanes' outcomes are
+        # taken from their queue once, so they are kept until a transaction commits.
+        unwritten = self._unwritten
+        self._collect(now_ms, unwritten)
+        self._give_up_overdue(now_ms, unwritten)
+        outcomes = unwritten.copy()  # written (and cleared) inside the transaction
         claims: dict[_Lane, list[_Task]] = {}
         more, taken = False, 0
         claim = limit is None or limit > 0
-        if claim or outcomes.stats().handled or outcomes.put_off or outcomes.late_sent:
+        if claim or outcomes.pending():
             with self.store.transaction() as conn:
                 self._write(conn, outcomes)
                 if claim:
@@ -596,6 +619,7 @@ class Dispatcher:
                     more, taken = self._claim(conn, now_ms, limit, outcomes, claims)
                     self._write(conn, outcomes)
                     outcomes.written += DispatchStats(put_off=put_off)
+        self._unwritten = _Outcomes()
         for lane, tasks in claims.items():
             lane.submit(tasks)
         stats = outcomes.stats()
