@@ -832,3 +832,10 @@ def test_outcomes_a_pump_could_not_write_are_written_by_the_next(db: Path) -> No
         assert len(provider.sent) == 1
     finally:
         dispatcher.close()
+
+
+def test_the_dispatchers_own_connection_waits_the_configured_lock_timeout(db: Path) -> None:
+    # [store] lock_timeout bounds every writer's wait (docs/config.md), the
+    # dispatcher's connection of its own too.
+    with Dispatcher.open(db, {}, lock_timeout_s=0.25) as dispatcher:
+        assert dispatcher.store.lock_timeout_s == 0.25

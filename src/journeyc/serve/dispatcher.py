@@ -69,6 +69,7 @@ from journeyc.channels.base import (
 from journeyc.serve.breaker import BreakerState, CircuitBreaker
 from journeyc.store import Store
 from journeyc.store.schema import StoreError
+from journeyc.store.sqlite import LOCK_TIMEOUT_S
 
 __all__ = ["DispatchStats", "Dispatcher", "backoff_ms"]
 
@@ -435,10 +436,18 @@ class Dispatcher:
         self._channels_json = json.dumps(sorted(self._lanes))
 
     @classmethod
-    def open(cls, path: Path | str, providers: Mapping[str, Provider], **kwargs: Any) -> Dispatcher:
-        """A dispatcher with its own connection to the store at ``path``;
+    def open(
+        cls,
+        path: Path | str,
+        providers: Mapping[str, Provider],
+        *,
+        lock_timeout_s: float = LOCK_TIMEOUT_S,
+        **kwargs: Any,
+    ) -> Dispatcher:
+        """A dispatcher with its own connection to the store at ``path``, whose writes
+        wait at most ``lock_timeout_s`` for the write lock (``[store] lock_timeout``);
         :meth:`close` closes that connection (not the providers)."""
-        dispatcher = cls(Store.open(path), providers, **kwargs)
+        dispatcher = cls(Store.open(path, lock_timeout_s=lock_timeout_s), providers, **kwargs)
         dispatcher._owns_store = True
         return dispatcher
 

@@ -234,7 +234,11 @@ class Worker(Service):
         # timeout helps). Most likely at start, when both catch up at once. Writers
         # on the two connections still queue on the store's flock.
         self.dispatcher = Dispatcher.open(
-            s.store_path, self.providers, lanes=lanes, on_ready=self.request_dispatch
+            s.store_path,
+            self.providers,
+            lock_timeout_s=self.config.store.lock_timeout,
+            lanes=lanes,
+            on_ready=self.request_dispatch,
         )
         self._closers.append(self.dispatcher.close)
         # One daemon per store (and one engine process per daemon): sends a dead one
