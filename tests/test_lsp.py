@@ -516,3 +516,35 @@ def test_a_file_outside_the_workspace_is_a_project_of_its_directory(tmp_path: Pa
     assert [Path(f.path).name for f in snap.project.files] == ["lone.journey"]
     inside = Projects(folders=[tmp_path]).load(lone, {})
     assert [Path(f.path).name for f in inside.project.files] == ["lone.journey", "other.journey"]
+
+
+def test_test_files_are_checked_as_validate_checks_them(tmp_path: Path) -> None:
+    # A `*.test.journey` file is not part of the project (validate, docs/testing.md):
+    # the editor shows its checks against the project, and a `test` block in a
+    # journey file is an error, as `journeyc validate` says.
+    (tmp_path / "messages.journey").write_text(MESSAGES)
+    cart = (tmp_path / "cart.journey").resolve()
+    cart.write_text(CART)
+    tests = (tmp_path / "cart.test.journey").resolve()
+    tests.write_text(
+        'test "reminder"\n  profile ana\n  track cart_abandoned for ana at +0\n'
+        "  expect send push cart_reminder to zed\n"
+        "  expect enter nosuch for ana\n"
+    )
+    projects = Projects(folders=[tmp_path])
+    snap = projects.load(tests, {})
+    assert str(tests) not in {f.path for f in snap.project.files}
+    codes = {(Path(d.span.file).name, d.code) for d in snap.check()}
+    assert ("cart.test.journey", "unknown_test_user") in codes
+    assert ("cart.test.journey", "unknown_journey") in codes
+    f = snap.file(tests)
+    assert f is not None and f.tree is not None and str(tests) in snap.texts
+    # A test block in a journey file.
+    snap = projects.load(cart, {cart: CART + '\ntest "misplaced"\n  profile ana\n'})
+    assert "test_outside_test_file" in {d.code for d in snap.check()}
+    # A test file that does not parse does not hide the project's own diagnostics.
+    snap = projects.load(
+        tests, {tests: 'test "x\n', cart: CART.replace("cart_reminder", "cart_remindr", 1)}
+    )
+    codes = {d.code for d in snap.check()}
+    assert "unterminated_string" in codes and "unknown_message" in codes

@@ -21,6 +21,7 @@ from journeyc.lang.checker import check_project
 from journeyc.lang.diagnostics import Diagnostic
 from journeyc.lang.parser import ParseResult, parse_file, parse_source
 from journeyc.lang.project import SUFFIX, Project
+from journeyc.lang.testfile import is_test_file, project_test_diagnostics
 from journeyc.lsp.index import Index
 
 
@@ -61,14 +62,20 @@ class Snapshot:
     diagnostics: list[Diagnostic] | None = None
 
     @property
+    def files(self) -> list[ParseResult]:
+        """The project's files and its test files (``*.test.journey``, checked against
+        the project as ``journeyc validate`` does, never part of it)."""
+        return [*self.project.files, *self.project.tests]
+
+    @property
     def texts(self) -> dict[str, str]:
         """File name (an absolute path) → text."""
-        return {f.path: f.text for f in self.project.files}
+        return {f.path: f.text for f in self.files}
 
     @property
     def trees(self) -> list[SourceFile]:
         """The files that parsed."""
-        return self.project.trees
+        return [f.tree for f in self.files if f.tree is not None]
 
     def index(self) -> Index:
         """The names of the project. A file that does not parse contributes its last
@@ -86,12 +93,14 @@ class Snapshot:
     def file(self, path: Path) -> ParseResult | None:
         """The parse of one file of the project."""
         name = str(path)
-        return next((f for f in self.project.files if f.path == name), None)
+        return next((f for f in self.files if f.path == name), None)
 
     def check(self) -> list[Diagnostic]:
         """Every diagnostic of the project (computed once)."""
         if self.diagnostics is None:
-            self.diagnostics = check_project(self.project)
+            self.diagnostics = check_project(self.project) + project_test_diagnostics(
+                self.project.files, self.project.tests
+            )
         return self.diagnostics
 
 
@@ -132,7 +141,12 @@ class Projects:
             for f in files
             if f.tree is None and f.path in self.last_good
         }
-        return Snapshot(root, Project(files, roots=[root]), stale)
+        project = Project(
+            [f for f in files if not is_test_file(f.path)],
+            roots=[root],
+            tests=[f for f in files if is_test_file(f.path)],
+        )
+        return Snapshot(root, project, stale)
 
     def _parse(self, path: Path, text: str | None) -> ParseResult:
         if text is None:

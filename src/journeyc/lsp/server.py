@@ -144,7 +144,7 @@ class JourneyServer(LanguageServer):
             by_file[d.span.file].append(d)
         sources = snap.project.sources
         now: set[str] = set()
-        for file in {*(f.path for f in snap.project.files), *by_file}:
+        for file in {*(f.path for f in snap.files), *by_file}:
             text = sources.get(file, "")
             lines = self.lines(text)
             file_uri = self.uri(file)
