@@ -1128,3 +1128,30 @@ def test_times_are_iso_8601_utc_with_milliseconds_in_answers_and_the_schema(api:
         schema = schemas[model]["properties"][name]
         kinds = schema.get("anyOf", [schema])
         assert {"type": "string", "format": "date-time"}.items() <= kinds[0].items(), (model, name)
+
+
+def test_times_past_year_9999_or_before_1000_are_answered_not_a_500(api: Api) -> None:
+    """A `wait 99999999d` (valid: no bound on a wait) arms a timer past year 9999,
+    which a datetime cannot hold: the user is still shown, the time written as
+    ECMAScript writes such years (``+275760-…``, what ``new Date(…)`` reads). Years
+    below 1000 keep four digits."""
+    from journeyc.serve.daemon import iso
+
+    assert iso(8_640_000_000_000_000) == "+275760-09-13T00:00:00.000Z"
+    assert iso(253_402_300_800_000) == "+010000-01-01T00:00:00.000Z"
+    assert iso(253_402_300_799_999) == "9999-12-31T23:59:59.999Z"
+    assert iso(-62_135_596_800_000) == "0001-01-01T00:00:00.000Z"
+    assert iso(-62_135_596_800_001) == "0000-12-31T23:59:59.999Z"
+    assert iso(-62_198_755_200_001) == "-000002-12-31T23:59:59.999Z"
+    assert iso(-1) == "1969-12-31T23:59:59.999Z"
+    api.client.post("/v1/identify", json={"userId": "u1", "traits": {}}, headers=AUTH)
+    with closing(sqlite3.connect(api.db)) as conn, conn:
+        conn.execute(
+            "INSERT INTO instances (id, journey_id, version, user_id, entry_no, node, status,"
+            " entered_at, wake_at, waiting_for) VALUES (1, 'long', 'v1', 'u1', 1, 'w',"
+            " 'waiting', 1000, ?, NULL)",
+            (1000 + 99_999_999 * 86_400_000,),
+        )
+    response = api.client.get("/v1/users/u1", headers=ADMIN)
+    assert response.status_code == 200, response.text
+    assert response.json()["journeys"][0]["wake_at"] == "+275760-09-12T00:00:01.000Z"
