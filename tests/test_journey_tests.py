@@ -298,3 +298,26 @@ def test_coverage_closes_over_dominators(program) -> None:  # type: ignore[no-un
     assert (cart.reached, cart.steps, cart.branches_reached, cart.branches) == (5, 8, 2, 5)
     assert "nudge_women (send, line 24), the if branch of 2" in coverage_report([cart], 90)
     assert "under --threshold 90%" in coverage_report([cart], 90)
+
+
+def test_a_segment_expectation_without_a_user_asks_every_user(program) -> None:  # type: ignore[no-untyped-def]
+    # `expect segment buyer` names no user: any user of the test in it at that time
+    # holds it, whether or not a journey acted on them (an order alone makes a buyer).
+    run = _run(
+        program,
+        'test "a buyer"\n'
+        "  profile ana\n"
+        "  track order_completed for ana at +0 with revenue = 10\n"
+        "  expect segment buyer at +1m\n"
+        "  expect no segment dormant at +1m\n"
+        "\n"
+        'test "no buyer"\n'
+        "  profile ana\n"
+        "  track order_completed for ana at +0 with revenue = 10\n"
+        "  expect no segment buyer at +1m\n",
+    )
+    first, second = run.results
+    assert first.passed, report(run)
+    assert not second.passed
+    (failure,) = second.failures
+    assert failure.message == "ana in buyer at 2026-01-05T10:01:00Z"

@@ -293,6 +293,11 @@ class _SegmentLog:
     changes: dict[tuple[str, str], list[tuple[int, bool]]]
     final: dict[tuple[str, str], bool]
 
+    def users(self, segment: str) -> list[str]:
+        """Every user the store says was ever in ``segment`` or left it: the users an
+        expectation naming none asks about (a journey need not have acted on them)."""
+        return sorted({u for u, s in (*self.changes, *self.final) if s == segment})
+
     def member(self, user: str, segment: str, at_ms: int | None) -> bool:
         """Whether ``user`` was in ``segment`` at ``at_ms`` (None: at the end)."""
         key = (user, segment)
@@ -419,14 +424,15 @@ def check(
     line, column = x.span.line, x.span.column
     if x.kind == "segment":
         segment = x.names[0].name if x.names else ""
-        users = [x.user.name] if x.user is not None else sorted({a.user for a in actions})
+        users = [x.user.name] if x.user is not None else segments.users(segment)
         inside = [u for u in users if segments.member(u, segment, at_ms)]
         when = f"at {iso_ms(at_ms)}" if at_ms is not None else "at the end"
         if x.negated and inside:
             return Failure(line, column, text, f"{', '.join(inside)} in {segment} {when}")
         if not x.negated and not inside:
-            who = ", ".join(users) or "no user"
-            return Failure(line, column, text, f"{who} not in {segment} {when}")
+            if x.user is None:
+                return Failure(line, column, text, f"no user in {segment} {when}")
+            return Failure(line, column, text, f"{x.user.name} not in {segment} {when}")
         return None
     found = [a for a in actions if matches(x, a, project, start_ms)]
     if x.negated and found:
