@@ -321,3 +321,25 @@ def test_a_segment_expectation_without_a_user_asks_every_user(program) -> None: 
     assert not second.passed
     (failure,) = second.failures
     assert failure.message == "ana in buyer at 2026-01-05T10:01:00Z"
+
+
+def test_with_compares_values_as_the_language_does(program) -> None:  # type: ignore[no-untyped-def]
+    # `with value true` is a boolean: a set of 1 is not it (Python's True == 1), and a
+    # number matches across int and float.
+    from journeyc.engine.actions import Action
+    from journeyc.testing.runner import matches
+
+    (case,) = _cases(
+        'test "t"\n  profile ana\n'
+        "  expect set vip for ana with value true\n"
+        "  expect set vip for ana with value 1\n"
+    )
+    is_true, is_one = case.test.expectations
+
+    def set_to(value: object) -> Action:
+        return Action(0, "ana", "welcome", None, "set", {"attr": "vip", "value": value})
+
+    assert matches(is_true, set_to(True), program, 0)
+    assert not matches(is_true, set_to(1), program, 0)
+    assert not matches(is_one, set_to(True), program, 0)
+    assert matches(is_one, set_to(1.0), program, 0)

@@ -18,6 +18,7 @@ from typing import Any
 
 from journeyc.compile import ir
 from journeyc.config import Config
+from journeyc.engine import values as vals
 from journeyc.engine.actions import Action, iso_ms
 from journeyc.lang import ast
 from journeyc.lang.builtins import CHANNELS
@@ -406,7 +407,7 @@ def matches(x: Expectation, a: Action, project: ir.ProjectIR, start_ms: int) -> 
         if m.contains:
             if not isinstance(value, str) or str(want) not in value:
                 return False
-        elif value != want:
+        elif not vals.eq(value, want):  # as the language compares: true is not 1
             return False
     return True
 
