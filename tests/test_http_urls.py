@@ -181,6 +181,22 @@ def test_a_line_break_in_a_raw_url_is_refused(receiver: HttpReceiver) -> None:
     assert paths_since(receiver, start) == []
 
 
+def test_a_raw_or_header_value_without_utf8_is_a_permanent_failure(receiver: HttpReceiver) -> None:
+    # Not an exception the lane takes for a provider bug (a traceback, retried, and
+    # counted against the channel's breaker): the value is the message's problem.
+    start = len(receiver.requests)
+    p = provider(receiver.url + "/v1/{{ user.path | url_raw }}")
+    with pytest.raises(PermanentError, match="not valid text"):
+        send(p, path="a\ud800")
+    p.close()
+    # A body or header template, likewise.
+    p = provider(receiver.url + "/v1/x", headers={"X-Path": "{{ user.path }}"})
+    with pytest.raises(PermanentError, match="not valid text"):
+        send(p, path="a\ud800")
+    p.close()
+    assert paths_since(receiver, start) == []
+
+
 # ---------------------------------------------------------------- allowed_hosts
 
 

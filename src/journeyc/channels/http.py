@@ -189,6 +189,10 @@ class HttpProvider:
             body = None if self._body is None else self._body.render(**scope)
         except (LiquidError, RecursionError) as exc:
             raise PermanentError(f"cannot render the request: {exc}") from exc
+        except UnicodeEncodeError as exc:
+            # A value with a lone surrogate (data stored before ingest refused them):
+            # the message's problem, not the provider's (no retry, no breaker count).
+            raise PermanentError(f"cannot render the request: not valid text: {exc}") from exc
         except UrlError as exc:
             raise PermanentError(f"bad URL: {exc}") from exc
         for name, value in headers.items():
@@ -212,9 +216,11 @@ class HttpProvider:
         headers = _without(headers, "idempotency-key")
         headers["Idempotency-Key"] = msg.key
         # Header values may carry non-ASCII text (a user id in the key): send UTF-8.
-        raw = [(n.encode("ascii"), v.encode("utf-8")) for n, v in headers.items()]
         try:
+            raw = [(n.encode("ascii"), v.encode("utf-8")) for n, v in headers.items()]
             request = self._client.build_request("POST", url, headers=raw, content=body.encode())
+        except UnicodeEncodeError as exc:
+            raise PermanentError(f"cannot send the request: not valid text: {exc}") from exc
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise PermanentError(f"bad URL {url!r}: {exc}") from exc
         if request.url.scheme not in ("http", "https"):
