@@ -103,6 +103,24 @@ def test_a_read_open_on_the_engines_connection_does_not_lock_the_dispatcher_out(
     assert "database is locked" not in caplog.text
 
 
+def test_a_change_the_store_was_too_busy_to_deploy_is_deployed_at_the_next_poll(
+    worker: Worker, tmp_path: Path
+) -> None:
+    # Another writer holds the write lock past lock_timeout while the watcher hands
+    # over a change: the deploy fails as busy. The change must not be lost until the
+    # next edit of the project (the watcher only logged the error).
+    poll(lambda: worker.status()["engine"]["runs"] >= 1, 10, "the first engine run")
+    before = worker.versions["greet"]
+    changed = tmp_path / "journeys" / "greet.journey"
+    write_file(changed, GREET.replace('"Hello"', '"Hello again"'))
+    worker.store.lock_timeout_s = 0.1
+    with Store.open(tmp_path / "store.db") as other, other.transaction():
+        worker.reload({str(changed)})  # logged, not raised: the watcher goes on
+    assert worker.versions["greet"] == before
+    worker._poll_job()
+    assert worker.versions["greet"] != before
+
+
 @pytest.mark.e2e
 def test_a_hung_push_provider_does_not_delay_the_webhook_channel(tmp_path: Path) -> None:
     hung = SlowHttp(30)

@@ -172,6 +172,8 @@ class Worker(Service):
         self._last_refused: dict[str, Any] | None = None
         self._last_deploy_ms: int | None = None
         self._stamp: str | None = None  # the store's deployment this engine runs
+        # Files whose change the store was too busy to deploy: the poll job tries again.
+        self._redeploy: set[str] | None = None
         self.scheduler: Any = None
         self._schedule_zones = 0
 
@@ -488,7 +490,16 @@ class Worker(Service):
         if after == self.versions:
             log.info("%s changed; no journey changed", names)
             return
-        self.deploy(checked)
+        from journeyc.store.sqlite import StoreBusyError
+
+        try:
+            self.deploy(checked)
+        except StoreBusyError as exc:
+            # Nothing was deployed; the watcher would not call again before the next
+            # edit, so the poll job tries again.
+            log.warning("deploying the change to %s failed: %s; trying again", names, exc)
+            with self._state_lock:
+                self._redeploy = (self._redeploy or set()) | changed
 
     def _stop_scheduler(self) -> None:
         if self.scheduler.running:
@@ -649,6 +660,13 @@ class Worker(Service):
         take a deployment another process (``journeyc deploy``) made."""
         from journeyc.engine.core import CURSOR
 
+        with self._state_lock:
+            redeploy, self._redeploy = self._redeploy, None
+        if redeploy is not None:
+            try:
+                self.reload(redeploy)  # a change the store was too busy to deploy
+            except Exception:
+                log.exception("deploying the project's change failed")
         try:
             self._take_deployment()
         except Exception:
