@@ -343,3 +343,16 @@ def test_with_compares_values_as_the_language_does(program) -> None:  # type: ig
     assert not matches(is_true, set_to(1), program, 0)
     assert not matches(is_one, set_to(True), program, 0)
     assert matches(is_one, set_to(1.0), program, 0)
+
+
+def test_no_test_files_cost_no_walk_of_the_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    # validate (and the language server, at every check) asks for the test checks of
+    # projects that have no tests: the names of a big project are not walked for them.
+    from journeyc.lang import testfile
+
+    def walked(trees: object) -> None:
+        raise AssertionError("walked the project for no tests")
+
+    monkeypatch.setattr(testfile, "_project_names", walked)
+    trees = [t for t in load_project([JOURNEYS]).trees]
+    assert check_tests(trees, []) == []

@@ -521,6 +521,8 @@ def check_tests(
     ``project_trees``: names a test uses that the project does not declare (with a
     did-you-mean), expectations that do not fit their kind, values that are not
     literals, repeated test names; and declarations in a test file."""
+    if not tests:
+        return []  # walking the project's trees for its names is not free
     names = _project_names(project_trees)
     out: list[Diagnostic] = []
     for f in tests:
