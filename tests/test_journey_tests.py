@@ -356,3 +356,13 @@ def test_no_test_files_cost_no_walk_of_the_project(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(testfile, "_project_names", walked)
     trees = [t for t in load_project([JOURNEYS]).trees]
     assert check_tests(trees, []) == []
+
+
+def test_a_journey_file_is_not_a_test_path(tmp_path: Path) -> None:
+    # PATH is a directory or a test file (--help, docs/testing.md): a journey file
+    # alone is a usage error that says so, not its unknown messages and segments.
+    project = _copy_project(tmp_path)
+    result = CliRunner().invoke(main, ["test", str(project / "cart_recovery.journey")])
+    assert result.exit_code == 2, result.output
+    assert "not a test file" in result.output
+    assert "unknown_message" not in result.output

@@ -88,8 +88,15 @@ def test_cmd(
     """
     from journeyc.compile.lower import lower_project
     from journeyc.config import ConfigError, load_config
+    from journeyc.lang.testfile import is_test_file
     from journeyc.testing.runner import Case, run_cases, select
 
+    for path in map(Path, paths):
+        if path.is_file() and not is_test_file(path.name):
+            usage_error(
+                f"{path}: not a test file (*.test.journey): give its directory, or the "
+                "test file beside it"
+            )
     if pattern is not None:
         try:
             re.compile(pattern)
