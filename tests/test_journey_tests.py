@@ -366,3 +366,17 @@ def test_a_journey_file_is_not_a_test_path(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "not a test file" in result.output
     assert "unknown_message" not in result.output
+
+
+def test_a_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
+    # As for validate and serve: a --config that names no file is not run with the
+    # defaults in its place (a typo in CI would test other quiet hours and caps).
+    missing = str(tmp_path / "nope.toml")
+    runner = CliRunner()
+    tested = runner.invoke(main, ["test", str(JOURNEYS), "--config", missing])
+    assert tested.exit_code == 2 and "nope.toml" in tested.output, tested.output
+    events = str(ROOT / "examples" / "events.jsonl")
+    simulated = runner.invoke(
+        main, ["simulate", str(JOURNEYS), "--events", events, "--config", missing]
+    )
+    assert simulated.exit_code == 2 and "nope.toml" in simulated.output, simulated.output

@@ -142,7 +142,7 @@ def _simulation_store(path: Path, events_file: str, *, fresh: bool) -> Store:
 @click.option(
     "--config",
     "config_file",
-    type=click.Path(dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False),
     help="journeyc.toml (time zone, caps, quiet hours, reachability).",
 )
 @click.option(

@@ -56,7 +56,7 @@ PROGRESS_FROM = 50
 @click.option(
     "--config",
     "config_file",
-    type=click.Path(dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False),
     help="journeyc.toml (time zone, caps, quiet hours, reachability), as for simulate.",
 )
 def test_cmd(
