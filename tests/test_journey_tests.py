@@ -217,6 +217,11 @@ def test_cli_exit_codes_json_run_and_threshold(tmp_path: Path) -> None:
     )
     invalid = runner.invoke(main, ["test", str(project)])
     assert invalid.exit_code == 1 and "unknown_journey" in invalid.output
+    invalid_json = runner.invoke(main, ["test", str(project), "--json"])
+    assert invalid_json.exit_code == 1
+    document = json.loads(invalid_json.stdout)
+    assert document["total"] == 0 and document["diagnostics"]["valid"] is False
+    assert [d["code"] for d in document["diagnostics"]["diagnostics"]] == ["unknown_journey"]
     validated = runner.invoke(main, ["validate", str(project)])
     assert validated.exit_code == 1 and "unknown_journey" in validated.output
 

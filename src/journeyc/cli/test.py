@@ -20,6 +20,7 @@ from journeyc.cli.common import (
     print_diagnostics,
     usage_error,
 )
+from journeyc.lang.diagnostics import to_json
 
 if TYPE_CHECKING:
     from journeyc.testing.coverage import JourneyCoverage
@@ -112,6 +113,10 @@ def test_cmd(
     if any(d.is_error for d in diagnostics):
         errors = sum(1 for d in diagnostics if d.is_error)
         click.echo(f"journeyc: {errors} error(s); no test was run", err=True)
+        if as_json:
+            # A program reading stdout gets a document here too: no test ran, and
+            # why (validate --json's shape under "diagnostics").
+            echo_json({"passed": 0, "failed": 0, "total": 0, "diagnostics": to_json(diagnostics)})
         sys.exit(EXIT_INVALID)
     if not project.tests:
         usage_error(f"no *.test.journey files under {' '.join(paths)}")
