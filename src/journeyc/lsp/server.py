@@ -264,31 +264,36 @@ def on_hover(ls: JourneyServer, params: types.HoverParams) -> types.Hover | None
     )
 
 
-@server.feature(types.TEXT_DOCUMENT_DEFINITION)
-def on_definition(ls: JourneyServer, params: types.DefinitionParams) -> list[types.Location]:
-    """Where the message, segment or step under the cursor is declared."""
+def _symbol_at(
+    ls: JourneyServer, params: types.TextDocumentPositionParams
+) -> tuple[Snapshot, Index, Occurrence] | None:
+    """The project snapshot, its index and the named thing under the cursor."""
     found = ls.locate(params.text_document.uri, params.position)
     if found is None:
-        return []
+        return None
     snap, file, offset = found
     index = snap.index()
     occ = ls.symbol(snap, index, file, offset)
-    if occ is None:
+    return None if occ is None else (snap, index, occ)
+
+
+@server.feature(types.TEXT_DOCUMENT_DEFINITION)
+def on_definition(ls: JourneyServer, params: types.DefinitionParams) -> list[types.Location]:
+    """Where the message, segment or step under the cursor is declared."""
+    at = _symbol_at(ls, params)
+    if at is None:
         return []
+    snap, index, occ = at
     return [ls.location(snap, o) for o in index.definitions(occ)]
 
 
 @server.feature(types.TEXT_DOCUMENT_REFERENCES)
 def on_references(ls: JourneyServer, params: types.ReferenceParams) -> list[types.Location]:
     """Every place the name under the cursor is declared or used, in the project."""
-    found = ls.locate(params.text_document.uri, params.position)
-    if found is None:
+    at = _symbol_at(ls, params)
+    if at is None:
         return []
-    snap, file, offset = found
-    index = snap.index()
-    occ = ls.symbol(snap, index, file, offset)
-    if occ is None:
-        return []
+    snap, index, occ = at
     refs = index.references(occ, params.context.include_declaration)
     return [ls.location(snap, o) for o in refs]
 
