@@ -265,10 +265,10 @@ def on_hover(ls: JourneyServer, params: types.HoverParams) -> types.Hover | None
 
 
 def _symbol_at(
-    ls: JourneyServer, params: types.TextDocumentPositionParams
+    ls: JourneyServer, uri: str, position: types.Position
 ) -> tuple[Snapshot, Index, Occurrence] | None:
-    """The project snapshot, its index and the named thing under the cursor."""
-    found = ls.locate(params.text_document.uri, params.position)
+    """The project snapshot, its index and the named thing at ``position``."""
+    found = ls.locate(uri, position)
     if found is None:
         return None
     snap, file, offset = found
@@ -280,7 +280,7 @@ def _symbol_at(
 @server.feature(types.TEXT_DOCUMENT_DEFINITION)
 def on_definition(ls: JourneyServer, params: types.DefinitionParams) -> list[types.Location]:
     """Where the message, segment or step under the cursor is declared."""
-    at = _symbol_at(ls, params)
+    at = _symbol_at(ls, params.text_document.uri, params.position)
     if at is None:
         return []
     snap, index, occ = at
@@ -290,7 +290,7 @@ def on_definition(ls: JourneyServer, params: types.DefinitionParams) -> list[typ
 @server.feature(types.TEXT_DOCUMENT_REFERENCES)
 def on_references(ls: JourneyServer, params: types.ReferenceParams) -> list[types.Location]:
     """Every place the name under the cursor is declared or used, in the project."""
-    at = _symbol_at(ls, params)
+    at = _symbol_at(ls, params.text_document.uri, params.position)
     if at is None:
         return []
     snap, index, occ = at
