@@ -1,8 +1,8 @@
 """Aggregates over a user's events: ``count``, ``sum``, ``avg``, ``min``, ``max``,
 ``distinct``, ``top``, ``last`` and ``first``.
 
-:class:`AggregateSource` is what compiled expressions ask; two implementations keep
-the same contract:
+:class:`~journeyc.engine.expr.AggregateSource` is what compiled expressions ask; two
+implementations keep the same contract:
 
 - :class:`SqlAggregates` answers from the ``events`` table. Each aggregate becomes
   one SQL statement over the ``(user_id, name, at)`` index, built once per
@@ -52,11 +52,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 from journeyc.compile import ir
 from journeyc.engine import values as vals
 from journeyc.engine.expr import (
+    AggregateSource,
     Compiled,
     Predicate,
     Scope,
@@ -81,15 +82,6 @@ __all__ = [
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-
-
-class AggregateSource(Protocol):
-    """Answers the aggregates of compiled expressions for ``scope.user_id``."""
-
-    def value(self, agg: ir.Agg, key: str, scope: Scope) -> Any:
-        """The value of ``agg`` at ``scope.now``; ``key`` identifies ``agg`` (equal
-        aggregates have equal keys), so a source can cache what it builds for it."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,16 +15,14 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from journeyc.compile import ir
 from journeyc.engine import values as vals
 from journeyc.engine.values import EventView
 
-if TYPE_CHECKING:
-    from journeyc.engine.aggregates import AggregateSource
-
 __all__ = [
+    "AggregateSource",
     "CompileError",
     "Compiled",
     "EventView",
@@ -37,6 +35,15 @@ __all__ = [
     "free_item_refs",
     "item_scope",
 ]
+
+
+class AggregateSource(Protocol):
+    """Answers the aggregates of compiled expressions for ``scope.user_id``."""
+
+    def value(self, agg: ir.Agg, key: str, scope: Scope) -> Any:
+        """The value of ``agg`` at ``scope.now``; ``key`` identifies ``agg`` (equal
+        aggregates have equal keys), so a source can cache what it builds for it."""
+        ...
 
 
 @dataclass(slots=True)
