@@ -8,7 +8,7 @@ string literal (``{{ user.first_name | default: 'there' }}``), and ``if`` blocks
 the same shape (``Hi{% if user.first_name %} {{ user.first_name }}{% endif %}``), is
 rendered here without Liquid's render machinery and without converting the whole
 profile and event into template variables: each output and condition reads its one
-value straight from the :class:`~journeyc.messages.render.RenderContext`.
+value straight from the :class:`~journeyc.messages.context.RenderContext`.
 
 It gives the text Liquid gives, or nothing: a text past the environment's output
 stream limit (Liquid raises its limit error for it), a path through anything but
@@ -34,7 +34,7 @@ says otherwise takes no shortcut.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import liquid
 from liquid import Undefined
@@ -53,8 +53,7 @@ from liquid.builtin.tags.doc_tag import DocNode
 from liquid.builtin.tags.if_tag import IfNode
 from liquid.builtin.tags.inline_comment_tag import InlineCommentNode
 
-if TYPE_CHECKING:
-    from journeyc.messages.render import RenderContext
+from journeyc.messages.context import RenderContext
 
 __all__ = ["Shortcut", "shortcut"]
 

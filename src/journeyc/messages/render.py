@@ -21,7 +21,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from liquid.exceptions import LiquidError, TemplateNotFoundError
 from journeyc.compile.ir import FieldIR, MessageIR
 from journeyc.engine.values import EventView
 from journeyc.lang.builtins import INLINE_FIELD
+from journeyc.messages.context import RenderContext
 from journeyc.messages.fastrender import Shortcut, shortcut
 from journeyc.messages.memo import Memo, Path, dependencies
 from journeyc.messages.recommend import Recommender
@@ -55,25 +56,6 @@ class RenderError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-@dataclass(slots=True, kw_only=True)
-class RenderContext:
-    """What a template sees at one send.
-
-    ``user`` is the profile (its ``locale`` attribute picks locale variants);
-    ``user_id`` is exposed as ``user.id`` unless the profile has an ``id`` of its own.
-    ``event`` is the event in focus (None for segment and scheduled entries).
-    ``values`` are the send's ``with`` values, each a top-level variable.
-    """
-
-    user_id: str
-    user: Mapping[str, Any]
-    event: EventView | None
-    journey_id: str
-    step: str
-    now: datetime
-    values: Mapping[str, Any] = field(default_factory=dict)
 
 
 def iso_z(t: datetime) -> str:
