@@ -22,11 +22,11 @@ from journeyc.catalog import (
     Product,
     feed_format,
     read_catalog,
-    upsert_from_events,
     upsert_products,
 )
 from journeyc.cli import main
 from journeyc.events import Event, parse_event
+from journeyc.store.products import upsert_from_events
 from journeyc.store.sqlite import Store
 from tests.conftest import ROOT
 from tests.engine_helpers import TMP_DIR

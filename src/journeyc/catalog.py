@@ -7,7 +7,8 @@ table. Two things write it:
   (or ``journeyc simulate --catalog``): each good row replaces the whole product, so
   the feed is the truth about a product and its stock;
 - the event log: as ``product_viewed`` and ``order_completed`` events are appended, the
-  products they name are learned (:func:`upsert_from_events`). Events only add
+  products they name are learned
+  (:func:`journeyc.store.products.upsert_from_events`). Events only add
   products the table does not know and fill fields that are empty; they never
   overwrite a value and never change ``in_stock``.
 """
@@ -17,10 +18,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
@@ -36,9 +35,9 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from journeyc.events import error_path, json_reason, reject_constant, text_problems
+from journeyc.store.products import product_id_text
 
 if TYPE_CHECKING:
-    from journeyc.events import Event
     from journeyc.store.sqlite import Store
 
 Format: TypeAlias = Literal["jsonl", "csv"]
@@ -46,23 +45,11 @@ Format: TypeAlias = Literal["jsonl", "csv"]
 FIELDS = ("id", "name", "brand", "category", "price", "url", "image", "in_stock")
 """The columns a feed row may set; any other key is kept in the product's ``extra``."""
 
-PRODUCT_EVENTS = frozenset({"product_viewed", "order_completed"})
-"""The (normalized) event names products are learned from."""
-
 CHUNK = 1000
 """Rows per ``executemany`` when loading a feed (progress is reported between them)."""
 
 
 # ---------------------------------------------------------------- the model
-
-
-def _id_text(value: object) -> object:
-    # Feeds and pipelines send numeric ids too; they name the same product as their digits.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str):
-        return value.strip()
-    return value
 
 
 def _text(value: object) -> object:
@@ -81,7 +68,7 @@ def _number(value: object) -> object:
     return value
 
 
-ProductId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1)]
+ProductId = Annotated[str, BeforeValidator(product_id_text), Field(min_length=1)]
 Text = Annotated[str | None, BeforeValidator(_text)]
 Price = Annotated[
     Annotated[float, Field(ge=0, allow_inf_nan=False)] | None, BeforeValidator(_number)
@@ -373,100 +360,6 @@ def _row(p: Product, at_ms: int) -> tuple[Any, ...]:
         _dumps(p.extra),
         at_ms,
     )
-
-
-# A learned field only lands where the product has none; the WHERE clause skips the
-# write (and the updated_at bump) when there is nothing to fill.
-_LEARN = (
-    "INSERT INTO products (id, name, brand, category, price, url, image, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (id) DO UPDATE SET"
-    " name = coalesce(products.name, excluded.name),"
-    " brand = coalesce(products.brand, excluded.brand),"
-    " category = coalesce(products.category, excluded.category),"
-    " price = coalesce(products.price, excluded.price),"
-    " url = coalesce(products.url, excluded.url),"
-    " image = coalesce(products.image, excluded.image),"
-    " updated_at = excluded.updated_at"
-    " WHERE (products.name IS NULL AND excluded.name IS NOT NULL)"
-    " OR (products.brand IS NULL AND excluded.brand IS NOT NULL)"
-    " OR (products.category IS NULL AND excluded.category IS NOT NULL)"
-    " OR (products.price IS NULL AND excluded.price IS NOT NULL)"
-    " OR (products.url IS NULL AND excluded.url IS NOT NULL)"
-    " OR (products.image IS NULL AND excluded.image IS NOT NULL)"
-)
-
-
-def upsert_from_events(
-    conn: sqlite3.Connection, events: Iterable[Event], known: dict[str, int] | None = None
-) -> None:
-    """Learn the products named by ``product_viewed`` and ``order_completed`` events.
-
-    ``product_viewed`` reads its properties ``product_id``, ``name``, ``brand``,
-    ``category``, ``price``, ``url`` and ``image_url``; ``order_completed`` reads
-    each object of ``products`` the same way, or, without a ``products`` list, a
-    top-level ``product_id``. An unknown product is added (in stock); a known one
-    only gets the fields it lacks. A value of the wrong type is ignored.
-
-    Runs on ``conn`` as it is: call it inside the transaction that stores the events.
-
-    ``known`` (for a caller that is the only writer of ``products``, the simulator):
-    per product id, a bit per field (name … image) this function wrote non-null; a
-    row that would fill no other field changes nothing, and is not sent.
-    """
-    # One row per item, in event order: each fills what the product still lacks and
-    # stamps updated_at only then, as learning event by event would.
-    rows: list[tuple[Any, ...]] = []
-    for e in events:
-        if e.name == "product_viewed":
-            items: list[object] = [e.props]
-        elif e.name == "order_completed":
-            listed = e.props.get("products")
-            items = listed if isinstance(listed, list) else [e.props]
-        else:
-            continue
-        for item in items:
-            row = _learned(item, e.received_ms or e.at_ms)
-            if row is None:
-                continue
-            if known is not None:
-                mask = sum(1 << i for i, v in enumerate(row[1:7]) if v is not None)
-                had = known.get(row[0])
-                if had is not None and not mask & ~had:
-                    continue
-                known[row[0]] = mask | (had or 0)
-            rows.append(row)
-    if rows:
-        conn.executemany(_LEARN, rows)
-
-
-def _learned(item: object, at_ms: int) -> tuple[Any, ...] | None:
-    if not isinstance(item, Mapping):
-        return None
-    pid = _id_text(item.get("product_id"))
-    if not isinstance(pid, str) or not pid:
-        return None
-    return (
-        pid,
-        _learned_text(item.get("name")),
-        _learned_text(item.get("brand")),
-        _learned_text(item.get("category")),
-        _learned_price(item.get("price")),
-        _learned_text(item.get("url")),
-        _learned_text(item.get("image_url")),
-        at_ms,
-    )
-
-
-def _learned_price(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    price = float(value)
-    return price if math.isfinite(price) and price >= 0 else None
-
-
-def _learned_text(value: object) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
 
 
 def _dumps(value: object) -> str:

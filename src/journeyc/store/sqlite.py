@@ -34,7 +34,6 @@ from typing import Any
 
 import sqlite_utils
 
-from journeyc.catalog import PRODUCT_EVENTS, upsert_from_events
 from journeyc.events import (
     ALIAS,
     CONTEXT_DEFAULTS,
@@ -45,6 +44,7 @@ from journeyc.events import (
 )
 from journeyc.fastjson import dumps, loads
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
+from journeyc.store.products import PRODUCT_EVENTS, upsert_from_events
 from journeyc.store.schema import TABLES, SchemaVersionError, StoreError, migrate, user_version
 
 BUSY_TIMEOUT_MS = 5000
@@ -340,7 +340,7 @@ class Store:
         never reused, but may skip numbers. New identify calls merge
         their traits into the profile (see :meth:`set_traits`). New
         ``product_viewed`` and ``order_completed`` events teach the catalog the
-        products they name (see :func:`journeyc.catalog.upsert_from_events`).
+        products they name (see :func:`journeyc.store.products.upsert_from_events`).
         """
         if not events:
             return []
@@ -582,7 +582,7 @@ class Store:
         transaction: a profile row for every user the log names (scheduled audiences
         and segment refreshes read users from there), and the products they teach the
         catalog. ``profiled`` (users known to have a row, kept up to date) and
-        ``products`` (see :func:`~journeyc.catalog.upsert_from_events`) are for the
+        ``products`` (see :func:`~journeyc.store.products.upsert_from_events`) are for the
         store's only writer; ``learn=False`` teaches the catalog nothing."""
         users = [
             u for u in dict.fromkeys(e.user_id for e in events) if not profiled or u not in profiled
