@@ -544,3 +544,32 @@ def test_a_store_with_a_loaded_catalog_alone_is_simulated_into(tmp_path: Path) -
 
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM products").fetchone()[0] > 0
+
+
+def test_the_summary_counts_an_anonymous_id_merged_into_a_known_user_once(tmp_path: Path) -> None:
+    journeys = tmp_path / "j"
+    journeys.mkdir()
+    (journeys / "cart.journey").write_text(
+        'journey cart\n  when cart_abandoned\n  wait 30m\n  send push "Your cart"\n'
+    )
+    events = tmp_path / "events.jsonl"
+    calls = [
+        {
+            "type": "track",
+            "anonymousId": "anon-1",
+            "event": "cart_abandoned",
+            "timestamp": "2026-01-05T10:00:00Z",
+        },
+        {
+            "type": "identify",
+            "anonymousId": "anon-1",
+            "userId": "ann",
+            "traits": {"push_enabled": True},
+            "timestamp": "2026-01-05T10:05:00Z",
+        },
+    ]
+    events.write_text("".join(json.dumps(c) + "\n" for c in calls))
+    proc = run(str(journeys), "--events", str(events))
+    assert proc.returncode == 0, proc.stderr
+    assert "anon-1\n" in proc.stdout  # the timeline shows the actions under the id they had
+    assert proc.stdout.strip().splitlines()[-1].startswith("summary: 1 user(s), 1 entries")

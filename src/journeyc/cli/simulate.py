@@ -28,6 +28,7 @@ from journeyc.engine.actions import Action, iso_ms
 if TYPE_CHECKING:
     from journeyc.catalog import Product
     from journeyc.compile.ir import ProjectIR
+    from journeyc.events import Event
     from journeyc.store.sqlite import Cohort, Store
 
 PARALLEL_FROM = 10_000
@@ -299,7 +300,19 @@ def simulate(
             out.write(a.to_json() + "\n")
     else:
         zone_of = local_zones(zones, config.engine.zone)
-        click.echo(timeline(actions, tests, zone_of), nl=False)
+        click.echo(timeline(actions, tests, zone_of, _person_of(events)), nl=False)
+
+
+def _person_of(events: Sequence[Event]) -> Callable[[str], str] | None:
+    """Who each id names at the end of the file: an anonymous id merged into a known
+    user is that user (None when the file merges no ids)."""
+    from journeyc.store.identities import IdentityMap, has_alias, link_events
+
+    if not has_alias(events):
+        return None
+    ids = IdentityMap()
+    link_events(events, ids)
+    return ids.resolve
 
 
 def _workers(project: ProjectIR, asked: int | None, db: str | None, n_events: int) -> int:
@@ -441,13 +454,15 @@ def timeline(
     actions: list[Action],
     tests: Sequence[str] = (),
     zone_of: Callable[[str], tzinfo | None] | None = None,
+    person_of: Callable[[str], str] | None = None,
 ) -> str:
     """A readable timeline per user, then the A/B results (lines from
     :func:`ab_lines`) and a summary.
 
     Quiet hours and schedules follow the user's local time, so a user with a zone
     (``zone_of``, see :func:`local_zones`) has it beside each UTC time: weekday and
-    clock.
+    clock. ``person_of`` says who an id names at the end (an anonymous id merged into
+    a known user): the summary counts people, not ids.
     """
     by_user: dict[str, list[Action]] = defaultdict(list)
     for a in actions:
@@ -461,7 +476,7 @@ def timeline(
             lines.append(f"  {iso_ms(a.at_ms)}{local}  {a.journey}  {_describe(a)}")
         lines.append("")
     lines.extend(tests)
-    lines.append(summary(actions))
+    lines.append(summary(actions, person_of))
     return "\n".join(lines) + "\n"
 
 
@@ -487,9 +502,13 @@ def _describe(a: Action) -> str:
     return a.action
 
 
-def summary(actions: list[Action]) -> str:
-    """Entries, sends per channel, suppressions by reason, goals, exits by reason."""
+def summary(actions: list[Action], person_of: Callable[[str], str] | None = None) -> str:
+    """Users (``person_of`` each id, when ids were merged), entries, sends per channel,
+    suppressions by reason, goals, exits by reason."""
     kinds = Counter(a.action for a in actions)
+    users = {a.user for a in actions}
+    if person_of is not None:
+        users = {person_of(user) for user in users}
     channels = Counter(str(a.detail.get("channel")) for a in actions if a.action == "send")
     reasons = Counter(str(a.detail.get("reason")) for a in actions if a.action == "suppress")
     exits = Counter(str(a.detail.get("reason")) for a in actions if a.action == "exit")
@@ -498,7 +517,7 @@ def summary(actions: list[Action]) -> str:
         return ", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "none"
 
     return (
-        f"summary: {len({a.user for a in actions})} user(s), {kinds['enter']} entries, "
+        f"summary: {len(users)} user(s), {kinds['enter']} entries, "
         f"{kinds['send']} sends ({counts(channels)}), {kinds['suppress']} suppressed "
         f"({counts(reasons)}), {kinds['goal']} goals, exits ({counts(exits)})"
     )
