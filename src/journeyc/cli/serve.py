@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from pathlib import Path
 
 import click
 
 from journeyc.cli.common import EXIT_INVALID, EXIT_OK, usage_error
 from journeyc.config import CONFIG_FILE, Config, ConfigError, load_config
+from journeyc.serve.logs import configure_logging
 
 DEFAULT_PROJECT = Path("journeys")
 
@@ -46,24 +46,6 @@ def read_config(config_file: Path | None) -> tuple[Config, Path | None]:
 def store_path(db: Path | None, config: Config) -> Path:
     """``--db``, else the configuration's ``[store] path`` (./journeyc.db by default)."""
     return db if db is not None else config.store.path
-
-
-class _UtcFormatter(logging.Formatter):
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        """The record's time as ISO-8601 UTC with milliseconds."""
-        t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        return f"{t}.{int(record.msecs):03d}Z"
-
-
-def configure_logging(level: str) -> None:
-    """One line per record on stderr; the libraries' chatter held back to warnings."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_UtcFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for name in ("apscheduler", "asyncio", "uvicorn.error", "watchfiles", "httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @click.command()

@@ -774,8 +774,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stopping gracefully (the engine run or send in hand finishes), 1 if it could
     not start.
     """
-    from journeyc.cli.serve import configure_logging
     from journeyc.serve.ipc import ChildEnd, die_with_parent
+    from journeyc.serve.logs import configure_logging
 
     args = list(sys.argv[1:] if argv is None else argv)
     fd, parent_pid = int(args[0]), int(args[1])
