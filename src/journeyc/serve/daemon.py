@@ -87,6 +87,12 @@ RETENTION_DAYS = 90
 instance's row goes when it ends)."""
 
 
+WAL_AUTOCHECKPOINT_PAGES = 20_000
+"""SQLite's own checkpoint on commit, left as a backstop: only when the log passes
+this many pages (~80 MB) does a commit copy it, as it did at 1,000 before. Both
+processes set it on their connections."""
+
+
 class StartupError(Exception):
     """The daemon cannot start; the message says why (the command exits 1)."""
 
@@ -285,7 +291,6 @@ class Daemon(Service):
         from journeyc.serve.metrics import Metrics
         from journeyc.serve.supervisor import EngineProcess, EngineStartError
         from journeyc.serve.watch import InvalidProjectError, load_checked
-        from journeyc.serve.worker import WAL_AUTOCHECKPOINT_PAGES
         from journeyc.store.schema import StoreError
         from journeyc.store.sqlite import Store
 

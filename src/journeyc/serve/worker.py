@@ -71,6 +71,7 @@ from journeyc.config import CONFIG_FILE, Config, ConfigError
 from journeyc.engine.deploy import DEPLOYED_PROJECT
 from journeyc.serve.daemon import (
     RETENTION_DAYS,
+    WAL_AUTOCHECKPOINT_PAGES,
     ServeSettings,
     Service,
     StartupError,
@@ -103,10 +104,6 @@ POLL_S = 2.0
 CHECKPOINT_S = 0.5
 """How often the daemon copies the write-ahead log into the database file, in a
 thread of its own (see :meth:`Worker._checkpoint_job`)."""
-
-WAL_AUTOCHECKPOINT_PAGES = 20_000
-"""SQLite's own checkpoint on commit, left as a backstop: only when the log passes
-this many pages (~80 MB) does a commit copy it, as it did at 1,000 before."""
 
 ENGINE_BATCH = 100
 """Events or due timers an engine batch takes (and commits): an event waits for the
