@@ -1110,7 +1110,7 @@ def test_times_are_iso_8601_utc_with_milliseconds_in_answers_and_the_schema(api:
     """Every time the API answers with is one form, ``2026-01-05T10:31:00.000Z`` (UTC,
     milliseconds always written), however the store keeps it; the OpenAPI schema says
     so (``format: date-time``)."""
-    from journeyc.serve.daemon import iso
+    from journeyc.serve.times import iso
 
     assert iso(1796637189135) == "2026-12-07T09:53:09.135Z"
     assert iso(1796637189000) == "2026-12-07T09:53:09.000Z"
@@ -1135,7 +1135,7 @@ def test_times_past_year_9999_or_before_1000_are_answered_not_a_500(api: Api) ->
     which a datetime cannot hold: the user is still shown, the time written as
     ECMAScript writes such years (``+275760-…``, what ``new Date(…)`` reads). Years
     below 1000 keep four digits."""
-    from journeyc.serve.daemon import iso
+    from journeyc.serve.times import iso
 
     assert iso(8_640_000_000_000_000) == "+275760-09-13T00:00:00.000Z"
     assert iso(253_402_300_800_000) == "+010000-01-01T00:00:00.000Z"

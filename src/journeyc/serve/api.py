@@ -67,8 +67,8 @@ from journeyc.events import (
     random_id,
     reject_constant,
 )
-from journeyc.serve.daemon import iso
 from journeyc.serve.metrics import CONTENT_TYPE, Metrics, open_reader
+from journeyc.serve.times import iso
 from journeyc.store.sqlite import Store, StoreBusyError, entry_cohorts
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ UtcTime = Annotated[
     Field(json_schema_extra={"format": "date-time"}, examples=["2026-01-05T10:31:00.000Z"]),
 ]
 """A time in an answer: ISO-8601 UTC with milliseconds (``2026-01-05T10:31:00.000Z``),
-made by :func:`~journeyc.serve.daemon.iso` from the store's epoch milliseconds."""
+made by :func:`~journeyc.serve.times.iso` from the store's epoch milliseconds."""
 
 
 class LiveJourney(BaseModel):

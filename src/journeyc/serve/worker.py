@@ -75,10 +75,9 @@ from journeyc.serve.daemon import (
     ServeSettings,
     Service,
     StartupError,
-    iso,
-    now_ms,
     require_project_dir,
 )
+from journeyc.serve.times import iso, now_ms
 from journeyc.serve.watch import Checked, InvalidProjectError, ProjectWatcher, load_checked
 
 __all__ = [
