@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import time
@@ -33,6 +32,7 @@ from typing import Any
 import pytest
 
 from tests.daemon_helpers import WRITE_KEY, Daemon, poll, write_file
+from tests.node_helpers import node_packages, package_name
 from tests.test_channels import HttpReceiver, HttpRequest
 
 pytestmark = pytest.mark.e2e
@@ -211,29 +211,7 @@ main().catch((err) => { console.error(err); process.exit(1); });
 def node_sdk() -> Path:
     """The path of the Node SDK package, installed if it may be (see the module doc)."""
     base = Path(os.environ.get("JOURNEYC_NODE_SDK_DIR") or NODE_SDK_DIR)
-    package = base / "node_modules" / "@segment" / "analytics-node"
-    ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-    if shutil.which("node") is None:
-        message = "node is not installed (.ci/run installs it: apt-get install nodejs npm)"
-        if ci:
-            pytest.fail(message)
-        pytest.skip(message)
-    if not (package / "package.json").is_file():
-        if ci:
-            pytest.fail(
-                f"{NODE_SDK} is not installed in {base} (.ci/run installs it: "
-                f"npm install --prefix {base} {NODE_SDK})"
-            )
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip(f"{NODE_SDK} is not installed in {base}, and npm is not at hand")
-        subprocess.run(
-            [npm, "install", "--prefix", str(base), "--no-audit", "--no-fund", NODE_SDK],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    return package
+    return node_packages([NODE_SDK], base) / package_name(NODE_SDK)
 
 
 def run_node_sdk(live: Live, tmp_path: Path) -> tuple[int, int]:

@@ -20,19 +20,17 @@ import itertools
 import json
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 from journeyc.lang import ast
 from journeyc.lang.comments import scan_comments
 from journeyc.lang.formatter import reserved_words
 from journeyc.lang.parser import parse_source, parser
+from tests.node_helpers import node_packages
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAMMAR = ROOT / "editors" / "vscode" / "syntaxes" / "journey.tmLanguage.json"
@@ -45,31 +43,8 @@ CONSTANT_WORDS = {"true", "false", "null"}
 
 def node_modules() -> Path:
     """Where vscode-textmate and vscode-oniguruma are, installed if they may be."""
-    ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-    if shutil.which("node") is None:
-        message = "node is not installed (.ci/run installs it: apt-get install nodejs npm)"
-        if ci:
-            pytest.fail(message)
-        pytest.skip(message)
     given = os.environ.get("JOURNEYC_NODE_MODULES")
-    modules = Path(given) if given else NPM_DIR / "node_modules"
-    missing = [p for p in PACKAGES if not (modules / p.split("@")[0] / "package.json").is_file()]
-    if missing:
-        install = f"npm install --prefix {NPM_DIR} {' '.join(PACKAGES)}"
-        if ci:
-            pytest.fail(
-                f"{', '.join(missing)} not installed in {modules} (.ci/run does: {install})"
-            )
-        npm = shutil.which("npm")
-        if npm is None or given:
-            pytest.skip(f"{', '.join(missing)} not installed in {modules}")
-        subprocess.run(
-            [npm, "install", "--prefix", str(NPM_DIR), "--no-audit", "--no-fund", *PACKAGES],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    return modules
+    return node_packages(PACKAGES, NPM_DIR, Path(given) if given else None)
 
 
 @dataclass(frozen=True)
