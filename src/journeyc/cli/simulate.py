@@ -222,13 +222,12 @@ def simulate(
         default_workers,
         fill_store,
         in_output_order,
-        profile_zones,
         simulate_parallel,
     )
     from journeyc.engine.simulate import no_full_collections
     from journeyc.engine.simulate import simulate as run
     from journeyc.events import EventError, read_events_jsonl
-    from journeyc.store.sqlite import entry_cohorts
+    from journeyc.store.sqlite import entry_cohorts, profile_zones
 
     start_ms, until_ms = _parse_time(start, "--from"), _parse_time(until, "--until")
     try:

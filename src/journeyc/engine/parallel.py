@@ -54,11 +54,9 @@ from journeyc.engine.simulate import Replay, log_order, no_full_collections, scr
 from journeyc.events import Event, first_of_each_id
 from journeyc.pipes import GONE, receive, send
 from journeyc.store.identities import IdentityMap, has_alias, link_events
-from journeyc.store.sqlite import Cohort, Store, entry_cohorts
+from journeyc.store.sqlite import Cohort, Store, entry_cohorts, profile_zones
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from journeyc.catalog import Product
 
 MAX_WORKERS = 16
@@ -110,17 +108,6 @@ def fill_store(
         upsert_products(store, products, at_ms=0)
     for user, traits in sorted(profiles.items()):
         store.set_traits(user, traits, 0)
-
-
-def profile_zones(conn: sqlite3.Connection) -> dict[str, str]:
-    """Each user's profile ``timezone`` in a replay's store, as given (a name the
-    engine does not know is there too: see :func:`~journeyc.engine.localtime.user_zone`)."""
-    return dict(
-        conn.execute(
-            "SELECT user_id, traits ->> '$.timezone' FROM profiles"
-            " WHERE json_type(traits, '$.timezone') = 'text'"
-        )
-    )
 
 
 def merge_cohorts(parts: Iterable[Sequence[Cohort]]) -> list[Cohort]:
@@ -187,7 +174,8 @@ def simulate_parallel(
     processes format the lines, in parallel.
 
     ``zones``, when given (and without ``json_out``), is filled with each user's
-    profile ``timezone`` at the end of the replay (:func:`profile_zones`).
+    profile ``timezone`` at the end of the replay
+    (:func:`~journeyc.store.sqlite.profile_zones`).
     """
     reason = shared_reads(project)
     if reason is not None:

@@ -176,6 +176,14 @@ class Store:
             raise
         return cls(conn, name, lock_timeout_s)
 
+    def copy_in_memory(self) -> Store:
+        """A new in-memory store holding a copy of this one (SQLite's backup): cheaper
+        than :meth:`open` with the schema to make again."""
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self._conn.backup(conn)
+        conn.execute("PRAGMA foreign_keys = ON")
+        return type(self)(conn, ":memory:")
+
     @property
     def conn(self) -> sqlite3.Connection:
         """The raw connection, for modules that add their own queries (the engine).
@@ -913,3 +921,29 @@ def entry_cohorts(conn: sqlite3.Connection) -> list[Cohort]:
         " count(goal_at) FROM entries GROUP BY 1, 2, 3 ORDER BY 1, 3, 2"
     )
     return [(jid, arm, bool(held), int(n), int(goals)) for jid, arm, held, n, goals in rows]
+
+
+def profile_zones(conn: sqlite3.Connection) -> dict[str, str]:
+    """Each user's profile ``timezone`` in a store, as given (a name the engine does
+    not know is there too: see :func:`~journeyc.engine.localtime.user_zone`)."""
+    return dict(
+        conn.execute(
+            "SELECT user_id, traits ->> '$.timezone' FROM profiles"
+            " WHERE json_type(traits, '$.timezone') = 'text'"
+        )
+    )
+
+
+def segment_changes(conn: sqlite3.Connection) -> list[tuple[str, str, int, bool]]:
+    """Every change in or out of a segment a store logged, as ``(segment, user, at,
+    entered)``, in the order they happened."""
+    rows = conn.execute(
+        "SELECT segment, user_id, at, entered FROM segment_changes ORDER BY at, rowid"
+    )
+    return [(seg, user, int(at), bool(entered)) for seg, user, at, entered in rows]
+
+
+def segment_members(conn: sqlite3.Connection) -> dict[tuple[str, str], bool]:
+    """Whether each ``(user, segment)`` a store knows is a member now."""
+    rows = conn.execute("SELECT user_id, segment, member FROM segment_members")
+    return {(user, seg): bool(member) for user, seg, member in rows}

@@ -121,16 +121,9 @@ class Bench:
 
     def store(self) -> Any:
         """A fresh, empty in-memory store (a :class:`~journeyc.store.sqlite.Store`)."""
-        import sqlite3
-
-        from journeyc.store.sqlite import Store
-
-        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        self.template.conn.backup(conn)
-        conn.execute("PRAGMA foreign_keys = ON")
-        store = Store(conn, ":memory:")
+        store = self.template.copy_in_memory()
         if self.renderer.recommender is not None:
-            self.renderer.recommender.rebind(conn)
+            self.renderer.recommender.rebind(store.conn)
         return store
 
     def close(self) -> None:
@@ -314,18 +307,12 @@ class _SegmentLog:
 
 
 def _segment_log(store: Any) -> _SegmentLog:
+    from journeyc.store.sqlite import segment_changes, segment_members
+
     changes: dict[tuple[str, str], list[tuple[int, bool]]] = {}
-    for seg, user, at, entered in store.conn.execute(
-        "SELECT segment, user_id, at, entered FROM segment_changes ORDER BY at, rowid"
-    ):
-        changes.setdefault((user, seg), []).append((int(at), bool(entered)))
-    final = {
-        (user, seg): bool(member)
-        for user, seg, member in store.conn.execute(
-            "SELECT user_id, segment, member FROM segment_members"
-        )
-    }
-    return _SegmentLog(changes, final)
+    for seg, user, at, entered in segment_changes(store.conn):
+        changes.setdefault((user, seg), []).append((at, entered))
+    return _SegmentLog(changes, segment_members(store.conn))
 
 
 # ---------------------------------------------------------------- matching
