@@ -214,24 +214,13 @@ def _window(scope: Scope, within: int | None) -> tuple[int, int | None]:
     return now_ms, None if within is None else now_ms - within * 1000
 
 
-def _inner_scope(scope: Scope, event: EventView) -> Scope:
-    return Scope(
-        now=scope.now,
-        profile=scope.profile,
-        event=event,
-        aggregates=scope.aggregates,
-        segments=scope.segments,
-        user_id=scope.user_id,
-    )
-
-
 def filter_where(
     where: Predicate | None, scope: Scope, rows: Iterable[tuple[int, EventView]]
 ) -> list[tuple[int, EventView]]:
     """The ``(seq, event)`` rows for which an aggregate's ``where`` holds."""
     if where is None:
         return list(rows)
-    return [(seq, ev) for seq, ev in rows if where(_inner_scope(scope, ev))]
+    return [(seq, ev) for seq, ev in rows if where(item_scope(scope, ev, None))]
 
 
 # ---------------------------------------------------------------- in memory
