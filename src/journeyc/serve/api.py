@@ -69,7 +69,7 @@ from journeyc.events import (
 )
 from journeyc.serve.metrics import CONTENT_TYPE, Metrics, open_reader
 from journeyc.serve.times import iso
-from journeyc.store.sqlite import Store, StoreBusyError, entry_cohorts
+from journeyc.store.sqlite import Store, StoreBusyError, canonical_user, entry_cohorts
 
 log = logging.getLogger(__name__)
 
@@ -577,7 +577,7 @@ class _Service:
         """The user's profile, live journeys and last actions; 404 for a stranger. An
         id merged into another user shows that user (``user_id`` names them)."""
         with self.reading() as conn:
-            user_id = _known_id(conn, user_id)
+            user_id = canonical_user(conn, user_id)
             profile = conn.execute(
                 "SELECT traits FROM profiles WHERE user_id = ?", (user_id,)
             ).fetchone()
@@ -699,7 +699,7 @@ class _Service:
         """The user's delivered in-app messages, newest first (an id merged into
         another user reads that user's inbox)."""
         with self.reading() as conn:
-            user_id = _known_id(conn, user_id)
+            user_id = canonical_user(conn, user_id)
             rows = conn.execute(
                 "SELECT id, journey_id, step, message, content, sent_at FROM outbox"
                 " WHERE user_id = ? AND channel = 'inapp' AND status = 'sent'"
@@ -947,13 +947,6 @@ def create_app(
 
 _USERS = "/v1/users/"
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-
-
-def _known_id(conn: sqlite3.Connection, user_id: str) -> str:
-    """The user ``user_id`` names now: the known user an anonymous id was merged
-    into, else ``user_id`` itself."""
-    merged = conn.execute("SELECT user_id FROM identities WHERE alias = ?", (user_id,)).fetchone()
-    return user_id if merged is None else str(merged[0])
 
 
 class _UserPaths:

@@ -436,10 +436,7 @@ class Store:
 
     def canonical_user(self, user_id: str) -> str:
         """The user ``user_id`` names (itself, unless it was merged into another)."""
-        row = self._conn.execute(
-            "SELECT user_id FROM identities WHERE alias = ?", (user_id,)
-        ).fetchone()
-        return user_id if row is None else str(row[0])
+        return canonical_user(self._conn, user_id)
 
     def identities_of(self, user_id: str) -> list[str]:
         """Every id naming the user ``user_id`` names: that user first, then the ids
@@ -906,6 +903,13 @@ def _merge_into(
 
 CONTEXT_WRITTEN = -(1 << 53)
 """The write time of a trait filled from a call's context (see :func:`_merge_into`)."""
+
+
+def canonical_user(conn: sqlite3.Connection, user_id: str) -> str:
+    """The user ``user_id`` names in the store ``conn`` reads (itself, unless it was
+    merged into another): :meth:`Store.canonical_user` for a reader's connection."""
+    row = conn.execute("SELECT user_id FROM identities WHERE alias = ?", (user_id,)).fetchone()
+    return user_id if row is None else str(row[0])
 
 
 Cohort = tuple[str, str | None, bool, int, int]
