@@ -49,17 +49,22 @@ def _run(program, text: str):  # type: ignore[no-untyped-def]
     return run_cases(program, _cases(text))
 
 
-@pytest.mark.parametrize(
-    "path", sorted((FIXTURES / "report").glob("*.test.journey")), ids=lambda p: p.stem
-)
-def test_failure_report_fixture(program, path: Path) -> None:  # type: ignore[no-untyped-def]
-    run = run_cases(program, _cases(path.read_text(), path.name))
-    text = report(run)
+def _assert_golden(path: Path, text: str) -> None:
+    """``text`` is the ``.expected`` file beside the fixture ``path`` (written first
+    under JOURNEYC_UPDATE_FIXTURES=1)."""
     expected = path.with_name(path.name.removesuffix(".test.journey") + ".expected")
     if UPDATE:
         expected.write_text(text)
     assert expected.exists(), f"{expected.name} is missing (JOURNEYC_UPDATE_FIXTURES=1 writes it)"
     assert text == expected.read_text()
+
+
+@pytest.mark.parametrize(
+    "path", sorted((FIXTURES / "report").glob("*.test.journey")), ids=lambda p: p.stem
+)
+def test_failure_report_fixture(program, path: Path) -> None:  # type: ignore[no-untyped-def]
+    run = run_cases(program, _cases(path.read_text(), path.name))
+    _assert_golden(path, report(run))
 
 
 def test_example_project_passes_with_full_coverage(program) -> None:  # type: ignore[no-untyped-def]
@@ -277,12 +282,7 @@ def test_diagnostics_fixture(path: Path) -> None:
     found = [*result.diagnostics]
     if result.tree is not None:
         found += check_tests(project.trees, [result])
-    text = render_text(sorted(found, key=sort_key), {path.name: path.read_text()})
-    expected = path.with_name(path.name.removesuffix(".test.journey") + ".expected")
-    if UPDATE:
-        expected.write_text(text)
-    assert expected.exists(), f"{expected.name} is missing (JOURNEYC_UPDATE_FIXTURES=1 writes it)"
-    assert text == expected.read_text()
+    _assert_golden(path, render_text(sorted(found, key=sort_key), {path.name: path.read_text()}))
 
 
 def test_coverage_closes_over_dominators(program) -> None:  # type: ignore[no-untyped-def]
