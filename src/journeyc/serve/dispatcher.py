@@ -495,7 +495,7 @@ class Dispatcher:
         deadline of a send in flight. A full lane (or a half-open one with its probe
         out) is woken by ``on_ready`` instead, so its due rows do not keep the
         dispatcher busy."""
-        busy = [c for c, lane in self._lanes.items() if not self._room(lane, now_ms)]
+        busy = [c for c, lane in self._lanes.items() if self._room(lane, now_ms) <= 0]
         row = self.store.conn.execute(
             "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'queued'"
             " AND (channel IS NULL OR channel NOT IN (SELECT value FROM json_each(?)))",
@@ -599,11 +599,13 @@ class Dispatcher:
                 first = min(first, since + RECORD_EVERY_S)
             self._ready.wait(min(first - now, 0.25))
 
-    def _room(self, lane: _Lane, now_ms: int) -> bool:
+    def _room(self, lane: _Lane, now_ms: int) -> int:
+        """How many rows the lane can take now: up to the batch while its breaker is
+        closed; the probe of a half-open breaker when nothing of the lane's runs."""
         allowance = lane.breaker.allowance(now_ms)
         if allowance is None:
-            return lane.unfinished < self.batch
-        return allowance > 0 and lane.unfinished == 0
+            return self.batch - lane.unfinished
+        return allowance if lane.unfinished == 0 else 0
 
     def _step(self, now_ms: int, limit: int | None) -> tuple[DispatchStats, tuple[int, bool]]:
         """One pump: collect, record, put off, claim (at most ``limit`` rows in all;
@@ -754,11 +756,7 @@ class Dispatcher:
         taken: list[tuple[_Lane, tuple[Any, ...]]] = []
         probes: set[_Lane] = set()
         for lane in self._lanes.values():
-            allowance = lane.breaker.allowance(now_ms)
-            if allowance is None:
-                room = self.batch - lane.unfinished
-            else:
-                room = allowance if lane.unfinished == 0 else 0
+            room = self._room(lane, now_ms)
             want = room if limit is None else min(room, left)
             if want <= 0:
                 # A lane without room is woken by its sends' outcomes; an open
@@ -772,7 +770,7 @@ class Dispatcher:
             more |= len(lane_rows) == want
             if limit is not None:
                 left -= len(lane_rows)
-            if allowance == 1:
+            if lane.breaker.allowance(now_ms) == 1:
                 probes.add(lane)
             taken.extend((lane, r) for r in lane_rows)
         if not taken:
