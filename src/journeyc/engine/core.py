@@ -938,11 +938,7 @@ class Engine:
             inst.node = node_id
             # By exact class: isinstance() on the IR's pydantic classes costs ~4x more.
             if type(node) is ir.WaitNode:
-                since = self._since_ms
-                if since is None:
-                    self._wait(inst, now_ms + node.seconds * 1000)
-                else:
-                    self._wait(inst, max(now_ms, since + node.seconds * 1000))
+                self._wait(inst, self._wait_end(now_ms, node.seconds))
                 return
             if type(node) is ir.WaitUntilNode:
                 zone = user_zone(self._profile(user), self.zone)
@@ -952,11 +948,7 @@ class Engine:
                 self._wait(inst, max(now_ms, to_ms(at)))
                 return
             if type(node) is ir.WaitForNode:
-                since = self._since_ms
-                if since is None:
-                    self._wait(inst, now_ms + node.timeout * 1000, node.event)
-                else:
-                    self._wait(inst, max(now_ms, since + node.timeout * 1000), node.event)
+                self._wait(inst, self._wait_end(now_ms, node.timeout), node.event)
                 return
             if type(node) is ir.BranchNode:
                 scope = self._scope(user, now_ms, self._focus(prog, inst, node_id))
@@ -992,6 +984,14 @@ class Engine:
                 return
             node_id = node.next
         self._finish(inst, "completed", "completed", now_ms, actions)
+
+    def _wait_end(self, now_ms: int, seconds: int) -> int:
+        """When a wait of ``seconds`` starting now ends: measured from the late event's
+        time while one is handled (see :meth:`_on_event`), never before now."""
+        since = self._since_ms
+        if since is None:
+            return now_ms + seconds * 1000
+        return max(now_ms, since + seconds * 1000)
 
     def _wait(self, inst: Instance, wake_at: int, event: str | None = None) -> None:
         inst.status, inst.wake_at, inst.waiting_for = "waiting", wake_at, event
