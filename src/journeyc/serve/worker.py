@@ -68,7 +68,6 @@ from typing import Any
 
 from journeyc.compile import ir
 from journeyc.config import CONFIG_FILE, Config, ConfigError
-from journeyc.engine.deploy import DEPLOYED_PROJECT
 from journeyc.serve.daemon import (
     RETENTION_DAYS,
     WAL_AUTOCHECKPOINT_PAGES,
@@ -305,19 +304,24 @@ class Worker(Service):
 
     # ------------------------------------------------------------ deploying
 
-    def _last_deployed(self, invalid: InvalidProjectError) -> Checked:
-        """The project this store last deployed, for an engine process that finds the
-        one on disk invalid; ``invalid`` is raised again when there is none."""
+    def _stored_project(self) -> ir.ProjectIR | None:
+        """The project last deployed into the store, read before the store is opened
+        for good (None: no store yet, or nothing deployed into it)."""
+        from journeyc.engine.deploy import deployed_project
         from journeyc.store.sqlite import Store
 
         path = self.settings.store_path
-        text = None
-        if path.exists():
-            with Store.open(path) as store:
-                text = store.get_setting(DEPLOYED_PROJECT)
-        if text is None:
+        if not path.exists():
+            return None
+        with Store.open(path) as store:
+            return deployed_project(store)
+
+    def _last_deployed(self, invalid: InvalidProjectError) -> Checked:
+        """The project this store last deployed, for an engine process that finds the
+        one on disk invalid; ``invalid`` is raised again when there is none."""
+        project = self._stored_project()
+        if project is None:
             raise invalid
-        project = ir.ProjectIR.model_validate_json(text)
         log.error(
             "the project under %s is invalid; running the versions last deployed until it "
             "is fixed:\n%s",
@@ -329,18 +333,13 @@ class Worker(Service):
     def _deployed_only(self) -> Checked:
         """For ``serve --no-watch``: the project last deployed into the store (checked
         before the store is opened for good); :class:`StartupError` when none was."""
-        from journeyc.engine.deploy import deployed_project
         from journeyc.store.schema import StoreError
-        from journeyc.store.sqlite import Store
 
         path = self.settings.store_path
-        project = None
-        if path.exists():
-            try:
-                with Store.open(path) as store:
-                    project = deployed_project(store)
-            except StoreError as exc:
-                raise StartupError(str(exc)) from None
+        try:
+            project = self._stored_project()
+        except StoreError as exc:
+            raise StartupError(str(exc)) from None
         if project is None:
             raise StartupError(
                 f"nothing was ever deployed into {path}: `serve --no-watch` runs only what "
