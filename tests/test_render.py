@@ -501,7 +501,9 @@ def test_many_locals_assigned_in_a_loop_stay_quick() -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sys, "getsizeof", counting_getsizeof)
         assert r.render(None, source, "push", ctx()) == {"body": "9000"}
-    assert measured < 3 * (2000 + 9000)
+    # At least one per assignment, or the count above would hold of a limit that no
+    # longer measures anything (or of a patch that no longer reaches it).
+    assert 2000 + 9000 <= measured < 3 * (2000 + 9000)
 
 
 def test_capture_doubling_is_stopped_too() -> None:
