@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ import click
 
 from journeyc.cli.common import EXIT_INVALID, EXIT_OK, echo_json, json_option, paths_argument
 from journeyc.cli.serve import config_option, db_option, read_config, store_path
+from journeyc.serve.times import now_ms
 
 if TYPE_CHECKING:
     from journeyc.compile import ir
@@ -54,10 +54,6 @@ class _ErrorsExitOne(click.Command):
 def _fail(message: str) -> NoReturn:
     click.echo(f"journeyc: {message}", err=True)
     sys.exit(EXIT_INVALID)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _compile(paths: Sequence[str], *, usage_exits_1: bool = False) -> ir.ProjectIR:
@@ -118,7 +114,7 @@ def _make_plan(store: Store, project: ir.ProjectIR, config: Config) -> Plan:
     from journeyc.engine.plan import make_plan
 
     with _progress() as bar:
-        return make_plan(store, project, _now_ms(), config.engine.zone, progress=bar)
+        return make_plan(store, project, now_ms(), config.engine.zone, progress=bar)
 
 
 # ---------------------------------------------------------------- rendering
@@ -374,4 +370,4 @@ def _apply(
                 f"the store's deployed journeys or segments changed since {where}; "
                 "nothing deployed: plan again"
             )
-        return deploy_project(engine, project, _now_ms())
+        return deploy_project(engine, project, now_ms())

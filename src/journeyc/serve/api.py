@@ -68,7 +68,7 @@ from journeyc.events import (
     reject_constant,
 )
 from journeyc.serve.metrics import CONTENT_TYPE, Metrics, open_reader
-from journeyc.serve.times import iso
+from journeyc.serve.times import iso, now_ms
 from journeyc.store.sqlite import Store, StoreBusyError, canonical_user, entry_cohorts
 
 log = logging.getLogger(__name__)
@@ -452,10 +452,6 @@ def _event_size(item: object) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 # ---------------------------------------------------------------- the service
 
 
@@ -487,7 +483,7 @@ class _Service:
             self.metrics.cpu_seconds.labels("ingest").inc(time.thread_time() - cpu)
 
     def _ingest(self, endpoint: str, raw: bytes, header_ok: bool) -> Success:
-        received_ms = _now_ms()
+        received_ms = now_ms()
         body = self._authorized_body(raw, header_ok)
         events: list[Event]
         ignored: list[str] = []  # fields parsing ignored: counted once the request is taken
