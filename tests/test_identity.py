@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given, reject, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from journeyc.engine.parallel import in_output_order, simulate_parallel
@@ -39,7 +39,7 @@ from tests.engine_helpers import (
     track,
 )
 from tests.journey_strategies import USERS, Scenario, scenarios
-from tests.reference import ReferenceRunawayError, reference_simulate
+from tests.reference import reference_simulate
 from tests.test_api import (
     ADMIN,
     ADMIN_TOKEN,
@@ -50,6 +50,7 @@ from tests.test_api import (
     read_rows,
     running_server,
 )
+from tests.test_differential import engine_and_reference
 
 T0 = ms("2026-01-05T10:00:00")
 
@@ -782,26 +783,7 @@ def merged_scenarios(draw: st.DrawFn) -> Scenario:
 @given(merged_scenarios())
 def test_merges_match_the_reference_interpreter(scenario: Scenario) -> None:
     """The engine against tests/reference.py, which merges ids its own plain way."""
-    from journeyc.engine.simulate import simulate_project
-
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, text in scenario.files.items():
-            (Path(tmp) / name).write_text(text, encoding="utf-8")
-        project = load_project([tmp])
-        try:
-            want = reference_simulate(
-                project.trees,
-                scenario.events,
-                start_ms=scenario.start_ms,
-                until_ms=scenario.until_ms,
-            )
-        except ReferenceRunawayError:
-            reject()
-        got = simulate_project(
-            Path(tmp), scenario.events, start_ms=scenario.start_ms, until_ms=scenario.until_ms
-        )
-    got = [{k: v for k, v in a.items() if k != "content"} for a in got]
-    want = [{k: v for k, v in a.items() if k != "content"} for a in want]
+    got, want = engine_and_reference(scenario)
     assert got == want, "\n".join(
         [scenario.describe(), "engine:", *map(str, got), "reference:", *map(str, want)]
     )
