@@ -52,6 +52,22 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def serve_once(
+    args: Sequence[str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``journeyc serve ARGS`` run to its end in ``cwd`` (a daemon that should not
+    start, or ``--no-watch``), in the environment of :func:`clean_env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "journeyc", "serve", *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def key_env() -> dict[str, str]:
     """An environment holding the tests' write key and admin token."""
     return clean_env(JOURNEYC_WRITE_KEY=WRITE_KEY, JOURNEYC_ADMIN_TOKEN=ADMIN_TOKEN)

@@ -4,8 +4,6 @@ a `too_deep` diagnostic and exits 1, never a traceback; at the limits, they all 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ from click.testing import CliRunner
 
 from journeyc.cli import main
 from journeyc.lang.depth import MAX_BLOCK_DEPTH, MAX_EXPR_DEPTH
-from tests.daemon_helpers import Daemon, clean_env, write_file
+from tests.daemon_helpers import Daemon, serve_once, write_file
 
 
 def _and_chain(n: int) -> str:
@@ -129,15 +127,7 @@ def test_the_diagnostic_names_the_limit_and_the_place(
 @pytest.mark.e2e
 def test_serve_on_a_too_deep_project_exits_1_with_the_diagnostic(tmp_path: Path) -> None:
     write_file(tmp_path / "journeys" / "deep.journey", _and_chain(500))
-    proc = subprocess.run(
-        [sys.executable, "-m", "journeyc", "serve", "journeys", "--port", "0"],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = serve_once(["journeys", "--port", "0"], tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert "error[too_deep]" in proc.stderr
     assert "the daemon did not start" in proc.stderr

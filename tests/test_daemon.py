@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from journeyc.store.sqlite import Store
-from tests.daemon_helpers import Daemon, clean_env, poll, write_file
+from tests.daemon_helpers import Daemon, clean_env, poll, serve_once, write_file
 from tests.test_channels import HttpReceiver, HttpRequest, SmtpReceiver, free_port
 
 pytestmark = pytest.mark.e2e
@@ -273,15 +273,7 @@ def test_an_invalid_change_keeps_the_last_good_version_and_a_valid_one_deploys(
 
 def test_an_invalid_project_at_start_prints_diagnostics_and_exits_1(tmp_path: Path) -> None:
     write_file(tmp_path / "journeys" / "bad.journey", push_journey("", message="nope"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "journeyc", "serve", "journeys", "--port", "0"],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    proc = serve_once(["journeys", "--port", "0"], tmp_path, timeout=30)
     assert proc.returncode == 1
     assert "error[unknown_message]" in proc.stderr
     assert "the daemon did not start" in proc.stderr

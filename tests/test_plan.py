@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from journeyc.events import Event, parse_event
 from journeyc.lang.project import load_project
 from journeyc.store.deployments import active_versions, in_flight, schedule_rows
 from journeyc.store.sqlite import Store
-from tests.daemon_helpers import Daemon, clean_env, poll
+from tests.daemon_helpers import Daemon, poll, serve_once
 from tests.engine_helpers import compile_files
 
 T0 = 1_767_607_200_000  # 2026-01-05T10:00:00Z
@@ -391,16 +390,7 @@ def test_help_documents_the_exit_codes() -> None:
 
 
 def serve_no_watch(project: Path, db: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    args = [str(project), "--db", str(db), "--port", "0", "--no-watch"]
-    return subprocess.run(
-        [sys.executable, "-m", "journeyc", "serve", *args],
-        cwd=cwd,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return serve_once([str(project), "--db", str(db), "--port", "0", "--no-watch"], cwd)
 
 
 def test_serve_no_watch_refuses_to_start_when_nothing_was_deployed(tmp_path: Path) -> None:
