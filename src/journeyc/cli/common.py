@@ -14,6 +14,7 @@ from journeyc.lang.diagnostics import Diagnostic, render_text, sort_key
 from journeyc.lang.project import Project, ProjectPathError, load_project
 
 if TYPE_CHECKING:
+    from journeyc.config import Config
     from journeyc.store.sqlite import Store
 
 EXIT_OK = 0
@@ -37,6 +38,21 @@ def usage_error(message: str) -> NoReturn:
     """Print a usage error and exit 2."""
     click.echo(f"journeyc: {message}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+def load_config_file(config_file: Path | None) -> Config:
+    """``--config``: the configuration in ``config_file`` (None: what
+    :func:`~journeyc.config.load_config` gives without a file). A missing file is a
+    usage error; a bad one exits 1 with the reason."""
+    from journeyc.config import ConfigError, load_config
+
+    if config_file is not None and not config_file.is_file():
+        usage_error(f"--config: no such file: {config_file}")
+    try:
+        return load_config(config_file)
+    except ConfigError as exc:
+        click.echo(f"journeyc: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
 
 
 def load(

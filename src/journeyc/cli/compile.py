@@ -11,10 +11,10 @@ import click
 from journeyc.cli.common import (
     EXIT_INVALID,
     json_option,
+    load_config_file,
     load_valid,
     output_option,
     paths_argument,
-    usage_error,
 )
 from journeyc.compile import ir
 from journeyc.compile.bounds import summary as bounds_summary
@@ -89,14 +89,6 @@ def summary(project: ir.ProjectIR) -> str:
 
 def _default_quiet(config_file: Path | None) -> ir.QuietHoursRule | None:
     """The default quiet hours of ``config_file`` (None without one)."""
-    from journeyc.config import ConfigError, load_config
-
     if config_file is None:
         return None
-    if not config_file.is_file():
-        usage_error(f"--config: no such file: {config_file}")
-    try:
-        return load_config(config_file).engine.quiet_hours.rule
-    except ConfigError as exc:
-        click.echo(f"journeyc: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+    return load_config_file(config_file).engine.quiet_hours.rule

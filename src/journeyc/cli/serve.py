@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from journeyc.cli.common import EXIT_INVALID, EXIT_OK, usage_error
-from journeyc.config import CONFIG_FILE, Config, ConfigError, load_config
+from journeyc.cli.common import EXIT_INVALID, EXIT_OK, load_config_file, usage_error
+from journeyc.config import CONFIG_FILE, Config
 from journeyc.serve.logs import configure_logging
 
 DEFAULT_PROJECT = Path("journeys")
@@ -32,15 +32,9 @@ def read_config(config_file: Path | None) -> tuple[Config, Path | None]:
     """The configuration and the file it came from: ``config_file``, else
     ./journeyc.toml when present, else the defaults. A bad file exits 1; a missing
     ``--config`` file is a usage error."""
-    if config_file is not None and not config_file.is_file():
-        usage_error(f"--config: no such file: {config_file}")
     if config_file is None and Path(CONFIG_FILE).is_file():
         config_file = Path(CONFIG_FILE)
-    try:
-        return load_config(config_file), config_file
-    except ConfigError as exc:
-        click.echo(f"journeyc: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+    return load_config_file(config_file), config_file
 
 
 def store_path(db: Path | None, config: Config) -> Path:

@@ -18,6 +18,7 @@ import click
 
 from journeyc.cli.common import (
     EXIT_INVALID,
+    load_config_file,
     load_valid,
     open_store,
     paths_argument,
@@ -217,7 +218,6 @@ def simulate(
     --fresh), 2 usage error.
     """
     from journeyc.compile.lower import lower_project
-    from journeyc.config import ConfigError, load_config
     from journeyc.engine.parallel import (
         default_workers,
         fill_store,
@@ -230,11 +230,7 @@ def simulate(
     from journeyc.store.sqlite import entry_cohorts, profile_zones
 
     start_ms, until_ms = _parse_time(start, "--from"), _parse_time(until, "--until")
-    try:
-        config = load_config(Path(config_file) if config_file else None)
-    except ConfigError as exc:
-        click.echo(f"journeyc: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+    config = load_config_file(Path(config_file) if config_file else None)
     project = lower_project(load_valid(paths))
     inputs = (("--events", events_file), ("--profiles", profiles_file))
     for name, path in (*inputs, ("--catalog", catalog_file)):

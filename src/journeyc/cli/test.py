@@ -16,6 +16,7 @@ from journeyc.cli.common import (
     EXIT_OK,
     echo_json,
     load,
+    load_config_file,
     paths_argument,
     print_diagnostics,
     usage_error,
@@ -88,7 +89,6 @@ def test_cmd(
     2 usage error.
     """
     from journeyc.compile.lower import lower_project
-    from journeyc.config import ConfigError, load_config
     from journeyc.lang.testfile import is_test_file
     from journeyc.testing.runner import Case, run_cases, select
 
@@ -103,11 +103,7 @@ def test_cmd(
             re.compile(pattern)
         except re.error as exc:
             usage_error(f"--run: not a regular expression: {pattern!r} ({exc})")
-    try:
-        config = load_config(Path(config_file) if config_file else None)
-    except ConfigError as exc:
-        click.echo(f"journeyc: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+    config = load_config_file(Path(config_file) if config_file else None)
     project, diagnostics = load(paths, tests=True)
     print_diagnostics(project, diagnostics)
     if any(d.is_error for d in diagnostics):

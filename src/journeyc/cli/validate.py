@@ -14,10 +14,10 @@ from journeyc.cli.common import (
     echo_json,
     json_option,
     load,
+    load_config_file,
     open_store,
     paths_argument,
     print_diagnostics,
-    usage_error,
 )
 from journeyc.lang.diagnostics import Diagnostic, sort_key, to_json
 from journeyc.lang.project import Project
@@ -85,7 +85,7 @@ def validate(
     store, or --config is not a valid journeyc.toml), 2 usage error (a missing PATH,
     no store at --db, no file at --config).
     """
-    config = _read_config(config_file) if config_file is not None else None
+    config = load_config_file(config_file) if config_file is not None else None
     seen = _seen_events(db) if db is not None else None
     project, diagnostics = load(paths, max_errors, seen, tests=True)
     bounds_lines: list[str] = []
@@ -123,19 +123,6 @@ def _seen_events(db: Path) -> set[str]:
         return store.event_names()
     finally:
         store.close()
-
-
-def _read_config(config_file: Path) -> Config:
-    """``--config``: a missing file is a usage error, a bad one exits 1."""
-    from journeyc.config import ConfigError, load_config
-
-    if not config_file.is_file():
-        usage_error(f"--config: no such file: {config_file}")
-    try:
-        return load_config(config_file)
-    except ConfigError as exc:
-        click.echo(f"journeyc: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
 
 
 def _bounds(project: Project, config: Config | None) -> tuple[list[Diagnostic], list[str]]:
