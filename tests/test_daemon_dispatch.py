@@ -159,12 +159,10 @@ url = "{hooks.url}/hook"
     )
     try:
         daemon.start()
-        began = time.monotonic()
         for n in range(8):
             daemon.track(f"u{n}", "pinged", n=n)
+        # Within 10 s: a webhook waiting behind a hung push would wait its 20 s timeout.
         poll(lambda: len(hooks.requests) >= 8, 10, "the webhook sends")
-        took = time.monotonic() - began
-        assert took < 5, took
         status = daemon.admin("/v1/status")
         channels = status["daemon"]["dispatch"]["channels"]
         assert channels["push"]["running"] == 4  # its four threads hang
