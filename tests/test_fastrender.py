@@ -92,6 +92,12 @@ KEYS = st.sampled_from(
     ]
 )
 
+# A send's context, as make_context takes it: a profile, an event's properties (None:
+# no event) and the values a `send … with` sets.
+PROFILES = st.dictionaries(KEYS, VALUES, max_size=5)
+EVENT_PROPS = st.one_of(st.none(), st.dictionaries(KEYS, VALUES, max_size=5))
+SEND_VALUES = st.dictionaries(st.sampled_from(["coupon", "percent", "user"]), VALUES, max_size=3)
+
 
 def make_context(
     profile: dict[str, Any],
@@ -143,9 +149,9 @@ def assert_agrees_with_liquid(renderer: Renderer, source: str, context: RenderCo
 @settings(max_examples=300, deadline=None)
 @given(
     source=st.sampled_from(TEMPLATES),
-    profile=st.dictionaries(KEYS, VALUES, max_size=5),
-    props=st.one_of(st.none(), st.dictionaries(KEYS, VALUES, max_size=5)),
-    values=st.dictionaries(st.sampled_from(["coupon", "percent", "user"]), VALUES, max_size=3),
+    profile=PROFILES,
+    props=EVENT_PROPS,
+    values=SEND_VALUES,
 )
 def test_shortcut_prints_what_liquid_prints(
     source: str,
@@ -271,9 +277,9 @@ GENERATED = st.recursive(LEAF, lambda children: _blocks(children), max_leaves=8)
 @settings(max_examples=400, deadline=None)
 @given(
     source=GENERATED,
-    profile=st.dictionaries(KEYS, VALUES, max_size=5),
-    props=st.one_of(st.none(), st.dictionaries(KEYS, VALUES, max_size=5)),
-    values=st.dictionaries(st.sampled_from(["coupon", "percent", "user"]), VALUES, max_size=3),
+    profile=PROFILES,
+    props=EVENT_PROPS,
+    values=SEND_VALUES,
 )
 def test_generated_templates_render_as_liquid_renders_them(
     source: str,
@@ -387,9 +393,9 @@ def test_an_environment_that_prints_differently_takes_no_shortcut() -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     source=st.sampled_from(TEMPLATES),
-    profile=st.dictionaries(KEYS, VALUES, max_size=5),
-    props=st.one_of(st.none(), st.dictionaries(KEYS, VALUES, max_size=5)),
-    values=st.dictionaries(st.sampled_from(["coupon", "percent", "user"]), VALUES, max_size=3),
+    profile=PROFILES,
+    props=EVENT_PROPS,
+    values=SEND_VALUES,
     field_bytes=st.integers(1, 60),
 )
 def test_under_an_output_limit_the_shortcut_fails_where_liquid_fails(
