@@ -124,6 +124,12 @@ def cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 
+def saved_plan(project: Path, db: Path, out: Path) -> Path:
+    """``journeyc plan --out OUT`` of ``project`` against ``db``: changes (exit 2), saved."""
+    assert cli("plan", str(project), "--db", str(db), "--out", str(out)).exit_code == 2
+    return out
+
+
 def plan_json(project: Path, db: Path, *extra: str) -> tuple[int, dict[str, Any]]:
     result = cli("plan", str(project), "--db", str(db), "--json", *extra)
     assert result.exit_code in (0, 2), result.output
@@ -257,8 +263,7 @@ def test_deploy_refuses_a_plan_once_the_project_changed(
 ) -> None:
     project, db = busy
     write_project(project, V2)
-    out = tmp_path / "plan.json"
-    assert cli("plan", str(project), "--db", str(db), "--out", str(out)).exit_code == 2
+    out = saved_plan(project, db, tmp_path / "plan.json")
     (project / "plain.journey").write_text(V2["plain.journey"].replace("uno", "dos"))
     before = flights(db)
     result = cli("deploy", str(project), "--db", str(db), "--plan", str(out))
@@ -275,8 +280,7 @@ def test_deploy_refuses_a_plan_once_the_store_changed(
 ) -> None:
     project, db = busy
     write_project(project, V2)
-    out = tmp_path / "plan.json"
-    assert cli("plan", str(project), "--db", str(db), "--out", str(out)).exit_code == 2
+    out = saved_plan(project, db, tmp_path / "plan.json")
     # Someone else deploys another project into the store meanwhile.
     other = write_project(tmp_path / "other", {"x.journey": V1["plain.journey"]})
     assert cli("deploy", str(other), "--db", str(db)).exit_code == 0
@@ -313,8 +317,7 @@ def test_a_missing_store_is_planned_as_empty_and_not_created(tmp_path: Path) -> 
     ]
     assert [(s["name"], s["action"], s["after"]) for s in plan["segments"]] == [("big", "add", 0)]
     assert not db.exists()
-    out = tmp_path / "plan.json"
-    assert cli("plan", str(project), "--db", str(db), "--out", str(out)).exit_code == 2
+    out = saved_plan(project, db, tmp_path / "plan.json")
     assert cli("deploy", str(project), "--db", str(db), "--plan", str(out)).exit_code == 0
     assert plan_json(project, db)[0] == 0
 
