@@ -48,7 +48,6 @@ import hashlib
 import json
 import logging
 import queue
-import sqlite3
 import threading
 import time
 import uuid
@@ -69,7 +68,7 @@ from journeyc.channels.base import (
 from journeyc.serve.breaker import BreakerState, CircuitBreaker
 from journeyc.store import Store
 from journeyc.store.schema import StoreError
-from journeyc.store.sqlite import LOCK_TIMEOUT_S
+from journeyc.store.sqlite import LOCK_TIMEOUT_S, Connection, DatabaseError
 
 __all__ = ["DispatchStats", "Dispatcher", "backoff_ms"]
 
@@ -460,7 +459,7 @@ class Dispatcher:
                 self._ready.wait(0.05)
                 self._ready.clear()
             if not self._results.empty() or self._unwritten.pending():
-                with contextlib.suppress(sqlite3.Error, StoreError):
+                with contextlib.suppress(DatabaseError, StoreError):
                     self.pump(round(time.time() * 1000), claim=False)
         finally:
             for lane in self._lanes.values():
@@ -707,7 +706,7 @@ class Dispatcher:
         if lane.breaker.open_until() is not None:
             lane.paused = True
 
-    def _put_off(self, conn: sqlite3.Connection, now_ms: int) -> int:
+    def _put_off(self, conn: Connection, now_ms: int) -> int:
         """Move the due rows of channels whose breaker is open to the end of its
         cool-down, attempts unchanged; return how many."""
         moved = 0
@@ -724,7 +723,7 @@ class Dispatcher:
 
     def _claim(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         now_ms: int,
         limit: int | None,
         outcomes: _Outcomes,
@@ -830,7 +829,7 @@ class Dispatcher:
         outcomes.failed.append((attempts, reason, rid))
         log.warning("failed %s: %s", key, reason)
 
-    def _write(self, conn: sqlite3.Connection, outcomes: _Outcomes) -> None:
+    def _write(self, conn: Connection, outcomes: _Outcomes) -> None:
         """Write the outcomes noted so far (inside the caller's transaction)."""
         for sent_at, ids in outcomes.sent.items():
             conn.execute(

@@ -49,6 +49,14 @@ from journeyc.store.schema import TABLES, SchemaVersionError, StoreError, migrat
 
 BUSY_TIMEOUT_MS = 5000
 
+Connection = sqlite3.Connection
+"""The connection a transaction hands its block: modules outside the store name it
+by this alias and import no database driver."""
+
+DatabaseError = sqlite3.Error
+"""What the database itself raises (beside :class:`StoreError`), for callers that must
+survive it without importing the driver."""
+
 LOCK_TIMEOUT_S = 10.0
 """How long a writer waits for the write lock before :class:`StoreBusyError` (the default
 of ``journeyc.toml``'s ``[store] lock_timeout``)."""
