@@ -98,8 +98,9 @@ def _deep_expressions(draw: st.DrawFn) -> tuple[str, int]:
     for i in range(1, n):
         text += f" {ops[i % len(ops)]} a{i}"
     depth = n
-    if len(ops) == 2 and ops[0] != ops[1] and {"and", "or"} & set(ops):
-        # Precedence would regroup a mixed chain: keep it one chain with parentheses.
+    if len(ops) == 2 and ops[0] != ops[1]:
+        # Precedence would regroup a mixed chain (`and`/`or`, and `+`/`*` alike): keep
+        # it one chain with parentheses.
         text = "a0"
         for i in range(1, n):
             text = f"({text}) {ops[i % 2]} a{i}"
