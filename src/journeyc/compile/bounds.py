@@ -48,12 +48,11 @@ WEEK = 7 * DAY
 # The weekdays (Monday = 0) each `on DAY` / `every DAY at` word matches; the same
 # table as journeyc.engine.localtime.DAY_WORDS, kept here so that this module does
 # not import the engine.
-_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DAY_WORDS: dict[str, frozenset[int]] = {
     "day": frozenset(range(7)),
     "weekday": frozenset(range(5)),
     "weekend": frozenset({5, 6}),
-    **{name: frozenset({i}) for i, name in enumerate(_WEEKDAYS)},
+    **{name: frozenset({i}) for i, name in enumerate(ast.DAYS)},
 }
 
 INF = math.inf
@@ -71,23 +70,14 @@ class LoopError(Exception):
 
 
 def successors(node: ir.Node) -> list[str | None]:
-    """Where a node can go on to (None: the journey ends), every way it can; not into
-    a branch that can never be taken (:func:`unreachable_cases`)."""
-    if isinstance(node, ir.ExitNode):
-        return []
+    """Where a node can go on to (None: the journey ends), every way it can
+    (:func:`ir.successors`); not into a branch that can never be taken
+    (:func:`unreachable_cases`)."""
+    outs = ir.successors(node)
     if isinstance(node, ir.BranchNode):
-        outs = [c.then if c.then is not None else node.next for c in node.cases]
-        outs.append(node.orelse if node.orelse is not None else node.next)
         dead = set(unreachable_cases(node))
         return [o for k, o in enumerate(outs) if k not in dead] or outs
-    if isinstance(node, ir.SplitNode):
-        return [a.then if a.then is not None else node.next for a in node.arms]
-    if isinstance(node, ir.WaitForNode):
-        return [
-            node.on_event if node.on_event is not None else node.next,
-            node.on_timeout if node.on_timeout is not None else node.next,
-        ]
-    return [node.next]
+    return outs
 
 
 def topological_order(journey: ir.JourneyIR) -> list[str]:
@@ -584,30 +574,25 @@ def _journey_asts(project_trees: Iterable[ast.SourceFile]) -> dict[str, ast.Jour
     return {j.name: j for t in project_trees for j in t.journeys}
 
 
-def _steps(steps: Iterable[ast.Step]) -> Iterator[ast.Step]:
-    for s in steps:
-        yield s
-        if isinstance(s, ast.If):
-            for b in s.branches:
-                yield from _steps(b.steps)
-            if s.orelse is not None:
-                yield from _steps(s.orelse)
-        elif isinstance(s, ast.Split):
-            for a in s.arms:
-                yield from _steps(a.steps)
-        elif isinstance(s, ast.WaitFor):
-            for w in s.branches:
-                yield from _steps(w.steps)
+def _node_step(journey: ir.JourneyIR, node_id: str, tree: ast.Journey) -> ast.Step | None:
+    """A node's step, found by its position."""
+    pos = journey.source_map.get(node_id)
+    if pos is not None:
+        for s in ast.walk_steps(tree.steps):
+            if s.span.line == pos.line and s.span.column == pos.column:
+                return s
+    return None
 
 
 def _node_span(journey: ir.JourneyIR, node_id: str, tree: ast.Journey) -> Span:
-    """The span of a node's step (found by its position), else of the journey."""
-    pos = journey.source_map.get(node_id)
-    if pos is not None:
-        for s in _steps(tree.steps):
-            if s.span.line == pos.line and s.span.column == pos.column:
-                return s.span
-    return tree.name_span if tree.bare is False else tree.span
+    """The span of a node's step, else of the journey."""
+    step = _node_step(journey, node_id, tree)
+    return step.span if step is not None else _journey_span(tree)
+
+
+def _journey_span(tree: ast.Journey) -> Span:
+    """Where a journey is named: its name, or all of a bare journey (it has none)."""
+    return tree.span if tree.bare else tree.name_span
 
 
 def project_warnings(
@@ -670,11 +655,12 @@ def _branch_warnings(j: ir.JourneyIR, tree: ast.Journey) -> list[Diagnostic]:
     for node in j.nodes.values():
         if not isinstance(node, ir.BranchNode):
             continue
+        dead = unreachable_cases(node)
+        if not dead:
+            continue
         step = _node_span(j, node.id, tree)
-        if_ast = next(
-            (s for s in _steps(tree.steps) if isinstance(s, ast.If) and s.span == step), None
-        )
-        for k in unreachable_cases(node):
+        if_ast = _node_step(j, node.id, tree)
+        for k in dead:
             if k == len(node.cases):
                 if node.orelse is None:
                     continue
@@ -686,7 +672,7 @@ def _branch_warnings(j: ir.JourneyIR, tree: ast.Journey) -> list[Diagnostic]:
                 kw = "if" if k == 0 else "elif"
                 head = (
                     if_ast.branches[k].span
-                    if if_ast is not None and k < len(if_ast.branches)
+                    if isinstance(if_ast, ast.If) and k < len(if_ast.branches)
                     else step
                 )
                 if never_holds(node.cases[k].cond):
@@ -746,9 +732,7 @@ def _global_cap_warnings(
     most, why = sends_per_window(j, entry, cap.per)
     if most <= cap.count:
         return []
-    span = next((c.span for c in tree.clauses if isinstance(c, ast.Cap)), None)
-    if span is None:
-        span = tree.span if tree.bare else tree.name_span
+    span = next((c.span for c in tree.clauses if isinstance(c, ast.Cap)), _journey_span(tree))
     shown = "without bound" if most == INF else f"up to {int(most)} messages"
     return [
         warning(

@@ -250,22 +250,19 @@ def _describe(node: ir.Node) -> tuple[Shape, tuple[str, ...]]:
 
 
 def _exits(node: ir.Node) -> list[tuple[str | None, str | None]]:
-    """The labelled ways out of a node: (label, target id or None for completed)."""
-    if isinstance(node, ir.ExitNode):
-        return []
+    """The labelled ways out of a node (:func:`ir.successors`): (label, target id or
+    None for completed)."""
+    targets = ir.successors(node)
+    labels: list[str | None]
     if isinstance(node, ir.WaitForNode):
-        return [
-            (node.event, node.on_event or node.next),
-            ("timeout", node.on_timeout or node.next),
-        ]
-    if isinstance(node, ir.BranchNode):
-        cases: list[tuple[str | None, str | None]] = [
-            (expr_to_text(c.cond), c.then or node.next) for c in node.cases
-        ]
-        return [*cases, ("else", node.orelse or node.next)]
-    if isinstance(node, ir.SplitNode):
-        return [(f"{a.name} {a.percent:g}%", a.then or node.next) for a in node.arms]
-    return [(None, node.next)]
+        labels = [node.event, "timeout"]
+    elif isinstance(node, ir.BranchNode):
+        labels = [*(expr_to_text(c.cond) for c in node.cases), "else"]
+    elif isinstance(node, ir.SplitNode):
+        labels = [f"{a.name} {a.percent:g}%" for a in node.arms]
+    else:
+        labels = [None] * len(targets)  # one way on, or none (an exit)
+    return list(zip(labels, targets, strict=True))
 
 
 def _targets_text(targets: list[ir.SendTarget]) -> str:

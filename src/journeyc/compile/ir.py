@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
@@ -22,6 +22,22 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _OmitsUnset(_Model):
+    """A model whose fields named in ``_omit_unset`` are left out of its JSON when
+    None: a field added later leaves the JSON, and the content hashes, of models
+    without it as they were."""
+
+    _omit_unset: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        for name in self._omit_unset:
+            if getattr(self, name) is None:
+                out.pop(name, None)
+        return out
 
 
 class Lit(_Model):
@@ -118,7 +134,7 @@ class Call(_Model):
     args: list[Expr]
 
 
-class Agg(_Model):
+class Agg(_OmitsUnset):
     """An aggregate over the user's events, compiled by the engine to SQL.
 
     With ``item`` set, ``prop`` is the path of a list in each event and the aggregate
@@ -134,13 +150,7 @@ class Agg(_Model):
     where: Expr | None = None
     within: int | None = None  # seconds
     item: Expr | None = None
-
-    @model_serializer(mode="wrap")
-    def _omit_unset_item(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        out: dict[str, Any] = handler(self)
-        if self.item is None:
-            out.pop("item", None)
-        return out
+    _omit_unset = ("item",)
 
 
 class Each(_Model):
@@ -391,7 +401,7 @@ class JourneyBounds(_Model):
     unbounded: dict[str, str] = {}
 
 
-class JourneyIR(_Model):
+class JourneyIR(_OmitsUnset):
     """One journey as a state machine. ``version`` hashes everything it does
     (its nodes, policies, and the messages and segments it uses), not its layout."""
 
@@ -415,13 +425,7 @@ class JourneyIR(_Model):
     # Filled in by `compile --json` (not by lowering) and left out of the JSON when
     # unset, so stored IR and content versions are the same with or without it.
     bounds: JourneyBounds | None = None
-
-    @model_serializer(mode="wrap")
-    def _omit_unset_bounds(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        out: dict[str, Any] = handler(self)
-        if self.bounds is None:
-            out.pop("bounds", None)
-        return out
+    _omit_unset = ("bounds",)
 
 
 # ---------------------------------------------------------------- messages and segments
@@ -483,6 +487,23 @@ def walk(e: Expr) -> Iterator[Expr]:
             yield from walk(e.where)
     elif isinstance(e, Each):
         yield from walk(e.cond)
+
+
+def successors(node: Node) -> list[str | None]:
+    """Where a node can go on to, every way it can, in order (None: the journey
+    completes): each case of a branch then its ``else``, each arm of a split, a
+    ``wait for``'s event then its timeout; an exit nowhere."""
+    if isinstance(node, ExitNode):
+        return []
+    if isinstance(node, BranchNode):
+        outs = [c.then for c in node.cases] + [node.orelse]
+    elif isinstance(node, SplitNode):
+        outs = [a.then for a in node.arms]
+    elif isinstance(node, WaitForNode):
+        outs = [node.on_event, node.on_timeout]
+    else:
+        return [node.next]
+    return [o if o is not None else node.next for o in outs]
 
 
 def segment_closure(names: Iterable[str], segments: Mapping[str, SegmentIR]) -> set[str]:

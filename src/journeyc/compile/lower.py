@@ -140,17 +140,15 @@ def _opt(e: ast.Expr | None) -> ir.Expr | None:
 # ---------------------------------------------------------------- messages
 
 
-def lower_message(m: ast.Message, base: Path, roots: Sequence[Path] | None = None) -> ir.MessageIR:
+def lower_message(m: ast.Message, base: Path, roots: Sequence[Path]) -> ir.MessageIR:
     """A message's parts; ``file`` fields are read relative to ``base``, and only
-    from inside ``roots`` (default: ``base``)."""
+    from inside ``roots``."""
     parts: dict[str, dict[str, ir.FieldIR]] = {}
     for part in m.parts:
         fields: dict[str, ir.FieldIR] = {}
         for f in part.fields:
             text = (
-                _read_template(base / f.value.value, m.name, roots or [base])
-                if f.is_file
-                else f.value.value
+                _read_template(base / f.value.value, m.name, roots) if f.is_file else f.value.value
             )
             old = fields.get(f.name, ir.FieldIR())
             if f.locale is None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 from journeyc.lang import ast
 from journeyc.lang.builtins import CHANNEL_FIELDS, CHANNELS
@@ -103,9 +104,9 @@ class _Checker:
     def __init__(self, project: Project, seen_events: Collection[str] | None = None) -> None:
         self.project = project
         self.seen_events = frozenset(seen_events) if seen_events is not None else None
-        # Every use of an event name, in the order checked: name → (span, pattern that
-        # matches the text from the span's start up to the name).
-        self.event_uses: dict[str, list[tuple[Span, re.Pattern[str]]]] = defaultdict(list)
+        # Every use of an event name, in the order checked: name → the clauses, steps
+        # and aggregates that name it.
+        self.event_uses: dict[str, list[_EventUse]] = defaultdict(list)
         # (message, channel) → the `with` values its part needs → the field reading it.
         self.part_values: dict[tuple[str, str], dict[str, str]] = {}
         self.texts = {f.path: f.text for f in project.files}
@@ -174,7 +175,7 @@ class _Checker:
             if isinstance(sub, ast.SegmentRef):
                 self._segment_name(sub.name, sub.span)
             elif isinstance(sub, ast.Aggregate):
-                self.event_uses[sub.event].append((sub.span, _BEFORE_EVENT[ast.Aggregate]))
+                self.event_uses[sub.event].append(sub)
 
     # ------------------------------------------------------------ expressions
     def _expr(self, expr: ast.Expr, scope: _Scope | None) -> None:
@@ -412,24 +413,14 @@ class _Checker:
             value, offsets = unescape_string(text[s.span.start : s.span.end])
         except LiteralError:
             return None  # the parser has reported the escape
-        for e in template_errors(value):
-            if e.offset is None:
+        for offset, length, report in _template_problems(value):
+            if offset is None:
                 span = s.span
             else:
-                start = offsets[min(e.offset, len(offsets) - 1)]
-                end = offsets[min(e.offset + e.length, len(offsets) - 1)]
+                start = offsets[min(offset, len(offsets) - 1)]
+                end = offsets[min(offset + length, len(offsets) - 1)]
                 span = Span.point(s.span.file, text, s.span.start + start, max(1, end - start))
-            self.diags.append(_liquid_error(e, span))
-        for e in big_loops(value):
-            start = offsets[min(e.offset or 0, len(offsets) - 1)]
-            end = offsets[min((e.offset or 0) + e.length, len(offsets) - 1)]
-            span = Span.point(s.span.file, text, s.span.start + start, max(1, end - start))
-            self.diags.append(_big_loop(e, span))
-        for p in filter_problems(value):
-            start = offsets[min(p.offset, len(offsets) - 1)]
-            end = offsets[min(p.offset + p.length, len(offsets) - 1)]
-            span = Span.point(s.span.file, text, s.span.start + start, max(1, end - start))
-            self.diags.append(_filter_problem(p, span))
+            self.diags.append(report(span))
         return [s.span.start + o for o in offsets]
 
     def _template_file(self, s: ast.String) -> None:
@@ -479,17 +470,11 @@ class _Checker:
         self.templates[path] = (text, "")
         name = path.as_posix()
         self.project.extra_sources[name] = text
-        for e in template_errors(text):
+        for offset, length, report in _template_problems(text):
             span = (
-                Span.whole_file(name)
-                if e.offset is None
-                else Span.point(name, text, e.offset, e.length)
+                Span.whole_file(name) if offset is None else Span.point(name, text, offset, length)
             )
-            self.diags.append(_liquid_error(e, span))
-        for e in big_loops(text):
-            self.diags.append(_big_loop(e, Span.point(name, text, e.offset or 0, e.length)))
-        for p in filter_problems(text):
-            self.diags.append(_filter_problem(p, Span.point(name, text, p.offset, p.length)))
+            self.diags.append(report(span))
         return self.templates[path]
 
     def _part_sources(self, msg: ast.Message, channel: str) -> Iterator[tuple[str, str]]:
@@ -545,7 +530,7 @@ class _Checker:
                 else:
                     first[kind] = c
             if isinstance(c, ast.WhenEvent | ast.ExitWhen | ast.Goal):
-                self.event_uses[c.event].append((c.span, _BEFORE_EVENT[type(c)]))
+                self.event_uses[c.event].append(c)
             if isinstance(c, ast.WhenEvent | ast.ExitWhen | ast.Goal) and c.where is not None:
                 self._condition(c.where, "a `where`", focused)
             elif isinstance(c, ast.WhenSegment | ast.Every):
@@ -624,11 +609,11 @@ class _Checker:
             if isinstance(step, ast.SetAttr):
                 self._expr(step.value, scope)
         elif isinstance(step, ast.Track):
-            self.event_uses[step.event].append((step.span, _BEFORE_EVENT[ast.Track]))
+            self.event_uses[step.event].append(step)
             self._args(step.args, scope)
 
     def _wait_for(self, step: ast.WaitFor, scope: _Scope) -> None:
-        self.event_uses[step.event].append((step.span, _BEFORE_EVENT[ast.WaitFor]))
+        self.event_uses[step.event].append(step)
         focused = _Scope(scope.journey, scope.event_entry, event_in_focus=True)
         if step.where is not None:
             self._condition(step.where, "a `where`", focused)
@@ -637,7 +622,7 @@ class _Checker:
             head = self._first_line(b.span)
             if b.event is not None and b.event != step.event:
                 # `on timout` is read as an event: suggest what the wait can end on.
-                near = closest(b.event, {step.event, "timeout"}, 1 if len(b.event) <= 5 else 2)
+                near = closest(b.event, {step.event, "timeout"})
                 self.diags.append(
                     error(
                         "bad_on_branch",
@@ -875,7 +860,7 @@ class _Checker:
         """
         uses = self.event_uses
         seen = self.seen_events
-        first = {name: min(_position(sp) for sp, _ in spans) for name, spans in uses.items()}
+        first = {name: min(_position(u.span) for u in found) for name, found in uses.items()}
         close = _close_pairs(uses)
 
         def beats(other: str, name: str) -> bool:
@@ -897,8 +882,8 @@ class _Checker:
                 continue
             known = sorted(_close_to(name, seen)) if seen else []
             if known:
-                for span, before in uses[name]:
-                    self.diags.append(self._unseen_event(name, known, span, before))
+                for use in uses[name]:
+                    self.diags.append(self._unseen_event(name, known, use))
                 continue
             # Suggest only names that are not suspect themselves.
             better = sorted(
@@ -906,52 +891,42 @@ class _Checker:
                 key=lambda m: (-len(uses[m]), first[m]),
             )
             if better:
-                span, before = uses[name][0]
-                self.diags.append(self._similar_event(name, better, span, before))
+                self.diags.append(self._similar_event(name, better, uses[name][0]))
 
-    def _event_span(self, span: Span, before: re.Pattern[str]) -> Span:
-        """The event name in the clause, step or aggregate at ``span``."""
+    def _event_span(self, use: _EventUse) -> Span:
+        """The event name in the clause, step or aggregate ``use``."""
+        span = use.span
         text = self.texts.get(span.file, "")
-        m = before.match(text, span.start, span.end)
+        m = _BEFORE_EVENT[type(use)].match(text, span.start, span.end)
         if m is not None:
             name = _EVENT_TOKEN.match(text, m.end(), span.end)
             if name is not None:
                 return Span.point(span.file, text, name.start(), name.end() - name.start())
         return self._first_line(span)
 
-    def _similar_event(
-        self, name: str, better: list[str], span: Span, before: re.Pattern[str]
-    ) -> Diagnostic:
+    def _similar_event(self, name: str, better: list[str], use: _EventUse) -> Diagnostic:
         best = better[0]
         n = len(self.event_uses[best])
-        where, _ = self.event_uses[best][0]
+        where = self.event_uses[best][0].span
         return warning(
             "similar_event_name",
             f"event `{name}` is used only here, and `{best}`, one letter away, is used "
             f"{'once' if n == 1 else f'{n} times'} elsewhere in the project",
-            self._event_span(span, before),
+            self._event_span(use),
             suggest(better),
             detail=f"`{best}` is used at {where.file}:{where.line}",
-            hints=[
-                "an event name must be exactly the name the app sends (lower-cased, with "
-                "spaces, dashes and dots as `_`), or nothing ever matches it",
-            ],
+            hints=[_EXACT_EVENT_NAME],
         )
 
-    def _unseen_event(
-        self, name: str, known: list[str], span: Span, before: re.Pattern[str]
-    ) -> Diagnostic:
+    def _unseen_event(self, name: str, known: list[str], use: _EventUse) -> Diagnostic:
         return warning(
             "similar_event_name",
             f"the store has never seen an event `{name}`, but has seen "
             + " and ".join(f"`{k}`" for k in known[:3]),
-            self._event_span(span, before),
+            self._event_span(use),
             suggest(known),
             detail="compared with the event names in the store given with `--db`",
-            hints=[
-                "an event name must be exactly the name the app sends (lower-cased, with "
-                "spaces, dashes and dots as `_`), or nothing ever matches it",
-            ],
+            hints=[_EXACT_EVENT_NAME],
         )
 
     # ------------------------------------------------------------ spans
@@ -985,6 +960,11 @@ def _block_exits(steps: Sequence[ast.Step]) -> bool:
     return any(_always_exits(s) for s in steps)
 
 
+# What names an event: the uses `similar_event_name` compares.
+_EventUse: TypeAlias = (
+    ast.WhenEvent | ast.ExitWhen | ast.Goal | ast.WaitFor | ast.Track | ast.Aggregate
+)
+
 # The text from the start of a clause, step or aggregate up to its event name.
 _BEFORE_EVENT: dict[type, re.Pattern[str]] = {
     ast.WhenEvent: re.compile(r"when\s+"),
@@ -994,6 +974,10 @@ _BEFORE_EVENT: dict[type, re.Pattern[str]] = {
     ast.Track: re.compile(r"track\s+"),
     ast.Aggregate: re.compile(r"[A-Za-z_]+\s*\(\s*"),
 }
+_EXACT_EVENT_NAME = (
+    "an event name must be exactly the name the app sends (lower-cased, with "
+    "spaces, dashes and dots as `_`), or nothing ever matches it"
+)
 _EVENT_TOKEN = re.compile(r'[A-Za-z_][A-Za-z0-9_]*|"(?:[^"\\\n]|\\.)*"')
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -1032,6 +1016,19 @@ def _close_pairs(names: Iterable[str]) -> dict[str, list[str]]:
 
 def _close_to(name: str, names: Iterable[str]) -> Iterable[str]:
     return (n for n in names if abs(len(n) - len(name)) <= 1 and _close(name, n))
+
+
+def _template_problems(
+    source: str,
+) -> Iterator[tuple[int | None, int, Callable[[Span], Diagnostic]]]:
+    """Every problem of a Liquid template: where it is in ``source`` (None: the whole
+    template) and how long, and its diagnostic at a span."""
+    for e in template_errors(source):
+        yield e.offset, e.length, partial(_liquid_error, e)
+    for e in big_loops(source):
+        yield e.offset or 0, e.length, partial(_big_loop, e)
+    for p in filter_problems(source):
+        yield p.offset, p.length, partial(_filter_problem, p)
 
 
 def _missing_value(name: str, what: str, span: Span) -> Diagnostic:

@@ -64,20 +64,6 @@ def expr_children(e: ast.Expr) -> tuple[ast.Expr, ...]:
     return ()
 
 
-def _step_blocks(s: ast.Step) -> Iterator[tuple[ast.Step, ...]]:
-    if isinstance(s, ast.If):
-        for b in s.branches:
-            yield b.steps
-        if s.orelse is not None:
-            yield s.orelse
-    elif isinstance(s, ast.Split):
-        for a in s.arms:
-            yield a.steps
-    elif isinstance(s, ast.WaitFor):
-        for o in s.branches:
-            yield o.steps
-
-
 def _step_exprs(s: ast.Step) -> Iterator[ast.Expr]:
     if isinstance(s, ast.If):
         for b in s.branches:
@@ -107,7 +93,7 @@ def _roots(tree: ast.SourceFile) -> Iterator[ast.Expr | tuple[int, ast.Step]]:
                 depth, step = todo.pop()
                 yield depth, step
                 yield from _step_exprs(step)
-                for block in reversed(list(_step_blocks(step))):
+                for block in reversed(ast.child_blocks(step)):
                     todo.extend((depth + 1, s) for s in reversed(block))
 
 

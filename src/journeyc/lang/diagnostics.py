@@ -114,9 +114,12 @@ def edit_distance(a: str, b: str, limit: int | None = None) -> int:
     return min(prev[-1], cap)
 
 
-def closest(name: str, candidates: Iterable[str], max_distance: int) -> list[str]:
+def closest(name: str, candidates: Iterable[str], max_distance: int | None = None) -> list[str]:
     """The candidates fewest edits away from ``name`` (:func:`edit_distance`), at
-    most ``max_distance``, in sorted order; empty when none is that close."""
+    most ``max_distance``, in sorted order; empty when none is that close. By
+    default a slip: one edit for a name of up to five characters, two for a longer."""
+    if max_distance is None:
+        max_distance = 1 if len(name) <= 5 else 2
     best: list[str] = []
     best_d = max_distance + 1
     for c in sorted(set(candidates)):

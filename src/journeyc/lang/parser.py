@@ -198,16 +198,12 @@ def _parse_source(text: str, path: str, max_errors: int) -> ParseResult:
             except VisitError as exc:  # a bug of ours, not the user's: let it show
                 raise exc.orig_exc from exc
             deep = find_too_deep(ast, src) if builder.too_deep else None
-            if deep is not None:
-                # No tree: every later stage walks it recursively.
-                found = [*syntax, *builder.diagnostics, deep]
-                if diags:
-                    found = _untab(text, found)
-                return ParseResult(path, text, None, diags + found)
-            if syntax or diags:
-                # What survived recovery still gets its literal checks; the tree does not
-                # go on to the checker, which would only report echoes of the syntax errors.
-                found = syntax + builder.diagnostics
+            if deep is not None or syntax or diags:
+                # No tree. What survived recovery still gets its literal checks; the tree
+                # does not go on to the checker, which would only report echoes of the
+                # syntax errors, nor (too deep) to any later stage, which walk it
+                # recursively.
+                found = syntax + builder.diagnostics + ([deep] if deep is not None else [])
                 if diags:
                     found = _untab(text, found)
                 return ParseResult(path, text, None, diags + found)
@@ -486,10 +482,10 @@ def _keyword_guess(work: str, tok: Token, accepts: set[str]) -> tuple[int, str, 
         head -= 1
     if head < start:
         whole = work[head:start] + word
-        choices = closest(whole, every, _slack(whole))
+        choices = closest(whole, every)
         return (head, whole, suggest(choices), True) if choices else None
     valid = {keywords[n] for n in accepts if n in keywords}
-    choices = closest(word, valid, _slack(word))
+    choices = closest(word, valid)
     if choices:
         return start, word, suggest(choices), False
     before = _word_before(work, start)
@@ -499,11 +495,6 @@ def _keyword_guess(work: str, tok: Token, accepts: set[str]) -> tuple[int, str, 
     if not near:
         return None
     return start, word, f"`{before}` before it: {suggest(near)}", False
-
-
-def _slack(word: str) -> int:
-    """How many edits away a keyword may be from ``word`` to be suggested."""
-    return 1 if len(word) <= 5 else 2
 
 
 def _word_before(work: str, offset: int) -> str | None:

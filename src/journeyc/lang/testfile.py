@@ -26,7 +26,7 @@ from lark.tree import Meta
 from journeyc.lang import ast
 from journeyc.lang.builtins import CHANNELS
 from journeyc.lang.diagnostics import Diagnostic, closest, error, suggest, warning
-from journeyc.lang.literals import normalize_event, quote_string
+from journeyc.lang.literals import quote_string
 from journeyc.lang.span import Span
 
 if TYPE_CHECKING:
@@ -214,24 +214,9 @@ class JourneyTest:
 
 
 @dataclass(frozen=True, slots=True)
-class _Id:
-    name: str
-    span: Span
-
-
-@dataclass(frozen=True, slots=True)
 class _Opt:
     key: str
     value: Any
-
-
-def _args_of(children: Iterable[Any]) -> tuple[ast.Arg, ...]:
-    """The ``with`` values among ``children`` (ToAst's ``with_args`` holder)."""
-    for c in children:
-        args = getattr(c, "args", None)
-        if isinstance(args, tuple) and all(isinstance(a, ast.Arg) for a in args):
-            return args
-    return ()
 
 
 class CaseRules:
@@ -256,6 +241,12 @@ class CaseRules:
     def _duration(self, tok: Token, positive: bool = True) -> ast.Duration:
         raise NotImplementedError
 
+    def _with_args(self, children: list[Any]) -> tuple[ast.Arg, ...]:
+        raise NotImplementedError
+
+    def number(self, meta: Meta, children: list[Any]) -> ast.Number:
+        raise NotImplementedError
+
     @v_args(meta=True)
     def test(self, meta: Meta, children: list[Any]) -> JourneyTest:
         name = self._string(children[0])
@@ -264,10 +255,7 @@ class CaseRules:
 
     @v_args(meta=True)
     def test_start(self, meta: Meta, children: list[Any]) -> Start:
-        s = self._string(children[0])
-        at_ms = parse_timestamp(s.value)
-        if at_ms is None:
-            self._bad_timestamp(s)
+        s, at_ms = self._timestamp(children[0])
         return Start(value=s.value, at_ms=at_ms, span=self._span(meta))
 
     @v_args(meta=True)
@@ -277,16 +265,16 @@ class CaseRules:
 
     @v_args(meta=True)
     def given_user(self, meta: Meta, children: list[Any]) -> GivenUser:
-        who: _Id = children[0]
+        who: Word = children[0]
         return GivenUser(
-            id=who.name, traits=_args_of(children[1:]), id_span=who.span, span=self._span(meta)
+            id=who.name, traits=self._with_args(children), id_span=who.span, span=self._span(meta)
         )
 
     @v_args(meta=True)
     def given_product(self, meta: Meta, children: list[Any]) -> GivenProduct:
-        what: _Id = children[0]
+        what: Word = children[0]
         return GivenProduct(
-            id=what.name, fields=_args_of(children[1:]), id_span=what.span, span=self._span(meta)
+            id=what.name, fields=self._with_args(children), id_span=what.span, span=self._span(meta)
         )
 
     @v_args(meta=True)
@@ -296,18 +284,18 @@ class CaseRules:
             name=event.name,
             user=who.name,
             at=at,
-            props=_args_of(children[3:]),
+            props=self._with_args(children),
             name_span=event.span,
             user_span=who.span,
             span=self._span(meta),
         )
 
-    def test_id(self, children: list[Any]) -> _Id:
+    def test_id(self, children: list[Any]) -> Word:
         tok = children[0]
         if tok.type == "STRING":
             s = self._string(tok)
-            return _Id(s.value, s.span)
-        return _Id(str(tok), self._tok(tok))
+            return Word(name=s.value, span=s.span)
+        return Word(name=str(tok), span=self._tok(tok))
 
     def test_at(self, children: list[Any]) -> At:
         at: At = children[0]
@@ -315,10 +303,7 @@ class CaseRules:
 
     @v_args(meta=True)
     def at_absolute(self, meta: Meta, children: list[Any]) -> At:
-        s = self._string(children[0])
-        at_ms = parse_timestamp(s.value)
-        if at_ms is None:
-            self._bad_timestamp(s)
+        s, at_ms = self._timestamp(children[0])
         return At(absolute_ms=at_ms or 0, raw=quote_string(s.value), span=s.span)
 
     @v_args(meta=True)
@@ -383,8 +368,7 @@ class CaseRules:
         return _Opt("kind", str(children[0]))
 
     def expect_user(self, children: list[Any]) -> _Opt:
-        who: _Id = children[-1]
-        return _Opt("user", Word(name=who.name, span=who.span))
+        return _Opt("user", children[-1])
 
     def _word_opt(self, key: str, children: list[Any]) -> _Opt:
         tok = children[-1]
@@ -416,22 +400,24 @@ class CaseRules:
 
     @v_args(meta=True)
     def negative(self, meta: Meta, children: list[Any]) -> ast.Unary:
-        tok = children[0]
-        from journeyc.lang.literals import parse_number
+        return ast.Unary(op="-", operand=self.number(meta, children), span=self._span(meta))
 
-        number = ast.Number(value=parse_number(str(tok)), raw=str(tok), span=self._tok(tok))
-        return ast.Unary(op="-", operand=number, span=self._span(meta))
-
-    def _bad_timestamp(self, s: ast.String) -> None:
-        self.diagnostics.append(
-            error(
-                "bad_timestamp",
-                f"`{s.value}` is not a time",
-                s.span,
-                "an ISO-8601 time like 2026-01-05T10:00:00Z",
-                hints=["or a time from the test's start: `at +25m`, `at -30d`"],
+    def _timestamp(self, tok: Token) -> tuple[ast.String, int | None]:
+        """A quoted ISO-8601 time, and it in epoch milliseconds (None, reported, when
+        it is not a time)."""
+        s = self._string(tok)
+        at_ms = parse_timestamp(s.value)
+        if at_ms is None:
+            self.diagnostics.append(
+                error(
+                    "bad_timestamp",
+                    f"`{s.value}` is not a time",
+                    s.span,
+                    "an ISO-8601 time like 2026-01-05T10:00:00Z",
+                    hints=["or a time from the test's start: `at +25m`, `at -30d`"],
+                )
             )
-        )
+        return s, at_ms
 
 
 # ---------------------------------------------------------------- literal values
@@ -485,26 +471,27 @@ class _Names:
 def _project_names(trees: Iterable[ast.SourceFile]) -> _Names:
     names = _Names()
     for t in trees:
-        for j in t.journeys:
-            names.journeys.add(j.name)
-            labels = names.steps.setdefault(j.name, set())
-            for node in ast.walk(j.steps):
+        for decl in t.declarations:
+            labels: set[str] = set()
+            # Every event the project reads: triggers, exits, goals, waits, `on`
+            # branches, tracks and aggregates all name it in an `event` field.
+            for node in ast.walk(decl):
+                event = getattr(node, "event", None)
+                if isinstance(event, str):
+                    names.events.add(event)
                 label = getattr(node, "label", None)
                 if isinstance(label, ast.Label):
                     labels.add(label.name)
-        # Every event the project reads: triggers, exits, goals, waits, `on`
-        # branches, tracks and aggregates all name it in an `event` field.
-        for node in ast.walk(t.declarations):
-            event = getattr(node, "event", None)
-            if isinstance(event, str):
-                names.events.add(event)
+            if isinstance(decl, ast.Journey):
+                names.journeys.add(decl.name)
+                names.steps.setdefault(decl.name, set()).update(labels)
         names.messages.update(m.name for m in t.messages)
         names.segments.update(s.name for s in t.segments)
     return names
 
 
 def _unknown(code: str, what: str, word: Word, known: Iterable[str]) -> Diagnostic:
-    near = closest(word.name, known, 1 if len(word.name) <= 5 else 2)
+    near = closest(word.name, known)
     where = "" if what == "channel" else " in the project"
     return error(
         code,
@@ -594,10 +581,10 @@ def _check_test(t: JourneyTest, names: _Names) -> list[Diagnostic]:
         _check_values(p.fields, out)
     for e in t.events:
         _check_values(e.props, out)
-        name = normalize_event(e.name)
+        name = e.name  # normalized by the parser
         if name not in names.events and name != "identify":
             # Only a near miss is reported: a test may send events nothing reads.
-            near = closest(name, names.events, 1 if len(name) <= 5 else 2)
+            near = closest(name, names.events)
             if near:
                 out.append(
                     warning(
@@ -638,7 +625,7 @@ _ONE_NAME: dict[str, str] = {
 def _check_expectation(x: Expectation, names: _Names, users: set[str]) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     if x.user is not None and x.user.name not in users:
-        near = closest(x.user.name, users, 1 if len(x.user.name) <= 5 else 2)
+        near = closest(x.user.name, users)
         out.append(
             warning(
                 "unknown_test_user",
@@ -676,7 +663,6 @@ def _check_expectation(x: Expectation, names: _Names, users: set[str]) -> list[D
             w = x.names[0]
             if what == "journey" and w.name not in names.journeys:
                 out.append(_unknown("unknown_journey", "journey", w, names.journeys))
-                journey = journey or None
             elif what == "journey":
                 journey = journey or w.name
             elif what == "segment" and w.name not in names.segments:
@@ -789,11 +775,6 @@ def line_text(line: CaseLine) -> str:
 def header_text(t: JourneyTest) -> str:
     """The first line of a test."""
     return f"test {quote_string(t.name)}"
-
-
-def event_name(name: str) -> str:
-    """An event name as the engine sees it."""
-    return normalize_event(name)
 
 
 def project_test_diagnostics(

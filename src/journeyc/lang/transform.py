@@ -254,6 +254,11 @@ class ToAst(Transformer[Token, ast.SourceFile], CaseRules):
         w = self._pick(children, _Where)
         return w.expr if w else None
 
+    def _with_args(self, children: list[Any]) -> tuple[ast.Arg, ...]:
+        """The values of a ``with`` among ``children``; none without one."""
+        w = self._pick(children, _Args)
+        return w.args if w else ()
+
     # ------------------------------------------------------------ file and declarations
     @v_args(meta=True)
     def start(self, meta: Meta, children: list[Any]) -> ast.SourceFile:
@@ -664,10 +669,9 @@ class ToAst(Transformer[Token, ast.SourceFile], CaseRules):
     @v_args(meta=True)
     def send(self, meta: Meta, children: list[Any]) -> ast.Send:
         targets = tuple(c for c in children if isinstance(c, ast.Target))
-        args = self._pick(children, _Args)
         return ast.Send(
             targets=targets,
-            args=args.args if args else (),
+            args=self._with_args(children),
             label=self._label(children),
             span=self._span(meta),
         )
@@ -689,10 +693,9 @@ class ToAst(Transformer[Token, ast.SourceFile], CaseRules):
 
     @v_args(meta=True)
     def track(self, meta: Meta, children: list[Any]) -> ast.Track:
-        args = self._pick(children, _Args)
         return ast.Track(
             event=children[0].name,
-            args=args.args if args else (),
+            args=self._with_args(children),
             label=self._label(children),
             span=self._span(meta),
         )
@@ -823,17 +826,17 @@ class ToAst(Transformer[Token, ast.SourceFile], CaseRules):
             return self._aggregate(func, args, span)
         if func in ast.ITEM_TESTS:
             return self._item_test(func, args, span)
+        self._no_where(
+            args,
+            f"`{func}` takes no `where`/`within`: only aggregates ({', '.join(ast.AGGREGATES)}) do",
+        )
+        return ast.Call(func=func, args=tuple(a.expr for a in args), span=span)
+
+    def _no_where(self, args: list[_CallArg], message: str) -> None:
+        """Report ``message`` at each argument with a ``where`` or ``within``."""
         for a in args:
             if a.where is not None or a.within is not None:
-                self.diagnostics.append(
-                    error(
-                        "bad_call",
-                        f"`{func}` takes no `where`/`within`: only aggregates "
-                        f"({', '.join(ast.AGGREGATES)}) do",
-                        a.span,
-                    )
-                )
-        return ast.Call(func=func, args=tuple(a.expr for a in args), span=span)
+                self.diagnostics.append(error("bad_call", message, a.span))
 
     def _item_test(self, func: str, args: list[_CallArg], span: Span) -> ast.Expr:
         """``any(LIST, COND)`` / ``all(LIST, COND)``."""
@@ -850,16 +853,10 @@ class ToAst(Transformer[Token, ast.SourceFile], CaseRules):
                 )
             )
             return ast.Null(span=span)
-        for a in args:
-            if a.where is not None or a.within is not None:
-                self.diagnostics.append(
-                    error(
-                        "bad_call",
-                        f"`{func}` takes no `where`/`within`: its condition is its second "
-                        f"argument, {shape}",
-                        a.span,
-                    )
-                )
+        self._no_where(
+            args,
+            f"`{func}` takes no `where`/`within`: its condition is its second argument, {shape}",
+        )
         return ast.ItemTest(
             func=func,  # type: ignore[arg-type]
             items=args[0].expr,

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 
 from journeyc.lang import ast
 from journeyc.lang.builtins import AGGREGATE_RESULTS, FUNCTIONS, Type
+from journeyc.lang.depth import expr_children
 from journeyc.lang.diagnostics import Diagnostic, did_you_mean, error
 
 T = Type
@@ -74,22 +75,9 @@ def subexpressions(expr: ast.Expr, *, into_aggregates: bool = True) -> Iterator[
     skipped: there ``event`` means each counted event, not the event in focus.
     """
     yield expr
-    children: tuple[ast.Expr, ...] = ()
-    if isinstance(expr, ast.GetAttr):
-        children = (expr.obj,)
-    elif isinstance(expr, ast.ListExpr | ast.Call):
-        children = expr.items if isinstance(expr, ast.ListExpr) else expr.args
-    elif isinstance(expr, ast.Unary):
-        children = (expr.operand,)
-    elif isinstance(expr, ast.Binary):
-        children = (expr.left, expr.right)
-    elif isinstance(expr, ast.Between):
-        children = (expr.value, expr.low, expr.high)
-    elif isinstance(expr, ast.Aggregate) and into_aggregates:
-        children = tuple(x for x in (expr.item, expr.where) if x is not None)
-    elif isinstance(expr, ast.ItemTest):
-        children = (expr.items, expr.cond)
-    for child in children:
+    if isinstance(expr, ast.Aggregate) and not into_aggregates:
+        return
+    for child in expr_children(expr):
         yield from subexpressions(child, into_aggregates=into_aggregates)
 
 
@@ -109,25 +97,8 @@ def stray_items(expr: ast.Expr) -> list[ast.Name]:
             over = e.item is not None
             todo += [(x, over) for x in (e.item, e.where) if x is not None]
         else:
-            todo += [(c, inside) for c in _children(e)]
+            todo += [(c, inside) for c in expr_children(e)]
     return sorted(found, key=lambda n: n.span.start)
-
-
-def _children(e: ast.Expr) -> tuple[ast.Expr, ...]:
-    """The operands of an expression that is neither ``any``/``all`` nor an aggregate."""
-    if isinstance(e, ast.GetAttr):
-        return (e.obj,)
-    if isinstance(e, ast.ListExpr):
-        return e.items
-    if isinstance(e, ast.Call):
-        return e.args
-    if isinstance(e, ast.Unary):
-        return (e.operand,)
-    if isinstance(e, ast.Binary):
-        return (e.left, e.right)
-    if isinstance(e, ast.Between):
-        return (e.value, e.low, e.high)
-    return ()
 
 
 class TypeChecker:
@@ -502,7 +473,7 @@ def is_stored_value(expr: ast.Expr) -> bool:
     while isinstance(expr, ast.Unary) and expr.op == "-":
         expr = expr.operand
     if isinstance(expr, ast.Aggregate):
-        return expr.func in _STORED_AGGREGATES and getattr(expr, "item", None) is None
+        return expr.func in _STORED_AGGREGATES and expr.item is None
     root: ast.Expr = expr
     while isinstance(root, ast.GetAttr):
         root = root.obj
