@@ -150,7 +150,7 @@ def bulk_load(path: Path, cache_kib: int) -> Iterator[sqlite3.Connection]:
     no syncing or journal, a cache of ``cache_kib`` KiB, and the event log's indexes
     dropped while the block runs and built once at its end (far faster than row by
     row)."""
-    from journeyc.store.schema import migrate
+    from journeyc.store.sqlite.schema import migrate
 
     conn = sqlite3.connect(path, isolation_level=None)
     try:

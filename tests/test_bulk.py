@@ -28,7 +28,7 @@ from journeyc.engine.bulk import BulkAggregates, aggregates_in, evaluate_populat
 from journeyc.engine.expr import CompileError, EventView, Scope, compile_predicate
 from journeyc.engine.segments import segment_resolver
 from journeyc.lang.project import load_project
-from journeyc.store.schema import migrate
+from journeyc.store.sqlite.schema import migrate
 from tests import strategies
 from tests.conftest import ROOT
 

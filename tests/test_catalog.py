@@ -26,8 +26,8 @@ from journeyc.catalog import (
 )
 from journeyc.cli import main
 from journeyc.events import Event, parse_event
-from journeyc.store.products import upsert_from_events
 from journeyc.store.sqlite import Store
+from journeyc.store.sqlite.products import upsert_from_events
 from tests.conftest import ROOT
 from tests.engine_helpers import TMP_DIR
 

@@ -35,8 +35,7 @@ from journeyc.engine.reads import shared_reads
 from journeyc.engine.simulate import simulate
 from journeyc.events import Event, parse_event
 from journeyc.lang.project import load_project
-from journeyc.store import schema
-from journeyc.store.sqlite import Store
+from journeyc.store.sqlite import Store, schema
 from tests.engine_helpers import TMP_DIR, compile_files, reject_runaways, time_limit
 from tests.journey_strategies import Scenario, scenarios
 

@@ -25,8 +25,8 @@ from journeyc.engine.deploy import deploy_project, deployed_project
 from journeyc.engine.plan import make_plan
 from journeyc.events import Event, parse_event
 from journeyc.lang.project import load_project
-from journeyc.store.deployments import active_versions, in_flight, schedule_rows
 from journeyc.store.sqlite import Store
+from journeyc.store.sqlite.deployments import active_versions, in_flight, schedule_rows
 from tests.daemon_helpers import Daemon, poll, serve_once
 from tests.engine_helpers import compile_files
 

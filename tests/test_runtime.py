@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from journeyc.store import Store
-from journeyc.store.runtime import Instance, Runtime
+from journeyc.store.sqlite.runtime import Instance, Runtime
 
 T0 = 1_767_225_600_000
 

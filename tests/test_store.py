@@ -18,8 +18,8 @@ import pytest
 
 from journeyc.events import Event, parse_event
 from journeyc.store import SCHEMA_VERSION, SchemaVersionError, Store, StoreBusyError, StoreError
-from journeyc.store.schema import TABLES, Migration, migrate, user_version
 from journeyc.store.sqlite import BULK_CACHE_KIB, LOCK_SUFFIX
+from journeyc.store.sqlite.schema import TABLES, Migration, migrate, user_version
 
 T0 = 1_700_000_000_000
 
@@ -176,7 +176,7 @@ def test_a_failing_migration_leaves_the_file_as_it_was(db_path: Path) -> None:
 
 
 def test_v2_gives_every_user_a_v1_store_logged_a_profile_row(db_path: Path) -> None:
-    from journeyc.store.schema import MIGRATIONS
+    from journeyc.store.sqlite.schema import MIGRATIONS
 
     conn = autocommit(db_path)
     migrate(conn, MIGRATIONS[:1])
@@ -196,7 +196,7 @@ def test_v2_gives_every_user_a_v1_store_logged_a_profile_row(db_path: Path) -> N
 
 
 def test_v3_keeps_live_instances_and_every_outbox_row_and_id(db_path: Path) -> None:
-    from journeyc.store.schema import MIGRATIONS
+    from journeyc.store.sqlite.schema import MIGRATIONS
 
     conn = autocommit(db_path)
     migrate(conn, MIGRATIONS[:2])

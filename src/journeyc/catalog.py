@@ -8,7 +8,7 @@ table. Two things write it:
   the feed is the truth about a product and its stock;
 - the event log: as ``product_viewed`` and ``order_completed`` events are appended, the
   products they name are learned
-  (:func:`journeyc.store.products.upsert_from_events`). Events only add
+  (:func:`journeyc.store.sqlite.products.upsert_from_events`). Events only add
   products the table does not know and fill fields that are empty; they never
   overwrite a value and never change ``in_stock``.
 """
@@ -35,7 +35,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from journeyc.events import error_path, json_reason, reject_constant, text_problems
-from journeyc.store.products import product_id_text
+from journeyc.store.sqlite.products import product_id_text
 
 if TYPE_CHECKING:
     from journeyc.store.sqlite import Store

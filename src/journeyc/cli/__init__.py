@@ -50,7 +50,7 @@ class LazyGroup(click.Group):
             # Only a command that opened a store can raise StoreBusyError: look the
             # class up where it was loaded instead of importing the store for every
             # command (a cold `validate` stays free of it).
-            store = sys.modules.get("journeyc.store.sqlite")
+            store = sys.modules.get("journeyc.store.errors")
             if store is not None and isinstance(exc, store.StoreBusyError):
                 click.echo(f"journeyc: {exc}", err=True)
                 sys.exit(1)

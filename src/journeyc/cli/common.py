@@ -110,7 +110,7 @@ def open_store(path: Path, *, existing: bool = False) -> Store:
     """Open the store at ``path`` for a command. With ``existing``, a missing file is a
     usage error (exit 2) rather than a new store; a file that is not a journeyc store
     (or is newer than this journeyc) exits 1 with the reason."""
-    from journeyc.store.schema import StoreError
+    from journeyc.store.errors import StoreError
     from journeyc.store.sqlite import Store
 
     if existing and not path.is_file():

@@ -65,7 +65,7 @@ def ingest(events_file: Path, db: Path | None, config_file: Path | None) -> None
     opened, or a store busy past its lock timeout, 2 usage error.
     """
     from journeyc.events import EventError, read_events_jsonl
-    from journeyc.store.sqlite import StoreBusyError
+    from journeyc.store.errors import StoreBusyError
 
     if not events_file.is_file():
         usage_error(f"{events_file}: no such file")

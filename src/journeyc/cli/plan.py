@@ -79,7 +79,7 @@ def _compile(paths: Sequence[str], *, usage_exits_1: bool = False) -> ir.Project
 def _store(path: Path, *, create: bool) -> Iterator[Store]:
     """The store at ``path``. Without ``create``, a missing file is planned against as
     an empty store (nothing deployed) and nothing is created."""
-    from journeyc.store.schema import StoreError
+    from journeyc.store.errors import StoreError
     from journeyc.store.sqlite import Store
 
     where = path if create or path.exists() else ":memory:"

@@ -38,8 +38,8 @@ from journeyc.engine.values import EventView
 from journeyc.events import ALIAS, CONTEXT_DEFAULTS, IDENTIFY, PREVIOUS_ID, Event
 from journeyc.fastjson import dumps
 from journeyc.messages.render import RenderContext, Renderer, RenderError
-from journeyc.store.runtime import Instance, Runtime
 from journeyc.store.sqlite import Store, StoredEvent
+from journeyc.store.sqlite.runtime import Instance, Runtime
 
 CURSOR = "engine"
 BATCH = 500

@@ -19,7 +19,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from journeyc.compile import ir
-from journeyc.store.deployments import active_versions, deployed_segments
+from journeyc.store.sqlite.deployments import active_versions, deployed_segments
 
 if TYPE_CHECKING:
     from journeyc.engine.core import Engine

@@ -22,7 +22,7 @@ rather than run:
   leave; a segment no longer in the project loses its rows;
 - schedules: the rows :meth:`ScheduleBook.planned` would write, against the store's.
 
-All reads go through :mod:`journeyc.store.deployments` and the engine's own books.
+All reads go through :mod:`journeyc.store.sqlite.deployments` and the engine's own books.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from journeyc.engine.actions import iso_ms
 from journeyc.engine.deploy import deployed_state_hash, project_hash
 from journeyc.engine.schedules import ScheduleBook
 from journeyc.engine.segments import analyse
-from journeyc.store.deployments import (
+from journeyc.store.sqlite import Store
+from journeyc.store.sqlite.deployments import (
     active_versions,
     deployed_segments,
     in_flight,
@@ -47,7 +48,6 @@ from journeyc.store.deployments import (
     known_users,
     schedule_rows,
 )
-from journeyc.store.sqlite import Store
 
 __all__ = [
     "FORMAT_VERSION",

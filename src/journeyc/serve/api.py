@@ -770,7 +770,7 @@ def create_app(
     ``status`` adds the daemon's own report to ``GET /v1/status``. ``metrics`` lets
     the daemon keep the instruments it observes; by default the app makes its own,
     and either way they are at ``app.state.metrics``. Raises ValueError for an empty
-    write key or admin token, and :class:`~journeyc.store.schema.StoreError` for a
+    write key or admin token, and :class:`~journeyc.store.sqlite.schema.StoreError` for a
     file that is not a journeyc store.
     """
     if not write_key:

@@ -244,7 +244,7 @@ class Daemon(Service):
         from journeyc.serve.metrics import Metrics
         from journeyc.serve.supervisor import EngineProcess, EngineStartError
         from journeyc.serve.watch import InvalidProjectError, load_checked
-        from journeyc.store.schema import StoreError
+        from journeyc.store.errors import StoreError
         from journeyc.store.sqlite import Store
 
         s = self.settings

@@ -67,7 +67,7 @@ from journeyc.channels.base import (
 )
 from journeyc.serve.breaker import BreakerState, CircuitBreaker
 from journeyc.store import Store
-from journeyc.store.schema import StoreError
+from journeyc.store.errors import StoreError
 from journeyc.store.sqlite import LOCK_TIMEOUT_S, Connection, DatabaseError
 
 __all__ = ["DispatchStats", "Dispatcher", "backoff_ms"]

@@ -183,7 +183,7 @@ class Worker(Service):
         from journeyc.channels.registry import build_providers, close_providers, dispatch_options
         from journeyc.engine.core import Engine
         from journeyc.serve.dispatcher import Dispatcher
-        from journeyc.store.schema import StoreError
+        from journeyc.store.errors import StoreError
         from journeyc.store.sqlite import Store
 
         s = self.settings
@@ -333,7 +333,7 @@ class Worker(Service):
     def _deployed_only(self) -> Checked:
         """For ``serve --no-watch``: the project last deployed into the store (checked
         before the store is opened for good); :class:`StartupError` when none was."""
-        from journeyc.store.schema import StoreError
+        from journeyc.store.errors import StoreError
 
         path = self.settings.store_path
         try:
@@ -485,7 +485,7 @@ class Worker(Service):
         if after == self.versions:
             log.info("%s changed; no journey changed", names)
             return
-        from journeyc.store.sqlite import StoreBusyError
+        from journeyc.store.errors import StoreBusyError
 
         try:
             self.deploy(checked)
@@ -561,7 +561,7 @@ class Worker(Service):
 
     def _engine_job(self) -> None:
         from journeyc.engine.core import CURSOR
-        from journeyc.store.sqlite import StoreBusyError
+        from journeyc.store.errors import StoreBusyError
 
         self._engine_requested.clear()
         now = now_ms()

@@ -1,11 +1,13 @@
 """The store: the event log, profiles, journeys, instances and the outbox.
 
-:class:`Store` is the SQLite implementation; its public methods are the narrow
-interface a PostgreSQL store could implement beside it.
+:mod:`journeyc.store.abc` names what the rest of journeyc needs of a store;
+:mod:`journeyc.store.sqlite` is the embedded default. Every SQL statement and every
+database driver import lives under this package.
 """
 
-from journeyc.store.schema import SCHEMA_VERSION, SchemaVersionError, StoreError
-from journeyc.store.sqlite import Store, StoreBusyError, StoredEvent
+from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
+from journeyc.store.sqlite import Store, StoredEvent
+from journeyc.store.sqlite.schema import SCHEMA_VERSION
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -43,9 +43,10 @@ from journeyc.events import (
     first_of_each_id,
 )
 from journeyc.fastjson import dumps, loads
+from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
-from journeyc.store.products import PRODUCT_EVENTS, upsert_from_events
-from journeyc.store.schema import TABLES, SchemaVersionError, StoreError, migrate, user_version
+from journeyc.store.sqlite.products import PRODUCT_EVENTS, upsert_from_events
+from journeyc.store.sqlite.schema import TABLES, migrate, user_version
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -68,21 +69,6 @@ within this of the holder's commit."""
 LOCK_SUFFIX = ".lock"
 """The write lock file beside the database (``journeyc.db.lock``): see
 :meth:`Store.transaction`."""
-
-
-class StoreBusyError(StoreError):
-    """The store's write lock was not free within the lock timeout: another writer
-    holds it (a long transaction, or a process stopped while holding it). Nothing
-    was written; trying again later is safe. ``retry_after_s`` is a fair wait."""
-
-    def __init__(self, path: str, waited_s: float) -> None:
-        super().__init__(
-            f"{path}: the store is busy: another writer held its write lock for "
-            f"{waited_s:g} s (the lock timeout, [store] lock_timeout); try again later"
-        )
-        self.path = path
-        self.waited_s = waited_s
-        self.retry_after_s = 1
 
 
 @dataclass(slots=True)
@@ -356,7 +342,7 @@ class Store:
         never reused, but may skip numbers. New identify calls merge
         their traits into the profile (see :meth:`set_traits`). New
         ``product_viewed`` and ``order_completed`` events teach the catalog the
-        products they name (see :func:`journeyc.store.products.upsert_from_events`).
+        products they name (see :func:`journeyc.store.sqlite.products.upsert_from_events`).
         """
         if not events:
             return []
@@ -595,7 +581,7 @@ class Store:
         transaction: a profile row for every user the log names (scheduled audiences
         and segment refreshes read users from there), and the products they teach the
         catalog. ``profiled`` (users known to have a row, kept up to date) and
-        ``products`` (see :func:`~journeyc.store.products.upsert_from_events`) are for the
+        ``products`` (see :func:`~journeyc.store.sqlite.products.upsert_from_events`) are for the
         store's only writer; ``learn=False`` teaches the catalog nothing."""
         users = [
             u for u in dict.fromkeys(e.user_id for e in events) if not profiled or u not in profiled

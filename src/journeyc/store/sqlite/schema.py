@@ -19,6 +19,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from journeyc.store.errors import SchemaVersionError, StoreError
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -306,24 +308,6 @@ TABLES = (
     "identities",
 )
 """The tables of the current schema."""
-
-
-class StoreError(Exception):
-    """A store that cannot be opened or used as asked."""
-
-
-class SchemaVersionError(StoreError):
-    """The store was written by a newer journeyc than this one."""
-
-    def __init__(self, found: int, known: int, path: str = "") -> None:
-        where = f"{path}: " if path else ""
-        super().__init__(
-            f"{where}the store has schema version {found}, newer than this journeyc knows "
-            f"({known}); upgrade journeyc to open it"
-        )
-        self.found = found
-        self.known = known
-        self.path = path
 
 
 def user_version(conn: sqlite3.Connection) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from journeyc.store.sqlite import Store
+from journeyc.store.sqlite.store import Store
 
 __all__ = [
     "DeployedSegment",

@@ -1,0 +1,37 @@
+"""What any store raises: the errors the engine, the daemon and the CLI handle without
+knowing which store they talk to."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """A store that cannot be opened or used as asked."""
+
+
+class SchemaVersionError(StoreError):
+    """The store was written by a newer journeyc than this one."""
+
+    def __init__(self, found: int, known: int, path: str = "") -> None:
+        where = f"{path}: " if path else ""
+        super().__init__(
+            f"{where}the store has schema version {found}, newer than this journeyc knows "
+            f"({known}); upgrade journeyc to open it"
+        )
+        self.found = found
+        self.known = known
+        self.path = path
+
+
+class StoreBusyError(StoreError):
+    """The store's write lock was not free within the lock timeout: another writer
+    holds it (a long transaction, or a process stopped while holding it). Nothing
+    was written; trying again later is safe. ``retry_after_s`` is a fair wait."""
+
+    def __init__(self, path: str, waited_s: float) -> None:
+        super().__init__(
+            f"{path}: the store is busy: another writer held its write lock for "
+            f"{waited_s:g} s (the lock timeout, [store] lock_timeout); try again later"
+        )
+        self.path = path
+        self.waited_s = waited_s
+        self.retry_after_s = 1

@@ -1,0 +1,40 @@
+"""The SQLite store, the embedded default: one WAL-mode file (or memory) holds the
+event log, profiles, journeys, instances and the outbox.
+
+:class:`~journeyc.store.sqlite.store.Store` is the entry point; the modules beside it
+hold the SQL of one part each.
+"""
+
+from journeyc.store.errors import StoreBusyError
+from journeyc.store.sqlite.store import (
+    BULK_CACHE_KIB,
+    LOCK_SUFFIX,
+    LOCK_TIMEOUT_S,
+    Cohort,
+    Connection,
+    DatabaseError,
+    Store,
+    StoredEvent,
+    canonical_user,
+    entry_cohorts,
+    profile_zones,
+    segment_changes,
+    segment_members,
+)
+
+__all__ = [
+    "BULK_CACHE_KIB",
+    "LOCK_SUFFIX",
+    "LOCK_TIMEOUT_S",
+    "Cohort",
+    "Connection",
+    "DatabaseError",
+    "Store",
+    "StoreBusyError",
+    "StoredEvent",
+    "canonical_user",
+    "entry_cohorts",
+    "profile_zones",
+    "segment_changes",
+    "segment_members",
+]
