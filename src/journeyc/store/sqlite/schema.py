@@ -284,7 +284,34 @@ _V4 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
+_V5 = Migration(
+    "deliveries: what providers report after a send (delivered, opened, bounced, ...)",
+    (
+        # One row per provider report, keyed by the outbox row's key (the idempotency
+        # key the provider got with the send). A provider that repeats a report (same
+        # event id) adds nothing: the unique index makes the webhook idempotent.
+        """CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            outbox_key TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN (
+                'delivered', 'opened', 'clicked', 'bounced', 'complained', 'unsubscribed'
+            )),
+            at INTEGER NOT NULL,
+            received_at INTEGER NOT NULL,
+            journey_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            channel TEXT,
+            provider_event_id TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}'
+        ) STRICT""",
+        """CREATE UNIQUE INDEX deliveries_report
+            ON deliveries (outbox_key, kind, provider_event_id)""",
+        "CREATE INDEX deliveries_journey ON deliveries (journey_id, at)",
+        "CREATE INDEX deliveries_user ON deliveries (user_id)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5)
 """Every migration in order; ``len(MIGRATIONS)`` is the version this code writes."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -306,6 +333,7 @@ TABLES = (
     "schedules",
     "products",
     "identities",
+    "deliveries",
 )
 """The tables of the current schema."""
 
