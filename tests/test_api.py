@@ -630,6 +630,7 @@ def test_forget_user(api: Api) -> None:
             "profiles": 1,
             "segment_members": 2,
             "segment_changes": 0,
+            "deliveries": 0,
             "identities": 0,
         },
     }
@@ -859,7 +860,11 @@ def test_openapi_lists_the_routes_with_schemas(api: Api) -> None:
     assert user["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/UserView"
     }
-    assert set(doc["components"]["securitySchemes"]) == {"HTTPBasic", "HTTPBearer"}
+    assert set(doc["components"]["securitySchemes"]) == {
+        "HTTPBasic",
+        "HTTPBearer",
+        "DeliveriesSignature",
+    }
 
 
 def _refs(node: object) -> Iterator[str]:

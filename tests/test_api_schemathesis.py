@@ -3,8 +3,9 @@
 The app from :func:`journeyc.serve.api.create_app` runs under a real uvicorn
 server on 127.0.0.1, over a SQLite store in a temporary directory. Schemathesis
 reads ``/openapi.json`` from it and generates requests for every operation, with
-the write key (HTTP Basic) or the admin token (Bearer) each route needs. After the
-run, everything the store holds must be events the log could have accepted.
+the write key (HTTP Basic), the admin token (Bearer) or the deliveries signature
+(computed over the generated body) each route needs. After the run, everything the
+store holds must be events the log could have accepted.
 """
 
 from __future__ import annotations
@@ -14,21 +15,33 @@ import json
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from journeyc.serve.api import create_app
+from journeyc.serve.deliveries import SIGNATURE_HEADER, sign
 from tests.daemon_helpers import ADMIN_TOKEN, WRITE_KEY, poll
 
 BASIC = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
 BEARER = f"Bearer {ADMIN_TOKEN}"
+DELIVERIES_SECRET = "test-deliveries-secret"
+
+
+def signed(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """Sign the body as sent (a requests auth hook: it sees the prepared body)."""
+    body = request.body or b""
+    data = body.encode() if isinstance(body, str) else body
+    request.headers[SIGNATURE_HEADER] = sign(DELIVERIES_SECRET, data, int(time.time()))
+    return request
 
 
 class Served:
@@ -36,7 +49,12 @@ class Served:
 
     def __init__(self, store: Path) -> None:
         self.store = store
-        self.app = create_app(store, write_key=WRITE_KEY, admin_token=ADMIN_TOKEN)
+        self.app = create_app(
+            store,
+            write_key=WRITE_KEY,
+            admin_token=ADMIN_TOKEN,
+            deliveries_secret=DELIVERIES_SECRET,
+        )
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -103,15 +121,21 @@ def test_no_generated_request_gets_a_server_error(
     case: schemathesis.Case[Any], served: Served
 ) -> None:
     path = case.operation.path
-    ingest = path.startswith(("/v1/track", "/v1/identify", "/v1/batch"))
+    deliveries = path == "/v1/deliveries"
+    ingest = path.startswith(("/v1/track", "/v1/identify", "/v1/batch")) or deliveries
     headers = {"Authorization": BASIC if ingest else BEARER}
     before = stored_events(served.store) if ingest else []
-    response = case.call(headers=headers, timeout=10)
+    if deliveries:
+        response = case.call(timeout=10, auth=signed)
+    else:
+        response = case.call(headers=headers, timeout=10)
     case.validate_response(response, checks=[not_a_server_error])
     assert response.status_code in {200, 400, 401, 404, 405, 413, 415, 422}, (
         response.status_code,
         response.text[:500],
     )
+    if deliveries:
+        assert response.status_code != 401, response.text[:500]  # signed as it went out
     if ingest:
         after = stored_events(served.store)
         if response.status_code != 200:

@@ -452,6 +452,12 @@ def test_forget_user_removes_every_row_of_the_user(store: Store) -> None:
                 " VALUES ('buyer', ?, ?, 1)",
                 (user, T0),
             )
+            conn.execute(
+                "INSERT INTO deliveries (outbox_key, kind, at, received_at, journey_id,"
+                " user_id, channel, provider_event_id) VALUES (?, 'opened', ?, ?, 'cart', ?,"
+                " 'push', 'p1')",
+                (f"k-{user}", T0, T0, user),
+            )
 
     removed = store.forget_user("u1")
 
@@ -464,6 +470,7 @@ def test_forget_user_removes_every_row_of_the_user(store: Store) -> None:
         "profiles": 1,
         "segment_members": 1,
         "segment_changes": 1,
+        "deliveries": 1,
         "identities": 0,
     }
     for table in (
@@ -475,6 +482,7 @@ def test_forget_user_removes_every_row_of_the_user(store: Store) -> None:
         "actions",
         "segment_members",
         "segment_changes",
+        "deliveries",
     ):
         users = {r[0] for r in store.conn.execute(f"SELECT user_id FROM {table}")}
         assert users == {"u2"}, table

@@ -229,6 +229,7 @@ class ServerConfig(_Section):
     port: int = Field(default=8700, ge=1, le=65535)
     write_key: str | None = None
     admin_token: str | None = None
+    deliveries_secret: str | None = None
 
 
 def _check_expression(value: str) -> str:

@@ -42,6 +42,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import (
+    APIKeyHeader,
     HTTPAuthorizationCredentials,
     HTTPBasic,
     HTTPBasicCredentials,
@@ -66,6 +67,14 @@ from journeyc.events import (
     parse_call,
     random_id,
     reject_constant,
+)
+from journeyc.serve.deliveries import (
+    SIGNATURE_HEADER,
+    DeliveriesAccepted,
+    DeliveriesCall,
+    DeliveryWebhook,
+    SignatureError,
+    verify,
 )
 from journeyc.serve.metrics import CONTENT_TYPE, Metrics, open_reader
 from journeyc.serve.times import iso, now_ms
@@ -358,7 +367,10 @@ class _App(FastAPI):
                 routes=self.routes,
             )
             _, defs = models_json_schema(
-                [(m, "validation") for m in (TrackCall, IdentifyCall, AliasCall, BatchCall)],
+                [
+                    (m, "validation")
+                    for m in (TrackCall, IdentifyCall, AliasCall, BatchCall, DeliveriesCall)
+                ],
                 ref_template=_SCHEMA_REF,
             )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
@@ -758,6 +770,7 @@ def create_app(
     status: Callable[[], Mapping[str, Any]] | None = None,
     metrics: Metrics | None = None,
     store: Store | None = None,
+    deliveries_secret: str | None = None,
 ) -> FastAPI:
     """The HTTP API over the store at ``store_path`` (opened, and migrated, now).
 
@@ -769,7 +782,9 @@ def create_app(
     ``on_events`` is called after new events are committed (not for duplicates);
     ``status`` adds the daemon's own report to ``GET /v1/status``. ``metrics`` lets
     the daemon keep the instruments it observes; by default the app makes its own,
-    and either way they are at ``app.state.metrics``. Raises ValueError for an empty
+    and either way they are at ``app.state.metrics``. ``deliveries_secret`` signs
+    ``POST /v1/deliveries`` (:mod:`journeyc.serve.deliveries`); without one, that
+    route refuses every request. Raises ValueError for an empty
     write key or admin token, and :class:`~journeyc.store.sqlite.schema.StoreError` for a
     file that is not a journeyc store.
     """
@@ -919,6 +934,7 @@ def create_app(
         return service.report()
 
     app.include_router(admin)
+    _add_deliveries(app, DeliveryWebhook(store), deliveries_secret, read_batch, metrics, on_events)
 
     @app.get("/healthz", tags=["operations"], responses={503: {"model": Health}})
     def healthz() -> JSONResponse:
@@ -937,6 +953,59 @@ def create_app(
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return app
+
+
+def _add_deliveries(
+    app: FastAPI,
+    webhook: DeliveryWebhook,
+    secret: str | None,
+    read_body: Callable[[Request], Awaitable[bytes]],
+    metrics: Metrics,
+    on_events: Callable[[], None] | None,
+) -> None:
+    """``POST /v1/deliveries``: providers' reports, signed with ``secret``."""
+    signature = APIKeyHeader(
+        name=SIGNATURE_HEADER,
+        auto_error=False,
+        scheme_name="DeliveriesSignature",
+        description="t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>' under the "
+        "deliveries secret> (docs/deliveries.md)",
+    )
+
+    @app.post(
+        "/v1/deliveries",
+        tags=["deliveries"],
+        operation_id="deliveries",
+        responses=_ERRORS,
+        openapi_extra=_body_doc(DeliveriesCall),
+    )
+    def deliveries(
+        header: Annotated[str | None, Security(signature)],
+        raw: Annotated[bytes, Depends(read_body)],
+    ) -> DeliveriesAccepted:
+        """Take providers' reports on sends (delivered, opened, clicked, bounced,
+        complained, unsubscribed), signed with the deliveries secret."""
+        if secret is None:
+            raise ApiError(401, "unauthorized", "this server has no deliveries secret")
+        try:
+            verify(header, raw, secret, time.time())
+        except SignatureError as exc:
+            raise ApiError(401, "unauthorized", str(exc)) from None
+        body = _decode_json(raw)
+        try:
+            accepted, new = webhook.receive(body, now_ms())
+        except EventError as exc:
+            raise ApiError(
+                400, "invalid_delivery", "; ".join(str(p) for p in exc.problems), exc.problems
+            ) from None
+        for d in new:
+            metrics.deliveries.labels(d.kind, d.channel or "none").inc()
+        if new and on_events is not None:
+            try:
+                on_events()
+            except Exception:
+                log.exception("on_events failed after %d deliveries were committed", len(new))
+        return accepted
 
 
 # ---------------------------------------------------------------- paths and methods

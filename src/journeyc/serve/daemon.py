@@ -61,6 +61,7 @@ from journeyc.serve.times import iso, now_ms
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
+    "DELIVERIES_SECRET_ENV",
     "RETENTION_DAYS",
     "WRITE_KEY_ENV",
     "Daemon",
@@ -78,6 +79,10 @@ WRITE_KEY_ENV = "JOURNEYC_WRITE_KEY"
 
 ADMIN_TOKEN_ENV = "JOURNEYC_ADMIN_TOKEN"
 """The environment variable read for the admin token when journeyc.toml sets none."""
+
+DELIVERIES_SECRET_ENV = "JOURNEYC_DELIVERIES_SECRET"
+"""The environment variable read for the deliveries secret (the key that signs
+``POST /v1/deliveries``) when journeyc.toml sets none."""
 
 RETENTION_DAYS = 90
 """Sent or suppressed outbox rows and actions older than this are deleted once a day
@@ -124,10 +129,12 @@ class Secret:
 
 @dataclass(frozen=True, slots=True)
 class Keys:
-    """The write key (ingest) and the admin token (admin API) the daemon uses."""
+    """The write key (ingest), the admin token (admin API) and the deliveries secret
+    (the delivery webhook's signatures) the daemon uses."""
 
     write_key: Secret
     admin_token: Secret
+    deliveries_secret: Secret
 
 
 def resolve_keys(config: Config, setting: Callable[[str, Callable[[], str]], str]) -> Keys:
@@ -148,6 +155,7 @@ def resolve_keys(config: Config, setting: Callable[[str, Callable[[], str]], str
     return Keys(
         one(config.server.write_key, WRITE_KEY_ENV, "write_key"),
         one(config.server.admin_token, ADMIN_TOKEN_ENV, "admin_token"),
+        one(config.server.deliveries_secret, DELIVERIES_SECRET_ENV, "deliveries_secret"),
     )
 
 
@@ -300,6 +308,7 @@ class Daemon(Service):
             s.store_path,
             write_key=self.keys.write_key.value,
             admin_token=self.keys.admin_token.value,
+            deliveries_secret=self.keys.deliveries_secret.value,
             on_events=self.engine.nudge,
             status=self.status,
             metrics=self.metrics,
@@ -420,9 +429,13 @@ class Daemon(Service):
         lines = [
             f"journeyc {__version__}: serving {len(self.versions)} journey(s) from "
             f"{source} with the store {s.store_path}",
-            f"  API          {self.url}  (OpenAPI docs at {self.url}/docs)",
-            f"  write key    {_describe(self.keys.write_key, WRITE_KEY_ENV, 'write_key')}",
-            f"  admin token  {_describe(self.keys.admin_token, ADMIN_TOKEN_ENV, 'admin_token')}",
+            f"  API                {self.url}  (OpenAPI docs at {self.url}/docs)",
+            f"  write key          {_describe(self.keys.write_key, WRITE_KEY_ENV, 'write_key')}",
+            "  admin token        "
+            + _describe(self.keys.admin_token, ADMIN_TOKEN_ENV, "admin_token"),
+            "  deliveries secret  "
+            + _describe(self.keys.deliveries_secret, DELIVERIES_SECRET_ENV, "deliveries_secret")
+            + "  (signs POST /v1/deliveries: docs/deliveries.md)",
             "  send an event:",
             f"    curl -u {_curl_user(self.keys.write_key, WRITE_KEY_ENV)} {self.url}/v1/track \\",
             "      -H 'Content-Type: application/json' \\",

@@ -126,6 +126,14 @@ class Metrics:
         )
         for field in IGNORED_FIELDS:
             self.ignored_fields.labels(field)
+        self.deliveries = Counter(
+            "journeyc_deliveries",
+            "New reports taken by POST /v1/deliveries (repeats not counted), by kind "
+            "(delivered, opened, clicked, bounced, complained, unsubscribed) and the "
+            "channel of the send.",
+            ("kind", "channel"),
+            registry=self.registry,
+        )
         self.breaker_state = Gauge(
             "journeyc_channel_breaker_state",
             "Each channel's circuit breaker: 0 closed (sending), 1 half-open (one probe "

@@ -828,6 +828,7 @@ class Store:
                 "profiles",
                 "segment_members",
                 "segment_changes",
+                "deliveries",
             ):
                 removed[table] = sum(
                     conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (uid,)).rowcount

@@ -1,0 +1,110 @@
+"""What providers report after a send: the ``deliveries`` table (schema version 5).
+
+A provider tells journeyc that a message was delivered, opened, clicked, bounced,
+complained about or unsubscribed from, naming the send by its outbox key (the
+idempotency key it was given with the message). :class:`Deliveries` looks the sends
+up and records the reports; a report the table holds already (same key, kind and
+provider event id) adds nothing. Call it inside the caller's
+:meth:`Store.transaction <journeyc.store.sqlite.Store.transaction>` to record the
+reports together with what they bring (the webhook logs events in the same one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias, get_args
+
+from journeyc.fastjson import dumps
+from journeyc.store.sqlite.store import Store
+
+__all__ = ["KINDS", "Deliveries", "Delivery", "Kind", "Send"]
+
+Kind: TypeAlias = Literal["delivered", "opened", "clicked", "bounced", "complained", "unsubscribed"]
+"""What a provider reports (the table's ``kind`` CHECK)."""
+
+KINDS: tuple[Kind, ...] = get_args(Kind)
+"""Every :data:`Kind`, in the order of a message's life."""
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """The outbox row a report names: where the send came from and how it went out
+    (``channel`` None: suppressed before one was chosen)."""
+
+    key: str
+    journey_id: str
+    user_id: str
+    step: str
+    channel: str | None
+    message: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One report as the table keeps it; times are UTC epoch milliseconds."""
+
+    outbox_key: str
+    kind: Kind
+    at_ms: int
+    received_ms: int
+    journey_id: str
+    user_id: str
+    channel: str | None
+    provider_event_id: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Deliveries:
+    """The deliveries of one :class:`~journeyc.store.sqlite.Store`."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def sends(self, keys: Iterable[str]) -> dict[str, Send]:
+        """The outbox rows with these keys, by key (keys no row has are left out)."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        rows = self._store.conn.execute(
+            "SELECT key, journey_id, user_id, step, channel, message, status FROM outbox"
+            " WHERE key IN (SELECT value FROM json_each(?))",
+            (dumps(wanted),),
+        )
+        return {row[0]: Send(*row) for row in rows}
+
+    def record(self, deliveries: Sequence[Delivery]) -> list[bool]:
+        """Insert the reports in one transaction (a savepoint inside the caller's);
+        return for each whether it was new. A report the table holds already, or that
+        came earlier in ``deliveries`` (same key, kind and provider event id), is not."""
+        added: list[bool] = []
+        with self._store.transaction() as conn:
+            for d in deliveries:
+                cursor = conn.execute(
+                    "INSERT INTO deliveries (outbox_key, kind, at, received_at, journey_id,"
+                    " user_id, channel, provider_event_id, detail)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (outbox_key, kind, provider_event_id) DO NOTHING",
+                    (
+                        d.outbox_key,
+                        d.kind,
+                        d.at_ms,
+                        d.received_ms,
+                        d.journey_id,
+                        d.user_id,
+                        d.channel,
+                        d.provider_event_id,
+                        dumps(dict(d.detail)),
+                    ),
+                )
+                added.append(cursor.rowcount == 1)
+        return added
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Reports per ``(kind, channel)`` (channel ``none`` for a send without one)."""
+        rows = self._store.conn.execute(
+            "SELECT kind, coalesce(channel, 'none'), count(*) FROM deliveries"
+            " GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        return {(kind, channel): int(n) for kind, channel, n in rows}

@@ -1,0 +1,603 @@
+"""Delivery feedback: ``POST /v1/deliveries`` (docs/deliveries.md).
+
+The signature check and the payload are tested as functions; the rest end to end,
+through a real ``journeyc serve`` whose push and e-mail channels write JSON lines to
+files (the outbox key of each send is read from there, as a provider gets it), over a
+SQLite store read back with ``sqlite3``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from journeyc.events import EventError
+from journeyc.lang.checker import check_project
+from journeyc.lang.project import load_project
+from journeyc.serve.deliveries import (
+    CONSENT,
+    TOLERANCE_S,
+    SignatureError,
+    consent_change,
+    parse_reports,
+    sign,
+    verify,
+)
+from tests.conftest import ROOT
+from tests.daemon_helpers import Daemon, clean_env, key_env, poll, write_file
+
+SECRET = "test-deliveries-secret"
+NOW = 1_767_607_200  # 2026-01-05T10:00:00Z
+
+# ---------------------------------------------------------------- the signature
+
+
+def test_a_signed_body_verifies() -> None:
+    body = b'{"deliveries": []}'
+    verify(sign(SECRET, body, NOW), body, SECRET, NOW)
+    # The scheme, written out: HMAC-SHA256 of "<t>.<body>", hex.
+    digest = hmac.new(SECRET.encode(), f"{NOW}.".encode() + body, hashlib.sha256).hexdigest()
+    assert sign(SECRET, body, NOW) == f"t={NOW},v1={digest}"
+
+
+@given(body=st.binary(max_size=200), flip=st.integers(min_value=0))
+def test_any_changed_byte_breaks_the_signature(body: bytes, flip: int) -> None:
+    header = sign(SECRET, body, NOW)
+    verify(header, body, SECRET, NOW)
+    changed = bytearray(body or b"x")
+    changed[flip % len(changed)] ^= 0x01
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(header, bytes(changed), SECRET, NOW)
+
+
+@given(skew=st.integers(min_value=-TOLERANCE_S, max_value=TOLERANCE_S))
+def test_a_clock_within_the_tolerance_is_taken(skew: int) -> None:
+    verify(sign(SECRET, b"{}", NOW + skew), b"{}", SECRET, NOW)
+
+
+@pytest.mark.parametrize(
+    ("skew", "says"),
+    [(-TOLERANCE_S - 1, r"301 s old"), (TOLERANCE_S + 1, r"301 s in the future")],
+)
+def test_a_stale_or_future_timestamp_is_refused(skew: int, says: str) -> None:
+    with pytest.raises(SignatureError, match=says):
+        verify(sign(SECRET, b"{}", NOW + skew), b"{}", SECRET, NOW)
+
+
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        (None, "no Journeyc-Signature header"),
+        ("", "no Journeyc-Signature header"),
+        ("v1=abc", "expected t=<unix seconds>"),
+        (f"t=soon,v1={'0' * 64}", "expected t=<unix seconds>"),
+        (f"t={NOW},t={NOW},v1=ab", "expected t=<unix seconds>"),
+        (f"t={NOW}", "no v1 signature"),
+        (f"t={NOW},v0=ab", "no v1 signature"),
+        (f"t={NOW},v1=ab", "does not match"),
+        (f"t={NOW},v1=\u00e9\ud800", "does not match"),
+    ],
+)
+def test_a_malformed_header_is_refused_saying_why(header: str | None, says: str) -> None:
+    with pytest.raises(SignatureError, match=re.escape(says)):
+        verify(header, b"{}", SECRET, NOW)
+
+
+def test_another_secret_or_timestamp_does_not_verify() -> None:
+    body = b'{"deliveries": []}'
+    with pytest.raises(SignatureError):
+        verify(sign("another secret", body, NOW), body, SECRET, NOW)
+    # The timestamp is signed: moving it forward breaks the signature.
+    _, _, v1 = sign(SECRET, body, NOW).partition(",")
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(f"t={NOW + 1},{v1}", body, SECRET, NOW)
+
+
+def test_one_matching_signature_of_several_is_enough() -> None:
+    body = b"{}"
+    old = sign("old secret", body, NOW).partition(",")[2]
+    new = sign(SECRET, body, NOW).partition(",")[2]
+    verify(f"t={NOW},{old},{new}", body, SECRET, NOW)
+
+
+# ---------------------------------------------------------------- the payload
+
+
+def problems_of(body: object) -> list[tuple[str, str]]:
+    with pytest.raises(EventError) as caught:
+        parse_reports(body)
+    return [(p.path, p.message) for p in caught.value.problems]
+
+
+def test_every_bad_field_is_named_by_its_json_path() -> None:
+    body = {
+        "deliveries": [
+            {"key": "k", "event": "opened"},
+            {"key": "k", "event": "poked"},
+            {"key": "k", "event": "bounced"},
+            {"event": "clicked", "url": "https://x.example", "colour": 1},
+            {"key": "k", "event": "opened", "bounce": "hard", "url": "u", "timestamp": "soon"},
+            "not an object",
+        ],
+        "extra": True,
+    }
+    assert problems_of(body) == [
+        ("$.extra", "unknown field"),
+        (
+            "$.deliveries[1].event",
+            "expected one of 'delivered', 'opened', 'clicked', "
+            "'bounced', 'complained' or 'unsubscribed'",
+        ),
+        ("$.deliveries[2].bounce", 'is required for bounced: "hard" or "soft"'),
+        ("$.deliveries[3].key", "is required"),
+        ("$.deliveries[3].colour", "unknown field"),
+        ("$.deliveries[4].timestamp", 'not an ISO-8601 time "soon"'),
+        ("$.deliveries[5]", "expected an object"),
+    ]
+    assert problems_of({"deliveries": [{"key": "k", "event": "opened", "bounce": "soft"}]}) == [
+        ("$.deliveries[0].bounce", "only for bounced")
+    ]
+    assert problems_of({"deliveries": [{"key": "k", "event": "opened", "url": "u"}]}) == [
+        ("$.deliveries[0].url", "only for clicked")
+    ]
+    assert problems_of([]) == [("$", "expected an object")]
+    assert problems_of({}) == [("$.deliveries", "is required")]
+    assert problems_of({"deliveries": {}}) == [("$.deliveries", "expected an array")]
+    assert problems_of({"deliveries": [{"key": "\ud800", "event": "opened"}]})[0][0] == (
+        "$.deliveries[0].key"
+    )
+
+
+def test_an_item_without_an_id_is_named_by_its_content() -> None:
+    one = {"key": "k", "event": "opened", "timestamp": "2026-01-05T10:00:00Z"}
+    first, again, other, given_id = parse_reports(
+        {
+            "deliveries": [
+                one,
+                dict(one),
+                {**one, "timestamp": "2026-01-05T11:00:00Z"},
+                {**one, "id": "evt-1"},
+            ]
+        }
+    )
+    assert first.provider_id == again.provider_id != other.provider_id
+    assert given_id.provider_id == "evt-1"
+    assert first.at_ms == NOW * 1000
+
+
+@pytest.mark.parametrize("channel", ["email", "sms", "whatsapp", "push"])
+def test_what_turns_a_channel_off(channel: str) -> None:
+    off = CONSENT[channel]
+    assert consent_change("unsubscribed", None, channel) == off
+    assert consent_change("complained", None, channel) == off
+    assert consent_change("bounced", "hard", channel) == off
+    assert consent_change("bounced", "soft", channel) == {}
+    for kind in ("delivered", "opened", "clicked"):
+        assert consent_change(kind, None, channel) == {}  # type: ignore[arg-type]
+    assert consent_change("unsubscribed", None, "inapp") == {}
+    assert consent_change("unsubscribed", None, None) == {}
+
+
+# ---------------------------------------------------------------- the language
+
+
+def test_journeys_may_wait_for_enter_on_and_aim_at_the_delivery_events(tmp_path: Path) -> None:
+    write_file(
+        tmp_path / "j.journey",
+        """\
+journey follow_up "E-mail, then push when it is not opened"
+  when signed_up
+  goal message_clicked where event.journey == "follow_up" within 7d
+  send email hello as mail
+  wait for message_opened where event.step == "mail" up to 2d as read
+    on timeout
+      send push "Hello again" as again
+
+journey bounced "Told of a bounce"
+  when message_bounced where event.bounce == "hard"
+  exit when message_unsubscribed
+  send push "Please check your e-mail address" as check
+
+message hello
+  email
+    subject "Hello"
+    text "Hello"
+""",
+    )
+    diagnostics = check_project(load_project([tmp_path]))
+    assert [d for d in diagnostics if d.is_error] == []
+    assert {d.code for d in diagnostics} <= {"unknown_event"}  # warnings at most
+
+
+# ---------------------------------------------------------------- end to end
+
+PROJECT = """\
+journey greet "A push, and thanks once it is opened"
+  when greeted
+  entry always
+  send push "Hello" as hi
+  wait for message_opened where event.step == "hi" up to 1d as read
+    on message_opened
+      send push "Thanks for reading" as thanks
+
+journey mail "A note by e-mail, else by push"
+  when mailed
+  entry always
+  send email or push note as note
+
+message note
+  email
+    subject "A note"
+    text "Hello by mail"
+  push
+    title "A note"
+    body "Hello by push"
+"""
+
+
+class Served:
+    """One daemon for the module's tests (users kept apart), channels in files."""
+
+    def __init__(self, root: Path, daemon: Daemon) -> None:
+        self.root = root
+        self.daemon = daemon
+        self.secret = daemon.env.get("JOURNEYC_DELIVERIES_SECRET", "")
+
+    @property
+    def url(self) -> str:
+        return self.daemon.url
+
+    def sent(self, channel: str) -> list[dict[str, Any]]:
+        path = self.root / f"{channel}.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def wait_sent(self, channel: str, user: str, step: str, n: int = 1) -> dict[str, Any]:
+        def found() -> list[dict[str, Any]]:
+            rows = [r for r in self.sent(channel) if r["user_id"] == user and r["step"] == step]
+            return rows if len(rows) >= n else []
+
+        return poll(found, 15, f"{channel} {step} #{n} to {user}")[n - 1]
+
+    def post(
+        self, body: object, *, secret: str | None = None, at: float | None = None, raw: bytes = b""
+    ) -> httpx.Response:
+        data = raw or json.dumps(body).encode()
+        header = sign(secret or self.secret, data, int(time.time() if at is None else at))
+        return httpx.post(
+            f"{self.url}/v1/deliveries",
+            content=data,
+            headers={"Content-Type": "application/json", "Journeyc-Signature": header},
+            timeout=10,
+        )
+
+    def rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(f"file:{self.root / 'store.db'}?mode=ro", uri=True, timeout=10)
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+
+    def deliveries(self, user: str) -> list[tuple[Any, ...]]:
+        return self.rows(
+            "SELECT outbox_key, kind, channel, provider_event_id, detail FROM deliveries"
+            " WHERE user_id = ? ORDER BY id",
+            user,
+        )
+
+    def events(self, user: str, name: str) -> list[dict[str, Any]]:
+        rows = self.rows(
+            "SELECT props FROM events WHERE user_id = ? AND name = ? ORDER BY seq", user, name
+        )
+        return [json.loads(props) for (props,) in rows]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("deliveries")
+    write_file(root / "journeys" / "main.journey", PROJECT)
+    write_file(
+        root / "journeyc.toml",
+        f"""\
+[channels.push]
+provider = "file"
+path = "{root / "push.jsonl"}"
+
+[channels.email]
+provider = "file"
+path = "{root / "email.jsonl"}"
+""",
+    )
+    args = [
+        str(root / "journeys"),
+        "--config",
+        str(root / "journeyc.toml"),
+        "--db",
+        str(root / "store.db"),
+        "--port",
+        "0",
+    ]
+    daemon = Daemon(args, root, env={**key_env(), "JOURNEYC_DELIVERIES_SECRET": SECRET})
+    try:
+        daemon.start()
+        yield Served(root, daemon)
+    finally:
+        daemon.kill()
+
+
+@pytest.mark.e2e
+def test_an_open_is_logged_as_an_event_and_a_waiting_journey_goes_on(served: Served) -> None:
+    served.daemon.identify("ana", push_enabled=True)
+    served.daemon.track("ana", "greeted")
+    hello = served.wait_sent("push", "ana", "hi")
+    assert hello["key"] == "greet:ana:1:hi"
+
+    body = {
+        "deliveries": [
+            {"key": hello["key"], "event": "delivered", "id": "evt-1"},
+            {"key": hello["key"], "event": "opened", "id": "evt-2", "detail": {"device": "ios"}},
+        ]
+    }
+    reply = served.post(body)
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {
+        "success": True,
+        "received": 2,
+        "new": 2,
+        "duplicates": 0,
+        "refused": [],
+    }
+    thanks = served.wait_sent("push", "ana", "thanks")
+    assert thanks["content"]["body"] == "Thanks for reading"
+    assert served.events("ana", "message_opened") == [
+        {"journey": "greet", "step": "hi", "message": "", "channel": "push", "key": hello["key"]}
+    ]
+    assert [r[:4] for r in served.deliveries("ana")] == [
+        (hello["key"], "delivered", "push", "evt-1"),
+        (hello["key"], "opened", "push", "evt-2"),
+    ]
+    assert json.loads(served.deliveries("ana")[1][4]) == {"device": "ios"}
+
+    # The provider sends the same reports again: nothing new, no second event.
+    again = served.post(body)
+    assert again.json() == {
+        "success": True,
+        "received": 2,
+        "new": 0,
+        "duplicates": 2,
+        "refused": [],
+    }
+    assert len(served.events("ana", "message_opened")) == 1
+    assert len(served.deliveries("ana")) == 2
+
+    metrics = httpx.get(f"{served.url}/metrics", timeout=10).text
+    assert 'journeyc_deliveries_total{channel="push",kind="opened"} 1.0' in metrics
+
+
+@pytest.mark.e2e
+def test_a_hard_bounce_turns_email_off_and_the_next_send_falls_back_to_push(
+    served: Served,
+) -> None:
+    served.daemon.identify("ben", email="ben@example.com", push_enabled=True)
+    served.daemon.identify("cy", email="cy@example.com", push_enabled=True)
+    served.daemon.track("ben", "mailed")
+    served.daemon.track("cy", "mailed")
+    mail = served.wait_sent("email", "ben", "note")
+    cy_mail = served.wait_sent("email", "cy", "note")
+
+    reply = served.post(
+        {
+            "deliveries": [
+                {"key": mail["key"], "event": "bounced", "bounce": "hard", "id": "b1"},
+                {"key": cy_mail["key"], "event": "bounced", "bounce": "soft", "id": "b2"},
+            ]
+        }
+    )
+    assert reply.json()["new"] == 2
+    assert served.daemon.admin("/v1/users/ben")["traits"]["email_unsubscribed"] is True
+    assert "email_unsubscribed" not in served.daemon.admin("/v1/users/cy")["traits"]
+    # The change is an identify in the log (auditable, and segments recheck on it).
+    assert served.events("ben", "identify")[-1] == {"email_unsubscribed": True}
+    assert served.events("ben", "message_bounced")[0]["bounce"] == "hard"
+
+    served.daemon.track("ben", "mailed")
+    served.daemon.track("cy", "mailed")
+    pushed = served.wait_sent("push", "ben", "note")
+    assert pushed["key"] == "mail:ben:2:note"
+    assert pushed["content"]["body"] == "Hello by push"
+    served.wait_sent("email", "cy", "note", n=2)  # a soft bounce leaves e-mail on
+    assert len([r for r in served.sent("email") if r["user_id"] == "ben"]) == 1
+
+
+@pytest.mark.e2e
+def test_an_unsigned_badly_signed_or_stale_request_is_401_and_stores_nothing(
+    served: Served,
+) -> None:
+    served.daemon.identify("dee", push_enabled=True)
+    served.daemon.track("dee", "greeted")
+    key = served.wait_sent("push", "dee", "hi")["key"]
+    body = {"deliveries": [{"key": key, "event": "opened", "id": "x"}]}
+    data = json.dumps(body).encode()
+    for reply in (
+        served.post(body, secret="wrong secret"),
+        served.post(body, at=time.time() - TOLERANCE_S - 60),
+        served.post(body, at=time.time() + TOLERANCE_S + 60),
+        httpx.post(f"{served.url}/v1/deliveries", content=data, timeout=10),
+        httpx.post(
+            f"{served.url}/v1/deliveries",
+            content=data + b" ",  # signed, then changed on the way
+            headers={"Journeyc-Signature": sign(SECRET, data, int(time.time()))},
+            timeout=10,
+        ),
+    ):
+        assert reply.status_code == 401, reply.text
+        assert reply.json()["code"] == "unauthorized"
+    # Neither the write key nor the admin token signs deliveries.
+    assert served.post(body, secret=served.daemon.write_key).status_code == 401
+    assert served.post(body, secret=served.daemon.admin_token).status_code == 401
+    assert served.deliveries("dee") == []
+    assert served.events("dee", "message_opened") == []
+
+
+@pytest.mark.e2e
+def test_a_bad_payload_is_400_naming_the_json_path_and_stores_nothing_of_the_batch(
+    served: Served,
+) -> None:
+    served.daemon.identify("eve", push_enabled=True)
+    served.daemon.track("eve", "greeted")
+    key = served.wait_sent("push", "eve", "hi")["key"]
+    reply = served.post(
+        {
+            "deliveries": [
+                {"key": key, "event": "opened", "id": "ok"},
+                {"key": key, "event": "delivered", "id": "ok2"},
+                {"key": key, "event": "read", "id": "bad"},
+            ]
+        }
+    )
+    assert reply.status_code == 400
+    assert reply.json()["code"] == "invalid_delivery"
+    assert [p["path"] for p in reply.json()["problems"]] == ["$.deliveries[2].event"]
+    assert reply.json()["error"].startswith("$.deliveries[2].event: expected one of")
+    not_json = served.post(None, raw=b'{"deliveries": [')
+    assert not_json.status_code == 400 and not_json.json()["code"] == "invalid_json"
+    assert served.deliveries("eve") == []
+    assert served.events("eve", "message_opened") == []
+
+
+@pytest.mark.e2e
+def test_an_unknown_key_is_refused_by_its_path_and_the_rest_is_taken(served: Served) -> None:
+    served.daemon.identify("fay", push_enabled=True)
+    served.daemon.track("fay", "greeted")
+    key = served.wait_sent("push", "fay", "hi")["key"]
+    reply = served.post(
+        {
+            "deliveries": [
+                {"key": "greet:nobody:1:hi", "event": "opened"},
+                {"key": key, "event": "delivered"},
+            ]
+        }
+    )
+    assert reply.status_code == 200
+    assert reply.json() == {
+        "success": True,
+        "received": 2,
+        "new": 1,
+        "duplicates": 0,
+        "refused": [
+            {"path": "$.deliveries[0].key", "message": 'no send has the key "greet:nobody:1:hi"'}
+        ],
+    }
+    assert [r[1] for r in served.deliveries("fay")] == ["delivered"]
+
+
+@pytest.mark.e2e
+def test_forgetting_a_user_removes_their_deliveries(served: Served) -> None:
+    served.daemon.identify("gus", push_enabled=True)
+    served.daemon.track("gus", "greeted")
+    key = served.wait_sent("push", "gus", "hi")["key"]
+    assert served.post({"deliveries": [{"key": key, "event": "delivered"}]}).json()["new"] == 1
+    reply = httpx.delete(
+        f"{served.url}/v1/users/gus",
+        headers={"Authorization": f"Bearer {served.daemon.admin_token}"},
+        timeout=10,
+    )
+    assert reply.status_code == 200
+    assert reply.json()["removed"]["deliveries"] == 1
+    assert served.deliveries("gus") == []
+    # A report on a forgotten send is refused as unknown, not stored again.
+    late = served.post({"deliveries": [{"key": key, "event": "opened"}]}).json()
+    assert late["new"] == 0 and late["refused"][0]["path"] == "$.deliveries[0].key"
+    assert served.deliveries("gus") == []
+
+
+# ---------------------------------------------------------------- the secret and the docs
+
+
+@pytest.mark.e2e
+def test_the_secret_is_generated_once_printed_and_the_docs_examples_work(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    write_file(tmp_path / "journeys" / "main.journey", PROJECT)
+    write_file(
+        tmp_path / "journeyc.toml",
+        f'[channels.push]\nprovider = "file"\npath = "{tmp_path / "push.jsonl"}"\n',
+    )
+    args = [
+        str(tmp_path / "journeys"),
+        "--config",
+        str(tmp_path / "journeyc.toml"),
+        "--db",
+        str(tmp_path / "store.db"),
+        "--port",
+        "0",
+    ]
+    env = clean_env(JOURNEYC_WRITE_KEY="w", JOURNEYC_ADMIN_TOKEN="a")
+    daemon = Daemon(args, tmp_path, env=env)
+    daemons.append(daemon)
+    daemon.start()
+    found = re.search(r"deliveries secret\s+(\S+)\s+\(generated once", daemon.log())
+    assert found, daemon.log()
+    secret = found.group(1)
+    assert secret not in ("w", "a")
+
+    daemon.identify("hal", push_enabled=True)
+    daemon.track("hal", "greeted")
+    served = Served(tmp_path, daemon)
+    key = served.wait_sent("push", "hal", "hi")["key"]
+    example_env = {
+        **os.environ,
+        "JOURNEYC_URL": daemon.url,
+        "JOURNEYC_DELIVERIES_SECRET": secret,
+        "KEY": key,
+    }
+    python, shell = doc_blocks("python")[0], doc_blocks("bash")[0]
+    ran = subprocess.run(
+        [sys.executable, "-c", python],
+        env=example_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["new"] == 1
+    ran = subprocess.run(
+        ["bash", "-c", shell],
+        env=example_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["new"] == 1
+    assert [r[1] for r in served.deliveries("hal")] == ["opened", "delivered"]
+    served.wait_sent("push", "hal", "thanks")
+
+    # A restart keeps the secret it generated.
+    assert daemon.stop() == 0
+    daemon.start()
+    again = re.findall(r"deliveries secret\s+(\S+)\s+\(generated once", daemon.log())
+    assert again == [secret, secret]
+
+
+def doc_blocks(info: str) -> list[str]:
+    text = (ROOT / "docs" / "deliveries.md").read_text(encoding="utf-8")
+    return re.findall(rf"^```{info}\n(.*?)^```$", text, re.M | re.S)
