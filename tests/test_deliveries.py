@@ -601,3 +601,104 @@ def test_the_secret_is_generated_once_printed_and_the_docs_examples_work(
 def doc_blocks(info: str) -> list[str]:
     text = (ROOT / "docs" / "deliveries.md").read_text(encoding="utf-8")
     return re.findall(rf"^```{info}\n(.*?)^```$", text, re.M | re.S)
+
+
+DSN = b"""\
+From: MAILER-DAEMON@mx.shop.example
+To: bounces@shop.example
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <20260105103100.ABC123@mx.shop.example>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="b1"
+
+--b1
+Content-Type: text/plain
+
+Your message could not be delivered.
+
+--b1
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.shop.example
+
+Final-Recipient: rfc822; ben@example.com
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <ben@example.com>: Recipient address rejected
+
+--b1
+Content-Type: text/rfc822-headers
+
+From: shop@example.com
+To: ben@example.com
+Subject: A note
+X-Journeyc-Key: mail:ben:1:note
+
+--b1--
+"""
+
+ARF = b"""\
+From: fbl@mailbox.example
+To: fbl@shop.example
+Message-ID: <fbl-1@mailbox.example>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="b2"
+
+--b2
+Content-Type: text/plain
+
+This is an abuse report.
+
+--b2
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+Version: 1
+
+--b2
+Content-Type: message/rfc822
+
+From: shop@example.com
+To: ben@example.com
+Subject: A note
+X-Journeyc-Key: mail:ben:1:note
+
+Hello by mail
+--b2--
+"""
+
+
+def test_the_worked_examples_map_provider_reports_to_valid_payloads() -> None:
+    _, mail, twilio = doc_blocks("python")
+    scope: dict[str, Any] = {"__name__": "docs"}
+    exec(mail, scope)
+    exec(twilio, scope)
+    bounced = scope["mail_reports"](DSN)
+    assert bounced == [
+        {
+            "key": "mail:ben:1:note",
+            "id": "<20260105103100.ABC123@mx.shop.example>",
+            "event": "bounced",
+            "bounce": "hard",
+            "detail": {"status": "5.1.1"},
+        }
+    ]
+    assert scope["mail_reports"](DSN.replace(b"5.1.1", b"4.2.2"))[0]["bounce"] == "soft"
+    assert scope["mail_reports"](ARF) == [
+        {"key": "mail:ben:1:note", "id": "<fbl-1@mailbox.example>", "event": "complained"}
+    ]
+    assert scope["mail_reports"](DSN.replace(b"X-Journeyc-Key", b"X-Other")) == []
+
+    def sms(status: str, error: str = "") -> dict[str, Any] | None:
+        form = {"MessageSid": "SM1", "MessageStatus": status, "ErrorCode": error}
+        report: dict[str, Any] | None = scope["twilio_report"]("sms:ben:1:hi", form)
+        return report
+
+    assert sms("delivered") == {"key": "sms:ben:1:hi", "id": "SM1:delivered", "event": "delivered"}
+    assert sms("read") == {"key": "sms:ben:1:hi", "id": "SM1:read", "event": "opened"}
+    assert sms("sent") is None
+    assert sms("failed", "21610")["event"] == "unsubscribed"  # type: ignore[index]
+    assert sms("undelivered", "30005")["bounce"] == "hard"  # type: ignore[index]
+    assert sms("undelivered", "30003")["bounce"] == "soft"  # type: ignore[index]
+    reports = [*bounced, *scope["mail_reports"](ARF), sms("failed", "21610"), sms("read")]
+    assert len(parse_reports({"deliveries": reports})) == 4  # what journeyc takes
