@@ -279,6 +279,7 @@ def test_status_reports_journeys_users_in_flight_outbox_and_failures(busy_store:
     assert "  ping  version " in out and "deployed 2026-01-05T08:00:00Z" in out
     assert "in flight: 2  (pause 2)" in out
     assert "queued 0, sent 0, failed 1, suppressed 0" in out
+    assert "delivered 0, opened 0, clicked 0, bounced 0, complained 0, unsubscribed 0" in out
     assert "u3  greet/hi  attempts 0: no provider for channel `push`" in out
 
 
@@ -286,7 +287,23 @@ def test_status_json_shape(busy_store: Path) -> None:
     result = run("status", "--db", str(busy_store), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert set(report) == {"store", "events", "profiles", "journeys", "outbox", "recent_failures"}
+    assert set(report) == {
+        "store",
+        "events",
+        "profiles",
+        "journeys",
+        "outbox",
+        "deliveries",
+        "recent_failures",
+    }
+    assert report["deliveries"] == {
+        "delivered": {},
+        "opened": {},
+        "clicked": {},
+        "bounced": {},
+        "complained": {},
+        "unsubscribed": {},
+    }
     ping, greet = sorted(report["journeys"], key=lambda j: j["id"] != "ping")
     assert set(ping) == {
         "id",

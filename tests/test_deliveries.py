@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from journeyc.events import EventError
+from journeyc.events import EventError, parse_call
 from journeyc.lang.checker import check_project
 from journeyc.lang.project import load_project
 from journeyc.serve.deliveries import (
     CONSENT,
     TOLERANCE_S,
+    DeliveryWebhook,
     SignatureError,
     consent_change,
     parse_reports,
     sign,
     verify,
 )
+from journeyc.store.sqlite import Store
+from journeyc.store.sqlite.deliveries import Deliveries
 from tests.conftest import ROOT
 from tests.daemon_helpers import Daemon, clean_env, key_env, poll, write_file
 
@@ -191,6 +195,73 @@ def test_what_turns_a_channel_off(channel: str) -> None:
         assert consent_change(kind, None, channel) == {}  # type: ignore[arg-type]
     assert consent_change("unsubscribed", None, "inapp") == {}
     assert consent_change("unsubscribed", None, None) == {}
+
+
+# ---------------------------------------------------------------- the webhook on a store
+
+RECEIVED = NOW * 1000
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "store.db") as opened:
+        with opened.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO outbox (key, journey_id, user_id, step, channel, message, status,"
+                " created_at) VALUES (?, 'j', ?, 's', ?, 'm', ?, 0)",
+                [
+                    ("k-mail", "anon-1", "email", "sent"),
+                    ("k-sms", "u2", "sms", "queued"),  # reported before it is marked sent
+                    ("k-none", "u2", None, "suppressed"),
+                ],
+            )
+        yield opened
+
+
+def test_repeats_in_a_body_or_later_add_nothing_and_a_suppressed_send_is_refused(
+    store: Store,
+) -> None:
+    webhook = DeliveryWebhook(store)
+    item = {"key": "k-sms", "event": "delivered", "id": 7}
+    body = {"deliveries": [item, item, {"key": "k-none", "event": "opened"}]}
+    accepted, new = webhook.receive(body, RECEIVED)
+    assert (accepted.received, accepted.new, accepted.duplicates) == (3, 1, 1)
+    assert [(r.path, r.message) for r in accepted.refused] == [
+        ("$.deliveries[2].key", "the send was suppressed: nothing went out")
+    ]
+    assert [(d.kind, d.provider_event_id, d.channel) for d in new] == [("delivered", "7", "sms")]
+    again, new = webhook.receive(body, RECEIVED + 1)
+    assert (again.new, again.duplicates, new) == (0, 2, [])
+    assert Deliveries(store).counts() == {("delivered", "sms"): 1}
+    assert [e.name for e in store.events_after(0)] == ["message_delivered"]
+
+
+def test_a_report_on_a_merged_users_send_is_the_known_users(store: Store) -> None:
+    parsed = parse_call(
+        {"type": "alias", "previousId": "anon-1", "userId": "u1", "messageId": "a1"}, RECEIVED
+    )
+    store.append_events(parsed)
+    later = "2026-01-05T10:10:00Z"  # after its arrival: taken as its arrival
+    body = {"deliveries": [{"key": "k-mail", "event": "unsubscribed", "timestamp": later}]}
+    DeliveryWebhook(store).receive(body, RECEIVED)
+    events = [e for e in store.events_after(0) if e.name != "alias"]
+    assert [(e.user_id, e.name, e.at_ms) for e in events] == [
+        ("u1", "identify", RECEIVED),
+        ("u1", "message_unsubscribed", RECEIVED),
+    ]
+    assert store.get_profile("u1") == {"email_unsubscribed": True}
+    (row,) = store.conn.execute("SELECT user_id, at FROM deliveries").fetchall()
+    assert row == ("u1", RECEIVED)
+
+
+def test_nothing_of_a_body_stays_when_the_transaction_around_it_fails(store: Store) -> None:
+    body = {"deliveries": [{"key": "k-mail", "event": "bounced", "bounce": "hard"}]}
+    with pytest.raises(RuntimeError), store.transaction():
+        assert DeliveryWebhook(store).receive(body, RECEIVED)[0].new == 1
+        raise RuntimeError("the commit never comes")
+    assert Deliveries(store).counts() == {}
+    assert store.events_after(0) == []
+    assert store.get_profile("anon-1") == {}
 
 
 # ---------------------------------------------------------------- the language
@@ -388,6 +459,23 @@ def test_an_open_is_logged_as_an_event_and_a_waiting_journey_goes_on(served: Ser
 
     metrics = httpx.get(f"{served.url}/metrics", timeout=10).text
     assert 'journeyc_deliveries_total{channel="push",kind="opened"} 1.0' in metrics
+    status = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "journeyc",
+            "status",
+            "--db",
+            str(served.root / "store.db"),
+            "--json",
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert json.loads(status.stdout)["deliveries"]["opened"]["push"] >= 1
 
 
 @pytest.mark.e2e
@@ -702,3 +790,41 @@ def test_the_worked_examples_map_provider_reports_to_valid_payloads() -> None:
     assert sms("undelivered", "30003")["bounce"] == "soft"  # type: ignore[index]
     reports = [*bounced, *scope["mail_reports"](ARF), sms("failed", "21610"), sms("read")]
     assert len(parse_reports({"deliveries": reports})) == 4  # what journeyc takes
+
+
+def test_the_documented_sms_channel_carries_the_key_in_its_status_callback(
+    tmp_path: Path,
+) -> None:
+    from journeyc.channels import build_providers
+    from journeyc.channels.base import OutboundMessage
+    from journeyc.config import load_config
+    from tests.test_channels import HttpReceiver
+
+    text = (ROOT / "docs" / "deliveries.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"^```toml\n(.*?)^```$", text, re.M | re.S)
+    receiver = HttpReceiver()
+    try:
+        config = tmp_path / "journeyc.toml"
+        config.write_text(re.sub(r'^url = ".*"$', f'url = "{receiver.url}/sms"', block, flags=re.M))
+        provider = build_providers(load_config(config), tmp_path)["sms"]
+        key = "cart:u 1&x=2:1:nudge"  # a user id may hold anything
+        provider.send(
+            OutboundMessage(
+                key,
+                "sms",
+                "u 1&x=2",
+                "cart",
+                "nudge",
+                "",
+                {"body": "Hi & bye"},
+                {"phone": "+6620000001"},
+            )
+        )
+        (request,) = receiver.requests
+    finally:
+        receiver.stop()
+    form = urllib.parse.parse_qs(request.body.decode())
+    assert form["Body"] == ["Hi & bye"] and form["To"] == ["+6620000001"]
+    callback = urllib.parse.urlsplit(form["StatusCallback"][0])
+    assert callback.netloc == "hooks.shop.example"
+    assert urllib.parse.parse_qs(callback.query) == {"key": [key]}

@@ -11,6 +11,7 @@ import click
 from journeyc.cli.common import echo_json, json_option, open_store
 from journeyc.cli.serve import config_option, db_option, read_config, store_path
 from journeyc.engine.actions import iso_ms
+from journeyc.store.sqlite.deliveries import KINDS, Deliveries
 
 RECENT_FAILURES = 10
 """How many failed sends ``status`` lists, newest first."""
@@ -81,6 +82,14 @@ def collect(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
     }
 
 
+def delivery_counts(deliveries: Deliveries) -> dict[str, dict[str, int]]:
+    """The providers' reports per kind (every kind, in a message's order), then channel."""
+    by_kind: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
+    for (kind, channel), n in deliveries.counts().items():
+        by_kind.setdefault(kind, {})[channel] = n
+    return by_kind
+
+
 def render(report: dict[str, Any]) -> str:
     """The report as text for people."""
     lines = [
@@ -105,6 +114,9 @@ def render(report: dict[str, Any]) -> str:
             lines.append("    in flight: 0")
     lines += ["", "outbox"]
     lines.append("  " + ", ".join(f"{k} {v}" for k, v in report["outbox"].items()))
+    totals = {kind: sum(by.values()) for kind, by in report["deliveries"].items()}
+    lines += ["", "deliveries (provider reports)"]
+    lines.append("  " + ", ".join(f"{k} {n}" for k, n in totals.items()))
     lines += ["", f"recent failures (last {RECENT_FAILURES})"]
     if not report["recent_failures"]:
         lines.append("  none")
@@ -125,14 +137,16 @@ def status(db: Path | None, config_file: Path | None, as_json: bool) -> None:
 
     For each journey: its active version and when it was deployed, and its users
     in flight per step (with how many are still on older versions). Then the
-    outbox by status (queued is the backlog), and the last failed sends with their
-    errors. Safe to run beside a daemon serving the same store.
+    outbox by status (queued is the backlog), the providers' delivery reports by
+    kind (POST /v1/deliveries), and the last failed sends with their errors. Safe
+    to run beside a daemon serving the same store.
 
     \b
     --json prints one object: store, events, profiles, journeys (id, version,
     deployed_at, live {step: n}, live_total, live_on_older_versions), outbox
-    {queued, sent, failed, suppressed} and recent_failures (key, journey, user,
-    step, channel, attempts, queued_at, error).
+    {queued, sent, failed, suppressed}, deliveries {kind: {channel: n}} for the
+    kinds delivered, opened, clicked, bounced, complained and unsubscribed, and
+    recent_failures (key, journey, user, step, channel, attempts, queued_at, error).
 
     Exit codes: 0 reported, 1 the file is not a journeyc store, 2 usage error (no
     store at the path).
@@ -143,6 +157,7 @@ def status(db: Path | None, config_file: Path | None, as_json: bool) -> None:
     store = open_store(path, existing=True)
     try:
         report = collect(store.conn, str(path))
+        report["deliveries"] = delivery_counts(Deliveries(store))
     finally:
         store.close()
     if as_json:

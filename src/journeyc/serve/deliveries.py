@@ -26,9 +26,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from journeyc.events import (
@@ -140,6 +140,13 @@ def verify(
 # ---------------------------------------------------------------- the payload
 
 
+def _id_text(value: object) -> object:
+    # Some providers number their events; an id is text, the digits of the number.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 class DeliveryReport(BaseModel):
     """One thing that happened to a send, as a provider reports it."""
 
@@ -152,11 +159,14 @@ class DeliveryReport(BaseModel):
         description="When it happened (ISO-8601; UTC when no offset); default: when received.",
         json_schema_extra={"format": "date-time"},
     )
-    id: str | None = Field(
+    id: Annotated[str | None, BeforeValidator(_id_text)] = Field(
         default=None,
         min_length=1,
-        description="The provider's id of this report: the same id again is a repeat. "
-        "Without it, equal items are one report.",
+        description="The provider's id of this report (text, or a whole number read as "
+        "its digits): the same id again is a repeat. Without it, equal items are one report.",
+        json_schema_extra={
+            "anyOf": [{"type": "string", "minLength": 1}, {"type": "integer"}, {"type": "null"}]
+        },
     )
     bounce: Literal["hard", "soft"] | None = Field(
         default=None,
