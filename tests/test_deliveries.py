@@ -44,6 +44,7 @@ from journeyc.store.sqlite import Store
 from journeyc.store.sqlite.deliveries import Deliveries
 from tests.conftest import ROOT
 from tests.daemon_helpers import Daemon, clean_env, key_env, poll, write_file
+from tests.test_daemon import serve_args
 
 SECRET = "test-deliveries-secret"
 NOW = 1_767_607_200  # 2026-01-05T10:00:00Z
@@ -346,6 +347,12 @@ class Served:
 
         return poll(found, 15, f"{channel} {step} #{n} to {user}")[n - 1]
 
+    def greeted(self, user: str) -> str:
+        """A push-enabled user greeted: the key of the push they got."""
+        self.daemon.identify(user, push_enabled=True)
+        self.daemon.track(user, "greeted")
+        return str(self.wait_sent("push", user, "hi")["key"])
+
     def post(
         self, body: object, *, secret: str | None = None, at: float | None = None, raw: bytes = b""
     ) -> httpx.Response:
@@ -379,32 +386,21 @@ class Served:
         return [json.loads(props) for (props,) in rows]
 
 
+def file_channels_project(root: Path, *channels: str) -> Path:
+    """:data:`PROJECT` in ``root/journeys``, each channel writing ``root/CHANNEL.jsonl``."""
+    write_file(root / "journeys" / "main.journey", PROJECT)
+    sections = [
+        f'[channels.{c}]\nprovider = "file"\npath = "{root / f"{c}.jsonl"}"\n' for c in channels
+    ]
+    write_file(root / "journeyc.toml", "\n".join(sections))
+    return root
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    root = tmp_path_factory.mktemp("deliveries")
-    write_file(root / "journeys" / "main.journey", PROJECT)
-    write_file(
-        root / "journeyc.toml",
-        f"""\
-[channels.push]
-provider = "file"
-path = "{root / "push.jsonl"}"
-
-[channels.email]
-provider = "file"
-path = "{root / "email.jsonl"}"
-""",
-    )
-    args = [
-        str(root / "journeys"),
-        "--config",
-        str(root / "journeyc.toml"),
-        "--db",
-        str(root / "store.db"),
-        "--port",
-        "0",
-    ]
-    daemon = Daemon(args, root, env={**key_env(), "JOURNEYC_DELIVERIES_SECRET": SECRET})
+    root = file_channels_project(tmp_path_factory.mktemp("deliveries"), "push", "email")
+    env = {**key_env(), "JOURNEYC_DELIVERIES_SECRET": SECRET}
+    daemon = Daemon(serve_args(root), root, env=env)
     try:
         daemon.start()
         yield Served(root, daemon)
@@ -517,9 +513,7 @@ def test_a_hard_bounce_turns_email_off_and_the_next_send_falls_back_to_push(
 def test_an_unsigned_badly_signed_or_stale_request_is_401_and_stores_nothing(
     served: Served,
 ) -> None:
-    served.daemon.identify("dee", push_enabled=True)
-    served.daemon.track("dee", "greeted")
-    key = served.wait_sent("push", "dee", "hi")["key"]
+    key = served.greeted("dee")
     body = {"deliveries": [{"key": key, "event": "opened", "id": "x"}]}
     data = json.dumps(body).encode()
     for reply in (
@@ -547,9 +541,7 @@ def test_an_unsigned_badly_signed_or_stale_request_is_401_and_stores_nothing(
 def test_a_bad_payload_is_400_naming_the_json_path_and_stores_nothing_of_the_batch(
     served: Served,
 ) -> None:
-    served.daemon.identify("eve", push_enabled=True)
-    served.daemon.track("eve", "greeted")
-    key = served.wait_sent("push", "eve", "hi")["key"]
+    key = served.greeted("eve")
     reply = served.post(
         {
             "deliveries": [
@@ -571,9 +563,7 @@ def test_a_bad_payload_is_400_naming_the_json_path_and_stores_nothing_of_the_bat
 
 @pytest.mark.e2e
 def test_an_unknown_key_is_refused_by_its_path_and_the_rest_is_taken(served: Served) -> None:
-    served.daemon.identify("fay", push_enabled=True)
-    served.daemon.track("fay", "greeted")
-    key = served.wait_sent("push", "fay", "hi")["key"]
+    key = served.greeted("fay")
     reply = served.post(
         {
             "deliveries": [
@@ -597,9 +587,7 @@ def test_an_unknown_key_is_refused_by_its_path_and_the_rest_is_taken(served: Ser
 
 @pytest.mark.e2e
 def test_forgetting_a_user_removes_their_deliveries(served: Served) -> None:
-    served.daemon.identify("gus", push_enabled=True)
-    served.daemon.track("gus", "greeted")
-    key = served.wait_sent("push", "gus", "hi")["key"]
+    key = served.greeted("gus")
     assert served.post({"deliveries": [{"key": key, "event": "delivered"}]}).json()["new"] == 1
     reply = httpx.delete(
         f"{served.url}/v1/users/gus",
@@ -622,22 +610,9 @@ def test_forgetting_a_user_removes_their_deliveries(served: Served) -> None:
 def test_the_secret_is_generated_once_printed_and_the_docs_examples_work(
     tmp_path: Path, daemons: list[Daemon]
 ) -> None:
-    write_file(tmp_path / "journeys" / "main.journey", PROJECT)
-    write_file(
-        tmp_path / "journeyc.toml",
-        f'[channels.push]\nprovider = "file"\npath = "{tmp_path / "push.jsonl"}"\n',
-    )
-    args = [
-        str(tmp_path / "journeys"),
-        "--config",
-        str(tmp_path / "journeyc.toml"),
-        "--db",
-        str(tmp_path / "store.db"),
-        "--port",
-        "0",
-    ]
+    file_channels_project(tmp_path, "push")
     env = clean_env(JOURNEYC_WRITE_KEY="w", JOURNEYC_ADMIN_TOKEN="a")
-    daemon = Daemon(args, tmp_path, env=env)
+    daemon = Daemon(serve_args(tmp_path), tmp_path, env=env)
     daemons.append(daemon)
     daemon.start()
     found = re.search(r"deliveries secret\s+(\S+)\s+\(generated once", daemon.log())
@@ -655,27 +630,15 @@ def test_the_secret_is_generated_once_printed_and_the_docs_examples_work(
         "JOURNEYC_DELIVERIES_SECRET": secret,
         "KEY": key,
     }
-    python, shell = doc_blocks("python")[0], doc_blocks("bash")[0]
-    ran = subprocess.run(
-        [sys.executable, "-c", python],
-        env=example_env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stderr
-    assert json.loads(ran.stdout)["new"] == 1
-    ran = subprocess.run(
-        ["bash", "-c", shell],
-        env=example_env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stderr
-    assert json.loads(ran.stdout)["new"] == 1
+    for program in (
+        [sys.executable, "-c", doc_blocks("python")[0]],
+        ["bash", "-c", doc_blocks("bash")[0]],
+    ):
+        ran = subprocess.run(
+            program, env=example_env, capture_output=True, text=True, timeout=30, check=False
+        )
+        assert ran.returncode == 0, ran.stderr
+        assert json.loads(ran.stdout)["new"] == 1
     assert [r[1] for r in served.deliveries("hal")] == ["opened", "delivered"]
     served.wait_sent("push", "hal", "thanks")
 
