@@ -345,7 +345,8 @@ class DeliveryWebhook:
         )
         return accepted, [d for d, _, _ in new]
 
-    def _delivery(self, item: _Item, send: Send, received_ms: int) -> Delivery:
+    @staticmethod
+    def _delivery(item: _Item, send: Send, received_ms: int) -> Delivery:
         report = item.report
         detail = dict(report.detail)
         if report.url is not None:
@@ -360,7 +361,7 @@ class DeliveryWebhook:
             at_ms=received_ms if item.at_ms is None else min(item.at_ms, received_ms),
             received_ms=received_ms,
             journey_id=send.journey_id,
-            user_id=self.store.canonical_user(send.user_id),
+            user_id=send.user_id,
             channel=send.channel,
             provider_event_id=item.provider_id,
             detail=detail,

@@ -30,7 +30,8 @@ KINDS: tuple[Kind, ...] = get_args(Kind)
 @dataclass(frozen=True, slots=True)
 class Send:
     """The outbox row a report names: where the send came from and how it went out
-    (``channel`` None: suppressed before one was chosen)."""
+    (``channel`` None: suppressed before one was chosen). ``user_id`` is the user the
+    send's user id names now (the known user an anonymous id was merged into)."""
 
     key: str
     journey_id: str
@@ -67,9 +68,12 @@ class Deliveries:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
+        # The user an id was merged into since the send (anonymous to known) is the
+        # send's user now.
         rows = self._store.conn.execute(
-            "SELECT key, journey_id, user_id, step, channel, message, status FROM outbox"
-            " WHERE key IN (SELECT value FROM json_each(?))",
+            "SELECT o.key, o.journey_id, coalesce(i.user_id, o.user_id), o.step, o.channel,"
+            " o.message, o.status FROM outbox o LEFT JOIN identities i ON i.alias = o.user_id"
+            " WHERE o.key IN (SELECT value FROM json_each(?))",
             (dumps(wanted),),
         )
         return {row[0]: Send(*row) for row in rows}
@@ -78,14 +82,16 @@ class Deliveries:
         """Insert the reports in one transaction (a savepoint inside the caller's);
         return for each whether it was new. A report the table holds already, or that
         came earlier in ``deliveries`` (same key, kind and provider event id), is not."""
-        added: list[bool] = []
+        if not deliveries:
+            return []
         with self._store.transaction() as conn:
-            for d in deliveries:
-                cursor = conn.execute(
-                    "INSERT INTO deliveries (outbox_key, kind, at, received_at, journey_id,"
-                    " user_id, channel, provider_event_id, detail)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (outbox_key, kind, provider_event_id) DO NOTHING",
+            (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM deliveries").fetchone()
+            conn.executemany(
+                "INSERT INTO deliveries (outbox_key, kind, at, received_at, journey_id,"
+                " user_id, channel, provider_event_id, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (outbox_key, kind, provider_event_id) DO NOTHING",
+                [
                     (
                         d.outbox_key,
                         d.kind,
@@ -96,9 +102,22 @@ class Deliveries:
                         d.channel,
                         d.provider_event_id,
                         dumps(dict(d.detail)),
-                    ),
+                    )
+                    for d in deliveries
+                ],
+            )
+            # AUTOINCREMENT: the new rows, and only they, lie past the old maximum.
+            new = set(
+                conn.execute(
+                    "SELECT outbox_key, kind, provider_event_id FROM deliveries WHERE id > ?",
+                    (last,),
                 )
-                added.append(cursor.rowcount == 1)
+            )
+        added = []
+        for d in deliveries:
+            report = (d.outbox_key, d.kind, d.provider_event_id)
+            added.append(report in new)
+            new.discard(report)  # a repeat later in ``deliveries`` is not new
         return added
 
     def counts(self) -> dict[tuple[str, str], int]:
