@@ -8,6 +8,7 @@ SQLite store read back with ``sqlite3``.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import hmac
 import json
@@ -263,6 +264,85 @@ def test_nothing_of_a_body_stays_when_the_transaction_around_it_fails(store: Sto
     assert Deliveries(store).counts() == {}
     assert store.events_after(0) == []
     assert store.get_profile("anon-1") == {}
+
+
+SENDS = {"k-mail": "email", "k-sms": "sms", "k-push": "push", "k-inapp": "inapp"}
+
+
+def with_bounce(report: dict[str, Any]) -> dict[str, Any]:
+    """A bounced report gets its type: hard for id e1, soft for the others."""
+    if report["event"] != "bounced":
+        return report
+    return {**report, "bounce": "hard" if report["id"] == "e1" else "soft"}
+
+
+report_items = st.fixed_dictionaries(
+    {
+        "key": st.sampled_from([*SENDS, "k-unknown"]),
+        "event": st.sampled_from(["delivered", "opened", "bounced", "complained", "unsubscribed"]),
+        "id": st.sampled_from(["e1", "e2", "e3"]),
+    }
+).map(with_bounce)
+
+
+@given(bodies=st.lists(st.lists(report_items, max_size=6), max_size=5))
+def test_what_is_stored_logged_and_turned_off_follows_the_distinct_reports(
+    bodies: list[list[dict[str, Any]]],
+) -> None:
+    with Store.open(":memory:") as mem:
+        with mem.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO outbox (key, journey_id, user_id, step, channel, message, status,"
+                " created_at) VALUES (?, 'j', 'u1', 's', ?, 'm', 'sent', 0)",
+                list(SENDS.items()),
+            )
+        webhook = DeliveryWebhook(mem)
+        new = 0
+        for i, body in enumerate(bodies):
+            accepted, _ = webhook.receive({"deliveries": body}, RECEIVED + i)
+            new += accepted.new
+            assert accepted.new + accepted.duplicates + len(accepted.refused) == len(body)
+        reports = {
+            (r["key"], r["event"], r["id"]): r
+            for body in bodies
+            for r in body
+            if r["key"] != "k-unknown"
+        }
+        stored = mem.conn.execute(
+            "SELECT outbox_key, kind, provider_event_id FROM deliveries"
+        ).fetchall()
+        assert new == len(reports) and sorted(stored) == sorted(reports)
+        events = mem.events_after(0, limit=10_000)
+        assert sorted(e.name for e in events if e.name != "identify") == sorted(
+            f"message_{kind}" for _, kind, _ in reports
+        )
+        # The first report of a report's (key, kind, id) is the one stored: its bounce.
+        firsts: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for body in bodies:
+            for r in body:
+                firsts.setdefault((r["key"], r["event"], r["id"]), r)
+        expected: dict[str, bool] = {}
+        for (key, _, _), r in firsts.items():
+            if key in SENDS and consent_change(r["event"], r.get("bounce"), SENDS[key]):
+                expected.update(CONSENT[SENDS[key]])
+        assert mem.get_profile("u1") == expected
+
+
+def test_without_a_deliveries_secret_the_route_refuses_everything(tmp_path: Path) -> None:
+    from journeyc.serve.api import create_app
+    from tests.test_api import running_server
+
+    app = create_app(tmp_path / "store.db", write_key="w", admin_token="a")
+    body = b'{"deliveries": []}'
+    with running_server(app) as url:
+        reply = httpx.post(
+            f"{url}/v1/deliveries",
+            content=body,
+            headers={"Journeyc-Signature": sign("", body, int(time.time()))},
+            timeout=10,
+        )
+    assert reply.status_code == 401
+    assert reply.json()["error"] == "this server has no deliveries secret"
 
 
 # ---------------------------------------------------------------- the language
@@ -559,6 +639,24 @@ def test_a_bad_payload_is_400_naming_the_json_path_and_stores_nothing_of_the_bat
     assert not_json.status_code == 400 and not_json.json()["code"] == "invalid_json"
     assert served.deliveries("eve") == []
     assert served.events("eve", "message_opened") == []
+
+
+@pytest.mark.e2e
+def test_a_gzipped_body_is_signed_as_it_reads_uncompressed(served: Served) -> None:
+    key = served.greeted("ivy")
+    data = json.dumps({"deliveries": [{"key": key, "event": "delivered"}]}).encode()
+    reply = httpx.post(
+        f"{served.url}/v1/deliveries",
+        content=gzip.compress(data),
+        headers={
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+            "Journeyc-Signature": sign(SECRET, data, int(time.time())),
+        },
+        timeout=10,
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["new"] == 1
 
 
 @pytest.mark.e2e
