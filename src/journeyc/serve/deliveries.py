@@ -53,8 +53,11 @@ __all__ = [
     "DeliveriesCall",
     "DeliveryReport",
     "DeliveryWebhook",
+    "ParsedReport",
+    "RefusedReport",
     "SignatureError",
     "consent_change",
+    "parse_reports",
     "sign",
     "verify",
 ]
@@ -180,7 +183,7 @@ class DeliveryReport(BaseModel):
 
 
 class DeliveriesCall(BaseModel):
-    """The body of ``POST /v1/deliveries``: reports stored together, or not at all."""
+    """The body of ``POST /v1/deliveries``, checked whole: one bad item refuses it all."""
 
     model_config = ConfigDict(extra="forbid", title="DeliveriesCall")
 
@@ -201,9 +204,12 @@ class DeliveriesAccepted(BaseModel):
     success: Literal[True] = True
     received: int = Field(description="Items in the body.")
     new: int = Field(description="Reports stored now (each logged as an event).")
-    duplicates: int = Field(description="Reports the store held already: nothing added.")
+    duplicates: int = Field(
+        description="Reports the store held already, or given twice: nothing added."
+    )
     refused: list[RefusedReport] = Field(
-        default_factory=list, description="Items whose key names no send, with their path."
+        default_factory=list,
+        description="Items whose key names no send (or one that was suppressed), by path.",
     )
 
 
@@ -219,13 +225,16 @@ _MESSAGES = {
 
 
 @dataclass(frozen=True, slots=True)
-class _Item:
+class ParsedReport:
+    """A checked report, with its provider event id (given, or made of its content)
+    and its time in epoch milliseconds (None: when it arrives)."""
+
     report: DeliveryReport
     provider_id: str
     at_ms: int | None
 
 
-def parse_reports(body: object) -> list[_Item]:
+def parse_reports(body: object) -> list[ParsedReport]:
     """The reports of a decoded body, each with its provider event id (the one given,
     else a hash of the item) and time; :class:`EventError` lists every problem by its
     JSON path (``$.deliveries[2].event``) and nothing is returned."""
@@ -239,7 +248,7 @@ def parse_reports(body: object) -> list[_Item]:
         message = "is required" if given is None else "expected an array"
         problems.append(Problem("$.deliveries", message))
     problems += [Problem(f"$.{k}", "unknown field") for k in body if k != "deliveries"]
-    items: list[_Item] = []
+    items: list[ParsedReport] = []
     for i, item in enumerate(given if isinstance(given, list) else []):
         try:
             items.append(_item(item, f"$.deliveries[{i}]"))
@@ -250,7 +259,7 @@ def parse_reports(body: object) -> list[_Item]:
     return items
 
 
-def _item(given: object, where: str) -> _Item:
+def _item(given: object, where: str) -> ParsedReport:
     """One item of ``deliveries``, checked whole (every problem it has)."""
     try:
         report = DeliveryReport.model_validate(given)
@@ -276,7 +285,7 @@ def _item(given: object, where: str) -> _Item:
         # Without an id, the item's content names it: a resent item is a repeat.
         digest = hashlib.sha256(canonical_json(given).encode("utf-8")).hexdigest()
         provider_id = "jc-" + digest[:40]
-    return _Item(report, provider_id, at_ms)
+    return ParsedReport(report, provider_id, at_ms)
 
 
 def _problem(err: ErrorDetails, where: str) -> Problem:
@@ -312,7 +321,7 @@ class DeliveryWebhook:
         Raises :class:`EventError` (nothing stored) for a body that is shaped wrong."""
         items = parse_reports(body)
         refused: list[RefusedReport] = []
-        taken: list[tuple[Delivery, _Item, Send]] = []
+        taken: list[tuple[Delivery, ParsedReport, Send]] = []
         with self.store.transaction():
             sends = self.table.sends(item.report.key for item in items)
             for i, item in enumerate(items):
@@ -346,7 +355,7 @@ class DeliveryWebhook:
         return accepted, [d for d, _, _ in new]
 
     @staticmethod
-    def _delivery(item: _Item, send: Send, received_ms: int) -> Delivery:
+    def _delivery(item: ParsedReport, send: Send, received_ms: int) -> Delivery:
         report = item.report
         detail = dict(report.detail)
         if report.url is not None:
@@ -368,7 +377,7 @@ class DeliveryWebhook:
         )
 
 
-def _events(delivery: Delivery, item: _Item, send: Send) -> Sequence[Event]:
+def _events(delivery: Delivery, item: ParsedReport, send: Send) -> Sequence[Event]:
     """The events a new report logs for the send's user: the consent change it makes
     (an identify, first, so what reacts to the report sees it), then its track event."""
     digest = hashlib.sha256(
