@@ -89,9 +89,12 @@ def serve(
     \b
     The API takes Segment's track, identify and batch calls (POST /v1/track …) with
     the write key as the HTTP Basic user name, and has an admin API (Bearer admin
-    token), /healthz and /metrics. The write key and the admin token come from
-    [server] in journeyc.toml, else JOURNEYC_WRITE_KEY and JOURNEYC_ADMIN_TOKEN, else
-    they are generated once, kept in the store and printed at start.
+    token), a webhook for providers' delivery reports (POST /v1/deliveries, signed
+    with the deliveries secret: docs/deliveries.md), /healthz and /metrics. The write
+    key, the admin token and the deliveries secret come from [server] in
+    journeyc.toml, else JOURNEYC_WRITE_KEY, JOURNEYC_ADMIN_TOKEN and
+    JOURNEYC_DELIVERIES_SECRET, else they are generated once, kept in the store and
+    printed at start.
 
     \b
     The project directory is watched: a valid change is deployed (new entries take
