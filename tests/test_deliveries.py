@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -889,3 +889,27 @@ def test_the_documented_sms_channel_carries_the_key_in_its_status_callback(
     callback = urllib.parse.urlsplit(form["StatusCallback"][0])
     assert callback.netloc == "hooks.shop.example"
     assert urllib.parse.parse_qs(callback.query) == {"key": [key]}
+
+
+def test_the_secret_comes_from_the_config_else_the_environment_else_the_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from journeyc.config import Config
+    from journeyc.serve.daemon import DELIVERIES_SECRET_ENV, resolve_keys
+
+    kept: dict[str, str] = {}
+
+    def setting(name: str, default: Callable[[], str]) -> str:
+        return kept.setdefault(name, default())
+
+    for env in ("JOURNEYC_WRITE_KEY", "JOURNEYC_ADMIN_TOKEN", DELIVERIES_SECRET_ENV):
+        monkeypatch.delenv(env, raising=False)
+    configured = Config.model_validate({"server": {"deliveries_secret": "from-toml"}})
+    monkeypatch.setenv(DELIVERIES_SECRET_ENV, "from-env")
+    assert resolve_keys(configured, setting).deliveries_secret.value == "from-toml"
+    assert resolve_keys(Config(), setting).deliveries_secret.source == "env"
+    monkeypatch.delenv(DELIVERIES_SECRET_ENV)
+    generated = resolve_keys(Config(), setting)
+    assert generated.deliveries_secret.source == "store"
+    assert generated.deliveries_secret.value == kept["deliveries_secret"]
+    assert len({kept["write_key"], kept["admin_token"], kept["deliveries_secret"]}) == 3
