@@ -13,6 +13,7 @@ from typing import Any
 
 from journeyc.fastjson import dumps, loads
 from journeyc.store.dueheap import DueHeap
+from journeyc.store.sqlite.action_counts import add_logged, last_seq
 
 _LIVE = "('active', 'waiting')"
 LIVE = frozenset({"active", "waiting"})
@@ -676,8 +677,10 @@ class Runtime:
             self._log(rows)
 
     def _log(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        after = last_seq(self.conn)
         self.conn.executemany(
             "INSERT INTO actions (at, user_id, journey_id, step, action, detail) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
+        add_logged(self.conn, after)  # the reports' sums (action_counts.py)

@@ -1,0 +1,219 @@
+"""The queries of journey reports (:mod:`journeyc.reports`): set-based aggregates only.
+
+Every function reads one journey over a time range ``[since_ms, until_ms)`` (None: no
+bound) and returns a few rows whatever the store holds: entries per split group
+(from the ``entries_report`` index), the action sums of ``action_counts`` (its whole
+hours, plus the actions of the partial hours at the edges), the outbox per channel
+and status, provider feedback per channel and kind. Run them inside
+:func:`snapshot` so they all see one state of the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from journeyc.store.sqlite.action_counts import HOUR_MS, LABEL
+from journeyc.store.sqlite.store import Store
+
+__all__ = [
+    "ActionCount",
+    "DeployedVersion",
+    "EntryGroup",
+    "FeedbackCount",
+    "OutboxCount",
+    "action_counts",
+    "deployed_versions",
+    "entry_groups",
+    "feedback_counts",
+    "journey_ids",
+    "median_ms_to_goal",
+    "outbox_counts",
+    "snapshot",
+    "waiting_now",
+]
+
+_FAR = 1 << 62  # past any epoch-millisecond time, either way
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedVersion:
+    """One deployed version of a journey, with its IR (JSON)."""
+
+    version: str
+    deployed_at: int
+    active: bool
+    ir_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class EntryGroup:
+    """Entries of one (holdout, arm) group and how many reached the goal."""
+
+    holdout: bool
+    arm: str | None
+    entries: int
+    conversions: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActionCount:
+    """How many ``action`` rows with ``label`` were logged at ``step`` ('' for none)."""
+
+    step: str
+    action: str
+    label: str
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxCount:
+    """Outbox rows of one channel and status, and how many were tried more than once."""
+
+    channel: str
+    status: str
+    rows: int
+    retried: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackCount:
+    """Distinct messages (outbox keys) of one channel with a provider report of ``kind``."""
+
+    channel: str
+    kind: str
+    messages: int
+
+
+@contextmanager
+def snapshot(store: Store) -> Iterator[Store]:
+    """Read ``store`` at one point in time (a read transaction) for the block."""
+    conn = store.conn
+    conn.execute("BEGIN")
+    try:
+        yield store
+    finally:
+        conn.execute("ROLLBACK")
+
+
+def journey_ids(store: Store) -> list[str]:
+    """Every journey id the store has deployed, sorted."""
+    return [str(r[0]) for r in store.conn.execute("SELECT DISTINCT id FROM journeys ORDER BY 1")]
+
+
+def deployed_versions(store: Store, journey_id: str) -> list[DeployedVersion]:
+    """The journey's deployed versions, oldest first."""
+    rows = store.conn.execute(
+        "SELECT version, deployed_at, active, ir FROM journeys WHERE id = ?"
+        " ORDER BY deployed_at, version",
+        (journey_id,),
+    )
+    return [DeployedVersion(str(v), int(d), bool(a), str(i)) for v, d, a, i in rows]
+
+
+def _bounds(since_ms: int | None, until_ms: int | None) -> tuple[int, int]:
+    return (-_FAR if since_ms is None else since_ms, _FAR if until_ms is None else until_ms)
+
+
+def entry_groups(
+    store: Store, journey_id: str, since_ms: int | None, until_ms: int | None
+) -> list[EntryGroup]:
+    """Entries made in the range per (holdout, arm), with their conversions (goal_at
+    set: the engine sets it only within the goal's window)."""
+    lo, hi = _bounds(since_ms, until_ms)
+    rows = store.conn.execute(
+        "SELECT holdout, arm, count(*), count(goal_at) FROM entries"
+        " WHERE journey_id = ? AND entered_at >= ? AND entered_at < ? GROUP BY 1, 2",
+        (journey_id, lo, hi),
+    )
+    return [
+        EntryGroup(bool(h), None if a is None else str(a), int(n), int(c)) for h, a, n, c in rows
+    ]
+
+
+def median_ms_to_goal(
+    store: Store, journey_id: str, since_ms: int | None, until_ms: int | None
+) -> float | None:
+    """The median of goal_at - entered_at over the range's converted entries (the
+    mean of the two middle ones for an even count); None when none converted."""
+    lo, hi = _bounds(since_ms, until_ms)
+    where = "journey_id = ? AND goal_at IS NOT NULL AND entered_at >= ? AND entered_at < ?"
+    (n,) = store.conn.execute(
+        f"SELECT count(*) FROM entries WHERE {where}", (journey_id, lo, hi)
+    ).fetchone()
+    if not n:
+        return None
+    (median,) = store.conn.execute(
+        f"SELECT avg(d) FROM (SELECT goal_at - entered_at AS d FROM entries WHERE {where}"
+        " ORDER BY d LIMIT ? OFFSET ?)",
+        (journey_id, lo, hi, 2 - n % 2, (n - 1) // 2),
+    ).fetchone()
+    return float(median)
+
+
+def action_counts(
+    store: Store, journey_id: str, since_ms: int | None, until_ms: int | None
+) -> list[ActionCount]:
+    """The journey's actions in the range per step, action and label: the sums of the
+    whole hours inside it, plus the actions of the partial hours at its edges."""
+    lo, hi = _bounds(since_ms, until_ms)
+    first_hour, end_hour = -(-lo // HOUR_MS), hi // HOUR_MS  # whole hours: [first, end)
+    if first_hour < end_hour:
+        head_end, tail_start = first_hour * HOUR_MS, end_hour * HOUR_MS
+    else:  # no whole hour inside: the actions of the range itself
+        head_end, tail_start = hi, hi
+    rows = store.conn.execute(
+        "SELECT step, action, label, sum(n) FROM ("
+        " SELECT step, action, label, n FROM action_counts"
+        "  WHERE journey_id = ? AND hour >= ? AND hour < ?"
+        f" UNION ALL SELECT coalesce(step, '') AS step, action, {LABEL} AS label, 1 AS n"
+        "  FROM actions WHERE journey_id = ? AND at >= ? AND at < ?"
+        f" UNION ALL SELECT coalesce(step, ''), action, {LABEL}, 1"
+        "  FROM actions WHERE journey_id = ? AND at >= ? AND at < ?"
+        ") GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        (journey_id, first_hour, end_hour, journey_id, lo, head_end, journey_id, tail_start, hi),
+    )
+    return [ActionCount(str(s), str(a), str(label), int(n)) for s, a, label, n in rows]
+
+
+def waiting_now(store: Store, journey_id: str, version: str | None) -> dict[str, int]:
+    """Users in the journey now (of one version, or all) by the step they are at."""
+    sql = (
+        "SELECT node, count(*) FROM instances WHERE journey_id = ?"
+        " AND status IN ('active', 'waiting')"
+    )
+    args: tuple[str, ...] = (journey_id,)
+    if version is not None:
+        sql, args = sql + " AND version = ?", (journey_id, version)
+    return {str(node): int(n) for node, n in store.conn.execute(sql + " GROUP BY 1", args)}
+
+
+def outbox_counts(
+    store: Store, journey_id: str, since_ms: int | None, until_ms: int | None
+) -> list[OutboxCount]:
+    """Outbox rows queued in the range per channel and status (suppressions, which
+    the actions count, left out)."""
+    lo, hi = _bounds(since_ms, until_ms)
+    rows = store.conn.execute(
+        "SELECT channel, status, count(*), sum(attempts > 1) FROM outbox"
+        " WHERE journey_id = ? AND channel IS NOT NULL AND status != 'suppressed'"
+        " AND created_at >= ? AND created_at < ? GROUP BY 1, 2 ORDER BY 1, 2",
+        (journey_id, lo, hi),
+    )
+    return [OutboxCount(str(c), str(s), int(n), int(r)) for c, s, n, r in rows]
+
+
+def feedback_counts(
+    store: Store, journey_id: str, since_ms: int | None, until_ms: int | None
+) -> list[FeedbackCount]:
+    """Provider reports made in the range per channel and kind, counted once per
+    message; a report that names no channel takes its outbox row's."""
+    lo, hi = _bounds(since_ms, until_ms)
+    rows = store.conn.execute(
+        "SELECT coalesce(d.channel, (SELECT o.channel FROM outbox o WHERE o.key = d.outbox_key),"
+        " '') AS ch, d.kind, count(DISTINCT d.outbox_key) FROM deliveries d"
+        " WHERE d.journey_id = ? AND d.at >= ? AND d.at < ? GROUP BY 1, 2 ORDER BY 1, 2",
+        (journey_id, lo, hi),
+    )
+    return [FeedbackCount(str(c), str(k), int(n)) for c, k, n in rows]
