@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "plan": "journeyc.cli.plan:plan",
     "deploy": "journeyc.cli.plan:deploy",
     "test": "journeyc.cli.test:test_cmd",
+    "report": "journeyc.cli.report:report",
 }
 
 
