@@ -305,7 +305,9 @@ def _steps(
 def _ways(node: ir.Node) -> list[str | None]:
     """The label of each way on from ``node``, in :func:`ir.successors` order."""
     ways: list[str | None] = [None]
-    if isinstance(node, ir.BranchNode):
+    if isinstance(node, ir.ExitNode):
+        ways = []
+    elif isinstance(node, ir.BranchNode):
         ways = [*(f"case {i}" for i in range(1, len(node.cases) + 1)), "else"]
     elif isinstance(node, ir.SplitNode):
         ways = [a.name for a in node.arms]
