@@ -72,7 +72,7 @@ def _column(table: str, name: str) -> int:
 
 _EVENT_AT = _column("events", "at")
 # What a scratch run leaves unwritten: nothing reads these back while rows are held.
-UNWRITTEN = ("instances", "outbox", "actions", "action_counts")
+UNWRITTEN = ("instances", "outbox", "actions", "action_counts", "outbox_counts")
 
 
 def _run(

@@ -207,6 +207,18 @@ def test_delivery_counts_the_outbox_and_provider_feedback(store: Store) -> None:
     assert by["push"].feedback == {"delivered": 1, "opened": 1}
     (third,) = store.conn.execute("SELECT channel FROM outbox WHERE key = ?", (keys[2],)).fetchone()
     assert by[third].feedback.get("bounced") == 1
+    # The same from the rows themselves: a range inside one hour reads no sums.
+    edge = build_report(
+        store, "cart", since_ms=ms("2026-01-05T11:59:00Z"), until_ms=ms("2026-01-05T12:01:00Z")
+    )
+    assert {d.channel: d.feedback for d in edge.delivery} == {
+        ch: d.feedback for ch, d in by.items() if d.feedback
+    }
+    assert all(d.sent == d.queued == d.failed == 0 for d in edge.delivery)
+    # A sent row that fails on a retry moves between the sums, it is not counted twice.
+    conn.execute("UPDATE outbox SET status = 'failed', attempts = 3 WHERE key = ?", (keys[0],))
+    again = {d.channel: d for d in build_report(store, "cart").delivery}
+    assert (again["push"].sent, again["push"].failed, again["push"].retried) == (0, 2, 2)
 
 
 def test_versions_split_the_entries_by_when_each_took_them(store: Store) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from journeyc.store.sqlite.action_counts import HOUR_MS, LABEL
 from journeyc.store.sqlite.store import Store
@@ -152,29 +153,69 @@ def median_ms_to_goal(
     return float(median)
 
 
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    """A range as whole hours ``[first_hour, end_hour)`` read from a table of sums,
+    plus the partial hours at its edges, ``[lo, head_end)`` and ``[tail_start, hi)``,
+    read from the rows themselves."""
+
+    first_hour: int
+    end_hour: int
+    lo: int
+    head_end: int
+    tail_start: int
+    hi: int
+
+
+def _cut(since_ms: int | None, until_ms: int | None) -> _Cut:
+    lo, hi = _bounds(since_ms, until_ms)
+    first_hour, end_hour = -(-lo // HOUR_MS), hi // HOUR_MS
+    if first_hour < end_hour:
+        return _Cut(first_hour, end_hour, lo, first_hour * HOUR_MS, end_hour * HOUR_MS, hi)
+    return _Cut(0, 0, lo, hi, hi, hi)  # no whole hour inside: the rows of the range
+
+
+def _sums_and_edges(
+    store: Store, journey_id: str, cut: _Cut, sums: str, rows: str
+) -> list[tuple[Any, ...]]:
+    """The rows of ``sums`` (a grouped SELECT over a sums table for the journey, its
+    ``hour`` between two ``?``) over the whole hours, then those of ``rows`` (the same
+    groups over the rows themselves, their time between two ``?``) over each edge;
+    the caller adds up the groups."""
+    sql = f"{sums} UNION ALL {rows} UNION ALL {rows}"
+    args = (
+        journey_id,
+        cut.first_hour,
+        cut.end_hour,
+        journey_id,
+        cut.lo,
+        cut.head_end,
+        journey_id,
+        cut.tail_start,
+        cut.hi,
+    )
+    return list(store.conn.execute(sql, args))
+
+
 def action_counts(
     store: Store, journey_id: str, since_ms: int | None, until_ms: int | None
 ) -> list[ActionCount]:
     """The journey's actions in the range per step, action and label: the sums of the
     whole hours inside it, plus the actions of the partial hours at its edges."""
-    lo, hi = _bounds(since_ms, until_ms)
-    first_hour, end_hour = -(-lo // HOUR_MS), hi // HOUR_MS  # whole hours: [first, end)
-    if first_hour < end_hour:
-        head_end, tail_start = first_hour * HOUR_MS, end_hour * HOUR_MS
-    else:  # no whole hour inside: the actions of the range itself
-        head_end, tail_start = hi, hi
-    rows = store.conn.execute(
-        "SELECT step, action, label, sum(n) FROM ("
-        " SELECT step, action, label, n FROM action_counts"
-        "  WHERE journey_id = ? AND hour >= ? AND hour < ?"
-        f" UNION ALL SELECT coalesce(step, '') AS step, action, {LABEL} AS label, 1 AS n"
-        "  FROM actions WHERE journey_id = ? AND at >= ? AND at < ?"
-        f" UNION ALL SELECT coalesce(step, ''), action, {LABEL}, 1"
-        "  FROM actions WHERE journey_id = ? AND at >= ? AND at < ?"
-        ") GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-        (journey_id, first_hour, end_hour, journey_id, lo, head_end, journey_id, tail_start, hi),
+    rows = _sums_and_edges(
+        store,
+        journey_id,
+        _cut(since_ms, until_ms),
+        "SELECT step, action, label, sum(n) FROM action_counts"
+        " WHERE journey_id = ? AND hour >= ? AND hour < ? GROUP BY 1, 2, 3",
+        f"SELECT coalesce(step, ''), action, {LABEL}, count(*) FROM actions"
+        " WHERE journey_id = ? AND at >= ? AND at < ? GROUP BY 1, 2, 3",
     )
-    return [ActionCount(str(s), str(a), str(label), int(n)) for s, a, label, n in rows]
+    total: dict[tuple[str, str, str], int] = {}
+    for step, action, label, n in rows:
+        key = (str(step), str(action), str(label))
+        total[key] = total.get(key, 0) + int(n)
+    return [ActionCount(*key, n) for key, n in sorted(total.items())]
 
 
 def waiting_now(store: Store, journey_id: str, version: str | None) -> dict[str, int]:
@@ -193,27 +234,48 @@ def outbox_counts(
     store: Store, journey_id: str, since_ms: int | None, until_ms: int | None
 ) -> list[OutboxCount]:
     """Outbox rows queued in the range per channel and status (suppressions, which
-    the actions count, left out)."""
-    lo, hi = _bounds(since_ms, until_ms)
-    rows = store.conn.execute(
+    the actions count, left out): the sums of the whole hours, the rows at the edges."""
+    rows = _sums_and_edges(
+        store,
+        journey_id,
+        _cut(since_ms, until_ms),
+        "SELECT channel, status, sum(n), sum(n * retried) FROM outbox_counts"
+        " WHERE journey_id = ? AND hour >= ? AND hour < ? GROUP BY 1, 2",
         "SELECT channel, status, count(*), sum(attempts > 1) FROM outbox"
-        " WHERE journey_id = ? AND channel IS NOT NULL AND status != 'suppressed'"
-        " AND created_at >= ? AND created_at < ? GROUP BY 1, 2 ORDER BY 1, 2",
-        (journey_id, lo, hi),
+        " WHERE journey_id = ? AND created_at >= ? AND created_at < ?"
+        " AND channel IS NOT NULL AND status != 'suppressed' GROUP BY 1, 2",
     )
-    return [OutboxCount(str(c), str(s), int(n), int(r)) for c, s, n, r in rows]
+    total: dict[tuple[str, str], list[int]] = {}
+    for channel, status, n, retried in rows:
+        pair = total.setdefault((str(channel), str(status)), [0, 0])
+        pair[0] += int(n)
+        pair[1] += int(retried or 0)
+    return [OutboxCount(c, s, n, r) for (c, s), (n, r) in sorted(total.items()) if n]
 
 
 def feedback_counts(
     store: Store, journey_id: str, since_ms: int | None, until_ms: int | None
 ) -> list[FeedbackCount]:
-    """Provider reports made in the range per channel and kind, counted once per
-    message; a report that names no channel takes its outbox row's."""
-    lo, hi = _bounds(since_ms, until_ms)
-    rows = store.conn.execute(
-        "SELECT coalesce(d.channel, (SELECT o.channel FROM outbox o WHERE o.key = d.outbox_key),"
-        " '') AS ch, d.kind, count(DISTINCT d.outbox_key) FROM deliveries d"
-        " WHERE d.journey_id = ? AND d.at >= ? AND d.at < ? GROUP BY 1, 2 ORDER BY 1, 2",
-        (journey_id, lo, hi),
+    """Messages with a provider report of each kind per channel, each counted when
+    the first report of that kind for it arrived, if that report is dated in the
+    range; a report that names no channel takes its outbox row's."""
+    first = (
+        "NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.outbox_key = d.outbox_key"
+        " AND e.kind = d.kind AND e.id < d.id)"
     )
-    return [FeedbackCount(str(c), str(k), int(n)) for c, k, n in rows]
+    rows = _sums_and_edges(
+        store,
+        journey_id,
+        _cut(since_ms, until_ms),
+        "SELECT channel, kind, sum(n) FROM delivery_counts"
+        " WHERE journey_id = ? AND hour >= ? AND hour < ? GROUP BY 1, 2",
+        "SELECT coalesce(d.channel,"
+        " (SELECT o.channel FROM outbox o WHERE o.key = d.outbox_key), ''), d.kind, count(*)"
+        f" FROM deliveries d WHERE d.journey_id = ? AND d.at >= ? AND d.at < ? AND {first}"
+        " GROUP BY 1, 2",
+    )
+    total: dict[tuple[str, str], int] = {}
+    for channel, kind, n in rows:
+        key = (str(channel), str(kind))
+        total[key] = total.get(key, 0) + int(n)
+    return [FeedbackCount(c, k, n) for (c, k), n in sorted(total.items())]

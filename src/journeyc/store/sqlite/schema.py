@@ -311,12 +311,17 @@ _V5 = Migration(
     ),
 )
 
+_OUTBOX_COUNT = """INSERT INTO outbox_counts (journey_id, channel, hour, status, retried, n)
+            VALUES (NEW.journey_id, NEW.channel, NEW.created_at / 3600000, NEW.status,
+                NEW.attempts > 1, 1)
+            ON CONFLICT (journey_id, channel, hour, status, retried) DO UPDATE SET n = n + 1;"""
+
 _V6 = Migration(
-    "journey reports: action sums per hour, and indexes for entries, actions, outbox",
+    "journey reports: sums of actions, outbox rows and provider reports per hour; indexes",
     (
         # Sends, suppressions and exits per journey, hour, step and label: a report
-        # sums a few thousand rows instead of scanning millions of actions
-        # (store/sqlite/action_counts.py keeps them; docs/reports.md).
+        # sums a few thousand rows instead of scanning millions of actions. The
+        # runtime adds each batch it logs (store/sqlite/action_counts.py).
         """CREATE TABLE action_counts (
             journey_id TEXT NOT NULL,
             hour INTEGER NOT NULL,
@@ -326,8 +331,8 @@ _V6 = Migration(
             n INTEGER NOT NULL,
             PRIMARY KEY (journey_id, hour, step, action, label)
         ) STRICT, WITHOUT ROWID""",
-        # The sums of what was logged before this version (written with the SQL of
-        # v6's time, not imported: a migration never changes once shipped).
+        # The sums of what was logged before this version (the SQL of v6's time,
+        # written out: a migration never changes once shipped).
         """INSERT INTO action_counts (journey_id, hour, step, action, label, n)
             SELECT journey_id, at / 3600000, coalesce(step, ''), action,
                 CASE action WHEN 'send' THEN coalesce(json_extract(detail, '$.channel'), '')
@@ -335,15 +340,69 @@ _V6 = Migration(
                 WHEN 'exit' THEN coalesce(json_extract(detail, '$.reason'), '') ELSE '' END,
                 count(*)
             FROM actions WHERE journey_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5""",
-        # The partial hours at a report's edges read the actions by journey and time.
+        # Outbox rows (sends, not suppressions) per journey, channel, hour queued,
+        # status and whether tried more than once, kept by triggers as rows are
+        # queued and change status; retention deletes rows, not their counts.
+        """CREATE TABLE outbox_counts (
+            journey_id TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            hour INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            retried INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (journey_id, channel, hour, status, retried)
+        ) STRICT, WITHOUT ROWID""",
+        """INSERT INTO outbox_counts (journey_id, channel, hour, status, retried, n)
+            SELECT journey_id, channel, created_at / 3600000, status, attempts > 1, count(*)
+            FROM outbox WHERE channel IS NOT NULL AND status != 'suppressed'
+            GROUP BY 1, 2, 3, 4, 5""",
+        f"""CREATE TRIGGER outbox_counts_insert AFTER INSERT ON outbox
+            WHEN NEW.channel IS NOT NULL AND NEW.status != 'suppressed'
+            BEGIN {_OUTBOX_COUNT} END""",
+        f"""CREATE TRIGGER outbox_counts_update AFTER UPDATE OF status, attempts ON outbox
+            WHEN NEW.channel IS NOT NULL AND NEW.status != 'suppressed'
+                AND (OLD.status != NEW.status OR (OLD.attempts > 1) != (NEW.attempts > 1))
+            BEGIN
+                UPDATE outbox_counts SET n = n - 1 WHERE journey_id = OLD.journey_id
+                    AND channel = OLD.channel AND hour = OLD.created_at / 3600000
+                    AND status = OLD.status AND retried = (OLD.attempts > 1);
+                {_OUTBOX_COUNT}
+            END""",
+        # Messages with a provider report of each kind, counted at the first report
+        # of that kind for the message (its outbox key) to arrive.
+        """CREATE TABLE delivery_counts (
+            journey_id TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            hour INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (journey_id, channel, hour, kind)
+        ) STRICT, WITHOUT ROWID""",
+        """INSERT INTO delivery_counts (journey_id, channel, hour, kind, n)
+            SELECT d.journey_id,
+                coalesce(d.channel,
+                    (SELECT o.channel FROM outbox o WHERE o.key = d.outbox_key), ''),
+                d.at / 3600000, d.kind, count(*)
+            FROM deliveries d WHERE NOT EXISTS (SELECT 1 FROM deliveries e
+                WHERE e.outbox_key = d.outbox_key AND e.kind = d.kind AND e.id < d.id)
+            GROUP BY 1, 2, 3, 4""",
+        """CREATE TRIGGER delivery_counts_insert AFTER INSERT ON deliveries
+            WHEN NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.outbox_key = NEW.outbox_key
+                AND e.kind = NEW.kind AND e.id < NEW.id)
+            BEGIN
+                INSERT INTO delivery_counts (journey_id, channel, hour, kind, n)
+                VALUES (NEW.journey_id, coalesce(NEW.channel,
+                    (SELECT o.channel FROM outbox o WHERE o.key = NEW.outbox_key), ''),
+                    NEW.at / 3600000, NEW.kind, 1)
+                ON CONFLICT (journey_id, channel, hour, kind) DO UPDATE SET n = n + 1;
+            END""",
+        # The partial hours at a report's edges read the rows by journey and time.
         "CREATE INDEX actions_journey_at ON actions (journey_id, at)",
+        "CREATE INDEX outbox_journey_at ON outbox (journey_id, created_at)",
         # Entries per group (holdout, arm) in index order, with their goal: a report
         # reads the index alone.
         """CREATE INDEX entries_report
             ON entries (journey_id, holdout, arm, entered_at, goal_at)""",
-        # The outbox per journey, channel and status, read from the index alone.
-        """CREATE INDEX outbox_report
-            ON outbox (journey_id, channel, status, created_at, attempts)""",
     ),
 )
 
@@ -371,6 +430,8 @@ TABLES = (
     "identities",
     "deliveries",
     "action_counts",
+    "outbox_counts",
+    "delivery_counts",
 )
 """The tables of the current schema."""
 
