@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -188,6 +189,11 @@ def test_the_api_serves_a_report_of_a_live_daemon(tmp_path: Path) -> None:
             headers=auth,
         )
         assert closed.status_code == 200 and closed.json()["entries"] == 0
+        # Times in the API's one form, milliseconds always.
+        assert closed.json()["since"] == "2020-01-01T00:00:00.000Z"
+        assert re.fullmatch(
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", report["versions"][0]["deployed_at"]
+        )
         assert httpx.get(f"{base}/greet/report").status_code == 401
     finally:
         assert daemon.stop() == 0

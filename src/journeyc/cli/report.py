@@ -12,7 +12,6 @@ import click
 
 from journeyc.cli.common import EXIT_INVALID, echo_json, json_option, open_store, usage_error
 from journeyc.cli.serve import config_option, db_option, read_config, store_path
-from journeyc.lang.diagnostics import closest
 from journeyc.lang.testfile import parse_timestamp
 
 if TYPE_CHECKING:
@@ -94,7 +93,7 @@ def report(
     Exit codes: 0 reported, 1 unknown journey or version, invalid project or not a
     journeyc store, 2 usage error (bad time, no store at the path).
     """
-    from journeyc.reports.build import ReportError, build_report
+    from journeyc.reports.build import ReportError, build_report, did_you_mean
     from journeyc.store.sqlite.reports import journey_ids
 
     since_ms, until_ms = _time(start, "--from"), _time(until, "--until")
@@ -110,8 +109,7 @@ def report(
         if journey_id is not None:
             known = deployed if wanted is None else wanted
             if journey_id not in known:
-                near = closest(journey_id, known)
-                hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+                hint = did_you_mean(journey_id, known)
                 where = "the project" if wanted is not None else f"the store {path}"
                 _fail(f"no journey {journey_id!r} in {where}{hint}")
             if journey_id not in deployed:

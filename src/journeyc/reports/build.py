@@ -8,7 +8,7 @@ documented in docs/reports.md; the SQL is in :mod:`journeyc.store.sqlite.reports
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,6 +43,12 @@ _COUNTED = {"send": ("send", "suppress"), "set": ("set",), "unset": ("unset",)}
 _COUNTED["track"] = ("track",)
 
 
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for the names in ``known`` close to ``name``, else ''."""
+    near = closest(name, known)
+    return f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+
+
 class ReportError(ValueError):
     """A report that cannot be made: an unknown journey or version, a bad range."""
 
@@ -55,12 +61,9 @@ class UnknownJourneyError(ReportError):
     """The store has never deployed the journey (``suggestions``: close ids)."""
 
     def __init__(self, journey_id: str, known: Iterable[str]) -> None:
+        known = list(known)
         self.suggestions = closest(journey_id, known)
-        hint = (
-            f"; did you mean {' or '.join(map(repr, self.suggestions))}?"
-            if self.suggestions
-            else ""
-        )
+        hint = did_you_mean(journey_id, known)
         super().__init__(f"the store has no journey {journey_id!r}{hint}", "journey")
 
 
@@ -71,9 +74,11 @@ def build_report(
     version: str | None = None,
     since_ms: int | None = None,
     until_ms: int | None = None,
+    iso: Callable[[int], str] = iso_ms,
 ) -> JourneyReport:
     """The report of ``journey_id`` over ``[since_ms, until_ms)`` (None: unbounded),
     for all its versions or one ``version`` (the time it was the one taking entries).
+    ``iso`` writes its times (the HTTP API passes its own form, milliseconds always).
 
     Raises :class:`UnknownJourneyError` for a journey the store never deployed and
     :class:`ReportError` for an unknown version or an empty range."""
@@ -109,11 +114,11 @@ def build_report(
         version=version,
         graph_version=graph_row.version,
         versions=[
-            VersionInfo(version=v.version, deployed_at=iso_ms(v.deployed_at), active=v.active)
+            VersionInfo(version=v.version, deployed_at=iso(v.deployed_at), active=v.active)
             for v in versions
         ],
-        since=None if since_ms is None else iso_ms(since_ms),
-        until=None if until_ms is None else iso_ms(until_ms),
+        since=None if since_ms is None else iso(since_ms),
+        until=None if until_ms is None else iso(until_ms),
         entries=entries,
         in_flight=sum(waiting.values()),
         exits=dict(sorted(exits.items())),
@@ -141,11 +146,10 @@ def _graph_version(versions: list[q.DeployedVersion], version: str | None) -> q.
         for v in versions:
             if v.version == version:
                 return v
-        known = ", ".join(v.version for v in versions)
-        hint = closest(version, [v.version for v in versions])
-        near = f"; did you mean {hint[0]!r}?" if hint else ""
+        known = [v.version for v in versions]
+        hint = did_you_mean(version, known)
         raise ReportError(
-            f"no version {version!r} of this journey (it has {known}){near}", "version"
+            f"no version {version!r} of this journey (it has {', '.join(known)}){hint}", "version"
         )
     active = [v for v in versions if v.active]
     return active[-1] if active else versions[-1]
@@ -264,42 +268,25 @@ def _steps(
         known[node_id] = result
         return result
 
-    out = []
-    for node_id in _order(journey):
+    def step(node_id: str) -> StepReport:
         t = tallies.get(node_id) or _Tally({}, {}, {}, {})
-        n, how = reach(node_id, frozenset())
+        node = nodes.get(node_id)  # None: a step of another version's graph
+        n, how = reach(node_id, frozenset()) if node is not None else (None, None)
         src = journey.source_map.get(node_id)
-        out.append(
-            StepReport(
-                id=node_id,
-                kind=nodes[node_id].kind,
-                line=None if src is None else src.line,
-                reached=n,
-                reached_how=how,
-                waiting_now=waiting.get(node_id, 0),
-                sends=dict(sorted(t.sends.items())),
-                suppressed=dict(sorted(t.suppressed.items())),
-                exits=dict(sorted(t.exits.items())),
-            )
+        return StepReport(
+            id=node_id,
+            kind=None if node is None else node.kind,
+            line=None if src is None or node is None else src.line,
+            reached=n,
+            reached_how=how,
+            waiting_now=waiting.get(node_id, 0),
+            sends=dict(sorted(t.sends.items())),
+            suppressed=dict(sorted(t.suppressed.items())),
+            exits=dict(sorted(t.exits.items())),
         )
-    for node_id in sorted(set(tallies) | set(waiting)):
-        if node_id in nodes:
-            continue
-        t = tallies.get(node_id) or _Tally({}, {}, {}, {})
-        out.append(
-            StepReport(
-                id=node_id,
-                kind=None,
-                line=None,
-                reached=None,
-                reached_how=None,
-                waiting_now=waiting.get(node_id, 0),
-                sends=dict(sorted(t.sends.items())),
-                suppressed=dict(sorted(t.suppressed.items())),
-                exits=dict(sorted(t.exits.items())),
-            )
-        )
-    return out
+
+    others = sorted((set(tallies) | set(waiting)) - set(nodes))
+    return [step(node_id) for node_id in [*_order(journey), *others]]
 
 
 def _ways(node: ir.Node) -> list[str | None]:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from journeyc.lang.testfile import parse_timestamp
 from journeyc.reports.build import ReportError, UnknownJourneyError, build_report
 from journeyc.reports.model import JourneyReport
+from journeyc.serve.times import iso
 from journeyc.store.sqlite import Store
 
 _TIME = "An ISO-8601 time (`2026-01-05T10:00:00Z`; no zone is UTC)."
@@ -63,7 +64,12 @@ def reports_router(store_path: Path, admin: Callable[..., Any]) -> APIRouter:
         try:
             with closing(Store.open(store_path)) as store:
                 return build_report(
-                    store, journey_id, version=version, since_ms=since_ms, until_ms=until_ms
+                    store,
+                    journey_id,
+                    version=version,
+                    since_ms=since_ms,
+                    until_ms=until_ms,
+                    iso=iso,
                 )
         except UnknownJourneyError as exc:
             raise HTTPException(404, str(exc)) from None
