@@ -274,3 +274,22 @@ def test_the_sums_of_a_store_migrated_to_v6_count_what_was_logged_before() -> No
         ("j", 2, "s", "send", "sms", 1),
         ("j", 2, "s", "suppress", "cap", 1),
     ]
+
+
+def test_the_median_time_to_goal_is_of_the_conversions_in_the_range(store: Store) -> None:
+    _run_cart(store)  # u2 converts 50 minutes after entering, at 10:50
+    store.conn.executemany(
+        "INSERT INTO entries (journey_id, user_id, entry_no, entered_at, goal_at)"
+        " VALUES ('cart', ?, 1, ?, ?)",
+        [
+            (f"x{m}", ms("2026-01-06T00:00:00Z") + m, ms("2026-01-06T00:00:00Z") + m + m * 60_000)
+            for m in (10, 20, 30, 70)
+        ],
+    )
+    whole = build_report(store, "cart").goal
+    assert whole is not None and whole.conversions == 5
+    assert whole.median_seconds_to_goal == 30 * 60  # of 10, 20, 30, 50, 70 minutes
+    day = build_report(store, "cart", since_ms=ms("2026-01-06T00:00:00Z")).goal
+    assert day is not None and day.conversions == 4
+    assert day.median_seconds_to_goal == 25 * 60 + 0.0  # (20 + 30) / 2
+    assert day.rate == 1.0

@@ -96,7 +96,8 @@ def build_report(
         empty = lo is not None and hi is not None and lo >= hi
         groups = [] if empty else q.entry_groups(store, journey_id, lo, hi)
         counts = [] if empty else q.action_counts(store, journey_id, lo, hi)
-        median = None if empty else q.median_ms_to_goal(store, journey_id, lo, hi)
+        converted = sum(g.conversions for g in groups)
+        median = q.median_ms_to_goal(store, journey_id, lo, hi, converted)
         waiting = q.waiting_now(store, journey_id, version)
         outbox = [] if empty else q.outbox_counts(store, journey_id, lo, hi)
         feedback = [] if empty else q.feedback_counts(store, journey_id, lo, hi)

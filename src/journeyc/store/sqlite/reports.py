@@ -134,23 +134,21 @@ def entry_groups(
 
 
 def median_ms_to_goal(
-    store: Store, journey_id: str, since_ms: int | None, until_ms: int | None
+    store: Store, journey_id: str, since_ms: int | None, until_ms: int | None, conversions: int
 ) -> float | None:
-    """The median of goal_at - entered_at over the range's converted entries (the
-    mean of the two middle ones for an even count); None when none converted."""
-    lo, hi = _bounds(since_ms, until_ms)
-    where = "journey_id = ? AND goal_at IS NOT NULL AND entered_at >= ? AND entered_at < ?"
-    (n,) = store.conn.execute(
-        f"SELECT count(*) FROM entries WHERE {where}", (journey_id, lo, hi)
-    ).fetchone()
-    if not n:
+    """The median of goal_at - entered_at over the range's ``conversions`` converted
+    entries (the mean of the two middle ones for an even count), read at an offset of
+    the ``entries_to_goal`` index; None when none converted."""
+    if conversions <= 0:
         return None
+    lo, hi = _bounds(since_ms, until_ms)
     (median,) = store.conn.execute(
-        f"SELECT avg(d) FROM (SELECT goal_at - entered_at AS d FROM entries WHERE {where}"
-        " ORDER BY d LIMIT ? OFFSET ?)",
-        (journey_id, lo, hi, 2 - n % 2, (n - 1) // 2),
+        "SELECT avg(d) FROM (SELECT goal_at - entered_at AS d FROM entries"
+        " WHERE journey_id = ? AND goal_at IS NOT NULL AND entered_at >= ? AND entered_at < ?"
+        " ORDER BY goal_at - entered_at LIMIT ? OFFSET ?)",
+        (journey_id, lo, hi, 2 - conversions % 2, (conversions - 1) // 2),
     ).fetchone()
-    return float(median)
+    return None if median is None else float(median)
 
 
 @dataclass(frozen=True, slots=True)

@@ -403,6 +403,10 @@ _V6 = Migration(
         # reads the index alone.
         """CREATE INDEX entries_report
             ON entries (journey_id, holdout, arm, entered_at, goal_at)""",
+        # The converted entries in order of their time to goal: the median is read
+        # at an offset of this index instead of sorting the conversions.
+        """CREATE INDEX entries_to_goal ON entries (journey_id, goal_at - entered_at, entered_at)
+            WHERE goal_at IS NOT NULL""",
     ),
 )
 
