@@ -87,8 +87,9 @@ def report(
     store and on a simulation's (journeyc simulate ... --db sim.db).
 
     \b
-    --json prints {"store": FILE, "reports": [JourneyReport, ...]}, each report as
-    GET /v1/journeys/{id}/report returns it.
+    --json prints {"store": FILE, "reports": [JourneyReport, ...]}, each report
+    shaped as GET /v1/journeys/{id}/report returns it (whose times always carry
+    milliseconds).
 
     Exit codes: 0 reported, 1 unknown journey or version, invalid project or not a
     journeyc store, 2 usage error (bad time, no store at the path).
