@@ -94,6 +94,12 @@ def _check(report: JourneyReport, want: dict[str, Any]) -> None:
     assert sum(report.exits.values()) == want["ended"]
     if report.goal is not None:
         assert report.goal.conversions == want["goals"]
+    # A simulation delivers nothing: every send is an outbox row still queued.
+    by_channel: Counter[str] = Counter()
+    for channels in want["sends"].values():
+        by_channel.update(channels)
+    assert {d.channel: d.queued for d in report.delivery} == dict(by_channel)
+    assert all(d.sent == d.failed == d.retried == 0 for d in report.delivery)
     if report.experiment is not None:
         e = report.experiment
         assert sum(a.entries for a in e.arms) + e.unassigned == report.entries
