@@ -39,8 +39,8 @@ HOLDOUT = "holdout"
 """The name of the holdout group among an experiment's arms."""
 
 _How = Literal["counted", "inferred"] | None
-_COUNTED = {"send": ("send", "suppress"), "set": ("set",), "unset": ("unset",)}
-_COUNTED["track"] = ("track",)
+_ACTING = frozenset({"send", "set", "unset", "track"})
+"""Node kinds that log one action (send or suppress, set, unset, track) per visit."""
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -102,7 +102,7 @@ def build_report(
         outbox = [] if empty else q.outbox_counts(store, journey_id, lo, hi)
         feedback = [] if empty else q.feedback_counts(store, journey_id, lo, hi)
     entries = sum(g.entries for g in groups)
-    steps = _steps(journey, counts, waiting, entries, open_ended=until_ms is None)
+    steps = _steps(journey, counts, waiting, entries, open_ended=hi is None)
     reached = {s.id: s.reached for s in steps}
     paths = list(_paths(journey, MAX_PATHS + 1))
     exits: dict[str, int] = defaultdict(int)
@@ -229,18 +229,13 @@ def _steps(
         t = tallies.get(node_id)
         if kind == "exit":
             return 0 if t is None else t.exits.get("exit_step", 0)
-        actions = _COUNTED.get(kind)
-        if actions is None:
+        if kind not in _ACTING:
             return None
         if t is None:
             return 0
-        return (
-            sum(t.sends.values())
-            + sum(t.suppressed.values())
-            + sum(t.acted.get(a, 0) for a in actions)
-            if kind == "send"
-            else sum(t.acted.get(a, 0) for a in actions)
-        )
+        if kind == "send":
+            return sum(t.sends.values()) + sum(t.suppressed.values())
+        return t.acted.get(kind, 0)
 
     def reach(node_id: str, visiting: frozenset[str]) -> tuple[int | None, _How]:
         if node_id in known:
