@@ -82,7 +82,7 @@ def test_report_prints_tables_and_one_journey(sim: tuple[Path, list[dict[str, ob
     for part in ("steps", "funnel", "experiment", "delivery", "nudge_women", "last_call"):
         assert part in text
     assert "goal order_completed: 1 conversion(s), rate 33.3%" in text
-    assert "[case 1] nudge_women 1" in text  # the funnel's way through the branch
+    assert "[case 1] nudge_women (1)" in text  # the funnel's way through the branch
 
 
 def test_report_refuses_an_unknown_journey_with_a_suggestion(

@@ -204,9 +204,9 @@ def render(r: JourneyReport, console: Console) -> None:
         console.print("funnel")
         for p in r.funnel:
             parts = [
-                (f"[{s.via}] " if s.via else "") + f"{s.id} {_num(s.reached)}" for s in p.steps
+                (f"[{s.via}] " if s.via else "") + f"{s.id} ({_num(s.reached)})" for s in p.steps
             ]
-            console.print("  " + " → ".join(parts) + f" ({p.ends})", markup=False)
+            console.print("  " + " → ".join(parts) + f", {p.ends}", markup=False)
         if r.funnel_truncated:
             console.print("  … more paths (see --json)")
     if r.experiment is not None:
