@@ -46,8 +46,9 @@ class StepReport(_Model):
         "graph for the others (see reached_how); null when the graph does not tell."
     )
     reached_how: Literal["counted", "inferred"] | None = Field(
-        description="counted: from the step's own actions; inferred: the users waiting "
-        "or ended there plus those that went on to steps only it leads to; null: unknown."
+        description="counted: from the step's own actions; inferred: the start, reached "
+        "by every entry, or (when the range runs to now) the users waiting or ended there "
+        "plus those that went on to steps only it leads to; null: unknown."
     )
     waiting_now: int = Field(
         description="Users at the step now (waiting, or held by quiet hours), whatever the range."
@@ -169,13 +170,16 @@ class ChannelDelivery(_Model):
     """The outbox and provider feedback of one channel."""
 
     channel: str = Field(description="The channel.")
-    queued: int = Field(description="Outbox rows waiting to be delivered (or retried).")
-    sent: int = Field(description="Outbox rows the provider accepted.")
-    failed: int = Field(description="Outbox rows that failed for good.")
+    queued: int = Field(
+        description="Outbox rows queued in the range still waiting to be delivered (or retried)."
+    )
+    sent: int = Field(description="Outbox rows queued in the range the provider accepted.")
+    failed: int = Field(description="Outbox rows queued in the range that failed for good.")
     retried: int = Field(description="Outbox rows (any status) tried more than once.")
     feedback: dict[str, int] = Field(
         description="Provider reports by kind (delivered, opened, clicked, bounced, "
-        "complained, unsubscribed): distinct messages with at least one such report."
+        "complained, unsubscribed): messages counted once per kind, when the first report "
+        "of that kind for them is dated in the range."
     )
 
 
