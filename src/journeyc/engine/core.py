@@ -38,8 +38,9 @@ from journeyc.engine.values import EventView
 from journeyc.events import ALIAS, CONTEXT_DEFAULTS, IDENTIFY, PREVIOUS_ID, Event
 from journeyc.fastjson import dumps
 from journeyc.messages.render import RenderContext, Renderer, RenderError
+from journeyc.store.abc import UnitOfWork
+from journeyc.store.rows import Instance
 from journeyc.store.sqlite import Store, StoredEvent
-from journeyc.store.sqlite.runtime import Instance, Runtime
 
 CURSOR = "engine"
 BATCH = 500
@@ -226,7 +227,7 @@ class Engine:
         self.unfinished = False  # advance() stopped at max_batches with work left
         self._timers_turn = False  # due timers go before the next batch of events
         self.store = store
-        self.rt = Runtime(store.conn)
+        self.rt: UnitOfWork = store.runtime()
         self.config = config or Config()
         self.zone = self.config.engine.zone
         self.renderer = renderer or Renderer.with_catalog(store.conn, self.config.render.limits)
@@ -365,10 +366,9 @@ class Engine:
         key = (inst.journey_id, inst.version)
         prog = self.programs.get(key)
         if prog is None:
-            row = self.store.conn.execute(
-                "SELECT ir FROM journeys WHERE id = ? AND version = ?", key
-            ).fetchone()
-            prog = Program.build(ir.JourneyIR.model_validate_json(row[0]))
+            text = self.rt.journey_ir(*key)
+            assert text is not None, key  # an instance's version was deployed
+            prog = Program.build(ir.JourneyIR.model_validate_json(text))
             self.programs[key] = prog
         return prog
 
@@ -387,7 +387,7 @@ class Engine:
 
         ``scratch``: the store is the caller's own, thrown away after the run; the rows
         nobody reads back (instances, outbox rows, actions) are not written at all
-        (see :meth:`Runtime.hold`), nor, unless a message calls a recommendation
+        (see :meth:`UnitOfWork.hold`), nor, unless a message calls a recommendation
         filter, the events and the products they name (:meth:`Store.hold_events`):
         the caller hands every event it logs to :meth:`advance`.
 
@@ -510,7 +510,7 @@ class Engine:
             # One transaction: a failing batch rolls the whole step back, so the batches
             # need no savepoints of their own. With keep_rows() inside the caller's
             # transaction, that is the step's: a failure ends the caller's run.
-            keep = self._keep and self.store.conn.in_transaction
+            keep = self._keep and self.store.in_transaction
             with nullcontext() if keep else self.store.transaction():
                 while self._batch(now_ms, actions):
                     if left is not None and (left := left - 1) <= 0:

@@ -16,11 +16,12 @@ inherit from them; mypy checks it structurally where the contract suite assigns 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from journeyc.events import Event
+from journeyc.store.rows import Instance
 
 __all__ = [
     "Cursors",
@@ -30,6 +31,7 @@ __all__ = [
     "Profiles",
     "Settings",
     "Store",
+    "UnitOfWork",
 ]
 
 
@@ -171,8 +173,161 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
     # -- the engine's unit of work and its rows (instances, entries, segments,
     #    schedules, the event index): added as they move into the store ----------
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open: the engine's step then runs inside it (a
+        caller that holds one around its steps, the simulator) instead of its own."""
+        ...
+
+    def runtime(self) -> UnitOfWork:
+        """A new unit of work over the engine's rows (instances, entries, outbox,
+        actions, deployed journeys); one per engine."""
+        ...
+
     # -- compiled reads (aggregates, set-based segment evaluation, recommendations,
     #    the catalog): added as they move into the store ---------------------------
 
     # -- the daemon's parts (the outbox, admin reads, worker leases): added as they
     #    move into the store -------------------------------------------------------
+
+
+# -- the engine's unit of work and its rows -------------------------------------------
+
+
+class UnitOfWork(Protocol):
+    """The engine's rows (instances, entries, the outbox, the action log, deployed
+    journeys) as one engine step reads and writes them; the caller holds the
+    transaction (:meth:`Store.transaction`).
+
+    An instance read in a unit is the same object for every later read in it, so each
+    query sees its latest state; writes wait until :meth:`end` (or, with :meth:`hold`,
+    :meth:`forget`) and go out together. A running instance is ``active`` or
+    ``waiting``; one that ended leaves the table (its entry stays)."""
+
+    @property
+    def scratch(self) -> bool:
+        """Whether :meth:`hold` was asked for ``scratch`` and the store was empty, so
+        instances, outbox rows and actions are not written at all."""
+        ...
+
+    # journeys
+    def deploy(self, journey_id: str, version: str, ir_json: str, source: str, at_ms: int) -> None:
+        """Record a journey version as deployed and make it the active one."""
+        ...
+
+    def retire_except(self, journey_ids: list[str]) -> None:
+        """Mark journeys that left the project inactive (their users in flight finish)."""
+        ...
+
+    def upgrade(self, journey_id: str, version: str, nodes: list[str]) -> int:
+        """Move live instances of a journey to ``version`` where their node is in
+        ``nodes``; how many moved."""
+        ...
+
+    def versions(self) -> list[tuple[str, str, str, bool]]:
+        """Every deployed (id, version, IR JSON, active), by id."""
+        ...
+
+    def journey_ir(self, journey_id: str, version: str) -> str | None:
+        """The IR (JSON) of one deployed journey version, None when never deployed."""
+        ...
+
+    # the unit's lifecycle
+    def end(self) -> None:
+        """End a unit: write it and forget what it read (with :meth:`hold`: nothing,
+        the writes wait for :meth:`forget`)."""
+        ...
+
+    def hold(self, scratch: bool = False) -> None:
+        """For the store's only writer, inside its own transaction (the simulator):
+        keep every write in memory until :meth:`forget`, and answer the engine's
+        questions (due timers, the next wake, sends for caps, a user's instances and
+        entries) from memory. ``scratch``: the store is thrown away after the run."""
+        ...
+
+    def forget(self) -> None:
+        """Write everything held; with :meth:`hold`, keep the rows read but let go of
+        the instances that ended."""
+        ...
+
+    def discard(self) -> None:
+        """Drop the unit unwritten (its transaction was rolled back), and stop holding."""
+        ...
+
+    # instances
+    def prefetch(self, user_ids: Iterable[str]) -> None:
+        """Read the running instances and latest entries of ``user_ids`` at once."""
+        ...
+
+    def live(self, user_id: str) -> list[Instance]:
+        """The user's running instances, oldest first."""
+        ...
+
+    def live_in(self, journey_id: str, user_id: str) -> Instance | None:
+        """The user's running instance of a journey, if any."""
+        ...
+
+    def due(self, now_ms: int, limit: int) -> list[Instance]:
+        """Waiting instances whose timer is due by ``now_ms``, earliest first (then
+        oldest); the caller runs each or gives it back with :meth:`rearm`."""
+        ...
+
+    def rearm(self, instances: Iterable[Instance]) -> None:
+        """Give back instances :meth:`due` returned and the caller did not run."""
+        ...
+
+    def next_wake(self) -> int | None:
+        """The earliest pending timer (epoch ms)."""
+        ...
+
+    def create(self, inst: Instance) -> Instance:
+        """Add a new instance, giving it the next id (never one handed out before),
+        and its entry."""
+        ...
+
+    def save(self, inst: Instance) -> None:
+        """Mark an instance changed (written with the unit)."""
+        ...
+
+    def merge_user(self, frm: str, into: str) -> list[Instance]:
+        """Make ``frm``'s instances, entries and sends ``into``'s (an identity merge);
+        the instances the caller ends as ``merged`` (docs/semantics.md)."""
+        ...
+
+    # entries and goals
+    def last_entry(self, journey_id: str, user_id: str) -> tuple[int, int, int | None] | None:
+        """The user's latest entry into a journey: (entry_no, entered_at, goal_at)."""
+        ...
+
+    def record_goal(self, journey_id: str, user_id: str, entry_no: int, at_ms: int) -> None:
+        """Mark an entry as converted at ``at_ms``."""
+        ...
+
+    def record_arm(self, inst: Instance) -> None:
+        """Keep the split arm an instance took with its entry."""
+        ...
+
+    # the outbox and the action log
+    def sends_since(self, user_id: str, since_ms: int, journey_id: str | None) -> int:
+        """Messages queued or sent to the user after ``since_ms`` (by one journey, or
+        all); suppressed ones do not count."""
+        ...
+
+    def queue(
+        self,
+        key: str,
+        inst: Instance,
+        step: str,
+        channel: str | None,
+        message: str,
+        content: dict[str, Any],
+        at_ms: int,
+        status: str = "queued",
+        error: str | None = None,
+    ) -> None:
+        """Put a send (or its suppression) in the outbox, once per ``key``."""
+        ...
+
+    def log_actions(self, rows: Iterable[tuple[int, str, str, str | None, str, str]]) -> None:
+        """Append (at, user, journey, step, action, detail JSON) rows to the action log."""
+        ...

@@ -63,10 +63,7 @@ def active_versions(store: Store) -> dict[str, str]:
 
 def journey_ir(store: Store, journey_id: str, version: str) -> str | None:
     """The IR (JSON) of one deployed journey version, None when never deployed."""
-    row = store.conn.execute(
-        "SELECT ir FROM journeys WHERE id = ? AND version = ?", (journey_id, version)
-    ).fetchone()
-    return None if row is None else str(row[0])
+    return store.runtime().journey_ir(journey_id, version)
 
 
 def in_flight(store: Store) -> list[InFlight]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from journeyc.fastjson import dumps, loads
 from journeyc.store.dueheap import DueHeap
+from journeyc.store.rows import Instance
 from journeyc.store.sqlite.action_counts import add_logged, last_seq
 
 _LIVE = "('active', 'waiting')"
@@ -23,31 +23,12 @@ _INSTANCE_COLS = (
 )
 
 
-@dataclass(slots=True)
-class Instance:
-    """A user's entry into a journey version, and where it stands."""
-
-    id: int
-    journey_id: str
-    version: str
-    user_id: str
-    entry_no: int
-    node: str
-    status: str
-    entered_at: int
-    wake_at: int | None = None
-    waiting_for: str | None = None
-    vars: dict[str, Any] = field(default_factory=dict)
-    arm: str | None = None
-    holdout: bool = False
-
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> Instance:
-        """An instance from a row of ``_INSTANCE_COLS`` (``vars`` is JSON there)."""
-        values = list(row)
-        values[10] = loads(values[10])
-        values[12] = bool(values[12])
-        return cls(*values)
+def _instance(row: tuple[Any, ...]) -> Instance:
+    """An instance from a row of ``_INSTANCE_COLS`` (``vars`` is JSON there)."""
+    values = list(row)
+    values[10] = loads(values[10])
+    values[12] = bool(values[12])
+    return Instance(*values)
 
 
 class Runtime:
@@ -96,7 +77,7 @@ class Runtime:
         for row in rows:
             inst = self._seen.get(row[0])
             if inst is None:
-                inst = self._seen[row[0]] = Instance.from_row(row)
+                inst = self._seen[row[0]] = _instance(row)
             out.append(inst)
         return out
 
@@ -322,6 +303,13 @@ class Runtime:
             (version, journey_id, version, *nodes),
         )
         return cur.rowcount
+
+    def journey_ir(self, journey_id: str, version: str) -> str | None:
+        """The IR (JSON) of one deployed journey version, None when never deployed."""
+        row = self.conn.execute(
+            "SELECT ir FROM journeys WHERE id = ? AND version = ?", (journey_id, version)
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def versions(self) -> list[tuple[str, str, str, bool]]:
         """Every deployed (id, version, ir JSON, active)."""

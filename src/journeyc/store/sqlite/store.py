@@ -46,6 +46,7 @@ from journeyc.fastjson import dumps, loads
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
 from journeyc.store.sqlite.products import PRODUCT_EVENTS, upsert_from_events
+from journeyc.store.sqlite.runtime import Runtime
 from journeyc.store.sqlite.schema import TABLES, migrate, user_version
 
 BUSY_TIMEOUT_MS = 5000
@@ -855,6 +856,18 @@ class Store:
         """Rows per table, for status reports."""
         db = sqlite_utils.Database(self._conn, execute_plugins=False)
         return {table: int(db.table(table).count) for table in TABLES}
+
+    # -- the engine's unit of work and its rows (journeyc.store.abc) ----------------
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (the engine's step joins a caller's)."""
+        return self._conn.in_transaction
+
+    def runtime(self) -> Runtime:
+        """A new unit of work over this store's instances, entries, outbox and
+        actions (:class:`~journeyc.store.abc.UnitOfWork`)."""
+        return Runtime(self._conn)
 
 
 _Profile = tuple[dict[str, Any], dict[str, int], int, Any]

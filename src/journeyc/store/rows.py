@@ -1,0 +1,28 @@
+"""The rows the store's interfaces (:mod:`journeyc.store.abc`) hand out and take in:
+plain values, the same whichever store holds them. No SQL here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Instance"]
+
+
+@dataclass(slots=True)
+class Instance:
+    """A user's entry into a journey version, and where it stands."""
+
+    id: int
+    journey_id: str
+    version: str
+    user_id: str
+    entry_no: int
+    node: str
+    status: str
+    entered_at: int
+    wake_at: int | None = None
+    waiting_for: str | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
+    arm: str | None = None
+    holdout: bool = False
