@@ -101,29 +101,19 @@ def _sizes(store: Any, project: Any, zone: Any, at: datetime) -> dict[str, Any]:
     from journeyc.compile.graph import expr_to_text
     from journeyc.engine.actions import iso_ms
     from journeyc.engine.aggregates import to_ms
-    from journeyc.engine.segments import SegmentBook, analyse
+    from journeyc.engine.segments import analyse
 
     infos = analyse(project.segments)
-    deployed = SegmentBook(store.conn).deployed()
+    book = store.segment_book()
+    deployed = book.deployed()
     at_ms = to_ms(at)
     midnight = datetime.combine(at.astimezone(zone).date(), time(0), tzinfo=zone)
     day_ms = to_ms(midnight.astimezone(UTC))
     stale = [n for n, i in infos.items() if deployed.get(n) != i.hash]
     evaluated = _evaluate(store, project, stale, at_ms) if stale else {}
     rows = []
-    sizes = dict(
-        store.conn.execute(
-            "SELECT segment, count(*) FROM segment_members WHERE member = 1 GROUP BY segment"
-        )
-    )
-    today = {
-        seg: (entered, left)
-        for seg, entered, left in store.conn.execute(
-            "SELECT segment, sum(entered), sum(1 - entered) FROM segment_changes"
-            " WHERE at >= ? AND at <= ? GROUP BY segment",
-            (day_ms, at_ms),
-        )
-    }
+    sizes = book.member_counts()
+    today = book.change_counts(day_ms, at_ms)
     for name, info in infos.items():
         status = "deployed" if name not in stale else ("changed" if name in deployed else "new")
         if status == "deployed":
@@ -160,7 +150,7 @@ def _user(store: Any, project: Any, user_id: str, at: datetime) -> dict[str, Any
     from journeyc.engine.aggregates import SqlAggregates, to_ms
     from journeyc.engine.core import json_value
     from journeyc.engine.expr import Scope, compile_predicate
-    from journeyc.engine.segments import SegmentBook, explain, segment_resolver
+    from journeyc.engine.segments import explain, segment_resolver
 
     preds = {n: compile_predicate(s.expr) for n, s in project.segments.items()}
     scope = Scope(
@@ -170,7 +160,7 @@ def _user(store: Any, project: Any, user_id: str, at: datetime) -> dict[str, Any
         segments=segment_resolver(preds),
         user_id=user_id,
     )
-    rows = SegmentBook(store.conn).rows(user_id)
+    rows = store.segment_book().rows(user_id)
     out = []
     for name, seg in project.segments.items():
         row = rows.get(name)

@@ -26,20 +26,13 @@ from journeyc.engine.localtime import in_window, next_local_time, user_zone, win
 from journeyc.engine.program import Program
 from journeyc.engine.reads import shared_reads
 from journeyc.engine.schedules import Firing, ScheduleBook
-from journeyc.engine.segments import (
-    Horizon,
-    Row,
-    SegmentBook,
-    SegmentInfo,
-    analyse,
-    segment_resolver,
-)
+from journeyc.engine.segments import Horizon, SegmentInfo, analyse, segment_resolver
 from journeyc.engine.values import EventView
 from journeyc.events import ALIAS, CONTEXT_DEFAULTS, IDENTIFY, PREVIOUS_ID, Event
 from journeyc.fastjson import dumps
 from journeyc.messages.render import RenderContext, Renderer, RenderError
-from journeyc.store.abc import UnitOfWork
-from journeyc.store.rows import Instance
+from journeyc.store.abc import SegmentBook, UnitOfWork
+from journeyc.store.rows import Instance, SegmentRow
 from journeyc.store.sqlite import Store, StoredEvent
 
 CURSOR = "engine"
@@ -247,7 +240,7 @@ class Engine:
         self.seg_infos: dict[str, SegmentInfo] = {}
         self.seg_preds: dict[str, Predicate] = {}  # segment NAME, from seg_infos
         self._segments: Callable[[str, Scope], bool] = _no_segment  # resolves them
-        self.seg_book = SegmentBook(store.conn)
+        self.seg_book: SegmentBook = store.segment_book()
         self.horizon = Horizon(store.conn, {})
         self.sched = ScheduleBook(store.conn, self.zone)
         self.by_segment: dict[tuple[str, str], list[Program]] = {}
@@ -675,7 +668,7 @@ class Engine:
         if not wanted:
             return
         scope = self._scope(user, now_ms, None)
-        new: list[tuple[str, Row]] = []
+        new: list[tuple[str, SegmentRow]] = []
         changes: list[tuple[str, bool]] = []
         for name in sorted(wanted):
             info = self.seg_infos.get(name)
@@ -685,11 +678,11 @@ class Engine:
             recheck = self.horizon.next_change(info.expr, scope)
             old = rows.get(name)
             if old is None or old.member != member:
-                new.append((name, Row(member, now_ms, recheck)))
+                new.append((name, SegmentRow(member, now_ms, recheck)))
                 if member or old is not None:
                     changes.append((name, member))
             elif old.recheck_at != recheck:
-                new.append((name, Row(member, old.since, recheck)))
+                new.append((name, SegmentRow(member, old.since, recheck)))
         if new:
             self.seg_book.write(user, new, changes, now_ms)
         for name, entered in changes:

@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from journeyc.compile import ir
 from journeyc.events import Event
-from journeyc.store.rows import Instance
+from journeyc.store.rows import Instance, SegmentRow
 
 __all__ = [
     "Cursors",
@@ -29,6 +30,8 @@ __all__ = [
     "Identities",
     "LoggedEvent",
     "Profiles",
+    "SegmentBook",
+    "SegmentDefinition",
     "Settings",
     "Store",
     "UnitOfWork",
@@ -184,6 +187,10 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
         actions, deployed journeys); one per engine."""
         ...
 
+    def segment_book(self) -> SegmentBook:
+        """A new book of the segments' rows (deployed definitions, members, changes)."""
+        ...
+
     # -- compiled reads (aggregates, set-based segment evaluation, recommendations,
     #    the catalog): added as they move into the store ---------------------------
 
@@ -330,4 +337,106 @@ class UnitOfWork(Protocol):
 
     def log_actions(self, rows: Iterable[tuple[int, str, str, str | None, str, str]]) -> None:
         """Append (at, user, journey, step, action, detail JSON) rows to the action log."""
+        ...
+
+
+class SegmentDefinition(Protocol):
+    """A segment as deployed: its expression and the hash of its definition (with the
+    segments it uses), which tells whether its rows are still current."""
+
+    @property
+    def expr(self) -> ir.Expr:
+        """The segment's condition."""
+        ...
+
+    @property
+    def hash(self) -> str:
+        """The hash of the definition and of the segments it uses."""
+        ...
+
+
+class SegmentBook(Protocol):
+    """The segments' rows: the deployed definitions, each user's standing in each
+    segment (:class:`~journeyc.store.rows.SegmentRow`), and the log of changes in and
+    out. The engine decides membership; the book keeps it.
+
+    With :meth:`hold` (the store's only writer, the simulator) rows read stay known
+    and writes wait in memory until :meth:`flush`."""
+
+    def deployed(self) -> dict[str, str]:
+        """The definition hash each segment's rows were computed with, by name."""
+        ...
+
+    def define(
+        self, infos: Mapping[str, SegmentDefinition], changed: Iterable[str], at_ms: int
+    ) -> None:
+        """Record the project's segments; drop the rows of segments no longer in it
+        and of ``changed`` ones (evaluated again from scratch)."""
+        ...
+
+    def write_baseline(self, rows: Sequence[tuple[str, str, bool, int | None]], at_ms: int) -> None:
+        """Store ``(user, segment, member, recheck_at)`` rows of a silent evaluation,
+        since ``at_ms`` (no change logged)."""
+        ...
+
+    def hold(self) -> None:
+        """Keep rows read and hold writes until :meth:`flush` (the only writer)."""
+        ...
+
+    def flush(self) -> None:
+        """Write the rows and changes held."""
+        ...
+
+    def forget(self) -> None:
+        """Write what is held and drop the rows kept."""
+        ...
+
+    def kept_users(self) -> int:
+        """How many users' rows are kept in memory."""
+        ...
+
+    def rows(self, user_id: str) -> dict[str, SegmentRow]:
+        """The user's row in each segment evaluated for them, by segment."""
+        ...
+
+    def write(
+        self,
+        user_id: str,
+        rows: Sequence[tuple[str, SegmentRow]],
+        changes: Sequence[tuple[str, bool]],
+        at_ms: int,
+    ) -> None:
+        """Store the user's rows and log their changes (``(segment, entered)``) at ``at_ms``."""
+        ...
+
+    def merge(self, frm: str, into: str, at_ms: int) -> None:
+        """Make ``frm``'s standing ``into``'s (an identity merge), no change logged: per
+        segment a member row of either (the earlier ``since`` when both are in), else
+        ``into``'s row, else ``frm``'s; ``frm``'s rows go, its logged changes stay."""
+        ...
+
+    def due(self, now_ms: int, limit: int) -> list[tuple[str, str]]:
+        """``(user, segment)`` pairs whose ``recheck_at`` has come, earliest first (then
+        by user and segment)."""
+        ...
+
+    def next_recheck(self) -> int | None:
+        """The earliest ``recheck_at``."""
+        ...
+
+    def member_counts(self) -> dict[str, int]:
+        """Members per segment (segments without any are left out)."""
+        ...
+
+    def change_counts(self, since_ms: int, until_ms: int) -> dict[str, tuple[int, int]]:
+        """Per segment, (entered, left) counts of the changes from ``since_ms`` to
+        ``until_ms`` (segments without a change are left out)."""
+        ...
+
+    def changes(self) -> list[tuple[str, str, int, bool]]:
+        """Every change logged, as ``(segment, user, at, entered)``, in time order."""
+        ...
+
+    def members(self) -> dict[tuple[str, str], bool]:
+        """Whether each ``(user, segment)`` with a row is a member now."""
         ...

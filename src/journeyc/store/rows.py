@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Instance"]
+__all__ = ["Instance", "SegmentRow"]
 
 
 @dataclass(slots=True)
@@ -26,3 +26,13 @@ class Instance:
     vars: dict[str, Any] = field(default_factory=dict)
     arm: str | None = None
     holdout: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRow:
+    """A user's standing in one segment: in or out, since when, and when the clock
+    alone may change it (None: only the user's data can)."""
+
+    member: bool
+    since: int
+    recheck_at: int | None

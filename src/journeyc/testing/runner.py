@@ -307,12 +307,11 @@ class _SegmentLog:
 
 
 def _segment_log(store: Any) -> _SegmentLog:
-    from journeyc.store.sqlite import segment_changes, segment_members
-
+    book = store.segment_book()
     changes: dict[tuple[str, str], list[tuple[int, bool]]] = {}
-    for seg, user, at, entered in segment_changes(store.conn):
+    for seg, user, at, entered in book.changes():
         changes.setdefault((user, seg), []).append((at, entered))
-    return _SegmentLog(changes, segment_members(store.conn))
+    return _SegmentLog(changes, book.members())
 
 
 # ---------------------------------------------------------------- matching

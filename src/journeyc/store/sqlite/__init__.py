@@ -18,8 +18,6 @@ from journeyc.store.sqlite.store import (
     canonical_user,
     entry_cohorts,
     profile_zones,
-    segment_changes,
-    segment_members,
 )
 
 __all__ = [
@@ -35,6 +33,4 @@ __all__ = [
     "canonical_user",
     "entry_cohorts",
     "profile_zones",
-    "segment_changes",
-    "segment_members",
 ]

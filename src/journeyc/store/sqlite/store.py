@@ -48,6 +48,7 @@ from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_ev
 from journeyc.store.sqlite.products import PRODUCT_EVENTS, upsert_from_events
 from journeyc.store.sqlite.runtime import Runtime
 from journeyc.store.sqlite.schema import TABLES, migrate, user_version
+from journeyc.store.sqlite.segments import SegmentBook
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -869,6 +870,10 @@ class Store:
         actions (:class:`~journeyc.store.abc.UnitOfWork`)."""
         return Runtime(self._conn)
 
+    def segment_book(self) -> SegmentBook:
+        """A new book of the segments' rows (:class:`~journeyc.store.abc.SegmentBook`)."""
+        return SegmentBook(self._conn)
+
 
 _Profile = tuple[dict[str, Any], dict[str, int], int, Any]
 """A profile held in memory: (traits, trait_at, updated_at, the row as read)."""
@@ -944,18 +949,3 @@ def profile_zones(conn: sqlite3.Connection) -> dict[str, str]:
             " WHERE json_type(traits, '$.timezone') = 'text'"
         )
     )
-
-
-def segment_changes(conn: sqlite3.Connection) -> list[tuple[str, str, int, bool]]:
-    """Every change in or out of a segment a store logged, as ``(segment, user, at,
-    entered)``, in the order they happened."""
-    rows = conn.execute(
-        "SELECT segment, user_id, at, entered FROM segment_changes ORDER BY at, rowid"
-    )
-    return [(seg, user, int(at), bool(entered)) for seg, user, at, entered in rows]
-
-
-def segment_members(conn: sqlite3.Connection) -> dict[tuple[str, str], bool]:
-    """Whether each ``(user, segment)`` a store knows is a member now."""
-    rows = conn.execute("SELECT user_id, segment, member FROM segment_members")
-    return {(user, seg): bool(member) for user, seg, member in rows}
