@@ -29,6 +29,7 @@ from journeyc.engine.expr import EventView, Scope, compile_expr
 from journeyc.lang import ast
 from journeyc.lang.parser import parse_source
 from journeyc.store.sqlite import StoredEvent
+from journeyc.store.sqlite.history import EventHistory
 
 DDL = """
 CREATE TABLE events (
@@ -95,12 +96,13 @@ def make_source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
         conn = open_db(tmp_path / f"events{len(conns)}.db")
         conns.append(conn)
         if request.param == "index":
-            index = EventIndex(conn, 0)
+            index = EventIndex(EventHistory(conn), 0)
             index.add(stored(events))
             return IndexedAggregates(index)
         insert(conn, events)
         if request.param == "index-history":
-            return IndexedAggregates(EventIndex(conn, max((e.seq for e in events), default=0)))
+            through = max((e.seq for e in events), default=0)
+            return IndexedAggregates(EventIndex(EventHistory(conn), through))
         return SqlAggregates(conn, sql_where=request.param == "sql")
 
     yield make
@@ -458,7 +460,7 @@ def test_sql_where_agrees_with_python_filter(
     events = [ev(i + 1, "x", NOW - h * timedelta(hours=1), **p) for i, (h, p) in enumerate(rows)]
     insert(shared_conn, events)
     sources = (SqlAggregates(shared_conn), SqlAggregates(shared_conn, sql_where=False))
-    index = EventIndex(shared_conn, 0)
+    index = EventIndex(EventHistory(shared_conn), 0)
     index.add(stored(list(reversed(events))))  # out of order: the index sorts them
     reference = ListAggregates(events)
     for cond in conds:
@@ -505,7 +507,7 @@ def test_indexed_counts_agree_as_the_clock_and_the_profile_move(
     while the clock and the profile a `where` may read move between the questions."""
     shared_conn.execute("DELETE FROM events")
     events = [ev(i + 1, "x", NOW - h * timedelta(hours=1), **p) for i, (h, p) in enumerate(rows)]
-    index = EventIndex(shared_conn, 0)
+    index = EventIndex(EventHistory(shared_conn), 0)
     index.add(stored(events))
     indexed, reference = IndexedAggregates(index), ListAggregates(events)
     for cond in conds:
@@ -764,7 +766,7 @@ def test_sql_over_list_items_agrees_with_python(
     events = [ev(i + 1, "x", NOW - h * timedelta(hours=1), **p) for i, (h, p) in enumerate(rows)]
     insert(shared_conn, events)
     sources = (SqlAggregates(shared_conn), SqlAggregates(shared_conn, sql_where=False))
-    index = EventIndex(shared_conn, 0)
+    index = EventIndex(EventHistory(shared_conn), 0)
     index.add(stored(events))
     reference = ListAggregates(events)
     for item, where, each in cases:

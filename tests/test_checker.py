@@ -687,7 +687,6 @@ def test_a_long_chain_of_segments_is_too_deep_where_it_passes_the_limit() -> Non
 def test_the_deepest_segments_allowed_go_through_the_engine() -> None:
     """At the limit, the engine's planner (which inlines segments, three frames a
     level) and evaluation work within 500 Python frames of the 1000 allowed."""
-    import sqlite3
     import sys
     from datetime import UTC, datetime
 
@@ -695,6 +694,7 @@ def test_the_deepest_segments_allowed_go_through_the_engine() -> None:
     from journeyc.engine.expr import Scope, compile_predicate
     from journeyc.engine.segments import Horizon, segment_resolver
     from journeyc.lang.depth import MAX_EXPR_DEPTH, MAX_SEGMENT_DEPTH
+    from journeyc.store.sqlite import Store
 
     # Each segment is a `not` chain MAX_EXPR_DEPTH deep over the next `segment`.
     hops, rest = divmod(MAX_SEGMENT_DEPTH, MAX_EXPR_DEPTH)
@@ -712,7 +712,7 @@ def test_the_deepest_segments_allowed_go_through_the_engine() -> None:
         profile={"vip": True},
         segments=segment_resolver(preds),
     )
-    horizon = Horizon(sqlite3.connect(":memory:"), compiled.segments)
+    horizon = Horizon(Store.open(":memory:").event_history(), compiled.segments)
     frame, depth = sys._getframe(), 0
     while frame is not None:
         frame, depth = frame.f_back, depth + 1

@@ -268,7 +268,7 @@ def _horizon_of(expr_src: str, events: list[Event], now: str, **traits: Any) -> 
             user_id="u1",
         )
         try:
-            return Horizon(store.conn, project.segments).next_change(
+            return Horizon(store.event_history(), project.segments).next_change(
                 project.segments["s"].expr, scope
             )
         finally:

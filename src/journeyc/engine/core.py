@@ -31,7 +31,7 @@ from journeyc.engine.values import EventView
 from journeyc.events import ALIAS, CONTEXT_DEFAULTS, IDENTIFY, PREVIOUS_ID, Event
 from journeyc.fastjson import dumps
 from journeyc.messages.render import RenderContext, Renderer, RenderError
-from journeyc.store.abc import SegmentBook, UnitOfWork
+from journeyc.store.abc import EventHistory, SegmentBook, UnitOfWork
 from journeyc.store.rows import Instance, SegmentRow
 from journeyc.store.sqlite import Store, StoredEvent
 
@@ -241,7 +241,8 @@ class Engine:
         self.seg_preds: dict[str, Predicate] = {}  # segment NAME, from seg_infos
         self._segments: Callable[[str, Scope], bool] = _no_segment  # resolves them
         self.seg_book: SegmentBook = store.segment_book()
-        self.horizon = Horizon(store.conn, {})
+        self.history: EventHistory = store.event_history()
+        self.horizon = Horizon(self.history, {})
         self.sched = ScheduleBook(store.conn, self.zone)
         self.by_segment: dict[tuple[str, str], list[Program]] = {}
         self.segs_by_event: dict[str, list[str]] = {}
@@ -322,7 +323,7 @@ class Engine:
         self.seg_infos = infos
         self.seg_preds = {n: i.pred for n, i in infos.items()}
         self._segments = segment_resolver(self.seg_preds) if self.seg_preds else _no_segment
-        self.horizon = Horizon(self.store.conn, project.segments)
+        self.horizon = Horizon(self.history, project.segments)
         if self._index is not None:
             self.horizon.times = self._index.times
         by_event: dict[str, list[str]] = {}
@@ -399,7 +400,7 @@ class Engine:
         # first step, when events wait unhandled): the index answers the rest.
         self._log_in_memory = self.rt.scratch and not self._reads_catalog and self.caught_up
         held = self.store.hold_events(learn, write=not self._log_in_memory)
-        self._index = EventIndex(self.store.conn, held)
+        self._index = EventIndex(self.history, held)
         self.aggregates = IndexedAggregates(self._index)
         self.horizon.times = self._index.times
         recommender = self.renderer.recommender
@@ -455,9 +456,9 @@ class Engine:
     def skip_history(self) -> None:
         """Move the cursor past every logged event without reacting to them: they stay
         in the log as history that aggregates count."""
-        row = self.store.conn.execute("SELECT MAX(seq) FROM events").fetchone()
+        last = self.history.last_seq()
         with self.store.transaction():
-            self.store.set_cursor(CURSOR, int(row[0] or 0))
+            self.store.set_cursor(CURSOR, last)
 
     def advance(
         self,

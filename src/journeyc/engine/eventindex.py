@@ -9,7 +9,6 @@ the user is looked at), answers aggregates and segment horizons exactly as the
 
 from __future__ import annotations
 
-import sqlite3
 from bisect import bisect_right, insort
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -25,7 +24,7 @@ from journeyc.engine.aggregates import (
 )
 from journeyc.engine.expr import Predicate, Scope, compile_predicate
 from journeyc.engine.values import EventView
-from journeyc.fastjson import loads
+from journeyc.store.abc import EventHistory
 from journeyc.store.sqlite import StoredEvent
 
 # (at, seq, props), sorted by (at, seq) as the log orders a user's events
@@ -39,13 +38,13 @@ def _at(row: IndexedEvent) -> int:
 class EventIndex:
     """The events of each user, per name, in ``(at, seq)`` order.
 
-    Events up to ``through_seq`` are in the ``events`` table of ``conn`` only: a
-    user's are read from there the first time the user is looked at. Every later
-    event must be given to :meth:`add`.
+    Events up to ``through_seq`` are in the store's log only (``history``): a user's
+    are read from there the first time the user is looked at. Every later event must
+    be given to :meth:`add`.
     """
 
-    def __init__(self, conn: sqlite3.Connection, through_seq: int) -> None:
-        self._conn = conn
+    def __init__(self, history: EventHistory, through_seq: int) -> None:
+        self._history = history
         self._through = through_seq
         self._users: dict[str, dict[str, list[IndexedEvent]]] = {}
 
@@ -54,14 +53,8 @@ class EventIndex:
         if by_name is None:
             by_name = self._users[user_id] = {}
             if self._through:
-                for seq, name, at, props in self._conn.execute(
-                    "SELECT seq, name, at, props FROM events WHERE user_id = ? AND seq <= ?"
-                    " ORDER BY at, seq",
-                    (user_id, self._through),
-                ):
-                    loaded = loads(props) if props else {}
-                    row = (at, seq, loaded if isinstance(loaded, dict) else {})
-                    by_name.setdefault(name, []).append(row)
+                for seq, name, at, props in self._history.user_events(user_id, self._through):
+                    by_name.setdefault(name, []).append((at, seq, props))
         return by_name
 
     def add(self, events: Iterable[StoredEvent]) -> None:

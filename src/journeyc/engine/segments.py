@@ -20,7 +20,6 @@ that wait for it (``when entering`` / ``when leaving``).
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from typing import Any
 from journeyc.compile import ir
 from journeyc.engine import values as vals
 from journeyc.engine.expr import Compiled, Predicate, Scope, compile_expr, compile_predicate
+from journeyc.store.abc import EventHistory
 
 __all__ = [
     "FALLBACK_MS",
@@ -169,25 +169,23 @@ class Horizon:
     looked at again after :data:`FALLBACK_MS`.
     """
 
-    def __init__(self, conn: sqlite3.Connection, segments: Mapping[str, ir.SegmentIR]) -> None:
+    def __init__(self, history: EventHistory, segments: Mapping[str, ir.SegmentIR]) -> None:
         self._segments = segments
-        self._reads = _Reads(conn)
+        self._reads = _Reads(history)
         # Each expression's answer as a function of (scope, now_ms), made once (None:
         # time alone never changes it), keyed by id() with the expression kept alive.
         # The plans hold no reference back to the horizon: no cycles to collect.
         self._plans: dict[int, tuple[ir.Expr, _Plan | None]] = {}
 
     @property
-    def times(self) -> Callable[[str, str, int, int], tuple[int | None, int | None]] | None:
-        """The event log's answer to a window's question from memory
-        (``EventIndex.times``), when the simulator holds its writes; None: ask the
-        events table."""
+    def times(self) -> _Times:
+        """The event log's answer to a window's question: the store's
+        (``EventHistory.times``), or from memory (``EventIndex.times``) when the
+        simulator holds its writes."""
         return self._reads.times
 
     @times.setter
-    def times(
-        self, times: Callable[[str, str, int, int], tuple[int | None, int | None]] | None
-    ) -> None:
+    def times(self, times: _Times) -> None:
         self._reads.times = times
 
     def next_change(self, e: ir.Expr, scope: Scope) -> int | None:
@@ -274,9 +272,8 @@ class _Reads:
     """What plans read besides the scope: values of expressions (compiled once) and
     the event log."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.times: Callable[[str, str, int, int], tuple[int | None, int | None]] | None = None
+    def __init__(self, history: EventHistory) -> None:
+        self.times: _Times = history.times
         self._compiled: dict[int, tuple[ir.Expr, Compiled]] = {}
 
     def value(self, e: ir.Expr, scope: Scope) -> Any:
@@ -310,14 +307,7 @@ class _Reads:
     ) -> tuple[int | None, int | None]:
         """Of the user's ``event`` events after ``lo``: the earliest time past
         ``now_ms``, and the earliest time up to it."""
-        if self.times is not None:
-            return self.times(user_id, event, lo, now_ms)
-        row = self.conn.execute(
-            "SELECT min(CASE WHEN at > ?1 THEN at END), min(CASE WHEN at <= ?1 THEN at END)"
-            " FROM events WHERE user_id = ?2 AND name = ?3 AND at > ?4",
-            (now_ms, user_id, event, lo),
-        ).fetchone()
-        return row[0], row[1]
+        return self.times(user_id, event, lo, now_ms)
 
 
 def _fallback(scope: Scope, now_ms: int) -> int | None:
@@ -369,6 +359,9 @@ def _reads_clock(e: ir.Expr) -> bool:
 
 
 _Plan = Callable[[Scope, int], int | None]
+_Times = Callable[[str, str, int, int], tuple[int | None, int | None]]
+"""(user, event, after_ms, now_ms) → the earliest time of the user's ``event`` events
+after ``after_ms`` past ``now_ms``, and the earliest up to it."""
 _TIMELESS: frozenset[type] = frozenset((ir.Lit, ir.Dur, ir.Attr, ir.EventRef, ir.ItemRef))
 
 

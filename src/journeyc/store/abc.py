@@ -26,6 +26,7 @@ from journeyc.store.rows import Instance, SegmentRow
 
 __all__ = [
     "Cursors",
+    "EventHistory",
     "EventLog",
     "Identities",
     "LoggedEvent",
@@ -187,6 +188,10 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
         actions, deployed journeys); one per engine."""
         ...
 
+    def event_history(self) -> EventHistory:
+        """The engine's reads of the event log by user."""
+        ...
+
     def segment_book(self) -> SegmentBook:
         """A new book of the segments' rows (deployed definitions, members, changes)."""
         ...
@@ -337,6 +342,30 @@ class UnitOfWork(Protocol):
 
     def log_actions(self, rows: Iterable[tuple[int, str, str, str | None, str, str]]) -> None:
         """Append (at, user, journey, step, action, detail JSON) rows to the action log."""
+        ...
+
+
+class EventHistory(Protocol):
+    """The engine's reads of the event log by user, beside :class:`EventLog`'s: what
+    the simulator's index of events (``journeyc.engine.eventindex``) reads once per
+    user, and what a segment's horizon asks of a user's events."""
+
+    def user_events(
+        self, user_id: str, through_seq: int
+    ) -> Sequence[tuple[int, str, int, dict[str, Any]]]:
+        """The user's events up to ``through_seq`` as ``(seq, name, at, props)``, in
+        ``(at, seq)`` order (props that are not an object read as ``{}``)."""
+        ...
+
+    def times(
+        self, user_id: str, name: str, after_ms: int, now_ms: int
+    ) -> tuple[int | None, int | None]:
+        """Of the user's ``name`` events after ``after_ms``: the earliest time past
+        ``now_ms``, and the earliest time up to it."""
+        ...
+
+    def last_seq(self) -> int:
+        """The seq of the last event logged (0 when none is)."""
         ...
 
 

@@ -45,6 +45,7 @@ from journeyc.events import (
 from journeyc.fastjson import dumps, loads
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
+from journeyc.store.sqlite.history import EventHistory
 from journeyc.store.sqlite.products import PRODUCT_EVENTS, upsert_from_events
 from journeyc.store.sqlite.runtime import Runtime
 from journeyc.store.sqlite.schema import TABLES, migrate, user_version
@@ -869,6 +870,10 @@ class Store:
         """A new unit of work over this store's instances, entries, outbox and
         actions (:class:`~journeyc.store.abc.UnitOfWork`)."""
         return Runtime(self._conn)
+
+    def event_history(self) -> EventHistory:
+        """The engine's reads of the log by user (:class:`~journeyc.store.abc.EventHistory`)."""
+        return EventHistory(self._conn)
 
     def segment_book(self) -> SegmentBook:
         """A new book of the segments' rows (:class:`~journeyc.store.abc.SegmentBook`)."""
