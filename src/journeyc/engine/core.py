@@ -243,7 +243,7 @@ class Engine:
         self.seg_book: SegmentBook = store.segment_book()
         self.history: EventHistory = store.event_history()
         self.horizon = Horizon(self.history, {})
-        self.sched = ScheduleBook(store.conn, self.zone)
+        self.sched = ScheduleBook(store.schedule_rows(), self.zone)
         self.by_segment: dict[tuple[str, str], list[Program]] = {}
         self.segs_by_event: dict[str, list[str]] = {}
         self.segs_by_traits: list[str] = []

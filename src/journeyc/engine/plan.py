@@ -446,7 +446,7 @@ def _schedules(
     store: Store, project: ir.ProjectIR, now_ms: int, zone: ZoneInfo
 ) -> list[ScheduleChange]:
     before = {(r.journey_id, r.trigger, r.zone): r for r in schedule_rows(store)}
-    _, triggers, rows = ScheduleBook(store.conn, zone).planned(project.journeys, now_ms)
+    _, triggers, rows = ScheduleBook(store.schedule_rows(), zone).planned(project.journeys, now_ms)
     after = {(r[0], r[1], r[2]): r for r in rows}
     out: list[ScheduleChange] = []
     for key in sorted(before.keys() | after.keys()):

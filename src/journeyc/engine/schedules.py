@@ -12,7 +12,6 @@ comes back.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,8 @@ from zoneinfo import ZoneInfo
 from journeyc.compile import ir
 from journeyc.engine.aggregates import from_ms, to_ms
 from journeyc.engine.localtime import next_interval_time, next_local_time, user_zone
+from journeyc.store.abc import ScheduleRows
+from journeyc.store.rows import ScheduleRowValues
 
 __all__ = ["Firing", "ScheduleBook", "ScheduleRowValues", "next_fire"]
 
@@ -37,10 +38,6 @@ def next_fire(trigger: ir.ScheduleTrigger, zone: ZoneInfo, after_ms: int) -> int
     return to_ms(next_local_time(after, trigger.hour, trigger.minute, zone, trigger.day))
 
 
-ScheduleRowValues = tuple[str, int, str, str, int, str | None]
-"""A ``schedules`` row: journey, trigger index, zone, spec, next_at, after_user."""
-
-
 @dataclass(frozen=True, slots=True)
 class Firing:
     """One due row: a journey's trigger in one zone, and how far its audience got."""
@@ -54,10 +51,11 @@ class Firing:
 
 
 class ScheduleBook:
-    """The ``schedules`` table, and the audiences of its firings."""
+    """The schedules' rows (in the store's ``schedules``), and the audiences of their
+    firings."""
 
-    def __init__(self, conn: sqlite3.Connection, default_zone: ZoneInfo) -> None:
-        self.conn = conn
+    def __init__(self, rows: ScheduleRows, default_zone: ZoneInfo) -> None:
+        self.rows = rows
         self.default = default_zone
         self.zones: set[str] = {default_zone.key}
         self._triggers: dict[tuple[str, int], ir.ScheduleTrigger] = {}
@@ -75,12 +73,7 @@ class ScheduleBook:
         one first fires at its next time at or after ``now_ms``."""
         self.zones, self._triggers, rows = self.planned(journeys, now_ms)
         self._next = None
-        self.conn.execute("DELETE FROM schedules")
-        self.conn.executemany(
-            "INSERT INTO schedules (journey_id, trigger, zone, spec, next_at, after_user)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        self.rows.replace(rows)
 
     def planned(
         self, journeys: Mapping[str, ir.JourneyIR], now_ms: int
@@ -89,25 +82,16 @@ class ScheduleBook:
         nothing (``journeyc plan`` reads it): the zones in use, the scheduled
         triggers by (journey, trigger index), and the rows (journey, trigger, zone,
         spec, next_at, after_user)."""
-        zones = {self.default.key} | {
-            self._zone(name).key
-            for (name,) in self.conn.execute(
-                "SELECT DISTINCT json_extract(traits, '$.timezone') FROM profiles"
-            )
-            if isinstance(name, str)
-        }
+        zones = {self.default.key} | {self._zone(name).key for name in self.rows.zone_names()}
         triggers = {
             (jid, i): t
             for jid, j in journeys.items()
             for i, t in enumerate(j.triggers)
             if isinstance(t, ir.ScheduleTrigger)
         }
-        existing = self.conn.execute(
-            "SELECT journey_id, trigger, zone, spec, next_at, after_user FROM schedules"
-        ).fetchall()
         kept: list[ScheduleRowValues] = [
             row
-            for row in existing
+            for row in self.rows.rows()
             if (t := triggers.get((row[0], row[1]))) is not None
             and t.model_dump_json() == row[3]
             and row[2] in zones
@@ -128,9 +112,7 @@ class ScheduleBook:
             return
         self.zones.add(zone.key)
         self._next = None
-        self.conn.executemany(
-            "INSERT INTO schedules (journey_id, trigger, zone, spec, next_at, after_user)"
-            " VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
+        self.rows.add(
             [
                 (jid, i, zone.key, t.model_dump_json(), next_fire(t, zone, now_ms - 1))
                 for (jid, i), t in sorted(self._triggers.items())
@@ -141,8 +123,7 @@ class ScheduleBook:
         """When the earliest firing is due."""
         if self._next is not None:
             return self._next[0]
-        (t,) = self.conn.execute("SELECT min(next_at) FROM schedules").fetchone()
-        nxt = None if t is None else int(t)
+        nxt = self.rows.next_at()
         if self.keep:
             self._next = (nxt,)
         return nxt
@@ -151,11 +132,7 @@ class ScheduleBook:
         """The earliest firing due by ``now_ms`` (ties: by journey, trigger, zone)."""
         if self._next is not None and (self._next[0] is None or self._next[0] > now_ms):
             return None
-        row = self.conn.execute(
-            "SELECT journey_id, trigger, zone, spec, next_at, after_user FROM schedules"
-            " WHERE next_at <= ? ORDER BY next_at, journey_id, trigger, zone LIMIT 1",
-            (now_ms,),
-        ).fetchone()
+        row = self.rows.due(now_ms)
         if row is None:
             return None
         jid, i, zone, spec, next_at, after = row
@@ -164,20 +141,7 @@ class ScheduleBook:
     def audience(self, f: Firing, limit: int) -> tuple[list[str], str | None]:
         """The next users of the firing's audience in its zone, and the last user id
         looked at (None when the audience is exhausted)."""
-        if f.trigger.segment is None:
-            rows = self.conn.execute(
-                "SELECT user_id, json_extract(traits, '$.timezone') FROM profiles"
-                " WHERE user_id > ? ORDER BY user_id LIMIT ?",
-                (f.after_user or "", limit),
-            ).fetchall()
-        else:
-            rows = self.conn.execute(
-                "SELECT m.user_id, json_extract(p.traits, '$.timezone')"
-                " FROM segment_members m LEFT JOIN profiles p ON p.user_id = m.user_id"
-                " WHERE m.segment = ? AND m.member = 1 AND m.user_id > ?"
-                " ORDER BY m.user_id LIMIT ?",
-                (f.trigger.segment, f.after_user or "", limit),
-            ).fetchall()
+        rows = self.rows.audience(f.trigger.segment, f.after_user, limit)
         users = [u for u, tz in rows if self._zone(tz).key == f.zone]
         last = rows[-1][0] if len(rows) == limit else None
         return users, last
@@ -186,15 +150,7 @@ class ScheduleBook:
         """Record how far the firing got; at the end, move it to its next time."""
         self._next = None
         if after_user is not None:
-            self.conn.execute(
-                "UPDATE schedules SET after_user = ? WHERE journey_id = ? AND trigger = ?"
-                " AND zone = ?",
-                (after_user, f.journey_id, f.trigger_index, f.zone),
-            )
+            self.rows.set_after_user(f.journey_id, f.trigger_index, f.zone, after_user)
             return
         nxt = next_fire(f.trigger, ZoneInfo(f.zone), f.next_at)
-        self.conn.execute(
-            "UPDATE schedules SET next_at = ?, after_user = NULL WHERE journey_id = ?"
-            " AND trigger = ? AND zone = ?",
-            (nxt, f.journey_id, f.trigger_index, f.zone),
-        )
+        self.rows.set_next_at(f.journey_id, f.trigger_index, f.zone, nxt)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from journeyc.compile import ir
 from journeyc.events import Event
-from journeyc.store.rows import Instance, SegmentRow
+from journeyc.store.rows import Instance, ScheduleRowValues, SegmentRow
 
 __all__ = [
     "Cursors",
@@ -31,6 +31,7 @@ __all__ = [
     "Identities",
     "LoggedEvent",
     "Profiles",
+    "ScheduleRows",
     "SegmentBook",
     "SegmentDefinition",
     "Settings",
@@ -190,6 +191,10 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
 
     def event_history(self) -> EventHistory:
         """The engine's reads of the event log by user."""
+        ...
+
+    def schedule_rows(self) -> ScheduleRows:
+        """The schedules' rows (one per journey, scheduled trigger and zone in use)."""
         ...
 
     def segment_book(self) -> SegmentBook:
@@ -468,4 +473,52 @@ class SegmentBook(Protocol):
 
     def members(self) -> dict[tuple[str, str], bool]:
         """Whether each ``(user, segment)`` with a row is a member now."""
+        ...
+
+
+class ScheduleRows(Protocol):
+    """The schedules' rows: per (journey, scheduled trigger, time zone in use), the
+    next time it fires there and how far the audience of a firing got
+    (:data:`~journeyc.store.rows.ScheduleRowValues`). When a schedule fires, and in
+    which zones, is the engine's."""
+
+    def replace(self, rows: Sequence[ScheduleRowValues]) -> None:
+        """Make ``rows`` the only rows."""
+        ...
+
+    def add(self, rows: Sequence[tuple[str, int, str, str, int]]) -> None:
+        """Add ``(journey, trigger, zone, spec, next_at)`` rows, each unless its
+        (journey, trigger, zone) has one."""
+        ...
+
+    def rows(self) -> list[ScheduleRowValues]:
+        """Every row."""
+        ...
+
+    def zone_names(self) -> set[str]:
+        """Every time zone name profiles give (their ``timezone`` trait, when a string)."""
+        ...
+
+    def next_at(self) -> int | None:
+        """The earliest ``next_at``."""
+        ...
+
+    def due(self, now_ms: int) -> ScheduleRowValues | None:
+        """The earliest row due by ``now_ms`` (ties: by journey, trigger, zone)."""
+        ...
+
+    def audience(
+        self, segment: str | None, after_user: str | None, limit: int
+    ) -> list[tuple[str, Any]]:
+        """The next ``limit`` users after ``after_user`` (by id) of ``segment``'s members
+        (None: every user with a profile), with their ``timezone`` trait (any JSON
+        value, None when absent)."""
+        ...
+
+    def set_after_user(self, journey_id: str, trigger: int, zone: str, after_user: str) -> None:
+        """Record how far a firing's audience got."""
+        ...
+
+    def set_next_at(self, journey_id: str, trigger: int, zone: str, next_at: int) -> None:
+        """Move a row to its next firing, its audience not started."""
         ...

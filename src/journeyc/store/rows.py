@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Instance", "SegmentRow"]
+__all__ = ["Instance", "ScheduleRowValues", "SegmentRow"]
 
 
 @dataclass(slots=True)
@@ -36,3 +36,8 @@ class SegmentRow:
     member: bool
     since: int
     recheck_at: int | None
+
+
+ScheduleRowValues = tuple[str, int, str, str, int, str | None]
+"""A ``schedules`` row: journey, trigger index, zone, spec (the trigger's IR JSON),
+next_at, after_user (how far the audience of the firing due got)."""

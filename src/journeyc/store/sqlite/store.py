@@ -48,6 +48,7 @@ from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_ev
 from journeyc.store.sqlite.history import EventHistory
 from journeyc.store.sqlite.products import PRODUCT_EVENTS, upsert_from_events
 from journeyc.store.sqlite.runtime import Runtime
+from journeyc.store.sqlite.schedules import ScheduleRows
 from journeyc.store.sqlite.schema import TABLES, migrate, user_version
 from journeyc.store.sqlite.segments import SegmentBook
 
@@ -874,6 +875,10 @@ class Store:
     def event_history(self) -> EventHistory:
         """The engine's reads of the log by user (:class:`~journeyc.store.abc.EventHistory`)."""
         return EventHistory(self._conn)
+
+    def schedule_rows(self) -> ScheduleRows:
+        """The schedules' rows (:class:`~journeyc.store.abc.ScheduleRows`)."""
+        return ScheduleRows(self._conn)
 
     def segment_book(self) -> SegmentBook:
         """A new book of the segments' rows (:class:`~journeyc.store.abc.SegmentBook`)."""
