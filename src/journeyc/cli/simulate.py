@@ -83,12 +83,7 @@ def _simulation_store(path: Path, events_file: str, *, fresh: bool) -> Store:
     if path.exists():
         store = open_store(path)  # exits 1 naming the file when it is no store
         earlier = store.get_setting(SIMULATED_FROM)
-        used, others = store.conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM entries)"
-            " OR EXISTS (SELECT 1 FROM profiles) OR EXISTS (SELECT 1 FROM journeys),"
-            " EXISTS (SELECT 1 FROM settings WHERE name != ?)",
-            (SIMULATED_FROM,),
-        ).fetchone()
+        used, others = store.in_use(SIMULATED_FROM)
         store.close()
         # A daemon keeps its keys and deployed project in settings: a simulation's
         # store that `journeyc serve` then ran on is the daemon's.
@@ -227,7 +222,6 @@ def simulate(
     from journeyc.engine.simulate import no_full_collections
     from journeyc.engine.simulate import simulate as run
     from journeyc.events import EventError, read_events_jsonl
-    from journeyc.store.sqlite import entry_cohorts, profile_zones
 
     start_ms, until_ms = _parse_time(start, "--from"), _parse_time(until, "--until")
     config = load_config_file(Path(config_file) if config_file else None)
@@ -284,9 +278,9 @@ def simulate(
                 ),
                 len(events),
             )
-            cohorts = entry_cohorts(store.conn)
+            cohorts = store.entry_cohorts()
             if not as_json:
-                zones = profile_zones(store.conn)
+                zones = store.profile_zones()
         actions = in_output_order(actions)
     tests = [] if as_json else ab_lines(cohorts)
     if as_json:
@@ -404,7 +398,7 @@ def _read_profiles(path: str) -> dict[str, dict[str, object]]:
 def ab_lines(cohorts: Iterable[Cohort]) -> list[str]:
     """A line per journey that split or held out users: entries and goals per arm (of
     the entries that were sent messages) and for the holdout, with conversion rates;
-    from the rows of :func:`~journeyc.store.sqlite.entry_cohorts`."""
+    from the rows of ``Store.entry_cohorts``."""
     groups: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
     for jid, arm, held, entries, goals in cohorts:
         if held or arm is not None:

@@ -54,7 +54,8 @@ from journeyc.engine.simulate import Replay, log_order, no_full_collections, scr
 from journeyc.events import Event, first_of_each_id
 from journeyc.pipes import GONE, receive, send
 from journeyc.store.identities import IdentityMap, has_alias, link_events
-from journeyc.store.sqlite import Cohort, Store, entry_cohorts, profile_zones
+from journeyc.store.rows import Cohort
+from journeyc.store.sqlite import Store
 
 if TYPE_CHECKING:
     from journeyc.catalog import Product
@@ -166,7 +167,7 @@ def simulate_parallel(
     independent (:func:`shared_reads` is None).
 
     Returns the actions in :func:`in_output_order` and the A/B cohorts
-    (:func:`~journeyc.store.sqlite.entry_cohorts` of the stores together).
+    (``Store.entry_cohorts`` of the stores together).
     ``progress(done, total)`` is told how many events have been replayed.
 
     With ``json_out``, each action's JSON line (:meth:`Action.to_json`) is written
@@ -175,7 +176,7 @@ def simulate_parallel(
 
     ``zones``, when given (and without ``json_out``), is filled with each user's
     profile ``timezone`` at the end of the replay
-    (:func:`~journeyc.store.sqlite.profile_zones`).
+    (``Store.profile_zones``).
     """
     reason = shared_reads(project)
     if reason is not None:
@@ -391,8 +392,8 @@ def _replay_part(conn: Connection, job: _Job, part: _Part, done: Any) -> None:
             )
             rows.sort(key=_OUTPUT_KEY)
             # A timeline shows local times (the JSON lines do not): the users' zones.
-            zones = {} if job.lines else profile_zones(store.conn)
-            send(conn, ("ok", (rows, entry_cohorts(store.conn), zones)))
+            zones = {} if job.lines else store.profile_zones()
+            send(conn, ("ok", (rows, store.entry_cohorts(), zones)))
     except EOFError:
         pass  # the parent is gone
     except BaseException:

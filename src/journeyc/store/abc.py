@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from journeyc.compile import ir
 from journeyc.events import Event
-from journeyc.store.rows import Instance, ScheduleRowValues, SegmentRow
+from journeyc.store.rows import Cohort, Instance, ScheduleRowValues, SegmentRow
 
 __all__ = [
     "Cursors",
@@ -182,6 +182,23 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
     def in_transaction(self) -> bool:
         """Whether a transaction is open: the engine's step then runs inside it (a
         caller that holds one around its steps, the simulator) instead of its own."""
+        ...
+
+    def entry_cohorts(self) -> list[Cohort]:
+        """Entries and goals per journey and group, for A/B reports: ``(journey, arm,
+        held out, entries, goals)``, the held-out entries together whatever their arm
+        (``arm`` None), the others by the split arm they took (None: no split), by
+        journey."""
+        ...
+
+    def profile_zones(self) -> dict[str, str]:
+        """Each user's profile ``timezone`` trait when it is a string, as given (a name
+        the engine does not know too), by user."""
+        ...
+
+    def in_use(self, but_setting: str) -> tuple[bool, bool]:
+        """Whether the store holds events, entries, profiles or deployed journeys, and
+        whether it holds a setting other than ``but_setting``."""
         ...
 
     def runtime(self) -> UnitOfWork:

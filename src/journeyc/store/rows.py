@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Instance", "ScheduleRowValues", "SegmentRow"]
+__all__ = ["Cohort", "Instance", "ScheduleRowValues", "SegmentRow"]
 
 
 @dataclass(slots=True)
@@ -41,3 +41,7 @@ class SegmentRow:
 ScheduleRowValues = tuple[str, int, str, str, int, str | None]
 """A ``schedules`` row: journey, trigger index, zone, spec (the trigger's IR JSON),
 next_at, after_user (how far the audience of the firing due got)."""
+
+
+Cohort = tuple[str, str | None, bool, int, int]
+"""A/B counts: ``(journey, arm, held out, entries, goals)``."""

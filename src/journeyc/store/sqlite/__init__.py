@@ -6,11 +6,11 @@ hold the SQL of one part each.
 """
 
 from journeyc.store.errors import StoreBusyError
+from journeyc.store.rows import Cohort
 from journeyc.store.sqlite.store import (
     BULK_CACHE_KIB,
     LOCK_SUFFIX,
     LOCK_TIMEOUT_S,
-    Cohort,
     Connection,
     DatabaseError,
     Store,

@@ -45,6 +45,7 @@ from journeyc.events import (
 from journeyc.fastjson import dumps, loads
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
+from journeyc.store.rows import Cohort
 from journeyc.store.sqlite.history import EventHistory
 from journeyc.store.sqlite.products import PRODUCT_EVENTS, upsert_from_events
 from journeyc.store.sqlite.runtime import Runtime
@@ -867,6 +868,27 @@ class Store:
         """Whether a transaction is open (the engine's step joins a caller's)."""
         return self._conn.in_transaction
 
+    def entry_cohorts(self) -> list[Cohort]:
+        """Entries and goals per journey and group, for A/B reports (see
+        :func:`entry_cohorts`)."""
+        return entry_cohorts(self._conn)
+
+    def profile_zones(self) -> dict[str, str]:
+        """Each user's profile ``timezone``, as given (see :func:`profile_zones`)."""
+        return profile_zones(self._conn)
+
+    def in_use(self, but_setting: str) -> tuple[bool, bool]:
+        """Whether the store holds events, entries, profiles or deployed journeys, and
+        whether it holds a setting other than ``but_setting`` (``journeyc simulate``
+        asks before it starts an earlier simulation's store over)."""
+        used, others = self._conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM entries)"
+            " OR EXISTS (SELECT 1 FROM profiles) OR EXISTS (SELECT 1 FROM journeys),"
+            " EXISTS (SELECT 1 FROM settings WHERE name != ?)",
+            (but_setting,),
+        ).fetchone()
+        return bool(used), bool(others)
+
     def runtime(self) -> Runtime:
         """A new unit of work over this store's instances, entries, outbox and
         actions (:class:`~journeyc.store.abc.UnitOfWork`)."""
@@ -933,10 +955,6 @@ def canonical_user(conn: sqlite3.Connection, user_id: str) -> str:
     merged into another): :meth:`Store.canonical_user` for a reader's connection."""
     row = conn.execute("SELECT user_id FROM identities WHERE alias = ?", (user_id,)).fetchone()
     return user_id if row is None else str(row[0])
-
-
-Cohort = tuple[str, str | None, bool, int, int]
-"""A/B counts: ``(journey, arm, held out, entries, goals)``."""
 
 
 def entry_cohorts(conn: sqlite3.Connection) -> list[Cohort]:
