@@ -85,10 +85,7 @@ def segments(
             report["store"] = str(path)
             echo_json(report) if as_json else click.echo(_render_sizes(report), nl=False)
             return
-        found = store.conn.execute(
-            "SELECT 1 FROM profiles WHERE user_id = ?", (user_id,)
-        ).fetchone()
-        if found is None:
+        if not store.has_profile(user_id):
             click.echo(f"journeyc: no user {user_id!r} in {path}", err=True)
             sys.exit(EXIT_INVALID)
         report = _user(store, project, user_id, at)

@@ -184,6 +184,11 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
         caller that holds one around its steps, the simulator) instead of its own."""
         ...
 
+    def has_profile(self, user_id: str) -> bool:
+        """Whether the store knows the user (every user it has seen has a profile,
+        empty or not)."""
+        ...
+
     def entry_cohorts(self) -> list[Cohort]:
         """Entries and goals per journey and group, for A/B reports: ``(journey, arm,
         held out, entries, goals)``, the held-out entries together whatever their arm

@@ -868,6 +868,11 @@ class Store:
         """Whether a transaction is open (the engine's step joins a caller's)."""
         return self._conn.in_transaction
 
+    def has_profile(self, user_id: str) -> bool:
+        """Whether the store knows the user (every user it has seen has a profile row)."""
+        found = self._conn.execute("SELECT 1 FROM profiles WHERE user_id = ?", (user_id,))
+        return found.fetchone() is not None
+
     def entry_cohorts(self) -> list[Cohort]:
         """Entries and goals per journey and group, for A/B reports (see
         :func:`entry_cohorts`)."""
