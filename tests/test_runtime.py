@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from journeyc.store import Store
-from journeyc.store.sqlite.runtime import Instance, Runtime
+from journeyc.store.rows import Instance
 
 T0 = 1_767_225_600_000
 
@@ -36,7 +36,7 @@ def rows(store: Store, sql: str) -> list[tuple[object, ...]]:
 
 
 def test_a_created_instance_is_seen_before_it_is_written(store: Store) -> None:
-    rt = Runtime(store.conn)
+    rt = store.runtime()
     with store.transaction():
         inst = rt.create(new("u1", 1))
         assert rows(store, "SELECT COUNT(*) FROM instances") == [(0,)]
@@ -52,7 +52,7 @@ def test_a_created_instance_is_seen_before_it_is_written(store: Store) -> None:
 
 
 def test_an_instance_that_ended_frees_its_slot_before_the_next_is_inserted(store: Store) -> None:
-    rt = Runtime(store.conn)
+    rt = store.runtime()
     with store.transaction():
         first = rt.create(new("u1", 1))
         rt.end()  # written live: the one-live-instance index now holds it
@@ -80,7 +80,7 @@ def test_an_instance_that_ended_frees_its_slot_before_the_next_is_inserted(store
 
 
 def test_ids_are_never_reused_after_a_delete(store: Store) -> None:
-    rt = Runtime(store.conn)
+    rt = store.runtime()
     with store.transaction():
         first = rt.create(new("u1", 1))
         rt.end()
@@ -95,7 +95,7 @@ def test_ids_are_never_reused_after_a_delete(store: Store) -> None:
 def test_an_instance_that_ends_unwritten_is_never_inserted_and_its_id_never_reused(
     store: Store,
 ) -> None:
-    rt = Runtime(store.conn)
+    rt = store.runtime()
     with store.transaction():
         done = rt.create(new("u1", 1))
         done.status = "completed"
@@ -104,7 +104,7 @@ def test_an_instance_that_ends_unwritten_is_never_inserted_and_its_id_never_reus
     assert rows(store, "SELECT COUNT(*) FROM instances") == [(0,)]
     assert rows(store, "SELECT entry_no FROM entries") == [(1,)]
     # A runtime starting afresh (a restarted daemon) hands out the next id.
-    again = Runtime(store.conn)
+    again = store.runtime()
     with store.transaction():
         later = again.create(new("u2", 1))
         again.end()
@@ -113,7 +113,7 @@ def test_an_instance_that_ends_unwritten_is_never_inserted_and_its_id_never_reus
 
 
 def test_a_rolled_back_unit_is_discarded(store: Store) -> None:
-    rt = Runtime(store.conn)
+    rt = store.runtime()
     with pytest.raises(RuntimeError), store.transaction():
         rt.create(new("u1", 1))
         rt.flush()
@@ -127,7 +127,7 @@ def test_a_rolled_back_unit_is_discarded(store: Store) -> None:
 
 
 def test_prefetch_reads_what_the_per_user_queries_read(store: Store) -> None:
-    writer = Runtime(store.conn)
+    writer = store.runtime()
     with store.transaction():
         for user, entries in (("u1", 2), ("u2", 1)):
             for no in range(1, entries + 1):
@@ -137,7 +137,7 @@ def test_prefetch_reads_what_the_per_user_queries_read(store: Store) -> None:
                 writer.save(inst)
                 writer.end()
     users = ["u1", "u2", "u3"]
-    one_by_one, batched = Runtime(store.conn), Runtime(store.conn)
+    one_by_one, batched = store.runtime(), store.runtime()
     batched.prefetch(users)
     for user in users:
         assert [i.id for i in batched.live(user)] == [i.id for i in one_by_one.live(user)]

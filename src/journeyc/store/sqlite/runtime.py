@@ -1,7 +1,8 @@
 """The engine's rows: instances, entries, outbox and actions, over one connection.
 
-Kept beside the store (not in the engine) so that another store can offer the same
-calls; every statement is prepared once by sqlite3's statement cache.
+The SQLite store's unit of work (:class:`~journeyc.store.abc.UnitOfWork`, handed out
+by ``Store.runtime()``); another store offers the same calls. Every statement is
+prepared once by sqlite3's statement cache.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def _instance(row: tuple[Any, ...]) -> Instance:
 
 
 class Runtime:
-    """The engine's queries and writes; callers hold the transaction."""
+    """The engine's queries and writes (:class:`~journeyc.store.abc.UnitOfWork`);
+    callers hold the transaction."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
