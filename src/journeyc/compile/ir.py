@@ -552,3 +552,33 @@ for _m in (
     SegmentIR,
 ):
     _m.model_rebuild()
+
+
+def free_event_refs(e: Expr) -> bool:
+    """Whether ``e`` reads the event in focus (an aggregate's own ``where`` reads its
+    counted events, not this one)."""
+    return _reads_free(e, EventRef, True)
+
+
+def free_item_refs(e: Expr) -> bool:
+    """Whether ``e`` reads the list item in focus (``any``/``all`` bind their own in
+    their condition, and an aggregate in its value and ``where``)."""
+    return _reads_free(e, ItemRef, False)
+
+
+def _reads_free(e: Expr, ref: type[EventRef | ItemRef], in_each_cond: bool) -> bool:
+    """Whether ``e`` holds a ``ref`` node outside aggregates (and, unless
+    ``in_each_cond``, outside the condition of ``any``/``all``)."""
+    if isinstance(e, ref):
+        return True
+    if isinstance(e, Get):
+        return _reads_free(e.obj, ref, in_each_cond)
+    if isinstance(e, ListE):
+        return any(_reads_free(i, ref, in_each_cond) for i in e.items)
+    if isinstance(e, Op | Call):
+        return any(_reads_free(a, ref, in_each_cond) for a in e.args)
+    if isinstance(e, Each):
+        return _reads_free(e.items, ref, in_each_cond) or (
+            in_each_cond and _reads_free(e.cond, ref, in_each_cond)
+        )
+    return False

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeAlias
 
 from journeyc.compile import ir
+from journeyc.compile.ir import free_event_refs, free_item_refs
 from journeyc.engine import values as vals
 from journeyc.engine.values import EventView
 
@@ -125,36 +126,6 @@ def compile_predicate(e: ir.Expr) -> Predicate:
         return bool(f(s))
 
     return pred
-
-
-def free_event_refs(e: ir.Expr) -> bool:
-    """Whether ``e`` reads the event in focus (an aggregate's own ``where`` reads its
-    counted events, not this one)."""
-    return _reads_free(e, ir.EventRef, True)
-
-
-def free_item_refs(e: ir.Expr) -> bool:
-    """Whether ``e`` reads the list item in focus (``any``/``all`` bind their own in
-    their condition, and an aggregate in its value and ``where``)."""
-    return _reads_free(e, ir.ItemRef, False)
-
-
-def _reads_free(e: ir.Expr, ref: type[ir.EventRef | ir.ItemRef], in_each_cond: bool) -> bool:
-    """Whether ``e`` holds a ``ref`` node outside aggregates (and, unless
-    ``in_each_cond``, outside the condition of ``any``/``all``)."""
-    if isinstance(e, ref):
-        return True
-    if isinstance(e, ir.Get):
-        return _reads_free(e.obj, ref, in_each_cond)
-    if isinstance(e, ir.ListE):
-        return any(_reads_free(i, ref, in_each_cond) for i in e.items)
-    if isinstance(e, ir.Op | ir.Call):
-        return any(_reads_free(a, ref, in_each_cond) for a in e.args)
-    if isinstance(e, ir.Each):
-        return _reads_free(e.items, ref, in_each_cond) or (
-            in_each_cond and _reads_free(e.cond, ref, in_each_cond)
-        )
-    return False
 
 
 # ---------------------------------------------------------------- dispatch
