@@ -16,7 +16,7 @@ minutes here (insert-bound: the rows go in first, the indexes are built after).
 
 Figure: ``evaluate_population`` (set-based aggregates, ``journeyc.engine.bulk``) over
 all segments × all users, wall-clock seconds and profiles per second. Baseline from
-the same run: per-user evaluation with ``SqlAggregates`` (the engine's path: one SQL
+the same run: per-user evaluation with ``StoreAggregates`` (the engine's path: one SQL
 statement per aggregate and user) on a random sample of users, its time scaled up
 to all users. Both must give the same memberships on the sample, or the benchmark
 fails. Goal (issue #5): a full refresh of 1M profiles and 10M events in ≤ 30 s;
@@ -44,13 +44,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import Figure, add_common_args, bulk_load, finish, print_machine
 from journeyc.compile import ir
 from journeyc.compile.lower import lower_project
-from journeyc.engine.aggregates import SqlAggregates, from_ms
+from journeyc.engine.aggregates import StoreAggregates, from_ms
 from journeyc.engine.bulk import evaluate_population
 from journeyc.engine.core import Engine
 from journeyc.engine.expr import Predicate, Scope, compile_predicate
 from journeyc.engine.segments import segment_resolver
 from journeyc.lang.project import load_project
 from journeyc.store.sqlite import Store
+from journeyc.store.sqlite.aggregates import SqliteAggregates
 
 ROOT = Path(__file__).resolve().parent.parent
 SEGMENTS_FILE = ROOT / "journeys" / "segments.journey"
@@ -239,10 +240,10 @@ def load_segments() -> dict[str, ir.SegmentIR]:
 def per_user(
     conn: sqlite3.Connection, segments: dict[str, ir.SegmentIR], users: list[str]
 ) -> list[tuple[str, dict[str, bool]]]:
-    """The engine's way, user by user: the profile, SqlAggregates, every ``segment
+    """The engine's way, user by user: the profile, StoreAggregates, every ``segment
     NAME`` evaluated again (``segments.segment_resolver``)."""
     preds: dict[str, Predicate] = {n: compile_predicate(s.expr) for n, s in segments.items()}
-    sql = SqlAggregates(conn)
+    sql = StoreAggregates(SqliteAggregates(conn))
     now = from_ms(NOW_MS)
     out = []
     resolver = segment_resolver(preds)
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes: Counter[str] = Counter()
         answers: dict[str, dict[str, bool]] = {}
         rng = random.Random(11)
-        for uid, members in evaluate_population(conn, segments, NOW_MS):
+        for uid, members in evaluate_population(store.population(), segments, NOW_MS):
             seen.append(uid)
             sizes.update(n for n, m in members.items() if m)
             # Keep a random sample's answers for the check against the baseline.
@@ -301,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         times = [time.perf_counter() - t0]
         for _ in range(runs - 1):
             t0 = time.perf_counter()
-            for _ in evaluate_population(conn, segments, NOW_MS):
+            for _ in evaluate_population(store.population(), segments, NOW_MS):
                 pass
             times.append(time.perf_counter() - t0)
         t_bulk = statistics.median(times)
@@ -331,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     t_base = t_sample / len(sample) * n_users
     print(
-        f"baseline: per-user SqlAggregates on {len(sample):,} random users in "
+        f"baseline: per-user StoreAggregates on {len(sample):,} random users in "
         f"{t_sample:.2f} s, scaled to {n_users:,} users: {t_base:.1f} s (same answers)"
     )
     finish(

@@ -20,7 +20,7 @@ from journeyc.engine.aggregates import (
     AggregateSource,
     ListAggregates,
     LoggedEvent,
-    SqlAggregates,
+    StoreAggregates,
     from_ms,
     to_ms,
 )
@@ -29,6 +29,7 @@ from journeyc.engine.expr import EventView, Scope, compile_expr
 from journeyc.lang import ast
 from journeyc.lang.parser import parse_source
 from journeyc.store.sqlite import StoredEvent
+from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.history import EventHistory
 
 DDL = """
@@ -103,7 +104,7 @@ def make_source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
         if request.param == "index-history":
             through = max((e.seq for e in events), default=0)
             return IndexedAggregates(EventIndex(EventHistory(conn), through))
-        return SqlAggregates(conn, sql_where=request.param == "sql")
+        return StoreAggregates(SqliteAggregates(conn), sql_where=request.param == "sql")
 
     yield make
     for c in conns:
@@ -301,7 +302,7 @@ def test_where(make_source: Factory, text: str, expected: Any) -> None:
 
 
 def test_simple_where_conditions_become_sql(tmp_path: Path) -> None:
-    src = SqlAggregates(open_db(tmp_path / "e.db"))
+    src = StoreAggregates(SqliteAggregates(open_db(tmp_path / "e.db")))
     for text in (
         'count(x where event.brand == "a")',
         "count(x where event.v > limit and event.v != null)",
@@ -332,7 +333,7 @@ def test_parameters_without_a_sql_form_fall_back_to_python(tmp_path: Path) -> No
             ev(2, "x", NOW - DAY, sent="2026-02-01T00:00:00Z", v=1),
         ],
     )
-    src = SqlAggregates(conn)
+    src = StoreAggregates(SqliteAggregates(conn))
     text = "count(x where event.sent > since)"
     assert src.plan_sql(parse_agg(text)) is not None
     # A timestamp compared with ISO strings: only Python knows to read them as times.
@@ -346,7 +347,7 @@ def test_parameters_without_a_sql_form_fall_back_to_python(tmp_path: Path) -> No
 def test_integer_overflow_in_sql_falls_back_to_python(tmp_path: Path) -> None:
     conn = open_db(tmp_path / "e.db")
     insert(conn, [ev(1, "x", NOW - DAY, v=2**62), ev(2, "x", NOW - DAY, v=2**62)])
-    assert value(SqlAggregates(conn), "sum(x.v)") == 2**63
+    assert value(StoreAggregates(SqliteAggregates(conn)), "sum(x.v)") == 2**63
 
 
 def test_ms_conversions_round_trip() -> None:
@@ -358,7 +359,7 @@ def test_ms_conversions_round_trip() -> None:
 
 def test_uses_the_index(tmp_path: Path) -> None:
     conn = open_db(tmp_path / "e.db")
-    src = SqlAggregates(conn)
+    src = StoreAggregates(SqliteAggregates(conn))
     sql = src.plan_sql(parse_agg('count(x where event.b == "a" within 7d)'))
     assert sql is not None
     plan = " ".join(
@@ -459,7 +460,10 @@ def test_sql_where_agrees_with_python_filter(
     shared_conn.execute("DELETE FROM events")
     events = [ev(i + 1, "x", NOW - h * timedelta(hours=1), **p) for i, (h, p) in enumerate(rows)]
     insert(shared_conn, events)
-    sources = (SqlAggregates(shared_conn), SqlAggregates(shared_conn, sql_where=False))
+    sources = (
+        StoreAggregates(SqliteAggregates(shared_conn)),
+        StoreAggregates(SqliteAggregates(shared_conn), sql_where=False),
+    )
     index = EventIndex(EventHistory(shared_conn), 0)
     index.add(stored(list(reversed(events))))  # out of order: the index sorts them
     reference = ListAggregates(events)
@@ -561,7 +565,10 @@ def test_sql_where_agrees_with_python_on_every_tricky_pair(tmp_path: Path) -> No
         for i, v in enumerate(TRICKY_PROPS)
     ]
     insert(conn, events)
-    sql, py = SqlAggregates(conn), SqlAggregates(conn, sql_where=False)
+    sql, py = (
+        StoreAggregates(SqliteAggregates(conn)),
+        StoreAggregates(SqliteAggregates(conn), sql_where=False),
+    )
     p, np_ = ir.EventRef(path=["p"]), ir.EventRef(path=["n", "p"])
     others: list[ir.Expr] = [ir.Lit(value=x) for x in TRICKY_LITERALS]
     others += [ir.ListE(items=[ir.Lit(value=x) for x in xs]) for xs in TRICKY_LISTS]
@@ -661,7 +668,7 @@ def test_aggregates_over_list_items(make_source: Factory, text: str, expected: A
 
 
 def test_item_aggregates_and_any_become_sql(tmp_path: Path) -> None:
-    src = SqlAggregates(open_db(tmp_path / "e.db"))
+    src = StoreAggregates(SqliteAggregates(open_db(tmp_path / "e.db")))
     for text in (
         'count(order_completed where any(event.products, item.category == "watches") within 180d)',
         'count(order_completed where all(event.products, item.price > 10 and item.tags != "x"))',
@@ -684,7 +691,7 @@ def test_item_products_that_overflow_in_sql_are_computed_in_python(tmp_path: Pat
     conn = open_db(tmp_path / "e.db")
     big = [{"price": 2**40, "quantity": 2**30}, {"price": 1e200, "quantity": 1e200}]
     insert(conn, [ev(1, "x", NOW - DAY, products=big), ev(2, "x", NOW - DAY, products=big[:1])])
-    src = SqlAggregates(conn)
+    src = StoreAggregates(SqliteAggregates(conn))
     assert value(
         src, "sum(x.products, item.price * item.quantity where item.quantity < 1000000000000)"
     ) == (2 * 2**70)
@@ -765,7 +772,10 @@ def test_sql_over_list_items_agrees_with_python(
     shared_conn.execute("DELETE FROM events")
     events = [ev(i + 1, "x", NOW - h * timedelta(hours=1), **p) for i, (h, p) in enumerate(rows)]
     insert(shared_conn, events)
-    sources = (SqlAggregates(shared_conn), SqlAggregates(shared_conn, sql_where=False))
+    sources = (
+        StoreAggregates(SqliteAggregates(shared_conn)),
+        StoreAggregates(SqliteAggregates(shared_conn), sql_where=False),
+    )
     index = EventIndex(EventHistory(shared_conn), 0)
     index.add(stored(events))
     reference = ListAggregates(events)

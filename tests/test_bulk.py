@@ -23,11 +23,13 @@ from hypothesis import strategies as st
 
 from journeyc.compile import ir
 from journeyc.compile.lower import lower_expr, lower_project
-from journeyc.engine.aggregates import SqlAggregates, from_ms, to_ms
+from journeyc.engine.aggregates import StoreAggregates, from_ms, to_ms
 from journeyc.engine.bulk import BulkAggregates, aggregates_in, evaluate_population
 from journeyc.engine.expr import CompileError, EventView, Scope, compile_predicate
 from journeyc.engine.segments import segment_resolver
 from journeyc.lang.project import load_project
+from journeyc.store.sqlite.aggregates import SqliteAggregates
+from journeyc.store.sqlite.population import GroupedAggregates, SqlitePopulation
 from journeyc.store.sqlite.schema import migrate
 from tests import strategies
 from tests.conftest import ROOT
@@ -88,7 +90,9 @@ class BulkAtEachTime:
         where = (scope.now, scope.user_id)
         if where not in self.sources:
             users = [scope.user_id, "u2"]
-            self.sources[where] = BulkAggregates(self.conn, scope.now, users, dense=self.dense)
+            self.sources[where] = BulkAggregates(
+                SqlitePopulation(self.conn), scope.now, users, dense=self.dense
+            )
         return self.sources[where].value(agg, key, scope)
 
 
@@ -263,8 +267,8 @@ def test_bulk_values_equal_sql_values(
     users = data.draw(st.lists(st.sampled_from(USERS), unique=True), label="users")
     late = data.draw(st.sampled_from(generated), label="asked for late")
     given_aggs = [a for a in generated if a != late]
-    sql = SqlAggregates(conn)
-    bulk = BulkAggregates(conn, NOW, users, given_aggs, dense=dense)
+    sql = StoreAggregates(SqliteAggregates(conn))
+    bulk = BulkAggregates(SqlitePopulation(conn), NOW, users, given_aggs, dense=dense)
     for uid in (*USERS, "p7"):  # users outside the set go per user
         for agg in generated:
             key = agg.model_dump_json()
@@ -279,13 +283,13 @@ def test_every_function_is_set_based_on_plain_properties(
 ) -> None:
     load(conn, log, {})
     agg = _agg(func, "x", prop, parse_expr("event.q != 1"), 86400)
-    bulk = BulkAggregates(conn, NOW, USERS, [agg])
-    sql = SqlAggregates(conn)
+    bulk = BulkAggregates(SqlitePopulation(conn), NOW, USERS, [agg])
+    sql = StoreAggregates(SqliteAggregates(conn))
     key = agg.model_dump_json()
     for uid in USERS:
         s = Scope(now=NOW, aggregates=bulk, user_id=uid)
         assert same(bulk.value(agg, key, s), sql.value(agg, key, s))
-    assert bulk._columns[key].get is not None  # answered from the grouped scan
+    assert bulk._grouped._columns[key].get is not None  # answered from the grouped scan
 
 
 @given(
@@ -321,8 +325,8 @@ def test_item_aggregates_set_based_equal_sql_values(
         where=where,
         within=within,
     )
-    bulk = BulkAggregates(conn, NOW, USERS, [agg], dense=dense)
-    sql = SqlAggregates(conn)
+    bulk = BulkAggregates(SqlitePopulation(conn), NOW, USERS, [agg], dense=dense)
+    sql = StoreAggregates(SqliteAggregates(conn))
     key = agg.model_dump_json()
     for uid in USERS:
         s = Scope(now=NOW, aggregates=bulk, user_id=uid)
@@ -345,13 +349,17 @@ def test_item_aggregates_are_set_based(conn: sqlite3.Connection) -> None:
     ]
     texts = set_based + per_user
     exprs = [parse_expr(t) for t in texts]
-    bulk = BulkAggregates(conn, NOW, ["u1"], [e for e in exprs if isinstance(e, ir.Agg)])
+    bulk = BulkAggregates(
+        SqlitePopulation(conn), NOW, ["u1"], [e for e in exprs if isinstance(e, ir.Agg)]
+    )
     s = Scope(now=NOW, profile={"a": "bags"}, aggregates=bulk, user_id="u1")
     for text, e in zip(texts, exprs, strict=True):
         assert isinstance(e, ir.Agg)
         key = e.model_dump_json()
-        assert same(bulk.value(e, key, s), SqlAggregates(conn).value(e, key, s)), text
-        assert (bulk._columns[key].get is not None) == (text in set_based), text
+        assert same(
+            bulk.value(e, key, s), StoreAggregates(SqliteAggregates(conn)).value(e, key, s)
+        ), text
+        assert (bulk._grouped._columns[key].get is not None) == (text in set_based), text
     key = exprs[0].model_dump_json()  # type: ignore[union-attr]
     assert bulk.value(exprs[0], key, s) == 20  # type: ignore[arg-type]
 
@@ -375,14 +383,16 @@ def test_what_goes_per_user(conn: sqlite3.Connection) -> None:
     texts = set_based + per_user
     exprs = [parse_expr(t) for t in texts]
     assert all(isinstance(e, ir.Agg) for e in exprs)
-    bulk = BulkAggregates(conn, NOW, ["u1"], [e for e in exprs if isinstance(e, ir.Agg)])
+    bulk = BulkAggregates(
+        SqlitePopulation(conn), NOW, ["u1"], [e for e in exprs if isinstance(e, ir.Agg)]
+    )
     s = Scope(now=NOW, profile={"a": 1}, aggregates=bulk, segments=lambda n, _: True, user_id="u1")
     for text, e in zip(texts, exprs, strict=True):
         assert isinstance(e, ir.Agg)
         key = e.model_dump_json()
-        want = SqlAggregates(conn).value(e, key, s)
+        want = StoreAggregates(SqliteAggregates(conn)).value(e, key, s)
         assert same(bulk.value(e, key, s), want), text
-        assert (bulk._columns[key].get is not None) == (text in set_based), text
+        assert (bulk._grouped._columns[key].get is not None) == (text in set_based), text
 
 
 def test_integer_overflow_goes_per_user_for_that_aggregate_only(conn: sqlite3.Connection) -> None:
@@ -395,15 +405,15 @@ def test_integer_overflow_goes_per_user_for_that_aggregate_only(conn: sqlite3.Co
     )
     total, count = parse_expr("sum(x.v)"), parse_expr("count(x)")
     assert isinstance(total, ir.Agg) and isinstance(count, ir.Agg)
-    bulk = BulkAggregates(conn, NOW, ["u1", "u2"], [total, count])
-    sql = SqlAggregates(conn)
+    bulk = BulkAggregates(SqlitePopulation(conn), NOW, ["u1", "u2"], [total, count])
+    sql = StoreAggregates(SqliteAggregates(conn))
     for uid, want in (("u1", 2**63), ("u2", 1.5)):
         s = Scope(now=NOW, aggregates=bulk, user_id=uid)
         got = bulk.value(total, total.model_dump_json(), s)
         assert same(got, want) and same(got, sql.value(total, total.model_dump_json(), s))
         assert bulk.value(count, count.model_dump_json(), s) == (2 if uid == "u1" else 1)
-    assert bulk._columns[total.model_dump_json()].get is None
-    assert bulk._columns[count.model_dump_json()].get is not None
+    assert bulk._grouped._columns[total.model_dump_json()].get is None
+    assert bulk._grouped._columns[count.model_dump_json()].get is not None
 
 
 def test_float_sums_keep_the_per_user_order(conn: sqlite3.Connection) -> None:
@@ -415,9 +425,12 @@ def test_float_sums_keep_the_per_user_order(conn: sqlite3.Connection) -> None:
     assert isinstance(agg, ir.Agg)
     s = Scope(now=NOW, user_id="u1")
     key = agg.model_dump_json()
-    want = SqlAggregates(conn).value(agg, key, s)
-    assert same(BulkAggregates(conn, NOW, ["u1"], [agg]).value(agg, key, s), want)
-    assert same(BulkAggregates(conn, NOW, ["u1"], [agg], dense=False).value(agg, key, s), want)
+    want = StoreAggregates(SqliteAggregates(conn)).value(agg, key, s)
+    assert same(BulkAggregates(SqlitePopulation(conn), NOW, ["u1"], [agg]).value(agg, key, s), want)
+    assert same(
+        BulkAggregates(SqlitePopulation(conn), NOW, ["u1"], [agg], dense=False).value(agg, key, s),
+        want,
+    )
 
 
 def test_windows_of_one_event_share_a_scan_and_keep_their_bounds(
@@ -431,12 +444,14 @@ def test_windows_of_one_event_share_a_scan_and_keep_their_bounds(
     texts += ["last(x within 1h)", "first(x within 1h)", "top(x.v within 1h)"]
     texts += ["distinct(x.v within 1d)", "max(x.v within 1d)", "first(x within 1d)"]
     found = [a for t in texts if isinstance(a := parse_expr(t), ir.Agg)]
-    bulk = BulkAggregates(conn, NOW, ["u1"], found)
+    bulk = BulkAggregates(SqlitePopulation(conn), NOW, ["u1"], found)
     s = Scope(now=NOW, user_id="u1")
     for agg in found:
         key = agg.model_dump_json()
-        assert same(bulk.value(agg, key, s), SqlAggregates(conn).value(agg, key, s)), agg
-        assert bulk._columns[key].get is not None
+        assert same(
+            bulk.value(agg, key, s), StoreAggregates(SqliteAggregates(conn)).value(agg, key, s)
+        ), agg
+        assert bulk._grouped._columns[key].get is not None
 
 
 def test_without_the_index_order_order_sensitive_aggregates_go_per_user(
@@ -444,15 +459,19 @@ def test_without_the_index_order_order_sensitive_aggregates_go_per_user(
 ) -> None:
     log = [(10 - i, "u1", "x", NOW_MS - i % 2, {"v": v}) for i, v in enumerate(ORDERED)]
     load(conn, log, {})
-    monkeypatch.setattr(BulkAggregates, "_in_index_order", lambda self, sql, params: False)
+    monkeypatch.setattr(GroupedAggregates, "_in_index_order", lambda self, sql, params: False)
     texts = ["sum(x.v)", "avg(x.v)", "min(x.v)", "max(x.v)", "count(x)", "distinct(x.v)"]
     found = [a for t in texts if isinstance(a := parse_expr(t), ir.Agg)]
-    bulk = BulkAggregates(conn, NOW, ["u1"], found)
+    bulk = BulkAggregates(SqlitePopulation(conn), NOW, ["u1"], found)
     s = Scope(now=NOW, user_id="u1")
     for agg in found:
         key = agg.model_dump_json()
-        assert same(bulk.value(agg, key, s), SqlAggregates(conn).value(agg, key, s))
-        assert (bulk._columns[key].get is None) == (agg.func in ("sum", "avg", "min", "max"))
+        assert same(
+            bulk.value(agg, key, s), StoreAggregates(SqliteAggregates(conn)).value(agg, key, s)
+        )
+        assert (bulk._grouped._columns[key].get is None) == (
+            agg.func in ("sum", "avg", "min", "max")
+        )
 
 
 def test_the_grouped_scan_reads_the_user_index_in_order(conn: sqlite3.Connection) -> None:
@@ -460,9 +479,9 @@ def test_the_grouped_scan_reads_the_user_index_in_order(conn: sqlite3.Connection
     agg = parse_expr("sum(x.p within 1d) + min(y.p) + distinct(x.p)")
     found = aggregates_in([agg])
     for dense in (True, False):
-        bulk = BulkAggregates(conn, NOW, ["u1", "u2"], found, dense=dense)
+        bulk = BulkAggregates(SqlitePopulation(conn), NOW, ["u1", "u2"], found, dense=dense)
         bulk.blank("u1")  # loads
-        assert all(c.get is not None for c in bulk._columns.values()), dense
+        assert all(c.get is not None for c in bulk._grouped._columns.values()), dense
 
 
 # ---------------------------------------------------------------- population
@@ -478,7 +497,7 @@ def direct(
     """Each user on their own, as the engine does: SqlAggregates, the segment resolver
     of ``core`` (every ``segment NAME`` evaluated again, an unknown one false)."""
     preds = {n: compile_predicate(s.expr) for n, s in segments.items()}
-    sql = SqlAggregates(conn)
+    sql = StoreAggregates(SqliteAggregates(conn))
     now = from_ms(now_ms)
     resolver = segment_resolver(preds)
     out = []
@@ -598,7 +617,9 @@ def test_population_equals_per_user_evaluation(
     names = sorted(segments)
     if data.draw(st.booleans(), label="some segments"):
         names = data.draw(st.lists(st.sampled_from(sorted(segments)), min_size=1, unique=True))
-    got = list(evaluate_population(conn, segments, NOW_MS, users, names, chunk=chunk))
+    got = list(
+        evaluate_population(SqlitePopulation(conn), segments, NOW_MS, users, names, chunk=chunk)
+    )
     want = direct(conn, segments, sorted(set(users)) if users is not None else all_users, names)
     assert got == want
 
@@ -624,7 +645,7 @@ def test_project_segments_on_a_small_shop(conn: sqlite3.Connection) -> None:
     add("grumpy", "order_completed", 20 * DAY, revenue=99)
     add("grumpy", "feedback_submitted", 2 * DAY, rating=1)
     load(conn, log, {"nobody": {"first_name": "N"}})
-    got = dict(evaluate_population(conn, SEGMENTS, NOW_MS, chunk=3))
+    got = dict(evaluate_population(SqlitePopulation(conn), SEGMENTS, NOW_MS, chunk=3))
     want = dict(direct(conn, SEGMENTS, everyone(conn), sorted(SEGMENTS)))
     assert got == want
     members = {n: {u for u, m in got.items() if m[n]} for n in SEGMENTS}
@@ -641,7 +662,7 @@ def test_project_segments_on_a_small_shop(conn: sqlite3.Connection) -> None:
 
 def test_unknown_segment_names_are_refused(conn: sqlite3.Connection) -> None:
     with pytest.raises(KeyError, match="nope"):
-        next(evaluate_population(conn, SEGMENTS, NOW_MS, names=["hero", "nope"]))
+        next(evaluate_population(SqlitePopulation(conn), SEGMENTS, NOW_MS, names=["hero", "nope"]))
 
 
 def test_profiles_are_read_for_segments_that_use_them(conn: sqlite3.Connection) -> None:
@@ -657,7 +678,7 @@ def test_profiles_are_read_for_segments_that_use_them(conn: sqlite3.Connection) 
         ),
     }
     for users in (None, ["u3", "u2", "u1", "u9"]):
-        got = dict(evaluate_population(conn, segs, NOW_MS, users))
+        got = dict(evaluate_population(SqlitePopulation(conn), segs, NOW_MS, users))
         assert got == {
             "u1": {"vip": True, "vip_buyer": True},
             "u2": {"vip": True, "vip_buyer": False},
@@ -671,10 +692,12 @@ def test_bulk_answers_other_times_and_users_per_user(conn: sqlite3.Connection) -
     agg = parse_expr("sum(x.p within 2d)")
     assert isinstance(agg, ir.Agg)
     key = agg.model_dump_json()
-    bulk = BulkAggregates(conn, NOW, ["u1"], [agg])
+    bulk = BulkAggregates(SqlitePopulation(conn), NOW, ["u1"], [agg])
     assert bulk.value(agg, key, Scope(now=NOW, user_id="u1")) == 1
     assert bulk.value(agg, key, Scope(now=NOW, user_id="u2")) == 2  # not in the set
     earlier = Scope(now=NOW - timedelta(days=1, milliseconds=1), user_id="u1")
     assert bulk.value(agg, key, earlier) == 0  # another time
     assert bulk.blank("u1") is False and bulk.blank("u2") is False
-    assert BulkAggregates(conn, NOW, [], [agg]).value(agg, key, Scope(now=NOW)) == 0
+    assert (
+        BulkAggregates(SqlitePopulation(conn), NOW, [], [agg]).value(agg, key, Scope(now=NOW)) == 0
+    )

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from journeyc.engine.aggregates import SqlAggregates, from_ms
+from journeyc.engine.aggregates import StoreAggregates, from_ms
 from journeyc.engine.core import Engine
 from journeyc.engine.expr import Scope, compile_predicate
 from journeyc.engine.segments import FALLBACK_MS, Horizon, analyse, segment_resolver
@@ -264,7 +264,7 @@ def _horizon_of(expr_src: str, events: list[Event], now: str, **traits: Any) -> 
         scope = Scope(
             now=from_ms(ms(now)),
             profile=traits,
-            aggregates=SqlAggregates(store.conn),
+            aggregates=StoreAggregates(store.aggregates()),
             user_id="u1",
         )
         try:
@@ -349,7 +349,7 @@ def test_stored_membership_equals_direct_evaluation(steps: list[Any], history: i
     with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp:
         store = Store.open(Path(tmp) / "p.db")
         engine = Engine(store)
-        aggs = SqlAggregates(store.conn)
+        aggs = StoreAggregates(store.aggregates())
         trial = datetime(2026, 1, 6, 3, tzinfo=UTC).isoformat()
         for i, (user, step, gap) in enumerate(steps):
             t += gap

@@ -136,7 +136,9 @@ def _evaluate(store: Any, project: Any, names: list[str], at_ms: int) -> dict[st
     from journeyc.engine.bulk import evaluate_population
 
     counts = dict.fromkeys(names, 0)
-    for _, membership in evaluate_population(store.conn, project.segments, at_ms, names=names):
+    for _, membership in evaluate_population(
+        store.population(), project.segments, at_ms, names=names
+    ):
         for name, member in membership.items():
             counts[name] += int(member)
     return counts
@@ -144,7 +146,7 @@ def _evaluate(store: Any, project: Any, names: list[str], at_ms: int) -> dict[st
 
 def _user(store: Any, project: Any, user_id: str, at: datetime) -> dict[str, Any]:
     from journeyc.engine.actions import iso_ms
-    from journeyc.engine.aggregates import SqlAggregates, to_ms
+    from journeyc.engine.aggregates import StoreAggregates, to_ms
     from journeyc.engine.core import json_value
     from journeyc.engine.expr import Scope, compile_predicate
     from journeyc.engine.segments import explain, segment_resolver
@@ -153,7 +155,7 @@ def _user(store: Any, project: Any, user_id: str, at: datetime) -> dict[str, Any
     scope = Scope(
         now=at,
         profile=store.get_profile(user_id),
-        aggregates=SqlAggregates(store.conn),
+        aggregates=StoreAggregates(store.aggregates()),
         segments=segment_resolver(preds),
         user_id=user_id,
     )

@@ -19,7 +19,7 @@ from journeyc.compile import ir
 from journeyc.compile.lower import lower_expr
 from journeyc.config import Config
 from journeyc.engine.actions import Action
-from journeyc.engine.aggregates import AggregateSource, SqlAggregates, from_ms, to_ms
+from journeyc.engine.aggregates import AggregateSource, StoreAggregates, from_ms, to_ms
 from journeyc.engine.eventindex import EventIndex, IndexedAggregates
 from journeyc.engine.expr import Predicate, Scope, compile_predicate
 from journeyc.engine.localtime import in_window, next_local_time, user_zone, window_end
@@ -224,7 +224,7 @@ class Engine:
         self.config = config or Config()
         self.zone = self.config.engine.zone
         self.renderer = renderer or Renderer.with_catalog(store.conn, self.config.render.limits)
-        self.aggregates: AggregateSource = SqlAggregates(store.conn)
+        self.aggregates: AggregateSource = StoreAggregates(store.aggregates())
         self._index: EventIndex | None = None  # keep_rows(): the events, in memory
         self.default_quiet = self.config.engine.quiet_hours.rule
         cap = self.config.engine.global_cap
@@ -345,7 +345,7 @@ class Engine:
             recheck = now_ms if timed else None
             rows: list[tuple[str, str, bool, int | None]] = []
             for user, membership in evaluate_population(
-                self.store.conn, project.segments, now_ms, names=changed
+                self.store.population(), project.segments, now_ms, names=changed
             ):
                 mine = [(user, n, True, recheck) for n, m in membership.items() if m]
                 if not mine and timed:

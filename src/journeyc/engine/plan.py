@@ -415,7 +415,9 @@ def _segments(
         out: dict[str, set[str]] = {n: set() for n in names}
         if not names:
             return out
-        for user, membership in evaluate_population(store.conn, segments, now_ms, names=names):
+        for user, membership in evaluate_population(
+            store.population(), segments, now_ms, names=names
+        ):
             for n, member in membership.items():
                 if member:
                     out[n].add(user)

@@ -16,7 +16,7 @@ inherit from them; mypy checks it structurally where the contract suite assigns 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -25,11 +25,16 @@ from journeyc.events import Event
 from journeyc.store.rows import Cohort, Instance, ScheduleRowValues, SegmentRow
 
 __all__ = [
+    "AggregateQuery",
+    "AggregateReads",
     "Cursors",
     "EventHistory",
     "EventLog",
+    "GroupedAggregates",
     "Identities",
     "LoggedEvent",
+    "NoExactFormError",
+    "PopulationReads",
     "Profiles",
     "ScheduleRows",
     "SegmentBook",
@@ -144,6 +149,124 @@ class Settings(Protocol):
         ...
 
 
+# ---------------------------------------------------------------- compiled reads
+#
+# The store compiles these from the IR into its own query language (its dialect);
+# the engine keeps the meaning (journeyc.engine.aggregates, journeyc.engine.bulk) and
+# evaluates in Python what a query cannot take.
+
+
+class NoExactFormError(Exception):
+    """A compiled read cannot answer exactly (a bound value, or the arithmetic, has no
+    exact form in the query language): the engine reduces the rows itself."""
+
+
+class AggregateQuery(Protocol):
+    """One aggregate (``count(order_completed where …)``) compiled for one user at a
+    time; its window is ``since_ms < at <= now_ms`` (``since_ms`` None: all time)."""
+
+    @property
+    def sql(self) -> str | None:
+        """The statement that answers it; None when :meth:`answer` cannot (a ``where``
+        with no translation): the engine then reduces :meth:`rows`."""
+        ...
+
+    @property
+    def outer(self) -> Sequence[ir.Expr]:
+        """Values of the caller's scope the statement binds (profile attributes,
+        ``now``): the engine computes them for each call, in this order."""
+        ...
+
+    def answer(
+        self, user_id: str, now_ms: int, since_ms: int | None, outer: Sequence[object]
+    ) -> Any:
+        """The aggregate's value for ``user_id`` (for ``last``/``first``: the event's
+        ``(at_ms, props)``, or None), ``outer`` the values of :attr:`outer`; raises
+        :class:`NoExactFormError` when it cannot answer exactly."""
+        ...
+
+    def rows(
+        self, user_id: str, now_ms: int, since_ms: int | None
+    ) -> Sequence[tuple[int, int, Mapping[str, Any]]]:
+        """The user's events of the aggregate's name and window, ``(seq, at_ms,
+        props)`` in ``(at, seq)`` order."""
+        ...
+
+
+class AggregateReads(Protocol):
+    """Aggregates compiled per dialect, over the event log."""
+
+    def compile(self, agg: ir.Agg, *, translate_where: bool = True) -> AggregateQuery:
+        """``agg`` compiled once (the caller keeps it); ``translate_where=False`` leaves
+        every ``where`` to the engine."""
+        ...
+
+
+class GroupedAggregates(Protocol):
+    """The aggregates of a set of users at one time, computed for all of them at once."""
+
+    @property
+    def users(self) -> list[str]:
+        """The users of the set, sorted."""
+        ...
+
+    @property
+    def members(self) -> frozenset[str]:
+        """The users of the set."""
+        ...
+
+    def getter(self, agg: ir.Agg, key: str) -> Callable[[str], Any] | None:
+        """How ``agg`` (``key`` identifies it) is read for a user of the set, as
+        :meth:`AggregateQuery.answer` gives it (raising ``ValueError`` or
+        ``OverflowError`` for a row it cannot decode); None when it has no exact
+        set-based form (the caller asks per user)."""
+        ...
+
+    def blank(self, user_id: str) -> bool:
+        """Whether the user has none of the events the aggregates asked for so far
+        read (so each has its default); False when not known for sure."""
+        ...
+
+    def signature(self, keys: Sequence[str]) -> Callable[[str], tuple[Any, ...]] | None:
+        """The values of the ``count``/``distinct`` aggregates ``keys`` for a user, as
+        one tuple (users with equal tuples are alike to them); None when one of
+        them has no set-based form."""
+        ...
+
+
+class PopulationReads(Protocol):
+    """Set-based segment evaluation: the users in chunks, their profiles and their
+    aggregates, a chunk at a time."""
+
+    def chunks(self, users: Sequence[str] | None, size: int) -> Iterator[tuple[list[str], bool]]:
+        """``users`` (default: every user the log names) in sorted chunks of at most
+        ``size``, each with whether it is dense (most of its id range)."""
+        ...
+
+    def profiles(self, users: Sequence[str], dense: bool) -> dict[str, dict[str, Any]]:
+        """The traits of each of ``users`` that has a profile (a dense chunk may
+        give those of the users between too)."""
+        ...
+
+    def grouped(
+        self,
+        now_ms: int,
+        users: Iterable[str],
+        aggs: Iterable[ir.Agg] = (),
+        *,
+        dense: bool = True,
+        outer: Callable[[ir.Expr], object],
+    ) -> GroupedAggregates:
+        """The aggregates of ``users`` at ``now_ms`` (``aggs`` computed together at
+        first use); ``outer`` computes a value of the outer scope a ``where`` reads
+        (the same for every user: ``now``)."""
+        ...
+
+    def aggregates(self) -> AggregateReads:
+        """The per-user reads, for what has no set-based form."""
+        ...
+
+
 class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
     """One open store: the parts above, its transactions and its lifecycle."""
 
@@ -225,6 +348,14 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
 
     # -- compiled reads (aggregates, set-based segment evaluation, recommendations,
     #    the catalog): added as they move into the store ---------------------------
+
+    def aggregates(self) -> AggregateReads:
+        """Aggregates compiled to the store's query language, one user at a time."""
+        ...
+
+    def population(self) -> PopulationReads:
+        """Set-based segment evaluation over every user (or a set of them)."""
+        ...
 
     # -- the daemon's parts (the outbox, admin reads, worker leases): added as they
     #    move into the store -------------------------------------------------------

@@ -46,7 +46,9 @@ from journeyc.fastjson import dumps, loads
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
 from journeyc.store.rows import Cohort
+from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.history import EventHistory
+from journeyc.store.sqlite.population import SqlitePopulation
 from journeyc.store.sqlite.products import PRODUCT_EVENTS, upsert_from_events
 from journeyc.store.sqlite.runtime import Runtime
 from journeyc.store.sqlite.schedules import ScheduleRows
@@ -812,6 +814,16 @@ class Store:
             )
             (value,) = conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
         return str(value)
+
+    # ------------------------------------------------------------ compiled reads
+
+    def aggregates(self) -> SqliteAggregates:
+        """Aggregates compiled to SQL over the event log (``store.abc.AggregateReads``)."""
+        return SqliteAggregates(self._conn)
+
+    def population(self) -> SqlitePopulation:
+        """Set-based segment evaluation (``store.abc.PopulationReads``)."""
+        return SqlitePopulation(self._conn)
 
     # ------------------------------------------------------------ admin
 
