@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(store: Store, args: argparse.Namespace, runs: int, warm_calls: int) -> int:
     conn = store.conn
-    renderer = Renderer.with_catalog(conn)
+    renderer = Renderer.with_catalog(store.recommendations())
     rec = renderer.recommender
     assert rec is not None
 

@@ -95,7 +95,7 @@ def test_top_sellers_ranks_by_units_then_views_then_id_and_fills(shop: Shop) -> 
     shop.order("p-t-403")
     shop.order(("p-t-401", {"quantity": 2}))
     shop.view("p-t-401")
-    r = Recommender(shop.store.conn)
+    r = Recommender(shop.store.recommendations())
     # 403: 2 units; 401 and 402: 2 units, 401 more viewed; 405 sold nothing and fills.
     assert ids(r.top_sellers("watches", 4, now=NOW)) == ["p-t-401", "p-t-402", "p-t-403", "p-t-405"]
     assert ids(r.top_sellers("watches", 2, now=NOW)) == ["p-t-401", "p-t-402"]
@@ -103,13 +103,13 @@ def test_top_sellers_ranks_by_units_then_views_then_id_and_fills(shop: Shop) -> 
 
 def test_top_sellers_fill_with_unsold_stock_by_views_then_id(shop: Shop) -> None:
     shop.view("p-t-405")
-    r = Recommender(shop.store.conn)
+    r = Recommender(shop.store.recommendations())
     assert ids(r.top_sellers("watches", 3, now=NOW)) == ["p-t-405", "p-t-401", "p-t-402"]
 
 
 def test_top_sellers_never_show_out_of_stock_best_sellers(shop: Shop) -> None:
     shop.order(("p-t-404", {"quantity": 10}))
-    products = Recommender(shop.store.conn).top_sellers("watches", 10, now=NOW)
+    products = Recommender(shop.store.recommendations()).top_sellers("watches", 10, now=NOW)
     assert ids(products) == IN_STOCK_WATCHES
 
 
@@ -118,7 +118,7 @@ def test_top_sellers_count_only_the_window_before_the_hour(shop: Shop) -> None:
     shop.order("p-t-405", at=hour - timedelta(days=7))  # the window's first instant
     shop.order("p-t-403", at=hour - timedelta(days=8))  # before the window
     shop.order("p-t-402", at=hour + timedelta(minutes=5))  # this hour: not yet
-    r = Recommender(shop.store.conn)
+    r = Recommender(shop.store.recommendations())
     assert ids(r.top_sellers("watches", 1, now=NOW)) == ["p-t-405"]
     assert ids(r.top_sellers("watches", 2, days=10, now=NOW)) == ["p-t-403", "p-t-405"]
     assert ids(r.top_sellers("watches", 1, now=hour + timedelta(hours=1))) == ["p-t-402"]
@@ -139,7 +139,7 @@ def test_quantities_and_order_shapes(shop: Shop) -> None:
         {"products": [{"product_id": "p-b-302"}]},
         NOW - timedelta(days=1),
     )
-    r = Recommender(shop.store.conn)
+    r = Recommender(shop.store.recommendations())
     # 303: 3; 304: 2 (an order of its own product); 302: 1 (the bad quantity counts 0).
     assert ids(r.top_sellers("bags", 4, now=NOW)) == ["p-b-303", "p-b-304", "p-b-302", "p-b-301"]
 
@@ -151,11 +151,14 @@ def test_numeric_product_ids_match_the_catalogs_text_ids(shop: Shop) -> None:
     shop._add(
         "buyer", "Order Completed", {"products": [{"product_id": 42}]}, NOW - timedelta(days=1)
     )
-    assert ids(Recommender(shop.store.conn).top_sellers("misc", 2, now=NOW)) == ["42", "7"]
+    assert ids(Recommender(shop.store.recommendations()).top_sellers("misc", 2, now=NOW)) == [
+        "42",
+        "7",
+    ]
 
 
 def test_an_unknown_category_gives_nothing(shop: Shop) -> None:
-    assert Recommender(shop.store.conn).top_sellers("shoes", 3, now=NOW) == []
+    assert Recommender(shop.store.recommendations()).top_sellers("shoes", 3, now=NOW) == []
 
 
 def test_products_carry_the_catalog_fields_and_extras(shop: Shop) -> None:
@@ -167,7 +170,7 @@ def test_products_carry_the_catalog_fields_and_extras(shop: Shop) -> None:
             )
         ],
     )
-    (p,) = Recommender(shop.store.conn).top_sellers("misc", 1, now=NOW)
+    (p,) = Recommender(shop.store.recommendations()).top_sellers("misc", 1, now=NOW)
     assert p == {
         "id": "x1",
         "name": "X",
@@ -178,7 +181,7 @@ def test_products_carry_the_catalog_fields_and_extras(shop: Shop) -> None:
         "image": None,
         "colour": "red",
     }
-    (w,) = Recommender(shop.store.conn).top_sellers("watches", 1, now=NOW)
+    (w,) = Recommender(shop.store.recommendations()).top_sellers("watches", 1, now=NOW)
     assert w["price"] == 48000 and isinstance(w["price"], int)
 
 
@@ -191,7 +194,7 @@ def test_popular_weighs_a_unit_bought_as_three_views(shop: Shop) -> None:
     shop.order("p-t-403")
     shop.order("p-t-401")
     shop.view("p-t-401")
-    r = Recommender(shop.store.conn)
+    r = Recommender(shop.store.recommendations())
     # 401: 1 + 3 = 4 ties 402's 4 views, and wins on units; 403: 3; 405: 0 (not Horloge).
     by_brand = r.popular("Horloge", by="brand", limit=4, now=NOW)
     assert ids(by_brand) == ["p-t-401", "p-t-402", "p-t-403"]
@@ -202,14 +205,14 @@ def test_popular_weighs_a_unit_bought_as_three_views(shop: Shop) -> None:
 def test_popular_defaults_to_three_by_brand_over_seven_days(shop: Shop) -> None:
     shop.view("p-j-503", at=NOW - timedelta(days=8))
     shop.view("p-j-502", at=NOW - timedelta(days=2))
-    r = Recommender(shop.store.conn)
+    r = Recommender(shop.store.recommendations())
     assert ids(r.popular("Maison Lune", now=NOW)) == ["p-j-502", "p-j-501", "p-j-503"]
     assert ids(r.popular("Maison Lune", days=10, limit=1, now=NOW)) == ["p-j-502"]
 
 
 def test_popular_rejects_an_unknown_by(shop: Shop) -> None:
     with pytest.raises(ValueError, match='`by` must be "brand" or "category", not "colour"'):
-        Recommender(shop.store.conn).popular("red", by="colour", now=NOW)
+        Recommender(shop.store.recommendations()).popular("red", by="colour", now=NOW)
 
 
 # ---------------------------------------------------------------- cross_sell
@@ -219,7 +222,7 @@ def test_cross_sell_offers_the_bought_categories_minus_what_was_bought(shop: Sho
     shop.order("p-b-301", "p-j-503", user="carla", at=NOW - timedelta(days=200))
     shop.view("p-j-501")
     shop.order("p-b-303")
-    r = Recommender(shop.store.conn)
+    r = Recommender(shop.store.recommendations())
     # Bags and jewellery; 303 sold (3), 501 viewed (1), then by id.
     picks = r.cross_sell("carla", 10, now=NOW)
     assert ids(picks) == ["p-b-303", "p-j-501", "p-b-302", "p-b-304", "p-j-502"]
@@ -228,7 +231,7 @@ def test_cross_sell_offers_the_bought_categories_minus_what_was_bought(shop: Sho
 
 def test_cross_sell_for_someone_who_never_bought_is_empty(shop: Shop) -> None:
     shop.view("p-b-301", user="new")
-    assert Recommender(shop.store.conn).cross_sell("new", 3, now=NOW) == []
+    assert Recommender(shop.store.recommendations()).cross_sell("new", 3, now=NOW) == []
 
 
 def test_cross_sell_reads_the_catalogs_category_and_skips_unknown_products(shop: Shop) -> None:
@@ -238,13 +241,13 @@ def test_cross_sell_reads_the_catalogs_category_and_skips_unknown_products(shop:
         {"products": [{"product_id": "p-m-201", "category": "watches"}, {"product_id": "zz"}]},
         NOW - timedelta(days=3),
     )
-    picks = ids(Recommender(shop.store.conn).cross_sell("u", 5, now=NOW))
+    picks = ids(Recommender(shop.store.recommendations()).cross_sell("u", 5, now=NOW))
     assert picks == ["p-m-202", "p-m-203", "p-m-204"]
 
 
 def test_cross_sell_never_offers_what_was_bought_earlier_this_hour(shop: Shop) -> None:
     shop.order("p-b-301", user="carla", at=NOW - timedelta(days=30))
-    r = Recommender(shop.store.conn)
+    r = Recommender(shop.store.recommendations())
     assert ids(r.cross_sell("carla", 3, now=NOW)) == ["p-b-302", "p-b-303", "p-b-304"]
     shop.order("p-b-302", user="carla", at=NOW + timedelta(minutes=5))
     later = NOW + timedelta(minutes=10)
@@ -257,7 +260,7 @@ def test_cross_sell_never_offers_what_was_bought_earlier_this_hour(shop: Shop) -
 
 def test_a_purchase_within_the_hour_does_not_change_a_cached_result(shop: Shop) -> None:
     shop.order("p-t-401")
-    r = Recommender(shop.store.conn)
+    r = Recommender(shop.store.recommendations())
     first = ids(r.top_sellers("watches", 2, now=NOW))
     assert first == ["p-t-401", "p-t-402"]
     shop.order(("p-t-405", {"quantity": 5}), at=NOW + timedelta(minutes=1))
@@ -269,7 +272,7 @@ def test_a_purchase_within_the_hour_does_not_change_a_cached_result(shop: Shop) 
 
 
 def test_a_product_out_of_stock_leaves_a_cached_result_at_once(shop: Shop) -> None:
-    r = Recommender(shop.store.conn)
+    r = Recommender(shop.store.recommendations())
     assert ids(r.top_sellers("watches", 2, now=NOW)) == ["p-t-401", "p-t-402"]
     shop.set_stock("p-t-401", False)
     assert ids(r.top_sellers("watches", 2, now=NOW)) == ["p-t-402"]
@@ -278,7 +281,7 @@ def test_a_product_out_of_stock_leaves_a_cached_result_at_once(shop: Shop) -> No
 
 
 def test_the_cache_is_bounded(shop: Shop) -> None:
-    r = Recommender(shop.store.conn, cache_size=2)
+    r = Recommender(shop.store.recommendations(), cache_size=2)
     for category in ("watches", "bags", "jewellery", "watches"):
         r.top_sellers(category, 1, now=NOW)
     assert (r.hits, r.misses) == (0, 4)
@@ -293,7 +296,7 @@ def test_the_cache_is_bounded(shop: Shop) -> None:
 
 
 def render(shop: Shop | None, source: str, **variables: Any) -> str:
-    recommender = Recommender(shop.store.conn) if shop is not None else None
+    recommender = Recommender(shop.store.recommendations()) if shop is not None else None
     env = make_environment(recommender)
     variables.setdefault("now", "2026-01-10T12:30:00Z")
     return env.from_string(source).render(**variables)
@@ -377,7 +380,7 @@ def test_a_user_id_works_as_the_cross_sell_input(shop: Shop) -> None:
 def test_bad_arguments_are_render_errors_that_say_what_is_wrong(
     shop: Shop, source: str, message: str | None
 ) -> None:
-    renderer = Renderer(recommender=Recommender(shop.store.conn))
+    renderer = Renderer(recommender=Recommender(shop.store.recommendations()))
     context = RenderContext(
         user_id="u1",
         user={},
@@ -403,7 +406,7 @@ def test_without_a_recommender_the_filters_parse_and_return_nothing() -> None:
 
 
 def test_the_filters_need_the_engine_clock(shop: Shop) -> None:
-    env = make_environment(Recommender(shop.store.conn))
+    env = make_environment(Recommender(shop.store.recommendations()))
     with pytest.raises(Exception, match="top_sellers: needs the engine's clock in `now`"):
         env.from_string("{{ 'watches' | top_sellers: 3 }}").render()
 
@@ -490,10 +493,10 @@ def test_property_filters_keep_their_promises(
                 ids(r.cross_sell(user, n, days=days, now=now)),
             ]
 
-        r = Recommender(store.conn)
+        r = Recommender(store.recommendations())
         first = results(r)
         assert results(r) == first  # from the cache
-        assert results(Recommender(store.conn)) == first  # from scratch
+        assert results(Recommender(store.recommendations())) == first  # from scratch
     top, by_brand, by_category, cross = first
     for picks in first:
         assert len(picks) <= n and len(set(picks)) == len(picks)
@@ -532,7 +535,7 @@ def send(
     event: EventView | None = None,
     **values: Any,
 ) -> dict[str, str]:
-    renderer = Renderer.with_catalog(shop.store.conn)
+    renderer = Renderer.with_catalog(shop.store.recommendations())
     context = RenderContext(
         user_id=user,
         user=shop.store.get_profile(user),

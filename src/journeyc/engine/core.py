@@ -223,7 +223,9 @@ class Engine:
         self.rt: UnitOfWork = store.runtime()
         self.config = config or Config()
         self.zone = self.config.engine.zone
-        self.renderer = renderer or Renderer.with_catalog(store.conn, self.config.render.limits)
+        self.renderer = renderer or Renderer.with_catalog(
+            store.recommendations(), self.config.render.limits
+        )
         self.aggregates: AggregateSource = StoreAggregates(store.aggregates())
         self._index: EventIndex | None = None  # keep_rows(): the events, in memory
         self.default_quiet = self.config.engine.quiet_hours.rule

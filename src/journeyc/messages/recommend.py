@@ -2,9 +2,9 @@
 ``cross_sell`` (LANGUAGE.md, "Inside a template"; docs/language.md, "Recommendation
 filters", holds the exact rules).
 
-A :class:`Recommender` answers them from the store: the ``products`` table (the
-catalog) and the event log (``product_viewed`` and ``order_completed``), with SQL over
-the ``events (name, at)`` and ``events (user_id, name, at)`` indexes. Time is the
+A :class:`Recommender` answers them from the store's reads
+(:class:`~journeyc.store.abc.RecommendationReads`, ``store.recommendations()``): the
+catalog and the event log (``product_viewed`` and ``order_completed``). Time is the
 template's ``now`` — the engine's clock — rounded down to the hour, never the wall
 clock, so a simulation repeats exactly. Rankings are kept in a bounded LRU cache per
 (filter, arguments, hour); the products themselves are read again on every call, so
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
@@ -27,6 +26,8 @@ import liquid
 from liquid import RenderContext, is_undefined
 from liquid.exceptions import FilterArgumentError, FilterError, FilterValueError
 from liquid.filter import with_context
+
+from journeyc.store.abc import RecommendationReads
 
 __all__ = [
     "DEFAULT_COUNT",
@@ -54,72 +55,14 @@ CROSS_SELL_DAYS = 30
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_COLUMNS = ("id", "name", "brand", "category", "price", "url", "image")
-
-
-def _pid(json_value: str) -> str:
-    # Catalog ids are text; some pipelines send numbers, which name the same product
-    # as their digits (as in journeyc.catalog).
-    return f"trim(CAST({json_value} AS TEXT))"
-
-
-_ITEM_PID = _pid("json_extract(j.value, '$.product_id')")
-_ORDER_PID = _pid("json_extract(e.props, '$.product_id')")
-_VIEW_PID = _pid("json_extract(props, '$.product_id')")
-
-
-def _order_lines(where: str) -> str:
-    """(product id, quantity as sent) of every line of the ``order_completed`` events
-    matching ``where``: each object of ``products``, or, for an order without a
-    ``products`` list, the order itself (its ``product_id`` and ``quantity``)."""
-    return (
-        f"SELECT {_ITEM_PID} AS pid,"
-        " json_extract(j.value, '$.quantity') AS q"
-        " FROM events AS e, json_each(e.props, '$.products') AS j"
-        f" WHERE e.name = 'order_completed' AND {where}"
-        " AND json_type(e.props, '$.products') = 'array' AND j.type = 'object'"
-        " UNION ALL"
-        f" SELECT {_ORDER_PID},"
-        " json_extract(e.props, '$.quantity')"
-        " FROM events AS e"
-        f" WHERE e.name = 'order_completed' AND {where}"
-        " AND json_type(e.props, '$.products') IS NOT 'array'"
-    )
-
-
-# Units bought and views per product over [:start, :end), in one pass over the
-# window's events. A missing quantity is 1, a positive number counts as given,
-# anything else (0, negative, text) as nothing.
-_WINDOW = (
-    "SELECT pid, sum(units), sum(views) FROM ("
-    " SELECT pid, CASE WHEN q IS NULL THEN 1"
-    " WHEN typeof(q) IN ('integer', 'real') AND q > 0 THEN q ELSE 0 END AS units, 0 AS views"
-    f" FROM ({_order_lines('e.at >= :start AND e.at < :end')})"
-    f" UNION ALL SELECT {_VIEW_PID}, 0, 1 FROM events"
-    " WHERE name = 'product_viewed' AND at >= :start AND at < :end"
-    ") WHERE pid IS NOT NULL AND pid != '' GROUP BY pid"
-)
-_IN_STOCK = {
-    by: f"SELECT id FROM products WHERE in_stock = 1 AND {by} = ?" for by in ("brand", "category")
-}
-_BOUGHT = "SELECT DISTINCT pid FROM ({lines}) WHERE pid IS NOT NULL"
-_BOUGHT_BEFORE = _BOUGHT.format(lines=_order_lines("e.user_id = :user AND e.at < :end"))
-_BOUGHT_SINCE = _BOUGHT.format(
-    lines=_order_lines("e.user_id = :user AND e.at >= :start AND e.at <= :now")
-)
-_CROSS_SELL_CANDIDATES = (
-    f"WITH bought AS ({_BOUGHT_BEFORE})"
-    " SELECT id FROM products WHERE in_stock = 1"
-    " AND category IN (SELECT category FROM products WHERE id IN (SELECT pid FROM bought))"
-    " AND id NOT IN (SELECT pid FROM bought)"
-)
+_BY = ("brand", "category")  # what ``popular`` may rank by
 
 Scores: TypeAlias = dict[str, tuple[float, int]]
 """Units bought and views per product id, over one window."""
 
 
 class Recommender:
-    """The recommendation filters over one SQLite connection to a journeyc store.
+    """The recommendation filters over one store's reads (``store.recommendations()``).
 
     Each method ranks in-stock products and returns up to ``n`` of them, as dicts with
     ``id``, ``name``, ``brand``, ``category``, ``price``, ``url``, ``image`` and the
@@ -137,11 +80,11 @@ class Recommender:
     """
 
     def __init__(
-        self, conn: sqlite3.Connection, *, cache_size: int = 4096, window_cache: int = 16
+        self, reads: RecommendationReads, *, cache_size: int = 4096, window_cache: int = 16
     ) -> None:
         if cache_size < 1 or window_cache < 1:
             raise ValueError("cache sizes must be at least 1")
-        self.conn = conn
+        self.reads = reads
         self._rankings: _Lru[tuple[Any, ...], tuple[str, ...]] = _Lru(cache_size)
         self._windows: _Lru[tuple[int, int], Scores] = _Lru(window_cache)
         self.hits = 0
@@ -152,11 +95,11 @@ class Recommender:
         """Called before each filter reads the store: a writer that holds events
         back (the simulator) writes them there."""
 
-    def rebind(self, conn: sqlite3.Connection) -> None:
+    def rebind(self, reads: RecommendationReads) -> None:
         """Read another store from now on, forgetting every ranking and window of the
         last one: for a renderer (and its compiled templates) reused across many
         short simulations, each in its own store (``journeyc test``)."""
-        self.conn = conn
+        self.reads = reads
         self._rankings.clear()
         self._windows.clear()
         self.sync = None
@@ -174,7 +117,7 @@ class Recommender:
 
         def rank() -> list[str]:
             scores = self._scores(days, end)
-            candidates = self._ids(_IN_STOCK["category"], (category,))
+            candidates = self._reads().in_stock("category", category)
             return _top(candidates, n, scores, lambda u, v: (-u, -v))
 
         return self._products(self._ranked(("top_sellers", category, n, days, end), rank))
@@ -191,7 +134,7 @@ class Recommender:
         """The most popular in-stock products whose ``by`` (``"brand"`` or
         ``"category"``) is ``value``: by views plus :data:`PURCHASE_WEIGHT` times units
         bought in the last ``days`` days, then by units, then by id."""
-        if not isinstance(by, str) or by not in _IN_STOCK:
+        if not isinstance(by, str) or by not in _BY:
             raise ValueError(f'`by` must be "brand" or "category", not {_show(by)}')
         limit, days = _count(limit), _days(days)
         if limit == 0:
@@ -199,7 +142,7 @@ class Recommender:
         end = _hour_ms(now)
 
         def rank() -> list[str]:
-            candidates = self._ids(_IN_STOCK[by], (value,))
+            candidates = self._reads().in_stock(by, value)
             return self._by_popularity(candidates, limit, days, end)
 
         return self._products(self._ranked(("popular", by, value, limit, days, end), rank))
@@ -218,15 +161,14 @@ class Recommender:
         end = now_ms - now_ms % HOUR_MS
 
         def rank() -> list[str]:
-            candidates = self._ids(_CROSS_SELL_CANDIDATES, {"user": user_id, "end": end})
+            candidates = self._reads().cross_sell_candidates(user_id, end)
             return self._by_popularity(candidates, n, days, end)
 
         ids = self._ranked(("cross_sell", user_id, n, days, end), rank)
         if ids:
             # The ranking is as of the hour; what the user bought since then is
             # still never offered back to them.
-            since = {"user": user_id, "start": end, "now": now_ms}
-            recent = set(self._ids(_BOUGHT_SINCE, since))
+            recent = set(self._reads().bought(user_id, end, now_ms))
             ids = tuple(i for i in ids if i not in recent)
         return self._products(ids)
 
@@ -253,33 +195,21 @@ class Recommender:
         key = (days, end)
         scores = self._windows.get(key)
         if scores is None:
-            params = {"start": end - days * DAY_MS, "end": end}
-            scores = {
-                str(pid): (float(units), int(views))
-                for pid, units, views in self._execute(_WINDOW, params)
-            }
+            scores = self._reads().window_scores(end - days * DAY_MS, end)
             self._windows.put(key, scores)
         return scores
 
-    def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> sqlite3.Cursor:
+    def _reads(self) -> RecommendationReads:
+        """The store's reads, once a writer that holds events back has written them."""
         if self.sync is not None:
             self.sync()
-        return self.conn.execute(sql, params)
-
-    def _ids(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[str]:
-        return [str(row[0]) for row in self._execute(sql, params)]
+        return self.reads
 
     def _products(self, ids: Sequence[str]) -> list[ProductDict]:
         if not ids:
             return []
-        marks = ", ".join("?" * len(ids))
-        rows = self._execute(
-            "SELECT id, name, brand, category, price, url, image, extra FROM products"
-            f" WHERE in_stock = 1 AND id IN ({marks})",
-            tuple(ids),
-        ).fetchall()
-        by_id = {row[0]: row for row in rows}
-        return [_product(by_id[i]) for i in ids if i in by_id]
+        by_id = self._reads().products(ids)
+        return [by_id[i] for i in ids if i in by_id]
 
 
 def _top(
@@ -326,18 +256,6 @@ class _Lru(Generic[K, V]):
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
-
-
-def _product(row: Sequence[Any]) -> ProductDict:
-    out: ProductDict = dict(zip(_COLUMNS, row[:7], strict=True))
-    price = out["price"]
-    if isinstance(price, float) and price.is_integer():
-        out["price"] = int(price)  # 5900, not 5900.0, in a message
-    extra = json.loads(row[7])
-    if isinstance(extra, dict):
-        for k, v in extra.items():
-            out.setdefault(k, v)
-    return out
 
 
 def _count(n: object) -> int:
@@ -417,7 +335,7 @@ def _popular_filter(rec: Recommender | None) -> LiquidFilter:
         a = _bind("popular", args, kwargs, ("by", "limit", "days"))
         by = a.get("by", "brand")
         n, days = a.get("limit", DEFAULT_COUNT), a.get("days", POPULAR_DAYS)
-        known = isinstance(by, str) and by in _IN_STOCK
+        known = isinstance(by, str) and by in _BY
         key = _name("popular", value, f"a {by if known else 'brand'} name")
         with _arguments("popular"):
             if not known:

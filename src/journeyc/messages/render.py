@@ -17,7 +17,6 @@ past a limit raises :class:`RenderError` naming the limit and its ``[render]`` k
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -41,6 +40,7 @@ from journeyc.messages.templates import (
     limit_key,
     make_environment,
 )
+from journeyc.store.abc import RecommendationReads
 
 __all__ = ["RenderContext", "RenderError", "Renderer", "iso_z"]
 
@@ -162,11 +162,12 @@ class Renderer:
 
     @classmethod
     def with_catalog(
-        cls, conn: sqlite3.Connection, limits: RenderLimits = DEFAULT_LIMITS
+        cls, reads: RecommendationReads, limits: RenderLimits = DEFAULT_LIMITS
     ) -> Renderer:
-        """A renderer whose recommendation filters read the catalog and events of the
-        store behind ``conn`` (see :class:`~journeyc.messages.recommend.Recommender`)."""
-        return cls(recommender=Recommender(conn), limits=limits)
+        """A renderer whose recommendation filters read the catalog and events of a
+        store (``store.recommendations()``; see
+        :class:`~journeyc.messages.recommend.Recommender`)."""
+        return cls(recommender=Recommender(reads), limits=limits)
 
     def render(
         self,

@@ -36,6 +36,7 @@ __all__ = [
     "NoExactFormError",
     "PopulationReads",
     "Profiles",
+    "RecommendationReads",
     "ScheduleRows",
     "SegmentBook",
     "SegmentDefinition",
@@ -267,6 +268,39 @@ class PopulationReads(Protocol):
         ...
 
 
+class RecommendationReads(Protocol):
+    """What the recommendation filters (``top_sellers``, ``popular``, ``cross_sell``)
+    read: the catalog's in-stock products and what the log says was viewed and bought.
+    A product id in the log is matched as text, trimmed (a number names the product of
+    its digits); an order's lines are the objects of its ``products`` list, or the
+    order itself when it has none."""
+
+    def window_scores(self, start_ms: int, end_ms: int) -> dict[str, tuple[float, int]]:
+        """Units bought (a missing quantity is 1, one not a positive number 0) and
+        views per product id over ``[start_ms, end_ms)``."""
+        ...
+
+    def in_stock(self, by: str, value: str) -> list[str]:
+        """The ids of the in-stock products whose ``by`` (``"brand"`` or
+        ``"category"``) is ``value``."""
+        ...
+
+    def cross_sell_candidates(self, user_id: str, before_ms: int) -> list[str]:
+        """The ids of the in-stock products of the categories the user bought from
+        before ``before_ms`` that they did not buy then."""
+        ...
+
+    def bought(self, user_id: str, start_ms: int, now_ms: int) -> list[str]:
+        """The ids of the products the user bought in ``[start_ms, now_ms]``."""
+        ...
+
+    def products(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The in-stock products among ``ids``, by id, as dicts: ``id``, ``name``,
+        ``brand``, ``category``, ``price`` (a whole float as an int), ``url``,
+        ``image``, then their extra fields."""
+        ...
+
+
 class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
     """One open store: the parts above, its transactions and its lifecycle."""
 
@@ -355,6 +389,10 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
 
     def population(self) -> PopulationReads:
         """Set-based segment evaluation over every user (or a set of them)."""
+        ...
+
+    def recommendations(self) -> RecommendationReads:
+        """The reads of the recommendation filters."""
         ...
 
     # -- the daemon's parts (the outbox, admin reads, worker leases): added as they

@@ -117,13 +117,15 @@ class Bench:
 
         self.config = config or Config()
         self.template = Store.open(":memory:")
-        self.renderer = Renderer.with_catalog(self.template.conn, self.config.render.limits)
+        self.renderer = Renderer.with_catalog(
+            self.template.recommendations(), self.config.render.limits
+        )
 
     def store(self) -> Any:
         """A fresh, empty in-memory store (a :class:`~journeyc.store.sqlite.Store`)."""
         store = self.template.copy_in_memory()
         if self.renderer.recommender is not None:
-            self.renderer.recommender.rebind(store.conn)
+            self.renderer.recommender.rebind(store.recommendations())
         return store
 
     def close(self) -> None:

@@ -50,6 +50,7 @@ from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.history import EventHistory
 from journeyc.store.sqlite.population import SqlitePopulation
 from journeyc.store.sqlite.products import PRODUCT_EVENTS, upsert_from_events
+from journeyc.store.sqlite.recommendations import SqliteRecommendations
 from journeyc.store.sqlite.runtime import Runtime
 from journeyc.store.sqlite.schedules import ScheduleRows
 from journeyc.store.sqlite.schema import TABLES, migrate, user_version
@@ -824,6 +825,10 @@ class Store:
     def population(self) -> SqlitePopulation:
         """Set-based segment evaluation (``store.abc.PopulationReads``)."""
         return SqlitePopulation(self._conn)
+
+    def recommendations(self) -> SqliteRecommendations:
+        """The recommendation filters' reads (``store.abc.RecommendationReads``)."""
+        return SqliteRecommendations(self._conn)
 
     # ------------------------------------------------------------ admin
 
