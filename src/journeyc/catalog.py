@@ -308,17 +308,6 @@ class Upserted:
     updated: int
 
 
-_UPSERT = (
-    "INSERT INTO products"
-    " (id, name, brand, category, price, url, image, in_stock, extra, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (id) DO UPDATE SET name = excluded.name, brand = excluded.brand,"
-    " category = excluded.category, price = excluded.price, url = excluded.url,"
-    " image = excluded.image, in_stock = excluded.in_stock, extra = excluded.extra,"
-    " updated_at = excluded.updated_at"
-)
-
-
 def upsert_products(
     store: Store,
     products: Sequence[Product],
@@ -335,32 +324,5 @@ def upsert_products(
     """
     if at_ms is None:
         at_ms = time.time_ns() // 1_000_000
-    with store.transaction() as conn:
-        (before,) = conn.execute("SELECT count(*) FROM products").fetchone()
-        for start in range(0, len(products), CHUNK):
-            chunk = products[start : start + CHUNK]
-            conn.executemany(_UPSERT, [_row(p, at_ms) for p in chunk])
-            if progress is not None:
-                progress(start + len(chunk))
-        (after,) = conn.execute("SELECT count(*) FROM products").fetchone()
-    new = int(after) - int(before)
+    new = store.catalog().replace_products(products, at_ms, chunk=CHUNK, progress=progress)
     return Upserted(new, len({p.id for p in products}) - new)
-
-
-def _row(p: Product, at_ms: int) -> tuple[Any, ...]:
-    return (
-        p.id,
-        p.name,
-        p.brand,
-        p.category,
-        p.price,
-        p.url,
-        p.image,
-        int(p.in_stock),
-        _dumps(p.extra),
-        at_ms,
-    )
-
-
-def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -27,6 +27,8 @@ from journeyc.store.rows import Cohort, Instance, ScheduleRowValues, SegmentRow
 __all__ = [
     "AggregateQuery",
     "AggregateReads",
+    "Catalog",
+    "CatalogProduct",
     "Cursors",
     "EventHistory",
     "EventLog",
@@ -301,6 +303,74 @@ class RecommendationReads(Protocol):
         ...
 
 
+class CatalogProduct(Protocol):
+    """A product as the catalog feed gives it (:class:`journeyc.catalog.Product`)."""
+
+    @property
+    def id(self) -> str:
+        """The product's id (text)."""
+        ...
+
+    @property
+    def name(self) -> str | None:
+        """Its name."""
+        ...
+
+    @property
+    def brand(self) -> str | None:
+        """Its brand."""
+        ...
+
+    @property
+    def category(self) -> str | None:
+        """Its category."""
+        ...
+
+    @property
+    def price(self) -> float | None:
+        """Its price (not negative)."""
+        ...
+
+    @property
+    def url(self) -> str | None:
+        """Its page."""
+        ...
+
+    @property
+    def image(self) -> str | None:
+        """Its picture."""
+        ...
+
+    @property
+    def in_stock(self) -> bool:
+        """Whether it can be recommended."""
+        ...
+
+    @property
+    def extra(self) -> Mapping[str, Any]:
+        """Its other fields, given to templates beside the named ones."""
+        ...
+
+
+class Catalog(Protocol):
+    """The product catalog's feed writes (events teach products too, as they are
+    appended: only what the catalog lacks)."""
+
+    def replace_products(
+        self,
+        products: Sequence[CatalogProduct],
+        at_ms: int,
+        *,
+        chunk: int = 1000,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Write ``products`` in one transaction, each replacing the whole product of
+        its id (a later one of the same id wins; a field it leaves out becomes
+        empty), ``at_ms`` their update time; ``progress(done)`` is told after each
+        ``chunk``. How many ids were not in the catalog before."""
+        ...
+
+
 class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
     """One open store: the parts above, its transactions and its lifecycle."""
 
@@ -393,6 +463,10 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
 
     def recommendations(self) -> RecommendationReads:
         """The reads of the recommendation filters."""
+        ...
+
+    def catalog(self) -> Catalog:
+        """The product catalog's feed writes."""
         ...
 
     # -- the daemon's parts (the outbox, admin reads, worker leases): added as they

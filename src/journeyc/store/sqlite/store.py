@@ -47,6 +47,7 @@ from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
 from journeyc.store.rows import Cohort
 from journeyc.store.sqlite.aggregates import SqliteAggregates
+from journeyc.store.sqlite.catalog import SqliteCatalog
 from journeyc.store.sqlite.history import EventHistory
 from journeyc.store.sqlite.population import SqlitePopulation
 from journeyc.store.sqlite.products import PRODUCT_EVENTS, upsert_from_events
@@ -829,6 +830,10 @@ class Store:
     def recommendations(self) -> SqliteRecommendations:
         """The recommendation filters' reads (``store.abc.RecommendationReads``)."""
         return SqliteRecommendations(self._conn)
+
+    def catalog(self) -> SqliteCatalog:
+        """The catalog feed's writes (``store.abc.Catalog``)."""
+        return SqliteCatalog(self.transaction)
 
     # ------------------------------------------------------------ admin
 
