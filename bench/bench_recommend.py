@@ -15,7 +15,7 @@ holds them.
 Each filter is rendered through the real Liquid path: ``Renderer.render`` of a
 declared message (``MessageIR``) whose push body assigns the filter's products and
 prints their names, with the engine's clock in ``now`` (``Renderer.with_catalog`` on
-the store's connection, so one ``Recommender`` and its caches). Figures, each the
+``store.recommendations()``, so one ``Recommender`` and its caches). Figures, each the
 median of several runs after an unmeasured warm-up:
 
 - **cold**: before each call the recommender's caches are cleared and ``now`` moves on

@@ -33,7 +33,16 @@ from journeyc.compile.ir import free_event_refs, free_item_refs
 from journeyc.store.abc import NoExactFormError
 from journeyc.store.sqlite.dialect import SQLITE, Dialect
 
-__all__ = ["AggregateStatement", "SqliteAggregates", "WhereSql", "item_select"]
+__all__ = [
+    "AggregateStatement",
+    "SqliteAggregates",
+    "WhereSql",
+    "distinct_key",
+    "item_select",
+    "prop_select",
+    "props_of",
+    "types_in",
+]
 
 # ---------------------------------------------------------------- SQL
 

@@ -11,6 +11,11 @@ PostgreSQL dialect (``jsonb_typeof``, ``jsonb_array_elements``, ``%(name)s``) fi
 the same methods, and the generators stay as they are.
 
 Every method returns SQL text; none runs anything.
+
+Not behind the seam yet, for the PostgreSQL dialect to take on: the ``where``
+translation's truth values are SQLite's integers 0/1 (PostgreSQL wants booleans),
+``IFNULL`` (``COALESCE`` there), the JSON texts ``'[]'``/``'{}'`` of empty lists and
+objects, and the plan check of the set-based scans (SQLite's ``EXPLAIN QUERY PLAN``).
 """
 
 from __future__ import annotations
