@@ -87,6 +87,11 @@ class Dialect(Protocol):
         """Whether text ``part`` occurs in text ``text``."""
         ...
 
+    def text_list(self, param: str) -> str:
+        """A one-column table of the texts of a parameter holding a JSON array of
+        texts (the operand of ``IN``)."""
+        ...
+
     def fail(self) -> str:
         """An expression that raises an error when evaluated (the statement fails,
         and the caller answers in Python)."""
@@ -154,6 +159,10 @@ class SqliteDialect:
     def contains(self, text: str, part: str) -> str:
         """``instr``."""
         return f"instr({text}, {part}) > 0"
+
+    def text_list(self, param: str) -> str:
+        """``json_each``'s values."""
+        return f"SELECT value FROM json_each({param})"
 
     def fail(self) -> str:
         """Malformed JSON: ``json_extract`` raises."""

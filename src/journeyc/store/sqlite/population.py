@@ -224,7 +224,7 @@ class GroupedAggregates:
             params["lo"], params["hi"] = self._users[0], self._users[-1]
             return "user_id BETWEEN :lo AND :hi"
         params["users"] = json.dumps(self._users)
-        return "user_id IN (SELECT value FROM json_each(:users))"
+        return f"user_id IN ({self._d.text_list(':users')})"
 
     def _run_grouped(self, cols: list[_Column]) -> bool:
         """Compute ``cols`` with one ``GROUP BY user_id`` scan; False when it fails."""
