@@ -1,6 +1,6 @@
 """Set-based aggregates and population evaluation agree exactly with the per-user path.
 
-:class:`BulkAggregates` must give every user what :class:`SqlAggregates` gives, value
+:class:`BulkAggregates` must give every user what :class:`StoreAggregates` gives, value
 and type (``1`` is not ``1.0``, an event's props are the same dict), for every
 aggregate: all functions, with and without a window, ``where`` clauses SQL can and
 cannot take, and ones that read the profile. :func:`evaluate_population` must give
@@ -313,7 +313,7 @@ def test_item_aggregates_set_based_equal_sql_values(
     dense: bool,
 ) -> None:
     """Aggregates over list items, for a set of users at once: the values of
-    :class:`SqlAggregates`, and set-based (``top`` aside) when the item value and
+    :class:`StoreAggregates`, and set-based (``top`` aside) when the item value and
     ``where`` have SQL forms."""
     log = [(i + 1, u, "x", NOW_MS - age, p) for i, (u, age, p) in enumerate(raw)]
     load(conn, log, {})
@@ -494,7 +494,7 @@ def direct(
     names: Sequence[str],
     now_ms: int = NOW_MS,
 ) -> list[tuple[str, dict[str, bool]]]:
-    """Each user on their own, as the engine does: SqlAggregates, the segment resolver
+    """Each user on their own, as the engine does: StoreAggregates, the segment resolver
     of ``core`` (every ``segment NAME`` evaluated again, an unknown one false)."""
     preds = {n: compile_predicate(s.expr) for n, s in segments.items()}
     sql = StoreAggregates(SqliteAggregates(conn))
