@@ -38,6 +38,7 @@ from journeyc.events import error_path, json_reason, reject_constant, text_probl
 from journeyc.store.sqlite.products import product_id_text
 
 if TYPE_CHECKING:
+    from journeyc.store.abc import Catalog
     from journeyc.store.sqlite import Store
 
 Format: TypeAlias = Literal["jsonl", "csv"]
@@ -324,5 +325,6 @@ def upsert_products(
     """
     if at_ms is None:
         at_ms = time.time_ns() // 1_000_000
-    new = store.catalog().replace_products(products, at_ms, chunk=CHUNK, progress=progress)
+    catalog: Catalog = store.catalog()  # typed by its interface: mypy checks the store's
+    new = catalog.replace_products(products, at_ms, chunk=CHUNK, progress=progress)
     return Upserted(new, len({p.id for p in products}) - new)
