@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "deploy": "journeyc.cli.plan:deploy",
     "test": "journeyc.cli.test:test_cmd",
     "report": "journeyc.cli.report:report",
+    "why": "journeyc.cli.why:why",
 }
 
 

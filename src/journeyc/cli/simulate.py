@@ -83,7 +83,9 @@ def _simulation_store(path: Path, events_file: str, *, fresh: bool) -> Store:
     if path.exists():
         store = open_store(path)  # exits 1 naming the file when it is no store
         earlier = store.get_setting(SIMULATED_FROM)
-        used, others = store.in_use(SIMULATED_FROM)
+        from journeyc.why.replay import SIMULATED_RUN
+
+        used, others = store.in_use(SIMULATED_FROM, SIMULATED_RUN)
         store.close()
         # A daemon keeps its keys and deployed project in settings: a simulation's
         # store that `journeyc serve` then ran on is the daemon's.
@@ -222,6 +224,7 @@ def simulate(
     from journeyc.engine.simulate import no_full_collections
     from journeyc.engine.simulate import simulate as run
     from journeyc.events import EventError, read_events_jsonl
+    from journeyc.why.replay import SIMULATED_RUN, simulated_run
 
     start_ms, until_ms = _parse_time(start, "--from"), _parse_time(until, "--until")
     config = load_config_file(Path(config_file) if config_file else None)
@@ -279,6 +282,8 @@ def simulate(
                 len(events),
             )
             cohorts = store.entry_cohorts()
+            if db is not None:  # what `journeyc why` replays a user of this store with
+                store.put_setting(SIMULATED_RUN, simulated_run(project, until_ms, config))
             if not as_json:
                 zones = store.profile_zones()
         actions = in_output_order(actions)

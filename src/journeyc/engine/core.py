@@ -27,6 +27,7 @@ from journeyc.engine.program import Program
 from journeyc.engine.reads import shared_reads
 from journeyc.engine.schedules import Firing, ScheduleBook
 from journeyc.engine.segments import Horizon, SegmentInfo, analyse, segment_resolver
+from journeyc.engine.trace import Tracer
 from journeyc.engine.values import EventView
 from journeyc.events import ALIAS, CONTEXT_DEFAULTS, IDENTIFY, PREVIOUS_ID, Event
 from journeyc.fastjson import dumps
@@ -273,6 +274,9 @@ class Engine:
         # 1-tuple; None when the last batch did not ask): the simulator's clock reuses
         # it instead of asking again.
         self.last_wake: tuple[int | None] | None = None
+        # Told of every decision (journeyc why); None in production, where each call
+        # site costs one test (engine/trace.py).
+        self.tracer: Tracer | None = None
 
     # ------------------------------------------------------------ deploying
     def deploy(self, project: ir.ProjectIR, now_ms: int) -> None:
@@ -689,6 +693,8 @@ class Engine:
         if new:
             self.seg_book.write(user, new, changes, now_ms)
         for name, entered in changes:
+            if self.tracer is not None:
+                self.tracer.segment(user, name, entered, now_ms)
             edge = "entering" if entered else "leaving"
             for prog in self.by_segment.get((name, edge), []):
                 self._enter(prog, user, None, now_ms, actions)
@@ -712,6 +718,8 @@ class Engine:
             self.seg_book.flush()
         users, last = self.sched.audience(firing, self.batch)
         prog = self.active.get(firing.journey_id)
+        if prog is not None and self.tracer is not None and users:
+            self.tracer.firing(prog.id, now_ms)
         if prog is not None:
             for user in users:
                 self._enter(prog, user, None, now_ms, actions)
@@ -777,6 +785,9 @@ class Engine:
         # The simulator's events happen at its clock's time, which the scope has.
         at = scope.now if ev.at_ms == now_ms else from_ms(ev.at_ms)
         scope.event = EventView(ev.name, at, ev.props)
+        tracer = self.tracer
+        if tracer is not None:
+            tracer.event(ev, now_ms)
 
         for prog in self.by_goal.get(ev.name, ()):
             self._check_goal(prog, ev, scope, now_ms, actions)
@@ -784,6 +795,8 @@ class Engine:
         waiting: list[Instance] = []
         for inst in self.rt.live(user):
             exits = self._program(inst).exits.get(ev.name)
+            if tracer is not None and exits:
+                tracer.exit_check(inst, ev, scope, _any_holds(exits, scope), now_ms)
             if exits and _any_holds(exits, scope):
                 self._finish(inst, "exited", "exit_event", now_ms, actions)
             elif inst.status == "waiting" and inst.waiting_for == ev.name:
@@ -798,6 +811,9 @@ class Engine:
                 # it goes on when the wait was set to end (docs/semantics.md).
                 continue
             scope.profile = self._profile(user)
+            if tracer is not None:
+                resumed = _holds(prog.wait_where.get(node.id), scope)
+                tracer.resume(inst, node, ev, scope, resumed, now_ms)
             if not _holds(prog.wait_where.get(node.id), scope):
                 continue
             nxt = node.next
@@ -809,8 +825,13 @@ class Engine:
             self._run(prog, inst, nxt, now_ms, actions)
 
         triggers = self.triggers.get(ev.name)
-        for _, prog, preds in triggers.candidates(ev.props) if triggers else ():
+        candidates = triggers.candidates(ev.props) if triggers else ()
+        if tracer is not None:  # every journey the event names, those the index left out too
+            candidates = [(k, p, c) for k, (p, c) in enumerate(self.by_trigger.get(ev.name, ()))]
+        for _, prog, preds in candidates:
             scope.profile = self._profile(user)
+            if tracer is not None:
+                tracer.trigger(prog, ev, scope, _any_holds(preds, scope), now_ms)
             if _any_holds(preds, scope):
                 self._enter(prog, user, _event_dict(ev.name, ev.at_ms, ev.props), now_ms, actions)
 
@@ -851,25 +872,36 @@ class Engine:
     def _check_goal(
         self, prog: Program, ev: StoredEvent, scope: Scope, now_ms: int, actions: list[Action]
     ) -> None:
+        outcome = self._goal(prog, ev, scope, now_ms, actions)
+        if self.tracer is not None:
+            self.tracer.goal(prog, ev, scope, outcome, now_ms)
+
+    def _goal(
+        self, prog: Program, ev: StoredEvent, scope: Scope, now_ms: int, actions: list[Action]
+    ) -> str:
+        """Record the goal if ``ev`` reaches it; what was decided (engine/trace.py)."""
         goal = prog.journey.goal
         assert goal is not None
         last = self.rt.last_entry(prog.id, ev.user_id)
         if last is None:
-            return
+            return "no_entry"
         entry_no, entered_at, goal_at = last
-        if goal_at is not None or ev.at_ms < entered_at:
-            return
+        if goal_at is not None:
+            return "recorded_already"
+        if ev.at_ms < entered_at:
+            return "before_entry"
         if goal.within is not None:
             if ev.at_ms > entered_at + goal.within * 1000:
-                return
+                return "after_within"
         else:
             live = self.rt.live_in(prog.id, ev.user_id)
             if live is None or live.entry_no != entry_no:
-                return
+                return "entry_over"
         if not _holds(prog.goal_where, scope):
-            return
+            return "where_false"
         self.rt.record_goal(prog.id, ev.user_id, entry_no, now_ms)
         actions.append(Action(now_ms, ev.user_id, prog.id, None, "goal"))
+        return "reached"
 
     def _enter(
         self,
@@ -879,14 +911,23 @@ class Engine:
         now_ms: int,
         actions: list[Action],
     ) -> None:
+        tracer = self.tracer
         if self.rt.live_in(prog.id, user) is not None:
+            if tracer is not None:
+                tracer.entry(
+                    prog, user, "already_in", self.rt.last_entry(prog.id, user), False, now_ms
+                )
             return
         last = self.rt.last_entry(prog.id, user)
         rule = prog.journey.entry
         if last is not None:
             if rule.mode == "once":
+                if tracer is not None:
+                    tracer.entry(prog, user, "once_used", last, False, now_ms)
                 return
             if rule.mode == "once_per" and now_ms < last[1] + (rule.per or 0) * 1000:
+                if tracer is not None:
+                    tracer.entry(prog, user, "once_per_wait", last, False, now_ms)
                 return
         # bucket() is never below 0: with no holdout, no need to hash.
         holdout = prog.journey.holdout > 0 and bucket(f"{prog.id}:holdout:{user}") < (
@@ -906,6 +947,8 @@ class Engine:
                 holdout=holdout,
             )
         )
+        if tracer is not None:
+            tracer.entry(prog, user, "entered", last, holdout, now_ms)
         actions.append(Action(now_ms, user, prog.id, None, "enter"))
         self._run(prog, inst, prog.journey.start, now_ms, actions)
 
@@ -913,6 +956,8 @@ class Engine:
     def _on_timer(self, inst: Instance, now_ms: int, actions: list[Action]) -> None:
         prog = self._program(inst)
         node = prog.journey.nodes[inst.node]
+        if self.tracer is not None:
+            self.tracer.timer(inst, node, now_ms)
         if inst.vars.pop("deferred", False):
             nxt: str | None = node.id  # a send held by quiet hours runs again
         elif type(node) is ir.WaitForNode:
@@ -953,6 +998,8 @@ class Engine:
                     if pred(scope):
                         chosen = case.then if case.then is not None else node.next
                         break
+                if self.tracer is not None:
+                    self.tracer.branch(prog, inst, node, scope, now_ms)
                 node_id = chosen
                 continue
             if type(node) is ir.SplitNode:
@@ -990,12 +1037,16 @@ class Engine:
         return max(now_ms, since + seconds * 1000)
 
     def _wait(self, inst: Instance, wake_at: int, event: str | None = None) -> None:
+        if self.tracer is not None:
+            self.tracer.wait(inst, wake_at, event)
         inst.status, inst.wake_at, inst.waiting_for = "waiting", wake_at, event
         self.rt.save(inst)
 
     def _finish(
         self, inst: Instance, status: str, reason: str, now_ms: int, actions: list[Action]
     ) -> None:
+        if self.tracer is not None:
+            self.tracer.finish(inst, reason, now_ms)
         inst.status, inst.wake_at, inst.waiting_for = status, None, None
         self.rt.save(inst)
         step = inst.node or None
@@ -1013,6 +1064,8 @@ class Engine:
                 chosen = arm
                 break
         inst.arm = chosen.name
+        if self.tracer is not None:
+            self.tracer.split(prog, inst, node, b, chosen)
         self.rt.record_arm(inst)
         return chosen.then if chosen.then is not None else node.next
 
@@ -1039,6 +1092,10 @@ class Engine:
         key = f"{jid}:{user}:{inst.entry_no}:{step}"
 
         def suppress(reason: str, error: str | None = None) -> str:
+            if self.tracer is not None:  # a holdout is decided before the scope is made
+                held = reason == "holdout"
+                traced = None if held else scope
+                self.tracer.send(prog, inst, node, traced, "suppressed", reason, error, now_ms)
             self.rt.queue(key, inst, step, None, "", {}, now_ms, "suppressed", reason)
             detail: dict[str, Any] = {"reason": reason}
             if error:
@@ -1066,6 +1123,8 @@ class Engine:
                     return suppress("quiet_hours")
                 end = window_end(now, quiet.start, quiet.end, zone)
                 assert end is not None
+                if self.tracer is not None:
+                    self.tracer.send(prog, inst, node, scope, "deferred", None, None, now_ms)
                 inst.vars["deferred"] = True
                 self._wait(inst, to_ms(end))
                 return "deferred"
@@ -1093,6 +1152,8 @@ class Engine:
             content = self.renderer.render(message, target.inline, target.channel, context)
         except RenderError as exc:
             return suppress("render_error", str(exc))
+        if self.tracer is not None:
+            self.tracer.send(prog, inst, node, scope, "sent", None, None, now_ms)
         self.rt.queue(key, inst, step, target.channel, target.message or "", content, now_ms)
         actions.append(
             Action(

@@ -79,6 +79,7 @@ from journeyc.serve.deliveries import (
 from journeyc.serve.metrics import CONTENT_TYPE, Metrics, open_reader
 from journeyc.serve.reports_api import reports_router
 from journeyc.serve.times import iso, now_ms
+from journeyc.serve.why_api import why_router
 from journeyc.store.sqlite import Store, StoreBusyError, canonical_user, entry_cohorts
 
 log = logging.getLogger(__name__)
@@ -937,6 +938,7 @@ def create_app(
     app.include_router(admin)
     _add_deliveries(app, DeliveryWebhook(store), deliveries_secret, read_batch, metrics, on_events)
     app.include_router(reports_router(store_path, admin_auth))
+    app.include_router(why_router(store_path), tags=["admin"], dependencies=[Depends(admin_auth)])
 
     @app.get("/healthz", tags=["operations"], responses={503: {"model": Health}})
     def healthz() -> JSONResponse:

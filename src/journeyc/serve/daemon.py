@@ -314,6 +314,7 @@ class Daemon(Service):
             metrics=self.metrics,
             store=self.store,
         )
+        self.app.state.config = self.config  # GET /v1/users/{id}/why replays with it
 
     def _engine_pid(self) -> int:
         pid = self.engine.pid if self.engine is not None else None

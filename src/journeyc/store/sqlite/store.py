@@ -904,15 +904,15 @@ class Store:
         """Each user's profile ``timezone``, as given (see :func:`profile_zones`)."""
         return profile_zones(self._conn)
 
-    def in_use(self, but_setting: str) -> tuple[bool, bool]:
+    def in_use(self, *but_settings: str) -> tuple[bool, bool]:
         """Whether the store holds events, entries, profiles or deployed journeys, and
-        whether it holds a setting other than ``but_setting`` (``journeyc simulate``
+        whether it holds a setting other than ``but_settings`` (``journeyc simulate``
         asks before it starts an earlier simulation's store over)."""
         used, others = self._conn.execute(
             "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM entries)"
             " OR EXISTS (SELECT 1 FROM profiles) OR EXISTS (SELECT 1 FROM journeys),"
-            " EXISTS (SELECT 1 FROM settings WHERE name != ?)",
-            (but_setting,),
+            " EXISTS (SELECT 1 FROM settings WHERE name NOT IN (SELECT value FROM json_each(?)))",
+            (dumps(list(but_settings)),),
         ).fetchone()
         return bool(used), bool(others)
 

@@ -1,0 +1,146 @@
+"""Reads for replaying one user (``journeyc why``): every id naming the user, their
+events in log order, their profile as it was before the replay starts, the journey
+versions the store deployed and when, and what the store recorded for them (actions
+and segment changes), to compare a replay with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from journeyc.events import ALIAS, IDENTIFY, Event, Kind
+from journeyc.fastjson import dumps, loads
+from journeyc.store.sqlite.store import Store
+
+__all__ = [
+    "DeployedVersion",
+    "RecordedAction",
+    "RecordedSegmentChange",
+    "deployed_versions",
+    "is_known",
+    "last_activity",
+    "profile_before",
+    "recorded_actions",
+    "recorded_segment_changes",
+    "user_events",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedVersion:
+    """A journey version the store deployed: its IR (JSON), when it was first
+    deployed, and whether it is the active one now."""
+
+    journey_id: str
+    version: str
+    ir_json: str
+    deployed_at: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAction:
+    """One row of the action log: the id it was logged under, the journey, the step,
+    the action and its detail."""
+
+    at_ms: int
+    user_id: str
+    journey_id: str | None
+    step: str | None
+    action: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedSegmentChange:
+    """A logged change of one user's standing in a segment."""
+
+    at_ms: int
+    segment: str
+    entered: bool
+
+
+def _ids_json(ids: list[str]) -> str:
+    return dumps(sorted(ids))
+
+
+def is_known(store: Store, user_id: str) -> bool:
+    """Whether the store knows the user (a profile row, or an event logged for them)."""
+    row = store.conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM profiles WHERE user_id = ?)"
+        " OR EXISTS (SELECT 1 FROM events WHERE user_id = ?)",
+        (user_id, user_id),
+    ).fetchone()
+    return bool(row[0])
+
+
+def user_events(store: Store, ids: list[str]) -> list[Event]:
+    """Every event logged under ``ids``, in log order, as the engine read them (the
+    ``kind`` from the name, as :class:`~journeyc.store.sqlite.StoredEvent` gives it)."""
+    rows = store.conn.execute(
+        "SELECT message_id, user_id, name, at, props, received_at FROM events"
+        " WHERE user_id IN (SELECT value FROM json_each(?)) ORDER BY seq",
+        (_ids_json(ids),),
+    )
+    out = []
+    for mid, uid, name, at, props, received in rows:
+        kind: Kind = "identify" if name == IDENTIFY else "alias" if name == ALIAS else "track"
+        out.append(Event(mid, uid, kind, name, int(at), loads(props), int(received)))
+    return out
+
+
+def profile_before(store: Store, ids: list[str], before_ms: int) -> dict[str, dict[str, Any]]:
+    """Per id, the traits of its profile last written before ``before_ms`` (loaded
+    profiles, history): what a replay starting then begins with. Traits written since
+    are left out (the replay writes them again from the events and steps)."""
+    rows = store.conn.execute(
+        "SELECT user_id, traits, trait_at FROM profiles"
+        " WHERE user_id IN (SELECT value FROM json_each(?)) ORDER BY user_id",
+        (_ids_json(ids),),
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for uid, traits, trait_at in rows:
+        written = loads(trait_at)
+        kept = {k: v for k, v in loads(traits).items() if written.get(k, before_ms) < before_ms}
+        if kept:
+            out[str(uid)] = kept
+    return out
+
+
+def deployed_versions(store: Store) -> list[DeployedVersion]:
+    """Every journey version deployed, in the order of deployment (then id)."""
+    rows = store.conn.execute(
+        "SELECT id, version, ir, deployed_at, active FROM journeys ORDER BY deployed_at, id"
+    )
+    return [DeployedVersion(str(j), str(v), str(i), int(d), bool(a)) for j, v, i, d, a in rows]
+
+
+def recorded_actions(store: Store, ids: list[str]) -> list[RecordedAction]:
+    """The action log's rows of ``ids``, in the order they were logged."""
+    rows = store.conn.execute(
+        "SELECT at, user_id, journey_id, step, action, detail FROM actions"
+        " WHERE user_id IN (SELECT value FROM json_each(?)) ORDER BY seq",
+        (_ids_json(ids),),
+    )
+    return [RecordedAction(int(at), str(u), j, s, str(a), loads(d)) for at, u, j, s, a, d in rows]
+
+
+def recorded_segment_changes(store: Store, ids: list[str]) -> list[RecordedSegmentChange]:
+    """The segment changes logged for ``ids``, in the order they happened."""
+    rows = store.conn.execute(
+        "SELECT at, segment, entered FROM segment_changes"
+        " WHERE user_id IN (SELECT value FROM json_each(?)) ORDER BY at, rowid",
+        (_ids_json(ids),),
+    )
+    return [RecordedSegmentChange(int(at), str(s), bool(e)) for at, s, e in rows]
+
+
+def last_activity(store: Store) -> int | None:
+    """The time of the last event or action the store holds, for any user: how long
+    a simulation's clock ran (its users kept one another's clock going)."""
+    row = store.conn.execute(
+        "SELECT max(coalesce((SELECT max(at) FROM events), -1),"
+        " coalesce((SELECT max(at) FROM actions), -1))"
+    ).fetchone()
+    return None if row[0] is None or row[0] < 0 else int(row[0])

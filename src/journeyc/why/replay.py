@@ -1,0 +1,395 @@
+"""Why a user did (or did not) get a message: their events replayed through the
+engine with a tracer.
+
+The engine is deterministic, so nothing is logged in production for this: the user's
+events (under every id that names them) are replayed by the simulator's driver
+(:class:`~journeyc.engine.simulate.Replay`, as ``journeyc test`` runs each test) in
+a scratch in-memory store, through the journey versions the store deployed, at the
+times it deployed them, with a :class:`~journeyc.why.tracer.WhyTracer` on the
+engine. The replay's actions are compared with those the store recorded, so the
+answer says when it differs (docs/why.md lists where it can).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from journeyc.compile import ir
+from journeyc.config import Config
+from journeyc.engine.actions import Action, iso_ms
+from journeyc.engine.deploy import deployed_project
+from journeyc.engine.localtime import user_zone
+from journeyc.engine.parallel import fill_store
+from journeyc.engine.simulate import Replay
+from journeyc.fastjson import dumps, loads
+from journeyc.store.sqlite import Store
+from journeyc.store.sqlite.replays import (
+    DeployedVersion,
+    RecordedAction,
+    deployed_versions,
+    is_known,
+    last_activity,
+    profile_before,
+    recorded_actions,
+    user_events,
+)
+from journeyc.why.model import Decision, JourneyWhy, MessageReach, Mismatch, WhyReport
+from journeyc.why.tracer import WhyTracer, entry_rule_text, trigger_text
+
+__all__ = [
+    "SIMULATED_RUN",
+    "UnknownNameError",
+    "UnknownUserError",
+    "WhyError",
+    "explain_user",
+    "simulated_run",
+]
+
+SIMULATED_RUN = "simulate.run"
+"""The store setting in which ``journeyc simulate --db`` keeps what it ran (the
+project's IR, ``--until``, the config), for ``journeyc why``: the journeys table
+keeps each version's steps, not its messages or segments."""
+
+COMPARED = ("enter", "send", "suppress", "goal", "exit")
+"""The actions a replay is checked against the store's action log with."""
+
+
+class WhyError(Exception):
+    """A question ``why`` cannot answer (the message says why)."""
+
+
+class UnknownUserError(WhyError):
+    """The store knows no such user."""
+
+
+class UnknownNameError(WhyError):
+    """``--journey`` or ``--message`` names nothing the store deployed."""
+
+
+def simulated_run(project: ir.ProjectIR, until_ms: int | None, config: Config) -> str:
+    """The value of :data:`SIMULATED_RUN` for a simulation."""
+    return dumps(
+        {
+            "project": project.model_dump(mode="json"),
+            "until": until_ms,
+            "config": config.model_dump(mode="json", by_alias=True),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What the store says was deployed: the projects in order, with their times."""
+
+    phases: list[tuple[int, ir.ProjectIR]]
+    retired: list[str]
+    until_ms: int | None
+    horizon_ms: int | None
+    config: Config | None  # the simulation's, when the store is one's
+    notes: list[str]
+
+
+def _source(store: Store, now_ms: int | None) -> _Source:
+    """The deployments to replay through, and when the replay stops."""
+    versions = deployed_versions(store)
+    if not versions:
+        raise WhyError(f"{store.path}: no journey was ever deployed into this store")
+    notes: list[str] = []
+    run = store.get_setting(SIMULATED_RUN)
+    base: ir.ProjectIR | None
+    until: int | None
+    config: Config | None = None
+    if run is not None:
+        data = loads(run)
+        base = ir.ProjectIR.model_validate(data["project"])
+        until = data.get("until")
+        config = Config.model_validate(data["config"])
+    else:
+        base = deployed_project(store)
+        until = now_ms
+    if base is None:
+        base = ir.ProjectIR()
+        notes.append(
+            "the store keeps no deployed project (messages, segments): sends render no "
+            "declared message, and segment conditions are false"
+        )
+    phases = _phases(versions, base)
+    retired = sorted(
+        {v.journey_id for v in versions} - {v.journey_id for v in versions if v.active}
+    )
+    if retired:
+        notes.append(
+            "retired journeys (" + ", ".join(retired) + ") are replayed as deployed to the end: "
+            "the store does not keep when a journey was retired"
+        )
+    horizon = last_activity(store) if run is not None else None
+    return _Source(phases, retired, until, horizon, config, notes)
+
+
+def _phases(versions: list[DeployedVersion], base: ir.ProjectIR) -> list[tuple[int, ir.ProjectIR]]:
+    """The project deployed at each deployment time: every journey's latest version
+    deployed by then, with the messages and segments of ``base``."""
+    phases: list[tuple[int, ir.ProjectIR]] = []
+    current: dict[str, ir.JourneyIR] = {}
+    times = sorted({v.deployed_at for v in versions})
+    for t in times:
+        for v in versions:
+            if v.deployed_at == t:
+                current[v.journey_id] = ir.JourneyIR.model_validate_json(v.ir_json)
+        phases.append(
+            (
+                t,
+                ir.ProjectIR(
+                    journeys=dict(sorted(current.items())),
+                    messages=base.messages,
+                    segments=base.segments,
+                ),
+            )
+        )
+    return phases
+
+
+def _key(at_ms: int, journey: str | None, step: str | None, action: str, d: dict[str, Any]) -> str:
+    """What an action is compared by: time, journey, step, kind, and its channel,
+    message and reason."""
+    return dumps(
+        [at_ms, journey, step, action, d.get("channel"), d.get("message"), d.get("reason")]
+    )
+
+
+def _compare(replayed: list[Action], recorded: list[RecordedAction]) -> list[Mismatch]:
+    """Actions on one side and not the other (as multisets)."""
+    mine = Counter(
+        _key(a.at_ms, a.journey, a.step, a.action, a.detail)
+        for a in replayed
+        if a.action in COMPARED
+    )
+    theirs = Counter(
+        _key(r.at_ms, r.journey_id, r.step, r.action, r.detail)
+        for r in recorded
+        if r.action in COMPARED
+    )
+    out = []
+    for side, extra in (("store", theirs - mine), ("replay", mine - theirs)):
+        for key in sorted(extra.elements()):
+            at, journey, step, action, channel, message, reason = loads(key)
+            detail = {
+                k: v
+                for k, v in (("channel", channel), ("message", message), ("reason", reason))
+                if v is not None
+            }
+            out.append(
+                Mismatch(
+                    side="store" if side == "store" else "replay",
+                    at=iso_ms(at),
+                    journey=journey,
+                    step=step,
+                    action=action,
+                    detail=detail,
+                )
+            )
+    return out
+
+
+def _sends(j: ir.JourneyIR, message: str) -> list[str]:
+    """The steps of ``j`` that may send ``message``."""
+    return [
+        n.id
+        for n in j.nodes.values()
+        if isinstance(n, ir.SendNode) and any(t.message == message for t in n.targets)
+    ]
+
+
+def _reach(message: str, steps: list[str], decisions: list[Decision]) -> MessageReach:
+    """Whether the decisions of one journey got the user ``message``, and if not,
+    where they stopped."""
+    sends = [d for d in decisions if d.kind == "send" and d.step in steps]
+    got = [d for d in sends if d.outcome == "sent" and d.message == message]
+    if got:
+        d = got[-1]
+        return MessageReach(
+            message=message,
+            outcome="sent",
+            stopped_at=d.step,
+            why=f"sent at {d.at} on {d.channel}",
+        )
+    final = [d for d in sends if d.outcome != "deferred"]
+    if final:
+        d = final[-1]
+        reason = d.reason or (f"sent {d.channel} {d.message} instead" if d.channel else None)
+        return MessageReach(
+            message=message,
+            outcome="suppressed",
+            reason=d.reason,
+            stopped_at=d.step,
+            why=f"step {d.step} at {d.at}: {d.summary}" if reason else d.summary,
+        )
+    if not decisions:
+        return MessageReach(
+            message=message,
+            outcome="never_reached",
+            stopped_at="trigger",
+            why="no event, segment change or schedule of the user triggers this journey",
+        )
+    entered = [d for d in decisions if d.kind == "entry" and d.outcome == "entered"]
+    if not entered:
+        last = next(
+            (d for d in reversed(decisions) if d.kind in ("entry", "trigger")), decisions[-1]
+        )
+        where = "entry" if last.kind == "entry" else "trigger"
+        return MessageReach(
+            message=message,
+            outcome="never_reached",
+            stopped_at=where,
+            why=f"never entered; last at {last.at}: {last.summary}",
+        )
+    last = decisions[-1]
+    if last.kind == "wait" or (last.kind == "send" and last.outcome == "deferred"):
+        return MessageReach(
+            message=message,
+            outcome="never_reached",
+            stopped_at=last.step,
+            why=f"not reached yet: at step {last.step}, {last.summary}",
+        )
+    ended = next((d for d in reversed(decisions) if d.kind == "exit"), last)
+    return MessageReach(
+        message=message,
+        outcome="never_reached",
+        stopped_at=ended.step,
+        why=f"the entry ended at step {ended.step} at {ended.at} ({ended.summary})",
+    )
+
+
+def _for_message(decisions: list[Decision], steps: list[str]) -> list[Decision]:
+    """The decisions leading to sends of one message: all but the other sends."""
+    return [d for d in decisions if d.kind != "send" or d.step in steps]
+
+
+def explain_user(
+    store: Store,
+    user_id: str,
+    *,
+    config: Config | None = None,
+    now_ms: int | None = None,
+    journey: str | None = None,
+    message: str | None = None,
+) -> WhyReport:
+    """Replay ``user_id``'s events and say every decision made for them.
+
+    ``now_ms``: where a daemon's store is replayed to (the wall clock; a simulation's
+    store is replayed as the simulation ran). ``config``: the daemon's (default: the
+    simulation's, for its store, else the defaults). ``journey``, ``message``: only
+    that journey, only the decisions leading to sends of that message.
+
+    Raises :class:`UnknownUserError` for a user the store does not know,
+    :class:`UnknownNameError` for an unknown journey or message, :class:`WhyError`
+    for a store where nothing was deployed.
+    """
+    ids = store.identities_of(user_id)
+    user = ids[0]
+    if not is_known(store, user):
+        raise UnknownUserError(f"no user {user_id!r} in {store.path}")
+    src = _source(store, now_ms)
+    config = config or src.config or Config()
+    last_project = src.phases[-1][1]
+    if journey is not None and journey not in last_project.journeys:
+        known = ", ".join(sorted(last_project.journeys)) or "none"
+        raise UnknownNameError(f"--journey: no journey {journey!r} was deployed (known: {known})")
+    if message is not None and not any(_sends(j, message) for j in last_project.journeys.values()):
+        raise UnknownNameError(f"--message: no deployed journey sends a message {message!r}")
+    start_ms, first = src.phases[0]
+    events = user_events(store, ids)
+    with Store.open(":memory:") as scratch:
+        fill_store(scratch, profile_before(store, ids, start_ms), [])
+        with scratch.bulk():
+            replay = Replay(
+                first, events, scratch, config, start_ms, src.until_ms, None, True, True
+            )
+            engine = replay.engine
+            tracer = WhyTracer.for_engine(engine, user, dict(first.segments))
+            engine.tracer = tracer
+            for t, project in src.phases[1:]:
+                replay.until_ms = t - 1
+                replay.run()
+                engine.deploy(project, t)
+            replay.until_ms = src.until_ms
+            end = replay.run(src.horizon_ms)
+        zone = user_zone(scratch.get_profile(user), engine.zone).key
+    recorded = recorded_actions(store, ids)
+    mismatches = _compare(replay.actions, recorded)
+    notes = list(src.notes)
+    if len(ids) > 1:
+        notes.append(
+            "merged ids (" + ", ".join(ids[1:]) + "): their events are replayed as "
+            f"{user}'s from the start (split arms and holdouts drawn before the merge "
+            "read the other id)"
+        )
+    journeys = _journeys(tracer.by_journey(), src.phases, journey, message)
+    last_at = max((a.at_ms for a in replay.actions), default=None)
+    until = src.until_ms if src.until_ms is not None else end if end is not None else last_at
+    return WhyReport(
+        user=user,
+        ids=ids,
+        timezone=zone,
+        replayed_from=iso_ms(start_ms),
+        replayed_until=iso_ms(until) if until is not None else None,
+        journeys=journeys,
+        agrees=not mismatches,
+        mismatches=mismatches,
+        notes=notes,
+    )
+
+
+def _journeys(
+    decided: dict[str, list[Decision]],
+    phases: list[tuple[int, ir.ProjectIR]],
+    only: str | None,
+    message: str | None,
+) -> list[JourneyWhy]:
+    """One :class:`JourneyWhy` per journey with decisions (with ``message``: per
+    journey that sends it), by id."""
+    latest: dict[str, ir.JourneyIR] = {}
+    versions: dict[str, list[str]] = {}
+    for _, project in phases:
+        for jid, j in project.journeys.items():
+            latest[jid] = j
+            seen = versions.setdefault(jid, [])
+            if j.version not in seen:
+                seen.append(j.version)
+    out = []
+    for jid in sorted(latest):
+        j = latest[jid]
+        decisions = decided.get(jid, [])
+        if only is not None and jid != only:
+            continue
+        reach = None
+        if message is not None:
+            steps = sorted(
+                {
+                    s
+                    for _, p in phases
+                    if jid in p.journeys
+                    for s in _sends(p.journeys[jid], message)
+                }
+            )
+            if not steps:
+                continue
+            decisions = _for_message(decisions, steps)
+            reach = _reach(message, steps, decisions)
+        elif not decisions:
+            continue
+        out.append(
+            JourneyWhy(
+                journey=jid,
+                title=j.title,
+                triggers=[trigger_text(t) for t in j.triggers],
+                entry_rule=entry_rule_text(j.entry),
+                versions=versions[jid],
+                entries=sum(1 for d in decisions if d.kind == "entry" and d.outcome == "entered"),
+                decisions=decisions,
+                message=reach,
+            )
+        )
+    return out
