@@ -872,36 +872,34 @@ class Engine:
     def _check_goal(
         self, prog: Program, ev: StoredEvent, scope: Scope, now_ms: int, actions: list[Action]
     ) -> None:
-        outcome = self._goal(prog, ev, scope, now_ms, actions)
-        if self.tracer is not None:
-            self.tracer.goal(prog, ev, scope, outcome, now_ms)
-
-    def _goal(
-        self, prog: Program, ev: StoredEvent, scope: Scope, now_ms: int, actions: list[Action]
-    ) -> str:
-        """Record the goal if ``ev`` reaches it; what was decided (engine/trace.py)."""
         goal = prog.journey.goal
         assert goal is not None
         last = self.rt.last_entry(prog.id, ev.user_id)
-        if last is None:
-            return "no_entry"
+        if last is None:  # most goal events: the tracer is not told (engine/trace.py)
+            return
         entry_no, entered_at, goal_at = last
-        if goal_at is not None:
-            return "recorded_already"
-        if ev.at_ms < entered_at:
-            return "before_entry"
+        if goal_at is not None or ev.at_ms < entered_at:
+            why = "recorded_already" if goal_at is not None else "before_entry"
+            return self._goal_traced(prog, ev, scope, why, now_ms)
         if goal.within is not None:
             if ev.at_ms > entered_at + goal.within * 1000:
-                return "after_within"
+                return self._goal_traced(prog, ev, scope, "after_within", now_ms)
         else:
             live = self.rt.live_in(prog.id, ev.user_id)
             if live is None or live.entry_no != entry_no:
-                return "entry_over"
+                return self._goal_traced(prog, ev, scope, "entry_over", now_ms)
         if not _holds(prog.goal_where, scope):
-            return "where_false"
+            return self._goal_traced(prog, ev, scope, "where_false", now_ms)
         self.rt.record_goal(prog.id, ev.user_id, entry_no, now_ms)
         actions.append(Action(now_ms, ev.user_id, prog.id, None, "goal"))
-        return "reached"
+        return self._goal_traced(prog, ev, scope, "reached", now_ms)
+
+    def _goal_traced(
+        self, prog: Program, ev: StoredEvent, scope: Scope, outcome: str, now_ms: int
+    ) -> None:
+        """Tell the tracer what a goal check decided (engine/trace.py)."""
+        if self.tracer is not None:
+            self.tracer.goal(prog, ev, scope, outcome, now_ms)
 
     def _enter(
         self,

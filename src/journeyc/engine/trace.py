@@ -35,14 +35,14 @@ user is in the journey already, ``entry once`` used, ``once per D`` not over yet
 
 GOAL_OUTCOMES = (
     "reached",
-    "no_entry",
     "recorded_already",
     "before_entry",
     "after_within",
     "entry_over",
     "where_false",
 )
-"""What a goal decision can be (docs/semantics.md, "Time and order", goals)."""
+"""What a goal decision can be (docs/semantics.md, "Time and order", goals). A goal
+event of a user who never entered the journey is not told (the common case)."""
 
 SEND_OUTCOMES = ("sent", "suppressed", "deferred")
 """What a ``send`` step can do: send, suppress (with a reason), or wait for the end of
@@ -76,7 +76,8 @@ class Tracer(Protocol):
         latest entry (number, entered at, goal at)."""
 
     def goal(self, prog: Program, ev: StoredEvent, scope: Scope, outcome: str, now_ms: int) -> None:
-        """A goal event: counted or why not (one of :data:`GOAL_OUTCOMES`)."""
+        """A goal event of a user who entered the journey: counted or why not (one of
+        :data:`GOAL_OUTCOMES`)."""
 
     def exit_check(
         self, inst: Instance, ev: StoredEvent, scope: Scope, matched: bool, now_ms: int

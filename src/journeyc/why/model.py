@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "CapCheck",
+    "CaseCheck",
     "ChannelCheck",
     "Decision",
     "DecisionKind",
@@ -82,7 +83,6 @@ class CapCheck(_Model):
 
 
 DecisionKind = Literal[
-    "event",
     "trigger",
     "entry",
     "goal",
@@ -99,13 +99,12 @@ DecisionKind = Literal[
 ]
 """What a decision is about:
 
-- ``event``: one of the user's events was handled (``event_name``, ``props``);
 - ``trigger``: a ``when`` of the journey names that event; ``outcome`` ``matched`` or
   ``not_matched``, ``terms`` the values of its ``where``;
 - ``entry``: the entry rule; ``outcome`` ``entered``, ``already_in``, ``once_used``,
   ``once_per_wait`` (``next_entry_at``); ``holdout`` for an entry;
-- ``goal``: a goal event; ``outcome`` ``reached`` or why not (``no_entry``,
-  ``recorded_already``, ``before_entry``, ``after_within``, ``entry_over``,
+- ``goal``: a goal event after an entry; ``outcome`` ``reached`` or why not
+  (``recorded_already``, ``before_entry``, ``after_within``, ``entry_over``,
   ``where_false``);
 - ``exit_check``: an ``exit when`` names the event; ``matched`` or ``not_matched``;
 - ``resume``: the event a ``wait for`` waits for came; ``resumed`` or ``where_false``;

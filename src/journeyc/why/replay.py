@@ -52,6 +52,9 @@ SIMULATED_RUN = "simulate.run"
 project's IR, ``--until``, the config), for ``journeyc why``: the journeys table
 keeps each version's steps, not its messages or segments."""
 
+TRACKED = "jc-track:"
+"""How the message ids of the events ``track`` steps log begin (engine/core.py)."""
+
 COMPARED = ("enter", "send", "suppress", "goal", "exit")
 """The actions a replay is checked against the store's action log with."""
 
@@ -204,62 +207,55 @@ def _sends(j: ir.JourneyIR, message: str) -> list[str]:
 
 def _reach(message: str, steps: list[str], decisions: list[Decision]) -> MessageReach:
     """Whether the decisions of one journey got the user ``message``, and if not,
-    where they stopped."""
+    where they stopped: the latest send of it, else the latest rule that kept them out
+    or the step their latest entry ended (or waits) at."""
+
+    def never(stopped_at: str | None, why: str) -> MessageReach:
+        return MessageReach(
+            message=message, outcome="never_reached", stopped_at=stopped_at, why=why
+        )
+
     sends = [d for d in decisions if d.kind == "send" and d.step in steps]
     got = [d for d in sends if d.outcome == "sent" and d.message == message]
     if got:
         d = got[-1]
         return MessageReach(
-            message=message,
-            outcome="sent",
-            stopped_at=d.step,
-            why=f"sent at {d.at} on {d.channel}",
+            message=message, outcome="sent", stopped_at=d.step, why=f"{d.summary} at {d.at}"
         )
     final = [d for d in sends if d.outcome != "deferred"]
     if final:
         d = final[-1]
-        reason = d.reason or (f"sent {d.channel} {d.message} instead" if d.channel else None)
+        reason = d.reason or "sent_other"  # the step sent another channel's message
         return MessageReach(
             message=message,
             outcome="suppressed",
-            reason=d.reason,
+            reason=reason,
             stopped_at=d.step,
-            why=f"step {d.step} at {d.at}: {d.summary}" if reason else d.summary,
+            why=f"step {d.step} at {d.at}: {d.summary}",
         )
     if not decisions:
-        return MessageReach(
-            message=message,
-            outcome="never_reached",
-            stopped_at="trigger",
-            why="no event, segment change or schedule of the user triggers this journey",
-        )
-    entered = [d for d in decisions if d.kind == "entry" and d.outcome == "entered"]
-    if not entered:
-        last = next(
-            (d for d in reversed(decisions) if d.kind in ("entry", "trigger")), decisions[-1]
-        )
-        where = "entry" if last.kind == "entry" else "trigger"
-        return MessageReach(
-            message=message,
-            outcome="never_reached",
-            stopped_at=where,
-            why=f"never entered; last at {last.at}: {last.summary}",
+        return never(
+            "trigger", "no event, segment change or schedule of the user triggers this journey"
         )
     last = decisions[-1]
+    earlier = ""
+    ended = next((d for d in reversed(decisions) if d.kind == "exit"), None)
+    if last.kind in ("trigger", "entry") and last.outcome != "entered":
+        if ended is not None:
+            earlier = f"; the entry before ended at step {ended.step} at {ended.at}"
+        where = "entry" if last.kind == "entry" else "trigger"
+        return never(where, f"at {last.at}, {last.summary}{earlier}")
     if last.kind == "wait" or (last.kind == "send" and last.outcome == "deferred"):
-        return MessageReach(
-            message=message,
-            outcome="never_reached",
-            stopped_at=last.step,
-            why=f"not reached yet: at step {last.step}, {last.summary}",
-        )
-    ended = next((d for d in reversed(decisions) if d.kind == "exit"), last)
-    return MessageReach(
-        message=message,
-        outcome="never_reached",
-        stopped_at=ended.step,
-        why=f"the entry ended at step {ended.step} at {ended.at} ({ended.summary})",
-    )
+        return never(last.step, f"not reached yet: at step {last.step}, {last.summary}")
+    assert ended is not None  # an entry that does not wait has ended
+    why = f"the entry ended at step {ended.step} at {ended.at} ({ended.summary}"
+    exits = [d for d in decisions if d.kind == "exit_check" and d.outcome == "matched"]
+    if ended.reason == "exit_event" and exits:
+        why += f": {exits[-1].event_name}"
+    turns = [d for d in decisions if d.kind in ("branch", "split") and d.entry_no == ended.entry_no]
+    if turns:
+        why += f"; at step {turns[-1].step} it took {turns[-1].outcome}"
+    return never(ended.step, why + ")")
 
 
 def _for_message(decisions: list[Decision], steps: list[str]) -> list[Decision]:
@@ -300,7 +296,8 @@ def explain_user(
     if message is not None and not any(_sends(j, message) for j in last_project.journeys.values()):
         raise UnknownNameError(f"--message: no deployed journey sends a message {message!r}")
     start_ms, first = src.phases[0]
-    events = user_events(store, ids)
+    # The events the journeys' `track` steps logged are the replay's to log again.
+    events = [e for e in user_events(store, ids) if not e.message_id.startswith(TRACKED)]
     with Store.open(":memory:") as scratch:
         fill_store(scratch, profile_before(store, ids, start_ms), [])
         with scratch.bulk():
@@ -315,7 +312,7 @@ def explain_user(
                 replay.run()
                 engine.deploy(project, t)
             replay.until_ms = src.until_ms
-            end = replay.run(src.horizon_ms)
+            replay.run(src.horizon_ms)
         zone = user_zone(scratch.get_profile(user), engine.zone).key
     recorded = recorded_actions(store, ids)
     mismatches = _compare(replay.actions, recorded)
@@ -327,8 +324,8 @@ def explain_user(
             "read the other id)"
         )
     journeys = _journeys(tracer.by_journey(), src.phases, journey, message)
-    last_at = max((a.at_ms for a in replay.actions), default=None)
-    until = src.until_ms if src.until_ms is not None else end if end is not None else last_at
+    # A simulation's clock ran while any user had work: to its last action or event.
+    until = src.until_ms if src.until_ms is not None else src.horizon_ms
     return WhyReport(
         user=user,
         ids=ids,

@@ -224,12 +224,9 @@ class WhyTracer:
         )
 
     def goal(self, prog: Program, ev: StoredEvent, scope: Scope, outcome: str, now_ms: int) -> None:
-        """A goal event, counted or not (not told for a journey never entered: most
-        journeys' goals name events every user sends)."""
+        """A goal event, counted or not."""
         goal = prog.journey.goal
         assert goal is not None
-        if outcome == "no_entry":
-            return
         words = {
             "reached": "goal reached",
             "recorded_already": "not a goal: reached already for this entry",
