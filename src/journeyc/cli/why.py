@@ -57,7 +57,7 @@ def why(
     not a journeyc store, 2 usage error (no store at the path).
     """
     from journeyc.why.render import render_text
-    from journeyc.why.replay import WhyError, explain_user
+    from journeyc.why.replay import UnknownNameError, WhyError, explain_user
 
     config, config_path = read_config(config_file)
     path = store_path(db, config)
@@ -72,6 +72,9 @@ def why(
             journey=journey,
             message=message,
         )
+    except UnknownNameError as exc:
+        click.echo(f"journeyc: --{exc.param}: {exc.detail}", err=True)
+        sys.exit(EXIT_INVALID)
     except WhyError as exc:
         click.echo(f"journeyc: {exc}", err=True)
         sys.exit(EXIT_INVALID)

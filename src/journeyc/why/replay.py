@@ -12,7 +12,7 @@ answer says when it differs (docs/why.md lists where it can).
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,11 @@ SIMULATED_RUN = "simulate.run"
 project's IR, ``--until``, the config), for ``journeyc why``: the journeys table
 keeps each version's steps, not its messages or segments."""
 
+DAEMON_SLACK_MS = 60_000
+"""How long after the replay's time a daemon's recorded action may be and still be
+the same action: its engine handles an event, or a due wait, when it runs (within
+milliseconds when it keeps up; longer behind a backlog)."""
+
 TRACKED = "jc-track:"
 """How the message ids of the events ``track`` steps log begin (engine/core.py)."""
 
@@ -68,7 +73,13 @@ class UnknownUserError(WhyError):
 
 
 class UnknownNameError(WhyError):
-    """``--journey`` or ``--message`` names nothing the store deployed."""
+    """``journey`` or ``message`` (``param``) names nothing the store deployed;
+    ``detail`` says so (the CLI names the option, the API the query parameter)."""
+
+    def __init__(self, param: str, detail: str) -> None:
+        super().__init__(f"{param}: {detail}")
+        self.param = param
+        self.detail = detail
 
 
 def simulated_run(project: ir.ProjectIR, until_ms: int | None, config: Config) -> str:
@@ -154,45 +165,58 @@ def _phases(versions: list[DeployedVersion], base: ir.ProjectIR) -> list[tuple[i
     return phases
 
 
-def _key(at_ms: int, journey: str | None, step: str | None, action: str, d: dict[str, Any]) -> str:
-    """What an action is compared by: time, journey, step, kind, and its channel,
-    message and reason."""
-    return dumps(
-        [at_ms, journey, step, action, d.get("channel"), d.get("message"), d.get("reason")]
-    )
+_Key = tuple[str | None, str | None, str, str | None, str | None, str | None]
 
 
-def _compare(replayed: list[Action], recorded: list[RecordedAction]) -> list[Mismatch]:
-    """Actions on one side and not the other (as multisets)."""
-    mine = Counter(
-        _key(a.at_ms, a.journey, a.step, a.action, a.detail)
-        for a in replayed
-        if a.action in COMPARED
-    )
-    theirs = Counter(
-        _key(r.at_ms, r.journey_id, r.step, r.action, r.detail)
-        for r in recorded
-        if r.action in COMPARED
-    )
+def _key(journey: str | None, step: str | None, action: str, d: dict[str, Any]) -> _Key:
+    """What an action is compared by, beside its time: journey, step, kind, and its
+    channel, message and reason."""
+    return (journey, step, action, d.get("channel"), d.get("message"), d.get("reason"))
+
+
+def _compare(
+    replayed: list[Action], recorded: list[RecordedAction], slack_ms: int
+) -> list[Mismatch]:
+    """Actions on one side and not the other. A recorded action matches a replayed
+    one with the same key, at its time or up to ``slack_ms`` after it (a daemon's
+    engine handles an event, and a due wait, a moment after its time); each side's
+    actions are taken in order."""
+    pending: dict[_Key, deque[int]] = defaultdict(deque)
+    for a in replayed:
+        if a.action in COMPARED:
+            pending[_key(a.journey, a.step, a.action, a.detail)].append(a.at_ms)
+    unmatched: list[tuple[str, int, _Key]] = []
+    for r in recorded:
+        if r.action not in COMPARED:
+            continue
+        key = _key(r.journey_id, r.step, r.action, r.detail)
+        times = pending[key]
+        while times and r.at_ms - times[0] > slack_ms:  # replayed, never recorded
+            unmatched.append(("replay", times.popleft(), key))
+        if times and 0 <= r.at_ms - times[0] <= slack_ms:
+            times.popleft()
+        else:
+            unmatched.append(("store", r.at_ms, key))
+    unmatched += [("replay", at, key) for key, times in pending.items() for at in times]
     out = []
-    for side, extra in (("store", theirs - mine), ("replay", mine - theirs)):
-        for key in sorted(extra.elements()):
-            at, journey, step, action, channel, message, reason = loads(key)
-            detail = {
-                k: v
-                for k, v in (("channel", channel), ("message", message), ("reason", reason))
-                if v is not None
-            }
-            out.append(
-                Mismatch(
-                    side="store" if side == "store" else "replay",
-                    at=iso_ms(at),
-                    journey=journey,
-                    step=step,
-                    action=action,
-                    detail=detail,
-                )
+    for side, at, (journey, step, action, channel, message, reason) in sorted(
+        unmatched, key=lambda u: (u[1], u[0], str(u[2]))
+    ):
+        detail = {
+            k: v
+            for k, v in (("channel", channel), ("message", message), ("reason", reason))
+            if v is not None
+        }
+        out.append(
+            Mismatch(
+                side="store" if side == "store" else "replay",
+                at=iso_ms(at),
+                journey=journey,
+                step=step,
+                action=action,
+                detail=detail,
             )
+        )
     return out
 
 
@@ -292,9 +316,9 @@ def explain_user(
     last_project = src.phases[-1][1]
     if journey is not None and journey not in last_project.journeys:
         known = ", ".join(sorted(last_project.journeys)) or "none"
-        raise UnknownNameError(f"--journey: no journey {journey!r} was deployed (known: {known})")
+        raise UnknownNameError("journey", f"no journey {journey!r} was deployed (known: {known})")
     if message is not None and not any(_sends(j, message) for j in last_project.journeys.values()):
-        raise UnknownNameError(f"--message: no deployed journey sends a message {message!r}")
+        raise UnknownNameError("message", f"no deployed journey sends a message {message!r}")
     start_ms, first = src.phases[0]
     # The events the journeys' `track` steps logged are the replay's to log again.
     events = [e for e in user_events(store, ids) if not e.message_id.startswith(TRACKED)]
@@ -315,7 +339,8 @@ def explain_user(
             replay.run(src.horizon_ms)
         zone = user_zone(scratch.get_profile(user), engine.zone).key
     recorded = recorded_actions(store, ids)
-    mismatches = _compare(replay.actions, recorded)
+    slack = 0 if src.config is not None else DAEMON_SLACK_MS  # a simulation: exact
+    mismatches = _compare(replay.actions, recorded, slack)
     notes = list(src.notes)
     if len(ids) > 1:
         notes.append(

@@ -1,0 +1,304 @@
+"""``journeyc why``: a replay of one user's events through the engine with a tracer.
+
+The property: on generated projects and timelines of several users, simulated into a
+store, each user's replay makes exactly the entries, sends, suppressions, goals and
+exits the store recorded for them, and its traced decisions say the same (a traced
+send decision for each send and suppression, an exit for each exit, …). Then the
+report itself: the human timeline and the JSON of a few example journeys (fixture
+files), ``--message``, unknown users and names, the CLI end to end (``simulate --db``
+then ``why``) and the API through a real ``journeyc serve``.
+
+    JOURNEYC_UPDATE_FIXTURES=1 pytest -q -n0 tests/test_why.py   # rewrite the fixtures
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import given
+
+from journeyc.config import Config
+from journeyc.engine.simulate import simulate
+from journeyc.store.sqlite import Store
+from journeyc.why.model import Decision, WhyReport
+from journeyc.why.replay import SIMULATED_RUN, UnknownUserError, explain_user, simulated_run
+from tests.daemon_helpers import ADMIN_TOKEN, Daemon, poll
+from tests.engine_helpers import TMP_DIR, compile_files, reject_runaways, time_limit
+from tests.journey_strategies import Scenario, scenarios
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "why"
+UPDATE = os.environ.get("JOURNEYC_UPDATE_FIXTURES") == "1"
+
+
+# ---------------------------------------------------------------- the property
+
+
+def _what(d: Decision) -> tuple[str, str | None, str | None, str] | None:
+    """The action a traced decision stands for, as (at, journey, step, action)."""
+    if d.kind == "entry" and d.outcome == "entered":
+        return (d.at, d.journey, None, "enter")
+    if d.kind == "send" and d.outcome in ("sent", "suppressed"):
+        return (d.at, d.journey, d.step, "send" if d.outcome == "sent" else "suppress")
+    if d.kind == "goal" and d.outcome == "reached":
+        return (d.at, d.journey, None, "goal")
+    if d.kind == "exit":
+        return (d.at, d.journey, d.step, "exit")
+    return None
+
+
+@given(scenarios(scheduled=True))
+def test_each_users_replay_makes_what_the_store_recorded(scenario: Scenario) -> None:
+    reject_runaways(scenario.files, scenario.events, scenario.start_ms, scenario.until_ms)
+    project = compile_files(scenario.files)
+    with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp:
+        store = Store.open(Path(tmp) / "s.db")
+        try:
+            with time_limit(60):
+                actions = simulate(
+                    project,
+                    scenario.events,
+                    store,
+                    start_ms=scenario.start_ms,
+                    until_ms=scenario.until_ms,
+                )
+                store.put_setting(
+                    SIMULATED_RUN, simulated_run(project, scenario.until_ms, Config())
+                )
+                for user in sorted({e.user_id for e in scenario.events}):
+                    report = explain_user(store, user)
+                    assert report.mismatches == [], scenario.describe()
+                    assert report.agrees
+                    # The trace says what happened: one decision per action, and the
+                    # actions simulate returned for the user.
+                    traced = Counter(
+                        w for j in report.journeys for d in j.decisions if (w := _what(d))
+                    )
+                    done = Counter(
+                        (a["at"], a["journey"], a["step"], a["action"])
+                        for a in (x.as_dict() for x in actions)
+                        if a["user"] == user
+                        and a["action"] in ("enter", "send", "suppress", "goal", "exit")
+                    )
+                    assert traced == done, scenario.describe()
+        finally:
+            store.close()
+
+
+# ---------------------------------------------------------------- the report, end to end
+
+CASES = {
+    # channel fallback (push off → WhatsApp) held by quiet hours, then no channel
+    "ann": ["ann"],
+    "ann.json": ["ann", "--json"],
+    # the trigger's where is false, then the user leaves on the goal before the wait
+    "ben-cart_reminder": ["ben", "--message", "cart_reminder"],
+    # a split arm, then `entry once` used
+    "cara-welcome_coupon": ["cara", "--message", "welcome_coupon"],
+    # a capped send, and a split arm whose channel is unreachable
+    "dan": ["dan"],
+    # a render error, and a held-out user
+    "eve": ["eve"],
+    "eve-welcome_test.json": ["eve", "--journey", "welcome_test", "--json"],
+}
+
+
+def journeyc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "journeyc", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def shop_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`journeyc simulate --db` of the fixture project, events and profiles."""
+    tmp = tmp_path_factory.mktemp("why")
+    db = tmp / "shop.db"
+    proc = journeyc(
+        "simulate",
+        str(FIXTURES / "project"),
+        "--events",
+        str(FIXTURES / "events.jsonl"),
+        "--profiles",
+        str(FIXTURES / "profiles.jsonl"),
+        "--db",
+        str(db),
+        cwd=tmp,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return db
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_report_of_each_example(case: str, shop_db: Path) -> None:
+    proc = journeyc("why", *CASES[case], "--db", str(shop_db), cwd=shop_db.parent)
+    assert proc.returncode == 0, proc.stderr
+    path = FIXTURES / (case if case.endswith(".json") else f"{case}.txt")
+    if UPDATE:
+        path.write_text(proc.stdout, encoding="utf-8")
+        return
+    assert path.exists(), f"{path.name} is missing (JOURNEYC_UPDATE_FIXTURES=1 writes it)"
+    assert proc.stdout == path.read_text(encoding="utf-8")
+    if case.endswith(".json"):
+        report = WhyReport.model_validate_json(proc.stdout)  # the documented model
+        assert report.agrees and report.mismatches == []
+
+
+@pytest.mark.e2e
+def test_the_decisions_say_what_decided_them(shop_db: Path) -> None:
+    """The values in the report: read from the JSON, not from the fixtures."""
+
+    def report(*args: str) -> WhyReport:
+        proc = journeyc("why", *args, "--json", "--db", str(shop_db), cwd=shop_db.parent)
+        assert proc.returncode == 0, proc.stderr
+        return WhyReport.model_validate_json(proc.stdout)
+
+    (cart,) = report("ann", "--journey", "cart_recovery").journeys
+    held, sent = [d for d in cart.decisions if d.kind == "send" and d.step == "reminder"]
+    assert held.outcome == "deferred" and held.quiet is not None and held.quiet.inside
+    assert held.quiet.local_time == "Mon 22:15 Asia/Bangkok"
+    assert [(c.channel, c.reachable, c.tried) for c in sent.channels] == [
+        ("push", False, True),
+        ("whatsapp", True, True),
+        ("email", None, False),
+    ]
+    assert (sent.outcome, sent.channel, sent.at) == ("sent", "whatsapp", "2026-01-06T01:00:00Z")
+
+    (cart,) = report("ben", "--journey", "cart_recovery").journeys
+    first = cart.decisions[0]
+    assert (first.kind, first.outcome) == ("trigger", "not_matched")
+    assert [(t.text, t.value) for t in first.terms] == [
+        ("event.cart_value >= 50", False),
+        ("event.cart_value", 20),
+    ]
+
+    (browse,) = report("dan", "--journey", "browse").journeys
+    capped = [d for d in browse.decisions if d.kind == "send"][-1]
+    assert (capped.outcome, capped.reason) == ("suppressed", "cap")
+    assert [(c.limit, c.count, c.reached) for c in capped.caps] == [(2, 2, True)]
+
+    (shipped,) = report("eve", "--journey", "shipped").journeys
+    (bad,) = [d for d in shipped.decisions if d.kind == "send"]
+    assert bad.reason == "render_error" and bad.error is not None and "divide" in bad.error
+
+    (welcome,) = report("eve", "--message", "welcome_coupon").journeys
+    entered = next(d for d in welcome.decisions if d.kind == "entry")
+    assert entered.holdout is True
+
+
+@pytest.mark.e2e
+def test_why_not_says_where_the_user_stopped(shop_db: Path) -> None:
+    def reach(user: str, message: str) -> tuple[str, str | None, str]:
+        proc = journeyc(
+            "why", user, "--message", message, "--json", "--db", str(shop_db), cwd=shop_db.parent
+        )
+        assert proc.returncode == 0, proc.stderr
+        (j,) = WhyReport.model_validate_json(proc.stdout).journeys
+        assert j.message is not None
+        return j.message.outcome, j.message.stopped_at, j.message.why
+
+    outcome, stopped, why = reach("ben", "cart_reminder")
+    assert (outcome, stopped) == ("never_reached", "first_nudge")
+    assert "exit when: order_completed" in why
+    outcome, stopped, why = reach("cara", "welcome_coupon")
+    assert (outcome, stopped) == ("never_reached", "entry")
+    assert "entry once" in why
+    assert reach("dan", "welcome_coupon")[:2] == ("suppressed", "coupon_mail")
+    assert reach("ann", "cart_reminder")[:2] == ("sent", "reminder")
+    # A journey that sends the message but that none of the user's events triggers.
+    outcome, stopped, _ = reach("eve", "cart_reminder")
+    assert (outcome, stopped) == ("never_reached", "trigger")
+
+
+@pytest.mark.e2e
+def test_unknown_users_journeys_and_messages_are_clear_errors(shop_db: Path) -> None:
+    for args, said in (
+        (["zoe"], "no user 'zoe'"),
+        (["ann", "--journey", "nope"], "--journey: no journey 'nope'"),
+        (["ann", "--message", "nope"], "--message: no deployed journey sends a message 'nope'"),
+    ):
+        proc = journeyc("why", *args, "--db", str(shop_db), cwd=shop_db.parent)
+        assert proc.returncode == 1, proc.stderr
+        assert said in proc.stderr and "Traceback" not in proc.stderr
+        assert proc.stdout == ""
+    missing = journeyc("why", "ann", "--db", str(shop_db.parent / "none.db"), cwd=shop_db.parent)
+    assert missing.returncode == 2
+
+
+def test_a_store_nothing_was_deployed_into_is_an_error(tmp_path: Path) -> None:
+    from journeyc.events import parse_event
+    from journeyc.why.replay import WhyError
+
+    with Store.open(tmp_path / "s.db") as store:
+        store.append_events(
+            [parse_event({"type": "track", "userId": "u1", "event": "a"}, received_ms=0)]
+        )
+        with pytest.raises(WhyError, match="no journey was ever deployed"):
+            explain_user(store, "u1")
+        with pytest.raises(UnknownUserError):
+            explain_user(store, "u2")
+
+
+# ---------------------------------------------------------------- the API
+
+
+@pytest.mark.e2e
+def test_the_api_replays_a_users_events_on_a_real_daemon(tmp_path: Path) -> None:
+    project = tmp_path / "journeys"
+    project.mkdir()
+    (project / "shop.journey").write_text(
+        (FIXTURES / "project" / "shop.journey").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    daemon = Daemon([str(project), "--db", str(tmp_path / "store.db"), "--port", "0"], tmp_path)
+    daemon.start()
+    try:
+        daemon.identify("dan", first_name="Dan")
+        for name in ("Silk dress", "Wool coat", "Linen shirt"):
+            daemon.track("dan", "product_viewed", name=name)
+
+        def handled() -> bool:
+            actions = daemon.admin("/v1/users/dan")["actions"]
+            return sum(a["action"] == "exit" for a in actions) == 3
+
+        poll(handled, 20, "the three entries to end")
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        reply = httpx.get(
+            f"{daemon.url}/v1/users/dan/why", params={"journey": "browse"}, headers=auth
+        )
+        assert reply.status_code == 200, reply.text
+        report = WhyReport.model_validate(reply.json())
+        assert report.agrees, report.mismatches
+        (browse,) = report.journeys
+        sends = [d for d in browse.decisions if d.kind == "send"]
+        assert [(d.outcome, d.reason) for d in sends] == [
+            ("sent", None),
+            ("sent", None),
+            ("suppressed", "cap"),
+        ]
+        message = httpx.get(
+            f"{daemon.url}/v1/users/dan/why", params={"message": "cart_reminder"}, headers=auth
+        ).json()
+        assert message["journeys"][0]["message"]["outcome"] == "never_reached"
+
+        unknown = httpx.get(f"{daemon.url}/v1/users/zoe/why", headers=auth)
+        assert unknown.status_code == 404
+        assert unknown.json()["error"].startswith("no user 'zoe'")
+        bad = httpx.get(f"{daemon.url}/v1/users/dan/why", params={"message": "nope"}, headers=auth)
+        assert bad.status_code == 400 and "--message" not in bad.json()["error"]
+        assert httpx.get(f"{daemon.url}/v1/users/dan/why").status_code == 401
+        assert daemon.stop() == 0
+    finally:
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            daemon.kill()
