@@ -13,26 +13,27 @@ answer says when it differs (docs/why.md lists where it can).
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from journeyc.compile import ir
 from journeyc.config import Config
-from journeyc.engine.actions import Action, iso_ms
+from journeyc.engine.actions import iso_ms
 from journeyc.engine.deploy import deployed_project
 from journeyc.engine.localtime import user_zone
 from journeyc.engine.parallel import fill_store
 from journeyc.engine.simulate import Replay
 from journeyc.fastjson import dumps, loads
-from journeyc.store.sqlite import Store
+from journeyc.store.sqlite import Store, segment_changes
 from journeyc.store.sqlite.replays import (
     DeployedVersion,
-    RecordedAction,
     deployed_versions,
     is_known,
     last_activity,
     profile_before,
     recorded_actions,
+    recorded_segment_changes,
     user_events,
 )
 from journeyc.why.model import Decision, JourneyWhy, MessageReach, Mismatch, WhyReport
@@ -165,46 +166,63 @@ def _phases(versions: list[DeployedVersion], base: ir.ProjectIR) -> list[tuple[i
     return phases
 
 
-_Key = tuple[str | None, str | None, str, str | None, str | None, str | None]
+_Key = tuple[str | None, str | None, str, str | None, str | None, str | None, str | None]
+"""What an action (or a segment change) is compared by, beside its time: journey,
+step, kind, channel, message, reason, segment."""
+
+Timed = tuple[int, _Key]
 
 
-def _key(journey: str | None, step: str | None, action: str, d: dict[str, Any]) -> _Key:
-    """What an action is compared by, beside its time: journey, step, kind, and its
-    channel, message and reason."""
-    return (journey, step, action, d.get("channel"), d.get("message"), d.get("reason"))
+def _actions(
+    rows: Iterable[tuple[int, str | None, str | None, str, dict[str, Any]]],
+) -> list[Timed]:
+    """``(at, journey, step, action, detail)`` rows as compared (enter, send,
+    suppress, goal, exit only)."""
+    return [
+        (at, (journey, step, action, d.get("channel"), d.get("message"), d.get("reason"), None))
+        for at, journey, step, action, d in rows
+        if action in COMPARED
+    ]
 
 
-def _compare(
-    replayed: list[Action], recorded: list[RecordedAction], slack_ms: int
-) -> list[Mismatch]:
-    """Actions on one side and not the other. A recorded action matches a replayed
+def _segments(rows: Iterable[tuple[int, str, bool]]) -> list[Timed]:
+    """``(at, segment, entered)`` changes as compared."""
+    return [
+        (at, (None, None, "segment_entered" if entered else "segment_left", None, None, None, seg))
+        for at, seg, entered in rows
+    ]
+
+
+def _compare(replayed: list[Timed], recorded: list[Timed], slack_ms: int) -> list[Mismatch]:
+    """What is on one side and not the other. A recorded action matches a replayed
     one with the same key, at its time or up to ``slack_ms`` after it (a daemon's
-    engine handles an event, and a due wait, a moment after its time); each side's
-    actions are taken in order."""
+    engine handles an event, and a due wait, a moment after its time); each side is
+    taken in order."""
     pending: dict[_Key, deque[int]] = defaultdict(deque)
-    for a in replayed:
-        if a.action in COMPARED:
-            pending[_key(a.journey, a.step, a.action, a.detail)].append(a.at_ms)
+    for at, key in replayed:
+        pending[key].append(at)
     unmatched: list[tuple[str, int, _Key]] = []
-    for r in recorded:
-        if r.action not in COMPARED:
-            continue
-        key = _key(r.journey_id, r.step, r.action, r.detail)
+    for at, key in recorded:
         times = pending[key]
-        while times and r.at_ms - times[0] > slack_ms:  # replayed, never recorded
+        while times and at - times[0] > slack_ms:  # replayed, never recorded
             unmatched.append(("replay", times.popleft(), key))
-        if times and 0 <= r.at_ms - times[0] <= slack_ms:
+        if times and 0 <= at - times[0] <= slack_ms:
             times.popleft()
         else:
-            unmatched.append(("store", r.at_ms, key))
+            unmatched.append(("store", at, key))
     unmatched += [("replay", at, key) for key, times in pending.items() for at in times]
     out = []
-    for side, at, (journey, step, action, channel, message, reason) in sorted(
+    for side, at, (journey, step, action, channel, message, reason, segment) in sorted(
         unmatched, key=lambda u: (u[1], u[0], str(u[2]))
     ):
         detail = {
             k: v
-            for k, v in (("channel", channel), ("message", message), ("reason", reason))
+            for k, v in (
+                ("channel", channel),
+                ("message", message),
+                ("reason", reason),
+                ("segment", segment),
+            )
             if v is not None
         }
         out.append(
@@ -338,9 +356,18 @@ def explain_user(
             replay.until_ms = src.until_ms
             replay.run(src.horizon_ms)
         zone = user_zone(scratch.get_profile(user), engine.zone).key
-    recorded = recorded_actions(store, ids)
+        changed = [(at, seg, entered) for seg, _, at, entered in segment_changes(scratch.conn)]
     slack = 0 if src.config is not None else DAEMON_SLACK_MS  # a simulation: exact
-    mismatches = _compare(replay.actions, recorded, slack)
+    mismatches = _compare(
+        _actions((a.at_ms, a.journey, a.step, a.action, a.detail) for a in replay.actions)
+        + _segments(changed),
+        _actions(
+            (r.at_ms, r.journey_id, r.step, r.action, r.detail)
+            for r in recorded_actions(store, ids)
+        )
+        + _segments((c.at_ms, c.segment, c.entered) for c in recorded_segment_changes(store, ids)),
+        slack,
+    )
     notes = list(src.notes)
     if len(ids) > 1:
         notes.append(
