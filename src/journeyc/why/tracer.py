@@ -138,6 +138,17 @@ class WhyTracer:
             Decision(at=iso_ms(at_ms), local=local_time(at_ms, self._zone(user)), **fields)
         )
 
+    def _of(self, inst: Instance, at_ms: int, step: str | None, **fields: Any) -> None:
+        """A decision about one entry (its journey and number) at ``step``."""
+        self._add(
+            inst.user_id,
+            at_ms,
+            journey=inst.journey_id,
+            entry_no=inst.entry_no,
+            step=step,
+            **fields,
+        )
+
     # ------------------------------------------------------------ the Tracer protocol
     def event(self, ev: StoredEvent, now_ms: int) -> None:
         """Remember the event in hand: the decisions it leads to name it."""
@@ -151,13 +162,11 @@ class WhyTracer:
         what = "quiet hours ended" if held else f"{node.kind.replace('_', ' ')} ended"
         if type(node) is ir.WaitForNode and not held:
             what = f"no {node.event} within the wait: timeout"
-        self._add(
-            inst.user_id,
+        self._of(
+            inst,
             now_ms,
+            node.id,
             kind="wake",
-            journey=inst.journey_id,
-            entry_no=inst.entry_no,
-            step=node.id,
             outcome="quiet_hours_over" if held else "timeout",
             summary=what,
         )
@@ -255,13 +264,11 @@ class WhyTracer:
         for x in prog.journey.exits:
             if x.event == ev.name:
                 terms += self._terms(x.where, scope)
-        self._add(
-            inst.user_id,
+        self._of(
+            inst,
             now_ms,
+            inst.node or None,
             kind="exit_check",
-            journey=inst.journey_id,
-            entry_no=inst.entry_no,
-            step=inst.node or None,
             outcome="matched" if matched else "not_matched",
             summary=f"{ev.name}: exit when "
             + ("holds: the user leaves" if matched else "is false"),
@@ -279,13 +286,11 @@ class WhyTracer:
     ) -> None:
         """The awaited event came."""
         way = "its on-event branch" if node.on_event is not None else "straight on"
-        self._add(
-            inst.user_id,
+        self._of(
+            inst,
             now_ms,
+            node.id,
             kind="resume",
-            journey=inst.journey_id,
-            entry_no=inst.entry_no,
-            step=node.id,
             outcome="resumed" if resumed else "where_false",
             summary=f"{ev.name} ends the wait: {way}"
             if resumed
@@ -316,13 +321,11 @@ class WhyTracer:
         else:
             outcome = "else" if node.orelse is not None else "none"
             said = "else" if node.orelse is not None else "no condition holds: straight on"
-        self._add(
-            inst.user_id,
+        self._of(
+            inst,
             now_ms,
+            node.id,
             kind="branch",
-            journey=prog.id,
-            entry_no=inst.entry_no,
-            step=node.id,
             outcome=outcome,
             summary=f"branch: {said}",
             cases=cases,
@@ -333,13 +336,11 @@ class WhyTracer:
     ) -> None:
         """A split arm."""
         shares = ", ".join(f"{a.name} {a.percent:g}%" for a in node.arms)
-        self._add(
-            inst.user_id,
+        self._of(
+            inst,
             self.now_ms,
+            node.id,
             kind="split",
-            journey=prog.id,
-            entry_no=inst.entry_no,
-            step=node.id,
             outcome=arm.name,
             summary=f"split ({shares}): arm {arm.name} (the user's number is {bucket:.2f})",
             bucket=round(bucket, 4),
@@ -458,13 +459,11 @@ class WhyTracer:
         if inst.vars.get("deferred"):
             return  # the send's decision says it (held by quiet hours)
         text = f"waits until {iso_ms(wake_at)}" + (f" for {event}" if event else "")
-        self._add(
-            inst.user_id,
+        self._of(
+            inst,
             self.now_ms,
+            inst.node,
             kind="wait",
-            journey=inst.journey_id,
-            entry_no=inst.entry_no,
-            step=inst.node,
             outcome="waiting",
             summary=text,
             until=iso_ms(wake_at),
@@ -479,13 +478,11 @@ class WhyTracer:
             "exit_event": "left: exit when",
             "merged": "ended: merged into another id's entry",
         }
-        self._add(
-            inst.user_id,
+        self._of(
+            inst,
             now_ms,
+            inst.node or None,
             kind="exit",
-            journey=inst.journey_id,
-            entry_no=inst.entry_no,
-            step=inst.node or None,
             outcome=reason,
             summary=words.get(reason, reason),
             reason=reason,
