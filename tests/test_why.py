@@ -330,3 +330,56 @@ def test_every_user_of_the_example_project_replays_as_recorded(tmp_path: Path) -
             assert report.mismatches == [], user
             changes += sum(d.kind == "segment" for j in report.journeys for d in j.decisions)
         assert changes > 0  # segment entries were replayed and compared
+
+
+def test_an_anonymous_id_merged_into_the_user_is_replayed_as_theirs(tmp_path: Path) -> None:
+    from journeyc.compile.lower import lower_project
+    from journeyc.events import parse_call
+    from journeyc.lang.project import load_project
+
+    project = lower_project(load_project([FIXTURES / "project"]))
+    calls = [
+        {"type": "track", "anonymousId": "anon-1", "event": "cart_abandoned",
+         "timestamp": "2026-01-05T09:00:00Z", "properties": {"cart_value": 120}},
+        {"type": "identify", "anonymousId": "anon-1", "userId": "kim",
+         "timestamp": "2026-01-05T09:10:00Z", "traits": {"push_enabled": True}},
+    ]  # fmt: skip
+    events = [e for c in calls for e in parse_call(c, received_ms=0)]  # with the alias event
+    with Store.open(tmp_path / "s.db") as store:
+        simulate(project, events, store)
+        store.put_setting(SIMULATED_RUN, simulated_run(project, None, Config()))
+        report = explain_user(store, "anon-1")  # the id names kim now
+    assert (report.user, report.ids) == ("kim", ["kim", "anon-1"])
+    assert report.agrees, report.mismatches
+    assert any("anon-1" in note for note in report.notes)
+    (cart,) = report.journeys
+    (sent,) = [d for d in cart.decisions if d.kind == "send" and d.outcome == "sent"]
+    assert (sent.step, sent.channel) == ("reminder", "push")  # kim's push_enabled, merged
+
+
+def test_each_deployed_version_is_replayed_from_its_deployment(tmp_path: Path) -> None:
+    """A store written as the daemon writes it, with a second version deployed between
+    two events: the first entry runs version 1, the second version 2."""
+    from journeyc.engine.deploy import deploy_project
+    from journeyc.engine.simulate import Replay
+    from tests.engine_helpers import ms, track
+
+    one = 'journey j\n  when a\n  entry always\n  send inapp "one" as s\n'
+    two = 'journey j\n  when a\n  entry always\n  send inapp "two" as t\n'
+    v1, v2 = compile_files({"j.journey": one}), compile_files({"j.journey": two})
+    first, second = (
+        track("u1", "a", "2026-01-05T10:00:00Z"),
+        track("u1", "a", "2026-01-05T12:00:00Z"),
+    )
+    with Store.open(tmp_path / "s.db") as store:
+        replay = Replay(v1, [first, second], store, until_ms=ms("2026-01-05T11:00:00Z"), hold=False)
+        replay.run()
+        deploy_project(replay.engine, v2, ms("2026-01-05T11:00:00Z"))
+        replay.until_ms = ms("2026-01-05T13:00:00Z")
+        replay.run()
+        report = explain_user(store, "u1", now_ms=ms("2026-01-05T13:00:00Z"))
+    assert report.agrees, report.mismatches
+    (j,) = report.journeys
+    assert j.versions == [v1.journeys["j"].version, v2.journeys["j"].version]
+    sends = [(d.at, d.step) for d in j.decisions if d.kind == "send"]
+    assert sends == [("2026-01-05T10:00:00Z", "s"), ("2026-01-05T12:00:00Z", "t")]
