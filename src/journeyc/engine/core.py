@@ -811,10 +811,10 @@ class Engine:
                 # it goes on when the wait was set to end (docs/semantics.md).
                 continue
             scope.profile = self._profile(user)
+            resumed = _holds(prog.wait_where.get(node.id), scope)
             if tracer is not None:
-                resumed = _holds(prog.wait_where.get(node.id), scope)
                 tracer.resume(inst, node, ev, scope, resumed, now_ms)
-            if not _holds(prog.wait_where.get(node.id), scope):
+            if not resumed:
                 continue
             nxt = node.next
             if node.on_event is not None:
@@ -830,9 +830,10 @@ class Engine:
             candidates = [(k, p, c) for k, (p, c) in enumerate(self.by_trigger.get(ev.name, ()))]
         for _, prog, preds in candidates:
             scope.profile = self._profile(user)
+            matched = _any_holds(preds, scope)
             if tracer is not None:
-                tracer.trigger(prog, ev, scope, _any_holds(preds, scope), now_ms)
-            if _any_holds(preds, scope):
+                tracer.trigger(prog, ev, scope, matched, now_ms)
+            if matched:
                 self._enter(prog, user, _event_dict(ev.name, ev.at_ms, ev.props), now_ms, actions)
 
         # The event is part of the user's data now: the segments that read it may change.
