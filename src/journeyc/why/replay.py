@@ -34,6 +34,7 @@ from journeyc.store.sqlite.replays import (
     profile_before,
     recorded_actions,
     recorded_segment_changes,
+    snapshot,
     user_events,
 )
 from journeyc.why.model import Decision, JourneyWhy, MessageReach, Mismatch, WhyReport
@@ -325,6 +326,19 @@ def explain_user(
     :class:`UnknownNameError` for an unknown journey or message, :class:`WhyError`
     for a store where nothing was deployed.
     """
+    with snapshot(store):  # the events and the recorded actions of one moment
+        return _explain(store, user_id, config, now_ms, journey, message)
+
+
+def _explain(
+    store: Store,
+    user_id: str,
+    config: Config | None,
+    now_ms: int | None,
+    journey: str | None,
+    message: str | None,
+) -> WhyReport:
+    """The body of :func:`explain_user`."""
     ids = store.identities_of(user_id)
     user = ids[0]
     if not is_known(store, user):

@@ -6,6 +6,8 @@ and segment changes), to compare a replay with.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ __all__ = [
     "profile_before",
     "recorded_actions",
     "recorded_segment_changes",
+    "snapshot",
     "user_events",
 ]
 
@@ -59,6 +62,23 @@ class RecordedSegmentChange:
     at_ms: int
     segment: str
     entered: bool
+
+
+@contextmanager
+def snapshot(store: Store) -> Iterator[None]:
+    """Read the store at one moment for the block (a read transaction: in WAL mode a
+    writer, the daemon's engine, goes on meanwhile), so the events and the actions
+    compared with a replay are of the same moment. Inside a transaction already: that
+    one."""
+    conn = store.conn
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")  # it read only
 
 
 def _ids_json(ids: list[str]) -> str:
