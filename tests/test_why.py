@@ -19,6 +19,7 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -332,29 +333,53 @@ def test_every_user_of_the_example_project_replays_as_recorded(tmp_path: Path) -
         assert changes > 0  # segment entries were replayed and compared
 
 
-def test_an_anonymous_id_merged_into_the_user_is_replayed_as_theirs(tmp_path: Path) -> None:
+def _why_of_shop(
+    tmp_path: Path, calls: list[dict[str, Any]], user: str, message: str | None = None
+) -> WhyReport:
+    """``why`` of ``user`` after a simulation of the fixture project over ``calls``."""
     from journeyc.compile.lower import lower_project
     from journeyc.events import parse_call
     from journeyc.lang.project import load_project
 
     project = lower_project(load_project([FIXTURES / "project"]))
+    events = [e for c in calls for e in parse_call(c, received_ms=0)]  # with alias events
+    with Store.open(tmp_path / "s.db") as store:
+        simulate(project, events, store)
+        store.put_setting(SIMULATED_RUN, simulated_run(project, None, Config()))
+        return explain_user(store, user, message=message)
+
+
+def test_an_anonymous_id_merged_into_the_user_is_replayed_as_theirs(tmp_path: Path) -> None:
     calls = [
         {"type": "track", "anonymousId": "anon-1", "event": "cart_abandoned",
          "timestamp": "2026-01-05T09:00:00Z", "properties": {"cart_value": 120}},
         {"type": "identify", "anonymousId": "anon-1", "userId": "kim",
          "timestamp": "2026-01-05T09:10:00Z", "traits": {"push_enabled": True}},
     ]  # fmt: skip
-    events = [e for c in calls for e in parse_call(c, received_ms=0)]  # with the alias event
-    with Store.open(tmp_path / "s.db") as store:
-        simulate(project, events, store)
-        store.put_setting(SIMULATED_RUN, simulated_run(project, None, Config()))
-        report = explain_user(store, "anon-1")  # the id names kim now
+    report = _why_of_shop(tmp_path, calls, "anon-1")  # the id names kim now
     assert (report.user, report.ids) == ("kim", ["kim", "anon-1"])
     assert report.agrees, report.mismatches
     assert any("anon-1" in note for note in report.notes)
     (cart,) = report.journeys
     (sent,) = [d for d in cart.decisions if d.kind == "send" and d.outcome == "sent"]
     assert (sent.step, sent.channel) == ("reminder", "push")  # kim's push_enabled, merged
+
+
+def test_a_trigger_whose_where_is_false_is_where_the_user_stopped(tmp_path: Path) -> None:
+    calls = [
+        {"type": "track", "userId": "zed", "event": "cart_abandoned",
+         "timestamp": "2026-01-05T09:00:00Z", "properties": {"cart_value": 20}},
+    ]  # fmt: skip
+    report = _why_of_shop(tmp_path, calls, "zed", message="cart_reminder")
+    (cart,) = report.journeys
+    assert cart.message is not None
+    assert (cart.message.outcome, cart.message.stopped_at) == ("never_reached", "trigger")
+    assert "trigger did not match" in cart.message.why
+    (trigger,) = cart.decisions
+    assert [(t.text, t.value) for t in trigger.terms] == [
+        ("event.cart_value >= 50", False),
+        ("event.cart_value", 20),
+    ]
 
 
 def test_each_deployed_version_is_replayed_from_its_deployment(tmp_path: Path) -> None:
