@@ -13,7 +13,7 @@ from typing import Any
 
 from journeyc.events import ALIAS, IDENTIFY, Event, Kind
 from journeyc.fastjson import dumps, loads
-from journeyc.store.sqlite.store import Store
+from journeyc.store.sqlite.store import CONTEXT_WRITTEN, Store
 
 __all__ = [
     "DeployedVersion",
@@ -113,7 +113,9 @@ def user_events(store: Store, ids: list[str]) -> list[Event]:
 def profile_before(store: Store, ids: list[str], before_ms: int) -> dict[str, dict[str, Any]]:
     """Per id, the traits of its profile last written before ``before_ms`` (loaded
     profiles, history): what a replay starting then begins with. Traits written since
-    are left out (the replay writes them again from the events and steps)."""
+    are left out (the replay writes them again from the events and steps), and so are
+    those a call's context filled in (an event wrote them: the replay's history writes
+    them again, as context, so that a later context still replaces them)."""
     rows = store.conn.execute(
         "SELECT user_id, traits, trait_at FROM profiles"
         " WHERE user_id IN (SELECT value FROM json_each(?)) ORDER BY user_id",
@@ -122,7 +124,11 @@ def profile_before(store: Store, ids: list[str], before_ms: int) -> dict[str, di
     out: dict[str, dict[str, Any]] = {}
     for uid, traits, trait_at in rows:
         written = loads(trait_at)
-        kept = {k: v for k, v in loads(traits).items() if written.get(k, before_ms) < before_ms}
+        kept = {}
+        for key, value in loads(traits).items():
+            at = written.get(key, before_ms)
+            if at < before_ms and at != CONTEXT_WRITTEN:
+                kept[key] = value
         if kept:
             out[str(uid)] = kept
     return out
