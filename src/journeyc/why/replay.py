@@ -100,10 +100,10 @@ class _Source:
     """What the store says was deployed: the projects in order, with their times."""
 
     phases: list[tuple[int, ir.ProjectIR]]
-    retired: list[str]
     until_ms: int | None
     horizon_ms: int | None
-    config: Config | None  # the simulation's, when the store is one's
+    simulated: bool  # a simulation's store (journeyc simulate --db)
+    config: Config | None  # the simulation's
     notes: list[str]
 
 
@@ -141,7 +141,7 @@ def _source(store: Store, now_ms: int | None) -> _Source:
             "the store does not keep when a journey was retired"
         )
     horizon = last_activity(store) if run is not None else None
-    return _Source(phases, retired, until, horizon, config, notes)
+    return _Source(phases, until, horizon, run is not None, config, notes)
 
 
 def _phases(versions: list[DeployedVersion], base: ir.ProjectIR) -> list[tuple[int, ir.ProjectIR]]:
@@ -371,7 +371,7 @@ def _explain(
             replay.run(src.horizon_ms)
         zone = user_zone(scratch.get_profile(user), engine.zone).key
         changed = [(at, seg, entered) for seg, _, at, entered in segment_changes(scratch.conn)]
-    slack = 0 if src.config is not None else DAEMON_SLACK_MS  # a simulation: exact
+    slack = 0 if src.simulated else DAEMON_SLACK_MS  # a simulation's: exact
     mismatches = _compare(
         _actions((a.at_ms, a.journey, a.step, a.action, a.detail) for a in replay.actions)
         + _segments(changed),
