@@ -29,6 +29,7 @@ from journeyc.config import Config
 from journeyc.engine.simulate import simulate
 from journeyc.store.sqlite import Store
 from journeyc.why.model import Decision, WhyReport
+from journeyc.why.render import render_text
 from journeyc.why.replay import SIMULATED_RUN, UnknownUserError, explain_user, simulated_run
 from tests.daemon_helpers import ADMIN_TOKEN, Daemon, poll
 from tests.engine_helpers import TMP_DIR, compile_files, reject_runaways, time_limit
@@ -331,6 +332,15 @@ def test_every_user_of_the_example_project_replays_as_recorded(tmp_path: Path) -
             assert report.mismatches == [], user
             changes += sum(d.kind == "segment" for j in report.journeys for d in j.decisions)
         assert changes > 0  # segment entries were replayed and compared
+        # Carla is dormant: a daily firing her entry rule refuses, day after day, is
+        # printed once and counted; the JSON keeps each one.
+        carla = explain_user(store, "u3", journey="dormant_cross_sell")
+    (cross_sell,) = carla.journeys
+    firings = [d.at for d in cross_sell.decisions if d.kind == "firing"]
+    text = render_text(carla)
+    assert len(firings) > 10
+    assert firings[-1] in text and firings[-2] not in text
+    assert f"… the same 18 more times, the last at {firings[-1]}" in text
 
 
 def _why_of_shop(

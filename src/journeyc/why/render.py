@@ -75,18 +75,51 @@ def _details(d: Decision, indent: str) -> list[str]:
     return lines
 
 
+def _same(d: Decision) -> dict[str, Any]:
+    """What a decision is and what decided it, but for its time."""
+    return d.model_dump(exclude={"at", "local"})
+
+
+def _runs(decisions: list[Decision]) -> list[tuple[list[Decision], list[list[Decision]]]]:
+    """The decisions in runs: a decision, or two in a row (a scheduled firing and the
+    entry rule's answer), with the repeats that follow them, the same in all but their
+    time (a daily firing refused by the entry rule day after day is shown once, then
+    counted; --json has each one)."""
+    out: list[tuple[list[Decision], list[list[Decision]]]] = []
+    i = 0
+    while i < len(decisions):
+        for size in (1, 2):
+            unit = decisions[i : i + size]
+            key = [_same(d) for d in unit]
+            again = []
+            k = i + size
+            while [_same(d) for d in decisions[k : k + size]] == key:
+                again.append(decisions[k : k + size])
+                k += size
+            if again:
+                break
+        out.append((unit if again else decisions[i : i + 1], again))
+        i = k if again else i + 1
+    return out
+
+
 def _journey(j: JourneyWhy, local: bool) -> list[str]:
     title = f' "{j.title}"' if j.title else ""
     lines = [f"{j.journey}{title}"]
     how = " / ".join(j.triggers) or "no trigger"
     versions = ", ".join(v[:12] for v in j.versions)
     lines.append(f"  {how}; {j.entry_rule}; {j.entries} entry(ies); version {versions}")
-    for d in j.decisions:
-        when = d.at + (f" ({d.local})" if local and d.local else "")
-        at = f" at {d.step}" if d.step else ""
-        entry = f" #{d.entry_no}" if d.entry_no is not None else ""
-        lines.append(f"  {when}  {d.kind}{entry}{at}: {d.summary}")
-        lines += _details(d, "      ")
+    for run, again in _runs(j.decisions):
+        for d in run:
+            when = d.at + (f" ({d.local})" if local and d.local else "")
+            at = f" at {d.step}" if d.step else ""
+            entry = f" #{d.entry_no}" if d.entry_no is not None else ""
+            lines.append(f"  {when}  {d.kind}{entry}{at}: {d.summary}")
+            lines += _details(d, "      ")
+        if again:
+            last = again[-1][0]
+            times = "time" if len(again) == 1 else "times"
+            lines.append(f"  … the same {len(again)} more {times}, the last at {last.at}")
     if j.message is not None:
         m = j.message
         lines.append(f"  message {m.message}: {m.outcome.replace('_', ' ')}: {m.why}")
