@@ -24,8 +24,10 @@ from typing import Any
 import httpx
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from journeyc.config import Config
+from journeyc.engine.parallel import fill_store
 from journeyc.engine.simulate import simulate
 from journeyc.store.sqlite import Store
 from journeyc.why.model import Decision, WhyReport
@@ -33,7 +35,7 @@ from journeyc.why.render import render_text
 from journeyc.why.replay import SIMULATED_RUN, UnknownUserError, explain_user, simulated_run
 from tests.daemon_helpers import ADMIN_TOKEN, Daemon, poll
 from tests.engine_helpers import TMP_DIR, compile_files, reject_runaways, time_limit
-from tests.journey_strategies import Scenario, scenarios
+from tests.journey_strategies import USERS, ZONES, Scenario, scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "why"
@@ -56,14 +58,35 @@ def _what(d: Decision) -> tuple[str, str | None, str | None, str] | None:
     return None
 
 
-@given(scenarios(scheduled=True))
-def test_each_users_replay_makes_what_the_store_recorded(scenario: Scenario) -> None:
+# Starting profiles, as `journeyc simulate --profiles` loads them: most users can be
+# reached by push, so that what the replay starts with shows in what it sends
+# (identify calls of the timelines change the same traits later).
+PROFILES = st.fixed_dictionaries(
+    {
+        user: st.fixed_dictionaries(
+            {"push_enabled": st.sampled_from((True, True, False))},
+            optional={
+                "email": st.just("x@example.com"),
+                "timezone": st.sampled_from(ZONES),
+                "tier": st.sampled_from(("gold", "silver")),
+            },
+        )
+        for user in USERS
+    }
+)
+
+
+@given(scenarios(scheduled=True), PROFILES)
+def test_each_users_replay_makes_what_the_store_recorded(
+    scenario: Scenario, profiles: dict[str, dict[str, Any]]
+) -> None:
     reject_runaways(scenario.files, scenario.events, scenario.start_ms, scenario.until_ms)
     project = compile_files(scenario.files)
     with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp:
         store = Store.open(Path(tmp) / "s.db")
         try:
             with time_limit(60):
+                fill_store(store, profiles, [])
                 actions = simulate(
                     project,
                     scenario.events,
@@ -71,9 +94,8 @@ def test_each_users_replay_makes_what_the_store_recorded(scenario: Scenario) -> 
                     start_ms=scenario.start_ms,
                     until_ms=scenario.until_ms,
                 )
-                store.put_setting(
-                    SIMULATED_RUN, simulated_run(project, scenario.until_ms, Config())
-                )
+                run = simulated_run(project, scenario.until_ms, Config(), profiles)
+                store.put_setting(SIMULATED_RUN, run)
                 for user in sorted({e.user_id for e in scenario.events}):
                     report = explain_user(store, user)
                     assert report.mismatches == [], scenario.describe()

@@ -283,7 +283,8 @@ def simulate(
             )
             cohorts = store.entry_cohorts()
             if db is not None:  # what `journeyc why` replays a user of this store with
-                store.put_setting(SIMULATED_RUN, simulated_run(project, until_ms, config))
+                run_json = simulated_run(project, until_ms, config, profiles)
+                store.put_setting(SIMULATED_RUN, run_json)
             if not as_json:
                 zones = store.profile_zones()
         actions = in_output_order(actions)

@@ -13,7 +13,7 @@ answer says when it differs (docs/why.md lists where it can).
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,14 +84,22 @@ class UnknownNameError(WhyError):
         self.detail = detail
 
 
-def simulated_run(project: ir.ProjectIR, until_ms: int | None, config: Config) -> str:
-    """The value of :data:`SIMULATED_RUN` for a simulation."""
+def simulated_run(
+    project: ir.ProjectIR,
+    until_ms: int | None,
+    config: Config,
+    profiles: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
+    """The value of :data:`SIMULATED_RUN` for a simulation: its project, ``--until``,
+    config and the starting profiles it loaded (``--profiles``)."""
     return dumps(
         {
             "project": project.model_dump(mode="json"),
             "until": until_ms,
             "config": config.model_dump(mode="json", by_alias=True),
-        }
+            "profiles": profiles or {},
+        },
+        default=str,
     )
 
 
@@ -104,6 +112,7 @@ class _Source:
     horizon_ms: int | None
     simulated: bool  # a simulation's store (journeyc simulate --db)
     config: Config | None  # the simulation's
+    profiles: dict[str, dict[str, Any]] | None  # the simulation's starting profiles
     notes: list[str]
 
 
@@ -117,11 +126,13 @@ def _source(store: Store, now_ms: int | None) -> _Source:
     base: ir.ProjectIR | None
     until: int | None
     config: Config | None = None
+    profiles: dict[str, dict[str, Any]] | None = None
     if run is not None:
         data = loads(run)
         base = ir.ProjectIR.model_validate(data["project"])
         until = data.get("until")
         config = Config.model_validate(data["config"])
+        profiles = data.get("profiles", {})
     else:
         base = deployed_project(store)
         until = now_ms
@@ -141,7 +152,7 @@ def _source(store: Store, now_ms: int | None) -> _Source:
             "the store does not keep when a journey was retired"
         )
     horizon = last_activity(store) if run is not None else None
-    return _Source(phases, until, horizon, run is not None, config, notes)
+    return _Source(phases, until, horizon, run is not None, config, profiles, notes)
 
 
 def _phases(versions: list[DeployedVersion], base: ir.ProjectIR) -> list[tuple[int, ir.ProjectIR]]:
@@ -355,7 +366,14 @@ def _explain(
     # The events the journeys' `track` steps logged are the replay's to log again.
     events = [e for e in user_events(store, ids) if not e.message_id.startswith(TRACKED)]
     with Store.open(":memory:") as scratch:
-        fill_store(scratch, profile_before(store, ids, start_ms), [])
+        # A simulation's starting profiles as it loaded them; a daemon's profiles are
+        # made by events only: as they stood at the first deployment (history).
+        start = (
+            {uid: src.profiles[uid] for uid in ids if uid in src.profiles}
+            if src.profiles is not None
+            else profile_before(store, ids, start_ms)
+        )
+        fill_store(scratch, start, [])
         with scratch.bulk():
             replay = Replay(
                 first, events, scratch, config, start_ms, src.until_ms, None, True, True
