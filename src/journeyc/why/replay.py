@@ -25,7 +25,7 @@ from journeyc.engine.localtime import user_zone
 from journeyc.engine.parallel import fill_store
 from journeyc.engine.simulate import Replay
 from journeyc.fastjson import dumps, loads
-from journeyc.store.sqlite import Store, segment_changes
+from journeyc.store.sqlite import Store
 from journeyc.store.sqlite.replays import (
     DeployedVersion,
     deployed_versions,
@@ -388,7 +388,9 @@ def _explain(
             replay.until_ms = src.until_ms
             replay.run(src.horizon_ms)
         zone = user_zone(scratch.get_profile(user), engine.zone).key
-        changed = [(at, seg, entered) for seg, _, at, entered in segment_changes(scratch.conn)]
+        changed = [
+            (c.at_ms, c.segment, c.entered) for c in recorded_segment_changes(scratch, [user])
+        ]
     slack = 0 if src.simulated else DAEMON_SLACK_MS  # a simulation's: exact
     mismatches = _compare(
         _actions((a.at_ms, a.journey, a.step, a.action, a.detail) for a in replay.actions)

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from journeyc.engine.core import Engine
     from journeyc.engine.expr import Scope
     from journeyc.engine.program import Program
+    from journeyc.store.rows import Instance
     from journeyc.store.sqlite import StoredEvent
-    from journeyc.store.sqlite.runtime import Instance
 
 __all__ = ["WhyTracer", "local_time"]
 
