@@ -55,7 +55,7 @@ def why_router(store_path: Path) -> APIRouter:
             except UnknownUserError as exc:
                 raise HTTPException(404, str(exc)) from None
             except UnknownNameError as exc:
-                raise HTTPException(400, f"query parameter {exc.param}: {exc.detail}") from None
+                raise HTTPException(400, f"query parameter `{exc.param}`: {exc.detail}") from None
             except WhyError as exc:
                 raise HTTPException(409, str(exc)) from None
 
