@@ -67,8 +67,9 @@ from journeyc.channels.base import (
 )
 from journeyc.serve.breaker import BreakerState, CircuitBreaker
 from journeyc.store import Store
+from journeyc.store.abc import Failure, PutOff, QueuedSend, Retry
 from journeyc.store.errors import StoreError
-from journeyc.store.sqlite import LOCK_TIMEOUT_S, Connection, DatabaseError
+from journeyc.store.sqlite import LOCK_TIMEOUT_S, DatabaseError
 
 __all__ = ["DispatchStats", "Dispatcher", "backoff_ms"]
 
@@ -86,8 +87,6 @@ when rows come)."""
 
 DRAIN_S = 10.0
 """How long :meth:`Dispatcher.close` waits for the sends in flight, to record them."""
-
-_ROW_COLS = "id, key, journey_id, user_id, step, channel, message, content, attempts"
 
 _Kind = Literal["sent", "permanent", "transient", "error", "put_off", "crash"]
 
@@ -322,9 +321,9 @@ class _Outcomes:
 
     sent: dict[int, list[int]] = field(default_factory=dict)  # sent_at → row ids
     late_sent: list[tuple[int, int]] = field(default_factory=list)  # (sent_at, id)
-    retried: list[tuple[int, int, str, int]] = field(default_factory=list)
-    failed: list[tuple[int, str, int]] = field(default_factory=list)
-    put_off: list[tuple[int, int]] = field(default_factory=list)  # (next_attempt_at, id)
+    retried: list[Retry] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    put_off: list[PutOff] = field(default_factory=list)
     written: DispatchStats = DispatchStats()
 
     def stats(self) -> DispatchStats:
@@ -404,6 +403,7 @@ class Dispatcher:
         if base_delay_s <= 0 or max_delay_s < base_delay_s or lease_s <= 0:
             raise ValueError("delays must be positive, with max_delay_s >= base_delay_s")
         self.store = store
+        self.outbox = store.outbox()
         self.providers = dict(providers)
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s
@@ -432,7 +432,6 @@ class Dispatcher:
             )
             for channel, provider in self.providers.items()
         }
-        self._channels_json = json.dumps(sorted(self._lanes))
 
     @classmethod
     def open(
@@ -483,10 +482,7 @@ class Dispatcher:
 
     def next_due(self) -> int | None:
         """When the earliest queued row is due (epoch ms), or None when none is queued."""
-        row = self.store.conn.execute(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'queued'"
-        ).fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+        return self.outbox.next_due()
 
     def next_wake(self, now_ms: int) -> int | None:
         """When :meth:`pump` should run next (epoch ms; None: not until ``on_ready``):
@@ -495,12 +491,7 @@ class Dispatcher:
         out) is woken by ``on_ready`` instead, so its due rows do not keep the
         dispatcher busy."""
         busy = [c for c, lane in self._lanes.items() if self._room(lane, now_ms) <= 0]
-        row = self.store.conn.execute(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'queued'"
-            " AND (channel IS NULL OR channel NOT IN (SELECT value FROM json_each(?)))",
-            (json.dumps(busy),),
-        ).fetchone()
-        due = None if row is None or row[0] is None else int(row[0])
+        due = self.outbox.next_due(busy)
         deadlines = [d for lane in self._lanes.values() if (d := lane.earliest_deadline())]
         if deadlines:
             at = now_ms + max(0, round((min(deadlines) - time.monotonic()) * 1000))
@@ -535,13 +526,8 @@ class Dispatcher:
         ``now_ms``; return how many. Only for a dispatcher that knows it is the only
         one on the store (the daemon, at start): the others are dead, and their
         receivers drop a repeat by its idempotency key."""
-        with self.store.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE outbox SET next_attempt_at = ?, claimed_by = NULL WHERE status = 'queued'"
-                " AND claimed_by IS NOT NULL AND claimed_by != ?",
-                (now_ms, self.id),
-            )
-        return cur.rowcount
+        with self.store.transaction():
+            return self.outbox.reclaim(now_ms, [self.id])
 
     def pump(self, now_ms: int, *, claim: bool = True) -> DispatchStats:
         """Record what the lanes reported, put off the due rows of open breakers, claim
@@ -622,12 +608,12 @@ class Dispatcher:
         more, taken = False, 0
         claim = limit is None or limit > 0
         if claim or outcomes.pending():
-            with self.store.transaction() as conn:
-                self._write(conn, outcomes)
+            with self.store.transaction():
+                self._write(outcomes)
                 if claim:
-                    put_off = self._put_off(conn, now_ms)
-                    more, taken = self._claim(conn, now_ms, limit, outcomes, claims)
-                    self._write(conn, outcomes)
+                    put_off = self._put_off(now_ms)
+                    more, taken = self._claim(now_ms, limit, outcomes, claims)
+                    self._write(outcomes)
                     outcomes.written += DispatchStats(put_off=put_off)
         self._unwritten = _Outcomes()
         for lane, tasks in claims.items():
@@ -666,7 +652,7 @@ class Dispatcher:
                 self._breaker_success(lane)
             return
         if kind == "put_off":
-            outcomes.put_off.append((breaker.open_until() or now_ms, task.id))
+            outcomes.put_off.append(PutOff(breaker.open_until() or now_ms, task.id))
         elif kind == "sent":
             outcomes.sent.setdefault(now_ms, []).append(task.id)
             self._breaker_success(lane)
@@ -706,7 +692,7 @@ class Dispatcher:
         if lane.breaker.open_until() is not None:
             lane.paused = True
 
-    def _put_off(self, conn: Connection, now_ms: int) -> int:
+    def _put_off(self, now_ms: int) -> int:
         """Move the due rows of channels whose breaker is open to the end of its
         cool-down, attempts unchanged; return how many."""
         moved = 0
@@ -714,16 +700,11 @@ class Dispatcher:
             until = lane.breaker.open_until()
             if until is None or lane.breaker.state(now_ms) != "open":
                 continue
-            moved += conn.execute(
-                "UPDATE outbox SET next_attempt_at = ?, claimed_by = NULL"
-                " WHERE status = 'queued' AND next_attempt_at <= ? AND channel = ?",
-                (until, now_ms, channel),
-            ).rowcount
+            moved += self.outbox.put_off_channel(channel, now_ms, until)
         return moved
 
     def _claim(
         self,
-        conn: Connection,
         now_ms: int,
         limit: int | None,
         outcomes: _Outcomes,
@@ -733,27 +714,22 @@ class Dispatcher:
         into ``outcomes``; return whether more rows may be due than were taken, and
         how many were taken (claimed or failed)."""
         left = self.batch if limit is None else limit
-        rows = conn.execute(
-            f"SELECT {_ROW_COLS} FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?"
-            " AND (channel IS NULL OR channel NOT IN (SELECT value FROM json_each(?)))"
-            " ORDER BY next_attempt_at, id LIMIT ?",
-            (now_ms, self._channels_json, left),
-        ).fetchall()
+        rows = self.outbox.undeliverable(now_ms, self._lanes.keys(), left)
         for row in rows:
-            rid, channel, attempts = row[0], row[5], row[8]
-            reason = "the row has no channel" if channel is None else None
+            reason = "the row has no channel" if row.channel is None else None
             self._fail(
-                rid,
-                attempts,
-                f"row {rid}",
-                reason or f"no provider for channel `{channel}`",
+                row.id,
+                row.attempts,
+                f"row {row.id}",
+                reason or f"no provider for channel `{row.channel}`",
                 outcomes,
             )
         more = len(rows) == left
         if limit is not None:
             left -= len(rows)
-        taken: list[tuple[_Lane, tuple[Any, ...]]] = []
+        taken: list[tuple[_Lane, QueuedSend]] = []
         probes: set[_Lane] = set()
+        lease_end = now_ms + self.lease_ms
         for lane in self._lanes.values():
             room = self._room(lane, now_ms)
             want = room if limit is None else min(room, left)
@@ -761,11 +737,7 @@ class Dispatcher:
                 # A lane without room is woken by its sends' outcomes; an open
                 # breaker's rows were put off above.
                 continue
-            lane_rows = conn.execute(
-                f"SELECT {_ROW_COLS} FROM outbox WHERE status = 'queued'"
-                " AND next_attempt_at <= ? AND channel = ? ORDER BY next_attempt_at, id LIMIT ?",
-                (now_ms, lane.channel, want),
-            ).fetchall()
+            lane_rows = self.outbox.claim(lane.channel, now_ms, want, self.id, lease_end)
             more |= len(lane_rows) == want
             if limit is not None:
                 left -= len(lane_rows)
@@ -774,14 +746,8 @@ class Dispatcher:
             taken.extend((lane, r) for r in lane_rows)
         if not taken:
             return more, len(rows)
-        lease_end = now_ms + self.lease_ms
-        conn.execute(
-            "UPDATE outbox SET next_attempt_at = ?, claimed_by = ?"
-            " WHERE id IN (SELECT value FROM json_each(?))",
-            (lease_end, self.id, json.dumps([r[0] for _, r in taken])),
-        )
-        profiles = self.store.get_profiles(list(dict.fromkeys(r[3] for _, r in taken)))
-        for lane, (rid, key, journey, user, step, channel, message, content, attempts) in taken:
+        profiles = self.store.get_profiles(list(dict.fromkeys(r.user_id for _, r in taken)))
+        for lane, (rid, key, journey, user, step, _, message, content, attempts) in taken:
             try:
                 loaded = json.loads(content)
             except ValueError:
@@ -791,7 +757,7 @@ class Dispatcher:
                 continue
             fields = {str(k): str(v) for k, v in loaded.items()}
             msg = OutboundMessage(
-                key, channel, user, journey, step, message, fields, profiles[user]
+                key, lane.channel, user, journey, step, message, fields, profiles[user]
             )
             claims.setdefault(lane, []).append(_Task(rid, attempts, msg, lease_end))
         for lane in probes & claims.keys():
@@ -822,46 +788,25 @@ class Dispatcher:
         if hint_s is not None:
             delay = max(delay, round(min(hint_s, self.max_delay_s) * 1000))
         at = max(now_ms + delay, not_before or 0)
-        outcomes.retried.append((attempts, at, reason, task.id))
+        outcomes.retried.append(Retry(attempts, at, reason, task.id))
         log.info("retrying %s in %d ms: %s", key, at - now_ms, reason)
 
     def _fail(self, rid: int, attempts: int, key: str, reason: str, outcomes: _Outcomes) -> None:
-        outcomes.failed.append((attempts, reason, rid))
+        outcomes.failed.append(Failure(attempts, reason, rid))
         log.warning("failed %s: %s", key, reason)
 
-    def _write(self, conn: Connection, outcomes: _Outcomes) -> None:
+    def _write(self, outcomes: _Outcomes) -> None:
         """Write the outcomes noted so far (inside the caller's transaction)."""
+        outbox = self.outbox
         for sent_at, ids in outcomes.sent.items():
-            conn.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
-                "next_attempt_at = NULL, error = NULL, claimed_by = NULL "
-                # `+status`: look the rows up by id, not by scanning the queue.
-                "WHERE id IN (SELECT value FROM json_each(?)) AND +status = 'queued'",
-                (sent_at, json.dumps(ids)),
-            )
+            outbox.mark_sent(sent_at, ids)
         if outcomes.late_sent:
             # Given up and counted as an attempt already; delivered after all.
-            conn.executemany(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, next_attempt_at = NULL, "
-                "error = NULL, claimed_by = NULL WHERE id = ? AND status = 'queued'",
-                outcomes.late_sent,
-            )
+            outbox.mark_sent_late(outcomes.late_sent)
         if outcomes.retried:
-            conn.executemany(
-                "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ?, "
-                "claimed_by = NULL WHERE id = ? AND status = 'queued'",
-                outcomes.retried,
-            )
+            outbox.retry(outcomes.retried)
         if outcomes.failed:
-            conn.executemany(
-                "UPDATE outbox SET status = 'failed', attempts = ?, next_attempt_at = NULL, "
-                "error = ?, claimed_by = NULL WHERE id = ? AND status = 'queued'",
-                outcomes.failed,
-            )
+            outbox.fail(outcomes.failed)
         if outcomes.put_off:
-            conn.executemany(
-                "UPDATE outbox SET next_attempt_at = ?, claimed_by = NULL "
-                "WHERE id = ? AND status = 'queued'",
-                outcomes.put_off,
-            )
+            outbox.put_off(outcomes.put_off)
         outcomes.clear()

@@ -16,9 +16,9 @@ inherit from them; mypy checks it structurally where the contract suite assigns 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from journeyc.compile import ir
 from journeyc.events import Event
@@ -32,13 +32,18 @@ __all__ = [
     "Cursors",
     "EventHistory",
     "EventLog",
+    "Failure",
     "GroupedAggregates",
     "Identities",
     "LoggedEvent",
     "NoExactFormError",
+    "Outbox",
     "PopulationReads",
     "Profiles",
+    "PutOff",
+    "QueuedSend",
     "RecommendationReads",
+    "Retry",
     "ScheduleRows",
     "SegmentBook",
     "SegmentDefinition",
@@ -368,6 +373,132 @@ class Catalog(Protocol):
         its id (a later one of the same id wins; a field it leaves out becomes
         empty), ``at_ms`` their update time; ``progress(done)`` is told after each
         ``chunk``. How many ids were not in the catalog before."""
+
+
+# -- the daemon's parts: the outbox -------------------------------------------------
+
+
+class QueuedSend(NamedTuple):
+    """An outbox row as :meth:`Outbox.claim` hands it out: what to send, to whom, and
+    the attempts made so far. ``key`` is unique in the outbox: it travels to the
+    receiver as the send's idempotency key."""
+
+    id: int
+    key: str
+    journey_id: str
+    user_id: str
+    step: str
+    channel: str | None
+    message: str
+    content: str  # the rendered fields, a JSON object
+    attempts: int
+
+
+class Retry(NamedTuple):
+    """A failed attempt to try again: the row's attempts so far (this one counted),
+    when it is due again (epoch ms) and why this one failed."""
+
+    attempts: int
+    next_attempt_at: int
+    error: str
+    id: int
+
+
+class Failure(NamedTuple):
+    """A row that will not be sent: its attempts (this one counted) and why."""
+
+    attempts: int
+    error: str
+    id: int
+
+
+class PutOff(NamedTuple):
+    """A claimed row handed back untried, due again at ``next_attempt_at`` (its
+    attempts unchanged): its channel's breaker is open."""
+
+    next_attempt_at: int
+    id: int
+
+
+class Outbox(Protocol):
+    """The queue of sends the engine wrote, as the dispatcher works through it.
+
+    A row is ``queued`` until it is ``sent`` or ``failed`` (``suppressed`` rows
+    never queue). A queued row is *due* once its ``next_attempt_at`` has come.
+    Several workers (dispatchers) may work one outbox at once, each with an id of
+    its own: :meth:`claim` leases due rows to one worker by moving their
+    ``next_attempt_at`` to the lease's end and naming the worker in ``claimed_by``,
+    so no other worker takes them while the lease lasts, and a worker that dies
+    leaves its rows to be taken again when the lease ends (or at once, by
+    :meth:`reclaim`). An outcome is written only to a row still ``queued``: a row
+    the lease lost and another worker sent stays sent.
+
+    Every method runs inside the caller's :meth:`Store.transaction` when there is
+    one (the dispatcher records outcomes and claims in one short transaction, and
+    calls no provider inside it). A PostgreSQL implementation selects due rows
+    ``FOR UPDATE SKIP LOCKED`` in :meth:`claim` and :meth:`undeliverable`, so
+    concurrent workers claim disjoint rows without waiting on each other.
+    """
+
+    def next_due(self, skip_channels: Collection[str] = ()) -> int | None:
+        """When the earliest queued row is due (epoch ms; a claimed row's lease end),
+        leaving out the rows of ``skip_channels`` (rows without a channel always
+        count); None when none is queued."""
+        ...
+
+    def undeliverable(self, now_ms: int, channels: Collection[str], limit: int) -> list[QueuedSend]:
+        """At most ``limit`` rows due at ``now_ms`` that no worker can send: without a
+        channel, or of a channel not in ``channels`` (the ones this worker has a
+        provider for), earliest due first (then by id). Not claimed: the caller
+        fails them (:meth:`fail`) in the same transaction."""
+        ...
+
+    def claim(
+        self, channel: str, now_ms: int, limit: int, worker: str, lease_until_ms: int
+    ) -> list[QueuedSend]:
+        """Lease to ``worker`` at most ``limit`` rows of ``channel`` due at ``now_ms``,
+        earliest due first (then by id): they are due again at ``lease_until_ms``
+        unless an outcome is written first, and ``claimed_by`` names ``worker``.
+        Rows another worker holds (a live lease, or a row lock) are skipped, never
+        waited for."""
+        ...
+
+    def put_off_channel(self, channel: str, now_ms: int, until_ms: int) -> int:
+        """Make the rows of ``channel`` due at ``now_ms`` due at ``until_ms`` instead,
+        attempts unchanged and unclaimed (the channel's breaker is open until
+        then); how many."""
+        ...
+
+    def mark_sent(self, sent_at_ms: int, ids: Sequence[int]) -> None:
+        """The provider accepted these queued rows at ``sent_at_ms``: ``sent``, one
+        more attempt counted, the error and the claim cleared."""
+        ...
+
+    def mark_sent_late(self, rows: Sequence[tuple[int, int]]) -> None:
+        """``(sent_at_ms, id)``: queued rows given up (their attempt counted then,
+        by :meth:`retry`) that the provider accepted after all: ``sent``."""
+        ...
+
+    def retry(self, rows: Sequence[Retry]) -> None:
+        """Failed attempts of queued rows: their attempts, next due time and error
+        as given; unclaimed."""
+        ...
+
+    def fail(self, rows: Sequence[Failure]) -> None:
+        """Queued rows that will not be sent: ``failed``, with their attempts and
+        error; unclaimed."""
+        ...
+
+    def put_off(self, rows: Sequence[PutOff]) -> None:
+        """Queued rows handed back untried: due again as given, unclaimed."""
+        ...
+
+    def reclaim(self, now_ms: int, alive: Collection[str]) -> int:
+        """Make due at ``now_ms`` the queued rows claimed by a worker not in
+        ``alive`` (a dead worker's claims, sent again with the same key: the
+        receiver drops a repeat); how many. The daemon, the one worker on its
+        store, passes its own id at start; a deployment of several workers passes
+        the ids of those alive."""
         ...
 
 
@@ -471,6 +602,10 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
 
     # -- the daemon's parts (the outbox, admin reads, worker leases): added as they
     #    move into the store -------------------------------------------------------
+
+    def outbox(self) -> Outbox:
+        """The outbox, for a dispatcher: its writes join this store's transactions."""
+        ...
 
 
 # -- the engine's unit of work and its rows -------------------------------------------

@@ -49,6 +49,7 @@ from journeyc.store.rows import Cohort
 from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.catalog import SqliteCatalog
 from journeyc.store.sqlite.history import EventHistory
+from journeyc.store.sqlite.outbox import SqliteOutbox
 from journeyc.store.sqlite.population import SqlitePopulation
 from journeyc.store.sqlite.products import PRODUCT_EVENTS, upsert_from_events
 from journeyc.store.sqlite.recommendations import SqliteRecommendations
@@ -932,6 +933,13 @@ class Store:
     def segment_book(self) -> SegmentBook:
         """A new book of the segments' rows (:class:`~journeyc.store.abc.SegmentBook`)."""
         return SegmentBook(self._conn)
+
+    # ------------------------------------------------------------ the daemon's parts
+
+    def outbox(self) -> SqliteOutbox:
+        """The outbox on this store's connection, for a dispatcher: its writes join
+        this store's transactions (see :class:`journeyc.store.abc.Outbox`)."""
+        return SqliteOutbox(self._conn)
 
 
 _Profile = tuple[dict[str, Any], dict[str, int], int, Any]
