@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import click
 from journeyc.cli.common import echo_json, json_option, open_store
 from journeyc.cli.serve import config_option, db_option, read_config, store_path
 from journeyc.engine.actions import iso_ms
+from journeyc.store.abc import AdminReads
 from journeyc.store.sqlite.deliveries import KINDS, Deliveries
 
 RECENT_FAILURES = 10
@@ -19,10 +19,9 @@ RECENT_FAILURES = 10
 OUTBOX_STATUSES = ("queued", "sent", "failed", "suppressed")
 
 
-def collect(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
-    """The report ``journeyc status --json`` prints, read from an open store."""
-    (events,) = conn.execute("SELECT count(*) FROM events").fetchone()
-    (profiles,) = conn.execute("SELECT count(*) FROM profiles").fetchone()
+def collect(reads: AdminReads, path: str) -> dict[str, Any]:
+    """The report ``journeyc status --json`` prints, read from a store's snapshot."""
+    events, profiles = reads.count_events(), reads.count_profiles()
     journeys: dict[str, dict[str, Any]] = {}
 
     def of(jid: str) -> dict[str, Any]:
@@ -38,23 +37,18 @@ def collect(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
             },
         )
 
-    for jid, version, deployed_at in conn.execute(
-        "SELECT id, version, deployed_at FROM journeys WHERE active = 1 ORDER BY id"
-    ):
-        journey = of(jid)
-        journey["version"], journey["deployed_at"] = version, iso_ms(deployed_at)
-    for jid, version, node, count in conn.execute(
-        "SELECT journey_id, version, node, count(*) FROM instances"
-        " WHERE status IN ('active', 'waiting') GROUP BY 1, 2, 3 ORDER BY 1, 3"
-    ):
+    for jid, version, deployed_at, active in reads.journey_versions():
+        if active:
+            journey = of(jid)
+            journey["version"], journey["deployed_at"] = version, iso_ms(deployed_at)
+    for jid, version, node, count in reads.live_per_step():
         journey = of(jid)
         journey["live"][node] = journey["live"].get(node, 0) + count
         journey["live_total"] += count
         if version != journey["version"]:
             journey["live_on_older_versions"] += count
     outbox = dict.fromkeys(OUTBOX_STATUSES, 0)
-    for status, count in conn.execute("SELECT status, count(*) FROM outbox GROUP BY 1"):
-        outbox[status] = count
+    outbox.update(reads.outbox_statuses())
     failures = [
         {
             "key": key,
@@ -66,10 +60,8 @@ def collect(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
             "queued_at": iso_ms(created_at),
             "error": error,
         }
-        for key, journey_id, user_id, step, channel, attempts, created_at, error in conn.execute(
-            "SELECT key, journey_id, user_id, step, channel, attempts, created_at, error"
-            " FROM outbox WHERE status = 'failed' ORDER BY created_at DESC, id DESC LIMIT ?",
-            (RECENT_FAILURES,),
+        for key, journey_id, user_id, step, channel, attempts, created_at, error in (
+            reads.recent_failures(RECENT_FAILURES)
         )
     ]
     return {
@@ -156,7 +148,8 @@ def status(db: Path | None, config_file: Path | None, as_json: bool) -> None:
     path = store_path(db, config)
     store = open_store(path, existing=True)
     try:
-        report = collect(store.conn, str(path))
+        with store.reading() as reads:
+            report = collect(reads, str(path))
         report["deliveries"] = delivery_counts(Deliveries(store))
     finally:
         store.close()

@@ -27,11 +27,10 @@ for the writer.
 import hmac
 import json
 import logging
-import sqlite3
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, closing, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
@@ -76,11 +75,12 @@ from journeyc.serve.deliveries import (
     SignatureError,
     verify,
 )
-from journeyc.serve.metrics import CONTENT_TYPE, Metrics, open_reader
+from journeyc.serve.metrics import CONTENT_TYPE, Metrics
 from journeyc.serve.reports_api import reports_router
 from journeyc.serve.times import iso, now_ms
 from journeyc.serve.why_api import why_router
-from journeyc.store.sqlite import Store, StoreBusyError, canonical_user, entry_cohorts
+from journeyc.store.abc import AdminReads
+from journeyc.store.sqlite import DatabaseError, OperationalError, Store, StoreBusyError
 
 log = logging.getLogger(__name__)
 
@@ -576,70 +576,54 @@ class _Service:
 
     # ------------------------------------------------------------ admin
 
-    @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        """A connection holding one snapshot of the store for several queries."""
-        with closing(open_reader(self.store.path)) as conn:
-            conn.execute("BEGIN")
-            yield conn
+    def reading(self) -> AbstractContextManager[AdminReads]:
+        """Reads of one snapshot of the store, for several queries."""
+        return self.store.reading()
 
     def user(self, user_id: str) -> UserView:
         """The user's profile, live journeys and last actions; 404 for a stranger. An
         id merged into another user shows that user (``user_id`` names them)."""
-        with self.reading() as conn:
-            user_id = canonical_user(conn, user_id)
-            profile = conn.execute(
-                "SELECT traits FROM profiles WHERE user_id = ?", (user_id,)
-            ).fetchone()
+        with self.reading() as reads:
+            user_id = reads.canonical_user(user_id)
+            traits = reads.traits(user_id)
             journeys = [
                 LiveJourney(
-                    journey_id=r[0],
-                    version=r[1],
-                    entry_no=r[2],
-                    step=r[3],
-                    status=r[4],
-                    entered_at=iso(r[5]),
-                    wake_at=iso(r[6]),
-                    waiting_for=r[7],
+                    journey_id=r.journey_id,
+                    version=r.version,
+                    entry_no=r.entry_no,
+                    step=r.node,
+                    status=r.status,
+                    entered_at=iso(r.entered_at),
+                    wake_at=iso(r.wake_at),
+                    waiting_for=r.waiting_for,
                 )
-                for r in conn.execute(
-                    "SELECT journey_id, version, entry_no, node, status, entered_at, wake_at,"
-                    " waiting_for FROM instances"
-                    " WHERE user_id = ? AND status IN ('active', 'waiting') ORDER BY journey_id",
-                    (user_id,),
-                )
+                for r in reads.live_instances(user_id)
             ]
             segments = [
-                Membership(segment=r[0], since=iso(r[1]))
-                for r in conn.execute(
-                    "SELECT segment, since FROM segment_members WHERE user_id = ? AND member = 1"
-                    " ORDER BY segment",
-                    (user_id,),
-                )
+                Membership(segment=segment, since=iso(since))
+                for segment, since in reads.memberships(user_id)
             ]
             actions = [
                 ActionOut(
-                    at=iso(r[0]), journey_id=r[1], step=r[2], action=r[3], detail=json.loads(r[4])
+                    at=iso(r.at),
+                    journey_id=r.journey_id,
+                    step=r.step,
+                    action=r.action,
+                    detail=r.detail,
                 )
-                for r in conn.execute(
-                    "SELECT at, journey_id, step, action, detail FROM actions"
-                    " WHERE user_id = ? ORDER BY seq DESC LIMIT ?",
-                    (user_id, RECENT_ACTIONS),
-                )
+                for r in reads.recent_actions(user_id, RECENT_ACTIONS)
             ]
-            seen = profile is not None or bool(journeys) or bool(actions)
+            seen = traits is not None or bool(journeys) or bool(actions)
             if not seen:
-                seen = (
-                    conn.execute(
-                        "SELECT 1 FROM events WHERE user_id = ? LIMIT 1", (user_id,)
-                    ).fetchone()
-                    is not None
-                )
+                seen = reads.has_events(user_id)
         if not seen:
             raise ApiError(404, "not_found", f"no user {json.dumps(user_id)}")
-        traits = json.loads(profile[0]) if profile is not None else {}
         return UserView(
-            user_id=user_id, traits=traits, journeys=journeys, segments=segments, actions=actions
+            user_id=user_id,
+            traits=traits if traits is not None else {},
+            journeys=journeys,
+            segments=segments,
+            actions=actions,
         )
 
     def forget(self, user_id: str) -> Forgotten:
@@ -667,19 +651,15 @@ class _Service:
                 )
             return stats[journey_id]
 
-        with self.reading() as conn:
-            for jid, version, deployed_at, active in conn.execute(
-                "SELECT id, version, deployed_at, active FROM journeys ORDER BY id, deployed_at"
-            ):
+        with self.reading() as reads:
+            for jid, version, deployed_at, active in reads.journey_versions():
                 of(jid).versions.append(
-                    VersionOut(version=version, deployed_at=iso(deployed_at), active=bool(active))
+                    VersionOut(version=version, deployed_at=iso(deployed_at), active=active)
                 )
-            for jid, node, count in conn.execute(
-                "SELECT journey_id, node, count(*) FROM instances"
-                " WHERE status IN ('active', 'waiting') GROUP BY 1, 2 ORDER BY 1, 2"
-            ):
-                of(jid).instances[node] = count
-            for jid, arm, held, entries, goals in entry_cohorts(conn):
+            for jid, _, node, count in reads.live_per_step():
+                instances = of(jid).instances
+                instances[node] = instances.get(node, 0) + count
+            for jid, arm, held, entries, goals in reads.entry_cohorts():
                 journey = of(jid)
                 journey.entries += entries
                 journey.goals += goals
@@ -692,12 +672,7 @@ class _Service:
                 if cohort is not None:
                     cohort.entries += entries
                     cohort.goals += goals
-            for jid, status, label, count in conn.execute(
-                "SELECT journey_id, status,"
-                " CASE status WHEN 'suppressed' THEN coalesce(error, 'unknown')"
-                " ELSE coalesce(channel, 'none') END, count(*)"
-                " FROM outbox GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-            ):
+            for jid, status, label, count in reads.sends_per_journey():
                 journey = of(jid)
                 if status == "suppressed":
                     journey.suppressions[label] = count
@@ -708,22 +683,17 @@ class _Service:
     def inbox(self, user_id: str, limit: int) -> Inbox:
         """The user's delivered in-app messages, newest first (an id merged into
         another user reads that user's inbox)."""
-        with self.reading() as conn:
-            user_id = canonical_user(conn, user_id)
-            rows = conn.execute(
-                "SELECT id, journey_id, step, message, content, sent_at FROM outbox"
-                " WHERE user_id = ? AND channel = 'inapp' AND status = 'sent'"
-                " ORDER BY sent_at DESC, id DESC LIMIT ?",
-                (user_id, limit),
-            ).fetchall()
+        with self.reading() as reads:
+            user_id = reads.canonical_user(user_id)
+            rows = reads.inbox(user_id, limit)
         messages = [
             InboxMessage(
-                id=r[0],
-                journey_id=r[1],
-                step=r[2],
-                message=r[3],
-                content=json.loads(r[4]),
-                sent_at=iso(r[5]),
+                id=r.id,
+                journey_id=r.journey_id,
+                step=r.step,
+                message=r.message,
+                content=r.content,
+                sent_at=iso(r.sent_at),
             )
             for r in rows
         ]
@@ -732,20 +702,17 @@ class _Service:
     def healthy(self) -> bool:
         """Whether the store file answers a query."""
         try:
-            with self.reading() as conn:
-                conn.execute("SELECT count(*) FROM cursor").fetchone()
-        except sqlite3.Error:
+            with self.reading() as reads:
+                reads.ping()
+        except DatabaseError:
             log.exception("health check: the store does not answer")
             return False
         return True
 
     def report(self) -> StatusView:
         """The daemon's status with the log's last seq and the outbox backlog."""
-        with self.reading() as conn:
-            (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
-            (backlog,) = conn.execute(
-                "SELECT count(*) FROM outbox WHERE status = 'queued'"
-            ).fetchone()
+        with self.reading() as reads:
+            last, backlog = reads.last_seq(), reads.backlog()
         daemon = dict(self.status()) if self.status is not None else {}
         return StatusView(last_event_seq=last, outbox_backlog=backlog, daemon=daemon)
 
@@ -1113,7 +1080,7 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         return refuse(request, ApiError(400, "bad_request", "; ".join(parts) or "bad request"))
 
     async def on_store_busy(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, sqlite3.OperationalError)
+        assert isinstance(exc, OperationalError)
         log.error("store unavailable: %s", exc)
         error = ApiError(
             503,
@@ -1126,7 +1093,7 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(sqlite3.OperationalError, on_store_busy)
+    app.add_exception_handler(OperationalError, on_store_busy)
 
     async def on_write_lock_busy(request: Request, exc: Exception) -> JSONResponse:
         # Another writer held the store's write lock past [store] lock_timeout:

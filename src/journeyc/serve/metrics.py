@@ -11,9 +11,7 @@ a restart.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import closing
 from pathlib import Path
 
 from prometheus_client import (
@@ -29,6 +27,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from journeyc.serve.breaker import BREAKER_STATES
+from journeyc.store.sqlite import DatabaseError
+from journeyc.store.sqlite.admin import snapshot
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The media type of :meth:`Metrics.render`'s output."""
@@ -177,16 +177,6 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def open_reader(store_path: Path | str) -> sqlite3.Connection:
-    """A connection for reads beside the store's writer (WAL lets both run at once).
-
-    ``query_only`` guards against a stray write; the caller closes it.
-    """
-    conn = sqlite3.connect(str(store_path), timeout=5, isolation_level=None)
-    conn.execute("PRAGMA query_only = ON")
-    return conn
-
-
 class OutboxCollector(Collector):
     """``journeyc_sends_total`` and ``journeyc_outbox_backlog``, read from the outbox.
 
@@ -206,12 +196,9 @@ class OutboxCollector(Collector):
         """Count outbox rows by channel and outcome, and the queued backlog."""
         sends, backlog = _sends_family(), _backlog_family()
         try:
-            with closing(open_reader(self._path)) as conn:
-                rows = conn.execute(
-                    "SELECT coalesce(channel, 'none'), status, count(*) FROM outbox"
-                    " GROUP BY 1, 2 ORDER BY 1, 2"
-                ).fetchall()
-        except sqlite3.Error:
+            with snapshot(self._path) as reads:
+                rows = reads.sends_per_channel()
+        except DatabaseError:
             # A scrape must not fail because the store is briefly unreadable;
             # the missing series show the gap.
             return

@@ -25,6 +25,8 @@ from journeyc.events import Event
 from journeyc.store.rows import Cohort, Instance, ScheduleRowValues, SegmentRow
 
 __all__ = [
+    "ActionRecord",
+    "AdminReads",
     "AggregateQuery",
     "AggregateReads",
     "Catalog",
@@ -32,9 +34,12 @@ __all__ = [
     "Cursors",
     "EventHistory",
     "EventLog",
+    "FailedSend",
     "Failure",
     "GroupedAggregates",
     "Identities",
+    "InboxRecord",
+    "LiveInstance",
     "LoggedEvent",
     "NoExactFormError",
     "Outbox",
@@ -502,6 +507,158 @@ class Outbox(Protocol):
         ...
 
 
+# -- the daemon's parts: admin reads ------------------------------------------------
+
+
+class LiveInstance(NamedTuple):
+    """A user's running (``active`` or ``waiting``) instance of a journey; times in
+    epoch ms."""
+
+    journey_id: str
+    version: str
+    entry_no: int
+    node: str
+    status: str
+    entered_at: int
+    wake_at: int | None
+    waiting_for: str | None
+
+
+class ActionRecord(NamedTuple):
+    """One thing the engine did for a user (``at`` in epoch ms)."""
+
+    at: int
+    journey_id: str | None
+    step: str | None
+    action: str
+    detail: dict[str, Any]
+
+
+class InboxRecord(NamedTuple):
+    """An in-app message delivered to a user (``sent_at`` in epoch ms)."""
+
+    id: int
+    journey_id: str
+    step: str
+    message: str
+    content: dict[str, Any]
+    sent_at: int | None
+
+
+class FailedSend(NamedTuple):
+    """A failed outbox row, for status reports (``created_at`` in epoch ms)."""
+
+    key: str
+    journey_id: str
+    user_id: str
+    step: str
+    channel: str | None
+    attempts: int
+    created_at: int
+    error: str | None
+
+
+class AdminReads(Protocol):
+    """What the admin API, ``journeyc status``, ``/metrics`` and the daemon's polls
+    read, from one consistent snapshot of the committed store (:meth:`Store.reading`):
+    the reads of one block see the same state, and never wait for a writer.
+
+    Users are named by their canonical id (see :meth:`canonical_user`).
+    """
+
+    def canonical_user(self, user_id: str) -> str:
+        """The user ``user_id`` names: itself, or the user it was merged into."""
+        ...
+
+    def ping(self) -> None:
+        """Answer a trivial query (raises what the database raises when it cannot)."""
+        ...
+
+    def count_events(self) -> int:
+        """Events in the log."""
+        ...
+
+    def count_profiles(self) -> int:
+        """Users with a profile."""
+        ...
+
+    def last_seq(self) -> int:
+        """The seq of the log's last event (0 for an empty log)."""
+        ...
+
+    def cursor(self, name: str) -> int:
+        """The named cursor's seq (0 when never set)."""
+        ...
+
+    def traits(self, user_id: str) -> dict[str, Any] | None:
+        """The user's traits; None when the user has no profile."""
+        ...
+
+    def live_instances(self, user_id: str) -> list[LiveInstance]:
+        """The user's running instances, by journey."""
+        ...
+
+    def memberships(self, user_id: str) -> list[tuple[str, int]]:
+        """``(segment, since_ms)`` for each segment the user is a member of, by name."""
+        ...
+
+    def recent_actions(self, user_id: str, limit: int) -> list[ActionRecord]:
+        """The user's last ``limit`` actions, newest first."""
+        ...
+
+    def has_events(self, user_id: str) -> bool:
+        """Whether the log holds an event of the user."""
+        ...
+
+    def journey_versions(self) -> list[tuple[str, str, int, bool]]:
+        """``(journey, version, deployed_at_ms, active)`` for every deployed version, by
+        journey then deployment time."""
+        ...
+
+    def live_per_step(self) -> list[tuple[str, str, str, int]]:
+        """``(journey, version, step, instances)``: running instances, by journey then
+        step."""
+        ...
+
+    def entry_cohorts(self) -> list[tuple[str, str | None, bool, int, int]]:
+        """``(journey, arm, held out, entries, goals)``: the held-out entries together
+        whatever their arm (``arm`` None), the others by the split arm they took
+        (None: no split), by journey."""
+        ...
+
+    def sends_per_journey(self) -> list[tuple[str, str, str, int]]:
+        """``(journey, status, label, rows)``: outbox rows per journey and status; the
+        label is the reason of a suppressed row (``unknown`` when none), else the
+        channel (``none`` when none); ordered by all three."""
+        ...
+
+    def sends_per_channel(self) -> list[tuple[str, str, int]]:
+        """``(channel, status, rows)``: outbox rows per channel (``none`` when none)
+        and status, ordered by both."""
+        ...
+
+    def outbox_statuses(self) -> dict[str, int]:
+        """Outbox rows per status (the statuses with rows only)."""
+        ...
+
+    def backlog(self) -> int:
+        """Outbox rows queued and not yet sent."""
+        ...
+
+    def recent_failures(self, limit: int) -> list[FailedSend]:
+        """The last ``limit`` failed sends, newest first."""
+        ...
+
+    def inbox(self, user_id: str, limit: int) -> list[InboxRecord]:
+        """The user's last ``limit`` delivered in-app messages, newest first."""
+        ...
+
+    def scheduled_triggers(self) -> list[tuple[str, int, str, str]]:
+        """``(journey, trigger index, zone, trigger spec as JSON)`` for every
+        scheduled trigger and time zone the engine keeps a row for."""
+        ...
+
+
 class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
     """One open store: the parts above, its transactions and its lifecycle."""
 
@@ -605,6 +762,11 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
 
     def outbox(self) -> Outbox:
         """The outbox, for a dispatcher: its writes join this store's transactions."""
+        ...
+
+    def reading(self) -> AbstractContextManager[AdminReads]:
+        """A block reading one snapshot of the committed store, on a connection (or
+        session) of its own: it never waits for a writer, nor holds one up."""
         ...
 
 

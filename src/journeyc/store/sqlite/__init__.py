@@ -7,16 +7,16 @@ hold the SQL of one part each.
 
 from journeyc.store.errors import StoreBusyError
 from journeyc.store.rows import Cohort
+from journeyc.store.sqlite.admin import canonical_user, entry_cohorts
 from journeyc.store.sqlite.store import (
     BULK_CACHE_KIB,
     LOCK_SUFFIX,
     LOCK_TIMEOUT_S,
     Connection,
     DatabaseError,
+    OperationalError,
     Store,
     StoredEvent,
-    canonical_user,
-    entry_cohorts,
     profile_zones,
 )
 
@@ -27,6 +27,7 @@ __all__ = [
     "Cohort",
     "Connection",
     "DatabaseError",
+    "OperationalError",
     "Store",
     "StoreBusyError",
     "StoredEvent",

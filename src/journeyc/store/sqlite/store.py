@@ -46,6 +46,7 @@ from journeyc.fastjson import dumps, loads
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
 from journeyc.store.rows import Cohort
+from journeyc.store.sqlite.admin import SqliteAdminReads, canonical_user, entry_cohorts, snapshot
 from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.catalog import SqliteCatalog
 from journeyc.store.sqlite.history import EventHistory
@@ -67,6 +68,10 @@ by this alias and import no database driver."""
 DatabaseError = sqlite3.Error
 """What the database itself raises (beside :class:`StoreError`), for callers that must
 survive it without importing the driver."""
+
+OperationalError = sqlite3.OperationalError
+"""What the database raises when it cannot do its work (locked, unreadable, full),
+as opposed to a wrong statement: the API answers it 503."""
 
 LOCK_TIMEOUT_S = 10.0
 """How long a writer waits for the write lock before :class:`StoreBusyError` (the default
@@ -941,6 +946,13 @@ class Store:
         this store's transactions (see :class:`journeyc.store.abc.Outbox`)."""
         return SqliteOutbox(self._conn)
 
+    @contextmanager
+    def reading(self) -> Iterator[SqliteAdminReads]:
+        """Reads of one snapshot of the committed store, on a connection of their own
+        (see :class:`journeyc.store.abc.AdminReads`)."""
+        with snapshot(self.path) as reads:
+            yield reads
+
 
 _Profile = tuple[dict[str, Any], dict[str, int], int, Any]
 """A profile held in memory: (traits, trait_at, updated_at, the row as read)."""
@@ -983,24 +995,6 @@ def _merge_into(
 
 CONTEXT_WRITTEN = -(1 << 53)
 """The write time of a trait filled from a call's context (see :func:`_merge_into`)."""
-
-
-def canonical_user(conn: sqlite3.Connection, user_id: str) -> str:
-    """The user ``user_id`` names in the store ``conn`` reads (itself, unless it was
-    merged into another): :meth:`Store.canonical_user` for a reader's connection."""
-    row = conn.execute("SELECT user_id FROM identities WHERE alias = ?", (user_id,)).fetchone()
-    return user_id if row is None else str(row[0])
-
-
-def entry_cohorts(conn: sqlite3.Connection) -> list[Cohort]:
-    """Entries and goals per journey and group, for A/B reports: ``(journey, arm, held
-    out, entries, goals)``, the held-out entries together whatever their arm (``arm``
-    None), the others by the split arm they took (None: no split), by journey."""
-    rows = conn.execute(
-        "SELECT journey_id, CASE WHEN holdout THEN NULL ELSE arm END, holdout, count(*),"
-        " count(goal_at) FROM entries GROUP BY 1, 2, 3 ORDER BY 1, 3, 2"
-    )
-    return [(jid, arm, bool(held), int(n), int(goals)) for jid, arm, held, n, goals in rows]
 
 
 def profile_zones(conn: sqlite3.Connection) -> dict[str, str]:
