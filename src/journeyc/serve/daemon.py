@@ -274,7 +274,7 @@ class Daemon(Service):
             raise StartupError(str(exc)) from None
         self._closers.append(self.store.close)
         # Commits here leave the log to the engine process's checkpoint job too.
-        self.store.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES:d}")
+        self.store.upkeep().defer_checkpoints(WAL_AUTOCHECKPOINT_PAGES)
         self.keys = resolve_keys(self.config, self.store.setting)
 
         self._socket = _bind(s.host, s.port)

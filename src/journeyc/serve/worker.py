@@ -55,7 +55,6 @@ import gc
 import logging
 import signal
 import socket
-import sqlite3
 import sys
 import threading
 import time
@@ -243,20 +242,13 @@ class Worker(Service):
         reclaimed = self.dispatcher.reclaim(now_ms())
         if reclaimed:
             log.info("%d send(s) claimed by a daemon that stopped before delivering", reclaimed)
-        self._poll_conn = sqlite3.connect(
-            str(s.store_path), timeout=5, isolation_level=None, check_same_thread=False
-        )
-        self._poll_conn.execute("PRAGMA query_only = ON")
-        self._closers.append(self._poll_conn.close)
         # By default the commit that takes the log past 1,000 pages copies it into the
         # database, ~20 ms inside that commit (about once a second at 500 events/s),
-        # which then delays the engine run or the request making it. A connection of
-        # its own does it off that path, while the writers go on (WAL).
-        self.store.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES:d}")
-        self._checkpoint_conn = sqlite3.connect(
-            str(s.store_path), timeout=5, isolation_level=None, check_same_thread=False
-        )
-        self._closers.append(self._checkpoint_conn.close)
+        # which then delays the engine run or the request making it. The upkeep's
+        # checkpoint job does it off that path, while the writers go on (WAL).
+        self.upkeep = self.store.upkeep()
+        self._closers.append(self.upkeep.close)
+        self.upkeep.defer_checkpoints(WAL_AUTOCHECKPOINT_PAGES)
 
         logging.getLogger("apscheduler.scheduler").addFilter(self._skips)
         self._closers.append(
@@ -434,9 +426,8 @@ class Worker(Service):
         ``schedules`` rows stay the ledger: a firing missed while the daemon was down
         is due at once when it comes back, cron or not."""
         with self._engine_lock:
-            rows = self.store.conn.execute(
-                "SELECT journey_id, trigger, zone, spec FROM schedules"
-            ).fetchall()
+            with self.store.reading() as reads:
+                rows = reads.scheduled_triggers()
             self._schedule_zones = len(self.engine.sched.zones)
         wanted = {f"{_SCHEDULE}:{jid}:{i}:{zone}": (spec, zone) for jid, i, zone, spec in rows}
         for job in self.scheduler.get_jobs():
@@ -654,6 +645,7 @@ class Worker(Service):
         """Arm the engine when another process (``journeyc ingest``) logged events, and
         take a deployment another process (``journeyc deploy``) made."""
         from journeyc.engine.core import CURSOR
+        from journeyc.store.sqlite import DatabaseError
 
         with self._state_lock:
             redeploy, self._redeploy = self._redeploy, None
@@ -668,22 +660,23 @@ class Worker(Service):
             log.exception("taking the store's new deployment failed; trying again")
 
         try:
-            (last,) = self._poll_conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
-            row = self._poll_conn.execute(
-                "SELECT seq FROM cursor WHERE name = ?", (CURSOR,)
-            ).fetchone()
-        except sqlite3.Error as exc:
+            # A snapshot of its own: this job's thread never shares a connection.
+            with self.store.reading() as reads:
+                last, read_to = reads.last_seq(), reads.cursor(CURSOR)
+        except DatabaseError as exc:
             log.warning("looking for new events failed: %s", exc)
             return
-        if last > (row[0] if row else 0):
+        if last > read_to:
             self.request_engine_run()
 
     def _checkpoint_job(self) -> None:
         """Copy the committed write-ahead log into the database file (``PASSIVE``:
         it neither waits for nor blocks the writers and readers)."""
+        from journeyc.store.sqlite import DatabaseError
+
         try:
-            self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        except sqlite3.Error as exc:
+            self.upkeep.checkpoint()
+        except DatabaseError as exc:
             log.warning("checkpointing the store's log failed: %s", exc)
 
     def _retention_job(self) -> None:
@@ -706,14 +699,8 @@ class Worker(Service):
         once`` reads them), as do failed sends. Returns the rows removed: (outbox,
         actions)."""
         cutoff = at_ms - RETENTION_DAYS * 86_400_000
-        with self._engine_lock, self.store.transaction() as conn:
-            outbox = conn.execute(
-                "DELETE FROM outbox WHERE (status = 'sent' AND sent_at < ?)"
-                " OR (status = 'suppressed' AND created_at < ?)",
-                (cutoff, cutoff),
-            ).rowcount
-            actions = conn.execute("DELETE FROM actions WHERE at < ?", (cutoff,)).rowcount
-        return outbox, actions
+        with self._engine_lock:
+            return self.upkeep.remove_old(cutoff)
 
     # ------------------------------------------------------------ reports
 

@@ -55,6 +55,7 @@ __all__ = [
     "Settings",
     "Store",
     "UnitOfWork",
+    "Upkeep",
 ]
 
 
@@ -659,6 +660,39 @@ class AdminReads(Protocol):
         ...
 
 
+# -- the daemon's parts: upkeep -----------------------------------------------------
+
+
+class Upkeep(Protocol):
+    """The daemon's housekeeping of its store: retention, and for a store with a
+    write-ahead log of its own (SQLite) when that log is copied into the database.
+    A store without such a log does nothing in :meth:`checkpoint` and
+    :meth:`defer_checkpoints`."""
+
+    def remove_old(self, before_ms: int) -> tuple[int, int]:
+        """Delete, in one transaction, what is older than ``before_ms`` and no longer
+        needed: outbox rows sent (by ``sent_at``) or suppressed (by ``created_at``),
+        and actions. Failed sends and entries stay. The rows removed: (outbox,
+        actions)."""
+        ...
+
+    def defer_checkpoints(self, pages: int) -> None:
+        """Let this store's own commits copy the log into the database only once it
+        passes ``pages`` pages (a backstop: :meth:`checkpoint` does it off the
+        writers' path)."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Copy the committed log into the database without waiting for or blocking
+        readers and writers, on a connection of the upkeep's own (so another
+        thread may call it while the store's connection is busy)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the upkeep opened (not the store)."""
+        ...
+
+
 class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
     """One open store: the parts above, its transactions and its lifecycle."""
 
@@ -767,6 +801,10 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
     def reading(self) -> AbstractContextManager[AdminReads]:
         """A block reading one snapshot of the committed store, on a connection (or
         session) of its own: it never waits for a writer, nor holds one up."""
+        ...
+
+    def upkeep(self) -> Upkeep:
+        """The daemon's housekeeping of this store; close it after use."""
         ...
 
 

@@ -58,6 +58,7 @@ from journeyc.store.sqlite.runtime import Runtime
 from journeyc.store.sqlite.schedules import ScheduleRows
 from journeyc.store.sqlite.schema import TABLES, migrate, user_version
 from journeyc.store.sqlite.segments import SegmentBook
+from journeyc.store.sqlite.upkeep import SqliteUpkeep
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -952,6 +953,11 @@ class Store:
         (see :class:`journeyc.store.abc.AdminReads`)."""
         with snapshot(self.path) as reads:
             yield reads
+
+    def upkeep(self) -> SqliteUpkeep:
+        """The daemon's housekeeping of this store (retention, checkpoints); close it
+        after use (see :class:`journeyc.store.abc.Upkeep`)."""
+        return SqliteUpkeep(self._conn, self.path, self.transaction)
 
 
 _Profile = tuple[dict[str, Any], dict[str, int], int, Any]
