@@ -274,7 +274,9 @@ class Daemon(Service):
             raise StartupError(str(exc)) from None
         self._closers.append(self.store.close)
         # Commits here leave the log to the engine process's checkpoint job too.
-        self.store.upkeep().defer_checkpoints(WAL_AUTOCHECKPOINT_PAGES)
+        upkeep = self.store.upkeep()
+        upkeep.defer_checkpoints(WAL_AUTOCHECKPOINT_PAGES)
+        upkeep.close()
         self.keys = resolve_keys(self.config, self.store.setting)
 
         self._socket = _bind(s.host, s.port)
