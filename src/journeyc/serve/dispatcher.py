@@ -67,7 +67,7 @@ from journeyc.channels.base import (
 )
 from journeyc.serve.breaker import BreakerState, CircuitBreaker
 from journeyc.store import Store
-from journeyc.store.abc import Failure, PutOff, QueuedSend, Retry
+from journeyc.store.abc import Failure, Outbox, PutOff, QueuedSend, Retry
 from journeyc.store.errors import StoreError
 from journeyc.store.sqlite import LOCK_TIMEOUT_S, DatabaseError
 
@@ -403,7 +403,7 @@ class Dispatcher:
         if base_delay_s <= 0 or max_delay_s < base_delay_s or lease_s <= 0:
             raise ValueError("delays must be positive, with max_delay_s >= base_delay_s")
         self.store = store
-        self.outbox = store.outbox()
+        self.outbox: Outbox = store.outbox()
         self.providers = dict(providers)
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s

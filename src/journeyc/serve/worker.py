@@ -63,7 +63,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from journeyc.compile import ir
 from journeyc.config import CONFIG_FILE, Config, ConfigError
@@ -77,6 +77,9 @@ from journeyc.serve.daemon import (
 )
 from journeyc.serve.times import iso, now_ms
 from journeyc.serve.watch import Checked, InvalidProjectError, ProjectWatcher, load_checked
+
+if TYPE_CHECKING:
+    from journeyc.store.abc import Upkeep
 
 __all__ = [
     "ENGINE_BATCH",
@@ -246,7 +249,7 @@ class Worker(Service):
         # database, ~20 ms inside that commit (about once a second at 500 events/s),
         # which then delays the engine run or the request making it. The upkeep's
         # checkpoint job does it off that path, while the writers go on (WAL).
-        self.upkeep = self.store.upkeep()
+        self.upkeep: Upkeep = self.store.upkeep()
         self._closers.append(self.upkeep.close)
         self.upkeep.defer_checkpoints(WAL_AUTOCHECKPOINT_PAGES)
 
