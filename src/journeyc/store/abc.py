@@ -439,6 +439,12 @@ class Outbox(Protocol):
     :meth:`reclaim`). An outcome is written only to a row still ``queued``: a row
     the lease lost and another worker sent stays sent.
 
+    Delivery is at least once: a worker that dies between a provider's acceptance
+    and :meth:`mark_sent` leaves the row to be sent again. Each row's ``key`` is
+    unique across the outbox (a unique index: the engine's write of a row already
+    queued changes nothing), and travels to the receiver as the idempotency key, so
+    the receiver drops the repeat.
+
     Every method runs inside the caller's :meth:`Store.transaction` when there is
     one (the dispatcher records outcomes and claims in one short transaction, and
     calls no provider inside it). A PostgreSQL implementation selects due rows
@@ -504,7 +510,9 @@ class Outbox(Protocol):
         ``alive`` (a dead worker's claims, sent again with the same key: the
         receiver drops a repeat); how many. The daemon, the one worker on its
         store, passes its own id at start; a deployment of several workers passes
-        the ids of those alive."""
+        the ids of those alive (the holders of unexpired worker leases). Rows whose
+        worker is gone are due again when their lease ends anyway: this only makes
+        them due sooner."""
         ...
 
 
