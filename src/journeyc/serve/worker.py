@@ -429,10 +429,9 @@ class Worker(Service):
         ``schedules`` rows stay the ledger: a firing missed while the daemon was down
         is due at once when it comes back, cron or not."""
         with self._engine_lock:
-            with self.store.reading() as reads:
-                rows = reads.scheduled_triggers()
+            rows = self.store.schedule_rows().rows()
             self._schedule_zones = len(self.engine.sched.zones)
-        wanted = {f"{_SCHEDULE}:{jid}:{i}:{zone}": (spec, zone) for jid, i, zone, spec in rows}
+        wanted = {f"{_SCHEDULE}:{jid}:{i}:{zone}": (spec, zone) for jid, i, zone, spec, *_ in rows}
         for job in self.scheduler.get_jobs():
             if job.id.startswith(f"{_SCHEDULE}:") and job.id not in wanted:
                 job.remove()

@@ -662,11 +662,6 @@ class AdminReads(Protocol):
         """The user's last ``limit`` delivered in-app messages, newest first."""
         ...
 
-    def scheduled_triggers(self) -> list[tuple[str, int, str, str]]:
-        """``(journey, trigger index, zone, trigger spec as JSON)`` for every
-        scheduled trigger and time zone the engine keeps a row for."""
-        ...
-
 
 # -- the daemon's parts: upkeep -----------------------------------------------------
 

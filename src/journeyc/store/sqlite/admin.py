@@ -186,11 +186,6 @@ class SqliteAdminReads:
         ).fetchall()
         return [InboxRecord(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
 
-    def scheduled_triggers(self) -> list[tuple[str, int, str, str]]:
-        """Every scheduled trigger and zone the engine keeps a row for."""
-        rows = self._conn.execute("SELECT journey_id, trigger, zone, spec FROM schedules")
-        return [(jid, trigger, zone, spec) for jid, trigger, zone, spec in rows]
-
 
 def canonical_user(conn: sqlite3.Connection, user_id: str) -> str:
     """The user ``user_id`` names in the store ``conn`` reads (itself, unless it was
