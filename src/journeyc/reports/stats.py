@@ -19,12 +19,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from statsmodels.stats.proportion import (
-    confint_proportions_2indep,
-    proportion_confint,
-    proportions_ztest,
-)
-
 CONFIDENCE = 0.95
 """The confidence level of every interval."""
 
@@ -71,6 +65,10 @@ def rate(conversions: int, entries: int) -> Rate:
     """The conversion rate with its 95% Wilson score interval."""
     if entries <= 0:
         return Rate(None, None, None)
+    # statsmodels is imported where it is used: it brings scipy and pandas (~60 MB and
+    # ~1 s), which the daemon's API process should pay only when a report is asked for.
+    from statsmodels.stats.proportion import proportion_confint
+
     low, high = proportion_confint(conversions, entries, alpha=1 - CONFIDENCE, method="wilson")
     return Rate(conversions / entries, float(low), float(high))
 
@@ -98,6 +96,8 @@ def lift(arm: tuple[int, int], baseline: tuple[int, int], minimum: Minimum = MIN
     if notes:
         return Lift(False, "not enough data: " + "; ".join(notes))
     (c1, n1), (c0, n0) = arm, baseline
+    from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+
     _, p_value = proportions_ztest([c1, c0], [n1, n0], alternative="two-sided")
     low, high = confint_proportions_2indep(
         c1, n1, c0, n0, method="newcomb", compare="diff", alpha=1 - CONFIDENCE
