@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "test": "journeyc.cli.test:test_cmd",
     "report": "journeyc.cli.report:report",
     "why": "journeyc.cli.why:why",
+    "ui": "journeyc.cli.ui:ui",
 }
 
 

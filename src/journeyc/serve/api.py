@@ -64,6 +64,7 @@ from journeyc.events import (
     random_id,
     reject_constant,
 )
+from journeyc.serve import ui
 from journeyc.serve.deliveries import (
     SIGNATURE_HEADER,
     DeliveriesAccepted,
@@ -590,6 +591,8 @@ def create_app(
         version=__version__,
         description=__doc__ or "",
         lifespan=lifespan,
+        docs_url=None,  # /docs: served by journeyc.serve.ui, its assets included
+        redoc_url=None,
     )
     app.state.metrics = metrics
     app.state.store = store
@@ -719,6 +722,7 @@ def create_app(
     _add_deliveries(app, DeliveryWebhook(store), deliveries_secret, read_batch, metrics, on_events)
     app.include_router(reports_router(store_path, admin_auth))
     app.include_router(why_router(store_path), tags=["admin"], dependencies=[Depends(admin_auth)])
+    ui.mount(app, store_path, admin_token)
 
     @app.get("/healthz", tags=["operations"], responses={503: {"model": Health}})
     def healthz() -> JSONResponse:

@@ -159,7 +159,7 @@ def resolve_keys(config: Config, setting: Callable[[str, Callable[[], str]], str
     )
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port (port 0: one the OS picks)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -279,7 +279,7 @@ class Daemon(Service):
         upkeep.close()
         self.keys = resolve_keys(self.config, self.store.setting)
 
-        self._socket = _bind(s.host, s.port)
+        self._socket = bind(s.host, s.port)
         self._closers.append(self._socket.close)
         bound = self._socket.getsockname()
         self.address = (s.host, int(bound[1]))

@@ -1,0 +1,386 @@
+"""The dashboard's reads (``/ui``): journeys over a time range, one journey's live
+counts per step, a user's profile, identities, segments, journeys, timeline and inbox.
+
+Every read opens its own read-only connection (``mode=ro``): the dashboard serves a
+daemon's store beside its writers (WAL lets both run at once) and a simulation's file
+that it must never change (``journeyc ui --db sim.db``). Times are epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from journeyc.fastjson import loads
+from journeyc.store.errors import StoreError
+from journeyc.store.sqlite.store import canonical_user
+
+DAY_MS = 86_400_000
+LIVE = "status IN ('active', 'waiting')"
+
+
+@dataclass(frozen=True, slots=True)
+class Deployed:
+    """A journey's active version (or its latest, when none is active) and its IR."""
+
+    journey_id: str
+    version: str
+    deployed_at: int
+    active: bool
+    ir_json: str
+
+
+@dataclass(slots=True)
+class JourneyTotals:
+    """One journey over a range: entries (and goals among them) by day of entry,
+    messages queued or sent, sends suppressed, and the users in it now."""
+
+    journey_id: str
+    entries: int = 0
+    goals: int = 0
+    sends: int = 0
+    suppressed: int = 0
+    in_flight: int = 0
+    entries_by_day: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class StepCounts:
+    """What happened at one step (an IR node id): users waiting there now, rows the
+    outbox holds for it by status, and actions logged at it by kind."""
+
+    waiting: int = 0
+    outbox: dict[str, int] = field(default_factory=dict)
+    actions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Sends of a journey on one channel: outbox rows by status and provider reports
+    (delivered, opened, bounced, ...) by kind."""
+
+    channel: str
+    statuses: dict[str, int]
+    reports: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ArmCounts:
+    """Entries and goals of an A/B group: a split arm, or the holdout (``arm`` None)."""
+
+    arm: str | None
+    held_out: bool
+    entries: int
+    goals: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserHit:
+    """A user a search found, with the e-mail of their profile if any."""
+
+    user_id: str
+    email: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStep:
+    """A journey the user is in now: the step and the timer or event it waits on."""
+
+    journey_id: str
+    version: str
+    entry_no: int
+    step: str
+    status: str
+    entered_at: int
+    wake_at: int | None
+    waiting_for: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry of the user into a journey, and when it reached the goal."""
+
+    journey_id: str
+    entry_no: int
+    entered_at: int
+    goal_at: int | None
+    arm: str | None
+    held_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    """One thing the engine did for the user (``detail`` holds the reason of a
+    suppression or an exit, the message of a send)."""
+
+    seq: int
+    at: int
+    journey_id: str | None
+    step: str | None
+    action: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """An in-app message the user was sent."""
+
+    journey_id: str
+    step: str
+    message: str
+    content: dict[str, Any]
+    sent_at: int | None
+
+
+@dataclass(slots=True)
+class UserRecord:
+    """Everything the user page shows of one user."""
+
+    user_id: str
+    traits: dict[str, Any]
+    aliases: list[str]
+    segments: list[tuple[str, int]]
+    live: list[LiveStep]
+    entries: list[Entry]
+    actions: list[ActionRow]
+    inbox: list[InboxRow]
+
+
+def _uri(path: str) -> str:
+    return "file:" + quote(str(Path(path).resolve())) + "?mode=ro"
+
+
+class DashboardReads:
+    """The dashboard's queries over the store file at ``path``, read-only.
+
+    Built from a :class:`~journeyc.store.sqlite.Store` (``DashboardReads(store.path)``)
+    or a path; each method reads one snapshot (a transaction of its own).
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+
+    def check(self) -> None:
+        """Raise :class:`StoreError` naming the file when it is not a journeyc store."""
+        if not Path(self.path).is_file():
+            raise StoreError(f"{self.path}: no such file")
+        try:
+            with self._reading() as conn:
+                conn.execute("SELECT count(*) FROM journeys").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a journeyc store ({exc})") from None
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with closing(
+            sqlite3.connect(_uri(self.path), uri=True, timeout=5, isolation_level=None)
+        ) as conn:
+            conn.execute("BEGIN")
+            yield conn
+
+    # ------------------------------------------------------------ journeys
+
+    def deployed(self) -> list[Deployed]:
+        """Per journey id, the active version (else the latest deployed), by id."""
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT id, version, deployed_at, active, ir FROM journeys"
+                " ORDER BY id, active, deployed_at"
+            ).fetchall()
+        latest: dict[str, Deployed] = {}
+        for jid, version, deployed_at, active, ir_json in rows:
+            latest[jid] = Deployed(jid, version, deployed_at, bool(active), ir_json)
+        return [latest[k] for k in sorted(latest)]
+
+    def latest_activity(self) -> int | None:
+        """The time of the latest entry, send or suppression (None for an empty store):
+        the end of the default range, so that a simulation's store shows its data."""
+        with self._reading() as conn:
+            (entered,) = conn.execute("SELECT max(entered_at) FROM entries").fetchone()
+            (queued,) = conn.execute("SELECT max(created_at) FROM outbox").fetchone()
+        times = [t for t in (entered, queued) if t is not None]
+        return max(times) if times else None
+
+    def journey_totals(self, since_ms: int, until_ms: int) -> dict[str, JourneyTotals]:
+        """Per journey, entries in ``[since_ms, until_ms)`` by UTC day (epoch day
+        number), their goals, the outbox rows made in the range, and users in flight."""
+        totals: dict[str, JourneyTotals] = {}
+
+        def of(jid: str) -> JourneyTotals:
+            return totals.setdefault(jid, JourneyTotals(jid))
+
+        with self._reading() as conn:
+            for jid, day, entries, goals in conn.execute(
+                "SELECT journey_id, entered_at / ?, count(*), count(goal_at) FROM entries"
+                " WHERE entered_at >= ? AND entered_at < ? GROUP BY 1, 2",
+                (DAY_MS, since_ms, until_ms),
+            ):
+                t = of(jid)
+                t.entries += entries
+                t.goals += goals
+                t.entries_by_day[day] = entries
+            for jid, status, count in conn.execute(
+                "SELECT journey_id, status, count(*) FROM outbox"
+                " WHERE created_at >= ? AND created_at < ? GROUP BY 1, 2",
+                (since_ms, until_ms),
+            ):
+                if status == "suppressed":
+                    of(jid).suppressed += count
+                else:
+                    of(jid).sends += count
+            for jid, count in conn.execute(
+                f"SELECT journey_id, count(*) FROM instances WHERE {LIVE} GROUP BY 1"
+            ):
+                of(jid).in_flight = count
+        return totals
+
+    def step_counts(self, journey_id: str) -> dict[str, StepCounts]:
+        """Per step of the journey (all versions): waiting now, outbox rows by status,
+        actions by kind."""
+        steps: dict[str, StepCounts] = {}
+        with self._reading() as conn:
+            for node, count in conn.execute(
+                f"SELECT node, count(*) FROM instances WHERE journey_id = ? AND {LIVE} GROUP BY 1",
+                (journey_id,),
+            ):
+                steps.setdefault(node, StepCounts()).waiting = count
+            for step, status, count in conn.execute(
+                "SELECT step, status, count(*) FROM outbox WHERE journey_id = ? GROUP BY 1, 2",
+                (journey_id,),
+            ):
+                steps.setdefault(step, StepCounts()).outbox[status] = count
+            for step, action, count in conn.execute(
+                "SELECT step, action, count(*) FROM actions"
+                " WHERE journey_id = ? AND step IS NOT NULL"
+                " AND action IN ('set', 'unset', 'track', 'exit') GROUP BY 1, 2",
+                (journey_id,),
+            ):
+                steps.setdefault(step, StepCounts()).actions[action] = count
+        return steps
+
+    def outcomes(self, journey_id: str) -> list[Outcome]:
+        """The journey's sends per channel: outbox statuses and provider reports."""
+        statuses: dict[str, dict[str, int]] = {}
+        reports: dict[str, dict[str, int]] = {}
+        with self._reading() as conn:
+            for channel, status, count in conn.execute(
+                "SELECT coalesce(channel, ''), status, count(*) FROM outbox"
+                " WHERE journey_id = ? AND status != 'suppressed' GROUP BY 1, 2",
+                (journey_id,),
+            ):
+                statuses.setdefault(channel, {})[status] = count
+            for channel, kind, count in conn.execute(
+                "SELECT coalesce(channel, ''), kind, count(*) FROM deliveries"
+                " WHERE journey_id = ? GROUP BY 1, 2",
+                (journey_id,),
+            ):
+                reports.setdefault(channel, {})[kind] = count
+        return [
+            Outcome(ch, statuses.get(ch, {}), reports.get(ch, {}))
+            for ch in sorted(statuses.keys() | reports.keys())
+        ]
+
+    def arms(self, journey_id: str) -> list[ArmCounts]:
+        """Entries and goals per split arm (None: no arm taken) and for the holdout
+        (every entry, not only those of a range: an A/B result needs them all)."""
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT CASE WHEN holdout THEN NULL ELSE arm END, holdout, count(*),"
+                " count(goal_at) FROM entries WHERE journey_id = ? GROUP BY 1, 2 ORDER BY 2, 1",
+                (journey_id,),
+            ).fetchall()
+        return [ArmCounts(arm, bool(held), n, goals) for arm, held, n, goals in rows]
+
+    # ------------------------------------------------------------ users
+
+    def find_users(self, query: str, limit: int = 20) -> list[UserHit]:
+        """Users whose id is ``query`` or starts with it, or whose profile's e-mail
+        is ``query`` (case as written, then lower case); an alias finds its user."""
+        hits: dict[str, str | None] = {}
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT user_id, traits ->> '$.email' FROM profiles"
+                " WHERE user_id >= ? AND user_id < ? ORDER BY user_id LIMIT ?",
+                (query, query + "\U0010ffff", limit),
+            ).fetchall()
+            for email in dict.fromkeys((query, query.lower())):
+                rows += conn.execute(
+                    "SELECT user_id, traits ->> '$.email' FROM profiles"
+                    " WHERE traits ->> '$.email' = ? LIMIT ?",
+                    (email, limit),
+                ).fetchall()
+            canonical = canonical_user(conn, query)
+            if canonical != query:
+                rows += conn.execute(
+                    "SELECT user_id, traits ->> '$.email' FROM profiles WHERE user_id = ?",
+                    (canonical,),
+                ).fetchall()
+        for user_id, email in rows:
+            hits.setdefault(user_id, email if isinstance(email, str) else None)
+        return [UserHit(u, e) for u, e in list(hits.items())[:limit]]
+
+    def user(self, user_id: str, actions: int = 100, inbox: int = 20) -> UserRecord | None:
+        """The user ``user_id`` names (an alias reads the user it was merged into),
+        with the latest ``actions`` and ``inbox`` messages; None for a stranger."""
+        with self._reading() as conn:
+            user_id = canonical_user(conn, user_id)
+            profile = conn.execute(
+                "SELECT traits FROM profiles WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            aliases = [
+                a
+                for (a,) in conn.execute(
+                    "SELECT alias FROM identities WHERE user_id = ? ORDER BY linked_at, alias",
+                    (user_id,),
+                )
+            ]
+            segments = conn.execute(
+                "SELECT segment, since FROM segment_members WHERE user_id = ? AND member = 1"
+                " ORDER BY segment",
+                (user_id,),
+            ).fetchall()
+            live = [
+                LiveStep(*row)
+                for row in conn.execute(
+                    "SELECT journey_id, version, entry_no, node, status, entered_at, wake_at,"
+                    " waiting_for"
+                    f" FROM instances WHERE user_id = ? AND {LIVE} ORDER BY journey_id",
+                    (user_id,),
+                )
+            ]
+            entries = [
+                Entry(jid, no, at, goal, arm, bool(held))
+                for jid, no, at, goal, arm, held in conn.execute(
+                    "SELECT journey_id, entry_no, entered_at, goal_at, arm, holdout FROM entries"
+                    " WHERE user_id = ? ORDER BY entered_at DESC, journey_id",
+                    (user_id,),
+                )
+            ]
+            rows = conn.execute(
+                "SELECT seq, at, journey_id, step, action, detail FROM actions"
+                " WHERE user_id = ? ORDER BY seq DESC LIMIT ?",
+                (user_id, actions),
+            ).fetchall()
+            messages = conn.execute(
+                "SELECT journey_id, step, message, content, sent_at FROM outbox"
+                " WHERE user_id = ? AND channel = 'inapp' AND status IN ('sent', 'queued')"
+                " ORDER BY created_at DESC, id DESC LIMIT ?",
+                (user_id, inbox),
+            ).fetchall()
+        if profile is None and not live and not entries and not rows:
+            return None
+        return UserRecord(
+            user_id=user_id,
+            traits=loads(profile[0]) if profile is not None else {},
+            aliases=aliases,
+            segments=[(s, int(t)) for s, t in segments],
+            live=live,
+            entries=entries,
+            actions=[ActionRow(s, a, j, st, act, loads(d)) for s, a, j, st, act, d in rows],
+            inbox=[InboxRow(j, s, m, loads(c), t) for j, s, m, c, t in messages],
+        )
