@@ -37,6 +37,10 @@ def test_the_wheel_carries_the_grammar_and_parses_without_the_checkout(tmp_path:
             zf.read("journeyc/lang/journey.lark")
             == (ROOT / "grammar" / "journey.lark").read_bytes()
         )
+        # The dashboard's templates and assets ride in the package.
+        ui = ROOT / "src" / "journeyc" / "serve" / "ui"
+        for path in [*ui.glob("templates/*"), *ui.glob("static/*")]:
+            assert f"journeyc/serve/ui/{path.relative_to(ui).as_posix()}" in names
         zf.extractall(tmp_path / "site")
     journey = tmp_path / "a.journey"
     journey.write_text('when signed_up\nsend push "hi"\n')

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -129,6 +130,7 @@ def make_router(reads: DashboardReads, sessions: Sessions | None, live: bool) ->
             live=live,
             login=sessions is not None,
             store=reads.path,
+            store_name=Path(reads.path).name,
             **context,
         )
         response = HTMLResponse(html, status_code=status)

@@ -1,0 +1,231 @@
+"""The dashboard without a browser: ``journeyc ui`` end to end (read-only, exit codes,
+login), the session cookie, the graph layout and the store reads."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from journeyc.cli.common import load_valid
+from journeyc.compile import ir
+from journeyc.compile.graph import Arrow, Box, Drawing, draw
+from journeyc.compile.layout import layered_layout
+from journeyc.compile.lower import lower_project
+from journeyc.serve.ui.session import Sessions
+from journeyc.store.sqlite.ui import DashboardReads
+from tests.conftest import ROOT
+from tests.daemon_helpers import clean_env, poll
+from tests.demo_events import write_demo
+
+
+@pytest.fixture(scope="module")
+def sim_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store ``journeyc simulate`` filled with 150 demo shoppers."""
+    tmp = tmp_path_factory.mktemp("sim")
+    events = write_demo(tmp / "demo.jsonl", users=150, seed=5)
+    db = tmp / "sim.db"
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "journeyc", "simulate", str(ROOT / "journeys")),
+            *("--events", str(events), "--db", str(db)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return db
+
+
+def _ui(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "journeyc", "ui", *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+class Viewer:
+    """A running ``journeyc ui`` process and its URL."""
+
+    def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.err = db.parent / f"ui-{time.monotonic_ns()}.stderr"
+        with self.err.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "journeyc", "ui", "--db", str(db), "--port", "0", *args],
+                env=env or clean_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+
+        def url() -> str | None:
+            assert self.proc.poll() is None, self.err.read_text()
+            text = self.err.read_text()
+            return text.split("listening on ", 1)[1].split()[0] if "listening on " in text else None
+
+        self.url = poll(url, 30, "journeyc ui to listen")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture()
+def viewer(sim_db: Path) -> Iterator[Viewer]:
+    v = Viewer(sim_db)
+    yield v
+    v.stop()
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- journeyc ui
+
+
+@pytest.mark.e2e
+def test_ui_serves_every_page_of_a_simulation_and_changes_nothing(
+    sim_db: Path, viewer: Viewer
+) -> None:
+    before = _digest(sim_db)
+    reads = DashboardReads(sim_db)
+    user = reads.find_users("shopper-0000")[0].user_id
+    for path in (
+        "/ui",
+        "/ui?range=7d",
+        "/ui?range=all",
+        "/ui/journeys/cart_recovery",
+        "/ui/journeys/second_purchase_test",
+        f"/ui/users/{user}",
+        "/ui/users?q=nobody",
+        "/ui/static/dashboard.css",
+    ):
+        reply = httpx.get(viewer.url + path, timeout=10)
+        assert reply.status_code == 200, (path, reply.text[:300])
+    page = httpx.get(viewer.url + "/ui?range=all", timeout=10).text
+    assert 'data-testid="entries-cart_recovery"' in page
+    assert "read-only" in page
+    assert httpx.get(viewer.url + "/ui/journeys/nope", timeout=10).status_code == 404
+    assert httpx.get(viewer.url + "/ui/users/nobody-at-all", timeout=10).status_code == 404
+    assert _digest(sim_db) == before
+
+
+@pytest.mark.e2e
+def test_ui_pages_hold_no_link_to_another_host(viewer: Viewer) -> None:
+    for path in ("/ui", "/ui/journeys/cart_recovery"):
+        page = httpx.get(viewer.url + path, timeout=10).text
+        assert "http://" not in page and "https://" not in page, path
+        csp = httpx.get(viewer.url + path, timeout=10).headers["content-security-policy"]
+        assert "default-src 'self'" in csp
+
+
+@pytest.mark.e2e
+def test_ui_with_a_token_asks_for_it(sim_db: Path) -> None:
+    v = Viewer(sim_db, env=clean_env(JOURNEYC_ADMIN_TOKEN="s3cret"))
+    try:
+        reply = httpx.get(v.url + "/ui", timeout=10)
+        assert reply.status_code == 303 and reply.headers["location"].startswith("/ui/login")
+        bad = httpx.post(v.url + "/ui/login", data={"token": "nope", "next": "/ui"}, timeout=10)
+        assert bad.status_code == 401 and "not the admin token" in bad.text
+        good = httpx.post(v.url + "/ui/login", data={"token": "s3cret", "next": "/ui"}, timeout=10)
+        assert good.status_code == 303
+        cookie = good.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
+        assert "s3cret" not in cookie
+        # An outside address after login is refused: no open redirect.
+        off = httpx.post(
+            v.url + "/ui/login", data={"token": "s3cret", "next": "//evil.example/"}, timeout=10
+        )
+        assert off.headers["location"] == "/ui"
+        session = {"journeyc_ui": good.cookies["journeyc_ui"]}
+        assert httpx.get(v.url + "/ui", cookies=session, timeout=10).status_code == 200
+    finally:
+        v.stop()
+
+
+@pytest.mark.e2e
+def test_ui_exit_codes(tmp_path: Path) -> None:
+    missing = _ui("--db", "nope.db", cwd=tmp_path)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database")
+    bad = _ui("--db", str(junk), cwd=tmp_path)
+    assert bad.returncode == 1 and "not a journeyc store" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    open_host = _ui("--db", str(junk), "--host", "0.0.0.0", cwd=tmp_path)
+    assert open_host.returncode == 2 and "--token" in open_host.stderr
+
+
+# ---------------------------------------------------------------- reads
+
+
+def test_reads_find_users_by_id_prefix_and_email(sim_db: Path) -> None:
+    reads = DashboardReads(sim_db)
+    hit = reads.find_users("shopper-00003")[0]
+    assert hit.user_id == "shopper-00003" and hit.email is not None
+    assert [h.user_id for h in reads.find_users(hit.email)] == ["shopper-00003"]
+    assert [h.user_id for h in reads.find_users(hit.email.upper())] == ["shopper-00003"]
+    assert reads.find_users("nobody") == []
+
+
+def test_reads_journey_totals_add_up_to_the_entries(sim_db: Path) -> None:
+    reads = DashboardReads(sim_db)
+    totals = reads.journey_totals(0, 1 << 50)
+    t = totals["cart_recovery"]
+    assert t.entries == sum(t.entries_by_day.values()) > 0
+    arms = reads.arms("cart_recovery")
+    assert sum(a.entries for a in arms) == t.entries
+    assert sum(a.goals for a in arms) == t.goals
+
+
+# ---------------------------------------------------------------- session
+
+
+def test_session_cookies_are_signed_by_the_token() -> None:
+    one, other = Sessions("token-a"), Sessions("token-b")
+    cookie = one.new()
+    assert one.valid(cookie)
+    assert not other.valid(cookie)
+    assert not one.valid(cookie[:-2] + "xx")
+    assert not one.valid(None) and not one.valid("")
+    assert one.token_ok("token-a") and not one.token_ok("token-A")
+
+
+# ---------------------------------------------------------------- layout
+
+
+def test_layout_puts_every_arrow_downwards_for_the_example_journeys() -> None:
+    project = load_valid([str(ROOT / "journeys")])
+    for journey in lower_project(project).journeys.values():
+        drawing = draw(journey)
+        places = layered_layout(drawing)
+        for a in drawing.arrows:
+            assert places[a.src].layer < places[a.dst].layer, (journey.id, a)
+        rows = [(p.layer, p.order) for p in places.values()]
+        assert len(rows) == len(set(rows)), journey.id
+
+
+@given(st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=40))
+def test_layout_of_any_dag_keeps_arrows_downwards(pairs: list[tuple[int, int]]) -> None:
+    # Arrows from a lower to a higher number: a DAG, as lowering makes.
+    boxes = [Box(f"b{i}", "action", (str(i),)) for i in range(12)]
+    arrows = [Arrow(f"b{min(a, b)}", f"b{max(a, b)}") for a, b in pairs if a != b]
+    drawing = Drawing(ir.JourneyIR(id="j", file="j.journey"), boxes, arrows)
+    places = layered_layout(drawing)
+    assert set(places) == {b.key for b in boxes}
+    for a in arrows:
+        assert places[a.src].layer < places[a.dst].layer
+    rows = [(p.layer, p.order) for p in places.values()]
+    assert len(rows) == len(set(rows))
