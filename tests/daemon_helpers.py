@@ -53,12 +53,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def serve_once(
-    args: Sequence[str], cwd: Path, timeout: float = 60
+    args: Sequence[str], cwd: Path, timeout: float = 60, command: str = "serve"
 ) -> subprocess.CompletedProcess[str]:
-    """``journeyc serve ARGS`` run to its end in ``cwd`` (a daemon that should not
-    start, or ``--no-watch``), in the environment of :func:`clean_env`."""
+    """``journeyc serve ARGS`` (or another ``command``) run to its end in ``cwd`` (a
+    daemon that should not start, or ``--no-watch``), in the environment of
+    :func:`clean_env`."""
     return subprocess.run(
-        [sys.executable, "-m", "journeyc", "serve", *args],
+        [sys.executable, "-m", "journeyc", command, *args],
         cwd=cwd,
         env=clean_env(),
         capture_output=True,

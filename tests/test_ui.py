@@ -23,7 +23,7 @@ from journeyc.compile.lower import lower_project
 from journeyc.serve.ui.session import Sessions
 from journeyc.store.sqlite.ui import DashboardReads
 from tests.conftest import ROOT
-from tests.daemon_helpers import clean_env, poll
+from tests.daemon_helpers import clean_env, poll, serve_once
 from tests.demo_events import write_demo
 
 
@@ -45,15 +45,7 @@ def sim_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _ui(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "journeyc", "ui", *args],
-        cwd=cwd,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return serve_once(args, cwd, command="ui")
 
 
 class Viewer:

@@ -410,7 +410,16 @@ _V6 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = Migration(
+    "profiles_email: the dashboard finds a user by e-mail",
+    (
+        # The user search of /ui (store/sqlite/ui.py) matches the profile's e-mail in
+        # any case: an index on that expression, not a scan of every profile.
+        "CREATE INDEX profiles_email ON profiles (lower(traits ->> '$.email'))",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 """Every migration in order; ``len(MIGRATIONS)`` is the version this code writes."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from journeyc.fastjson import loads
 from journeyc.store.errors import StoreError
-from journeyc.store.sqlite.store import canonical_user
+from journeyc.store.sqlite.store import Store, canonical_user
 
 DAY_MS = 86_400_000
 LIVE = "status IN ('active', 'waiting')"
@@ -176,6 +176,19 @@ class DashboardReads:
             raise StoreError(f"{self.path}: not a journeyc store ({exc})") from None
 
     @contextmanager
+    def store(self) -> Iterator[Store]:
+        """The file as a read-only :class:`Store`, for reads that take one (journey
+        reports, why-traces): a write through it fails, and it makes no lock file."""
+        uri = _uri(self.path)
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=5, isolation_level=None, check_same_thread=False
+        )
+        try:
+            yield Store(conn, uri)
+        finally:
+            conn.close()
+
+    @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
         with closing(
             sqlite3.connect(_uri(self.path), uri=True, timeout=5, isolation_level=None)
@@ -300,7 +313,7 @@ class DashboardReads:
 
     def find_users(self, query: str, limit: int = 20) -> list[UserHit]:
         """Users whose id is ``query`` or starts with it, or whose profile's e-mail
-        is ``query`` (case as written, then lower case); an alias finds its user."""
+        is ``query`` (in any case); an alias finds its user."""
         hits: dict[str, str | None] = {}
         with self._reading() as conn:
             rows = conn.execute(
@@ -308,12 +321,12 @@ class DashboardReads:
                 " WHERE user_id >= ? AND user_id < ? ORDER BY user_id LIMIT ?",
                 (query, query + "\U0010ffff", limit),
             ).fetchall()
-            for email in dict.fromkeys((query, query.lower())):
-                rows += conn.execute(
-                    "SELECT user_id, traits ->> '$.email' FROM profiles"
-                    " WHERE traits ->> '$.email' = ? LIMIT ?",
-                    (email, limit),
-                ).fetchall()
+            # lower(...) as written in the profiles_email index (schema v7).
+            rows += conn.execute(
+                "SELECT user_id, traits ->> '$.email' FROM profiles"
+                " WHERE lower(traits ->> '$.email') = ? LIMIT ?",
+                (query.lower(), limit),
+            ).fetchall()
             canonical = canonical_user(conn, query)
             if canonical != query:
                 rows += conn.execute(
