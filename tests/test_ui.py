@@ -4,6 +4,7 @@ login), the session cookie, the graph layout and the store reads."""
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from journeyc.compile.graph import Arrow, Box, Drawing, draw
 from journeyc.compile.layout import layered_layout
 from journeyc.compile.lower import lower_project
 from journeyc.serve.ui.session import Sessions
+from journeyc.store.sqlite.schema import MIGRATIONS, migrate
 from journeyc.store.sqlite.ui import DashboardReads
 from tests.conftest import ROOT
 from tests.daemon_helpers import clean_env, poll, serve_once
@@ -156,6 +158,14 @@ def test_ui_exit_codes(tmp_path: Path) -> None:
     bad = _ui("--db", str(junk), cwd=tmp_path)
     assert bad.returncode == 1 and "not a journeyc store" in bad.stderr
     assert "Traceback" not in bad.stderr
+    old = tmp_path / "old.db"
+    conn = sqlite3.connect(old, isolation_level=None)
+    migrate(conn, MIGRATIONS[:4])
+    conn.close()
+    before = _digest(old)
+    stale = _ui("--db", str(old), cwd=tmp_path)
+    assert stale.returncode == 1 and "journeyc status --db" in stale.stderr
+    assert _digest(old) == before
     open_host = _ui("--db", str(junk), "--host", "0.0.0.0", cwd=tmp_path)
     assert open_host.returncode == 2 and "--token" in open_host.stderr
 

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from journeyc.fastjson import loads
 from journeyc.store.errors import StoreError
+from journeyc.store.sqlite.schema import SCHEMA_VERSION, user_version
 from journeyc.store.sqlite.store import Store, canonical_user
 
 DAY_MS = 86_400_000
@@ -166,14 +167,27 @@ class DashboardReads:
         self.path = str(path)
 
     def check(self) -> None:
-        """Raise :class:`StoreError` naming the file when it is not a journeyc store."""
+        """Raise :class:`StoreError` naming the file when it is not a journeyc store
+        of this version (read-only, it cannot be migrated here)."""
         if not Path(self.path).is_file():
             raise StoreError(f"{self.path}: no such file")
         try:
             with self._reading() as conn:
                 conn.execute("SELECT count(*) FROM journeys").fetchone()
+                found = user_version(conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a journeyc store ({exc})") from None
+        if found < SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: a store of schema version {found}, older than this journeyc's"
+                f" ({SCHEMA_VERSION}); the dashboard opens it read-only: upgrade it once"
+                f" with `journeyc status --db {self.path}`"
+            )
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: a store of schema version {found}, from a newer journeyc"
+                f" (this one reads {SCHEMA_VERSION})"
+            )
 
     @contextmanager
     def store(self) -> Iterator[Store]:
