@@ -143,6 +143,8 @@ def test_ui_with_a_token_asks_for_it(sim_db: Path) -> None:
             v.url + "/ui/login", data={"token": "s3cret", "next": "//evil.example/"}, timeout=10
         )
         assert off.headers["location"] == "/ui"
+        huge = httpx.post(v.url + "/ui/login", data={"token": "x" * 100_000}, timeout=10)
+        assert huge.status_code == 413 and "set-cookie" not in huge.headers
         session = {"journeyc_ui": good.cookies["journeyc_ui"]}
         assert httpx.get(v.url + "/ui", cookies=session, timeout=10).status_code == 200
     finally:

@@ -40,6 +40,8 @@ from journeyc.store.sqlite.ui import (
 RANGES = {"7d": 7, "30d": 30, "90d": 90, "all": 0}
 DEFAULT_RANGE = "30d"
 MAX_TREND_DAYS = 120
+MAX_FORM_BYTES = 8192
+"""The login form's largest body: a token and a path."""
 
 WHY = {
     "holdout": "held out: this user is in the journey's control group, which gets no messages",
@@ -172,7 +174,12 @@ def make_router(reads: DashboardReads, sessions: Sessions | None, live: bool) ->
     async def login(request: Request) -> Response:
         if sessions is None:
             return RedirectResponse("/ui", 303)
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return page("login.html", request, 413, next="/ui", error="The form is too large.")
+        form = parse_qs(body.decode("utf-8", "replace"))
         token = form.get("token", [""])[0]
         target = _local(form.get("next", ["/ui"])[0])
         if not sessions.token_ok(token):

@@ -225,13 +225,12 @@ class DashboardReads:
         return [latest[k] for k in sorted(latest)]
 
     def latest_activity(self) -> int | None:
-        """The time of the latest entry, send or suppression (None for an empty store):
-        the end of the default range, so that a simulation's store shows its data."""
+        """The time of the engine's latest action (None for a store without any): the
+        end of the default range, so that a simulation's store shows its own weeks.
+        The log's last row, not a scan (actions are logged in time order)."""
         with self._reading() as conn:
-            (entered,) = conn.execute("SELECT max(entered_at) FROM entries").fetchone()
-            (queued,) = conn.execute("SELECT max(created_at) FROM outbox").fetchone()
-        times = [t for t in (entered, queued) if t is not None]
-        return max(times) if times else None
+            row = conn.execute("SELECT at FROM actions ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else int(row[0])
 
     def journey_totals(self, since_ms: int, until_ms: int) -> dict[str, JourneyTotals]:
         """Per journey, entries in ``[since_ms, until_ms)`` by UTC day (epoch day
