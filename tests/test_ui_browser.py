@@ -200,30 +200,45 @@ def test_journeys_page_shows_the_apis_numbers(page: Any, daemon: Daemon) -> None
     _assert_local(page, daemon)
 
 
-def test_journey_page_graph_funnel_ab_and_delivery(page: Any, daemon: Daemon) -> None:
-    stats = {j["id"]: j for j in daemon.admin("/v1/journeys")["journeys"]}
+def test_journey_page_shows_the_reports_numbers(page: Any, daemon: Daemon) -> None:
     for jid in ("cart_recovery", "second_purchase_test"):
-        j = stats[jid]
+        report = daemon.admin(f"/v1/journeys/{jid}/report")
         page.goto(f"{daemon.url}/ui/journeys/{jid}")
-        assert _number(page, "entries") == j["entries"]
-        assert _number(page, "goals") == j["goals"]
-        assert _number(page, "funnel-entered") == j["entries"]
-        assert _number(page, "funnel-converted") == j["goals"]
-        # The graph: every step of the journey is drawn, with its live counts.
-        assert page.locator("svg.graph g.node").count() >= 5
-        sent_on_graph = sum(
-            int(t.replace(",", ""))
-            for t in page.locator("svg.graph [data-testid$='-sent']").all_text_contents()
-        )
-        sent = sum(sum(by.values()) for by in j["sends"].values())
-        assert sent_on_graph == sent
-        assert _number(page, "arm-holdout-entries") == j["holdout"]["entries"]
-        assert _number(page, "arm-holdout-goals") == j["holdout"]["goals"]
-        for arm, cohort in j["arms"].items():
-            assert _number(page, f"arm-{arm}-entries") == cohort["entries"], arm
-        for status in ("sent", "queued", "failed"):
-            for channel, n in j["sends"][status].items():
-                assert _number(page, f"delivery-{channel}-{status}") == n
+        assert report["entries"] > 0
+        assert _number(page, "entries") == report["entries"]
+        assert _number(page, "funnel-entered") == report["entries"]
+        assert _number(page, "goals") == report["goal"]["conversions"]
+        assert _number(page, "funnel-converted") == report["goal"]["conversions"]
+        assert _number(page, "in-flight") == report["in_flight"]
+        # The graph: every step drawn, with the report's counts.
+        assert page.locator("svg.graph g.node").count() >= len(report["steps"])
+        for step in report["steps"]:
+            sid = step["id"]
+            if step["reached"] is not None:
+                assert _number(page, f"node-{sid}-reached") == step["reached"], sid
+            sent = sum(step["sends"].values())
+            if sent:
+                assert _number(page, f"node-{sid}-sent") == sent, sid
+            suppressed = sum(step["suppressed"].values())
+            if suppressed:
+                assert _number(page, f"node-{sid}-suppressed") == suppressed, sid
+        experiment = report["experiment"]
+        for arm in experiment["arms"]:
+            name = arm["name"]
+            assert _number(page, f"arm-{name}-entries") == arm["entries"], name
+            assert _number(page, f"arm-{name}-goals") == arm["conversions"], name
+        for c in experiment["comparisons"]:
+            if c["enough_data"]:
+                lift = _text(page, f"arm-{c['arm']}-lift").replace("−", "-")
+                assert lift == f"{c['lift'] * 100:+.1f} pp"
+                p = _text(page, f"arm-{c['arm']}-p")
+                assert p == ("< 0.001" if c["p_value"] < 0.001 else f"{c['p_value']:.3f}")
+            else:
+                assert _text(page, f"arm-{c['arm']}-note") == "not enough data"
+        for channel in report["delivery"]:
+            for status in ("queued", "sent", "failed", "retried"):
+                shown = _number(page, f"delivery-{channel['channel']}-{status}")
+                assert shown == channel[status]
         _shot(page, f"journey-{jid}")
     _assert_local(page, daemon)
 

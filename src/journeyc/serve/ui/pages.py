@@ -26,16 +26,12 @@ from journeyc.compile import ir
 from journeyc.compile.graph import draw
 from journeyc.compile.layout import layered_layout
 from journeyc.fastjson import dumps
+from journeyc.reports.build import build_report
+from journeyc.reports.model import ArmReport, Comparison, ExperimentReport
 from journeyc.serve.times import iso
 from journeyc.serve.ui import svg
 from journeyc.serve.ui.session import COOKIE, MAX_AGE_S, PATH, Sessions
-from journeyc.store.sqlite.ui import (
-    DAY_MS,
-    DashboardReads,
-    Deployed,
-    JourneyTotals,
-    StepCounts,
-)
+from journeyc.store.sqlite.ui import DAY_MS, DashboardReads, Deployed, JourneyTotals
 
 RANGES = {"7d": 7, "30d": 30, "90d": 90, "all": 0}
 DEFAULT_RANGE = "30d"
@@ -64,6 +60,9 @@ def _env() -> Environment:
     env.filters["pct"] = lambda x: "—" if x is None else f"{x:.1%}"
     env.filters["when"] = _when
     env.filters["iso"] = iso
+    env.filters["pp"] = _points
+    env.filters["span"] = _span
+    env.filters["p"] = lambda p: "—" if p is None else ("< 0.001" if p < 0.001 else f"{p:.3f}")
     env.filters["val"] = lambda v: v if isinstance(v, str) else dumps(v)
     env.filters["q"] = lambda s: quote(str(s), safe="")
     env.globals["version"] = __version__
@@ -243,38 +242,49 @@ def make_router(reads: DashboardReads, sessions: Sessions | None, live: bool) ->
         d = deployed.get(journey_id)
         if d is None:
             return page("missing.html", request, 404, what=f"no journey {journey_id!r}")
+        name = request.query_params.get("range") or "all"
+        w = window(name)
+        with reads.store() as store:
+            r = build_report(
+                store,
+                journey_id,
+                since_ms=None if w.name == "all" else w.since,
+                until_ms=None if w.name == "all" else w.until,
+            )
         j = _journey_ir(d)
-        w = window("all")
-        t = reads.journey_totals(w.since, w.until).get(journey_id)
-        entries, goals = (t.entries, t.goals) if t else (0, 0)
-        steps = reads.step_counts(journey_id)
+        steps = {s.id: s for s in r.steps}
         counts = {
-            node_id: _node_counts(node, steps.get(node_id)) for node_id, node in j.nodes.items()
+            s.id: svg.NodeCounts(
+                reached=s.reached,
+                waiting=s.waiting_now,
+                sent=sum(s.sends.values()),
+                suppressed=sum(s.suppressed.values()),
+            )
+            for s in r.steps
         }
-        bars = [svg.Bar("Entered", entries, "funnel-entered")]
+        goals = r.goal.conversions if r.goal is not None else 0
+        bars = [svg.Bar("Entered", r.entries, "funnel-entered")]
         for i, layer in enumerate(send_layers(j), start=1):
-            sent = sum(counts[node_id].sent for node_id in layer)
-            bars.append(svg.Bar(f"Message {i}: " + ", ".join(layer), sent, f"funnel-message-{i}"))
-        if j.goal is not None:
-            bars.append(svg.Bar(f"Converted ({j.goal.event})", goals, "funnel-converted"))
-        outcomes = reads.outcomes(journey_id)
+            sent = sum(counts[n].sent for n in layer if n in counts)
+            label = " / ".join(_send_name(j, n) for n in layer)
+            bars.append(svg.Bar(f"Message {i}: {label}", sent, f"funnel-message-{i}"))
+        if r.goal is not None:
+            bars.append(svg.Bar(f"Converted ({r.goal.event})", goals, "funnel-converted"))
         return page(
             "journey.html",
             request,
             d=d,
             j=j,
-            entries=entries,
+            r=r,
+            window=w,
+            ranges=list(RANGES),
             goals=goals,
-            conversion=conversion(goals, entries),
-            sends=t.sends if t else 0,
-            suppressed=t.suppressed if t else 0,
-            in_flight=t.in_flight if t else 0,
-            graph=svg.journey_graph(j, counts, entries),
+            sends=sum(sum(s.sends.values()) for s in steps.values()),
+            suppressed=sum(sum(s.suppressed.values()) for s in steps.values()),
+            graph=svg.journey_graph(j, counts, r.entries),
             funnel=svg.funnel(bars),
-            arms=_arm_rows(reads, journey_id),
-            tested=bool(j.holdout) or any(isinstance(n, ir.SplitNode) for n in j.nodes.values()),
-            outcomes=outcomes,
-            report_kinds=sorted({k for o in outcomes for k in o.reports}),
+            ab=_ab_rows(r.experiment),
+            report_kinds=sorted({k for c in r.delivery for k in c.feedback}),
         )
 
     # ------------------------------------------------------------ users
@@ -304,6 +314,14 @@ def make_router(reads: DashboardReads, sessions: Sessions | None, live: bool) ->
     return router
 
 
+def _send_name(j: ir.JourneyIR, node_id: str) -> str:
+    """A send step's name (``as NAME``), else its first message."""
+    node = j.nodes[node_id]
+    if node_id[0].isdigit() and isinstance(node, ir.SendNode):
+        return node.targets[0].message or "inline message"
+    return node_id
+
+
 def send_layers(j: ir.JourneyIR) -> list[list[str]]:
     """The journey's send steps by layer of its drawing (sends side by side are
     alternatives, such as the arms of a branch): the steps of its funnel."""
@@ -316,40 +334,37 @@ def send_layers(j: ir.JourneyIR) -> list[list[str]]:
     return [layers[k] for k in sorted(layers)]
 
 
-def _node_counts(node: ir.Node, c: StepCounts | None) -> svg.NodeCounts:
-    """What the graph shows under a step. ``reached`` is known where the store logs
-    the step itself: a send (an outbox row, sent or suppressed) or an action."""
-    if c is None:
-        c = StepCounts()
-    suppressed = c.outbox.get("suppressed", 0)
-    sent = sum(n for status, n in c.outbox.items() if status != "suppressed")
-    reached: int | None = None
-    if isinstance(node, ir.SendNode):
-        reached = sent + suppressed
-    elif isinstance(node, ir.SetNode | ir.UnsetNode | ir.TrackNode):
-        reached = sum(n for a, n in c.actions.items() if a != "exit")
-    elif isinstance(node, ir.ExitNode):
-        reached = c.actions.get("exit", 0)
-    return svg.NodeCounts(reached=reached, waiting=c.waiting, sent=sent, suppressed=suppressed)
+@dataclass(frozen=True, slots=True)
+class ABRow:
+    """A row of the A/B table: a group, its rate, and its comparison with the
+    baseline (None for the baseline itself)."""
+
+    arm: ArmReport
+    vs: Comparison | None
+    baseline: bool
 
 
-def _arm_rows(reads: DashboardReads, journey_id: str) -> list[dict[str, Any]]:
-    """A/B groups: each split arm, the entries that took none (``messaged``, shown
-    beside a holdout), and the holdout last."""
-    groups = reads.arms(journey_id)
-    has_holdout = any(a.held_out for a in groups)
-    rows = [
-        {
-            "name": "holdout" if a.held_out else (a.arm or "messaged"),
-            "held_out": a.held_out,
-            "entries": a.entries,
-            "goals": a.goals,
-            "conversion": conversion(a.goals, a.entries),
-        }
-        for a in groups
-        if a.held_out or a.arm is not None or has_holdout
-    ]
-    return sorted(rows, key=lambda r: (r["held_out"], str(r["name"])))
+def _ab_rows(experiment: ExperimentReport | None) -> list[ABRow]:
+    if experiment is None:
+        return []
+    by_arm = {c.arm: c for c in experiment.comparisons}
+    return [ABRow(a, by_arm.get(a.name), a.name == experiment.baseline) for a in experiment.arms]
+
+
+def _span(seconds: float) -> str:
+    """A duration for people: minutes, hours or days."""
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _points(x: float | None, sign: bool = True) -> str:
+    """A difference of rates in percentage points: ``+2.1 pp``."""
+    if x is None:
+        return "—"
+    return f"{x * 100:+.1f} pp".replace("-", "−") if sign else f"{x * 100:.1f} pp"
 
 
 def _what(action: str, detail: dict[str, Any]) -> str:

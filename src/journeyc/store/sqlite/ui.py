@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from journeyc.fastjson import loads
 from journeyc.store.errors import StoreError
+from journeyc.store.sqlite.action_counts import HOUR_MS
 from journeyc.store.sqlite.schema import SCHEMA_VERSION, user_version
 from journeyc.store.sqlite.store import Store, canonical_user
 
@@ -38,8 +39,8 @@ class Deployed:
 
 @dataclass(slots=True)
 class JourneyTotals:
-    """One journey over a range: entries (and goals among them) by day of entry,
-    messages queued or sent, sends suppressed, and the users in it now."""
+    """One journey over a range: entries by day, goals reached, messages queued
+    (sent or not), sends suppressed; and the users in it now."""
 
     journey_id: str
     entries: int = 0
@@ -48,36 +49,6 @@ class JourneyTotals:
     suppressed: int = 0
     in_flight: int = 0
     entries_by_day: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class StepCounts:
-    """What happened at one step (an IR node id): users waiting there now, rows the
-    outbox holds for it by status, and actions logged at it by kind."""
-
-    waiting: int = 0
-    outbox: dict[str, int] = field(default_factory=dict)
-    actions: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """Sends of a journey on one channel: outbox rows by status and provider reports
-    (delivered, opened, bounced, ...) by kind."""
-
-    channel: str
-    statuses: dict[str, int]
-    reports: dict[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class ArmCounts:
-    """Entries and goals of an A/B group: a split arm, or the holdout (``arm`` None)."""
-
-    arm: str | None
-    held_out: bool
-    entries: int
-    goals: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,94 +204,37 @@ class DashboardReads:
         return None if row is None else int(row[0])
 
     def journey_totals(self, since_ms: int, until_ms: int) -> dict[str, JourneyTotals]:
-        """Per journey, entries in ``[since_ms, until_ms)`` by UTC day (epoch day
-        number), their goals, the outbox rows made in the range, and users in flight."""
+        """Per journey, over ``[since_ms, until_ms)`` (whole hours: the sums of
+        ``action_counts``, not the action log): entries by UTC day (epoch day number),
+        goals reached, messages queued and sends suppressed; and the users in it now."""
         totals: dict[str, JourneyTotals] = {}
 
         def of(jid: str) -> JourneyTotals:
             return totals.setdefault(jid, JourneyTotals(jid))
 
         with self._reading() as conn:
-            for jid, day, entries, goals in conn.execute(
-                "SELECT journey_id, entered_at / ?, count(*), count(goal_at) FROM entries"
-                " WHERE entered_at >= ? AND entered_at < ? GROUP BY 1, 2",
-                (DAY_MS, since_ms, until_ms),
+            for jid, day, action, n in conn.execute(
+                "SELECT journey_id, hour / 24, action, sum(n) FROM action_counts"
+                " WHERE hour >= ? AND hour < ? AND action IN ('enter', 'goal', 'send', 'suppress')"
+                " GROUP BY 1, 2, 3",
+                (since_ms // HOUR_MS, -(-until_ms // HOUR_MS)),
             ):
                 t = of(jid)
-                t.entries += entries
-                t.goals += goals
-                t.entries_by_day[day] = entries
-            for jid, status, count in conn.execute(
-                "SELECT journey_id, status, count(*) FROM outbox"
-                " WHERE created_at >= ? AND created_at < ? GROUP BY 1, 2",
-                (since_ms, until_ms),
-            ):
-                if status == "suppressed":
-                    of(jid).suppressed += count
+                if action == "enter":
+                    t.entries += n
+                    t.entries_by_day[day] = n
+                elif action == "goal":
+                    t.goals += n
+                elif action == "send":
+                    t.sends += n
                 else:
-                    of(jid).sends += count
+                    t.suppressed += n
+            # The live instances' partial index (journey_id, user_id) is counted alone.
             for jid, count in conn.execute(
                 f"SELECT journey_id, count(*) FROM instances WHERE {LIVE} GROUP BY 1"
             ):
                 of(jid).in_flight = count
         return totals
-
-    def step_counts(self, journey_id: str) -> dict[str, StepCounts]:
-        """Per step of the journey (all versions): waiting now, outbox rows by status,
-        actions by kind."""
-        steps: dict[str, StepCounts] = {}
-        with self._reading() as conn:
-            for node, count in conn.execute(
-                f"SELECT node, count(*) FROM instances WHERE journey_id = ? AND {LIVE} GROUP BY 1",
-                (journey_id,),
-            ):
-                steps.setdefault(node, StepCounts()).waiting = count
-            for step, status, count in conn.execute(
-                "SELECT step, status, count(*) FROM outbox WHERE journey_id = ? GROUP BY 1, 2",
-                (journey_id,),
-            ):
-                steps.setdefault(step, StepCounts()).outbox[status] = count
-            for step, action, count in conn.execute(
-                "SELECT step, action, count(*) FROM actions"
-                " WHERE journey_id = ? AND step IS NOT NULL"
-                " AND action IN ('set', 'unset', 'track', 'exit') GROUP BY 1, 2",
-                (journey_id,),
-            ):
-                steps.setdefault(step, StepCounts()).actions[action] = count
-        return steps
-
-    def outcomes(self, journey_id: str) -> list[Outcome]:
-        """The journey's sends per channel: outbox statuses and provider reports."""
-        statuses: dict[str, dict[str, int]] = {}
-        reports: dict[str, dict[str, int]] = {}
-        with self._reading() as conn:
-            for channel, status, count in conn.execute(
-                "SELECT coalesce(channel, ''), status, count(*) FROM outbox"
-                " WHERE journey_id = ? AND status != 'suppressed' GROUP BY 1, 2",
-                (journey_id,),
-            ):
-                statuses.setdefault(channel, {})[status] = count
-            for channel, kind, count in conn.execute(
-                "SELECT coalesce(channel, ''), kind, count(*) FROM deliveries"
-                " WHERE journey_id = ? GROUP BY 1, 2",
-                (journey_id,),
-            ):
-                reports.setdefault(channel, {})[kind] = count
-        return [
-            Outcome(ch, statuses.get(ch, {}), reports.get(ch, {}))
-            for ch in sorted(statuses.keys() | reports.keys())
-        ]
-
-    def arms(self, journey_id: str) -> list[ArmCounts]:
-        """Entries and goals per split arm (None: no arm taken) and for the holdout
-        (every entry, not only those of a range: an A/B result needs them all)."""
-        with self._reading() as conn:
-            rows = conn.execute(
-                "SELECT CASE WHEN holdout THEN NULL ELSE arm END, holdout, count(*),"
-                " count(goal_at) FROM entries WHERE journey_id = ? GROUP BY 1, 2 ORDER BY 2, 1",
-                (journey_id,),
-            ).fetchall()
-        return [ArmCounts(arm, bool(held), n, goals) for arm, held, n, goals in rows]
 
     # ------------------------------------------------------------ users
 
