@@ -222,7 +222,7 @@ def make_router(reads: DashboardReads, sessions: Sessions | None, live: bool) ->
             "entries": sum(r.t.entries for r in rows),
             "goals": sum(r.t.goals for r in rows),
             "sends": sum(r.t.sends for r in rows),
-            "in_flight": sum(r.t.in_flight for r in rows),
+            "suppressed": sum(r.t.suppressed for r in rows),
         }
         return page(
             "journeys.html",
