@@ -32,6 +32,7 @@ SIZE_ARGS: dict[str, list[str]] = {
     "bench_segments.py": ["--profiles", "2000", "--events", "20000", "--sample", "200"],
     "bench_dispatch.py": ["--seconds", "2", "--hang", "0.5"],
     "bench_deliveries.py": ["--reports", "1000"],
+    "bench_ui.py": ["--instances", "5000", "--fetches", "3"],
 }
 TIMEOUT_S = 120  # a hang guard, not a performance limit
 
