@@ -258,6 +258,16 @@ def test_user_page_found_by_email_with_timeline_and_why(page: Any, daemon: Daemo
     assert shown[: len(expected)] == expected
     sends = page.locator("[data-testid=action][data-action=send]")
     assert sends.count() == page.locator("[data-testid=action][data-action=send] .why").count()
+    # The why of each send is the why-trace's (GET /v1/users/{id}/why).
+    why = daemon.admin("/v1/users/shopper-00001/why")
+    summaries = sorted(
+        d["summary"]
+        for j in why["journeys"]
+        for d in j["decisions"]
+        if d["kind"] == "send" and d["outcome"] in ("sent", "suppressed")
+    )
+    assert summaries
+    assert sorted(page.locator(".why-summary").all_text_contents()) == summaries
     _shot(page, "user")
     page.goto(f"{daemon.url}/ui/users?q=nobody-at-all")
     assert "No user matches" in _text(page, "no-hits")

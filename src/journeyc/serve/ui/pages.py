@@ -25,6 +25,8 @@ from journeyc import __version__
 from journeyc.compile import ir
 from journeyc.compile.graph import draw
 from journeyc.compile.layout import layered_layout
+from journeyc.config import Config
+from journeyc.engine.actions import iso_ms
 from journeyc.fastjson import dumps
 from journeyc.reports.build import build_report
 from journeyc.reports.model import ArmReport, Comparison, ExperimentReport
@@ -32,6 +34,8 @@ from journeyc.serve.times import iso
 from journeyc.serve.ui import svg
 from journeyc.serve.ui.session import COOKIE, MAX_AGE_S, PATH, Sessions
 from journeyc.store.sqlite.ui import DAY_MS, DashboardReads, Deployed, JourneyTotals
+from journeyc.why.model import Decision
+from journeyc.why.replay import WhyError, explain_user
 
 RANGES = {"7d": 7, "30d": 30, "90d": 90, "all": 0}
 DEFAULT_RANGE = "30d"
@@ -305,12 +309,27 @@ def make_router(reads: DashboardReads, sessions: Sessions | None, live: bool) ->
         record = reads.user(user_id)
         if record is None:
             return page("missing.html", request, 404, what=f"no user {user_id!r}")
+        decisions, replay_note = _decisions(request, reads, record.user_id, live)
         timeline = [
-            {"a": a, "why": _why(a.action, a.detail), "what": _what(a.action, a.detail)}
+            {
+                "a": a,
+                "why": _why(a.action, a.detail),
+                "what": _what(a.action, a.detail),
+                "d": decisions.get((a.journey_id, a.step, iso_ms(a.at)))
+                if a.action in ("send", "suppress")
+                else None,
+            }
             for a in record.actions
         ]
         now_in = {(x.journey_id, x.entry_no): x for x in record.live}
-        return page("user.html", request, u=record, timeline=timeline, now_in=now_in)
+        return page(
+            "user.html",
+            request,
+            u=record,
+            timeline=timeline,
+            now_in=now_in,
+            replay_note=replay_note,
+        )
 
     return router
 
@@ -366,6 +385,38 @@ def _points(x: float | None, sign: bool = True) -> str:
     if x is None:
         return "—"
     return f"{x * 100:+.1f} pp".replace("-", "−") if sign else f"{x * 100:.1f} pp"
+
+
+def _decisions(
+    request: Request, reads: DashboardReads, user_id: str, live: bool
+) -> tuple[dict[tuple[str | None, str | None, str], Decision], str | None]:
+    """The why-trace's send decisions of the user by (journey, step, time), and a
+    note when there is none or the replay differs from the store (journeyc.why)."""
+    config = getattr(request.app.state, "config", None)
+    now_ms = int(time.time() * 1000) if live else None
+    try:
+        with reads.store() as store:
+            report = explain_user(
+                store,
+                user_id,
+                config=config if isinstance(config, Config) else None,
+                now_ms=now_ms,
+            )
+    except WhyError as exc:
+        return {}, f"No why-trace: {exc}"
+    found: dict[tuple[str | None, str | None, str], Decision] = {
+        (j.journey, d.step, d.at): d
+        for j in report.journeys
+        for d in j.decisions
+        if d.kind == "send"
+    }
+    note = None
+    if not report.agrees:
+        note = (
+            f"The replay differs from the store in {len(report.mismatches)} place(s); "
+            "the why of those actions may be missing (docs/why.md)."
+        )
+    return found, note
 
 
 def _what(action: str, detail: dict[str, Any]) -> str:
