@@ -90,7 +90,8 @@ def serve(
     The API takes Segment's track, identify and batch calls (POST /v1/track …) with
     the write key as the HTTP Basic user name, and has an admin API (Bearer admin
     token), a webhook for providers' delivery reports (POST /v1/deliveries, signed
-    with the deliveries secret: docs/deliveries.md), /healthz and /metrics. The write
+    with the deliveries secret: docs/deliveries.md), /healthz, /metrics, /docs and
+    the dashboard at /ui (a login form takes the admin token). The write
     key, the admin token and the deliveries secret come from [server] in
     journeyc.toml, else JOURNEYC_WRITE_KEY, JOURNEYC_ADMIN_TOKEN and
     JOURNEYC_DELIVERIES_SECRET, else they are generated once, kept in the store and

@@ -315,7 +315,7 @@ def make_router(reads: DashboardReads, sessions: Sessions | None, live: bool) ->
                 "a": a,
                 "why": _why(a.action, a.detail),
                 "what": _what(a.action, a.detail),
-                "d": decisions.get((a.journey_id, a.step, iso_ms(a.at)))
+                "d": decisions.get((a.journey_id, a.step, iso_ms(a.at_ms)))
                 if a.action in ("send", "suppress")
                 else None,
             }

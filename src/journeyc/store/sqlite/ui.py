@@ -19,6 +19,7 @@ from urllib.parse import quote
 from journeyc.fastjson import loads
 from journeyc.store.errors import StoreError
 from journeyc.store.sqlite.action_counts import HOUR_MS
+from journeyc.store.sqlite.replays import RecordedAction
 from journeyc.store.sqlite.schema import SCHEMA_VERSION, user_version
 from journeyc.store.sqlite.store import Store, canonical_user
 
@@ -85,19 +86,6 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
-class ActionRow:
-    """One thing the engine did for the user (``detail`` holds the reason of a
-    suppression or an exit, the message of a send)."""
-
-    seq: int
-    at: int
-    journey_id: str | None
-    step: str | None
-    action: str
-    detail: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class InboxRow:
     """An in-app message the user was sent."""
 
@@ -118,7 +106,7 @@ class UserRecord:
     segments: list[tuple[str, int]]
     live: list[LiveStep]
     entries: list[Entry]
-    actions: list[ActionRow]
+    actions: list[RecordedAction]
     inbox: list[InboxRow]
 
 
@@ -294,7 +282,7 @@ class DashboardReads:
                 )
             ]
             rows = conn.execute(
-                "SELECT seq, at, journey_id, step, action, detail FROM actions"
+                "SELECT at, journey_id, step, action, detail FROM actions"
                 " WHERE user_id = ? ORDER BY seq DESC LIMIT ?",
                 (user_id, actions),
             ).fetchall()
@@ -313,6 +301,6 @@ class DashboardReads:
             segments=[(s, int(t)) for s, t in segments],
             live=live,
             entries=entries,
-            actions=[ActionRow(s, a, j, st, act, loads(d)) for s, a, j, st, act, d in rows],
+            actions=[RecordedAction(a, user_id, j, st, act, loads(d)) for a, j, st, act, d in rows],
             inbox=[InboxRow(j, s, m, loads(c), t) for j, s, m, c, t in messages],
         )
