@@ -173,6 +173,10 @@ def test_login_form_keeps_the_token_out_of_urls_and_sets_a_strict_cookie(
     context.close()
 
 
+def test_the_banner_names_the_dashboard(daemon: Daemon) -> None:
+    assert f"dashboard          {daemon.url}/ui" in daemon.log()
+
+
 def test_a_forged_cookie_is_refused(daemon: Daemon) -> None:
     reply = httpx.get(f"{daemon.url}/ui", cookies={"journeyc_ui": "eyJhZG1pbiI6dHJ1ZX0.x.y"})
     assert reply.status_code == 303

@@ -433,6 +433,7 @@ class Daemon(Service):
             f"journeyc {__version__}: serving {len(self.versions)} journey(s) from "
             f"{source} with the store {s.store_path}",
             f"  API                {self.url}  (OpenAPI docs at {self.url}/docs)",
+            f"  dashboard          {self.url}/ui  (log in with the admin token)",
             f"  write key          {_describe(self.keys.write_key, WRITE_KEY_ENV, 'write_key')}",
             "  admin token        "
             + _describe(self.keys.admin_token, ADMIN_TOKEN_ENV, "admin_token"),
