@@ -19,9 +19,10 @@ from urllib.parse import quote
 from journeyc.fastjson import loads
 from journeyc.store.errors import StoreError
 from journeyc.store.sqlite.action_counts import HOUR_MS
+from journeyc.store.sqlite.admin import canonical_user
 from journeyc.store.sqlite.replays import RecordedAction
 from journeyc.store.sqlite.schema import SCHEMA_VERSION, user_version
-from journeyc.store.sqlite.store import Store, canonical_user
+from journeyc.store.sqlite.store import Store
 
 DAY_MS = 86_400_000
 LIVE = "status IN ('active', 'waiting')"
