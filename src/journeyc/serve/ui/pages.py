@@ -8,6 +8,7 @@ test or a script may compare carries a stable ``data-testid``.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from journeyc.serve.ui.session import COOKIE, MAX_AGE_S, PATH, Sessions
 from journeyc.store.sqlite.ui import DAY_MS, DashboardReads, Deployed, JourneyTotals
 from journeyc.why.model import Decision
 from journeyc.why.replay import WhyError, explain_user
+
+log = logging.getLogger(__name__)
 
 RANGES = {"7d": 7, "30d": 30, "90d": 90, "all": 0}
 DEFAULT_RANGE = "30d"
@@ -315,7 +318,7 @@ def make_router(reads: DashboardReads, sessions: Sessions | None, live: bool) ->
                 "a": a,
                 "why": _why(a.action, a.detail),
                 "what": _what(a.action, a.detail),
-                "d": decisions.get((a.journey_id, a.step, iso_ms(a.at_ms)))
+                "d": decisions.get((a.journey_id, a.step, iso_ms(a.at)))
                 if a.action in ("send", "suppress")
                 else None,
             }
@@ -404,6 +407,11 @@ def _decisions(
             )
     except WhyError as exc:
         return {}, f"No why-trace: {exc}"
+    except Exception:
+        # The why-trace explains the timeline; a replay that breaks (a store made by
+        # an older journeyc, say) must not take the user's page down with it.
+        log.exception("why-trace of %r failed", user_id)
+        return {}, "No why-trace: the replay failed (see the server's log)."
     found: dict[tuple[str | None, str | None, str], Decision] = {
         (j.journey, d.step, d.at): d
         for j in report.journeys

@@ -17,10 +17,10 @@ from typing import Any
 from urllib.parse import quote
 
 from journeyc.fastjson import loads
+from journeyc.store.abc import ActionRecord, LiveInstance
 from journeyc.store.errors import StoreError
 from journeyc.store.sqlite.action_counts import HOUR_MS
-from journeyc.store.sqlite.admin import canonical_user
-from journeyc.store.sqlite.replays import RecordedAction
+from journeyc.store.sqlite.admin import SqliteAdminReads, canonical_user
 from journeyc.store.sqlite.schema import SCHEMA_VERSION, user_version
 from journeyc.store.sqlite.store import Store
 
@@ -61,20 +61,6 @@ class UserHit:
 
 
 @dataclass(frozen=True, slots=True)
-class LiveStep:
-    """A journey the user is in now: the step and the timer or event it waits on."""
-
-    journey_id: str
-    version: str
-    entry_no: int
-    step: str
-    status: str
-    entered_at: int
-    wake_at: int | None
-    waiting_for: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Entry:
     """One entry of the user into a journey, and when it reached the goal."""
 
@@ -105,9 +91,9 @@ class UserRecord:
     traits: dict[str, Any]
     aliases: list[str]
     segments: list[tuple[str, int]]
-    live: list[LiveStep]
+    live: list[LiveInstance]
     entries: list[Entry]
-    actions: list[RecordedAction]
+    actions: list[ActionRecord]
     inbox: list[InboxRow]
 
 
@@ -249,10 +235,9 @@ class DashboardReads:
         """The user ``user_id`` names (an alias reads the user it was merged into),
         with the latest ``actions`` and ``inbox`` messages; None for a stranger."""
         with self._reading() as conn:
-            user_id = canonical_user(conn, user_id)
-            profile = conn.execute(
-                "SELECT traits FROM profiles WHERE user_id = ?", (user_id,)
-            ).fetchone()
+            admin = SqliteAdminReads(conn)  # the API's user reads, on this snapshot
+            user_id = admin.canonical_user(user_id)
+            traits = admin.traits(user_id)
             aliases = [
                 a
                 for (a,) in conn.execute(
@@ -260,20 +245,8 @@ class DashboardReads:
                     (user_id,),
                 )
             ]
-            segments = conn.execute(
-                "SELECT segment, since FROM segment_members WHERE user_id = ? AND member = 1"
-                " ORDER BY segment",
-                (user_id,),
-            ).fetchall()
-            live = [
-                LiveStep(*row)
-                for row in conn.execute(
-                    "SELECT journey_id, version, entry_no, node, status, entered_at, wake_at,"
-                    " waiting_for"
-                    f" FROM instances WHERE user_id = ? AND {LIVE} ORDER BY journey_id",
-                    (user_id,),
-                )
-            ]
+            segments = admin.memberships(user_id)
+            live = admin.live_instances(user_id)
             entries = [
                 Entry(jid, no, at, goal, arm, bool(held))
                 for jid, no, at, goal, arm, held in conn.execute(
@@ -282,26 +255,23 @@ class DashboardReads:
                     (user_id,),
                 )
             ]
-            rows = conn.execute(
-                "SELECT at, journey_id, step, action, detail FROM actions"
-                " WHERE user_id = ? ORDER BY seq DESC LIMIT ?",
-                (user_id, actions),
-            ).fetchall()
+            recent = admin.recent_actions(user_id, actions)
+            # Queued too: a simulation's store delivers nothing.
             messages = conn.execute(
                 "SELECT journey_id, step, message, content, sent_at FROM outbox"
                 " WHERE user_id = ? AND channel = 'inapp' AND status IN ('sent', 'queued')"
                 " ORDER BY created_at DESC, id DESC LIMIT ?",
                 (user_id, inbox),
             ).fetchall()
-        if profile is None and not live and not entries and not rows:
+        if traits is None and not live and not entries and not recent:
             return None
         return UserRecord(
             user_id=user_id,
-            traits=loads(profile[0]) if profile is not None else {},
+            traits=traits or {},
             aliases=aliases,
-            segments=[(s, int(t)) for s, t in segments],
+            segments=segments,
             live=live,
             entries=entries,
-            actions=[RecordedAction(a, user_id, j, st, act, loads(d)) for a, j, st, act, d in rows],
+            actions=recent,
             inbox=[InboxRow(j, s, m, loads(c), t) for j, s, m, c, t in messages],
         )
