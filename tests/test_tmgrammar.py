@@ -126,6 +126,14 @@ def _where(name: str, line: int, column: int, word: str, scopes: tuple[str, ...]
     return f"{name}:{line}:{column} {word!r}: {' '.join(scopes[1:]) or '(no scope)'}"
 
 
+def _names_a_field(text: str, line: int, column: int, word: str) -> bool:
+    """Whether the keyword is a field's name (`with journey = "…"` on a test's
+    `track` line, as the delivery events' properties are named): a name there, which
+    the TextMate grammar scopes as a variable, as it should."""
+    rest = text.splitlines()[line - 1][column - 1 + len(word) :]
+    return re.match(r"\s*=(?!=)", rest) is not None
+
+
 def test_every_keyword_gets_a_keyword_scope() -> None:
     texts, tokens = tokenized()
     wrong: list[str] = []
@@ -135,6 +143,8 @@ def test_every_keyword_gets_a_keyword_scope() -> None:
             if kind not in keyword_terminals():
                 continue
             seen.add(word)
+            if _names_a_field(text, line, column, word):
+                continue
             scopes = scopes_at(tokens, texts, name, line, column)
             wanted = "constant.language" if word in CONSTANT_WORDS else "keyword."
             if not any(s.startswith(wanted) for s in scopes):
