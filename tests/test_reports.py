@@ -20,7 +20,10 @@ from typing import Any
 import pytest
 from hypothesis import given
 
+from journeyc.compile import ir
+from journeyc.engine.core import bucket
 from journeyc.engine.simulate import simulate
+from journeyc.reports import stats
 from journeyc.reports.build import ReportError, UnknownJourneyError, build_report
 from journeyc.reports.model import JourneyReport
 from journeyc.store.sqlite import Store
@@ -33,6 +36,34 @@ from tests.engine_helpers import (
     track,
 )
 from tests.journey_strategies import Scenario, scenarios
+
+
+def _held_out(journey: ir.JourneyIR, user: str) -> bool:
+    # The engine's own draw (the action lines do not say who is held out); the
+    # suppressions checked in _groups() keep it honest.
+    return journey.holdout > 0 and bucket(f"{journey.id}:holdout:{user}") < journey.holdout
+
+
+def _groups(lines: list[str], journey: ir.JourneyIR) -> dict[str, tuple[int, int]]:
+    """(conversions, entries) of the holdout and of everyone else ('messaged'),
+    recomputed from the action lines: an `enter` line per entry, a `goal` line per
+    conversion, the user held out or not."""
+    groups = {"messaged": [0, 0], "holdout": [0, 0]}
+    for line in lines:
+        a = json.loads(line)
+        if a["journey"] != journey.id:
+            continue
+        held = _held_out(journey, a["user"])
+        if a["action"] == "suppress" and a["reason"] == "holdout":
+            assert held, a
+        if a["action"] == "send":
+            assert not held, a
+        group = groups["holdout" if held else "messaged"]
+        if a["action"] == "enter":
+            group[1] += 1
+        elif a["action"] == "goal":
+            group[0] += 1
+    return {name: (c, n) for name, (c, n) in groups.items()}
 
 
 def _expected(lines: list[str], journey: str) -> dict[str, Any]:
@@ -120,10 +151,99 @@ def test_reports_agree_with_the_action_lines_of_generated_simulations(scenario: 
                 until_ms=scenario.until_ms,
             )
             lines = [a.to_json() for a in actions]
-            for jid in project.journeys:
-                _check(build_report(store, jid), _expected(lines, jid))
+            for jid, journey in project.journeys.items():
+                report = build_report(store, jid)
+                _check(report, _expected(lines, jid))
+                _check_experiment(report, lines, journey)
         finally:
             store.close()
+
+
+def _check_experiment(report: JourneyReport, lines: list[str], journey: ir.JourneyIR) -> None:
+    """The experiment's groups against the action lines: the holdout's conversions
+    always; with a holdout and no split, the messaged group's and its comparison."""
+    e = report.experiment
+    has_split = any(isinstance(n, ir.SplitNode) for n in journey.nodes.values())
+    if not has_split and journey.holdout == 0:
+        assert e is None
+        return
+    assert e is not None
+    groups = {a.name: a for a in e.arms}
+    want = _groups(lines, journey)
+    if journey.holdout > 0:
+        h = groups["holdout"]
+        assert (h.conversions, h.entries) == want["holdout"]
+        assert h.group == "holdout" and h.holdout and e.baseline == "holdout"
+    if has_split:
+        assert all(a.group == "arm" for a in e.arms if not a.holdout)
+        arms = sum(a.entries for a in e.arms if not a.holdout)
+        assert arms + e.unassigned == want["messaged"][1]
+        return
+    assert [a.name for a in e.arms] == ["messaged", "holdout"] and e.unassigned == 0
+    m = groups["messaged"]
+    assert m.group == "messaged" and not m.holdout
+    assert (m.conversions, m.entries) == want["messaged"]
+    r = stats.rate(*want["messaged"])
+    assert (m.rate, m.ci_low, m.ci_high) == (r.rate, r.low, r.high)
+    (c,) = e.comparisons
+    assert (c.arm, c.baseline) == ("messaged", "holdout")
+    if report.goal is None:
+        assert not c.enough_data and c.note == "the journey has no goal to compare"
+        return
+    lift = stats.lift(want["messaged"], want["holdout"], names=("messaged", "holdout"))
+    assert (c.enough_data, c.note, c.lift, c.p_value) == (
+        lift.enough_data,
+        lift.note,
+        lift.lift,
+        lift.p_value,
+    )
+
+
+PROMO = """journey promo "Promo"
+  when promo_seen
+  goal order_completed within 1d
+  holdout 20%
+
+  send push "A promo for you" as nudge
+"""
+
+
+def test_a_holdout_without_a_split_compares_the_messaged_group_with_it(store: Store) -> None:
+    project = compile_files({"promo.journey": PROMO})
+    journey = project.journeys["promo"]
+    users = [f"u{i:03d}" for i in range(400)]
+    # The messaged convert more than the held out: one in 3 against one in 8.
+    converts = [u for i, u in enumerate(users) if i % (8 if _held_out(journey, u) else 3) == 0]
+    events = [
+        *(identify(u, "2026-01-05T09:00:00Z", push_enabled=True) for u in users),
+        # One entry a minute from 10:00; every order within a day of its entry.
+        *(
+            track(u, "promo_seen", f"2026-01-05T{10 + i // 60}:{i % 60:02d}:00Z")
+            for i, u in enumerate(users)
+        ),
+        *(track(u, "order_completed", "2026-01-06T00:00:00Z") for u in converts),
+    ]
+    lines = [a.to_json() for a in simulate(project, events, store)]
+    report = build_report(store, "promo")
+    _check_experiment(report, lines, journey)
+    e = report.experiment
+    assert e is not None
+    messaged, holdout = e.arms
+    assert messaged.entries + holdout.entries == 400 and holdout.entries > 30
+    assert messaged.conversions + holdout.conversions == len(converts)
+    (c,) = e.comparisons
+    assert c.enough_data and c.lift is not None and c.lift > 0.1
+    assert c.p_value is not None and c.p_value < 0.05 and c.significant
+    # The first 20 minutes' entries: too few to compare, the figures still shown.
+    early = build_report(store, "promo", until_ms=ms("2026-01-05T10:20:00Z"))
+    assert early.experiment is not None
+    messaged, holdout = early.experiment.arms
+    assert messaged.entries + holdout.entries == 20 and messaged.rate is not None
+    (c,) = early.experiment.comparisons
+    assert not c.enough_data and c.p_value is None and c.lift is None
+    assert c.note == f"not enough data: messaged: {messaged.entries} entries (needs 30); " + (
+        f"holdout: {holdout.entries} entries (needs 30)"
+    )
 
 
 CART = """journey cart "Cart"

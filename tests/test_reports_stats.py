@@ -56,6 +56,13 @@ def test_below_the_minimum_sample_there_is_not_enough_data(
     assert lift.note == f"not enough data: {note}"
 
 
+def test_the_note_names_the_groups_short_of_the_minimum() -> None:
+    lift = stats.lift((1, 12), (0, 3), names=("messaged", "holdout"))
+    assert lift.note == (
+        "not enough data: messaged: 12 entries (needs 30); holdout: 3 entries (needs 30)"
+    )
+
+
 def test_at_the_minimum_sample_there_is_a_p_value() -> None:
     lift = stats.lift((5, 30), (25, 30))
     assert lift.enough_data and lift.p_value is not None and lift.p_value < 0.05

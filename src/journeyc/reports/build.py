@@ -38,6 +38,10 @@ MAX_PATHS = 100
 HOLDOUT = "holdout"
 """The name of the holdout group among an experiment's arms."""
 
+MESSAGED = "messaged"
+"""The name of the group of a journey with a holdout and no split that is not held
+out: everyone the journey messages, compared with the holdout."""
+
 _How = Literal["counted", "inferred"] | None
 _ACTING = frozenset({"send", "set", "unset", "track"})
 """Node kinds that log one action (send or suppress, set, unset, track) per visit."""
@@ -347,18 +351,22 @@ def _experiment(journey: ir.JourneyIR, groups: list[q.EntryGroup]) -> Experiment
         a.name for n in journey.nodes.values() if isinstance(n, ir.SplitNode) for a in n.arms
     ]
     has_holdout = journey.holdout > 0 or any(g.holdout for g in groups)
-    if not split_arms and not has_holdout and not any(g.arm for g in groups):
+    has_split = bool(split_arms) or any(g.arm for g in groups)
+    if not has_split and not has_holdout:
         return None
     tally: dict[str, list[int]] = {name: [0, 0] for name in dict.fromkeys(split_arms)}
+    if not has_split:
+        # A holdout alone is an experiment too: messaging against doing nothing.
+        tally[MESSAGED] = [0, 0]
     unassigned = 0
     for g in groups:
         if g.holdout:
             name = HOLDOUT
-        elif g.arm is None:
+        elif g.arm is None and has_split:
             unassigned += g.entries
             continue
         else:
-            name = g.arm
+            name = MESSAGED if g.arm is None else g.arm
         pair = tally.setdefault(name, [0, 0])
         pair[0] += g.conversions
         pair[1] += g.entries
@@ -374,6 +382,7 @@ def _experiment(journey: ir.JourneyIR, groups: list[q.EntryGroup]) -> Experiment
         arms.append(
             ArmReport(
                 name=name,
+                group="holdout" if name == HOLDOUT else ("arm" if has_split else "messaged"),
                 holdout=name == HOLDOUT,
                 entries=n,
                 conversions=c,
@@ -390,7 +399,11 @@ def _experiment(journey: ir.JourneyIR, groups: list[q.EntryGroup]) -> Experiment
         if journey.goal is None:
             lift = stats.Lift(False, "the journey has no goal to compare")
         else:
-            lift = stats.lift(tuple(tally[name]), tuple(tally[baseline]))  # type: ignore[arg-type]
+            lift = stats.lift(
+                tuple(tally[name]),  # type: ignore[arg-type]
+                tuple(tally[baseline]),  # type: ignore[arg-type]
+                names=(name, baseline),
+            )
         comparisons.append(
             Comparison(
                 arm=name,

@@ -103,10 +103,18 @@ class GoalReport(_Model):
 
 
 class ArmReport(_Model):
-    """One group of an experiment: a split arm (held-out users excluded) or the holdout."""
+    """One group of an experiment: a split arm (held-out users excluded), the
+    messaged group of a journey with a holdout and no split, or the holdout."""
 
-    name: str = Field(description="The arm's name, or `holdout`.")
-    holdout: bool = Field(description="True for the holdout group.")
+    name: str = Field(
+        description="The arm's name; `messaged` for the messaged group; `holdout` for the holdout."
+    )
+    group: Literal["arm", "messaged", "holdout"] = Field(
+        description="arm: a split arm; messaged: in a journey with a holdout and no "
+        "split, every entry not held out (the users the journey messages); holdout: "
+        "the held-out entries (whatever arm they took)."
+    )
+    holdout: bool = Field(description="True for the holdout group (group is `holdout`).")
     entries: int = Field(description="Entries of the range in the group.")
     conversions: int = Field(description="Of them, those that reached the goal.")
     rate: float | None = Field(description="conversions / entries; null with no entries.")
@@ -115,9 +123,10 @@ class ArmReport(_Model):
 
 
 class Comparison(_Model):
-    """An arm against the baseline group: the lift and whether it is significant."""
+    """An arm (or the messaged group) against the baseline group: the lift and
+    whether it is significant."""
 
-    arm: str = Field(description="The arm compared.")
+    arm: str = Field(description="The arm compared, or `messaged`.")
     baseline: str = Field(description="The group it is compared with.")
     enough_data: bool = Field(
         description="Both groups meet the minimum sample (MinimumSample); when false, "
@@ -148,19 +157,26 @@ class MinimumSample(_Model):
 
 
 class ExperimentReport(_Model):
-    """Split arms and the holdout, with each arm's lift over the baseline."""
+    """Split arms (or the messaged group) and the holdout, with each one's lift over
+    the baseline."""
 
     arms: list[ArmReport] = Field(
-        description="Each split arm (by name, sorted), then the holdout when there is one."
+        description="Each split arm (split order, then other arm names the entries hold), "
+        "or, for a journey with a holdout and no split, the `messaged` group; then the "
+        "holdout when there is one."
     )
     unassigned: int = Field(
-        description="Entries not held out that took no split arm (they ended before it)."
+        description="Entries not held out that took no split arm (they ended before it); "
+        "0 without a split (the messaged group holds them)."
     )
     baseline: str | None = Field(
         description="What the arms are compared with: the holdout when there is one, "
         "else the first arm; null when there is nothing to compare."
     )
-    comparisons: list[Comparison] = Field(description="Each other arm against the baseline.")
+    comparisons: list[Comparison] = Field(
+        description="Each other group against the baseline: each arm, or `messaged`, "
+        "against the holdout (else each arm after the first against the first)."
+    )
     confidence: float = Field(description="The confidence level of the intervals (0.95).")
     alpha: float = Field(description="The significance level of `significant` (0.05).")
     minimum_sample: MinimumSample

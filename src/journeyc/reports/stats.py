@@ -84,13 +84,19 @@ def shortfall(conversions: int, entries: int, minimum: Minimum = MINIMUM) -> str
     return None
 
 
-def lift(arm: tuple[int, int], baseline: tuple[int, int], minimum: Minimum = MINIMUM) -> Lift:
+def lift(
+    arm: tuple[int, int],
+    baseline: tuple[int, int],
+    minimum: Minimum = MINIMUM,
+    names: tuple[str, str] = ("arm", "baseline"),
+) -> Lift:
     """``arm`` against ``baseline``, each (conversions, entries): absolute and relative
     lift, Newcombe's 95% interval of the absolute lift, and the two-sided p-value of
-    the pooled two-proportion z-test; "not enough data" below ``minimum``."""
+    the pooled two-proportion z-test; "not enough data" below ``minimum``, the note
+    naming the groups short of it by ``names`` (the arm's, the baseline's)."""
     notes = [
         f"{name}: {why}"
-        for name, group in (("arm", arm), ("baseline", baseline))
+        for name, group in zip(names, (arm, baseline), strict=True)
         if (why := shortfall(*group, minimum)) is not None
     ]
     if notes:
