@@ -71,6 +71,28 @@ def test_report_json_of_a_simulation_matches_its_actions(
     ab = reports["second_purchase_test"]["experiment"]
     assert ab["baseline"] == "holdout"
     assert all(not c["enough_data"] for c in ab["comparisons"])
+    assert {a["group"] for a in ab["arms"]} == {"arm", "holdout"}
+    # cart_recovery: `holdout 10%` and no split, so the messaged group against the
+    # holdout (one conversion in three entries, none held out: not enough data).
+    cart_ab = cart["experiment"]
+    assert [(a["name"], a["group"]) for a in cart_ab["arms"]] == [
+        ("messaged", "messaged"),
+        ("holdout", "holdout"),
+    ]
+    messaged, holdout = cart_ab["arms"]
+    assert (messaged["entries"], messaged["conversions"], holdout["entries"]) == (3, 1, 0)
+    assert messaged["ci_low"] < messaged["rate"] < messaged["ci_high"]
+    assert cart_ab["unassigned"] == 0 and cart_ab["baseline"] == "holdout"
+    (vs,) = cart_ab["comparisons"]
+    assert (vs["arm"], vs["baseline"], vs["enough_data"], vs["p_value"]) == (
+        "messaged",
+        "holdout",
+        False,
+        None,
+    )
+    assert vs["note"] == (
+        "not enough data: messaged: 3 entries (needs 30); holdout: 0 entries (needs 30)"
+    )
 
 
 def test_report_prints_tables_and_one_journey(sim: tuple[Path, list[dict[str, object]]]) -> None:
@@ -83,6 +105,11 @@ def test_report_prints_tables_and_one_journey(sim: tuple[Path, list[dict[str, ob
         assert part in text
     assert "goal order_completed: 1 conversion(s), rate 33.3%" in text
     assert "[case 1] nudge_women (1)" in text  # the funnel's way through the branch
+    # The experiment: the messaged group (holdout, no split) against the holdout.
+    assert re.search(r"messaged\W+3\W+1\W+33\.3%\W+6\.1%\W+79\.2%", text), text
+    assert re.search(r"holdout\W+0\W+0\W+-", text), text
+    assert "messaged: every entry not held out" in text
+    assert "messaged vs holdout: not enough data: messaged: 3 entries (needs 30)" in text
 
 
 def test_report_refuses_an_unknown_journey_with_a_suggestion(

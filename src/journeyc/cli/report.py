@@ -76,7 +76,8 @@ def report(
     For each journey: entries; per step the entries that reached it, the users
     waiting there now, sends by channel, suppressions and exits by reason; the
     funnel along each path of its graph; its goal (conversions, rate, median time to
-    goal); split arms and holdout with 95% Wilson intervals, and each arm's lift over
+    goal); split arms (or, with a holdout and no split, the messaged group: everyone
+    not held out) and the holdout with 95% Wilson intervals, and each group's lift over
     the holdout (else the first arm) with a z-test p-value, or "not enough data";
     delivery per channel (outbox and provider feedback). docs/reports.md explains
     every figure.
@@ -212,12 +213,14 @@ def render(r: JourneyReport, console: Console) -> None:
     if r.experiment is not None:
         e = r.experiment
         arms = Table(title="experiment", title_justify="left")
-        for col in ("arm", "entries", "conversions", "rate", "95% CI"):
-            arms.add_column(col, justify="left" if col == "arm" else "right")
+        for col in ("group", "entries", "conversions", "rate", "95% CI"):
+            arms.add_column(col, justify="left" if col == "group" else "right")
         for a in e.arms:
             ci = "-" if a.ci_low is None else f"{_pct(a.ci_low)} – {_pct(a.ci_high)}"
             arms.add_row(a.name, str(a.entries), str(a.conversions), _pct(a.rate), ci)
         console.print(arms)
+        if any(a.group == "messaged" for a in e.arms):
+            console.print("  messaged: every entry not held out (a holdout and no split)")
         if e.unassigned:
             console.print(f"  {e.unassigned} entries took no arm (they ended before the split)")
         for c in e.comparisons:
