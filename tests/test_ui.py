@@ -4,11 +4,14 @@ login), the session cookie, the graph layout and the store reads."""
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from html import unescape
 from pathlib import Path
 
 import httpx
@@ -21,6 +24,7 @@ from journeyc.compile import ir
 from journeyc.compile.graph import Arrow, Box, Drawing, draw
 from journeyc.compile.layout import layered_layout
 from journeyc.compile.lower import lower_project
+from journeyc.engine.core import bucket
 from journeyc.reports.build import build_report
 from journeyc.serve.ui.session import Sessions
 from journeyc.store.sqlite.schema import MIGRATIONS, migrate
@@ -183,6 +187,93 @@ def test_reads_find_users_by_id_prefix_and_email(sim_db: Path) -> None:
     assert [h.user_id for h in reads.find_users(hit.email)] == ["shopper-00003"]
     assert [h.user_id for h in reads.find_users(hit.email.upper())] == ["shopper-00003"]
     assert reads.find_users("nobody") == []
+
+
+@pytest.mark.e2e
+def test_ab_table_of_a_holdout_without_a_split_shows_the_messaged_group(
+    sim_db: Path, viewer: Viewer
+) -> None:
+    # cart_recovery has `holdout 10%` and no split: messaged against the holdout.
+    with DashboardReads(sim_db).store() as store:
+        report = build_report(store, "cart_recovery")
+    e = report.experiment
+    assert e is not None and [a.name for a in e.arms] == ["messaged", "holdout"]
+    assert all(a.entries > 0 for a in e.arms)
+    html = httpx.get(viewer.url + "/ui/journeys/cart_recovery", timeout=10).text
+
+    def cell(testid: str) -> str:
+        found = re.search(rf'data-testid="{testid}">([^<]*)<', html)
+        assert found, testid
+        return unescape(found.group(1)).strip()
+
+    for a in e.arms:
+        assert int(cell(f"arm-{a.name}-entries").replace(",", "")) == a.entries
+        assert int(cell(f"arm-{a.name}-goals").replace(",", "")) == a.conversions
+        assert cell(f"arm-{a.name}-rate") == ("—" if a.rate is None else f"{a.rate:.1%}")
+    (vs,) = e.comparisons
+    assert (vs.arm, vs.baseline) == ("messaged", "holdout")
+    if vs.enough_data:
+        assert vs.lift is not None and vs.p_value is not None
+        lift = cell("arm-messaged-lift").replace("−", "-")
+        assert lift == f"{vs.lift * 100:+.1f} pp"
+        p = cell("arm-messaged-p")
+        assert p == ("< 0.001" if vs.p_value < 0.001 else f"{vs.p_value:.3f}")
+    else:
+        assert cell("arm-messaged-note") == "not enough data"
+    assert "arm-holdout-lift" not in html and "arm-holdout-note" not in html  # the baseline
+    assert "messaged: every entry not held out" in cell("messaged-note")
+    assert 'data-testid="unassigned"' not in html
+
+
+@pytest.mark.e2e
+def test_ab_table_shows_the_messaged_groups_lift_and_p_value(tmp_path: Path) -> None:
+    """Enough data: the lift and p-value of messaging over a 25% holdout, as the
+    report has them (the demo's holdouts are too small for a comparison)."""
+    (tmp_path / "journeys").mkdir()
+    (tmp_path / "journeys" / "welcome.journey").write_text(
+        'journey welcome "Welcome"\n  when signed_up\n  goal first_order within 2d\n'
+        '  holdout 25%\n\n  send push "Welcome in" as hello\n',
+        encoding="utf-8",
+    )
+    lines = []
+    for i in range(300):
+        user, at = f"w{i:03d}", f"2026-03-02T{8 + i // 60:02d}:{i % 60:02d}:00Z"
+        held = bucket(f"welcome:holdout:{user}") < 25
+        lines.append({"type": "identify", "userId": user, "traits": {"push_enabled": True}})
+        lines[-1]["timestamp"] = at
+        lines.append({"type": "track", "userId": user, "event": "signed_up", "timestamp": at})
+        if i % (5 if held else 2) == 0:  # the messaged order more
+            order = {"type": "track", "userId": user, "event": "first_order"}
+            lines.append({**order, "timestamp": "2026-03-03T00:00:00Z"})
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    db = tmp_path / "sim.db"
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "journeyc", "simulate", str(tmp_path / "journeys")),
+            *("--events", str(events), "--db", str(db)),
+        ],
+        check=True,
+        capture_output=True,
+        env=clean_env(),
+    )
+    with DashboardReads(db).store() as store:
+        report = build_report(store, "welcome")
+    assert report.experiment is not None
+    (vs,) = report.experiment.comparisons
+    assert vs.arm == "messaged" and vs.enough_data and vs.significant
+    assert vs.lift is not None and vs.p_value is not None and vs.lift_ci_low is not None
+    v = Viewer(db)
+    try:
+        html = httpx.get(v.url + "/ui/journeys/welcome", timeout=10).text
+    finally:
+        v.stop()
+    lift = re.search(r'data-testid="arm-messaged-lift">([^<]*)<', html)
+    p = re.search(r'data-testid="arm-messaged-p">([^<]*)<', html)
+    assert lift and p, html
+    assert unescape(lift.group(1)).replace("−", "-") == f"{vs.lift * 100:+.1f} pp"
+    assert unescape(p.group(1)) == ("< 0.001" if vs.p_value < 0.001 else f"{vs.p_value:.3f}")
+    assert 'data-testid="arm-messaged-interval"' in html
 
 
 def test_reads_journey_totals_agree_with_the_report(sim_db: Path) -> None:

@@ -226,10 +226,20 @@ def test_journey_page_shows_the_reports_numbers(page: Any, daemon: Daemon) -> No
             if suppressed:
                 assert _number(page, f"node-{sid}-suppressed") == suppressed, sid
         experiment = report["experiment"]
+        groups = [(arm["name"], arm["group"]) for arm in experiment["arms"]]
+        if jid == "cart_recovery":  # a holdout and no split: messaged against the holdout
+            assert groups == [("messaged", "messaged"), ("holdout", "holdout")]
+            assert [c["arm"] for c in experiment["comparisons"]] == ["messaged"]
+            assert "every entry not held out" in _text(page, "messaged-note")
+        else:
+            assert {g for _, g in groups} == {"arm", "holdout"}
+            assert page.locator("[data-testid='messaged-note']").count() == 0
         for arm in experiment["arms"]:
             name = arm["name"]
             assert _number(page, f"arm-{name}-entries") == arm["entries"], name
             assert _number(page, f"arm-{name}-goals") == arm["conversions"], name
+            rate = "—" if arm["rate"] is None else f"{arm['rate']:.1%}"
+            assert _text(page, f"arm-{name}-rate") == rate, name
         for c in experiment["comparisons"]:
             if c["enough_data"]:
                 lift = _text(page, f"arm-{c['arm']}-lift").replace("−", "-")

@@ -291,7 +291,6 @@ def make_router(reads: DashboardReads, sessions: Sessions | None, live: bool) ->
             graph=svg.journey_graph(j, counts, r.entries),
             funnel=svg.funnel(bars),
             ab=_ab_rows(r.experiment),
-            has_split=any(isinstance(n, ir.SplitNode) for n in j.nodes.values()),
             report_kinds=sorted({k for c in r.delivery for k in c.feedback}),
         )
 
