@@ -72,7 +72,7 @@ def test_report_json_of_a_simulation_matches_its_actions(
     assert ab["baseline"] == "holdout"
     assert all(not c["enough_data"] for c in ab["comparisons"])
     assert {a["group"] for a in ab["arms"]} == {"arm", "holdout"}
-    # cart_recovery: `holdout 10%` and no split, so the messaged group against the
+    # cart_recovery: `holdout 5%` and no split, so the messaged group against the
     # holdout (one conversion in three entries, none held out: not enough data).
     cart_ab = cart["experiment"]
     assert [(a["name"], a["group"]) for a in cart_ab["arms"]] == [

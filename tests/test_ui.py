@@ -193,7 +193,7 @@ def test_reads_find_users_by_id_prefix_and_email(sim_db: Path) -> None:
 def test_ab_table_of_a_holdout_without_a_split_shows_the_messaged_group(
     sim_db: Path, viewer: Viewer
 ) -> None:
-    # cart_recovery has `holdout 10%` and no split: messaged against the holdout.
+    # cart_recovery has `holdout 5%` and no split: messaged against the holdout.
     with DashboardReads(sim_db).store() as store:
         report = build_report(store, "cart_recovery")
     e = report.experiment
