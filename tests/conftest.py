@@ -1,7 +1,8 @@
-"""Shared test set-up: hypothesis profiles and paths."""
+"""Shared test set-up: hypothesis profiles, paths, and a PostgreSQL server."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.daemon_helpers import Daemon
+from tests.postgres_server import PostgresServer, start_server, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,3 +36,35 @@ def daemons() -> Iterator[list[Daemon]]:
     yield started
     for d in started:
         d.kill()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer | str]:
+    """This test process's PostgreSQL server (see tests/postgres_server.py), started on
+    first use; the reason as text when none could be started."""
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(start_server())
+            server.prepare_template(_migrate)
+        except Exception as exc:
+            yield f"{type(exc).__name__}: {exc}"
+            return
+        yield server
+
+
+def _migrate(url: str) -> None:
+    """Give the test databases' template the store's schema."""
+    from journeyc.store.postgres import PostgresStore
+
+    PostgresStore.open(url).close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer | str) -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database with the store's schema, dropped after
+    the test. Skipped without a server, a failure under CI."""
+    if isinstance(postgres_server, str):
+        unavailable(postgres_server)
+        raise AssertionError  # unreachable: unavailable() skips or fails
+    with postgres_server.database() as url:
+        yield url
