@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from journeyc.events import Event
 
-__all__ = ["PRODUCT_EVENTS", "product_id_text", "upsert_from_events"]
+__all__ = ["LEARN", "PRODUCT_EVENTS", "product_id_text", "product_rows", "upsert_from_events"]
 
 PRODUCT_EVENTS = frozenset({"product_viewed", "order_completed"})
 """The (normalized) event names products are learned from."""
@@ -36,8 +36,9 @@ def product_id_text(value: object) -> object:
 
 
 # A learned field only lands where the product has none; the WHERE clause skips the
-# write (and the updated_at bump) when there is nothing to fill.
-_LEARN = (
+# write (and the updated_at bump) when there is nothing to fill. (PostgreSQL runs the
+# same statement, with its placeholders.)
+LEARN = (
     "INSERT INTO products (id, name, brand, category, price, url, image, updated_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (id) DO UPDATE SET"
@@ -74,6 +75,15 @@ def upsert_from_events(
     per product id, a bit per field (name … image) this function wrote non-null; a
     row that would fill no other field changes nothing, and is not sent.
     """
+    rows = product_rows(events, known)
+    if rows:
+        conn.executemany(LEARN, rows)
+
+
+def product_rows(
+    events: Iterable[Event], known: dict[str, int] | None = None
+) -> list[tuple[Any, ...]]:
+    """The rows :data:`LEARN` writes for ``events`` (see :func:`upsert_from_events`)."""
     # One row per item, in event order: each fills what the product still lacks and
     # stamps updated_at only then, as learning event by event would.
     rows: list[tuple[Any, ...]] = []
@@ -96,8 +106,7 @@ def upsert_from_events(
                     continue
                 known[row[0]] = mask | (had or 0)
             rows.append(row)
-    if rows:
-        conn.executemany(_LEARN, rows)
+    return rows
 
 
 def _learned(item: object, at_ms: int) -> tuple[Any, ...] | None:

@@ -35,7 +35,6 @@ from typing import Any
 
 from journeyc.events import (
     ALIAS,
-    CONTEXT_DEFAULTS,
     IDENTIFY,
     PREVIOUS_ID,
     Event,
@@ -58,6 +57,7 @@ from journeyc.store.sqlite.schedules import ScheduleRows
 from journeyc.store.sqlite.schema import TABLES, migrate, user_version
 from journeyc.store.sqlite.segments import SegmentBook
 from journeyc.store.sqlite.upkeep import SqliteUpkeep
+from journeyc.store.traits import merge_into as _merge_into
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -992,39 +992,6 @@ CLEAN_PROFILES = 200_000
 
 BULK_CACHE_KIB = 262_144
 """The page cache of a bulk job (256 MiB; SQLite's default is 2 MiB)."""
-
-
-def _merge_into(
-    traits: dict[str, Any], written: dict[str, int], changes: Mapping[str, Any], at_ms: int
-) -> None:
-    """Merge ``changes`` made at ``at_ms`` into a profile's ``traits``, each trait's
-    latest time in ``written`` winning (see :meth:`Store.set_traits`).
-
-    The attributes under :data:`~journeyc.events.CONTEXT_DEFAULTS` (a call's
-    ``context.timezone`` and ``context.locale``) fill only a trait the profile does not
-    hold, or holds from such a context: they are written at :data:`CONTEXT_WRITTEN`,
-    before any time, so any trait a call sets wins over them whenever it was set."""
-    defaults = None
-    for key, value in changes.items():
-        if key == CONTEXT_DEFAULTS and isinstance(value, dict):
-            defaults = value
-            continue
-        if written.get(key, at_ms) > at_ms:
-            continue
-        written[key] = at_ms
-        if value is None:
-            traits.pop(key, None)
-        else:
-            traits[key] = value
-    if defaults:
-        for key, value in defaults.items():
-            if key not in traits or written.get(key) == CONTEXT_WRITTEN:
-                written[key] = CONTEXT_WRITTEN
-                traits[key] = value
-
-
-CONTEXT_WRITTEN = -(1 << 53)
-"""The write time of a trait filled from a call's context (see :func:`_merge_into`)."""
 
 
 def profile_zones(conn: sqlite3.Connection) -> dict[str, str]:
