@@ -77,7 +77,11 @@ class PostgresServer:
         name = f"{self.prefix}_{next(self._numbers)}"
         create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if self.template is not None:
-            create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(self.template))
+            # FILE_COPY copies the files (after a checkpoint, cheap without fsync):
+            # faster than WAL_LOG's page by page copy for a small template.
+            create += sql.SQL(" TEMPLATE {} STRATEGY FILE_COPY").format(
+                sql.Identifier(self.template)
+            )
         with self.admin() as conn:
             conn.execute(create)
         try:

@@ -4,13 +4,10 @@ a ``postgresql://`` (or ``postgres://``) URL the PostgreSQL store."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from journeyc.store.abc import Store
 from journeyc.store.sqlite.store import LOCK_TIMEOUT_S
 from journeyc.store.sqlite.store import Store as SqliteStore
-
-if TYPE_CHECKING:
-    from journeyc.store.postgres.store import PostgresStore
 
 __all__ = ["URL_SCHEMES", "is_url", "open_store"]
 
@@ -23,13 +20,12 @@ def is_url(target: Path | str) -> bool:
     return isinstance(target, str) and target.lower().startswith(URL_SCHEMES)
 
 
-def open_store(
-    target: Path | str, *, lock_timeout_s: float = LOCK_TIMEOUT_S
-) -> SqliteStore | PostgresStore:
+def open_store(target: Path | str, *, lock_timeout_s: float = LOCK_TIMEOUT_S) -> Store:
     """The store at ``target``: a SQLite file (created when missing) or ``:memory:``,
     or the PostgreSQL database a ``postgresql://`` URL names. Writers wait at most
     ``lock_timeout_s`` for a lock.
 
+    Both stores implement :class:`journeyc.store.abc.Store` (mypy checks it here).
     Raises :class:`~journeyc.store.errors.StoreError` with the reason, naming the
     target (a URL without its password), when it cannot be opened as a store.
     """
