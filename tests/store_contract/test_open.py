@@ -7,7 +7,7 @@ import sqlite3
 import psycopg
 import pytest
 
-from journeyc.store import SchemaVersionError, StoreError, open_store
+from journeyc.store import SCHEMA_VERSION, SchemaVersionError, StoreError, open_store, postgres
 from journeyc.store.abc import Store
 from journeyc.store.open import is_url
 from journeyc.store.postgres import shown_url
@@ -34,7 +34,12 @@ def test_reopening_keeps_the_data_and_the_version(store: Store, open_again: Open
     store.close()
     again = open_again()
     assert [e.message_id for e in again.events_after(0)] == ["a"]
-    assert again.schema_version == 5
+    assert again.schema_version == SCHEMA_VERSION
+
+
+def test_both_stores_are_at_the_same_version() -> None:
+    # A version names the same tables in either store (store copy relies on it).
+    assert postgres.SCHEMA_VERSION == SCHEMA_VERSION
 
 
 def test_a_newer_store_is_refused(target: str, open_again: Opener) -> None:
@@ -42,7 +47,7 @@ def test_a_newer_store_is_refused(target: str, open_again: Opener) -> None:
     set_version(target, 99)
     with pytest.raises(SchemaVersionError) as info:
         open_again()
-    assert (info.value.found, info.value.known) == (99, 5)
+    assert (info.value.found, info.value.known) == (99, SCHEMA_VERSION)
     assert "upgrade journeyc" in str(info.value)
 
 

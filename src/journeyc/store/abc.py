@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, Protocol
 
 from journeyc.compile import ir
 from journeyc.events import Event
+from journeyc.store.leases import WorkerLeases
 from journeyc.store.rows import Cohort, Instance, ScheduleRowValues, SegmentRow
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "GroupedAggregates",
     "Identities",
     "InboxRecord",
+    "Leases",
     "LiveInstance",
     "LoggedEvent",
     "NoExactFormError",
@@ -696,6 +698,35 @@ class Upkeep(Protocol):
         ...
 
 
+# -- the daemon's parts: worker leases ---------------------------------------------
+
+
+class Leases(Protocol):
+    """Partition leases of the engine's workers (:mod:`journeyc.store.leases`): one
+    holder per partition at a time; a lease not renewed within its time to live
+    expires, and another worker may take the partition. Times are the store's clock."""
+
+    def acquire(self, worker_id: str, partitions: Sequence[int], ttl_s: float) -> list[int]:
+        """Take those of ``partitions`` that are free, expired, or the worker's own
+        already (renewed), for ``ttl_s``; the partitions it holds now (sorted)."""
+        ...
+
+    def renew(self, worker_id: str, partitions: Sequence[int], ttl_s: float) -> list[int]:
+        """Heartbeat: extend the worker's unexpired leases of ``partitions`` by
+        ``ttl_s``; those it still holds (sorted). A partition missing from the answer
+        is lost: the worker must stop handling it (and may ``acquire`` it again)."""
+        ...
+
+    def release(self, worker_id: str, partitions: Sequence[int]) -> None:
+        """Give up the worker's leases of ``partitions`` (others may take them now)."""
+        ...
+
+    def workers(self) -> list[WorkerLeases]:
+        """Each worker holding an unexpired lease: its partitions and last heartbeat,
+        by worker id."""
+        ...
+
+
 class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
     """One open store: the parts above, its transactions and its lifecycle."""
 
@@ -808,6 +839,10 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
 
     def upkeep(self) -> Upkeep:
         """The daemon's housekeeping of this store; close it after use."""
+        ...
+
+    def leases(self) -> Leases:
+        """The engine workers' partition leases."""
         ...
 
 

@@ -222,7 +222,21 @@ _V5 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V5,)
+_V6 = Migration(
+    6,
+    "leases: which engine worker holds which partition of the users, until when",
+    (
+        """CREATE TABLE leases (
+            partition integer PRIMARY KEY,
+            worker_id text NOT NULL,
+            heartbeat_at bigint NOT NULL,
+            expires_at bigint NOT NULL
+        )""",
+        "CREATE INDEX leases_worker ON leases (worker_id)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V5, _V6)
 """Every migration in order of version."""
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -245,6 +259,7 @@ TABLES = (
     "products",
     "identities",
     "deliveries",
+    "leases",
 )
 """The tables of the current schema (the SQLite store's)."""
 

@@ -35,6 +35,7 @@ from journeyc.events import ALIAS, IDENTIFY, PREVIOUS_ID, Event, first_of_each_i
 from journeyc.fastjson import dumps
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
+from journeyc.store.postgres.leases import PostgresLeases
 from journeyc.store.postgres.schema import TABLES, Connection, migrate, schema_version
 from journeyc.store.sqlite.products import LEARN, PRODUCT_EVENTS, product_rows
 from journeyc.store.sqlite.store import LOCK_TIMEOUT_S, StoredEvent
@@ -140,7 +141,7 @@ class PostgresStore:
     @property
     def schema_version(self) -> int:
         """The schema version of the open database."""
-        with self._conn() as conn:
+        with self.connection() as conn:
             return schema_version(conn)
 
     def close(self) -> None:
@@ -200,8 +201,9 @@ class PostgresStore:
             self._pool.putconn(conn)
 
     @contextmanager
-    def _conn(self) -> Iterator[Connection]:
-        """This thread's connection inside a transaction, else one from the pool."""
+    def connection(self) -> Iterator[Connection]:
+        """This thread's connection inside a transaction, else one from the pool (for
+        the modules of this package; none leaves the store)."""
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             yield conn
@@ -215,6 +217,12 @@ class PostgresStore:
         if conn is None:  # pragma: no cover - a bug in this module
             raise RuntimeError("a write outside transaction()")
         return conn
+
+    # ------------------------------------------------------------ parts
+
+    def leases(self) -> PostgresLeases:
+        """The engine workers' partition leases."""
+        return PostgresLeases(self)
 
     # ------------------------------------------------------------ event log
 
@@ -318,7 +326,7 @@ class PostgresStore:
     def _has_identities(self) -> bool:
         """Whether any id was merged into another (once true, it stays true)."""
         if not self._identities:
-            with self._conn() as conn:
+            with self.connection() as conn:
                 row = conn.execute("SELECT EXISTS (SELECT 1 FROM identities)").fetchone()
             self._identities = bool(row and row[0])
         return self._identities
@@ -327,7 +335,7 @@ class PostgresStore:
         """``events`` without those the log holds already or that repeat a
         ``message_id`` given earlier in ``events``."""
         ids = list(dict.fromkeys(e.message_id for e in events))
-        with self._conn() as conn:
+        with self.connection() as conn:
             logged = {
                 mid
                 for (mid,) in conn.execute(
@@ -338,7 +346,7 @@ class PostgresStore:
 
     def has_events_after(self, seq: int) -> bool:
         """Whether the log holds an event with a ``seq`` above ``seq``."""
-        with self._conn() as conn:
+        with self.connection() as conn:
             row = conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM events WHERE seq > %s)", (seq,)
             ).fetchone()
@@ -346,7 +354,7 @@ class PostgresStore:
 
     def events_after(self, seq: int, limit: int = 1000) -> list[StoredEvent]:
         """Up to ``limit`` events with a ``seq`` above ``seq``, in log order."""
-        with self._conn() as conn:
+        with self.connection() as conn:
             rows = conn.execute(
                 "SELECT seq, message_id, user_id, name, at, props, received_at FROM events"
                 " WHERE seq > %s ORDER BY seq LIMIT %s",
@@ -357,7 +365,7 @@ class PostgresStore:
     def event_names(self) -> set[str]:
         """The names of the track events the log holds (not ``identify`` or
         ``alias``): one probe of the ``(name, at)`` index per name."""
-        with self._conn() as conn:
+        with self.connection() as conn:
             rows = conn.execute(
                 "WITH RECURSIVE n (name) AS (SELECT min(name) FROM events UNION ALL"
                 " SELECT (SELECT min(name) FROM events WHERE name > n.name) FROM n"
@@ -369,7 +377,7 @@ class PostgresStore:
 
     def get_profile(self, user_id: str) -> dict[str, Any]:
         """The user's traits; an empty dict for a user never seen."""
-        with self._conn() as conn:
+        with self.connection() as conn:
             row = conn.execute(
                 "SELECT traits FROM profiles WHERE user_id = %s", (user_id,)
             ).fetchone()
@@ -377,7 +385,7 @@ class PostgresStore:
 
     def get_profiles(self, user_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Each user's traits (as :meth:`get_profile`), read with one query."""
-        with self._conn() as conn:
+        with self.connection() as conn:
             found: dict[str, dict[str, Any]] = dict(
                 conn.execute(
                     "SELECT user_id, traits FROM profiles WHERE user_id = ANY(%s)",
@@ -448,7 +456,7 @@ class PostgresStore:
 
     def canonical_user(self, user_id: str) -> str:
         """The user ``user_id`` names (itself, unless it was merged into another)."""
-        with self._conn() as conn:
+        with self.connection() as conn:
             row = conn.execute(
                 "SELECT user_id FROM identities WHERE alias = %s", (user_id,)
             ).fetchone()
@@ -458,7 +466,7 @@ class PostgresStore:
         """Every id naming the user ``user_id`` names: that user first, then the ids
         merged into it (sorted)."""
         user = self.canonical_user(user_id)
-        with self._conn() as conn:
+        with self.connection() as conn:
             rows = conn.execute(
                 "SELECT alias FROM identities WHERE user_id = %s ORDER BY alias", (user,)
             ).fetchall()
@@ -486,7 +494,7 @@ class PostgresStore:
 
     def get_cursor(self, name: str) -> int:
         """How far the reader ``name`` has read the log (0 before it starts)."""
-        with self._conn() as conn:
+        with self.connection() as conn:
             row = conn.execute("SELECT seq FROM cursor WHERE name = %s", (name,)).fetchone()
         return 0 if row is None else int(row[0])
 
@@ -503,7 +511,7 @@ class PostgresStore:
 
     def get_setting(self, name: str) -> str | None:
         """A named value the store keeps (None when unset)."""
-        with self._conn() as conn:
+        with self.connection() as conn:
             row = conn.execute("SELECT value FROM settings WHERE name = %s", (name,)).fetchone()
         return None if row is None else str(row[0])
 
@@ -564,5 +572,5 @@ class PostgresStore:
             sql.SQL("SELECT {}, count(*) FROM {}").format(sql.Literal(t), sql.Identifier(t))
             for t in TABLES
         )
-        with self._conn() as conn:
+        with self.connection() as conn:
             return {table: int(n) for table, n in conn.execute(query).fetchall()}

@@ -419,7 +419,22 @@ _V7 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+_V8 = Migration(
+    "leases: which engine worker holds which partition of the users, until when",
+    (
+        # One row per partition held (or held once: an expired row is taken over in
+        # place). Times are epoch milliseconds of the store's clock.
+        """CREATE TABLE leases (
+            partition INTEGER PRIMARY KEY,
+            worker_id TEXT NOT NULL,
+            heartbeat_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        ) STRICT""",
+        "CREATE INDEX leases_worker ON leases (worker_id)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 """Every migration in order; ``len(MIGRATIONS)`` is the version this code writes."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -445,6 +460,7 @@ TABLES = (
     "action_counts",
     "outbox_counts",
     "delivery_counts",
+    "leases",
 )
 """The tables of the current schema."""
 

@@ -48,6 +48,7 @@ from journeyc.store.sqlite.admin import SqliteAdminReads, canonical_user, entry_
 from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.catalog import SqliteCatalog
 from journeyc.store.sqlite.history import EventHistory
+from journeyc.store.sqlite.leases import SqliteLeases
 from journeyc.store.sqlite.outbox import SqliteOutbox
 from journeyc.store.sqlite.population import SqlitePopulation
 from journeyc.store.sqlite.products import PRODUCT_EVENTS, upsert_from_events
@@ -360,6 +361,12 @@ class Store:
                 raise StoreBusyError(self.path, self.lock_timeout_s)
             time.sleep(min(pause, left))
             pause = min(pause * 2, LOCK_POLL_S)
+
+    # ------------------------------------------------------------ parts: leases
+
+    def leases(self) -> SqliteLeases:
+        """The engine workers' partition leases (:class:`~journeyc.store.abc.Leases`)."""
+        return SqliteLeases(self)
 
     # ------------------------------------------------------------ event log
 
