@@ -242,26 +242,6 @@ MIGRATIONS: tuple[Migration, ...] = (_V5, _V6)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 """The schema version this code knows (the SQLite store's number)."""
 
-TABLES = (
-    "events",
-    "profiles",
-    "journeys",
-    "instances",
-    "entries",
-    "outbox",
-    "actions",
-    "cursor",
-    "settings",
-    "segments",
-    "segment_members",
-    "segment_changes",
-    "schedules",
-    "products",
-    "identities",
-    "deliveries",
-    "leases",
-)
-"""The tables of the current schema (the SQLite store's)."""
 
 MIGRATION_LOCK = 0x6A6F75726E657901
 """The advisory lock two processes opening a new database at once queue on, so that

@@ -36,8 +36,9 @@ from journeyc.fastjson import dumps
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
 from journeyc.store.postgres.leases import PostgresLeases
-from journeyc.store.postgres.schema import TABLES, Connection, migrate, schema_version
+from journeyc.store.postgres.schema import Connection, migrate, schema_version
 from journeyc.store.sqlite.products import LEARN, PRODUCT_EVENTS, product_rows
+from journeyc.store.sqlite.schema import TABLES  # the same tables (tests/test_postgres_schema.py)
 from journeyc.store.sqlite.store import LOCK_TIMEOUT_S, StoredEvent
 from journeyc.store.traits import merge_into
 
@@ -170,7 +171,8 @@ class PostgresStore:
         of the pool for this thread; every store call the thread makes inside runs on
         it. A lock the block waits for longer than ``lock_timeout_s`` (a row another
         writer holds, the log's tail), or a pool with no free connection for that
-        long, raises :class:`StoreBusyError`, and the block's writes are undone.
+        long, raises :class:`StoreBusyError`, and the block's writes are undone; a
+        value PostgreSQL cannot hold (text with a NUL character) :class:`StoreError`.
         """
         local = self._local
         conn: Connection | None = getattr(local, "conn", None)
@@ -180,6 +182,8 @@ class PostgresStore:
                     yield
             except _BUSY as exc:
                 raise StoreBusyError(self.path, self.lock_timeout_s) from exc
+            except psycopg.DataError as exc:
+                raise self._refused(exc) from exc
             return
         try:
             conn = self._pool.getconn(timeout=self.lock_timeout_s)
@@ -196,9 +200,16 @@ class PostgresStore:
                 yield
         except _BUSY as exc:
             raise StoreBusyError(self.path, self.lock_timeout_s) from exc
+        except psycopg.DataError as exc:
+            raise self._refused(exc) from exc
         finally:
             local.conn = None
             self._pool.putconn(conn)
+
+    def _refused(self, exc: psycopg.DataError) -> StoreError:
+        """A value PostgreSQL cannot hold (text with a NUL character, a number out of
+        range), as the error the store's callers handle; nothing was written."""
+        return StoreError(f"{self.path}: PostgreSQL refused a value: {exc}")
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:

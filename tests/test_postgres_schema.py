@@ -1,0 +1,43 @@
+"""The PostgreSQL store's schema is the SQLite store's: the same tables and columns."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from journeyc.store import StoreError, open_store
+from journeyc.store.sqlite.schema import TABLES
+from tests.store_contract.calls import track
+
+# SQLite orders the segment changes of one instant by rowid; PostgreSQL needs a column.
+EXTRA = {("segment_changes", "id")}
+
+
+def test_the_tables_and_columns_are_the_sqlite_stores(postgres_url: str, tmp_path: Path) -> None:
+    db = tmp_path / "journeyc.db"
+    open_store(db).close()
+    with sqlite3.connect(db) as conn:
+        lite = {
+            (t, c)
+            for t in TABLES
+            for (c,) in conn.execute(f"SELECT name FROM pragma_table_info('{t}')")
+        }
+    open_store(postgres_url).close()
+    with psycopg.connect(postgres_url) as conn:
+        pg = set(
+            conn.execute(
+                "SELECT table_name, column_name FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name <> 'schema_version'"
+            ).fetchall()
+        )
+    assert pg - EXTRA == lite
+
+
+def test_text_with_a_nul_character_is_a_store_error_writing_nothing(postgres_url: str) -> None:
+    with open_store(postgres_url) as store:
+        with pytest.raises(StoreError, match="NUL"):
+            store.append_events([track("a"), track("b", user="x\x00y")])
+        assert store.events_after(0) == []
