@@ -68,3 +68,13 @@ def postgres_url(postgres_server: PostgresServer | str) -> Iterator[str]:
         raise AssertionError  # unreachable: unavailable() skips or fails
     with postgres_server.database() as url:
         yield url
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_server: PostgresServer | str) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database (no store in it yet)."""
+    if isinstance(postgres_server, str):
+        unavailable(postgres_server)
+        raise AssertionError  # unreachable: unavailable() skips or fails
+    with postgres_server.database(empty=True) as url:
+        yield url

@@ -72,11 +72,12 @@ class PostgresServer:
         self.template = name
 
     @contextlib.contextmanager
-    def database(self) -> Iterator[str]:
-        """A fresh database for one test (its URL), dropped afterwards."""
+    def database(self, *, empty: bool = False) -> Iterator[str]:
+        """A fresh database for one test (its URL), dropped afterwards: a copy of the
+        template, or ``empty`` (no store in it yet)."""
         name = f"{self.prefix}_{next(self._numbers)}"
         create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if self.template is not None:
+        if self.template is not None and not empty:
             # FILE_COPY copies the files (after a checkpoint, cheap without fsync):
             # faster than WAL_LOG's page by page copy for a small template.
             create += sql.SQL(" TEMPLATE {} STRATEGY FILE_COPY").format(

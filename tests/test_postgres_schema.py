@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from journeyc.store import StoreError, open_store
+from journeyc.store import SCHEMA_VERSION, StoreError, open_store
 from journeyc.store.sqlite.schema import TABLES
 from tests.store_contract.calls import track
 
@@ -41,3 +42,16 @@ def test_text_with_a_nul_character_is_a_store_error_writing_nothing(postgres_url
         with pytest.raises(StoreError, match="NUL"):
             store.append_events([track("a"), track("b", user="x\x00y")])
         assert store.events_after(0) == []
+
+
+def test_stores_opening_an_empty_database_at_once_migrate_it_once(
+    empty_postgres_url: str,
+) -> None:
+    def opened(_: int) -> int:
+        with open_store(empty_postgres_url) as store:
+            return store.schema_version
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(opened, range(4))) == [SCHEMA_VERSION] * 4
+    with psycopg.connect(empty_postgres_url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
