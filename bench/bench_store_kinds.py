@@ -1,6 +1,6 @@
 """The PostgreSQL store beside the SQLite store: the event log and profile merges.
 
-    python bench/bench_store_kinds.py [--quick]
+    python bench/bench_store_kinds.py [--quick] [--events N] [--merges N]
 
 Both stores are opened with ``journeyc.store.open_store``: a SQLite file in a temporary
 directory (the baseline, measured in the same run) and a fresh database on a
@@ -82,8 +82,11 @@ def measure(open_fresh: Callable[[], Store], fn: Callable[[Store, int], float], 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
+    parser.add_argument("--events", type=int, help="events to append (5,000 quick, else 50,000)")
+    parser.add_argument("--merges", type=int, help="set_traits calls (1,000 quick, else 8,000)")
     args = parser.parse_args()
-    n_events, n_merges = (5_000, 1_000) if args.quick else (50_000, 8_000)
+    n_events = args.events or (5_000 if args.quick else 50_000)
+    n_merges = args.merges or (1_000 if args.quick else 8_000)
     print_machine()
     figures = []
     with tempfile.TemporaryDirectory() as tmp, start_server() as server:

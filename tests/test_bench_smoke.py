@@ -33,6 +33,7 @@ SIZE_ARGS: dict[str, list[str]] = {
     "bench_dispatch.py": ["--seconds", "2", "--hang", "0.5"],
     "bench_deliveries.py": ["--reports", "1000"],
     "bench_ui.py": ["--instances", "5000", "--fetches", "3"],
+    "bench_store_kinds.py": ["--events", "500", "--merges", "200"],
 }
 TIMEOUT_S = 120  # a hang guard, not a performance limit
 
