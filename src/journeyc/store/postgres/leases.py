@@ -26,7 +26,7 @@ class _Store(Protocol):
     """What the leases need of :class:`~journeyc.store.postgres.store.PostgresStore`
     (named so, not imported: the store imports this module)."""
 
-    def transaction(self) -> AbstractContextManager[None]: ...
+    def writing(self) -> AbstractContextManager[Connection]: ...
 
     def connection(self) -> AbstractContextManager[Connection]: ...
 
@@ -39,7 +39,7 @@ class PostgresLeases:
 
     def acquire(self, worker_id: str, partitions: Sequence[int], ttl_s: float) -> list[int]:
         """Take the free, expired or own ``partitions`` (:class:`~journeyc.store.abc.Leases`)."""
-        with self._store.transaction(), self._store.connection() as conn:
+        with self._store.writing() as conn:
             conn.execute(
                 "INSERT INTO leases (partition, worker_id, heartbeat_at, expires_at)"
                 f" SELECT p, %s, t.now, t.now + %s FROM unnest(%s::integer[]) AS p, (SELECT {_NOW}"
@@ -54,7 +54,7 @@ class PostgresLeases:
 
     def renew(self, worker_id: str, partitions: Sequence[int], ttl_s: float) -> list[int]:
         """Extend the worker's live leases of ``partitions``; those it still holds."""
-        with self._store.transaction(), self._store.connection() as conn:
+        with self._store.writing() as conn:
             rows = conn.execute(
                 f"WITH t AS (SELECT {_NOW} AS now) UPDATE leases"
                 " SET heartbeat_at = t.now, expires_at = t.now + %s FROM t"
@@ -75,7 +75,7 @@ class PostgresLeases:
 
     def release(self, worker_id: str, partitions: Sequence[int]) -> None:
         """Give up the worker's leases of ``partitions``."""
-        with self._store.transaction(), self._store.connection() as conn:
+        with self._store.writing() as conn:
             conn.execute(
                 "DELETE FROM leases WHERE worker_id = %s AND partition = ANY(%s)",
                 (worker_id, sorted(set(partitions))),

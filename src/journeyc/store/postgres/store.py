@@ -227,6 +227,18 @@ class PostgresStore:
         with self._pool.connection() as conn:
             yield conn
 
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """This thread's connection, inside the caller's transaction (no savepoint: an
+        error aborts that transaction, so none of its writes can commit) or in a
+        transaction of its own (for the modules of this package)."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self.transaction():
+            yield self._local.conn
+
     def _write(self) -> Connection:
         """This thread's connection; only inside :meth:`transaction`."""
         conn: Connection | None = getattr(self._local, "conn", None)
@@ -250,8 +262,7 @@ class PostgresStore:
         :meth:`~journeyc.store.sqlite.store.Store.append_events`."""
         if not events:
             return []
-        with self.transaction():
-            conn = self._write()
+        with self.writing() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOG_LOCK,))
             given = events
             linked = self._link(events) if link else events
@@ -309,8 +320,8 @@ class PostgresStore:
     def link_events(self, events: Sequence[Event]) -> list[Event]:
         """``events`` as :meth:`append_events` would log them, recording the merges
         their alias events make (as the SQLite store's)."""
-        with self.transaction():
-            self._write().execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOG_LOCK,))
+        with self.writing() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOG_LOCK,))
             linked = self._link(events)
         if linked is events:
             return list(events)
@@ -413,7 +424,7 @@ class PostgresStore:
     def set_traits(self, user_id: str, changes: Mapping[str, Any], at_ms: int) -> None:
         """Merge ``changes`` into the user's profile as of ``at_ms`` (the rules of
         :func:`journeyc.store.traits.merge_into`); the user's row is locked meanwhile."""
-        with self.transaction():
+        with self.writing():
             self._merge_traits([(user_id, changes, at_ms)])
 
     def _locked_profiles(
@@ -492,8 +503,7 @@ class PostgresStore:
         """Make ``frm``'s events and profile ``into``'s (as the SQLite store's): a trait
         ``into``'s profile holds wins, ``frm``'s fill the others, with the times they
         were written; ``frm``'s profile row goes. Both rows are locked meanwhile."""
-        with self.transaction():
-            conn = self._write()
+        with self.writing() as conn:
             conn.execute("UPDATE events SET user_id = %s WHERE user_id = %s", (into, frm))
             state = self._locked_profiles([frm, into])
             theirs, their_times, their_update = state[frm]
@@ -516,8 +526,8 @@ class PostgresStore:
 
     def set_cursor(self, name: str, seq: int) -> None:
         """Record that the reader ``name`` has handled every event up to ``seq``."""
-        with self.transaction():
-            self._write().execute(
+        with self.writing() as conn:
+            conn.execute(
                 "INSERT INTO cursor (name, seq) VALUES (%s, %s)"
                 " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
                 (name, seq),
@@ -533,8 +543,8 @@ class PostgresStore:
 
     def put_setting(self, name: str, value: str) -> None:
         """Set the named value."""
-        with self.transaction():
-            self._write().execute(
+        with self.writing() as conn:
+            conn.execute(
                 "INSERT INTO settings (name, value) VALUES (%s, %s)"
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 (name, value),
@@ -544,8 +554,7 @@ class PostgresStore:
         """The named value, set to ``default()`` first when unset: of several callers
         at once, in any process, one sets it and all read that value (a second insert
         waits for the first to commit, then does nothing)."""
-        with self.transaction():
-            conn = self._write()
+        with self.writing() as conn:
             conn.execute(
                 "INSERT INTO settings (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
                 (name, default()),
@@ -560,8 +569,7 @@ class PostgresStore:
         """Erase everything held about a user, under every id that names them (as the
         SQLite store's); return the rows removed per table."""
         removed: dict[str, int] = {}
-        with self.transaction():
-            conn = self._write()
+        with self.writing() as conn:
             ids = self.identities_of(user_id)
             for table in (
                 "outbox",
