@@ -3,7 +3,13 @@ forgetting by any id forgets the person, on every store."""
 
 from __future__ import annotations
 
+import itertools
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from journeyc.store.abc import Store
+from journeyc.store.identities import IdentityMap, link_events
 from tests.store_contract.calls import T0, alias, identify, track
 
 
@@ -63,3 +69,38 @@ def test_forgetting_any_id_forgets_the_person(store: Store) -> None:
     assert store.get_profile("known") == {}
     assert store.canonical_user("anon") == "anon"
     assert store.forget_user("anon")["events"] == 0
+
+
+_runs = itertools.count()
+_calls = st.lists(
+    st.tuples(st.booleans(), st.sampled_from("abcde"), st.sampled_from("abcde")),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(calls=_calls, cuts=st.sets(st.integers(1, 11)))
+def test_merges_are_remembered_across_calls(
+    store: Store, calls: list[tuple[bool, str, str]], cuts: set[int]
+) -> None:
+    # Alias events (previous → user) and tracks, logged in batches cut anywhere: the
+    # log and every id's user are those of linking them all at once, in memory.
+    run = next(_runs)
+    events = [
+        alias(f"{run}-{i}", f"{run}{a}", f"{run}{b}")
+        if is_alias
+        else track(f"{run}-{i}", user=f"{run}{a}")
+        for i, (is_alias, a, b) in enumerate(calls)
+    ]
+    model = IdentityMap()
+    expected = [e for e in link_events(events, model)[0] if e is not None]
+    start = max((e.seq for e in store.events_after(0, 100_000)), default=0)
+    bounds = [0, *sorted(c for c in cuts if c < len(events)), len(events)]
+    for lo, hi in itertools.pairwise(bounds):
+        store.append_events(events[lo:hi])
+    assert [(e.message_id, e.user_id) for e in store.events_after(start, 100_000)] == [
+        (e.message_id, e.user_id) for e in expected
+    ]
+    for x in "abcde":
+        assert store.canonical_user(f"{run}{x}") == model.resolve(f"{run}{x}")
