@@ -11,8 +11,9 @@ Journey IR and source stay ``text``: they are read back as the text that was wri
 The version lives in the one row of ``schema_version``; the numbers are the SQLite
 store's, so a store of either kind at version ``n`` holds the same tables. The first
 migration here makes SQLite's version 5 at once (PostgreSQL support began there);
-later ones are appended beside SQLite's of the same number. Never edit a migration
-that has shipped.
+later ones are appended beside SQLite's of the same number: a SQLite migration needs
+its PostgreSQL twin (tests/test_postgres_schema.py compares the tables and columns of
+both stores, and fails until it is written). Never edit a migration that has shipped.
 """
 
 from __future__ import annotations
