@@ -37,6 +37,28 @@ def test_the_tables_and_columns_are_the_sqlite_stores(postgres_url: str, tmp_pat
     assert pg - EXTRA == lite
 
 
+def test_the_indexes_are_the_sqlite_stores(postgres_url: str, tmp_path: Path) -> None:
+    db = tmp_path / "journeyc.db"
+    open_store(db).close()
+    with sqlite3.connect(db) as conn:
+        lite = {
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            )
+        }
+    with psycopg.connect(postgres_url) as conn:
+        # Leaving out the ones PostgreSQL names itself (primary keys, UNIQUE columns).
+        pg = {
+            name
+            for (name,) in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+                " AND indexname NOT LIKE '%\\_pkey' AND indexname NOT LIKE '%\\_key'"
+            )
+        }
+    assert pg == lite
+
+
 def test_text_with_a_nul_character_is_a_store_error_writing_nothing(postgres_url: str) -> None:
     with open_store(postgres_url) as store:
         with pytest.raises(StoreError, match="NUL"):
