@@ -104,3 +104,9 @@ def test_merges_are_remembered_across_calls(
     ]
     for x in "abcde":
         assert store.canonical_user(f"{run}{x}") == model.resolve(f"{run}{x}")
+
+
+def test_aliases_are_listed_in_code_point_order(store: Store) -> None:
+    names = ["b", "B", "é", "a", "Z", "_"]
+    store.append_events([alias(f"m{i}", n, "user") for i, n in enumerate(names)])
+    assert store.identities_of("a") == ["user", *sorted(names)]

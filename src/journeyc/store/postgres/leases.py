@@ -87,7 +87,7 @@ class PostgresLeases:
             rows = conn.execute(
                 "SELECT worker_id, array_agg(partition ORDER BY partition), max(heartbeat_at),"
                 f" min(expires_at) FROM leases WHERE expires_at > {_NOW}"
-                " GROUP BY worker_id ORDER BY worker_id"
+                ' GROUP BY worker_id ORDER BY worker_id COLLATE "C"'
             ).fetchall()
         return [
             WorkerLeases(w, tuple(int(p) for p in held), int(beat), int(expires))

@@ -7,6 +7,8 @@ times UTC epoch milliseconds in ``bigint`` (as in SQLite), ids that other rows o
 readers refer to (event ``seq``, instance and outbox ids, action ``seq``) identity
 columns, whose sequences never hand out a number twice (SQLite's AUTOINCREMENT).
 Journey IR and source stay ``text``: they are read back as the text that was written.
+Text is ordered as SQLite orders it, by code point (``COLLATE "C"`` where an order is
+read), whatever the database's collation.
 
 The version lives in the one row of ``schema_version``; the numbers are the SQLite
 store's, so a store of either kind at version ``n`` holds the same tables. The first

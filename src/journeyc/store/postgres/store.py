@@ -495,7 +495,8 @@ class PostgresStore:
         user = self.canonical_user(user_id)
         with self.connection() as conn:
             rows = conn.execute(
-                "SELECT alias FROM identities WHERE user_id = %s ORDER BY alias", (user,)
+                'SELECT alias FROM identities WHERE user_id = %s ORDER BY alias COLLATE "C"',
+                (user,),
             ).fetchall()
         return [user, *(alias for (alias,) in rows)]
 
