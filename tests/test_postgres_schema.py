@@ -77,3 +77,45 @@ def test_stores_opening_an_empty_database_at_once_migrate_it_once(
         assert list(pool.map(opened, range(4))) == [SCHEMA_VERSION] * 4
     with psycopg.connect(empty_postgres_url) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
+def test_the_reports_sums_follow_the_outbox_and_deliveries_as_in_sqlite(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    # The same writes on both stores (the engine's and the dispatcher's, as SQL):
+    # the triggers leave the same sums.
+    writes = [
+        "INSERT INTO outbox (key, journey_id, user_id, step, channel, message, status,"
+        " created_at) VALUES ('k1', 'j', 'u', 's', 'email', 'm', 'queued', 7200000),"
+        " ('k2', 'j', 'u', 's', 'email', 'm', 'queued', 7200001),"
+        " ('k3', 'j', 'u', 's', 'push', 'm', 'suppressed', 7200002),"
+        " ('k4', 'j', 'u', 's', 'push', 'm', 'queued', 3600000)",
+        "UPDATE outbox SET status = 'sent', attempts = 1 WHERE key = 'k1'",
+        "UPDATE outbox SET attempts = 2 WHERE key = 'k2'",
+        "UPDATE outbox SET status = 'failed', attempts = 3 WHERE key = 'k2'",
+        "INSERT INTO deliveries (outbox_key, kind, at, received_at, journey_id, user_id,"
+        " channel, provider_event_id) VALUES ('k1', 'opened', 7300000, 0, 'j', 'u', NULL, 'e1'),"
+        " ('k1', 'opened', 7300001, 0, 'j', 'u', NULL, 'e2'),"
+        " ('k4', 'delivered', 3600001, 0, 'j', 'u', 'push', 'e3')",
+    ]
+    reads = {
+        "outbox": "SELECT journey_id, channel, hour, status, retried <> 0, n FROM outbox_counts"
+        " WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5",
+        "deliveries": "SELECT journey_id, channel, hour, kind, n FROM delivery_counts"
+        " ORDER BY 1, 2, 3, 4",
+    }
+    db = tmp_path / "journeyc.db"
+    open_store(db).close()
+    with sqlite3.connect(db) as lite:
+        for statement in writes:
+            lite.execute(statement)
+        expected = {k: [tuple(r) for r in lite.execute(q)] for k, q in reads.items()}
+    with psycopg.connect(postgres_url) as conn:
+        for statement in writes:
+            conn.execute(statement.replace("retried <> 0", "retried"))
+        got = {
+            k: [tuple(r) for r in conn.execute(q.replace("retried <> 0", "retried"))]
+            for k, q in reads.items()
+        }
+    assert expected["outbox"]  # the test writes what the sums count
+    assert got == expected

@@ -12,7 +12,7 @@ read), whatever the database's collation.
 
 The version lives in the one row of ``schema_version``; the numbers are the SQLite
 store's, so a store of either kind at version ``n`` holds the same tables. The first
-migration here makes SQLite's version 5 at once (PostgreSQL support began there);
+migration here makes SQLite's version 6 at once (PostgreSQL support began there);
 later ones are appended beside SQLite's of the same number: a SQLite migration needs
 its PostgreSQL twin (tests/test_postgres_schema.py compares the tables and columns of
 both stores, and fails until it is written). Never edit a migration that has shipped.
@@ -28,6 +28,12 @@ import psycopg
 
 from journeyc.store.errors import SchemaVersionError, StoreError
 
+_OUTBOX_COUNT = """INSERT INTO outbox_counts (journey_id, channel, hour, status, retried, n)
+                VALUES (NEW.journey_id, NEW.channel, NEW.created_at / 3600000, NEW.status,
+                    NEW.attempts > 1, 1)
+                ON CONFLICT (journey_id, channel, hour, status, retried)
+                    DO UPDATE SET n = outbox_counts.n + 1;"""
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -39,10 +45,11 @@ class Migration:
     statements: tuple[str, ...]
 
 
-_V5 = Migration(
-    5,
+_V6 = Migration(
+    6,
     "events, profiles, journeys, instances, entries, outbox, actions, cursor, settings,"
-    " segments, schedules, products, identities, deliveries (SQLite's version 5)",
+    " segments, schedules, products, identities, deliveries, the reports' sums"
+    " (SQLite's version 6)",
     (
         """CREATE TABLE events (
             seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -222,11 +229,80 @@ _V5 = Migration(
             ON deliveries (outbox_key, kind, provider_event_id)""",
         "CREATE INDEX deliveries_journey ON deliveries (journey_id, at)",
         "CREATE INDEX deliveries_user ON deliveries (user_id)",
+        # The reports' sums per journey and hour (SQLite's v6; docs/reports.md): actions
+        # as the runtime logs them, outbox rows and provider reports kept by triggers.
+        """CREATE TABLE action_counts (
+            journey_id text NOT NULL,
+            hour bigint NOT NULL,
+            step text NOT NULL,
+            action text NOT NULL,
+            label text NOT NULL,
+            n bigint NOT NULL,
+            PRIMARY KEY (journey_id, hour, step, action, label)
+        )""",
+        """CREATE TABLE outbox_counts (
+            journey_id text NOT NULL,
+            channel text NOT NULL,
+            hour bigint NOT NULL,
+            status text NOT NULL,
+            retried boolean NOT NULL,
+            n bigint NOT NULL,
+            PRIMARY KEY (journey_id, channel, hour, status, retried)
+        )""",
+        f"""CREATE FUNCTION outbox_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN {_OUTBOX_COUNT} RETURN NULL; END $$""",
+        """CREATE TRIGGER outbox_counts_insert AFTER INSERT ON outbox FOR EACH ROW
+            WHEN (NEW.channel IS NOT NULL AND NEW.status <> 'suppressed')
+            EXECUTE FUNCTION outbox_counts_insert()""",
+        f"""CREATE FUNCTION outbox_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE outbox_counts SET n = n - 1 WHERE journey_id = OLD.journey_id
+                    AND channel = OLD.channel AND hour = OLD.created_at / 3600000
+                    AND status = OLD.status AND retried = (OLD.attempts > 1);
+                {_OUTBOX_COUNT}
+                RETURN NULL;
+            END $$""",
+        """CREATE TRIGGER outbox_counts_update AFTER UPDATE OF status, attempts ON outbox
+            FOR EACH ROW WHEN (NEW.channel IS NOT NULL AND NEW.status <> 'suppressed'
+                AND (OLD.status <> NEW.status OR (OLD.attempts > 1) <> (NEW.attempts > 1)))
+            EXECUTE FUNCTION outbox_counts_update()""",
+        """CREATE TABLE delivery_counts (
+            journey_id text NOT NULL,
+            channel text NOT NULL,
+            hour bigint NOT NULL,
+            kind text NOT NULL,
+            n bigint NOT NULL,
+            PRIMARY KEY (journey_id, channel, hour, kind)
+        )""",
+        # Counted at the first report of its kind for a message (a trigger's WHEN
+        # takes no subquery here: the test is in the function).
+        """CREATE FUNCTION delivery_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.outbox_key = NEW.outbox_key
+                        AND e.kind = NEW.kind AND e.id < NEW.id) THEN
+                    INSERT INTO delivery_counts (journey_id, channel, hour, kind, n)
+                    VALUES (NEW.journey_id, coalesce(NEW.channel,
+                        (SELECT o.channel FROM outbox o WHERE o.key = NEW.outbox_key), ''),
+                        NEW.at / 3600000, NEW.kind, 1)
+                    ON CONFLICT (journey_id, channel, hour, kind)
+                        DO UPDATE SET n = delivery_counts.n + 1;
+                END IF;
+                RETURN NULL;
+            END $$""",
+        """CREATE TRIGGER delivery_counts_insert AFTER INSERT ON deliveries FOR EACH ROW
+            EXECUTE FUNCTION delivery_counts_insert()""",
+        "CREATE INDEX actions_journey_at ON actions (journey_id, at)",
+        "CREATE INDEX outbox_journey_at ON outbox (journey_id, created_at)",
+        """CREATE INDEX entries_report
+            ON entries (journey_id, holdout, arm, entered_at, goal_at)""",
+        """CREATE INDEX entries_to_goal
+            ON entries (journey_id, (goal_at - entered_at), entered_at)
+            WHERE goal_at IS NOT NULL""",
     ),
 )
 
-_V6 = Migration(
-    6,
+_V7 = Migration(
+    7,
     "leases: which engine worker holds which partition of the users, until when",
     (
         """CREATE TABLE leases (
@@ -239,7 +315,7 @@ _V6 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V5, _V6)
+MIGRATIONS: tuple[Migration, ...] = (_V6, _V7)
 """Every migration in order of version."""
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -581,6 +581,7 @@ class PostgresStore:
                 "profiles",
                 "segment_members",
                 "segment_changes",
+                "deliveries",
             ):
                 cur = conn.execute(
                     sql.SQL("DELETE FROM {} WHERE user_id = ANY(%s)").format(sql.Identifier(table)),
