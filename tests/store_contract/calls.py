@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
+import psycopg
+
 from journeyc.events import ALIAS, IDENTIFY, PREVIOUS_ID, Event
+from journeyc.store.open import is_url
 
 T0 = 1_700_000_000_000
 
@@ -21,3 +25,14 @@ def identify(mid: str, user: str = "u1", at: int = T0, **traits: Any) -> Event:
 
 def alias(mid: str, previous: str, user: str, at: int = T0) -> Event:
     return Event(mid, user, "alias", ALIAS, at, {PREVIOUS_ID: previous}, at)
+
+
+def write_rows(target: str, statement: str, rows: list[tuple[Any, ...]]) -> None:
+    """Write ``rows`` with ``statement`` (``?`` placeholders) through the database's own
+    driver: rows the engine writes through parts a store may not have yet."""
+    if is_url(target):
+        with psycopg.connect(target) as conn, conn.cursor() as cur:
+            cur.executemany(statement.replace("?", "%s"), rows)
+    else:
+        with sqlite3.connect(target) as conn:
+            conn.executemany(statement, rows)

@@ -37,8 +37,11 @@ from journeyc.events import ALIAS, IDENTIFY, PREVIOUS_ID, Event, first_of_each_i
 from journeyc.fastjson import dumps
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
+from journeyc.store.postgres.history import PostgresEventHistory
 from journeyc.store.postgres.leases import PostgresLeases
+from journeyc.store.postgres.schedules import PostgresScheduleRows
 from journeyc.store.postgres.schema import Connection, migrate, schema_version
+from journeyc.store.rows import Cohort
 from journeyc.store.sqlite.products import LEARN, PRODUCT_EVENTS, product_rows
 from journeyc.store.sqlite.schema import TABLES  # the same tables (tests/test_postgres_schema.py)
 from journeyc.store.sqlite.store import LOCK_TIMEOUT_S, StoredEvent
@@ -251,6 +254,63 @@ class PostgresStore:
     def leases(self) -> PostgresLeases:
         """The engine workers' partition leases."""
         return PostgresLeases(self)
+
+    def event_history(self) -> PostgresEventHistory:
+        """The engine's reads of the log by user (:class:`~journeyc.store.abc.EventHistory`)."""
+        return PostgresEventHistory(self)
+
+    def schedule_rows(self) -> PostgresScheduleRows:
+        """The schedules' rows (:class:`~journeyc.store.abc.ScheduleRows`)."""
+        return PostgresScheduleRows(self)
+
+    # ------------------------------------------------------------ the engine's reads
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this thread has a transaction open (the engine's step joins it)."""
+        return getattr(self._local, "conn", None) is not None
+
+    def has_profile(self, user_id: str) -> bool:
+        """Whether the store knows the user (every user it has seen has a profile row)."""
+        with self.connection() as conn:
+            return bool(
+                conn.execute("SELECT 1 FROM profiles WHERE user_id = %s", (user_id,)).fetchall()
+            )
+
+    def entry_cohorts(self) -> list[Cohort]:
+        """Entries and goals per journey and group, for A/B reports (as the SQLite
+        store's)."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT journey_id, CASE WHEN holdout THEN NULL ELSE arm END, holdout,"
+                " count(*), count(goal_at) FROM entries GROUP BY 1, 2, 3"
+                # SQLite's order: by code point, no arm (NULL) first.
+                ' ORDER BY journey_id COLLATE "C", holdout,'
+                ' CASE WHEN holdout THEN NULL ELSE arm END COLLATE "C" NULLS FIRST'
+            ).fetchall()
+        return [(jid, arm, bool(held), int(n), int(goals)) for jid, arm, held, n, goals in rows]
+
+    def profile_zones(self) -> dict[str, str]:
+        """Each user's profile ``timezone`` when it is a string, as given."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT user_id, traits ->> 'timezone' FROM profiles"
+                " WHERE jsonb_typeof(traits -> 'timezone') = 'string'"
+            ).fetchall()
+        return dict(rows)
+
+    def in_use(self, but_setting: str) -> tuple[bool, bool]:
+        """Whether the store holds events, entries, profiles or deployed journeys, and
+        whether it holds a setting other than ``but_setting``."""
+        with self.connection() as conn:
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM entries)"
+                " OR EXISTS (SELECT 1 FROM profiles) OR EXISTS (SELECT 1 FROM journeys),"
+                " EXISTS (SELECT 1 FROM settings WHERE name <> %s)",
+                (but_setting,),
+            ).fetchone()
+        assert row is not None
+        return bool(row[0]), bool(row[1])
 
     # ------------------------------------------------------------ event log
 

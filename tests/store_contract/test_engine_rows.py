@@ -1,29 +1,24 @@
 """The store's parts the engine reads and writes through (store/abc.py's engine
 section): the schedules' rows, the segments' book, the event history, the unit of
-work's deployed journeys and the Store's own reads for simulations. Each test takes a
-store typed as the interface, so it can join the contract suite as it is."""
+work's deployed journeys and the Store's own reads for simulations, on every store
+that has them: the PostgreSQL store has no unit of work or segment book yet, so their
+tests run on SQLite alone (``SQLITE_ONLY``)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from journeyc.compile import ir
 from journeyc.store.abc import EventHistory, ScheduleRows, SegmentBook, Store, UnitOfWork
 from journeyc.store.rows import SegmentRow
-from journeyc.store.sqlite import Store as SqliteStore
 from tests.engine_helpers import identify, track
+from tests.store_contract.calls import write_rows
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = SqliteStore.open(tmp_path / "journeyc.db")
-    yield opened
-    opened.close()
+SQLITE_ONLY = pytest.mark.parametrize("target", ["sqlite"], indirect=True)
+"""For the parts only the SQLite store has (runtime(), segment_book())."""
 
 
 # ---------------------------------------------------------------- schedules
@@ -65,14 +60,20 @@ def test_schedule_audience_pages_by_user_and_reads_zones(store: Store) -> None:
         identify("d", T0, timezone="Asia/Bangkok"),
     ]
     store.append_events(events)
+    rows = store.schedule_rows()
+    assert rows.zone_names() == {"Europe/Paris", "Asia/Bangkok"}
+    assert rows.audience(None, None, 2) == [("a", "Europe/Paris"), ("b", 7)]
+    assert rows.audience(None, "b", 5) == [("c", None), ("d", "Asia/Bangkok")]
+
+
+@SQLITE_ONLY
+def test_schedule_audience_of_a_segment(store: Store) -> None:
+    store.append_events([identify("b", T0, timezone=7), identify("c", T0)])
     book: SegmentBook = store.segment_book()
     with store.transaction():
         book.write_baseline([("b", "vip", True, None), ("c", "vip", False, None)], T0)
         book.write_baseline([("ghost", "vip", True, None)], T0)  # no profile
     rows = store.schedule_rows()
-    assert rows.zone_names() == {"Europe/Paris", "Asia/Bangkok"}
-    assert rows.audience(None, None, 2) == [("a", "Europe/Paris"), ("b", 7)]
-    assert rows.audience(None, "b", 5) == [("c", None), ("d", "Asia/Bangkok")]
     # Members only (c is out); a member without a profile has no zone.
     assert rows.audience("vip", None, 5) == [("b", 7), ("ghost", None)]
     assert rows.audience("vip", "b", 5) == [("ghost", None)]
@@ -81,6 +82,7 @@ def test_schedule_audience_pages_by_user_and_reads_zones(store: Store) -> None:
 # ---------------------------------------------------------------- segments
 
 
+@SQLITE_ONLY
 def test_segment_book_counts_changes_and_members(store: Store) -> None:
     book = store.segment_book()
     with store.transaction():
@@ -103,6 +105,7 @@ def test_segment_book_counts_changes_and_members(store: Store) -> None:
     assert book.next_recheck() is None
 
 
+@SQLITE_ONLY
 def test_segment_book_define_drops_changed_and_gone_segments(store: Store) -> None:
     class Definition:
         def __init__(self, hash: str) -> None:
@@ -168,6 +171,7 @@ def test_store_reads_for_simulations(store: Store) -> None:
         assert store.in_transaction
 
 
+@SQLITE_ONLY
 def test_unit_of_work_reads_deployed_journeys(store: Store) -> None:
     rt: UnitOfWork = store.runtime()
     with store.transaction():
@@ -177,3 +181,26 @@ def test_unit_of_work_reads_deployed_journeys(store: Store) -> None:
     assert rt.journey_ir("j", "v2") == '{"ir": 2}'
     assert rt.journey_ir("j", "v3") is None
     assert rt.versions() == [("j", "v1", '{"ir": 1}', False), ("j", "v2", '{"ir": 2}', True)]
+
+
+def test_entry_cohorts_per_journey_and_group(target: str, store: Store) -> None:
+    write_rows(
+        target,
+        "INSERT INTO entries (journey_id, user_id, entry_no, entered_at, goal_at, arm, holdout)"
+        " VALUES (?, ?, 1, ?, ?, ?, ?)",
+        [
+            ("j", "a", T0, T0 + 5, "B", False),
+            ("j", "b", T0, None, "A", False),
+            ("j", "c", T0, T0 + 1, "A", False),
+            ("j", "d", T0, None, "A", True),  # held out: counted apart, whatever its arm
+            ("j", "e", T0, T0 + 9, None, False),
+            ("Z", "a", T0, None, None, False),
+        ],
+    )
+    assert store.entry_cohorts() == [
+        ("Z", None, False, 1, 0),
+        ("j", None, False, 1, 1),
+        ("j", "A", False, 2, 1),
+        ("j", "B", False, 1, 1),
+        ("j", None, True, 1, 0),
+    ]
