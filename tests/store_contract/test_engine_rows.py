@@ -1,8 +1,8 @@
 """The store's parts the engine reads and writes through (store/abc.py's engine
 section): the schedules' rows, the segments' book, the event history, the unit of
 work's deployed journeys and the Store's own reads for simulations, on every store
-that has them: the PostgreSQL store has no unit of work or segment book yet, so their
-tests run on SQLite alone (``SQLITE_ONLY``)."""
+that has them: the PostgreSQL store has no unit of work yet, so its tests run on SQLite
+alone (``SQLITE_ONLY``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 
 SQLITE_ONLY = pytest.mark.parametrize("target", ["sqlite"], indirect=True)
-"""For the parts only the SQLite store has (runtime(), segment_book())."""
+"""For the parts only the SQLite store has (runtime())."""
 
 
 # ---------------------------------------------------------------- schedules
@@ -66,7 +66,6 @@ def test_schedule_audience_pages_by_user_and_reads_zones(store: Store) -> None:
     assert rows.audience(None, "b", 5) == [("c", None), ("d", "Asia/Bangkok")]
 
 
-@SQLITE_ONLY
 def test_schedule_audience_of_a_segment(store: Store) -> None:
     store.append_events([identify("b", T0, timezone=7), identify("c", T0)])
     book: SegmentBook = store.segment_book()
@@ -82,7 +81,6 @@ def test_schedule_audience_of_a_segment(store: Store) -> None:
 # ---------------------------------------------------------------- segments
 
 
-@SQLITE_ONLY
 def test_segment_book_counts_changes_and_members(store: Store) -> None:
     book = store.segment_book()
     with store.transaction():
@@ -105,7 +103,6 @@ def test_segment_book_counts_changes_and_members(store: Store) -> None:
     assert book.next_recheck() is None
 
 
-@SQLITE_ONLY
 def test_segment_book_define_drops_changed_and_gone_segments(store: Store) -> None:
     class Definition:
         def __init__(self, hash: str) -> None:
@@ -204,3 +201,34 @@ def test_entry_cohorts_per_journey_and_group(target: str, store: Store) -> None:
         ("j", "B", False, 1, 1),
         ("j", None, True, 1, 0),
     ]
+
+
+def test_segment_book_keeping_rows_writes_them_at_flush(store: Store) -> None:
+    book = store.segment_book()
+    with store.transaction():
+        book.write_baseline([("u", "vip", True, T0 + 5)], T0)
+    book.hold()  # the simulator: this book is the only writer
+    with store.transaction():
+        book.write("v", [("vip", SegmentRow(True, T0, T0 + 3))], [("vip", True)], T0)
+        assert book.rows("v") == {}  # not read before: nothing kept for v
+        assert store.segment_book().members() == {("u", "vip"): True}  # held back
+        assert book.due(T0 + 4, 10) == [("v", "vip")]  # from memory, earliest first
+        assert book.next_recheck() == T0 + 5
+        book.flush()
+    assert store.segment_book().members() == {("u", "vip"): True, ("v", "vip"): True}
+    assert book.changes() == [("vip", "v", T0, True)]
+
+
+def test_segment_book_merge_keeps_the_earlier_membership(store: Store) -> None:
+    book = store.segment_book()
+    with store.transaction():
+        book.write("anon", [("vip", SegmentRow(True, T0, None))], [("vip", True)], T0)
+        book.write("anon", [("new", SegmentRow(False, T0, None))], [], T0)
+        book.write("known", [("vip", SegmentRow(True, T0 + 9, None))], [("vip", True)], T0 + 9)
+        book.merge("anon", "known", T0 + 10)
+    assert book.rows("known") == {
+        "vip": SegmentRow(True, T0, None),
+        "new": SegmentRow(False, T0, None),
+    }
+    assert book.rows("anon") == {}
+    assert len(book.changes()) == 2  # a merge logs no change

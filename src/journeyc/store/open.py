@@ -14,11 +14,12 @@ if TYPE_CHECKING:
     from journeyc.store.postgres.history import PostgresEventHistory
     from journeyc.store.postgres.leases import PostgresLeases
     from journeyc.store.postgres.schedules import PostgresScheduleRows
+    from journeyc.store.postgres.segments import PostgresSegmentBook
     from journeyc.store.postgres.store import PostgresStore
 
     # mypy checks each store against the interfaces it implements here: the SQLite
     # store is a whole abc.Store; the PostgreSQL store every part but the engine's
-    # unit of work (runtime()) and segment book (segment_book()), not built yet.
+    # unit of work (runtime()), not built yet.
     _SQLITE: type[abc.Store] = SqliteStore
     _EVENT_LOG: type[abc.EventLog] = PostgresStore
     _PROFILES: type[abc.Profiles] = PostgresStore
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     _LEASES: type[abc.Leases] = PostgresLeases
     _HISTORY: type[abc.EventHistory] = PostgresEventHistory
     _SCHEDULES: type[abc.ScheduleRows] = PostgresScheduleRows
+    _SEGMENTS: type[abc.SegmentBook] = PostgresSegmentBook
 
 __all__ = ["URL_SCHEMES", "is_url", "open_store"]
 
@@ -48,8 +50,7 @@ def open_store(
     ``lock_timeout_s`` for a lock.
 
     The SQLite store implements all of :class:`journeyc.store.abc.Store`, the
-    PostgreSQL store all but the engine's unit of work and segment book (mypy checks
-    both here).
+    PostgreSQL store all but the engine's unit of work (mypy checks both here).
     Raises :class:`~journeyc.store.errors.StoreError` with the reason, naming the
     target (a URL without its password), when it cannot be opened as a store.
     """

@@ -41,6 +41,7 @@ from journeyc.store.postgres.history import PostgresEventHistory
 from journeyc.store.postgres.leases import PostgresLeases
 from journeyc.store.postgres.schedules import PostgresScheduleRows
 from journeyc.store.postgres.schema import Connection, migrate, schema_version
+from journeyc.store.postgres.segments import PostgresSegmentBook
 from journeyc.store.rows import Cohort
 from journeyc.store.sqlite.products import LEARN, PRODUCT_EVENTS, product_rows
 from journeyc.store.sqlite.schema import TABLES  # the same tables (tests/test_postgres_schema.py)
@@ -262,6 +263,10 @@ class PostgresStore:
     def schedule_rows(self) -> PostgresScheduleRows:
         """The schedules' rows (:class:`~journeyc.store.abc.ScheduleRows`)."""
         return PostgresScheduleRows(self)
+
+    def segment_book(self) -> PostgresSegmentBook:
+        """A new book of the segments' rows (:class:`~journeyc.store.abc.SegmentBook`)."""
+        return PostgresSegmentBook(self)
 
     # ------------------------------------------------------------ the engine's reads
 
