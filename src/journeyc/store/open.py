@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
     # mypy checks each store against the interfaces it implements here: the SQLite
     # store is a whole abc.Store; the PostgreSQL store every part but the engine's
-    # unit of work (runtime()), not built yet.
+    # unit of work (runtime()) and the compiled reads (aggregates(), population(),
+    # recommendations(), catalog(): a PostgreSQL dialect of sqlite/dialect.py), not
+    # built yet.
     _SQLITE: type[abc.Store] = SqliteStore
     _EVENT_LOG: type[abc.EventLog] = PostgresStore
     _PROFILES: type[abc.Profiles] = PostgresStore
@@ -50,7 +52,8 @@ def open_store(
     ``lock_timeout_s`` for a lock.
 
     The SQLite store implements all of :class:`journeyc.store.abc.Store`, the
-    PostgreSQL store all but the engine's unit of work (mypy checks both here).
+    PostgreSQL store all but the engine's unit of work and the compiled reads (mypy
+    checks both here).
     Raises :class:`~journeyc.store.errors.StoreError` with the reason, naming the
     target (a URL without its password), when it cannot be opened as a store.
     """
