@@ -13,7 +13,8 @@ from typing import Any
 
 from journeyc.events import ALIAS, IDENTIFY, Event, Kind
 from journeyc.fastjson import dumps, loads
-from journeyc.store.sqlite.store import CONTEXT_WRITTEN, Store
+from journeyc.store.sqlite.store import Store
+from journeyc.store.traits import CONTEXT_WRITTEN
 
 __all__ = [
     "DeployedVersion",
