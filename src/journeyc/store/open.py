@@ -11,11 +11,14 @@ from journeyc.store.sqlite.store import LOCK_TIMEOUT_S
 from journeyc.store.sqlite.store import Store as SqliteStore
 
 if TYPE_CHECKING:
+    from journeyc.store.postgres.admin import PostgresAdminReads
     from journeyc.store.postgres.history import PostgresEventHistory
     from journeyc.store.postgres.leases import PostgresLeases
+    from journeyc.store.postgres.outbox import PostgresOutbox
     from journeyc.store.postgres.schedules import PostgresScheduleRows
     from journeyc.store.postgres.segments import PostgresSegmentBook
     from journeyc.store.postgres.store import PostgresStore
+    from journeyc.store.postgres.upkeep import PostgresUpkeep
 
     # mypy checks each store against the interfaces it implements here: the SQLite
     # store is a whole abc.Store; the PostgreSQL store every part but the engine's
@@ -32,6 +35,9 @@ if TYPE_CHECKING:
     _HISTORY: type[abc.EventHistory] = PostgresEventHistory
     _SCHEDULES: type[abc.ScheduleRows] = PostgresScheduleRows
     _SEGMENTS: type[abc.SegmentBook] = PostgresSegmentBook
+    _OUTBOX: type[abc.Outbox] = PostgresOutbox
+    _ADMIN: type[abc.AdminReads] = PostgresAdminReads
+    _UPKEEP: type[abc.Upkeep] = PostgresUpkeep
 
 __all__ = ["URL_SCHEMES", "is_url", "open_store"]
 

@@ -37,11 +37,14 @@ from journeyc.events import ALIAS, IDENTIFY, PREVIOUS_ID, Event, first_of_each_i
 from journeyc.fastjson import dumps
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
+from journeyc.store.postgres.admin import PostgresAdminReads
 from journeyc.store.postgres.history import PostgresEventHistory
 from journeyc.store.postgres.leases import PostgresLeases
+from journeyc.store.postgres.outbox import PostgresOutbox
 from journeyc.store.postgres.schedules import PostgresScheduleRows
 from journeyc.store.postgres.schema import Connection, migrate, schema_version
 from journeyc.store.postgres.segments import PostgresSegmentBook
+from journeyc.store.postgres.upkeep import PostgresUpkeep
 from journeyc.store.rows import Cohort
 from journeyc.store.sqlite.products import LEARN, PRODUCT_EVENTS, product_rows
 from journeyc.store.sqlite.schema import TABLES  # the same tables (tests/test_postgres_schema.py)
@@ -255,6 +258,27 @@ class PostgresStore:
     def leases(self) -> PostgresLeases:
         """The engine workers' partition leases."""
         return PostgresLeases(self)
+
+    def outbox(self) -> PostgresOutbox:
+        """The outbox, for a dispatcher: its writes join this thread's transaction
+        (see :class:`journeyc.store.abc.Outbox`)."""
+        return PostgresOutbox(self)
+
+    @contextmanager
+    def reading(self) -> Iterator[PostgresAdminReads]:
+        """Reads of one snapshot of the committed store (a ``REPEATABLE READ READ
+        ONLY`` transaction on a pooled connection of their own; see
+        :class:`journeyc.store.abc.AdminReads`)."""
+        with self._pool.connection() as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield PostgresAdminReads(conn)
+            finally:
+                conn.execute("ROLLBACK")
+
+    def upkeep(self) -> PostgresUpkeep:
+        """The daemon's housekeeping of this store (see :class:`journeyc.store.abc.Upkeep`)."""
+        return PostgresUpkeep(self)
 
     def event_history(self) -> PostgresEventHistory:
         """The engine's reads of the log by user (:class:`~journeyc.store.abc.EventHistory`)."""

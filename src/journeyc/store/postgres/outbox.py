@@ -1,0 +1,147 @@
+"""The outbox in PostgreSQL: the dispatcher's queue of sends (see
+:class:`journeyc.store.abc.Outbox`).
+
+Several dispatchers may work one outbox at once, on several machines. A claim selects
+the due rows ``FOR UPDATE SKIP LOCKED`` and moves them to the lease's end in the same
+statement: rows another worker is claiming at that moment are skipped, never waited
+for, and once its transaction commits they are no longer due. Outcomes are written only
+to rows still ``queued`` (a row another worker sent after a lease ran out stays sent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from journeyc.store.abc import Failure, PutOff, QueuedSend, Retry
+from journeyc.store.postgres.schema import Connection
+
+__all__ = ["PostgresOutbox"]
+
+_ROW_COLS = (
+    "o.id, o.key, o.journey_id, o.user_id, o.step, o.channel, o.message, o.content::text,"
+    " o.attempts"
+)
+
+
+class _Store(Protocol):
+    """What the outbox needs of :class:`~journeyc.store.postgres.store.PostgresStore`
+    (named so, not imported: the store imports this module)."""
+
+    def writing(self) -> AbstractContextManager[Connection]: ...
+
+    def connection(self) -> AbstractContextManager[Connection]: ...
+
+
+class PostgresOutbox:
+    """The ``outbox`` table of a PostgreSQL store (:meth:`PostgresStore.outbox`)."""
+
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+
+    def next_due(self, skip_channels: Collection[str] = ()) -> int | None:
+        """When the earliest queued row is due, leaving out ``skip_channels``' rows."""
+        with self._store.connection() as conn:
+            row = conn.execute(
+                "SELECT min(next_attempt_at) FROM outbox WHERE status = 'queued'"
+                " AND (channel IS NULL OR NOT channel = ANY(%s))",
+                (sorted(skip_channels),),
+            ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def undeliverable(self, now_ms: int, channels: Collection[str], limit: int) -> list[QueuedSend]:
+        """Due rows without a channel or of a channel not in ``channels`` (rows another
+        worker has locked are skipped)."""
+        with self._store.writing() as conn:
+            rows = conn.execute(
+                f"SELECT {_ROW_COLS} FROM outbox AS o WHERE o.status = 'queued'"
+                " AND o.next_attempt_at <= %s AND (o.channel IS NULL OR NOT o.channel = ANY(%s))"
+                " ORDER BY o.next_attempt_at, o.id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (now_ms, sorted(channels), limit),
+            ).fetchall()
+        return [QueuedSend._make(row) for row in rows]
+
+    def claim(
+        self, channel: str, now_ms: int, limit: int, worker: str, lease_until_ms: int
+    ) -> list[QueuedSend]:
+        """Lease ``channel``'s due rows to ``worker`` until ``lease_until_ms``."""
+        with self._store.writing() as conn:
+            rows = conn.execute(
+                "WITH due AS (SELECT id, next_attempt_at FROM outbox WHERE status = 'queued'"
+                " AND next_attempt_at <= %s AND channel = %s ORDER BY next_attempt_at, id"
+                " LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " UPDATE outbox AS o SET next_attempt_at = %s, claimed_by = %s FROM due"
+                f" WHERE o.id = due.id RETURNING due.next_attempt_at, {_ROW_COLS}",
+                (now_ms, channel, limit, lease_until_ms, worker),
+            ).fetchall()
+        # RETURNING keeps no order: earliest due first, then by id, as selected.
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return [QueuedSend._make(row[1:]) for row in rows]
+
+    def put_off_channel(self, channel: str, now_ms: int, until_ms: int) -> int:
+        """Move ``channel``'s due rows to ``until_ms``, unclaimed."""
+        with self._store.writing() as conn:
+            return conn.execute(
+                "UPDATE outbox SET next_attempt_at = %s, claimed_by = NULL"
+                " WHERE status = 'queued' AND next_attempt_at <= %s AND channel = %s",
+                (until_ms, now_ms, channel),
+            ).rowcount
+
+    def mark_sent(self, sent_at_ms: int, ids: Sequence[int]) -> None:
+        """Mark queued rows sent at ``sent_at_ms``, one more attempt counted."""
+        with self._store.writing() as conn:
+            conn.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = %s, attempts = attempts + 1,"
+                " next_attempt_at = NULL, error = NULL, claimed_by = NULL"
+                " WHERE id = ANY(%s) AND status = 'queued'",
+                (sent_at_ms, list(ids)),
+            )
+
+    def mark_sent_late(self, rows: Sequence[tuple[int, int]]) -> None:
+        """Mark given-up queued rows sent, ``(sent_at_ms, id)``."""
+        self._many(
+            "UPDATE outbox SET status = 'sent', sent_at = %s, next_attempt_at = NULL,"
+            " error = NULL, claimed_by = NULL WHERE id = %s AND status = 'queued'",
+            rows,
+        )
+
+    def retry(self, rows: Sequence[Retry]) -> None:
+        """Write failed attempts to try again."""
+        self._many(
+            "UPDATE outbox SET attempts = %s, next_attempt_at = %s, error = %s,"
+            " claimed_by = NULL WHERE id = %s AND status = 'queued'",
+            rows,
+        )
+
+    def fail(self, rows: Sequence[Failure]) -> None:
+        """Mark queued rows failed."""
+        self._many(
+            "UPDATE outbox SET status = 'failed', attempts = %s, next_attempt_at = NULL,"
+            " error = %s, claimed_by = NULL WHERE id = %s AND status = 'queued'",
+            rows,
+        )
+
+    def put_off(self, rows: Sequence[PutOff]) -> None:
+        """Hand claimed rows back untried."""
+        self._many(
+            "UPDATE outbox SET next_attempt_at = %s, claimed_by = NULL"
+            " WHERE id = %s AND status = 'queued'",
+            rows,
+        )
+
+    def reclaim(self, now_ms: int, alive: Collection[str]) -> int:
+        """Make the claims of workers not in ``alive`` due at ``now_ms``."""
+        with self._store.writing() as conn:
+            return conn.execute(
+                "UPDATE outbox SET next_attempt_at = %s, claimed_by = NULL"
+                " WHERE status = 'queued' AND claimed_by IS NOT NULL"
+                " AND NOT claimed_by = ANY(%s)",
+                (now_ms, sorted(alive)),
+            ).rowcount
+
+    def _many(self, query: str, rows: Sequence[tuple[object, ...]]) -> None:
+        if not rows:
+            return
+        with self._store.writing() as conn, conn.cursor() as cur:
+            cur.executemany(query, rows)  # psycopg pipelines them: one round trip

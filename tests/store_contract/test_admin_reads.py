@@ -1,0 +1,64 @@
+"""The admin reads (one snapshot per block) and the daemon's upkeep, on every store."""
+
+from __future__ import annotations
+
+from journeyc.store.abc import Failure, Store
+from tests.store_contract.calls import alias, identify, track
+from tests.store_contract.test_outbox import T, claim, ids, queue, state
+
+
+def test_reads_of_a_block_see_one_snapshot(store: Store) -> None:
+    store.append_events([track("a"), identify("b", plan="pro"), alias("c", "anon", "u1")])
+    store.set_cursor("engine", 2)
+    with store.reading() as r:
+        r.ping()
+        assert (r.count_events(), r.count_profiles(), r.cursor("engine")) == (3, 1, 2)
+        last = r.last_seq()
+        store.append_events([track("d", user="u2")])  # committed after the block began
+        assert (r.count_events(), r.last_seq(), r.count_profiles()) == (3, last, 1)
+        assert r.traits("u1") == {"plan": "pro"} and r.traits("nobody") is None
+        assert r.canonical_user("anon") == "u1" and r.canonical_user("u1") == "u1"
+        assert r.has_events("u1") and not r.has_events("anon")
+    with store.reading() as r:
+        assert r.count_events() == 4 and r.has_events("u2")
+
+
+def test_outbox_reads(target: str, store: Store) -> None:
+    queue(target, ("a", "inapp", T), ("b", "email", T), ("c", "email", T), ("d", None, T))
+    n = ids(target)
+    claim(store, "w", T)
+    box = store.outbox()
+    with store.transaction():
+        box.mark_sent(T + 3, [n["a"]])
+        box.fail([Failure(1, "bounced", n["b"])])
+    with store.reading() as r:
+        assert r.outbox_statuses() == {"sent": 1, "failed": 1, "queued": 2}
+        assert r.backlog() == 2
+        assert [f.key for f in r.recent_failures(10)] == ["b"]
+        assert r.recent_failures(10)[0].error == "bounced"
+        assert [(m.message, m.content, m.sent_at) for m in r.inbox("u", 10)] == [
+            ("m", {"body": "hi"}, T + 3)
+        ]
+        assert r.sends_per_channel() == [
+            ("email", "failed", 1),
+            ("email", "queued", 1),
+            ("inapp", "sent", 1),
+            ("none", "queued", 1),
+        ]
+
+
+def test_upkeep_removes_what_retention_lets_go(target: str, store: Store) -> None:
+    queue(target, ("old", "email", T), ("new", "email", T), ("kept", "email", T))
+    n = ids(target)
+    claim(store, "w", T)
+    with store.transaction():
+        store.outbox().mark_sent(T + 10, [n["old"]])
+        store.outbox().mark_sent(T + 90, [n["new"]])
+    upkeep = store.upkeep()
+    try:
+        upkeep.defer_checkpoints(10_000)
+        assert upkeep.remove_old(T + 50) == (1, 0)
+        upkeep.checkpoint()
+    finally:
+        upkeep.close()
+    assert sorted(state(target)) == ["kept", "new"]

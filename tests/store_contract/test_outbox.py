@@ -1,0 +1,177 @@
+"""The outbox as the dispatchers work it: unique keys, exclusive claims and leases,
+outcomes only on queued rows, reclaiming dead workers' rows, on every store.
+
+The engine queues rows in its unit of work; here they are written with the database's
+own driver (``queue``), and read back the same way (``state``)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+
+from journeyc.store.abc import Failure, PutOff, Retry, Store
+from journeyc.store.open import is_url
+from tests.store_contract.conftest import Opener
+
+T = 1_700_000_000_000
+COLS = (
+    "key, journey_id, user_id, step, channel, message, content, status, next_attempt_at, created_at"
+)
+
+
+def queue(target: str, *rows: tuple[str, str | None, int]) -> None:
+    """Queue ``(key, channel, due at)`` rows (journey ``j``, user ``u``, step ``s``)."""
+    values = [
+        (k, "j", "u", "s", ch, "m", '{"body": "hi"}', "queued", due, T) for k, ch, due in rows
+    ]
+    if is_url(target):
+        with psycopg.connect(target) as conn:
+            conn.cursor().executemany(
+                f"INSERT INTO outbox ({COLS})"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)",
+                values,
+            )
+    else:
+        with sqlite3.connect(target) as conn:
+            conn.executemany(
+                f"INSERT INTO outbox ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values
+            )
+
+
+def state(target: str) -> dict[str, tuple[Any, ...]]:
+    """key → (status, attempts, next_attempt_at, claimed_by, sent_at, error)."""
+    query = "SELECT key, status, attempts, next_attempt_at, claimed_by, sent_at, error FROM outbox"
+    if is_url(target):
+        with psycopg.connect(target) as conn:
+            rows = conn.execute(query).fetchall()
+    else:
+        with sqlite3.connect(target) as conn:
+            rows = conn.execute(query).fetchall()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def ids(target: str) -> dict[str, int]:
+    query = "SELECT key, id FROM outbox"
+    if is_url(target):
+        with psycopg.connect(target) as conn:
+            return dict(conn.execute(query).fetchall())
+    with sqlite3.connect(target) as conn:
+        return dict(conn.execute(query).fetchall())
+
+
+def claim(
+    store: Store,
+    worker: str,
+    now: int,
+    limit: int = 100,
+    until: int = T + 60_000,
+    channel: str = "email",
+) -> list[str]:
+    with store.transaction():
+        return [r.key for r in store.outbox().claim("email", now, limit, worker, until)]
+
+
+def test_a_key_is_queued_once(target: str, store: Store) -> None:
+    queue(target, ("k1", "email", T))
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+        queue(target, ("k1", "sms", T + 5))
+    assert list(state(target)) == ["k1"]
+    assert [r.channel for r in store.outbox().claim("email", T, 10, "w", T + 1)] == ["email"]
+
+
+def test_a_claim_leases_the_earliest_due_rows_to_one_worker(target: str, store: Store) -> None:
+    queue(
+        target,
+        *[(f"k{i}", "email", T + i) for i in range(6)],
+        ("later", "email", T + 99),
+        ("sms", "sms", T),
+    )
+    assert claim(store, "w1", T + 10, limit=4) == ["k0", "k1", "k2", "k3"]
+    assert claim(store, "w2", T + 10) == ["k4", "k5"]  # w1's are leased: not due
+    assert claim(store, "w2", T + 10) == []
+    row = store.outbox()
+    got = state(target)
+    assert got["k0"][2:4] == (T + 60_000, "w1") and got["k4"][3] == "w2"
+    assert row.next_due() == T  # the sms row
+    assert row.next_due(skip_channels=["sms"]) == T + 99
+    # when the lease ends, the rows are due again: another worker takes them
+    assert claim(store, "w3", T + 60_000, limit=3) == ["later", "k0", "k1"]
+
+
+def test_claims_of_racing_workers_are_disjoint_and_take_every_row(
+    target: str, store: Store, open_again: Opener
+) -> None:
+    queue(target, *[(f"k{i:02d}", "email", T + i) for i in range(60)])
+    stores = [store, open_again(), open_again()]
+    got: dict[str, list[str]] = {f"w{k}": [] for k in range(6)}
+    start = threading.Barrier(6)
+
+    def work(k: int) -> None:
+        start.wait()
+        while batch := claim(stores[k % 3], f"w{k}", T + 100, limit=3):
+            got[f"w{k}"].extend(batch)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    taken = [key for keys in got.values() for key in keys]
+    assert sorted(taken) == [f"k{i:02d}" for i in range(60)]  # each once
+    held = state(target)
+    assert all(held[key][3] == w for w, keys in got.items() for key in keys)
+
+
+def test_outcomes_touch_only_queued_rows(target: str, store: Store) -> None:
+    queue(target, ("a", "email", T), ("b", "email", T), ("c", "email", T), ("d", "email", T))
+    claim(store, "w1", T)
+    n = ids(target)
+    box = store.outbox()
+    with store.transaction():
+        box.mark_sent(T + 1, [n["a"]])
+        box.retry([Retry(1, T + 500, "timeout", n["b"])])
+        box.fail([Failure(3, "bounced", n["c"])])
+        box.put_off([PutOff(T + 900, n["d"])])
+    with store.transaction():  # a late outcome for rows already settled changes nothing
+        box.retry([Retry(9, T + 5, "late", n["a"]), Retry(9, T + 5, "late", n["c"])])
+        box.fail([Failure(9, "late", n["a"])])
+        box.mark_sent_late([(T + 7, n["c"])])
+    got = state(target)
+    assert got["a"] == ("sent", 1, None, None, T + 1, None)
+    assert got["b"] == ("queued", 1, T + 500, None, None, "timeout")
+    assert got["c"] == ("failed", 3, None, None, None, "bounced")
+    assert got["d"] == ("queued", 0, T + 900, None, None, None)
+    with store.transaction():
+        box.mark_sent_late([(T + 8, n["b"])])
+    assert state(target)["b"][0] == "sent"
+
+
+def test_reclaim_frees_only_the_dead_workers_rows(target: str, store: Store) -> None:
+    queue(target, ("a", "email", T), ("b", "email", T + 1), ("c", "email", T + 2))
+    claim(store, "dead", T + 5, limit=2)
+    claim(store, "alive", T + 5)
+    with store.transaction():
+        assert store.outbox().reclaim(T + 7, ["alive"]) == 2
+    got = state(target)
+    assert got["a"][2:4] == (T + 7, None) and got["b"][2:4] == (T + 7, None)
+    assert got["c"][3] == "alive"
+
+
+def test_undeliverable_rows_and_a_channel_put_off(target: str, store: Store) -> None:
+    queue(
+        target,
+        ("none", None, T),
+        ("fax", "fax", T + 1),
+        ("mail", "email", T + 2),
+        ("soon", "fax", T + 50),
+    )
+    box = store.outbox()
+    with store.transaction():
+        assert [r.key for r in box.undeliverable(T + 10, ["email"], 10)] == ["none", "fax"]
+        assert box.put_off_channel("email", T + 10, T + 1000) == 1
+    assert state(target)["mail"][2] == T + 1000
+    assert box.next_due(skip_channels=["fax"]) == T
