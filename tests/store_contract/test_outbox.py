@@ -6,12 +6,15 @@ own driver (``queue``), and read back the same way (``state``)."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from journeyc.store.abc import Failure, PutOff, Retry, Store
 from journeyc.store.open import is_url
@@ -71,8 +74,9 @@ def claim(
     until: int = T + 60_000,
     channel: str = "email",
 ) -> list[str]:
+    """``worker``'s claim of ``channel``'s rows due at ``now``: their keys."""
     with store.transaction():
-        return [r.key for r in store.outbox().claim("email", now, limit, worker, until)]
+        return [r.key for r in store.outbox().claim(channel, now, limit, worker, until)]
 
 
 def test_a_key_is_queued_once(target: str, store: Store) -> None:
@@ -175,3 +179,32 @@ def test_undeliverable_rows_and_a_channel_put_off(target: str, store: Store) -> 
         assert box.put_off_channel("email", T + 10, T + 1000) == 1
     assert state(target)["mail"][2] == T + 1000
     assert box.next_due(skip_channels=["fax"]) == T
+
+
+_runs = itertools.count()
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("abc"), st.integers(0, 180_000), st.integers(1, 4)),
+        max_size=12,
+    )
+)
+def test_no_row_is_leased_to_two_workers_at_once(
+    target: str, store: Store, claims: list[tuple[str, int, int]]
+) -> None:
+    # (worker, time step, limit) claims with 60 s leases: a row is claimed again only
+    # once its lease has ended. Each example queues rows of a channel of its own.
+    run = next(_runs)
+    channel = f"c{run}"
+    queue(target, *[(f"r{run}-{i}", channel, T + i) for i in range(6)])
+    held: dict[str, tuple[str, int]] = {}  # key → (worker, lease end)
+    now = T
+    for worker, step, limit in claims:
+        now += step
+        for key in claim(store, worker, now, limit, until=now + 60_000, channel=channel):
+            if key in held:
+                other, until = held[key]
+                assert until <= now, f"{key} leased to {other} until {until}, {worker} at {now}"
+            held[key] = (worker, now + 60_000)
