@@ -14,6 +14,7 @@ from journeyc.store.abc import SegmentDefinition
 from journeyc.store.dueheap import DueHeap
 from journeyc.store.postgres.schema import Connection
 from journeyc.store.rows import SegmentRow
+from journeyc.store.standing import merged_standing
 
 __all__ = ["PostgresSegmentBook"]
 
@@ -158,12 +159,7 @@ class PostgresSegmentBook:
     def merge(self, frm: str, into: str, at_ms: int) -> None:
         """Make ``frm``'s standing ``into``'s (as the SQLite store's book)."""
         theirs = self.rows(frm)
-        mine = self.rows(into)
-        new: list[tuple[str, SegmentRow]] = []
-        for seg, row in sorted(theirs.items()):
-            own = mine.get(seg)
-            if own is None or (row.member and (not own.member or row.since < own.since)):
-                new.append((seg, row))
+        new = merged_standing(theirs, self.rows(into))
         if new:
             self.write(into, new, [], at_ms)
         if self.keep:

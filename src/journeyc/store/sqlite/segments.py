@@ -12,6 +12,7 @@ from journeyc.compile import ir
 from journeyc.store.abc import SegmentDefinition
 from journeyc.store.dueheap import DueHeap
 from journeyc.store.rows import SegmentRow
+from journeyc.store.standing import merged_standing
 
 __all__ = ["SegmentBook"]
 
@@ -157,12 +158,7 @@ class SegmentBook:
         else ``into``'s row, else ``frm``'s. ``frm``'s rows go; its logged changes stay
         (history, forgotten with the user). The caller evaluates the segments again."""
         theirs = self.rows(frm)
-        mine = self.rows(into)
-        new: list[tuple[str, SegmentRow]] = []
-        for seg, row in sorted(theirs.items()):
-            own = mine.get(seg)
-            if own is None or (row.member and (not own.member or row.since < own.since)):
-                new.append((seg, row))
+        new = merged_standing(theirs, self.rows(into))
         if new:
             self.write(into, new, [], at_ms)
         if self.keep:
