@@ -3,24 +3,17 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any
 
-from journeyc.store.postgres.schema import Connection
+from journeyc.store.postgres.schema import Connections
 
 __all__ = ["PostgresEventHistory"]
-
-
-class _Store(Protocol):
-    """What the reads need of :class:`~journeyc.store.postgres.store.PostgresStore`."""
-
-    def connection(self) -> AbstractContextManager[Connection]: ...
 
 
 class PostgresEventHistory:
     """The ``events`` table, read per user."""
 
-    def __init__(self, store: _Store) -> None:
+    def __init__(self, store: Connections) -> None:
         self._store = store
 
     def user_events(

@@ -11,30 +11,19 @@ workers asking at once exactly one gets it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from typing import Protocol
 
 from journeyc.store.leases import WorkerLeases
-from journeyc.store.postgres.schema import Connection
+from journeyc.store.postgres.schema import Connections
 
 __all__ = ["PostgresLeases"]
 
 _NOW = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
 
-class _Store(Protocol):
-    """What the leases need of :class:`~journeyc.store.postgres.store.PostgresStore`
-    (named so, not imported: the store imports this module)."""
-
-    def writing(self) -> AbstractContextManager[Connection]: ...
-
-    def connection(self) -> AbstractContextManager[Connection]: ...
-
-
 class PostgresLeases:
     """Partition leases over a :class:`~journeyc.store.postgres.store.PostgresStore`."""
 
-    def __init__(self, store: _Store) -> None:
+    def __init__(self, store: Connections) -> None:
         self._store = store
 
     def acquire(self, worker_id: str, partitions: Sequence[int], ttl_s: float) -> list[int]:

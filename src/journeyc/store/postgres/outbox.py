@@ -11,11 +11,9 @@ to rows still ``queued`` (a row another worker sent after a lease ran out stays 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from contextlib import AbstractContextManager
-from typing import Protocol
 
 from journeyc.store.abc import Failure, PutOff, QueuedSend, Retry
-from journeyc.store.postgres.schema import Connection
+from journeyc.store.postgres.schema import Connections
 
 __all__ = ["PostgresOutbox"]
 
@@ -25,19 +23,10 @@ _ROW_COLS = (
 )
 
 
-class _Store(Protocol):
-    """What the outbox needs of :class:`~journeyc.store.postgres.store.PostgresStore`
-    (named so, not imported: the store imports this module)."""
-
-    def writing(self) -> AbstractContextManager[Connection]: ...
-
-    def connection(self) -> AbstractContextManager[Connection]: ...
-
-
 class PostgresOutbox:
     """The ``outbox`` table of a PostgreSQL store (:meth:`PostgresStore.outbox`)."""
 
-    def __init__(self, store: _Store) -> None:
+    def __init__(self, store: Connections) -> None:
         self._store = store
 
     def next_due(self, skip_channels: Collection[str] = ()) -> int | None:

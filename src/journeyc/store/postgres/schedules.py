@@ -4,10 +4,9 @@ Users are walked in code point order (``COLLATE "C"``), as SQLite walks them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any
 
-from journeyc.store.postgres.schema import Connection
+from journeyc.store.postgres.schema import Connections
 from journeyc.store.rows import ScheduleRowValues
 
 __all__ = ["PostgresScheduleRows"]
@@ -15,18 +14,10 @@ __all__ = ["PostgresScheduleRows"]
 _COLUMNS = "journey_id, trigger, zone, spec, next_at, after_user"
 
 
-class _Store(Protocol):
-    """What the rows need of :class:`~journeyc.store.postgres.store.PostgresStore`."""
-
-    def connection(self) -> AbstractContextManager[Connection]: ...
-
-    def writing(self) -> AbstractContextManager[Connection]: ...
-
-
 class PostgresScheduleRows:
     """The ``schedules`` table."""
 
-    def __init__(self, store: _Store) -> None:
+    def __init__(self, store: Connections) -> None:
         self._store = store
 
     def replace(self, rows: Sequence[ScheduleRowValues]) -> None:

@@ -21,8 +21,9 @@ both stores, and fails until it is written). Never edit a migration that has shi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 
@@ -327,6 +328,20 @@ MIGRATION_LOCK = 0x6A6F75726E657901
 one of them migrates it (``journey`` in ASCII, then 1)."""
 
 Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+class Connections(Protocol):
+    """What the parts of the PostgreSQL store (outbox, leases, segment book, ...) need of
+    :class:`~journeyc.store.postgres.store.PostgresStore`, named so rather than
+    imported (the store imports them)."""
+
+    def connection(self) -> AbstractContextManager[Connection]:
+        """This thread's connection inside a transaction, else a pooled one."""
+        ...
+
+    def writing(self) -> AbstractContextManager[Connection]:
+        """This thread's connection inside the caller's transaction, or one of its own."""
+        ...
 
 
 def schema_version(conn: Connection) -> int:

@@ -6,13 +6,11 @@ every change in or out, as the SQLite store's book keeps them
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import Protocol
 
 from journeyc.compile import ir
 from journeyc.store.abc import SegmentDefinition
 from journeyc.store.dueheap import DueHeap
-from journeyc.store.postgres.schema import Connection
+from journeyc.store.postgres.schema import Connections
 from journeyc.store.rows import SegmentRow
 from journeyc.store.standing import merged_standing
 
@@ -29,18 +27,10 @@ _Member = tuple[str, str, bool, int, int | None]
 """A ``segment_members`` row as written: user, segment, member, since, recheck_at."""
 
 
-class _Store(Protocol):
-    """What the book needs of :class:`~journeyc.store.postgres.store.PostgresStore`."""
-
-    def connection(self) -> AbstractContextManager[Connection]: ...
-
-    def writing(self) -> AbstractContextManager[Connection]: ...
-
-
 class PostgresSegmentBook:
     """The ``segments``, ``segment_members`` and ``segment_changes`` tables."""
 
-    def __init__(self, store: _Store) -> None:
+    def __init__(self, store: Connections) -> None:
         self._store = store
         # keep (see hold()): this book makes every change to segment_members (the
         # simulator): rows once read stay known, and writes wait in memory until

@@ -7,25 +7,15 @@ checkpointer runs beside the writers), so :meth:`PostgresUpkeep.checkpoint` and
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import Protocol
-
-from journeyc.store.postgres.schema import Connection
+from journeyc.store.postgres.schema import Connections
 
 __all__ = ["PostgresUpkeep"]
-
-
-class _Store(Protocol):
-    """What the upkeep needs of :class:`~journeyc.store.postgres.store.PostgresStore`
-    (named so, not imported: the store imports this module)."""
-
-    def writing(self) -> AbstractContextManager[Connection]: ...
 
 
 class PostgresUpkeep:
     """Retention of one PostgreSQL store."""
 
-    def __init__(self, store: _Store) -> None:
+    def __init__(self, store: Connections) -> None:
         self._store = store
 
     def remove_old(self, before_ms: int) -> tuple[int, int]:
