@@ -12,7 +12,7 @@ read), whatever the database's collation.
 
 The version lives in the one row of ``schema_version``; the numbers are the SQLite
 store's, so a store of either kind at version ``n`` holds the same tables. The first
-migration here makes SQLite's version 6 at once (PostgreSQL support began there);
+migration here makes SQLite's version 7 at once (PostgreSQL support began there);
 later ones are appended beside SQLite's of the same number: a SQLite migration needs
 its PostgreSQL twin (tests/test_postgres_schema.py compares the tables and columns of
 both stores, and fails until it is written). Never edit a migration that has shipped.
@@ -46,11 +46,11 @@ class Migration:
     statements: tuple[str, ...]
 
 
-_V6 = Migration(
-    6,
+_V7 = Migration(
+    7,
     "events, profiles, journeys, instances, entries, outbox, actions, cursor, settings,"
-    " segments, schedules, products, identities, deliveries, the reports' sums"
-    " (SQLite's version 6)",
+    " segments, schedules, products, identities, deliveries, the reports' sums, the"
+    " e-mail index (SQLite's version 7)",
     (
         """CREATE TABLE events (
             seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -299,11 +299,13 @@ _V6 = Migration(
         """CREATE INDEX entries_to_goal
             ON entries (journey_id, (goal_at - entered_at), entered_at)
             WHERE goal_at IS NOT NULL""",
+        # The dashboard's user search by e-mail, in any case (SQLite's v7).
+        "CREATE INDEX profiles_email ON profiles (lower(traits ->> 'email'))",
     ),
 )
 
-_V7 = Migration(
-    7,
+_V8 = Migration(
+    8,
     "leases: which engine worker holds which partition of the users, until when",
     (
         """CREATE TABLE leases (
@@ -316,7 +318,7 @@ _V7 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V6, _V7)
+MIGRATIONS: tuple[Migration, ...] = (_V7, _V8)
 """Every migration in order of version."""
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
