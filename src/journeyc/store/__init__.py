@@ -8,7 +8,8 @@ statement and every database driver import lives under this package.
 
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.open import open_store
-from journeyc.store.sqlite import Store, StoredEvent
+from journeyc.store.rows import StoredEvent
+from journeyc.store.sqlite import Store
 from journeyc.store.sqlite.schema import SCHEMA_VERSION
 
 __all__ = [

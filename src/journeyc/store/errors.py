@@ -3,6 +3,11 @@ knowing which store they talk to."""
 
 from __future__ import annotations
 
+# The SQLite driver's error classes are the store's database errors: a driver import
+# inside store/, so that callers catch them without importing a driver. A store over
+# another driver raises these (mapping its driver's errors where it raises them).
+import sqlite3
+
 
 class StoreError(Exception):
     """A store that cannot be opened or used as asked."""
@@ -35,3 +40,12 @@ class StoreBusyError(StoreError):
         self.path = path
         self.waited_s = waited_s
         self.retry_after_s = 1
+
+
+DatabaseError = sqlite3.Error
+"""What the database itself raises (beside :class:`StoreError`), for callers that must
+survive it without importing the driver."""
+
+OperationalError = sqlite3.OperationalError
+"""What the database raises when it cannot do its work (locked, unreadable, full),
+as opposed to a wrong statement: the API answers it 503."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Cohort", "Instance", "ScheduleRowValues", "SegmentRow"]
+from journeyc.events import ALIAS, IDENTIFY
+
+__all__ = ["Cohort", "Instance", "ScheduleRowValues", "SegmentRow", "StoredEvent"]
 
 
 @dataclass(slots=True)
@@ -45,3 +47,23 @@ next_at, after_user (how far the audience of the firing due got)."""
 
 Cohort = tuple[str, str | None, bool, int, int]
 """A/B counts: ``(journey, arm, held out, entries, goals)``."""
+
+
+@dataclass(slots=True)
+class StoredEvent:
+    """An event as the log holds it: its ``seq`` is its place in arrival order."""
+
+    seq: int
+    message_id: str
+    user_id: str
+    name: str
+    at_ms: int
+    props: dict[str, Any]
+    received_ms: int
+
+    @property
+    def kind(self) -> str:
+        """``"identify"`` for identify calls, ``"alias"`` for merges of two ids,
+        ``"track"`` for the rest."""
+        name = self.name
+        return "identify" if name == IDENTIFY else "alias" if name == ALIAS else "track"

@@ -5,18 +5,15 @@ event log, profiles, journeys, instances and the outbox.
 hold the SQL of one part each.
 """
 
-from journeyc.store.errors import StoreBusyError
-from journeyc.store.rows import Cohort
+from journeyc.store.errors import DatabaseError, OperationalError, StoreBusyError
+from journeyc.store.rows import Cohort, StoredEvent
 from journeyc.store.sqlite.admin import canonical_user, entry_cohorts
 from journeyc.store.sqlite.store import (
     BULK_CACHE_KIB,
     LOCK_SUFFIX,
     LOCK_TIMEOUT_S,
     Connection,
-    DatabaseError,
-    OperationalError,
     Store,
-    StoredEvent,
     profile_zones,
 )
 

@@ -28,7 +28,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
@@ -43,7 +42,7 @@ from journeyc.events import (
 from journeyc.fastjson import dumps, loads
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
-from journeyc.store.rows import Cohort
+from journeyc.store.rows import Cohort, StoredEvent
 from journeyc.store.sqlite.admin import SqliteAdminReads, canonical_user, entry_cohorts, snapshot
 from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.catalog import SqliteCatalog
@@ -91,14 +90,6 @@ Connection = sqlite3.Connection
 """The connection a transaction hands its block: modules outside the store name it
 by this alias and import no database driver."""
 
-DatabaseError = sqlite3.Error
-"""What the database itself raises (beside :class:`StoreError`), for callers that must
-survive it without importing the driver."""
-
-OperationalError = sqlite3.OperationalError
-"""What the database raises when it cannot do its work (locked, unreadable, full),
-as opposed to a wrong statement: the API answers it 503."""
-
 LOCK_TIMEOUT_S = 10.0
 """How long a writer waits for the write lock before :class:`StoreBusyError` (the default
 of ``journeyc.toml``'s ``[store] lock_timeout``)."""
@@ -110,26 +101,6 @@ within this of the holder's commit."""
 LOCK_SUFFIX = ".lock"
 """The write lock file beside the database (``journeyc.db.lock``): see
 :meth:`Store.transaction`."""
-
-
-@dataclass(slots=True)
-class StoredEvent:
-    """An event as the log holds it: its ``seq`` is its place in arrival order."""
-
-    seq: int
-    message_id: str
-    user_id: str
-    name: str
-    at_ms: int
-    props: dict[str, Any]
-    received_ms: int
-
-    @property
-    def kind(self) -> str:
-        """``"identify"`` for identify calls, ``"alias"`` for merges of two ids,
-        ``"track"`` for the rest."""
-        name = self.name
-        return "identify" if name == IDENTIFY else "alias" if name == ALIAS else "track"
 
 
 class Store:
