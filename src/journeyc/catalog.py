@@ -35,11 +35,10 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from journeyc.events import error_path, json_reason, reject_constant, text_problems
-from journeyc.store.sqlite.products import product_id_text
+from journeyc.store.product_ids import product_id_text
 
 if TYPE_CHECKING:
-    from journeyc.store.abc import Catalog
-    from journeyc.store.sqlite import Store
+    from journeyc.store.abc import Catalog, Store
 
 Format: TypeAlias = Literal["jsonl", "csv"]
 

@@ -18,12 +18,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from journeyc.compile import ir
 from journeyc.events import Event
 from journeyc.store.leases import WorkerLeases
-from journeyc.store.rows import Cohort, Instance, ScheduleRowValues, SegmentRow
+from journeyc.store.rows import (
+    ActionCount,
+    Cohort,
+    Delivery,
+    DeployedJourney,
+    DeployedSegment,
+    EntryGroup,
+    FeedbackCount,
+    InFlight,
+    Instance,
+    JourneyVersion,
+    OutboxCount,
+    RecordedAction,
+    RecordedSegmentChange,
+    ScheduleRow,
+    ScheduleRowValues,
+    SegmentRow,
+    Send,
+    StoredEvent,
+)
 
 __all__ = [
     "ActionRecord",
@@ -33,6 +52,8 @@ __all__ = [
     "Catalog",
     "CatalogProduct",
     "Cursors",
+    "Deliveries",
+    "DeploymentReads",
     "EventHistory",
     "EventLog",
     "FailedSend",
@@ -50,11 +71,14 @@ __all__ = [
     "PutOff",
     "QueuedSend",
     "RecommendationReads",
+    "ReplayReads",
+    "ReportReads",
     "Retry",
     "ScheduleRows",
     "SegmentBook",
     "SegmentDefinition",
     "Settings",
+    "SimulationStore",
     "Store",
     "UnitOfWork",
     "Upkeep",
@@ -96,7 +120,7 @@ class EventLog(Protocol):
         """Whether the log holds an event later than ``seq``."""
         ...
 
-    def events_after(self, seq: int, limit: int = 1000) -> Sequence[LoggedEvent]:
+    def events_after(self, seq: int, limit: int = 1000) -> list[StoredEvent]:
         """At most ``limit`` events after ``seq``, in order."""
         ...
 
@@ -784,9 +808,9 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
         the engine does not know too), by user."""
         ...
 
-    def in_use(self, but_setting: str) -> tuple[bool, bool]:
+    def in_use(self, *but_settings: str) -> tuple[bool, bool]:
         """Whether the store holds events, entries, profiles or deployed journeys, and
-        whether it holds a setting other than ``but_setting``."""
+        whether it holds a setting other than ``but_settings``."""
         ...
 
     def runtime(self) -> UnitOfWork:
@@ -843,6 +867,200 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
 
     def leases(self) -> Leases:
         """The engine workers' partition leases."""
+        ...
+
+    # -- reads of what is deployed and of journey reports ---------------------------
+
+    def deployments(self) -> DeploymentReads:
+        """What the store has deployed and holds in flight (``journeyc plan``)."""
+        ...
+
+    def report_reads(self) -> AbstractContextManager[ReportReads]:
+        """A block reading one snapshot of the store for journey reports."""
+        ...
+
+    def replay_reads(self) -> ReplayReads:
+        """The reads of ``journeyc why``'s replay of one user."""
+        ...
+
+    def deliveries(self) -> Deliveries:
+        """The providers' delivery reports; writes join this store's transactions."""
+        ...
+
+
+# -- the simulator's in-memory unit of work -------------------------------------------
+
+
+@runtime_checkable
+class SimulationStore(Store, Protocol):
+    """A store the simulator owns from start to end: it holds the events and the
+    profile changes in memory and writes them in bulk (only the SQLite store has this
+    mode; a daemon's store never needs it)."""
+
+    def hold_events(self, learn: bool = True, write: bool = True) -> int:
+        """Hold the events logged from now on in memory until :meth:`flush_events`;
+        the last ``seq`` logged so far."""
+        ...
+
+    def append_held(self, events: Sequence[Event]) -> list[StoredEvent]:
+        """Append events the log does not hold (after :meth:`hold_events`), as
+        :meth:`events_after` would read them."""
+        ...
+
+    def flush_events(self) -> None:
+        """Write the events held since :meth:`hold_events`."""
+        ...
+
+    def hold_profiles(self) -> None:
+        """Hold profile changes in memory until :meth:`flush_profiles`."""
+        ...
+
+    def flush_profiles(self) -> None:
+        """Write the profile changes held since :meth:`hold_profiles`."""
+        ...
+
+    def bulk(self) -> AbstractContextManager[None]:
+        """A block whose commits are not synced to disk; leaving it syncs once."""
+        ...
+
+    def copy_in_memory(self) -> SimulationStore:
+        """A new in-memory store holding a copy of this one."""
+        ...
+
+
+# -- reads of what is deployed and of journey reports ---------------------------------
+
+
+class DeploymentReads(Protocol):
+    """What the store has deployed (journeys, segments, schedules) and holds in
+    flight: the reads of ``journeyc plan`` and of the engine's deploy state."""
+
+    def active_versions(self) -> dict[str, str]:
+        """The active version of each deployed journey, by journey id."""
+        ...
+
+    def journey_ir(self, journey_id: str, version: str) -> str | None:
+        """The IR (JSON) of one deployed journey version, None when never deployed."""
+        ...
+
+    def in_flight(self) -> list[InFlight]:
+        """Users in flight per journey, version and step, in that order."""
+        ...
+
+    def deployed_segments(self) -> dict[str, DeployedSegment]:
+        """The segments the membership rows were computed with, by name."""
+        ...
+
+    def schedule_rows(self) -> list[ScheduleRow]:
+        """Every schedule row, by journey, trigger and zone."""
+        ...
+
+    def known_users(self) -> int:
+        """How many users the store knows."""
+        ...
+
+
+class Deliveries(Protocol):
+    """What providers report after a send (delivered, opened, bounced, ...), each
+    naming the send by its outbox key; a report kept already (same key, kind and
+    provider event id) adds nothing."""
+
+    def sends(self, keys: Iterable[str]) -> dict[str, Send]:
+        """The outbox rows with these keys, by key (keys no row has are left out)."""
+        ...
+
+    def record(self, deliveries: Sequence[Delivery]) -> list[bool]:
+        """Keep the reports in one transaction (inside the caller's); for each,
+        whether it was new."""
+        ...
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Reports per ``(kind, channel)`` (channel ``none`` for a send without one)."""
+        ...
+
+
+class ReplayReads(Protocol):
+    """The reads of replaying one user (``journeyc why``): their events in log order,
+    their profile before the replay starts, the journey versions the store deployed,
+    and what the store recorded for them, to compare a replay with."""
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A block reading the store at one moment (a writer goes on meanwhile)."""
+        ...
+
+    def is_known(self, user_id: str) -> bool:
+        """Whether the store knows the user (a profile or an event)."""
+        ...
+
+    def user_events(self, ids: list[str]) -> list[Event]:
+        """The events of any of ``ids``, in log order."""
+        ...
+
+    def profile_before(self, ids: list[str], before_ms: int) -> dict[str, dict[str, Any]]:
+        """The traits of each of ``ids`` as they stood before ``before_ms``, by id."""
+        ...
+
+    def deployed_versions(self) -> list[DeployedJourney]:
+        """Every journey version the store deployed, in the order they were."""
+        ...
+
+    def recorded_actions(self, ids: list[str]) -> list[RecordedAction]:
+        """The action log rows of any of ``ids``, in order."""
+        ...
+
+    def recorded_segment_changes(self, ids: list[str]) -> list[RecordedSegmentChange]:
+        """The logged segment changes of any of ``ids``, in order."""
+        ...
+
+    def last_activity(self) -> int | None:
+        """The time of the last thing the store recorded, None for none."""
+        ...
+
+
+class ReportReads(Protocol):
+    """The reads of journey reports (:mod:`journeyc.reports`), over one journey and
+    a time range ``[since_ms, until_ms)`` (None: no bound), all in one snapshot."""
+
+    def journey_ids(self) -> list[str]:
+        """Every journey id the store has deployed, sorted."""
+        ...
+
+    def deployed_versions(self, journey_id: str) -> list[JourneyVersion]:
+        """The journey's deployed versions, oldest first."""
+        ...
+
+    def entry_groups(
+        self, journey_id: str, since_ms: int | None, until_ms: int | None
+    ) -> list[EntryGroup]:
+        """Entries made in the range per (holdout, arm), with their conversions."""
+        ...
+
+    def median_ms_to_goal(
+        self, journey_id: str, since_ms: int | None, until_ms: int | None, conversions: int
+    ) -> float | None:
+        """The median time from entry to goal of the range's converted entries."""
+        ...
+
+    def action_counts(
+        self, journey_id: str, since_ms: int | None, until_ms: int | None
+    ) -> list[ActionCount]:
+        """The journey's actions in the range per step, action and label."""
+        ...
+
+    def waiting_now(self, journey_id: str, version: str | None) -> dict[str, int]:
+        """Users in the journey now (of one version, or all) by step."""
+        ...
+
+    def outbox_counts(
+        self, journey_id: str, since_ms: int | None, until_ms: int | None
+    ) -> list[OutboxCount]:
+        """Outbox rows queued in the range per channel and status."""
+        ...
+
+    def feedback_counts(
+        self, journey_id: str, since_ms: int | None, until_ms: int | None
+    ) -> list[FeedbackCount]:
+        """Messages with a provider report of each kind per channel."""
         ...
 
 

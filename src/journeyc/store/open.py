@@ -3,10 +3,13 @@ a ``postgresql://`` (or ``postgres://``) URL the PostgreSQL store."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from journeyc.store import abc
+from journeyc.store.errors import StoreError
+from journeyc.store.sqlite.admin import snapshot
 from journeyc.store.sqlite.store import LOCK_TIMEOUT_S
 from journeyc.store.sqlite.store import Store as SqliteStore
 
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     # recommendations(), catalog(): a PostgreSQL dialect of sqlite/dialect.py), not
     # built yet.
     _SQLITE: type[abc.Store] = SqliteStore
+    _SIMULATION: type[abc.SimulationStore] = SqliteStore
     _EVENT_LOG: type[abc.EventLog] = PostgresStore
     _PROFILES: type[abc.Profiles] = PostgresStore
     _IDENTITIES: type[abc.Identities] = PostgresStore
@@ -39,7 +43,16 @@ if TYPE_CHECKING:
     _ADMIN: type[abc.AdminReads] = PostgresAdminReads
     _UPKEEP: type[abc.Upkeep] = PostgresUpkeep
 
-__all__ = ["URL_SCHEMES", "is_url", "open_store"]
+__all__ = [
+    "LOCK_TIMEOUT_S",
+    "URL_SCHEMES",
+    "dashboard_reads",
+    "is_url",
+    "open_full_store",
+    "open_simulation_store",
+    "open_store",
+    "reading_at",
+]
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 """The beginnings of a target that names a PostgreSQL database."""
@@ -69,3 +82,44 @@ def open_store(
 
         return PostgresStore.open(str(target), lock_timeout_s=lock_timeout_s)
     return SqliteStore.open(target, lock_timeout_s=lock_timeout_s)
+
+
+def open_full_store(target: Path | str, *, lock_timeout_s: float = LOCK_TIMEOUT_S) -> abc.Store:
+    """:func:`open_store`, for a caller that needs every part of
+    :class:`journeyc.store.abc.Store` (the engine, the daemon, the CLI's commands).
+
+    Raises :class:`~journeyc.store.errors.StoreError` naming the target for a store
+    that lacks some: the PostgreSQL store has no engine unit of work, compiled reads,
+    deployments, report, replay or delivery reads yet (docs/postgres.md)."""
+    store = open_store(target, lock_timeout_s=lock_timeout_s)
+    if isinstance(store, SqliteStore):
+        return store
+    where = store.path
+    store.close()
+    raise StoreError(
+        f"{where}: the PostgreSQL store cannot serve this yet (it lacks the engine's unit"
+        " of work and the compiled reads; see docs/postgres.md)"
+    )
+
+
+def open_simulation_store(target: Path | str) -> abc.SimulationStore:
+    """A store for the simulator to own at ``target`` (a file path or ``:memory:``):
+    the SQLite store, the only one with the simulator's in-memory unit of work."""
+    return SqliteStore.open(target)
+
+
+def reading_at(target: Path | str) -> AbstractContextManager[abc.AdminReads]:
+    """A block reading one snapshot of the SQLite store at ``target`` on a connection
+    of its own, without opening the store (a metrics scrape: it never waits for a
+    writer)."""
+    return snapshot(target)
+
+
+def dashboard_reads(target: Path | str) -> abc.DashboardReads:
+    """The dashboard's reads of the SQLite store at ``target``, read-only (nothing is
+    opened until a read; :meth:`~journeyc.store.abc.DashboardReads.check` says whether
+    it is a store this journeyc reads)."""
+    # Imported here: only the dashboard loads its reads.
+    from journeyc.store.sqlite.ui import DashboardReads as SqliteDashboardReads
+
+    return SqliteDashboardReads(target)

@@ -3,12 +3,34 @@ plain values, the same whichever store holds them. No SQL here."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeAlias, get_args
 
 from journeyc.events import ALIAS, IDENTIFY
 
-__all__ = ["Cohort", "Instance", "ScheduleRowValues", "SegmentRow", "StoredEvent"]
+__all__ = [
+    "KINDS",
+    "ActionCount",
+    "Cohort",
+    "Delivery",
+    "DeployedJourney",
+    "DeployedSegment",
+    "EntryGroup",
+    "FeedbackCount",
+    "InFlight",
+    "Instance",
+    "JourneyVersion",
+    "Kind",
+    "OutboxCount",
+    "RecordedAction",
+    "RecordedSegmentChange",
+    "ScheduleRow",
+    "ScheduleRowValues",
+    "SegmentRow",
+    "Send",
+    "StoredEvent",
+]
 
 
 @dataclass(slots=True)
@@ -67,3 +89,154 @@ class StoredEvent:
         ``"track"`` for the rest."""
         name = self.name
         return "identify" if name == IDENTIFY else "alias" if name == ALIAS else "track"
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyVersion:
+    """One deployed version of a journey, with its IR (JSON)."""
+
+    version: str
+    deployed_at: int
+    active: bool
+    ir_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class EntryGroup:
+    """Entries of one (holdout, arm) group and how many reached the goal."""
+
+    holdout: bool
+    arm: str | None
+    entries: int
+    conversions: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActionCount:
+    """How many ``action`` rows with ``label`` were logged at ``step`` ('' for none)."""
+
+    step: str
+    action: str
+    label: str
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxCount:
+    """Outbox rows of one channel and status, and how many were tried more than once."""
+
+    channel: str
+    status: str
+    rows: int
+    retried: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackCount:
+    """Distinct messages (outbox keys) of one channel with a provider report of ``kind``."""
+
+    channel: str
+    kind: str
+    messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """How many users in flight one journey version holds at one step."""
+
+    journey_id: str
+    version: str
+    step: str
+    users: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedSegment:
+    """A segment as deployed: the hash of its definition (with the segments it uses)
+    and its own expression as IR JSON."""
+
+    name: str
+    hash: str
+    expr_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    """One row of ``schedules``: a journey's scheduled trigger in one time zone."""
+
+    journey_id: str
+    trigger: int
+    zone: str
+    spec: str
+    next_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedJourney:
+    """A journey version the store deployed: its IR (JSON), when it was first
+    deployed, and whether it is the active one now."""
+
+    journey_id: str
+    version: str
+    ir_json: str
+    deployed_at: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAction:
+    """One row of the action log: the id it was logged under, the journey, the step,
+    the action and its detail."""
+
+    at_ms: int
+    user_id: str
+    journey_id: str | None
+    step: str | None
+    action: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedSegmentChange:
+    """A logged change of one user's standing in a segment."""
+
+    at_ms: int
+    segment: str
+    entered: bool
+
+
+Kind: TypeAlias = Literal["delivered", "opened", "clicked", "bounced", "complained", "unsubscribed"]
+"""What a provider reports (the table's ``kind`` CHECK)."""
+
+KINDS: tuple[Kind, ...] = get_args(Kind)
+"""Every :data:`Kind`, in the order of a message's life."""
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """The outbox row a report names: where the send came from and how it went out
+    (``channel`` None: suppressed before one was chosen). ``user_id`` is the user the
+    send's user id names now (the known user an anonymous id was merged into)."""
+
+    key: str
+    journey_id: str
+    user_id: str
+    step: str
+    channel: str | None
+    message: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One report as the table keeps it; times are UTC epoch milliseconds."""
+
+    outbox_key: str
+    kind: Kind
+    at_ms: int
+    received_ms: int
+    journey_id: str
+    user_id: str
+    channel: str | None
+    provider_event_id: str
+    detail: Mapping[str, Any] = field(default_factory=dict)

@@ -45,10 +45,10 @@ from journeyc.store.postgres.schedules import PostgresScheduleRows
 from journeyc.store.postgres.schema import Connection, migrate, schema_version
 from journeyc.store.postgres.segments import PostgresSegmentBook
 from journeyc.store.postgres.upkeep import PostgresUpkeep
-from journeyc.store.rows import Cohort
+from journeyc.store.rows import Cohort, StoredEvent
 from journeyc.store.sqlite.products import LEARN, PRODUCT_EVENTS, product_rows
 from journeyc.store.sqlite.schema import TABLES  # the same tables (tests/test_postgres_schema.py)
-from journeyc.store.sqlite.store import LOCK_TIMEOUT_S, StoredEvent
+from journeyc.store.sqlite.store import LOCK_TIMEOUT_S
 from journeyc.store.traits import merge_into
 
 __all__ = ["CONNECT_TIMEOUT_S", "POOL_SIZE", "PostgresStore", "shown_url"]

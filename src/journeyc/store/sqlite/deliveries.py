@@ -11,56 +11,20 @@ reports together with what they bring (the webhook logs events in the same one).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias, get_args
+from collections.abc import Iterable, Sequence
 
 from journeyc.fastjson import dumps
-from journeyc.store.sqlite.store import Store
+from journeyc.store.rows import KINDS, Delivery, Kind, Send
+from journeyc.store.sqlite.connected import Connected
 
 __all__ = ["KINDS", "Deliveries", "Delivery", "Kind", "Send"]
 
-Kind: TypeAlias = Literal["delivered", "opened", "clicked", "bounced", "complained", "unsubscribed"]
-"""What a provider reports (the table's ``kind`` CHECK)."""
-
-KINDS: tuple[Kind, ...] = get_args(Kind)
-"""Every :data:`Kind`, in the order of a message's life."""
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """The outbox row a report names: where the send came from and how it went out
-    (``channel`` None: suppressed before one was chosen). ``user_id`` is the user the
-    send's user id names now (the known user an anonymous id was merged into)."""
-
-    key: str
-    journey_id: str
-    user_id: str
-    step: str
-    channel: str | None
-    message: str
-    status: str
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One report as the table keeps it; times are UTC epoch milliseconds."""
-
-    outbox_key: str
-    kind: Kind
-    at_ms: int
-    received_ms: int
-    journey_id: str
-    user_id: str
-    channel: str | None
-    provider_event_id: str
-    detail: Mapping[str, Any] = field(default_factory=dict)
-
 
 class Deliveries:
-    """The deliveries of one :class:`~journeyc.store.sqlite.Store`."""
+    """The deliveries of one :class:`~journeyc.store.sqlite.Store`
+    (:class:`journeyc.store.abc.Deliveries`)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Connected) -> None:
         self._store = store
 
     def sends(self, keys: Iterable[str]) -> dict[str, Send]:

@@ -7,9 +7,9 @@ rows. Writing a deployment is the engine's (:meth:`journeyc.engine.core.Engine.d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from journeyc.store.sqlite.store import Store
+from journeyc.store.rows import DeployedSegment, InFlight, ScheduleRow
+from journeyc.store.sqlite.connected import Connected
+from journeyc.store.sqlite.runtime import Runtime
 
 __all__ = [
     "DeployedSegment",
@@ -24,49 +24,18 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class InFlight:
-    """How many users in flight one journey version holds at one step."""
-
-    journey_id: str
-    version: str
-    step: str
-    users: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeployedSegment:
-    """A segment as deployed: the hash of its definition (with the segments it uses)
-    and its own expression as IR JSON."""
-
-    name: str
-    hash: str
-    expr_json: str
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleRow:
-    """One row of ``schedules``: a journey's scheduled trigger in one time zone."""
-
-    journey_id: str
-    trigger: int
-    zone: str
-    spec: str
-    next_at: int
-
-
-def active_versions(store: Store) -> dict[str, str]:
+def active_versions(store: Connected) -> dict[str, str]:
     """The active version of each deployed journey, by journey id."""
     rows = store.conn.execute("SELECT id, version FROM journeys WHERE active = 1 ORDER BY id")
     return {str(jid): str(version) for jid, version in rows}
 
 
-def journey_ir(store: Store, journey_id: str, version: str) -> str | None:
+def journey_ir(store: Connected, journey_id: str, version: str) -> str | None:
     """The IR (JSON) of one deployed journey version, None when never deployed."""
-    return store.runtime().journey_ir(journey_id, version)
+    return Runtime(store.conn).journey_ir(journey_id, version)
 
 
-def in_flight(store: Store) -> list[InFlight]:
+def in_flight(store: Connected) -> list[InFlight]:
     """The users in flight (running instances) per journey, version and step, in
     that order."""
     rows = store.conn.execute(
@@ -76,13 +45,13 @@ def in_flight(store: Store) -> list[InFlight]:
     return [InFlight(str(j), str(v), str(n), int(c)) for j, v, n, c in rows]
 
 
-def deployed_segments(store: Store) -> dict[str, DeployedSegment]:
+def deployed_segments(store: Connected) -> dict[str, DeployedSegment]:
     """The segments the store's membership rows were computed with, by name."""
     rows = store.conn.execute("SELECT name, hash, expr FROM segments ORDER BY name")
     return {str(n): DeployedSegment(str(n), str(h), str(e)) for n, h, e in rows}
 
 
-def schedule_rows(store: Store) -> list[ScheduleRow]:
+def schedule_rows(store: Connected) -> list[ScheduleRow]:
     """Every schedule row, by journey, trigger and zone."""
     rows = store.conn.execute(
         "SELECT journey_id, trigger, zone, spec, next_at FROM schedules ORDER BY 1, 2, 3"
@@ -90,7 +59,39 @@ def schedule_rows(store: Store) -> list[ScheduleRow]:
     return [ScheduleRow(str(j), int(t), str(z), str(s), int(n)) for j, t, z, s, n in rows]
 
 
-def known_users(store: Store) -> int:
+def known_users(store: Connected) -> int:
     """How many users the store knows (each has a profile row)."""
     (count,) = store.conn.execute("SELECT count(*) FROM profiles").fetchone()
     return int(count)
+
+
+class SqliteDeploymentReads:
+    """:class:`journeyc.store.abc.DeploymentReads` over one SQLite store: the functions
+    above, bound to it."""
+
+    def __init__(self, store: Connected) -> None:
+        self._store = store
+
+    def active_versions(self) -> dict[str, str]:
+        """See :func:`active_versions`."""
+        return active_versions(self._store)
+
+    def journey_ir(self, journey_id: str, version: str) -> str | None:
+        """See :func:`journey_ir`."""
+        return journey_ir(self._store, journey_id, version)
+
+    def in_flight(self) -> list[InFlight]:
+        """See :func:`in_flight`."""
+        return in_flight(self._store)
+
+    def deployed_segments(self) -> dict[str, DeployedSegment]:
+        """See :func:`deployed_segments`."""
+        return deployed_segments(self._store)
+
+    def schedule_rows(self) -> list[ScheduleRow]:
+        """See :func:`schedule_rows`."""
+        return schedule_rows(self._store)
+
+    def known_users(self) -> int:
+        """See :func:`known_users`."""
+        return known_users(self._store)

@@ -14,6 +14,8 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from journeyc.store.product_ids import product_id_text
+
 if TYPE_CHECKING:
     from journeyc.events import Event
 
@@ -21,18 +23,6 @@ __all__ = ["LEARN", "PRODUCT_EVENTS", "product_id_text", "product_rows", "upsert
 
 PRODUCT_EVENTS = frozenset({"product_viewed", "order_completed"})
 """The (normalized) event names products are learned from."""
-
-
-def product_id_text(value: object) -> object:
-    """A product id as feeds and events give it, as text: surrounding blanks dropped;
-    numeric ids name the same product as their digits. Anything else is returned as
-    it is (for the caller to reject)."""
-    # Feeds and pipelines send numeric ids too; they name the same product as their digits.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str):
-        return value.strip()
-    return value
 
 
 # A learned field only lands where the product has none; the WHERE clause skips the

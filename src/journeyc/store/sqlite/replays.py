@@ -7,13 +7,14 @@ and segment changes), to compare a replay with.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from journeyc.events import ALIAS, IDENTIFY, Event, Kind
 from journeyc.fastjson import dumps, loads
-from journeyc.store.sqlite.store import Store
+from journeyc.store.rows import DeployedJourney as DeployedVersion
+from journeyc.store.rows import RecordedAction, RecordedSegmentChange
+from journeyc.store.sqlite.connected import Connected
 from journeyc.store.traits import CONTEXT_WRITTEN
 
 __all__ = [
@@ -31,42 +32,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class DeployedVersion:
-    """A journey version the store deployed: its IR (JSON), when it was first
-    deployed, and whether it is the active one now."""
-
-    journey_id: str
-    version: str
-    ir_json: str
-    deployed_at: int
-    active: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedAction:
-    """One row of the action log: the id it was logged under, the journey, the step,
-    the action and its detail."""
-
-    at_ms: int
-    user_id: str
-    journey_id: str | None
-    step: str | None
-    action: str
-    detail: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedSegmentChange:
-    """A logged change of one user's standing in a segment."""
-
-    at_ms: int
-    segment: str
-    entered: bool
-
-
 @contextmanager
-def snapshot(store: Store) -> Iterator[None]:
+def snapshot(store: Connected) -> Iterator[None]:
     """Read the store at one moment for the block (a read transaction: in WAL mode a
     writer, the daemon's engine, goes on meanwhile), so the events and the actions
     compared with a replay are of the same moment. Inside a transaction already: that
@@ -86,7 +53,7 @@ def _ids_json(ids: list[str]) -> str:
     return dumps(sorted(ids))
 
 
-def is_known(store: Store, user_id: str) -> bool:
+def is_known(store: Connected, user_id: str) -> bool:
     """Whether the store knows the user (a profile row, or an event logged for them)."""
     row = store.conn.execute(
         "SELECT EXISTS (SELECT 1 FROM profiles WHERE user_id = ?)"
@@ -96,7 +63,7 @@ def is_known(store: Store, user_id: str) -> bool:
     return bool(row[0])
 
 
-def user_events(store: Store, ids: list[str]) -> list[Event]:
+def user_events(store: Connected, ids: list[str]) -> list[Event]:
     """Every event logged under ``ids``, in log order, as the engine read them (the
     ``kind`` from the name, as :class:`~journeyc.store.sqlite.StoredEvent` gives it)."""
     rows = store.conn.execute(
@@ -111,7 +78,7 @@ def user_events(store: Store, ids: list[str]) -> list[Event]:
     return out
 
 
-def profile_before(store: Store, ids: list[str], before_ms: int) -> dict[str, dict[str, Any]]:
+def profile_before(store: Connected, ids: list[str], before_ms: int) -> dict[str, dict[str, Any]]:
     """Per id, the traits of its profile last written before ``before_ms`` (loaded
     profiles, history): what a replay starting then begins with. Traits written since
     are left out (the replay writes them again from the events and steps), and so are
@@ -135,7 +102,7 @@ def profile_before(store: Store, ids: list[str], before_ms: int) -> dict[str, di
     return out
 
 
-def deployed_versions(store: Store) -> list[DeployedVersion]:
+def deployed_versions(store: Connected) -> list[DeployedVersion]:
     """Every journey version deployed, in the order of deployment (then id)."""
     rows = store.conn.execute(
         "SELECT id, version, ir, deployed_at, active FROM journeys ORDER BY deployed_at, id"
@@ -143,7 +110,7 @@ def deployed_versions(store: Store) -> list[DeployedVersion]:
     return [DeployedVersion(str(j), str(v), str(i), int(d), bool(a)) for j, v, i, d, a in rows]
 
 
-def recorded_actions(store: Store, ids: list[str]) -> list[RecordedAction]:
+def recorded_actions(store: Connected, ids: list[str]) -> list[RecordedAction]:
     """The action log's rows of ``ids``, in the order they were logged."""
     rows = store.conn.execute(
         "SELECT at, user_id, journey_id, step, action, detail FROM actions"
@@ -153,7 +120,7 @@ def recorded_actions(store: Store, ids: list[str]) -> list[RecordedAction]:
     return [RecordedAction(int(at), str(u), j, s, str(a), loads(d)) for at, u, j, s, a, d in rows]
 
 
-def recorded_segment_changes(store: Store, ids: list[str]) -> list[RecordedSegmentChange]:
+def recorded_segment_changes(store: Connected, ids: list[str]) -> list[RecordedSegmentChange]:
     """The segment changes logged for ``ids``, in the order they happened."""
     rows = store.conn.execute(
         "SELECT at, segment, entered FROM segment_changes"
@@ -163,7 +130,7 @@ def recorded_segment_changes(store: Store, ids: list[str]) -> list[RecordedSegme
     return [RecordedSegmentChange(int(at), str(s), bool(e)) for at, s, e in rows]
 
 
-def last_activity(store: Store) -> int | None:
+def last_activity(store: Connected) -> int | None:
     """The time of the last event or action the store holds, for any user: how long
     a simulation's clock ran (its users kept one another's clock going)."""
     row = store.conn.execute(
@@ -171,3 +138,43 @@ def last_activity(store: Store) -> int | None:
         " coalesce((SELECT max(at) FROM actions), -1))"
     ).fetchone()
     return None if row[0] is None or row[0] < 0 else int(row[0])
+
+
+class SqliteReplayReads:
+    """:class:`journeyc.store.abc.ReplayReads` over one SQLite store: the functions
+    above, bound to it."""
+
+    def __init__(self, store: Connected) -> None:
+        self._store = store
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """See :func:`snapshot`."""
+        return snapshot(self._store)
+
+    def is_known(self, user_id: str) -> bool:
+        """See :func:`is_known`."""
+        return is_known(self._store, user_id)
+
+    def user_events(self, ids: list[str]) -> list[Event]:
+        """See :func:`user_events`."""
+        return user_events(self._store, ids)
+
+    def profile_before(self, ids: list[str], before_ms: int) -> dict[str, dict[str, Any]]:
+        """See :func:`profile_before`."""
+        return profile_before(self._store, ids, before_ms)
+
+    def deployed_versions(self) -> list[DeployedVersion]:
+        """See :func:`deployed_versions`."""
+        return deployed_versions(self._store)
+
+    def recorded_actions(self, ids: list[str]) -> list[RecordedAction]:
+        """See :func:`recorded_actions`."""
+        return recorded_actions(self._store, ids)
+
+    def recorded_segment_changes(self, ids: list[str]) -> list[RecordedSegmentChange]:
+        """See :func:`recorded_segment_changes`."""
+        return recorded_segment_changes(self._store, ids)
+
+    def last_activity(self) -> int | None:
+        """See :func:`last_activity`."""
+        return last_activity(self._store)

@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from journeyc.store.rows import ActionCount, EntryGroup, FeedbackCount, OutboxCount
+from journeyc.store.rows import JourneyVersion as DeployedVersion
 from journeyc.store.sqlite.action_counts import HOUR_MS, LABEL
-from journeyc.store.sqlite.store import Store
+from journeyc.store.sqlite.connected import Connected
 
 __all__ = [
     "ActionCount",
@@ -38,57 +40,8 @@ __all__ = [
 _FAR = 1 << 62  # past any epoch-millisecond time, either way
 
 
-@dataclass(frozen=True, slots=True)
-class DeployedVersion:
-    """One deployed version of a journey, with its IR (JSON)."""
-
-    version: str
-    deployed_at: int
-    active: bool
-    ir_json: str
-
-
-@dataclass(frozen=True, slots=True)
-class EntryGroup:
-    """Entries of one (holdout, arm) group and how many reached the goal."""
-
-    holdout: bool
-    arm: str | None
-    entries: int
-    conversions: int
-
-
-@dataclass(frozen=True, slots=True)
-class ActionCount:
-    """How many ``action`` rows with ``label`` were logged at ``step`` ('' for none)."""
-
-    step: str
-    action: str
-    label: str
-    n: int
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxCount:
-    """Outbox rows of one channel and status, and how many were tried more than once."""
-
-    channel: str
-    status: str
-    rows: int
-    retried: int
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackCount:
-    """Distinct messages (outbox keys) of one channel with a provider report of ``kind``."""
-
-    channel: str
-    kind: str
-    messages: int
-
-
 @contextmanager
-def snapshot(store: Store) -> Iterator[Store]:
+def snapshot(store: Connected) -> Iterator[Connected]:
     """Read ``store`` at one point in time (a read transaction) for the block."""
     conn = store.conn
     conn.execute("BEGIN")
@@ -98,12 +51,12 @@ def snapshot(store: Store) -> Iterator[Store]:
         conn.execute("ROLLBACK")
 
 
-def journey_ids(store: Store) -> list[str]:
+def journey_ids(store: Connected) -> list[str]:
     """Every journey id the store has deployed, sorted."""
     return [str(r[0]) for r in store.conn.execute("SELECT DISTINCT id FROM journeys ORDER BY 1")]
 
 
-def deployed_versions(store: Store, journey_id: str) -> list[DeployedVersion]:
+def deployed_versions(store: Connected, journey_id: str) -> list[DeployedVersion]:
     """The journey's deployed versions, oldest first."""
     rows = store.conn.execute(
         "SELECT version, deployed_at, active, ir FROM journeys WHERE id = ?"
@@ -118,7 +71,7 @@ def _bounds(since_ms: int | None, until_ms: int | None) -> tuple[int, int]:
 
 
 def entry_groups(
-    store: Store, journey_id: str, since_ms: int | None, until_ms: int | None
+    store: Connected, journey_id: str, since_ms: int | None, until_ms: int | None
 ) -> list[EntryGroup]:
     """Entries made in the range per (holdout, arm), with their conversions (goal_at
     set: the engine sets it only within the goal's window)."""
@@ -134,7 +87,7 @@ def entry_groups(
 
 
 def median_ms_to_goal(
-    store: Store, journey_id: str, since_ms: int | None, until_ms: int | None, conversions: int
+    store: Connected, journey_id: str, since_ms: int | None, until_ms: int | None, conversions: int
 ) -> float | None:
     """The median of goal_at - entered_at over the range's ``conversions`` converted
     entries (the mean of the two middle ones for an even count), read at an offset of
@@ -174,7 +127,7 @@ def _cut(since_ms: int | None, until_ms: int | None) -> _Cut:
 
 
 def _sums_and_edges(
-    store: Store, journey_id: str, cut: _Cut, sums: str, rows: str
+    store: Connected, journey_id: str, cut: _Cut, sums: str, rows: str
 ) -> list[tuple[Any, ...]]:
     """The rows of ``sums`` (a grouped SELECT over a sums table for the journey, its
     ``hour`` between two ``?``) over the whole hours, then those of ``rows`` (the same
@@ -196,7 +149,7 @@ def _sums_and_edges(
 
 
 def action_counts(
-    store: Store, journey_id: str, since_ms: int | None, until_ms: int | None
+    store: Connected, journey_id: str, since_ms: int | None, until_ms: int | None
 ) -> list[ActionCount]:
     """The journey's actions in the range per step, action and label: the sums of the
     whole hours inside it, plus the actions of the partial hours at its edges."""
@@ -216,7 +169,7 @@ def action_counts(
     return [ActionCount(*key, n) for key, n in sorted(total.items())]
 
 
-def waiting_now(store: Store, journey_id: str, version: str | None) -> dict[str, int]:
+def waiting_now(store: Connected, journey_id: str, version: str | None) -> dict[str, int]:
     """Users in the journey now (of one version, or all) by the step they are at."""
     sql = (
         "SELECT node, count(*) FROM instances WHERE journey_id = ?"
@@ -229,7 +182,7 @@ def waiting_now(store: Store, journey_id: str, version: str | None) -> dict[str,
 
 
 def outbox_counts(
-    store: Store, journey_id: str, since_ms: int | None, until_ms: int | None
+    store: Connected, journey_id: str, since_ms: int | None, until_ms: int | None
 ) -> list[OutboxCount]:
     """Outbox rows queued in the range per channel and status (suppressions, which
     the actions count, left out): the sums of the whole hours, the rows at the edges."""
@@ -252,7 +205,7 @@ def outbox_counts(
 
 
 def feedback_counts(
-    store: Store, journey_id: str, since_ms: int | None, until_ms: int | None
+    store: Connected, journey_id: str, since_ms: int | None, until_ms: int | None
 ) -> list[FeedbackCount]:
     """Messages with a provider report of each kind per channel, each counted when
     the first report of that kind for it arrived, if that report is dated in the
@@ -277,3 +230,60 @@ def feedback_counts(
         key = (str(channel), str(kind))
         total[key] = total.get(key, 0) + int(n)
     return [FeedbackCount(c, k, n) for (c, k), n in sorted(total.items())]
+
+
+class SqliteReportReads:
+    """:class:`journeyc.store.abc.ReportReads` over one SQLite store: the functions
+    above, bound to it (read inside :func:`reads`)."""
+
+    def __init__(self, store: Connected) -> None:
+        self._store = store
+
+    def journey_ids(self) -> list[str]:
+        """See :func:`journey_ids`."""
+        return journey_ids(self._store)
+
+    def deployed_versions(self, journey_id: str) -> list[DeployedVersion]:
+        """See :func:`deployed_versions`."""
+        return deployed_versions(self._store, journey_id)
+
+    def entry_groups(
+        self, journey_id: str, since_ms: int | None, until_ms: int | None
+    ) -> list[EntryGroup]:
+        """See :func:`entry_groups`."""
+        return entry_groups(self._store, journey_id, since_ms, until_ms)
+
+    def median_ms_to_goal(
+        self, journey_id: str, since_ms: int | None, until_ms: int | None, conversions: int
+    ) -> float | None:
+        """See :func:`median_ms_to_goal`."""
+        return median_ms_to_goal(self._store, journey_id, since_ms, until_ms, conversions)
+
+    def action_counts(
+        self, journey_id: str, since_ms: int | None, until_ms: int | None
+    ) -> list[ActionCount]:
+        """See :func:`action_counts`."""
+        return action_counts(self._store, journey_id, since_ms, until_ms)
+
+    def waiting_now(self, journey_id: str, version: str | None) -> dict[str, int]:
+        """See :func:`waiting_now`."""
+        return waiting_now(self._store, journey_id, version)
+
+    def outbox_counts(
+        self, journey_id: str, since_ms: int | None, until_ms: int | None
+    ) -> list[OutboxCount]:
+        """See :func:`outbox_counts`."""
+        return outbox_counts(self._store, journey_id, since_ms, until_ms)
+
+    def feedback_counts(
+        self, journey_id: str, since_ms: int | None, until_ms: int | None
+    ) -> list[FeedbackCount]:
+        """See :func:`feedback_counts`."""
+        return feedback_counts(self._store, journey_id, since_ms, until_ms)
+
+
+@contextmanager
+def reads(store: Connected) -> Iterator[SqliteReportReads]:
+    """The report reads of ``store``, all in one snapshot for the block."""
+    with snapshot(store):
+        yield SqliteReportReads(store)

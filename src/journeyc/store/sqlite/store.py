@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
@@ -46,12 +46,16 @@ from journeyc.store.rows import Cohort, StoredEvent
 from journeyc.store.sqlite.admin import SqliteAdminReads, canonical_user, entry_cohorts, snapshot
 from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.catalog import SqliteCatalog
+from journeyc.store.sqlite.deliveries import Deliveries
+from journeyc.store.sqlite.deployments import SqliteDeploymentReads
 from journeyc.store.sqlite.history import EventHistory
 from journeyc.store.sqlite.leases import SqliteLeases
 from journeyc.store.sqlite.outbox import SqliteOutbox
 from journeyc.store.sqlite.population import SqlitePopulation
 from journeyc.store.sqlite.products import PRODUCT_EVENTS, upsert_from_events
 from journeyc.store.sqlite.recommendations import SqliteRecommendations
+from journeyc.store.sqlite.replays import SqliteReplayReads
+from journeyc.store.sqlite.reports import SqliteReportReads, reads
 from journeyc.store.sqlite.runtime import Runtime
 from journeyc.store.sqlite.schedules import ScheduleRows
 from journeyc.store.sqlite.schema import TABLES, migrate, user_version
@@ -960,6 +964,24 @@ class Store:
         """The daemon's housekeeping of this store (retention, checkpoints); close it
         after use (see :class:`journeyc.store.abc.Upkeep`)."""
         return SqliteUpkeep(self._conn, self.path, self.transaction)
+
+    # -- reads of what is deployed and of journey reports (#18 interface) -----------
+
+    def deployments(self) -> SqliteDeploymentReads:
+        """What the store has deployed and holds in flight (``journeyc plan``)."""
+        return SqliteDeploymentReads(self)
+
+    def report_reads(self) -> AbstractContextManager[SqliteReportReads]:
+        """A block reading one snapshot of the store for journey reports."""
+        return reads(self)
+
+    def deliveries(self) -> Deliveries:
+        """The providers' delivery reports (the ``deliveries`` table)."""
+        return Deliveries(self)
+
+    def replay_reads(self) -> SqliteReplayReads:
+        """The reads of ``journeyc why``'s replay of one user."""
+        return SqliteReplayReads(self)
 
 
 _Profile = tuple[dict[str, Any], dict[str, int], int, Any]
