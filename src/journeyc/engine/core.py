@@ -32,9 +32,8 @@ from journeyc.engine.values import EventView
 from journeyc.events import ALIAS, CONTEXT_DEFAULTS, IDENTIFY, PREVIOUS_ID, Event
 from journeyc.fastjson import dumps
 from journeyc.messages.render import RenderContext, Renderer, RenderError
-from journeyc.store.abc import EventHistory, SegmentBook, UnitOfWork
-from journeyc.store.rows import Instance, SegmentRow
-from journeyc.store.sqlite import Store, StoredEvent
+from journeyc.store.abc import EventHistory, SegmentBook, SimulationStore, Store, UnitOfWork
+from journeyc.store.rows import Instance, SegmentRow, StoredEvent
 
 CURSOR = "engine"
 BATCH = 500
@@ -265,6 +264,7 @@ class Engine:
         self._profiles: dict[str, dict[str, Any]] = {}  # read once per step, kept current
         self._views: dict[int, tuple[dict[str, Any], EventView | None]] = {}  # _focus()
         self._keep = False  # keep_rows(): profiles stay read across steps
+        self._sim: SimulationStore | None = None  # the store, when keep_rows() holds it
         self._cursor_unsaved = False  # keep_rows(): the cursor is written at forget_rows()
         self.lateness_ms: list[int] = []  # how late each timer of the last step ran
         # While a late event's steps run (its time before now): its time, which the
@@ -394,33 +394,39 @@ class Engine:
         ``caught_up`` tells whether the engine had handled every event logged when this
         was called: a caller can then hand :meth:`advance` what it logs from the first
         step on."""
+        if not isinstance(self.store, SimulationStore):
+            raise TypeError(f"{self.store.path}: keep_rows() needs a store that can hold rows")
+        sim = self._sim = self.store
         self._cursor = None
         self._keep = True
         self.rt.hold(scratch)
         self.seg_book.hold()
-        self.store.hold_profiles()
+        sim.hold_profiles()
         self.sched.keep = True
         self.caught_up = not self.store.has_events_after(self.store.get_cursor(CURSOR))
         learn = not scratch or self._reads_catalog
         # Nothing reads the log back but the recommendation filters (and the engine's
         # first step, when events wait unhandled): the index answers the rest.
         self._log_in_memory = self.rt.scratch and not self._reads_catalog and self.caught_up
-        held = self.store.hold_events(learn, write=not self._log_in_memory)
+        held = sim.hold_events(learn, write=not self._log_in_memory)
         self._index = EventIndex(self.history, held)
         self.aggregates = IndexedAggregates(self._index)
         self.horizon.times = self._index.times
         recommender = self.renderer.recommender
         if recommender is not None:
-            recommender.sync = self.store.flush_events
+            recommender.sync = sim.flush_events
 
     def forget_rows(self) -> None:
         """Write what is held by :meth:`keep_rows` and drop the rows it read."""
-        self.store.flush_events()
+        sim = self._sim
+        if sim is not None:
+            sim.flush_events()
         if self._cursor_unsaved and self._cursor is not None:
             self.store.set_cursor(CURSOR, self._cursor)
         self._cursor_unsaved = False
         self.rt.forget()
-        self.store.flush_profiles()
+        if sim is not None:
+            sim.flush_profiles()
         self.seg_book.flush()
         # Profiles and segment rows read stay known from chunk to chunk (every change
         # goes through the engine); read again, they were most of a long run's queries.
@@ -444,7 +450,9 @@ class Engine:
                 for e, seq in zip(events, seqs, strict=True)
                 if seq is not None
             ]
-        stored = self.store.append_held(events)
+        sim = self._sim
+        assert sim is not None  # the index is made by keep_rows()
+        stored = sim.append_held(events)
         self._index.add(stored)
         return stored
 
@@ -552,7 +560,8 @@ class Engine:
         else:
             if cursor is None:
                 cursor = self._cursor = self.store.get_cursor(CURSOR)
-            self.store.flush_events()  # with keep_rows(): what is held is read here
+            if self._sim is not None:  # with keep_rows(): what is held is read here
+                self._sim.flush_events()
             events = self.store.events_after(cursor, self.batch)
         due: list[Instance] = []
         more = False
@@ -712,9 +721,10 @@ class Engine:
 
     def _fire(self, firing: Firing, now_ms: int, actions: list[Action]) -> None:
         """Enter the next batch of a scheduled firing's audience."""
-        if self._keep:  # the audience is read from profiles and segment rows
-            self.store.flush_events()  # the rows of users new to the log
-            self.store.flush_profiles()
+        sim = self._sim
+        if sim is not None:  # keep_rows(): the audience is read from profiles and segment rows
+            sim.flush_events()  # the rows of users new to the log
+            sim.flush_profiles()
             self.seg_book.flush()
         users, last = self.sched.audience(firing, self.batch)
         prog = self.active.get(firing.journey_id)

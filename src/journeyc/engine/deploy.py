@@ -19,11 +19,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from journeyc.compile import ir
-from journeyc.store.sqlite.deployments import active_versions, deployed_segments
 
 if TYPE_CHECKING:
     from journeyc.engine.core import Engine
-    from journeyc.store.sqlite import Store
+    from journeyc.store.abc import Store
 
 __all__ = [
     "DEPLOYED_PROJECT",
@@ -71,9 +70,10 @@ def deployed_stamp(store: Store) -> str | None:
 def deployed_state(store: Store) -> dict[str, Any]:
     """What a deployment changes in ``store``, as plain data: each journey's active
     version and each segment's definition hash."""
+    deployments = store.deployments()
     return {
-        "journeys": active_versions(store),
-        "segments": {n: s.hash for n, s in deployed_segments(store).items()},
+        "journeys": deployments.active_versions(),
+        "segments": {n: s.hash for n, s in deployments.deployed_segments().items()},
     }
 
 

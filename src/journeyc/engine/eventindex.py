@@ -25,7 +25,7 @@ from journeyc.engine.aggregates import (
 from journeyc.engine.expr import Predicate, Scope, compile_predicate
 from journeyc.engine.values import EventView
 from journeyc.store.abc import EventHistory
-from journeyc.store.sqlite import StoredEvent
+from journeyc.store.rows import StoredEvent
 
 # (at, seq, props), sorted by (at, seq) as the log orders a user's events
 IndexedEvent = tuple[int, int, Mapping[str, Any]]

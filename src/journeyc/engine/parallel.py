@@ -53,9 +53,9 @@ from journeyc.engine.reads import shared_reads
 from journeyc.engine.simulate import Replay, log_order, no_full_collections, scratch_store
 from journeyc.events import Event, first_of_each_id
 from journeyc.pipes import GONE, receive, send
+from journeyc.store.abc import Store
 from journeyc.store.identities import IdentityMap, has_alias, link_events
 from journeyc.store.rows import Cohort
-from journeyc.store.sqlite import Store
 
 if TYPE_CHECKING:
     from journeyc.catalog import Product

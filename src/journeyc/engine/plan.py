@@ -22,7 +22,7 @@ rather than run:
   leave; a segment no longer in the project loses its rows;
 - schedules: the rows :meth:`ScheduleBook.planned` would write, against the store's.
 
-All reads go through :mod:`journeyc.store.sqlite.deployments` and the engine's own books.
+All reads go through :class:`journeyc.store.abc.DeploymentReads` and the engine's own books.
 """
 
 from __future__ import annotations
@@ -39,15 +39,7 @@ from journeyc.engine.actions import iso_ms
 from journeyc.engine.deploy import deployed_state_hash, project_hash
 from journeyc.engine.schedules import ScheduleBook
 from journeyc.engine.segments import analyse
-from journeyc.store.sqlite import Store
-from journeyc.store.sqlite.deployments import (
-    active_versions,
-    deployed_segments,
-    in_flight,
-    journey_ir,
-    known_users,
-    schedule_rows,
-)
+from journeyc.store.abc import Store
 
 __all__ = [
     "FORMAT_VERSION",
@@ -230,16 +222,17 @@ def make_plan(
 
 
 def _journeys(store: Store, project: ir.ProjectIR) -> tuple[list[JourneyChange], list[str]]:
-    active = active_versions(store)
+    deployments = store.deployments()
+    active = deployments.active_versions()
     flights: dict[str, list[tuple[str, str, int]]] = {}
-    for f in in_flight(store):
+    for f in deployments.in_flight():
         flights.setdefault(f.journey_id, []).append((f.version, f.step, f.users))
     irs: dict[tuple[str, str], ir.JourneyIR | None] = {}
 
     def version_ir(jid: str, version: str) -> ir.JourneyIR | None:
         key = (jid, version)
         if key not in irs:
-            text = journey_ir(store, jid, version)
+            text = deployments.journey_ir(jid, version)
             irs[key] = None if text is None else ir.JourneyIR.model_validate_json(text)
         return irs[key]
 
@@ -394,7 +387,7 @@ def _segments(
     from journeyc.engine.bulk import evaluate_population
 
     infos = analyse(project.segments)
-    deployed = deployed_segments(store)
+    deployed = store.deployments().deployed_segments()
     changed = sorted(
         n for n, i in infos.items() if (d := deployed.get(n)) is None or d.hash != i.hash
     )
@@ -407,7 +400,7 @@ def _segments(
     }
     old_names = [n for n in [*changed, *gone] if n in deployed]
     passes = (1 if changed else 0) + (1 if old_names else 0)
-    total = known_users(store) * passes
+    total = store.deployments().known_users() * passes
     done = 0
 
     def members(segments: dict[str, ir.SegmentIR], names: list[str]) -> dict[str, set[str]]:
@@ -447,7 +440,7 @@ def _segments(
 def _schedules(
     store: Store, project: ir.ProjectIR, now_ms: int, zone: ZoneInfo
 ) -> list[ScheduleChange]:
-    before = {(r.journey_id, r.trigger, r.zone): r for r in schedule_rows(store)}
+    before = {(r.journey_id, r.trigger, r.zone): r for r in store.deployments().schedule_rows()}
     _, triggers, rows = ScheduleBook(store.schedule_rows(), zone).planned(project.journeys, now_ms)
     after = {(r[0], r[1], r[2]): r for r in rows}
     out: list[ScheduleChange] = []

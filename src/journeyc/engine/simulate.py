@@ -22,7 +22,9 @@ from journeyc.engine.actions import Action
 from journeyc.engine.core import Engine
 from journeyc.events import ALIAS, PREVIOUS_ID, Event
 from journeyc.messages.render import Renderer
-from journeyc.store.sqlite import Store, StoredEvent
+from journeyc.store.abc import SimulationStore
+from journeyc.store.open import open_simulation_store
+from journeyc.store.rows import StoredEvent
 
 CHUNK = 20_000  # clock steps a chunk: held writes are written, and kept rows let go, per chunk
 
@@ -30,7 +32,7 @@ CHUNK = 20_000  # clock steps a chunk: held writes are written, and kept rows le
 def simulate(
     project: ir.ProjectIR,
     events: Sequence[Event],
-    store: Store,
+    store: SimulationStore,
     *,
     config: Config | None = None,
     start_ms: int | None = None,
@@ -82,11 +84,11 @@ def no_full_collections() -> Iterator[None]:
 
 
 @contextmanager
-def scratch_store() -> Iterator[Store]:
+def scratch_store() -> Iterator[SimulationStore]:
     """A fresh store in a temporary directory, closed and deleted afterwards: a
     simulation's own, to replay with ``scratch=True``."""
     with tempfile.TemporaryDirectory(prefix="journeyc-simulate-") as tmp:
-        store = Store.open(Path(tmp) / "simulate.db")
+        store = open_simulation_store(Path(tmp) / "simulate.db")
         try:
             yield store
         finally:
@@ -121,7 +123,7 @@ class Replay:
         self,
         project: ir.ProjectIR,
         events: Sequence[Event],
-        store: Store,
+        store: SimulationStore,
         config: Config | None = None,
         start_ms: int | None = None,
         until_ms: int | None = None,

@@ -24,8 +24,7 @@ if TYPE_CHECKING:
     from journeyc.compile import ir
     from journeyc.engine.expr import Scope
     from journeyc.engine.program import Program
-    from journeyc.store.rows import Instance
-    from journeyc.store.sqlite import StoredEvent
+    from journeyc.store.rows import Instance, StoredEvent
 
 __all__ = ["ENTRY_OUTCOMES", "GOAL_OUTCOMES", "SEND_OUTCOMES", "Tracer"]
 
