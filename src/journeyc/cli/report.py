@@ -96,7 +96,6 @@ def report(
     journeyc store, 2 usage error (bad time, no store at the path).
     """
     from journeyc.reports.build import ReportError, build_report, did_you_mean
-    from journeyc.store.sqlite.reports import journey_ids
 
     since_ms, until_ms = _time(start, "--from"), _time(until, "--until")
     if version is not None and journey_id is None:
@@ -106,7 +105,8 @@ def report(
     path = store_path(db, config)
     store = open_store(path, existing=True)
     try:
-        deployed = journey_ids(store)
+        with store.report_reads() as reads:
+            deployed = reads.journey_ids()
         ids = deployed if wanted is None else [j for j in wanted if j in deployed]
         if journey_id is not None:
             known = deployed if wanted is None else wanted

@@ -4,5 +4,5 @@
 --json``, ``GET /v1/journeys/{id}/report`` and the dashboard read),
 :mod:`~journeyc.reports.stats` the A/B statistics (statsmodels) and
 :mod:`~journeyc.reports.build` puts a report together from the store's aggregates
-(:mod:`journeyc.store.sqlite.reports`). docs/reports.md explains every figure.
+(:class:`journeyc.store.abc.ReportReads`). docs/reports.md explains every figure.
 """

@@ -2,7 +2,7 @@
 
 :func:`build_report` is the one entry point (``journeyc report`` and
 ``GET /v1/journeys/{id}/report`` call it). The figures and how each is computed are
-documented in docs/reports.md; the SQL is in :mod:`journeyc.store.sqlite.reports`.
+documented in docs/reports.md; the reads are :class:`journeyc.store.abc.ReportReads`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from journeyc.reports.model import (
     StepReport,
     VersionInfo,
 )
-from journeyc.store.sqlite import Store
-from journeyc.store.sqlite import reports as q
+from journeyc.store.abc import Store
+from journeyc.store.rows import ActionCount, EntryGroup, FeedbackCount, JourneyVersion, OutboxCount
 
 MAX_PATHS = 100
 """The most funnel paths a report lists (``funnel_truncated`` says when there are more)."""
@@ -88,23 +88,23 @@ def build_report(
     :class:`ReportError` for an unknown version or an empty range."""
     if since_ms is not None and until_ms is not None and since_ms >= until_ms:
         raise ReportError("the range is empty: `from` must be before `until`", "until")
-    with q.snapshot(store):
-        versions = q.deployed_versions(store, journey_id)
+    with store.report_reads() as q:
+        versions = q.deployed_versions(journey_id)
         if not versions:
-            raise UnknownJourneyError(journey_id, q.journey_ids(store))
+            raise UnknownJourneyError(journey_id, q.journey_ids())
         graph_row = _graph_version(versions, version)
         lo, hi = since_ms, until_ms
         if version is not None:
             lo, hi = _intersect((lo, hi), _version_span(versions, version))
         journey = ir.JourneyIR.model_validate_json(graph_row.ir_json)
         empty = lo is not None and hi is not None and lo >= hi
-        groups = [] if empty else q.entry_groups(store, journey_id, lo, hi)
-        counts = [] if empty else q.action_counts(store, journey_id, lo, hi)
+        groups = [] if empty else q.entry_groups(journey_id, lo, hi)
+        counts = [] if empty else q.action_counts(journey_id, lo, hi)
         converted = sum(g.conversions for g in groups)
-        median = q.median_ms_to_goal(store, journey_id, lo, hi, converted)
-        waiting = q.waiting_now(store, journey_id, version)
-        outbox = [] if empty else q.outbox_counts(store, journey_id, lo, hi)
-        feedback = [] if empty else q.feedback_counts(store, journey_id, lo, hi)
+        median = q.median_ms_to_goal(journey_id, lo, hi, converted)
+        waiting = q.waiting_now(journey_id, version)
+        outbox = [] if empty else q.outbox_counts(journey_id, lo, hi)
+        feedback = [] if empty else q.feedback_counts(journey_id, lo, hi)
     entries = sum(g.entries for g in groups)
     steps = _steps(journey, counts, waiting, entries, open_ended=hi is None)
     reached = {s.id: s.reached for s in steps}
@@ -145,7 +145,7 @@ def build_report(
     )
 
 
-def _graph_version(versions: list[q.DeployedVersion], version: str | None) -> q.DeployedVersion:
+def _graph_version(versions: list[JourneyVersion], version: str | None) -> JourneyVersion:
     """The version asked for, else the active one, else the last deployed."""
     if version is not None:
         for v in versions:
@@ -160,7 +160,7 @@ def _graph_version(versions: list[q.DeployedVersion], version: str | None) -> q.
     return active[-1] if active else versions[-1]
 
 
-def _version_span(versions: list[q.DeployedVersion], version: str) -> tuple[int | None, int | None]:
+def _version_span(versions: list[JourneyVersion], version: str) -> tuple[int | None, int | None]:
     """When ``version`` took the new entries: from its deployment to the next one's."""
     (start,) = (v.deployed_at for v in versions if v.version == version)
     later = [v.deployed_at for v in versions if v.deployed_at > start]
@@ -199,7 +199,7 @@ class _Tally:
     acted: dict[str, int]
 
 
-def _tally(counts: list[q.ActionCount]) -> dict[str, _Tally]:
+def _tally(counts: list[ActionCount]) -> dict[str, _Tally]:
     out: dict[str, _Tally] = {}
     for c in counts:
         if not c.step:
@@ -213,7 +213,7 @@ def _tally(counts: list[q.ActionCount]) -> dict[str, _Tally]:
 
 def _steps(
     journey: ir.JourneyIR,
-    counts: list[q.ActionCount],
+    counts: list[ActionCount],
     waiting: dict[str, int],
     entries: int,
     *,
@@ -332,7 +332,7 @@ def _paths(journey: ir.JourneyIR, limit: int) -> Iterator[list[tuple[str | None,
 
 
 def _goal(
-    journey: ir.JourneyIR, groups: list[q.EntryGroup], entries: int, median_ms: float | None
+    journey: ir.JourneyIR, groups: list[EntryGroup], entries: int, median_ms: float | None
 ) -> GoalReport | None:
     if journey.goal is None:
         return None
@@ -346,7 +346,7 @@ def _goal(
     )
 
 
-def _experiment(journey: ir.JourneyIR, groups: list[q.EntryGroup]) -> ExperimentReport | None:
+def _experiment(journey: ir.JourneyIR, groups: list[EntryGroup]) -> ExperimentReport | None:
     split_arms = [
         a.name for n in journey.nodes.values() if isinstance(n, ir.SplitNode) for a in n.arms
     ]
@@ -432,9 +432,7 @@ def _experiment(journey: ir.JourneyIR, groups: list[q.EntryGroup]) -> Experiment
     )
 
 
-def _delivery(
-    outbox: list[q.OutboxCount], feedback: list[q.FeedbackCount]
-) -> list[ChannelDelivery]:
+def _delivery(outbox: list[OutboxCount], feedback: list[FeedbackCount]) -> list[ChannelDelivery]:
     rows: dict[str, dict[str, int]] = defaultdict(dict)
     kinds: dict[str, dict[str, int]] = defaultdict(dict)
     for o in outbox:
