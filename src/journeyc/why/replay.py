@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,18 +26,9 @@ from journeyc.engine.localtime import user_zone
 from journeyc.engine.parallel import fill_store
 from journeyc.engine.simulate import Replay
 from journeyc.fastjson import dumps, loads
-from journeyc.store.sqlite import Store
-from journeyc.store.sqlite.replays import (
-    DeployedVersion,
-    deployed_versions,
-    is_known,
-    last_activity,
-    profile_before,
-    recorded_actions,
-    recorded_segment_changes,
-    snapshot,
-    user_events,
-)
+from journeyc.store.abc import Store
+from journeyc.store.open import open_simulation_store
+from journeyc.store.rows import DeployedJourney
 from journeyc.why.model import Decision, JourneyWhy, MessageReach, Mismatch, WhyReport
 from journeyc.why.tracer import WhyTracer, entry_rule_text, trigger_text
 
@@ -118,7 +110,7 @@ class _Source:
 
 def _source(store: Store, now_ms: int | None) -> _Source:
     """The deployments to replay through, and when the replay stops."""
-    versions = deployed_versions(store)
+    versions = store.replay_reads().deployed_versions()
     if not versions:
         raise WhyError(f"{store.path}: no journey was ever deployed into this store")
     notes: list[str] = []
@@ -151,11 +143,11 @@ def _source(store: Store, now_ms: int | None) -> _Source:
             "retired journeys (" + ", ".join(retired) + ") are replayed as deployed to the end: "
             "the store does not keep when a journey was retired"
         )
-    horizon = last_activity(store) if run is not None else None
+    horizon = store.replay_reads().last_activity() if run is not None else None
     return _Source(phases, until, horizon, run is not None, config, profiles, notes)
 
 
-def _phases(versions: list[DeployedVersion], base: ir.ProjectIR) -> list[tuple[int, ir.ProjectIR]]:
+def _phases(versions: list[DeployedJourney], base: ir.ProjectIR) -> list[tuple[int, ir.ProjectIR]]:
     """The project deployed at each deployment time: every journey's latest version
     deployed by then, with the messages and segments of ``base``."""
     phases: list[tuple[int, ir.ProjectIR]] = []
@@ -337,7 +329,7 @@ def explain_user(
     :class:`UnknownNameError` for an unknown journey or message, :class:`WhyError`
     for a store where nothing was deployed.
     """
-    with snapshot(store):  # the events and the recorded actions of one moment
+    with store.replay_reads().snapshot():  # the events and the recorded actions of one moment
         return _explain(store, user_id, config, now_ms, journey, message)
 
 
@@ -350,9 +342,10 @@ def _explain(
     message: str | None,
 ) -> WhyReport:
     """The body of :func:`explain_user`."""
+    reads = store.replay_reads()
     ids = store.identities_of(user_id)
     user = ids[0]
-    if not is_known(store, user):
+    if not reads.is_known(user):
         raise UnknownUserError(f"no user {user_id!r} in {store.path}")
     src = _source(store, now_ms)
     config = config or src.config or Config()
@@ -364,14 +357,14 @@ def _explain(
         raise UnknownNameError("message", f"no deployed journey sends a message {message!r}")
     start_ms, first = src.phases[0]
     # The events the journeys' `track` steps logged are the replay's to log again.
-    events = [e for e in user_events(store, ids) if not e.message_id.startswith(TRACKED)]
-    with Store.open(":memory:") as scratch:
+    events = [e for e in reads.user_events(ids) if not e.message_id.startswith(TRACKED)]
+    with closing(open_simulation_store(":memory:")) as scratch:
         # A simulation's starting profiles as it loaded them; a daemon's profiles are
         # made by events only: as they stood at the first deployment (history).
         start = (
             {uid: src.profiles[uid] for uid in ids if uid in src.profiles}
             if src.profiles is not None
-            else profile_before(store, ids, start_ms)
+            else reads.profile_before(ids, start_ms)
         )
         fill_store(scratch, start, [])
         with scratch.bulk():
@@ -389,17 +382,17 @@ def _explain(
             replay.run(src.horizon_ms)
         zone = user_zone(scratch.get_profile(user), engine.zone).key
         changed = [
-            (c.at_ms, c.segment, c.entered) for c in recorded_segment_changes(scratch, [user])
+            (c.at_ms, c.segment, c.entered)
+            for c in scratch.replay_reads().recorded_segment_changes([user])
         ]
     slack = 0 if src.simulated else DAEMON_SLACK_MS  # a simulation's: exact
     mismatches = _compare(
         _actions((a.at_ms, a.journey, a.step, a.action, a.detail) for a in replay.actions)
         + _segments(changed),
         _actions(
-            (r.at_ms, r.journey_id, r.step, r.action, r.detail)
-            for r in recorded_actions(store, ids)
+            (r.at_ms, r.journey_id, r.step, r.action, r.detail) for r in reads.recorded_actions(ids)
         )
-        + _segments((c.at_ms, c.segment, c.entered) for c in recorded_segment_changes(store, ids)),
+        + _segments((c.at_ms, c.segment, c.entered) for c in reads.recorded_segment_changes(ids)),
         slack,
     )
     notes = list(src.notes)

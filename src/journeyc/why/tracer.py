@@ -28,8 +28,7 @@ if TYPE_CHECKING:
     from journeyc.engine.core import Engine
     from journeyc.engine.expr import Scope
     from journeyc.engine.program import Program
-    from journeyc.store.rows import Instance
-    from journeyc.store.sqlite import StoredEvent
+    from journeyc.store.rows import Instance, StoredEvent
 
 __all__ = ["WhyTracer", "local_time"]
 
