@@ -10,8 +10,8 @@ import click
 from journeyc.cli.common import echo_json, json_option, open_store
 from journeyc.cli.serve import config_option, db_option, read_config, store_path
 from journeyc.engine.actions import iso_ms
-from journeyc.store.abc import AdminReads
-from journeyc.store.sqlite.deliveries import KINDS, Deliveries
+from journeyc.store.abc import AdminReads, Deliveries
+from journeyc.store.rows import KINDS
 
 RECENT_FAILURES = 10
 """How many failed sends ``status`` lists, newest first."""
@@ -150,7 +150,7 @@ def status(db: Path | None, config_file: Path | None, as_json: bool) -> None:
     try:
         with store.reading() as reads:
             report = collect(reads, str(path))
-        report["deliveries"] = delivery_counts(Deliveries(store))
+        report["deliveries"] = delivery_counts(store.deliveries())
     finally:
         store.close()
     if as_json:

@@ -41,8 +41,8 @@ from journeyc.events import (
     error_path,
     text_problems,
 )
-from journeyc.store.sqlite import Store
-from journeyc.store.sqlite.deliveries import KINDS, Deliveries, Delivery, Kind, Send
+from journeyc.store.abc import Store
+from journeyc.store.rows import KINDS, Delivery, Kind, Send
 
 __all__ = [
     "CONSENT",
@@ -314,7 +314,7 @@ class DeliveryWebhook:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.table = Deliveries(store)
+        self.table = store.deliveries()
 
     def receive(self, body: object, received_ms: int) -> tuple[DeliveriesAccepted, list[Delivery]]:
         """Validate and store a decoded body; return the answer and the new reports.
