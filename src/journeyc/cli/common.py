@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -15,7 +15,7 @@ from journeyc.lang.project import Project, ProjectPathError, load_project
 
 if TYPE_CHECKING:
     from journeyc.config import Config
-    from journeyc.store.sqlite import Store
+    from journeyc.store.abc import SimulationStore, Store
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -106,17 +106,36 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def open_store(path: Path, *, existing: bool = False) -> Store:
+def open_store(path: Path, *, existing: bool = False, lock_timeout_s: float | None = None) -> Store:
     """Open the store at ``path`` for a command. With ``existing``, a missing file is a
     usage error (exit 2) rather than a new store; a file that is not a journeyc store
-    (or is newer than this journeyc) exits 1 with the reason."""
-    from journeyc.store.errors import StoreError
-    from journeyc.store.sqlite import Store
+    (or is newer than this journeyc) exits 1 with the reason. Writers wait at most
+    ``lock_timeout_s`` (default: the store's) for the write lock."""
+    from journeyc.store.open import open_store as opener
 
     if existing and not path.is_file():
         usage_error(f"no store at {path} (use --db, or run journeyc serve or ingest first)")
+    if lock_timeout_s is None:
+        return _opened(path, opener)
+    return _opened(path, lambda p: opener(p, lock_timeout_s=lock_timeout_s))
+
+
+def open_simulation_store(path: Path) -> SimulationStore:
+    """Open the store at ``path`` for the simulator (see :func:`open_store`)."""
+    from journeyc.store.open import open_simulation_store as opener
+
+    return _opened(path, opener)
+
+
+_S = TypeVar("_S")
+
+
+def _opened(path: Path, opener: Callable[[Path], _S]) -> _S:
+    """``opener(path)``; a file that is not a journeyc store exits 1 with the reason."""
+    from journeyc.store.errors import StoreError
+
     try:
-        return Store.open(path)
+        return opener(path)
     except StoreError as exc:
         click.echo(f"journeyc: {exc}", err=True)
         sys.exit(EXIT_INVALID)

@@ -14,7 +14,7 @@ from journeyc.cli.serve import config_option, db_option, read_config, store_path
 
 if TYPE_CHECKING:
     from journeyc.events import Event
-    from journeyc.store.sqlite import Store
+    from journeyc.store.abc import Store
 
 CHUNK = 1000
 """Events per transaction: short enough that a daemon's ingest API is never held up."""
@@ -80,8 +80,7 @@ def ingest(events_file: Path, db: Path | None, config_file: Path | None) -> None
         sys.exit(EXIT_INVALID)
     except OSError as exc:
         usage_error(f"{events_file}: {exc.strerror or exc}")
-    store = open_store(path)
-    store.lock_timeout_s = config.store.lock_timeout
+    store = open_store(path, lock_timeout_s=config.store.lock_timeout)
     try:
         new, duplicates = _append_with_progress(store, events)
     except StoreBusyError as exc:

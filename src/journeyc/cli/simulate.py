@@ -20,6 +20,7 @@ from journeyc.cli.common import (
     EXIT_INVALID,
     load_config_file,
     load_valid,
+    open_simulation_store,
     open_store,
     paths_argument,
     usage_error,
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     from journeyc.catalog import Product
     from journeyc.compile.ir import ProjectIR
     from journeyc.events import Event
-    from journeyc.store.sqlite import Cohort, Store
+    from journeyc.store.abc import SimulationStore
+    from journeyc.store.rows import Cohort
 
 PARALLEL_FROM = 10_000
 """Events from which a replay is split between processes unless --workers says."""
@@ -56,7 +58,7 @@ events file replayed into it): a later simulation into the file starts it over."
 
 
 @contextmanager
-def _store(db: str | None, events_file: str, *, fresh: bool = False) -> Iterator[Store]:
+def _store(db: str | None, events_file: str, *, fresh: bool = False) -> Iterator[SimulationStore]:
     from journeyc.engine.simulate import scratch_store
 
     if db is None:
@@ -70,7 +72,7 @@ def _store(db: str | None, events_file: str, *, fresh: bool = False) -> Iterator
         store.close()
 
 
-def _simulation_store(path: Path, events_file: str, *, fresh: bool) -> Store:
+def _simulation_store(path: Path, events_file: str, *, fresh: bool) -> SimulationStore:
     """Open ``path`` for a simulation, empty of anything an earlier run left.
 
     Like an output file, a store an earlier ``journeyc simulate`` wrote is started over
@@ -104,7 +106,7 @@ def _simulation_store(path: Path, events_file: str, *, fresh: bool) -> Store:
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             what = f"an earlier simulation of {earlier}" if earlier is not None else "data"
             click.echo(f"journeyc: {path} held {what}: started it over", err=True)
-    store = open_store(path)
+    store = open_simulation_store(path)
     store.put_setting(SIMULATED_FROM, events_file)
     return store
 
