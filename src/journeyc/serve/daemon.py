@@ -53,11 +53,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from journeyc import __version__
 from journeyc.config import CONFIG_FILE, Config
 from journeyc.serve.times import iso, now_ms
+
+if TYPE_CHECKING:
+    from journeyc.store.abc import Store
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
@@ -253,7 +256,7 @@ class Daemon(Service):
         from journeyc.serve.supervisor import EngineProcess, EngineStartError
         from journeyc.serve.watch import InvalidProjectError, load_checked
         from journeyc.store.errors import StoreError
-        from journeyc.store.sqlite import Store
+        from journeyc.store.open import open_store
 
         s = self.settings
         if s.watch:
@@ -269,7 +272,9 @@ class Daemon(Service):
                 f"deployed; deploy first (journeyc deploy PROJECT_DIR --db {s.store_path})"
             )
         try:
-            self.store = Store.open(s.store_path, lock_timeout_s=self.config.store.lock_timeout)
+            self.store: Store = open_store(
+                s.store_path, lock_timeout_s=self.config.store.lock_timeout
+            )
         except (StoreError, OSError) as exc:
             raise StartupError(str(exc)) from None
         self._closers.append(self.store.close)

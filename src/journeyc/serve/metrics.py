@@ -27,8 +27,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from journeyc.serve.breaker import BREAKER_STATES
-from journeyc.store.sqlite import DatabaseError
-from journeyc.store.sqlite.admin import snapshot
+from journeyc.store.errors import DatabaseError
+from journeyc.store.open import reading_at
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The media type of :meth:`Metrics.render`'s output."""
@@ -196,7 +196,7 @@ class OutboxCollector(Collector):
         """Count outbox rows by channel and outcome, and the queued backlog."""
         sends, backlog = _sends_family(), _backlog_family()
         try:
-            with snapshot(self._path) as reads:
+            with reading_at(self._path) as reads:
                 rows = reads.sends_per_channel()
         except DatabaseError:
             # A scrape must not fail because the store is briefly unreadable;

@@ -5,6 +5,7 @@ behind the admin token."""
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import unquote
@@ -12,7 +13,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from journeyc.config import Config
-from journeyc.store.sqlite import Store
+from journeyc.store.open import open_store
 from journeyc.why.model import WhyReport
 from journeyc.why.replay import UnknownNameError, UnknownUserError, WhyError, explain_user
 
@@ -42,7 +43,7 @@ def why_router(store_path: Path) -> APIRouter:
         """Every decision the journeys made for a user, in order, with the values that
         decided it: a replay of their events through the engine (docs/why.md)."""
         config = getattr(request.app.state, "config", None)
-        with Store.open(store_path) as store:
+        with closing(open_store(store_path)) as store:
             try:
                 return explain_user(
                     store,

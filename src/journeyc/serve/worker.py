@@ -79,7 +79,7 @@ from journeyc.serve.times import iso, now_ms
 from journeyc.serve.watch import Checked, InvalidProjectError, ProjectWatcher, load_checked
 
 if TYPE_CHECKING:
-    from journeyc.store.abc import Upkeep
+    from journeyc.store.abc import Store, Upkeep
 
 __all__ = [
     "ENGINE_BATCH",
@@ -186,7 +186,7 @@ class Worker(Service):
         from journeyc.engine.core import Engine
         from journeyc.serve.dispatcher import Dispatcher
         from journeyc.store.errors import StoreError
-        from journeyc.store.sqlite import Store
+        from journeyc.store.open import open_store
 
         s = self.settings
         if not s.watch:
@@ -213,7 +213,9 @@ class Worker(Service):
         self._closers.append(lambda: close_providers(self.providers))
 
         try:
-            self.store = Store.open(s.store_path, lock_timeout_s=self.config.store.lock_timeout)
+            self.store: Store = open_store(
+                s.store_path, lock_timeout_s=self.config.store.lock_timeout
+            )
         except (StoreError, OSError) as exc:
             raise StartupError(str(exc)) from None
         self._closers.append(self.store.close)
@@ -302,13 +304,15 @@ class Worker(Service):
     def _stored_project(self) -> ir.ProjectIR | None:
         """The project last deployed into the store, read before the store is opened
         for good (None: no store yet, or nothing deployed into it)."""
+        from contextlib import closing
+
         from journeyc.engine.deploy import deployed_project
-        from journeyc.store.sqlite import Store
+        from journeyc.store.open import open_store
 
         path = self.settings.store_path
         if not path.exists():
             return None
-        with Store.open(path) as store:
+        with closing(open_store(path)) as store:
             return deployed_project(store)
 
     def _last_deployed(self, invalid: InvalidProjectError) -> Checked:
@@ -647,7 +651,7 @@ class Worker(Service):
         """Arm the engine when another process (``journeyc ingest``) logged events, and
         take a deployment another process (``journeyc deploy``) made."""
         from journeyc.engine.core import CURSOR
-        from journeyc.store.sqlite import DatabaseError
+        from journeyc.store.errors import DatabaseError
 
         with self._state_lock:
             redeploy, self._redeploy = self._redeploy, None
@@ -674,7 +678,7 @@ class Worker(Service):
     def _checkpoint_job(self) -> None:
         """Copy the committed write-ahead log into the database file (``PASSIVE``:
         it neither waits for nor blocks the writers and readers)."""
-        from journeyc.store.sqlite import DatabaseError
+        from journeyc.store.errors import DatabaseError
 
         try:
             self.upkeep.checkpoint()
