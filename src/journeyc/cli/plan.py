@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from journeyc.compile import ir
     from journeyc.config import Config
     from journeyc.engine.plan import Plan
-    from journeyc.store.sqlite import Store
+    from journeyc.store.abc import Store
 
 EXIT_CHANGES = 2
 """``journeyc plan``: the plan holds changes (``terraform plan -detailed-exitcode``)."""
@@ -80,11 +80,11 @@ def _store(path: Path, *, create: bool) -> Iterator[Store]:
     """The store at ``path``. Without ``create``, a missing file is planned against as
     an empty store (nothing deployed) and nothing is created."""
     from journeyc.store.errors import StoreError
-    from journeyc.store.sqlite import Store
+    from journeyc.store.open import open_store
 
     where = path if create or path.exists() else ":memory:"
     try:
-        store = Store.open(where)
+        store = open_store(where)
     except (StoreError, OSError) as exc:
         _fail(str(exc))
     if where == ":memory:":

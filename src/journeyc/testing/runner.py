@@ -113,16 +113,16 @@ class Bench:
     def __init__(self, config: Config | None = None) -> None:
         from journeyc.config import Config
         from journeyc.messages.render import Renderer
-        from journeyc.store.sqlite import Store
+        from journeyc.store.open import open_simulation_store
 
         self.config = config or Config()
-        self.template = Store.open(":memory:")
+        self.template = open_simulation_store(":memory:")
         self.renderer = Renderer.with_catalog(
             self.template.recommendations(), self.config.render.limits
         )
 
     def store(self) -> Any:
-        """A fresh, empty in-memory store (a :class:`~journeyc.store.sqlite.Store`)."""
+        """A fresh, empty in-memory store (an :class:`~journeyc.store.abc.SimulationStore`)."""
         store = self.template.copy_in_memory()
         if self.renderer.recommender is not None:
             self.renderer.recommender.rebind(store.recommendations())
