@@ -228,7 +228,7 @@ CONTEXT_DEFAULTS = "$context_defaults"
 """The key under which an identify event's props carry the profile attributes a
 call's context fills only where the profile has none (``timezone`` from
 ``context.timezone``, ``locale`` from ``context.locale``); the store's profile merge
-reads it (:meth:`journeyc.store.sqlite.Store.set_traits`) and never keeps it as a trait."""
+reads it (:meth:`journeyc.store.abc.Profiles.set_traits`) and never keeps it as a trait."""
 
 CONTEXT_SUFFIX = "#context"
 """Appended to a track call's ``messageId`` to name the identify event its context

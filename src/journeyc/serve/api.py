@@ -19,7 +19,7 @@ in a path it is percent-encoded (``/v1/users/a%2Fb`` is user ``a/b``, and its
 ``OPTIONS`` on a path answers 200 with ``Allow`` naming every method the path takes
 (a 405 names them too). Endpoints are plain ``def``
 functions: SQLite blocks, so they run in FastAPI's thread pool. Writes go through
-the app's one :class:`~journeyc.store.sqlite.Store`; reads use short-lived
+the app's one :class:`~journeyc.store.abc.Store`; reads use short-lived
 connections of their own, which under WAL see committed data only and never wait
 for the writer.
 """
@@ -569,7 +569,7 @@ def create_app(
     and either way they are at ``app.state.metrics``. ``deliveries_secret`` signs
     ``POST /v1/deliveries`` (:mod:`journeyc.serve.deliveries`); without one, that
     route refuses every request. Raises ValueError for an empty
-    write key or admin token, and :class:`~journeyc.store.sqlite.schema.StoreError` for a
+    write key or admin token, and :class:`~journeyc.store.errors.StoreError` for a
     file that is not a journeyc store.
     """
     if not write_key:

@@ -7,7 +7,7 @@ interpreter lock: ingest and the engine took turns on one core):
 - the **API process** (this module, the one ``journeyc serve`` starts): its main
   thread serves the HTTP API (:func:`~journeyc.serve.api.create_app`) with uvicorn
   and owns SIGTERM and SIGINT; ingest commits events through a
-  :class:`~journeyc.store.sqlite.Store` of its own, then nudges the engine;
+  :class:`~journeyc.store.abc.Store` of its own, then nudges the engine;
 - the **engine process** (:mod:`.worker`, started and watched by
   :class:`~journeyc.serve.supervisor.EngineProcess`): the engine, APScheduler's
   clock, the dispatcher, retention, the checkpoint job and the project watcher.
@@ -28,7 +28,7 @@ as ``journeyc_engine_process_*``, read from ``/proc`` at scrape time.)
 
 Writers in the two processes (and ``journeyc ingest``) queue on the store's write
 lock, a thread lock and an ``flock`` on a file beside the database taken in
-:meth:`Store.transaction <journeyc.store.sqlite.Store.transaction>`: a waiting
+:meth:`Store.transaction <journeyc.store.abc.Store.transaction>`: a waiting
 writer wakes as soon as the other commits, instead of polling in SQLite's busy
 handler with sleeps of up to 100 ms.
 

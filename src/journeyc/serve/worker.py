@@ -32,7 +32,7 @@ came in during the run (a nudge, an engine run that queued sends) is remembered 
 a flag and makes that listener arm the job for now.
 
 Engine runs and deploys take one lock. The engine writes through one
-:class:`~journeyc.store.sqlite.Store`, the dispatcher through another and the API
+:class:`~journeyc.store.abc.Store`, the dispatcher through another and the API
 process through its own: the store's write lock (an ``flock`` beside the database)
 queues their transactions and wakes a waiting writer as soon as the holder commits.
 A connection is never used by two threads at once: a read outside a transaction
