@@ -63,7 +63,6 @@ __all__ = [
     "InboxRecord",
     "Leases",
     "LiveInstance",
-    "LoggedEvent",
     "NoExactFormError",
     "Outbox",
     "PopulationReads",
@@ -83,18 +82,6 @@ __all__ = [
     "UnitOfWork",
     "Upkeep",
 ]
-
-
-class LoggedEvent(Protocol):
-    """An event as the log holds it: ``seq`` is its place in arrival order."""
-
-    seq: int
-    message_id: str
-    user_id: str
-    name: str
-    at_ms: int
-    props: dict[str, Any]
-    received_ms: int
 
 
 class EventLog(Protocol):
