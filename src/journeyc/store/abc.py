@@ -25,15 +25,19 @@ from journeyc.events import Event
 from journeyc.store.leases import WorkerLeases
 from journeyc.store.rows import (
     ActionCount,
+    ActionRecord,
     Cohort,
     Delivery,
+    Deployed,
     DeployedJourney,
     DeployedSegment,
     EntryGroup,
     FeedbackCount,
     InFlight,
     Instance,
+    JourneyTotals,
     JourneyVersion,
+    LiveInstance,
     OutboxCount,
     RecordedAction,
     RecordedSegmentChange,
@@ -42,6 +46,8 @@ from journeyc.store.rows import (
     SegmentRow,
     Send,
     StoredEvent,
+    UserHit,
+    UserRecord,
 )
 
 __all__ = [
@@ -52,6 +58,7 @@ __all__ = [
     "Catalog",
     "CatalogProduct",
     "Cursors",
+    "DashboardReads",
     "Deliveries",
     "DeploymentReads",
     "EventHistory",
@@ -532,30 +539,6 @@ class Outbox(Protocol):
 # -- the daemon's parts: admin reads ------------------------------------------------
 
 
-class LiveInstance(NamedTuple):
-    """A user's running (``active`` or ``waiting``) instance of a journey; times in
-    epoch ms."""
-
-    journey_id: str
-    version: str
-    entry_no: int
-    node: str
-    status: str
-    entered_at: int
-    wake_at: int | None
-    waiting_for: str | None
-
-
-class ActionRecord(NamedTuple):
-    """One thing the engine did for a user (``at`` in epoch ms)."""
-
-    at: int
-    journey_id: str | None
-    step: str | None
-    action: str
-    detail: dict[str, Any]
-
-
 class InboxRecord(NamedTuple):
     """An in-app message delivered to a user (``sent_at`` in epoch ms)."""
 
@@ -1001,6 +984,50 @@ class ReplayReads(Protocol):
 
     def last_activity(self) -> int | None:
         """The time of the last thing the store recorded, None for none."""
+        ...
+
+
+class DashboardReads(Protocol):
+    """The dashboard's reads (``/ui``) of one store, read-only: each method reads one
+    snapshot of its own, beside the store's writers (a daemon's), and changes nothing
+    (a simulation's file too)."""
+
+    @property
+    def path(self) -> str:
+        """Where the store is (as the pages name it)."""
+        ...
+
+    def check(self) -> None:
+        """Raise :class:`~journeyc.store.errors.StoreError` naming the store when it
+        is not a journeyc store of this version (read-only: it cannot be upgraded)."""
+        ...
+
+    def store(self) -> AbstractContextManager[Store]:
+        """The store read-only, for reads that take a :class:`Store` (journey
+        reports, why-traces): a write through it fails."""
+        ...
+
+    def deployed(self) -> list[Deployed]:
+        """Per journey id, the active version (else the latest deployed), by id."""
+        ...
+
+    def latest_activity(self) -> int | None:
+        """The time of the engine's latest action (None: none yet)."""
+        ...
+
+    def journey_totals(self, since_ms: int, until_ms: int) -> dict[str, JourneyTotals]:
+        """Per journey, over ``[since_ms, until_ms)`` (whole hours): entries by UTC day,
+        goals reached, messages queued and sends suppressed."""
+        ...
+
+    def find_users(self, query: str, limit: int = 20) -> list[UserHit]:
+        """Users whose id is ``query`` or starts with it, or whose profile's e-mail is
+        ``query`` (in any case); an alias finds its user."""
+        ...
+
+    def user(self, user_id: str, actions: int = 100, inbox: int = 20) -> UserRecord | None:
+        """The user ``user_id`` names, with the latest ``actions`` and ``inbox``
+        messages; None for a stranger."""
         ...
 
 

@@ -5,23 +5,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias, get_args
+from typing import Any, Literal, NamedTuple, TypeAlias, get_args
 
 from journeyc.events import ALIAS, IDENTIFY
 
 __all__ = [
+    "DAY_MS",
     "KINDS",
     "ActionCount",
+    "ActionRecord",
     "Cohort",
     "Delivery",
+    "Deployed",
     "DeployedJourney",
     "DeployedSegment",
+    "Entry",
     "EntryGroup",
     "FeedbackCount",
     "InFlight",
+    "InboxRow",
     "Instance",
+    "JourneyTotals",
     "JourneyVersion",
     "Kind",
+    "LiveInstance",
     "OutboxCount",
     "RecordedAction",
     "RecordedSegmentChange",
@@ -30,6 +37,8 @@ __all__ = [
     "SegmentRow",
     "Send",
     "StoredEvent",
+    "UserHit",
+    "UserRecord",
 ]
 
 
@@ -240,3 +249,101 @@ class Delivery:
     channel: str | None
     provider_event_id: str
     detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class LiveInstance(NamedTuple):
+    """A user's running (``active`` or ``waiting``) instance of a journey; times in
+    epoch ms."""
+
+    journey_id: str
+    version: str
+    entry_no: int
+    node: str
+    status: str
+    entered_at: int
+    wake_at: int | None
+    waiting_for: str | None
+
+
+class ActionRecord(NamedTuple):
+    """One thing the engine did for a user (``at`` in epoch ms)."""
+
+    at: int
+    journey_id: str | None
+    step: str | None
+    action: str
+    detail: dict[str, Any]
+
+
+DAY_MS = 86_400_000
+"""A UTC day in milliseconds: :attr:`JourneyTotals.entries_by_day` is keyed by epoch
+day numbers (``ms // DAY_MS``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deployed:
+    """A journey's active version (or its latest, when none is active) and its IR."""
+
+    journey_id: str
+    version: str
+    deployed_at: int
+    active: bool
+    ir_json: str
+
+
+@dataclass(slots=True)
+class JourneyTotals:
+    """One journey over a range: entries by day, goals reached, messages queued
+    (sent or not), sends suppressed."""
+
+    journey_id: str
+    entries: int = 0
+    goals: int = 0
+    sends: int = 0
+    suppressed: int = 0
+    entries_by_day: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UserHit:
+    """A user a search found, with the e-mail of their profile if any."""
+
+    user_id: str
+    email: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry of the user into a journey, and when it reached the goal."""
+
+    journey_id: str
+    entry_no: int
+    entered_at: int
+    goal_at: int | None
+    arm: str | None
+    held_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """An in-app message the user was sent."""
+
+    journey_id: str
+    step: str
+    message: str
+    content: dict[str, Any]
+    sent_at: int | None
+
+
+@dataclass(slots=True)
+class UserRecord:
+    """Everything the user page shows of one user."""
+
+    user_id: str
+    traits: dict[str, Any]
+    aliases: list[str]
+    segments: list[tuple[str, int]]
+    live: list[LiveInstance]
+    entries: list[Entry]
+    actions: list[ActionRecord]
+    inbox: list[InboxRow]

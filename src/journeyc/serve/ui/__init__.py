@@ -18,7 +18,8 @@ from fastapi.staticfiles import StaticFiles
 from journeyc import __version__
 from journeyc.serve.ui.pages import make_router
 from journeyc.serve.ui.session import Sessions
-from journeyc.store.sqlite.ui import DashboardReads
+from journeyc.store.abc import DashboardReads
+from journeyc.store.open import dashboard_reads
 
 STATIC = Path(__file__).parent / "static"
 DOCS_ASSETS = "/docs/assets"
@@ -36,7 +37,7 @@ def mount(app: FastAPI, store_path: Path | str, admin_token: str) -> None:
     """Serve the dashboard over the daemon's store at ``store_path`` (read-only, behind
     a login with ``admin_token``) and the API docs on ``app`` (made with
     ``docs_url=None, redoc_url=None``)."""
-    _mount_dashboard(app, DashboardReads(store_path), Sessions(admin_token), live=True)
+    _mount_dashboard(app, dashboard_reads(store_path), Sessions(admin_token), live=True)
     _mount_docs(app)
 
 
@@ -79,7 +80,7 @@ def _local_only(page: HTMLResponse) -> HTMLResponse:
 def create_app(store_path: Path | str, admin_token: str | None = None) -> FastAPI:
     """The dashboard alone over a store file, read-only (``journeyc ui``); with no
     ``admin_token``, no login. Raises StoreError for a file that is not a store."""
-    reads = DashboardReads(store_path)
+    reads = dashboard_reads(store_path)
     reads.check()
     app = FastAPI(
         title="journeyc dashboard",

@@ -34,7 +34,8 @@ from journeyc.reports.model import ArmReport, Comparison, ExperimentReport
 from journeyc.serve.times import iso
 from journeyc.serve.ui import svg
 from journeyc.serve.ui.session import COOKIE, MAX_AGE_S, PATH, Sessions
-from journeyc.store.sqlite.ui import DAY_MS, DashboardReads, Deployed, JourneyTotals
+from journeyc.store.abc import DashboardReads
+from journeyc.store.rows import DAY_MS, Deployed, JourneyTotals
 from journeyc.why.model import Decision
 from journeyc.why.replay import WhyError, explain_user
 

@@ -11,90 +11,25 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from journeyc.fastjson import loads
-from journeyc.store.abc import ActionRecord, LiveInstance
 from journeyc.store.errors import StoreError
+from journeyc.store.rows import (
+    Deployed,
+    Entry,
+    InboxRow,
+    JourneyTotals,
+    UserHit,
+    UserRecord,
+)
 from journeyc.store.sqlite.action_counts import HOUR_MS
 from journeyc.store.sqlite.admin import SqliteAdminReads, canonical_user
 from journeyc.store.sqlite.schema import SCHEMA_VERSION, user_version
 from journeyc.store.sqlite.store import Store
 
-DAY_MS = 86_400_000
 LIVE = "status IN ('active', 'waiting')"
-
-
-@dataclass(frozen=True, slots=True)
-class Deployed:
-    """A journey's active version (or its latest, when none is active) and its IR."""
-
-    journey_id: str
-    version: str
-    deployed_at: int
-    active: bool
-    ir_json: str
-
-
-@dataclass(slots=True)
-class JourneyTotals:
-    """One journey over a range: entries by day, goals reached, messages queued
-    (sent or not), sends suppressed."""
-
-    journey_id: str
-    entries: int = 0
-    goals: int = 0
-    sends: int = 0
-    suppressed: int = 0
-    entries_by_day: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class UserHit:
-    """A user a search found, with the e-mail of their profile if any."""
-
-    user_id: str
-    email: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One entry of the user into a journey, and when it reached the goal."""
-
-    journey_id: str
-    entry_no: int
-    entered_at: int
-    goal_at: int | None
-    arm: str | None
-    held_out: bool
-
-
-@dataclass(frozen=True, slots=True)
-class InboxRow:
-    """An in-app message the user was sent."""
-
-    journey_id: str
-    step: str
-    message: str
-    content: dict[str, Any]
-    sent_at: int | None
-
-
-@dataclass(slots=True)
-class UserRecord:
-    """Everything the user page shows of one user."""
-
-    user_id: str
-    traits: dict[str, Any]
-    aliases: list[str]
-    segments: list[tuple[str, int]]
-    live: list[LiveInstance]
-    entries: list[Entry]
-    actions: list[ActionRecord]
-    inbox: list[InboxRow]
 
 
 def _uri(path: str) -> str:
@@ -102,7 +37,8 @@ def _uri(path: str) -> str:
 
 
 class DashboardReads:
-    """The dashboard's queries over the store file at ``path``, read-only.
+    """The dashboard's queries over the store file at ``path``, read-only
+    (:class:`journeyc.store.abc.DashboardReads`).
 
     Built from a :class:`~journeyc.store.sqlite.Store` (``DashboardReads(store.path)``)
     or a path; each method reads one snapshot (a transaction of its own).
