@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from journeyc.compile import ir
 from journeyc.config import Config
@@ -31,6 +31,10 @@ from journeyc.lang.testfile import (
     literal_value,
     parse_timestamp,
 )
+
+if TYPE_CHECKING:
+    from journeyc.store.abc import SimulationStore
+
 
 NEAR_MS = 86_400_000
 """How far from an expected time the actions shown beside a failure may be."""
@@ -121,8 +125,8 @@ class Bench:
             self.template.recommendations(), self.config.render.limits
         )
 
-    def store(self) -> Any:
-        """A fresh, empty in-memory store (an :class:`~journeyc.store.abc.SimulationStore`)."""
+    def store(self) -> SimulationStore:
+        """A fresh, empty in-memory store, a copy of the template."""
         store = self.template.copy_in_memory()
         if self.renderer.recommender is not None:
             self.renderer.recommender.rebind(store.recommendations())
