@@ -388,8 +388,12 @@ class Engine:
         ``scratch``: the store is the caller's own, thrown away after the run; the rows
         nobody reads back (instances, outbox rows, actions) are not written at all
         (see :meth:`UnitOfWork.hold`), nor, unless a message calls a recommendation
-        filter, the events and the products they name (:meth:`Store.hold_events`):
-        the caller hands every event it logs to :meth:`advance`.
+        filter, the events and the products they name
+        (:meth:`SimulationStore.hold_events`): the caller hands every event it logs to
+        :meth:`advance`.
+
+        The store must be an :class:`~journeyc.store.abc.SimulationStore` (TypeError
+        otherwise): only it can hold rows in memory.
 
         ``caught_up`` tells whether the engine had handled every event logged when this
         was called: a caller can then hand :meth:`advance` what it logs from the first
