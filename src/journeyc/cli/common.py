@@ -111,7 +111,7 @@ def open_store(path: Path, *, existing: bool = False, lock_timeout_s: float | No
     usage error (exit 2) rather than a new store; a file that is not a journeyc store
     (or is newer than this journeyc) exits 1 with the reason. Writers wait at most
     ``lock_timeout_s`` (default: the store's) for the write lock."""
-    from journeyc.store.open import open_store as opener
+    from journeyc.store.open import open_full_store as opener
 
     if existing and not path.is_file():
         usage_error(f"no store at {path} (use --db, or run journeyc serve or ingest first)")

@@ -80,15 +80,13 @@ def _store(path: Path, *, create: bool) -> Iterator[Store]:
     """The store at ``path``. Without ``create``, a missing file is planned against as
     an empty store (nothing deployed) and nothing is created."""
     from journeyc.store.errors import StoreError
-    from journeyc.store.open import open_store
+    from journeyc.store.open import open_full_store
 
     where = path if create or path.exists() else ":memory:"
     try:
-        store = open_store(where)
+        store = open_full_store(where)
     except (StoreError, OSError) as exc:
         _fail(str(exc))
-    if where == ":memory:":
-        store.path = str(path)  # reported as the store planned against
     try:
         yield store
     finally:
@@ -110,11 +108,14 @@ def _progress() -> Iterator[Callable[[int, int], None] | None]:
         yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
-def _make_plan(store: Store, project: ir.ProjectIR, config: Config) -> Plan:
+def _make_plan(store: Store, project: ir.ProjectIR, config: Config, path: Path) -> Plan:
     from journeyc.engine.plan import make_plan
 
     with _progress() as bar:
-        return make_plan(store, project, now_ms(), config.engine.zone, progress=bar)
+        plan = make_plan(store, project, now_ms(), config.engine.zone, progress=bar)
+    if store.path == ":memory:":  # no store at ``path`` yet: planned against an empty one
+        plan.store = str(path)
+    return plan
 
 
 # ---------------------------------------------------------------- rendering
@@ -237,7 +238,7 @@ def plan(
     path = store_path(db, config)
     project = _compile(paths, usage_exits_1=True)
     with _store(path, create=False) as store:
-        made = _make_plan(store, project, config)
+        made = _make_plan(store, project, config, path)
     data = made.to_json()
     if out is not None:
         try:
@@ -321,7 +322,7 @@ def deploy(
     project = _compile(paths)
     saved = _read_plan(plan_file) if plan_file is not None else None
     with _store(path, create=True) as store:
-        data = saved if saved is not None else _make_plan(store, project, config).to_json()
+        data = saved if saved is not None else _make_plan(store, project, config, path).to_json()
         if project_hash(project) != data["project_hash"]:
             _fail(
                 f"the project changed since the plan was made ({plan_file}, at "

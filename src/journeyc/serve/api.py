@@ -102,7 +102,7 @@ from journeyc.serve.times import iso, now_ms
 from journeyc.serve.why_api import why_router
 from journeyc.store.abc import AdminReads, Store
 from journeyc.store.errors import DatabaseError, OperationalError, StoreBusyError
-from journeyc.store.open import open_store
+from journeyc.store.open import open_full_store
 
 log = logging.getLogger(__name__)
 
@@ -577,7 +577,7 @@ def create_app(
     if not admin_token:
         raise ValueError("the admin token must not be empty")
     owned = store is None
-    store = open_store(store_path) if store is None else store
+    store = open_full_store(store_path) if store is None else store
     metrics = metrics if metrics is not None else Metrics(store_path)
     service = _Service(store, write_key, metrics, on_events, status)
 

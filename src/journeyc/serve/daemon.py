@@ -256,7 +256,7 @@ class Daemon(Service):
         from journeyc.serve.supervisor import EngineProcess, EngineStartError
         from journeyc.serve.watch import InvalidProjectError, load_checked
         from journeyc.store.errors import StoreError
-        from journeyc.store.open import open_store
+        from journeyc.store.open import open_full_store
 
         s = self.settings
         if s.watch:
@@ -272,7 +272,7 @@ class Daemon(Service):
                 f"deployed; deploy first (journeyc deploy PROJECT_DIR --db {s.store_path})"
             )
         try:
-            self.store: Store = open_store(
+            self.store: Store = open_full_store(
                 s.store_path, lock_timeout_s=self.config.store.lock_timeout
             )
         except (StoreError, OSError) as exc:

@@ -68,7 +68,7 @@ from journeyc.channels.base import (
 from journeyc.serve.breaker import BreakerState, CircuitBreaker
 from journeyc.store.abc import Failure, Outbox, PutOff, QueuedSend, Retry, Store
 from journeyc.store.errors import DatabaseError, StoreError
-from journeyc.store.open import LOCK_TIMEOUT_S, open_store
+from journeyc.store.open import LOCK_TIMEOUT_S, open_full_store
 
 __all__ = ["DispatchStats", "Dispatcher", "backoff_ms"]
 
@@ -444,7 +444,7 @@ class Dispatcher:
         """A dispatcher with its own connection to the store at ``path``, whose writes
         wait at most ``lock_timeout_s`` for the write lock (``[store] lock_timeout``);
         :meth:`close` closes that connection (not the providers)."""
-        dispatcher = cls(open_store(path, lock_timeout_s=lock_timeout_s), providers, **kwargs)
+        dispatcher = cls(open_full_store(path, lock_timeout_s=lock_timeout_s), providers, **kwargs)
         dispatcher._owns_store = True
         return dispatcher
 

@@ -17,7 +17,7 @@ from journeyc.lang.testfile import parse_timestamp
 from journeyc.reports.build import ReportError, UnknownJourneyError, build_report
 from journeyc.reports.model import JourneyReport
 from journeyc.serve.times import iso
-from journeyc.store.open import open_store
+from journeyc.store.open import open_full_store
 
 _TIME = "An ISO-8601 time (`2026-01-05T10:00:00Z`; no zone is UTC)."
 
@@ -62,7 +62,7 @@ def reports_router(store_path: Path, admin: Callable[..., Any]) -> APIRouter:
         time range (docs/reports.md)."""
         since_ms, until_ms = _ms(since, "from"), _ms(until, "until")
         try:
-            with closing(open_store(store_path)) as store:
+            with closing(open_full_store(store_path)) as store:
                 return build_report(
                     store,
                     journey_id,

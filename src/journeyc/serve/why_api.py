@@ -13,7 +13,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from journeyc.config import Config
-from journeyc.store.open import open_store
+from journeyc.store.open import open_full_store
 from journeyc.why.model import WhyReport
 from journeyc.why.replay import UnknownNameError, UnknownUserError, WhyError, explain_user
 
@@ -43,7 +43,7 @@ def why_router(store_path: Path) -> APIRouter:
         """Every decision the journeys made for a user, in order, with the values that
         decided it: a replay of their events through the engine (docs/why.md)."""
         config = getattr(request.app.state, "config", None)
-        with closing(open_store(store_path)) as store:
+        with closing(open_full_store(store_path)) as store:
             try:
                 return explain_user(
                     store,

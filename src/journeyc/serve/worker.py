@@ -186,7 +186,7 @@ class Worker(Service):
         from journeyc.engine.core import Engine
         from journeyc.serve.dispatcher import Dispatcher
         from journeyc.store.errors import StoreError
-        from journeyc.store.open import open_store
+        from journeyc.store.open import open_full_store
 
         s = self.settings
         if not s.watch:
@@ -213,7 +213,7 @@ class Worker(Service):
         self._closers.append(lambda: close_providers(self.providers))
 
         try:
-            self.store: Store = open_store(
+            self.store: Store = open_full_store(
                 s.store_path, lock_timeout_s=self.config.store.lock_timeout
             )
         except (StoreError, OSError) as exc:
@@ -307,12 +307,12 @@ class Worker(Service):
         from contextlib import closing
 
         from journeyc.engine.deploy import deployed_project
-        from journeyc.store.open import open_store
+        from journeyc.store.open import open_full_store
 
         path = self.settings.store_path
         if not path.exists():
             return None
-        with closing(open_store(path)) as store:
+        with closing(open_full_store(path)) as store:
             return deployed_project(store)
 
     def _last_deployed(self, invalid: InvalidProjectError) -> Checked:
