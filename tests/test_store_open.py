@@ -11,7 +11,13 @@ from journeyc.engine.core import Engine
 from journeyc.events import Event, parse_event
 from journeyc.store import abc
 from journeyc.store.errors import DatabaseError, StoreError
-from journeyc.store.open import dashboard_reads, open_simulation_store, open_store, reading_at
+from journeyc.store.open import (
+    dashboard_reads,
+    open_full_store,
+    open_simulation_store,
+    open_store,
+    reading_at,
+)
 from journeyc.store.rows import StoredEvent
 
 T0 = 1_700_000_000_000
@@ -98,3 +104,15 @@ def test_keep_rows_refuses_a_store_without_the_simulation_mode(tmp_path: Path) -
             engine.keep_rows()
     finally:
         sqlite_store.close()
+
+
+def test_open_full_store_refuses_a_store_that_lacks_parts(postgres_url: str) -> None:
+    # The PostgreSQL store has no engine unit of work nor compiled reads yet: a command
+    # that needs them says so instead of failing halfway.
+    with pytest.raises(StoreError, match="PostgreSQL store cannot serve this yet"):
+        open_full_store(postgres_url)
+    store = open_store(postgres_url)  # the plain opener still opens it
+    try:
+        assert not isinstance(store, abc.SimulationStore)
+    finally:
+        store.close()
