@@ -66,15 +66,16 @@ from journeyc.store.traits import merge_into as _merge_into
 BUSY_TIMEOUT_MS = 5000
 
 
-def _sqlite_utils() -> ModuleType:
+def _import_sqlite_utils() -> ModuleType:
     """sqlite-utils, imported without pandas and numpy.
 
     sqlite-utils imports pandas and numpy when it is imported, if they are installed
     (to convert their values); statsmodels (the reports) installs both. journeyc
     hands sqlite-utils neither, and importing them cost every process that opens a
     store ~60 MB of memory and ~0.5 s (the daemon's API process went from 119 MB to
-    181 MB). So they are hidden while sqlite-utils is first imported, and only then:
-    a report still imports them, when it is asked for.
+    181 MB). So they are hidden while sqlite-utils is imported, and only then: a
+    report still imports them, when it is asked for. Imported with this module, as
+    before, so that opening the first store does not pay for it.
     """
     module = sys.modules.get("sqlite_utils")
     if module is not None:
@@ -88,6 +89,9 @@ def _sqlite_utils() -> ModuleType:
         for name in hidden:
             del sys.modules[name]
     return sqlite_utils
+
+
+sqlite_utils = _import_sqlite_utils()
 
 
 Connection = sqlite3.Connection
@@ -169,7 +173,7 @@ class Store:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms):d}")
             conn.execute("PRAGMA foreign_keys = ON")
             if name != ":memory:":
-                _sqlite_utils().Database(conn, execute_plugins=False).enable_wal()
+                sqlite_utils.Database(conn, execute_plugins=False).enable_wal()
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(conn)
         except SchemaVersionError as exc:
@@ -893,7 +897,7 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         """Rows per table, for status reports."""
-        db = _sqlite_utils().Database(self._conn, execute_plugins=False)
+        db = sqlite_utils.Database(self._conn, execute_plugins=False)
         return {table: int(db.table(table).count) for table in TABLES}
 
     # -- the engine's unit of work and its rows (journeyc.store.abc) ----------------
