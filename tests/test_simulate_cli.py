@@ -275,6 +275,61 @@ def test_the_timeline_reports_each_arm_and_the_holdout_as_the_trace_shows_them(
     assert report == "a/b: ab: " + "; ".join(expected)
 
 
+def _counted(entries: int, goals: int) -> str:
+    """``3 entries, 1 goal``, as an a/b line words a group's counts."""
+    noun = "entry" if entries == 1 else "entries"
+    return f"{entries} {noun}, {goals} {'goal' if goals == 1 else 'goals'}"
+
+
+def test_a_holdout_without_a_split_shows_the_messaged_group_as_the_report_counts_it(
+    tmp_path: Path, example_lines: list[str]
+) -> None:
+    """cart_recovery holds out 5% and has no split: its a/b line names the messaged
+    group (every entry not held out) and the holdout, with the entries and goals the
+    trace shows and `journeyc report --json` gives for the same store."""
+    db = tmp_path / "sim.db"
+    example = ("journeys", "--events", "examples/events.jsonl")
+    text = run(*example, "--catalog", "examples/catalog.jsonl", "--db", str(db))
+    assert text.returncode == 0, text.stderr
+    ab = {
+        line.split(": ")[1]: line for line in text.stdout.splitlines() if line.startswith("a/b: ")
+    }
+
+    trace = [a for a in actions(example_lines) if a["journey"] == "cart_recovery"]
+    held = {a["user"] for a in trace if a["action"] == "suppress" and a["reason"] == "holdout"}
+    entered = [a["user"] for a in trace if a["action"] == "enter"]
+    goals = [a["user"] for a in trace if a["action"] == "goal"]
+    messaged = [u for u in entered if u not in held]
+    assert messaged and goals  # the example converts someone in the messaged group
+    converted = len([u for u in goals if u not in held])
+    assert ab["cart_recovery"].startswith(
+        f"a/b: cart_recovery: messaged {_counted(len(messaged), converted)}"
+    )
+
+    report = subprocess.run(
+        [sys.executable, "-m", "journeyc", "report", "journeys", "--db", str(db), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert report.returncode == 0, report.stderr
+    experiments = {
+        r["journey_id"]: r["experiment"]
+        for r in json.loads(report.stdout)["reports"]
+        if r["experiment"] is not None
+    }
+    assert set(experiments) == set(ab)
+    for jid, experiment in experiments.items():
+        names = [arm["name"] for arm in experiment["arms"]]
+        assert names == [part.split(" ")[0] for part in ab[jid].split(": ", 2)[2].split("; ")]
+        for arm in experiment["arms"]:
+            assert f"{arm['name']} {_counted(arm['entries'], arm['conversions'])}" in ab[jid]
+    cart = {arm["name"]: arm for arm in experiments["cart_recovery"]["arms"]}
+    assert list(cart) == ["messaged", "holdout"]
+    assert cart["messaged"]["entries"] == len(messaged)
+
+
 def test_the_progress_bar_goes_to_a_terminal_on_stderr_and_stdout_stays_clean(
     tmp_path: Path,
 ) -> None:

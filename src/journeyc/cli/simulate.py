@@ -190,8 +190,10 @@ def simulate(
 
     The clock starts at the first event (or --from) and jumps from event to event and
     timer to timer until --until or until nothing is left to do. Without --json it
-    prints a timeline per user, the A/B results (entries and goals per split arm and
-    for the holdout, per journey that split or held out users) and a summary. Its
+    prints a timeline per user, the A/B results (an `a/b:` line per journey with a
+    split or a holdout: entries and goals per split arm, or, with a holdout and no
+    split, for the `messaged` group; then the holdout; as `journeyc report` counts
+    them) and a summary. Its
     times are UTC, with the user's local time beside them, `(Tue 03:30
     Asia/Bangkok)`, where that zone is not UTC: the profile's `timezone` at the end of
     the run, else journeyc.toml's (quiet hours follow it). With --json (UTC only),
@@ -290,7 +292,7 @@ def simulate(
             if not as_json:
                 zones = store.profile_zones()
         actions = in_output_order(actions)
-    tests = [] if as_json else ab_lines(cohorts)
+    tests = [] if as_json else ab_lines(cohorts, project)
     if as_json:
         out = sys.stdout
         for a in actions:
@@ -403,24 +405,32 @@ def _read_profiles(path: str) -> dict[str, dict[str, object]]:
     return out
 
 
-def ab_lines(cohorts: Iterable[Cohort]) -> list[str]:
-    """A line per journey that split or held out users: entries and goals per arm (of
-    the entries that were sent messages) and for the holdout, with conversion rates;
-    from the rows of ``Store.entry_cohorts``."""
-    groups: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+def ab_lines(cohorts: Iterable[Cohort], project: ProjectIR) -> list[str]:
+    """A line per journey that split or held out users: entries and goals per group,
+    with conversion rates, counted as the journey report counts them
+    (:func:`journeyc.reports.build.experiment`): per split arm, or, for a holdout and no
+    split, the ``messaged`` group (every entry not held out); then the holdout. From
+    the rows of ``Store.entry_cohorts``."""
+    from journeyc.reports.build import experiment
+    from journeyc.store.rows import EntryGroup
+
+    groups: dict[str, list[EntryGroup]] = defaultdict(list)
     for jid, arm, held, entries, goals in cohorts:
-        if held or arm is not None:
-            groups[jid].append(("holdout" if held else str(arm), entries, goals))
+        groups[jid].append(EntryGroup(held, arm, entries, goals))
 
     def cohort(name: str, n: int, g: int) -> str:
         entries = "entry" if n == 1 else "entries"
         goals = "goal" if g == 1 else "goals"
-        return f"{name} {n} {entries}, {g} {goals} ({g / n:.1%})"
+        return f"{name} {n} {entries}, {g} {goals}" + (f" ({g / n:.1%})" if n else "")
 
-    return [
-        f"a/b: {jid}: " + "; ".join(cohort(*row) for row in rows)
-        for jid, rows in sorted(groups.items())
-    ]
+    lines = []
+    for jid, rows in sorted(groups.items()):
+        journey = project.journeys.get(jid)
+        report = None if journey is None else experiment(journey, rows)
+        if report is not None:
+            arms = (cohort(a.name, a.entries, a.conversions) for a in report.arms)
+            lines.append(f"a/b: {jid}: " + "; ".join(arms))
+    return lines
 
 
 def local_zones(names: Mapping[str, str], default: ZoneInfo) -> Callable[[str], tzinfo | None]:

@@ -140,7 +140,7 @@ def build_report(
         ],
         funnel_truncated=len(paths) > MAX_PATHS,
         goal=_goal(journey, groups, entries, median),
-        experiment=_experiment(journey, groups),
+        experiment=experiment(journey, groups),
         delivery=_delivery(outbox, feedback),
     )
 
@@ -346,7 +346,11 @@ def _goal(
     )
 
 
-def _experiment(journey: ir.JourneyIR, groups: list[EntryGroup]) -> ExperimentReport | None:
+def experiment(journey: ir.JourneyIR, groups: list[EntryGroup]) -> ExperimentReport | None:
+    """The report's experiment section from the entry ``groups``: the split arms (or
+    the ``messaged`` group, for a holdout and no split), the holdout and the lifts;
+    None for a journey with neither a split nor a holdout. ``journeyc simulate``'s
+    ``a/b:`` lines count with it too."""
     split_arms = [
         a.name for n in journey.nodes.values() if isinstance(n, ir.SplitNode) for a in n.arms
     ]
