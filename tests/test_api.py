@@ -32,6 +32,7 @@ from fastapi.testclient import TestClient
 
 from journeyc.serve.api import MAX_BATCH_BYTES, MAX_EVENT_BYTES, create_app
 from journeyc.serve.metrics import Metrics
+from journeyc.store.errors import OperationalError
 from journeyc.store.sqlite import LOCK_SUFFIX, Store
 
 WRITE_KEY = "wk_test_123"
@@ -893,7 +894,7 @@ def test_busy_store_is_503_with_retry_after(
     app = create_app(tmp_path / "s.db", write_key=WRITE_KEY, admin_token=ADMIN_TOKEN)
 
     def locked(events: object) -> list[int | None]:
-        raise sqlite3.OperationalError("database is locked")
+        raise OperationalError("database is locked")  # what a store raises for it
 
     monkeypatch.setattr(app.state.store, "append_events", locked)
     with TestClient(app) as client:

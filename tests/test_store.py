@@ -18,6 +18,7 @@ import pytest
 
 from journeyc.events import Event, parse_event
 from journeyc.store import SCHEMA_VERSION, SchemaVersionError, Store, StoreBusyError, StoreError
+from journeyc.store.errors import DatabaseError
 from journeyc.store.sqlite import BULK_CACHE_KIB, LOCK_SUFFIX
 from journeyc.store.sqlite.schema import TABLES, Migration, migrate, user_version
 
@@ -389,9 +390,9 @@ def test_cursors(store: Store) -> None:
 def test_one_live_instance_per_journey_and_user(store: Store) -> None:
     add_journey(store)
     add_instance(store, "u1", "waiting")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(DatabaseError):
         add_instance(store, "u1", "waiting")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(DatabaseError):
         add_instance(store, "u1", "active")
     # finished instances do not count; another user or journey is independent
     add_instance(store, "u1", "completed")
@@ -406,13 +407,13 @@ def test_one_live_instance_per_journey_and_user(store: Store) -> None:
 
 
 def test_instances_need_a_deployed_journey(store: Store) -> None:
-    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+    with pytest.raises(DatabaseError, match="FOREIGN KEY"):
         add_instance(store, "u1", journey="never_deployed")
 
 
 def test_unknown_status_is_refused(store: Store) -> None:
     add_journey(store)
-    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+    with pytest.raises(DatabaseError, match="CHECK"):
         add_instance(store, "u1", "sleeping")
 
 

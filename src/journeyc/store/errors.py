@@ -3,11 +3,6 @@ knowing which store they talk to."""
 
 from __future__ import annotations
 
-# The SQLite driver's error classes are the store's database errors: a driver import
-# inside store/, so that callers catch them without importing a driver. A store over
-# another driver raises these (mapping its driver's errors where it raises them).
-import sqlite3
-
 
 class StoreError(Exception):
     """A store that cannot be opened or used as asked."""
@@ -42,10 +37,12 @@ class StoreBusyError(StoreError):
         self.retry_after_s = 1
 
 
-DatabaseError = sqlite3.Error
-"""What the database itself raises (beside :class:`StoreError`), for callers that must
-survive it without importing the driver."""
+class DatabaseError(StoreError):
+    """Anything the database itself raised, whichever store: each store converts its
+    driver's errors into this (or :class:`OperationalError`) where they leave it, the
+    driver's error as ``__cause__``, so callers survive it without importing a driver."""
 
-OperationalError = sqlite3.OperationalError
-"""What the database raises when it cannot do its work (locked, unreadable, full),
-as opposed to a wrong statement: the API answers it 503."""
+
+class OperationalError(DatabaseError):
+    """The database could not do it now (locked, disk I/O, connection lost, a table
+    missing), as opposed to a wrong statement: the API answers it 503."""

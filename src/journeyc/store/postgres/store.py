@@ -38,6 +38,7 @@ from journeyc.fastjson import dumps
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
 from journeyc.store.postgres.admin import PostgresAdminReads
+from journeyc.store.postgres.errors import converted
 from journeyc.store.postgres.history import PostgresEventHistory
 from journeyc.store.postgres.leases import PostgresLeases
 from journeyc.store.postgres.outbox import PostgresOutbox
@@ -195,11 +196,15 @@ class PostgresStore:
                 raise StoreBusyError(self.path, self.lock_timeout_s) from exc
             except psycopg.DataError as exc:
                 raise self._refused(exc) from exc
+            except psycopg.Error as exc:
+                raise converted(exc) from exc
             return
         try:
             conn = self._pool.getconn(timeout=self.lock_timeout_s)
         except psycopg_pool.PoolTimeout as exc:
             raise StoreBusyError(self.path, self.lock_timeout_s) from exc
+        except psycopg.Error as exc:  # a closed pool
+            raise converted(exc) from exc
         local.conn = conn
         try:
             timeout = f"{max(1, round(self.lock_timeout_s * 1000))}ms"
@@ -214,6 +219,8 @@ class PostgresStore:
             raise StoreBusyError(self.path, self.lock_timeout_s) from exc
         except psycopg.DataError as exc:
             raise self._refused(exc) from exc
+        except psycopg.Error as exc:
+            raise converted(exc) from exc
         finally:
             local.conn = None
             self._pool.putconn(conn)
@@ -229,10 +236,13 @@ class PostgresStore:
         the modules of this package; none leaves the store)."""
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
-            yield conn
+            yield conn  # transaction() converts the errors (a lock: StoreBusyError)
             return
-        with self._pool.connection() as conn:
-            yield conn
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:  # the pool's timeout too: an OperationalError
+            raise converted(exc) from exc
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
@@ -269,12 +279,15 @@ class PostgresStore:
         """Reads of one snapshot of the committed store (a ``REPEATABLE READ READ
         ONLY`` transaction on a pooled connection of their own; see
         :class:`journeyc.store.abc.AdminReads`)."""
-        with self._pool.connection() as conn:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            try:
-                yield PostgresAdminReads(conn)
-            finally:
-                conn.execute("ROLLBACK")
+        try:
+            with self._pool.connection() as conn:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    yield PostgresAdminReads(conn)
+                finally:
+                    conn.execute("ROLLBACK")
+        except psycopg.Error as exc:  # the store's error, not the driver's
+            raise converted(exc) from exc
 
     def upkeep(self) -> PostgresUpkeep:
         """The daemon's housekeeping of this store (see :class:`journeyc.store.abc.Upkeep`)."""

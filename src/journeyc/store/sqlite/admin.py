@@ -16,6 +16,7 @@ from typing import Any
 
 from journeyc.store.abc import ActionRecord, FailedSend, InboxRecord, LiveInstance
 from journeyc.store.rows import Cohort
+from journeyc.store.sqlite.errors import converted
 
 __all__ = [
     "SqliteAdminReads",
@@ -39,9 +40,12 @@ def open_reader(store_path: Path | str) -> sqlite3.Connection:
 @contextmanager
 def snapshot(store_path: Path | str) -> Iterator[SqliteAdminReads]:
     """Reads of the store at ``store_path`` that all see one snapshot of it."""
-    with closing(open_reader(store_path)) as conn:
-        conn.execute("BEGIN")
-        yield SqliteAdminReads(conn)
+    try:
+        with closing(open_reader(store_path)) as conn:
+            conn.execute("BEGIN")
+            yield SqliteAdminReads(conn)
+    except sqlite3.Error as exc:  # the store's error, not the driver's
+        raise converted(exc) from exc
 
 
 class SqliteAdminReads:

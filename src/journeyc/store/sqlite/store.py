@@ -48,6 +48,7 @@ from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.catalog import SqliteCatalog
 from journeyc.store.sqlite.deliveries import Deliveries
 from journeyc.store.sqlite.deployments import SqliteDeploymentReads
+from journeyc.store.sqlite.errors import converted
 from journeyc.store.sqlite.history import EventHistory
 from journeyc.store.sqlite.leases import SqliteLeases
 from journeyc.store.sqlite.outbox import SqliteOutbox
@@ -276,39 +277,44 @@ class Store:
         render limits keep to milliseconds (journeyc.messages.templates).
         """
         deadline = time.monotonic() + self.lock_timeout_s
-        with self._thread_lock():
-            depth = self._depth
-            lock_fd = self._lock_fd if depth == 0 else None
-            if lock_fd is not None:
-                self._take_file_lock(lock_fd, deadline)
-            try:
-                savepoint = f"journeyc_{depth}"
-                self._conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
-                self._depth += 1
-                try:
-                    yield self._conn
-                except BaseException:
-                    self._depth = depth
-                    if self._conn.in_transaction:
-                        if depth == 0:
-                            self._conn.execute("ROLLBACK")
-                        else:
-                            self._conn.execute(f"ROLLBACK TO {savepoint}")
-                            self._conn.execute(f"RELEASE {savepoint}")
-                    raise
-                self._depth = depth
-                if depth == 0:
-                    try:
-                        self._conn.execute("COMMIT")
-                    except BaseException:
-                        if self._conn.in_transaction:
-                            self._conn.execute("ROLLBACK")
-                        raise
-                else:
-                    self._conn.execute(f"RELEASE {savepoint}")
-            finally:
+        try:
+            with self._thread_lock():
+                depth = self._depth
+                lock_fd = self._lock_fd if depth == 0 else None
                 if lock_fd is not None:
-                    fcntl.flock(lock_fd, fcntl.LOCK_UN)
+                    self._take_file_lock(lock_fd, deadline)
+                try:
+                    savepoint = f"journeyc_{depth}"
+                    self._conn.execute(
+                        "BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}"
+                    )
+                    self._depth += 1
+                    try:
+                        yield self._conn
+                    except BaseException:
+                        self._depth = depth
+                        if self._conn.in_transaction:
+                            if depth == 0:
+                                self._conn.execute("ROLLBACK")
+                            else:
+                                self._conn.execute(f"ROLLBACK TO {savepoint}")
+                                self._conn.execute(f"RELEASE {savepoint}")
+                        raise
+                    self._depth = depth
+                    if depth == 0:
+                        try:
+                            self._conn.execute("COMMIT")
+                        except BaseException:
+                            if self._conn.in_transaction:
+                                self._conn.execute("ROLLBACK")
+                            raise
+                    else:
+                        self._conn.execute(f"RELEASE {savepoint}")
+                finally:
+                    if lock_fd is not None:
+                        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        except sqlite3.Error as exc:  # the store's error, not the driver's
+            raise converted(exc) from exc
 
     @contextmanager
     def _thread_lock(self) -> Iterator[None]:

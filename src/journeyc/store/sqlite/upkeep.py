@@ -14,6 +14,8 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+from journeyc.store.sqlite.errors import converted
+
 __all__ = ["SqliteUpkeep"]
 
 
@@ -50,11 +52,14 @@ class SqliteUpkeep:
     def checkpoint(self) -> None:
         """``PRAGMA wal_checkpoint(PASSIVE)`` on the upkeep's own connection (opened at
         the first call, usable from any thread but one at a time)."""
-        if self._checkpoint_conn is None:
-            self._checkpoint_conn = sqlite3.connect(
-                self._path, timeout=5, isolation_level=None, check_same_thread=False
-            )
-        self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        try:
+            if self._checkpoint_conn is None:
+                self._checkpoint_conn = sqlite3.connect(
+                    self._path, timeout=5, isolation_level=None, check_same_thread=False
+                )
+            self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:  # the store's error, not the driver's
+            raise converted(exc) from exc
 
     def close(self) -> None:
         """Close the checkpoint connection, if one was opened."""
