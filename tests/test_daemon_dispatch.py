@@ -112,9 +112,12 @@ def test_a_change_the_store_was_too_busy_to_deploy_is_deployed_at_the_next_poll(
     poll(lambda: worker.status()["engine"]["runs"] >= 1, 10, "the first engine run")
     before = worker.versions["greet"]
     changed = tmp_path / "journeys" / "greet.journey"
-    write_file(changed, GREET.replace('"Hello"', '"Hello again"'))
     worker.store.lock_timeout_s = 0.1
     with Store.open(tmp_path / "store.db") as other, other.transaction():
+        # Written while the lock is held: the worker's own watcher may see the change
+        # first, and must meet the same busy store (on a loaded machine it deployed
+        # the change before the test took the lock).
+        write_file(changed, GREET.replace('"Hello"', '"Hello again"'))
         worker.reload({str(changed)})  # logged, not raised: the watcher goes on
     assert worker.versions["greet"] == before
     worker._poll_job()

@@ -11,7 +11,7 @@ from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from journeyc.compile import ir
 from journeyc.reports import stats
-from journeyc.reports.build import _experiment
+from journeyc.reports.build import experiment
 from journeyc.store.sqlite.reports import EntryGroup
 
 
@@ -91,7 +91,7 @@ def test_arms_are_compared_with_the_holdout() -> None:
         EntryGroup(True, "B", 600, 45),
         EntryGroup(False, None, 7, 0),
     ]
-    e = _experiment(_journey(10, ["A", "B"]), groups)
+    e = experiment(_journey(10, ["A", "B"]), groups)
     assert e is not None and e.baseline == "holdout" and e.unassigned == 7
     assert [(a.name, a.entries, a.conversions) for a in e.arms] == [
         ("A", 1000, 120),
@@ -105,7 +105,7 @@ def test_arms_are_compared_with_the_holdout() -> None:
 
 
 def test_without_a_holdout_the_first_arm_is_the_baseline() -> None:
-    e = _experiment(
+    e = experiment(
         _journey(0, ["A", "B"]),
         [EntryGroup(False, "A", 1000, 120), EntryGroup(False, "B", 1000, 150)],
     )
@@ -115,11 +115,11 @@ def test_without_a_holdout_the_first_arm_is_the_baseline() -> None:
 
 
 def test_without_a_goal_there_is_nothing_to_compare() -> None:
-    e = _experiment(_journey(0, ["A", "B"], goal=False), [EntryGroup(False, "A", 100, 0)])
+    e = experiment(_journey(0, ["A", "B"], goal=False), [EntryGroup(False, "A", 100, 0)])
     assert e is not None and not e.comparisons[0].enough_data
     assert e.comparisons[0].note == "the journey has no goal to compare"
 
 
 def test_no_variance_at_all_gives_no_p_value_rather_than_nan() -> None:
     assert stats._finite(math.nan) is None
-    assert _experiment(_journey(0, []), []) is None  # no split arm, no holdout
+    assert experiment(_journey(0, []), []) is None  # no split arm, no holdout
