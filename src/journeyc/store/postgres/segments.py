@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from journeyc.compile import ir
 from journeyc.store.abc import SegmentDefinition
 from journeyc.store.dueheap import DueHeap
 from journeyc.store.postgres.schema import Connections
 from journeyc.store.rows import SegmentRow
-from journeyc.store.standing import merged_standing
+from journeyc.store.standing import merged_standing, segment_deploy
 
 __all__ = ["PostgresSegmentBook"]
 
@@ -83,26 +82,18 @@ class PostgresSegmentBook:
         """Record the project's segments; forget the rows of segments no longer in it
         and of ``changed`` ones (evaluated again from scratch)."""
         self.forget()
-        changed = sorted(set(changed))
-        gone = [n for n in self.deployed() if n not in infos]
+        plan = segment_deploy(self.deployed(), infos, changed, at_ms)
         with self._store.writing() as conn:
             conn.execute(
-                "DELETE FROM segment_members WHERE segment = ANY(%s)", ([*gone, *changed],)
+                "DELETE FROM segment_members WHERE segment = ANY(%s)",
+                ([*plan.gone, *plan.changed],),
             )
-            conn.execute("DELETE FROM segments WHERE name = ANY(%s)", (gone,))
+            conn.execute("DELETE FROM segments WHERE name = ANY(%s)", (plan.gone,))
         self._many(
             "INSERT INTO segments (name, hash, expr, refreshed_at) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, expr = excluded.expr,"
             " refreshed_at = excluded.refreshed_at",
-            [
-                (
-                    n,
-                    infos[n].hash,
-                    ir.SegmentIR(name=n, expr=infos[n].expr).model_dump_json(),
-                    at_ms,
-                )
-                for n in changed
-            ],
+            plan.definitions,
         )
 
     def rows(self, user_id: str) -> dict[str, SegmentRow]:

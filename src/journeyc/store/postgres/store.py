@@ -175,6 +175,20 @@ class PostgresStore:
     # ------------------------------------------------------------ transactions
 
     @contextmanager
+    def _driver_errors(self) -> Iterator[None]:
+        """The driver's errors raised in the block as the store's: a lock or deadlock
+        past the lock timeout is :class:`StoreBusyError`, bad data what
+        :meth:`_refused` says, any other a journeyc ``DatabaseError``."""
+        try:
+            yield
+        except _BUSY as exc:
+            raise StoreBusyError(self.path, self.lock_timeout_s) from exc
+        except psycopg.DataError as exc:
+            raise self._refused(exc) from exc
+        except psycopg.Error as exc:
+            raise converted(exc) from exc
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         """Run the block atomically: all its writes commit, or none if it raises.
 
@@ -189,15 +203,8 @@ class PostgresStore:
         local = self._local
         conn: Connection | None = getattr(local, "conn", None)
         if conn is not None:
-            try:
-                with conn.transaction():
-                    yield
-            except _BUSY as exc:
-                raise StoreBusyError(self.path, self.lock_timeout_s) from exc
-            except psycopg.DataError as exc:
-                raise self._refused(exc) from exc
-            except psycopg.Error as exc:
-                raise converted(exc) from exc
+            with self._driver_errors(), conn.transaction():
+                yield
             return
         try:
             conn = self._pool.getconn(timeout=self.lock_timeout_s)
@@ -207,20 +214,15 @@ class PostgresStore:
             raise converted(exc) from exc
         local.conn = conn
         try:
-            timeout = f"{max(1, round(self.lock_timeout_s * 1000))}ms"
-            if self._timeouts.get(conn) != timeout:
-                # Per connection, once (a round trip per transaction cost 10% of a merge):
-                # the pool's connections serve this store only.
-                conn.execute("SELECT set_config('lock_timeout', %s, false)", (timeout,))
-                self._timeouts[conn] = timeout
-            with conn.transaction():
-                yield
-        except _BUSY as exc:
-            raise StoreBusyError(self.path, self.lock_timeout_s) from exc
-        except psycopg.DataError as exc:
-            raise self._refused(exc) from exc
-        except psycopg.Error as exc:
-            raise converted(exc) from exc
+            with self._driver_errors():
+                timeout = f"{max(1, round(self.lock_timeout_s * 1000))}ms"
+                if self._timeouts.get(conn) != timeout:
+                    # Per connection, once (a round trip per transaction cost 10% of a
+                    # merge): the pool's connections serve this store only.
+                    conn.execute("SELECT set_config('lock_timeout', %s, false)", (timeout,))
+                    self._timeouts[conn] = timeout
+                with conn.transaction():
+                    yield
         finally:
             local.conn = None
             self._pool.putconn(conn)

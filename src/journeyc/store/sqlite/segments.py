@@ -8,11 +8,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 
-from journeyc.compile import ir
 from journeyc.store.abc import SegmentDefinition
 from journeyc.store.dueheap import DueHeap
 from journeyc.store.rows import SegmentRow
-from journeyc.store.standing import merged_standing
+from journeyc.store.standing import merged_standing, segment_deploy
 
 __all__ = ["SegmentBook"]
 
@@ -79,25 +78,17 @@ class SegmentBook:
         """Record the project's segments; forget the rows of segments no longer in it
         and of ``changed`` ones (evaluated again from scratch)."""
         self.forget()
-        changed = sorted(set(changed))
-        gone = [n for n in self.deployed() if n not in infos]
+        plan = segment_deploy(self.deployed(), infos, changed, at_ms)
         self.conn.executemany(
-            "DELETE FROM segment_members WHERE segment = ?", [(n,) for n in [*gone, *changed]]
+            "DELETE FROM segment_members WHERE segment = ?",
+            [(n,) for n in [*plan.gone, *plan.changed]],
         )
-        self.conn.executemany("DELETE FROM segments WHERE name = ?", [(n,) for n in gone])
+        self.conn.executemany("DELETE FROM segments WHERE name = ?", [(n,) for n in plan.gone])
         self.conn.executemany(
             "INSERT INTO segments (name, hash, expr, refreshed_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, expr = excluded.expr,"
             " refreshed_at = excluded.refreshed_at",
-            [
-                (
-                    n,
-                    infos[n].hash,
-                    ir.SegmentIR(name=n, expr=infos[n].expr).model_dump_json(),
-                    at_ms,
-                )
-                for n in changed
-            ],
+            plan.definitions,
         )
 
     def rows(self, user_id: str) -> dict[str, SegmentRow]:
