@@ -36,3 +36,13 @@ def write_rows(target: str, statement: str, rows: list[tuple[Any, ...]]) -> None
     else:
         with sqlite3.connect(target) as conn:
             conn.executemany(statement, rows)
+
+
+def read_rows(target: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The rows ``query`` (``?`` placeholders) reads, through the database's own
+    driver: what the store wrote, seen from outside it."""
+    if is_url(target):
+        with psycopg.connect(target) as conn:
+            return [tuple(r) for r in conn.execute(query.replace("?", "%s"), params).fetchall()]
+    with sqlite3.connect(target) as conn:
+        return [tuple(r) for r in conn.execute(query, params).fetchall()]

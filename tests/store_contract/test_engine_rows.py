@@ -1,12 +1,9 @@
 """The store's parts the engine reads and writes through (store/abc.py's engine
 section): the schedules' rows, the segments' book, the event history, the unit of
 work's deployed journeys and the Store's own reads for simulations, on every store
-that has them: the PostgreSQL store has no unit of work yet, so its tests run on SQLite
-alone (``SQLITE_ONLY``)."""
+(the unit of work's instances, entries and outbox: test_runtime.py)."""
 
 from __future__ import annotations
-
-import pytest
 
 from journeyc.compile import ir
 from journeyc.store.abc import EventHistory, ScheduleRows, SegmentBook, Store, UnitOfWork
@@ -15,10 +12,6 @@ from tests.engine_helpers import identify, track
 from tests.store_contract.calls import write_rows
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-
-
-SQLITE_ONLY = pytest.mark.parametrize("target", ["sqlite"], indirect=True)
-"""For the parts only the SQLite store has (runtime())."""
 
 
 # ---------------------------------------------------------------- schedules
@@ -168,7 +161,6 @@ def test_store_reads_for_simulations(store: Store) -> None:
         assert store.in_transaction
 
 
-@SQLITE_ONLY
 def test_unit_of_work_reads_deployed_journeys(store: Store) -> None:
     rt: UnitOfWork = store.runtime()
     with store.transaction():

@@ -1154,9 +1154,18 @@ class UnitOfWork(Protocol):
         """The user's running instance of a journey, if any."""
         ...
 
+    def only(self, parts: Sequence[int] | None) -> None:
+        """Work on the users of ``parts`` only (the partitions of
+        :mod:`journeyc.store.partitions` an engine worker leases): :meth:`due` and
+        :meth:`next_wake` look at their instances alone. None (the default): every
+        user. A store without partitions (SQLite: one engine per store) takes None
+        only, and raises :class:`~journeyc.store.errors.StoreError` for a list."""
+        ...
+
     def due(self, now_ms: int, limit: int) -> list[Instance]:
         """Waiting instances whose timer is due by ``now_ms``, earliest first (then
-        oldest); the caller runs each or gives it back with :meth:`rearm`."""
+        oldest); the caller runs each or gives it back with :meth:`rearm`. Only those
+        of the partitions :meth:`only` names."""
         ...
 
     def rearm(self, instances: Iterable[Instance]) -> None:
@@ -1164,7 +1173,7 @@ class UnitOfWork(Protocol):
         ...
 
     def next_wake(self) -> int | None:
-        """The earliest pending timer (epoch ms)."""
+        """The earliest pending timer (epoch ms), of the partitions :meth:`only` names."""
         ...
 
     def create(self, inst: Instance) -> Instance:

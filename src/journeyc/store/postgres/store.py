@@ -38,10 +38,12 @@ from journeyc.fastjson import dumps
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
 from journeyc.store.postgres.admin import PostgresAdminReads
+from journeyc.store.postgres.deployments import PostgresDeploymentReads
 from journeyc.store.postgres.errors import converted
 from journeyc.store.postgres.history import PostgresEventHistory
 from journeyc.store.postgres.leases import PostgresLeases
 from journeyc.store.postgres.outbox import PostgresOutbox
+from journeyc.store.postgres.runtime import PostgresRuntime
 from journeyc.store.postgres.schedules import PostgresScheduleRows
 from journeyc.store.postgres.schema import Connection, migrate, schema_version
 from journeyc.store.postgres.segments import PostgresSegmentBook
@@ -306,6 +308,15 @@ class PostgresStore:
     def segment_book(self) -> PostgresSegmentBook:
         """A new book of the segments' rows (:class:`~journeyc.store.abc.SegmentBook`)."""
         return PostgresSegmentBook(self)
+
+    def runtime(self) -> PostgresRuntime:
+        """A new unit of work over the engine's rows, in this thread's transaction
+        (:class:`~journeyc.store.abc.UnitOfWork`; one per engine)."""
+        return PostgresRuntime(self)
+
+    def deployments(self) -> PostgresDeploymentReads:
+        """What the store has deployed and holds in flight (``journeyc plan``)."""
+        return PostgresDeploymentReads(self)
 
     # ------------------------------------------------------------ the engine's reads
 

@@ -8,11 +8,12 @@ prepared once by sqlite3's statement cache.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from journeyc.fastjson import dumps, loads
 from journeyc.store.dueheap import DueHeap
+from journeyc.store.errors import StoreError
 from journeyc.store.rows import Instance
 from journeyc.store.sqlite.action_counts import add_logged, last_seq
 
@@ -380,6 +381,15 @@ class Runtime:
             if i.journey_id == journey_id and i.status in LIVE:
                 return i
         return None
+
+    def only(self, parts: Sequence[int] | None) -> None:
+        """Every user (None): a SQLite store has no partitions, one engine works on it
+        (:mod:`journeyc.store.partitions`); a list of partitions raises StoreError."""
+        if parts is not None:
+            raise StoreError(
+                "a SQLite store has no partitions (one engine works on it): only(parts)"
+                " needs a PostgreSQL store"
+            )
 
     def due(self, now_ms: int, limit: int) -> list[Instance]:
         """Waiting instances whose timer is due, earliest first (then oldest). The
