@@ -23,20 +23,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from journeyc.fastjson import dumps, loads
+from journeyc.fastjson import dumps
 from journeyc.store.errors import StoreError
 from journeyc.store.partitions import PARTITIONS
 from journeyc.store.postgres.schema import Connection, Connections
 from journeyc.store.rows import Instance
+from journeyc.store.unit_of_work import INSTANCE_COLS, LIVE, UnitRows
 
 __all__ = ["PostgresRuntime"]
 
-LIVE = frozenset({"active", "waiting"})
 _LIVE = "('active', 'waiting')"
-_INSTANCE_COLS = (
-    "id, journey_id, version, user_id, entry_no, node, status, entered_at, "
-    "wake_at, waiting_for, vars::text, arm, holdout"
-)
+_INSTANCE_COLS = INSTANCE_COLS.replace("vars", "vars::text")
 _ID_BLOCK = 1024
 """The most instance ids one unit takes from the sequence at a time (it starts with
 8 and doubles: a unit creating one instance wastes few)."""
@@ -62,36 +59,30 @@ _LOG_ACTIONS = (
 )
 
 
-def _instance(row: tuple[Any, ...]) -> Instance:
-    """An instance from a row of ``_INSTANCE_COLS`` (``vars`` as JSON text)."""
-    values = list(row)
-    values[10] = loads(values[10])
-    return Instance(*values)
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """The first ``width`` values of ``rows`` column by column: the arrays of an
+    ``unnest``."""
+    return [[row[k] for row in rows] for k in range(width)]
 
 
-class PostgresRuntime:
+def _fields(instances: Sequence[Instance], names: str) -> list[list[Any]]:
+    """The instances' fields ``names`` (space separated) column by column, ``vars``
+    as JSON text."""
+    return [
+        [dumps(i.vars) if name == "vars" else getattr(i, name) for i in instances]
+        for name in names.split()
+    ]
+
+
+class PostgresRuntime(UnitRows):
     """The engine's queries and writes over a PostgreSQL store; callers hold the
     transaction (:meth:`PostgresStore.transaction`)."""
 
     def __init__(self, store: Connections) -> None:
+        super().__init__()  # the unit's rows (see the module's docstring)
         self._store = store
-        # The unit of work (see the module's docstring): instances read, by id; those
-        # changed and created (not inserted yet); entries created (journey, user,
-        # entry_no) → [journey, user, entry_no, entered_at, goal_at, arm, holdout].
-        self._seen: dict[int, Instance] = {}
-        self._dirty: dict[int, Instance] = {}
-        self._new: dict[int, Instance] = {}
         self._ids: list[int] = []  # ids taken from the sequence, not handed out yet
         self._block = 8
-        self._entries: dict[tuple[str, str, int], list[Any]] = {}
-        # Per user read in this unit: the instances live when read, and those created
-        # since (their status says which still are); the latest entry per journey as
-        # [journey, user, entry_no, entered_at, goal_at] (+ [arm, holdout] when new).
-        self._live: dict[str, list[Instance]] = {}
-        self._last: dict[str, dict[str, list[Any]]] = {}
-        self._outbox: list[tuple[Any, ...]] = []
-        self._goals: list[tuple[int, str, str, int]] = []
-        self._arms: list[tuple[str | None, str, str, int]] = []
         self._parts: list[int] | None = None  # only(): the partitions worked on
 
     @property
@@ -100,15 +91,6 @@ class PostgresRuntime:
         return False
 
     # ------------------------------------------------------------ the unit's lifecycle
-
-    def _track(self, rows: Iterable[tuple[Any, ...]]) -> list[Instance]:
-        out = []
-        for row in rows:
-            inst = self._seen.get(row[0])
-            if inst is None:
-                inst = self._seen[row[0]] = _instance(row)
-            out.append(inst)
-        return out
 
     def flush(self) -> None:
         """Write every changed and new instance, new entry and queued outbox row.
@@ -145,7 +127,7 @@ class PostgresRuntime:
                     "INSERT INTO entries (journey_id, user_id, entry_no, entered_at, goal_at,"
                     " arm, holdout) SELECT * FROM unnest(%s::text[], %s::text[],"
                     " %s::integer[], %s::bigint[], %s::bigint[], %s::text[], %s::boolean[])",
-                    [[r[k] for r in rows] for k in range(7)],
+                    _columns(rows, 7),
                 )
                 self._entries.clear()
             self._flush_entry_updates(conn)
@@ -161,7 +143,7 @@ class PostgresRuntime:
                     " %s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[])"
                     " WITH ORDINALITY AS v (k, i, j, u, s, c, m, t, st, n, a, e, o) ORDER BY o"
                     " ON CONFLICT (key) DO NOTHING",
-                    [[r[k] for r in sends] for k in range(12)],
+                    _columns(sends, 12),
                 )
                 self._outbox = []
 
@@ -173,15 +155,7 @@ class PostgresRuntime:
             " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::text[],"
             " %s::text[], %s::text[]) AS v (id, node, status, wake, waiting, vars, arm)"
             " WHERE i.id = v.id",
-            (
-                [i.id for i in instances],
-                [i.node for i in instances],
-                [i.status for i in instances],
-                [i.wake_at for i in instances],
-                [i.waiting_for for i in instances],
-                [dumps(i.vars) for i in instances],
-                [i.arm for i in instances],
-            ),
+            _fields(instances, "id node status wake_at waiting_for vars arm"),
         )
 
     @staticmethod
@@ -195,21 +169,7 @@ class PostgresRuntime:
             " %s::text[], %s::text[], %s::text[], %s::integer[], %s::text[], %s::text[],"
             " %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::boolean[])"
             " AS t (i, j, v, u, e, n, s, a, w, f, x, r, h)",
-            (
-                [i.id for i in instances],
-                [i.journey_id for i in instances],
-                [i.version for i in instances],
-                [i.user_id for i in instances],
-                [i.entry_no for i in instances],
-                [i.node for i in instances],
-                [i.status for i in instances],
-                [i.entered_at for i in instances],
-                [i.wake_at for i in instances],
-                [i.waiting_for for i in instances],
-                [dumps(i.vars) for i in instances],
-                [i.arm for i in instances],
-                [i.holdout for i in instances],
-            ),
+            _fields(instances, INSTANCE_COLS.replace(",", "")),
         )
 
     def _flush_entry_updates(self, conn: Connection) -> None:
@@ -219,7 +179,7 @@ class PostgresRuntime:
                 "UPDATE entries AS e SET goal_at = v.at FROM unnest(%s::bigint[], %s::text[],"
                 " %s::text[], %s::integer[]) AS v (at, j, u, n)"
                 " WHERE e.journey_id = v.j AND e.user_id = v.u AND e.entry_no = v.n",
-                [[g[k] for g in goals] for k in range(4)],
+                _columns(goals, 4),
             )
         if self._arms:
             arms, self._arms = self._arms, []
@@ -227,7 +187,7 @@ class PostgresRuntime:
                 "UPDATE entries AS e SET arm = v.arm FROM unnest(%s::text[], %s::text[],"
                 " %s::text[], %s::integer[]) AS v (arm, j, u, n)"
                 " WHERE e.journey_id = v.j AND e.user_id = v.u AND e.entry_no = v.n",
-                [[a[k] for a in arms] for k in range(4)],
+                _columns(arms, 4),
             )
 
     def end(self) -> None:
@@ -249,20 +209,8 @@ class PostgresRuntime:
         """Write everything and forget every row read (the same as :meth:`end`)."""
         self.end()
 
-    def discard(self) -> None:
-        """Drop the unit of work unwritten (its transaction was rolled back)."""
-        self._dirty.clear()
-        self._new.clear()
-        self._entries.clear()
-        self._outbox.clear()
-        self._goals.clear()
-        self._arms.clear()
-        self._forget()
-
     def _forget(self) -> None:
-        self._seen.clear()
-        self._live.clear()
-        self._last.clear()
+        super()._forget()
         # Ids not handed out are dropped: a later unit (or another worker) may have
         # taken higher ones meanwhile, and ids grow in the order instances are made.
         self._ids.clear()
@@ -335,20 +283,6 @@ class PostgresRuntime:
             raise StoreError(f"only(): {bad[0]!r} is no partition (they are 0 to {PARTITIONS - 1})")
         self._parts = sorted(set(parts))
 
-    def _user_live(self, user_id: str) -> list[Instance]:
-        known = self._live.get(user_id)
-        if known is None:
-            self._read_live([user_id])
-            known = self._live[user_id]
-        return known
-
-    def prefetch(self, user_ids: Iterable[str]) -> None:
-        """Read the live instances and latest entries of the users not read yet in
-        this unit: two queries for all of them."""
-        users = list(dict.fromkeys(user_ids))
-        self._read_live([u for u in users if u not in self._live])
-        self._read_entries([u for u in users if u not in self._last])
-
     def _read_live(self, users: list[str]) -> None:
         """Fill ``_live`` for ``users`` (none of them known yet)."""
         if not users:
@@ -382,19 +316,6 @@ class PostgresRuntime:
         for jid, user, no, at, goal in rows:
             last[user][jid] = [jid, user, int(no), int(at), goal]
         self._last.update(last)
-
-    def live(self, user_id: str) -> list[Instance]:
-        """The user's running instances, in the order they were created."""
-        live = [i for i in self._user_live(user_id) if i.status in LIVE]
-        live.sort(key=lambda i: i.id)
-        return live
-
-    def live_in(self, journey_id: str, user_id: str) -> Instance | None:
-        """The user's running instance of a journey, if any."""
-        for i in self._user_live(user_id):
-            if i.journey_id == journey_id and i.status in LIVE:
-                return i
-        return None
 
     def _in_parts(self) -> tuple[str, tuple[list[int], ...]]:
         """The condition (and its parameter) selecting the partitions of only()."""
@@ -430,7 +351,7 @@ class PostgresRuntime:
             ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    def _next_id(self) -> int:
+    def _new_id(self) -> int:
         """An id no instance had: from the identity sequence (see the module's docstring)."""
         if not self._ids:
             with self._store.connection() as conn:
@@ -443,157 +364,47 @@ class PostgresRuntime:
             self._block = min(2 * self._block, _ID_BLOCK)
         return self._ids.pop()
 
-    def create(self, inst: Instance) -> Instance:
-        """Add a new instance (its ``id`` is assigned) and its entry record; both are
-        inserted at the unit's end, in their state then."""
-        inst.id = self._next_id()
-        self._user_live(inst.user_id).append(inst)
-        self._seen[inst.id] = self._new[inst.id] = inst
-        row = [
-            inst.journey_id,
-            inst.user_id,
-            inst.entry_no,
-            inst.entered_at,
-            None,
-            inst.arm,
-            inst.holdout,
-        ]
-        self._entries[(inst.journey_id, inst.user_id, inst.entry_no)] = row
-        self._user_entries(inst.user_id)[inst.journey_id] = row
-        return inst
-
-    def save(self, inst: Instance) -> None:
-        """Mark an instance changed; it is written at the unit's end."""
-        self._dirty[inst.id] = inst
-
-    def merge_user(self, frm: str, into: str) -> list[Instance]:
-        """Make ``frm``'s instances, entries and sends ``into``'s (an identity merge);
-        the instances the caller ends as ``merged``. As the SQLite store's
-        :meth:`~journeyc.store.sqlite.runtime.Runtime.merge_user`, whose docstring
-        gives the rules."""
-        self.flush()  # the tables hold every entry and instance
-        theirs = [i for i in self._user_live(frm) if i.status in LIVE]
-        mine = [i for i in self._user_live(into) if i.status in LIVE]
-        live: dict[str, Instance] = {i.journey_id: i for i in mine}
-        dropped: list[Instance] = []
-        for inst in theirs:
-            other = live.get(inst.journey_id)
-            if other is None:
-                live[inst.journey_id] = inst
-            elif inst.entered_at < other.entered_at:
-                dropped.append(other)
-                live[inst.journey_id] = inst
-            else:
-                dropped.append(inst)
+    # The identity merge's statements (UnitRows.merge_user has its rules).
+    def _delete_instances(self, ids: list[int]) -> None:
         with self._store.writing() as conn:
-            # Rows of instances about to end go now: they would hold the (journey,
-            # user) slot of the one-live-instance index that a moved instance takes.
-            conn.execute(
-                "DELETE FROM instances WHERE id = ANY(%s::bigint[])", ([i.id for i in dropped],)
-            )
-            top: dict[str, int] = {
-                jid: int(no)
-                for jid, no in conn.execute(
-                    "SELECT journey_id, max(entry_no) FROM entries WHERE user_id = %s"
-                    " GROUP BY journey_id",
-                    (into,),
-                ).fetchall()
-            }
-            numbers: dict[tuple[str, int], int] = {}
-            for jid, no in conn.execute(
-                "SELECT journey_id, entry_no FROM entries WHERE user_id = %s"
+            conn.execute("DELETE FROM instances WHERE id = ANY(%s::bigint[])", (ids,))
+
+    def _entry_numbers(self, user_id: str) -> list[tuple[str, int, int]]:
+        with self._store.connection() as conn:
+            rows = conn.execute(
+                "SELECT journey_id, entry_no, entered_at FROM entries WHERE user_id = %s"
                 ' ORDER BY journey_id COLLATE "C", entry_no',
-                (frm,),
-            ).fetchall():
-                top[jid] = top.get(jid, 0) + 1
-                numbers[(jid, int(no))] = top[jid]
-            if numbers:
-                moved = list(numbers.items())
-                conn.execute(
-                    "UPDATE entries AS e SET user_id = %s, entry_no = v.new"
-                    " FROM unnest(%s::text[], %s::integer[], %s::integer[]) AS v (j, old, new)"
-                    " WHERE e.journey_id = v.j AND e.user_id = %s AND e.entry_no = v.old",
-                    (
-                        into,
-                        [jid for (jid, _), _ in moved],
-                        [old for (_, old), _ in moved],
-                        [new for _, new in moved],
-                        frm,
-                    ),
-                )
-            for inst in theirs:
-                inst.user_id = into
-                inst.entry_no = numbers[(inst.journey_id, inst.entry_no)]
-            # The latest entry of each journey: the live instance's, else the one
-            # entered last (of two entered at one instant, the higher number).
-            ending = {i.id for i in dropped}
-            last_entered: dict[str, tuple[int, int]] = {}
-            for jid, no, at in conn.execute(
-                "SELECT journey_id, entry_no, entered_at FROM entries WHERE user_id = %s",
-                (into,),
-            ).fetchall():
-                last_entered[jid] = max(last_entered.get(jid, (at, no)), (at, no))
-            for jid, (_, no) in sorted(last_entered.items()):
-                stays = live.get(jid)  # the instance that goes on, if any
-                latest = stays.entry_no if stays is not None else int(no)
-                if latest != top.get(jid, latest):
-                    top[jid] += 1
-                    conn.execute(
-                        "UPDATE entries SET entry_no = %s WHERE journey_id = %s"
-                        " AND user_id = %s AND entry_no = %s",
-                        (top[jid], jid, into, latest),
-                    )
-                    if stays is not None:
-                        stays.entry_no = top[jid]
-            kept = [i for i in [*mine, *theirs] if i.id not in ending]
-            if kept:
-                conn.execute(
-                    "UPDATE instances AS i SET user_id = %s, entry_no = v.n"
-                    " FROM unnest(%s::bigint[], %s::integer[]) AS v (id, n) WHERE i.id = v.id",
-                    (into, [i.id for i in kept], [i.entry_no for i in kept]),
-                )
+                (user_id,),
+            ).fetchall()
+        return [(str(j), int(n), int(a)) for j, n, a in rows]
+
+    def _renumber_entries(self, into: str, moves: list[tuple[str, str, int, int]]) -> None:
+        if not moves:
+            return
+        with self._store.writing() as conn:
+            conn.execute(
+                "UPDATE entries AS e SET user_id = %s, entry_no = v.new FROM unnest(%s::text[],"
+                " %s::text[], %s::integer[], %s::integer[]) AS v (u, j, old, new)"
+                " WHERE e.journey_id = v.j AND e.user_id = v.u AND e.entry_no = v.old",
+                (into, *_columns(moves, 4)),
+            )
+
+    def _move_instances(self, into: str, instances: list[Instance]) -> None:
+        if not instances:
+            return
+        with self._store.writing() as conn:
+            conn.execute(
+                "UPDATE instances AS i SET user_id = %s, entry_no = v.n"
+                " FROM unnest(%s::bigint[], %s::integer[]) AS v (id, n) WHERE i.id = v.id",
+                (into, [i.id for i in instances], [i.entry_no for i in instances]),
+            )
+
+    def _move_sends(self, frm: str, into: str) -> None:
+        with self._store.writing() as conn:
             conn.execute("UPDATE outbox SET user_id = %s WHERE user_id = %s", (into, frm))
-        self._live[into] = sorted(
-            [*self._live.get(into, ()), *self._live.pop(frm, ())], key=lambda i: i.id
-        )
-        self._live[frm] = []
-        self._last[frm] = {}
-        self._last.pop(into, None)
-        self._read_entries([into])
-        return sorted(dropped, key=lambda i: i.id)
 
-    # ------------------------------------------------------------ entries and goals
-
-    def _user_entries(self, user_id: str) -> dict[str, list[Any]]:
-        known = self._last.get(user_id)
-        if known is None:
-            self._read_entries([user_id])
-            known = self._last[user_id]
-        return known
-
-    def last_entry(self, journey_id: str, user_id: str) -> tuple[int, int, int | None] | None:
-        """The user's latest entry into a journey: (entry_no, entered_at, goal_at)."""
-        row = self._user_entries(user_id).get(journey_id)
-        return (row[2], row[3], row[4]) if row else None
-
-    def record_goal(self, journey_id: str, user_id: str, entry_no: int, at_ms: int) -> None:
-        """Mark an entry as converted."""
-        pending = self._entries.get((journey_id, user_id, entry_no))
-        if pending is not None:
-            pending[4] = at_ms
-        else:
-            self._goals.append((at_ms, journey_id, user_id, entry_no))
-        known = self._last.get(user_id, {}).get(journey_id)
-        if known is not None and known[2] == entry_no:
-            known[4] = at_ms
-
-    def record_arm(self, inst: Instance) -> None:
-        """Keep the split arm an instance took with its entry."""
-        pending = self._entries.get((inst.journey_id, inst.user_id, inst.entry_no))
-        if pending is not None:
-            pending[5] = inst.arm
-        else:
-            self._arms.append((inst.arm, inst.journey_id, inst.user_id, inst.entry_no))
+    def _read_entries_of(self, user_id: str) -> None:
+        self._read_entries([user_id])
 
     # ------------------------------------------------------------ outbox and actions
 
@@ -613,37 +424,6 @@ class PostgresRuntime:
                 ).fetchone()
         return 0 if row is None else int(row[0])
 
-    def queue(
-        self,
-        key: str,
-        inst: Instance,
-        step: str,
-        channel: str | None,
-        message: str,
-        content: dict[str, Any],
-        at_ms: int,
-        status: str = "queued",
-        error: str | None = None,
-    ) -> None:
-        """Put a send (or its suppression) in the outbox, once per key; written at the
-        unit's end."""
-        self._outbox.append(
-            (
-                key,
-                inst.id,
-                inst.journey_id,
-                inst.user_id,
-                step,
-                channel,
-                message,
-                dumps(content),
-                status,
-                at_ms if status == "queued" else None,
-                at_ms,
-                error,
-            )
-        )
-
     def log_actions(self, rows: Iterable[tuple[int, str, str, str | None, str, str]]) -> None:
         """Append (at, user, journey, step, action, detail JSON) rows to the action log
         and add them to the reports' sums (``action_counts``), in one statement."""
@@ -651,4 +431,4 @@ class PostgresRuntime:
         if not logged:
             return
         with self._store.writing() as conn:
-            conn.execute(_LOG_ACTIONS, [[r[k] for r in logged] for k in range(6)])
+            conn.execute(_LOG_ACTIONS, _columns(logged, 6))

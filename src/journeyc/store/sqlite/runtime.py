@@ -1,8 +1,10 @@
 """The engine's rows: instances, entries, outbox and actions, over one connection.
 
 The SQLite store's unit of work (:class:`~journeyc.store.abc.UnitOfWork`, handed out
-by ``Store.runtime()``); another store offers the same calls. Every statement is
-prepared once by sqlite3's statement cache.
+by ``Store.runtime()``): the rows one step reads and writes are kept as
+:class:`~journeyc.store.unit_of_work.UnitRows` keeps them (the half every store
+shares); this module holds the statements, and the simulator's ``hold`` mode. Every
+statement is prepared once by sqlite3's statement cache.
 """
 
 from __future__ import annotations
@@ -11,49 +13,28 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from journeyc.fastjson import dumps, loads
+from journeyc.fastjson import dumps
 from journeyc.store.dueheap import DueHeap
 from journeyc.store.errors import StoreError
 from journeyc.store.rows import Instance
 from journeyc.store.sqlite.action_counts import add_logged, last_seq
+from journeyc.store.unit_of_work import INSTANCE_COLS, LIVE, UnitRows
 
 _LIVE = "('active', 'waiting')"
-LIVE = frozenset({"active", "waiting"})
-_INSTANCE_COLS = (
-    "id, journey_id, version, user_id, entry_no, node, status, entered_at, "
-    "wake_at, waiting_for, vars, arm, holdout"
-)
+_INSTANCE_COLS = INSTANCE_COLS
 
 
-def _instance(row: tuple[Any, ...]) -> Instance:
-    """An instance from a row of ``_INSTANCE_COLS`` (``vars`` is JSON there)."""
-    values = list(row)
-    values[10] = loads(values[10])
-    values[12] = bool(values[12])
-    return Instance(*values)
-
-
-class Runtime:
+class Runtime(UnitRows):
     """The engine's queries and writes (:class:`~journeyc.store.abc.UnitOfWork`);
     callers hold the transaction."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__()
         self.conn = conn
-        # A unit of work per engine step: instances read in it are kept by id so every
-        # query sees their latest state, and changed ones, new instances and entries,
-        # new outbox rows and actions are written with one executemany each at flush().
-        self._seen: dict[int, Instance] = {}
-        self._dirty: dict[int, Instance] = {}
-        self._new: dict[int, Instance] = {}  # created, not inserted yet
+        # A unit of work per engine step (UnitRows): changed instances, new instances
+        # and entries, new outbox rows and actions are written with one executemany
+        # each at flush().
         self._next_id: int | None = None  # the id the next created instance takes
-        # Entries created and not inserted yet: (journey, user, entry_no) → row.
-        self._entries: dict[tuple[str, str, int], list[Any]] = {}
-        # Per user read in this unit: the instances live when read, and those created
-        # since (their status says which still are); the latest entry per journey as
-        # [journey, user, entry_no, entered_at, goal_at] (+ [arm, holdout] when new).
-        self._live: dict[str, list[Instance]] = {}
-        self._last: dict[str, dict[str, list[Any]]] = {}
-        self._outbox: list[tuple[Any, ...]] = []
         # keep (see hold()): every write waits in memory until forget(); the rows read
         # stay known, so a user's instances and entries are read once.
         self.keep = False
@@ -61,11 +42,8 @@ class Runtime:
         self.scratch = False
         self._actions: list[tuple[Any, ...]] = []  # with keep: logged at forget()
         # With keep: instances that ended since forget(), which lets go of them (and
-        # not every instance it knows). Goals and split arms of entries written
-        # already: set at flush (one executemany, not a statement each).
+        # not every instance it knows).
         self._ended: list[Instance] = []
-        self._goals: list[tuple[int, str, str, int]] = []
-        self._arms: list[tuple[str | None, str, str, int]] = []
         # With keep, what the tables would answer, kept current in memory: the timers
         # of waiting instances (by id), and each user's sends as (created_at, journey)
         # in time order.
@@ -74,15 +52,6 @@ class Runtime:
         # With keep, on a store that held no instance and no entry at hold(): a user
         # not read yet has none (nothing to read back).
         self._complete = False
-
-    def _track(self, rows: Iterable[tuple[Any, ...]]) -> list[Instance]:
-        out = []
-        for row in rows:
-            inst = self._seen.get(row[0])
-            if inst is None:
-                inst = self._seen[row[0]] = _instance(row)
-            out.append(inst)
-        return out
 
     def flush(self) -> None:
         """Write every changed and new instance, new entry and queued outbox row.
@@ -256,21 +225,13 @@ class Runtime:
 
     def discard(self) -> None:
         """Drop the unit of work unwritten (its transaction was rolled back)."""
-        self._dirty.clear()
-        self._new.clear()
-        self._entries.clear()
-        self._outbox.clear()
         self._actions.clear()
-        self._goals.clear()
-        self._arms.clear()
-        self._forget()
+        super().discard()
         self.keep = self.scratch = False  # what was held is gone: back to the tables
 
     def _forget(self) -> None:
-        self._seen.clear()
-        self._live.clear()
+        super()._forget()
         self._ended.clear()
-        self._last.clear()
         self._next_id = None
         self._complete = False
 
@@ -320,21 +281,6 @@ class Runtime:
         return [(r[0], r[1], r[2], bool(r[3])) for r in rows]
 
     # ------------------------------------------------------------ instances
-    def _user_live(self, user_id: str) -> list[Instance]:
-        known = self._live.get(user_id)
-        if known is None:
-            self._read_live([user_id])
-            known = self._live[user_id]
-        return known
-
-    def prefetch(self, user_ids: Iterable[str]) -> None:
-        """Read the live instances and latest entries of the users not read yet in
-        this unit: two queries for all of them (a query per user costs ten times as
-        much per user)."""
-        users = list(dict.fromkeys(user_ids))
-        self._read_live([u for u in users if u not in self._live])
-        self._read_entries([u for u in users if u not in self._last])
-
     def _read_live(self, users: list[str]) -> None:
         """Fill ``_live`` for ``users`` (none of them known yet)."""
         for start in range(0, len(users), 500):
@@ -367,20 +313,6 @@ class Runtime:
                 ):
                     last[user][jid] = [jid, user, int(no), int(at), goal]
             self._last.update(last)
-
-    def live(self, user_id: str) -> list[Instance]:
-        """The user's running instances, in the order they were created (ids are
-        handed out in that order)."""
-        live = [i for i in self._user_live(user_id) if i.status in LIVE]
-        live.sort(key=lambda i: i.id)
-        return live
-
-    def live_in(self, journey_id: str, user_id: str) -> Instance | None:
-        """The user's running instance of a journey, if any."""
-        for i in self._user_live(user_id):
-            if i.journey_id == journey_id and i.status in LIVE:
-                return i
-        return None
 
     def only(self, parts: Sequence[int] | None) -> None:
         """Every user (None): a SQLite store has no partitions, one engine works on it
@@ -436,9 +368,7 @@ class Runtime:
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    def create(self, inst: Instance) -> Instance:
-        """Add a new instance (its ``id`` is assigned) and its entry record; both are
-        inserted at flush, in their state then."""
+    def _new_id(self) -> int:
         if self._next_id is None:
             # AUTOINCREMENT: ids are never reused, not even those of deleted rows.
             (last,) = self.conn.execute(
@@ -446,23 +376,15 @@ class Runtime:
                 " 0), coalesce((SELECT max(id) FROM instances), 0))"
             ).fetchone()
             self._next_id = int(last) + 1
-        inst.id = self._next_id
         self._next_id += 1
-        self._user_live(inst.user_id).append(inst)
-        self._seen[inst.id] = self._new[inst.id] = inst
+        return self._next_id - 1
+
+    def create(self, inst: Instance) -> Instance:
+        """Add a new instance (its ``id`` is assigned) and its entry record; both are
+        inserted at flush, in their state then."""
+        super().create(inst)
         if self.keep:
             self._arm(inst)
-        row = [
-            inst.journey_id,
-            inst.user_id,
-            inst.entry_no,
-            inst.entered_at,
-            None,
-            inst.arm,
-            int(inst.holdout),
-        ]
-        self._entries[(inst.journey_id, inst.user_id, inst.entry_no)] = row
-        self._user_entries(inst.user_id)[inst.journey_id] = row
         return inst
 
     def save(self, inst: Instance) -> None:
@@ -473,94 +395,36 @@ class Runtime:
             if inst.status not in LIVE:
                 self._ended.append(inst)
 
-    def merge_user(self, frm: str, into: str) -> list[Instance]:
-        """Make ``frm``'s instances, entries and sends ``into``'s (an identity merge,
-        docs/semantics.md). Returns the instances the caller ends with reason
-        ``merged``: where both users have a live instance of one journey, the one
-        that entered first stays (at equal times, ``into``'s).
+    # The identity merge's statements (UnitRows.merge_user has its rules).
+    def _delete_instances(self, ids: list[int]) -> None:
+        self.conn.executemany("DELETE FROM instances WHERE id = ?", [(i,) for i in ids])
 
-        ``frm``'s entries are numbered after ``into``'s, in their order; then, per
-        journey, the entry the entry rule and goals must read as the latest (the live
-        instance's, else the one entered last) is numbered after all of them if it is
-        not the last already. Numbers are never handed out twice for ``into``, so no
-        outbox key or ``track`` event id repeats one made before."""
-        self.flush()  # the tables hold every entry (and, unless scratch, every row)
-        theirs = [i for i in self._user_live(frm) if i.status in LIVE]
-        mine = [i for i in self._user_live(into) if i.status in LIVE]
-        live: dict[str, Instance] = {i.journey_id: i for i in mine}
-        dropped: list[Instance] = []
-        for inst in theirs:
-            other = live.get(inst.journey_id)
-            if other is None:
-                live[inst.journey_id] = inst
-            elif inst.entered_at < other.entered_at:
-                dropped.append(other)
-                live[inst.journey_id] = inst
-            else:
-                dropped.append(inst)
-        # Rows of instances about to end go now: they would hold the (journey, user)
-        # slot of the one-live-instance index that a moved instance takes.
-        self.conn.executemany("DELETE FROM instances WHERE id = ?", [(i.id,) for i in dropped])
-        top: dict[str, int] = {
-            jid: int(no)
-            for jid, no in self.conn.execute(
-                "SELECT journey_id, max(entry_no) FROM entries WHERE user_id = ?"
-                " GROUP BY journey_id",
-                (into,),
-            )
-        }
-        numbers: dict[tuple[str, int], int] = {}
-        for jid, no in self.conn.execute(
-            "SELECT journey_id, entry_no FROM entries WHERE user_id = ?"
+    def _entry_numbers(self, user_id: str) -> list[tuple[str, int, int]]:
+        rows = self.conn.execute(
+            "SELECT journey_id, entry_no, entered_at FROM entries WHERE user_id = ?"
             " ORDER BY journey_id, entry_no",
-            (frm,),
-        ):
-            top[jid] = top.get(jid, 0) + 1
-            numbers[(jid, int(no))] = top[jid]
-        self.conn.executemany(
-            "UPDATE entries SET user_id = ?, entry_no = ? WHERE journey_id = ? AND user_id = ?"
-            " AND entry_no = ?",
-            [(into, new, jid, frm, old) for (jid, old), new in numbers.items()],
+            (user_id,),
         )
-        for inst in theirs:
-            inst.user_id = into
-            inst.entry_no = numbers[(inst.journey_id, inst.entry_no)]
-        # The latest entry of each journey: the live instance's, else the one entered
-        # last (of two entered at one instant, the higher number: the later one).
-        ending = {i.id for i in dropped}
-        last_entered: dict[str, tuple[int, int]] = {}
-        for jid, no, at in self.conn.execute(
-            "SELECT journey_id, entry_no, entered_at FROM entries WHERE user_id = ?", (into,)
-        ):
-            last_entered[jid] = max(last_entered.get(jid, (at, no)), (at, no))
-        for jid, (_, no) in sorted(last_entered.items()):
-            stays = live.get(jid)  # the instance that goes on, if any
-            latest = stays.entry_no if stays is not None else int(no)
-            if latest != top.get(jid, latest):
-                top[jid] += 1
-                self.conn.execute(
-                    "UPDATE entries SET entry_no = ? WHERE journey_id = ? AND user_id = ?"
-                    " AND entry_no = ?",
-                    (top[jid], jid, into, latest),
-                )
-                if stays is not None:
-                    stays.entry_no = top[jid]
+        return [(str(j), int(n), int(a)) for j, n, a in rows]
+
+    def _renumber_entries(self, into: str, moves: list[tuple[str, str, int, int]]) -> None:
+        self.conn.executemany(
+            "UPDATE entries SET user_id = ?, entry_no = ? WHERE user_id = ? AND journey_id = ?"
+            " AND entry_no = ?",
+            [(into, new, user, jid, old) for user, jid, old, new in moves],
+        )
+
+    def _move_instances(self, into: str, instances: list[Instance]) -> None:
         self.conn.executemany(
             "UPDATE instances SET user_id = ?, entry_no = ? WHERE id = ?",
-            [(into, i.entry_no, i.id) for i in [*mine, *theirs] if i.id not in ending],
+            [(into, i.entry_no, i.id) for i in instances],
         )
+
+    def _move_sends(self, frm: str, into: str) -> None:
         self.conn.execute("UPDATE outbox SET user_id = ? WHERE user_id = ?", (into, frm))
         sends = self._sends.pop(frm, None)
         if sends:
             self._sends[into] = sorted([*self._sends.get(into, ()), *sends])
-        self._live[into] = sorted(
-            [*self._live.get(into, ()), *self._live.pop(frm, ())], key=lambda i: i.id
-        )
-        self._live[frm] = []
-        self._last[frm] = {}
-        self._last.pop(into, None)
-        self._read_entries_of(into)
-        return sorted(dropped, key=lambda i: i.id)
 
     def _read_entries_of(self, user_id: str) -> None:
         """Fill ``_last`` for ``user_id`` from the table, whatever ``_complete`` says."""
@@ -572,38 +436,6 @@ class Runtime:
         ):
             last[jid] = [jid, user, int(no), int(at), goal]
         self._last[user_id] = last
-
-    # ------------------------------------------------------------ entries and goals
-    def _user_entries(self, user_id: str) -> dict[str, list[Any]]:
-        known = self._last.get(user_id)
-        if known is None:
-            self._read_entries([user_id])
-            known = self._last[user_id]
-        return known
-
-    def last_entry(self, journey_id: str, user_id: str) -> tuple[int, int, int | None] | None:
-        """The user's latest entry into a journey: (entry_no, entered_at, goal_at)."""
-        row = self._user_entries(user_id).get(journey_id)
-        return (row[2], row[3], row[4]) if row else None
-
-    def record_goal(self, journey_id: str, user_id: str, entry_no: int, at_ms: int) -> None:
-        """Mark an entry as converted."""
-        pending = self._entries.get((journey_id, user_id, entry_no))
-        if pending is not None:
-            pending[4] = at_ms
-        else:
-            self._goals.append((at_ms, journey_id, user_id, entry_no))
-        known = self._last.get(user_id, {}).get(journey_id)
-        if known is not None and known[2] == entry_no:
-            known[4] = at_ms
-
-    def record_arm(self, inst: Instance) -> None:
-        """Keep the split arm an instance took with its entry."""
-        pending = self._entries.get((inst.journey_id, inst.user_id, inst.entry_no))
-        if pending is not None:
-            pending[5] = inst.arm
-        else:
-            self._arms.append((inst.arm, inst.journey_id, inst.user_id, inst.entry_no))
 
     # ------------------------------------------------------------ outbox and actions
     def sends_since(self, user_id: str, since_ms: int, journey_id: str | None) -> int:
@@ -631,39 +463,11 @@ class Runtime:
             ).fetchone()
         return int(row[0])
 
-    def queue(
-        self,
-        key: str,
-        inst: Instance,
-        step: str,
-        channel: str | None,
-        message: str,
-        content: dict[str, Any],
-        at_ms: int,
-        status: str = "queued",
-        error: str | None = None,
-    ) -> None:
-        """Put a send (or its suppression) in the outbox, once per key; written at flush."""
+    def _sending(self, inst: Instance, at_ms: int, status: str) -> bool:
+        # With keep, caps read the sends from memory; with scratch, none is written.
         if self.keep and status != "suppressed":
             self._sends.setdefault(inst.user_id, []).append((at_ms, inst.journey_id))
-        if self.scratch:
-            return
-        self._outbox.append(
-            (
-                key,
-                inst.id,
-                inst.journey_id,
-                inst.user_id,
-                step,
-                channel,
-                message,
-                dumps(content),
-                status,
-                at_ms if status == "queued" else None,
-                at_ms,
-                error,
-            )
-        )
+        return not self.scratch
 
     def log_actions(self, rows: Iterable[tuple[int, str, str, str | None, str, str]]) -> None:
         """Append (at, user, journey, step, action, detail JSON) rows to the action log
