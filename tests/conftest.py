@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.daemon_helpers import Daemon
+from tests.engine_helpers import PostgresStores
 from tests.postgres_server import PostgresServer, start_server, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,3 +79,24 @@ def empty_postgres_url(postgres_server: PostgresServer | str) -> Iterator[str]:
         raise AssertionError  # unreachable: unavailable() skips or fails
     with postgres_server.database(empty=True) as url:
         yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def engine_stores(
+    request: pytest.FixtureRequest, postgres_server: PostgresServer | str
+) -> Iterator[PostgresStores | None]:
+    """Where an engine test's runs go, once per kind of store: None for SQLite (the
+    simulator's own store, tests/engine_helpers.py's ``run``), else PostgreSQL
+    databases emptied for each run (``run(..., on=engine_stores)``). Module-scoped, so
+    hypothesis examples share the databases (each run empties its own)."""
+    if request.param == "sqlite":
+        yield None
+        return
+    if isinstance(postgres_server, str):
+        unavailable(postgres_server)
+        raise AssertionError  # unreachable: unavailable() skips or fails
+    stores = PostgresStores(postgres_server.database)
+    try:
+        yield stores
+    finally:
+        stores.close()

@@ -4,7 +4,10 @@ A project is a dict ``{"file.journey": text}``; :func:`compile_files` writes it 
 temporary directory, checks it (no errors allowed) and lowers it to IR, cached by
 content so hypothesis examples do not re-parse. :func:`run` simulates in a fresh
 SQLite store and returns the actions plus a snapshot of the ``instances``,
-``entries``, ``outbox`` tables and profiles, read before the store is closed.
+``entries``, ``outbox`` tables and profiles, read before the store is closed; given
+:class:`PostgresStores` (the ``engine_stores`` fixture), it simulates in a PostgreSQL
+database emptied for the run, the engine running live (``hold=False``: the
+simulator's held mode is SQLite's).
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import re
 import signal
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from hypothesis import reject
 
 from journeyc.compile import ir
@@ -31,6 +35,8 @@ from journeyc.engine.simulate import simulate
 from journeyc.events import Event, parse_event
 from journeyc.lang.checker import check_project
 from journeyc.lang.project import load_project
+from journeyc.store.abc import Store as AnyStore
+from journeyc.store.postgres import PostgresStore
 from journeyc.store.sqlite import Store
 from tests.reference import ReferenceRunawayError, reference_simulate
 
@@ -194,6 +200,85 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+AWAITING_POSTGRES = ("aggregates", "population", "recommendations", "catalog")
+"""The PostgreSQL store's compiled reads another part of #18 builds (pg-dialect): until
+PostgresStore has them, :meth:`PostgresStores.fresh` gives it stand-ins that raise
+:class:`AwaitingPostgresError` when the engine uses them (an engine that never reads
+an aggregate, a segment over everyone, a recommendation or the catalog runs)."""
+
+
+class AwaitingPostgresError(NotImplementedError):
+    """The engine used a read the PostgreSQL store does not have yet."""
+
+
+class _Awaiting:
+    """A stand-in for a part of the PostgreSQL store not built yet."""
+
+    def __init__(self, part: str) -> None:
+        self.part = part
+
+    def __getattr__(self, name: str) -> Any:
+        raise AwaitingPostgresError(
+            f"PostgresStore.{self.part}().{name}: not on PostgreSQL yet (#18, pg-dialect)"
+        )
+
+
+def awaiting_postgres() -> list[str]:
+    """The parts of :data:`AWAITING_POSTGRES` PostgresStore lacks still."""
+    return [part for part in AWAITING_POSTGRES if not hasattr(PostgresStore, part)]
+
+
+class PostgresStores:
+    """PostgreSQL databases for engine runs, each emptied before a run: ``slot`` names
+    one (a test comparing two stores uses two); ``database()`` makes one (a context
+    manager giving its URL, as ``PostgresServer.database``)."""
+
+    def __init__(self, database: Callable[[], AbstractContextManager[str]]) -> None:
+        self._database = database
+        self._stack = ExitStack()
+        self._urls: list[str] = []
+
+    def close(self) -> None:
+        """Drop the databases made."""
+        self._stack.close()
+
+    @contextmanager
+    def fresh(self, slot: int = 0) -> Iterator[PostgresStore]:
+        """The store of database ``slot``, every table emptied; closed afterwards."""
+        while len(self._urls) <= slot:
+            self._urls.append(self._stack.enter_context(self._database()))
+        url = self._urls[slot]
+        with psycopg.connect(url, autocommit=True) as conn:
+            tables = [
+                t
+                for (t,) in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                    " AND tablename <> 'schema_version'"
+                )
+            ]
+            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+        store = PostgresStore.open(url)
+        for part in awaiting_postgres():
+            setattr(store, part, lambda part=part: _Awaiting(part))
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def table_rows(store: AnyStore, table: str) -> list[dict[str, Any]]:
+    """Every row of ``table`` (of the engine's: instances, entries, outbox) as a dict,
+    in the order they were made (SQLite's rowid, PostgreSQL's id or key)."""
+    if isinstance(store, Store):
+        return _rows(store, table)
+    assert isinstance(store, PostgresStore)
+    order = "journey_id, user_id, entry_no" if table == "entries" else "id"
+    with store.connection() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM {table} ORDER BY {order}")
+        cols = [c.name for c in cur.description or ()]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+
 def run(
     project: Mapping[str, str] | ir.ProjectIR,
     events: Sequence[Event],
@@ -201,11 +286,32 @@ def run(
     config: Config | None = None,
     start: str | int | None = None,
     until: str | int | None = None,
+    on: PostgresStores | None = None,
 ) -> Run:
-    """Simulate ``project`` over ``events`` in a fresh store in a temporary directory."""
+    """Simulate ``project`` over ``events`` in a fresh store in a temporary directory,
+    or ``on`` a PostgreSQL database (emptied first; the engine runs live)."""
     proj = project if isinstance(project, ir.ProjectIR) else compile_files(project)
     start_ms = ms(start) if isinstance(start, str) else start
     until_ms = ms(until) if isinstance(until, str) else until
+    if on is not None:
+        with on.fresh() as pg, time_limit(RUN_LIMIT_S):
+            actions = simulate(
+                proj,
+                events,
+                pg,
+                config=config,
+                start_ms=start_ms,
+                until_ms=until_ms,
+                hold=False,
+            )
+            users = sorted({e.user_id for e in events})
+            return Run(
+                actions,
+                outbox=table_rows(pg, "outbox"),
+                instances=table_rows(pg, "instances"),
+                entries=table_rows(pg, "entries"),
+                profiles={u: pg.get_profile(u) for u in users},
+            )
     with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp:
         store = Store.open(Path(tmp) / "engine.db")
         try:

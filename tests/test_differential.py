@@ -2,6 +2,10 @@
 
 Both must print the same actions (``content`` aside: the reference does not render).
 A failure prints the whole scenario (sources, window, events) and both outputs.
+The engine runs on each kind of store (the ``engine_stores`` fixture): SQLite, held
+(the simulator's way), and PostgreSQL, live. Until the PostgreSQL store compiles
+aggregates (#18, pg-dialect), a scenario whose run reads one is rejected there
+(AWAITING_POSTGRES in tests/engine_helpers.py says which parts are missing).
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, reject
+from hypothesis import event, given, reject
 
+from journeyc.compile.lower import lower_project
+from journeyc.engine.simulate import simulate
 from journeyc.lang.checker import check_project
 from journeyc.lang.project import Project, load_project
+from tests.engine_helpers import AwaitingPostgresError, PostgresStores
 from tests.journey_strategies import Scenario, projects, scenarios
 from tests.reference import ReferenceRunawayError, reference_simulate
 
@@ -44,11 +51,15 @@ def test_generated_projects_check_clean(files: dict[str, str]) -> None:
 
 
 def engine_and_reference(
-    scenario: Scenario, check: Callable[[Project], None] | None = None
+    scenario: Scenario,
+    check: Callable[[Project], None] | None = None,
+    on: PostgresStores | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The engine's and the reference's actions for ``scenario``, ``content`` aside.
     ``check`` sees the loaded project first; a scenario the reference cannot finish
-    (a journey re-entering itself at one instant: no finite answer) is rejected."""
+    (a journey re-entering itself at one instant: no finite answer) is rejected.
+    ``on``: the engine runs live in a PostgreSQL database (else in a SQLite store of
+    its own, held)."""
     from journeyc.engine.simulate import simulate_project
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,21 +77,37 @@ def engine_and_reference(
             )
         except ReferenceRunawayError:
             reject()
-        got = simulate_project(
-            Path(tmp),
-            scenario.events,
-            start_ms=scenario.start_ms,
-            until_ms=scenario.until_ms,
-        )
+        if on is None:
+            got = simulate_project(
+                Path(tmp),
+                scenario.events,
+                start_ms=scenario.start_ms,
+                until_ms=scenario.until_ms,
+            )
+        else:
+            with on.fresh() as store:
+                try:
+                    actions = simulate(
+                        lower_project(project),
+                        scenario.events,
+                        store,
+                        start_ms=scenario.start_ms,
+                        until_ms=scenario.until_ms,
+                        hold=False,
+                    )
+                except AwaitingPostgresError as exc:
+                    event(f"rejected on PostgreSQL: {str(exc).split(':')[0]}")
+                    reject()
+            got = [a.as_dict() for a in actions]
     return _without_content(got), _without_content(want)
 
 
 @given(scenarios())
-def test_engine_matches_reference(scenario: Scenario) -> None:
+def test_engine_matches_reference(engine_stores: PostgresStores | None, scenario: Scenario) -> None:
     def clean(project: Project) -> None:
         assert not _errors(project), scenario.describe()
 
-    got, want = engine_and_reference(scenario, clean)
+    got, want = engine_and_reference(scenario, clean, engine_stores)
     assert got == want, (
         f"{_first_difference(got, want)}\n\n{scenario.describe()}\n\n"
         + "engine:\n"

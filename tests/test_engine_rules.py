@@ -21,32 +21,61 @@ import random
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from journeyc.engine.core import Engine
 from journeyc.events import Event
 from journeyc.messages.render import Renderer
+from journeyc.store.abc import Store as AnyStore
 from journeyc.store.sqlite import Store
 from tests.engine_helpers import (
     HOUR,
     MINUTE,
     RUN_LIMIT_S,
     TMP_DIR,
+    AwaitingPostgresError,
+    PostgresStores,
+    awaiting_postgres,
     compile_files,
     identify,
     iso,
     ms,
     run,
+    table_rows,
     time_limit,
     track,
 )
+
+# Every test runs on both stores (the ``engine_stores`` fixture): SQLite's held
+# simulation, and the engine running live on PostgreSQL. Those below need a part of
+# the PostgreSQL store another engineer builds (#18, pg-dialect: aggregates,
+# population, recommendations, catalog): until PostgresStore has it, they fail there
+# with AwaitingPostgresError (tests/engine_helpers.py), so they are not run there
+# (hypothesis shrinking that failure took minutes); once it has it, they run.
+NEEDS_POSTGRES_DIALECT = {
+    "test_rule9_same_input_same_lines": "`count(cart_viewed within 1d)`: aggregates()",
+}
+
+
+@pytest.fixture(autouse=True)
+def _awaiting_dialect(request: pytest.FixtureRequest, engine_stores: PostgresStores | None) -> None:
+    reason = NEEDS_POSTGRES_DIALECT.get(request.node.originalname)
+    if engine_stores is not None and reason is not None and awaiting_postgres():
+        request.applymarker(
+            pytest.mark.xfail(
+                raises=AwaitingPostgresError, run=False, reason=f"PostgreSQL: {reason}"
+            )
+        )
+
 
 USERS = ("u1", "u2", "u3", "u4")
 T0 = ms("2026-03-27T00:00:00Z")  # a Friday; Berlin springs forward on Sunday 2026-03-29
@@ -313,8 +342,10 @@ def entry_oracle(events: list[Event], mode: str, per_ms: int = 0) -> dict[str, l
 
 
 @given(timelines)
-def test_rule1_entry_rules_are_never_broken(events: list[Event]) -> None:
-    r = run(ENTRY_RULES, events)
+def test_rule1_entry_rules_are_never_broken(
+    engine_stores: PostgresStores | None, events: list[Event]
+) -> None:
+    r = run(ENTRY_RULES, events, on=engine_stores)
     acts = r.dicts
     for journey, mode, per in (
         ("j_once", "once", 0),
@@ -360,8 +391,10 @@ send inapp "d" as after_wait_for
 
 
 @given(timelines)
-def test_rule2_waits_resume_exactly_when_due(events: list[Event]) -> None:
-    r = run(WAITS, events)
+def test_rule2_waits_resume_exactly_when_due(
+    engine_stores: PostgresStores | None, events: list[Event]
+) -> None:
+    r = run(WAITS, events, on=engine_stores)
     for e in entries(r.dicts, "waits"):
         (t1,) = e.at("after_wait")
         assert t1 == e.enter_at + 90 * MINUTE
@@ -377,13 +410,15 @@ def test_rule2_waits_resume_exactly_when_due(events: list[Event]) -> None:
         assert (ms(e.end["at"]), e.end["reason"]) == (t4, "completed")
 
 
-def test_rule2_wait_until_crosses_the_berlin_gap_at_its_end() -> None:
+def test_rule2_wait_until_crosses_the_berlin_gap_at_its_end(
+    engine_stores: PostgresStores | None,
+) -> None:
     # 02:30 does not exist in Berlin on 2026-03-29: the wait ends at 03:00 CEST.
     events = [
         identify("u1", "2026-03-28T12:00:00", timezone="Europe/Berlin"),
         track("u1", "cart_abandoned", "2026-03-28T20:00:00"),
     ]
-    r = run(WAITS, events, until="2026-03-29T12:00:00")
+    r = run(WAITS, events, until="2026-03-29T12:00:00", on=engine_stores)
     assert [a["at"] for a in r.of(step="after_until")] == ["2026-03-29T01:00:00Z"]
 
 
@@ -447,8 +482,10 @@ def _lives(acts: list[dict[str, Any]], journey: str) -> dict[str, list[tuple[int
 
 
 @given(timelines)
-def test_rule3_exit_when_wins_over_everything(events: list[Event]) -> None:
-    r = run(EXITS, events)
+def test_rule3_exit_when_wins_over_everything(
+    engine_stores: PostgresStores | None, events: list[Event]
+) -> None:
+    r = run(EXITS, events, on=engine_stores)
     acts = r.dicts
     for journey, trigger, length in (
         ("exits", "cart_abandoned", 3 * HOUR),
@@ -544,8 +581,10 @@ def _actions_of(acts: list[dict[str, Any]], journey: str) -> dict[str, list[tupl
 
 
 @given(timelines)
-def test_rule4_wait_for_runs_exactly_one_branch(events: list[Event]) -> None:
-    r = run(WAIT_FOR, events)
+def test_rule4_wait_for_runs_exactly_one_branch(
+    engine_stores: PostgresStores | None, events: list[Event]
+) -> None:
+    r = run(WAIT_FOR, events, on=engine_stores)
     # Per user the order is exact (across users the engine interleaves by time).
     assert _actions_of(r.dicts, "waitfor") == _by_user(wait_for_model(events))
     for e in entries(r.dicts, "waitfor"):
@@ -556,8 +595,10 @@ def test_rule4_wait_for_runs_exactly_one_branch(events: list[Event]) -> None:
 
 
 @given(colliding_timelines)
-def test_rule7_events_before_timers_at_equal_times(events: list[Event]) -> None:
-    r = run({**EXITS, **WAIT_FOR}, events)
+def test_rule7_events_before_timers_at_equal_times(
+    engine_stores: PostgresStores | None, events: list[Event]
+) -> None:
+    r = run({**EXITS, **WAIT_FOR}, events, on=engine_stores)
     acts = r.dicts
     # The models hand an event at exactly a due time to the event, not the timer, and
     # events at one instant go in log order.
@@ -577,7 +618,9 @@ def test_rule7_events_before_timers_at_equal_times(events: list[Event]) -> None:
             event("cart view at the timeout")
 
 
-def test_rule7_order_at_the_due_time_wins_and_file_order_decides_equal_times() -> None:
+def test_rule7_order_at_the_due_time_wins_and_file_order_decides_equal_times(
+    engine_stores: PostgresStores | None,
+) -> None:
     events = [
         track("u1", "product_viewed", "2026-01-05T10:00:00"),
         track("u1", "order_completed", "2026-01-05T11:00:00"),  # = the wait's due time
@@ -588,7 +631,7 @@ def test_rule7_order_at_the_due_time_wins_and_file_order_decides_equal_times() -
         track("u3", "product_viewed", "2026-01-05T10:00:00"),
         track("u3", "order_completed", "2026-01-05T10:00:00"),
     ]
-    r = run({"exits_open_goal.journey": EXITS["exits_open_goal.journey"]}, events)
+    r = run({"exits_open_goal.journey": EXITS["exits_open_goal.journey"]}, events, on=engine_stores)
     got = [(a["user"], a["at"][11:16], a["step"], a["action"], a.get("reason")) for a in r.dicts]
     assert sorted(got, key=str) == sorted(
         [
@@ -648,8 +691,10 @@ def in_quiet(at_ms: int, zone: ZoneInfo, start: int, end: int) -> bool:
 
 
 @given(profiled_timelines)
-def test_rule5_each_send_step_sends_or_suppresses_once(events: list[Event]) -> None:
-    r = run(SENDS, events)
+def test_rule5_each_send_step_sends_or_suppresses_once(
+    engine_stores: PostgresStores | None, events: list[Event]
+) -> None:
+    r = run(SENDS, events, on=engine_stores)
     acts = r.dicts
     steps = {"s1": ("push", "whatsapp"), "s2": ("email", "sms"), "s3": ("inapp",)}
     for e in entries(acts, "sends"):
@@ -695,8 +740,10 @@ def _quiet_end(at_ms: int, zone: ZoneInfo) -> int:
 
 
 @given(profiled_timelines)
-def test_rule5_quiet_hours_defer_to_the_window_end(events: list[Event]) -> None:
-    r = run(SENDS, events)
+def test_rule5_quiet_hours_defer_to_the_window_end(
+    engine_stores: PostgresStores | None, events: list[Event]
+) -> None:
+    r = run(SENDS, events, on=engine_stores)
     for e in entries(r.dicts, "deferred"):
         # The send runs at the first instant outside the window, in the user's zone
         # as read when it is held (and again when it runs).
@@ -714,8 +761,10 @@ ALL = {**ENTRY_RULES, **EXITS, **WAIT_FOR, **SENDS}
 
 
 @given(profiled_timelines)
-def test_rule6_one_outbox_row_per_journey_user_entry_step(events: list[Event]) -> None:
-    r = run(ALL, events)
+def test_rule6_one_outbox_row_per_journey_user_entry_step(
+    engine_stores: PostgresStores | None, events: list[Event]
+) -> None:
+    r = run(ALL, events, on=engine_stores)
     # The entry each send or suppression belongs to, counted from the trace: the
     # rows' keys name exactly those, once each.
     entry_no: Counter[tuple[str, str]] = Counter()
@@ -766,7 +815,7 @@ class _CrashError(Exception):
     pass
 
 
-def _drive(project: Any, events: list[Event], store: Store, crash_at: int | None) -> list[str]:
+def _drive(project: Any, events: list[Event], store: AnyStore, crash_at: int | None) -> list[str]:
     """simulate()'s clock loop, with an engine that crashes once and is restarted: a
     new Engine over the same store, the same journeys deployed, the same instant again."""
     live = ordered(events)
@@ -803,24 +852,25 @@ def _drive(project: Any, events: list[Event], store: Store, crash_at: int | None
 @settings(max_examples=max(10, settings.default.max_examples // 2))
 @given(profiled_timelines, st.integers(0, 6))
 def test_rule6_a_crash_mid_step_neither_loses_nor_repeats_a_send(
-    events: list[Event], crash_at: int
+    engine_stores: PostgresStores | None, events: list[Event], crash_at: int
 ) -> None:
     project = compile_files(ALL)
-    with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp:
-        clean = Store.open(Path(tmp) / "clean.db")
-        crashed = Store.open(Path(tmp) / "crashed.db")
-        try:
-            with time_limit(2 * RUN_LIMIT_S):
-                want = _drive(project, events, clean, None)
-                got = _drive(project, events, crashed, crash_at)
-            cols = "key, journey_id, user_id, step, channel, content, status, created_at"
-            rows = [
-                s.conn.execute(f"SELECT {cols} FROM outbox ORDER BY key").fetchall()
-                for s in (clean, crashed)
-            ]
-        finally:
-            clean.close()
-            crashed.close()
+    with ExitStack() as stack:
+        if engine_stores is None:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=TMP_DIR)))
+            clean: AnyStore = stack.enter_context(closing(Store.open(tmp / "clean.db")))
+            crashed: AnyStore = stack.enter_context(closing(Store.open(tmp / "crashed.db")))
+        else:
+            clean = stack.enter_context(engine_stores.fresh(0))
+            crashed = stack.enter_context(engine_stores.fresh(1))
+        with time_limit(2 * RUN_LIMIT_S):
+            want = _drive(project, events, clean, None)
+            got = _drive(project, events, crashed, crash_at)
+        cols = ("key", "journey_id", "user_id", "step", "channel", "content", "status")
+        rows = [
+            sorted(tuple(row[c] for c in (*cols, "created_at")) for row in table_rows(s, "outbox"))
+            for s in (clean, crashed)
+        ]
     # The restarted engine redoes the crashed instant from its last commit: the same
     # actions, and one outbox row per send.
     assert got == want
@@ -866,9 +916,9 @@ def _arms(r: Any) -> dict[tuple[str, str], set[tuple[str | None, int]]]:
 @settings(max_examples=max(10, settings.default.max_examples // 2))
 @given(timelines, timelines)
 def test_rule8_arms_and_holdouts_depend_only_on_journey_and_user(
-    one: list[Event], two: list[Event]
+    engine_stores: PostgresStores | None, one: list[Event], two: list[Event]
 ) -> None:
-    r1, r2 = run(SPLITS, one), run(SPLITS, two)
+    r1, r2 = run(SPLITS, one, on=engine_stores), run(SPLITS, two, on=engine_stores)
     arms1, arms2 = _arms(r1), _arms(r2)
     for key, got in arms1.items():
         assert len(got) == 1, (key, got)  # every entry of the user: one arm, one holdout
@@ -932,12 +982,14 @@ def _shuffled(events: list[Event], rng: random.Random) -> list[Event]:
 
 @settings(max_examples=max(10, settings.default.max_examples // 4))
 @given(timelines, st.randoms(use_true_random=False))
-def test_rule9_same_input_same_lines(events: list[Event], rng: random.Random) -> None:
+def test_rule9_same_input_same_lines(
+    engine_stores: PostgresStores | None, events: list[Event], rng: random.Random
+) -> None:
     project = compile_files(EVERYTHING)
-    first = run(project, events).lines
-    assert run(project, events).lines == first
+    first = run(project, events, on=engine_stores).lines
+    assert run(project, events, on=engine_stores).lines == first
     shuffled = _shuffled(events, rng)
     assert [e.message_id for e in ordered(shuffled)] == [e.message_id for e in ordered(events)]
-    assert run(project, shuffled).lines == first
+    assert run(project, shuffled, on=engine_stores).lines == first
     # Something happened worth comparing, most of the time.
     assert first or not [e for e in events if e.kind == "track"]

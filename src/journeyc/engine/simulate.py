@@ -22,7 +22,7 @@ from journeyc.engine.actions import Action
 from journeyc.engine.core import Engine
 from journeyc.events import ALIAS, PREVIOUS_ID, Event
 from journeyc.messages.render import Renderer
-from journeyc.store.abc import SimulationStore
+from journeyc.store.abc import SimulationStore, Store
 from journeyc.store.open import open_simulation_store
 from journeyc.store.rows import StoredEvent
 
@@ -32,7 +32,7 @@ CHUNK = 20_000  # clock steps a chunk: held writes are written, and kept rows le
 def simulate(
     project: ir.ProjectIR,
     events: Sequence[Event],
-    store: SimulationStore,
+    store: Store,
     *,
     config: Config | None = None,
     start_ms: int | None = None,
@@ -56,9 +56,13 @@ def simulate(
     ``scratch=True`` is for a store thrown away after the run: instances, outbox rows
     and actions, which nothing reads back during a held run, are not written
     (:meth:`Engine.keep_rows`); the actions returned are the same.
+
+    ``hold`` needs a :class:`SimulationStore` (SQLite); any store runs with
+    ``hold=False`` (a PostgreSQL one: the engine tests run there too).
     """
     # The simulation owns its store: its commits need no sync (Store.bulk).
-    with no_full_collections(), store.bulk() if hold else nullcontext():
+    bulk = store.bulk() if hold and isinstance(store, SimulationStore) else nullcontext()
+    with no_full_collections(), bulk:
         replay = Replay(project, events, store, config, start_ms, until_ms, progress, hold, scratch)
         replay.run()
         return replay.actions
@@ -123,7 +127,7 @@ class Replay:
         self,
         project: ir.ProjectIR,
         events: Sequence[Event],
-        store: SimulationStore,
+        store: Store,
         config: Config | None = None,
         start_ms: int | None = None,
         until_ms: int | None = None,
