@@ -1,6 +1,6 @@
 """The PostgreSQL store beside the SQLite store: the event log and profile merges.
 
-    python bench/bench_store_kinds.py [--quick] [--events N] [--merges N]
+    python bench/bench_store_kinds.py [--quick] [--events N] [--merges N] [--steps N]
 
 Both stores are opened with ``journeyc.store.open_store``: a SQLite file in a temporary
 directory (the baseline, measured in the same run) and a fresh database on a
@@ -12,7 +12,10 @@ Figures, each on a fresh store:
 
 - appends: events/s of ``append_events`` in calls of 100 track events (10 users);
 - merges: ``set_traits`` calls/s from 4 threads, each merging into users of its own
-  (SQLite queues them on its write lock; PostgreSQL locks only each user's row).
+  (SQLite queues them on its write lock; PostgreSQL locks only each user's row);
+- engine steps: events/s through ``Engine.advance`` (``simulate(hold=False)``, the
+  engine live as the daemon runs it, on both stores): a journey entered by each
+  event, a send, two timers each (the timers' work counts in the time).
 
 No goal: the figures say what moving to PostgreSQL costs one writer, and what it
 gives several (docs/postgres.md).
@@ -30,9 +33,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.engine_helpers import compile_files, stand_ins
 from tests.postgres_server import start_server
 
 from bench.common import Figure, add_common_args, finish, print_machine
+from journeyc.engine.simulate import simulate
 from journeyc.events import Event
 from journeyc.store import open_store
 from journeyc.store.abc import Store
@@ -71,6 +76,35 @@ def merges(store: Store, n: int) -> float:
     return per * THREADS / (time.perf_counter() - t0)
 
 
+JOURNEY = {
+    "cart.journey": """
+when cart_abandoned
+entry always
+wait 1h
+send inapp "come back" as nudge
+wait 2h
+set nudged = true
+"""
+}
+
+
+def engine_steps(store: Store, n: int) -> float:
+    """Events per second through the live engine, the timers they start included: 50
+    users, an event every 4 minutes (each user's every 200: each enters the journey,
+    which lasts 3 hours)."""
+    stand_ins(store)  # until the PostgreSQL store compiles aggregates (unused here)
+    events = [
+        Event(f"m{i}", f"u{i % 50}", "track", "cart_abandoned", T0 + i * 240_000, {}, T0 + i)
+        for i in range(n)
+    ]
+    project = compile_files(JOURNEY)
+    t0 = time.perf_counter()
+    actions = simulate(project, events, store, hold=False)
+    elapsed = time.perf_counter() - t0
+    assert sum(a.action == "send" for a in actions) == n
+    return n / elapsed
+
+
 def measure(open_fresh: Callable[[], Store], fn: Callable[[Store, int], float], n: int) -> float:
     store = open_fresh()
     try:
@@ -84,9 +118,11 @@ def main() -> None:
     add_common_args(parser)
     parser.add_argument("--events", type=int, help="events to append (5,000 quick, else 50,000)")
     parser.add_argument("--merges", type=int, help="set_traits calls (1,000 quick, else 8,000)")
+    parser.add_argument("--steps", type=int, help="events through the engine (500 quick, 3,000)")
     args = parser.parse_args()
     n_events = args.events or (5_000 if args.quick else 50_000)
     n_merges = args.merges or (1_000 if args.quick else 8_000)
+    n_steps = args.steps or (500 if args.quick else 3_000)
     print_machine()
     figures = []
     with tempfile.TemporaryDirectory() as tmp, start_server() as server:
@@ -99,6 +135,7 @@ def main() -> None:
         for name, fn, n, unit in (
             ("appends, calls of 100 events", appends, n_events, "events/s"),
             (f"set_traits from {THREADS} threads", merges, n_merges, "calls/s"),
+            ("engine steps (live), events and their timers", engine_steps, n_steps, "events/s"),
         ):
             base = measure(sqlite, fn, n)
             with server.database() as url:

@@ -228,6 +228,15 @@ def awaiting_postgres() -> list[str]:
     return [part for part in AWAITING_POSTGRES if not hasattr(PostgresStore, part)]
 
 
+def stand_ins(store: AnyStore) -> AnyStore:
+    """``store``, given stand-ins for the parts of :data:`AWAITING_POSTGRES` a
+    PostgreSQL store lacks still (nothing for one that has them, or a SQLite store)."""
+    if isinstance(store, PostgresStore):
+        for part in awaiting_postgres():
+            setattr(store, part, lambda part=part: _Awaiting(part))
+    return store
+
+
 class PostgresStores:
     """PostgreSQL databases for engine runs, each emptied before a run: ``slot`` names
     one (a test comparing two stores uses two); ``database()`` makes one (a context
@@ -257,9 +266,7 @@ class PostgresStores:
                 )
             ]
             conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
-        store = PostgresStore.open(url)
-        for part in awaiting_postgres():
-            setattr(store, part, lambda part=part: _Awaiting(part))
+        store = stand_ins(PostgresStore.open(url))
         try:
             yield store
         finally:
