@@ -301,24 +301,18 @@ def run(
     start_ms = ms(start) if isinstance(start, str) else start
     until_ms = ms(until) if isinstance(until, str) else until
     if on is not None:
-        with on.fresh() as pg, time_limit(RUN_LIMIT_S):
-            actions = simulate(
-                proj,
-                events,
-                pg,
-                config=config,
-                start_ms=start_ms,
-                until_ms=until_ms,
-                hold=False,
-            )
-            users = sorted({e.user_id for e in events})
-            return Run(
-                actions,
-                outbox=table_rows(pg, "outbox"),
-                instances=table_rows(pg, "instances"),
-                entries=table_rows(pg, "entries"),
-                profiles={u: pg.get_profile(u) for u in users},
-            )
+        with on.fresh() as pg:
+            with time_limit(RUN_LIMIT_S):
+                actions = simulate(
+                    proj,
+                    events,
+                    pg,
+                    config=config,
+                    start_ms=start_ms,
+                    until_ms=until_ms,
+                    hold=False,
+                )
+            return _snapshot(actions, pg, events)
     with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp:
         store = Store.open(Path(tmp) / "engine.db")
         try:
@@ -328,16 +322,20 @@ def run(
                 )
             # Its commits went unsynced (Store.bulk); the store is left as opened.
             assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1
-            users = sorted({e.user_id for e in events})
-            return Run(
-                actions,
-                outbox=_rows(store, "outbox"),
-                instances=_rows(store, "instances"),
-                entries=_rows(store, "entries"),
-                profiles={u: store.get_profile(u) for u in users},
-            )
+            return _snapshot(actions, store, events)
         finally:
             store.close()
+
+
+def _snapshot(actions: list[Action], store: AnyStore, events: Sequence[Event]) -> Run:
+    """The run's actions, and what ``store`` holds after it (read before it closes)."""
+    return Run(
+        actions,
+        outbox=table_rows(store, "outbox"),
+        instances=table_rows(store, "instances"),
+        entries=table_rows(store, "entries"),
+        profiles={u: store.get_profile(u) for u in sorted({e.user_id for e in events})},
+    )
 
 
 EVERY_LINE = re.compile(r"^\s+every .*\n", re.M)
