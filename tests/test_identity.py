@@ -29,6 +29,7 @@ from tests.engine_helpers import (
     HOUR,
     MINUTE,
     TMP_DIR,
+    PostgresStores,
     Run,
     compile_files,
     identify,
@@ -781,9 +782,12 @@ def merged_scenarios(draw: st.DrawFn) -> Scenario:
 
 @settings(deadline=None)
 @given(merged_scenarios())
-def test_merges_match_the_reference_interpreter(scenario: Scenario) -> None:
-    """The engine against tests/reference.py, which merges ids its own plain way."""
-    got, want = engine_and_reference(scenario)
+def test_merges_match_the_reference_interpreter(
+    engine_stores: PostgresStores | None, scenario: Scenario
+) -> None:
+    """The engine against tests/reference.py, which merges ids its own plain way, on
+    each kind of store (the unit of work's merge_user is each store's statements)."""
+    got, want = engine_and_reference(scenario, on=engine_stores)
     assert got == want, "\n".join(
         [scenario.describe(), "engine:", *map(str, got), "reference:", *map(str, want)]
     )

@@ -14,6 +14,7 @@ from journeyc.store.open import is_url
 from journeyc.store.partitions import PARTITIONS
 from journeyc.store.rows import InFlight, Instance
 from tests.store_contract.calls import read_rows
+from tests.store_contract.conftest import Opener
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -394,6 +395,31 @@ def test_only_some_partitions_timers(target: str, store: Store) -> None:
     assert rt.next_wake() == T0
     with store.transaction():
         assert len(rt.due(T0 + 100, 100)) == len(users)
+
+
+@POSTGRES_ONLY
+def test_workers_on_complementary_partitions_see_each_timer_once(
+    target: str, store: Store, open_again: Opener
+) -> None:
+    users = [f"user{i}" for i in range(30)]
+    rt = deployed(store, "j")
+    with store.transaction():
+        for n, user in enumerate(users):
+            rt.create(new("j", user, status="waiting", wake_at=T0 + n))
+        rt.end()
+    # Two workers (two stores, as two processes) share the partitions.
+    mine = [p for p in range(PARTITIONS) if p % 3 == 0]
+    one, two = store.runtime(), open_again().runtime()
+    one.only(mine)
+    two.only([p for p in range(PARTITIONS) if p not in mine])
+    with store.transaction():
+        first = [i.user_id for i in one.due(T0 + 100, 100)]
+    second = [i.user_id for i in two.due(T0 + 100, 100)]
+    assert sorted(first + second) == sorted(users)
+    assert first and second
+    assert {partition(target, u) for u in first} <= set(mine)
+    wakes = [w for w in (one.next_wake(), two.next_wake()) if w is not None]
+    assert min(wakes) == T0
 
 
 @POSTGRES_ONLY
