@@ -15,6 +15,7 @@ import pytest
 
 from journeyc.store import open_store
 from journeyc.store.abc import Store
+from journeyc.store.postgres import PostgresStore
 
 KINDS = ["sqlite", "postgres"]
 
@@ -50,3 +51,19 @@ def open_again(target: str) -> Iterator[Opener]:
 def store(open_again: Opener) -> Store:
     """The test's store, of each kind in turn."""
     return open_again()
+
+
+@pytest.fixture
+def open_postgres(postgres_url: str) -> Iterator[Callable[..., PostgresStore]]:
+    """Open stores on one fresh PostgreSQL database, for the parts only PostgreSQL has
+    (several workers); all are closed after the test."""
+    opened: list[PostgresStore] = []
+
+    def opener(*, lock_timeout_s: float = 10.0) -> PostgresStore:
+        store = PostgresStore.open(postgres_url, lock_timeout_s=lock_timeout_s)
+        opened.append(store)
+        return store
+
+    yield opener
+    for store in opened:
+        store.close()

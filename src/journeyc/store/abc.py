@@ -63,6 +63,7 @@ __all__ = [
     "DeploymentReads",
     "EventHistory",
     "EventLog",
+    "EventWakeups",
     "FailedSend",
     "Failure",
     "GroupedAggregates",
@@ -72,6 +73,8 @@ __all__ = [
     "LiveInstance",
     "NoExactFormError",
     "Outbox",
+    "PartitionLog",
+    "PartitionedStore",
     "PopulationReads",
     "Profiles",
     "PutOff",
@@ -721,6 +724,56 @@ class Leases(Protocol):
         ...
 
 
+# -- several engine workers on one store (PostgreSQL): partitions, wakeups ----------
+
+
+class PartitionLog(Protocol):
+    """The event log read by partition (:mod:`journeyc.store.partitions`), for an engine
+    worker that handles the partitions it leases: each partition has a cursor of its
+    own (``engine/<p>`` in the cursor table); a partition without one starts at the
+    single engine's cursor (``engine``), so a store moves from one engine to several
+    workers without replaying anything."""
+
+    def events_after(self, parts: Sequence[int], limit: int = 1000) -> list[StoredEvent]:
+        """Up to ``limit`` events of the users of ``parts`` past each partition's cursor,
+        in log order: every event of ``parts`` up to the last one returned is in the
+        answer (none is skipped for a later one)."""
+        ...
+
+    def advance(self, parts: Sequence[int], seq: int) -> None:
+        """Set the cursor of each of ``parts`` to ``seq`` unless it is past it already
+        (after handling what :meth:`events_after` returned up to ``seq``); inside the
+        caller's transaction, if one is open."""
+        ...
+
+    def fence(self, worker_id: str, parts: Sequence[int]) -> list[int]:
+        """Those of ``parts`` the worker still holds unexpired leases of (sorted, by the
+        store's clock), their lease rows locked against a takeover until the caller's
+        transaction ends: the first thing in each engine batch's transaction, so that
+        a worker whose lease expired writes for none of its partitions and another
+        worker's takeover waits for the batch to commit."""
+        ...
+
+    def partition_of(self, user_id: str) -> int:
+        """The partition the user's rows are in, as the store computes it."""
+        ...
+
+
+class EventWakeups(Protocol):
+    """Word of new events in the log, from whichever process appended them: a worker
+    waits on it between batches instead of polling. One thread waits at a time."""
+
+    def wait(self, timeout_s: float) -> bool:
+        """Whether events were appended since the last wait (or during this one), by
+        ``timeout_s``: several appends wake once. A lost connection wakes too (what
+        it missed is unknown) and the next wait reconnects."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening (after the last wait)."""
+        ...
+
+
 class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
     """One open store: the parts above, its transactions and its lifecycle."""
 
@@ -839,6 +892,14 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
         """The engine workers' partition leases."""
         ...
 
+    def cluster_lock(self, name: str) -> AbstractContextManager[bool]:
+        """A block holding the store-wide lock ``name`` if it is free, for work only one
+        process of a cluster may do at a time (retention, deploys); it yields whether
+        the lock was taken (a caller that did not get it skips the work). The lock is
+        released at the end of the block, or when the store closes or its process
+        dies. A store only one process writes (SQLite's) always yields True."""
+        ...
+
     # -- reads of what is deployed and of journey reports ---------------------------
 
     def deployments(self) -> DeploymentReads:
@@ -855,6 +916,20 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
 
     def deliveries(self) -> Deliveries:
         """The providers' delivery reports; writes join this store's transactions."""
+        ...
+
+
+@runtime_checkable
+class PartitionedStore(Protocol):
+    """What a store several engine workers share by partition has beyond
+    :class:`Store` (PostgreSQL's): ``isinstance(store, PartitionedStore)`` tells."""
+
+    def partition_log(self) -> PartitionLog:
+        """The event log read by partition, with the workers' fence."""
+        ...
+
+    def event_wakeups(self) -> EventWakeups:
+        """A new listener for appends to the log (close it after use)."""
         ...
 
 
@@ -1328,13 +1403,21 @@ class SegmentBook(Protocol):
         ``into``'s row, else ``frm``'s; ``frm``'s rows go, its logged changes stay."""
         ...
 
+    def only(self, parts: Sequence[int] | None) -> None:
+        """Make :meth:`due` and :meth:`next_recheck` look at the users of ``parts`` only
+        (a worker's leased partitions, :mod:`journeyc.store.partitions`); None, the
+        default, is every user. A store without partitions (SQLite) takes None only,
+        and so does a book in ``hold`` mode (the store's only writer): a list raises
+        :class:`~journeyc.store.errors.StoreError`."""
+        ...
+
     def due(self, now_ms: int, limit: int) -> list[tuple[str, str]]:
         """``(user, segment)`` pairs whose ``recheck_at`` has come, earliest first (then
-        by user and segment)."""
+        by user and segment), of the partitions :meth:`only` names."""
         ...
 
     def next_recheck(self) -> int | None:
-        """The earliest ``recheck_at``."""
+        """The earliest ``recheck_at`` of the partitions :meth:`only` names."""
         ...
 
     def member_counts(self) -> dict[str, int]:

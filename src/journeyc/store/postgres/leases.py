@@ -17,7 +17,8 @@ from journeyc.store.postgres.schema import Connections
 
 __all__ = ["PostgresLeases"]
 
-_NOW = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+"""The server's clock in epoch milliseconds, as SQL: the time leases are kept by."""
 
 
 class PostgresLeases:
@@ -31,8 +32,8 @@ class PostgresLeases:
         with self._store.writing() as conn:
             conn.execute(
                 "INSERT INTO leases (partition, worker_id, heartbeat_at, expires_at)"
-                f" SELECT p, %s, t.now, t.now + %s FROM unnest(%s::integer[]) AS p, (SELECT {_NOW}"
-                " AS now) AS t ORDER BY p"
+                " SELECT p, %s, t.now, t.now + %s FROM unnest(%s::integer[]) AS p,"
+                f" (SELECT {NOW_MS} AS now) AS t ORDER BY p"
                 " ON CONFLICT (partition) DO UPDATE SET worker_id = excluded.worker_id,"
                 " heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at"
                 " WHERE leases.worker_id = excluded.worker_id"
@@ -45,7 +46,7 @@ class PostgresLeases:
         """Extend the worker's live leases of ``partitions``; those it still holds."""
         with self._store.writing() as conn:
             rows = conn.execute(
-                f"WITH t AS (SELECT {_NOW} AS now) UPDATE leases"
+                f"WITH t AS (SELECT {NOW_MS} AS now) UPDATE leases"
                 " SET heartbeat_at = t.now, expires_at = t.now + %s FROM t"
                 " WHERE worker_id = %s AND expires_at > t.now AND partition = ANY(%s)"
                 " RETURNING partition",
@@ -56,7 +57,7 @@ class PostgresLeases:
     def _held(self, worker_id: str, partitions: Sequence[int]) -> list[int]:
         with self._store.connection() as conn:
             rows = conn.execute(
-                f"SELECT partition FROM leases WHERE worker_id = %s AND expires_at > {_NOW}"
+                f"SELECT partition FROM leases WHERE worker_id = %s AND expires_at > {NOW_MS}"
                 " AND partition = ANY(%s) ORDER BY partition",
                 (worker_id, sorted(set(partitions))),
             ).fetchall()
@@ -75,7 +76,7 @@ class PostgresLeases:
         with self._store.connection() as conn:
             rows = conn.execute(
                 "SELECT worker_id, array_agg(partition ORDER BY partition), max(heartbeat_at),"
-                f" min(expires_at) FROM leases WHERE expires_at > {_NOW}"
+                f" min(expires_at) FROM leases WHERE expires_at > {NOW_MS}"
                 ' GROUP BY worker_id ORDER BY worker_id COLLATE "C"'
             ).fetchall()
         return [

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from journeyc.store.abc import SegmentDefinition
 from journeyc.store.dueheap import DueHeap
+from journeyc.store.errors import StoreError
+from journeyc.store.postgres.partition_log import sorted_partitions
 from journeyc.store.postgres.schema import Connections
 from journeyc.store.rows import SegmentRow
 from journeyc.store.standing import merged_standing, segment_deploy
@@ -39,6 +41,7 @@ class PostgresSegmentBook:
         self._held: dict[tuple[str, str], _Member] = {}
         self._changes: list[tuple[str, str, int, bool]] = []
         self._rechecks: DueHeap[tuple[str, str]] = DueHeap()
+        self._parts: list[int] | None = None  # only(): the partitions due() reads
 
     def _many(self, query: str, rows: Sequence[tuple[object, ...]]) -> None:
         if rows:
@@ -47,6 +50,8 @@ class PostgresSegmentBook:
 
     def hold(self) -> None:
         """Start ``keep``: for a caller that is the store's only writer."""
+        if self._parts is not None:
+            raise StoreError("a segment book reading some partitions only cannot hold")
         self.keep = True
         with self._store.connection() as conn:
             rows = conn.execute(
@@ -186,24 +191,53 @@ class PostgresSegmentBook:
             rows = conn.execute("SELECT user_id, segment, member FROM segment_members").fetchall()
         return {(user, seg): bool(member) for user, seg, member in rows}
 
+    def only(self, parts: Sequence[int] | None) -> None:
+        """Make :meth:`due` and :meth:`next_recheck` read the users of ``parts`` only
+        (None: every user); not in ``keep`` mode (the store's only writer)."""
+        if parts is not None and self.keep:
+            raise StoreError("a segment book that holds its rows reads every partition")
+        self._parts = None if parts is None else sorted_partitions(parts)
+
     def due(self, now_ms: int, limit: int) -> list[tuple[str, str]]:
-        """``(user, segment)`` pairs whose ``recheck_at`` has come, earliest first."""
+        """``(user, segment)`` pairs whose ``recheck_at`` has come, earliest first, of
+        the partitions :meth:`only` names."""
         if self.keep:
             return [pair for _, pair in self._rechecks.pop_due(now_ms, limit)]
+        order = 'recheck_at, user_id COLLATE "C", segment COLLATE "C"'
         with self._store.connection() as conn:
-            rows = conn.execute(
-                "SELECT user_id, segment FROM segment_members WHERE recheck_at <= %s"
-                ' ORDER BY recheck_at, user_id COLLATE "C", segment COLLATE "C" LIMIT %s',
-                (now_ms, limit),
-            ).fetchall()
+            if self._parts is None:
+                rows = conn.execute(
+                    "SELECT user_id, segment FROM segment_members WHERE recheck_at <= %s"
+                    f" ORDER BY {order} LIMIT %s",
+                    (now_ms, limit),
+                ).fetchall()
+            else:
+                # Per partition its first `limit` off the (part, recheck_at) index, then
+                # the first `limit` of those (as the partition log reads events).
+                rows = conn.execute(
+                    "SELECT m.user_id, m.segment FROM unnest(%s::smallint[]) AS p (part)"
+                    " CROSS JOIN LATERAL (SELECT user_id, segment, recheck_at"
+                    " FROM segment_members WHERE part = p.part AND recheck_at <= %s"
+                    f" ORDER BY {order} LIMIT %s) AS m ORDER BY {order} LIMIT %s",
+                    (self._parts, now_ms, limit, limit),
+                ).fetchall()
         return [(u, s) for u, s in rows]
 
     def next_recheck(self) -> int | None:
-        """The earliest ``recheck_at``."""
+        """The earliest ``recheck_at`` of the partitions :meth:`only` names."""
         if self.keep:
             return self._rechecks.next()
         with self._store.connection() as conn:
-            row = conn.execute(
-                "SELECT min(recheck_at) FROM segment_members WHERE recheck_at IS NOT NULL"
-            ).fetchone()
+            if self._parts is None:
+                row = conn.execute(
+                    "SELECT min(recheck_at) FROM segment_members WHERE recheck_at IS NOT NULL"
+                ).fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT min(m.recheck_at) FROM unnest(%s::smallint[]) AS p (part)"
+                    " CROSS JOIN LATERAL (SELECT recheck_at FROM segment_members"
+                    " WHERE part = p.part AND recheck_at IS NOT NULL"
+                    " ORDER BY recheck_at LIMIT 1) AS m",
+                    (self._parts,),
+                ).fetchone()
         return None if row is None or row[0] is None else int(row[0])

@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -38,16 +38,19 @@ from journeyc.fastjson import dumps
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
 from journeyc.store.postgres.admin import PostgresAdminReads
+from journeyc.store.postgres.cluster_lock import PostgresClusterLocks
 from journeyc.store.postgres.deployments import PostgresDeploymentReads
 from journeyc.store.postgres.errors import converted
 from journeyc.store.postgres.history import PostgresEventHistory
 from journeyc.store.postgres.leases import PostgresLeases
 from journeyc.store.postgres.outbox import PostgresOutbox
+from journeyc.store.postgres.partition_log import PostgresPartitionLog
 from journeyc.store.postgres.runtime import PostgresRuntime
 from journeyc.store.postgres.schedules import PostgresScheduleRows
 from journeyc.store.postgres.schema import Connection, migrate, schema_version
 from journeyc.store.postgres.segments import PostgresSegmentBook
 from journeyc.store.postgres.upkeep import PostgresUpkeep
+from journeyc.store.postgres.wakeups import EVENTS_CHANNEL, PostgresEventWakeups
 from journeyc.store.rows import Cohort, StoredEvent
 from journeyc.store.sqlite.products import LEARN, PRODUCT_EVENTS, product_rows
 from journeyc.store.sqlite.schema import TABLES  # the same tables (tests/test_postgres_schema.py)
@@ -118,6 +121,8 @@ class PostgresStore:
         # The lock_timeout each pooled connection has (lock_timeout_s may change).
         self._timeouts: weakref.WeakKeyDictionary[Connection, str] = weakref.WeakKeyDictionary()
         self._identities = False  # some id was merged into another (see _has_identities)
+        self._url = url  # for the connections of its own a listener or a cluster lock holds
+        self._locks = PostgresClusterLocks(self._dedicated)
 
     @classmethod
     def open(
@@ -160,7 +165,9 @@ class PostgresStore:
             return schema_version(conn)
 
     def close(self) -> None:
-        """Close every connection; the store cannot be used afterwards."""
+        """Close every connection (releasing the cluster locks held); the store cannot be
+        used afterwards."""
+        self._locks.close()
         self._pool.close()
 
     def __enter__(self) -> PostgresStore:
@@ -272,6 +279,30 @@ class PostgresStore:
     def leases(self) -> PostgresLeases:
         """The engine workers' partition leases."""
         return PostgresLeases(self)
+
+    # Several engine workers: the log by partition, wakeups, the cluster lock.
+
+    def partition_log(self) -> PostgresPartitionLog:
+        """The event log read by partition, with the workers' fence
+        (:class:`~journeyc.store.abc.PartitionLog`)."""
+        return PostgresPartitionLog(self)
+
+    def event_wakeups(self) -> PostgresEventWakeups:
+        """A new listener for appends to the log, on a connection of its own
+        (:class:`~journeyc.store.abc.EventWakeups`); close it after use."""
+        return PostgresEventWakeups(self._dedicated)
+
+    def cluster_lock(self, name: str) -> AbstractContextManager[bool]:
+        """A block holding the store-wide lock ``name`` if free (a session advisory
+        lock on a connection of its own, see :mod:`~journeyc.store.postgres.cluster_lock`);
+        yields whether it was taken."""
+        return self._locks.hold(name)
+
+    def _dedicated(self) -> Connection:
+        """A new autocommit connection outside the pool, for a session of its own."""
+        if self._pool.closed:
+            raise StoreError(f"{self.path}: the store is closed")
+        return psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
 
     def outbox(self) -> PostgresOutbox:
         """The outbox, for a dispatcher: its writes join this thread's transaction
@@ -420,6 +451,8 @@ class PostgresStore:
         """A profile row for every user ``events`` (new to the log) name, and the
         products they teach the catalog, inside the caller's transaction."""
         conn = self._write()
+        if events:  # word for waiting workers, delivered when the transaction commits
+            conn.execute(f"NOTIFY {EVENTS_CHANNEL}")
         users = sorted({e.user_id for e in events})
         conn.execute(
             "INSERT INTO profiles (user_id, traits, updated_at)"

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from journeyc.store.abc import SegmentDefinition
 from journeyc.store.dueheap import DueHeap
+from journeyc.store.errors import StoreError
 from journeyc.store.rows import SegmentRow
 from journeyc.store.standing import merged_standing, segment_deploy
 
@@ -191,6 +192,11 @@ class SegmentBook:
         """Whether each ``(user, segment)`` with a row is a member now."""
         rows = self.conn.execute("SELECT user_id, segment, member FROM segment_members")
         return {(user, seg): bool(member) for user, seg, member in rows}
+
+    def only(self, parts: Sequence[int] | None) -> None:
+        """Every user's rechecks (None): a SQLite store has no partitions."""
+        if parts is not None:
+            raise StoreError("a SQLite store has no partitions: its segment book reads them all")
 
     def due(self, now_ms: int, limit: int) -> list[tuple[str, str]]:
         """``(user, segment)`` pairs whose ``recheck_at`` has come, earliest first."""

@@ -353,6 +353,11 @@ class Store:
         """The engine workers' partition leases (:class:`~journeyc.store.abc.Leases`)."""
         return SqliteLeases(self)
 
+    def cluster_lock(self, name: str) -> AbstractContextManager[bool]:
+        """Always taken (yields True): one SQLite store has one daemon, whose write
+        lock already keeps its writers apart."""
+        return contextlib.nullcontext(True)
+
     # ------------------------------------------------------------ event log
 
     def append_events(
