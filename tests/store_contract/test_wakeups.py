@@ -4,12 +4,13 @@ the SQLite store has one engine, which appends itself, and offers none)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 
 from journeyc.store.abc import EventWakeups
+from journeyc.store.errors import StoreError
 from journeyc.store.postgres import PostgresStore
 from journeyc.store.postgres.wakeups import EVENTS_CHANNEL
 from tests.store_contract.calls import track
@@ -20,10 +21,11 @@ QUIET = 0.3  # how long a wait that must not wake waits
 
 
 @pytest.fixture
-def listener(open_postgres: OpenPostgres) -> EventWakeups:
-    """Wakeups from a store of their own (another worker's)."""
+def listener(open_postgres: OpenPostgres) -> Iterator[EventWakeups]:
+    """Wakeups from a store of their own (another worker's), closed after the test."""
     wakeups = open_postgres().event_wakeups()
-    return wakeups
+    yield wakeups
+    wakeups.close()
 
 
 def test_an_append_from_another_store_wakes_the_waiter(
@@ -35,6 +37,8 @@ def test_an_append_from_another_store_wakes_the_waiter(
     assert listener.wait(SOON) is True
     assert listener.wait(QUIET) is False
     listener.close()
+    with pytest.raises(StoreError, match="closed"):
+        listener.wait(QUIET)
 
 
 def test_appends_before_the_wait_wake_it_once(

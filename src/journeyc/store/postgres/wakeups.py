@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import psycopg
 
+from journeyc.store.errors import StoreError
 from journeyc.store.postgres.errors import converted
 from journeyc.store.postgres.schema import Connection
 
@@ -32,6 +33,7 @@ class PostgresEventWakeups:
     def __init__(self, connect: Callable[[], Connection]) -> None:
         self._connect = connect
         self._conn: Connection | None = None
+        self._closed = False
         self._listen()
 
     def _listen(self) -> Connection:
@@ -49,6 +51,8 @@ class PostgresEventWakeups:
         for the first; those already arrived with it are taken too (one wake). A lost
         connection is a wake; the next wait listens again on a new one (raising the
         store's :class:`~journeyc.store.errors.OperationalError` if it cannot)."""
+        if self._closed:
+            raise StoreError("the event wakeups are closed")
         conn = self._conn if self._conn is not None and not self._conn.closed else None
         if conn is None:
             conn = self._listen()
@@ -60,12 +64,17 @@ class PostgresEventWakeups:
         except psycopg.Error:
             # The server went away (a restart, a failover): what was appended meanwhile
             # is unknown, so the caller reads the log again.
-            self.close()
+            self._drop()
             return True
         return woke
 
     def close(self) -> None:
-        """Stop listening and close the connection (after the last wait)."""
+        """Stop listening and close the connection (after the last wait; a wait
+        afterwards raises :class:`~journeyc.store.errors.StoreError`)."""
+        self._closed = True
+        self._drop()
+
+    def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
