@@ -62,6 +62,7 @@ def test_events_after_reads_only_the_given_partitions_in_log_order(
     assert 0 < len(expected) < 200
     assert log.events_after(mine) == expected
     assert log.events_after(mine, limit=7) == expected[:7]
+    assert log.events_after(range(PARTITIONS)) == store.events_after(0)  # all, each once
     assert log.events_after([]) == []
     with pytest.raises(ValueError, match="0 to 63"):
         log.events_after([PARTITIONS])
