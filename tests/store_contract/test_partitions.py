@@ -282,3 +282,53 @@ def test_the_segment_book_rechecks_the_partitions_it_is_given(
     book.hold()
     with pytest.raises(StoreError, match="every partition"):
         book.only(mine)
+
+
+def test_workers_of_disjoint_partitions_read_the_log_once_while_it_grows(
+    open_postgres: OpenPostgres,
+) -> None:
+    # Two workers lease half the partitions each and read as engines would (fence,
+    # read, advance in one transaction; wait for word of appends) while a third store
+    # appends: together they read every event once, each its own in log order.
+    writer = open_postgres()
+    done = threading.Event()
+    read: dict[str, list[StoredEvent]] = {"w0": [], "w1": []}
+
+    def work(worker_id: str, half: int) -> None:
+        store = open_postgres()
+        log, wakeups = store.partition_log(), store.event_wakeups()
+        parts = store.leases().acquire(worker_id, range(half, PARTITIONS, 2), LONG)
+        try:
+            while True:
+                finished = done.is_set()  # before the read: a last read follows it
+                with store.transaction():
+                    held = log.fence(worker_id, parts)
+                    events = log.events_after(held, 25)
+                    if events:
+                        log.advance(held, events[-1].seq)
+                read[worker_id] += events
+                if not events and finished:
+                    return
+                if not events:
+                    wakeups.wait(0.5)
+        finally:
+            wakeups.close()
+
+    workers = [threading.Thread(target=work, args=(f"w{k}", k)) for k in (0, 1)]
+    for t in workers:
+        t.start()
+    for call in range(30):
+        writer.append_events(
+            [track(f"m{call}-{i}", user=USERS[(call * 7 + i) % 40]) for i in range(10)]
+        )
+    done.set()
+    for t in workers:
+        t.join(60)
+    assert not any(t.is_alive() for t in workers)
+    logged = writer.events_after(0)
+    assert len(logged) == 300
+    assert sorted(ids(read["w0"] + read["w1"])) == sorted(ids(logged))  # each once
+    log = writer.partition_log()
+    for k, events in enumerate(read.values()):
+        assert [e.seq for e in events] == sorted(e.seq for e in events)
+        assert {log.partition_of(e.user_id) % 2 for e in events} <= {k}
