@@ -243,6 +243,16 @@ def _check_expression(value: str) -> str:
 Expression = Annotated[str, AfterValidator(_check_expression)]
 
 
+class ClusterConfig(_Section):
+    """``[cluster]``: several ``journeyc serve`` workers on one PostgreSQL store
+    (docs/postgres.md). Each worker leases partitions of the users for ``lease_ttl``
+    (a duration) and renews them every third of it; a worker that stops renewing (it
+    died, hung or lost the network) loses them when they expire, and the others take
+    them over. Shorter: faster takeover, more heartbeats."""
+
+    lease_ttl: Annotated[Seconds, Field(ge=1)] = 15
+
+
 class Config(_Section):
     """The whole of ``journeyc.toml``; every section has defaults."""
 
@@ -254,6 +264,7 @@ class Config(_Section):
     render: RenderConfig = Field(default_factory=RenderConfig)
     channels: dict[Channel, ChannelConfig] = Field(default_factory=dict)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     @field_validator("reachability")
     @classmethod

@@ -32,7 +32,14 @@ from journeyc.engine.values import EventView
 from journeyc.events import ALIAS, CONTEXT_DEFAULTS, IDENTIFY, PREVIOUS_ID, Event
 from journeyc.fastjson import dumps
 from journeyc.messages.render import RenderContext, Renderer, RenderError
-from journeyc.store.abc import EventHistory, SegmentBook, SimulationStore, Store, UnitOfWork
+from journeyc.store.abc import (
+    EventHistory,
+    PartitionLog,
+    SegmentBook,
+    SimulationStore,
+    Store,
+    UnitOfWork,
+)
 from journeyc.store.rows import Instance, SegmentRow, StoredEvent
 
 CURSOR = "engine"
@@ -277,6 +284,12 @@ class Engine:
         # Told of every decision (journeyc why); None in production, where each call
         # site costs one test (engine/trace.py).
         self.tracer: Tracer | None = None
+        # Several workers on one store (serve on PostgreSQL, see work_on()): this
+        # worker's id, the partitions of the users it works on, and the store's log
+        # read by partition. None: every user (one engine per store).
+        self._worker = ""
+        self._parts: list[int] | None = None
+        self._plog: PartitionLog | None = None
 
     # ------------------------------------------------------------ deploying
     def deploy(self, project: ir.ProjectIR, now_ms: int) -> None:
@@ -460,13 +473,41 @@ class Engine:
         self._index.add(stored)
         return stored
 
+    # ------------------------------------------------------------ several workers
+    def work_on(
+        self, worker_id: str, partitions: Sequence[int] | None, log: PartitionLog | None
+    ) -> None:
+        """Work only on the users of ``partitions``, which ``worker_id`` leases, reading
+        the events through ``log`` (the store's per-partition cursors); None: every
+        user. Several workers share a store this way (docs/postgres.md): each batch
+        first checks, in its transaction, that the worker still holds the partitions
+        (:meth:`PartitionLog.fence`: a takeover waits for the batch to commit), then
+        takes their events, due timers and segment rechecks only. Work that is not
+        one user's (scheduled entries' firings) is done by the holder of partition 0."""
+        parts = None if partitions is None else sorted(set(partitions))
+        if parts is not None and log is None:
+            raise ValueError("work_on: partitions need the store's partition log")
+        self._worker = worker_id
+        self._parts = parts
+        self._plog = None if parts is None else log
+        self.rt.only(parts)
+        self.seg_book.only(parts)
+        self._cursor = None
+
+    @property
+    def partitions(self) -> list[int] | None:
+        """The partitions this engine works on (None: every user)."""
+        return None if self._parts is None else list(self._parts)
+
     # ------------------------------------------------------------ the clock
     def next_wake(self) -> int | None:
         """When the engine next has work without new events (epoch ms), if ever: the
-        earliest waiting instance, segment recheck or scheduled firing."""
+        earliest waiting instance, segment recheck or scheduled firing (of its
+        partitions, with :meth:`work_on`)."""
         # Asked once or twice a clock step by the simulator: no lists built.
         wake = self.rt.next_wake()
-        for t in (self.seg_book.next_recheck(), self.sched.next_due()):
+        sched = self.sched.next_due() if self._parts is None or 0 in self._parts else None
+        for t in (self.seg_book.next_recheck(), sched):
             if t is not None and (wake is None or t < wake):
                 wake = t
         return wake
@@ -547,6 +588,16 @@ class Engine:
         self.last_wake = None
         if not self._keep:
             self._profiles.clear()
+        parts = self._parts
+        plog = self._plog
+        if parts is not None:
+            assert plog is not None  # set together by work_on()
+            held = plog.fence(self._worker, parts)
+            if held != parts:  # a lease was lost: its partitions are another's now
+                self.work_on(self._worker, held, plog)
+                parts = held
+            if not held:
+                return False
         if self._timers_turn and self._handed is None:
             self._timers_turn = False
             # Timers due before now wait for no more than one batch of events. (A
@@ -561,6 +612,8 @@ class Engine:
         handed, self._handed = self._handed, None
         if handed is not None:
             events = handed
+        elif parts is not None and plog is not None:
+            events = plog.events_after(parts, self.batch)
         else:
             if cursor is None:
                 cursor = self._cursor = self.store.get_cursor(CURSOR)
@@ -580,6 +633,8 @@ class Engine:
             self._timers_turn = True
             if self._keep:
                 self._cursor_unsaved = True
+            elif parts is not None and plog is not None:
+                plog.advance(parts, self._cursor)
             else:
                 self.store.set_cursor(CURSOR, self._cursor)
         elif rechecks := self.seg_book.due(now_ms, self.batch):
@@ -592,7 +647,7 @@ class Engine:
                 self._reevaluate(user, names, now_ms, actions)
                 self._settle(now_ms, actions)
             more = True
-        elif (firing := self.sched.due(now_ms)) is not None:
+        elif (parts is None or 0 in parts) and (firing := self.sched.due(now_ms)) is not None:
             self._fire(firing, now_ms, actions)
             more = True
         else:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEPLOYED_PROJECT",
     "DEPLOYED_STAMP",
+    "deploy_or_take",
     "deploy_project",
     "deployed_project",
     "deployed_stamp",
@@ -52,6 +53,19 @@ def deploy_project(engine: Engine, project: ir.ProjectIR, now_ms: int) -> str:
         store.put_setting(DEPLOYED_PROJECT, project.model_dump_json())
         store.put_setting(DEPLOYED_STAMP, stamp)
     return stamp
+
+
+def deploy_or_take(engine: Engine, project: ir.ProjectIR, now_ms: int) -> str:
+    """:func:`deploy_project`, unless the store's last deployment is ``project``
+    already (another worker on the store deployed the same change first): then the
+    engine takes it as deployed, and nothing is recorded anew. The deployment stamp
+    either way. Several workers call it under the store's cluster lock, so that one
+    change is deployed once."""
+    stamp = deployed_stamp(engine.store)
+    if stamp is not None and stamp.partition("@")[0] == project_hash(project):
+        engine.deploy(project, now_ms)
+        return stamp
+    return deploy_project(engine, project, now_ms)
 
 
 def deployed_project(store: Store) -> ir.ProjectIR | None:

@@ -52,7 +52,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -520,13 +520,14 @@ class Dispatcher:
 
     # ------------------------------------------------------------ running
 
-    def reclaim(self, now_ms: int) -> int:
-        """Make the rows other dispatchers claimed and never recorded due at
-        ``now_ms``; return how many. Only for a dispatcher that knows it is the only
-        one on the store (the daemon, at start): the others are dead, and their
-        receivers drop a repeat by its idempotency key."""
+    def reclaim(self, now_ms: int, alive: Collection[str] = ()) -> int:
+        """Make the rows claimed by dispatchers other than this one and ``alive`` (the
+        ids of the other live workers' dispatchers) and never recorded due at
+        ``now_ms``; return how many. Those dispatchers are dead (the daemon at start
+        knows it is the only one on its store; several workers pass the live ones),
+        and their receivers drop a repeat by its idempotency key."""
         with self.store.transaction():
-            return self.outbox.reclaim(now_ms, [self.id])
+            return self.outbox.reclaim(now_ms, [self.id, *alive])
 
     def pump(self, now_ms: int, *, claim: bool = True) -> DispatchStats:
         """Record what the lanes reported, put off the due rows of open breakers, claim

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import socket
 import sys
@@ -75,11 +76,12 @@ from journeyc.serve.daemon import (
     StartupError,
     require_project_dir,
 )
+from journeyc.serve.cluster import LeaseKeeper
 from journeyc.serve.times import iso, now_ms
 from journeyc.serve.watch import Checked, InvalidProjectError, ProjectWatcher, load_checked
 
 if TYPE_CHECKING:
-    from journeyc.store.abc import Store, Upkeep
+    from journeyc.store.abc import ClusterStore, PartitionLog, Store, Upkeep
 
 __all__ = [
     "ENGINE_BATCH",
@@ -117,6 +119,8 @@ RETRY_MAX_S = 30.0
 """The longest wait before a failed engine or dispatcher run is tried again."""
 
 _ENGINE, _DISPATCH, _RETENTION, _POLL = "engine", "dispatch", "retention", "poll"
+_LEASES = "leases"
+_DEPLOY_LOCK, _RETENTION_LOCK = "deploy", "retention"  # the store's cluster locks
 _CHECKPOINT = "checkpoint"
 _SCHEDULE = "schedule"  # job ids schedule:JOURNEY:TRIGGER:ZONE
 
@@ -173,6 +177,11 @@ class Worker(Service):
         self._redeploy: set[str] | None = None
         self.scheduler: Any = None
         self._schedule_zones = 0
+        # Several workers (a store with partitions): the store's cluster side, the
+        # per-partition log and the lease keeper; None with one engine per store.
+        self.cluster: ClusterStore | None = None
+        self._plog: PartitionLog | None = None
+        self.keeper: LeaseKeeper | None = None
 
     # ------------------------------------------------------------ starting
 
@@ -186,7 +195,7 @@ class Worker(Service):
         from journeyc.engine.core import Engine
         from journeyc.serve.dispatcher import Dispatcher
         from journeyc.store.errors import StoreError
-        from journeyc.store.open import open_full_store
+        from journeyc.store.open import cluster_of, open_full_store
 
         s = self.settings
         if not s.watch:
@@ -222,6 +231,19 @@ class Worker(Service):
 
         self.engine = Engine(self.store, self.config, commit_per_batch=True, batch=ENGINE_BATCH)
         self.versions = {jid: v for jid, v, _, active in self.engine.rt.versions() if active}
+        # Several workers on one store (PostgreSQL): this one works on the partitions
+        # it leases, none until its first beat (serve/cluster.py).
+        self.cluster = cluster_of(self.store)
+        if self.cluster is not None:
+            self._plog = self.cluster.partition_log()
+            self.keeper = LeaseKeeper(
+                self.store.leases(),
+                self.config.cluster.lease_ttl,
+                self._on_partitions,
+                about={"host": socket.gethostname(), "pid": os.getpid(), "started": iso(now_ms())},
+            )
+            self.engine.work_on(self.keeper.worker_id, [], self._plog)
+            self._closers.append(self.keeper.leave)
         if s.watch:
             self.deploy(checked, at_start=True)
         else:
@@ -242,11 +264,16 @@ class Worker(Service):
             on_ready=self.request_dispatch,
         )
         self._closers.append(self.dispatcher.close)
-        # One daemon per store (and one engine process per daemon): sends a dead one
-        # had claimed go out now, not after their lease.
-        reclaimed = self.dispatcher.reclaim(now_ms())
-        if reclaimed:
-            log.info("%d send(s) claimed by a daemon that stopped before delivering", reclaimed)
+        if self.keeper is not None:
+            # Its claims carry the worker's id, so that the others know them for a
+            # dead worker's once it is gone (the lease job reclaims them).
+            self.dispatcher.id = self.keeper.worker_id
+        else:
+            # One daemon per store (and one engine process per daemon): sends a dead
+            # one had claimed go out now, not after their lease.
+            reclaimed = self.dispatcher.reclaim(now_ms())
+            if reclaimed:
+                log.info("%d send(s) claimed by a daemon that stopped before delivering", reclaimed)
         # By default the commit that takes the log past 1,000 pages copies it into the
         # database, ~20 ms inside that commit (about once a second at 500 events/s),
         # which then delays the engine run or the request making it. The upkeep's
@@ -287,6 +314,18 @@ class Worker(Service):
                 misfire_grace_time=None,
             )
         self._sync_schedule_jobs()
+        if self.keeper is not None:
+            self._lease_job()  # the first partitions, before the first engine run
+            self.scheduler.add_job(
+                self._lease_job,
+                IntervalTrigger(seconds=self.keeper.interval_s, timezone=UTC),
+                id=_LEASES,
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+            self._start_wakeups()
         # Catch up at once: events logged while the daemon was down, timers that came
         # due meanwhile, sends queued but not delivered.
         self.request_engine_run()
@@ -378,13 +417,19 @@ class Worker(Service):
         stamp, which the engine takes (:meth:`Engine.deploy` again: its rows are
         those the deployment wrote) without recording it anew.
         """
-        from journeyc.engine.deploy import deploy_project
+        from journeyc.engine.deploy import deploy_or_take
+        from journeyc.store.errors import StoreBusyError
 
         project = checked.project
         at = now_ms()
         with self._engine_lock:
             if stamp is None:
-                stamp = deploy_project(self.engine, project, at)
+                # Several workers see one change: the first deploys it, under the
+                # store's cluster lock, and the others take what it deployed.
+                with self.store.cluster_lock(_DEPLOY_LOCK) as mine:
+                    if not mine:
+                        raise StoreBusyError("another worker is deploying; trying again")
+                    stamp = deploy_or_take(self.engine, project, at)
             else:
                 self.engine.deploy(project, at)
             self._stamp = stamp
@@ -665,6 +710,11 @@ class Worker(Service):
         except Exception:
             log.exception("taking the store's new deployment failed; trying again")
 
+        if self.keeper is not None:
+            # Each worker has cursors per partition, and a notification wakes it when
+            # events are logged; this run is the net under a lost notification.
+            self.request_engine_run()
+            return
         try:
             # A snapshot of its own: this job's thread never shares a connection.
             with self.store.reading() as reads:
@@ -705,8 +755,71 @@ class Worker(Service):
         once`` reads them), as do failed sends. Returns the rows removed: (outbox,
         actions)."""
         cutoff = at_ms - RETENTION_DAYS * 86_400_000
+        # Once for the store, whichever worker is first (the others find it held).
+        with self.store.cluster_lock(_RETENTION_LOCK) as mine:
+            if not mine:
+                return 0, 0
+            with self._engine_lock:
+                return self.upkeep.remove_old(cutoff)
+
+    # ------------------------------------------------------------ several workers
+
+    def _on_partitions(self, held: list[int]) -> None:
+        """The keeper's news: the engine works on ``held`` from its next batch."""
+        assert self.keeper is not None and self._plog is not None
         with self._engine_lock:
-            return self.upkeep.remove_old(cutoff)
+            self.engine.work_on(self.keeper.worker_id, held, self._plog)
+        self.request_engine_run()
+        self._send({})
+
+    def _lease_job(self) -> None:
+        """The heartbeat: renew the membership and the leases, move towards the fair
+        share (serve/cluster.py), and make the sends that dead workers had claimed
+        due again (their receivers drop a repeat by its idempotency key)."""
+        assert self.keeper is not None
+        try:
+            self.keeper.beat()
+            alive = [m.worker_id for m in self.keeper.members]
+            reclaimed = self.dispatcher.reclaim(now_ms(), alive)
+        except Exception:
+            log.exception("renewing the partition leases failed; trying again")
+            return
+        if reclaimed:
+            log.info("%d send(s) claimed by a worker that stopped before delivering", reclaimed)
+            self.request_dispatch()
+
+    def _start_wakeups(self) -> None:
+        """A thread that waits for the store's notification of logged events (any
+        worker's API, ``journeyc ingest``) and runs the engine at once."""
+        assert self.cluster is not None
+        cluster = self.cluster
+        stop = threading.Event()
+
+        def listen() -> None:
+            wakeups = None
+            while not stop.is_set():
+                try:
+                    if wakeups is None:
+                        wakeups = cluster.event_wakeups()
+                    if wakeups.wait(1.0):
+                        self.request_engine_run()
+                except Exception as exc:  # the connection dropped: the poll job covers
+                    log.warning("waiting for event notifications failed: %s", exc)
+                    if wakeups is not None:
+                        wakeups.close()
+                        wakeups = None
+                    stop.wait(POLL_S)
+            if wakeups is not None:
+                wakeups.close()
+
+        thread = threading.Thread(target=listen, name="journeyc-wakeups", daemon=True)
+        thread.start()
+
+        def close() -> None:
+            stop.set()
+            thread.join(5.0)
+
+        self._closers.append(close)
 
     # ------------------------------------------------------------ reports
 
@@ -733,7 +846,23 @@ class Worker(Service):
                     "channels": self._channels,
                 },
                 "watching": self.watcher.alive if hasattr(self, "watcher") else False,
+                "cluster": self._cluster_status(),
             }
+
+    def _cluster_status(self) -> dict[str, Any] | None:
+        """This worker's id and partitions, and the live workers at its last beat
+        (None: one engine per store)."""
+        keeper = self.keeper
+        if keeper is None:
+            return None
+        return {
+            "worker_id": keeper.worker_id,
+            "partitions": list(keeper.held),
+            "workers": [
+                {"worker_id": m.worker_id, "heartbeat_at": iso(m.heartbeat_ms)}
+                for m in keeper.members
+            ],
+        }
 
     def example_event(self) -> str:
         """An event some deployed journey starts on, for the banner's curl example."""

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from journeyc.compile import ir
 from journeyc.events import Event
-from journeyc.store.leases import WorkerLeases
+from journeyc.store.leases import Member, WorkerLeases
 from journeyc.store.rows import (
     ActionCount,
     ActionRecord,
@@ -721,6 +721,19 @@ class Leases(Protocol):
     def workers(self) -> list[WorkerLeases]:
         """Each worker holding an unexpired lease: its partitions and last heartbeat,
         by worker id."""
+        ...
+
+    def join(self, worker_id: str, ttl_s: float, about: str) -> None:
+        """Heartbeat of the worker's membership: it is a live worker for ``ttl_s``
+        more (``about``: its description, JSON text), partitions or not."""
+        ...
+
+    def members(self) -> list[Member]:
+        """The live workers (unexpired memberships), by worker id."""
+        ...
+
+    def leave(self, worker_id: str) -> None:
+        """The worker stops: its membership and every lease it holds go at once."""
         ...
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["WorkerLeases"]
+__all__ = ["Member", "WorkerLeases"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +24,15 @@ class WorkerLeases:
     partitions: tuple[int, ...]
     heartbeat_ms: int
     expires_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A live engine worker (its heartbeat renews it; it is gone when it expires),
+    whether or not it holds a partition yet: the partitions are shared out among the
+    members. ``about`` is what the worker says of itself (JSON text: host, pid, …)."""
+
+    worker_id: str
+    heartbeat_ms: int
+    expires_ms: int
+    about: str
