@@ -81,7 +81,7 @@ from journeyc.serve.times import iso, now_ms
 from journeyc.serve.watch import Checked, InvalidProjectError, ProjectWatcher, load_checked
 
 if TYPE_CHECKING:
-    from journeyc.store.abc import ClusterStore, PartitionLog, Store, Upkeep
+    from journeyc.store.abc import PartitionedStore, PartitionLog, Store, Upkeep
 
 __all__ = [
     "ENGINE_BATCH",
@@ -179,7 +179,7 @@ class Worker(Service):
         self._schedule_zones = 0
         # Several workers (a store with partitions): the store's cluster side, the
         # per-partition log and the lease keeper; None with one engine per store.
-        self.cluster: ClusterStore | None = None
+        self.cluster: PartitionedStore | None = None
         self._plog: PartitionLog | None = None
         self.keeper: LeaseKeeper | None = None
 
@@ -195,7 +195,8 @@ class Worker(Service):
         from journeyc.engine.core import Engine
         from journeyc.serve.dispatcher import Dispatcher
         from journeyc.store.errors import StoreError
-        from journeyc.store.open import cluster_of, open_full_store
+        from journeyc.store.abc import PartitionedStore
+        from journeyc.store.open import open_full_store
 
         s = self.settings
         if not s.watch:
@@ -233,7 +234,7 @@ class Worker(Service):
         self.versions = {jid: v for jid, v, _, active in self.engine.rt.versions() if active}
         # Several workers on one store (PostgreSQL): this one works on the partitions
         # it leases, none until its first beat (serve/cluster.py).
-        self.cluster = cluster_of(self.store)
+        self.cluster = self.store if isinstance(self.store, PartitionedStore) else None
         if self.cluster is not None:
             self._plog = self.cluster.partition_log()
             self.keeper = LeaseKeeper(
