@@ -205,6 +205,30 @@ class _Triggers:
         return out
 
 
+def _before_merge_barrier(
+    events: list[StoredEvent], parts: Sequence[int], plog: PartitionLog
+) -> list[StoredEvent]:
+    """``events`` (of a worker's partitions ``parts``, in log order) up to the first
+    alias event that must wait: one merging a user of another worker's partition
+    whose worker has not handled every event logged before it. The merge moves the
+    user's events into this partition, behind its cursor: those not handled by then
+    would never be (docs/postgres.md). The worker runs again soon (its poll) and
+    finds that partition caught up. Only alias events cost a query."""
+    for k, ev in enumerate(events):
+        if ev.name != ALIAS:
+            continue
+        frm = ev.props.get(PREVIOUS_ID)
+        if not isinstance(frm, str) or frm == ev.user_id:
+            continue
+        part = plog.partition_of(frm)
+        if part in parts:
+            continue  # this worker's own: handled in log order
+        pending = plog.events_after([part], 1)
+        if pending and pending[0].seq < ev.seq:
+            return events[:k]
+    return events
+
+
 class Engine:
     """Runs deployed journey versions over a store."""
 
@@ -613,7 +637,7 @@ class Engine:
         if handed is not None:
             events = handed
         elif parts is not None and plog is not None:
-            events = plog.events_after(parts, self.batch)
+            events = _before_merge_barrier(plog.events_after(parts, self.batch), parts, plog)
         else:
             if cursor is None:
                 cursor = self._cursor = self.store.get_cursor(CURSOR)

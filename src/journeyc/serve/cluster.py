@@ -2,7 +2,8 @@
 
 Users are hashed into :data:`~journeyc.store.partitions.PARTITIONS` partitions, and
 each partition is leased by one live worker at a time (the store's ``leases`` and
-``workers`` tables: :class:`~journeyc.store.abc.Leases`). A :class:`LeaseKeeper`
+``workers`` tables: :class:`~journeyc.store.abc.Leases` and
+:class:`~journeyc.store.abc.Membership`). A :class:`LeaseKeeper`
 beats every third of the lease's time to live:
 
 1. it renews the worker's membership, so that a worker that holds no partition yet
@@ -32,7 +33,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 
-from journeyc.store.abc import Leases
+from journeyc.store.abc import Leases, Membership
 from journeyc.store.leases import Member, WorkerLeases
 from journeyc.store.partitions import PARTITIONS
 
@@ -95,6 +96,7 @@ class LeaseKeeper:
     def __init__(
         self,
         leases: Leases,
+        membership: Membership,
         ttl_s: float,
         on_change: Callable[[list[int]], None],
         *,
@@ -102,6 +104,7 @@ class LeaseKeeper:
         about: Mapping[str, object] | None = None,
     ) -> None:
         self.leases = leases
+        self.membership = membership
         self.ttl_s = ttl_s
         self.worker_id = worker_id or new_worker_id()
         self._about = json.dumps(dict(about or {}), sort_keys=True)
@@ -121,12 +124,12 @@ class LeaseKeeper:
         the partitions held after it."""
         with self._lock:
             leases = self.leases
-            leases.join(self.worker_id, self.ttl_s, self._about)
+            self.membership.join(self.worker_id, self.ttl_s, self._about)
             held = leases.renew(self.worker_id, self.held, self.ttl_s) if self.held else []
             lost = sorted(set(self.held) - set(held))
             if lost:
                 log.warning("lost the lease of partition(s) %s", _ranges(lost))
-            self.members = leases.members()
+            self.members = self.membership.members()
             members = [m.worker_id for m in self.members]
             holders = {p: w.worker_id for w in leases.workers() for p in w.partitions}
             for p in held:  # renewed just now, whatever the read above saw
@@ -153,13 +156,13 @@ class LeaseKeeper:
         workers take the partitions at their next beat instead of after the time to
         live."""
         with self._lock:
-            self.leases.leave(self.worker_id)
+            self.membership.leave(self.worker_id)
             self.held = []
 
     def workers(self) -> list[tuple[Member, WorkerLeases | None]]:
         """Each live worker with its leases (None: it holds none yet)."""
         held = {w.worker_id: w for w in self.leases.workers()}
-        return [(m, held.get(m.worker_id)) for m in self.leases.members()]
+        return [(m, held.get(m.worker_id)) for m in self.membership.members()]
 
 
 def _ranges(parts: Sequence[int]) -> str:

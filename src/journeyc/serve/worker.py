@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 
 from journeyc.compile import ir
 from journeyc.config import CONFIG_FILE, Config, ConfigError
+from journeyc.serve.cluster import LeaseKeeper
 from journeyc.serve.daemon import (
     RETENTION_DAYS,
     WAL_AUTOCHECKPOINT_PAGES,
@@ -76,7 +77,6 @@ from journeyc.serve.daemon import (
     StartupError,
     require_project_dir,
 )
-from journeyc.serve.cluster import LeaseKeeper
 from journeyc.serve.times import iso, now_ms
 from journeyc.serve.watch import Checked, InvalidProjectError, ProjectWatcher, load_checked
 
@@ -194,8 +194,8 @@ class Worker(Service):
         from journeyc.channels.registry import build_providers, close_providers, dispatch_options
         from journeyc.engine.core import Engine
         from journeyc.serve.dispatcher import Dispatcher
-        from journeyc.store.errors import StoreError
         from journeyc.store.abc import PartitionedStore
+        from journeyc.store.errors import StoreError
         from journeyc.store.open import open_full_store
 
         s = self.settings
@@ -239,6 +239,7 @@ class Worker(Service):
             self._plog = self.cluster.partition_log()
             self.keeper = LeaseKeeper(
                 self.store.leases(),
+                self.cluster.membership(),
                 self.config.cluster.lease_ttl,
                 self._on_partitions,
                 about={"host": socket.gethostname(), "pid": os.getpid(), "started": iso(now_ms())},
@@ -418,19 +419,11 @@ class Worker(Service):
         stamp, which the engine takes (:meth:`Engine.deploy` again: its rows are
         those the deployment wrote) without recording it anew.
         """
-        from journeyc.engine.deploy import deploy_or_take
-        from journeyc.store.errors import StoreBusyError
-
         project = checked.project
         at = now_ms()
         with self._engine_lock:
             if stamp is None:
-                # Several workers see one change: the first deploys it, under the
-                # store's cluster lock, and the others take what it deployed.
-                with self.store.cluster_lock(_DEPLOY_LOCK) as mine:
-                    if not mine:
-                        raise StoreBusyError("another worker is deploying; trying again")
-                    stamp = deploy_or_take(self.engine, project, at)
+                stamp = self._deploy_once(project, at)
             else:
                 self.engine.deploy(project, at)
             self._stamp = stamp
@@ -472,6 +465,25 @@ class Worker(Service):
         if self.scheduler is not None:
             self._sync_schedule_jobs()
         self._send({})
+
+    def _deploy_once(self, project: ir.ProjectIR, at: int) -> str:
+        """Deploy ``project`` (the caller holds the engine lock); its stamp. Several
+        workers see one change: the first deploys it, under the store's cluster lock,
+        and the others take what it deployed. The lock is waited for up to the
+        store's lock timeout (:class:`StoreBusyError` past it: the poll job tries
+        again)."""
+        from journeyc.engine.deploy import deploy_or_take
+        from journeyc.store.errors import StoreBusyError
+
+        waited, limit = 0.0, self.config.store.lock_timeout
+        while True:
+            with self.store.cluster_lock(_DEPLOY_LOCK) as mine:
+                if mine:
+                    return deploy_or_take(self.engine, project, at)
+            if waited >= limit:
+                raise StoreBusyError(self.store.path, waited)
+            time.sleep(0.1)
+            waited += 0.1
 
     def _sync_schedule_jobs(self) -> None:
         """One APScheduler job per scheduled trigger and time zone in use (never one

@@ -71,6 +71,7 @@ __all__ = [
     "InboxRecord",
     "Leases",
     "LiveInstance",
+    "Membership",
     "NoExactFormError",
     "Outbox",
     "PartitionLog",
@@ -723,19 +724,6 @@ class Leases(Protocol):
         by worker id."""
         ...
 
-    def join(self, worker_id: str, ttl_s: float, about: str) -> None:
-        """Heartbeat of the worker's membership: it is a live worker for ``ttl_s``
-        more (``about``: its description, JSON text), partitions or not."""
-        ...
-
-    def members(self) -> list[Member]:
-        """The live workers (unexpired memberships), by worker id."""
-        ...
-
-    def leave(self, worker_id: str) -> None:
-        """The worker stops: its membership and every lease it holds go at once."""
-        ...
-
 
 # -- several engine workers on one store (PostgreSQL): partitions, wakeups ----------
 
@@ -943,6 +931,30 @@ class PartitionedStore(Protocol):
 
     def event_wakeups(self) -> EventWakeups:
         """A new listener for appends to the log (close it after use)."""
+        ...
+
+    def membership(self) -> Membership:
+        """The live workers: who shares the partitions out."""
+        ...
+
+
+class Membership(Protocol):
+    """The engine workers alive on a store several share (:mod:`journeyc.serve.cluster`):
+    each renews its membership with its heartbeat, and one that stops is gone when it
+    expires, so that a worker holding no partition yet still counts when the
+    partitions are shared out. Times are the store's clock."""
+
+    def join(self, worker_id: str, ttl_s: float, about: str) -> None:
+        """Heartbeat of the worker's membership: it is a live worker for ``ttl_s``
+        more (``about``: its description, JSON text), partitions or not."""
+        ...
+
+    def members(self) -> list[Member]:
+        """The live workers (unexpired memberships), by worker id."""
+        ...
+
+    def leave(self, worker_id: str) -> None:
+        """The worker stops: its membership and every lease it holds go at once."""
         ...
 
 

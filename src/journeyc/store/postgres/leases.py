@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from journeyc.store.leases import Member, WorkerLeases
+from journeyc.store.leases import WorkerLeases
 from journeyc.store.postgres.schema import Connections
 
 __all__ = ["PostgresLeases"]
@@ -83,29 +83,3 @@ class PostgresLeases:
             WorkerLeases(w, tuple(int(p) for p in held), int(beat), int(expires))
             for w, held, beat, expires in rows
         ]
-
-    def join(self, worker_id: str, ttl_s: float, about: str) -> None:
-        """Renew the worker's membership (:class:`~journeyc.store.abc.Leases`)."""
-        with self._store.writing() as conn:
-            conn.execute(
-                "INSERT INTO workers (worker_id, heartbeat_at, expires_at, about)"
-                f" SELECT %s, t.now, t.now + %s, %s::jsonb FROM (SELECT {_NOW} AS now) AS t"
-                " ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,"
-                " expires_at = excluded.expires_at, about = excluded.about",
-                (worker_id, round(ttl_s * 1000), about),
-            )
-
-    def members(self) -> list[Member]:
-        """The live workers, by worker id."""
-        with self._store.connection() as conn:
-            rows = conn.execute(
-                "SELECT worker_id, heartbeat_at, expires_at, about::text FROM workers"
-                f' WHERE expires_at > {_NOW} ORDER BY worker_id COLLATE "C"'
-            ).fetchall()
-        return [Member(w, int(beat), int(expires), about) for w, beat, expires, about in rows]
-
-    def leave(self, worker_id: str) -> None:
-        """Drop the worker's membership and its leases."""
-        with self._store.writing() as conn:
-            conn.execute("DELETE FROM leases WHERE worker_id = %s", (worker_id,))
-            conn.execute("DELETE FROM workers WHERE worker_id = %s", (worker_id,))

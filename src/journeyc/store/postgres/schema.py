@@ -347,15 +347,33 @@ _V9 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V7, _V8, _V9)
+_V10 = Migration(
+    10,
+    "workers: the engine workers alive, each one's heartbeat, so that a worker holding no"
+    " partition yet still counts when the partitions are shared out (PostgreSQL only)",
+    (
+        # One row per worker, renewed by its heartbeat; a worker that stops is gone
+        # when its row expires (server clock, epoch ms). ``about``: what the worker
+        # says of itself (host, pid, start).
+        """CREATE TABLE workers (
+            worker_id text PRIMARY KEY,
+            heartbeat_at bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            about jsonb NOT NULL DEFAULT '{}'
+        )""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V7, _V8, _V9, _V10)
 """Every migration in order of version."""
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
 """The schema version this code knows. Up to 8 the numbers are the SQLite store's (a
 store of either kind at version ``n`` <= 8 holds the same tables); 9 is PostgreSQL's
 own: the partition columns and indexes several engine workers share a store by, which
-SQLite, one engine per store, has no use for (SQLite stays at 8). A PostgreSQL store
-at 9 holds the SQLite store's tables at 8 plus the generated ``part`` columns
+SQLite, one engine per store, has no use for (SQLite stays at 8), and 10 the
+workers' memberships (the ``workers`` table). A PostgreSQL store at 9 holds the
+SQLite store's tables at 8 plus the generated ``part`` columns
 (:data:`PARTITIONED`), which a copy between stores leaves out."""
 
 PARTITIONED = ("events", "instances", "segment_members")

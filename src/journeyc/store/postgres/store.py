@@ -43,6 +43,7 @@ from journeyc.store.postgres.deployments import PostgresDeploymentReads
 from journeyc.store.postgres.errors import converted
 from journeyc.store.postgres.history import PostgresEventHistory
 from journeyc.store.postgres.leases import PostgresLeases
+from journeyc.store.postgres.membership import PostgresMembership
 from journeyc.store.postgres.outbox import PostgresOutbox
 from journeyc.store.postgres.partition_log import PostgresPartitionLog
 from journeyc.store.postgres.runtime import PostgresRuntime
@@ -291,6 +292,10 @@ class PostgresStore:
         """A new listener for appends to the log, on a connection of its own
         (:class:`~journeyc.store.abc.EventWakeups`); close it after use."""
         return PostgresEventWakeups(self._dedicated)
+
+    def membership(self) -> PostgresMembership:
+        """The live workers (:class:`~journeyc.store.abc.Membership`)."""
+        return PostgresMembership(self)
 
     def cluster_lock(self, name: str) -> AbstractContextManager[bool]:
         """A block holding the store-wide lock ``name`` if free (a session advisory

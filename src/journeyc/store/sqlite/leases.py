@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from journeyc.fastjson import dumps, loads
-from journeyc.store.leases import Member, WorkerLeases
+from journeyc.store.leases import WorkerLeases
 
 __all__ = ["SqliteLeases"]
 
@@ -97,30 +97,3 @@ class SqliteLeases:
             WorkerLeases(w, tuple(sorted(int(p) for p in loads(held))), int(beat), int(expires))
             for w, held, beat, expires in rows
         ]
-
-    def join(self, worker_id: str, ttl_s: float, about: str) -> None:
-        """Renew the worker's membership (:class:`~journeyc.store.abc.Leases`)."""
-        now = _now_ms()
-        with self._store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO workers (worker_id, heartbeat_at, expires_at, about)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET"
-                " heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at,"
-                " about = excluded.about",
-                (worker_id, now, now + round(ttl_s * 1000), about),
-            )
-
-    def members(self) -> list[Member]:
-        """The live workers, by worker id."""
-        rows = self._store.conn.execute(
-            "SELECT worker_id, heartbeat_at, expires_at, about FROM workers"
-            " WHERE expires_at > ? ORDER BY worker_id",
-            (_now_ms(),),
-        ).fetchall()
-        return [Member(w, int(beat), int(expires), about) for w, beat, expires, about in rows]
-
-    def leave(self, worker_id: str) -> None:
-        """Drop the worker's membership and its leases."""
-        with self._store.transaction() as conn:
-            conn.execute("DELETE FROM leases WHERE worker_id = ?", (worker_id,))
-            conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))

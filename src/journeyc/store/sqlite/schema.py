@@ -434,23 +434,7 @@ _V8 = Migration(
     ),
 )
 
-_V9 = Migration(
-    "workers: the engine workers alive, each one's heartbeat, so that a worker that holds no "
-    "partition yet still counts when the partitions are shared out",
-    (
-        # One row per worker; its heartbeat renews it, and a worker that stops is gone
-        # when its row expires (times: epoch milliseconds of the store's clock).
-        # ``about`` is the worker's own description (JSON: host, pid, start, version).
-        """CREATE TABLE workers (
-            worker_id TEXT PRIMARY KEY,
-            heartbeat_at INTEGER NOT NULL,
-            expires_at INTEGER NOT NULL,
-            about TEXT NOT NULL DEFAULT '{}'
-        ) STRICT""",
-    ),
-)
-
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 """Every migration in order; ``len(MIGRATIONS)`` is the version this code writes."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -477,7 +461,6 @@ TABLES = (
     "outbox_counts",
     "delivery_counts",
     "leases",
-    "workers",
 )
 """The tables of the current schema."""
 
