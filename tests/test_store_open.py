@@ -106,13 +106,19 @@ def test_keep_rows_refuses_a_store_without_the_simulation_mode(tmp_path: Path) -
         sqlite_store.close()
 
 
-def test_open_full_store_refuses_a_store_that_lacks_parts(postgres_url: str) -> None:
-    # The PostgreSQL store has no engine unit of work nor compiled reads yet: a command
-    # that needs them says so instead of failing halfway.
-    with pytest.raises(StoreError, match="PostgreSQL store cannot serve this yet"):
-        open_full_store(postgres_url)
-    store = open_store(postgres_url)  # the plain opener still opens it
+def test_open_full_store_opens_postgresql_and_reading_at_reads_it(postgres_url: str) -> None:
+    store = open_full_store(postgres_url)
     try:
         assert not isinstance(store, abc.SimulationStore)
+        assert store.path.startswith("postgresql://")
+        store.append_events([track("m1"), track("m2", user="u2")])
     finally:
         store.close()
+    with reading_at(postgres_url) as reads:  # a connection of its own, one snapshot
+        assert reads.last_seq() == 2
+
+
+def test_reading_at_an_unreachable_server_is_an_operational_error() -> None:
+    with pytest.raises(DatabaseError) as info, reading_at("postgresql://a:s3cret@127.0.0.1:1/x"):
+        pass
+    assert "s3cret" not in str(info.value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,8 +26,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
+    model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
@@ -34,11 +38,15 @@ from journeyc.compile.ir import CapRule, QuietHoursRule
 from journeyc.lang import ast
 from journeyc.lang.literals import LiteralError, parse_duration, parse_time
 from journeyc.lang.parser import parse_source
+from journeyc.store.targets import StoreTarget, is_url, target_of
 
 if TYPE_CHECKING:
     from journeyc.messages.templates import RenderLimits
 
 CONFIG_FILE = "journeyc.toml"
+STORE_ENV = "JOURNEYC_STORE"
+"""The environment variable naming the store (a file path or a ``postgresql://`` URL)
+when journeyc.toml names none."""
 Channel = Literal["push", "email", "sms", "whatsapp", "inapp", "webhook"]
 CHANNELS: tuple[str, ...] = get_args(Channel)
 
@@ -182,12 +190,65 @@ class EngineConfig(_Section):
 
 
 class StoreConfig(_Section):
-    """``[store]``: where the SQLite store lives, and how long a writer waits for the
-    write lock (``lock_timeout``, a duration; past it the write fails as busy: the
-    API answers 503 with ``Retry-After``, the engine tries its run again)."""
+    """``[store]``: where the store is — ``path``, a SQLite file (relative to the
+    configuration's folder), or ``url``, a PostgreSQL database (``postgresql://…``;
+    docs/postgres.md) — and how long a writer waits for a lock (``lock_timeout``, a
+    duration; past it the write fails as busy: the API answers 503 with
+    ``Retry-After``, the engine tries its run again).
+
+    ``store = "…"`` at the top of the file is short for ``[store] url`` (a URL) or
+    ``[store] path`` (anything else); a URL given as ``path`` is taken as ``url``."""
 
     path: Annotated[Path, Field(strict=False)] = Path("journeyc.db")
+    url: str | None = None
     lock_timeout: Annotated[Seconds, Field(gt=0)] = 10
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_as_path(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if data.get("path") is not None and data.get("url") is not None:
+            raise PydanticCustomError(
+                "store", "set path (a SQLite file) or url (PostgreSQL), not both"
+            )
+        if is_url(data.get("path")):
+            data = {"url" if k == "path" else k: v for k, v in data.items()}
+        return data
+
+    @model_serializer(mode="wrap")
+    def _one_place(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Written back with the one place it names, so that it reads again (the config
+        # goes to the engine process as JSON).
+        data: dict[str, Any] = handler(self)
+        data.pop("path" if self.url is not None else "url", None)
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not is_url(value):
+            raise PydanticCustomError(
+                "url", "expected a postgresql:// URL (a SQLite file goes in store.path)"
+            )
+        return value
+
+    @property
+    def target(self) -> StoreTarget:
+        """Where the store is: the URL, else the file's path."""
+        return self.url if self.url is not None else self.path
+
+    @property
+    def configured(self) -> bool:
+        """Whether the file named the store (else ``JOURNEYC_STORE`` may)."""
+        return bool(self.model_fields_set & {"path", "url"})
+
+
+def _store_shorthand(value: object) -> object:
+    """``store = "…"``: a URL or a path, as the ``[store]`` table that says it."""
+    if isinstance(value, str):
+        return {"url": value} if is_url(value) else {"path": value}
+    return value
 
 
 class RenderConfig(_Section):
@@ -260,7 +321,9 @@ class Config(_Section):
     reachability: dict[Channel, Expression] = Field(
         default_factory=lambda: dict(DEFAULT_REACHABILITY)
     )
-    store: StoreConfig = Field(default_factory=StoreConfig)
+    store: Annotated[StoreConfig, BeforeValidator(_store_shorthand)] = Field(
+        default_factory=StoreConfig
+    )
     render: RenderConfig = Field(default_factory=RenderConfig)
     channels: dict[Channel, ChannelConfig] = Field(default_factory=dict)
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -303,9 +366,32 @@ def load_config(path: Path | None) -> Config:
         lines = [f"{name}: {_key(err)}: {_message(err)}" for err in exc.errors()]
         raise ConfigError("\n".join(lines)) from None
     if not config.store.path.is_absolute():
-        store = config.store.model_copy(update={"path": path.parent / config.store.path})
+        # Constructed, not copied with an update: the fields the file set stay the
+        # ones it set (StoreConfig.configured).
+        store = StoreConfig.model_construct(
+            config.store.model_fields_set,
+            **{**dict(config.store), "path": path.parent / config.store.path},
+        )
         config = config.model_copy(update={"store": store})
     return config
+
+
+def store_target(
+    given: StoreTarget | None, config: Config, environ: Mapping[str, str] | None = None
+) -> StoreTarget:
+    """The store a command works on: ``given`` (``--store``), else the one
+    journeyc.toml names (``[store] path`` or ``url``), else ``JOURNEYC_STORE`` in
+    ``environ`` (the process's environment by default), else ``journeyc.db`` (beside
+    the configuration file, when there is one). The same order as the daemon's keys:
+    the file, then the environment."""
+    if given is not None:
+        return given
+    if config.store.configured:
+        return config.store.target
+    value = (os.environ if environ is None else environ).get(STORE_ENV, "")
+    if value:
+        return target_of(value)
+    return config.store.target
 
 
 def _key(err: ErrorDetails) -> str:

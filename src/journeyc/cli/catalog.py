@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from journeyc.cli.common import EXIT_INVALID, echo_json, json_option, open_store, usage_error
-from journeyc.cli.serve import config_option, db_option, read_config, store_path
+from journeyc.cli.serve import config_option, read_config, store_option
+from journeyc.config import store_target
+from journeyc.store.targets import StoreTarget, shown
 
 if TYPE_CHECKING:
     from journeyc.catalog import CatalogFile, Format
@@ -38,13 +40,13 @@ def catalog() -> None:
 
 @catalog.command()
 @click.argument("catalog_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE")
-@db_option
+@store_option
 @config_option
 @format_option
 @json_option
 def load(
     catalog_file: Path,
-    db: Path | None,
+    db: StoreTarget | None,
     config_file: Path | None,
     fmt: Format | None,
     as_json: bool,
@@ -69,7 +71,7 @@ def load(
     if not catalog_file.is_file():
         usage_error(f"{catalog_file}: no such file")
     config, _ = read_config(config_file)
-    path = store_path(db, config)
+    path = store_target(db, config)
     size = catalog_file.stat().st_size
     with _progress(size >= BAR_BYTES) as bar:
         try:
@@ -85,7 +87,7 @@ def load(
             store.close()
     summary: dict[str, Any] = {
         "file": str(catalog_file),
-        "store": str(path),
+        "store": shown(path),
         "rows": read.rows,
         "loaded": len(read.products),
         "new": done.new,

@@ -16,6 +16,7 @@ from journeyc.lang.project import Project, ProjectPathError, load_project
 if TYPE_CHECKING:
     from journeyc.config import Config
     from journeyc.store.abc import SimulationStore, Store
+    from journeyc.store.targets import StoreTarget
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -106,18 +107,42 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def open_store(path: Path, *, existing: bool = False, lock_timeout_s: float | None = None) -> Store:
-    """Open the store at ``path`` for a command. With ``existing``, a missing file is a
-    usage error (exit 2) rather than a new store; a file that is not a journeyc store
-    (or is newer than this journeyc) exits 1 with the reason. Writers wait at most
-    ``lock_timeout_s`` (default: the store's) for the write lock."""
+class StoreTargetType(click.ParamType["StoreTarget", Any]):
+    """A click type for a store: a ``postgresql://`` URL stays text, anything else is
+    the path of a SQLite file (see :mod:`journeyc.store.targets`)."""
+
+    name = "store"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> StoreTarget:
+        """The target ``value`` names."""
+        from journeyc.store.targets import target_of
+
+        if not isinstance(value, str | Path) or not str(value):
+            self.fail("expected a file path or a postgresql:// URL", param, ctx)
+        return target_of(value)
+
+
+STORE_TARGET = StoreTargetType()
+
+
+def open_store(
+    target: StoreTarget, *, existing: bool = False, lock_timeout_s: float | None = None
+) -> Store:
+    """Open the store at ``target`` (a SQLite file, or a PostgreSQL database by its
+    URL) for a command. With ``existing``, a missing file is a usage error (exit 2)
+    rather than a new store; a file that is not a journeyc store (or is newer than
+    this journeyc), or a database server that cannot be reached or refuses the login,
+    exits 1 with the reason on one line (a URL shown without its password). Writers
+    wait at most ``lock_timeout_s`` (default: the store's) for a lock."""
     from journeyc.store.open import open_full_store as opener
 
-    if existing and not path.is_file():
-        usage_error(f"no store at {path} (use --db, or run journeyc serve or ingest first)")
+    if existing and isinstance(target, Path) and not target.is_file():
+        usage_error(f"no store at {target} (use --store, or run journeyc serve or ingest first)")
     if lock_timeout_s is None:
-        return _opened(path, opener)
-    return _opened(path, lambda p: opener(p, lock_timeout_s=lock_timeout_s))
+        return _opened(target, opener)
+    return _opened(target, lambda p: opener(p, lock_timeout_s=lock_timeout_s))
 
 
 def open_simulation_store(path: Path) -> SimulationStore:
@@ -128,14 +153,15 @@ def open_simulation_store(path: Path) -> SimulationStore:
 
 
 _S = TypeVar("_S")
+_T = TypeVar("_T")
 
 
-def _opened(path: Path, opener: Callable[[Path], _S]) -> _S:
-    """``opener(path)``; a file that is not a journeyc store exits 1 with the reason."""
+def _opened(target: _T, opener: Callable[[_T], _S]) -> _S:
+    """``opener(target)``; a target that is not a journeyc store exits 1 with the reason."""
     from journeyc.store.errors import StoreError
 
     try:
-        return opener(path)
+        return opener(target)
     except StoreError as exc:
         click.echo(f"journeyc: {exc}", err=True)
         sys.exit(EXIT_INVALID)

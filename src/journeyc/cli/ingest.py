@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 import click
 
 from journeyc.cli.common import EXIT_INVALID, open_store, usage_error
-from journeyc.cli.serve import config_option, db_option, read_config, store_path
+from journeyc.cli.serve import config_option, read_config, store_option
+from journeyc.config import store_target
+from journeyc.store.targets import StoreTarget, shown
 
 if TYPE_CHECKING:
     from journeyc.events import Event
@@ -45,9 +47,9 @@ def append_all(
 
 @click.command()
 @click.argument("events_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE")
-@db_option
+@store_option
 @config_option
-def ingest(events_file: Path, db: Path | None, config_file: Path | None) -> None:
+def ingest(events_file: Path, db: StoreTarget | None, config_file: Path | None) -> None:
     """Load events from a JSON-lines FILE of Segment track, identify and alias calls.
 
     Every line is checked first: if any is bad, each bad line is listed with its
@@ -70,7 +72,7 @@ def ingest(events_file: Path, db: Path | None, config_file: Path | None) -> None
     if not events_file.is_file():
         usage_error(f"{events_file}: no such file")
     config, _ = read_config(config_file)
-    path = store_path(db, config)
+    path = store_target(db, config)
     try:
         events = read_events_jsonl(events_file)
     except EventError as exc:
@@ -92,7 +94,7 @@ def ingest(events_file: Path, db: Path | None, config_file: Path | None) -> None
         store.close()
     click.echo(
         f"{len(events)} event(s) read from {events_file}: {new} new, "
-        f"{duplicates} duplicate(s); store {path}"
+        f"{duplicates} duplicate(s); store {shown(path)}"
     )
 
 

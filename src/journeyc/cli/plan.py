@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from journeyc.cli.common import EXIT_INVALID, EXIT_OK, echo_json, json_option, paths_argument
-from journeyc.cli.serve import config_option, db_option, read_config, store_path
+from journeyc.cli.serve import config_option, read_config, store_option
+from journeyc.config import store_target
 from journeyc.serve.times import now_ms
+from journeyc.store.targets import StoreTarget
 
 if TYPE_CHECKING:
     from journeyc.compile import ir
@@ -76,13 +78,14 @@ def _compile(paths: Sequence[str], *, usage_exits_1: bool = False) -> ir.Project
 
 
 @contextmanager
-def _store(path: Path, *, create: bool) -> Iterator[Store]:
-    """The store at ``path``. Without ``create``, a missing file is planned against as
-    an empty store (nothing deployed) and nothing is created."""
+def _store(path: StoreTarget, *, create: bool) -> Iterator[Store]:
+    """The store at ``path`` (a file or a URL). Without ``create``, a missing file is
+    planned against as an empty store (nothing deployed) and nothing is created."""
     from journeyc.store.errors import StoreError
     from journeyc.store.open import open_full_store
 
-    where = path if create or path.exists() else ":memory:"
+    missing = isinstance(path, Path) and not path.exists()
+    where = ":memory:" if missing and not create else path
     try:
         store = open_full_store(where)
     except (StoreError, OSError) as exc:
@@ -108,7 +111,7 @@ def _progress() -> Iterator[Callable[[int, int], None] | None]:
         yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
-def _make_plan(store: Store, project: ir.ProjectIR, config: Config, path: Path) -> Plan:
+def _make_plan(store: Store, project: ir.ProjectIR, config: Config, path: StoreTarget) -> Plan:
     from journeyc.engine.plan import make_plan
 
     with _progress() as bar:
@@ -193,7 +196,7 @@ def _journey_lines(j: dict[str, Any]) -> list[str]:
 
 @click.command(cls=_ErrorsExitOne)
 @paths_argument
-@db_option
+@store_option
 @config_option
 @click.option(
     "--out",
@@ -204,7 +207,7 @@ def _journey_lines(j: dict[str, Any]) -> list[str]:
 @json_option
 def plan(
     paths: tuple[str, ...],
-    db: Path | None,
+    db: StoreTarget | None,
     config_file: Path | None,
     out: Path | None,
     as_json: bool,
@@ -235,7 +238,7 @@ def plan(
     (invalid project, unreadable store, usage error), 2 changes present.
     """
     config, _ = read_config(config_file)
-    path = store_path(db, config)
+    path = store_target(db, config)
     project = _compile(paths, usage_exits_1=True)
     with _store(path, create=False) as store:
         made = _make_plan(store, project, config, path)
@@ -277,7 +280,7 @@ def _read_plan(path: Path) -> dict[str, Any]:
 
 @click.command()
 @paths_argument
-@db_option
+@store_option
 @config_option
 @click.option(
     "--plan",
@@ -290,7 +293,7 @@ def _read_plan(path: Path) -> dict[str, Any]:
 @json_option
 def deploy(
     paths: tuple[str, ...],
-    db: Path | None,
+    db: StoreTarget | None,
     config_file: Path | None,
     plan_file: Path | None,
     as_json: bool,
@@ -318,7 +321,7 @@ def deploy(
     from journeyc.engine.deploy import deployed_stamp, project_hash
 
     config, _ = read_config(config_file)
-    path = store_path(db, config)
+    path = store_target(db, config)
     project = _compile(paths)
     saved = _read_plan(plan_file) if plan_file is not None else None
     with _store(path, create=True) as store:

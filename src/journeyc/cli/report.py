@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from journeyc.cli.common import EXIT_INVALID, echo_json, json_option, open_store, usage_error
-from journeyc.cli.serve import config_option, db_option, read_config, store_path
+from journeyc.cli.serve import config_option, read_config, store_option
+from journeyc.config import store_target
 from journeyc.lang.testfile import parse_timestamp
+from journeyc.store.targets import StoreTarget, shown
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -54,7 +56,7 @@ def _progress(total: int) -> Iterator[Callable[[], None]]:
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str), metavar="[PATH]...")
-@db_option
+@store_option
 @config_option
 @click.option("--journey", "journey_id", metavar="ID", help="Report this journey only.")
 @click.option("--version", "version", metavar="V", help="Only this version (needs --journey).")
@@ -63,7 +65,7 @@ def _progress(total: int) -> Iterator[Callable[[], None]]:
 @json_option
 def report(
     paths: tuple[str, ...],
-    db: Path | None,
+    db: StoreTarget | None,
     config_file: Path | None,
     journey_id: str | None,
     version: str | None,
@@ -102,7 +104,7 @@ def report(
         usage_error("--version needs --journey")
     wanted = _project_ids(paths) if paths else None
     config, _ = read_config(config_file)
-    path = store_path(db, config)
+    path = store_target(db, config)
     store = open_store(path, existing=True)
     try:
         with store.report_reads() as reads:
@@ -112,10 +114,10 @@ def report(
             known = deployed if wanted is None else wanted
             if journey_id not in known:
                 hint = did_you_mean(journey_id, known)
-                where = "the project" if wanted is not None else f"the store {path}"
+                where = "the project" if wanted is not None else f"the store {shown(path)}"
                 _fail(f"no journey {journey_id!r} in {where}{hint}")
             if journey_id not in deployed:
-                _fail(f"journey {journey_id!r} was never deployed into {path}")
+                _fail(f"journey {journey_id!r} was never deployed into {shown(path)}")
             ids = [journey_id]
         reports = []
         with _progress(len(ids)) as step:
@@ -132,7 +134,7 @@ def report(
     finally:
         store.close()
     if as_json:
-        echo_json({"store": str(path), "reports": [r.model_dump(mode="json") for r in reports]})
+        echo_json({"store": shown(path), "reports": [r.model_dump(mode="json") for r in reports]})
         return
     from rich.console import Console as RichConsole
 

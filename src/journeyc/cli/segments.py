@@ -19,7 +19,9 @@ from journeyc.cli.common import (
     paths_argument,
     usage_error,
 )
-from journeyc.cli.serve import config_option, db_option, read_config, store_path
+from journeyc.cli.serve import config_option, read_config, store_option
+from journeyc.config import store_target
+from journeyc.store.targets import StoreTarget, shown
 
 
 def _parse_at(text: str | None) -> datetime:
@@ -34,7 +36,7 @@ def _parse_at(text: str | None) -> datetime:
 
 @click.command()
 @paths_argument
-@db_option
+@store_option
 @config_option
 @click.option("--user", "user_id", metavar="ID", help="Explain one user's segments instead.")
 @click.option(
@@ -46,7 +48,7 @@ def _parse_at(text: str | None) -> datetime:
 @json_option
 def segments(
     paths: tuple[str, ...],
-    db: Path | None,
+    db: StoreTarget | None,
     config_file: Path | None,
     user_id: str | None,
     at_text: str | None,
@@ -76,17 +78,17 @@ def segments(
 
     project = lower_project(load_valid(paths))
     config, _ = read_config(config_file)
-    path = store_path(db, config)
+    path = store_target(db, config)
     at = _parse_at(at_text)
     store = open_store(path, existing=True)
     try:
         if user_id is None:
             report = _sizes(store, project, config.engine.zone, at)
-            report["store"] = str(path)
+            report["store"] = shown(path)
             echo_json(report) if as_json else click.echo(_render_sizes(report), nl=False)
             return
         if not store.has_profile(user_id):
-            click.echo(f"journeyc: no user {user_id!r} in {path}", err=True)
+            click.echo(f"journeyc: no user {user_id!r} in {shown(path)}", err=True)
             sys.exit(EXIT_INVALID)
         report = _user(store, project, user_id, at)
         echo_json(report) if as_json else click.echo(_render_user(report), nl=False)

@@ -9,9 +9,16 @@ from pathlib import Path
 
 import click
 
-from journeyc.cli.common import EXIT_INVALID, EXIT_OK, load_config_file, usage_error
-from journeyc.config import CONFIG_FILE, Config
+from journeyc.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    STORE_TARGET,
+    load_config_file,
+    usage_error,
+)
+from journeyc.config import CONFIG_FILE, STORE_ENV, Config, store_target
 from journeyc.serve.logs import configure_logging
+from journeyc.store.targets import StoreTarget
 
 DEFAULT_PROJECT = Path("journeys")
 
@@ -21,10 +28,15 @@ config_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help=f"The configuration file (default: ./{CONFIG_FILE} when there is one).",
 )
-db_option = click.option(
+store_option = click.option(
+    "--store",
     "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The SQLite store (default: [store] path of the configuration, else ./journeyc.db).",
+    "db",
+    type=STORE_TARGET,
+    metavar="FILE|URL",
+    help="The store: a SQLite file, or a PostgreSQL database by its postgresql:// URL "
+    f"(default: [store] of the configuration, else ${STORE_ENV}, else ./journeyc.db). "
+    "--db is the same option.",
 )
 
 
@@ -37,11 +49,6 @@ def read_config(config_file: Path | None) -> tuple[Config, Path | None]:
     return load_config_file(config_file), config_file
 
 
-def store_path(db: Path | None, config: Config) -> Path:
-    """``--db``, else the configuration's ``[store] path`` (./journeyc.db by default)."""
-    return db if db is not None else config.store.path
-
-
 @click.command()
 @click.argument(
     "project_dir",
@@ -50,7 +57,7 @@ def store_path(db: Path | None, config: Config) -> Path:
     metavar="[PROJECT_DIR]",
 )
 @config_option
-@db_option
+@store_option
 @click.option("--host", help="The address to listen on (default: [server] host, 127.0.0.1).")
 @click.option(
     "--port",
@@ -73,7 +80,7 @@ def store_path(db: Path | None, config: Config) -> Path:
 def serve(
     project_dir: Path | None,
     config_file: Path | None,
-    db: Path | None,
+    db: StoreTarget | None,
     host: str | None,
     port: int | None,
     no_watch: bool,
@@ -81,7 +88,8 @@ def serve(
 ) -> None:
     """Run the daemon: the HTTP API, the engine on the wall clock and the dispatcher.
 
-    Serves the journeys under PROJECT_DIR (default ./journeys) from a SQLite store.
+    Serves the journeys under PROJECT_DIR (default ./journeys) from a store: a SQLite
+    file, or a PostgreSQL database (--store postgresql://…; docs/postgres.md).
     Without options it needs nothing else: the store is ./journeyc.db, every channel
     prints to stdout, the API listens on 127.0.0.1:8700, and ./journeyc.toml is read
     when present.
@@ -137,7 +145,7 @@ def serve(
         usage_error(f"{project_dir}: no such directory")
     settings = ServeSettings(
         project_dir=project_dir,
-        store_path=store_path(db, config),
+        store_path=store_target(db, config),
         config=config,
         config_file=used_file,
         host=host if host is not None else config.server.host,

@@ -228,6 +228,7 @@ def simulate(
     from journeyc.engine.simulate import no_full_collections
     from journeyc.engine.simulate import simulate as run
     from journeyc.events import EventError, read_events_jsonl
+    from journeyc.store.targets import is_url, shown
     from journeyc.why.replay import SIMULATED_RUN, simulated_run
 
     start_ms, until_ms = _parse_time(start, "--from"), _parse_time(until, "--until")
@@ -237,6 +238,12 @@ def simulate(
     for name, path in (*inputs, ("--catalog", catalog_file)):
         if path is not None and not Path(path).is_file():
             usage_error(f"{name}: no such file: {path}")
+    if db is not None and is_url(db):
+        # The simulator holds rows in memory and writes them in bulk: SQLite only.
+        usage_error(
+            f"--db {shown(db)}: a simulation's store is a SQLite file; simulate into "
+            "one, then copy it with `journeyc store copy FILE URL`"
+        )
     try:
         with no_full_collections():  # a million events are a million long-lived objects
             # A large file is read on every core the replay may use.

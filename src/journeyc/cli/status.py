@@ -8,10 +8,12 @@ from typing import Any
 import click
 
 from journeyc.cli.common import echo_json, json_option, open_store
-from journeyc.cli.serve import config_option, db_option, read_config, store_path
+from journeyc.cli.serve import config_option, read_config, store_option
+from journeyc.config import store_target
 from journeyc.engine.actions import iso_ms
 from journeyc.store.abc import AdminReads, Deliveries
 from journeyc.store.rows import KINDS
+from journeyc.store.targets import StoreTarget, shown
 
 RECENT_FAILURES = 10
 """How many failed sends ``status`` lists, newest first."""
@@ -121,10 +123,10 @@ def render(report: dict[str, Any]) -> str:
 
 
 @click.command()
-@db_option
+@store_option
 @config_option
 @json_option
-def status(db: Path | None, config_file: Path | None, as_json: bool) -> None:
+def status(db: StoreTarget | None, config_file: Path | None, as_json: bool) -> None:
     """Report what a store holds: journeys, users in flight, the outbox.
 
     For each journey: its active version and when it was deployed, and its users
@@ -145,11 +147,11 @@ def status(db: Path | None, config_file: Path | None, as_json: bool) -> None:
     """
 
     config, _ = read_config(config_file)
-    path = store_path(db, config)
+    path = store_target(db, config)
     store = open_store(path, existing=True)
     try:
         with store.reading() as reads:
-            report = collect(reads, str(path))
+            report = collect(reads, shown(path))
         report["deliveries"] = delivery_counts(store.deliveries())
     finally:
         store.close()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from journeyc.cli.common import EXIT_INVALID, EXIT_OK, usage_error
+from journeyc.cli.common import EXIT_INVALID, EXIT_OK, STORE_TARGET, usage_error
+from journeyc.store.targets import StoreTarget, shown
 
 TOKEN_ENV = "JOURNEYC_ADMIN_TOKEN"
 
@@ -25,11 +26,15 @@ def _loopback(host: str) -> bool:
 
 @click.command()
 @click.option(
+    "--store",
     "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("journeyc.db"),
+    "db",
+    type=STORE_TARGET,
+    default="journeyc.db",
     show_default=True,
-    help="The store file to show (opened read-only: nothing in it changes).",
+    metavar="FILE|URL",
+    help="The store to show, a SQLite file or a postgresql:// URL (read-only: nothing "
+    "in it changes). --db is the same option.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option(
@@ -45,7 +50,7 @@ def _loopback(host: str) -> bool:
     help=f"Ask for this token at a login form (default: ${TOKEN_ENV}; without one, no "
     "login, which only a loopback --host allows).",
 )
-def ui(db: Path, host: str, port: int, token: str | None) -> None:
+def ui(db: StoreTarget, host: str, port: int, token: str | None) -> None:
     """Show the dashboard of a store file: journeys with entries, conversion, sends
     and trends; each journey's graph with live counts, funnel, A/B table and
     delivery; each user's profile, journeys and timeline with the why of each send.
@@ -65,7 +70,7 @@ def ui(db: Path, host: str, port: int, token: str | None) -> None:
     from journeyc.serve.ui import create_app
     from journeyc.store.errors import StoreError
 
-    if not db.is_file():
+    if isinstance(db, Path) and not db.is_file():
         usage_error(f"{db}: no such file (make one with `journeyc simulate … --db {db}`)")
     if not token and not _loopback(host):
         usage_error(f"--host {host} is not a loopback address: set --token (or ${TOKEN_ENV})")
@@ -82,7 +87,7 @@ def ui(db: Path, host: str, port: int, token: str | None) -> None:
         click.echo(f"journeyc: {exc}", err=True)
         sys.exit(EXIT_INVALID)
     url = f"http://{host}:{sock.getsockname()[1]}"
-    click.echo(f"journeyc ui: {db} (read-only) at {url}/ui", err=True)
+    click.echo(f"journeyc ui: {shown(db)} (read-only) at {url}/ui", err=True)
     click.echo(f"listening on {url}", err=True)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])

@@ -11,6 +11,7 @@ import click
 from journeyc.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
+    STORE_TARGET,
     echo_json,
     json_option,
     load,
@@ -24,6 +25,7 @@ from journeyc.lang.project import Project
 
 if TYPE_CHECKING:
     from journeyc.config import Config
+    from journeyc.store.targets import StoreTarget
 
 
 @click.command()
@@ -37,11 +39,14 @@ if TYPE_CHECKING:
     help="Stop reporting syntax errors in a file after this many.",
 )
 @click.option(
+    "--store",
     "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    metavar="FILE",
-    help="Also compare the project's event names with those the store FILE has seen: "
-    "a name it never saw, one letter away from one it did, is warned about.",
+    "db",
+    type=STORE_TARGET,
+    metavar="FILE|URL",
+    help="Also compare the project's event names with those this store (a SQLite file "
+    "or a postgresql:// URL) has seen: a name it never saw, one letter away from one "
+    "it did, is warned about. --db is the same option.",
 )
 @click.option(
     "--config",
@@ -62,7 +67,7 @@ def validate(
     paths: tuple[str, ...],
     as_json: bool,
     max_errors: int,
-    db: Path | None,
+    db: StoreTarget | None,
     config_file: Path | None = None,
     verbose: bool = False,
 ) -> None:
@@ -73,7 +78,7 @@ def validate(
     (`*.test.journey`, see `journeyc test`) are not part of the project; they are
     checked against it.
 
-    With --db, the event names of the project are compared with the events that
+    With --store (or --db), the event names of the project are compared with the events that
     store has logged (`similar_event_name`): `exit when order_complete` is warned
     about when the store has seen `order_completed` and never `order_complete`.
 
@@ -116,7 +121,7 @@ def validate(
     sys.exit(EXIT_INVALID if errors else EXIT_OK)
 
 
-def _seen_events(db: Path) -> set[str]:
+def _seen_events(db: StoreTarget) -> set[str]:
     """The event names the store at ``db`` has logged."""
     store = open_store(db, existing=True)
     try:

@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from journeyc.cli.common import EXIT_INVALID, echo_json, json_option, open_store
-from journeyc.cli.serve import config_option, db_option, read_config, store_path
+from journeyc.cli.serve import config_option, read_config, store_option
+from journeyc.config import store_target
+from journeyc.store.targets import StoreTarget
 
 
 @click.command()
@@ -22,14 +24,14 @@ from journeyc.cli.serve import config_option, db_option, read_config, store_path
     help="Only the decisions leading to sends of this message, and whether the user "
     "got it (where they stopped when they never got there).",
 )
-@db_option
+@store_option
 @config_option
 @json_option
 def why(
     user: str,
     journey: str | None,
     message: str | None,
-    db: Path | None,
+    db: StoreTarget | None,
     config_file: Path | None,
     as_json: bool,
 ) -> None:
@@ -60,7 +62,7 @@ def why(
     from journeyc.why.replay import UnknownNameError, WhyError, explain_user
 
     config, config_path = read_config(config_file)
-    path = store_path(db, config)
+    path = store_target(db, config)
     store = open_store(path, existing=True)
     try:
         report = explain_user(

@@ -31,7 +31,6 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import unquote
 
@@ -103,6 +102,7 @@ from journeyc.serve.why_api import why_router
 from journeyc.store.abc import AdminReads, Store
 from journeyc.store.errors import DatabaseError, OperationalError, StoreBusyError
 from journeyc.store.open import open_full_store
+from journeyc.store.targets import StoreTarget
 
 log = logging.getLogger(__name__)
 
@@ -546,7 +546,7 @@ def _no_write_key() -> ApiError:
 
 
 def create_app(
-    store_path: Path,
+    store_path: StoreTarget,
     *,
     write_key: str,
     admin_token: str,

@@ -30,7 +30,9 @@ Writers in the two processes (and ``journeyc ingest``) queue on the store's writ
 lock, a thread lock and an ``flock`` on a file beside the database taken in
 :meth:`Store.transaction <journeyc.store.abc.Store.transaction>`: a waiting
 writer wakes as soon as the other commits, instead of polling in SQLite's busy
-handler with sleeps of up to 100 ms.
+handler with sleeps of up to 100 ms. On a PostgreSQL store (``--store
+postgresql://…``) both processes open the same database, and writers meet only on
+the rows they both write: no lock file, and the write-ahead log is the server's.
 
 The engine process dies with this one (``PR_SET_PDEATHSIG`` on Linux, SIGKILL of
 this process included; the channel's end of file anywhere). When the engine process
@@ -58,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from journeyc import __version__
 from journeyc.config import CONFIG_FILE, Config
 from journeyc.serve.times import iso, now_ms
+from journeyc.store.targets import StoreTarget, shown
 
 if TYPE_CHECKING:
     from journeyc.store.abc import Store
@@ -111,10 +114,11 @@ class ServeSettings:
     """Everything ``journeyc serve`` was told: the project, the store, the config and
     where to listen (port 0 picks a free one). ``watch`` False (``--no-watch``): the
     project directory is neither read nor watched; the engine runs the project last
-    deployed into the store."""
+    deployed into the store. ``store_path``: a SQLite file, or a PostgreSQL database
+    by its URL (both processes open the same)."""
 
     project_dir: Path
-    store_path: Path
+    store_path: StoreTarget
     config: Config
     config_file: Path | None = None
     host: str = "127.0.0.1"
@@ -264,12 +268,12 @@ class Daemon(Service):
             # An invalid project stops us before the store is created (the engine
             # process checks it again, and logs its warnings, when it deploys it).
             load_checked(s.project_dir)
-        elif not s.store_path.is_file():
+        elif isinstance(s.store_path, Path) and not s.store_path.is_file():
             # --no-watch runs what was deployed: no store, nothing deployed (and none
-            # is created for nothing).
+            # is created for nothing). A database is looked into by the engine process.
             raise StartupError(
                 f"no store at {s.store_path}: `serve --no-watch` runs only what is "
-                f"deployed; deploy first (journeyc deploy PROJECT_DIR --db {s.store_path})"
+                f"deployed; deploy first (journeyc deploy PROJECT_DIR --store {s.store_path})"
             )
         try:
             self.store: Store = open_full_store(
@@ -436,7 +440,7 @@ class Daemon(Service):
         source = str(s.project_dir) if s.watch else "the store's deployment (--no-watch)"
         lines = [
             f"journeyc {__version__}: serving {len(self.versions)} journey(s) from "
-            f"{source} with the store {s.store_path}",
+            f"{source} with the store {shown(s.store_path)}",
             f"  API                {self.url}  (OpenAPI docs at {self.url}/docs)",
             f"  dashboard          {self.url}/ui  (log in with the admin token)",
             f"  write key          {_describe(self.keys.write_key, WRITE_KEY_ENV, 'write_key')}",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import closing
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -18,6 +17,7 @@ from journeyc.reports.build import ReportError, UnknownJourneyError, build_repor
 from journeyc.reports.model import JourneyReport
 from journeyc.serve.times import iso
 from journeyc.store.open import open_full_store
+from journeyc.store.targets import StoreTarget
 
 _TIME = "An ISO-8601 time (`2026-01-05T10:00:00Z`; no zone is UTC)."
 
@@ -35,7 +35,7 @@ def _ms(value: str | None, name: str) -> int | None:
     return ms
 
 
-def reports_router(store_path: Path, admin: Callable[..., Any]) -> APIRouter:
+def reports_router(store_path: StoreTarget, admin: Callable[..., Any]) -> APIRouter:
     """The report route over the store at ``store_path``, behind the ``admin``
     dependency (the admin token)."""
     router = APIRouter(tags=["admin"], dependencies=[Depends(admin)])

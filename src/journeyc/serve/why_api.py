@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from contextlib import closing
-from pathlib import Path
 from typing import Annotated
 from urllib.parse import unquote
 
@@ -14,13 +13,14 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from journeyc.config import Config
 from journeyc.store.open import open_full_store
+from journeyc.store.targets import StoreTarget
 from journeyc.why.model import WhyReport
 from journeyc.why.replay import UnknownNameError, UnknownUserError, WhyError, explain_user
 
 __all__ = ["why_router"]
 
 
-def why_router(store_path: Path) -> APIRouter:
+def why_router(store_path: StoreTarget) -> APIRouter:
     """The route, reading the store at ``store_path`` (a connection of its own per
     request: the replay runs in an in-memory store, the daemon's is only read). The
     daemon's config (reachability, quiet hours, caps, zone) is ``app.state.config``

@@ -79,6 +79,7 @@ from journeyc.serve.daemon import (
 )
 from journeyc.serve.times import iso, now_ms
 from journeyc.serve.watch import Checked, InvalidProjectError, ProjectWatcher, load_checked
+from journeyc.store.targets import is_url, shown, target_of
 
 if TYPE_CHECKING:
     from journeyc.store.abc import PartitionedStore, PartitionLog, Store, Upkeep
@@ -293,19 +294,23 @@ class Worker(Service):
         self.scheduler.start()
         self._closers.append(self._stop_scheduler)
         # Housekeeping jobs: one run at a time, runs missed while busy made up once.
-        for fn, trigger, job_id in (
+        jobs: list[tuple[Callable[[], None], Any, str]] = [
             (
                 self._retention_job,
                 CronTrigger(hour=RETENTION_HOUR_UTC, minute=0, timezone=UTC),
                 _RETENTION,
             ),
             (self._poll_job, IntervalTrigger(seconds=POLL_S, timezone=UTC), _POLL),
-            (
-                self._checkpoint_job,
-                IntervalTrigger(seconds=CHECKPOINT_S, timezone=UTC),
-                _CHECKPOINT,
-            ),
-        ):
+        ]
+        if not is_url(s.store_path):  # PostgreSQL checkpoints its log itself
+            jobs.append(
+                (
+                    self._checkpoint_job,
+                    IntervalTrigger(seconds=CHECKPOINT_S, timezone=UTC),
+                    _CHECKPOINT,
+                )
+            )
+        for fn, trigger, job_id in jobs:
             self.scheduler.add_job(
                 fn,
                 trigger,
@@ -351,7 +356,7 @@ class Worker(Service):
         from journeyc.store.open import open_full_store
 
         path = self.settings.store_path
-        if not path.exists():
+        if isinstance(path, Path) and not path.exists():
             return None
         with closing(open_full_store(path)) as store:
             return deployed_project(store)
@@ -382,8 +387,9 @@ class Worker(Service):
             raise StartupError(str(exc)) from None
         if project is None:
             raise StartupError(
-                f"nothing was ever deployed into {path}: `serve --no-watch` runs only what "
-                f"is deployed; deploy first (journeyc deploy PROJECT_DIR --db {path})"
+                f"nothing was ever deployed into {shown(path)}: `serve --no-watch` runs only"
+                f" what is deployed; deploy first (journeyc deploy PROJECT_DIR --store"
+                f" {shown(path)})"
             )
         return Checked(project=project, warnings="", files=len(project.journeys))
 
@@ -925,7 +931,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(spec["log_level"])
     settings = ServeSettings(
         project_dir=Path(spec["project_dir"]),
-        store_path=Path(spec["store_path"]),
+        store_path=target_of(spec["store_path"]),
         config=Config.model_validate_json(spec["config"]),
         config_file=Path(spec["config_file"]) if spec["config_file"] else None,
         watch=bool(spec.get("watch", True)),

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 import psycopg_pool
@@ -56,6 +56,7 @@ from journeyc.store.rows import Cohort, StoredEvent
 from journeyc.store.sqlite.products import LEARN, PRODUCT_EVENTS, product_rows
 from journeyc.store.sqlite.schema import TABLES  # the same tables (tests/test_postgres_schema.py)
 from journeyc.store.sqlite.store import LOCK_TIMEOUT_S
+from journeyc.store.targets import shown_url
 from journeyc.store.traits import merge_into
 
 __all__ = ["CONNECT_TIMEOUT_S", "POOL_SIZE", "PostgresStore", "shown_url"]
@@ -75,36 +76,16 @@ _BUSY = (errors.LockNotAvailable, errors.DeadlockDetected, errors.SerializationF
 _LEARN = LEARN.replace("?", "%s")  # the SQLite store's statement, psycopg's placeholders
 
 
-def shown_url(url: str) -> str:
-    """``url`` without its password (in the user part or a ``password=`` parameter),
-    for messages and :attr:`PostgresStore.path`."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, host = netloc.rsplit("@", 1)
-        name = user.split(":", 1)[0]
-        netloc = f"{name}@{host}" if name else host
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"],
-        safe="/",
-    )
-    # Not urlunsplit: it drops the empty host of ``postgresql:///db?host=/run/pg``.
-    return (
-        f"{parts.scheme}://{netloc}{parts.path}"
-        + (f"?{query}" if query else "")
-        + (f"#{parts.fragment}" if parts.fragment else "")
-    )
-
-
 def _hide(text: str, url: str) -> str:
-    """``text`` (a driver's message) with the password of ``url`` starred out."""
+    """``text`` (a driver's message) on one line, with the password of ``url`` starred
+    out (libpq's messages run over several lines; a command prints one)."""
     parts = urlsplit(url)
     secrets = [parts.password or ""]
     secrets += [v for k, v in parse_qsl(parts.query) if k == "password"]
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    return text
+    return " ".join(text.split())
 
 
 class PostgresStore:
@@ -146,7 +127,7 @@ class PostgresStore:
             raise StoreError(f"{shown}: {exc}") from None
         except psycopg.Error as exc:
             raise StoreError(
-                f"{shown}: cannot open the PostgreSQL store: {_hide(str(exc).strip(), url)}"
+                f"{shown}: cannot open the PostgreSQL store: {_hide(str(exc), url)}"
             ) from None
         pool = psycopg_pool.ConnectionPool(
             url,
