@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "serve": "journeyc.cli.serve:serve",
     "ingest": "journeyc.cli.ingest:ingest",
     "status": "journeyc.cli.status:status",
+    "store": "journeyc.cli.store:store",
     "segments": "journeyc.cli.segments:segments",
     "catalog": "journeyc.cli.catalog:catalog",
     "lsp": "journeyc.cli.lsp:lsp",

@@ -49,6 +49,7 @@ from journeyc.store.rows import (
     UserHit,
     UserRecord,
 )
+from journeyc.store.tables import Row, Table
 
 __all__ = [
     "ActionRecord",
@@ -57,6 +58,7 @@ __all__ = [
     "AggregateReads",
     "Catalog",
     "CatalogProduct",
+    "CopyableStore",
     "Cursors",
     "DashboardReads",
     "Deliveries",
@@ -90,6 +92,8 @@ __all__ = [
     "Settings",
     "SimulationStore",
     "Store",
+    "TableDump",
+    "TableLoad",
     "UnitOfWork",
     "Upkeep",
 ]
@@ -693,6 +697,79 @@ class Upkeep(Protocol):
 
     def close(self) -> None:
         """Release what the upkeep opened (not the store)."""
+        ...
+
+
+# -- copying a store's rows (journeyc store copy) -----------------------------------
+
+
+class TableDump(Protocol):
+    """One snapshot of a store's tables, read a chunk at a time by
+    :func:`journeyc.store.copy.copy_store` (values in the neutral form of
+    :mod:`journeyc.store.tables`: JSON as text, flags as ``bool``)."""
+
+    def count(self, table: Table) -> int:
+        """The rows ``table`` holds."""
+        ...
+
+    def rows(self, table: Table, after: Row | None, limit: int) -> list[Row]:
+        """Up to ``limit`` rows of ``table`` (its columns, in order), in the order of
+        its key, past the row whose key is ``after`` (None: from the first)."""
+        ...
+
+    def last_id(self, table: Table) -> int:
+        """The highest number the store has handed out in ``table``'s identity
+        column, deleted rows' included (0: none)."""
+        ...
+
+
+class TableLoad(Protocol):
+    """Writes of a store's tables by :func:`journeyc.store.copy.copy_store`; each
+    joins the caller's transaction (:meth:`CopyableStore.transaction`)."""
+
+    def count(self, table: Table) -> int:
+        """The rows ``table`` holds."""
+        ...
+
+    def clear(self, table: Table) -> None:
+        """Delete every row of ``table``."""
+        ...
+
+    def load(self, table: Table, rows: Sequence[Row]) -> None:
+        """Insert ``rows`` (in :class:`TableDump`'s form) into ``table``, numbered
+        columns as given. A value the store cannot hold raises
+        :class:`~journeyc.store.errors.StoreError` naming the table."""
+        ...
+
+    def continue_ids(self, table: Table, after: int) -> None:
+        """Make the store number ``table``'s next rows past ``after`` and past every
+        number its rows hold."""
+        ...
+
+
+class CopyableStore(Protocol):
+    """A store whose rows can be copied to or from another store of any kind."""
+
+    @property
+    def path(self) -> str:
+        """Where the store is (a URL without its password)."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[object]:
+        """A block whose writes commit together or not at all."""
+        ...
+
+    def table_dump(self) -> AbstractContextManager[TableDump]:
+        """A block reading one snapshot of the committed store, on a connection of
+        its own (writers go on meanwhile; what they commit is not in it)."""
+        ...
+
+    def table_load(self) -> TableLoad:
+        """The writes of a copy into this store."""
+        ...
+
+    def close(self) -> None:
+        """Release the store."""
         ...
 
 

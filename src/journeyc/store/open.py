@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     _OUTBOX: type[abc.Outbox] = PostgresOutbox
     _ADMIN: type[abc.AdminReads] = PostgresAdminReads
     _UPKEEP: type[abc.Upkeep] = PostgresUpkeep
+    _COPY_SQLITE: type[abc.CopyableStore] = SqliteStore
+    _COPY_POSTGRES: type[abc.CopyableStore] = PostgresStore
 
 __all__ = [
     "LOCK_TIMEOUT_S",

@@ -40,6 +40,7 @@ from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_ev
 from journeyc.store.postgres.admin import PostgresAdminReads
 from journeyc.store.postgres.cluster_lock import PostgresClusterLocks
 from journeyc.store.postgres.deployments import PostgresDeploymentReads
+from journeyc.store.postgres.dump import PostgresTableDump, PostgresTableLoad, dump
 from journeyc.store.postgres.errors import converted
 from journeyc.store.postgres.history import PostgresEventHistory
 from journeyc.store.postgres.leases import PostgresLeases
@@ -334,6 +335,16 @@ class PostgresStore:
     def deployments(self) -> PostgresDeploymentReads:
         """What the store has deployed and holds in flight (``journeyc plan``)."""
         return PostgresDeploymentReads(self)
+
+    def table_dump(self) -> AbstractContextManager[PostgresTableDump]:
+        """A block reading one snapshot of the store's tables on a pooled connection
+        (:class:`~journeyc.store.abc.TableDump`)."""
+        return dump(self)
+
+    def table_load(self) -> PostgresTableLoad:
+        """The writes of a copy into this store (:class:`~journeyc.store.abc.TableLoad`);
+        they join this thread's :meth:`transaction`."""
+        return PostgresTableLoad(self, self.path)
 
     # ------------------------------------------------------------ the engine's reads
 

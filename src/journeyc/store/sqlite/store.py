@@ -48,6 +48,7 @@ from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.catalog import SqliteCatalog
 from journeyc.store.sqlite.deliveries import Deliveries
 from journeyc.store.sqlite.deployments import SqliteDeploymentReads
+from journeyc.store.sqlite.dump import SqliteTableDump, SqliteTableLoad, dump
 from journeyc.store.sqlite.errors import converted
 from journeyc.store.sqlite.history import EventHistory
 from journeyc.store.sqlite.leases import SqliteLeases
@@ -997,6 +998,18 @@ class Store:
     def replay_reads(self) -> SqliteReplayReads:
         """The reads of ``journeyc why``'s replay of one user."""
         return SqliteReplayReads(self)
+
+    # -- copying the store's rows (journeyc store copy) -----------------------------
+
+    def table_dump(self) -> AbstractContextManager[SqliteTableDump]:
+        """A block reading one snapshot of the store's tables on a connection of its
+        own (:class:`~journeyc.store.abc.TableDump`)."""
+        return dump(self.path)
+
+    def table_load(self) -> SqliteTableLoad:
+        """The writes of a copy into this store (:class:`~journeyc.store.abc.TableLoad`),
+        on its connection: inside :meth:`transaction`."""
+        return SqliteTableLoad(self._conn, self.path)
 
 
 _Profile = tuple[dict[str, Any], dict[str, int], int, Any]
