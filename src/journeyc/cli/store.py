@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 
 @click.group()
 def store() -> None:
-    """Work on a store as a whole (a SQLite file or a postgresql:// URL)."""
+    """Work on a store as a whole (a SQLite file or a postgresql:// URL).
+
+    Exit codes (journeyc store copy): 0 copied and counted, 1 the target holds data, a
+    store cannot be opened, a row was refused or the counts differ, 2 usage error.
+    """
 
 
 @store.command("copy")
