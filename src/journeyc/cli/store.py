@@ -127,7 +127,8 @@ def _open(where: StoreTarget) -> CopyableStore:
 
 @contextmanager
 def _bars(wanted: bool) -> Iterator[Progress | None]:
-    """A rich bar per table on stderr, when ``wanted`` and stderr is a terminal."""
+    """A rich bar per table with rows on stderr, when ``wanted`` and stderr is a
+    terminal."""
     if not wanted or not sys.stderr.isatty():
         yield None
         return
@@ -151,6 +152,8 @@ def _bars(wanted: bool) -> Iterator[Progress | None]:
         tasks: dict[str, TaskID] = {}
 
         def progress(table: str, done: int, total: int) -> None:
+            if not total:
+                return  # an empty table: no bar (the summary counts it)
             if table not in tasks:
                 tasks[table] = bars.add_task(table, total=total)
             bars.update(tasks[table], completed=done)
