@@ -170,6 +170,7 @@ COPIED: tuple[Table, ...] = (
 )
 """Every table a copy moves, in the order it loads them."""
 
-NOT_COPIED = frozenset({"leases"})
-"""Tables a copy leaves out: the engine workers' partition leases belong to the
-processes running on a store, not to its data."""
+NOT_COPIED = frozenset({"leases", "workers"})
+"""Tables a copy leaves out: the engine workers' partition leases and membership
+(``workers``, as several workers share a store) belong to the processes running on a
+store, not to its data."""
