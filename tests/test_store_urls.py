@@ -334,6 +334,8 @@ def test_serve_on_a_store_url_takes_events_and_shows_them_in_status(
         20,
         "the engine process to send the welcome push",
     )
+    # A report reads the app's own store (no store opened per request on PostgreSQL).
+    assert daemon.admin("/v1/journeys/welcome/report")["journey_id"] == "welcome"
     metrics = httpx.get(f"{daemon.url}/metrics", timeout=10).text
     assert "journeyc_outbox_backlog" in metrics  # the scrape reads the database
     assert "s3cret" not in daemon.log()

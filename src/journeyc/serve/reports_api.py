@@ -7,16 +7,15 @@ beside the daemon's writers (WAL): a report never holds the write lock.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import closing
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from journeyc.lang.testfile import parse_timestamp
 from journeyc.reports.build import ReportError, UnknownJourneyError, build_report
 from journeyc.reports.model import JourneyReport
+from journeyc.serve.stores import request_store
 from journeyc.serve.times import iso
-from journeyc.store.open import open_full_store
 from journeyc.store.targets import StoreTarget
 
 _TIME = "An ISO-8601 time (`2026-01-05T10:00:00Z`; no zone is UTC)."
@@ -49,6 +48,7 @@ def reports_router(store_path: StoreTarget, admin: Callable[..., Any]) -> APIRou
         },
     )
     def get_report(
+        request: Request,
         journey_id: str,
         since: Annotated[
             str | None, Query(alias="from", description=f"From (inclusive). {_TIME}")
@@ -62,7 +62,7 @@ def reports_router(store_path: StoreTarget, admin: Callable[..., Any]) -> APIRou
         time range (docs/reports.md)."""
         since_ms, until_ms = _ms(since, "from"), _ms(until, "until")
         try:
-            with closing(open_full_store(store_path)) as store:
+            with request_store(request, store_path) as store:
                 return build_report(
                     store,
                     journey_id,

@@ -5,14 +5,13 @@ behind the admin token."""
 from __future__ import annotations
 
 import time
-from contextlib import closing
 from typing import Annotated
 from urllib.parse import unquote
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from journeyc.config import Config
-from journeyc.store.open import open_full_store
+from journeyc.serve.stores import request_store
 from journeyc.store.targets import StoreTarget
 from journeyc.why.model import WhyReport
 from journeyc.why.replay import UnknownNameError, UnknownUserError, WhyError, explain_user
@@ -21,8 +20,9 @@ __all__ = ["why_router"]
 
 
 def why_router(store_path: StoreTarget) -> APIRouter:
-    """The route, reading the store at ``store_path`` (a connection of its own per
-    request: the replay runs in an in-memory store, the daemon's is only read). The
+    """The route, reading the store at ``store_path`` (a SQLite file on a connection
+    of its own per request, :mod:`.stores`: the replay runs in an in-memory store,
+    the daemon's is only read). The
     daemon's config (reachability, quiet hours, caps, zone) is ``app.state.config``
     when the daemon set it, else the defaults."""
     router = APIRouter()
@@ -43,7 +43,7 @@ def why_router(store_path: StoreTarget) -> APIRouter:
         """Every decision the journeys made for a user, in order, with the values that
         decided it: a replay of their events through the engine (docs/why.md)."""
         config = getattr(request.app.state, "config", None)
-        with closing(open_full_store(store_path)) as store:
+        with request_store(request, store_path) as store:
             try:
                 return explain_user(
                     store,
