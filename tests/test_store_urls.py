@@ -22,8 +22,8 @@ from tests.daemon_helpers import Daemon, clean_env, key_env, poll
 # What each PostgreSQL test still waits for on main (issue #18, parts other
 # engineers land this session): marked so, they pass by themselves once it lands.
 NEEDS_DELIVERIES = pytest.mark.xfail(
-    reason="PostgresStore.deliveries() (the delivery reads `journeyc status` shows) is "
-    "not on main yet",
+    reason="PostgresStore.deliveries() (pg-reads: the delivery reads `journeyc status` "
+    "shows and the API's delivery webhook writes) is not on main yet",
     strict=False,
 )
 NEEDS_ENGINE = pytest.mark.xfail(
@@ -313,6 +313,31 @@ def test_simulate_keeps_its_store_in_a_file(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- the daemon
+
+
+@NEEDS_DELIVERIES
+def test_the_api_takes_events_into_a_store_url_and_reads_them_back(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The API process's side of `serve --store URL`, in process: ingest, /v1/status
+    # and the /metrics scrape (a connection of its own) all on the database.
+    from fastapi.testclient import TestClient
+
+    from journeyc.serve.api import create_app
+
+    monkeypatch.chdir(tmp_path)
+    app = create_app(postgres_url, write_key="wk", admin_token="at")
+    admin = {"Authorization": "Bearer at"}
+    with TestClient(app) as client:
+        for body in ({"userId": "u1", "event": "signed_up"}, {"userId": "u2", "event": "x"}):
+            assert client.post("/v1/track", json=body, auth=("wk", "")).status_code == 200
+        status = client.get("/v1/status", headers=admin).json()
+        assert status["last_event_seq"] == 2
+        metrics = client.get("/metrics").text
+        assert "journeyc_outbox_backlog 0.0" in metrics
+    with open_store(postgres_url) as store:
+        assert [e.user_id for e in store.events_after(0)] == ["u1", "u2"]
+    assert list(tmp_path.iterdir()) == []  # no SQLite file, lock file or log for a URL
 
 
 @NEEDS_ENGINE
