@@ -340,6 +340,19 @@ def test_the_api_takes_events_into_a_store_url_and_reads_them_back(
     assert list(tmp_path.iterdir()) == []  # no SQLite file, lock file or log for a URL
 
 
+def test_serve_no_watch_on_a_database_without_a_deployment_exits_1(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    url = with_password(postgres_url, "s3cret")
+    result = journeyc(
+        "serve", "--no-watch", "--store", url, "--port", "0", cwd=tmp_path, env=key_env()
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"nothing was ever deployed into {shown(url)}" in result.stderr
+    assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no SQLite file made for the URL
+
+
 @NEEDS_ENGINE
 def test_serve_on_a_store_url_takes_events_and_shows_them_in_status(
     postgres_url: str, tmp_path: Path, daemons: list[Daemon]
