@@ -10,6 +10,9 @@ share.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,7 +24,7 @@ import psycopg
 import pytest
 
 from journeyc.store.partitions import PARTITIONS
-from tests.daemon_helpers import Daemon, poll, write_file
+from tests.daemon_helpers import Daemon, clean_env, poll, write_file
 from tests.test_channels import HttpReceiver
 from tests.test_daemon_crash import batch_for
 
@@ -128,6 +131,17 @@ def test_three_workers_one_killed_one_added_lose_and_double_nothing(
             return len(held) == 3 and sum(held.values()) == PARTITIONS
 
         poll(shared_out, 30, "the partitions to be shared out among three workers", 0.2)
+        shown = subprocess.run(
+            [sys.executable, "-m", "journeyc", "status", "--store", postgres_url, "--json"],
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            check=True,
+            timeout=60,
+        )
+        report = json.loads(shown.stdout)["cluster"]
+        assert sorted(len(w["partitions"]) for w in report["workers"]) == [21, 21, 22]
+        assert report["unheld"] == [] and postgres_url.split("@")[0] not in shown.stdout
         victim = cluster.workers[1]
         victim_id = cluster_status(victim)["worker_id"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from journeyc.serve.cluster import _ranges, fair_share, plan
+from journeyc.serve.cluster import fair_share, plan, ranges
 
 P = 16
 
@@ -32,9 +32,9 @@ def test_a_newcomer_takes_only_free_partitions() -> None:
     assert shares.give == [] and sorted(shares.take) == [12, 13, 14, 15]
 
 
-def test_ranges_for_the_log() -> None:
-    assert _ranges([5, 0, 1, 2, 9, 10]) == "0-2, 5, 9-10"
-    assert _ranges([]) == ""
+def testranges_for_the_log() -> None:
+    assert ranges([5, 0, 1, 2, 9, 10]) == "0-2, 5, 9-10"
+    assert ranges([]) == ""
 
 
 def _settle(members: list[str], holders: dict[int, str], order: list[int]) -> dict[int, str]:

@@ -11,6 +11,8 @@ from journeyc.cli.common import echo_json, json_option, open_store
 from journeyc.cli.serve import config_option, read_config, store_option
 from journeyc.config import store_target
 from journeyc.engine.actions import iso_ms
+from journeyc.serve.cluster import cluster_report, ranges
+from journeyc.serve.times import now_ms
 from journeyc.store.abc import AdminReads, Deliveries
 from journeyc.store.rows import KINDS
 from journeyc.store.targets import StoreTarget, shown
@@ -84,6 +86,31 @@ def delivery_counts(deliveries: Deliveries) -> dict[str, dict[str, int]]:
     return by_kind
 
 
+def render_cluster(cluster: dict[str, Any] | None) -> list[str]:
+    """The workers sharing the store, as lines (none for a store one engine runs)."""
+    if cluster is None:
+        return []
+    lines = ["", f"workers (sharing {cluster['partitions']} partitions)"]
+    if not cluster["workers"]:
+        lines.append("  none alive")
+    for w in cluster["workers"]:
+        about = w["about"]
+        where = f"  ({about['host']} pid {about['pid']})" if "host" in about else ""
+        oldest = w["oldest_waiting_s"]
+        lag = f", oldest {oldest:.1f} s" if oldest is not None else ""
+        lines.append(
+            f"  {w['worker_id']}{where}: {len(w['partitions'])} partition(s)"
+            f" [{ranges(w['partitions'])}], heartbeat {iso_ms(w['heartbeat_ms'])},"
+            f" lag {w['waiting_events']} event(s){lag}"
+        )
+    if cluster["unheld"]:
+        lines.append(
+            f"  no worker holds: [{ranges(cluster['unheld'])}]"
+            f" ({cluster['unheld_waiting_events']} event(s) waiting there)"
+        )
+    return lines
+
+
 def render(report: dict[str, Any]) -> str:
     """The report as text for people."""
     lines = [
@@ -111,6 +138,7 @@ def render(report: dict[str, Any]) -> str:
     totals = {kind: sum(by.values()) for kind, by in report["deliveries"].items()}
     lines += ["", "deliveries (provider reports)"]
     lines.append("  " + ", ".join(f"{k} {n}" for k, n in totals.items()))
+    lines += render_cluster(report.get("cluster"))
     lines += ["", f"recent failures (last {RECENT_FAILURES})"]
     if not report["recent_failures"]:
         lines.append("  none")
@@ -140,7 +168,11 @@ def status(db: StoreTarget | None, config_file: Path | None, as_json: bool) -> N
     deployed_at, live {step: n}, live_total, live_on_older_versions), outbox
     {queued, sent, failed, suppressed}, deliveries {kind: {channel: n}} for the
     kinds delivered, opened, clicked, bounced, complained and unsubscribed, and
-    recent_failures (key, journey, user, step, channel, attempts, queued_at, error).
+    recent_failures (key, journey, user, step, channel, attempts, queued_at, error),
+    and cluster: null, or on a store several workers share (PostgreSQL) the live
+    workers (worker_id, about, heartbeat_ms, partitions, waiting_events: events of
+    its partitions not handled yet, oldest_waiting_s) and the partitions no worker
+    holds (unheld, unheld_waiting_events).
 
     Exit codes: 0 reported, 1 the file is not a journeyc store, 2 usage error (no
     store at the path).
@@ -153,6 +185,7 @@ def status(db: StoreTarget | None, config_file: Path | None, as_json: bool) -> N
         with store.reading() as reads:
             report = collect(reads, shown(path))
         report["deliveries"] = delivery_counts(store.deliveries())
+        report["cluster"] = cluster_report(store, now_ms())
     finally:
         store.close()
     if as_json:

@@ -32,12 +32,21 @@ import threading
 import uuid
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from journeyc.store.abc import Leases, Membership
+from journeyc.store.abc import Leases, Membership, PartitionedStore, Store
 from journeyc.store.leases import Member, WorkerLeases
 from journeyc.store.partitions import PARTITIONS
 
-__all__ = ["LeaseKeeper", "Shares", "fair_share", "new_worker_id", "plan"]
+__all__ = [
+    "LeaseKeeper",
+    "Shares",
+    "cluster_report",
+    "fair_share",
+    "new_worker_id",
+    "plan",
+    "ranges",
+]
 
 log = logging.getLogger("journeyc.serve")
 
@@ -112,6 +121,7 @@ class LeaseKeeper:
         self._lock = threading.Lock()
         self.held: list[int] = []
         self.members: list[Member] = []  # the live workers at the last beat
+        self.holders: list[WorkerLeases] = []  # … and who held which partitions then
 
     @property
     def interval_s(self) -> float:
@@ -128,23 +138,24 @@ class LeaseKeeper:
             held = leases.renew(self.worker_id, self.held, self.ttl_s) if self.held else []
             lost = sorted(set(self.held) - set(held))
             if lost:
-                log.warning("lost the lease of partition(s) %s", _ranges(lost))
+                log.warning("lost the lease of partition(s) %s", ranges(lost))
             self.members = self.membership.members()
             members = [m.worker_id for m in self.members]
-            holders = {p: w.worker_id for w in leases.workers() for p in w.partitions}
+            self.holders = leases.workers()
+            holders = {p: w.worker_id for w in self.holders for p in w.partitions}
             for p in held:  # renewed just now, whatever the read above saw
                 holders[p] = self.worker_id
             shares = plan(self.worker_id, members, holders)
             if shares.give:
                 leases.release(self.worker_id, shares.give)
                 held = sorted(set(held) - set(shares.give))
-                log.info("handed partition(s) %s over to other workers", _ranges(shares.give))
+                log.info("handed partition(s) %s over to other workers", ranges(shares.give))
             if shares.take:
                 got = leases.acquire(self.worker_id, shares.take, self.ttl_s)
                 new = sorted(set(got) - set(held))
                 held = sorted(set(held) | set(got))
                 if new:
-                    log.info("took partition(s) %s", _ranges(new))
+                    log.info("took partition(s) %s", ranges(new))
             changed = held != self.held
             self.held = held
         if changed:
@@ -165,8 +176,43 @@ class LeaseKeeper:
         return [(m, held.get(m.worker_id)) for m in self.membership.members()]
 
 
-def _ranges(parts: Sequence[int]) -> str:
-    """``[0, 1, 2, 5]`` as ``0-2, 5``, for the log."""
+def cluster_report(store: Store, now_ms: int) -> dict[str, Any] | None:
+    """The workers sharing ``store`` (None: a store one engine runs, SQLite's): each
+    live worker with what it says of itself, its last heartbeat, its partitions and
+    its lag (events of its partitions not handled yet, the oldest one's age), and
+    the partitions no live worker holds. ``journeyc status`` prints it."""
+    if not isinstance(store, PartitionedStore):
+        return None
+    plog = store.partition_log()
+    held = {w.worker_id: w for w in store.leases().workers()}
+    workers = []
+    for m in store.membership().members():
+        w = held.get(m.worker_id)
+        parts = list(w.partitions) if w is not None else []
+        waiting, oldest = plog.lag(parts)
+        workers.append(
+            {
+                "worker_id": m.worker_id,
+                "about": json.loads(m.about),
+                "heartbeat_ms": m.heartbeat_ms,
+                "partitions": parts,
+                "waiting_events": waiting,
+                "oldest_waiting_s": None if oldest is None else max(0, now_ms - oldest) / 1000,
+            }
+        )
+    taken = {p for w in held.values() for p in w.partitions}
+    unheld = [p for p in range(PARTITIONS) if p not in taken]
+    waiting, oldest = plog.lag(unheld)
+    return {
+        "partitions": PARTITIONS,
+        "workers": workers,
+        "unheld": unheld,
+        "unheld_waiting_events": waiting,
+    }
+
+
+def ranges(parts: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` as ``0-2, 5``, for the log and ``journeyc status``."""
     out: list[str] = []
     run: list[int] = []
     for p in sorted(parts):

@@ -183,6 +183,7 @@ class Worker(Service):
         self.cluster: PartitionedStore | None = None
         self._plog: PartitionLog | None = None
         self.keeper: LeaseKeeper | None = None
+        self._lag: tuple[int, int | None] = (0, None)  # at the last beat
 
     # ------------------------------------------------------------ starting
 
@@ -797,7 +798,9 @@ class Worker(Service):
         due again (their receivers drop a repeat by its idempotency key)."""
         assert self.keeper is not None
         try:
-            self.keeper.beat()
+            held = self.keeper.beat()
+            if self._plog is not None:
+                self._lag = self._plog.lag(held)
             alive = [m.worker_id for m in self.keeper.members]
             reclaimed = self.dispatcher.reclaim(now_ms(), alive)
         except Exception:
@@ -874,11 +877,19 @@ class Worker(Service):
         keeper = self.keeper
         if keeper is None:
             return None
+        held = {w.worker_id: len(w.partitions) for w in keeper.holders}
+        waiting, oldest = self._lag
         return {
             "worker_id": keeper.worker_id,
             "partitions": list(keeper.held),
+            "waiting_events": waiting,
+            "oldest_waiting_at": iso(oldest),
             "workers": [
-                {"worker_id": m.worker_id, "heartbeat_at": iso(m.heartbeat_ms)}
+                {
+                    "worker_id": m.worker_id,
+                    "heartbeat_at": iso(m.heartbeat_ms),
+                    "partitions": held.get(m.worker_id, 0),
+                }
                 for m in keeper.members
             ],
         }

@@ -832,6 +832,11 @@ class PartitionLog(Protocol):
         worker's takeover waits for the batch to commit."""
         ...
 
+    def lag(self, parts: Sequence[int]) -> tuple[int, int | None]:
+        """How far behind the log ``parts`` are: the events of theirs past their
+        cursors, and when the oldest of those was received (epoch ms; None: none)."""
+        ...
+
     def partition_of(self, user_id: str) -> int:
         """The partition the user's rows are in, as the store computes it."""
         ...

@@ -44,6 +44,14 @@ _EVENTS = (
     " ORDER BY e.seq LIMIT %(limit)s"
 )
 
+_LAG = (
+    "SELECT count(e.seq), min(e.received_at)"
+    " FROM unnest(%(parts)s::smallint[]) AS p (part)"
+    " LEFT JOIN cursor AS own ON own.name = %(prefix)s::text || p.part"
+    " LEFT JOIN cursor AS engine ON engine.name = %(engine)s"
+    " JOIN events AS e ON e.part = p.part AND e.seq > coalesce(own.seq, engine.seq, 0)"
+)
+
 _ADVANCE = (
     "INSERT INTO cursor (name, seq)"
     " SELECT %(prefix)s::text || p, greatest(%(seq)s,"
@@ -126,6 +134,19 @@ class PostgresPartitionLog:
         with self._store.writing() as conn:
             rows = conn.execute(_FENCE, (worker_id, wanted)).fetchall()
         return [int(p) for (p,) in rows]
+
+    def lag(self, parts: Sequence[int]) -> tuple[int, int | None]:
+        """The events of ``parts`` past their cursors (not handled yet), and when the
+        oldest of them was received (None: none waits)."""
+        wanted = sorted_partitions(parts)
+        if not wanted:
+            return 0, None
+        with self._store.connection() as conn:
+            row = conn.execute(
+                _LAG, {"parts": wanted, "prefix": _PREFIX, "engine": ENGINE_CURSOR}
+            ).fetchone()
+        assert row is not None  # an aggregate has its row
+        return int(row[0]), None if row[1] is None else int(row[1])
 
     def partition_of(self, user_id: str) -> int:
         """The partition the database puts ``user_id``'s rows in."""
