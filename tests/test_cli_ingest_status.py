@@ -295,7 +295,9 @@ def test_status_json_shape(busy_store: Path) -> None:
         "outbox",
         "deliveries",
         "recent_failures",
+        "cluster",
     }
+    assert report["cluster"] is None  # a SQLite store: one engine, no workers to show
     assert report["deliveries"] == {
         "delivered": {},
         "opened": {},
