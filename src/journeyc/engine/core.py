@@ -10,7 +10,7 @@ the same log and the same clock give the same actions.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,13 +20,13 @@ from journeyc.compile.lower import lower_expr
 from journeyc.config import Config
 from journeyc.engine.actions import Action
 from journeyc.engine.aggregates import AggregateSource, StoreAggregates, from_ms, to_ms
+from journeyc.engine.deployment import Deployment, Programs, deploy_segments
 from journeyc.engine.eventindex import EventIndex, IndexedAggregates
 from journeyc.engine.expr import Predicate, Scope, compile_predicate
 from journeyc.engine.localtime import in_window, next_local_time, user_zone, window_end
 from journeyc.engine.program import Program
-from journeyc.engine.reads import shared_reads
 from journeyc.engine.schedules import Firing, ScheduleBook
-from journeyc.engine.segments import Horizon, SegmentInfo, analyse, segment_resolver
+from journeyc.engine.segments import Horizon
 from journeyc.engine.trace import Tracer
 from journeyc.engine.values import EventView
 from journeyc.events import ALIAS, CONTEXT_DEFAULTS, IDENTIFY, PREVIOUS_ID, Event
@@ -101,9 +101,6 @@ def _templates(project: ir.ProjectIR) -> list[str]:
     return out
 
 
-_Candidate = tuple[int, Program, list[Predicate | None]]
-
-
 def _holds(pred: Predicate | None, scope: Scope) -> bool:
     """Whether ``pred`` holds (None: a condition that always does)."""
     return pred is None or pred(scope)
@@ -115,11 +112,6 @@ def _any_holds(preds: list[Predicate | None], scope: Scope) -> bool:
     for p in preds:  # noqa: SIM110
         if p is None or p(scope):
             return True
-    return False
-
-
-def _no_segment(name: str, scope: Scope) -> bool:
-    """``segment NAME`` where no segment is deployed: false."""
     return False
 
 
@@ -140,69 +132,6 @@ def _detail_json(detail: dict[str, Any]) -> str:
                     _DETAILS[key + "\0" + value] = text
             return text
     return dumps(detail, default=str)
-
-
-def _leading_key(where: ir.Expr | None) -> tuple[str, str] | None:
-    """``(K, V)`` when ``where`` is ``event.K == "V"``, or an ``and`` chain that starts
-    with it: for an event whose ``K`` is a string other than ``V`` it is false, without
-    evaluating anything after that first test."""
-    while isinstance(where, ir.Op) and where.op == "and" and where.args:
-        where = where.args[0]
-    if not (isinstance(where, ir.Op) and where.op == "==" and len(where.args) == 2):
-        return None
-    ref, lit = where.args
-    if isinstance(ref, ir.Lit):
-        ref, lit = lit, ref
-    if (
-        isinstance(ref, ir.EventRef)
-        and len(ref.path) == 1
-        and ref.path[0] != "at"
-        and isinstance(lit, ir.Lit)
-        and lit.value.__class__ is str
-    ):
-        return ref.path[0], str(lit.value)
-    return None
-
-
-class _Triggers:
-    """The journeys (by id) that a track event of one name may enter. Journeys with one
-    ``when`` for it whose condition starts with ``event.K == "V"`` are looked up by the
-    event's ``K``; the others are always candidates. Every candidate's conditions are
-    still evaluated: the index only leaves out journeys whose condition is false."""
-
-    __slots__ = ("always", "keyed")
-
-    def __init__(self, event: str, journeys: list[tuple[Program, list[Predicate | None]]]):
-        self.always: list[_Candidate] = []
-        # K → (V → journeys testing event.K == V, every journey keyed by K)
-        self.keyed: dict[str, tuple[dict[str, list[_Candidate]], list[_Candidate]]] = {}
-        for pos, (prog, preds) in enumerate(journeys):
-            wheres = [
-                t.where
-                for t in prog.journey.triggers
-                if isinstance(t, ir.EventTrigger) and t.event == event
-            ]
-            key = _leading_key(wheres[0]) if len(wheres) == 1 == len(preds) else None
-            if key is None:
-                self.always.append((pos, prog, preds))
-            else:
-                by_value, every = self.keyed.setdefault(key[0], ({}, []))
-                by_value.setdefault(key[1], []).append((pos, prog, preds))
-                every.append((pos, prog, preds))
-
-    def candidates(self, props: dict[str, Any]) -> list[_Candidate]:
-        """The journeys to evaluate for an event with ``props``, by journey id."""
-        if not self.keyed:
-            return self.always
-        out = list(self.always)
-        for key, (by_value, every) in self.keyed.items():
-            value = props.get(key)
-            if value.__class__ is str:
-                out += by_value.get(value, ())
-            else:
-                out += every  # not a string: the general rules decide
-        out.sort(key=lambda c: c[0])
-        return out
 
 
 def _before_merge_barrier(
@@ -266,29 +195,19 @@ class Engine:
             ch: compile_predicate(lower_expr(self.config.reachability_expr(ch)))
             for ch in sorted(self.config.reachability)
         }
-        self.programs: dict[tuple[str, str], Program] = {}
-        self.active: dict[str, Program] = {}
+        self.programs = Programs(self.rt)
+        self.deployment = Deployment()
         self.messages: dict[str, ir.MessageIR] = {}
-        self._reads_catalog = True  # whether the deployed messages may read the catalog
-        self.seg_infos: dict[str, SegmentInfo] = {}
-        self.seg_preds: dict[str, Predicate] = {}  # segment NAME, from seg_infos
-        self._segments: Callable[[str, Scope], bool] = _no_segment  # resolves them
         self.seg_book: SegmentBook = store.segment_book()
         self.history: EventHistory = store.event_history()
         self.horizon = Horizon(self.history, {})
         self.sched = ScheduleBook(store.schedule_rows(), self.zone)
-        self.by_segment: dict[tuple[str, str], list[Program]] = {}
-        self.segs_by_event: dict[str, list[str]] = {}
-        self.segs_by_traits: list[str] = []
         self._dirty: set[str] = set()  # users whose profile changed: segments to look at
-        self.by_trigger: dict[str, list[tuple[Program, list[Predicate | None]]]] = {}
-        self.triggers: dict[str, _Triggers] = {}
         self._now: tuple[int, datetime] = (0, from_ms(0))  # the clock as a datetime
         self._cursor: int | None = None  # the log cursor, within one advance()
         self._handed: list[StoredEvent] | None = None  # advance(events=…), not read yet
         self.caught_up = False  # keep_rows(): no logged event was left unhandled then
         self._log_in_memory = False  # keep_rows(): held events are never written
-        self.by_goal: dict[str, list[Program]] = {}
         self._tracked = False
         self._tracked_events: list[StoredEvent] = []  # logged by `track` steps this batch
         self._in_hand: Sequence[StoredEvent] = ()  # the batch's events, while handled
@@ -328,86 +247,21 @@ class Engine:
                     # still exists there (by name); the others finish where they are.
                     self.rt.upgrade(jid, j.version, sorted(j.nodes))
             self.messages = dict(project.messages)
-            self._reads_catalog = shared_reads(project) is not None
             self.renderer.prepare(_templates(project))
-            self.active = {}
-            for jid, j in sorted(project.journeys.items()):
-                prog = self.programs.get((jid, j.version)) or Program.build(j)
-                self.programs[(jid, j.version)] = prog
-                self.active[jid] = prog
-            self._deploy_segments(project, now_ms)
+            deployment = Deployment.build(project, self.programs)
+            self.horizon = Horizon(self.history, project.segments)
+            if self._index is not None:
+                self.horizon.times = self._index.times
+            deploy_segments(
+                self.store, self.seg_book, project.segments, deployment.segments, now_ms
+            )
             self.sched.deploy(project.journeys, now_ms)
-        self.by_trigger = {}
-        self.by_goal = {}
-        for prog in self.active.values():
-            per_event: dict[str, list[Predicate | None]] = {}
-            for event, pred in prog.triggers:
-                per_event.setdefault(event, []).append(pred)
-            for event, preds in per_event.items():
-                self.by_trigger.setdefault(event, []).append((prog, preds))
-            if prog.journey.goal is not None:
-                self.by_goal.setdefault(prog.journey.goal.event, []).append(prog)
-        self.triggers = {event: _Triggers(event, js) for event, js in self.by_trigger.items()}
-        for progs in self.by_goal.values():
-            progs.sort(key=lambda p: p.id)
-        self.by_segment = {}
-        for prog in sorted(self.active.values(), key=lambda p: p.id):
-            for t in prog.journey.triggers:
-                if isinstance(t, ir.SegmentTrigger):
-                    self.by_segment.setdefault((t.segment, t.edge), []).append(prog)
+        self.deployment = deployment
 
-    def _deploy_segments(self, project: ir.ProjectIR, now_ms: int) -> None:
-        """Take the project's segments. A segment whose definition is new or changed is
-        evaluated for every known user at once, silently: users who already match it
-        are members from now on, and enter no ``when entering`` journey for it."""
-        infos = analyse(project.segments)
-        deployed = self.seg_book.deployed()
-        changed = [n for n, i in infos.items() if deployed.get(n) != i.hash]
-        self.seg_infos = infos
-        self.seg_preds = {n: i.pred for n, i in infos.items()}
-        self._segments = segment_resolver(self.seg_preds) if self.seg_preds else _no_segment
-        self.horizon = Horizon(self.history, project.segments)
-        if self._index is not None:
-            self.horizon.times = self._index.times
-        by_event: dict[str, list[str]] = {}
-        for name, info in infos.items():
-            for event in info.events:
-                by_event.setdefault(event, []).append(name)
-        self.segs_by_event = by_event
-        self.segs_by_traits = [n for n, i in infos.items() if i.traits]
-        self.seg_book.define(infos, changed, now_ms)
-        if changed:
-            # Set-based: every user's answer at once (engine/bulk.py). Only the members
-            # are stored: no row is "out" (1.2M rows instead of 10M for 1M users and ten
-            # segments). When time can change a segment, each user has a row due for a
-            # recheck now; the engine's batches then evaluate all the user's segments,
-            # storing the "out" rows and each horizon, without holding up deployment.
-            from journeyc.engine.bulk import evaluate_population
-
-            timed = sorted(n for n in changed if infos[n].timed)
-            recheck = now_ms if timed else None
-            rows: list[tuple[str, str, bool, int | None]] = []
-            for user, membership in evaluate_population(
-                self.store.population(), project.segments, now_ms, names=changed
-            ):
-                mine = [(user, n, True, recheck) for n, m in membership.items() if m]
-                if not mine and timed:
-                    mine = [(user, timed[0], False, now_ms)]
-                rows += mine
-                if len(rows) >= 10_000:
-                    self.seg_book.write_baseline(rows, now_ms)
-                    rows = []
-            self.seg_book.write_baseline(rows, now_ms)
-
-    def _program(self, inst: Instance) -> Program:
-        key = (inst.journey_id, inst.version)
-        prog = self.programs.get(key)
-        if prog is None:
-            text = self.rt.journey_ir(*key)
-            assert text is not None, key  # an instance's version was deployed
-            prog = Program.build(ir.JourneyIR.model_validate_json(text))
-            self.programs[key] = prog
-        return prog
+    @property
+    def active(self) -> dict[str, Program]:
+        """The deployed journeys' versions, by journey id."""
+        return self.deployment.active
 
     def keep_rows(self, scratch: bool = False) -> None:
         """For a caller that is the store's only writer, holds a transaction around
@@ -445,10 +299,11 @@ class Engine:
         sim.hold_profiles()
         self.sched.keep = True
         self.caught_up = not self.store.has_events_after(self.store.get_cursor(CURSOR))
-        learn = not scratch or self._reads_catalog
+        learn = not scratch or self.deployment.reads_catalog
         # Nothing reads the log back but the recommendation filters (and the engine's
         # first step, when events wait unhandled): the index answers the rest.
-        self._log_in_memory = self.rt.scratch and not self._reads_catalog and self.caught_up
+        reads_catalog = self.deployment.reads_catalog
+        self._log_in_memory = self.rt.scratch and not reads_catalog and self.caught_up
         held = sim.hold_events(learn, write=not self._log_in_memory)
         self._index = EventIndex(self.history, held)
         self.aggregates = IndexedAggregates(self._index)
@@ -758,19 +613,21 @@ class Engine:
         """Evaluate ``names`` (and every segment not yet evaluated for the user) and
         store the answers; each change is logged and enters the journeys that wait
         for it."""
-        if not self.seg_infos:
+        deployment = self.deployment
+        infos = deployment.segments
+        if not infos:
             return
         rows = self.seg_book.rows(user)
-        if not names and rows.keys() >= self.seg_infos.keys():
+        if not names and rows.keys() >= infos.keys():
             return  # most events: no segment reads them, every one is evaluated
-        wanted = set(names) | (self.seg_infos.keys() - rows.keys())
+        wanted = set(names) | (infos.keys() - rows.keys())
         if not wanted:
             return
         scope = self._scope(user, now_ms, None)
         new: list[tuple[str, SegmentRow]] = []
         changes: list[tuple[str, bool]] = []
         for name in sorted(wanted):
-            info = self.seg_infos.get(name)
+            info = infos.get(name)
             if info is None:
                 continue
             member = info.pred(scope)
@@ -788,7 +645,7 @@ class Engine:
             if self.tracer is not None:
                 self.tracer.segment(user, name, entered, now_ms)
             edge = "entering" if entered else "leaving"
-            for prog in self.by_segment.get((name, edge), []):
+            for prog in deployment.by_segment.get((name, edge), []):
                 self._enter(prog, user, None, now_ms, actions)
 
     def _settle(self, now_ms: int, actions: list[Action]) -> None:
@@ -800,7 +657,7 @@ class Engine:
                 return
             users, self._dirty = sorted(self._dirty), set()
             for user in users:
-                self._reevaluate(user, self.segs_by_traits, now_ms, actions)
+                self._reevaluate(user, self.deployment.segments_by_traits, now_ms, actions)
 
     def _fire(self, firing: Firing, now_ms: int, actions: list[Action]) -> None:
         """Enter the next batch of a scheduled firing's audience."""
@@ -810,7 +667,7 @@ class Engine:
             sim.flush_profiles()
             self.seg_book.flush()
         users, last = self.sched.audience(firing, self.batch)
-        prog = self.active.get(firing.journey_id)
+        prog = self.deployment.active.get(firing.journey_id)
         if prog is not None and self.tracer is not None and users:
             self.tracer.firing(prog.id, now_ms)
         if prog is not None:
@@ -828,7 +685,7 @@ class Engine:
             self._now = (now_ms, from_ms(now_ms))
         # Positional (now, profile, event, aggregates, segments, user_id): built for
         # nearly every event and step, twice as fast as by keyword.
-        return Scope(self._now[1], prof, event, self.aggregates, self._segments, user)
+        return Scope(self._now[1], prof, event, self.aggregates, self.deployment.in_segment, user)
 
     def _focus(self, prog: Program, inst: Instance, node_id: str) -> EventView | None:
         wid = prog.focus_of.get(node_id)
@@ -882,12 +739,13 @@ class Engine:
         if tracer is not None:
             tracer.event(ev, now_ms)
 
-        for prog in self.by_goal.get(ev.name, ()):
+        deployment = self.deployment
+        for prog in deployment.by_goal.get(ev.name, ()):
             self._check_goal(prog, ev, scope, now_ms, actions)
 
         waiting: list[Instance] = []
         for inst in self.rt.live(user):
-            exits = self._program(inst).exits.get(ev.name)
+            exits = self.programs.of(inst).exits.get(ev.name)
             if tracer is not None and exits:
                 tracer.exit_check(inst, ev, scope, _any_holds(exits, scope), now_ms)
             if exits and _any_holds(exits, scope):
@@ -896,7 +754,7 @@ class Engine:
                 waiting.append(inst)
 
         for inst in waiting:
-            prog = self._program(inst)
+            prog = self.programs.of(inst)
             node = prog.journey.nodes[inst.node]
             if type(node) is not ir.WaitForNode:
                 # `upgrade in place` moved the entry, by step name, to a step that is
@@ -917,10 +775,12 @@ class Engine:
                 nxt = node.on_event
             self._run(prog, inst, nxt, now_ms, actions)
 
-        triggers = self.triggers.get(ev.name)
+        triggers = deployment.triggers.get(ev.name)
         candidates = triggers.candidates(ev.props) if triggers else ()
         if tracer is not None:  # every journey the event names, those the index left out too
-            candidates = [(k, p, c) for k, (p, c) in enumerate(self.by_trigger.get(ev.name, ()))]
+            candidates = [
+                (k, p, c) for k, (p, c) in enumerate(deployment.by_trigger.get(ev.name, ()))
+            ]
         for _, prog, preds in candidates:
             scope.profile = self._profile(user)
             matched = _any_holds(preds, scope)
@@ -931,7 +791,7 @@ class Engine:
 
         # The event is part of the user's data now: the segments that read it may change.
         self._since_ms = None  # what segments start happens now
-        self._reevaluate(user, self.segs_by_event.get(ev.name, ()), now_ms, actions)
+        self._reevaluate(user, deployment.segments_by_event.get(ev.name, ()), now_ms, actions)
         self._settle(now_ms, actions)
 
     def merge(self, frm: str, into: str, now_ms: int, actions: list[Action]) -> None:
@@ -960,7 +820,7 @@ class Engine:
         zone = profile.get("timezone")
         if isinstance(zone, str):
             self.sched.add_zone(zone, now_ms)
-        self._reevaluate(into, sorted(self.seg_infos), now_ms, actions)
+        self._reevaluate(into, sorted(self.deployment.segments), now_ms, actions)
         self._settle(now_ms, actions)
 
     def _check_goal(
@@ -1046,7 +906,7 @@ class Engine:
 
     # ------------------------------------------------------------ timers
     def _on_timer(self, inst: Instance, now_ms: int, actions: list[Action]) -> None:
-        prog = self._program(inst)
+        prog = self.programs.of(inst)
         node = prog.journey.nodes[inst.node]
         if self.tracer is not None:
             self.tracer.timer(inst, node, now_ms)

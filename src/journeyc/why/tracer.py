@@ -258,7 +258,7 @@ class WhyTracer:
         self, inst: Instance, ev: StoredEvent, scope: Scope, matched: bool, now_ms: int
     ) -> None:
         """An ``exit when`` names the event."""
-        prog = self.engine.programs[(inst.journey_id, inst.version)]
+        prog = self.engine.programs.of(inst)
         terms: list[Term] = []
         for x in prog.journey.exits:
             if x.event == ev.name:
