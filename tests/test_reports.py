@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given
 
 from journeyc.compile import ir
-from journeyc.engine.core import bucket
+from journeyc.engine.buckets import bucket
 from journeyc.engine.simulate import simulate
 from journeyc.reports import stats
 from journeyc.reports.build import ReportError, UnknownJourneyError, build_report

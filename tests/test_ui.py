@@ -24,7 +24,7 @@ from journeyc.compile import ir
 from journeyc.compile.graph import Arrow, Box, Drawing, draw
 from journeyc.compile.layout import layered_layout
 from journeyc.compile.lower import lower_project
-from journeyc.engine.core import bucket
+from journeyc.engine.buckets import bucket
 from journeyc.reports.build import build_report
 from journeyc.serve.ui.session import Sessions
 from journeyc.store.sqlite.schema import MIGRATIONS, migrate

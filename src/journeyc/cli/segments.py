@@ -149,9 +149,9 @@ def _evaluate(store: Any, project: Any, names: list[str], at_ms: int) -> dict[st
 def _user(store: Any, project: Any, user_id: str, at: datetime) -> dict[str, Any]:
     from journeyc.engine.actions import iso_ms
     from journeyc.engine.aggregates import StoreAggregates, to_ms
-    from journeyc.engine.core import json_value
     from journeyc.engine.expr import Scope, compile_predicate
     from journeyc.engine.segments import explain, segment_resolver
+    from journeyc.engine.values import json_value
 
     preds = {n: compile_predicate(s.expr) for n, s in project.segments.items()}
     scope = Scope(

@@ -9,10 +9,9 @@ the same log and the same clock give the same actions.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from journeyc.compile import ir
@@ -20,6 +19,7 @@ from journeyc.compile.lower import lower_expr
 from journeyc.config import Config
 from journeyc.engine.actions import Action
 from journeyc.engine.aggregates import AggregateSource, StoreAggregates, from_ms, to_ms
+from journeyc.engine.buckets import bucket
 from journeyc.engine.deployment import Deployment, Programs, deploy_segments
 from journeyc.engine.eventindex import EventIndex, IndexedAggregates
 from journeyc.engine.expr import Predicate, Scope, compile_predicate
@@ -28,7 +28,7 @@ from journeyc.engine.program import Program
 from journeyc.engine.schedules import Firing, ScheduleBook
 from journeyc.engine.segments import Horizon
 from journeyc.engine.trace import Tracer
-from journeyc.engine.values import EventView
+from journeyc.engine.values import EventView, json_value
 from journeyc.events import ALIAS, CONTEXT_DEFAULTS, IDENTIFY, PREVIOUS_ID, Event
 from journeyc.fastjson import dumps
 from journeyc.messages.render import RenderContext, Renderer, RenderError
@@ -46,33 +46,6 @@ CURSOR = "engine"
 BATCH = 500
 KEPT_USERS = 200_000  # keep_rows(): users whose profile and segment rows stay in memory
 KEPT_VIEWS = 65_536  # events in focus whose views are kept (a view per instance's event)
-
-
-_SHA_SPAN = 2**256
-
-
-def bucket(key: str) -> float:
-    """A stable number in [0, 100) for a key: splits and holdouts hash journey and user."""
-    # The digest read as one big-endian number (the value of its hex text), over 2**256.
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()) / _SHA_SPAN * 100
-
-
-def json_value(value: Any) -> Any:
-    """A value as profiles, events and outputs hold it: times as ISO-8601 ``Z``,
-    durations as seconds."""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%S") + (
-            f".{value.microsecond // 1000:03d}Z" if value.microsecond else "Z"
-        )
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, list | tuple):
-        return [json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): json_value(v) for k, v in value.items()}
-    if isinstance(value, EventView):
-        return {"name": value.name, "at": json_value(value.at), **json_value(dict(value.props))}
-    return value
 
 
 def _event_dict(name: str, at_ms: int, props: dict[str, Any]) -> dict[str, Any]:

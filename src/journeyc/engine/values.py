@@ -47,6 +47,7 @@ __all__ = [
     "hours_since",
     "in_",
     "is_number",
+    "json_value",
     "le",
     "lower",
     "lt",
@@ -393,3 +394,21 @@ BINARY: dict[str, Callable[[object, object], Any]] = {
     "/": div,
 }
 """Each binary operator of the language and the function that gives its value."""
+
+
+def json_value(value: Any) -> Any:
+    """A value as profiles, events and outputs hold it: times as ISO-8601 ``Z``,
+    durations as seconds."""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S") + (
+            f".{value.microsecond // 1000:03d}Z" if value.microsecond else "Z"
+        )
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, EventView):
+        return {"name": value.name, "at": json_value(value.at), **json_value(dict(value.props))}
+    return value

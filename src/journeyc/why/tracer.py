@@ -19,9 +19,9 @@ from journeyc.compile.graph import expr_to_text
 from journeyc.compile.lower import lower_expr
 from journeyc.engine.actions import iso_ms
 from journeyc.engine.aggregates import to_ms
-from journeyc.engine.core import json_value
 from journeyc.engine.localtime import in_window, user_zone, window_end
 from journeyc.engine.segments import explain
+from journeyc.engine.values import json_value
 from journeyc.why.model import CapCheck, CaseCheck, ChannelCheck, Decision, QuietCheck, Term
 
 if TYPE_CHECKING:
