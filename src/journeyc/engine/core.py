@@ -15,23 +15,23 @@ from datetime import datetime
 from typing import Any
 
 from journeyc.compile import ir
-from journeyc.compile.lower import lower_expr
 from journeyc.config import Config
 from journeyc.engine.actions import Action
 from journeyc.engine.aggregates import AggregateSource, StoreAggregates, from_ms, to_ms
 from journeyc.engine.buckets import bucket
 from journeyc.engine.deployment import Deployment, Programs, deploy_segments
 from journeyc.engine.eventindex import EventIndex, IndexedAggregates
-from journeyc.engine.expr import Predicate, Scope, compile_predicate
-from journeyc.engine.localtime import in_window, next_local_time, user_zone, window_end
+from journeyc.engine.expr import Predicate, Scope
+from journeyc.engine.localtime import next_local_time, user_zone
 from journeyc.engine.program import Program
 from journeyc.engine.schedules import Firing, ScheduleBook
 from journeyc.engine.segments import Horizon
+from journeyc.engine.send_policy import SendPolicy, held_out
 from journeyc.engine.trace import Tracer
 from journeyc.engine.values import EventView, json_value
 from journeyc.events import ALIAS, CONTEXT_DEFAULTS, IDENTIFY, PREVIOUS_ID, Event
 from journeyc.fastjson import dumps
-from journeyc.messages.render import RenderContext, Renderer, RenderError
+from journeyc.messages.render import Renderer
 from journeyc.store.abc import (
     EventHistory,
     PartitionLog,
@@ -54,24 +54,6 @@ def _event_dict(name: str, at_ms: int, props: dict[str, Any]) -> dict[str, Any]:
 
 def _view(d: dict[str, Any] | None) -> EventView | None:
     return None if d is None else EventView(d["name"], from_ms(d["at"]), d["props"])
-
-
-def _templates(project: ir.ProjectIR) -> list[str]:
-    """Every Liquid template of a project: its messages' fields (each locale) and the
-    inline bodies of its sends."""
-    out = [
-        text
-        for m in project.messages.values()
-        for fields in m.parts.values()
-        for f in fields.values()
-        for text in (f.default, *f.locales.values())
-        if text is not None
-    ]
-    for j in project.journeys.values():
-        for node in j.nodes.values():
-            if isinstance(node, ir.SendNode):
-                out += [t.inline for t in node.targets if t.inline is not None]
-    return out
 
 
 def _holds(pred: Predicate | None, scope: Scope) -> bool:
@@ -161,16 +143,8 @@ class Engine:
         )
         self.aggregates: AggregateSource = StoreAggregates(store.aggregates())
         self._index: EventIndex | None = None  # keep_rows(): the events, in memory
-        self.default_quiet = self.config.engine.quiet_hours.rule
-        cap = self.config.engine.global_cap
-        self.global_cap = cap.rule if cap is not None else None
-        self.reach: dict[str, Predicate] = {
-            ch: compile_predicate(lower_expr(self.config.reachability_expr(ch)))
-            for ch in sorted(self.config.reachability)
-        }
         self.programs = Programs(self.rt)
         self.deployment = Deployment()
-        self.messages: dict[str, ir.MessageIR] = {}
         self.seg_book: SegmentBook = store.segment_book()
         self.history: EventHistory = store.event_history()
         self.horizon = Horizon(self.history, {})
@@ -197,15 +171,24 @@ class Engine:
         # 1-tuple; None when the last batch did not ask): the simulator's clock reuses
         # it instead of asking again.
         self.last_wake: tuple[int | None] | None = None
-        # Told of every decision (journeyc why); None in production, where each call
-        # site costs one test (engine/trace.py).
-        self.tracer: Tracer | None = None
         # Several workers on one store (serve on PostgreSQL, see work_on()): this
         # worker's id, the partitions of the users it works on, and the store's log
         # read by partition. None: every user (one engine per store).
         self._worker = ""
         self._parts: list[int] | None = None
         self._plog: PartitionLog | None = None
+        self._tracer: Tracer | None = None  # see the property
+        self.send_policy = SendPolicy(self.config, self.renderer, self.rt)
+
+    @property
+    def tracer(self) -> Tracer | None:
+        """Told of every decision (``journeyc why``); None in production, where each
+        call site costs one test (engine/trace.py)."""
+        return self._tracer
+
+    @tracer.setter
+    def tracer(self, tracer: Tracer | None) -> None:
+        self._tracer = self.send_policy.tracer = tracer
 
     # ------------------------------------------------------------ deploying
     def deploy(self, project: ir.ProjectIR, now_ms: int) -> None:
@@ -219,8 +202,7 @@ class Engine:
                     # Users in flight move to the new version when the step they are at
                     # still exists there (by name); the others finish where they are.
                     self.rt.upgrade(jid, j.version, sorted(j.nodes))
-            self.messages = dict(project.messages)
-            self.renderer.prepare(_templates(project))
+            self.send_policy.prepare(project)
             deployment = Deployment.build(project, self.programs)
             self.horizon = Horizon(self.history, project.segments)
             if self._index is not None:
@@ -615,8 +597,8 @@ class Engine:
         if new:
             self.seg_book.write(user, new, changes, now_ms)
         for name, entered in changes:
-            if self.tracer is not None:
-                self.tracer.segment(user, name, entered, now_ms)
+            if self._tracer is not None:
+                self._tracer.segment(user, name, entered, now_ms)
             edge = "entering" if entered else "leaving"
             for prog in deployment.by_segment.get((name, edge), []):
                 self._enter(prog, user, None, now_ms, actions)
@@ -641,8 +623,8 @@ class Engine:
             self.seg_book.flush()
         users, last = self.sched.audience(firing, self.batch)
         prog = self.deployment.active.get(firing.journey_id)
-        if prog is not None and self.tracer is not None and users:
-            self.tracer.firing(prog.id, now_ms)
+        if prog is not None and self._tracer is not None and users:
+            self._tracer.firing(prog.id, now_ms)
         if prog is not None:
             for user in users:
                 self._enter(prog, user, None, now_ms, actions)
@@ -708,7 +690,7 @@ class Engine:
         # The simulator's events happen at its clock's time, which the scope has.
         at = scope.now if ev.at_ms == now_ms else from_ms(ev.at_ms)
         scope.event = EventView(ev.name, at, ev.props)
-        tracer = self.tracer
+        tracer = self._tracer
         if tracer is not None:
             tracer.event(ev, now_ms)
 
@@ -825,8 +807,8 @@ class Engine:
         self, prog: Program, ev: StoredEvent, scope: Scope, outcome: str, now_ms: int
     ) -> None:
         """Tell the tracer what a goal check decided (engine/trace.py)."""
-        if self.tracer is not None:
-            self.tracer.goal(prog, ev, scope, outcome, now_ms)
+        if self._tracer is not None:
+            self._tracer.goal(prog, ev, scope, outcome, now_ms)
 
     def _enter(
         self,
@@ -836,7 +818,7 @@ class Engine:
         now_ms: int,
         actions: list[Action],
     ) -> None:
-        tracer = self.tracer
+        tracer = self._tracer
         if self.rt.live_in(prog.id, user) is not None:
             if tracer is not None:
                 tracer.entry(
@@ -854,10 +836,7 @@ class Engine:
                 if tracer is not None:
                     tracer.entry(prog, user, "once_per_wait", last, False, now_ms)
                 return
-        # bucket() is never below 0: with no holdout, no need to hash.
-        holdout = prog.journey.holdout > 0 and bucket(f"{prog.id}:holdout:{user}") < (
-            prog.journey.holdout
-        )
+        holdout = held_out(prog, user)
         inst = self.rt.create(
             Instance(
                 0,
@@ -881,8 +860,8 @@ class Engine:
     def _on_timer(self, inst: Instance, now_ms: int, actions: list[Action]) -> None:
         prog = self.programs.of(inst)
         node = prog.journey.nodes[inst.node]
-        if self.tracer is not None:
-            self.tracer.timer(inst, node, now_ms)
+        if self._tracer is not None:
+            self._tracer.timer(inst, node, now_ms)
         if inst.vars.pop("deferred", False):
             nxt: str | None = node.id  # a send held by quiet hours runs again
         elif type(node) is ir.WaitForNode:
@@ -923,15 +902,19 @@ class Engine:
                     if pred(scope):
                         chosen = case.then if case.then is not None else node.next
                         break
-                if self.tracer is not None:
-                    self.tracer.branch(prog, inst, node, scope, now_ms)
+                if self._tracer is not None:
+                    self._tracer.branch(prog, inst, node, scope, now_ms)
                 node_id = chosen
                 continue
             if type(node) is ir.SplitNode:
                 node_id = self._split(prog, inst, node)
                 continue
             if type(node) is ir.SendNode:
-                if self._send(prog, inst, node, now_ms, actions) == "deferred":
+                scope = self._scope(user, now_ms, self._focus(prog, inst, node_id))
+                held = self.send_policy.send(prog, inst, node, scope, now_ms, actions)
+                if held is not None:  # quiet hours: the step runs again when they end
+                    inst.vars["deferred"] = True
+                    self._wait(inst, held)
                     return
             elif type(node) is ir.SetNode:
                 scope = self._scope(user, now_ms, self._focus(prog, inst, node_id))
@@ -962,16 +945,16 @@ class Engine:
         return max(now_ms, since + seconds * 1000)
 
     def _wait(self, inst: Instance, wake_at: int, event: str | None = None) -> None:
-        if self.tracer is not None:
-            self.tracer.wait(inst, wake_at, event)
+        if self._tracer is not None:
+            self._tracer.wait(inst, wake_at, event)
         inst.status, inst.wake_at, inst.waiting_for = "waiting", wake_at, event
         self.rt.save(inst)
 
     def _finish(
         self, inst: Instance, status: str, reason: str, now_ms: int, actions: list[Action]
     ) -> None:
-        if self.tracer is not None:
-            self.tracer.finish(inst, reason, now_ms)
+        if self._tracer is not None:
+            self._tracer.finish(inst, reason, now_ms)
         inst.status, inst.wake_at, inst.waiting_for = status, None, None
         self.rt.save(inst)
         step = inst.node or None
@@ -989,8 +972,8 @@ class Engine:
                 chosen = arm
                 break
         inst.arm = chosen.name
-        if self.tracer is not None:
-            self.tracer.split(prog, inst, node, b, chosen)
+        if self._tracer is not None:
+            self._tracer.split(prog, inst, node, b, chosen)
         self.rt.record_arm(inst)
         return chosen.then if chosen.then is not None else node.next
 
@@ -1007,87 +990,3 @@ class Engine:
         actions.append(
             Action(now_ms, inst.user_id, prog.id, node.id, "track", {"event": node.event})
         )
-
-    # ------------------------------------------------------------ sending
-    def _send(
-        self, prog: Program, inst: Instance, node: ir.SendNode, now_ms: int, actions: list[Action]
-    ) -> str:
-        """Send, suppress or defer one ``send`` step (docs/semantics.md, Sending)."""
-        user, jid, step = inst.user_id, prog.id, node.id
-        key = f"{jid}:{user}:{inst.entry_no}:{step}"
-
-        def suppress(reason: str, error: str | None = None) -> str:
-            if self.tracer is not None:  # a holdout is decided before the scope is made
-                held = reason == "holdout"
-                traced = None if held else scope
-                self.tracer.send(prog, inst, node, traced, "suppressed", reason, error, now_ms)
-            self.rt.queue(key, inst, step, None, "", {}, now_ms, "suppressed", reason)
-            detail: dict[str, Any] = {"reason": reason}
-            if error:
-                detail["error"] = error
-            actions.append(Action(now_ms, user, jid, step, "suppress", detail))
-            return "suppressed"
-
-        if inst.holdout:
-            return suppress("holdout")
-        profile = self._profile(user)
-        scope = self._scope(user, now_ms, self._focus(prog, inst, step), profile)
-        reach = self.reach
-        for target in node.targets:
-            rule = reach.get(target.channel)
-            if rule is not None and rule(scope):
-                break
-        else:
-            return suppress("no_channel")
-        quiet = prog.journey.quiet_hours or self.default_quiet
-        if quiet is not None:
-            zone = user_zone(profile, self.zone)
-            now = scope.now
-            if in_window(now, quiet.start, quiet.end, zone):
-                if quiet.skip:
-                    return suppress("quiet_hours")
-                end = window_end(now, quiet.start, quiet.end, zone)
-                assert end is not None
-                if self.tracer is not None:
-                    self.tracer.send(prog, inst, node, scope, "deferred", None, None, now_ms)
-                inst.vars["deferred"] = True
-                self._wait(inst, to_ms(end))
-                return "deferred"
-        for cap, journey in ((prog.journey.cap, jid), (self.global_cap, None)):
-            if (
-                cap is not None
-                and self.rt.sends_since(user, now_ms - cap.per * 1000, journey) >= cap.count
-            ):
-                return suppress("cap")
-        values = {name: fn(scope) for name, fn in prog.args.get(step, [])}
-        context = RenderContext(
-            user_id=user,
-            user=profile,
-            event=scope.event,
-            journey_id=jid,
-            step=step,
-            now=scope.now,
-            values=values,
-        )
-        message = self.messages.get(target.message) if target.message else None
-        # This runs inside the engine's write transaction, holding the store's write
-        # lock: that is fine because rendering is bounded work ([render] limits keep
-        # one send to milliseconds, and a send past them is suppressed here).
-        try:
-            content = self.renderer.render(message, target.inline, target.channel, context)
-        except RenderError as exc:
-            return suppress("render_error", str(exc))
-        if self.tracer is not None:
-            self.tracer.send(prog, inst, node, scope, "sent", None, None, now_ms)
-        self.rt.queue(key, inst, step, target.channel, target.message or "", content, now_ms)
-        actions.append(
-            Action(
-                now_ms,
-                user,
-                jid,
-                step,
-                "send",
-                {"channel": target.channel, "message": target.message, "content": content},
-            )
-        )
-        return "sent"

@@ -362,7 +362,7 @@ class WhyTracer:
         chosen: ir.SendTarget | None = None
         if scope is not None:
             for t in node.targets:
-                rule = engine.reach.get(t.channel)
+                rule = engine.send_policy.reach.get(t.channel)
                 text = self.reach_text.get(t.channel, "not configured")
                 if chosen is not None:
                     channels.append(
@@ -394,7 +394,7 @@ class WhyTracer:
                 if ok:
                     chosen = t
         quiet: QuietCheck | None = None
-        rule_q = prog.journey.quiet_hours or engine.default_quiet
+        rule_q = prog.journey.quiet_hours or engine.send_policy.default_quiet
         if chosen is not None and rule_q is not None and scope is not None:
             zone = user_zone(scope.profile, engine.zone)
             inside = in_window(scope.now, rule_q.start, rule_q.end, zone)
@@ -410,7 +410,7 @@ class WhyTracer:
         if chosen is not None and (quiet is None or not quiet.inside):
             for cap, journey, kind in (
                 (prog.journey.cap, prog.id, "journey"),
-                (engine.global_cap, None, "global"),
+                (engine.send_policy.global_cap, None, "global"),
             ):
                 if cap is None:
                     continue
