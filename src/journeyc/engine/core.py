@@ -17,18 +17,17 @@ from typing import Any
 from journeyc.compile import ir
 from journeyc.config import Config
 from journeyc.engine.actions import Action
-from journeyc.engine.aggregates import AggregateSource, StoreAggregates, from_ms, to_ms
-from journeyc.engine.buckets import bucket
+from journeyc.engine.aggregates import AggregateSource, StoreAggregates, from_ms
 from journeyc.engine.deployment import Deployment, Programs, deploy_segments
 from journeyc.engine.eventindex import EventIndex, IndexedAggregates
 from journeyc.engine.expr import Predicate, Scope
-from journeyc.engine.localtime import next_local_time, user_zone
 from journeyc.engine.program import Program
 from journeyc.engine.schedules import Firing, ScheduleBook
 from journeyc.engine.segments import Horizon
 from journeyc.engine.send_policy import SendPolicy, held_out
+from journeyc.engine.steps import Steps, event_dict
 from journeyc.engine.trace import Tracer
-from journeyc.engine.values import EventView, json_value
+from journeyc.engine.values import EventView
 from journeyc.events import ALIAS, CONTEXT_DEFAULTS, IDENTIFY, PREVIOUS_ID, Event
 from journeyc.fastjson import dumps
 from journeyc.messages.render import Renderer
@@ -45,15 +44,6 @@ from journeyc.store.rows import Instance, SegmentRow, StoredEvent
 CURSOR = "engine"
 BATCH = 500
 KEPT_USERS = 200_000  # keep_rows(): users whose profile and segment rows stay in memory
-KEPT_VIEWS = 65_536  # events in focus whose views are kept (a view per instance's event)
-
-
-def _event_dict(name: str, at_ms: int, props: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "at": at_ms, "props": props}
-
-
-def _view(d: dict[str, Any] | None) -> EventView | None:
-    return None if d is None else EventView(d["name"], from_ms(d["at"]), d["props"])
 
 
 def _holds(pred: Predicate | None, scope: Scope) -> bool:
@@ -159,14 +149,10 @@ class Engine:
         self._tracked_events: list[StoredEvent] = []  # logged by `track` steps this batch
         self._in_hand: Sequence[StoredEvent] = ()  # the batch's events, while handled
         self._profiles: dict[str, dict[str, Any]] = {}  # read once per step, kept current
-        self._views: dict[int, tuple[dict[str, Any], EventView | None]] = {}  # _focus()
         self._keep = False  # keep_rows(): profiles stay read across steps
         self._sim: SimulationStore | None = None  # the store, when keep_rows() holds it
         self._cursor_unsaved = False  # keep_rows(): the cursor is written at forget_rows()
         self.lateness_ms: list[int] = []  # how late each timer of the last step ran
-        # While a late event's steps run (its time before now): its time, which the
-        # waits they start are measured from (see _on_event).
-        self._since_ms: int | None = None
         # What next_wake() said when advance() last asked it, after its last change (a
         # 1-tuple; None when the last batch did not ask): the simulator's clock reuses
         # it instead of asking again.
@@ -179,6 +165,7 @@ class Engine:
         self._plog: PartitionLog | None = None
         self._tracer: Tracer | None = None  # see the property
         self.send_policy = SendPolicy(self.config, self.renderer, self.rt)
+        self.steps = Steps(self.rt, self.zone, self.send_policy)
 
     @property
     def tracer(self) -> Tracer | None:
@@ -188,7 +175,7 @@ class Engine:
 
     @tracer.setter
     def tracer(self, tracer: Tracer | None) -> None:
-        self._tracer = self.send_policy.tracer = tracer
+        self._tracer = self.steps.tracer = self.send_policy.tracer = tracer
 
     # ------------------------------------------------------------ deploying
     def deploy(self, project: ir.ProjectIR, now_ms: int) -> None:
@@ -642,22 +629,6 @@ class Engine:
         # nearly every event and step, twice as fast as by keyword.
         return Scope(self._now[1], prof, event, self.aggregates, self.deployment.in_segment, user)
 
-    def _focus(self, prog: Program, inst: Instance, node_id: str) -> EventView | None:
-        wid = prog.focus_of.get(node_id)
-        focus = inst.vars.get("focus", {})
-        d = focus[wid] if wid is not None and wid in focus else inst.vars.get("entry")
-        if d is None:
-            return None
-        # The event a step reads is read by every step of the instance: one view of it.
-        hit = self._views.get(id(d))
-        if hit is not None and hit[0] is d:
-            return hit[1]
-        if len(self._views) >= KEPT_VIEWS:
-            self._views.clear()
-        view = _view(d)
-        self._views[id(d)] = (d, view)  # d is kept with it: its id is not reused
-        return view
-
     # ------------------------------------------------------------ events
     def _on_event(self, ev: StoredEvent, now_ms: int, actions: list[Action]) -> None:
         name = ev.name
@@ -676,11 +647,12 @@ class Engine:
         # steps start are measured from its time, as a simulation, whose clock visits
         # it at that time, measures them; one already over ends at once. Only the
         # daemon meets such events (docs/semantics.md, "Late events").
-        self._since_ms = ev.at_ms if ev.at_ms < now_ms else None
+        steps = self.steps
+        steps.since_ms = ev.at_ms if ev.at_ms < now_ms else None
         try:
             self._on_track(ev, now_ms, actions)
         finally:
-            self._since_ms = None
+            steps.since_ms = None
 
     def _on_track(self, ev: StoredEvent, now_ms: int, actions: list[Action]) -> None:
         user = ev.user_id
@@ -704,7 +676,7 @@ class Engine:
             if tracer is not None and exits:
                 tracer.exit_check(inst, ev, scope, _any_holds(exits, scope), now_ms)
             if exits and _any_holds(exits, scope):
-                self._finish(inst, "exited", "exit_event", now_ms, actions)
+                self.steps.finish(inst, "exited", "exit_event", now_ms, actions)
             elif inst.status == "waiting" and inst.waiting_for == ev.name:
                 waiting.append(inst)
 
@@ -722,13 +694,8 @@ class Engine:
                 tracer.resume(inst, node, ev, scope, resumed, now_ms)
             if not resumed:
                 continue
-            nxt = node.next
-            if node.on_event is not None:
-                inst.vars.setdefault("focus", {})[node.id] = _event_dict(
-                    ev.name, ev.at_ms, ev.props
-                )
-                nxt = node.on_event
-            self._run(prog, inst, nxt, now_ms, actions)
+            nxt = self.steps.resume_at(inst, node, ev)
+            self.steps.run(self, prog, inst, nxt, now_ms, actions)
 
         triggers = deployment.triggers.get(ev.name)
         candidates = triggers.candidates(ev.props) if triggers else ()
@@ -742,10 +709,10 @@ class Engine:
             if tracer is not None:
                 tracer.trigger(prog, ev, scope, matched, now_ms)
             if matched:
-                self._enter(prog, user, _event_dict(ev.name, ev.at_ms, ev.props), now_ms, actions)
+                self._enter(prog, user, event_dict(ev.name, ev.at_ms, ev.props), now_ms, actions)
 
         # The event is part of the user's data now: the segments that read it may change.
-        self._since_ms = None  # what segments start happens now
+        self.steps.since_ms = None  # what segments start happens now
         self._reevaluate(user, deployment.segments_by_event.get(ev.name, ()), now_ms, actions)
         self._settle(now_ms, actions)
 
@@ -768,7 +735,7 @@ class Engine:
             self._index.merge(frm, into)  # before the table's rows are renamed
         self.store.merge_users(frm, into)
         for inst in self.rt.merge_user(frm, into):
-            self._finish(inst, "exited", "merged", now_ms, actions)
+            self.steps.finish(inst, "exited", "merged", now_ms, actions)
         self.seg_book.merge(frm, into, now_ms)
         self._dirty.discard(frm)
         profile = self._profile(into)
@@ -854,139 +821,13 @@ class Engine:
         if tracer is not None:
             tracer.entry(prog, user, "entered", last, holdout, now_ms)
         actions.append(Action(now_ms, user, prog.id, None, "enter"))
-        self._run(prog, inst, prog.journey.start, now_ms, actions)
+        self.steps.run(self, prog, inst, prog.journey.start, now_ms, actions)
 
     # ------------------------------------------------------------ timers
     def _on_timer(self, inst: Instance, now_ms: int, actions: list[Action]) -> None:
-        prog = self.programs.of(inst)
-        node = prog.journey.nodes[inst.node]
-        if self._tracer is not None:
-            self._tracer.timer(inst, node, now_ms)
-        if inst.vars.pop("deferred", False):
-            nxt: str | None = node.id  # a send held by quiet hours runs again
-        elif type(node) is ir.WaitForNode:
-            nxt = node.on_timeout if node.on_timeout is not None else node.next
-        else:
-            nxt = node.next
-        self._run(prog, inst, nxt, now_ms, actions)
+        self.steps.wake(self, self.programs.of(inst), inst, now_ms, actions)
 
-    # ------------------------------------------------------------ running steps
-    def _run(
-        self, prog: Program, inst: Instance, node_id: str | None, now_ms: int, actions: list[Action]
-    ) -> None:
-        """Run steps from ``node_id`` until the instance waits or ends."""
-        inst.status, inst.wake_at, inst.waiting_for = "active", None, None
-        nodes = prog.journey.nodes
-        user = inst.user_id
-        while node_id is not None:
-            node = nodes[node_id]
-            inst.node = node_id
-            # By exact class: isinstance() on the IR's pydantic classes costs ~4x more.
-            if type(node) is ir.WaitNode:
-                self._wait(inst, self._wait_end(now_ms, node.seconds))
-                return
-            if type(node) is ir.WaitUntilNode:
-                zone = user_zone(self._profile(user), self.zone)
-                since = self._since_ms
-                start = from_ms(now_ms if since is None else since)
-                at = next_local_time(start, node.hour, node.minute, zone, node.day)
-                self._wait(inst, max(now_ms, to_ms(at)))
-                return
-            if type(node) is ir.WaitForNode:
-                self._wait(inst, self._wait_end(now_ms, node.timeout), node.event)
-                return
-            if type(node) is ir.BranchNode:
-                scope = self._scope(user, now_ms, self._focus(prog, inst, node_id))
-                chosen: str | None = node.orelse if node.orelse is not None else node.next
-                for pred, case in zip(prog.preds[node.id], node.cases, strict=True):
-                    if pred(scope):
-                        chosen = case.then if case.then is not None else node.next
-                        break
-                if self._tracer is not None:
-                    self._tracer.branch(prog, inst, node, scope, now_ms)
-                node_id = chosen
-                continue
-            if type(node) is ir.SplitNode:
-                node_id = self._split(prog, inst, node)
-                continue
-            if type(node) is ir.SendNode:
-                scope = self._scope(user, now_ms, self._focus(prog, inst, node_id))
-                held = self.send_policy.send(prog, inst, node, scope, now_ms, actions)
-                if held is not None:  # quiet hours: the step runs again when they end
-                    inst.vars["deferred"] = True
-                    self._wait(inst, held)
-                    return
-            elif type(node) is ir.SetNode:
-                scope = self._scope(user, now_ms, self._focus(prog, inst, node_id))
-                value = json_value(prog.values[node.id](scope))
-                self._set_traits(user, {node.attr: value}, now_ms)
-                actions.append(
-                    Action(
-                        now_ms, user, prog.id, node.id, "set", {"attr": node.attr, "value": value}
-                    )
-                )
-            elif type(node) is ir.UnsetNode:
-                self._set_traits(user, {node.attr: None}, now_ms)
-                actions.append(Action(now_ms, user, prog.id, node.id, "unset", {"attr": node.attr}))
-            elif type(node) is ir.TrackNode:
-                self._track(prog, inst, node, now_ms, actions)
-            elif type(node) is ir.ExitNode:
-                self._finish(inst, "exited", "exit_step", now_ms, actions)
-                return
-            node_id = node.next
-        self._finish(inst, "completed", "completed", now_ms, actions)
-
-    def _wait_end(self, now_ms: int, seconds: int) -> int:
-        """When a wait of ``seconds`` starting now ends: measured from the late event's
-        time while one is handled (see :meth:`_on_event`), never before now."""
-        since = self._since_ms
-        if since is None:
-            return now_ms + seconds * 1000
-        return max(now_ms, since + seconds * 1000)
-
-    def _wait(self, inst: Instance, wake_at: int, event: str | None = None) -> None:
-        if self._tracer is not None:
-            self._tracer.wait(inst, wake_at, event)
-        inst.status, inst.wake_at, inst.waiting_for = "waiting", wake_at, event
-        self.rt.save(inst)
-
-    def _finish(
-        self, inst: Instance, status: str, reason: str, now_ms: int, actions: list[Action]
-    ) -> None:
-        if self._tracer is not None:
-            self._tracer.finish(inst, reason, now_ms)
-        inst.status, inst.wake_at, inst.waiting_for = status, None, None
-        self.rt.save(inst)
-        step = inst.node or None
-        actions.append(
-            Action(now_ms, inst.user_id, inst.journey_id, step, "exit", {"reason": reason})
-        )
-
-    def _split(self, prog: Program, inst: Instance, node: ir.SplitNode) -> str | None:
-        b = bucket(f"{prog.id}:{node.id}:{inst.user_id}")
-        total = 0.0
-        chosen = node.arms[-1]
-        for arm in node.arms:
-            total += arm.percent
-            if b < total:
-                chosen = arm
-                break
-        inst.arm = chosen.name
-        if self._tracer is not None:
-            self._tracer.split(prog, inst, node, b, chosen)
-        self.rt.record_arm(inst)
-        return chosen.then if chosen.then is not None else node.next
-
-    def _track(
-        self, prog: Program, inst: Instance, node: ir.TrackNode, now_ms: int, actions: list[Action]
-    ) -> None:
-        scope = self._scope(inst.user_id, now_ms, self._focus(prog, inst, node.id))
-        props = {name: json_value(fn(scope)) for name, fn in prog.args.get(node.id, [])}
-        key = f"jc-track:{prog.id}:{inst.user_id}:{inst.entry_no}:{node.id}"
-        self._tracked_events += self.log(
-            [Event(key, inst.user_id, "track", node.event, now_ms, props, now_ms)]
-        )
+    def _log_tracked(self, event: Event) -> None:
+        """Log the event a ``track`` step made: the batch's end hands it on."""
+        self._tracked_events += self.log([event])
         self._tracked = True
-        actions.append(
-            Action(now_ms, inst.user_id, prog.id, node.id, "track", {"event": node.event})
-        )
