@@ -5,6 +5,14 @@ by ``now``, runs every touched instance to its next wait, and writes instances,
 outbox rows, actions and the cursor in one transaction (docs/semantics.md says what
 it does, in order). It never reads the wall clock and iterates in a fixed order, so
 the same log and the same clock give the same actions.
+
+:class:`Engine` is what the drivers call (simulate, serve, ``journeyc test``,
+``journeyc why``). It handles events and due timers: entries and their rules, goals,
+exits, ``wait for`` events, identify and alias calls, segment changes and scheduled
+firings, in batches. What a deployed project is to it lives in
+:mod:`journeyc.engine.deployment`, running an instance's steps in
+:mod:`journeyc.engine.steps`, and what a ``send`` step does in
+:mod:`journeyc.engine.send_policy`.
 """
 
 from __future__ import annotations
@@ -548,6 +556,11 @@ class Engine:
         if isinstance(defaults, dict) and "timezone" in defaults:
             self.sched.add_zone(defaults["timezone"], now_ms)
 
+    def _log_tracked(self, event: Event) -> None:
+        """Log the event a ``track`` step made: the batch's end hands it on."""
+        self._tracked_events += self.log([event])
+        self._tracked = True
+
     # ------------------------------------------------------------ segments
     def _reevaluate(
         self, user: str, names: Iterable[str], now_ms: int, actions: list[Action]
@@ -826,8 +839,3 @@ class Engine:
     # ------------------------------------------------------------ timers
     def _on_timer(self, inst: Instance, now_ms: int, actions: list[Action]) -> None:
         self.steps.wake(self, self.programs.of(inst), inst, now_ms, actions)
-
-    def _log_tracked(self, event: Event) -> None:
-        """Log the event a ``track`` step made: the batch's end hands it on."""
-        self._tracked_events += self.log([event])
-        self._tracked = True
