@@ -379,6 +379,9 @@ SQLite store's tables at 8 plus the generated ``part`` columns
 PARTITIONED = ("events", "instances", "segment_members")
 """The tables with a generated ``part`` column (migration 9): never written directly."""
 
+POSTGRES_TABLES = ("workers",)
+"""The tables only a PostgreSQL store has (migration 10: several workers share it)."""
+
 
 MIGRATION_LOCK = 0x6A6F75726E657901
 """The advisory lock two processes opening a new database at once queue on, so that
