@@ -29,7 +29,8 @@ from journeyc.engine.expr import CompileError, EventView, Scope, compile_predica
 from journeyc.engine.segments import segment_resolver
 from journeyc.lang.project import load_project
 from journeyc.store.sqlite.aggregates import SqliteAggregates
-from journeyc.store.sqlite.population import GroupedAggregates, SqlitePopulation
+from journeyc.store.sqlite.dialect import SqliteRunner
+from journeyc.store.sqlite.population import SqlitePopulation
 from journeyc.store.sqlite.schema import migrate
 from tests import strategies
 from tests.conftest import ROOT
@@ -459,7 +460,7 @@ def test_without_the_index_order_order_sensitive_aggregates_go_per_user(
 ) -> None:
     log = [(10 - i, "u1", "x", NOW_MS - i % 2, {"v": v}) for i, v in enumerate(ORDERED)]
     load(conn, log, {})
-    monkeypatch.setattr(GroupedAggregates, "_in_index_order", lambda self, sql, params: False)
+    monkeypatch.setattr(SqliteRunner, "in_index_order", lambda self, sql, params: False)
     texts = ["sum(x.v)", "avg(x.v)", "min(x.v)", "max(x.v)", "count(x)", "distinct(x.v)"]
     found = [a for t in texts if isinstance(a := parse_expr(t), ir.Agg)]
     bulk = BulkAggregates(SqlitePopulation(conn), NOW, ["u1"], found)

@@ -7,7 +7,7 @@ implementations keep the same contract:
 - :class:`StoreAggregates` answers from the store's event log: the store compiles
   each aggregate to one statement of its query language
   (:class:`~journeyc.store.abc.AggregateReads`; SQLite's in
-  :mod:`journeyc.store.sqlite.aggregates`), translating its ``where`` when every
+  :mod:`journeyc.store.compiled.aggregates`), translating its ``where`` when every
   part of it has an exact form there; values from the outer scope (profile
   attributes, ``now``) are computed here and bound. Otherwise, and whenever a bound
   value has no exact form (a timestamp, a list, a 65-bit integer), the window's rows

@@ -4,7 +4,7 @@
 user with one statement; a segment refresh over a million users would run tens of
 millions of them. :class:`BulkAggregates` answers the aggregates of a set of users
 from the store's set-based reads (:class:`~journeyc.store.abc.PopulationReads`; the
-SQL is :mod:`journeyc.store.sqlite.population`): one grouped statement for all of
+SQL is :mod:`journeyc.store.compiled.population`): one grouped statement for all of
 them, after which :meth:`BulkAggregates.value` is a dict lookup.
 :func:`evaluate_population` walks the users in chunks of sorted ids, one such scan
 per chunk, and evaluates the segments on each user.

@@ -14,16 +14,17 @@ The meaning of each aggregate is written in :mod:`journeyc.engine.aggregates`.
 Over list items (``ir.Agg.item`` set), the window's events are joined to the
 ``json_each`` of their list. Events count when ``now - within < at <= now``.
 
-The SQLite-specific pieces (JSON functions, parameters) come from a
-:class:`~journeyc.store.sqlite.dialect.Dialect`; :mod:`journeyc.store.sqlite.population`
-reuses the ``where`` translation for set-based evaluation.
+The pieces that differ between databases (JSON functions, parameters, truth values,
+exact sums) come from a :class:`~journeyc.store.compiled.dialect.Dialect`, and the
+statements run on a :class:`~journeyc.store.compiled.dialect.Runner`;
+:mod:`journeyc.store.compiled.population` reuses the ``where`` translation for
+set-based evaluation.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,13 +32,12 @@ from typing import Any
 from journeyc.compile import ir
 from journeyc.compile.ir import free_event_refs, free_item_refs
 from journeyc.store.abc import NoExactFormError
-from journeyc.store.sqlite.dialect import SQLITE, Dialect
+from journeyc.store.compiled.dialect import Dialect, Runner
 
 __all__ = [
     "AggregateStatement",
-    "SqliteAggregates",
+    "CompiledAggregates",
     "WhereSql",
-    "distinct_key",
     "item_select",
     "prop_select",
     "props_of",
@@ -93,63 +93,61 @@ class _Val:
     jt: str | None = None
     from_row: bool = False
     numeric: bool = False  # ``val`` is a number, or NULL exactly when the value is null
-    dialect: Dialect = SQLITE  # the JSON type names of ``jt`` are this dialect's
+    cond: str | None = None  # a predicate's value: its condition
 
 
-def _is(v: _Val, cls: str) -> str:
-    """SQL testing that ``v`` is of class ``cls`` (``1``/``0`` when known)."""
+def _is(d: Dialect, v: _Val, cls: str) -> str:
+    """SQL testing that ``v`` is of class ``cls`` (true/false when known)."""
     if v.cls is not None:
-        return "1" if v.cls == cls else "0"
+        return d.true if v.cls == cls else d.false
     if v.jt is not None:
-        return f"{v.jt} IN ({', '.join(repr(t) for t in v.dialect.json_types[cls])})"
+        return f"{v.jt} IN ({', '.join(repr(t) for t in d.json_types[cls])})"
     return f"{v.tag} = '{cls}'"
 
 
-def _and(*parts: str) -> str:
-    if "0" in parts:
-        return "0"
-    live = [p for p in parts if p != "1"]
-    return "1" if not live else live[0] if len(live) == 1 else f"({' AND '.join(live)})"
+def _and(d: Dialect, *parts: str) -> str:
+    t, f = d.true, d.false
+    if f in parts:
+        return f
+    live = [p for p in parts if p != t]
+    return t if not live else live[0] if len(live) == 1 else f"({' AND '.join(live)})"
 
 
-def _or(*parts: str) -> str:
-    if "1" in parts:
-        return "1"
-    live = [p for p in parts if p != "0"]
-    return "0" if not live else live[0] if len(live) == 1 else f"({' OR '.join(live)})"
+def _or(d: Dialect, *parts: str) -> str:
+    t, f = d.true, d.false
+    if t in parts:
+        return t
+    live = [p for p in parts if p != f]
+    return f if not live else live[0] if len(live) == 1 else f"({' OR '.join(live)})"
 
 
-def _not(p: str) -> str:
-    return {"0": "1", "1": "0"}.get(p, f"(NOT {p})")
+def _not(d: Dialect, p: str) -> str:
+    return {d.false: d.true, d.true: d.false}.get(p, f"(NOT {p})")
 
 
-def _eq(a: _Val, b: _Val) -> str:
+def _eq(d: Dialect, a: _Val, b: _Val) -> str:
     if b.cls is None:
         a, b = b, a
     if b.cls is not None and a.cls is None:
         if b.cls == "null":
-            return _is(a, "null")
-        return _and(_is(a, b.cls), f"{a.val} = {b.val}")
+            return _is(d, a, "null")
+        return _and(d, _is(d, a, b.cls), f"{a.val} = {b.val}")
     return (
         f"(CASE WHEN {a.tag} = 'null' OR {b.tag} = 'null' THEN {a.tag} = {b.tag}"
-        f" WHEN {a.tag} <> {b.tag} OR {a.tag} IN ('array', 'object') THEN 0"
+        f" WHEN {a.tag} <> {b.tag} OR {a.tag} IN ('array', 'object') THEN {d.false}"
         f" ELSE {a.val} = {b.val} END)"
     )
 
 
-def _order(op: str, a: _Val, b: _Val) -> str:
-    same_class = _or(*(_and(_is(a, c), _is(b, c)) for c in ("num", "text")))
-    return _and(same_class, f"{a.val} {op} {b.val}")
+def _order(d: Dialect, op: str, a: _Val, b: _Val) -> str:
+    both = {c: _and(d, _is(d, a, c), _is(d, b, c)) for c in ("num", "text")}
+    return _and(d, _or(d, *both.values()), d.compare(op, a.val, b.val, both["num"]))
 
 
-def _truthy(v: _Val) -> str:
+def _truthy(d: Dialect, v: _Val) -> str:
     if v.cls == "bool" and v.jt is None:
-        return v.val
-    return (
-        f"(CASE {v.tag} WHEN 'bool' THEN {v.val} WHEN 'num' THEN {v.val} <> 0"
-        f" WHEN 'text' THEN {v.val} <> '' WHEN 'array' THEN {v.val} <> '[]'"
-        f" WHEN 'object' THEN {v.val} <> '{{}}' ELSE 0 END)"
-    )
+        return v.cond if v.cond is not None else d.is_true(v.val)
+    return d.truthy(v.tag, v.val)
 
 
 class WhereSql:
@@ -160,11 +158,9 @@ class WhereSql:
     :meth:`bindings` binds the values the caller computed for them, in that order.
     """
 
-    def __init__(
-        self, prefix: str = "", item: str | None = None, dialect: Dialect = SQLITE
-    ) -> None:
+    def __init__(self, dialect: Dialect, prefix: str = "", item: str | None = None) -> None:
         # ``prefix`` keeps parameter names apart when several conditions share a
-        # statement (the set-based evaluation of :mod:`journeyc.store.sqlite.population`).
+        # statement (the set-based evaluation of :mod:`journeyc.store.compiled.population`).
         self.prefix = prefix
         self.d = dialect
         self.params: dict[str, object] = {}  # constant parameters
@@ -187,49 +183,50 @@ class WhereSql:
     def _json(self, jt: str, val: str) -> _Val:
         """A value read from the counted row (``jt`` its never-NULL JSON type)."""
         d = self.d
-        return _Val(_tag_of(d, jt), val, jt=jt, from_row=True, dialect=d)
+        return _Val(_tag_of(d, jt), val, jt=jt, from_row=True)
 
     def pred(self, e: ir.Expr) -> str | None:
-        """A 0/1 SQL expression for the truthiness of ``e``."""
+        """A never-NULL SQL condition (SQLite: 0/1) for the truthiness of ``e``."""
+        d = self.d
         if isinstance(e, ir.Op):
             if e.op in ("and", "or"):
                 parts = [self.pred(a) for a in e.args]
                 if any(p is None for p in parts):
                     return None
-                return (_and if e.op == "and" else _or)(*(p for p in parts if p is not None))
+                return (_and if e.op == "and" else _or)(d, *(p for p in parts if p is not None))
             if e.op == "not":
                 p = self.pred(e.args[0])
-                return None if p is None else _not(p)
+                return None if p is None else _not(d, p)
             if e.op in ("==", "!="):
                 a, b = self.value(e.args[0]), self.value(e.args[1])
                 if a is None or b is None or (a.from_row and b.from_row):
                     return None
-                return _eq(a, b) if e.op == "==" else _not(_eq(a, b))
+                return _eq(d, a, b) if e.op == "==" else _not(d, _eq(d, a, b))
             if e.op in ("<", "<=", ">", ">="):
                 a, b = self.value(e.args[0]), self.value(e.args[1])
-                return None if a is None or b is None else _order(e.op, a, b)
+                return None if a is None or b is None else _order(d, e.op, a, b)
             if e.op == "between":
                 x, lo, hi = (self.value(a) for a in e.args)
                 if x is None or lo is None or hi is None:
                     return None
-                return _and(_order(">=", x, lo), _order("<=", x, hi))
+                return _and(d, _order(d, ">=", x, lo), _order(d, "<=", x, hi))
             if e.op in ("in", "not in"):
                 p = self._in(e.args[0], e.args[1])
-                return p if p is None or e.op == "in" else _not(p)
+                return p if p is None or e.op == "in" else _not(d, p)
         if isinstance(e, ir.Call) and e.func == "exists" and len(e.args) == 1:
             v = self.value(e.args[0])
-            return None if v is None else _not(_is(v, "null"))
+            return None if v is None else _not(d, _is(d, v, "null"))
         if isinstance(e, ir.Each):
             return self._each(e)
         v = self.value(e)
-        return None if v is None else _truthy(v)
+        return None if v is None else _truthy(d, v)
 
     def _list_source(self, e: ir.Expr) -> tuple[str, str, str] | None:
         """A list read from the row: (JSON document, path parameter, the condition
         under which the document is JSON), or None."""
         if isinstance(e, ir.EventRef) and e.path and e.path != ["at"]:
             p = self._path(e.path)
-            return None if p is None else ("props", p, "1")
+            return None if p is None else ("props", p, self.d.true)
         if isinstance(e, ir.ItemRef) and e.path and self._items:
             a = self._items[-1]
             p = self._path(e.path)
@@ -257,11 +254,12 @@ class WhereSql:
         if e.func == "any":
             test = f"EXISTS ({rows} WHERE {cond})"
         else:
-            test = f"NOT EXISTS ({rows} WHERE {_not(cond)})"
+            test = f"NOT EXISTS ({rows} WHERE {_not(d, cond)})"
         # CASE, not AND: SQL does not promise to test the guard first.
+        array_type = d.ifnull(d.json_type(doc, p), "''")
         return (
-            f"(CASE WHEN {guard} THEN IFNULL({d.json_type(doc, p)}, '')"
-            f" = '{d.json_types['array'][0]}' AND {test} ELSE 0 END)"
+            f"(CASE WHEN {guard} THEN {array_type}"
+            f" = '{d.json_types['array'][0]}' AND {test} ELSE {d.false} END)"
         )
 
     def value(self, e: ir.Expr) -> _Val | None:
@@ -271,6 +269,8 @@ class WhereSql:
             if isinstance(e, ir.Lit):
                 try:
                     cls, val = _bind(e.value)
+                    if d.binds_json:
+                        val = d.bind(e.value)
                 except NoExactFormError:
                     return None
                 return _Val(f"'{cls}'", self._param(val), cls=cls)
@@ -282,16 +282,14 @@ class WhereSql:
             p = self._path(e.path)
             if p is None:
                 return None
-            return self._json(
-                f"IFNULL({d.json_type('props', p)}, 'null')", d.json_value("props", p)
-            )
+            return self._json(d.ifnull(d.json_type("props", p), "'null'"), d.json_value("props", p))
         if isinstance(e, ir.ItemRef):
             return self._item(e.path)
         if isinstance(e, ir.Op) and e.op == "*":
             return self._times(e)
         if isinstance(e, ir.Op | ir.Call):
             p = self.pred(e) if _is_predicate(e) else None
-            return None if p is None else _Val("'bool'", p, cls="bool")
+            return None if p is None else _Val("'bool'", d.bool_value(p), cls="bool", cond=p)
         return None
 
     def _item(self, path: Sequence[str]) -> _Val | None:
@@ -308,7 +306,8 @@ class WhereSql:
         # Only an object has properties (a string item is not JSON to json_extract).
         obj = f"{d.item_type(a)} = '{d.json_types['object'][0]}'"
         doc = d.item_value(a)
-        jt = f"(CASE WHEN {obj} THEN IFNULL({d.json_type(doc, p)}, 'null') ELSE 'null' END)"
+        found = d.ifnull(d.json_type(doc, p), "'null'")
+        jt = f"(CASE WHEN {obj} THEN {found} ELSE 'null' END)"
         return self._json(jt, f"(CASE WHEN {obj} THEN {d.json_value(doc, p)} END)")
 
     def _times(self, e: ir.Op) -> _Val | None:
@@ -316,11 +315,14 @@ class WhereSql:
         durations come from JSON). A product SQL would round or overflow where Python
         is exact (int64 overflow, infinities) raises an error instead, and the
         aggregate is computed in Python."""
+        d = self.d
+        if not d.products:
+            return None
         a, b = self.value(e.args[0]), self.value(e.args[1])
         if a is None or b is None:
             return None
-        nums = _and(_is(a, "num"), _is(b, "num"))
-        if nums == "0":
+        nums = _and(d, _is(d, a, "num"), _is(d, b, "num"))
+        if nums == d.false:
             return _Val("'null'", "NULL", cls="null")
         x, y = a.val, b.val
         if len(x) + len(y) > _MAX_PRODUCT_SQL:
@@ -328,10 +330,7 @@ class WhereSql:
         # Factors up to 3037000499 (the square root of 2**63) multiply exactly as
         # integers and without overflow as reals; larger ones go to Python.
         exact = f"abs({x}) <= 3037000499 AND abs({y}) <= 3037000499"
-        val = (
-            f"(CASE WHEN {nums} THEN (CASE WHEN {exact} THEN {x} * {y}"
-            f" ELSE {self.d.fail()} END) END)"
-        )
+        val = f"(CASE WHEN {nums} THEN (CASE WHEN {exact} THEN {x} * {y} ELSE {d.fail()} END) END)"
         return _Val(f"(CASE WHEN {val} IS NULL THEN 'null' ELSE 'num' END)", val, numeric=True)
 
     def _in(self, item_e: ir.Expr, container_e: ir.Expr) -> str | None:
@@ -342,12 +341,13 @@ class WhereSql:
             items = [self.value(i) for i in container_e.items]
             if any(i is None or (i.from_row and item.from_row) for i in items):
                 return None
-            return _and(_not(_is(item, "null")), _or(*(_eq(item, i) for i in items if i)))
+            eqs = (_eq(self.d, item, i) for i in items if i)
+            return _and(self.d, _not(self.d, _is(self.d, item, "null")), _or(self.d, *eqs))
         c = self.value(container_e)
         if c is None:
             return None
         d = self.d
-        substring = _and(_is(item, "text"), _is(c, "text"), d.contains(c.val, item.val))
+        substring = _and(d, _is(d, item, "text"), _is(d, c, "text"), d.contains(c.val, item.val))
         if not c.from_row:
             return substring  # a bound list is unbindable, so the container is a string
         if item.from_row or not isinstance(container_e, ir.EventRef):
@@ -355,9 +355,10 @@ class WhereSql:
         p = self._path(container_e.path)
         assert p is not None  # c, read from the same path, has one
         jt = d.item_type("j")
-        elem = _Val(_tag_of(d, jt), d.item_atom("j"), jt=jt, dialect=d)
-        member = f"EXISTS (SELECT 1 FROM {d.json_each('props', p, 'j')} WHERE {_eq(item, elem)})"
-        return _and(_not(_is(item, "null")), _or(substring, _and(_is(c, "array"), member)))
+        elem = _Val(_tag_of(d, jt), d.item_atom("j"), jt=jt)
+        member = f"EXISTS (SELECT 1 FROM {d.json_each('props', p, 'j')} WHERE {_eq(d, item, elem)})"
+        member = _and(d, _is(d, c, "array"), member)
+        return _and(d, _not(d, _is(d, item, "null")), _or(d, substring, member))
 
     def bindings(self, values: Sequence[object]) -> dict[str, object]:
         """The parameters for one evaluation, ``values`` those of :attr:`outer` (raises
@@ -365,27 +366,33 @@ class WhereSql:
         out = dict(self.params)
         for name, v in zip(self.outer_names, values, strict=True):
             out[name + "t"], out[name + "v"] = _bind(v)
+            if self.d.binds_json:
+                out[name + "v"] = self.d.bind(v)
         return out
 
 
-def _item_key(v: _Val) -> str:
+def _item_key(d: Dialect, v: _Val) -> str:
     """SQL telling item values apart as ``distinct`` and ``top`` do (NULL: skipped)."""
-    return (
-        f"CASE WHEN {_is(v, 'num')} THEN {v.val} WHEN {_is(v, 'text')} THEN 's' || {v.val}"
-        f" WHEN {_is(v, 'bool')} THEN (CASE WHEN {v.val} THEN 'T' ELSE 'F' END) END"
-    )
+    return d.value_key(v.val, _is(d, v, "num"), _is(d, v, "text"), _is(d, v, "bool"))
 
 
-def item_select(func: str, v: _Val) -> tuple[str, ...]:
+ITEM_ORDER = "at, seq, {key}"
+"""The order list items are reduced in: by event, then by place in the list."""
+
+
+def item_select(d: Dialect, func: str, v: _Val, order: str) -> tuple[str, ...]:
     """The SELECT columns of an item aggregate (not ``top``) over item value ``v``:
-    ``SUM`` (and ``COUNT`` for ``avg``), ``MIN``/``MAX``, ``COUNT(DISTINCT …)``."""
-    num = _is(v, "num")
+    the sum (and ``COUNT`` for ``avg``), the minimum or maximum, ``COUNT(DISTINCT …)``;
+    ``order`` the order the items are reduced in."""
+    num = _is(d, v, "num")
     if func in ("sum", "avg"):
         x = v.val if v.numeric else f"CASE WHEN {num} THEN {v.val} END"
-        return (f"SUM({x})", f"COUNT({x})") if func == "avg" else (f"SUM({x})",)
+        sums = d.sum_columns(x, order)
+        return (*sums, f"COUNT({x})") if func == "avg" else sums
     if func in ("min", "max"):
-        return (f"{func.upper()}(CASE WHEN {_or(num, _is(v, 'text'))} THEN {v.val} END)",)
-    return (f"COUNT(DISTINCT {_item_key(v)})",)
+        x = f"CASE WHEN {_or(d, num, _is(d, v, 'text'))} THEN {v.val} END"
+        return (d.min_max(func, x, order),)
+    return (f"COUNT(DISTINCT {_item_key(d, v)})",)
 
 
 def _is_predicate(e: ir.Op | ir.Call) -> bool:
@@ -402,54 +409,61 @@ def types_in(d: Dialect, *classes: str) -> str:
     return f"({', '.join(repr(t) for c in classes for t in d.json_types[c])})"
 
 
-def prop_select(d: Dialect, func: str, jp: str, cond: str | None = None) -> tuple[str, ...]:
+def prop_select(
+    d: Dialect, func: str, jp: str, cond: str | None = None, order: str = "at, seq"
+) -> tuple[str, ...]:
     """The SELECT columns of ``func`` (not ``count``, ``last``, ``first``, ``top``) over
     the counted events' property at JSON path parameter ``jp``; with ``cond``, only
-    over the rows where it holds."""
+    over the rows where it holds; ``order`` the order the events are reduced in."""
     jt, v = d.json_type("props", jp), d.json_value("props", jp)
     when = "" if cond is None else f"{cond} AND "
     if func in ("sum", "avg"):
         # avg divides in Python: SQLite's AVG sums integers as floats.
         num = f"CASE WHEN {when}{jt} IN {types_in(d, 'num')} THEN {v} END"
-        return (f"SUM({num})", f"COUNT({num})") if func == "avg" else (f"SUM({num})",)
+        sums = d.sum_columns(num, order)
+        return (*sums, f"COUNT({num})") if func == "avg" else sums
     if func in ("min", "max"):
         num = f"CASE WHEN {when}{jt} IN {types_in(d, 'num', 'text')} THEN {v} END"
-        return (f"{func.upper()}({num})",)
-    key = distinct_key(d, jt, v)
+        return (d.min_max(func, num, order),)
+    key = d.distinct_key(jt, v)
     return (f"COUNT(DISTINCT {key if cond is None else f'CASE WHEN {cond} THEN {key} END'})",)
-
-
-def distinct_key(d: Dialect, jt: str, v: str) -> str:
-    """SQL telling property values apart as ``distinct`` and ``top`` do (NULL:
-    skipped), ``jt`` and ``v`` the property's JSON type and value."""
-    t = d.json_types
-    if len(t["bool"]) == 2:  # a type per truth value (SQLite's 'true', 'false')
-        bools = [f"WHEN '{n}' THEN '{k}'" for n, k in zip(t["bool"], "TF", strict=True)]
-    else:
-        bools = [f"WHEN '{n}' THEN (CASE WHEN {v} THEN 'T' ELSE 'F' END)" for n in t["bool"]]
-    whens = [f"WHEN '{n}' THEN {v}" for n in t["num"]]
-    whens += [f"WHEN '{n}' THEN 's' || {v}" for n in t["text"]]
-    return f"CASE {jt} {' '.join(whens + bools)} END"
 
 
 class AggregateStatement:
     """One aggregate compiled to SQL, answered for one user at a time (see
     :class:`~journeyc.store.abc.AggregateQuery`)."""
 
-    __slots__ = ("_bools", "_conn", "_const", "_func", "_items", "_ws", "outer", "rows_sql", "sql")
+    __slots__ = (
+        "_bools",
+        "_const",
+        "_errors",
+        "_execute",
+        "_func",
+        "_items",
+        "_sum_of",
+        "_width",
+        "_ws",
+        "outer",
+        "rows_sql",
+        "sql",
+    )
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        runner: Runner,
+        dialect: Dialect,
         agg: ir.Agg,
         sql: str | None,
         rows_sql: str,
         const: dict[str, object],
         ws: WhereSql | None = None,
-        dialect: Dialect = SQLITE,
     ) -> None:
-        self._conn = conn
+        self._execute = runner.execute
+        self._errors = runner.errors
         self._bools = dialect.json_types["bool"]
+        # The dialect's sum over several columns (PostgreSQL's exact and float sums).
+        self._width = dialect.sum_width
+        self._sum_of = dialect.sum_of
         self._func = agg.func
         self._items = agg.item is not None
         self._const = const
@@ -471,8 +485,8 @@ class AggregateStatement:
         if self._ws is not None:
             params.update(self._ws.bindings(outer))
         try:
-            row = self._conn.execute(self.sql, params).fetchone()
-        except (sqlite3.OperationalError, OverflowError):
+            row = self._execute(self.sql, params).fetchone()
+        except self._errors:
             raise NoExactFormError from None
         func = self._func
         if func in ("last", "first"):
@@ -487,11 +501,12 @@ class AggregateStatement:
                 return v == 1 if b == 1 else v
             jt, v = row
             return v == 1 if jt in self._bools else v
-        value = row[0]
+        value = row[0] if self._width == 1 else self._sum_of(row)
         if func == "sum":
             return 0 if value is None else value
         if func == "avg":
-            return None if not row[1] else value / row[1]
+            n = row[self._width]
+            return None if not n else value / n
         return value
 
     def rows(
@@ -501,17 +516,16 @@ class AggregateStatement:
         ``(at, seq)`` order."""
         params = dict(self._const, uid=user_id, now=now_ms, since=since_ms)
         return [
-            (seq, at, props_of(props))
-            for seq, at, props in self._conn.execute(self.rows_sql, params)
+            (seq, at, props_of(props)) for seq, at, props in self._execute(self.rows_sql, params)
         ]
 
 
-class SqliteAggregates:
-    """Aggregates compiled to SQL over the ``events`` table of ``conn`` (see
-    :class:`~journeyc.store.abc.AggregateReads`)."""
+class CompiledAggregates:
+    """Aggregates compiled to SQL in ``dialect`` over the ``events`` table ``runner``
+    reads (see :class:`~journeyc.store.abc.AggregateReads`)."""
 
-    def __init__(self, conn: sqlite3.Connection, dialect: Dialect = SQLITE) -> None:
-        self._conn = conn
+    def __init__(self, runner: Runner, dialect: Dialect) -> None:
+        self._runner = runner
         self._d = dialect
 
     def compile(self, agg: ir.Agg, *, translate_where: bool = True) -> AggregateStatement:
@@ -527,20 +541,21 @@ class SqliteAggregates:
         )
         if agg.item is not None:
             return self._compile_items(agg, window, rows_sql, const, translate_where)
-        jp: str | None = "$"
+        jp: object | None = "$"
         if agg.func not in ("count", "last", "first"):
             jp = d.json_path(agg.prop)
             const["path"] = jp
         where_sql: WhereSql | None = None
         cond: str | None = ""
         if agg.where is not None:
-            where_sql = WhereSql(dialect=d) if translate_where else None
+            where_sql = WhereSql(d) if translate_where else None
             cond = where_sql.pred(agg.where) if where_sql is not None else None
             if where_sql is not None and cond is not None:
                 const.update(where_sql.params)
                 cond = f" AND {cond}"
+        python = AggregateStatement(self._runner, d, agg, None, rows_sql, const)
         if jp is None or cond is None:
-            return AggregateStatement(self._conn, agg, None, rows_sql, const)
+            return python
         filtered = f"FROM events WHERE {window}{cond}"
         path = ":path"
         if agg.func == "count":
@@ -552,14 +567,14 @@ class SqliteAggregates:
             jt, v = d.json_type("props", path), d.json_value("props", path)
             sql = (
                 f"SELECT jt, v FROM (SELECT {jt} AS jt, {v} AS v, at, seq,"
-                f" COUNT(*) OVER (PARTITION BY {distinct_key(d, jt, v)}) AS c"
-                f" {filtered} AND {jt} IN {types_in(d, 'num', 'text', 'bool')})"
+                f" COUNT(*) OVER (PARTITION BY {d.distinct_key(jt, v)}) AS c"
+                f" {filtered} AND {jt} IN {types_in(d, 'num', 'text', 'bool')}) AS t"
                 " ORDER BY c DESC, at DESC, seq DESC LIMIT 1"
             )
         else:
             sql = f"SELECT {', '.join(prop_select(d, agg.func, path))} {filtered}"
         return AggregateStatement(
-            self._conn, agg, d.placeholders(sql), rows_sql, const, where_sql, d
+            self._runner, d, agg, d.placeholders(sql), rows_sql, const, where_sql
         )
 
     def _compile_items(
@@ -574,14 +589,14 @@ class SqliteAggregates:
         of their list, when its value and ``where`` have SQL forms."""
         assert agg.item is not None
         d = self._d
-        python = AggregateStatement(self._conn, agg, None, rows_sql, const)
+        python = AggregateStatement(self._runner, d, agg, None, rows_sql, const)
         lp = d.json_path(agg.prop)
         if lp is None or not translate_where:
             return python
         const = dict(const, list=lp)
-        ws = WhereSql(item="it", dialect=d)
+        ws = WhereSql(d, item="it")
         v = ws.value(agg.item)
-        cond = "1" if agg.where is None else ws.pred(agg.where)
+        cond = d.true if agg.where is None else ws.pred(agg.where)
         if v is None or cond is None:
             return python
         const.update(ws.params)
@@ -592,21 +607,23 @@ class SqliteAggregates:
             f" = '{d.json_types['array'][0]}' AND {cond}"
         )
         if agg.func == "top":  # the latest of the most frequent, items by their place
-            key = _item_key(v)
+            key = _item_key(d, v)
             sql = (
-                f"SELECT b, v FROM (SELECT {_is(v, 'bool')} AS b, {v.val} AS v, at, seq,"
+                f"SELECT b, v FROM (SELECT {_is(d, v, 'bool')} AS b, {v.val} AS v, at, seq,"
                 f" {d.item_key('it')} AS ik, COUNT(*) OVER (PARTITION BY {key}) AS c"
-                f" {filtered} AND ({key}) IS NOT NULL)"
+                f" {filtered} AND ({key}) IS NOT NULL) AS t"
                 " ORDER BY c DESC, at DESC, seq DESC, ik DESC LIMIT 1"
             )
         else:
-            sql = f"SELECT {', '.join(item_select(agg.func, v))} {filtered}"
-        return AggregateStatement(self._conn, agg, d.placeholders(sql), rows_sql, const, ws, d)
+            order = ITEM_ORDER.format(key=d.item_key("it"))
+            sql = f"SELECT {', '.join(item_select(d, agg.func, v, order))} {filtered}"
+        return AggregateStatement(self._runner, d, agg, d.placeholders(sql), rows_sql, const, ws)
 
 
-def props_of(text: str | None) -> Mapping[str, Any]:
-    """An event's ``props`` column as a mapping (empty when absent or not an object)."""
-    if not text:
+def props_of(props: str | Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """An event's ``props`` column as a mapping (empty when absent or not an object):
+    JSON text (SQLite), or what the driver decoded (PostgreSQL's ``jsonb``)."""
+    if not props:
         return {}
-    loaded = json.loads(text)
+    loaded = json.loads(props) if isinstance(props, str) else props
     return loaded if isinstance(loaded, dict) else {}

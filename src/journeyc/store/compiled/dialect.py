@@ -1,33 +1,63 @@
 """The dialect seam of the SQL compiled from the IR (aggregates, set-based segment
-evaluation): the few pieces of SQL that differ between databases.
+evaluation): the pieces of SQL that differ between databases, and what a statement
+runs on.
 
-The generators (:mod:`journeyc.store.sqlite.aggregates`,
-:mod:`journeyc.store.sqlite.population`) write standard SQL (``CASE``, ``EXISTS``,
+The generators (:mod:`journeyc.store.compiled.aggregates`,
+:mod:`journeyc.store.compiled.population`) write standard SQL (``CASE``, ``EXISTS``,
 ``COUNT(DISTINCT …)``, window functions) and ask a :class:`Dialect` for the rest:
 the style of its parameters (the generators write ``:name``), how a JSON document
-is read (a value's type, its value, the rows of a list), and a few functions.
-:data:`SQLITE` is SQLite's (its JSON1 functions over the ``props`` text); a
-PostgreSQL dialect (``jsonb_typeof``, ``jsonb_array_elements``, ``%(name)s``) fills
-the same methods, and the generators stay as they are.
+is read (a value's type, its value, the rows of a list), its truth values, how a
+value is told apart for ``distinct``/``top``, how a sum, a minimum or a maximum is
+taken exactly as :mod:`journeyc.engine.aggregates` takes it, and a few functions.
+SQLite's is :data:`journeyc.store.sqlite.dialect.SQLITE` (JSON1 over the ``props``
+text, values as SQLite's dynamic types, truth values the integers 0/1);
+PostgreSQL's :data:`journeyc.store.postgres.dialect.POSTGRES` (every value a
+``jsonb``, real booleans, ``%(name)s``).
 
-Every method returns SQL text; none runs anything.
-
-Not behind the seam yet, for the PostgreSQL dialect to take on: the ``where``
-translation's truth values are SQLite's integers 0/1 (PostgreSQL wants booleans),
-``IFNULL`` (``COALESCE`` there), the JSON texts ``'[]'``/``'{}'`` of empty lists and
-objects, and the plan check of the set-based scans (SQLite's ``EXPLAIN QUERY PLAN``).
+Every method of a :class:`Dialect` returns SQL text; none runs anything. A
+:class:`Runner` runs the statements on a database's connection, and says which of
+its errors mean "no exact answer here" (the engine then computes in Python) and
+whether a set-based scan hands each user's rows over in index order.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
-from types import MappingProxyType
-from typing import Protocol
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
-__all__ = ["SQLITE", "Dialect", "SqliteDialect"]
+__all__ = ["Dialect", "Rows", "Runner"]
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+class Rows(Protocol):
+    """The result of a statement (a DB-API cursor has this)."""
+
+    def fetchone(self) -> Any:
+        """The first row, or None."""
+        ...
+
+    def fetchall(self) -> list[Any]:
+        """Every row."""
+        ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Runner(Protocol):
+    """Runs the generated statements on one database."""
+
+    errors: tuple[type[BaseException], ...]
+    """What a statement that fails on the data raises (an integer overflow, malformed
+    JSON): the answer then has no exact form in SQL."""
+
+    def execute(self, sql: str, params: Mapping[str, object] | Sequence[object] = ()) -> Rows:
+        """Run ``sql`` (in the dialect's parameter style) with ``params``."""
+        ...
+
+    def in_index_order(self, sql: str, params: Mapping[str, object]) -> bool:
+        """Whether the set-based scan ``sql`` feeds each user's rows to its aggregates
+        in the ``(user_id, name, at)`` index's order (True for a dialect whose
+        order-sensitive aggregates order their input themselves)."""
+        ...
 
 
 class Dialect(Protocol):
@@ -47,9 +77,94 @@ class Dialect(Protocol):
         """``sql``, written with ``:name`` parameters, in the dialect's own style."""
         ...
 
-    def json_path(self, path: Sequence[str]) -> str | None:
+    true: str
+    """The condition that always holds (SQLite: ``1``)."""
+
+    false: str
+    """The condition that never holds (SQLite: ``0``)."""
+
+    products: bool
+    """Whether ``a * b`` has a SQL form (the product exactly as Python computes it,
+    or a failing statement)."""
+
+    binds_json: bool
+    """Whether values bound as parameters go through :meth:`bind` (SQLite binds them
+    as they are)."""
+
+    def bind(self, value: object) -> object:
+        """A value of the outer scope or a literal (None, bool, int, float or str), as
+        the parameter the dialect compares with values read from JSON; raises
+        ``NoExactFormError`` when it has no exact form there."""
+        ...
+
+    def json_path(self, path: Sequence[str]) -> object | None:
         """The path value (bound as a parameter) of a property path; None when a name
         would need quoting."""
+        ...
+
+    def ifnull(self, value: str, default: str) -> str:
+        """``value``, or ``default`` when it is NULL."""
+        ...
+
+    def is_true(self, value: str) -> str:
+        """The condition that ``value``, a boolean value, is true."""
+        ...
+
+    def bool_value(self, cond: str) -> str:
+        """The condition ``cond`` as a value (as :meth:`json_value` gives a boolean)."""
+        ...
+
+    def truthy(self, tag: str, value: str) -> str:
+        """The condition that ``value`` of class ``tag`` (an expression) is true as
+        :func:`journeyc.engine.values.truthy` says: a true boolean, a number not zero,
+        a text, list or object not empty."""
+        ...
+
+    def compare(self, op: str, a: str, b: str, both_num: str) -> str:
+        """``a op b`` for two values of the same class, numbers (``both_num``) or
+        texts (by code point)."""
+        ...
+
+    def text_order(self, column: str) -> str:
+        """A text column, compared by code point (as Python compares strings)."""
+        ...
+
+    def distinct_key(self, jt: str, value: str) -> str:
+        """A value telling property values apart as ``distinct`` and ``top`` do
+        (``1`` and ``1.0`` one value, ``true`` and ``1`` two; NULL: skipped), ``jt``
+        and ``value`` the property's JSON type and value."""
+        ...
+
+    def value_key(self, value: str, num: str, text: str, boolean: str) -> str:
+        """As :meth:`distinct_key`, for a value whose class the conditions ``num``,
+        ``text`` and ``boolean`` test."""
+        ...
+
+    sum_width: int
+    """How many columns :meth:`sum_columns` gives."""
+
+    def sum_columns(self, value: str, order: str) -> tuple[str, ...]:
+        """The columns of the sum of the numbers ``value`` (NULL: skipped): exact over
+        integers, else every term added as a float in the order of the ``order``
+        expressions (the engine's ``_sum``)."""
+        ...
+
+    def sum_of(self, cells: Sequence[Any]) -> Any:
+        """The sum (None when nothing was summed) from the cells of :meth:`sum_columns`."""
+        ...
+
+    def min_max(self, func: str, value: str, order: str) -> str:
+        """The column of ``min`` or ``max`` (``func``) of ``value``, numbers and texts
+        (NULL: skipped): numbers rank below texts, texts by code point, and of equal
+        values the first in the order of ``order`` wins."""
+        ...
+
+    def at_max(self, column: str, key: str) -> str:
+        """In a grouped query, ``column`` of the row with the greatest ``key``."""
+        ...
+
+    def doc_text(self, doc: str) -> str:
+        """A JSON document as its text."""
         ...
 
     def json_type(self, doc: str, path: str) -> str:
@@ -101,77 +216,3 @@ class Dialect(Protocol):
         """Text that sorts as ``(at, seq)``, both non-negative: each as a zero-padded
         19-digit decimal (the width of a non-negative int64)."""
         ...
-
-
-class SqliteDialect:
-    """SQLite's SQL: JSON1 over the ``props`` text, named ``:params``."""
-
-    json_types: Mapping[str, tuple[str, ...]] = MappingProxyType(
-        {
-            "num": ("integer", "real"),
-            "text": ("text",),
-            "bool": ("true", "false"),
-            "null": ("null",),
-            "array": ("array",),
-            "object": ("object",),
-        }
-    )
-    index_hint = " INDEXED BY events_user_name_at"
-
-    def placeholders(self, sql: str) -> str:
-        """SQLite takes ``:name`` as it is."""
-        return sql
-
-    def json_path(self, path: Sequence[str]) -> str | None:
-        """``$.a.b``."""
-        if not path or not all(_IDENT.match(p) for p in path):
-            return None
-        return "$." + ".".join(path)
-
-    def json_type(self, doc: str, path: str) -> str:
-        """``json_type``."""
-        return f"json_type({doc}, {path})"
-
-    def json_value(self, doc: str, path: str) -> str:
-        """``json_extract``."""
-        return f"json_extract({doc}, {path})"
-
-    def json_each(self, doc: str, path: str, alias: str) -> str:
-        """``json_each``."""
-        return f"json_each({doc}, {path}) AS {alias}"
-
-    def item_type(self, alias: str) -> str:
-        """``json_each``'s ``type``."""
-        return f"{alias}.type"
-
-    def item_value(self, alias: str) -> str:
-        """``json_each``'s ``value``."""
-        return f"{alias}.value"
-
-    def item_atom(self, alias: str) -> str:
-        """``json_each``'s ``atom``."""
-        return f"{alias}.atom"
-
-    def item_key(self, alias: str) -> str:
-        """``json_each``'s ``key``."""
-        return f"{alias}.key"
-
-    def contains(self, text: str, part: str) -> str:
-        """``instr``."""
-        return f"instr({text}, {part}) > 0"
-
-    def text_list(self, param: str) -> str:
-        """``json_each``'s values."""
-        return f"SELECT value FROM json_each({param})"
-
-    def fail(self) -> str:
-        """Malformed JSON: ``json_extract`` raises."""
-        return "json_extract('!', '$')"
-
-    def order_key(self, at: str, seq: str) -> str:
-        """``printf``."""
-        return f"printf('%019d%019d', {at}, {seq})"
-
-
-SQLITE = SqliteDialect()
-"""The dialect of :mod:`journeyc.store.sqlite`."""

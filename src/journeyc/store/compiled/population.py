@@ -1,7 +1,7 @@
 """Set-based evaluation in SQL: the aggregates of a whole set of users at once (the
 store's side of :mod:`journeyc.engine.bulk`).
 
-:class:`~journeyc.store.sqlite.aggregates.SqliteAggregates` answers one aggregate for
+:class:`~journeyc.store.compiled.aggregates.CompiledAggregates` answers one aggregate for
 one user with one statement; a segment refresh over a million users would run tens of
 millions of them. :class:`GroupedAggregates` answers the aggregates of a set of users
 with one grouped statement, a ``GROUP BY user_id`` scan of their events over the
@@ -17,9 +17,10 @@ Results are exactly those of the per-user statements:
   there;
 - the scan hands each user's events over in the order the per-user statements read
   them, the index's ``(at, seq)``, so ``SUM`` adds floats in the same order and
-  ``MIN``/``MAX`` keep the same one of ``1`` and ``1.0``. The plan is checked: one
-  that would sort the rows before grouping them leaves those aggregates to the
-  per-user path;
+  ``MIN``/``MAX`` keep the same one of ``1`` and ``1.0``. The plan is checked (by the
+  :class:`~journeyc.store.compiled.dialect.Runner`): one that would sort the rows
+  before grouping them leaves those aggregates to the per-user path (a dialect whose
+  sums and extremes order their input themselves, PostgreSQL's, needs no check);
 - ``last``, ``first`` and ``top`` order by ``(at, seq)`` explicitly, through a key of
   fixed width (both as zero-padded decimals) that the row's properties ride behind;
 - whatever has no exact set-based form has no getter, and the engine asks per user:
@@ -28,33 +29,32 @@ Results are exactly those of the per-user statements:
   form; a property path that needs quoting; a statement that fails (an integer
   overflow in ``SUM``, malformed JSON), retried aggregate by aggregate first.
 
-:class:`SqlitePopulation` also pages the users (the ``profiles`` table) and reads
-their profiles for :func:`journeyc.engine.bulk.evaluate_population`.
+Each store's population (:class:`journeyc.store.sqlite.population.SqlitePopulation`,
+:class:`journeyc.store.postgres.population.PostgresPopulation`) also pages the users
+and reads their profiles for :func:`journeyc.engine.bulk.evaluate_population`.
 """
 
 from __future__ import annotations
 
 import json
 import operator
-import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from journeyc.compile import ir
 from journeyc.store.abc import NoExactFormError
-from journeyc.store.sqlite.aggregates import (
-    SqliteAggregates,
+from journeyc.store.compiled.aggregates import (
+    ITEM_ORDER,
     WhereSql,
-    distinct_key,
     item_select,
     prop_select,
     props_of,
     types_in,
 )
-from journeyc.store.sqlite.dialect import SQLITE, Dialect
+from journeyc.store.compiled.dialect import Dialect, Runner
 
-__all__ = ["GroupedAggregates", "SqlitePopulation"]
+__all__ = ["GroupedAggregates"]
 
 _INT64_MAX = 2**63 - 1
 _KEY_DIGITS = 19  # the width of a non-negative int64 in decimal
@@ -107,16 +107,16 @@ class GroupedAggregates:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        runner: Runner,
+        dialect: Dialect,
         now_ms: int,
         users: Iterable[str],
         aggs: Iterable[ir.Agg] = (),
         *,
         dense: bool = True,
         outer: Callable[[ir.Expr], object],
-        dialect: Dialect = SQLITE,
     ) -> None:
-        self._conn = conn
+        self._run = runner
         self._d = dialect
         self._now_ms = now_ms
         self._outer = outer
@@ -222,7 +222,7 @@ class GroupedAggregates:
     def _users_sql(self, params: dict[str, object]) -> str:
         if self._dense:
             params["lo"], params["hi"] = self._users[0], self._users[-1]
-            return "user_id BETWEEN :lo AND :hi"
+            return f"{self._d.text_order('user_id')} BETWEEN :lo AND :hi"
         params["users"] = json.dumps(self._users)
         return f"user_id IN ({self._d.text_list(':users')})"
 
@@ -257,7 +257,7 @@ class GroupedAggregates:
         )
         sql = self._d.placeholders(sql)
         try:
-            if not self._in_index_order(sql, params):
+            if not self._run.in_index_order(sql, params):
                 # Without the index's order, a user's events could reach the
                 # aggregates in another order: a float sum could round otherwise, a
                 # min keep 1.0 where it kept 1. Those go per user.
@@ -267,44 +267,36 @@ class GroupedAggregates:
                         c.per_user = True
                     rest = [c for c in cols if not c.per_user]
                     return not rest or self._run_grouped(rest)
-            rows = {r[0]: r for r in self._conn.execute(sql, params)}
-        except (sqlite3.Error, OverflowError):
+            rows = {r[0]: r for r in self._run.execute(sql, params)}
+        except self._run.errors:
             return False
         for c in cols:
             c.rows, c.index = rows, at[c.prefix]
-            c.get = _getter(c, rows, c.index)
+            c.get = _getter(self._d, c, rows, c.index)
         self._found.update(rows)
         return True
 
-    def _in_index_order(self, sql: str, params: dict[str, object]) -> bool:
-        """Whether the plan feeds the aggregates in the index's order: it reads the
-        ``(user_id, name, at)`` index and sorts nothing before grouping."""
-        plan = [str(r[-1]) for r in self._conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
-        return any("events_user_name_at" in p for p in plan) and not any(
-            "TEMP B-TREE FOR GROUP BY" in p for p in plan
-        )
-
     def _run_top(self, c: _Column) -> None:
         """``top``: each user's values counted, the most frequent kept, then the most
-        recent by ``(at, seq)``. In a query with one ``max()``, SQLite takes a bare
-        column from that max's row: the value as the user's latest such event holds it."""
+        recent by ``(at, seq)``: the value as the user's latest such event holds it
+        (:meth:`~journeyc.store.compiled.dialect.Dialect.at_max`)."""
         params: dict[str, object] = {"now": self._now_ms, **c.params}
         users = self._users_sql(params)
         path = f":{c.prefix}p"
         d = self._d
         jt, v = d.json_type("props", path), d.json_value("props", path)
         sql = (
-            f"SELECT user_id, jt, v, COUNT(*), MAX(k) FROM (SELECT user_id, {jt} AS jt,"
-            f" {v} AS v, {_order_key(d, c)} AS k, {distinct_key(d, jt, v)} AS dk"
-            f" FROM events{d.index_hint}"
+            f"SELECT user_id, {d.at_max('jt', 'k')}, {d.at_max('v', 'k')}, COUNT(*), MAX(k)"
+            f" FROM (SELECT user_id, {jt} AS jt, {v} AS v, {_order_key(d, c)} AS k,"
+            f" {d.distinct_key(jt, v)} AS dk FROM events{d.index_hint}"
             f" WHERE {users} AND at <= :now AND {c.filter}"
-            f" AND {jt} IN {types_in(d, 'num', 'text', 'bool')})"
+            f" AND {jt} IN {types_in(d, 'num', 'text', 'bool')}) AS t"
             " GROUP BY user_id, dk"
         )
         sql = d.placeholders(sql)
         try:
-            rows = self._conn.execute(sql, params).fetchall()
-        except (sqlite3.Error, OverflowError):
+            rows = self._run.execute(sql, params).fetchall()
+        except self._run.errors:
             c.per_user = True
             return
         best: dict[str, tuple[int, str, Any]] = {}
@@ -336,7 +328,7 @@ class GroupedAggregates:
         if agg.where is not None:
             if _per_user(agg.where):
                 return col
-            ws = WhereSql(prefix=p, dialect=self._d)
+            ws = WhereSql(self._d, prefix=p)
             pred = ws.pred(agg.where)
             if pred is None:
                 return col
@@ -357,7 +349,8 @@ class GroupedAggregates:
         elif func in ("last", "first"):
             m = "MAX" if func == "last" else "MIN"
             key = _order_key(self._d, col)
-            col.exprs = (f"{m}(CASE WHEN {g} THEN {key} || IFNULL(props, '') END)",)
+            props = self._d.ifnull(self._d.doc_text("props"), "''")
+            col.exprs = (f"{m}(CASE WHEN {g} THEN {key} || {props} END)",)
         else:
             jp = self._d.json_path(agg.prop)
             if jp is None:
@@ -379,7 +372,7 @@ class GroupedAggregates:
             return col
         if _per_user(agg.item) or (agg.where is not None and _per_user(agg.where)):
             return col
-        ws = WhereSql(prefix=p, item=f"{p}it", dialect=self._d)
+        ws = WhereSql(self._d, prefix=p, item=f"{p}it")
         v = ws.value(agg.item)
         cond = "1" if agg.where is None else ws.pred(agg.where)
         if v is None or cond is None:
@@ -398,7 +391,7 @@ class GroupedAggregates:
             f" AND {window} AND {d.json_type('events.props', f':{p}l')}"
             f" = '{d.json_types['array'][0]}' AND {cond}"
         )
-        col.exprs = item_select(agg.func, v)
+        col.exprs = item_select(d, agg.func, v, ITEM_ORDER.format(key=d.item_key(f"{p}it")))
         col.per_user = False
         return col
 
@@ -413,15 +406,15 @@ class GroupedAggregates:
             + " GROUP BY user_id"
         )
         try:
-            if c.agg.func in _ORDER_SENSITIVE and not self._in_index_order(sql, params):
+            if c.agg.func in _ORDER_SENSITIVE and not self._run.in_index_order(sql, params):
                 c.per_user = True
                 return
-            rows = {r[0]: r for r in self._conn.execute(sql, params)}
-        except (sqlite3.Error, OverflowError):
+            rows = {r[0]: r for r in self._run.execute(sql, params)}
+        except self._run.errors:
             c.per_user = True
             return
         c.rows, c.index = rows, 1
-        c.get = _getter(c, rows, 1)
+        c.get = _getter(self._d, c, rows, 1)
         self._found.update(rows)
 
     def _key_origins(self, event: str) -> tuple[int, int] | None:
@@ -429,14 +422,15 @@ class GroupedAggregates:
         ``seq``, so both parts are non-negative; None when a part could overflow."""
         if event not in self._origins:
             # One min() or max() per statement: each is then a single index seek.
-            one = self._conn.execute
+            one, d = self._run.execute, self._d
+            named = d.placeholders(" WHERE name = :name")
             at0, at1, seq0, seq1 = (
-                one(f"SELECT {m}({c}) FROM events{w}", args).fetchone()[0]
-                for m, c, w, args in (
-                    ("MIN", "at", " WHERE name = ?", (event,)),
-                    ("MAX", "at", " WHERE name = ?", (event,)),
-                    ("MIN", "seq", "", ()),
-                    ("MAX", "seq", "", ()),
+                one(f"SELECT {m}({c}) FROM events{w}", {"name": event}).fetchone()[0]
+                for m, c, w in (
+                    ("MIN", "at", named),
+                    ("MAX", "at", named),
+                    ("MIN", "seq", ""),
+                    ("MAX", "seq", ""),
                 )
             )
             origins: tuple[int, int] | None = None
@@ -469,9 +463,23 @@ def _default(func: str) -> _Getter:
     return get_default
 
 
-def _getter(c: _Column, rows: Mapping[str, tuple[Any, ...]], i: int) -> _Getter:
+def _getter(d: Dialect, c: _Column, rows: Mapping[str, tuple[Any, ...]], i: int) -> _Getter:
     """How ``c``'s value is read from a user's grouped row (column ``i`` on)."""
     func = c.agg.func
+    width = d.sum_width
+    if width != 1 and func in ("sum", "avg"):
+        # The dialect's sum over several columns (PostgreSQL's exact and float sums).
+        sum_of = d.sum_of
+
+        def get_wide(uid: str) -> Any:
+            row = rows.get(uid)
+            total = None if row is None else sum_of(row[i : i + width])
+            if func == "sum":
+                return 0 if total is None else total
+            assert row is not None or total is None
+            return None if row is None or not row[i + width] else total / row[i + width]
+
+        return get_wide
     if func in ("count", "distinct"):
 
         def get_count(uid: str) -> Any:
@@ -514,96 +522,3 @@ def _getter(c: _Column, rows: Mapping[str, tuple[Any, ...]], i: int) -> _Getter:
         return int(text[:_KEY_DIGITS]) + origin, props_of(text[2 * _KEY_DIGITS :])
 
     return get_event
-
-
-# ---------------------------------------------------------------- the population
-
-
-def _chunks(
-    conn: sqlite3.Connection, users: Sequence[str] | None, size: int
-) -> Iterator[tuple[list[str], bool]]:
-    """Sorted chunks of users, each with whether to read it as an id range."""
-    if users is not None:
-        ordered = sorted(set(users))
-        for i in range(0, len(ordered), size):
-            part = ordered[i : i + size]
-            yield part, _is_dense(conn, part)
-        return
-    # Every user the log names has a profile row (the store keeps it so), so paging
-    # the profiles is paging everyone, without a DISTINCT over the whole event log.
-    after: str | None = None
-    while part := _page(conn, "SELECT user_id FROM profiles", after, size):
-        yield part, True
-        if len(part) < size:
-            return
-        after = part[-1]
-
-
-def _page(conn: sqlite3.Connection, select: str, after: str | None, size: int) -> list[str]:
-    args: tuple[object, ...] = (size,)
-    sql = f"{select} ORDER BY user_id LIMIT ?"
-    if after is not None:
-        sql, args = f"{select} WHERE user_id > ? ORDER BY user_id LIMIT ?", (after, size)
-    return [r[0] for r in conn.execute(sql, args)]
-
-
-def _is_dense(conn: sqlite3.Connection, part: Sequence[str]) -> bool:
-    """Whether ``part`` makes up enough of its id range that scanning the range beats
-    one index seek per user (judged by the profiles in the range)."""
-    if len(part) < 256:
-        return False
-    (in_range,) = conn.execute(
-        "SELECT COUNT(*) FROM profiles WHERE user_id BETWEEN ? AND ?", (part[0], part[-1])
-    ).fetchone()
-    return bool(len(part) * 4 >= in_range)
-
-
-def _profiles(
-    conn: sqlite3.Connection, part: Sequence[str], dense: bool
-) -> dict[str, dict[str, Any]]:
-    """The profiles of ``part`` (and, for a dense part, of the users between)."""
-    if dense:
-        sql = "SELECT user_id, traits FROM profiles WHERE user_id BETWEEN ? AND ?"
-        rows = conn.execute(sql, (part[0], part[-1]))
-    else:
-        sql = (
-            "SELECT user_id, traits FROM profiles WHERE user_id IN (SELECT value FROM json_each(?))"
-        )
-        rows = conn.execute(sql, (json.dumps(list(part)),))
-    return {uid: dict(json.loads(traits)) for uid, traits in rows}
-
-
-class SqlitePopulation:
-    """Set-based reads of the users of ``conn`` (see
-    :class:`~journeyc.store.abc.PopulationReads`)."""
-
-    def __init__(self, conn: sqlite3.Connection, dialect: Dialect = SQLITE) -> None:
-        self._conn = conn
-        self._d = dialect
-
-    def chunks(self, users: Sequence[str] | None, size: int) -> Iterator[tuple[list[str], bool]]:
-        """``users`` (default: everyone, the users of ``profiles``) in sorted chunks of
-        ``size``, each with whether to read it as an id range (``dense``)."""
-        return _chunks(self._conn, users, size)
-
-    def profiles(self, users: Sequence[str], dense: bool) -> dict[str, dict[str, Any]]:
-        """The profiles of ``users`` (sorted; for a dense chunk, of those between too)."""
-        return _profiles(self._conn, users, dense)
-
-    def grouped(
-        self,
-        now_ms: int,
-        users: Iterable[str],
-        aggs: Iterable[ir.Agg] = (),
-        *,
-        dense: bool = True,
-        outer: Callable[[ir.Expr], object],
-    ) -> GroupedAggregates:
-        """The aggregates of ``users`` at ``now_ms``, for all of them at once."""
-        return GroupedAggregates(
-            self._conn, now_ms, users, aggs, dense=dense, outer=outer, dialect=self._d
-        )
-
-    def aggregates(self) -> SqliteAggregates:
-        """The per-user statements, for what has no set-based form."""
-        return SqliteAggregates(self._conn, self._d)

@@ -1,0 +1,109 @@
+"""Set-based reads of the SQLite store's users (see
+:class:`~journeyc.store.abc.PopulationReads`): the users paged from ``profiles``,
+their profiles, and their aggregates, all at once, by the generator of
+:mod:`journeyc.store.compiled.population` in SQLite's dialect."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from journeyc.compile import ir
+from journeyc.store.compiled.dialect import Dialect
+from journeyc.store.compiled.population import GroupedAggregates
+from journeyc.store.sqlite.aggregates import SqliteAggregates
+from journeyc.store.sqlite.dialect import SQLITE, SqliteRunner
+
+__all__ = ["SqlitePopulation"]
+
+
+def _chunks(
+    conn: sqlite3.Connection, users: Sequence[str] | None, size: int
+) -> Iterator[tuple[list[str], bool]]:
+    """Sorted chunks of users, each with whether to read it as an id range."""
+    if users is not None:
+        ordered = sorted(set(users))
+        for i in range(0, len(ordered), size):
+            part = ordered[i : i + size]
+            yield part, _is_dense(conn, part)
+        return
+    # Every user the log names has a profile row (the store keeps it so), so paging
+    # the profiles is paging everyone, without a DISTINCT over the whole event log.
+    after: str | None = None
+    while part := _page(conn, "SELECT user_id FROM profiles", after, size):
+        yield part, True
+        if len(part) < size:
+            return
+        after = part[-1]
+
+
+def _page(conn: sqlite3.Connection, select: str, after: str | None, size: int) -> list[str]:
+    args: tuple[object, ...] = (size,)
+    sql = f"{select} ORDER BY user_id LIMIT ?"
+    if after is not None:
+        sql, args = f"{select} WHERE user_id > ? ORDER BY user_id LIMIT ?", (after, size)
+    return [r[0] for r in conn.execute(sql, args)]
+
+
+def _is_dense(conn: sqlite3.Connection, part: Sequence[str]) -> bool:
+    """Whether ``part`` makes up enough of its id range that scanning the range beats
+    one index seek per user (judged by the profiles in the range)."""
+    if len(part) < 256:
+        return False
+    (in_range,) = conn.execute(
+        "SELECT COUNT(*) FROM profiles WHERE user_id BETWEEN ? AND ?", (part[0], part[-1])
+    ).fetchone()
+    return bool(len(part) * 4 >= in_range)
+
+
+def _profiles(
+    conn: sqlite3.Connection, part: Sequence[str], dense: bool
+) -> dict[str, dict[str, Any]]:
+    """The profiles of ``part`` (and, for a dense part, of the users between)."""
+    if dense:
+        sql = "SELECT user_id, traits FROM profiles WHERE user_id BETWEEN ? AND ?"
+        rows = conn.execute(sql, (part[0], part[-1]))
+    else:
+        sql = (
+            "SELECT user_id, traits FROM profiles WHERE user_id IN (SELECT value FROM json_each(?))"
+        )
+        rows = conn.execute(sql, (json.dumps(list(part)),))
+    return {uid: dict(json.loads(traits)) for uid, traits in rows}
+
+
+class SqlitePopulation:
+    """Set-based reads of the users of ``conn`` (see
+    :class:`~journeyc.store.abc.PopulationReads`)."""
+
+    def __init__(self, conn: sqlite3.Connection, dialect: Dialect = SQLITE) -> None:
+        self._conn = conn
+        self._d = dialect
+
+    def chunks(self, users: Sequence[str] | None, size: int) -> Iterator[tuple[list[str], bool]]:
+        """``users`` (default: everyone, the users of ``profiles``) in sorted chunks of
+        ``size``, each with whether to read it as an id range (``dense``)."""
+        return _chunks(self._conn, users, size)
+
+    def profiles(self, users: Sequence[str], dense: bool) -> dict[str, dict[str, Any]]:
+        """The profiles of ``users`` (sorted; for a dense chunk, of those between too)."""
+        return _profiles(self._conn, users, dense)
+
+    def grouped(
+        self,
+        now_ms: int,
+        users: Iterable[str],
+        aggs: Iterable[ir.Agg] = (),
+        *,
+        dense: bool = True,
+        outer: Callable[[ir.Expr], object],
+    ) -> GroupedAggregates:
+        """The aggregates of ``users`` at ``now_ms``, for all of them at once."""
+        return GroupedAggregates(
+            SqliteRunner(self._conn), self._d, now_ms, users, aggs, dense=dense, outer=outer
+        )
+
+    def aggregates(self) -> SqliteAggregates:
+        """The per-user statements, for what has no set-based form."""
+        return SqliteAggregates(self._conn, self._d)
