@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import example, given
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from journeyc.compile import ir
@@ -28,9 +28,12 @@ from journeyc.engine.eventindex import EventIndex, IndexedAggregates
 from journeyc.engine.expr import EventView, Scope, compile_expr
 from journeyc.lang import ast
 from journeyc.lang.parser import parse_source
+from journeyc.store.abc import AggregateReads
+from journeyc.store.abc import EventHistory as EventHistoryReads
 from journeyc.store.sqlite import StoredEvent
 from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.history import EventHistory
+from tests.compiled_stores import PostgresRows
 
 DDL = """
 CREATE TABLE events (
@@ -84,16 +87,23 @@ def stored(events: Sequence[LoggedEvent]) -> list[StoredEvent]:
 Factory = Callable[[Sequence[LoggedEvent]], AggregateSource]
 # index: every event given to the simulator's index as it is logged; index-history:
 # every event in the table before the index starts, read back per user.
-IMPLEMENTATIONS = ["sql", "sql-python-where", "list", "index", "index-history"]
+# postgres: the SQL in PostgreSQL's dialect, on the session's server.
+IMPLEMENTATIONS = ["sql", "sql-python-where", "list", "index", "index-history", "postgres"]
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
 def make_source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
     conns: list[sqlite3.Connection] = []
+    pg: list[PostgresRows] = []
 
     def make(events: Sequence[LoggedEvent]) -> AggregateSource:
         if request.param == "list":
             return ListAggregates(events)
+        if request.param == "postgres":
+            if not pg:
+                pg.append(PostgresRows(request.getfixturevalue("postgres_url")))
+            pg[0].load_events(events)
+            return StoreAggregates(pg[0].aggregates())
         conn = open_db(tmp_path / f"events{len(conns)}.db")
         conns.append(conn)
         if request.param == "index":
@@ -109,6 +119,8 @@ def make_source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
     yield make
     for c in conns:
         c.close()
+    for db in pg:
+        db.close()
 
 
 def ev(seq: int, name: str, at: datetime, user: str = "u1", **props: Any) -> LoggedEvent:
@@ -443,28 +455,65 @@ def shared_conn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Co
     conn.close()
 
 
+class SqliteRows:
+    """The SQLite side of :class:`tests.compiled_stores.PostgresRows`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def load_events(self, events: Sequence[LoggedEvent]) -> list[LoggedEvent]:
+        self.conn.execute("DELETE FROM events")
+        insert(self.conn, events)
+        return list(events)
+
+    def aggregates(self) -> AggregateReads:
+        return SqliteAggregates(self.conn)
+
+    def history(self) -> EventHistoryReads:
+        return EventHistory(self.conn)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def rows_db(
+    request: pytest.FixtureRequest, shared_conn: sqlite3.Connection
+) -> Iterator[SqliteRows | PostgresRows]:
+    """The events of a test, in each SQL store: a SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield SqliteRows(shared_conn)
+        return
+    db = PostgresRows(request.getfixturevalue("postgres_url"))
+    yield db
+    db.close()
+
+
+# The store's rows are replaced by each example: one database serves them all.
+REUSES_ITS_STORE = settings(
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+
+
 FUNCS = ["count", "sum", "avg", "min", "max", "distinct", "top", "last", "first"]
 
 
+@REUSES_ITS_STORE
 @given(
     st.lists(st.tuples(st.integers(min_value=0, max_value=5), event_props), max_size=8),
     st.lists(conditions, min_size=1, max_size=4),
     st.dictionaries(st.sampled_from(["a", "b"]), profile_values),
 )
 def test_sql_where_agrees_with_python_filter(
-    shared_conn: sqlite3.Connection,
+    rows_db: SqliteRows | PostgresRows,
     rows: list[tuple[int, dict[str, Any]]],
     conds: list[ir.Expr],
     profile: dict[str, Any],
 ) -> None:
-    shared_conn.execute("DELETE FROM events")
     events = [ev(i + 1, "x", NOW - h * timedelta(hours=1), **p) for i, (h, p) in enumerate(rows)]
-    insert(shared_conn, events)
+    events = rows_db.load_events(events)
     sources = (
-        StoreAggregates(SqliteAggregates(shared_conn)),
-        StoreAggregates(SqliteAggregates(shared_conn), sql_where=False),
+        StoreAggregates(rows_db.aggregates()),
+        StoreAggregates(rows_db.aggregates(), sql_where=False),
     )
-    index = EventIndex(EventHistory(shared_conn), 0)
+    index = EventIndex(rows_db.history(), 0)
     index.add(stored(list(reversed(events))))  # out of order: the index sorts them
     reference = ListAggregates(events)
     for cond in conds:
@@ -556,18 +605,19 @@ TRICKY_LITERALS: list[Any] = [None, True, False, 0, 1, 1.0, 2.5, "", "a", "1", "
 TRICKY_LISTS: list[list[Any]] = [[], ["a", "b"], [1, 2.5], [1, "a"], [None], [True], ["1"]]
 
 
-def test_sql_where_agrees_with_python_on_every_tricky_pair(tmp_path: Path) -> None:
+def test_sql_where_agrees_with_python_on_every_tricky_pair(
+    rows_db: SqliteRows | PostgresRows,
+) -> None:
     """Each event holds one tricky value in ``p`` and the bit ``2**i`` in ``id``, so
     ``sum(x.id where …)`` names exactly the events a condition selects."""
-    conn = open_db(tmp_path / "e.db")
     events = [
         ev(i + 1, "x", NOW - DAY, id=2**i, **({} if v is MISSING else {"p": v, "n": {"p": v}}))
         for i, v in enumerate(TRICKY_PROPS)
     ]
-    insert(conn, events)
+    rows_db.load_events(events)
     sql, py = (
-        StoreAggregates(SqliteAggregates(conn)),
-        StoreAggregates(SqliteAggregates(conn), sql_where=False),
+        StoreAggregates(rows_db.aggregates()),
+        StoreAggregates(rows_db.aggregates(), sql_where=False),
     )
     p, np_ = ir.EventRef(path=["p"]), ir.EventRef(path=["n", "p"])
     others: list[ir.Expr] = [ir.Lit(value=x) for x in TRICKY_LITERALS]
@@ -752,6 +802,7 @@ each_conditions = st.builds(
 )
 
 
+@REUSES_ITS_STORE
 @given(
     st.lists(st.tuples(st.integers(min_value=0, max_value=5), list_props), max_size=6),
     st.lists(
@@ -762,21 +813,20 @@ each_conditions = st.builds(
     st.dictionaries(st.sampled_from(["a", "b"]), profile_values),
 )
 def test_sql_over_list_items_agrees_with_python(
-    shared_conn: sqlite3.Connection,
+    rows_db: SqliteRows | PostgresRows,
     rows: list[tuple[int, dict[str, Any]]],
     cases: list[tuple[ir.Expr, ir.Expr | None, ir.Expr]],
     profile: dict[str, Any],
 ) -> None:
     """Item aggregates (``sum(x.products, VALUE where COND)``) and ``any``/``all`` in an
     event's ``where``: the SQL forms, the Python forms and the in-memory lists agree."""
-    shared_conn.execute("DELETE FROM events")
     events = [ev(i + 1, "x", NOW - h * timedelta(hours=1), **p) for i, (h, p) in enumerate(rows)]
-    insert(shared_conn, events)
+    events = rows_db.load_events(events)
     sources = (
-        StoreAggregates(SqliteAggregates(shared_conn)),
-        StoreAggregates(SqliteAggregates(shared_conn), sql_where=False),
+        StoreAggregates(rows_db.aggregates()),
+        StoreAggregates(rows_db.aggregates(), sql_where=False),
     )
-    index = EventIndex(EventHistory(shared_conn), 0)
+    index = EventIndex(rows_db.history(), 0)
     index.add(stored(events))
     reference = ListAggregates(events)
     for item, where, each in cases:

@@ -15,9 +15,13 @@ from journeyc.store.targets import URL_SCHEMES, is_url, shown
 
 if TYPE_CHECKING:
     from journeyc.store.postgres.admin import PostgresAdminReads
+    from journeyc.store.postgres.aggregates import PostgresAggregates
+    from journeyc.store.postgres.catalog import PostgresCatalog
     from journeyc.store.postgres.history import PostgresEventHistory
     from journeyc.store.postgres.leases import PostgresLeases
     from journeyc.store.postgres.outbox import PostgresOutbox
+    from journeyc.store.postgres.population import PostgresPopulation
+    from journeyc.store.postgres.recommendations import PostgresRecommendations
     from journeyc.store.postgres.schedules import PostgresScheduleRows
     from journeyc.store.postgres.segments import PostgresSegmentBook
     from journeyc.store.postgres.store import PostgresStore
@@ -25,9 +29,7 @@ if TYPE_CHECKING:
 
     # mypy checks each store against the interfaces it implements here: the SQLite
     # store is a whole abc.Store; the PostgreSQL store every part but the engine's
-    # unit of work (runtime()) and the compiled reads (aggregates(), population(),
-    # recommendations(), catalog(): a PostgreSQL dialect of sqlite/dialect.py), not
-    # built yet.
+    # unit of work (runtime()) and the deployments' reads, not built yet.
     _SQLITE: type[abc.Store] = SqliteStore
     _SIMULATION: type[abc.SimulationStore] = SqliteStore
     _EVENT_LOG: type[abc.EventLog] = PostgresStore
@@ -44,6 +46,10 @@ if TYPE_CHECKING:
     _UPKEEP: type[abc.Upkeep] = PostgresUpkeep
     _COPY_SQLITE: type[abc.CopyableStore] = SqliteStore
     _COPY_POSTGRES: type[abc.CopyableStore] = PostgresStore
+    _AGGREGATES: type[abc.AggregateReads] = PostgresAggregates
+    _POPULATION: type[abc.PopulationReads] = PostgresPopulation
+    _RECOMMENDATIONS: type[abc.RecommendationReads] = PostgresRecommendations
+    _CATALOG: type[abc.Catalog] = PostgresCatalog
 
 __all__ = [
     "LOCK_TIMEOUT_S",

@@ -501,13 +501,13 @@ class AggregateStatement:
                 return v == 1 if b == 1 else v
             jt, v = row
             return v == 1 if jt in self._bools else v
-        value = row[0] if self._width == 1 else self._sum_of(row)
         if func == "sum":
+            value = row[0] if self._width == 1 else self._sum_of(row)
             return 0 if value is None else value
         if func == "avg":
             n = row[self._width]
-            return None if not n else value / n
-        return value
+            return None if not n else (row[0] if self._width == 1 else self._sum_of(row)) / n
+        return row[0]
 
     def rows(
         self, user_id: str, now_ms: int, since_ms: int | None

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +54,7 @@ from journeyc.store.compiled.aggregates import (
 )
 from journeyc.store.compiled.dialect import Dialect, Runner
 
-__all__ = ["GroupedAggregates"]
+__all__ = ["GroupedAggregates", "user_chunks"]
 
 _INT64_MAX = 2**63 - 1
 _KEY_DIGITS = 19  # the width of a non-negative int64 in decimal
@@ -522,3 +522,36 @@ def _getter(d: Dialect, c: _Column, rows: Mapping[str, tuple[Any, ...]], i: int)
         return int(text[:_KEY_DIGITS]) + origin, props_of(text[2 * _KEY_DIGITS :])
 
     return get_event
+
+
+# ---------------------------------------------------------------- the population
+
+_DENSE_MIN = 256  # users in a chunk below which one index seek per user always wins
+
+
+def user_chunks(
+    users: Sequence[str] | None,
+    size: int,
+    in_range: Callable[[str, str], int],
+    page: Callable[[str | None, int], list[str]],
+) -> Iterator[tuple[list[str], bool]]:
+    """``users`` (None: everyone, paged with ``page(after, size)``, the users after
+    ``after`` in code point order) in sorted chunks of ``size``, each with whether
+    to read it as an id range: whether it makes up enough of its range that scanning
+    the range beats one index seek per user, judged by ``in_range(first, last)``,
+    the profiles between."""
+    if users is not None:
+        ordered = sorted(set(users))
+        for i in range(0, len(ordered), size):
+            part = ordered[i : i + size]
+            dense = len(part) >= _DENSE_MIN and len(part) * 4 >= in_range(part[0], part[-1])
+            yield part, dense
+        return
+    # Every user the log names has a profile row (the store keeps it so), so paging
+    # the profiles is paging everyone, without a DISTINCT over the whole event log.
+    after: str | None = None
+    while part := page(after, size):
+        yield part, True
+        if len(part) < size:
+            return
+        after = part[-1]

@@ -38,6 +38,8 @@ from journeyc.fastjson import dumps
 from journeyc.store.errors import SchemaVersionError, StoreBusyError, StoreError
 from journeyc.store.identities import IdentityMap, alias_ids, has_alias, link_events
 from journeyc.store.postgres.admin import PostgresAdminReads
+from journeyc.store.postgres.aggregates import PostgresAggregates
+from journeyc.store.postgres.catalog import PostgresCatalog
 from journeyc.store.postgres.cluster_lock import PostgresClusterLocks
 from journeyc.store.postgres.deployments import PostgresDeploymentReads
 from journeyc.store.postgres.dump import PostgresTableDump, PostgresTableLoad, dump
@@ -47,6 +49,8 @@ from journeyc.store.postgres.leases import PostgresLeases
 from journeyc.store.postgres.membership import PostgresMembership
 from journeyc.store.postgres.outbox import PostgresOutbox
 from journeyc.store.postgres.partition_log import PostgresPartitionLog
+from journeyc.store.postgres.population import PostgresPopulation
+from journeyc.store.postgres.recommendations import PostgresRecommendations
 from journeyc.store.postgres.runtime import PostgresRuntime
 from journeyc.store.postgres.schedules import PostgresScheduleRows
 from journeyc.store.postgres.schema import Connection, migrate, schema_version
@@ -345,6 +349,23 @@ class PostgresStore:
         """The writes of a copy into this store (:class:`~journeyc.store.abc.TableLoad`);
         they join this thread's :meth:`transaction`."""
         return PostgresTableLoad(self, self.path)
+
+    # The compiled reads (aggregates, set-based evaluation) and the catalog's.
+    def aggregates(self) -> PostgresAggregates:
+        """Aggregates compiled to SQL over the event log (``store.abc.AggregateReads``)."""
+        return PostgresAggregates(self)
+
+    def population(self) -> PostgresPopulation:
+        """Set-based segment evaluation (``store.abc.PopulationReads``)."""
+        return PostgresPopulation(self)
+
+    def recommendations(self) -> PostgresRecommendations:
+        """The recommendation filters' reads (``store.abc.RecommendationReads``)."""
+        return PostgresRecommendations(self)
+
+    def catalog(self) -> PostgresCatalog:
+        """The catalog feed's writes (``store.abc.Catalog``)."""
+        return PostgresCatalog(self)
 
     # ------------------------------------------------------------ the engine's reads
 

@@ -8,38 +8,21 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from journeyc.compile import ir
 from journeyc.store.compiled.dialect import Dialect
-from journeyc.store.compiled.population import GroupedAggregates
+from journeyc.store.compiled.population import GroupedAggregates, user_chunks
 from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.dialect import SQLITE, SqliteRunner
 
 __all__ = ["SqlitePopulation"]
 
 
-def _chunks(
-    conn: sqlite3.Connection, users: Sequence[str] | None, size: int
-) -> Iterator[tuple[list[str], bool]]:
-    """Sorted chunks of users, each with whether to read it as an id range."""
-    if users is not None:
-        ordered = sorted(set(users))
-        for i in range(0, len(ordered), size):
-            part = ordered[i : i + size]
-            yield part, _is_dense(conn, part)
-        return
-    # Every user the log names has a profile row (the store keeps it so), so paging
-    # the profiles is paging everyone, without a DISTINCT over the whole event log.
-    after: str | None = None
-    while part := _page(conn, "SELECT user_id FROM profiles", after, size):
-        yield part, True
-        if len(part) < size:
-            return
-        after = part[-1]
-
-
-def _page(conn: sqlite3.Connection, select: str, after: str | None, size: int) -> list[str]:
+def _page(conn: sqlite3.Connection, after: str | None, size: int) -> list[str]:
+    """The next ``size`` users of ``profiles`` after ``after``."""
+    select = "SELECT user_id FROM profiles"
     args: tuple[object, ...] = (size,)
     sql = f"{select} ORDER BY user_id LIMIT ?"
     if after is not None:
@@ -47,15 +30,10 @@ def _page(conn: sqlite3.Connection, select: str, after: str | None, size: int) -
     return [r[0] for r in conn.execute(sql, args)]
 
 
-def _is_dense(conn: sqlite3.Connection, part: Sequence[str]) -> bool:
-    """Whether ``part`` makes up enough of its id range that scanning the range beats
-    one index seek per user (judged by the profiles in the range)."""
-    if len(part) < 256:
-        return False
-    (in_range,) = conn.execute(
-        "SELECT COUNT(*) FROM profiles WHERE user_id BETWEEN ? AND ?", (part[0], part[-1])
-    ).fetchone()
-    return bool(len(part) * 4 >= in_range)
+def _in_range(conn: sqlite3.Connection, first: str, last: str) -> int:
+    """How many profiles there are from ``first`` to ``last``."""
+    sql = "SELECT COUNT(*) FROM profiles WHERE user_id BETWEEN ? AND ?"
+    return int(conn.execute(sql, (first, last)).fetchone()[0])
 
 
 def _profiles(
@@ -84,7 +62,8 @@ class SqlitePopulation:
     def chunks(self, users: Sequence[str] | None, size: int) -> Iterator[tuple[list[str], bool]]:
         """``users`` (default: everyone, the users of ``profiles``) in sorted chunks of
         ``size``, each with whether to read it as an id range (``dense``)."""
-        return _chunks(self._conn, users, size)
+        conn = self._conn
+        return user_chunks(users, size, partial(_in_range, conn), partial(_page, conn))
 
     def profiles(self, users: Sequence[str], dense: bool) -> dict[str, dict[str, Any]]:
         """The profiles of ``users`` (sorted; for a dense chunk, of those between too)."""

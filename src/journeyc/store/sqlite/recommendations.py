@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["PRODUCT_COLUMNS", "SqliteRecommendations"]
+__all__ = ["PRODUCT_COLUMNS", "SqliteRecommendations", "product_of"]
 
 PRODUCT_COLUMNS = ("id", "name", "brand", "category", "price", "url", "image")
 """The catalog's columns a product dict has (its extra fields come after them)."""
@@ -110,18 +110,20 @@ class SqliteRecommendations:
             f" WHERE in_stock = 1 AND id IN ({marks})",
             tuple(ids),
         ).fetchall()
-        return {row[0]: _product(row) for row in rows}
+        return {row[0]: product_of(row) for row in rows}
 
     def _ids(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[str]:
         return [str(row[0]) for row in self._conn.execute(sql, params)]
 
 
-def _product(row: Sequence[Any]) -> dict[str, Any]:
+def product_of(row: Sequence[Any]) -> dict[str, Any]:
+    """A ``products`` row (:data:`PRODUCT_COLUMNS`, then ``extra``: JSON text, or what
+    the driver decoded of a ``jsonb``) as the dict the filters hand out."""
     out: dict[str, Any] = dict(zip(PRODUCT_COLUMNS, row[:7], strict=True))
     price = out["price"]
     if isinstance(price, float) and price.is_integer():
         out["price"] = int(price)  # 5900, not 5900.0, in a message
-    extra = json.loads(row[7])
+    extra = json.loads(row[7]) if isinstance(row[7], str) else row[7]
     if isinstance(extra, dict):
         for k, v in extra.items():
             out.setdefault(k, v)
