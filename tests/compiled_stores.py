@@ -18,6 +18,7 @@ from journeyc.engine.aggregates import LoggedEvent, from_ms, to_ms
 from journeyc.store.abc import EventHistory
 from journeyc.store.postgres import PostgresStore
 from journeyc.store.postgres.aggregates import PostgresAggregates
+from journeyc.store.postgres.population import PostgresPopulation
 
 Row = tuple[int, str, str, int, dict[str, Any]]  # seq, user, name, at, props
 
@@ -78,3 +79,12 @@ class PostgresRows:
     def history(self) -> EventHistory:
         """The store's reads of the log by user."""
         return self.store.event_history()
+
+    def population(self) -> PostgresPopulation:
+        """The store's set-based reads."""
+        return self.store.population()
+
+    def everyone(self) -> list[str]:
+        """Every user of the profiles and the log, sorted."""
+        rows = self.conn.execute("SELECT user_id FROM profiles UNION SELECT user_id FROM events")
+        return sorted(r[0] for r in rows)

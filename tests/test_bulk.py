@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from journeyc.compile import ir
@@ -28,11 +28,13 @@ from journeyc.engine.bulk import BulkAggregates, aggregates_in, evaluate_populat
 from journeyc.engine.expr import CompileError, EventView, Scope, compile_predicate
 from journeyc.engine.segments import segment_resolver
 from journeyc.lang.project import load_project
+from journeyc.store.abc import AggregateReads, PopulationReads
 from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.dialect import SqliteRunner
 from journeyc.store.sqlite.population import SqlitePopulation
 from journeyc.store.sqlite.schema import migrate
 from tests import strategies
+from tests.compiled_stores import PostgresRows
 from tests.conftest import ROOT
 
 # The contract suite of the aggregate sources, run again here against BulkAggregates
@@ -78,13 +80,55 @@ def conn() -> Iterator[sqlite3.Connection]:
     c.close()
 
 
+class SqliteDb:
+    """The SQLite side of :class:`tests.compiled_stores.PostgresRows`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def load(self, events: Sequence[Row], profiles: Mapping[str, dict[str, Any]] = {}) -> None:
+        load(self.conn, events, profiles)
+
+    def population(self) -> PopulationReads:
+        return SqlitePopulation(self.conn)
+
+    def aggregates(self) -> AggregateReads:
+        return SqliteAggregates(self.conn)
+
+    def profile(self, uid: str) -> dict[str, Any]:
+        return profile_of(self.conn, uid)
+
+    def everyone(self) -> list[str]:
+        return everyone(self.conn)
+
+
+Db = SqliteDb | PostgresRows
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, conn: sqlite3.Connection) -> Iterator[Db]:
+    """The test's rows in each SQL store (emptied by each example)."""
+    if request.param == "sqlite":
+        yield SqliteDb(conn)
+        return
+    rows = PostgresRows(request.getfixturevalue("postgres_url"))
+    yield rows
+    rows.close()
+
+
+# The store's rows are replaced by each example: one database serves them all.
+REUSES_ITS_STORE = settings(
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+
+
 class BulkAtEachTime:
     """A :class:`BulkAggregates` for each time and user a scope asks about (with a
     second user beside it), built on first use: every answer comes from a grouped
     statement, whatever ``now`` a contract test picks."""
 
-    def __init__(self, conn: sqlite3.Connection, dense: bool) -> None:
-        self.conn, self.dense = conn, dense
+    def __init__(self, population: PopulationReads, dense: bool) -> None:
+        self.population, self.dense = population, dense
         self.sources: dict[tuple[Any, str], BulkAggregates] = {}
 
     def value(self, agg: ir.Agg, key: str, scope: Scope) -> Any:
@@ -92,19 +136,29 @@ class BulkAtEachTime:
         if where not in self.sources:
             users = [scope.user_id, "u2"]
             self.sources[where] = BulkAggregates(
-                SqlitePopulation(self.conn), scope.now, users, dense=self.dense
+                self.population, scope.now, users, dense=self.dense
             )
         return self.sources[where].value(agg, key, scope)
 
 
-@pytest.fixture(params=["dense", "seeks"])
-def make_source(request: pytest.FixtureRequest, conn: sqlite3.Connection) -> Factory:
+@pytest.fixture(params=["dense", "seeks", "postgres-dense", "postgres-seeks"])
+def make_source(request: pytest.FixtureRequest, conn: sqlite3.Connection) -> Iterator[Factory]:
+    dense = request.param.endswith("dense")
+    pg: list[PostgresRows] = []
+
     def make(events: Sequence[LoggedEvent]) -> BulkAtEachTime:
+        if request.param.startswith("postgres"):
+            if not pg:
+                pg.append(PostgresRows(request.getfixturevalue("postgres_url")))
+            pg[0].load_events(events)
+            return BulkAtEachTime(pg[0].population(), dense)
         load(conn, [], {})
         insert(conn, events)
-        return BulkAtEachTime(conn, request.param == "dense")
+        return BulkAtEachTime(SqlitePopulation(conn), dense)
 
-    return make
+    yield make
+    for rows in pg:
+        rows.close()
 
 
 Row = tuple[int, str, str, int, dict[str, Any]]  # seq, user, name, at, props
@@ -245,47 +299,49 @@ aggs = st.builds(
 )
 
 
-def scope_for(conn: sqlite3.Connection, uid: str, source: Any) -> Scope:
+def scope_for(db: Db, uid: str, source: Any) -> Scope:
     return Scope(
         now=NOW,
-        profile=profile_of(conn, uid),
+        profile=db.profile(uid),
         aggregates=source,
         segments=lambda name, _: name == "s1" and uid in ("u1", "u3"),
         user_id=uid,
     )
 
 
+@REUSES_ITS_STORE
 @given(logs(NAMES[:3]), profiles, st.lists(aggs, min_size=1, max_size=6), st.booleans(), st.data())
 def test_bulk_values_equal_sql_values(
-    conn: sqlite3.Connection,
+    db: Db,
     log: list[Row],
     profs: dict[str, dict[str, Any]],
     generated: list[ir.Agg],
     dense: bool,
     data: st.DataObject,
 ) -> None:
-    load(conn, log, profs)
+    db.load(log, profs)
     users = data.draw(st.lists(st.sampled_from(USERS), unique=True), label="users")
     late = data.draw(st.sampled_from(generated), label="asked for late")
     given_aggs = [a for a in generated if a != late]
-    sql = StoreAggregates(SqliteAggregates(conn))
-    bulk = BulkAggregates(SqlitePopulation(conn), NOW, users, given_aggs, dense=dense)
+    sql = StoreAggregates(db.aggregates())
+    bulk = BulkAggregates(db.population(), NOW, users, given_aggs, dense=dense)
     for uid in (*USERS, "p7"):  # users outside the set go per user
         for agg in generated:
             key = agg.model_dump_json()
-            want = sql.value(agg, key, scope_for(conn, uid, sql))
-            got = bulk.value(agg, key, scope_for(conn, uid, bulk))
+            want = sql.value(agg, key, scope_for(db, uid, sql))
+            got = bulk.value(agg, key, scope_for(db, uid, bulk))
             assert same(got, want), (uid, agg, got, want)
 
 
+@REUSES_ITS_STORE
 @given(logs(["x"]), st.sampled_from(FUNCS), st.sampled_from([["p"], ["amount"]]))
 def test_every_function_is_set_based_on_plain_properties(
-    conn: sqlite3.Connection, log: list[Row], func: str, prop: list[str]
+    db: Db, log: list[Row], func: str, prop: list[str]
 ) -> None:
-    load(conn, log, {})
+    db.load(log, {})
     agg = _agg(func, "x", prop, parse_expr("event.q != 1"), 86400)
-    bulk = BulkAggregates(SqlitePopulation(conn), NOW, USERS, [agg])
-    sql = StoreAggregates(SqliteAggregates(conn))
+    bulk = BulkAggregates(db.population(), NOW, USERS, [agg])
+    sql = StoreAggregates(db.aggregates())
     key = agg.model_dump_json()
     for uid in USERS:
         s = Scope(now=NOW, aggregates=bulk, user_id=uid)
@@ -293,6 +349,7 @@ def test_every_function_is_set_based_on_plain_properties(
     assert bulk._grouped._columns[key].get is not None  # answered from the grouped scan
 
 
+@REUSES_ITS_STORE
 @given(
     st.lists(
         st.tuples(st.sampled_from(USERS), ages, list_props),
@@ -305,7 +362,7 @@ def test_every_function_is_set_based_on_plain_properties(
     st.booleans(),
 )
 def test_item_aggregates_set_based_equal_sql_values(
-    conn: sqlite3.Connection,
+    db: Db,
     raw: list[tuple[str, int, dict[str, Any]]],
     func: str,
     item: ir.Expr,
@@ -317,7 +374,7 @@ def test_item_aggregates_set_based_equal_sql_values(
     :class:`StoreAggregates`, and set-based (``top`` aside) when the item value and
     ``where`` have SQL forms."""
     log = [(i + 1, u, "x", NOW_MS - age, p) for i, (u, age, p) in enumerate(raw)]
-    load(conn, log, {})
+    db.load(log, {})
     agg = ir.Agg(
         func=func,  # type: ignore[arg-type]
         event="x",
@@ -326,8 +383,8 @@ def test_item_aggregates_set_based_equal_sql_values(
         where=where,
         within=within,
     )
-    bulk = BulkAggregates(SqlitePopulation(conn), NOW, USERS, [agg], dense=dense)
-    sql = StoreAggregates(SqliteAggregates(conn))
+    bulk = BulkAggregates(db.population(), NOW, USERS, [agg], dense=dense)
+    sql = StoreAggregates(db.aggregates())
     key = agg.model_dump_json()
     for uid in USERS:
         s = Scope(now=NOW, aggregates=bulk, user_id=uid)
@@ -489,7 +546,7 @@ def test_the_grouped_scan_reads_the_user_index_in_order(conn: sqlite3.Connection
 
 
 def direct(
-    conn: sqlite3.Connection,
+    db: Db,
     segments: Mapping[str, ir.SegmentIR],
     users: Sequence[str],
     names: Sequence[str],
@@ -498,12 +555,12 @@ def direct(
     """Each user on their own, as the engine does: StoreAggregates, the segment resolver
     of ``core`` (every ``segment NAME`` evaluated again, an unknown one false)."""
     preds = {n: compile_predicate(s.expr) for n, s in segments.items()}
-    sql = StoreAggregates(SqliteAggregates(conn))
+    sql = StoreAggregates(db.aggregates())
     now = from_ms(now_ms)
     resolver = segment_resolver(preds)
     out = []
     for uid in users:
-        profile = profile_of(conn, uid)
+        profile = db.profile(uid)
         scope = Scope(now=now, profile=profile, aggregates=sql, segments=resolver, user_id=uid)
         out.append((uid, {n: bool(preds[n](scope)) for n in names}))
     return out
@@ -599,9 +656,10 @@ def generated_segments(draw: st.DrawFn) -> dict[str, ir.SegmentIR]:
     return out
 
 
+@REUSES_ITS_STORE
 @given(logs(), profiles, generated_segments(), st.integers(1, 4), st.data())
 def test_population_equals_per_user_evaluation(
-    conn: sqlite3.Connection,
+    db: Db,
     log: list[Row],
     profs: dict[str, dict[str, Any]],
     extra: dict[str, ir.SegmentIR],
@@ -610,22 +668,20 @@ def test_population_equals_per_user_evaluation(
 ) -> None:
     segments = {**SEGMENTS, **extra}
     assume(_acyclic(segments))
-    load(conn, log, profs)
-    all_users = everyone(conn)
+    db.load(log, profs)
+    all_users = db.everyone()
     users: list[str] | None = None
     if data.draw(st.booleans(), label="explicit users"):
         users = data.draw(st.lists(st.sampled_from([*USERS, "p7", "nobody"]), unique=True))
     names = sorted(segments)
     if data.draw(st.booleans(), label="some segments"):
         names = data.draw(st.lists(st.sampled_from(sorted(segments)), min_size=1, unique=True))
-    got = list(
-        evaluate_population(SqlitePopulation(conn), segments, NOW_MS, users, names, chunk=chunk)
-    )
-    want = direct(conn, segments, sorted(set(users)) if users is not None else all_users, names)
+    got = list(evaluate_population(db.population(), segments, NOW_MS, users, names, chunk=chunk))
+    want = direct(db, segments, sorted(set(users)) if users is not None else all_users, names)
     assert got == want
 
 
-def test_project_segments_on_a_small_shop(conn: sqlite3.Connection) -> None:
+def test_project_segments_on_a_small_shop(db: Db) -> None:
     """The project's segments, on users built to be in each of them."""
     log: list[Row] = []
     seq = iter(range(1, 10_000))
@@ -645,9 +701,9 @@ def test_project_segments_on_a_small_shop(conn: sqlite3.Connection) -> None:
         add("intent", "product_viewed", i * 60_000, brand="A" if i % 2 else "B", price=5 * i)
     add("grumpy", "order_completed", 20 * DAY, revenue=99)
     add("grumpy", "feedback_submitted", 2 * DAY, rating=1)
-    load(conn, log, {"nobody": {"first_name": "N"}})
-    got = dict(evaluate_population(SqlitePopulation(conn), SEGMENTS, NOW_MS, chunk=3))
-    want = dict(direct(conn, SEGMENTS, everyone(conn), sorted(SEGMENTS)))
+    db.load(log, {"nobody": {"first_name": "N"}})
+    got = dict(evaluate_population(db.population(), SEGMENTS, NOW_MS, chunk=3))
+    want = dict(direct(db, SEGMENTS, db.everyone(), sorted(SEGMENTS)))
     assert got == want
     members = {n: {u for u, m in got.items() if m[n]} for n in SEGMENTS}
     assert members["hero"] == {"hero"}

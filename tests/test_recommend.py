@@ -24,6 +24,8 @@ from journeyc.lang.project import load_project
 from journeyc.messages.recommend import Recommender
 from journeyc.messages.render import RenderContext, Renderer, RenderError
 from journeyc.messages.templates import make_environment, template_errors
+from journeyc.store.open import open_store
+from journeyc.store.postgres import PostgresStore
 from journeyc.store.sqlite import Store
 from tests.conftest import ROOT
 from tests.engine_helpers import TMP_DIR
@@ -41,7 +43,7 @@ def ms(t: datetime) -> int:
 class Shop:
     """A store holding the example catalog, and helpers to add events to it."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store | PostgresStore) -> None:
         self.store = store
         self.n = 0
         upsert_products(store, read_catalog(CATALOG).products)
@@ -73,13 +75,23 @@ class Shop:
         self._add(user, "Order Completed", {"products": products}, at)
 
     def set_stock(self, pid: str, in_stock: bool) -> None:
+        if isinstance(self.store, PostgresStore):
+            with self.store.connection() as pg:
+                pg.execute("UPDATE products SET in_stock = %s WHERE id = %s", (in_stock, pid))
+            return
         with self.store.transaction() as conn:
             conn.execute("UPDATE products SET in_stock = ? WHERE id = ?", (int(in_stock), pid))
 
 
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Shop]:
-    with Store.open(tmp_path / "journeyc.db") as store:
+@pytest.fixture(params=["sqlite", "postgres"])
+def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shop]:
+    """The example catalog in each store (the filters read it through
+    ``store.recommendations()``)."""
+    if request.param == "sqlite":
+        target = str(tmp_path / "journeyc.db")
+    else:
+        target = request.getfixturevalue("postgres_url")
+    with open_store(target) as store:
         yield Shop(store)
 
 

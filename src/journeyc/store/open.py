@@ -71,7 +71,7 @@ def open_store(
     ``lock_timeout_s`` for a lock.
 
     The SQLite store implements all of :class:`journeyc.store.abc.Store`, the
-    PostgreSQL store all but the engine's unit of work and the compiled reads (mypy
+    PostgreSQL store all but the engine's unit of work and the deployments' reads (mypy
     checks both here).
     Raises :class:`~journeyc.store.errors.StoreError` with the reason, naming the
     target (a URL without its password), when it cannot be opened as a store.

@@ -374,7 +374,7 @@ class GroupedAggregates:
             return col
         ws = WhereSql(self._d, prefix=p, item=f"{p}it")
         v = ws.value(agg.item)
-        cond = "1" if agg.where is None else ws.pred(agg.where)
+        cond = self._d.true if agg.where is None else ws.pred(agg.where)
         if v is None or cond is None:
             return col
         try:
