@@ -1,4 +1,5 @@
-"""The dialect seam of the SQL compiled from the IR (store/sqlite/dialect.py).
+"""The dialect seam of the SQL compiled from the IR (store/compiled/dialect.py), and
+PostgreSQL's dialect (store/postgres/dialect.py).
 
 A dialect that spells SQLite's SQL otherwise (function and column names in capitals,
 which SQLite reads alike; ``$name`` parameters) must change every statement the
@@ -22,12 +23,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from journeyc.compile import ir
-from journeyc.engine.aggregates import StoreAggregates
+from journeyc.engine.aggregates import StoreAggregates, to_ms
 from journeyc.engine.bulk import BulkAggregates
 from journeyc.engine.expr import AggregateSource, Scope, compile_expr
+from journeyc.store.abc import NoExactFormError
 from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.dialect import SqliteDialect
 from journeyc.store.sqlite.population import SqlitePopulation
+from tests.compiled_stores import PostgresRows
 
 # The contract of the aggregate sources, run again here over the respelled dialect
 # (pytest collects imported tests with this module's ``make_source`` fixture).
@@ -54,6 +57,7 @@ from tests.test_aggregates import (  # noqa: F401
     test_top_breaks_ties_by_most_recent,
     test_where,
     test_window_bounds,
+    value,
 )
 
 
@@ -195,3 +199,84 @@ def test_the_spelling_changes_no_answer(
         got = answers(src)
         assert got == want and [type(g) for g in got] == [type(w) for w in want], aggs
     conn.close()
+
+
+# ---------------------------------------------------------------- PostgreSQL's dialect
+
+# What PostgreSQL's dialect takes (a product, ``*``, goes to Python there).
+PG_AGGREGATES = [t for t in AGGREGATES if "*" not in t]
+PG_EVENTS = [
+    ev(1, "x", NOW - timedelta(hours=1), q=1, r=2, c="a", b=False, tags=["a"]),
+    ev(2, "x", NOW - timedelta(hours=2), q=2.5, c="abc", products=[{"n": 2, "c": "a", "k": 1}]),
+    ev(3, "x", NOW - timedelta(days=2), q=0, c="b", products=[{"n": 3, "c": "z"}, {"n": 1.5}]),
+    ev(4, "x", NOW - timedelta(hours=3), q=7, c="a", user="u2"),
+]
+
+
+def test_postgres_answers_every_aggregate_with_its_statement(postgres_url: str) -> None:
+    """Each aggregate has a statement in PostgreSQL's dialect, the statement runs
+    (``answer`` raises NoExactFormError when it fails on the data: the engine would
+    quietly take its Python path), and it gives what the Python path gives."""
+    db = PostgresRows(postgres_url)
+    try:
+        db.load_events(PG_EVENTS)
+        reads = db.aggregates()
+        sql, py = StoreAggregates(reads), StoreAggregates(reads, sql_where=False)
+        profile = {"a": 1}
+        for text in PG_AGGREGATES:
+            agg = parse_agg(text)
+            query = reads.compile(agg)
+            assert query.sql is not None, text
+            assert re.search(r"(?<![:\w]):[A-Za-z_]", query.sql) is None, query.sql  # no :name
+            scope = Scope(now=NOW, profile=profile, user_id="u1")
+            outer = [compile_expr(e)(scope) for e in query.outer]
+            since = None if agg.within is None else to_ms(NOW) - agg.within * 1000
+            query.answer("u1", to_ms(NOW), since, outer)  # runs, or raises
+            key = agg.model_dump_json()
+            got = sql.value(agg, key, Scope(now=NOW, profile=profile, user_id="u1"))
+            want = py.value(agg, key, Scope(now=NOW, profile=profile, user_id="u1"))
+            assert got == want and type(got) is type(want), (text, got, want)
+    finally:
+        db.close()
+
+
+def test_postgres_evaluates_every_aggregate_for_a_set_of_users(postgres_url: str) -> None:
+    """The grouped statements of PostgreSQL's dialect run and answer every aggregate
+    without a per-user read (``top`` over list items aside, as on SQLite)."""
+    db = PostgresRows(postgres_url)
+    try:
+        db.load_events(PG_EVENTS)
+        aggs = [parse_agg(t) for t in PG_AGGREGATES if "profile." not in t]
+        for dense in (True, False):
+            bulk = BulkAggregates(db.population(), NOW, ["u1", "u2"], aggs, dense=dense)
+            sql = StoreAggregates(db.aggregates())
+            for agg in aggs:
+                key = agg.model_dump_json()
+                for uid in ("u1", "u2"):
+                    s = Scope(now=NOW, user_id=uid)
+                    got, want = bulk.value(agg, key, s), sql.value(agg, key, s)
+                    assert got == want and type(got) is type(want), (agg, uid, got, want)
+                set_based = bulk._grouped._columns[key].get is not None  # type: ignore[attr-defined]
+                assert set_based == (agg.func != "top" or agg.item is None), agg
+    finally:
+        db.close()
+
+
+def test_a_statement_failing_inside_a_transaction_leaves_it_usable(postgres_url: str) -> None:
+    """A number no float holds fails the float sum's cast: the engine's Python path
+    answers, and the caller's transaction (the statement ran in a savepoint) goes on
+    and commits."""
+    db = PostgresRows(postgres_url)
+    try:
+        db.load_events([ev(1, "x", NOW - timedelta(hours=1), v=10**400)])
+        store = db.store
+        with store.transaction():
+            query = store.aggregates().compile(parse_agg("sum(x.v)"))
+            with pytest.raises(NoExactFormError):
+                query.answer("u1", to_ms(NOW), None, [])
+            src = StoreAggregates(store.aggregates())
+            assert value(src, "sum(x.v)") == 10**400
+            store.put_setting("after", "yes")
+        assert store.get_setting("after") == "yes"
+    finally:
+        db.close()
