@@ -46,6 +46,7 @@ from journeyc.compile import ir
 from journeyc.store.abc import NoExactFormError
 from journeyc.store.compiled.aggregates import (
     ITEM_ORDER,
+    CompiledAggregates,
     WhereSql,
     item_select,
     prop_select,
@@ -54,7 +55,7 @@ from journeyc.store.compiled.aggregates import (
 )
 from journeyc.store.compiled.dialect import Dialect, Runner
 
-__all__ = ["GroupedAggregates", "user_chunks"]
+__all__ = ["CompiledPopulation", "GroupedAggregates", "user_chunks"]
 
 _INT64_MAX = 2**63 - 1
 _KEY_DIGITS = 19  # the width of a non-negative int64 in decimal
@@ -555,3 +556,31 @@ def user_chunks(
         if len(part) < size:
             return
         after = part[-1]
+
+
+class CompiledPopulation:
+    """The set-based reads of a SQL store (see
+    :class:`~journeyc.store.abc.PopulationReads`) but its paging and profiles, which
+    each store adds."""
+
+    def __init__(self, runner: Runner, dialect: Dialect) -> None:
+        self._runner = runner
+        self._d = dialect
+
+    def grouped(
+        self,
+        now_ms: int,
+        users: Iterable[str],
+        aggs: Iterable[ir.Agg] = (),
+        *,
+        dense: bool = True,
+        outer: Callable[[ir.Expr], object],
+    ) -> GroupedAggregates:
+        """The aggregates of ``users`` at ``now_ms``, for all of them at once."""
+        return GroupedAggregates(
+            self._runner, self._d, now_ms, users, aggs, dense=dense, outer=outer
+        )
+
+    def aggregates(self) -> CompiledAggregates:
+        """The per-user statements, for what has no set-based form."""
+        return CompiledAggregates(self._runner, self._d)

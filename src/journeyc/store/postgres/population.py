@@ -6,22 +6,22 @@ and their aggregates, all at once, by the generator of
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from journeyc.compile import ir
-from journeyc.store.compiled.population import GroupedAggregates, user_chunks
-from journeyc.store.postgres.aggregates import PostgresAggregates, PostgresRunner, Statements
+from journeyc.store.compiled.population import CompiledPopulation, user_chunks
+from journeyc.store.postgres.aggregates import PostgresRunner, Statements
 from journeyc.store.postgres.dialect import POSTGRES
 
 __all__ = ["PostgresPopulation"]
 
 
-class PostgresPopulation:
+class PostgresPopulation(CompiledPopulation):
     """Set-based reads of the users of ``store`` (see
     :class:`~journeyc.store.abc.PopulationReads`)."""
 
     def __init__(self, store: Statements) -> None:
+        super().__init__(PostgresRunner(store), POSTGRES)
         self._store = store
 
     def _page(self, after: str | None, size: int) -> list[str]:
@@ -67,21 +67,3 @@ class PostgresPopulation:
                     "SELECT user_id, traits FROM profiles WHERE user_id = ANY(%s)", (list(users),)
                 ).fetchall()
         return {uid: dict(traits) for uid, traits in rows}
-
-    def grouped(
-        self,
-        now_ms: int,
-        users: Iterable[str],
-        aggs: Iterable[ir.Agg] = (),
-        *,
-        dense: bool = True,
-        outer: Callable[[ir.Expr], object],
-    ) -> GroupedAggregates:
-        """The aggregates of ``users`` at ``now_ms``, for all of them at once."""
-        return GroupedAggregates(
-            PostgresRunner(self._store), POSTGRES, now_ms, users, aggs, dense=dense, outer=outer
-        )
-
-    def aggregates(self) -> PostgresAggregates:
-        """The per-user statements, for what has no set-based form."""
-        return PostgresAggregates(self._store)

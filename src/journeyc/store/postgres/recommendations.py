@@ -7,11 +7,11 @@ quantity is 1, a positive number counts as given, anything else as nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from journeyc.store.postgres.schema import Connections
-from journeyc.store.sqlite.recommendations import product_of
+from journeyc.store.recommendations import Params, RecommendationQueries
 
 __all__ = ["PostgresRecommendations"]
 
@@ -63,44 +63,25 @@ _CROSS_SELL_CANDIDATES = (
 )
 
 
-class PostgresRecommendations:
+class PostgresRecommendations(RecommendationQueries):
     """The recommendation filters' reads over ``store`` (see
     :class:`~journeyc.store.abc.RecommendationReads`)."""
+
+    WINDOW = _WINDOW
+    IN_STOCK = _IN_STOCK
+    CROSS_SELL_CANDIDATES = _CROSS_SELL_CANDIDATES
+    BOUGHT_SINCE = _BOUGHT_SINCE
 
     def __init__(self, store: Connections) -> None:
         self._store = store
 
-    def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Any]:
+    def _rows(self, sql: str, params: Params) -> Iterable[Sequence[Any]]:
         with self._store.connection() as conn:
             return conn.execute(sql, params).fetchall()
 
-    def window_scores(self, start_ms: int, end_ms: int) -> dict[str, tuple[float, int]]:
-        """Units bought and views per product id over ``[start_ms, end_ms)``."""
-        rows = self._rows(_WINDOW, {"start": start_ms, "end": end_ms})
-        return {str(pid): (float(units), int(views)) for pid, units, views in rows}
-
-    def in_stock(self, by: str, value: str) -> list[str]:
-        """The ids of the in-stock products whose ``by`` (``brand`` or ``category``)
-        is ``value``."""
-        return self._ids(_IN_STOCK[by], (value,))
-
-    def cross_sell_candidates(self, user_id: str, before_ms: int) -> list[str]:
-        """The ids of the in-stock products of the categories the user bought from
-        before ``before_ms`` that they did not buy then."""
-        return self._ids(_CROSS_SELL_CANDIDATES, {"user": user_id, "end": before_ms})
-
-    def bought(self, user_id: str, start_ms: int, now_ms: int) -> list[str]:
-        """The ids of the products the user bought in ``[start_ms, now_ms]``."""
-        return self._ids(_BOUGHT_SINCE, {"user": user_id, "start": start_ms, "now": now_ms})
-
-    def products(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The in-stock products among ``ids``, by id (as the SQLite store's)."""
-        rows = self._rows(
+    def _products_query(self, ids: Sequence[str]) -> tuple[str, Params]:
+        sql = (
             "SELECT id, name, brand, category, price, url, image, extra FROM products"
-            " WHERE in_stock AND id = ANY(%s)",
-            (list(ids),),
+            " WHERE in_stock AND id = ANY(%s)"
         )
-        return {row[0]: product_of(row) for row in rows}
-
-    def _ids(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[str]:
-        return [str(row[0]) for row in self._rows(sql, params)]
+        return sql, (list(ids),)

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import Any
 
-from journeyc.compile import ir
 from journeyc.store.compiled.dialect import Dialect
-from journeyc.store.compiled.population import GroupedAggregates, user_chunks
-from journeyc.store.sqlite.aggregates import SqliteAggregates
+from journeyc.store.compiled.population import CompiledPopulation, user_chunks
 from journeyc.store.sqlite.dialect import SQLITE, SqliteRunner
 
 __all__ = ["SqlitePopulation"]
@@ -51,13 +49,14 @@ def _profiles(
     return {uid: dict(json.loads(traits)) for uid, traits in rows}
 
 
-class SqlitePopulation:
+class SqlitePopulation(CompiledPopulation):
     """Set-based reads of the users of ``conn`` (see
-    :class:`~journeyc.store.abc.PopulationReads`)."""
+    :class:`~journeyc.store.abc.PopulationReads`); ``dialect`` SQLite's unless a test
+    respells it."""
 
     def __init__(self, conn: sqlite3.Connection, dialect: Dialect = SQLITE) -> None:
+        super().__init__(SqliteRunner(conn), dialect)
         self._conn = conn
-        self._d = dialect
 
     def chunks(self, users: Sequence[str] | None, size: int) -> Iterator[tuple[list[str], bool]]:
         """``users`` (default: everyone, the users of ``profiles``) in sorted chunks of
@@ -68,21 +67,3 @@ class SqlitePopulation:
     def profiles(self, users: Sequence[str], dense: bool) -> dict[str, dict[str, Any]]:
         """The profiles of ``users`` (sorted; for a dense chunk, of those between too)."""
         return _profiles(self._conn, users, dense)
-
-    def grouped(
-        self,
-        now_ms: int,
-        users: Iterable[str],
-        aggs: Iterable[ir.Agg] = (),
-        *,
-        dense: bool = True,
-        outer: Callable[[ir.Expr], object],
-    ) -> GroupedAggregates:
-        """The aggregates of ``users`` at ``now_ms``, for all of them at once."""
-        return GroupedAggregates(
-            SqliteRunner(self._conn), self._d, now_ms, users, aggs, dense=dense, outer=outer
-        )
-
-    def aggregates(self) -> SqliteAggregates:
-        """The per-user statements, for what has no set-based form."""
-        return SqliteAggregates(self._conn, self._d)

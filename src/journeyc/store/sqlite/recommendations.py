@@ -6,15 +6,13 @@ with SQL over the ``events (name, at)`` and ``events (user_id, name, at)`` index
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["PRODUCT_COLUMNS", "SqliteRecommendations", "product_of"]
+from journeyc.store.recommendations import Params, RecommendationQueries
 
-PRODUCT_COLUMNS = ("id", "name", "brand", "category", "price", "url", "image")
-"""The catalog's columns a product dict has (its extra fields come after them)."""
+__all__ = ["SqliteRecommendations"]
 
 
 def _pid(json_value: str) -> str:
@@ -75,56 +73,25 @@ _CROSS_SELL_CANDIDATES = (
 )
 
 
-class SqliteRecommendations:
+class SqliteRecommendations(RecommendationQueries):
     """The recommendation filters' reads over ``conn`` (see
     :class:`~journeyc.store.abc.RecommendationReads`)."""
+
+    WINDOW = _WINDOW
+    IN_STOCK = _IN_STOCK
+    CROSS_SELL_CANDIDATES = _CROSS_SELL_CANDIDATES
+    BOUGHT_SINCE = _BOUGHT_SINCE
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    def window_scores(self, start_ms: int, end_ms: int) -> dict[str, tuple[float, int]]:
-        """Units bought and views per product id over ``[start_ms, end_ms)``."""
-        rows = self._conn.execute(_WINDOW, {"start": start_ms, "end": end_ms})
-        return {str(pid): (float(units), int(views)) for pid, units, views in rows}
+    def _rows(self, sql: str, params: Params) -> Iterable[Sequence[Any]]:
+        return self._conn.execute(sql, params)
 
-    def in_stock(self, by: str, value: str) -> list[str]:
-        """The ids of the in-stock products whose ``by`` (``brand`` or ``category``)
-        is ``value``."""
-        return self._ids(_IN_STOCK[by], (value,))
-
-    def cross_sell_candidates(self, user_id: str, before_ms: int) -> list[str]:
-        """The ids of the in-stock products of the categories the user bought from
-        before ``before_ms`` that they did not buy then."""
-        return self._ids(_CROSS_SELL_CANDIDATES, {"user": user_id, "end": before_ms})
-
-    def bought(self, user_id: str, start_ms: int, now_ms: int) -> list[str]:
-        """The ids of the products the user bought in ``[start_ms, now_ms]``."""
-        return self._ids(_BOUGHT_SINCE, {"user": user_id, "start": start_ms, "now": now_ms})
-
-    def products(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The in-stock products among ``ids``, by id: :data:`PRODUCT_COLUMNS`, then
-        each extra field the row does not already have."""
+    def _products_query(self, ids: Sequence[str]) -> tuple[str, Params]:
         marks = ", ".join("?" * len(ids))
-        rows = self._conn.execute(
+        sql = (
             "SELECT id, name, brand, category, price, url, image, extra FROM products"
-            f" WHERE in_stock = 1 AND id IN ({marks})",
-            tuple(ids),
-        ).fetchall()
-        return {row[0]: product_of(row) for row in rows}
-
-    def _ids(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[str]:
-        return [str(row[0]) for row in self._conn.execute(sql, params)]
-
-
-def product_of(row: Sequence[Any]) -> dict[str, Any]:
-    """A ``products`` row (:data:`PRODUCT_COLUMNS`, then ``extra``: JSON text, or what
-    the driver decoded of a ``jsonb``) as the dict the filters hand out."""
-    out: dict[str, Any] = dict(zip(PRODUCT_COLUMNS, row[:7], strict=True))
-    price = out["price"]
-    if isinstance(price, float) and price.is_integer():
-        out["price"] = int(price)  # 5900, not 5900.0, in a message
-    extra = json.loads(row[7]) if isinstance(row[7], str) else row[7]
-    if isinstance(extra, dict):
-        for k, v in extra.items():
-            out.setdefault(k, v)
-    return out
+            f" WHERE in_stock = 1 AND id IN ({marks})"
+        )
+        return sql, tuple(ids)
