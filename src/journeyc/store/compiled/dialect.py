@@ -173,8 +173,9 @@ class Dialect(Protocol):
         ...
 
     def json_value(self, doc: str, path: str) -> str:
-        """The SQL value at ``path`` of ``doc`` (numbers and text as such, booleans
-        as 1/0, arrays and objects as their JSON text)."""
+        """The SQL value at ``path`` of ``doc``, in the dialect's representation of
+        values (SQLite: numbers and text as such, booleans as 1/0, arrays and objects
+        as their JSON text; PostgreSQL: the jsonb)."""
         ...
 
     def json_each(self, doc: str, path: str, alias: str) -> str:
