@@ -8,7 +8,8 @@ same values as the SQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -19,8 +20,24 @@ from journeyc.store.abc import EventHistory
 from journeyc.store.postgres import PostgresStore
 from journeyc.store.postgres.aggregates import PostgresAggregates
 from journeyc.store.postgres.population import PostgresPopulation
+from tests.postgres_server import PostgresServer, unavailable
 
 Row = tuple[int, str, str, int, dict[str, Any]]  # seq, user, name, at, props
+
+
+@contextlib.contextmanager
+def rows_on(server: PostgresServer | str) -> Iterator[PostgresRows]:
+    """A fresh database on the session's server (``postgres_server``: a module's tests
+    share it, each load replacing the rows), dropped afterwards."""
+    if isinstance(server, str):
+        unavailable(server)
+        raise AssertionError  # unreachable: unavailable() skips or fails
+    with server.database() as url:
+        rows = PostgresRows(url)
+        try:
+            yield rows
+        finally:
+            rows.close()
 
 
 class PostgresRows:

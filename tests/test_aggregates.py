@@ -33,7 +33,8 @@ from journeyc.store.abc import EventHistory as EventHistoryReads
 from journeyc.store.sqlite import StoredEvent
 from journeyc.store.sqlite.aggregates import SqliteAggregates
 from journeyc.store.sqlite.history import EventHistory
-from tests.compiled_stores import PostgresRows
+from tests.compiled_stores import PostgresRows, rows_on
+from tests.postgres_server import PostgresServer
 
 DDL = """
 CREATE TABLE events (
@@ -91,19 +92,24 @@ Factory = Callable[[Sequence[LoggedEvent]], AggregateSource]
 IMPLEMENTATIONS = ["sql", "sql-python-where", "list", "index", "index-history", "postgres"]
 
 
+@pytest.fixture(scope="module")
+def pg_rows(postgres_server: PostgresServer | str) -> Iterator[PostgresRows]:
+    """One PostgreSQL database for the module's tests (each load replaces the rows)."""
+    with rows_on(postgres_server) as rows:
+        yield rows
+
+
 @pytest.fixture(params=IMPLEMENTATIONS)
 def make_source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
     conns: list[sqlite3.Connection] = []
-    pg: list[PostgresRows] = []
 
     def make(events: Sequence[LoggedEvent]) -> AggregateSource:
         if request.param == "list":
             return ListAggregates(events)
         if request.param == "postgres":
-            if not pg:
-                pg.append(PostgresRows(request.getfixturevalue("postgres_url")))
-            pg[0].load_events(events)
-            return StoreAggregates(pg[0].aggregates())
+            pg: PostgresRows = request.getfixturevalue("pg_rows")
+            pg.load_events(events)
+            return StoreAggregates(pg.aggregates())
         conn = open_db(tmp_path / f"events{len(conns)}.db")
         conns.append(conn)
         if request.param == "index":
@@ -119,8 +125,6 @@ def make_source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
     yield make
     for c in conns:
         c.close()
-    for db in pg:
-        db.close()
 
 
 def ev(seq: int, name: str, at: datetime, user: str = "u1", **props: Any) -> LoggedEvent:
@@ -481,9 +485,7 @@ def rows_db(
     if request.param == "sqlite":
         yield SqliteRows(shared_conn)
         return
-    db = PostgresRows(request.getfixturevalue("postgres_url"))
-    yield db
-    db.close()
+    yield request.getfixturevalue("pg_rows")
 
 
 # The store's rows are replaced by each example: one database serves them all.

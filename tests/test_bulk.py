@@ -34,8 +34,9 @@ from journeyc.store.sqlite.dialect import SqliteRunner
 from journeyc.store.sqlite.population import SqlitePopulation
 from journeyc.store.sqlite.schema import migrate
 from tests import strategies
-from tests.compiled_stores import PostgresRows
+from tests.compiled_stores import PostgresRows, rows_on
 from tests.conftest import ROOT
+from tests.postgres_server import PostgresServer
 
 # The contract suite of the aggregate sources, run again here against BulkAggregates
 # (pytest collects imported tests with this module's ``make_source`` fixture).
@@ -105,15 +106,20 @@ class SqliteDb:
 Db = SqliteDb | PostgresRows
 
 
+@pytest.fixture(scope="module")
+def pg_rows(postgres_server: PostgresServer | str) -> Iterator[PostgresRows]:
+    """One PostgreSQL database for the module's tests (each load replaces the rows)."""
+    with rows_on(postgres_server) as rows:
+        yield rows
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, conn: sqlite3.Connection) -> Iterator[Db]:
+def db(request: pytest.FixtureRequest, conn: sqlite3.Connection) -> Db:
     """The test's rows in each SQL store (emptied by each example)."""
     if request.param == "sqlite":
-        yield SqliteDb(conn)
-        return
-    rows = PostgresRows(request.getfixturevalue("postgres_url"))
-    yield rows
-    rows.close()
+        return SqliteDb(conn)
+    rows: PostgresRows = request.getfixturevalue("pg_rows")
+    return rows
 
 
 # The store's rows are replaced by each example: one database serves them all.
@@ -142,23 +148,19 @@ class BulkAtEachTime:
 
 
 @pytest.fixture(params=["dense", "seeks", "postgres-dense", "postgres-seeks"])
-def make_source(request: pytest.FixtureRequest, conn: sqlite3.Connection) -> Iterator[Factory]:
+def make_source(request: pytest.FixtureRequest, conn: sqlite3.Connection) -> Factory:
     dense = request.param.endswith("dense")
-    pg: list[PostgresRows] = []
 
     def make(events: Sequence[LoggedEvent]) -> BulkAtEachTime:
         if request.param.startswith("postgres"):
-            if not pg:
-                pg.append(PostgresRows(request.getfixturevalue("postgres_url")))
-            pg[0].load_events(events)
-            return BulkAtEachTime(pg[0].population(), dense)
+            pg: PostgresRows = request.getfixturevalue("pg_rows")
+            pg.load_events(events)
+            return BulkAtEachTime(pg.population(), dense)
         load(conn, [], {})
         insert(conn, events)
         return BulkAtEachTime(SqlitePopulation(conn), dense)
 
-    yield make
-    for rows in pg:
-        rows.close()
+    return make
 
 
 Row = tuple[int, str, str, int, dict[str, Any]]  # seq, user, name, at, props
