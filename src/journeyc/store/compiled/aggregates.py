@@ -502,12 +502,19 @@ class AggregateStatement:
             jt, v = row
             return v == 1 if jt in self._bools else v
         if func == "sum":
-            value = row[0] if self._width == 1 else self._sum_of(row)
+            value = row[0] if self._width == 1 else self._total(row)
             return 0 if value is None else value
         if func == "avg":
             n = row[self._width]
-            return None if not n else (row[0] if self._width == 1 else self._sum_of(row)) / n
+            return None if not n else (row[0] if self._width == 1 else self._total(row)) / n
         return row[0]
+
+    def _total(self, row: Sequence[Any]) -> Any:
+        """The dialect's sum over several columns (PostgreSQL's exact and float sums)."""
+        try:
+            return self._sum_of(row)
+        except (ValueError, OverflowError):
+            raise NoExactFormError from None
 
     def rows(
         self, user_id: str, now_ms: int, since_ms: int | None

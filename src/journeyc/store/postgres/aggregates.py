@@ -3,15 +3,17 @@ generator of :mod:`journeyc.store.compiled.aggregates` in PostgreSQL's dialect
 (:mod:`journeyc.store.postgres.dialect`), run through psycopg.
 
 Each statement borrows this thread's connection (the one of its transaction, else a
-pooled one) for the time it runs. Inside a transaction it runs in a savepoint of its
-own: a statement that fails on the data (a number out of float range) must leave the
-caller's transaction usable, since the engine then answers in Python and goes on.
+pooled one) for the time it runs. The dialect's statements do not fail on any value
+the ``events`` table holds, so they run in the caller's transaction as they are (no
+savepoint, no extra round trip); should one fail on the data all the same
+(:class:`StatementFailedError`: the engine takes its Python path), the transaction
+is aborted and its next statement raises.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 
@@ -19,17 +21,7 @@ from journeyc.store.compiled.aggregates import CompiledAggregates
 from journeyc.store.postgres.dialect import POSTGRES
 from journeyc.store.postgres.schema import Connections
 
-__all__ = ["PostgresAggregates", "PostgresRunner", "StatementFailedError", "Statements"]
-
-
-class Statements(Connections, Protocol):
-    """What the compiled reads need of the store (named, not imported: the store
-    imports them)."""
-
-    @property
-    def in_transaction(self) -> bool:
-        """Whether this thread has a transaction open."""
-        ...
+__all__ = ["Connections", "PostgresAggregates", "PostgresRunner", "StatementFailedError"]
 
 
 class StatementFailedError(Exception):
@@ -52,17 +44,13 @@ class PostgresRunner:
 
     errors: tuple[type[BaseException], ...] = (StatementFailedError,)
 
-    def __init__(self, store: Statements) -> None:
+    def __init__(self, store: Connections) -> None:
         self._store = store
 
     def execute(self, sql: str, params: Mapping[str, object] | Sequence[object] = ()) -> _Fetched:
         """Run ``sql``; a failure on the data raises :class:`StatementFailedError`."""
-        store = self._store
-        with store.connection() as conn:
+        with self._store.connection() as conn:
             try:
-                if store.in_transaction:
-                    with conn.transaction():  # a savepoint
-                        return _Fetched(conn.execute(sql, params).fetchall())
                 return _Fetched(conn.execute(sql, params).fetchall())
             except psycopg.DataError as exc:
                 raise StatementFailedError(str(exc).strip()) from exc
@@ -76,5 +64,5 @@ class PostgresAggregates(CompiledAggregates):
     """Aggregates compiled to SQL over the ``events`` table of ``store`` (see
     :class:`~journeyc.store.abc.AggregateReads`)."""
 
-    def __init__(self, store: Statements) -> None:
+    def __init__(self, store: Connections) -> None:
         super().__init__(PostgresRunner(store), POSTGRES)

@@ -8,7 +8,9 @@ SQLite's dynamic types hold, equality is ``jsonb``'s (numbers by value, so ``1 =
 texts byte for byte), and no cast can fail on a value of another class. Texts are
 ordered by code point (``COLLATE "C"``), as Python orders them. Truth values are
 booleans. Sums, minimums and maximums order their input themselves (``ORDER BY``
-inside the aggregate), so the set-based scans need no plan check.
+inside the aggregate), so the set-based scans need no plan check. No statement fails
+on a value jsonb holds (each cast is guarded by the value's type, a float cast by its
+range), so none aborts the caller's transaction.
 
 What has no exact form here yet, and goes to the engine's Python path: ``a * b``
 (Python multiplies floats with rounding, numeric exactly), and bound floats whose
@@ -34,6 +36,10 @@ __all__ = ["POSTGRES", "PostgresDialect"]
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # not a ``::`` cast
 _FLOAT_EXACT_BELOW = 2.0**52  # below it, a float's shortest text orders as the float
+# The decimals a float8 cast takes without failing: PostgreSQL refuses what overflows,
+# and what underflows to zero.
+_FLOAT_MAX = "1.7976931348623157e308"
+_FLOAT_MIN = "1e-307"
 
 
 class PostgresDialect:
@@ -178,19 +184,34 @@ class PostgresDialect:
 
     def sum_columns(self, value: str, order: str) -> tuple[str, ...]:
         """The exact sum (numeric), the float sum in ``order``, and whether a float
-        (a number written with a point: jsonb writes no exponents) took part."""
+        (a number written with a point: jsonb writes no exponents) took part. A number
+        no float holds (jsonb holds any decimal) makes the float sum NaN instead of
+        failing the statement (:meth:`sum_of` then refuses it)."""
+        n = f"CAST({value} AS numeric)"
+        fits = f"({n} = 0 OR abs({n}) BETWEEN {_FLOAT_MIN} AND {_FLOAT_MAX})"
+        floats = (
+            f"CASE WHEN {fits} THEN CAST({value} AS float8)"
+            f" WHEN {value} IS NOT NULL THEN CAST('NaN' AS float8) END"
+        )
         return (
-            f"SUM(CAST({value} AS numeric))",
-            f"SUM(CAST({value} AS float8) ORDER BY {order})",
+            f"SUM({n})",
+            f"SUM({floats} ORDER BY {order})",
             f"bool_or(strpos(CAST({value} AS text), '.') > 0)",
         )
 
     def sum_of(self, cells: Sequence[Any]) -> Any:
-        """The float sum once a float took part, else the exact one as an int."""
+        """The float sum once a float took part, else the exact one as an int;
+        ``OverflowError`` when a float took part beside a number no float holds (the
+        engine's Python path decides)."""
         exact, floats, any_float = cells[0], cells[1], cells[2]
         if exact is None:
             return None
-        return float(floats) if any_float else int(exact)
+        if not any_float:
+            return int(exact)
+        total = float(floats)
+        if math.isnan(total):
+            raise OverflowError("a number no float holds in a float sum")
+        return total
 
     def min_max(self, func: str, value: str, order: str) -> str:
         """The first value of ``array_agg`` sorted by class (numbers first for

@@ -10,8 +10,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from journeyc.store.compiled.population import CompiledPopulation, user_chunks
-from journeyc.store.postgres.aggregates import PostgresRunner, Statements
+from journeyc.store.postgres.aggregates import PostgresRunner
 from journeyc.store.postgres.dialect import POSTGRES
+from journeyc.store.postgres.schema import Connections
 
 __all__ = ["PostgresPopulation"]
 
@@ -20,7 +21,7 @@ class PostgresPopulation(CompiledPopulation):
     """Set-based reads of the users of ``store`` (see
     :class:`~journeyc.store.abc.PopulationReads`)."""
 
-    def __init__(self, store: Statements) -> None:
+    def __init__(self, store: Connections) -> None:
         super().__init__(PostgresRunner(store), POSTGRES)
         self._store = store
 
