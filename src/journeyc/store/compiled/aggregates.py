@@ -2,7 +2,8 @@
 (the SQL side of :class:`~journeyc.engine.aggregates.StoreAggregates`).
 
 Each aggregate becomes one SQL statement over the ``(user_id, name, at)`` index, built
-once per aggregate (sqlite3 keeps it prepared in its statement cache). Its ``where``
+once per aggregate (the driver keeps it prepared: sqlite3 in its statement cache,
+psycopg once it ran a few times). Its ``where``
 is translated to SQL when every part of it has a SQL form with exactly the null and
 type rules of :mod:`journeyc.engine.values`; values from the outer scope (profile
 attributes, ``now``) are computed by the engine and bound as parameters. Otherwise,
@@ -11,8 +12,8 @@ integer), the statement raises :class:`~journeyc.store.abc.NoExactFormError` and
 engine reads the window's rows and filters them with the compiled Python predicate.
 The meaning of each aggregate is written in :mod:`journeyc.engine.aggregates`.
 
-Over list items (``ir.Agg.item`` set), the window's events are joined to the
-``json_each`` of their list. Events count when ``now - within < at <= now``.
+Over list items (``ir.Agg.item`` set), the window's events are joined to the items
+of their list (SQLite's ``json_each``, PostgreSQL's ``jsonb_array_elements``). Events count when ``now - within < at <= now``.
 
 The pieces that differ between databases (JSON functions, parameters, truth values,
 exact sums) come from a :class:`~journeyc.store.compiled.dialect.Dialect`, and the
