@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from journeyc.store.postgres.upkeep import PostgresUpkeep
 
     # mypy checks each store against the interfaces it implements here: the SQLite
-    # store is a whole abc.Store; the PostgreSQL store every part but the engine's
-    # unit of work (runtime()) and the deployments' reads, not built yet.
+    # store is a whole abc.Store; the PostgreSQL store every part but the report,
+    # replay and delivery reads, not built yet.
     _SQLITE: type[abc.Store] = SqliteStore
     _SIMULATION: type[abc.SimulationStore] = SqliteStore
     _EVENT_LOG: type[abc.EventLog] = PostgresStore
@@ -71,7 +71,7 @@ def open_store(
     ``lock_timeout_s`` for a lock.
 
     The SQLite store implements all of :class:`journeyc.store.abc.Store`, the
-    PostgreSQL store all but the engine's unit of work and the deployments' reads (mypy
+    PostgreSQL store all but the report, replay and delivery reads (mypy
     checks both here).
     Raises :class:`~journeyc.store.errors.StoreError` with the reason, naming the
     target (a URL without its password), when it cannot be opened as a store.

@@ -13,7 +13,8 @@ engine reads the window's rows and filters them with the compiled Python predica
 The meaning of each aggregate is written in :mod:`journeyc.engine.aggregates`.
 
 Over list items (``ir.Agg.item`` set), the window's events are joined to the items
-of their list (SQLite's ``json_each``, PostgreSQL's ``jsonb_array_elements``). Events count when ``now - within < at <= now``.
+of their list (SQLite's ``json_each``, PostgreSQL's ``jsonb_array_elements``).
+Events count when ``now - within < at <= now``.
 
 The pieces that differ between databases (JSON functions, parameters, truth values,
 exact sums) come from a :class:`~journeyc.store.compiled.dialect.Dialect`, and the
