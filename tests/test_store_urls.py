@@ -26,11 +26,6 @@ NEEDS_DELIVERIES = pytest.mark.xfail(
     "shows and the API's delivery webhook writes) is not on main yet",
     strict=False,
 )
-NEEDS_ENGINE = pytest.mark.xfail(
-    reason="PostgresStore.recommendations(), aggregates() and population() (pg-dialect) are "
-    "not on main yet: the engine process cannot start on PostgreSQL",
-    strict=False,
-)
 
 EVENTS = [
     {"type": "track", "userId": "u1", "event": "signed_up", "messageId": "m1"},
@@ -230,13 +225,8 @@ def test_validate_compares_event_names_with_a_store_url(postgres_url: str, tmp_p
 # What each command needs of the PostgreSQL store that main lacks yet: the command
 # runs on a URL (opened, no refusal) and fails there until that part lands.
 LATER = {
-    "deploy": "PostgresStore.recommendations() (the engine that deploys: pg-dialect)",
-    "segments": "PostgresStore.population() and aggregates() (pg-dialect)",
-    "catalog": "PostgresStore.catalog() (pg-dialect)",
-    "report": "PostgresStore.recommendations() (to deploy first: pg-dialect) and"
-    " report_reads() (pg-reads)",
-    "why": "PostgresStore.recommendations() (to deploy first: pg-dialect) and"
-    " replay_reads() (pg-reads)",
+    "report": "PostgresStore.report_reads() (pg-reads)",
+    "why": "PostgresStore.replay_reads() (pg-reads)",
 }
 
 
@@ -244,6 +234,9 @@ LATER = {
     "command",
     [
         "plan",
+        "deploy",
+        "segments",
+        "catalog",
         *(
             pytest.param(
                 name, marks=pytest.mark.xfail(reason=f"{why} not on main yet", strict=False)
@@ -353,7 +346,7 @@ def test_serve_no_watch_on_a_database_without_a_deployment_exits_1(
     assert list(tmp_path.iterdir()) == []  # no SQLite file made for the URL
 
 
-@NEEDS_ENGINE
+@NEEDS_DELIVERIES
 def test_serve_on_a_store_url_takes_events_and_shows_them_in_status(
     postgres_url: str, tmp_path: Path, daemons: list[Daemon]
 ) -> None:
