@@ -1,7 +1,7 @@
 """The event log and profiles of the SQL compiled from the IR, on PostgreSQL: the
 aggregate and set-based tests (tests/test_aggregates.py, tests/test_bulk.py,
-tests/test_recommend_reads.py) load their rows into a fresh database of the session's
-server (the ``postgres_url`` fixture) as they load them into SQLite, and read what
+tests/test_sql_dialect.py) load their rows into a database of the session's server
+(one per module, :func:`rows_on`) as they load them into SQLite, and read what
 the database made of them (``jsonb`` writes ``1e+16`` as ``10000000000000000``, and
 ``json.loads`` reads that back as an int: the Python reference must start from the
 same values as the SQL)."""
