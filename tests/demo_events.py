@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -150,3 +152,20 @@ def write_demo(path: Path, users: int, seed: int = 7) -> Path:
     """Write :func:`demo_events` to ``path`` (JSON lines) and return it."""
     path.write_text("".join(lines(demo_events(users, seed))), encoding="utf-8")
     return path
+
+
+def simulate_demo(folder: Path, users: int, seed: int = 7) -> Path:
+    """The store ``journeyc simulate`` makes in ``folder`` of the example project
+    (journeys/) and ``users`` demo shoppers: its path."""
+    events = write_demo(folder / "demo.jsonl", users=users, seed=seed)
+    db = folder / "sim.db"
+    project = Path(__file__).resolve().parent.parent / "journeys"
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "journeyc", "simulate", str(project)),
+            *("--events", str(events), "--db", str(db)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return db

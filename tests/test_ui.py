@@ -31,24 +31,13 @@ from journeyc.store.sqlite.schema import MIGRATIONS, migrate
 from journeyc.store.sqlite.ui import DashboardReads
 from tests.conftest import ROOT
 from tests.daemon_helpers import clean_env, poll, serve_once
-from tests.demo_events import write_demo
+from tests.demo_events import simulate_demo
 
 
 @pytest.fixture(scope="module")
 def sim_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store ``journeyc simulate`` filled with 150 demo shoppers."""
-    tmp = tmp_path_factory.mktemp("sim")
-    events = write_demo(tmp / "demo.jsonl", users=150, seed=5)
-    db = tmp / "sim.db"
-    subprocess.run(
-        [
-            *(sys.executable, "-m", "journeyc", "simulate", str(ROOT / "journeys")),
-            *("--events", str(events), "--db", str(db)),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return db
+    return simulate_demo(tmp_path_factory.mktemp("sim"), users=150, seed=5)
 
 
 def _ui(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -11,25 +11,29 @@ from journeyc.store import abc
 from journeyc.store.sqlite.admin import snapshot
 from journeyc.store.sqlite.store import LOCK_TIMEOUT_S
 from journeyc.store.sqlite.store import Store as SqliteStore
-from journeyc.store.targets import URL_SCHEMES, is_url, shown
+from journeyc.store.targets import URL_SCHEMES, is_url
 
 if TYPE_CHECKING:
     from journeyc.store.postgres.admin import PostgresAdminReads
     from journeyc.store.postgres.aggregates import PostgresAggregates
     from journeyc.store.postgres.catalog import PostgresCatalog
+    from journeyc.store.postgres.deliveries import PostgresDeliveries
     from journeyc.store.postgres.history import PostgresEventHistory
     from journeyc.store.postgres.leases import PostgresLeases
     from journeyc.store.postgres.outbox import PostgresOutbox
     from journeyc.store.postgres.population import PostgresPopulation
     from journeyc.store.postgres.recommendations import PostgresRecommendations
+    from journeyc.store.postgres.replays import PostgresReplayReads
+    from journeyc.store.postgres.reports import PostgresReportReads
     from journeyc.store.postgres.schedules import PostgresScheduleRows
     from journeyc.store.postgres.segments import PostgresSegmentBook
     from journeyc.store.postgres.store import PostgresStore
+    from journeyc.store.postgres.ui import PostgresDashboardReads
     from journeyc.store.postgres.upkeep import PostgresUpkeep
 
     # mypy checks each store against the interfaces it implements here: the SQLite
-    # store is a whole abc.Store; the PostgreSQL store every part but the report,
-    # replay and delivery reads, not built yet.
+    # store is a whole abc.Store; the PostgreSQL store has every part (its in_use()
+    # takes one setting name where abc.Store's takes any number: not yet a whole one).
     _SQLITE: type[abc.Store] = SqliteStore
     _SIMULATION: type[abc.SimulationStore] = SqliteStore
     _EVENT_LOG: type[abc.EventLog] = PostgresStore
@@ -50,6 +54,10 @@ if TYPE_CHECKING:
     _POPULATION: type[abc.PopulationReads] = PostgresPopulation
     _RECOMMENDATIONS: type[abc.RecommendationReads] = PostgresRecommendations
     _CATALOG: type[abc.Catalog] = PostgresCatalog
+    _REPORTS: type[abc.ReportReads] = PostgresReportReads
+    _REPLAYS: type[abc.ReplayReads] = PostgresReplayReads
+    _DELIVERIES: type[abc.Deliveries] = PostgresDeliveries
+    _DASHBOARD: type[abc.DashboardReads] = PostgresDashboardReads
 
 __all__ = [
     "LOCK_TIMEOUT_S",
@@ -117,12 +125,15 @@ def reading_at(target: Path | str) -> AbstractContextManager[abc.AdminReads]:
 
 
 def dashboard_reads(target: Path | str) -> abc.DashboardReads:
-    """The dashboard's reads of the SQLite store at ``target``, read-only (nothing is
-    opened until a read; :meth:`~journeyc.store.abc.DashboardReads.check` says whether
-    it is a store this journeyc reads)."""
+    """The dashboard's reads of the store at ``target`` (a SQLite file or a
+    ``postgresql://`` URL), read-only (nothing is opened until a read;
+    :meth:`~journeyc.store.abc.DashboardReads.check` says whether it is a store this
+    journeyc reads)."""
     # Imported here: only the dashboard loads its reads.
+    if is_url(target):
+        from journeyc.store.postgres.ui import PostgresDashboardReads
+
+        return PostgresDashboardReads(str(target))
     from journeyc.store.sqlite.ui import DashboardReads as SqliteDashboardReads
 
-    # The PostgreSQL store has no dashboard reads yet: a URL reads as a missing file
-    # (check() says so, naming it without its password).
-    return SqliteDashboardReads(shown(target) if is_url(target) else target)
+    return SqliteDashboardReads(target)

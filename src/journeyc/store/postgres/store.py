@@ -41,6 +41,7 @@ from journeyc.store.postgres.admin import PostgresAdminReads
 from journeyc.store.postgres.aggregates import PostgresAggregates
 from journeyc.store.postgres.catalog import PostgresCatalog
 from journeyc.store.postgres.cluster_lock import PostgresClusterLocks
+from journeyc.store.postgres.deliveries import PostgresDeliveries
 from journeyc.store.postgres.deployments import PostgresDeploymentReads
 from journeyc.store.postgres.dump import PostgresTableDump, PostgresTableLoad, dump
 from journeyc.store.postgres.errors import converted
@@ -51,6 +52,8 @@ from journeyc.store.postgres.outbox import PostgresOutbox
 from journeyc.store.postgres.partition_log import PostgresPartitionLog
 from journeyc.store.postgres.population import PostgresPopulation
 from journeyc.store.postgres.recommendations import PostgresRecommendations
+from journeyc.store.postgres.replays import PostgresReplayReads
+from journeyc.store.postgres.reports import PostgresReportReads
 from journeyc.store.postgres.runtime import PostgresRuntime
 from journeyc.store.postgres.schedules import PostgresScheduleRows
 from journeyc.store.postgres.schema import Connection, migrate, schema_version
@@ -366,6 +369,48 @@ class PostgresStore:
     def catalog(self) -> PostgresCatalog:
         """The catalog feed's writes (``store.abc.Catalog``)."""
         return PostgresCatalog(self)
+
+    # ------------------------------------------------------------ reports, replays, deliveries
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A block in which this thread's reads of the store (through any part of it)
+        see one snapshot of the committed store: a ``REPEATABLE READ READ ONLY``
+        transaction on a pooled connection, which never waits for a writer (a write
+        in the block fails). Inside a transaction already: that one."""
+        local = self._local
+        conn: Connection | None = getattr(local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        try:
+            with self._pool.connection() as conn:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                local.conn = conn
+                try:
+                    yield conn
+                finally:
+                    local.conn = None
+                    conn.execute("ROLLBACK")
+        except psycopg.Error as exc:  # the store's error, not the driver's
+            raise converted(exc) from exc
+
+    @contextmanager
+    def report_reads(self) -> Iterator[PostgresReportReads]:
+        """The reads of journey reports, all in one snapshot for the block
+        (:class:`~journeyc.store.abc.ReportReads`)."""
+        with self.snapshot() as conn:
+            yield PostgresReportReads(conn)
+
+    def replay_reads(self) -> PostgresReplayReads:
+        """The reads of ``journeyc why``'s replay of one user
+        (:class:`~journeyc.store.abc.ReplayReads`)."""
+        return PostgresReplayReads(self)
+
+    def deliveries(self) -> PostgresDeliveries:
+        """The providers' delivery reports; writes join this thread's transaction
+        (:class:`~journeyc.store.abc.Deliveries`)."""
+        return PostgresDeliveries(self)
 
     # ------------------------------------------------------------ the engine's reads
 

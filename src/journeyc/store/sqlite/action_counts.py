@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import sqlite3
 
-HOUR_MS = 3_600_000
-"""The width of a bucket: a report's range is exact, its edges read the actions."""
+from journeyc.store.report_ranges import HOUR_MS
+
+__all__ = ["HOUR_MS", "LABEL", "SUM_ACTIONS", "add_logged", "last_seq"]
 
 LABEL = (
     "CASE action WHEN 'send' THEN coalesce(json_extract(detail, '$.channel'), '')"

@@ -6,7 +6,7 @@ and segment changes), to compare a replay with.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -22,12 +22,14 @@ __all__ = [
     "RecordedAction",
     "RecordedSegmentChange",
     "deployed_versions",
+    "event_of",
     "is_known",
     "last_activity",
     "profile_before",
     "recorded_actions",
     "recorded_segment_changes",
     "snapshot",
+    "traits_before",
     "user_events",
 ]
 
@@ -71,11 +73,13 @@ def user_events(store: Connected, ids: list[str]) -> list[Event]:
         " WHERE user_id IN (SELECT value FROM json_each(?)) ORDER BY seq",
         (_ids_json(ids),),
     )
-    out = []
-    for mid, uid, name, at, props, received in rows:
-        kind: Kind = "identify" if name == IDENTIFY else "alias" if name == ALIAS else "track"
-        out.append(Event(mid, uid, kind, name, int(at), loads(props), int(received)))
-    return out
+    return [event_of(m, u, name, at, loads(p), r) for m, u, name, at, p, r in rows]
+
+
+def event_of(message_id: str, user_id: str, name: str, at: int, props: Any, received: int) -> Event:
+    """An ``events`` row as the engine reads it (the ``kind`` from the name)."""
+    kind: Kind = "identify" if name == IDENTIFY else "alias" if name == ALIAS else "track"
+    return Event(message_id, user_id, kind, name, int(at), props, int(received))
 
 
 def profile_before(store: Connected, ids: list[str], before_ms: int) -> dict[str, dict[str, Any]]:
@@ -89,11 +93,18 @@ def profile_before(store: Connected, ids: list[str], before_ms: int) -> dict[str
         " WHERE user_id IN (SELECT value FROM json_each(?)) ORDER BY user_id",
         (_ids_json(ids),),
     )
+    return traits_before(((u, loads(t), loads(w)) for u, t, w in rows), before_ms)
+
+
+def traits_before(
+    profiles: Iterable[tuple[str, dict[str, Any], dict[str, int]]], before_ms: int
+) -> dict[str, dict[str, Any]]:
+    """Of ``(user, traits, trait_at)`` profiles, per user, the traits written before
+    ``before_ms`` and not by a call's context (users left with none left out)."""
     out: dict[str, dict[str, Any]] = {}
-    for uid, traits, trait_at in rows:
-        written = loads(trait_at)
+    for uid, traits, written in profiles:
         kept = {}
-        for key, value in loads(traits).items():
+        for key, value in traits.items():
             at = written.get(key, before_ms)
             if at < before_ms and at != CONTEXT_WRITTEN:
                 kept[key] = value

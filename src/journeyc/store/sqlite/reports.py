@@ -12,12 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
+from journeyc.store.report_ranges import (
+    Cut,
+    action_totals,
+    bounds,
+    cut,
+    feedback_totals,
+    outbox_totals,
+)
 from journeyc.store.rows import ActionCount, EntryGroup, FeedbackCount, OutboxCount
 from journeyc.store.rows import JourneyVersion as DeployedVersion
-from journeyc.store.sqlite.action_counts import HOUR_MS, LABEL
+from journeyc.store.sqlite.action_counts import LABEL
 from journeyc.store.sqlite.connected import Connected
 
 __all__ = [
@@ -36,8 +43,6 @@ __all__ = [
     "snapshot",
     "waiting_now",
 ]
-
-_FAR = 1 << 62  # past any epoch-millisecond time, either way
 
 
 @contextmanager
@@ -66,16 +71,12 @@ def deployed_versions(store: Connected, journey_id: str) -> list[DeployedVersion
     return [DeployedVersion(str(v), int(d), bool(a), str(i)) for v, d, a, i in rows]
 
 
-def _bounds(since_ms: int | None, until_ms: int | None) -> tuple[int, int]:
-    return (-_FAR if since_ms is None else since_ms, _FAR if until_ms is None else until_ms)
-
-
 def entry_groups(
     store: Connected, journey_id: str, since_ms: int | None, until_ms: int | None
 ) -> list[EntryGroup]:
     """Entries made in the range per (holdout, arm), with their conversions (goal_at
     set: the engine sets it only within the goal's window)."""
-    lo, hi = _bounds(since_ms, until_ms)
+    lo, hi = bounds(since_ms, until_ms)
     rows = store.conn.execute(
         "SELECT holdout, arm, count(*), count(goal_at) FROM entries"
         " WHERE journey_id = ? AND entered_at >= ? AND entered_at < ? GROUP BY 1, 2",
@@ -94,7 +95,7 @@ def median_ms_to_goal(
     the ``entries_to_goal`` index; None when none converted."""
     if conversions <= 0:
         return None
-    lo, hi = _bounds(since_ms, until_ms)
+    lo, hi = bounds(since_ms, until_ms)
     (median,) = store.conn.execute(
         "SELECT avg(d) FROM (SELECT goal_at - entered_at AS d FROM entries"
         " WHERE journey_id = ? AND goal_at IS NOT NULL AND entered_at >= ? AND entered_at < ?"
@@ -104,48 +105,15 @@ def median_ms_to_goal(
     return None if median is None else float(median)
 
 
-@dataclass(frozen=True, slots=True)
-class _Cut:
-    """A range as whole hours ``[first_hour, end_hour)`` read from a table of sums,
-    plus the partial hours at its edges, ``[lo, head_end)`` and ``[tail_start, hi)``,
-    read from the rows themselves."""
-
-    first_hour: int
-    end_hour: int
-    lo: int
-    head_end: int
-    tail_start: int
-    hi: int
-
-
-def _cut(since_ms: int | None, until_ms: int | None) -> _Cut:
-    lo, hi = _bounds(since_ms, until_ms)
-    first_hour, end_hour = -(-lo // HOUR_MS), hi // HOUR_MS
-    if first_hour < end_hour:
-        return _Cut(first_hour, end_hour, lo, first_hour * HOUR_MS, end_hour * HOUR_MS, hi)
-    return _Cut(0, 0, lo, hi, hi, hi)  # no whole hour inside: the rows of the range
-
-
 def _sums_and_edges(
-    store: Connected, journey_id: str, cut: _Cut, sums: str, rows: str
+    store: Connected, journey_id: str, cut: Cut, sums: str, rows: str
 ) -> list[tuple[Any, ...]]:
     """The rows of ``sums`` (a grouped SELECT over a sums table for the journey, its
     ``hour`` between two ``?``) over the whole hours, then those of ``rows`` (the same
     groups over the rows themselves, their time between two ``?``) over each edge;
     the caller adds up the groups."""
     sql = f"{sums} UNION ALL {rows} UNION ALL {rows}"
-    args = (
-        journey_id,
-        cut.first_hour,
-        cut.end_hour,
-        journey_id,
-        cut.lo,
-        cut.head_end,
-        journey_id,
-        cut.tail_start,
-        cut.hi,
-    )
-    return list(store.conn.execute(sql, args))
+    return list(store.conn.execute(sql, cut.args(journey_id)))
 
 
 def action_counts(
@@ -156,17 +124,13 @@ def action_counts(
     rows = _sums_and_edges(
         store,
         journey_id,
-        _cut(since_ms, until_ms),
+        cut(since_ms, until_ms),
         "SELECT step, action, label, sum(n) FROM action_counts"
         " WHERE journey_id = ? AND hour >= ? AND hour < ? GROUP BY 1, 2, 3",
         f"SELECT coalesce(step, ''), action, {LABEL}, count(*) FROM actions"
         " WHERE journey_id = ? AND at >= ? AND at < ? GROUP BY 1, 2, 3",
     )
-    total: dict[tuple[str, str, str], int] = {}
-    for step, action, label, n in rows:
-        key = (str(step), str(action), str(label))
-        total[key] = total.get(key, 0) + int(n)
-    return [ActionCount(*key, n) for key, n in sorted(total.items())]
+    return action_totals(rows)
 
 
 def waiting_now(store: Connected, journey_id: str, version: str | None) -> dict[str, int]:
@@ -189,19 +153,14 @@ def outbox_counts(
     rows = _sums_and_edges(
         store,
         journey_id,
-        _cut(since_ms, until_ms),
+        cut(since_ms, until_ms),
         "SELECT channel, status, sum(n), sum(n * retried) FROM outbox_counts"
         " WHERE journey_id = ? AND hour >= ? AND hour < ? GROUP BY 1, 2",
         "SELECT channel, status, count(*), sum(attempts > 1) FROM outbox"
         " WHERE journey_id = ? AND created_at >= ? AND created_at < ?"
         " AND channel IS NOT NULL AND status != 'suppressed' GROUP BY 1, 2",
     )
-    total: dict[tuple[str, str], list[int]] = {}
-    for channel, status, n, retried in rows:
-        pair = total.setdefault((str(channel), str(status)), [0, 0])
-        pair[0] += int(n)
-        pair[1] += int(retried or 0)
-    return [OutboxCount(c, s, n, r) for (c, s), (n, r) in sorted(total.items()) if n]
+    return outbox_totals(rows)
 
 
 def feedback_counts(
@@ -217,7 +176,7 @@ def feedback_counts(
     rows = _sums_and_edges(
         store,
         journey_id,
-        _cut(since_ms, until_ms),
+        cut(since_ms, until_ms),
         "SELECT channel, kind, sum(n) FROM delivery_counts"
         " WHERE journey_id = ? AND hour >= ? AND hour < ? GROUP BY 1, 2",
         "SELECT coalesce(d.channel,"
@@ -225,11 +184,7 @@ def feedback_counts(
         f" FROM deliveries d WHERE d.journey_id = ? AND d.at >= ? AND d.at < ? AND {first}"
         " GROUP BY 1, 2",
     )
-    total: dict[tuple[str, str], int] = {}
-    for channel, kind, n in rows:
-        key = (str(channel), str(kind))
-        total[key] = total.get(key, 0) + int(n)
-    return [FeedbackCount(c, k, n) for (c, k), n in sorted(total.items())]
+    return feedback_totals(rows)
 
 
 class SqliteReportReads:
