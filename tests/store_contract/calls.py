@@ -46,3 +46,26 @@ def read_rows(target: str, query: str, params: tuple[Any, ...] = ()) -> list[tup
             return [tuple(r) for r in conn.execute(query.replace("?", "%s"), params).fetchall()]
     with sqlite3.connect(target) as conn:
         return [tuple(r) for r in conn.execute(query, params).fetchall()]
+
+
+ActionRow = tuple[int, str, str | None, str | None, str, str]
+"""``(at, user, journey, step, action, detail JSON)``, as the engine logs an action."""
+
+
+def log_actions(target: str, rows: list[ActionRow]) -> None:
+    """Log ``rows`` in the action log and add them to the reports' hourly sums, each
+    store by its own rule (the engine's unit of work does both in one transaction)."""
+    # Imported here: the stores' modules, as their runtimes call them.
+    from journeyc.store.postgres.action_counts import add_actions
+    from journeyc.store.sqlite.action_counts import add_logged, last_seq
+
+    insert = "INSERT INTO actions (at, user_id, journey_id, step, action, detail) VALUES"
+    if is_url(target):
+        with psycopg.connect(target) as conn, conn.cursor() as cur:
+            cur.executemany(f"{insert} (%s, %s, %s, %s, %s, %s::jsonb)", rows)
+            add_actions(conn, rows)
+    else:
+        with sqlite3.connect(target) as conn:
+            after = last_seq(conn)
+            conn.executemany(f"{insert} (?, ?, ?, ?, ?, ?)", rows)
+            add_logged(conn, after)
