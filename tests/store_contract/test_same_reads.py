@@ -9,11 +9,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from fastapi.testclient import TestClient
 
 from journeyc.reports.build import build_report
+from journeyc.serve.ui import create_app
 from journeyc.store.abc import Store
 from journeyc.store.open import dashboard_reads, open_store, reading_at
 from journeyc.store.report_ranges import HOUR_MS
@@ -220,3 +223,29 @@ def test_admin_snapshots_are_the_same(both: tuple[str, str]) -> None:
             assert b.traits(user) == a.traits(user)
             assert b.live_instances(user) == a.live_instances(user)
             assert b.recent_actions(user, 5) == a.recent_actions(user, 5)
+
+
+def test_the_dashboards_pages_are_the_same(both: tuple[str, str]) -> None:
+    sqlite, url = both
+    user = _users(sqlite)[3]
+    pages = {}
+    for target in both:
+        where = dashboard_reads(target).path
+        with TestClient(create_app(target)) as client:
+            for path in (
+                "/ui?range=all",
+                "/ui?range=7d",
+                "/ui/journeys/cart_recovery",
+                "/ui/journeys/second_purchase_test?range=30d",
+                f"/ui/users/{user}",
+                "/ui/users?q=shopper-000",
+            ):
+                reply = client.get(path)
+                assert reply.status_code == 200, (target, path, reply.text[:300])
+                # The pages name their store: by path or by URL.
+                text = reply.text.replace(where, "STORE").replace(Path(where).name, "NAME")
+                pages[target, path] = text
+            assert client.get("/ui/journeys/nope").status_code == 404
+    for (_target, path), text in pages.items():
+        assert text == pages[sqlite, path], path
+    assert "No why-trace" not in pages[url, f"/ui/users/{user}"]
