@@ -34,6 +34,7 @@ SIZE_ARGS: dict[str, list[str]] = {
     "bench_deliveries.py": ["--reports", "1000"],
     "bench_ui.py": ["--instances", "5000", "--fetches", "3"],
     "bench_store_kinds.py": ["--events", "500", "--merges", "200"],
+    "bench_report_postgres.py": ["--entries", "2000", "--log", "1000"],
 }
 TIMEOUT_S = 120  # a hang guard, not a performance limit
 

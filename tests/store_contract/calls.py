@@ -52,18 +52,22 @@ ActionRow = tuple[int, str, str | None, str | None, str, str]
 """``(at, user, journey, step, action, detail JSON)``, as the engine logs an action."""
 
 
-def log_actions(target: str, rows: list[ActionRow]) -> None:
+def log_actions(target: str, rows: list[ActionRow], *, apart: bool = False) -> None:
     """Log ``rows`` in the action log and add them to the reports' hourly sums, each
-    store by its own rule (the engine's unit of work does both in one transaction)."""
+    store by its own rule (the engine's unit of work does both in one transaction);
+    on PostgreSQL in one statement, or ``apart``: inserted, then summed."""
     # Imported here: the stores' modules, as their runtimes call them.
-    from journeyc.store.postgres.action_counts import add_actions
+    from journeyc.store.postgres import action_counts as postgres
     from journeyc.store.sqlite.action_counts import add_logged, last_seq
 
     insert = "INSERT INTO actions (at, user_id, journey_id, step, action, detail) VALUES"
     if is_url(target):
         with psycopg.connect(target) as conn, conn.cursor() as cur:
-            cur.executemany(f"{insert} (%s, %s, %s, %s, %s, %s::jsonb)", rows)
-            add_actions(conn, rows)
+            if apart:
+                cur.executemany(f"{insert} (%s, %s, %s, %s, %s, %s::jsonb)", rows)
+                postgres.add_actions(conn, rows)
+            else:
+                postgres.log_actions(conn, rows)
     else:
         with sqlite3.connect(target) as conn:
             after = last_seq(conn)

@@ -41,19 +41,22 @@ def copy_rows(path: Path | str, url: str) -> dict[str, int]:
             )
             columns = [c[1] for c in src.execute(f"PRAGMA table_info({table})") if c[1] in types]
             order = f" ORDER BY {ORDER[table]}" if table in ORDER else ""
-            rows = src.execute(f"SELECT {', '.join(columns)} FROM {table}{order}").fetchall()
+            rows = src.execute(f"SELECT {', '.join(columns)} FROM {table}{order}")
             flags = [i for i, c in enumerate(columns) if types[c] == "boolean"]
-            rows = [
-                tuple(bool(v) if i in flags and v is not None else v for i, v in enumerate(r))
-                for r in rows
-            ]
-            values = sql.SQL(", ").join(
-                sql.SQL("%s::jsonb") if types[c] == "jsonb" else sql.SQL("%s") for c in columns
+            # COPY writes identity columns as given (INSERT's OVERRIDING SYSTEM VALUE);
+            # row triggers fire as for inserts.
+            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
             )
-            statement = sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE VALUES ({})").format(
-                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)), values
-            )
-            with dst.cursor() as cur:
-                cur.executemany(statement, rows)
-            copied[table] = len(rows)
+            n = 0
+            with dst.cursor() as cur, cur.copy(statement) as copy:
+                for row in rows:
+                    n += 1
+                    if flags:
+                        row = tuple(
+                            bool(v) if i in flags and v is not None else v
+                            for i, v in enumerate(row)
+                        )
+                    copy.write_row(row)
+            copied[table] = n
     return copied
