@@ -11,9 +11,9 @@ tests run (tests/postgres_server.py: Unix socket, fsync off).
 
 Figures (median of 5 runs after a warm-up), each beside SQLite's in the same run: the
 whole report, a report over a range cut inside hours, the report of one version.
-Also: logging N actions in batches of 100 with the hourly sums kept
-(``store.postgres.action_counts.log_actions``: the inserts and the sums in one
-statement) beside the plain inserts (``executemany``). The reports are checked equal
+Also: logging N actions in batches of 100 through the engine's unit of work
+(``PostgresRuntime.log_actions``: the inserts and the hourly sums in one statement)
+beside plain inserts (``executemany``), a transaction per batch. The reports are checked equal
 on both stores first.
 """
 
@@ -38,33 +38,36 @@ from bench.common import Figure, add_common_args, finish, median_time, print_mac
 from journeyc.reports.build import build_report
 from journeyc.store.abc import Store
 from journeyc.store.open import open_store
-from journeyc.store.postgres.action_counts import log_actions
+from journeyc.store.postgres import PostgresStore
 
 BATCH = 100
 
 
 def logging_cost(url: str, rows: int, runs: int = 3) -> tuple[float, float]:
-    """Median seconds to log ``rows`` actions in batches of :data:`BATCH`, plain and
-    with the sums kept (alternating, so load on the machine falls on both)."""
+    """Median seconds to log ``rows`` actions in batches of :data:`BATCH`, a transaction
+    each: plain inserts, and through the engine's unit of work (which adds them to the
+    hourly sums in the same statement). The runs alternate, so load falls on both."""
     row = (T0, "u1", "cart", "e1", "send", '{"channel": "email", "content": {"title": "x"}}')
+    insert = (
+        "INSERT INTO actions (at, user_id, journey_id, step, action, detail)"
+        " VALUES (%s, %s, %s, %s, %s, %s::jsonb)"
+    )
 
     def log(keep_sums: bool) -> float:
-        with psycopg.connect(url) as conn:
-            conn.execute("TRUNCATE actions, action_counts")
-            conn.commit()
+        with PostgresStore.open(url) as store:
+            with store.transaction(), store.connection() as conn:
+                conn.execute("TRUNCATE actions, action_counts")
             t0 = time.perf_counter()
             for start in range(0, rows, BATCH):
                 batch = [(row[0] + (start + j) * 1000, *row[1:]) for j in range(BATCH)]
-                if keep_sums:
-                    log_actions(conn, batch)  # with the sums, one statement
-                else:
-                    with conn.cursor() as cur:
-                        cur.executemany(
-                            "INSERT INTO actions (at, user_id, journey_id, step, action,"
-                            " detail) VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
-                            batch,
-                        )
-                conn.commit()
+                with store.transaction():
+                    if keep_sums:
+                        unit = store.runtime()
+                        unit.log_actions(batch)
+                        unit.end()
+                    else:
+                        with store.connection() as conn, conn.cursor() as cur:
+                            cur.executemany(insert, batch)
             return time.perf_counter() - t0
 
     plain, summed = [], []

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from typing import Any
 
 import psycopg
 
 from journeyc.events import ALIAS, IDENTIFY, PREVIOUS_ID, Event
-from journeyc.store.open import is_url
+from journeyc.store.open import is_url, open_store
 
 T0 = 1_700_000_000_000
 
@@ -52,24 +53,10 @@ ActionRow = tuple[int, str, str | None, str | None, str, str]
 """``(at, user, journey, step, action, detail JSON)``, as the engine logs an action."""
 
 
-def log_actions(target: str, rows: list[ActionRow], *, apart: bool = False) -> None:
-    """Log ``rows`` in the action log and add them to the reports' hourly sums, each
-    store by its own rule (the engine's unit of work does both in one transaction);
-    on PostgreSQL in one statement, or ``apart``: inserted, then summed."""
-    # Imported here: the stores' modules, as their runtimes call them.
-    from journeyc.store.postgres import action_counts as postgres
-    from journeyc.store.sqlite.action_counts import add_logged, last_seq
-
-    insert = "INSERT INTO actions (at, user_id, journey_id, step, action, detail) VALUES"
-    if is_url(target):
-        with psycopg.connect(target) as conn, conn.cursor() as cur:
-            if apart:
-                cur.executemany(f"{insert} (%s, %s, %s, %s, %s, %s::jsonb)", rows)
-                postgres.add_actions(conn, rows)
-            else:
-                postgres.log_actions(conn, rows)
-    else:
-        with sqlite3.connect(target) as conn:
-            after = last_seq(conn)
-            conn.executemany(f"{insert} (?, ?, ?, ?, ?, ?)", rows)
-            add_logged(conn, after)
+def log_actions(target: str, rows: list[ActionRow]) -> None:
+    """Log ``rows`` through the store's engine unit of work, which adds them to the
+    reports' hourly sums in the same transaction (each store by its own rule)."""
+    with closing(open_store(target)) as store, store.transaction():
+        unit = store.runtime()
+        unit.log_actions(rows)
+        unit.end()

@@ -4,7 +4,8 @@ hypothesis property), entry groups and the median time to goal, the outbox and t
 providers' reports, one snapshot per block.
 
 The engine's rows are written with the database's own driver (calls.write_rows), the
-actions with each store's rule for the sums (calls.log_actions); the providers'
+actions through each store's engine unit of work, which keeps the sums
+(calls.log_actions); the providers'
 reports through the store's Deliveries."""
 
 from __future__ import annotations
@@ -99,11 +100,10 @@ def test_action_counts_are_the_sums_of_the_actions_in_the_range(
         )
         for at, j, step, kind, label in rows
     ]
-    # In two batches (the sums add up across them; PostgreSQL's two ways of summing),
-    # one action of no journey.
+    # In two batches (the sums add up across them), one action of no journey.
     log_actions(target, [*logged[:split], action(H0, None, None, "set")])
     if logged[split:]:
-        log_actions(target, logged[split:], apart=True)
+        log_actions(target, logged[split:])
     lo = None if since is None else H0 + since
     hi = None if until is None else H0 + until
     want = Counter(

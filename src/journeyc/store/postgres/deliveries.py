@@ -5,7 +5,9 @@ whose rules these follow).
 :meth:`PostgresDeliveries.record` inserts a batch in one statement, ``ON CONFLICT DO
 NOTHING`` on the report's key (outbox key, kind, provider event id): the rows it
 returns are the new ones, whatever other writers insert at the same time; two
-writers of the same report queue on the unique index and one of them adds it.
+writers of the same report queue on the unique index and one of them adds it. Rows
+are inserted by message and kind, so writers of overlapping batches queue in one order
+rather than deadlock.
 """
 
 from __future__ import annotations
@@ -48,15 +50,18 @@ class PostgresDeliveries:
         if not deliveries:
             return []
         with self._store.writing() as conn:
-            # In the batch's order (WITH ORDINALITY): the ids, and so which report of
-            # a message's kind came first (delivery_counts), follow it.
+            # By message and kind, so that writers of overlapping batches wait for
+            # one another's rows in one order (an insert waits on a conflicting row
+            # not yet committed: in any order, two could deadlock); the reports of
+            # one message and kind in the batch's order (WITH ORDINALITY), so the
+            # first of them gets the smaller id and counts (delivery_counts).
             rows = conn.execute(
                 "INSERT INTO deliveries (outbox_key, kind, at, received_at, journey_id,"
                 " user_id, channel, provider_event_id, detail)"
                 " SELECT k, kd, a, r, j, u, c, p, dt::jsonb FROM unnest(%s::text[],"
                 " %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
                 " %s::text[], %s::text[]) WITH ORDINALITY AS v (k, kd, a, r, j, u, c, p, dt, n)"
-                " ORDER BY n ON CONFLICT (outbox_key, kind, provider_event_id) DO NOTHING"
+                " ORDER BY k, kd, n ON CONFLICT (outbox_key, kind, provider_event_id) DO NOTHING"
                 " RETURNING outbox_key, kind, provider_event_id",
                 (
                     [d.outbox_key for d in deliveries],
