@@ -10,7 +10,6 @@ segment over everyone: pg-dialect's part of #18) is rejected there."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +29,6 @@ from tests.engine_helpers import (
     reject_runaways,
 )
 from tests.journey_strategies import Scenario, scenarios
-from tests.postgres_server import PostgresServer, unavailable
-
-
-@pytest.fixture(scope="module")
-def postgres(postgres_server: PostgresServer | str) -> Iterator[PostgresStores]:
-    """A PostgreSQL database emptied for each example."""
-    if isinstance(postgres_server, str):
-        unavailable(postgres_server)
-        raise AssertionError  # unreachable: unavailable() skips or fails
-    stores = PostgresStores(postgres_server.database)
-    try:
-        yield stores
-    finally:
-        stores.close()
 
 
 def _ranges(events: list[Any]) -> list[tuple[int | None, int | None]]:
@@ -88,16 +73,19 @@ def _same_reads(
     return figures
 
 
+# The engine_stores fixture's PostgreSQL databases (emptied for each example); the
+# SQLite store is made here, beside it.
+@pytest.mark.parametrize("engine_stores", ["postgres"], indirect=True)
 @settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(scenarios())
 def test_what_the_engine_wrote_reads_the_same_on_both_stores(
-    postgres: PostgresStores, scenario: Scenario
+    engine_stores: PostgresStores, scenario: Scenario
 ) -> None:
     reject_runaways(scenario.files, scenario.events, scenario.start_ms, scenario.until_ms)
     project = compile_files(scenario.files)
     window = {"start_ms": scenario.start_ms, "until_ms": scenario.until_ms}
     users = sorted({e.user_id for e in scenario.events})
-    with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp, postgres.fresh() as pg:
+    with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp, engine_stores.fresh() as pg:
         try:
             simulate(project, scenario.events, pg, hold=False, **window)
         except AwaitingPostgresError as exc:
