@@ -19,14 +19,6 @@ from journeyc.store.targets import is_url, shown, target_of
 from tests.conftest import ROOT
 from tests.daemon_helpers import Daemon, clean_env, key_env, poll
 
-# What each PostgreSQL test still waits for on main (issue #18, parts other
-# engineers land this session): marked so, they pass by themselves once it lands.
-NEEDS_DELIVERIES = pytest.mark.xfail(
-    reason="PostgresStore.deliveries() (pg-reads: the delivery reads `journeyc status` "
-    "shows and the API's delivery webhook writes) is not on main yet",
-    strict=False,
-)
-
 EVENTS = [
     {"type": "track", "userId": "u1", "event": "signed_up", "messageId": "m1"},
     {"type": "identify", "userId": "u1", "traits": {"email": "a@x"}, "messageId": "m2"},
@@ -157,7 +149,6 @@ def test_ingest_takes_a_store_url_and_never_prints_the_password(
     assert not (tmp_path / "journeyc.db").exists()
 
 
-@NEEDS_DELIVERIES
 def test_status_reads_a_store_url(postgres_url: str, tmp_path: Path) -> None:
     journeyc("ingest", str(events_file(tmp_path)), "--store", postgres_url, cwd=tmp_path)
     result = journeyc("status", "--store", postgres_url, "--json", cwd=tmp_path)
@@ -222,14 +213,6 @@ def test_validate_compares_event_names_with_a_store_url(postgres_url: str, tmp_p
     assert "similar_event_name" in result.stdout
 
 
-# What each command needs of the PostgreSQL store that main lacks yet: the command
-# runs on a URL (opened, no refusal) and fails there until that part lands.
-LATER = {
-    "report": "PostgresStore.report_reads() (pg-reads)",
-    "why": "PostgresStore.replay_reads() (pg-reads)",
-}
-
-
 @pytest.mark.parametrize(
     "command",
     [
@@ -237,12 +220,8 @@ LATER = {
         "deploy",
         "segments",
         "catalog",
-        *(
-            pytest.param(
-                name, marks=pytest.mark.xfail(reason=f"{why} not on main yet", strict=False)
-            )
-            for name, why in LATER.items()
-        ),
+        "report",
+        "why",
     ],
 )
 def test_every_command_runs_on_a_store_url(postgres_url: str, tmp_path: Path, command: str) -> None:
@@ -271,9 +250,6 @@ def test_every_command_runs_on_a_store_url(postgres_url: str, tmp_path: Path, co
     assert shown(postgres_url) in result.stdout or command in ("plan", "deploy", "why")
 
 
-@pytest.mark.xfail(
-    reason="the dashboard's reads on PostgreSQL (pg-reads) are not on main yet", strict=False
-)
 def test_ui_shows_a_store_url(postgres_url: str, tmp_path: Path) -> None:
     env = clean_env()
     proc = subprocess.Popen(
@@ -308,7 +284,6 @@ def test_simulate_keeps_its_store_in_a_file(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the daemon
 
 
-@NEEDS_DELIVERIES
 def test_the_api_takes_events_into_a_store_url_and_reads_them_back(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -346,7 +321,12 @@ def test_serve_no_watch_on_a_database_without_a_deployment_exits_1(
     assert list(tmp_path.iterdir()) == []  # no SQLite file made for the URL
 
 
-@NEEDS_DELIVERIES
+@pytest.mark.xfail(
+    reason="with deliveries() on PostgreSQL the daemon starts, but its engine process"
+    " sends no welcome push within 20 s (the event is logged; the partitioned engine"
+    " worker's side, #18): seen by pg-reads, not diagnosed",
+    strict=False,
+)
 def test_serve_on_a_store_url_takes_events_and_shows_them_in_status(
     postgres_url: str, tmp_path: Path, daemons: list[Daemon]
 ) -> None:
