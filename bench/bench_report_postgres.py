@@ -4,10 +4,9 @@
 
 bench/bench_report.py's generated store (one A/B journey with a holdout, ten actions
 per entry, outbox rows, provider feedback, 2% of the users waiting; its sums filled
-as migration v6 does) is copied row for row into a PostgreSQL store
-(tests/store_contract/mirror.py, ``COPY``; the outbox and feedback sums made again by
-the triggers; then ``ANALYZE``, as autovacuum would), on the embedded PostgreSQL the
-tests run (tests/postgres_server.py: Unix socket, fsync off).
+as migration v6 does) is copied row for row into a PostgreSQL store (``journeyc store
+copy``'s copy_store; then ``ANALYZE``, as autovacuum would), on the embedded
+PostgreSQL the tests run (tests/postgres_server.py: Unix socket, fsync off).
 
 Figures (median of 5 runs after a warm-up), each beside SQLite's in the same run: the
 whole report, a report over a range cut inside hours, the report of one version.
@@ -31,12 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 from tests.postgres_server import start_server
-from tests.store_contract.mirror import copy_rows
 
 from bench.bench_report import T0, build_store, sum_all
 from bench.common import Figure, add_common_args, finish, median_time, print_machine
 from journeyc.reports.build import build_report
 from journeyc.store.abc import Store
+from journeyc.store.copy import copy_store
 from journeyc.store.open import open_store
 from journeyc.store.postgres import PostgresStore
 
@@ -104,14 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         with server.database() as url:
             open_store(url).close()  # the schema
             t0 = time.perf_counter()
-            copied = copy_rows(path, url)
+            with open_store(str(path)) as source, open_store(url) as target:
+                copied = {t.name: t.rows for t in copy_store(source, target).tables}
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("ANALYZE")
             print(
                 f"copied {sum(copied.values()):,} rows ({copied['actions']:,} actions)"
                 f" into PostgreSQL in {time.perf_counter() - t0:.1f} s (not timed below)"
             )
-            # Not whole Stores yet (PostgreSQL has no engine unit of work): the report
+            # PostgreSQL's is not a whole Store yet (no compiled reads): the report
             # reads only report_reads().
             with open_store(str(path)) as a, open_store(url) as b:
                 sqlite, postgres = cast(Store, a), cast(Store, b)

@@ -1,8 +1,8 @@
 """The same rows give the same reads on both stores: a simulation's SQLite store is
-copied row for row into a PostgreSQL store (tests/store_contract/mirror.py), the same
-provider reports are recorded in both, and every read of journey reports, replays
-(``journeyc why`` too), deliveries, the dashboard and the admin snapshot is asked of
-both and compared, over whole ranges and ranges cut inside hours."""
+copied row for row into a PostgreSQL store (``journeyc store copy``'s copy_store), the
+same provider reports are recorded in both, and every read of journey reports,
+replays (``journeyc why`` too), deliveries, the dashboard and the admin snapshot is
+asked of both and compared, over whole ranges and ranges cut inside hours."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from journeyc.reports.build import build_report
 from journeyc.serve.ui import create_app
 from journeyc.store.abc import Store
+from journeyc.store.copy import copy_store
 from journeyc.store.open import dashboard_reads, open_store, reading_at
 from journeyc.store.report_ranges import HOUR_MS
 from journeyc.store.rows import Delivery
@@ -25,7 +26,6 @@ from journeyc.why.replay import explain_user
 from tests import demo_events as demo
 from tests.demo_events import simulate_demo
 from tests.postgres_server import PostgresServer, unavailable
-from tests.store_contract.mirror import copy_rows
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,8 @@ def both(
     assert not isinstance(postgres_server, str)
     db = simulate_demo(tmp_path_factory.mktemp("same"), users=150, seed=5)
     with postgres_server.database() as url:
-        copied = copy_rows(db, url)
+        with open_store(db) as source, open_store(url) as target:
+            copied = {t.name: t.rows for t in copy_store(source, target).tables}
         assert copied["actions"] > 100 and copied["entries"] > 10, copied
         with closing(sqlite3.connect(db)) as conn:
             keys = [
@@ -88,8 +89,8 @@ def _record_reports(store: Any, keys: list[str]) -> None:
 def stores(both: tuple[str, str]) -> Iterator[tuple[Store, Store]]:
     sqlite, url = both
     with open_store(sqlite) as a, open_store(url) as b:
-        # The PostgreSQL store is not a whole Store yet (no engine unit of work): the
-        # reads asked of it here are those it has.
+        # The PostgreSQL store is not a whole Store yet (no compiled reads): the reads
+        # asked of it here are those it has.
         yield cast(Store, a), cast(Store, b)
 
 

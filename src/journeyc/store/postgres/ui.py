@@ -101,9 +101,8 @@ class PostgresDashboardReads:
             pool.close()
             raise StoreError(f"{self.path}: cannot read the PostgreSQL store") from None
         try:
-            # Not yet a whole Store (no engine unit of work, no compiled reads: other
-            # parts of #18); the reads that take one here (reports, why-traces) use
-            # none of those.
+            # Not yet a whole Store (no compiled reads: pg-dialect's part of #18); the
+            # reads that take one here (reports, why-traces) use none of those.
             yield cast("Store", PostgresStore(pool, self._url, LOCK_TIMEOUT_S))
         finally:
             pool.close()
