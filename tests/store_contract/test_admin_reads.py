@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from journeyc.store.abc import Failure, Store
-from tests.store_contract.calls import alias, identify, track
+from tests.store_contract.calls import alias, identify, track, write_rows
 from tests.store_contract.test_outbox import T, claim, ids, queue, state
 
 
@@ -62,3 +62,31 @@ def test_upkeep_removes_what_retention_lets_go(target: str, store: Store) -> Non
     finally:
         upkeep.close()
     assert sorted(state(target)) == ["kept", "new"]
+
+
+def test_cohorts_and_sends_in_sqlites_order(target: str, store: Store) -> None:
+    """Text by code point, no arm first (PostgreSQL sorts NULL last by default)."""
+    write_rows(
+        target,
+        "INSERT INTO entries (journey_id, user_id, entry_no, entered_at, goal_at, arm, holdout)"
+        " VALUES (?, ?, 1, 0, ?, ?, ?)",
+        [
+            ("j", "a", None, "b", False),
+            ("j", "b", 5, None, False),
+            ("j", "c", None, "B", False),
+            ("j", "d", None, "b", True),
+            ("J", "e", None, None, False),
+        ],
+    )
+    queue(target, ("k1", "sms", T), ("k2", "Email", T), ("k3", None, T), ("k4", "email", T))
+    with store.reading() as r:
+        cohorts = r.entry_cohorts()
+        assert cohorts == [
+            ("J", None, False, 1, 0),
+            ("j", None, False, 1, 1),
+            ("j", "B", False, 1, 0),
+            ("j", "b", False, 1, 0),
+            ("j", None, True, 1, 0),
+        ]
+        assert [c for c, _, _ in r.sends_per_channel()] == ["Email", "email", "none", "sms"]
+    assert store.entry_cohorts() == cohorts

@@ -90,7 +90,8 @@ class PostgresAdminReads:
         rows = self._all(
             "SELECT journey_id, version, entry_no, node, status, entered_at, wake_at,"
             " waiting_for FROM instances"
-            " WHERE user_id = %s AND status IN ('active', 'waiting') ORDER BY journey_id",
+            " WHERE user_id = %s AND status IN ('active', 'waiting')"
+            ' ORDER BY journey_id COLLATE "C"',
             (user_id,),
         )
         return [LiveInstance._make(r) for r in rows]
@@ -99,7 +100,7 @@ class PostgresAdminReads:
         """``(segment, since_ms)`` of the user's segments."""
         rows = self._all(
             "SELECT segment, since FROM segment_members WHERE user_id = %s AND member"
-            " ORDER BY segment",
+            ' ORDER BY segment COLLATE "C"',
             (user_id,),
         )
         return [(segment, int(since)) for segment, since in rows]
@@ -120,7 +121,8 @@ class PostgresAdminReads:
     def journey_versions(self) -> list[tuple[str, str, int, bool]]:
         """Every deployed version, by journey then deployment time."""
         rows = self._all(
-            "SELECT id, version, deployed_at, active FROM journeys ORDER BY id, deployed_at"
+            "SELECT id, version, deployed_at, active FROM journeys"
+            ' ORDER BY id COLLATE "C", deployed_at'
         )
         return [(jid, version, int(at), bool(active)) for jid, version, at, active in rows]
 
@@ -128,7 +130,8 @@ class PostgresAdminReads:
         """Running instances per journey, version and step."""
         rows = self._all(
             "SELECT journey_id, version, node, count(*) FROM instances"
-            " WHERE status IN ('active', 'waiting') GROUP BY 1, 2, 3 ORDER BY 1, 3"
+            " WHERE status IN ('active', 'waiting') GROUP BY 1, 2, 3"
+            ' ORDER BY journey_id COLLATE "C", node COLLATE "C"'
         )
         return [(jid, version, node, int(count)) for jid, version, node, count in rows]
 
@@ -136,25 +139,28 @@ class PostgresAdminReads:
         """Entries and goals per journey and group."""
         rows = self._all(
             "SELECT journey_id, CASE WHEN holdout THEN NULL ELSE arm END, holdout, count(*),"
-            " count(goal_at) FROM entries GROUP BY 1, 2, 3 ORDER BY 1, 3, 2"
+            " count(goal_at) FROM entries GROUP BY 1, 2, 3"
+            # SQLite's order: by code point, no arm (NULL) first.
+            ' ORDER BY journey_id COLLATE "C", holdout,'
+            ' CASE WHEN holdout THEN NULL ELSE arm END COLLATE "C" NULLS FIRST'
         )
         return [(jid, arm, bool(held), int(n), int(goals)) for jid, arm, held, n, goals in rows]
 
     def sends_per_journey(self) -> list[tuple[str, str, str, int]]:
         """Outbox rows per journey, status and channel (or suppression reason)."""
         rows = self._all(
-            "SELECT journey_id, status,"
+            "SELECT j, s, l, n FROM (SELECT journey_id AS j, status AS s,"
             " CASE status WHEN 'suppressed' THEN coalesce(error, 'unknown')"
-            " ELSE coalesce(channel, 'none') END, count(*)"
-            " FROM outbox GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            " ELSE coalesce(channel, 'none') END AS l, count(*) AS n"
+            ' FROM outbox GROUP BY 1, 2, 3) AS t ORDER BY j COLLATE "C", s, l COLLATE "C"'
         )
         return [(jid, status, label, int(count)) for jid, status, label, count in rows]
 
     def sends_per_channel(self) -> list[tuple[str, str, int]]:
         """Outbox rows per channel and status."""
         rows = self._all(
-            "SELECT coalesce(channel, 'none'), status, count(*) FROM outbox"
-            " GROUP BY 1, 2 ORDER BY 1, 2"
+            "SELECT c, s, n FROM (SELECT coalesce(channel, 'none') AS c, status AS s,"
+            ' count(*) AS n FROM outbox GROUP BY 1, 2) AS t ORDER BY c COLLATE "C", s'
         )
         return [(channel, status, int(count)) for channel, status, count in rows]
 
