@@ -82,7 +82,7 @@ class Cluster:
 
 def cluster_status(worker: Daemon) -> dict[str, Any]:
     status: dict[str, Any] = worker.admin("/v1/status")
-    cluster: dict[str, Any] = status["cluster"]
+    cluster: dict[str, Any] = status["daemon"]["cluster"]
     return cluster
 
 

@@ -321,12 +321,6 @@ def test_serve_no_watch_on_a_database_without_a_deployment_exits_1(
     assert list(tmp_path.iterdir()) == []  # no SQLite file made for the URL
 
 
-@pytest.mark.xfail(
-    reason="with deliveries() on PostgreSQL the daemon starts, but its engine process"
-    " sends no welcome push within 20 s (the event is logged; the partitioned engine"
-    " worker's side, #18): seen by pg-reads, not diagnosed",
-    strict=False,
-)
 def test_serve_on_a_store_url_takes_events_and_shows_them_in_status(
     postgres_url: str, tmp_path: Path, daemons: list[Daemon]
 ) -> None:
@@ -336,12 +330,13 @@ def test_serve_on_a_store_url_takes_events_and_shows_them_in_status(
     daemon = Daemon(["journeys", "--store", url, "--port", "0"], tmp_path)
     daemons.append(daemon)
     daemon.start(timeout=60)
+    daemon.identify("u1", push_enabled=True)  # reachable on push (the default rule)
     daemon.track("u1", "signed_up")
     daemon.identify("u2", email="b@x")
 
     def logged() -> dict[str, object] | None:
         status = daemon.admin("/v1/status")
-        return status if status["last_event_seq"] == 2 else None
+        return status if status["last_event_seq"] == 3 else None
 
     status = poll(logged, 20, "both events in /v1/status")
     assert list(status["daemon"]["journeys"]) == ["welcome"]

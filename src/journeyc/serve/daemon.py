@@ -426,6 +426,9 @@ class Daemon(Service):
                 "engine": engine.get("engine", {}),
                 "dispatch": engine.get("dispatch", {}),
                 "watching": bool(engine.get("watching", False)) and pid is not None,
+                # Several workers on one store: this worker's id, partitions and lag,
+                # and the members it saw at its last heartbeat (None: one engine).
+                "cluster": engine.get("cluster"),
                 "engine_process": {
                     "pid": pid,
                     "alive": pid is not None,
