@@ -4,9 +4,8 @@ PostgreSQL (live, as the daemon runs it), then every journey's report (whole, cu
 inside hours, per version), each user's replay reads, the delivery counts, the
 dashboard's reads and the admin snapshot are asked of both and compared.
 
-A scenario with two splits in a journey is rejected for now (see the test: a runtime
-difference this test found, not the reads'); one reading a part PostgreSQL lacked
-(tests/engine_helpers.AWAITING_POSTGRES, none since pg-dialect landed) would be too."""
+It found that an entry passing two splits in one engine step kept an arbitrary arm on
+PostgreSQL (the runtime now keeps the last, as SQLite does)."""
 
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, reject, settings
 
-from journeyc.compile import ir
 from journeyc.engine.simulate import simulate
 from journeyc.reports.build import build_report
 from journeyc.store.abc import Store
@@ -85,16 +83,6 @@ def test_what_the_engine_wrote_reads_the_same_on_both_stores(
 ) -> None:
     reject_runaways(scenario.files, scenario.events, scenario.start_ms, scenario.until_ms)
     project = compile_files(scenario.files)
-    if any(
-        sum(isinstance(n, ir.SplitNode) for n in j.nodes.values()) > 1
-        for j in project.journeys.values()
-    ):
-        # KNOWN: an entry that takes two splits in one engine step keeps the last arm
-        # on SQLite and either on PostgreSQL (PostgresRuntime writes its arms with one
-        # UPDATE ... FROM unnest(...), which uses one arbitrary row of those matching an
-        # entry); the reads are not at fault. Rejected until the runtime keeps the last.
-        event("rejected: two splits in a journey (the runtime's arm, not the reads)")
-        reject()
     window = {"start_ms": scenario.start_ms, "until_ms": scenario.until_ms}
     users = sorted({e.user_id for e in scenario.events})
     with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp, engine_stores.fresh() as pg:

@@ -53,7 +53,9 @@ _LOG_ACTIONS = (
     " ORDER BY o RETURNING at, journey_id, step, action, detail)"
     " INSERT INTO action_counts (journey_id, hour, step, action, label, n)"
     f" SELECT journey_id, at / 3600000, coalesce(step, ''), action, {_LABEL}, count(*)"
-    " FROM logged WHERE journey_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5"
+    # In key order: two workers adding to the same sums lock their rows in one order
+    # (no deadlock between them).
+    " FROM logged WHERE journey_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
     " ON CONFLICT (journey_id, hour, step, action, label)"
     " DO UPDATE SET n = action_counts.n + excluded.n"
 )
@@ -182,7 +184,10 @@ class PostgresRuntime(UnitRows):
                 _columns(goals, 4),
             )
         if self._arms:
-            arms, self._arms = self._arms, []
+            # The last arm of each entry (an entry may pass several splits in a unit):
+            # an UPDATE ... FROM with two rows for one target applies an arbitrary one.
+            arms = list({(a[1], a[2], a[3]): a for a in self._arms}.values())
+            self._arms = []
             conn.execute(
                 "UPDATE entries AS e SET arm = v.arm FROM unnest(%s::text[], %s::text[],"
                 " %s::text[], %s::integer[]) AS v (arm, j, u, n)"
