@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.engine_helpers import compile_files, stand_ins
+from tests.engine_helpers import compile_files
 from tests.postgres_server import start_server
 
 from bench.common import Figure, add_common_args, finish, print_machine
@@ -92,7 +92,6 @@ def engine_steps(store: Store, n: int) -> float:
     """Events per second through the live engine, the timers they start included: 50
     users, an event every 4 minutes (each user's every 200: each enters the journey,
     which lasts 3 hours)."""
-    stand_ins(store)  # until the PostgreSQL store compiles aggregates (unused here)
     events = [
         Event(f"m{i}", f"u{i % 50}", "track", "cart_abandoned", T0 + i * 240_000, {}, T0 + i)
         for i in range(n)

@@ -200,43 +200,6 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-AWAITING_POSTGRES = ("aggregates", "population", "recommendations", "catalog")
-"""The PostgreSQL store's compiled reads another part of #18 builds (pg-dialect): until
-PostgresStore has them, :meth:`PostgresStores.fresh` gives it stand-ins that raise
-:class:`AwaitingPostgresError` when the engine uses them (an engine that never reads
-an aggregate, a segment over everyone, a recommendation or the catalog runs)."""
-
-
-class AwaitingPostgresError(NotImplementedError):
-    """The engine used a read the PostgreSQL store does not have yet."""
-
-
-class _Awaiting:
-    """A stand-in for a part of the PostgreSQL store not built yet."""
-
-    def __init__(self, part: str) -> None:
-        self.part = part
-
-    def __getattr__(self, name: str) -> Any:
-        raise AwaitingPostgresError(
-            f"PostgresStore.{self.part}().{name}: not on PostgreSQL yet (#18, pg-dialect)"
-        )
-
-
-def awaiting_postgres() -> list[str]:
-    """The parts of :data:`AWAITING_POSTGRES` PostgresStore lacks still."""
-    return [part for part in AWAITING_POSTGRES if not hasattr(PostgresStore, part)]
-
-
-def stand_ins(store: AnyStore) -> AnyStore:
-    """``store``, given stand-ins for the parts of :data:`AWAITING_POSTGRES` a
-    PostgreSQL store lacks still (nothing for one that has them, or a SQLite store)."""
-    if isinstance(store, PostgresStore):
-        for part in awaiting_postgres():
-            setattr(store, part, lambda part=part: _Awaiting(part))
-    return store
-
-
 class PostgresStores:
     """PostgreSQL databases for engine runs, each emptied before a run: ``slot`` names
     one (a test comparing two stores uses two); ``database()`` makes one (a context
@@ -266,7 +229,7 @@ class PostgresStores:
                 )
             ]
             conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
-        store = stand_ins(PostgresStore.open(url))
+        store = PostgresStore.open(url)
         try:
             yield store
         finally:

@@ -3,9 +3,7 @@
 Both must print the same actions (``content`` aside: the reference does not render).
 A failure prints the whole scenario (sources, window, events) and both outputs.
 The engine runs on each kind of store (the ``engine_stores`` fixture): SQLite, held
-(the simulator's way), and PostgreSQL, live. Until the PostgreSQL store compiles
-aggregates (#18, pg-dialect), a scenario whose run reads one is rejected there
-(AWAITING_POSTGRES in tests/engine_helpers.py says which parts are missing).
+(the simulator's way), and PostgreSQL, live.
 """
 
 from __future__ import annotations
@@ -15,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hypothesis import event, given, reject
+from hypothesis import given, reject
 
 from journeyc.compile.lower import lower_project
 from journeyc.engine.simulate import simulate
 from journeyc.lang.checker import check_project
 from journeyc.lang.project import Project, load_project
-from tests.engine_helpers import AwaitingPostgresError, PostgresStores
+from tests.engine_helpers import PostgresStores
 from tests.journey_strategies import Scenario, projects, scenarios
 from tests.reference import ReferenceRunawayError, reference_simulate
 
@@ -86,18 +84,14 @@ def engine_and_reference(
             )
         else:
             with on.fresh() as store:
-                try:
-                    actions = simulate(
-                        lower_project(project),
-                        scenario.events,
-                        store,
-                        start_ms=scenario.start_ms,
-                        until_ms=scenario.until_ms,
-                        hold=False,
-                    )
-                except AwaitingPostgresError as exc:
-                    event(f"rejected on PostgreSQL: {str(exc).split(':')[0]}")
-                    reject()
+                actions = simulate(
+                    lower_project(project),
+                    scenario.events,
+                    store,
+                    start_ms=scenario.start_ms,
+                    until_ms=scenario.until_ms,
+                    hold=False,
+                )
             got = [a.as_dict() for a in actions]
     return _without_content(got), _without_content(want)
 

@@ -18,7 +18,7 @@ from journeyc.store import open_store
 from journeyc.store.abc import PartitionedStore, Store
 from journeyc.store.partitions import PARTITIONS
 from journeyc.store.sqlite import Store as SqliteStore
-from tests.engine_helpers import HOUR, MINUTE, compile_files, ms, stand_ins, table_rows, track
+from tests.engine_helpers import HOUR, MINUTE, compile_files, ms, table_rows, track
 
 T0 = ms("2026-03-02T09:00:00Z")
 
@@ -80,7 +80,7 @@ def alone(tmp: str) -> tuple[list[tuple[object, ...]], set[str]]:
 
 @pytest.fixture
 def two(postgres_url: str) -> Iterator[tuple[Store, Store]]:
-    stores = [stand_ins(open_store(postgres_url)) for _ in range(2)]
+    stores = [open_store(postgres_url) for _ in range(2)]
     yield stores[0], stores[1]
     for s in stores:
         s.close()

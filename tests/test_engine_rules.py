@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -42,9 +41,7 @@ from tests.engine_helpers import (
     MINUTE,
     RUN_LIMIT_S,
     TMP_DIR,
-    AwaitingPostgresError,
     PostgresStores,
-    awaiting_postgres,
     compile_files,
     identify,
     iso,
@@ -56,27 +53,7 @@ from tests.engine_helpers import (
 )
 
 # Every test runs on both stores (the ``engine_stores`` fixture): SQLite's held
-# simulation, and the engine running live on PostgreSQL. Those below need a part of
-# the PostgreSQL store another engineer builds (#18, pg-dialect: aggregates,
-# population, recommendations, catalog): until PostgresStore has it, they fail there
-# with AwaitingPostgresError (tests/engine_helpers.py), so they are not run there
-# (hypothesis shrinking that failure took minutes); once it has it, they run.
-NEEDS_POSTGRES_DIALECT = {
-    "test_rule9_same_input_same_lines": "`count(cart_viewed within 1d)`: aggregates()",
-}
-
-
-@pytest.fixture(autouse=True)
-def _awaiting_dialect(request: pytest.FixtureRequest, engine_stores: PostgresStores | None) -> None:
-    reason = NEEDS_POSTGRES_DIALECT.get(request.node.originalname)
-    if engine_stores is not None and reason is not None and awaiting_postgres():
-        request.applymarker(
-            pytest.mark.xfail(
-                raises=AwaitingPostgresError, run=False, reason=f"PostgreSQL: {reason}"
-            )
-        )
-
-
+# simulation, and the engine running live on PostgreSQL.
 USERS = ("u1", "u2", "u3", "u4")
 T0 = ms("2026-03-27T00:00:00Z")  # a Friday; Berlin springs forward on Sunday 2026-03-29
 SLOT = 30 * MINUTE
