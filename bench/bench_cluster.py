@@ -40,8 +40,10 @@ The project (``PROJECT`` below): ``pinger`` (``when ping`` / ``send inapp``) and
 
 Both figures of ``postgres`` are printed beside ``sqlite``'s, and ``postgres-2``'s
 beside ``postgres``'s (the ratio column is then the two-worker/one-worker ratio).
-The daemons' CPU seconds and the machine's busy share over each part (from
-``/proc/stat``) are printed too.
+Printed beside them, to tell where the time goes: the CPU seconds over each part of
+the workers, of the PostgreSQL server (postmaster and backends, when it runs on this
+machine) and of the bench itself, and the machine's busy share of all cores
+(``/proc/stat``, which counts other work on the machine too).
 """
 
 from __future__ import annotations
@@ -64,7 +66,15 @@ from tests.daemon_helpers import Daemon, key_env, poll
 
 from bench.bench_serve import cpu_by_process
 from bench.common import Figure, add_common_args, finish, print_load, print_machine
-from bench.targets import OutboxWatcher, Target, serve_args, targets, waiting_wakes
+from bench.targets import (
+    OutboxWatcher,
+    Target,
+    serve_args,
+    server_pid,
+    targets,
+    tree_cpu_s,
+    waiting_wakes,
+)
 
 PROJECT = """journey pinger "Sends at once"
   when ping
@@ -89,23 +99,38 @@ JSON = {"Content-Type": "application/json"}
 # ---------------------------------------------------------------- helpers
 
 
-class Busy:
-    """The machine's busy share of all cores between two readings of ``/proc/stat``."""
+class Usage:
+    """CPU used from its making to :meth:`line`: the workers' processes (API and
+    engine), the PostgreSQL server's (when it runs here), this process (the load
+    generator and the outbox watcher), and the machine's busy share of all cores
+    (``/proc/stat``: the other engineers' work too)."""
 
-    def __init__(self) -> None:
-        self.start = self._read()
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.daemons = cluster.cpu()
+        self.server = tree_cpu_s(cluster.server) if cluster.server else None
+        self.bench = time.process_time()
+        self.machine = self._machine()
 
     @staticmethod
-    def _read() -> tuple[int, int]:
+    def _machine() -> tuple[int, int]:
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = fields[3] + fields[4]  # idle + iowait
-        return sum(fields), idle
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
 
-    def share(self) -> float:
-        """Busy time / total time of every core since this object was made."""
-        total, idle = self._read()
-        d_total, d_idle = total - self.start[0], idle - self.start[1]
-        return 1 - d_idle / d_total if d_total else float("nan")
+    def line(self, wall: float) -> str:
+        """What each used over ``wall`` seconds, as a printed clause."""
+        after = self.cluster.cpu()
+        daemons = sum(after[p] - self.daemons.get(p, 0.0) for p in after)
+        parts = [f"workers {daemons:.2f} s ({daemons / wall:.0%} of one core)"]
+        if self.cluster.server and self.server is not None:
+            server = tree_cpu_s(self.cluster.server) - self.server
+            parts.append(f"PostgreSQL {server:.2f} s ({server / wall:.0%})")
+        bench = time.process_time() - self.bench
+        parts.append(f"bench {bench:.2f} s ({bench / wall:.0%})")
+        total, idle = self._machine()
+        d_total, d_idle = total - self.machine[0], idle - self.machine[1]
+        busy = 1 - d_idle / d_total if d_total else float("nan")
+        return f"CPU over {wall:.2f} s: " + ", ".join(parts) + f"; machine busy {busy:.0%}"
 
 
 @dataclass
@@ -115,6 +140,7 @@ class Cluster:
     name: str
     target: Target
     daemons: list[Daemon] = field(default_factory=list)
+    server: int | None = None  # the PostgreSQL server's pid, when it runs here
 
     @property
     def urls(self) -> list[str]:
@@ -167,7 +193,7 @@ def start_cluster(
 ) -> Cluster:
     """``workers`` daemons on ``target`` (one after the other: the first deploys the
     project); with several, once both hold partitions and all are held."""
-    cluster = Cluster(name, target)
+    cluster = Cluster(name, target, server=server_pid(target))
     extra = ["--config", str(config)] if config is not None else []
     try:
         for i in range(workers):
@@ -263,15 +289,6 @@ def post_all(cluster: Cluster, payloads: list[bytes], clients: int) -> tuple[flo
     return t0, last_ok[0]
 
 
-def cpu_line(cluster: Cluster, before: dict[int, float], busy: Busy, wall: float) -> str:
-    after = cluster.cpu()
-    used = sum(after[p] - before.get(p, 0.0) for p in after)
-    return (
-        f"daemons' CPU {used:.2f} s over {wall:.2f} s ({used / wall:.0%} of one core), "
-        f"machine busy {busy.share():.0%} of all cores"
-    )
-
-
 # ---------------------------------------------------------------- 1. ingest
 
 
@@ -282,14 +299,14 @@ def bench_ingest(cluster: Cluster, n: int, clients: int) -> tuple[float, float]:
     watcher = OutboxWatcher(cluster.target, "pinger", WATCH_POLL_S)
     watcher.start()
     try:
-        cpu0, busy = cluster.cpu(), Busy()
+        usage = Usage(cluster)
         t0, accepted = post_all(cluster, payloads, clients)
         watcher.wait_for(n, 120 + n / 50)
         done = max(mono for mono, _ in watcher.seen.values())
         wall = done - t0
         print(
             f"{cluster.name} ingest: {n} events accepted in {accepted - t0:.2f} s, every "
-            f"outbox row after {wall:.2f} s; {cpu_line(cluster, cpu0, busy, wall)}; "
+            f"outbox row after {wall:.2f} s; {usage.line(wall)}; "
             f"{watcher.late_gaps} rows committed out of id order"
         )
     finally:
@@ -319,7 +336,7 @@ def bench_timers(cluster: Cluster, m: int, wait_s: int, clients: int) -> float:
                 f"{max(wakes.values()) - due_ms:+d} ms from it: the entry took longer "
                 "than the wait"
             )
-        cpu0, busy = cluster.cpu(), Busy()
+        usage = Usage(cluster)
         watcher.wait_for(m, 120 + m / 50)
         last_ms = max(wall for _, wall in watcher.seen.values())
         first_ms = min(wall for _, wall in watcher.seen.values())
@@ -327,7 +344,7 @@ def bench_timers(cluster: Cluster, m: int, wait_s: int, clients: int) -> float:
         print(
             f"{cluster.name} timers: {m} ticks accepted in {accepted - t0:.2f} s, all due "
             f"at once; first outbox row {first_ms - due_ms} ms after the due time, the "
-            f"last {last_ms - due_ms} ms; {cpu_line(cluster, cpu0, busy, span)}"
+            f"last {last_ms - due_ms} ms; {usage.line(span)}"
         )
     finally:
         watcher.stop()

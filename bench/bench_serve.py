@@ -34,7 +34,9 @@ RSS is measured on SQLite only. All traffic goes to 127.0.0.1. The project
    run's ``now``; a run that goes on through several batches started before later
    200s, so the first part can be negative), and the CPU seconds of the daemon (by
    part, from ``journeyc_cpu_seconds_total``), of this load generator (bodies are
-   encoded before the clock starts) and of the outbox poller, which share the cores.
+   encoded before the clock starts), of the outbox poller and of the PostgreSQL
+   server (its postmaster and backends, when it runs on this machine), which share
+   the cores.
 2. **Timer lateness.** N users (default 2,000; ``--quick`` 500) enter ``napper``
    (``tick`` posted in batches of 50, as fast as the daemon takes them); 5 s later
    their waits come due. Reported: the p99 of the daemon's own histogram
@@ -81,7 +83,16 @@ from bench.common import (
     print_machine,
     seed_waiting,
 )
-from bench.targets import KINDS, OutboxWatcher, Target, serve_args, targets, waiting_wakes
+from bench.targets import (
+    KINDS,
+    OutboxWatcher,
+    Target,
+    serve_args,
+    server_pid,
+    targets,
+    tree_cpu_s,
+    waiting_wakes,
+)
 from journeyc.compile.lower import lower_project
 from journeyc.engine.core import Engine
 from journeyc.lang.project import load_project
@@ -262,6 +273,7 @@ def bench_ingest(
     last_ok = [0.0]
     assert daemon.proc is not None
     pid = daemon.proc.pid
+    server = server_pid(target)  # PostgreSQL's postmaster, when it runs here
     # Encoded up front: the load generator shares the daemon's cores.
     bodies = []
     for k in range(n_batches):
@@ -271,6 +283,7 @@ def bench_ingest(
         before = metrics_text(daemon)
         watcher.start()
         cpu0, daemon_cpu0 = time.process_time(), cpu_by_process(pid)
+        server_cpu0 = tree_cpu_s(server) if server else 0.0
         t0 = time.perf_counter() + 0.1
 
         def worker() -> None:
@@ -312,6 +325,7 @@ def bench_ingest(
         achieved = accepted / elapsed
         bench_cpu = time.process_time() - cpu0 - watcher.cpu_s
         daemon_cpu1 = cpu_by_process(pid)
+        server_cpu = tree_cpu_s(server) - server_cpu0 if server else None
         by_process = [daemon_cpu1[p] - daemon_cpu0.get(p, 0.0) for p in sorted(daemon_cpu1)]
         daemon_cpu = sum(by_process)
         wall = time.perf_counter() - t0
@@ -359,7 +373,13 @@ def bench_ingest(
         + "; "
         + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(cpu_parts.items()))
         + f"), load generator {bench_cpu:.2f} s ({bench_cpu / wall:.0%}), outbox poller "
-        f"{watcher.cpu_s:.2f} s; {runs:.0f} engine runs"
+        f"{watcher.cpu_s:.2f} s"
+        + (
+            f", PostgreSQL server {server_cpu:.2f} s ({server_cpu / wall:.0%})"
+            if server_cpu is not None
+            else ""
+        )
+        + f"; {runs:.0f} engine runs"
     )
     reached = achieved >= 0.95 * rate and not errors and not missing
     p99 = pct(e2e_ms, 0.99)

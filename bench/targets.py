@@ -16,6 +16,7 @@ the tests; the SQLite baseline runs with the daemon's own settings).
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import subprocess
 import sys
@@ -75,6 +76,49 @@ class Reader:
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
+
+
+def server_pid(target: Target) -> int | None:
+    """The PostgreSQL server's postmaster pid when it runs on this machine (its data
+    directory's ``postmaster.pid`` is readable here), else None: its CPU seconds and
+    its backends' are then read from ``/proc``."""
+    if target.kind != "postgres":
+        return None
+    reader = target.reader()
+    try:
+        ((directory,),) = reader.rows("SHOW data_directory")
+    finally:
+        reader.close()
+    try:
+        pid = int((Path(str(directory)) / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by ``pid``, its live children and the children it has
+    reaped (a server whose backends come and go: the difference of two readings is
+    what the whole tree used between them)."""
+
+    def used(p: int, reaped: bool) -> float:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])
+        ticks += int(fields[13]) + int(fields[14]) if reaped else 0
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    total = used(pid, True)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            kids = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for kid in kids:
+            try:
+                total += used(int(kid), True)
+            except OSError:
+                continue  # ended meanwhile: in the parent's reaped time soon
+    return total
 
 
 @cache
