@@ -50,10 +50,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,9 +158,16 @@ class Cluster:
         return found
 
     def stop(self) -> None:
-        for d in self.daemons:
-            if d.proc is not None and d.proc.poll() is None:
-                d.stop(timeout=30)
+        """Stop every worker: all signalled at once, then each waited for."""
+        running = [d.proc for d in self.daemons if d.proc is not None and d.proc.poll() is None]
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+        for proc in running:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def make_project(root: Path, wait_s: int) -> Path:
@@ -191,20 +201,19 @@ def held_partitions(target: Target) -> dict[str, int]:
 def start_cluster(
     root: Path, project: Path, name: str, target: Target, workers: int, config: Path | None
 ) -> Cluster:
-    """``workers`` daemons on ``target`` (one after the other: the first deploys the
-    project); with several, once both hold partitions and all are held."""
+    """``workers`` daemons on ``target``, started at once (one of them deploys the
+    project, under the store's cluster lock); with several, returned once each holds
+    partitions and all are held."""
     cluster = Cluster(name, target, server=server_pid(target))
     extra = ["--config", str(config)] if config is not None else []
+    cluster.daemons = [
+        Daemon(serve_args(project, target, *extra), cwd=root, env=key_env(), name=f"{name}-w{i}")
+        for i in range(workers)
+    ]
     try:
-        for i in range(workers):
-            daemon = Daemon(
-                serve_args(project, target, *extra),
-                cwd=root,
-                env=key_env(),
-                name=f"{name}-w{i}",
-            )
-            cluster.daemons.append(daemon)
-            daemon.start(timeout=120)
+        with ThreadPoolExecutor(workers) as pool:
+            for started in [pool.submit(d.start, 120) for d in cluster.daemons]:
+                started.result()
         if workers > 1:
             t0 = time.perf_counter()
 
