@@ -24,16 +24,16 @@ The project (``PROJECT`` below): ``pinger`` (``when ping`` / ``send inapp``) and
 ``napper`` (``when tick`` / ``wait 5s`` / ``send inapp``).
 
 1. **Ingest end to end.** N users' ``ping`` tracks (default 20,000; ``--quick``
-   1,000), one each, in ``/v1/batch`` bodies of 50 encoded beforehand, posted as fast
+   500), one each, in ``/v1/batch`` bodies of 50 encoded beforehand, posted as fast
    as they are accepted by ``--clients`` threads (default 4; one ``httpx.Client``
    each), batch k to worker k mod W. The clock runs from the first post until every
    user's ``pinger`` outbox row exists (``bench.targets.OutboxWatcher``: a sqlite3 or
    psycopg connection in this process polling ``outbox`` by id every 10 ms).
    Figure: events/s end to end; beside it the accept rate (until the last 200).
-2. **Timers.** M users (default 5,000; ``--quick`` 300) enter ``napper`` by a ``tick``
+2. **Timers.** M users (default 5,000; ``--quick`` 100) enter ``napper`` by a ``tick``
    posted the same way, every tick stamped with one ``timestamp``: the time the first
    is posted. Waits are measured from the event's time (docs/semantics.md), so every
-   user is due at that time + ``--wait`` (default 5 s; ``--quick`` 3 s): a burst of
+   user is due at that time + ``--wait`` (default 5 s; ``--quick`` 2 s): a burst of
    M timers at once. Figure: timers/s from that due time to the last ``napper``
    outbox row seen (the bench checks that all M were waiting before it, else says
    so: the entry took longer than the wait).
@@ -368,7 +368,7 @@ def main() -> None:
     add_common_args(parser, "small sizes (a smoke run)")
     parser.add_argument("--events", type=int, help="ping events (users) for ingest")
     parser.add_argument("--timers", type=int, help="users entering the wait")
-    parser.add_argument("--wait", type=int, help="the wait, seconds (5; --quick 3)")
+    parser.add_argument("--wait", type=int, help="the wait, seconds (5; --quick 2)")
     parser.add_argument("--clients", type=int, default=4, help="posting threads (4)")
     parser.add_argument(
         "--lease-ttl", type=int, default=5, help="[cluster] lease_ttl of the workers, s (5)"
@@ -377,9 +377,9 @@ def main() -> None:
         "--setup", action="append", choices=list(SETUPS), help="run only this setup (repeatable)"
     )
     args = parser.parse_args()
-    n = args.events or (1_000 if args.quick else 20_000)
-    m = args.timers or (300 if args.quick else 5_000)
-    wait_s = args.wait or (3 if args.quick else 5)
+    n = args.events or (500 if args.quick else 20_000)
+    m = args.timers or (100 if args.quick else 5_000)
+    wait_s = args.wait or (2 if args.quick else 5)
     setups = [s for s in SETUPS if s in (args.setup or list(SETUPS))]
     kinds = sorted({SETUPS[s][0] for s in setups})
 
