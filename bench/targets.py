@@ -18,19 +18,17 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.daemon_helpers import clean_env, poll
+from tests.daemon_helpers import poll
 
 KINDS = ("sqlite", "postgres")
 
@@ -121,21 +119,6 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
-@cache
-def store_option() -> str:
-    """The ``journeyc serve`` option that names the store: ``--store`` (a path or a
-    URL) where the installed journeyc has it, else ``--db`` (older trees, SQLite)."""
-    help_text = subprocess.run(
-        [sys.executable, "-m", "journeyc", "serve", "--help"],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=60,
-        check=False,
-    ).stdout
-    return "--store" if "--store" in help_text else "--db"
-
-
 @contextlib.contextmanager
 def postgres_databases() -> Iterator[Callable[[], contextlib.AbstractContextManager[str]]]:
     """A PostgreSQL server for the benchmark (tests/postgres_server.py); yields a
@@ -167,7 +150,7 @@ def targets(root: Path, kinds: Sequence[str]) -> Iterator[Callable[[str, str], T
 def serve_args(project: Path, target: Target, *extra: str) -> list[str]:
     """``journeyc serve``'s arguments for ``project`` on ``target``'s store, on a port
     it picks (``--port 0``), then ``extra``."""
-    return [str(project), store_option(), target.store, "--port", "0", *extra]
+    return [str(project), "--store", target.store, "--port", "0", *extra]
 
 
 def waiting_wakes(target: Target, journey: str, n: int, timeout: float = 60) -> dict[str, int]:
