@@ -114,14 +114,16 @@ class Usage:
         self.server = tree_cpu_s(cluster.server) if cluster.server else None
         self.bench = time.process_time()
         self.machine = self._machine()
+        self.t0 = time.perf_counter()
 
     @staticmethod
     def _machine() -> tuple[int, int]:
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         return sum(fields), fields[3] + fields[4]  # all, idle + iowait
 
-    def line(self, wall: float) -> str:
-        """What each used over ``wall`` seconds, as a printed clause."""
+    def line(self) -> str:
+        """What each used since, as a printed clause."""
+        wall = time.perf_counter() - self.t0
         after = self.cluster.cpu()
         daemons = sum(after[p] - self.daemons.get(p, 0.0) for p in after)
         parts = [f"workers {daemons:.2f} s ({daemons / wall:.0%} of one core)"]
@@ -315,7 +317,7 @@ def bench_ingest(cluster: Cluster, n: int, clients: int) -> tuple[float, float]:
         wall = done - t0
         print(
             f"{cluster.name} ingest: {n} events accepted in {accepted - t0:.2f} s, every "
-            f"outbox row after {wall:.2f} s; {usage.line(wall)}; "
+            f"outbox row after {wall:.2f} s; {usage.line()}; "
             f"{watcher.late_gaps} rows committed out of id order"
         )
     finally:
@@ -353,7 +355,7 @@ def bench_timers(cluster: Cluster, m: int, wait_s: int, clients: int) -> float:
         print(
             f"{cluster.name} timers: {m} ticks accepted in {accepted - t0:.2f} s, all due "
             f"at once; first outbox row {first_ms - due_ms} ms after the due time, the "
-            f"last {last_ms - due_ms} ms; {usage.line(span)}"
+            f"last {last_ms - due_ms} ms; {usage.line()}"
         )
     finally:
         watcher.stop()
