@@ -286,7 +286,10 @@ class PostgresRuntime(UnitRows):
         bad = [p for p in parts if not (isinstance(p, int) and 0 <= p < PARTITIONS)]
         if bad:
             raise StoreError(f"only(): {bad[0]!r} is no partition (they are 0 to {PARTITIONS - 1})")
-        self._parts = sorted(set(parts))
+        wanted = sorted(set(parts))
+        # Every partition is every user: no filter, so the plain (wake_at) index serves
+        # due() in order (a worker alone on its store holds them all).
+        self._parts = None if len(wanted) == PARTITIONS else wanted
 
     def _read_live(self, users: list[str]) -> None:
         """Fill ``_live`` for ``users`` (none of them known yet)."""
@@ -322,24 +325,29 @@ class PostgresRuntime(UnitRows):
             last[user][jid] = [jid, user, int(no), int(at), goal]
         self._last.update(last)
 
-    def _in_parts(self) -> tuple[str, tuple[list[int], ...]]:
-        """The condition (and its parameter) selecting the partitions of only()."""
-        if self._parts is None:
-            return "", ()
-        return " AND part = ANY(%s::smallint[])", (self._parts,)
-
     def due(self, now_ms: int, limit: int) -> list[Instance]:
         """Waiting instances whose timer is due, earliest first (then oldest), of the
         partitions of :meth:`only`. The caller runs each one, or hands those it
         leaves to :meth:`rearm`."""
         self.flush()  # the query must not return instances already moved on
-        where, parts = self._in_parts()
         with self._store.connection() as conn:
-            rows = conn.execute(
-                f"SELECT {_INSTANCE_COLS} FROM instances WHERE status = 'waiting'"
-                f" AND wake_at <= %s{where} ORDER BY wake_at, id LIMIT %s",
-                (now_ms, *parts, limit),
-            ).fetchall()
+            if self._parts is None:
+                rows = conn.execute(
+                    f"SELECT {_INSTANCE_COLS} FROM instances WHERE status = 'waiting'"
+                    " AND wake_at <= %s ORDER BY wake_at, id LIMIT %s",
+                    (now_ms, limit),
+                ).fetchall()
+            else:
+                # Per partition, its (part, wake_at) index in order up to the limit,
+                # then the earliest of those: bounded work however many are due (one
+                # `part = ANY` scan read every due row and sorted them).
+                rows = conn.execute(
+                    f"SELECT {_INSTANCE_COLS} FROM unnest(%s::smallint[]) AS p (p)"
+                    f" CROSS JOIN LATERAL (SELECT {_INSTANCE_COLS} FROM instances"
+                    " WHERE part = p.p AND status = 'waiting' AND wake_at <= %s"
+                    " ORDER BY wake_at, id LIMIT %s) AS i ORDER BY wake_at, id LIMIT %s",
+                    (self._parts, now_ms, limit, limit),
+                ).fetchall()
         return self._track(rows)
 
     def rearm(self, instances: Iterable[Instance]) -> None:
@@ -349,11 +357,18 @@ class PostgresRuntime(UnitRows):
     def next_wake(self) -> int | None:
         """The earliest pending timer of the partitions of :meth:`only`."""
         self.flush()
-        where, parts = self._in_parts()
         with self._store.connection() as conn:
-            row = conn.execute(
-                f"SELECT min(wake_at) FROM instances WHERE status = 'waiting'{where}", parts
-            ).fetchone()
+            if self._parts is None:
+                row = conn.execute(
+                    "SELECT min(wake_at) FROM instances WHERE status = 'waiting'"
+                ).fetchone()
+            else:
+                row = conn.execute(  # one probe of (part, wake_at) per partition
+                    "SELECT min(w) FROM unnest(%s::smallint[]) AS p (p) CROSS JOIN LATERAL"
+                    " (SELECT wake_at AS w FROM instances WHERE part = p.p"
+                    " AND status = 'waiting' ORDER BY wake_at LIMIT 1) AS i",
+                    (self._parts,),
+                ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
     def _new_id(self) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from journeyc.store.abc import SegmentDefinition
 from journeyc.store.dueheap import DueHeap
 from journeyc.store.errors import StoreError
+from journeyc.store.partitions import PARTITIONS
 from journeyc.store.postgres.partition_log import sorted_partitions
 from journeyc.store.postgres.schema import Connections
 from journeyc.store.rows import SegmentRow
@@ -196,7 +197,9 @@ class PostgresSegmentBook:
         (None: every user); not in ``keep`` mode (the store's only writer)."""
         if parts is not None and self.keep:
             raise StoreError("a segment book that holds its rows reads every partition")
-        self._parts = None if parts is None else sorted_partitions(parts)
+        wanted = None if parts is None else sorted_partitions(parts)
+        # Every partition is every user: the plain recheck index, no filter.
+        self._parts = None if wanted is not None and len(wanted) == PARTITIONS else wanted
 
     def due(self, now_ms: int, limit: int) -> list[tuple[str, str]]:
         """``(user, segment)`` pairs whose ``recheck_at`` has come, earliest first, of
