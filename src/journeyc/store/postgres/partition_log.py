@@ -4,9 +4,10 @@
 Each partition ``p`` has a cursor of its own, the row ``engine/<p>`` of the cursor
 table; a partition without one starts at the single engine's cursor (``engine``), so
 a store one engine ran moves to several workers without replaying. The events of a
-set of partitions past their cursors are one query: per partition, the
-``events (part, seq)`` index from that partition's cursor (a ``LATERAL`` join), then
-the first ``limit`` of those in log order. Appends commit in seq order (the log's
+set of partitions past their cursors are one query: the log in seq order from the
+lowest of their cursors, keeping each partition's events past its own cursor (a
+worker advances its partitions' cursors together, so they are one value but right
+after a takeover). Appends commit in seq order (the log's
 advisory lock, :mod:`journeyc.store.postgres.store`), so a cursor never passes an
 event that commits later.
 
@@ -35,12 +36,22 @@ without a cursor of its own starts."""
 
 _EVENTS = (
     "SELECT e.seq, e.message_id, e.user_id, e.name, e.at, e.props, e.received_at"
-    " FROM unnest(%(parts)s::smallint[]) AS p (part)"
-    " LEFT JOIN cursor AS own ON own.name = %(prefix)s::text || p.part"
-    " LEFT JOIN cursor AS engine ON engine.name = %(engine)s"
-    " CROSS JOIN LATERAL (SELECT * FROM events AS e WHERE e.part = p.part"
-    "  AND e.seq > coalesce(own.seq, engine.seq, 0) ORDER BY e.seq LIMIT %(limit)s) AS e"
-    # The first `limit` of each partition hold the first `limit` of them all.
+    " FROM events AS e"
+    # The log in seq order from the lowest of the partitions' cursors (one value, an
+    # InitPlan: the primary key's range scan starts there) ...
+    " WHERE e.seq > (SELECT min(coalesce(own.seq, engine.seq, 0))"
+    "  FROM unnest(%(parts)s::smallint[]) AS p (part)"
+    "  LEFT JOIN cursor AS own ON own.name = %(prefix)s::text || p.part"
+    "  LEFT JOIN cursor AS engine ON engine.name = %(engine)s)"
+    # ... keeping the events of these partitions past their own cursor (one key
+    # lookup a row). A worker advances all its partitions' cursors together, so they
+    # are one value but right after a takeover, and the scan reads no row twice; a
+    # partition far behind costs reading the others' rows since its cursor, once. (A
+    # LATERAL scan per partition read up to `limit` rows of each, 64 x the batch.)
+    " AND e.part = ANY(%(parts)s::smallint[])"
+    " AND e.seq > coalesce((SELECT c.seq FROM cursor AS c"
+    "  WHERE c.name = %(prefix)s::text || e.part),"
+    "  (SELECT c.seq FROM cursor AS c WHERE c.name = %(engine)s), 0)"
     " ORDER BY e.seq LIMIT %(limit)s"
 )
 
