@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, reject, settings
+from hypothesis import HealthCheck, event, given, settings
 
 from journeyc.engine.simulate import simulate
 from journeyc.reports.build import build_report
@@ -23,7 +23,6 @@ from journeyc.store.open import dashboard_reads, reading_at
 from journeyc.store.sqlite import Store as SqliteStore
 from tests.engine_helpers import (
     TMP_DIR,
-    AwaitingPostgresError,
     PostgresStores,
     compile_files,
     reject_runaways,
@@ -86,11 +85,7 @@ def test_what_the_engine_wrote_reads_the_same_on_both_stores(
     window = {"start_ms": scenario.start_ms, "until_ms": scenario.until_ms}
     users = sorted({e.user_id for e in scenario.events})
     with tempfile.TemporaryDirectory(dir=TMP_DIR) as tmp, engine_stores.fresh() as pg:
-        try:
-            simulate(project, scenario.events, pg, hold=False, **window)
-        except AwaitingPostgresError as exc:
-            event(f"rejected on PostgreSQL: {str(exc).split(':')[0]}")
-            reject()
+        simulate(project, scenario.events, pg, hold=False, **window)
         path = Path(tmp) / "s.db"
         with SqliteStore.open(path) as sqlite:
             simulate(project, scenario.events, sqlite, **window)
