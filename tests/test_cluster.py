@@ -19,28 +19,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
 from journeyc.store.partitions import PARTITIONS
 from tests.daemon_helpers import Daemon, clean_env, poll, write_file
 from tests.test_channels import HttpReceiver
-from tests.test_daemon_crash import batch_for
+from tests.test_daemon_crash import JOURNEY, batch_for, post_batch
 
 pytestmark = pytest.mark.e2e
 
 USERS = 120
 USERS_PER_BATCH = 5
 LEASE_TTL_S = 3.0
-
-JOURNEY = """\
-journey ping "Pong a second after a ping"
-  when ping
-  entry always
-  wait 1s as pause
-  send push "Pong {{ event.n }}" as pong
-"""
 
 
 @pytest.fixture
@@ -99,17 +90,6 @@ def holders(url: str) -> dict[int, str]:
         " WHERE expires_at > (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
     )
     return {int(p): str(w) for p, w in rows}
-
-
-def post_batch(worker: Daemon, body: dict[str, Any]) -> bool:
-    """True only when the worker acknowledged the batch with a 200."""
-    try:
-        reply = httpx.post(
-            f"{worker.url}/v1/batch", json=body, auth=(worker.write_key, ""), timeout=5
-        )
-    except httpx.HTTPError:
-        return False
-    return reply.status_code == 200
 
 
 def test_three_workers_one_killed_one_added_lose_and_double_nothing(

@@ -319,6 +319,15 @@ class Worker(Service):
                     _CHECKPOINT,
                 )
             )
+        if self.keeper is not None:
+            self._lease_job()  # the first partitions, before the first engine run
+            jobs.append(
+                (
+                    self._lease_job,
+                    IntervalTrigger(seconds=self.keeper.interval_s, timezone=UTC),
+                    _LEASES,
+                )
+            )
         for fn, trigger, job_id in jobs:
             self.scheduler.add_job(
                 fn,
@@ -331,16 +340,6 @@ class Worker(Service):
             )
         self._sync_schedule_jobs()
         if self.keeper is not None:
-            self._lease_job()  # the first partitions, before the first engine run
-            self.scheduler.add_job(
-                self._lease_job,
-                IntervalTrigger(seconds=self.keeper.interval_s, timezone=UTC),
-                id=_LEASES,
-                replace_existing=True,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
             self._start_wakeups()
         # Catch up at once: events logged while the daemon was down, timers that came
         # due meanwhile, sends queued but not delivered.
