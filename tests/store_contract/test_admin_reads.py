@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from journeyc.store.abc import Failure, Store
-from tests.store_contract.calls import alias, identify, track, write_rows
+from tests.store_contract.calls import alias, identify, read_rows, track, write_rows
 from tests.store_contract.test_outbox import T, claim, ids, queue, state
 
 
@@ -62,6 +64,31 @@ def test_upkeep_removes_what_retention_lets_go(target: str, store: Store) -> Non
     finally:
         upkeep.close()
     assert sorted(state(target)) == ["kept", "new"]
+
+
+def test_statistics_are_refreshed_once_a_table_grew(target: str, store: Store) -> None:
+    """A young PostgreSQL store's tables are analyzed once they grew past the
+    threshold (their prepared plans are made again from row counts, not from the
+    empty table), once; SQLite's planner needs nothing."""
+    upkeep = store.upkeep()
+    try:
+        assert upkeep.refresh_statistics() == []  # nothing grew yet
+        store.append_events([track(f"e{n}", user=f"u{n}") for n in range(1_000)])
+        if not target.startswith("postgresql"):
+            assert upkeep.refresh_statistics() == []
+            return
+        analyzed: list[str] = []
+        deadline = time.monotonic() + 20  # the server publishes row counts within ~1 s
+        while "events" not in analyzed and time.monotonic() < deadline:
+            analyzed += upkeep.refresh_statistics()
+            time.sleep(0.2)
+        assert "events" in analyzed and "profiles" in analyzed
+        assert "outbox" not in analyzed  # unchanged tables are left alone
+        assert upkeep.refresh_statistics() == []  # fresh now
+        rows = read_rows(target, "SELECT reltuples FROM pg_class WHERE relname = 'events'")
+        assert rows == [(1_000,)]
+    finally:
+        upkeep.close()
 
 
 def test_cohorts_and_sends_in_sqlites_order(target: str, store: Store) -> None:

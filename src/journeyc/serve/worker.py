@@ -10,7 +10,8 @@ Threads:
 - APScheduler 3's ``BackgroundScheduler`` (UTC) is the clock, and its pool runs the
   jobs: ``engine`` (one :meth:`Engine.advance`), ``dispatch`` (the outbox
   dispatcher), ``retention`` (daily), ``poll`` (events other processes logged) and
-  ``checkpoint`` (the SQLite write-ahead log copied into the database file);
+  ``checkpoint`` (the SQLite write-ahead log copied into the database file) or, on
+  PostgreSQL, ``statistics`` (tables that grew analyzed) and ``leases``;
 - the watcher thread redeploys the project directory when it changes (not with
   ``serve --no-watch``, which runs the project last deployed into the store).
 
@@ -109,6 +110,10 @@ CHECKPOINT_S = 0.5
 """How often the daemon copies the write-ahead log into the database file, in a
 thread of its own (see :meth:`Worker._checkpoint_job`)."""
 
+STATISTICS_S = 5.0
+"""How often the daemon on a PostgreSQL store looks for tables whose planner
+statistics went stale as they grew (:meth:`journeyc.store.abc.Upkeep.refresh_statistics`)."""
+
 ENGINE_BATCH = 100
 """Events or due timers an engine batch takes (and commits): an event waits for the
 batch it is in, and ingest for the write lock a batch holds."""
@@ -130,6 +135,7 @@ _ENGINE, _DISPATCH, _RETENTION, _POLL = "engine", "dispatch", "retention", "poll
 _LEASES = "leases"
 _DEPLOY_LOCK, _RETENTION_LOCK = "deploy", "retention"  # the store's cluster locks
 _CHECKPOINT = "checkpoint"
+_STATISTICS = "statistics"
 _SCHEDULE = "schedule"  # job ids schedule:JOURNEY:TRIGGER:ZONE
 
 
@@ -317,6 +323,14 @@ class Worker(Service):
                     self._checkpoint_job,
                     IntervalTrigger(seconds=CHECKPOINT_S, timezone=UTC),
                     _CHECKPOINT,
+                )
+            )
+        else:  # and its planner needs statistics sooner than autovacuum gathers them
+            jobs.append(
+                (
+                    self._statistics_job,
+                    IntervalTrigger(seconds=STATISTICS_S, timezone=UTC),
+                    _STATISTICS,
                 )
             )
         if self.keeper is not None:
@@ -761,6 +775,18 @@ class Worker(Service):
             self.upkeep.checkpoint()
         except DatabaseError as exc:
             log.warning("checkpointing the store's log failed: %s", exc)
+
+    def _statistics_job(self) -> None:
+        """Analyze the tables that grew much since their statistics were gathered."""
+        from journeyc.store.errors import DatabaseError
+
+        try:
+            analyzed = self.upkeep.refresh_statistics()
+        except DatabaseError as exc:
+            log.warning("refreshing the store's planner statistics failed: %s", exc)
+            return
+        if analyzed:
+            log.debug("planner statistics refreshed: %s", ", ".join(analyzed))
 
     def _retention_job(self) -> None:
         try:

@@ -695,6 +695,13 @@ class Upkeep(Protocol):
         thread may call it while the store's connection is busy)."""
         ...
 
+    def refresh_statistics(self) -> list[str]:
+        """Bring the query planner's statistics of tables that grew much since they
+        were last gathered up to date, where the store's planner needs them (a
+        server's: PostgreSQL); the tables done. A store whose planner reads no such
+        statistics (SQLite) does nothing."""
+        ...
+
     def close(self) -> None:
         """Release what the upkeep opened (not the store)."""
         ...
@@ -744,6 +751,11 @@ class TableLoad(Protocol):
     def continue_ids(self, table: Table, after: int) -> None:
         """Make the store number ``table``'s next rows past ``after`` and past every
         number its rows hold."""
+        ...
+
+    def analyze(self, table: Table) -> None:
+        """Gather the query planner's statistics of ``table`` after its rows were
+        loaded, where the store's planner keeps them (PostgreSQL; SQLite: nothing)."""
         ...
 
 

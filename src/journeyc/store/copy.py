@@ -101,6 +101,8 @@ def copy_store(
             for table in COPIED:
                 if table.identity is not None:
                     load.continue_ids(table, dump.last_id(table))
+        for table in COPIED:
+            load.analyze(table)
     wrong = [
         f"{t.name} ({n} rows, the source {totals[t.name]})"
         for t in COPIED

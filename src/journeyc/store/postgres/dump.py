@@ -138,6 +138,12 @@ class PostgresTableLoad:
                     f"{self._path}: {table.name}: PostgreSQL refused a row: {message}"
                 ) from None
 
+    def analyze(self, table: Table) -> None:
+        """``ANALYZE`` the table: a copied store's first statements are planned from
+        its rows, not as for an empty table (see :mod:`journeyc.store.postgres.upkeep`)."""
+        with self._store.writing() as conn:
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table.name)))
+
     def continue_ids(self, table: Table, after: int) -> None:
         """Set ``table``'s identity sequence past ``after`` and every number held."""
         if table.identity is None:

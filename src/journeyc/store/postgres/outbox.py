@@ -34,7 +34,7 @@ class PostgresOutbox:
         with self._store.connection() as conn:
             row = conn.execute(
                 "SELECT min(next_attempt_at) FROM outbox WHERE status = 'queued'"
-                " AND (channel IS NULL OR NOT channel = ANY(%s))",
+                " AND (channel IS NULL OR NOT channel = ANY(%b))",
                 (sorted(skip_channels),),
             ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
@@ -45,7 +45,7 @@ class PostgresOutbox:
         with self._store.writing() as conn:
             rows = conn.execute(
                 f"SELECT {_ROW_COLS} FROM outbox AS o WHERE o.status = 'queued'"
-                " AND o.next_attempt_at <= %s AND (o.channel IS NULL OR NOT o.channel = ANY(%s))"
+                " AND o.next_attempt_at <= %s AND (o.channel IS NULL OR NOT o.channel = ANY(%b))"
                 " ORDER BY o.next_attempt_at, o.id LIMIT %s FOR UPDATE SKIP LOCKED",
                 (now_ms, sorted(channels), limit),
             ).fetchall()
@@ -83,7 +83,7 @@ class PostgresOutbox:
             conn.execute(
                 "UPDATE outbox SET status = 'sent', sent_at = %s, attempts = attempts + 1,"
                 " next_attempt_at = NULL, error = NULL, claimed_by = NULL"
-                " WHERE id = ANY(%s) AND status = 'queued'",
+                " WHERE id = ANY(%b) AND status = 'queued'",
                 (sent_at_ms, list(ids)),
             )
 
@@ -125,7 +125,7 @@ class PostgresOutbox:
             return conn.execute(
                 "UPDATE outbox SET next_attempt_at = %s, claimed_by = NULL"
                 " WHERE status = 'queued' AND claimed_by IS NOT NULL"
-                " AND NOT claimed_by = ANY(%s)",
+                " AND NOT claimed_by = ANY(%b)",
                 (now_ms, sorted(alive)),
             ).rowcount
 

@@ -72,7 +72,7 @@ _ADVANCE = (
 )
 
 _FENCE = (
-    "SELECT partition FROM leases WHERE worker_id = %s AND partition = ANY(%s)"
+    "SELECT partition FROM leases WHERE worker_id = %s AND partition = ANY(%b)"
     f" AND expires_at > {NOW_MS} ORDER BY partition FOR SHARE"
 )
 

@@ -48,8 +48,8 @@ _LABEL = (
 # are of exactly the rows this statement inserted, whatever other workers log meanwhile.
 _LOG_ACTIONS = (
     "WITH logged AS (INSERT INTO actions (at, user_id, journey_id, step, action, detail)"
-    " SELECT a, u, j, s, n, d::jsonb FROM unnest(%s::bigint[], %s::text[], %s::text[],"
-    " %s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS t (a, u, j, s, n, d, o)"
+    " SELECT a, u, j, s, n, d::jsonb FROM unnest(%b::bigint[], %b::text[], %b::text[],"
+    " %b::text[], %b::text[], %b::text[]) WITH ORDINALITY AS t (a, u, j, s, n, d, o)"
     " ORDER BY o RETURNING at, journey_id, step, action, detail)"
     " INSERT INTO action_counts (journey_id, hour, step, action, label, n)"
     f" SELECT journey_id, at / 3600000, coalesce(step, ''), action, {_LABEL}, count(*)"
@@ -116,7 +116,7 @@ class PostgresRuntime(UnitRows):
                         else:
                             ended.append(i.id)
                 if ended:
-                    conn.execute("DELETE FROM instances WHERE id = ANY(%s::bigint[])", (ended,))
+                    conn.execute("DELETE FROM instances WHERE id = ANY(%b::bigint[])", (ended,))
                 if changed:
                     self._update(conn, changed)
                 self._dirty.clear()
@@ -127,8 +127,8 @@ class PostgresRuntime(UnitRows):
                 rows = list(self._entries.values())
                 conn.execute(
                     "INSERT INTO entries (journey_id, user_id, entry_no, entered_at, goal_at,"
-                    " arm, holdout) SELECT * FROM unnest(%s::text[], %s::text[],"
-                    " %s::integer[], %s::bigint[], %s::bigint[], %s::text[], %s::boolean[])",
+                    " arm, holdout) SELECT * FROM unnest(%b::text[], %b::text[],"
+                    " %b::integer[], %b::bigint[], %b::bigint[], %b::text[], %b::boolean[])",
                     _columns(rows, 7),
                 )
                 self._entries.clear()
@@ -141,8 +141,8 @@ class PostgresRuntime(UnitRows):
                     "INSERT INTO outbox (key, instance_id, journey_id, user_id, step, channel,"
                     " message, content, status, next_attempt_at, created_at, error)"
                     " SELECT k, i, j, u, s, c, m, t::jsonb, st, n, a, e FROM unnest("
-                    "%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],"
-                    " %s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[])"
+                    "%b::text[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[],"
+                    " %b::text[], %b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::text[])"
                     " WITH ORDINALITY AS v (k, i, j, u, s, c, m, t, st, n, a, e, o) ORDER BY o"
                     " ON CONFLICT (key) DO NOTHING",
                     _columns(sends, 12),
@@ -154,8 +154,8 @@ class PostgresRuntime(UnitRows):
         conn.execute(
             "UPDATE instances AS i SET node = v.node, status = v.status, wake_at = v.wake,"
             " waiting_for = v.waiting, vars = v.vars::jsonb, arm = v.arm"
-            " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::text[],"
-            " %s::text[], %s::text[]) AS v (id, node, status, wake, waiting, vars, arm)"
+            " FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[],"
+            " %b::text[], %b::text[]) AS v (id, node, status, wake, waiting, vars, arm)"
             " WHERE i.id = v.id",
             _fields(instances, "id node status wake_at waiting_for vars arm"),
         )
@@ -167,9 +167,9 @@ class PostgresRuntime(UnitRows):
         conn.execute(
             "INSERT INTO instances (id, journey_id, version, user_id, entry_no, node, status,"
             " entered_at, wake_at, waiting_for, vars, arm, holdout)"
-            " SELECT i, j, v, u, e, n, s, a, w, f, x::jsonb, r, h FROM unnest(%s::bigint[],"
-            " %s::text[], %s::text[], %s::text[], %s::integer[], %s::text[], %s::text[],"
-            " %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::boolean[])"
+            " SELECT i, j, v, u, e, n, s, a, w, f, x::jsonb, r, h FROM unnest(%b::bigint[],"
+            " %b::text[], %b::text[], %b::text[], %b::integer[], %b::text[], %b::text[],"
+            " %b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::boolean[])"
             " AS t (i, j, v, u, e, n, s, a, w, f, x, r, h)",
             _fields(instances, INSTANCE_COLS.replace(",", "")),
         )
@@ -178,8 +178,8 @@ class PostgresRuntime(UnitRows):
         if self._goals:
             goals, self._goals = self._goals, []
             conn.execute(
-                "UPDATE entries AS e SET goal_at = v.at FROM unnest(%s::bigint[], %s::text[],"
-                " %s::text[], %s::integer[]) AS v (at, j, u, n)"
+                "UPDATE entries AS e SET goal_at = v.at FROM unnest(%b::bigint[], %b::text[],"
+                " %b::text[], %b::integer[]) AS v (at, j, u, n)"
                 " WHERE e.journey_id = v.j AND e.user_id = v.u AND e.entry_no = v.n",
                 _columns(goals, 4),
             )
@@ -189,8 +189,8 @@ class PostgresRuntime(UnitRows):
             arms = list({(a[1], a[2], a[3]): a for a in self._arms}.values())
             self._arms = []
             conn.execute(
-                "UPDATE entries AS e SET arm = v.arm FROM unnest(%s::text[], %s::text[],"
-                " %s::text[], %s::integer[]) AS v (arm, j, u, n)"
+                "UPDATE entries AS e SET arm = v.arm FROM unnest(%b::text[], %b::text[],"
+                " %b::text[], %b::integer[]) AS v (arm, j, u, n)"
                 " WHERE e.journey_id = v.j AND e.user_id = v.u AND e.entry_no = v.n",
                 _columns(arms, 4),
             )
@@ -241,7 +241,7 @@ class PostgresRuntime(UnitRows):
         """Mark journeys that left the project inactive (their users in flight finish)."""
         with self._store.writing() as conn:
             conn.execute(
-                "UPDATE journeys SET active = false WHERE active AND NOT id = ANY(%s::text[])",
+                "UPDATE journeys SET active = false WHERE active AND NOT id = ANY(%b::text[])",
                 (journey_ids,),
             )
 
@@ -253,7 +253,7 @@ class PostgresRuntime(UnitRows):
         with self._store.writing() as conn:
             cur = conn.execute(
                 "UPDATE instances SET version = %s WHERE journey_id = %s AND version <> %s"
-                f" AND status IN {_LIVE} AND node = ANY(%s::text[])",
+                f" AND status IN {_LIVE} AND node = ANY(%b::text[])",
                 (version, journey_id, version, nodes),
             )
             return cur.rowcount
@@ -298,7 +298,7 @@ class PostgresRuntime(UnitRows):
         live: dict[str, list[Instance]] = {u: [] for u in users}
         with self._store.connection() as conn:
             rows = conn.execute(
-                f"SELECT {_INSTANCE_COLS} FROM instances WHERE user_id = ANY(%s::text[])"
+                f"SELECT {_INSTANCE_COLS} FROM instances WHERE user_id = ANY(%b::text[])"
                 f" AND status IN {_LIVE} ORDER BY id",
                 (users,),
             ).fetchall()
@@ -316,7 +316,7 @@ class PostgresRuntime(UnitRows):
         with self._store.connection() as conn:
             rows = conn.execute(
                 "SELECT DISTINCT ON (user_id, journey_id) journey_id, user_id, entry_no,"
-                " entered_at, goal_at FROM entries WHERE user_id = ANY(%s::text[])"
+                " entered_at, goal_at FROM entries WHERE user_id = ANY(%b::text[])"
                 " ORDER BY user_id, journey_id, entry_no DESC",
                 (users,),
             ).fetchall()
@@ -342,7 +342,7 @@ class PostgresRuntime(UnitRows):
                 # then the earliest of those: bounded work however many are due (one
                 # `part = ANY` scan read every due row and sorted them).
                 rows = conn.execute(
-                    f"SELECT {_INSTANCE_COLS} FROM unnest(%s::smallint[]) AS p (p)"
+                    f"SELECT {_INSTANCE_COLS} FROM unnest(%b::smallint[]) AS p (p)"
                     f" CROSS JOIN LATERAL (SELECT {_INSTANCE_COLS} FROM instances"
                     " WHERE part = p.p AND status = 'waiting' AND wake_at <= %s"
                     " ORDER BY wake_at, id LIMIT %s) AS i ORDER BY wake_at, id LIMIT %s",
@@ -364,7 +364,7 @@ class PostgresRuntime(UnitRows):
                 ).fetchone()
             else:
                 row = conn.execute(  # one probe of (part, wake_at) per partition
-                    "SELECT min(w) FROM unnest(%s::smallint[]) AS p (p) CROSS JOIN LATERAL"
+                    "SELECT min(w) FROM unnest(%b::smallint[]) AS p (p) CROSS JOIN LATERAL"
                     " (SELECT wake_at AS w FROM instances WHERE part = p.p"
                     " AND status = 'waiting' ORDER BY wake_at LIMIT 1) AS i",
                     (self._parts,),
@@ -387,7 +387,7 @@ class PostgresRuntime(UnitRows):
     # The identity merge's statements (UnitRows.merge_user has its rules).
     def _delete_instances(self, ids: list[int]) -> None:
         with self._store.writing() as conn:
-            conn.execute("DELETE FROM instances WHERE id = ANY(%s::bigint[])", (ids,))
+            conn.execute("DELETE FROM instances WHERE id = ANY(%b::bigint[])", (ids,))
 
     def _entry_numbers(self, user_id: str) -> list[tuple[str, int, int]]:
         with self._store.connection() as conn:
@@ -403,8 +403,8 @@ class PostgresRuntime(UnitRows):
             return
         with self._store.writing() as conn:
             conn.execute(
-                "UPDATE entries AS e SET user_id = %s, entry_no = v.new FROM unnest(%s::text[],"
-                " %s::text[], %s::integer[], %s::integer[]) AS v (u, j, old, new)"
+                "UPDATE entries AS e SET user_id = %s, entry_no = v.new FROM unnest(%b::text[],"
+                " %b::text[], %b::integer[], %b::integer[]) AS v (u, j, old, new)"
                 " WHERE e.journey_id = v.j AND e.user_id = v.u AND e.entry_no = v.old",
                 (into, *_columns(moves, 4)),
             )
@@ -415,7 +415,7 @@ class PostgresRuntime(UnitRows):
         with self._store.writing() as conn:
             conn.execute(
                 "UPDATE instances AS i SET user_id = %s, entry_no = v.n"
-                " FROM unnest(%s::bigint[], %s::integer[]) AS v (id, n) WHERE i.id = v.id",
+                " FROM unnest(%b::bigint[], %b::integer[]) AS v (id, n) WHERE i.id = v.id",
                 (into, [i.id for i in instances], [i.entry_no for i in instances]),
             )
 

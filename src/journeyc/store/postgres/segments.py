@@ -91,10 +91,10 @@ class PostgresSegmentBook:
         plan = segment_deploy(self.deployed(), infos, changed, at_ms)
         with self._store.writing() as conn:
             conn.execute(
-                "DELETE FROM segment_members WHERE segment = ANY(%s)",
+                "DELETE FROM segment_members WHERE segment = ANY(%b)",
                 ([*plan.gone, *plan.changed],),
             )
-            conn.execute("DELETE FROM segments WHERE name = ANY(%s)", (plan.gone,))
+            conn.execute("DELETE FROM segments WHERE name = ANY(%b)", (plan.gone,))
         self._many(
             "INSERT INTO segments (name, hash, expr, refreshed_at) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, expr = excluded.expr,"
@@ -218,7 +218,7 @@ class PostgresSegmentBook:
                 # Per partition its first `limit` off the (part, recheck_at) index, then
                 # the first `limit` of those (as the partition log reads events).
                 rows = conn.execute(
-                    "SELECT m.user_id, m.segment FROM unnest(%s::smallint[]) AS p (part)"
+                    "SELECT m.user_id, m.segment FROM unnest(%b::smallint[]) AS p (part)"
                     " CROSS JOIN LATERAL (SELECT user_id, segment, recheck_at"
                     " FROM segment_members WHERE part = p.part AND recheck_at <= %s"
                     f" ORDER BY {order} LIMIT %s) AS m ORDER BY {order} LIMIT %s",
@@ -237,7 +237,7 @@ class PostgresSegmentBook:
                 ).fetchone()
             else:
                 row = conn.execute(
-                    "SELECT min(m.recheck_at) FROM unnest(%s::smallint[]) AS p (part)"
+                    "SELECT min(m.recheck_at) FROM unnest(%b::smallint[]) AS p (part)"
                     " CROSS JOIN LATERAL (SELECT recheck_at FROM segment_members"
                     " WHERE part = p.part AND recheck_at IS NOT NULL"
                     " ORDER BY recheck_at LIMIT 1) AS m",

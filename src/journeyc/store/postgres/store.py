@@ -483,7 +483,7 @@ class PostgresStore:
             rows = conn.execute(
                 "INSERT INTO events (message_id, user_id, name, at, props, received_at)"
                 " SELECT m, u, n, a, p::jsonb, r FROM unnest("
-                "%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::bigint[]"
+                "%b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::bigint[]"
                 ") WITH ORDINALITY AS t (m, u, n, a, p, r, o) ORDER BY o"
                 " ON CONFLICT (message_id) DO NOTHING RETURNING message_id, seq",
                 (
@@ -519,7 +519,7 @@ class PostgresStore:
         users = sorted({e.user_id for e in events})
         conn.execute(
             "INSERT INTO profiles (user_id, traits, updated_at)"
-            " SELECT u, '{}', 0 FROM unnest(%s::text[]) AS u ORDER BY u"
+            " SELECT u, '{}', 0 FROM unnest(%b::text[]) AS u ORDER BY u"
             " ON CONFLICT (user_id) DO NOTHING",
             (users,),
         )
@@ -547,7 +547,7 @@ class PostgresStore:
         conn = self._write()
         ids = sorted({e.user_id for e in events} | merged)
         links = conn.execute(
-            "SELECT alias, user_id FROM identities WHERE alias = ANY(%s)", (ids,)
+            "SELECT alias, user_id FROM identities WHERE alias = ANY(%b)", (ids,)
         ).fetchall()
         linked, merges = link_events(events, IdentityMap.of(links))
         at = {e.props[PREVIOUS_ID]: e.at_ms for e in linked if e is not None and e.name == ALIAS}
@@ -577,7 +577,7 @@ class PostgresStore:
             logged = {
                 mid
                 for (mid,) in conn.execute(
-                    "SELECT message_id FROM events WHERE message_id = ANY(%s)", (ids,)
+                    "SELECT message_id FROM events WHERE message_id = ANY(%b)", (ids,)
                 )
             }
         return first_of_each_id(events, logged)
@@ -626,7 +626,7 @@ class PostgresStore:
         with self.connection() as conn:
             found: dict[str, dict[str, Any]] = dict(
                 conn.execute(
-                    "SELECT user_id, traits FROM profiles WHERE user_id = ANY(%s)",
+                    "SELECT user_id, traits FROM profiles WHERE user_id = ANY(%b)",
                     (list(user_ids),),
                 ).fetchall()
             )
@@ -650,7 +650,7 @@ class PostgresStore:
             self._write()
             .execute(
                 "INSERT INTO profiles (user_id, traits, updated_at)"
-                " SELECT u, '{}', 0 FROM unnest(%s::text[]) AS u ORDER BY u"
+                " SELECT u, '{}', 0 FROM unnest(%b::text[]) AS u ORDER BY u"
                 " ON CONFLICT (user_id) DO UPDATE SET user_id = excluded.user_id"
                 " RETURNING user_id, traits, trait_at, updated_at",
                 (sorted(set(users)),),
@@ -680,7 +680,7 @@ class PostgresStore:
         users = sorted(rows)
         self._write().execute(
             "UPDATE profiles AS p SET traits = v.t::jsonb, trait_at = v.w::jsonb,"
-            " updated_at = v.u FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])"
+            " updated_at = v.u FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[])"
             " AS v (id, t, w, u) WHERE p.user_id = v.id",
             (
                 users,
@@ -795,7 +795,7 @@ class PostgresStore:
                 "deliveries",
             ):
                 cur = conn.execute(
-                    sql.SQL("DELETE FROM {} WHERE user_id = ANY(%s)").format(sql.Identifier(table)),
+                    sql.SQL("DELETE FROM {} WHERE user_id = ANY(%b)").format(sql.Identifier(table)),
                     (ids,),
                 )
                 removed[table] = cur.rowcount

@@ -3,13 +3,53 @@
 Retention deletes as in SQLite. PostgreSQL copies its write-ahead log itself (its
 checkpointer runs beside the writers), so :meth:`PostgresUpkeep.checkpoint` and
 :meth:`PostgresUpkeep.defer_checkpoints` have nothing to do.
+
+:meth:`PostgresUpkeep.refresh_statistics` is what a young store needs instead. The
+engine's statements are prepared (psycopg prepares a statement at its fifth run), and
+PostgreSQL keeps a prepared statement's generic plan until the statistics of its
+tables change. A plan made while a table was small and never analyzed reads it whole
+(``entries WHERE user_id = ANY(…)`` as a sequential scan) and keeps doing so as the
+table grows: an engine batch of 50 events went from 15 to 57 ms over its first
+30,000 events (``bench/bench_serve.py --store postgres``). Autovacuum would analyze the
+table, but looks only once a minute (``autovacuum_naptime``) and by default only after
+10% of the rows changed; the daemon asks every few seconds, with autovacuum's rule
+and a lower threshold, so a store's first minutes run on index plans too. ANALYZE
+reads a sample (at most 30,000 rows a table at the default statistics target), so a
+large table costs about what a small one does, and tables that grow are analyzed
+less and less often (the threshold grows with them).
 """
 
 from __future__ import annotations
 
+from psycopg import sql
+
 from journeyc.store.postgres.schema import Connections
 
-__all__ = ["PostgresUpkeep"]
+__all__ = ["ANALYZE_BASE", "ANALYZE_FRACTION", "PostgresUpkeep"]
+
+ANALYZE_BASE = 500
+"""Rows changed since the last ANALYZE (by us or autovacuum) that make a table's
+statistics stale, beside :data:`ANALYZE_FRACTION` of its rows (autovacuum's rule,
+``autovacuum_analyze_threshold`` + ``autovacuum_analyze_scale_factor`` × rows, with
+a lower base than its 50 + 10%: a batch changes hundreds of rows)."""
+
+ANALYZE_FRACTION = 0.2
+"""The part of a table's rows that must have changed since its last ANALYZE."""
+
+_TABLES = (
+    "events",
+    "profiles",
+    "identities",
+    "instances",
+    "entries",
+    "outbox",
+    "actions",
+    "segment_members",
+    "deliveries",
+)
+"""The tables the engine, the API and the dispatcher read by key as they grow."""
+
+_STATISTICS_LOCK = 0x6A63_5354  # "jcST": one worker refreshes at a time
 
 
 class PostgresUpkeep:
@@ -28,6 +68,31 @@ class PostgresUpkeep:
             ).rowcount
             actions = conn.execute("DELETE FROM actions WHERE at < %s", (before_ms,)).rowcount
         return outbox, actions
+
+    def refresh_statistics(self) -> list[str]:
+        """ANALYZE each of the engine's tables whose rows changed by more than
+        :data:`ANALYZE_BASE` + :data:`ANALYZE_FRACTION` × its rows since its last
+        ANALYZE (ours or autovacuum's); the tables analyzed. One worker does it at a
+        time: another that finds the lock taken does nothing."""
+        with self._store.writing() as conn:
+            row = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_STATISTICS_LOCK,))
+            taken = row.fetchone()
+            if taken is None or not taken[0]:
+                return []
+            stale = [
+                str(name)
+                for (name,) in conn.execute(
+                    "SELECT s.relname FROM pg_stat_user_tables AS s"
+                    " JOIN pg_class AS c ON c.oid = s.relid"
+                    " WHERE s.schemaname = current_schema() AND s.relname = ANY(%b)"
+                    " AND s.n_mod_since_analyze > %s + %s * greatest(c.reltuples, 0)"
+                    " ORDER BY s.relname",
+                    (list(_TABLES), ANALYZE_BASE, ANALYZE_FRACTION),
+                ).fetchall()
+            ]
+            for name in stale:
+                conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
+        return stale
 
     def defer_checkpoints(self, pages: int) -> None:
         """Nothing: PostgreSQL's checkpointer runs off the writers' path already."""

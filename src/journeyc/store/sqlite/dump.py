@@ -127,6 +127,9 @@ class SqliteTableLoad:
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"{self._path}: {table.name}: a row was refused: {exc}") from None
 
+    def analyze(self, table: Table) -> None:
+        """Nothing: SQLite plans the store's statements from its indexes alone."""
+
     def continue_ids(self, table: Table, after: int) -> None:
         """Raise ``sqlite_sequence``'s number for ``table`` to ``after`` (rowid
         tables number past their highest row by themselves)."""

@@ -49,6 +49,11 @@ class SqliteUpkeep:
         """Set ``wal_autocheckpoint`` on the store's connection."""
         self._conn.execute(f"PRAGMA wal_autocheckpoint = {int(pages):d}")
 
+    def refresh_statistics(self) -> list[str]:
+        """Nothing: the engine's SQLite statements are planned from the schema's
+        indexes, and no plan is kept from when a table was small."""
+        return []
+
     def checkpoint(self) -> None:
         """``PRAGMA wal_checkpoint(PASSIVE)`` on the upkeep's own connection (opened at
         the first call, usable from any thread but one at a time)."""
