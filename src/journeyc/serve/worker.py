@@ -11,7 +11,7 @@ Threads:
   jobs: ``engine`` (one :meth:`Engine.advance`), ``dispatch`` (the outbox
   dispatcher), ``retention`` (daily), ``poll`` (events other processes logged) and
   ``checkpoint`` (the SQLite write-ahead log copied into the database file) or, on
-  PostgreSQL, ``statistics`` (tables that grew analyzed) and ``leases``;
+  PostgreSQL, ``statistics`` (sums folded, tables that grew analyzed) and ``leases``;
 - the watcher thread redeploys the project directory when it changes (not with
   ``serve --no-watch``, which runs the project last deployed into the store).
 
@@ -111,7 +111,8 @@ CHECKPOINT_S = 0.5
 thread of its own (see :meth:`Worker._checkpoint_job`)."""
 
 STATISTICS_S = 5.0
-"""How often the daemon on a PostgreSQL store looks for tables whose planner
+"""How often the daemon on a PostgreSQL store folds the reports' sums written as
+deltas (:meth:`journeyc.store.abc.Upkeep.fold_sums`) and looks for tables whose planner
 statistics went stale as they grew (:meth:`journeyc.store.abc.Upkeep.refresh_statistics`)."""
 
 ENGINE_BATCH = 100
@@ -325,7 +326,7 @@ class Worker(Service):
                     _CHECKPOINT,
                 )
             )
-        else:  # and its planner needs statistics sooner than autovacuum gathers them
+        else:  # but its sums need folding, its planner statistics sooner than autovacuum
             jobs.append(
                 (
                     self._statistics_job,
@@ -777,10 +778,12 @@ class Worker(Service):
             log.warning("checkpointing the store's log failed: %s", exc)
 
     def _statistics_job(self) -> None:
-        """Analyze the tables that grew much since their statistics were gathered."""
+        """Fold the reports' sums written as deltas into their totals, and analyze the
+        tables that grew much since their statistics were gathered."""
         from journeyc.store.errors import DatabaseError
 
         try:
+            self.upkeep.fold_sums()
             analyzed = self.upkeep.refresh_statistics()
         except DatabaseError as exc:
             log.warning("refreshing the store's planner statistics failed: %s", exc)

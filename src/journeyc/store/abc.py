@@ -695,6 +695,13 @@ class Upkeep(Protocol):
         thread may call it while the store's connection is busy)."""
         ...
 
+    def fold_sums(self) -> int:
+        """Fold the reports' sums that writers added as separate delta rows into their
+        totals, where the store keeps them so (PostgreSQL, where several writers add to
+        the same sums at once); readers see the same sums before and after. The delta
+        rows folded; a store that adds to its sums in place (SQLite) does nothing."""
+        ...
+
     def refresh_statistics(self) -> list[str]:
         """Bring the query planner's statistics of tables that grew much since they
         were last gathered up to date, where the store's planner needs them (a

@@ -10,6 +10,11 @@ transaction's actions could be counted twice). ``label`` is a send's channel, a
 suppression's or an exit's reason, else ``''``; ``step`` is ``''`` for actions of no
 step (enter, goal). Reports read the actions themselves at a range's edges with the
 same :data:`LABEL`.
+
+Since schema v11 ``action_counts`` is a view over ``action_counts_totals`` and
+``action_counts_deltas``: the runtime inserts its sums as deltas (no worker waits for
+another to add to the same hour), and the daemon folds them into the totals
+(:meth:`PostgresUpkeep.fold_sums <journeyc.store.postgres.upkeep.PostgresUpkeep.fold_sums>`).
 """
 
 from __future__ import annotations

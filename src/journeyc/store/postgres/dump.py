@@ -26,7 +26,7 @@ from psycopg.adapt import Loader
 
 from journeyc.fastjson import dumps, loads
 from journeyc.store.errors import StoreError
-from journeyc.store.postgres.schema import Connection, Connections
+from journeyc.store.postgres.schema import SUMMED, Connection, Connections
 from journeyc.store.tables import Row, Table
 
 __all__ = ["PostgresTableDump", "PostgresTableLoad", "dump"]
@@ -117,15 +117,19 @@ class PostgresTableLoad:
             return _count(conn, table)
 
     def clear(self, table: Table) -> None:
-        """Delete every row of ``table``."""
+        """Delete every row of ``table`` (of a sums view: its totals and deltas)."""
+        names = [f"{table.name}_totals", f"{table.name}_deltas"]
         with self._store.writing() as conn:
-            conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table.name)))
+            for name in names if table.name in SUMMED else [table.name]:
+                conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(name)))
 
     def load(self, table: Table, rows: Sequence[Row]) -> None:
         """``COPY`` ``rows`` in; a value PostgreSQL cannot hold (text with a NUL
         character) is a :class:`StoreError` naming the table."""
+        # A sums view's rows go into its totals (schema v11).
+        into_table = f"{table.name}_totals" if table.name in SUMMED else table.name
         copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(table.name), _columns(table)
+            sql.Identifier(into_table), _columns(table)
         )
         with self._store.writing() as conn:
             try:

@@ -26,6 +26,7 @@ from typing import Any
 from journeyc.fastjson import dumps
 from journeyc.store.errors import StoreError
 from journeyc.store.partitions import PARTITIONS
+from journeyc.store.postgres.action_counts import LABEL
 from journeyc.store.postgres.schema import Connection, Connections
 from journeyc.store.rows import Instance
 from journeyc.store.unit_of_work import INSTANCE_COLS, LIVE, UnitRows
@@ -38,26 +39,18 @@ _ID_BLOCK = 1024
 """The most instance ids one unit takes from the sequence at a time (it starts with
 8 and doubles: a unit creating one instance wastes few)."""
 
-# The label of an action row, as SQLite's action_counts.LABEL computes it.
-_LABEL = (
-    "CASE action WHEN 'send' THEN coalesce(detail ->> 'channel', '')"
-    " WHEN 'suppress' THEN coalesce(detail ->> 'reason', '')"
-    " WHEN 'exit' THEN coalesce(detail ->> 'reason', '') ELSE '' END"
-)
 # Actions logged and summed into the reports' action_counts in one statement: the sums
 # are of exactly the rows this statement inserted, whatever other workers log meanwhile.
+# They go in as delta rows (schema v11): no key, so no worker waits for another's
+# commit to add to the same hour's sums; the daemon folds them (PostgresUpkeep).
 _LOG_ACTIONS = (
     "WITH logged AS (INSERT INTO actions (at, user_id, journey_id, step, action, detail)"
     " SELECT a, u, j, s, n, d::jsonb FROM unnest(%b::bigint[], %b::text[], %b::text[],"
     " %b::text[], %b::text[], %b::text[]) WITH ORDINALITY AS t (a, u, j, s, n, d, o)"
     " ORDER BY o RETURNING at, journey_id, step, action, detail)"
-    " INSERT INTO action_counts (journey_id, hour, step, action, label, n)"
-    f" SELECT journey_id, at / 3600000, coalesce(step, ''), action, {_LABEL}, count(*)"
-    # In key order: two workers adding to the same sums lock their rows in one order
-    # (no deadlock between them).
-    " FROM logged WHERE journey_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
-    " ON CONFLICT (journey_id, hour, step, action, label)"
-    " DO UPDATE SET n = action_counts.n + excluded.n"
+    " INSERT INTO action_counts_deltas (journey_id, hour, step, action, label, n)"
+    f" SELECT journey_id, at / 3600000, coalesce(step, ''), action, {LABEL}, count(*)"
+    " FROM logged WHERE journey_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5"
 )
 
 

@@ -364,7 +364,93 @@ _V10 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V7, _V8, _V9, _V10)
+
+def _summed_by_deltas(name: str, key: str) -> tuple[str, ...]:
+    """The statements that turn the sums table ``name`` (its key columns ``key``, then
+    ``n``) into a view over ``<name>_totals`` (the table, renamed) and
+    ``<name>_deltas`` (rows written without a key: no writer waits for another)."""
+    totals, deltas = f"{name}_totals", f"{name}_deltas"
+    return (
+        f"ALTER TABLE {name} RENAME TO {totals}",
+        f"CREATE TABLE {deltas} (LIKE {totals})",
+        f"""CREATE VIEW {name} AS SELECT {key}, sum(n)::bigint AS n
+            FROM (SELECT {key}, n FROM {totals} UNION ALL SELECT {key}, n FROM {deltas}) AS t
+            GROUP BY {key}""",
+    )
+
+
+_OUTBOX_KEY = "journey_id, channel, hour, status, retried"
+_ACTION_KEY = "journey_id, hour, step, action, label"
+
+_V11 = Migration(
+    11,
+    "the reports' sums of actions and sends written as deltas, folded by the daemon:"
+    " action_counts and outbox_counts become views over their totals and deltas, and"
+    " the outbox is counted once a statement, not once a row (PostgreSQL only)",
+    (
+        # Several writers add to the same sums at once: the engine's batches (actions,
+        # queued sends) and the dispatcher's (sent, retried, failed), on every worker.
+        # Counter rows updated in place made each wait for the other's commit, and a row
+        # trigger ran two statements for every send marked sent. Now each statement adds
+        # its rows' sums as delta rows (a statement trigger over its transition tables),
+        # readers sum totals and deltas (the view, under the old name), and the daemon
+        # folds the deltas into the totals every few seconds (PostgresUpkeep.fold_sums).
+        "DROP TRIGGER outbox_counts_insert ON outbox",
+        "DROP TRIGGER outbox_counts_update ON outbox",
+        "DROP FUNCTION outbox_counts_insert()",
+        "DROP FUNCTION outbox_counts_update()",
+        *_summed_by_deltas("outbox_counts", _OUTBOX_KEY),
+        *_summed_by_deltas("action_counts", _ACTION_KEY),
+        # What the row triggers counted (SQLite's still do): a send with a channel,
+        # not suppressed, by status and whether it was tried more than once.
+        f"""CREATE FUNCTION outbox_counts_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO outbox_counts_deltas ({_OUTBOX_KEY}, n)
+                SELECT journey_id, channel, created_at / 3600000, status, attempts > 1,
+                    count(*)
+                FROM inserted WHERE channel IS NOT NULL AND status <> 'suppressed'
+                GROUP BY 1, 2, 3, 4, 5;
+                RETURN NULL;
+            END $$""",
+        """CREATE TRIGGER outbox_counts_inserted AFTER INSERT ON outbox
+            REFERENCING NEW TABLE AS inserted
+            FOR EACH STATEMENT EXECUTE FUNCTION outbox_counts_inserted()""",
+        # A row whose status, or whether it was retried, changed moves from its old
+        # sum to its new one (the row trigger's WHEN, over the statement's rows).
+        f"""CREATE FUNCTION outbox_counts_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO outbox_counts_deltas ({_OUTBOX_KEY}, n)
+                SELECT j, c, h, s, r, sum(n) FROM (
+                    SELECT o.journey_id, o.channel, o.created_at / 3600000, o.status,
+                        o.attempts > 1, -1
+                    FROM before AS o JOIN after AS a ON a.id = o.id
+                    WHERE a.channel IS NOT NULL AND a.status <> 'suppressed'
+                        AND o.status <> 'suppressed' AND (o.status <> a.status
+                            OR (o.attempts > 1) <> (a.attempts > 1))
+                    UNION ALL
+                    SELECT a.journey_id, a.channel, a.created_at / 3600000, a.status,
+                        a.attempts > 1, 1
+                    FROM before AS o JOIN after AS a ON a.id = o.id
+                    WHERE a.channel IS NOT NULL AND a.status <> 'suppressed'
+                        AND (o.status <> a.status OR (o.attempts > 1) <> (a.attempts > 1))
+                ) AS moved (j, c, h, s, r, n)
+                GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0;
+                RETURN NULL;
+            END $$""",
+        """CREATE TRIGGER outbox_counts_updated AFTER UPDATE ON outbox
+            REFERENCING OLD TABLE AS before NEW TABLE AS after
+            FOR EACH STATEMENT EXECUTE FUNCTION outbox_counts_updated()""",
+    ),
+)
+
+SUMMED = {
+    "outbox_counts": _OUTBOX_KEY,
+    "action_counts": _ACTION_KEY,
+}
+"""The sums kept as totals and deltas (migration 11): each name is a view; the daemon
+folds ``<name>_deltas`` into ``<name>_totals``."""
+
+MIGRATIONS: tuple[Migration, ...] = (_V7, _V8, _V9, _V10, _V11)
 """Every migration in order of version."""
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -374,13 +460,23 @@ own: the partition columns and indexes several engine workers share a store by, 
 SQLite, one engine per store, has no use for (SQLite stays at 8), and 10 the
 workers' memberships (the ``workers`` table). A PostgreSQL store at 9 holds the
 SQLite store's tables at 8 plus the generated ``part`` columns
-(:data:`PARTITIONED`), which a copy between stores leaves out."""
+(:data:`PARTITIONED`), which a copy between stores leaves out. 11 keeps the sums of
+actions and sends as totals and deltas behind views of the old names (:data:`SUMMED`):
+the same columns and sums for every reader."""
 
 PARTITIONED = ("events", "instances", "segment_members")
 """The tables with a generated ``part`` column (migration 9): never written directly."""
 
-POSTGRES_TABLES = ("workers",)
-"""The tables only a PostgreSQL store has (migration 10: several workers share it)."""
+POSTGRES_TABLES = (
+    "workers",
+    "outbox_counts_totals",
+    "outbox_counts_deltas",
+    "action_counts_totals",
+    "action_counts_deltas",
+)
+"""The tables only a PostgreSQL store has: the workers' memberships (migration 10:
+several workers share it) and the totals and deltas behind the sums views
+``outbox_counts`` and ``action_counts`` (migration 11, :data:`SUMMED`)."""
 
 
 MIGRATION_LOCK = 0x6A6F75726E657901

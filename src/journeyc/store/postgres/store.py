@@ -229,7 +229,11 @@ class PostgresStore:
     def _refused(self, exc: psycopg.DataError) -> StoreError:
         """A value PostgreSQL cannot hold (text with a NUL character, a number out of
         range), as the error the store's callers handle; nothing was written."""
-        return StoreError(f"{self.path}: PostgreSQL refused a value: {exc}")
+        # Text goes to the server in binary: a NUL is refused there, as an encoding
+        # error whose message names the byte, not the character.
+        nul = "0x00" in str(exc) or "NUL" in str(exc)
+        message = "text with a NUL character" if nul else " ".join(str(exc).split())
+        return StoreError(f"{self.path}: PostgreSQL refused a value: {message}")
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from journeyc.store.postgres.schema import Connections
+from journeyc.store.postgres.schema import SUMMED, Connections
 
 __all__ = ["ANALYZE_BASE", "ANALYZE_FRACTION", "PostgresUpkeep"]
 
@@ -68,6 +68,33 @@ class PostgresUpkeep:
             ).rowcount
             actions = conn.execute("DELETE FROM actions WHERE at < %s", (before_ms,)).rowcount
         return outbox, actions
+
+    def fold_sums(self) -> int:
+        """Move the delta rows of every sums view (:data:`~journeyc.store.postgres.schema.SUMMED`)
+        into its totals, in one transaction; the delta rows moved. Readers see the
+        same sums before and after (the view adds both). Rows logged meanwhile stay
+        for the next fold; two workers folding at once each move rows the other did
+        not (``DELETE`` skips the rows a concurrent fold deleted)."""
+        moved = 0
+        with self._store.writing() as conn:
+            for name, key in SUMMED.items():
+                ident = sql.Identifier
+                row = conn.execute(
+                    sql.SQL(
+                        "WITH moved AS (DELETE FROM {deltas} RETURNING {key}, n),"
+                        " folded AS (INSERT INTO {totals} ({key}, n)"
+                        " SELECT {key}, sum(n) FROM moved GROUP BY {key} ORDER BY {key}"
+                        # In key order: two folds lock the totals' rows in one order.
+                        " ON CONFLICT ({key}) DO UPDATE SET n = {totals}.n + excluded.n)"
+                        " SELECT count(*) FROM moved"
+                    ).format(
+                        deltas=ident(f"{name}_deltas"),
+                        totals=ident(f"{name}_totals"),
+                        key=sql.SQL(key),
+                    )
+                ).fetchone()
+                moved += int(row[0]) if row else 0
+        return moved
 
     def refresh_statistics(self) -> list[str]:
         """ANALYZE each of the engine's tables whose rows changed by more than

@@ -49,6 +49,10 @@ class SqliteUpkeep:
         """Set ``wal_autocheckpoint`` on the store's connection."""
         self._conn.execute(f"PRAGMA wal_autocheckpoint = {int(pages):d}")
 
+    def fold_sums(self) -> int:
+        """Nothing: the store's one writer adds to its sums in place."""
+        return 0
+
     def refresh_statistics(self) -> list[str]:
         """Nothing: the engine's SQLite statements are planned from the schema's
         indexes, and no plan is kept from when a table was small."""
