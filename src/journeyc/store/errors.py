@@ -37,6 +37,18 @@ class StoreBusyError(StoreError):
         self.retry_after_s = 1
 
 
+class StoreConflictError(StoreBusyError):
+    """Another writer changed rows this transaction read and was about to write back
+    (an engine worker's instances, moved by another worker's identity merge, or
+    already run by it). Nothing was written; trying again reads them afresh."""
+
+    def __init__(self, what: str) -> None:
+        StoreError.__init__(self, f"{what}; nothing was written, try again")
+        self.path = ""
+        self.waited_s = 0.0
+        self.retry_after_s = 1
+
+
 class DatabaseError(StoreError):
     """Anything the database itself raised, whichever store: each store converts its
     driver's errors into this (or :class:`OperationalError`) where they leave it, the

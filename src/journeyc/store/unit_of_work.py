@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from typing import Any
 
 from journeyc.fastjson import dumps, loads
@@ -109,19 +110,31 @@ class UnitRows(ABC):
     def _move_sends(self, frm: str, into: str) -> None:
         """Make ``frm``'s outbox rows ``into``'s."""
 
+    def _live_to_merge(self, user_id: str) -> list[Instance]:
+        """The live instances of ``user_id`` that :meth:`merge_user` moves: those the
+        unit knows (a store several workers share reads them afresh and locks them,
+        see :mod:`journeyc.store.postgres.runtime`)."""
+        return [i for i in self._user_live(user_id) if i.status in LIVE]
+
     def _sending(self, inst: Instance, at_ms: int, status: str) -> bool:
         """Told of each row :meth:`queue` is given; whether to write it (yes)."""
         return True
 
     # ------------------------------------------------------------ the unit
 
-    def _track(self, rows: Iterable[Sequence[Any]]) -> list[Instance]:
-        """The instances of ``rows``: the unit's own object for one read already."""
+    def _track(self, rows: Iterable[Sequence[Any]], *, fresh: bool = False) -> list[Instance]:
+        """The instances of ``rows``: the unit's own object for one read already
+        (with ``fresh``, set to the row read: newer than the unit's copy, which
+        holds no unwritten change then)."""
         out = []
         for row in rows:
             inst = self._seen.get(row[0])
             if inst is None:
                 inst = self._seen[row[0]] = instance(row)
+            elif fresh:
+                read = instance(row)
+                for f in fields(Instance):
+                    setattr(inst, f.name, getattr(read, f.name))
             out.append(inst)
         return out
 
@@ -207,7 +220,7 @@ class UnitRows(ABC):
         not the last already. Numbers are never handed out twice for ``into``, so no
         outbox key or ``track`` event id repeats one made before."""
         self.flush()  # the tables hold every entry (and, unless scratch, every row)
-        theirs = [i for i in self._user_live(frm) if i.status in LIVE]
+        theirs = self._live_to_merge(frm)
         mine = [i for i in self._user_live(into) if i.status in LIVE]
         live: dict[str, Instance] = {i.journey_id: i for i in mine}
         dropped: list[Instance] = []

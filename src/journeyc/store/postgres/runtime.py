@@ -16,6 +16,22 @@ so ids keep growing in the order instances are created, whichever worker creates
 them). Each worker's engine handles the users of the partitions it leases
 (:meth:`PostgresRuntime.only`); the partition of an instance is the generated
 ``part`` column (migration 9).
+
+An identity merge may move another worker's instances: the alias is handled by the
+worker of the known user's partition, while the worker of the merged user's partition
+may be running that user's timers (its ``due()`` read the rows without a lock; it writes
+them back at the end of its batch). Row locks order the two transactions; two rules
+make either order come out as one engine would have done it (the merge first, or the
+timers first), never as a mix:
+
+- the merge reads the merged user's live instances afresh and ``FOR UPDATE``
+  (:meth:`PostgresRuntime._live_to_merge`): it waits for a batch that has written
+  them, then merges what that batch left (an instance it ended no longer counts);
+- a unit writes an instance back only while it is still the user's it read
+  (``user_id`` in the ``WHERE``), and fails with :class:`StoreConflictError` when
+  one moved or is gone (another worker ran or ended it): nothing of its batch is
+  written (its sends were made for the user the instance no longer is), and its
+  retry no longer finds the instance among its partitions' timers.
 """
 
 from __future__ import annotations
@@ -24,7 +40,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from journeyc.fastjson import dumps
-from journeyc.store.errors import StoreError
+from journeyc.store.errors import StoreConflictError, StoreError
 from journeyc.store.partitions import PARTITIONS
 from journeyc.store.postgres.action_counts import LABEL
 from journeyc.store.postgres.schema import Connection, Connections
@@ -54,6 +70,18 @@ _LOG_ACTIONS = (
 )
 
 
+def _unmoved(written: int, meant: int) -> None:
+    """Check that a write of ``meant`` instances by id and user wrote them all: one
+    moved to another user, or gone, was changed by another worker since this unit
+    read it (see the module's docstring)."""
+    if written != meant:
+        raise StoreConflictError(
+            f"{meant - written} of the {meant} instances an engine batch wrote back had"
+            " moved to another user or ended since it read them (another worker's"
+            " identity merge or timer)"
+        )
+
+
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     """The first ``width`` values of ``rows`` column by column: the arrays of an
     ``unnest``."""
@@ -79,6 +107,7 @@ class PostgresRuntime(UnitRows):
         self._ids: list[int] = []  # ids taken from the sequence, not handed out yet
         self._block = 8
         self._parts: list[int] | None = None  # only(): the partitions worked on
+        self._gone: set[int] = set()  # instances whose rows this unit deleted already
 
     @property
     def scratch(self) -> bool:
@@ -101,15 +130,20 @@ class PostgresRuntime(UnitRows):
             # in the one-live-instance index before a new instance of the pair goes in.
             if self._dirty:
                 changed: list[Instance] = []
-                ended: list[int] = []
+                ended: list[Instance] = []
                 for i in self._dirty.values():
                     if i.id not in self._new:
                         if i.status in LIVE:
                             changed.append(i)
-                        else:
-                            ended.append(i.id)
+                        elif i.id not in self._gone:  # not dropped by a merge already
+                            ended.append(i)
                 if ended:
-                    conn.execute("DELETE FROM instances WHERE id = ANY(%b::bigint[])", (ended,))
+                    cur = conn.execute(
+                        "DELETE FROM instances AS i USING unnest(%b::bigint[], %b::text[])"
+                        " AS v (id, u) WHERE i.id = v.id AND i.user_id = v.u",
+                        _fields(ended, "id user_id"),
+                    )
+                    _unmoved(cur.rowcount, len(ended))
                 if changed:
                     self._update(conn, changed)
                 self._dirty.clear()
@@ -144,14 +178,16 @@ class PostgresRuntime(UnitRows):
 
     @staticmethod
     def _update(conn: Connection, instances: list[Instance]) -> None:
-        conn.execute(
+        cur = conn.execute(
             "UPDATE instances AS i SET node = v.node, status = v.status, wake_at = v.wake,"
             " waiting_for = v.waiting, vars = v.vars::jsonb, arm = v.arm"
-            " FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[],"
-            " %b::text[], %b::text[]) AS v (id, node, status, wake, waiting, vars, arm)"
-            " WHERE i.id = v.id",
-            _fields(instances, "id node status wake_at waiting_for vars arm"),
+            " FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::bigint[],"
+            " %b::text[], %b::text[], %b::text[])"
+            " AS v (id, u, node, status, wake, waiting, vars, arm)"
+            " WHERE i.id = v.id AND i.user_id = v.u",
+            _fields(instances, "id user_id node status wake_at waiting_for vars arm"),
         )
+        _unmoved(cur.rowcount, len(instances))
 
     @staticmethod
     def _insert(conn: Connection, instances: list[Instance]) -> None:
@@ -213,6 +249,7 @@ class PostgresRuntime(UnitRows):
         # taken higher ones meanwhile, and ids grow in the order instances are made.
         self._ids.clear()
         self._block = 8
+        self._gone.clear()
 
     # ------------------------------------------------------------ journeys
 
@@ -284,18 +321,19 @@ class PostgresRuntime(UnitRows):
         # due() in order (a worker alone on its store holds them all).
         self._parts = None if len(wanted) == PARTITIONS else wanted
 
-    def _read_live(self, users: list[str]) -> None:
-        """Fill ``_live`` for ``users`` (none of them known yet)."""
+    def _read_live(self, users: list[str], *, lock: bool = False) -> None:
+        """Fill ``_live`` for ``users`` (none of them known yet; with ``lock``, read
+        afresh and locked until the transaction ends, see :meth:`_live_to_merge`)."""
         if not users:
             return
         live: dict[str, list[Instance]] = {u: [] for u in users}
         with self._store.connection() as conn:
             rows = conn.execute(
                 f"SELECT {_INSTANCE_COLS} FROM instances WHERE user_id = ANY(%b::text[])"
-                f" AND status IN {_LIVE} ORDER BY id",
+                f" AND status IN {_LIVE} ORDER BY id{' FOR UPDATE' if lock else ''}",
                 (users,),
             ).fetchall()
-        for inst in self._track(rows):
+        for inst in self._track(rows, fresh=lock):
             live[inst.user_id].append(inst)
         self._live.update(live)
 
@@ -381,6 +419,16 @@ class PostgresRuntime(UnitRows):
     def _delete_instances(self, ids: list[int]) -> None:
         with self._store.writing() as conn:
             conn.execute("DELETE FROM instances WHERE id = ANY(%b::bigint[])", (ids,))
+        self._gone.update(ids)
+
+    def _live_to_merge(self, user_id: str) -> list[Instance]:
+        """The merged user's live instances read afresh and locked until the merge
+        commits: the worker of that user's partition may have run them meanwhile
+        (see the module's docstring). A batch of its that wrote them is waited for
+        and its outcome merged; one that has not written them yet finds them moved
+        when it does."""
+        self._read_live([user_id], lock=True)
+        return list(self._live[user_id])
 
     def _entry_numbers(self, user_id: str) -> list[tuple[str, int, int]]:
         with self._store.connection() as conn:
