@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import psycopg
 import psycopg_pool
@@ -101,9 +101,7 @@ class PostgresDashboardReads:
             pool.close()
             raise StoreError(f"{self.path}: cannot read the PostgreSQL store") from None
         try:
-            # Not yet a whole Store (no compiled reads: pg-dialect's part of #18); the
-            # reads that take one here (reports, why-traces) use none of those.
-            yield cast("Store", PostgresStore(pool, self._url, LOCK_TIMEOUT_S))
+            yield PostgresStore(pool, self._url, LOCK_TIMEOUT_S)
         finally:
             pool.close()
 
