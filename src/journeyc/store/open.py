@@ -112,7 +112,7 @@ def reading_at(target: Path | str) -> AbstractContextManager[abc.AdminReads]:
     own, without opening the store (a metrics scrape: it never waits for a writer)."""
     if is_url(target):
         # Imported here: a SQLite user never loads the PostgreSQL driver.
-        from journeyc.store.postgres.admin import snapshot as postgres_snapshot
+        from journeyc.store.postgres.snapshots import snapshot as postgres_snapshot
 
         return postgres_snapshot(str(target))
     return snapshot(target)

@@ -2,7 +2,8 @@
 the store (no migration, no pool kept).
 
 As the SQLite dashboard's (:mod:`journeyc.store.sqlite.ui`), each read connects on
-its own and reads one snapshot, a ``REPEATABLE READ READ ONLY`` transaction: the
+its own and reads one snapshot, a ``REPEATABLE READ READ ONLY`` transaction
+(:func:`~journeyc.store.postgres.snapshots.connected`, as the metrics scrape): the
 dashboard serves a daemon's store beside its writers, waits for none of them, and
 changes nothing. Times are epoch milliseconds; text is ordered by code point.
 """
@@ -13,15 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-import psycopg
 import psycopg_pool
 
 from journeyc.store.errors import StoreError
 from journeyc.store.postgres.action_counts import HOUR_MS
 from journeyc.store.postgres.admin import PostgresAdminReads
-from journeyc.store.postgres.errors import converted
 from journeyc.store.postgres.schema import SCHEMA_VERSION, Connection, schema_version
-from journeyc.store.postgres.store import CONNECT_TIMEOUT_S, PostgresStore, _hide, shown_url
+from journeyc.store.postgres.snapshots import connected
+from journeyc.store.postgres.store import CONNECT_TIMEOUT_S, PostgresStore, shown_url
 from journeyc.store.rows import Deployed, Entry, InboxRow, JourneyTotals, UserHit, UserRecord
 from journeyc.store.sqlite.store import LOCK_TIMEOUT_S
 
@@ -29,26 +29,6 @@ if TYPE_CHECKING:
     from journeyc.store.abc import Store
 
 __all__ = ["PostgresDashboardReads"]
-
-
-@contextmanager
-def _connected(url: str) -> Iterator[Connection]:
-    """A connection to ``url`` for the block, reading one snapshot, read-only.
-
-    A server that cannot be reached raises :class:`StoreError` naming the URL
-    without its password; the driver's errors in the block the store's."""
-    try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
-    except psycopg.Error as exc:
-        raise StoreError(
-            f"{shown_url(url)}: cannot read the PostgreSQL store: {_hide(str(exc).strip(), url)}"
-        ) from None
-    try:
-        with conn:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            yield conn
-    except psycopg.Error as exc:  # the store's error, not the driver's
-        raise converted(exc) from exc
 
 
 class PostgresDashboardReads:
@@ -64,7 +44,7 @@ class PostgresDashboardReads:
         """Raise :class:`StoreError` naming the store (its URL without the password)
         when it cannot be reached or is not a journeyc store of this version
         (read-only, it cannot be migrated here)."""
-        with _connected(self._url) as conn:
+        with connected(self._url) as conn:
             found = schema_version(conn)
             tables = conn.execute("SELECT to_regclass('journeys') IS NOT NULL").fetchone()
         if found == 0 or not (tables and tables[0]):
@@ -109,7 +89,7 @@ class PostgresDashboardReads:
 
     def deployed(self) -> list[Deployed]:
         """Per journey id, the active version (else the latest deployed), by id."""
-        with _connected(self._url) as conn:
+        with connected(self._url) as conn:
             rows = conn.execute(
                 "SELECT id, version, deployed_at, active, ir FROM journeys"
                 " ORDER BY id, active, deployed_at"
@@ -122,7 +102,7 @@ class PostgresDashboardReads:
     def latest_activity(self) -> int | None:
         """The time of the engine's latest action (None for a store without any): the
         log's last row."""
-        with _connected(self._url) as conn:
+        with connected(self._url) as conn:
             row = conn.execute("SELECT at FROM actions ORDER BY seq DESC LIMIT 1").fetchone()
         return None if row is None else int(row[0])
 
@@ -131,7 +111,7 @@ class PostgresDashboardReads:
         ``action_counts``): entries by UTC day (epoch day number), goals reached,
         messages queued and sends suppressed."""
         totals: dict[str, JourneyTotals] = {}
-        with _connected(self._url) as conn:
+        with connected(self._url) as conn:
             rows = conn.execute(
                 "SELECT journey_id, hour,"
                 " coalesce(sum(n) FILTER (WHERE action = 'enter'), 0)::bigint,"
@@ -158,7 +138,7 @@ class PostgresDashboardReads:
         """Users whose id is ``query`` or starts with it, or whose profile's e-mail
         is ``query`` (in any case); an alias finds its user."""
         email = "CASE WHEN jsonb_typeof(traits -> 'email') = 'string' THEN traits ->> 'email' END"
-        with _connected(self._url) as conn:
+        with connected(self._url) as conn:
             rows = conn.execute(
                 f'SELECT user_id, {email} FROM profiles WHERE user_id COLLATE "C" >= %s'
                 ' AND user_id COLLATE "C" < %s ORDER BY user_id COLLATE "C" LIMIT %s',
@@ -183,7 +163,7 @@ class PostgresDashboardReads:
     def user(self, user_id: str, actions: int = 100, inbox: int = 20) -> UserRecord | None:
         """The user ``user_id`` names (an alias reads the user it was merged into),
         with the latest ``actions`` and ``inbox`` messages; None for a stranger."""
-        with _connected(self._url) as conn:
+        with connected(self._url) as conn:
             admin = PostgresAdminReads(conn)  # the API's user reads, on this snapshot
             user_id = admin.canonical_user(user_id)
             traits = admin.traits(user_id)
