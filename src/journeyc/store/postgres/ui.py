@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import psycopg_pool
 
+from journeyc.store.dashboard_rows import latest_deployed, totals_by_journey, user_hits, user_record
 from journeyc.store.errors import StoreError
 from journeyc.store.postgres.action_counts import HOUR_MS
 from journeyc.store.postgres.admin import PostgresAdminReads
@@ -94,10 +95,7 @@ class PostgresDashboardReads:
                 "SELECT id, version, deployed_at, active, ir FROM journeys"
                 " ORDER BY id, active, deployed_at"
             ).fetchall()
-        latest: dict[str, Deployed] = {}
-        for jid, version, deployed_at, active, ir_json in rows:
-            latest[jid] = Deployed(jid, version, int(deployed_at), bool(active), ir_json)
-        return [latest[k] for k in sorted(latest)]
+        return latest_deployed(rows)
 
     def latest_activity(self) -> int | None:
         """The time of the engine's latest action (None for a store without any): the
@@ -110,7 +108,6 @@ class PostgresDashboardReads:
         """Per journey, over ``[since_ms, until_ms)`` (whole hours: the sums of
         ``action_counts``): entries by UTC day (epoch day number), goals reached,
         messages queued and sends suppressed."""
-        totals: dict[str, JourneyTotals] = {}
         with connected(self._url) as conn:
             rows = conn.execute(
                 "SELECT journey_id, hour,"
@@ -121,16 +118,7 @@ class PostgresDashboardReads:
                 " FROM action_counts WHERE hour >= %s AND hour < %s GROUP BY 1, 2",
                 (since_ms // HOUR_MS, -(-until_ms // HOUR_MS)),
             ).fetchall()
-        for jid, hour, entries, goals, sends, suppressed in rows:
-            t = totals.get(jid) or totals.setdefault(jid, JourneyTotals(jid))
-            t.entries += entries
-            t.goals += goals
-            t.sends += sends
-            t.suppressed += suppressed
-            if entries:
-                day = hour // 24
-                t.entries_by_day[day] = t.entries_by_day.get(day, 0) + entries
-        return totals
+        return totals_by_journey(rows)
 
     # ------------------------------------------------------------ users
 
@@ -155,56 +143,47 @@ class PostgresDashboardReads:
                 rows += conn.execute(
                     f"SELECT user_id, {email} FROM profiles WHERE user_id = %s", (canonical,)
                 ).fetchall()
-        hits: dict[str, str | None] = {}
-        for user_id, found in rows:
-            hits.setdefault(user_id, found)
-        return [UserHit(u, e) for u, e in list(hits.items())[:limit]]
+        return user_hits(rows, limit)
 
     def user(self, user_id: str, actions: int = 100, inbox: int = 20) -> UserRecord | None:
         """The user ``user_id`` names (an alias reads the user it was merged into),
         with the latest ``actions`` and ``inbox`` messages; None for a stranger."""
         with connected(self._url) as conn:
-            admin = PostgresAdminReads(conn)  # the API's user reads, on this snapshot
-            user_id = admin.canonical_user(user_id)
-            traits = admin.traits(user_id)
-            aliases = [
-                str(a)
-                for (a,) in conn.execute(
-                    "SELECT alias FROM identities WHERE user_id = %s"
-                    ' ORDER BY linked_at, alias COLLATE "C"',
-                    (user_id,),
-                )
-            ]
-            segments = admin.memberships(user_id)
-            live = admin.live_instances(user_id)
-            entries = [
-                Entry(jid, int(no), int(at), goal, arm, bool(held))
-                for jid, no, at, goal, arm, held in conn.execute(
-                    "SELECT journey_id, entry_no, entered_at, goal_at, arm, holdout FROM entries"
-                    ' WHERE user_id = %s ORDER BY entered_at DESC, journey_id COLLATE "C"',
-                    (user_id,),
-                )
-            ]
-            recent = admin.recent_actions(user_id, actions)
-            # Queued too: a simulation's store delivers nothing.
-            messages = conn.execute(
-                "SELECT journey_id, step, message, content, sent_at FROM outbox"
-                " WHERE user_id = %s AND channel = 'inapp' AND status IN ('sent', 'queued')"
-                " ORDER BY created_at DESC, id DESC LIMIT %s",
-                (user_id, inbox),
-            ).fetchall()
-        if traits is None and not live and not entries and not recent:
-            return None
-        return UserRecord(
-            user_id=user_id,
-            traits=traits or {},
-            aliases=aliases,
-            segments=segments,
-            live=live,
-            entries=entries,
-            actions=recent,
-            inbox=[InboxRow(j, s, m, c, t) for j, s, m, c, t in messages],
+            return user_record(_UserReads(conn), user_id, actions, inbox)
+
+
+class _UserReads(PostgresAdminReads):
+    """The user page's reads of one snapshot (:class:`~journeyc.store.dashboard_rows.UserReads`)."""
+
+    def aliases(self, user_id: str) -> list[str]:
+        """The ids merged into the user, in the order they were linked."""
+        rows = self._all(
+            'SELECT alias FROM identities WHERE user_id = %s ORDER BY linked_at, alias COLLATE "C"',
+            (user_id,),
         )
+        return [str(a) for (a,) in rows]
+
+    def entries(self, user_id: str) -> list[Entry]:
+        """The user's entries into journeys, newest first."""
+        rows = self._all(
+            "SELECT journey_id, entry_no, entered_at, goal_at, arm, holdout FROM entries"
+            ' WHERE user_id = %s ORDER BY entered_at DESC, journey_id COLLATE "C"',
+            (user_id,),
+        )
+        return [
+            Entry(jid, int(no), int(at), goal, arm, bool(held))
+            for jid, no, at, goal, arm, held in rows
+        ]
+
+    def inapp_messages(self, user_id: str, limit: int) -> list[InboxRow]:
+        """The user's last in-app messages, sent or queued, newest first."""
+        rows = self._all(
+            "SELECT journey_id, step, message, content, sent_at FROM outbox"
+            " WHERE user_id = %s AND channel = 'inapp' AND status IN ('sent', 'queued')"
+            " ORDER BY created_at DESC, id DESC LIMIT %s",
+            (user_id, limit),
+        )
+        return [InboxRow(j, s, m, c, t) for j, s, m, c, t in rows]
 
 
 def _read_only(conn: Connection) -> None:
