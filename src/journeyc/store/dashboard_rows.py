@@ -10,9 +10,33 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from journeyc.store.abc import AdminReads
+from journeyc.store.errors import StoreError
 from journeyc.store.rows import Deployed, Entry, InboxRow, JourneyTotals, UserHit, UserRecord
 
-__all__ = ["UserReads", "latest_deployed", "totals_by_journey", "user_hits", "user_record"]
+__all__ = [
+    "UserReads",
+    "check_version",
+    "latest_deployed",
+    "totals_by_journey",
+    "user_hits",
+    "user_record",
+]
+
+
+def check_version(path: str, found: int, known: int, upgrade: str) -> None:
+    """Raise :class:`StoreError` naming ``path`` when the store's schema version
+    ``found`` is not this journeyc's (``known``): read-only, the dashboard cannot
+    migrate an older store, so the message says how to (``upgrade``)."""
+    if found < known:
+        raise StoreError(
+            f"{path}: a store of schema version {found}, older than this journeyc's"
+            f" ({known}); the dashboard opens it read-only: upgrade it once {upgrade}"
+        )
+    if found > known:
+        raise StoreError(
+            f"{path}: a store of schema version {found}, from a newer journeyc"
+            f" (this one reads {known})"
+        )
 
 
 def latest_deployed(rows: Iterable[tuple[Any, ...]]) -> list[Deployed]:

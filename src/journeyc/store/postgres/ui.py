@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING
 
 import psycopg_pool
 
-from journeyc.store.dashboard_rows import latest_deployed, totals_by_journey, user_hits, user_record
+from journeyc.store.dashboard_rows import (
+    check_version,
+    latest_deployed,
+    totals_by_journey,
+    user_hits,
+    user_record,
+)
 from journeyc.store.errors import StoreError
 from journeyc.store.postgres.action_counts import HOUR_MS
 from journeyc.store.postgres.admin import PostgresAdminReads
@@ -50,17 +56,8 @@ class PostgresDashboardReads:
             tables = conn.execute("SELECT to_regclass('journeys') IS NOT NULL").fetchone()
         if found == 0 or not (tables and tables[0]):
             raise StoreError(f"{self.path}: not a journeyc store (no journeyc tables)")
-        if found < SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: a store of schema version {found}, older than this journeyc's"
-                f" ({SCHEMA_VERSION}); the dashboard opens it read-only: upgrade it once by"
-                " opening it with journeyc (a daemon, or any command that writes to it)"
-            )
-        if found > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: a store of schema version {found}, from a newer journeyc"
-                f" (this one reads {SCHEMA_VERSION})"
-            )
+        upgrade = "by opening it with journeyc (a daemon, or any command that writes to it)"
+        check_version(self.path, found, SCHEMA_VERSION, upgrade)
 
     @contextmanager
     def store(self) -> Iterator[Store]:

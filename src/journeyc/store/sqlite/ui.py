@@ -15,7 +15,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 from journeyc.fastjson import loads
-from journeyc.store.dashboard_rows import latest_deployed, totals_by_journey, user_hits, user_record
+from journeyc.store.dashboard_rows import (
+    check_version,
+    latest_deployed,
+    totals_by_journey,
+    user_hits,
+    user_record,
+)
 from journeyc.store.errors import StoreError
 from journeyc.store.rows import Deployed, Entry, InboxRow, JourneyTotals, UserHit, UserRecord
 from journeyc.store.sqlite.action_counts import HOUR_MS
@@ -52,17 +58,7 @@ class DashboardReads:
                 found = user_version(conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a journeyc store ({exc})") from None
-        if found < SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: a store of schema version {found}, older than this journeyc's"
-                f" ({SCHEMA_VERSION}); the dashboard opens it read-only: upgrade it once"
-                f" with `journeyc status --db {self.path}`"
-            )
-        if found > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: a store of schema version {found}, from a newer journeyc"
-                f" (this one reads {SCHEMA_VERSION})"
-            )
+        check_version(self.path, found, SCHEMA_VERSION, f"with `journeyc status --db {self.path}`")
 
     @contextmanager
     def store(self) -> Iterator[Store]:
