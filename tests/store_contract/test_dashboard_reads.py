@@ -12,11 +12,12 @@ import psycopg
 import pytest
 
 from journeyc.store.abc import Store
-from journeyc.store.errors import DatabaseError, StoreError
+from journeyc.store.errors import DatabaseError, OperationalError, StoreError
 from journeyc.store.open import dashboard_reads, is_url, reading_at
 from journeyc.store.report_ranges import HOUR_MS
 from journeyc.store.rows import Entry, JourneyTotals, UserHit
 from tests.store_contract.calls import alias, identify, log_actions, track, write_rows
+from tests.store_contract.test_open import known_version, set_version
 from tests.store_contract.test_report_reads import action, deploy, entries, outbox
 
 H0 = 493_000 * HOUR_MS  # an hour's start in 2026 (day H0 // 24 h)
@@ -131,9 +132,27 @@ def test_a_database_that_is_no_store_is_refused_naming_it(
 
 def test_a_server_that_cannot_be_reached_is_named_without_the_password() -> None:
     url = "postgresql://me:s3cret@127.0.0.1:1/journeyc?connect_timeout=2"
-    with pytest.raises(StoreError) as caught:
+    # Operational (a scrape skips it, the API answers 503), as a store gone mid-read.
+    with pytest.raises(OperationalError) as caught:
         dashboard_reads(url).check()
     assert "127.0.0.1" in str(caught.value) and "s3cret" not in str(caught.value)
-    with pytest.raises(StoreError) as caught, reading_at(url):
+    with pytest.raises(OperationalError) as caught, reading_at(url):
         pass
-    assert "s3cret" not in str(caught.value)
+    assert "127.0.0.1" in str(caught.value) and "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("offset", [-1, 1])
+def test_a_store_of_another_version_is_refused_naming_it(
+    target: str, store: Store, offset: int
+) -> None:
+    known = known_version(target)
+    store.close()
+    set_version(target, known + offset)
+    with pytest.raises(StoreError) as caught:
+        dashboard_reads(target).check()
+    said = str(caught.value)
+    assert said.startswith(f"{store.path}: a store of schema version {known + offset}, ")
+    if offset < 0:  # read-only: it says how to upgrade it
+        assert f"older than this journeyc's ({known})" in said and "upgrade it once" in said
+    else:
+        assert said.endswith(f"from a newer journeyc (this one reads {known})")

@@ -161,6 +161,27 @@ def test_store_reads_for_simulations(store: Store) -> None:
         assert store.in_transaction
 
 
+def test_in_use_leaves_out_any_number_of_settings(store: Store) -> None:
+    # journeyc simulate leaves out two settings (SIMULATED_FROM, SIMULATED_RUN).
+    assert [store.in_use(), store.in_use("a"), store.in_use("a", "b")] == [(False, False)] * 3
+    store.put_setting("a", "1")
+    assert store.in_use() == (False, True)
+    assert store.in_use("a") == (False, False)
+    assert store.in_use("b") == (False, True)
+    store.put_setting("b", "2")
+    assert store.in_use("a") == (False, True)
+    assert store.in_use("b") == (False, True)
+    assert store.in_use("a", "b") == (False, False)
+    assert store.in_use("b", "a", "c") == (False, False)
+    store.put_setting("c", "3")
+    assert store.in_use("a", "b") == (False, True)
+    # A setting's name is matched whole: not as a pattern nor in another case.
+    assert store.in_use("%", "A", "b", "c") == (False, True)
+    store.append_events([track("u", "view", T0)])
+    assert store.in_use() == (True, True)
+    assert store.in_use("a", "b", "c") == (True, False)
+
+
 def test_unit_of_work_reads_deployed_journeys(store: Store) -> None:
     rt: UnitOfWork = store.runtime()
     with store.transaction():

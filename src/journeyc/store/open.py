@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from journeyc.store import abc
 from journeyc.store.sqlite.admin import snapshot
@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from journeyc.store.postgres.ui import PostgresDashboardReads
     from journeyc.store.postgres.upkeep import PostgresUpkeep
 
-    # mypy checks each store against the interfaces it implements here: the SQLite
-    # store is a whole abc.Store; the PostgreSQL store has every part (its in_use()
-    # takes one setting name where abc.Store's takes any number: not yet a whole one).
+    # mypy checks each store against the interfaces it implements here: both are a
+    # whole abc.Store, and each part of the PostgreSQL store is its interface.
     _SQLITE: type[abc.Store] = SqliteStore
+    _POSTGRES: type[abc.Store] = PostgresStore
     _SIMULATION: type[abc.SimulationStore] = SqliteStore
     _EVENT_LOG: type[abc.EventLog] = PostgresStore
     _PROFILES: type[abc.Profiles] = PostgresStore
@@ -78,9 +78,7 @@ def open_store(
     or the PostgreSQL database a ``postgresql://`` URL names. Writers wait at most
     ``lock_timeout_s`` for a lock.
 
-    The SQLite store implements all of :class:`journeyc.store.abc.Store`, the
-    PostgreSQL store all but the report, replay and delivery reads (mypy
-    checks both here).
+    Both implement all of :class:`journeyc.store.abc.Store` (mypy checks both here).
     Raises :class:`~journeyc.store.errors.StoreError` with the reason, naming the
     target (a URL without its password), when it cannot be opened as a store.
     """
@@ -100,11 +98,7 @@ def open_full_store(target: Path | str, *, lock_timeout_s: float = LOCK_TIMEOUT_
     Raises :class:`~journeyc.store.errors.StoreError` naming the target (a URL
     without its password) when it cannot be opened: the server does not answer, the
     login is refused, the file or database is not a journeyc store."""
-    store = open_store(target, lock_timeout_s=lock_timeout_s)
-    # The PostgreSQL store gains its last parts (the engine's unit of work, the
-    # compiled reads, ...) as issue #18 goes on; until mypy sees all of abc.Store in
-    # it (the checks at the top of this module), it is one by this cast.
-    return cast(abc.Store, store)
+    return open_store(target, lock_timeout_s=lock_timeout_s)
 
 
 def open_simulation_store(target: Path | str) -> abc.SimulationStore:
@@ -118,7 +112,7 @@ def reading_at(target: Path | str) -> AbstractContextManager[abc.AdminReads]:
     own, without opening the store (a metrics scrape: it never waits for a writer)."""
     if is_url(target):
         # Imported here: a SQLite user never loads the PostgreSQL driver.
-        from journeyc.store.postgres.admin import snapshot as postgres_snapshot
+        from journeyc.store.postgres.snapshots import snapshot as postgres_snapshot
 
         return postgres_snapshot(str(target))
     return snapshot(target)

@@ -304,13 +304,11 @@ class WhyTracer:
         cases: list[CaseCheck] = []
         taken: int | None = None
         for k, case in enumerate(node.cases):
-            if taken is not None:
-                cases.append(CaseCheck(condition=expr_to_text(case.cond), value=None, tried=False))
-                continue
-            terms = self._terms(case.cond, scope)
-            value = bool(terms[0].value) if terms else False
+            tried = taken is None  # the cases after the one taken are not
+            terms = self._terms(case.cond, scope) if tried else []
+            value = (bool(terms[0].value) if terms else False) if tried else None
             cases.append(
-                CaseCheck(condition=expr_to_text(case.cond), value=value, tried=True, terms=terms)
+                CaseCheck(condition=expr_to_text(case.cond), value=value, tried=tried, terms=terms)
             )
             if value:
                 taken = k
@@ -363,31 +361,20 @@ class WhyTracer:
         if scope is not None:
             for t in node.targets:
                 rule = engine.send_policy.reach.get(t.channel)
-                text = self.reach_text.get(t.channel, "not configured")
-                if chosen is not None:
-                    channels.append(
-                        ChannelCheck(
-                            channel=t.channel,
-                            message=t.message,
-                            rule=text,
-                            reachable=None,
-                            tried=False,
-                        )
-                    )
-                    continue
-                ok = rule is not None and bool(rule(scope))
+                tried = chosen is None  # the channels after the one chosen are not
+                ok = tried and rule is not None and bool(rule(scope))
                 terms = (
                     self._terms(lower_expr(engine.config.reachability_expr(t.channel)), scope)
-                    if rule is not None
+                    if tried and rule is not None
                     else []
                 )
                 channels.append(
                     ChannelCheck(
                         channel=t.channel,
                         message=t.message,
-                        rule=text,
-                        reachable=ok,
-                        tried=True,
+                        rule=self.reach_text.get(t.channel, "not configured"),
+                        reachable=ok if tried else None,
+                        tried=tried,
                         terms=terms,
                     )
                 )
@@ -435,13 +422,11 @@ class WhyTracer:
             text = f"held by quiet hours {quiet.window} until {quiet.ends_at}"
         else:
             text = f"suppressed: {reason}" + (f" ({error})" if error else "")
-        self._add(
-            user,
+        self._of(
+            inst,
             now_ms,
+            node.id,
             kind="send",
-            journey=prog.id,
-            entry_no=inst.entry_no,
-            step=node.id,
             outcome=outcome,
             summary=text,
             channels=channels,

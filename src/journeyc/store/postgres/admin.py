@@ -3,41 +3,18 @@
 :meth:`PostgresStore.reading` runs them in one ``REPEATABLE READ READ ONLY``
 transaction on a pooled connection of their own: every read of the block sees the
 same committed snapshot, and none waits for a writer (MVCC) or holds one up.
-:func:`snapshot` does the same on a connection of its own, without opening the store
-(a ``/metrics`` scrape of the daemon).
+:func:`journeyc.store.postgres.snapshots.snapshot` does the same on a connection of
+its own, without opening the store (a ``/metrics`` scrape of the daemon).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import psycopg
-
 from journeyc.store.abc import ActionRecord, FailedSend, InboxRecord, LiveInstance
-from journeyc.store.postgres.errors import converted
 from journeyc.store.postgres.schema import Connection
 
-__all__ = ["PostgresAdminReads", "snapshot"]
-
-SNAPSHOT_CONNECT_TIMEOUT_S = 5
-"""How long :func:`snapshot` waits for the server (a scrape must not hang)."""
-
-
-@contextmanager
-def snapshot(url: str) -> Iterator[PostgresAdminReads]:
-    """Reads of one snapshot of the store in the database ``url`` names, on a
-    connection of its own closed after the block (a ``REPEATABLE READ READ ONLY``
-    transaction: it never waits for a writer). The driver's errors are the store's."""
-    try:
-        with psycopg.connect(
-            url, autocommit=True, connect_timeout=SNAPSHOT_CONNECT_TIMEOUT_S
-        ) as conn:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            yield PostgresAdminReads(conn)
-    except psycopg.Error as exc:  # the store's error, not the driver's
-        raise converted(exc) from exc
+__all__ = ["PostgresAdminReads"]
 
 
 class PostgresAdminReads:

@@ -13,18 +13,11 @@ from psycopg.types.json import Jsonb
 
 from journeyc.store.abc import CatalogProduct
 from journeyc.store.postgres.schema import Connections
+from journeyc.store.sqlite.catalog import UPSERT
 
 __all__ = ["PostgresCatalog"]
 
-_UPSERT = (
-    "INSERT INTO products"
-    " (id, name, brand, category, price, url, image, in_stock, extra, updated_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    " ON CONFLICT (id) DO UPDATE SET name = excluded.name, brand = excluded.brand,"
-    " category = excluded.category, price = excluded.price, url = excluded.url,"
-    " image = excluded.image, in_stock = excluded.in_stock, extra = excluded.extra,"
-    " updated_at = excluded.updated_at"
-)
+_UPSERT = UPSERT.replace("?", "%s")  # the SQLite store's statement, psycopg's placeholders
 
 
 class PostgresCatalog:

@@ -452,15 +452,15 @@ class PostgresStore:
             ).fetchall()
         return dict(rows)
 
-    def in_use(self, but_setting: str) -> tuple[bool, bool]:
+    def in_use(self, *but_settings: str) -> tuple[bool, bool]:
         """Whether the store holds events, entries, profiles or deployed journeys, and
-        whether it holds a setting other than ``but_setting``."""
+        whether it holds a setting other than ``but_settings``."""
         with self.connection() as conn:
             row = conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM entries)"
                 " OR EXISTS (SELECT 1 FROM profiles) OR EXISTS (SELECT 1 FROM journeys),"
-                " EXISTS (SELECT 1 FROM settings WHERE name <> %s)",
-                (but_setting,),
+                " EXISTS (SELECT 1 FROM settings WHERE name <> ALL(%s))",
+                (list(but_settings),),
             ).fetchone()
         assert row is not None
         return bool(row[0]), bool(row[1])

@@ -2,7 +2,8 @@
 the store (no migration, no pool kept).
 
 As the SQLite dashboard's (:mod:`journeyc.store.sqlite.ui`), each read connects on
-its own and reads one snapshot, a ``REPEATABLE READ READ ONLY`` transaction: the
+its own and reads one snapshot, a ``REPEATABLE READ READ ONLY`` transaction
+(:func:`~journeyc.store.postgres.snapshots.connected`, as the metrics scrape): the
 dashboard serves a daemon's store beside its writers, waits for none of them, and
 changes nothing. Times are epoch milliseconds; text is ordered by code point.
 """
@@ -11,17 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-import psycopg
 import psycopg_pool
 
+from journeyc.store.dashboard_rows import (
+    check_version,
+    latest_deployed,
+    totals_by_journey,
+    user_hits,
+    user_record,
+)
 from journeyc.store.errors import StoreError
 from journeyc.store.postgres.action_counts import HOUR_MS
 from journeyc.store.postgres.admin import PostgresAdminReads
-from journeyc.store.postgres.errors import converted
 from journeyc.store.postgres.schema import SCHEMA_VERSION, Connection, schema_version
-from journeyc.store.postgres.store import CONNECT_TIMEOUT_S, PostgresStore, _hide, shown_url
+from journeyc.store.postgres.snapshots import connected
+from journeyc.store.postgres.store import CONNECT_TIMEOUT_S, PostgresStore, shown_url
 from journeyc.store.rows import Deployed, Entry, InboxRow, JourneyTotals, UserHit, UserRecord
 from journeyc.store.sqlite.store import LOCK_TIMEOUT_S
 
@@ -29,26 +36,6 @@ if TYPE_CHECKING:
     from journeyc.store.abc import Store
 
 __all__ = ["PostgresDashboardReads"]
-
-
-@contextmanager
-def _connected(url: str) -> Iterator[Connection]:
-    """A connection to ``url`` for the block, reading one snapshot, read-only.
-
-    A server that cannot be reached raises :class:`StoreError` naming the URL
-    without its password; the driver's errors in the block the store's."""
-    try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
-    except psycopg.Error as exc:
-        raise StoreError(
-            f"{shown_url(url)}: cannot read the PostgreSQL store: {_hide(str(exc).strip(), url)}"
-        ) from None
-    try:
-        with conn:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            yield conn
-    except psycopg.Error as exc:  # the store's error, not the driver's
-        raise converted(exc) from exc
 
 
 class PostgresDashboardReads:
@@ -64,22 +51,13 @@ class PostgresDashboardReads:
         """Raise :class:`StoreError` naming the store (its URL without the password)
         when it cannot be reached or is not a journeyc store of this version
         (read-only, it cannot be migrated here)."""
-        with _connected(self._url) as conn:
+        with connected(self._url) as conn:
             found = schema_version(conn)
             tables = conn.execute("SELECT to_regclass('journeys') IS NOT NULL").fetchone()
         if found == 0 or not (tables and tables[0]):
             raise StoreError(f"{self.path}: not a journeyc store (no journeyc tables)")
-        if found < SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: a store of schema version {found}, older than this journeyc's"
-                f" ({SCHEMA_VERSION}); the dashboard opens it read-only: upgrade it once by"
-                " opening it with journeyc (a daemon, or any command that writes to it)"
-            )
-        if found > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: a store of schema version {found}, from a newer journeyc"
-                f" (this one reads {SCHEMA_VERSION})"
-            )
+        upgrade = "by opening it with journeyc (a daemon, or any command that writes to it)"
+        check_version(self.path, found, SCHEMA_VERSION, upgrade)
 
     @contextmanager
     def store(self) -> Iterator[Store]:
@@ -101,9 +79,7 @@ class PostgresDashboardReads:
             pool.close()
             raise StoreError(f"{self.path}: cannot read the PostgreSQL store") from None
         try:
-            # Not yet a whole Store (no compiled reads: pg-dialect's part of #18); the
-            # reads that take one here (reports, why-traces) use none of those.
-            yield cast("Store", PostgresStore(pool, self._url, LOCK_TIMEOUT_S))
+            yield PostgresStore(pool, self._url, LOCK_TIMEOUT_S)
         finally:
             pool.close()
 
@@ -111,20 +87,17 @@ class PostgresDashboardReads:
 
     def deployed(self) -> list[Deployed]:
         """Per journey id, the active version (else the latest deployed), by id."""
-        with _connected(self._url) as conn:
+        with connected(self._url) as conn:
             rows = conn.execute(
                 "SELECT id, version, deployed_at, active, ir FROM journeys"
                 " ORDER BY id, active, deployed_at"
             ).fetchall()
-        latest: dict[str, Deployed] = {}
-        for jid, version, deployed_at, active, ir_json in rows:
-            latest[jid] = Deployed(jid, version, int(deployed_at), bool(active), ir_json)
-        return [latest[k] for k in sorted(latest)]
+        return latest_deployed(rows)
 
     def latest_activity(self) -> int | None:
         """The time of the engine's latest action (None for a store without any): the
         log's last row."""
-        with _connected(self._url) as conn:
+        with connected(self._url) as conn:
             row = conn.execute("SELECT at FROM actions ORDER BY seq DESC LIMIT 1").fetchone()
         return None if row is None else int(row[0])
 
@@ -132,8 +105,7 @@ class PostgresDashboardReads:
         """Per journey, over ``[since_ms, until_ms)`` (whole hours: the sums of
         ``action_counts``): entries by UTC day (epoch day number), goals reached,
         messages queued and sends suppressed."""
-        totals: dict[str, JourneyTotals] = {}
-        with _connected(self._url) as conn:
+        with connected(self._url) as conn:
             rows = conn.execute(
                 "SELECT journey_id, hour,"
                 " coalesce(sum(n) FILTER (WHERE action = 'enter'), 0)::bigint,"
@@ -143,16 +115,7 @@ class PostgresDashboardReads:
                 " FROM action_counts WHERE hour >= %s AND hour < %s GROUP BY 1, 2",
                 (since_ms // HOUR_MS, -(-until_ms // HOUR_MS)),
             ).fetchall()
-        for jid, hour, entries, goals, sends, suppressed in rows:
-            t = totals.get(jid) or totals.setdefault(jid, JourneyTotals(jid))
-            t.entries += entries
-            t.goals += goals
-            t.sends += sends
-            t.suppressed += suppressed
-            if entries:
-                day = hour // 24
-                t.entries_by_day[day] = t.entries_by_day.get(day, 0) + entries
-        return totals
+        return totals_by_journey(rows)
 
     # ------------------------------------------------------------ users
 
@@ -160,7 +123,7 @@ class PostgresDashboardReads:
         """Users whose id is ``query`` or starts with it, or whose profile's e-mail
         is ``query`` (in any case); an alias finds its user."""
         email = "CASE WHEN jsonb_typeof(traits -> 'email') = 'string' THEN traits ->> 'email' END"
-        with _connected(self._url) as conn:
+        with connected(self._url) as conn:
             rows = conn.execute(
                 f'SELECT user_id, {email} FROM profiles WHERE user_id COLLATE "C" >= %s'
                 ' AND user_id COLLATE "C" < %s ORDER BY user_id COLLATE "C" LIMIT %s',
@@ -177,56 +140,47 @@ class PostgresDashboardReads:
                 rows += conn.execute(
                     f"SELECT user_id, {email} FROM profiles WHERE user_id = %s", (canonical,)
                 ).fetchall()
-        hits: dict[str, str | None] = {}
-        for user_id, found in rows:
-            hits.setdefault(user_id, found)
-        return [UserHit(u, e) for u, e in list(hits.items())[:limit]]
+        return user_hits(rows, limit)
 
     def user(self, user_id: str, actions: int = 100, inbox: int = 20) -> UserRecord | None:
         """The user ``user_id`` names (an alias reads the user it was merged into),
         with the latest ``actions`` and ``inbox`` messages; None for a stranger."""
-        with _connected(self._url) as conn:
-            admin = PostgresAdminReads(conn)  # the API's user reads, on this snapshot
-            user_id = admin.canonical_user(user_id)
-            traits = admin.traits(user_id)
-            aliases = [
-                str(a)
-                for (a,) in conn.execute(
-                    "SELECT alias FROM identities WHERE user_id = %s"
-                    ' ORDER BY linked_at, alias COLLATE "C"',
-                    (user_id,),
-                )
-            ]
-            segments = admin.memberships(user_id)
-            live = admin.live_instances(user_id)
-            entries = [
-                Entry(jid, int(no), int(at), goal, arm, bool(held))
-                for jid, no, at, goal, arm, held in conn.execute(
-                    "SELECT journey_id, entry_no, entered_at, goal_at, arm, holdout FROM entries"
-                    ' WHERE user_id = %s ORDER BY entered_at DESC, journey_id COLLATE "C"',
-                    (user_id,),
-                )
-            ]
-            recent = admin.recent_actions(user_id, actions)
-            # Queued too: a simulation's store delivers nothing.
-            messages = conn.execute(
-                "SELECT journey_id, step, message, content, sent_at FROM outbox"
-                " WHERE user_id = %s AND channel = 'inapp' AND status IN ('sent', 'queued')"
-                " ORDER BY created_at DESC, id DESC LIMIT %s",
-                (user_id, inbox),
-            ).fetchall()
-        if traits is None and not live and not entries and not recent:
-            return None
-        return UserRecord(
-            user_id=user_id,
-            traits=traits or {},
-            aliases=aliases,
-            segments=segments,
-            live=live,
-            entries=entries,
-            actions=recent,
-            inbox=[InboxRow(j, s, m, c, t) for j, s, m, c, t in messages],
+        with connected(self._url) as conn:
+            return user_record(_UserReads(conn), user_id, actions, inbox)
+
+
+class _UserReads(PostgresAdminReads):
+    """The user page's reads of one snapshot (:class:`~journeyc.store.dashboard_rows.UserReads`)."""
+
+    def aliases(self, user_id: str) -> list[str]:
+        """The ids merged into the user, in the order they were linked."""
+        rows = self._all(
+            'SELECT alias FROM identities WHERE user_id = %s ORDER BY linked_at, alias COLLATE "C"',
+            (user_id,),
         )
+        return [str(a) for (a,) in rows]
+
+    def entries(self, user_id: str) -> list[Entry]:
+        """The user's entries into journeys, newest first."""
+        rows = self._all(
+            "SELECT journey_id, entry_no, entered_at, goal_at, arm, holdout FROM entries"
+            ' WHERE user_id = %s ORDER BY entered_at DESC, journey_id COLLATE "C"',
+            (user_id,),
+        )
+        return [
+            Entry(jid, int(no), int(at), goal, arm, bool(held))
+            for jid, no, at, goal, arm, held in rows
+        ]
+
+    def inapp_messages(self, user_id: str, limit: int) -> list[InboxRow]:
+        """The user's last in-app messages, sent or queued, newest first."""
+        rows = self._all(
+            "SELECT journey_id, step, message, content, sent_at FROM outbox"
+            " WHERE user_id = %s AND channel = 'inapp' AND status IN ('sent', 'queued')"
+            " ORDER BY created_at DESC, id DESC LIMIT %s",
+            (user_id, limit),
+        )
+        return [InboxRow(j, s, m, c, t) for j, s, m, c, t in rows]
 
 
 def _read_only(conn: Connection) -> None:

@@ -13,9 +13,10 @@ from typing import Any
 
 from journeyc.store.abc import CatalogProduct
 
-__all__ = ["SqliteCatalog"]
+__all__ = ["UPSERT", "SqliteCatalog"]
 
-_UPSERT = (
+# (PostgreSQL runs the same statement, with its placeholders.)
+UPSERT = (
     "INSERT INTO products"
     " (id, name, brand, category, price, url, image, in_stock, extra, updated_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -51,7 +52,7 @@ class SqliteCatalog:
             (before,) = conn.execute("SELECT count(*) FROM products").fetchone()
             for start in range(0, len(products), chunk):
                 part = products[start : start + chunk]
-                conn.executemany(_UPSERT, [_row(p, at_ms) for p in part])
+                conn.executemany(UPSERT, [_row(p, at_ms) for p in part])
                 if progress is not None:
                     progress(start + len(part))
             (after,) = conn.execute("SELECT count(*) FROM products").fetchone()

@@ -15,15 +15,15 @@ from pathlib import Path
 from urllib.parse import quote
 
 from journeyc.fastjson import loads
-from journeyc.store.errors import StoreError
-from journeyc.store.rows import (
-    Deployed,
-    Entry,
-    InboxRow,
-    JourneyTotals,
-    UserHit,
-    UserRecord,
+from journeyc.store.dashboard_rows import (
+    check_version,
+    latest_deployed,
+    totals_by_journey,
+    user_hits,
+    user_record,
 )
+from journeyc.store.errors import StoreError
+from journeyc.store.rows import Deployed, Entry, InboxRow, JourneyTotals, UserHit, UserRecord
 from journeyc.store.sqlite.action_counts import HOUR_MS
 from journeyc.store.sqlite.admin import SqliteAdminReads, canonical_user
 from journeyc.store.sqlite.schema import SCHEMA_VERSION, user_version
@@ -58,17 +58,7 @@ class DashboardReads:
                 found = user_version(conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a journeyc store ({exc})") from None
-        if found < SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: a store of schema version {found}, older than this journeyc's"
-                f" ({SCHEMA_VERSION}); the dashboard opens it read-only: upgrade it once"
-                f" with `journeyc status --db {self.path}`"
-            )
-        if found > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: a store of schema version {found}, from a newer journeyc"
-                f" (this one reads {SCHEMA_VERSION})"
-            )
+        check_version(self.path, found, SCHEMA_VERSION, f"with `journeyc status --db {self.path}`")
 
     @contextmanager
     def store(self) -> Iterator[Store]:
@@ -100,10 +90,7 @@ class DashboardReads:
                 "SELECT id, version, deployed_at, active, ir FROM journeys"
                 " ORDER BY id, active, deployed_at"
             ).fetchall()
-        latest: dict[str, Deployed] = {}
-        for jid, version, deployed_at, active, ir_json in rows:
-            latest[jid] = Deployed(jid, version, deployed_at, bool(active), ir_json)
-        return [latest[k] for k in sorted(latest)]
+        return latest_deployed(rows)
 
     def latest_activity(self) -> int | None:
         """The time of the engine's latest action (None for a store without any): the
@@ -117,7 +104,6 @@ class DashboardReads:
         """Per journey, over ``[since_ms, until_ms)`` (whole hours: the sums of
         ``action_counts``, not the action log): entries by UTC day (epoch day number),
         goals reached, messages queued and sends suppressed."""
-        totals: dict[str, JourneyTotals] = {}
         with self._reading() as conn:
             # Grouped in the table's key order (journey, hour): no sort; days in Python.
             rows = conn.execute(
@@ -128,23 +114,13 @@ class DashboardReads:
                 " FROM action_counts WHERE hour >= ? AND hour < ? GROUP BY 1, 2",
                 (since_ms // HOUR_MS, -(-until_ms // HOUR_MS)),
             )
-            for jid, hour, entries, goals, sends, suppressed in rows:
-                t = totals.get(jid) or totals.setdefault(jid, JourneyTotals(jid))
-                t.entries += entries
-                t.goals += goals
-                t.sends += sends
-                t.suppressed += suppressed
-                if entries:
-                    day = hour // 24
-                    t.entries_by_day[day] = t.entries_by_day.get(day, 0) + entries
-        return totals
+            return totals_by_journey(rows)
 
     # ------------------------------------------------------------ users
 
     def find_users(self, query: str, limit: int = 20) -> list[UserHit]:
         """Users whose id is ``query`` or starts with it, or whose profile's e-mail
         is ``query`` (in any case); an alias finds its user."""
-        hits: dict[str, str | None] = {}
         with self._reading() as conn:
             rows = conn.execute(
                 "SELECT user_id, traits ->> '$.email' FROM profiles"
@@ -163,51 +139,41 @@ class DashboardReads:
                     "SELECT user_id, traits ->> '$.email' FROM profiles WHERE user_id = ?",
                     (canonical,),
                 ).fetchall()
-        for user_id, email in rows:
-            hits.setdefault(user_id, email if isinstance(email, str) else None)
-        return [UserHit(u, e) for u, e in list(hits.items())[:limit]]
+        return user_hits(rows, limit)
 
     def user(self, user_id: str, actions: int = 100, inbox: int = 20) -> UserRecord | None:
         """The user ``user_id`` names (an alias reads the user it was merged into),
         with the latest ``actions`` and ``inbox`` messages; None for a stranger."""
         with self._reading() as conn:
-            admin = SqliteAdminReads(conn)  # the API's user reads, on this snapshot
-            user_id = admin.canonical_user(user_id)
-            traits = admin.traits(user_id)
-            aliases = [
-                a
-                for (a,) in conn.execute(
-                    "SELECT alias FROM identities WHERE user_id = ? ORDER BY linked_at, alias",
-                    (user_id,),
-                )
-            ]
-            segments = admin.memberships(user_id)
-            live = admin.live_instances(user_id)
-            entries = [
-                Entry(jid, no, at, goal, arm, bool(held))
-                for jid, no, at, goal, arm, held in conn.execute(
-                    "SELECT journey_id, entry_no, entered_at, goal_at, arm, holdout FROM entries"
-                    " WHERE user_id = ? ORDER BY entered_at DESC, journey_id",
-                    (user_id,),
-                )
-            ]
-            recent = admin.recent_actions(user_id, actions)
-            # Queued too: a simulation's store delivers nothing.
-            messages = conn.execute(
-                "SELECT journey_id, step, message, content, sent_at FROM outbox"
-                " WHERE user_id = ? AND channel = 'inapp' AND status IN ('sent', 'queued')"
-                " ORDER BY created_at DESC, id DESC LIMIT ?",
-                (user_id, inbox),
-            ).fetchall()
-        if traits is None and not live and not entries and not recent:
-            return None
-        return UserRecord(
-            user_id=user_id,
-            traits=traits or {},
-            aliases=aliases,
-            segments=segments,
-            live=live,
-            entries=entries,
-            actions=recent,
-            inbox=[InboxRow(j, s, m, loads(c), t) for j, s, m, c, t in messages],
+            return user_record(_UserReads(conn), user_id, actions, inbox)
+
+
+class _UserReads(SqliteAdminReads):
+    """The user page's reads of one snapshot (:class:`~journeyc.store.dashboard_rows.UserReads`)."""
+
+    def aliases(self, user_id: str) -> list[str]:
+        """The ids merged into the user, in the order they were linked."""
+        rows = self._conn.execute(
+            "SELECT alias FROM identities WHERE user_id = ? ORDER BY linked_at, alias",
+            (user_id,),
         )
+        return [str(a) for (a,) in rows]
+
+    def entries(self, user_id: str) -> list[Entry]:
+        """The user's entries into journeys, newest first."""
+        rows = self._conn.execute(
+            "SELECT journey_id, entry_no, entered_at, goal_at, arm, holdout FROM entries"
+            " WHERE user_id = ? ORDER BY entered_at DESC, journey_id",
+            (user_id,),
+        )
+        return [Entry(jid, no, at, goal, arm, bool(held)) for jid, no, at, goal, arm, held in rows]
+
+    def inapp_messages(self, user_id: str, limit: int) -> list[InboxRow]:
+        """The user's last in-app messages, sent or queued, newest first."""
+        rows = self._conn.execute(
+            "SELECT journey_id, step, message, content, sent_at FROM outbox"
+            " WHERE user_id = ? AND channel = 'inapp' AND status IN ('sent', 'queued')"
+            " ORDER BY created_at DESC, id DESC LIMIT ?",
+            (user_id, limit),
+        )
+        return [InboxRow(j, s, m, loads(c), t) for j, s, m, c, t in rows]
