@@ -55,7 +55,7 @@ def logging_cost(url: str, rows: int, runs: int = 3) -> tuple[float, float]:
     def log(keep_sums: bool) -> float:
         with PostgresStore.open(url) as store:
             with store.transaction(), store.connection() as conn:
-                conn.execute("TRUNCATE actions, action_counts")
+                conn.execute("TRUNCATE actions, action_counts_totals, action_counts_deltas")
             t0 = time.perf_counter()
             for start in range(0, rows, BATCH):
                 batch = [(row[0] + (start + j) * 1000, *row[1:]) for j in range(BATCH)]
