@@ -386,15 +386,16 @@ _V11 = Migration(
     11,
     "the reports' sums of actions and sends written as deltas, folded by the daemon:"
     " action_counts and outbox_counts become views over their totals and deltas, and"
-    " the outbox is counted once a statement, not once a row (PostgreSQL only)",
+    " a new send is counted once a statement, not once a row (PostgreSQL only)",
     (
         # Several writers add to the same sums at once: the engine's batches (actions,
         # queued sends) and the dispatcher's (sent, retried, failed), on every worker.
-        # Counter rows updated in place made each wait for the other's commit, and a row
-        # trigger ran two statements for every send marked sent. Now each statement adds
-        # its rows' sums as delta rows (a statement trigger over its transition tables),
-        # readers sum totals and deltas (the view, under the old name), and the daemon
-        # folds the deltas into the totals every few seconds (PostgresUpkeep.fold_sums).
+        # Counter rows updated in place made each wait for the other's commit. Now sums
+        # go in as delta rows, which have no key: an insert into the outbox adds its
+        # rows' sums (a statement trigger over its transition table), a status change
+        # its -1 and +1; readers sum totals and deltas (the view, under the old name),
+        # and the daemon folds the deltas into the totals every few seconds
+        # (PostgresUpkeep.fold_sums).
         "DROP TRIGGER outbox_counts_insert ON outbox",
         "DROP TRIGGER outbox_counts_update ON outbox",
         "DROP FUNCTION outbox_counts_insert()",
@@ -416,30 +417,23 @@ _V11 = Migration(
             REFERENCING NEW TABLE AS inserted
             FOR EACH STATEMENT EXECUTE FUNCTION outbox_counts_inserted()""",
         # A row whose status, or whether it was retried, changed moves from its old
-        # sum to its new one (the row trigger's WHEN, over the statement's rows).
+        # sum to its new one: a row trigger, whose WHEN leaves out at no cost the
+        # updates that change neither (a claim, a put-off: most outbox updates), where
+        # a statement trigger would build and join the statement's transition tables.
         f"""CREATE FUNCTION outbox_counts_updated() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
                 INSERT INTO outbox_counts_deltas ({_OUTBOX_KEY}, n)
-                SELECT j, c, h, s, r, sum(n) FROM (
-                    SELECT o.journey_id, o.channel, o.created_at / 3600000, o.status,
-                        o.attempts > 1, -1
-                    FROM before AS o JOIN after AS a ON a.id = o.id
-                    WHERE a.channel IS NOT NULL AND a.status <> 'suppressed'
-                        AND o.status <> 'suppressed' AND (o.status <> a.status
-                            OR (o.attempts > 1) <> (a.attempts > 1))
-                    UNION ALL
-                    SELECT a.journey_id, a.channel, a.created_at / 3600000, a.status,
-                        a.attempts > 1, 1
-                    FROM before AS o JOIN after AS a ON a.id = o.id
-                    WHERE a.channel IS NOT NULL AND a.status <> 'suppressed'
-                        AND (o.status <> a.status OR (o.attempts > 1) <> (a.attempts > 1))
-                ) AS moved (j, c, h, s, r, n)
-                GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0;
+                SELECT OLD.journey_id, OLD.channel, OLD.created_at / 3600000, OLD.status,
+                    OLD.attempts > 1, -1 WHERE OLD.status <> 'suppressed'
+                UNION ALL
+                SELECT NEW.journey_id, NEW.channel, NEW.created_at / 3600000, NEW.status,
+                    NEW.attempts > 1, 1;
                 RETURN NULL;
             END $$""",
-        """CREATE TRIGGER outbox_counts_updated AFTER UPDATE ON outbox
-            REFERENCING OLD TABLE AS before NEW TABLE AS after
-            FOR EACH STATEMENT EXECUTE FUNCTION outbox_counts_updated()""",
+        """CREATE TRIGGER outbox_counts_updated AFTER UPDATE OF status, attempts ON outbox
+            FOR EACH ROW WHEN (NEW.channel IS NOT NULL AND NEW.status <> 'suppressed'
+                AND (OLD.status <> NEW.status OR (OLD.attempts > 1) <> (NEW.attempts > 1)))
+            EXECUTE FUNCTION outbox_counts_updated()""",
     ),
 )
 

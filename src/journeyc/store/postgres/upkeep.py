@@ -10,13 +10,13 @@ PostgreSQL keeps a prepared statement's generic plan until the statistics of its
 tables change. A plan made while a table was small and never analyzed reads it whole
 (``entries WHERE user_id = ANY(…)`` as a sequential scan) and keeps doing so as the
 table grows: an engine batch of 50 events went from 15 to 57 ms over its first
-30,000 events (``bench/bench_serve.py --store postgres``). Autovacuum would analyze the
+30,000 events (an engine alone on a fresh store, in one process). Autovacuum would analyze the
 table, but looks only once a minute (``autovacuum_naptime``) and by default only after
-10% of the rows changed; the daemon asks every few seconds, with autovacuum's rule
-and a lower threshold, so a store's first minutes run on index plans too. ANALYZE
-reads a sample (at most 30,000 rows a table at the default statistics target), so a
-large table costs about what a small one does, and tables that grow are analyzed
-less and less often (the threshold grows with them).
+10% of the rows changed; the daemon asks every few seconds and analyzes a table
+each time it doubled, so a store's first minutes run on index plans too. ANALYZE
+reads a sample (at most 30,000 rows a table at the default statistics target), and a
+table is analyzed less and less often as it grows (about 11 times up to a million
+rows).
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ __all__ = ["ANALYZE_BASE", "ANALYZE_FRACTION", "PostgresUpkeep"]
 
 ANALYZE_BASE = 500
 """Rows changed since the last ANALYZE (by us or autovacuum) that make a table's
-statistics stale, beside :data:`ANALYZE_FRACTION` of its rows (autovacuum's rule,
-``autovacuum_analyze_threshold`` + ``autovacuum_analyze_scale_factor`` × rows, with
-a lower base than its 50 + 10%: a batch changes hundreds of rows)."""
+statistics stale, beside :data:`ANALYZE_FRACTION` of its rows."""
 
-ANALYZE_FRACTION = 0.2
-"""The part of a table's rows that must have changed since its last ANALYZE."""
+ANALYZE_FRACTION = 1.0
+"""The part of a table's rows that must have changed since its last ANALYZE: with 1,
+a table is analyzed each time it doubled (at 500 rows, 1,000, 2,000, ...), about 11
+times on its way to a million rows, and autovacuum's own rule (10% changed) takes
+over from there. What the planner needs of a young table is its size: index plans,
+once chosen, stay right as it grows."""
 
 _TABLES = (
     "events",
