@@ -54,10 +54,10 @@ _INSTANCE_COLS = INSTANCE_COLS.replace("vars", "vars::text")
 _ID_BLOCK = 1024
 """The most instance ids one unit takes from the sequence at a time (it starts with
 :data:`_ID_FIRST_BLOCK` and doubles)."""
-_ID_FIRST_BLOCK = 64
-"""The ids a unit takes first: a batch of 50 events entering two journeys takes one
-round trip, not four (from 8, doubling); ids not handed out are dropped, which a
-``bigint`` sequence affords."""
+_ID_FIRST_BLOCK = 256
+"""The ids a unit takes first: a batch of a hundred events entering two journeys takes
+one round trip, not five (from 8, doubling); ids not handed out are dropped, which a
+``bigint`` sequence affords (at 10 batches a second, 10^10 years)."""
 
 # Actions logged and summed into the reports' action_counts in one statement: the sums
 # are of exactly the rows this statement inserted, whatever other workers log meanwhile.
