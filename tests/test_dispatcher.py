@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -20,6 +20,7 @@ from journeyc.channels.http import HttpProvider
 from journeyc.events import Event
 from journeyc.serve.dispatcher import Dispatcher, DispatchStats, backoff_ms
 from journeyc.store import Store, StoreBusyError
+from journeyc.store.abc import Outbox
 from tests.test_channels import HttpReceiver
 
 T0 = 1_700_000_000_000
@@ -838,3 +839,53 @@ def test_the_dispatchers_own_connection_waits_the_configured_lock_timeout(db: Pa
     # dispatcher's connection of its own too.
     with Dispatcher.open(db, {}, lock_timeout_s=0.25) as dispatcher:
         assert dispatcher.store.lock_timeout_s == 0.25
+
+
+class CountingOutbox:
+    """The store's outbox, counting the calls of each of its methods."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls[name] += 1
+        return getattr(self.outbox, name)
+
+
+def test_a_pump_claims_for_all_its_channels_in_one_call(store: Store) -> None:
+    # One claim for every lane with room, however many channels are configured and
+    # however few have rows due (a claim per lane was a statement per channel).
+    channels = ["email", "sms", "push", "web", "slack", "whatsapp"]
+    queue(store, "p0")
+    queue(store, "p1")
+    queue(store, "s0", channel="sms")
+    providers = {channel: Recorder() for channel in channels}
+    dispatcher = Dispatcher(store, providers)
+    counting = CountingOutbox(dispatcher.outbox)
+    dispatcher.outbox = cast(Outbox, counting)
+    try:
+        dispatcher.pump(T0)  # claims and hands the rows to their lanes
+        assert counting.calls["claim_lanes"] == 1 and counting.calls["claim"] == 0
+    finally:
+        dispatcher.close()  # waits for the sends and records them, claiming nothing
+    assert counting.calls["claim_lanes"] == 1
+    assert [m.key for m in providers["push"].sent] == ["p0", "p1"]
+    assert [m.key for m in providers["sms"].sent] == ["s0"]
+    assert {row(store, key)["status"] for key in ["p0", "p1", "s0"]} == {"sent"}
+
+
+def test_a_limited_run_gives_a_lanes_unused_share_to_the_next(store: Store) -> None:
+    # batch=4: the email lane (first) wants all 4 but has 1 due row; the push lane,
+    # cut to nothing by the limit at first, takes the 3 left over in the same run.
+    queue(store, "e0", channel="email")
+    for i in range(5):
+        queue(store, f"p{i}")
+    email, push = Recorder(), Recorder()
+    dispatcher = Dispatcher(store, {"email": email, "push": push}, batch=4)
+    try:
+        assert [dispatcher.run_once(T0).handled for _ in range(3)] == [4, 2, 0]
+    finally:
+        dispatcher.close()
+    assert [m.key for m in email.sent] == ["e0"]
+    assert [m.key for m in push.sent] == ["p0", "p1", "p2", "p3", "p4"]

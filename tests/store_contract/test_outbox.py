@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from journeyc.store.abc import Failure, PutOff, Retry, Store
 from journeyc.store.open import is_url
+from journeyc.store.postgres import PostgresStore
 from tests.store_contract.conftest import Opener
 
 T = 1_700_000_000_000
@@ -208,3 +210,109 @@ def test_no_row_is_leased_to_two_workers_at_once(
                 other, until = held[key]
                 assert until <= now, f"{key} leased to {other} until {until}, {worker} at {now}"
             held[key] = (worker, now + 60_000)
+
+
+def claim_lanes(
+    store: Store, worker: str, now: int, wants: list[tuple[str, int]], until: int = T + 60_000
+) -> dict[str, list[str]]:
+    """``worker``'s claim for several channels at once: channel → the keys it got."""
+    with store.transaction():
+        got = store.outbox().claim_lanes(wants, now, worker, until)
+    return {channel: [r.key for r in rows] for channel, rows in got.items()}
+
+
+def test_a_claim_for_several_channels_leases_each_ones_earliest_rows(
+    target: str, store: Store
+) -> None:
+    queue(
+        target,
+        *[(f"e{i}", "email", T + 5 - i) for i in range(5)],  # due in reverse insertion order
+        ("s0", "sms", T + 3),
+        ("s1", "sms", T + 3),  # same due time as s0: by id
+        ("s-later", "sms", T + 99),
+        ("p0", "push", T),
+        ("f0", "fax", T),
+        ("none", None, T),
+    )
+    before = state(target)
+    got = claim_lanes(store, "w1", T + 10, [("email", 3), ("sms", 5), ("push", 0), ("web", 2)])
+    assert got == {"email": ["e4", "e3", "e2"], "sms": ["s0", "s1"], "push": [], "web": []}
+    after = state(target)
+    for key in ["e4", "e3", "e2", "s0", "s1"]:
+        assert after[key] == ("queued", 0, T + 60_000, "w1", None, None)
+    # rows of channels not wanted (or wanted 0), not due, or past a limit: untouched
+    for key in ["e1", "e0", "s-later", "p0", "f0", "none"]:
+        assert after[key] == before[key]
+    # the leased rows are not due for another worker; the rest are
+    got = claim_lanes(store, "w2", T + 10, [("sms", 5), ("email", 5), ("push", 1)])
+    assert got == {"sms": [], "email": ["e1", "e0"], "push": ["p0"]}
+    assert claim_lanes(store, "w3", T + 10, []) == {}
+    with pytest.raises(ValueError, match="'sms' is wanted twice"):
+        store.outbox().claim_lanes([("sms", 1), ("email", 1), ("sms", 2)], T, "w", T + 1)
+
+
+def test_a_claim_for_several_channels_skips_rows_another_transaction_locks(
+    postgres_url: str, open_postgres: Callable[..., PostgresStore]
+) -> None:
+    # Another worker in the middle of its claim holds row locks: they are skipped,
+    # never waited for (a wait would end in StoreBusyError after the lock timeout).
+    queue(
+        postgres_url,
+        ("e0", "email", T),
+        ("e1", "email", T + 1),
+        ("s0", "sms", T),
+        ("s1", "sms", T + 1),
+    )
+    store = open_postgres(lock_timeout_s=5)
+    with psycopg.connect(postgres_url) as other:
+        other.execute("SELECT id FROM outbox WHERE key IN ('e0', 's1') FOR UPDATE").fetchall()
+        got = claim_lanes(store, "w1", T + 10, [("email", 2), ("sms", 2)])
+        assert got == {"email": ["e1"], "sms": ["s0"]}
+        other.rollback()
+    got = claim_lanes(store, "w2", T + 10, [("email", 2), ("sms", 2)])
+    assert got == {"email": ["e0"], "sms": ["s1"]}
+    held = state(postgres_url)
+    assert {k: held[k][3] for k in ["e0", "e1", "s0", "s1"]} == {
+        "e0": "w2",
+        "e1": "w1",
+        "s0": "w1",
+        "s1": "w2",
+    }
+
+
+_lanes_runs = itertools.count()
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 20)), max_size=15),
+    wants=st.dictionaries(st.sampled_from("abcd"), st.integers(-1, 6)),
+    now=st.integers(0, 20),
+)
+def test_a_claim_for_several_channels_is_each_channels_claim(
+    target: str,
+    store: Store,
+    rows: list[tuple[str, int]],
+    wants: dict[str, int],
+    now: int,
+) -> None:
+    # Whatever the rows and wants: each wanted channel gets the rows one claim of its
+    # own would (its earliest due ones, by due time then id, at most its limit), and
+    # every other row is untouched. Each example has channels of its own.
+    run = next(_lanes_runs)
+    ch = {c: f"l{run}{c}" for c in "abcd"}
+    queue(target, *[(f"l{run}-{i}", ch[c], T + due) for i, (c, due) in enumerate(rows)])
+    before = state(target)
+    got = claim_lanes(store, "w", T + now, [(ch[c], n) for c, n in wants.items()])
+    expected: dict[str, list[str]] = {}
+    for c, n in wants.items():
+        due = [(d, i) for i, (rc, d) in enumerate(rows) if rc == c and d <= now]
+        expected[ch[c]] = [f"l{run}-{i}" for _, i in sorted(due)[: max(n, 0)]]
+    assert got == expected
+    leased = {key for keys in got.values() for key in keys}
+    after = state(target)
+    for key, was in before.items():
+        if key in leased:
+            assert after[key] == ("queued", 0, T + 60_000, "w", None, None)
+        else:
+            assert after[key] == was

@@ -727,23 +727,49 @@ class Dispatcher:
         more = len(rows) == left
         if limit is not None:
             left -= len(rows)
-        taken: list[tuple[_Lane, QueuedSend]] = []
-        probes: set[_Lane] = set()
         lease_end = now_ms + self.lease_ms
-        for lane in self._lanes.values():
-            room = self._room(lane, now_ms)
-            want = room if limit is None else min(room, left)
-            if want <= 0:
-                # A lane without room is woken by its sends' outcomes; an open
-                # breaker's rows were put off above.
-                continue
-            lane_rows = self.outbox.claim(lane.channel, now_ms, want, self.id, lease_end)
-            more |= len(lane_rows) == want
-            if limit is not None:
-                left -= len(lane_rows)
-            if lane.breaker.allowance(now_ms) == 1:
-                probes.add(lane)
-            taken.extend((lane, r) for r in lane_rows)
+        # One claim for every lane with room: one store call, one statement on
+        # PostgreSQL (a claim per lane was a round trip per channel, most of them for
+        # channels with nothing due). Without a ``limit`` (the daemon's pumps) each
+        # lane wants its room: one round. Under a ``limit`` the lanes share ``left``
+        # in order, each wanting min(room, what is left), decided before the claim;
+        # a lane with fewer due rows than it wanted returns the rest of its share, and
+        # another round offers it to the lanes the limit cut short (none had a chance
+        # to: their rows are unknown, so ``more`` could not say whether any are due).
+        # Every round but the last drains a lane or uses up ``left``: at most a round
+        # per lane, and mostly one.
+        rooms = {lane: r for lane in self._lanes.values() if (r := self._room(lane, now_ms)) > 0}
+        # A lane without room is woken by its sends' outcomes; an open breaker's rows
+        # were put off above.
+        got: dict[_Lane, list[QueuedSend]] = {}
+        probes: set[_Lane] = set()
+        while rooms:
+            wants: dict[_Lane, int] = {}
+            for lane, room in rooms.items():
+                want = room if limit is None else min(room, left)
+                if want > 0:
+                    wants[lane] = want
+                    if limit is not None:
+                        left -= want
+            if not wants:
+                break
+            claimed = self.outbox.claim_lanes(
+                [(lane.channel, want) for lane, want in wants.items()], now_ms, self.id, lease_end
+            )
+            for lane, want in wants.items():
+                lane_rows = claimed[lane.channel]
+                more |= len(lane_rows) == want
+                if limit is not None:
+                    left += want - len(lane_rows)
+                if lane.breaker.allowance(now_ms) == 1:
+                    probes.add(lane)
+                got.setdefault(lane, []).extend(lane_rows)
+                rooms[lane] -= len(lane_rows)
+                if len(lane_rows) < want or not rooms[lane]:
+                    del rooms[lane]  # drained, or full
+            if limit is None or left <= 0:
+                break
+        taken = [(lane, r) for lane, lane_rows in got.items() for r in lane_rows]
         if not taken:
             return more, len(rows)
         profiles = self.store.get_profiles(list(dict.fromkeys(r.user_id for _, r in taken)))

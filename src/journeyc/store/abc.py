@@ -476,8 +476,9 @@ class Outbox(Protocol):
     Every method runs inside the caller's :meth:`Store.transaction` when there is
     one (the dispatcher records outcomes and claims in one short transaction, and
     calls no provider inside it). A PostgreSQL implementation selects due rows
-    ``FOR UPDATE SKIP LOCKED`` in :meth:`claim` and :meth:`undeliverable`, so
-    concurrent workers claim disjoint rows without waiting on each other.
+    ``FOR UPDATE SKIP LOCKED`` in :meth:`claim`, :meth:`claim_lanes` and
+    :meth:`undeliverable`, so concurrent workers claim disjoint rows without waiting
+    on each other.
     """
 
     def next_due(self, skip_channels: Collection[str] = ()) -> int | None:
@@ -501,6 +502,18 @@ class Outbox(Protocol):
         unless an outcome is written first, and ``claimed_by`` names ``worker``.
         Rows another worker holds (a live lease, or a row lock) are skipped, never
         waited for."""
+        ...
+
+    def claim_lanes(
+        self, wants: Sequence[tuple[str, int]], now_ms: int, worker: str, lease_until_ms: int
+    ) -> dict[str, list[QueuedSend]]:
+        """:meth:`claim` for several channels at once: ``wants`` is ``(channel, limit)``
+        pairs, each channel at most once (a ValueError otherwise). Returns each wanted
+        channel's leased rows (every wanted channel is a key; a limit of 0 or less
+        claims nothing), at most its limit, earliest due first (then by id), leased
+        to ``worker`` until ``lease_until_ms`` as :meth:`claim` leases them, rows
+        another worker holds skipped. The dispatcher's one claim per pump: a
+        PostgreSQL implementation claims for every channel in one statement."""
         ...
 
     def put_off_channel(self, channel: str, now_ms: int, until_ms: int) -> int:

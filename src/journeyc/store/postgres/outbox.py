@@ -6,6 +6,8 @@ the due rows ``FOR UPDATE SKIP LOCKED`` and moves them to the lease's end in the
 statement: rows another worker is claiming at that moment are skipped, never waited
 for, and once its transaction commits they are no longer due. Outcomes are written only
 to rows still ``queued`` (a row another worker sent after a lease ran out stays sent).
+A dispatcher's pump claims for all its channels in one such statement
+(:meth:`PostgresOutbox.claim_lanes`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from journeyc.store.abc import Failure, PutOff, QueuedSend, Retry
+from journeyc.store.claims import lane_limits
 from journeyc.store.postgres.schema import Connections
 
 __all__ = ["PostgresOutbox"]
@@ -55,18 +58,38 @@ class PostgresOutbox:
         self, channel: str, now_ms: int, limit: int, worker: str, lease_until_ms: int
     ) -> list[QueuedSend]:
         """Lease ``channel``'s due rows to ``worker`` until ``lease_until_ms``."""
+        return self.claim_lanes([(channel, limit)], now_ms, worker, lease_until_ms)[channel]
+
+    def claim_lanes(
+        self, wants: Sequence[tuple[str, int]], now_ms: int, worker: str, lease_until_ms: int
+    ) -> dict[str, list[QueuedSend]]:
+        """Lease each wanted channel's due rows to ``worker``, in one statement."""
+        limits = lane_limits(wants)
+        got: dict[str, list[QueuedSend]] = {channel: [] for channel in limits}
+        asked = [(channel, n) for channel, n in limits.items() if n > 0]
+        if not asked:
+            return got
+        # One statement for every channel (it was one per channel, each a round trip
+        # and the costliest statement of a busy server): a LATERAL subquery per wanted
+        # channel picks its earliest due rows up to its limit and locks them SKIP
+        # LOCKED (a locking clause is allowed there: each channel's LIMIT applies to
+        # the rows it could lock), then one UPDATE leases them all.
         with self._store.writing() as conn:
             rows = conn.execute(
-                "WITH due AS (SELECT id, next_attempt_at FROM outbox WHERE status = 'queued'"
-                " AND next_attempt_at <= %s AND channel = %s ORDER BY next_attempt_at, id"
-                " LIMIT %s FOR UPDATE SKIP LOCKED)"
+                "WITH due AS (SELECT w.channel, d.id, d.next_attempt_at"
+                " FROM unnest(%b::text[], %b::integer[]) AS w (channel, n)"
+                " CROSS JOIN LATERAL (SELECT id, next_attempt_at FROM outbox"
+                " WHERE status = 'queued' AND next_attempt_at <= %s AND channel = w.channel"
+                " ORDER BY next_attempt_at, id LIMIT w.n FOR UPDATE SKIP LOCKED) AS d)"
                 " UPDATE outbox AS o SET next_attempt_at = %s, claimed_by = %s FROM due"
-                f" WHERE o.id = due.id RETURNING due.next_attempt_at, {_ROW_COLS}",
-                (now_ms, channel, limit, lease_until_ms, worker),
+                f" WHERE o.id = due.id RETURNING due.channel, due.next_attempt_at, {_ROW_COLS}",
+                ([c for c, _ in asked], [n for _, n in asked], now_ms, lease_until_ms, worker),
             ).fetchall()
         # RETURNING keeps no order: earliest due first, then by id, as selected.
-        rows.sort(key=lambda r: (r[0], r[1]))
-        return [QueuedSend._make(row[1:]) for row in rows]
+        rows.sort(key=lambda r: (r[1], r[2]))
+        for channel, _, *send in rows:
+            got[channel].append(QueuedSend._make(send))
+        return got
 
     def put_off_channel(self, channel: str, now_ms: int, until_ms: int) -> int:
         """Move ``channel``'s due rows to ``until_ms``, unclaimed."""

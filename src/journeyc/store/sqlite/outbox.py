@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Collection, Sequence
 
 from journeyc.store.abc import Failure, PutOff, QueuedSend, Retry
+from journeyc.store.claims import lane_limits
 
 __all__ = ["SqliteOutbox"]
 
@@ -65,6 +66,17 @@ class SqliteOutbox:
                 (lease_until_ms, worker, json.dumps([r[0] for r in rows])),
             )
         return [QueuedSend._make(row) for row in rows]
+
+    def claim_lanes(
+        self, wants: Sequence[tuple[str, int]], now_ms: int, worker: str, lease_until_ms: int
+    ) -> dict[str, list[QueuedSend]]:
+        """Lease each wanted channel's due rows to ``worker`` until ``lease_until_ms``:
+        one :meth:`claim` per channel (one writer and no round trips: nothing to save
+        by a single statement)."""
+        return {
+            channel: self.claim(channel, now_ms, limit, worker, lease_until_ms) if limit > 0 else []
+            for channel, limit in lane_limits(wants).items()
+        }
 
     def put_off_channel(self, channel: str, now_ms: int, until_ms: int) -> int:
         """Move ``channel``'s due rows to ``until_ms``, unclaimed."""
