@@ -59,6 +59,7 @@ planner a table's size, which is what a young table's plans need; autovacuum's o
 ANALYZE, at the server's target, comes once the table changed by 10%."""
 
 _STATISTICS_LOCK = 0x6A63_5354  # "jcST": one worker refreshes at a time
+_FOLD_LOCK = 0x6A63_464F  # "jcFO": one worker folds at a time (another would wait)
 
 
 class PostgresUpkeep:
@@ -82,10 +83,13 @@ class PostgresUpkeep:
         """Move the delta rows of every sums view (:data:`~journeyc.store.postgres.schema.SUMMED`)
         into its totals, in one transaction; the delta rows moved. Readers see the
         same sums before and after (the view adds both). Rows logged meanwhile stay
-        for the next fold; two workers folding at once each move rows the other did
-        not (``DELETE`` skips the rows a concurrent fold deleted)."""
+        for the next fold. One worker folds at a time: another that finds the lock
+        taken does nothing (its ``DELETE`` would wait for the first fold's rows)."""
         moved = 0
         with self._store.writing() as conn:
+            row = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_FOLD_LOCK,)).fetchone()
+            if row is None or not row[0]:
+                return 0  # another worker is folding: the rows are its
             for name, key in SUMMED.items():
                 ident = sql.Identifier
                 row = conn.execute(
