@@ -170,6 +170,18 @@ def test_three_workers_one_killed_one_added_lose_and_double_nothing(
 
         poll(drained, 60, "the outbox to drain", interval=0.2)
 
+        # The workers' upkeep: the reports' sums written as deltas are folded (every
+        # 5 s) into the totals, the same sums.
+        def folded() -> bool:
+            (row,) = query(
+                postgres_url,
+                "SELECT (SELECT count(*) FROM outbox_counts_deltas),"
+                " (SELECT n FROM outbox_counts WHERE status = 'sent')",
+            )
+            return row == (0, len(acknowledged))
+
+        poll(folded, 30, "the sums to be folded", interval=0.2)
+
         # The newcomer holds its share (three live workers: 21 or 22 partitions).
         newcomer = cluster.workers[3]
 
