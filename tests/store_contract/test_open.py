@@ -46,8 +46,9 @@ def test_reopening_keeps_the_data_and_the_version(
 
 def test_the_stores_versions_name_the_same_tables() -> None:
     # Up to SQLite's version a version names the same tables in either store (store
-    # copy relies on it); PostgreSQL's later ones are its own (the partition columns,
-    # the workers' table: tests/test_postgres_schema.py), and say so.
+    # copy relies on it; SQLite's 9 is an index, which PostgreSQL's 11 adds, and
+    # tests/test_postgres_schema.py compares the indexes); PostgreSQL's later ones are
+    # its own (the partition columns, the workers' table), and say so.
     versions = [m.version for m in postgres.MIGRATIONS]
     assert SCHEMA_VERSION in versions
     own = [m for m in postgres.MIGRATIONS if m.version > SCHEMA_VERSION]

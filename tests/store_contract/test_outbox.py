@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from journeyc.store.abc import Failure, PutOff, Retry, Store
 from journeyc.store.open import is_url
 from journeyc.store.postgres import PostgresStore
+from journeyc.store.postgres.outbox import CLAIM_LANES
+from journeyc.store.sqlite.outbox import CLAIM_DUE
 from tests.store_contract.conftest import Opener
 
 T = 1_700_000_000_000
@@ -278,6 +280,44 @@ def test_a_claim_for_several_channels_skips_rows_another_transaction_locks(
         "s0": "w1",
         "s1": "w2",
     }
+
+
+BACKLOG = 3_000
+
+
+def claim_plan(target: str) -> str:
+    """The plan of the store's own claim statement for ``email`` rows due at ``T``
+    (SQLite: ``EXPLAIN QUERY PLAN``; PostgreSQL: ``EXPLAIN``, after ``ANALYZE``)."""
+    if is_url(target):
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute("ANALYZE outbox")
+            params = (["email", "sms"], [10, 10], T, T + 60_000, "w")
+            plan = conn.execute(f"EXPLAIN {CLAIM_LANES}", params).fetchall()
+    else:
+        with sqlite3.connect(target) as conn:
+            plan = conn.execute(f"EXPLAIN QUERY PLAN {CLAIM_DUE}", (T, "email", 10)).fetchall()
+    return "\n".join(str(row[-1]) for row in plan)
+
+
+def test_a_channels_claim_reads_its_own_due_rows_beside_another_channels_backlog(
+    target: str, store: Store
+) -> None:
+    # A slow provider's backlog of due push rows, due before the e-mails: the e-mail
+    # claim is served by the channel's own index (never walking the push rows, as
+    # outbox_due (status, next_attempt_at) made it), and takes the earliest e-mails.
+    queue(target, *[(f"p{i}", "push", T - BACKLOG + i) for i in range(BACKLOG)])
+    queue(target, *[(f"e{i}", "email", T - i) for i in range(12)], ("sent", "email", T - 99))
+    if is_url(target):
+        with psycopg.connect(target) as conn:
+            conn.execute("UPDATE outbox SET status = 'sent' WHERE key = 'sent'")
+    else:
+        with sqlite3.connect(target) as conn:
+            conn.execute("UPDATE outbox SET status = 'sent' WHERE key = 'sent'")
+    plan = claim_plan(target)
+    assert "outbox_channel_due" in plan, plan
+    assert "outbox_due" not in plan.replace("outbox_channel_due", ""), plan
+    assert "Seq Scan" not in plan, plan  # PostgreSQL's UPDATE finds the rows by id
+    assert claim(store, "w", T, limit=10) == [f"e{i}" for i in range(11, 1, -1)]
 
 
 _lanes_runs = itertools.count()

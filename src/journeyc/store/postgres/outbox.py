@@ -18,12 +18,35 @@ from journeyc.store.abc import Failure, PutOff, QueuedSend, Retry
 from journeyc.store.claims import lane_limits
 from journeyc.store.postgres.schema import Connections
 
-__all__ = ["PostgresOutbox"]
+__all__ = ["CLAIM_LANES", "PostgresOutbox"]
 
 _ROW_COLS = (
     "o.id, o.key, o.journey_id, o.user_id, o.step, o.channel, o.message, o.content::text,"
     " o.attempts"
 )
+
+# One statement for every channel (it was one per channel, each a round trip and the
+# costliest statement of a busy server): a LATERAL subquery per wanted channel picks
+# its earliest due rows up to its limit and locks them SKIP LOCKED (a locking clause
+# is allowed there: each channel's LIMIT applies to the rows it could lock), then one
+# UPDATE leases them all. Each subquery reads the partial index outbox_channel_due
+# (schema version 11): another channel's backlog is never walked. The UPDATE finds
+# its rows by id (= ANY of the chosen ids: the primary key), not by joining ``due``
+# alone: the planner cannot tell how many rows ``LIMIT w.n`` keeps (it guesses a
+# tenth of the channel's), and for that many it hashed the join over a scan of the
+# whole outbox, backlog included.
+CLAIM_LANES = (
+    "WITH due AS (SELECT w.channel, d.id, d.next_attempt_at"
+    " FROM unnest(%b::text[], %b::integer[]) AS w (channel, n)"
+    " CROSS JOIN LATERAL (SELECT id, next_attempt_at FROM outbox"
+    " WHERE status = 'queued' AND next_attempt_at <= %s AND channel = w.channel"
+    " ORDER BY next_attempt_at, id LIMIT w.n FOR UPDATE SKIP LOCKED) AS d)"
+    " UPDATE outbox AS o SET next_attempt_at = %s, claimed_by = %s FROM due"
+    " WHERE o.id = ANY(ARRAY(SELECT id FROM due)) AND o.id = due.id"
+    f" RETURNING due.channel, due.next_attempt_at, {_ROW_COLS}"
+)
+"""The claim of :meth:`PostgresOutbox.claim_lanes`: parameters channels, their limits,
+now, the lease's end, the worker."""
 
 
 class PostgresOutbox:
@@ -69,20 +92,9 @@ class PostgresOutbox:
         asked = [(channel, n) for channel, n in limits.items() if n > 0]
         if not asked:
             return got
-        # One statement for every channel (it was one per channel, each a round trip
-        # and the costliest statement of a busy server): a LATERAL subquery per wanted
-        # channel picks its earliest due rows up to its limit and locks them SKIP
-        # LOCKED (a locking clause is allowed there: each channel's LIMIT applies to
-        # the rows it could lock), then one UPDATE leases them all.
         with self._store.writing() as conn:
             rows = conn.execute(
-                "WITH due AS (SELECT w.channel, d.id, d.next_attempt_at"
-                " FROM unnest(%b::text[], %b::integer[]) AS w (channel, n)"
-                " CROSS JOIN LATERAL (SELECT id, next_attempt_at FROM outbox"
-                " WHERE status = 'queued' AND next_attempt_at <= %s AND channel = w.channel"
-                " ORDER BY next_attempt_at, id LIMIT w.n FOR UPDATE SKIP LOCKED) AS d)"
-                " UPDATE outbox AS o SET next_attempt_at = %s, claimed_by = %s FROM due"
-                f" WHERE o.id = due.id RETURNING due.channel, due.next_attempt_at, {_ROW_COLS}",
+                CLAIM_LANES,
                 ([c for c, _ in asked], [n for _, n in asked], now_ms, lease_until_ms, worker),
             ).fetchall()
         # RETURNING keeps no order: earliest due first, then by id, as selected.

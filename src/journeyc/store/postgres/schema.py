@@ -13,9 +13,10 @@ read), whatever the database's collation.
 The version lives in the one row of ``schema_version``; up to 8 the numbers are the
 SQLite store's, so a store of either kind at version ``n`` <= 8 holds the same tables.
 The first migration here makes SQLite's version 7 at once (PostgreSQL support began
-there); 8 is SQLite's 8. Version 9 is PostgreSQL's own (the partitions several engine
-workers share the users by: generated columns and indexes, no new table or column a
-SQLite store would hold); see :data:`SCHEMA_VERSION`. A SQLite migration still needs
+there); 8 is SQLite's 8. Versions 9 to 11 are PostgreSQL's own (9: the partitions
+several engine workers share the users by: generated columns and indexes, no new table
+or column a SQLite store would hold); SQLite's 9, an index only, is part of
+PostgreSQL's 11; see :data:`SCHEMA_VERSION`. A SQLite migration still needs
 its PostgreSQL twin (tests/test_postgres_schema.py compares the tables and columns of
 both stores, the partition columns aside, and fails until it is written). Never edit a
 migration that has shipped.
@@ -386,7 +387,8 @@ _V11 = Migration(
     11,
     "the reports' sums of actions and sends written as deltas, folded by the daemon:"
     " action_counts and outbox_counts become views over their totals and deltas, and"
-    " a new send is counted once a statement, not once a row (PostgreSQL only)",
+    " a new send is counted once a statement, not once a row (PostgreSQL only); and"
+    " outbox_channel_due, a channel's due sends in order (SQLite's version 9)",
     (
         # Several writers add to the same sums at once: the engine's batches (actions,
         # queued sends) and the dispatcher's (sent, retried, failed), on every worker.
@@ -434,6 +436,12 @@ _V11 = Migration(
             FOR EACH ROW WHEN (NEW.channel IS NOT NULL AND NEW.status <> 'suppressed'
                 AND (OLD.status <> NEW.status OR (OLD.attempts > 1) <> (NEW.attempts > 1)))
             EXECUTE FUNCTION outbox_counts_updated()""",
+        # SQLite's version 9: each channel's due sends in the order a claim takes them
+        # (claim_lanes), so one channel's backlog (a slow provider) costs no other
+        # channel's claim a walk over its rows, as outbox_due (status, next_attempt_at)
+        # made it. Partial: sent, failed and suppressed rows stay out of it.
+        """CREATE INDEX outbox_channel_due ON outbox (channel, next_attempt_at, id)
+            WHERE status = 'queued'""",
     ),
 )
 
@@ -451,12 +459,14 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 """The schema version this code knows. Up to 8 the numbers are the SQLite store's (a
 store of either kind at version ``n`` <= 8 holds the same tables); 9 is PostgreSQL's
 own: the partition columns and indexes several engine workers share a store by, which
-SQLite, one engine per store, has no use for (SQLite stays at 8), and 10 the
-workers' memberships (the ``workers`` table). A PostgreSQL store at 9 holds the
-SQLite store's tables at 8 plus the generated ``part`` columns
-(:data:`PARTITIONED`), which a copy between stores leaves out. 11 keeps the sums of
-actions and sends as totals and deltas behind views of the old names (:data:`SUMMED`):
-the same columns and sums for every reader."""
+SQLite, one engine per store, has no use for, and 10 the workers' memberships (the
+``workers`` table). A PostgreSQL store at 9 holds the SQLite store's tables at 8 plus
+the generated ``part`` columns (:data:`PARTITIONED`), which a copy between stores
+leaves out. 11 keeps the sums of actions and sends as totals and deltas behind views
+of the old names (:data:`SUMMED`): the same columns and sums for every reader; it also
+adds ``outbox_channel_due``, the index a channel's due sends are claimed by, which is
+SQLite's version 9 (not PostgreSQL's 9: past 8 the numbers part ways). So a PostgreSQL
+store at 11 holds the tables and indexes of a SQLite store at 9, plus its own."""
 
 PARTITIONED = ("events", "instances", "segment_members")
 """The tables with a generated ``part`` column (migration 9): never written directly."""

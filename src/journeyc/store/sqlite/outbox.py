@@ -15,9 +15,17 @@ from collections.abc import Collection, Sequence
 from journeyc.store.abc import Failure, PutOff, QueuedSend, Retry
 from journeyc.store.claims import lane_limits
 
-__all__ = ["SqliteOutbox"]
+__all__ = ["CLAIM_DUE", "SqliteOutbox"]
 
 _ROW_COLS = "id, key, journey_id, user_id, step, channel, message, content, attempts"
+
+CLAIM_DUE = (
+    f"SELECT {_ROW_COLS} FROM outbox WHERE status = 'queued'"
+    " AND next_attempt_at <= ? AND channel = ? ORDER BY next_attempt_at, id LIMIT ?"
+)
+"""A channel's earliest due rows (now, channel, limit): what :meth:`SqliteOutbox.claim`
+leases. Served by the partial index ``outbox_channel_due`` (schema version 9), so
+another channel's backlog is never walked."""
 
 
 class SqliteOutbox:
@@ -54,11 +62,7 @@ class SqliteOutbox:
         self, channel: str, now_ms: int, limit: int, worker: str, lease_until_ms: int
     ) -> list[QueuedSend]:
         """Lease ``channel``'s due rows to ``worker`` until ``lease_until_ms``."""
-        rows = self._conn.execute(
-            f"SELECT {_ROW_COLS} FROM outbox WHERE status = 'queued'"
-            " AND next_attempt_at <= ? AND channel = ? ORDER BY next_attempt_at, id LIMIT ?",
-            (now_ms, channel, limit),
-        ).fetchall()
+        rows = self._conn.execute(CLAIM_DUE, (now_ms, channel, limit)).fetchall()
         if rows:
             self._conn.execute(
                 "UPDATE outbox SET next_attempt_at = ?, claimed_by = ?"

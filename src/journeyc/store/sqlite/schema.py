@@ -434,7 +434,20 @@ _V8 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+_V9 = Migration(
+    "outbox_channel_due: a channel's due sends in order, whatever the other channels hold",
+    (
+        # The dispatcher claims each channel's earliest due sends (store/sqlite/outbox.py
+        # claim). By outbox_due (status, next_attempt_at) a claim for one channel walked
+        # every due row of the others first: a backlog on one channel (a slow provider)
+        # made every other channel's claim pay for it. Partial: a sent row leaves it.
+        # The same index on PostgreSQL (its migration 11).
+        """CREATE INDEX outbox_channel_due ON outbox (channel, next_attempt_at, id)
+            WHERE status = 'queued'""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 """Every migration in order; ``len(MIGRATIONS)`` is the version this code writes."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
