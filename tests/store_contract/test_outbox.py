@@ -307,6 +307,7 @@ def test_a_channels_claim_reads_its_own_due_rows_beside_another_channels_backlog
     # outbox_due (status, next_attempt_at) made it), and takes the earliest e-mails.
     queue(target, *[(f"p{i}", "push", T - BACKLOG + i) for i in range(BACKLOG)])
     queue(target, *[(f"e{i}", "email", T - i) for i in range(12)], ("sent", "email", T - 99))
+    queue(target, ("fax", "fax", T - 5), ("none", None, T - 3), ("fax-later", "fax", T + 9))
     if is_url(target):
         with psycopg.connect(target) as conn:
             conn.execute("UPDATE outbox SET status = 'sent' WHERE key = 'sent'")
@@ -318,6 +319,15 @@ def test_a_channels_claim_reads_its_own_due_rows_beside_another_channels_backlog
     assert "outbox_due" not in plan.replace("outbox_channel_due", ""), plan
     assert "Seq Scan" not in plan, plan  # PostgreSQL's UPDATE finds the rows by id
     assert claim(store, "w", T, limit=10) == [f"e{i}" for i in range(11, 1, -1)]
+    # The pump's other reads step over the backlog too (each channel by the index):
+    # the rows of channels without a lane, and the next due row of a lane with room.
+    outbox = store.outbox()
+    with store.transaction():
+        assert [r.key for r in outbox.undeliverable(T, ["email", "push"], 10)] == ["fax", "none"]
+    assert outbox.next_due(["push"]) == T - 5  # the fax; the claimed e-mails are leased
+    assert outbox.next_due(["push", "fax"]) == T - 3
+    assert outbox.next_due(["push", "fax", "email"]) == T - 3
+    assert outbox.next_due() == T - BACKLOG
 
 
 _lanes_runs = itertools.count()

@@ -25,6 +25,24 @@ _ROW_COLS = (
     " o.attempts"
 )
 
+# The queued rows' channels but those in %(known)s, each found by a seek in the index of
+# a channel's due rows (a loose index scan: the next channel past the last), so a
+# channel's backlog is stepped over, not walked.
+_OTHER_CHANNELS = (
+    "WITH RECURSIVE ch (c) AS ("
+    " SELECT (SELECT min(channel) FROM outbox WHERE status = 'queued')"
+    " UNION ALL SELECT (SELECT min(channel) FROM outbox WHERE status = 'queued'"
+    " AND channel > ch.c) FROM ch WHERE ch.c IS NOT NULL),"
+    " other (c) AS (SELECT c FROM ch WHERE c IS NOT NULL AND NOT c = ANY(%(known)b))"
+)
+# The earliest queued row's due time of the channel the placeholder selects. Ordered
+# by (next_attempt_at, id) rather than min(): only outbox_channel_due yields that order,
+# where min() let the planner walk outbox_due, guessing half its rows are the channel's.
+_EARLIEST = (
+    "SELECT next_attempt_at FROM outbox WHERE status = 'queued' AND channel {}"
+    " ORDER BY next_attempt_at, id LIMIT 1"
+)
+
 # One statement for every channel (it was one per channel, each a round trip and the
 # costliest statement of a busy server): a LATERAL subquery per wanted channel picks
 # its earliest due rows up to its limit and locks them SKIP LOCKED (a locking clause
@@ -57,23 +75,37 @@ class PostgresOutbox:
 
     def next_due(self, skip_channels: Collection[str] = ()) -> int | None:
         """When the earliest queued row is due, leaving out ``skip_channels``' rows."""
+        # The earliest of each other channel's (and of no channel's), each one a seek:
+        # not a walk through the skipped channels' backlog.
         with self._store.connection() as conn:
             row = conn.execute(
-                "SELECT min(next_attempt_at) FROM outbox WHERE status = 'queued'"
-                " AND (channel IS NULL OR NOT channel = ANY(%b))",
-                (sorted(skip_channels),),
+                f"{_OTHER_CHANNELS} SELECT min(m) FROM"
+                f" (SELECT ({_EARLIEST.format('= other.c')}) AS m FROM other"
+                f" UNION ALL SELECT ({_EARLIEST.format('IS NULL')})) AS t",
+                {"known": sorted(skip_channels)},
             ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
     def undeliverable(self, now_ms: int, channels: Collection[str], limit: int) -> list[QueuedSend]:
         """Due rows without a channel or of a channel not in ``channels`` (rows another
         worker has locked are skipped)."""
+        # The earliest due rows of no channel and of each other channel (each a seek),
+        # then those rows locked by id: not a walk through the known channels' due rows
+        # (a backlog). A candidate another worker has locked is skipped: that worker
+        # is failing it.
         with self._store.writing() as conn:
             rows = conn.execute(
-                f"SELECT {_ROW_COLS} FROM outbox AS o WHERE o.status = 'queued'"
-                " AND o.next_attempt_at <= %s AND (o.channel IS NULL OR NOT o.channel = ANY(%b))"
-                " ORDER BY o.next_attempt_at, o.id LIMIT %s FOR UPDATE SKIP LOCKED",
-                (now_ms, sorted(channels), limit),
+                f"{_OTHER_CHANNELS}, picked AS ((SELECT id FROM outbox WHERE status = 'queued'"
+                " AND channel IS NULL AND next_attempt_at <= %(now)s"
+                " ORDER BY next_attempt_at, id LIMIT %(limit)s)"
+                " UNION ALL SELECT d.id FROM other CROSS JOIN LATERAL (SELECT id FROM outbox"
+                " WHERE status = 'queued' AND channel = other.c AND next_attempt_at <= %(now)s"
+                " ORDER BY next_attempt_at, id LIMIT %(limit)s) AS d)"
+                f" SELECT {_ROW_COLS} FROM outbox AS o"
+                " WHERE o.id = ANY(ARRAY(SELECT id FROM picked))"
+                " AND o.status = 'queued' AND o.next_attempt_at <= %(now)s"
+                " ORDER BY o.next_attempt_at, o.id LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED",
+                {"now": now_ms, "known": sorted(channels), "limit": limit},
             ).fetchall()
         return [QueuedSend._make(row) for row in rows]
 
