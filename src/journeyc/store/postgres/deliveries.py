@@ -38,7 +38,7 @@ class PostgresDeliveries:
             rows = conn.execute(
                 "SELECT o.key, o.journey_id, coalesce(i.user_id, o.user_id), o.step,"
                 " o.channel, o.message, o.status FROM outbox o"
-                " LEFT JOIN identities i ON i.alias = o.user_id WHERE o.key = ANY(%s)",
+                " LEFT JOIN identities i ON i.alias = o.user_id WHERE o.key = ANY(%b)",
                 (wanted,),
             ).fetchall()
         return {row[0]: Send(*row) for row in rows}
@@ -58,9 +58,9 @@ class PostgresDeliveries:
             rows = conn.execute(
                 "INSERT INTO deliveries (outbox_key, kind, at, received_at, journey_id,"
                 " user_id, channel, provider_event_id, detail)"
-                " SELECT k, kd, a, r, j, u, c, p, dt::jsonb FROM unnest(%s::text[],"
-                " %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
-                " %s::text[], %s::text[]) WITH ORDINALITY AS v (k, kd, a, r, j, u, c, p, dt, n)"
+                " SELECT k, kd, a, r, j, u, c, p, dt::jsonb FROM unnest(%b::text[],"
+                " %b::text[], %b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::text[],"
+                " %b::text[], %b::text[]) WITH ORDINALITY AS v (k, kd, a, r, j, u, c, p, dt, n)"
                 " ORDER BY k, kd, n ON CONFLICT (outbox_key, kind, provider_event_id) DO NOTHING"
                 " RETURNING outbox_key, kind, provider_event_id",
                 (

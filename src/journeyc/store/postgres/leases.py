@@ -32,7 +32,7 @@ class PostgresLeases:
         with self._store.writing() as conn:
             conn.execute(
                 "INSERT INTO leases (partition, worker_id, heartbeat_at, expires_at)"
-                " SELECT p, %s, t.now, t.now + %s FROM unnest(%s::integer[]) AS p,"
+                " SELECT p, %s, t.now, t.now + %s FROM unnest(%b::integer[]) AS p,"
                 f" (SELECT {NOW_MS} AS now) AS t ORDER BY p"
                 " ON CONFLICT (partition) DO UPDATE SET worker_id = excluded.worker_id,"
                 " heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at"
@@ -48,7 +48,7 @@ class PostgresLeases:
             rows = conn.execute(
                 f"WITH t AS (SELECT {NOW_MS} AS now) UPDATE leases"
                 " SET heartbeat_at = t.now, expires_at = t.now + %s FROM t"
-                " WHERE worker_id = %s AND expires_at > t.now AND partition = ANY(%s)"
+                " WHERE worker_id = %s AND expires_at > t.now AND partition = ANY(%b)"
                 " RETURNING partition",
                 (round(ttl_s * 1000), worker_id, sorted(set(partitions))),
             ).fetchall()
@@ -58,7 +58,7 @@ class PostgresLeases:
         with self._store.connection() as conn:
             rows = conn.execute(
                 f"SELECT partition FROM leases WHERE worker_id = %s AND expires_at > {NOW_MS}"
-                " AND partition = ANY(%s) ORDER BY partition",
+                " AND partition = ANY(%b) ORDER BY partition",
                 (worker_id, sorted(set(partitions))),
             ).fetchall()
         return [int(p) for (p,) in rows]
@@ -67,7 +67,7 @@ class PostgresLeases:
         """Give up the worker's leases of ``partitions``."""
         with self._store.writing() as conn:
             conn.execute(
-                "DELETE FROM leases WHERE worker_id = %s AND partition = ANY(%s)",
+                "DELETE FROM leases WHERE worker_id = %s AND partition = ANY(%b)",
                 (worker_id, sorted(set(partitions))),
             )
 

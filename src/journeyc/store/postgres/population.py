@@ -65,6 +65,6 @@ class PostgresPopulation(CompiledPopulation):
                 ).fetchall()
             else:
                 rows = conn.execute(
-                    "SELECT user_id, traits FROM profiles WHERE user_id = ANY(%s)", (list(users),)
+                    "SELECT user_id, traits FROM profiles WHERE user_id = ANY(%b)", (list(users),)
                 ).fetchall()
         return {uid: dict(traits) for uid, traits in rows}

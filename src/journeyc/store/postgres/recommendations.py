@@ -82,6 +82,6 @@ class PostgresRecommendations(RecommendationQueries):
     def _products_query(self, ids: Sequence[str]) -> tuple[str, Params]:
         sql = (
             "SELECT id, name, brand, category, price, url, image, extra FROM products"
-            " WHERE in_stock AND id = ANY(%s)"
+            " WHERE in_stock AND id = ANY(%b)"
         )
         return sql, (list(ids),)

@@ -64,7 +64,7 @@ class PostgresReplayReads:
         ``kind`` from the name)."""
         rows = self._all(
             "SELECT message_id, user_id, name, at, props, received_at FROM events"
-            " WHERE user_id = ANY(%s) ORDER BY seq",
+            " WHERE user_id = ANY(%b) ORDER BY seq",
             (list(ids),),
         )
         return [event_of(*row) for row in rows]
@@ -74,7 +74,7 @@ class PostgresReplayReads:
         those a call's context filled in (see
         :func:`journeyc.store.sqlite.replays.profile_before`)."""
         rows = self._all(
-            "SELECT user_id, traits, trait_at FROM profiles WHERE user_id = ANY(%s)"
+            "SELECT user_id, traits, trait_at FROM profiles WHERE user_id = ANY(%b)"
             ' ORDER BY user_id COLLATE "C"',
             (list(ids),),
         )
@@ -92,7 +92,7 @@ class PostgresReplayReads:
         """The action log's rows of ``ids``, in the order they were logged."""
         rows = self._all(
             "SELECT at, user_id, journey_id, step, action, detail FROM actions"
-            " WHERE user_id = ANY(%s) ORDER BY seq",
+            " WHERE user_id = ANY(%b) ORDER BY seq",
             (list(ids),),
         )
         return [RecordedAction(int(at), str(u), j, s, str(a), d) for at, u, j, s, a, d in rows]
@@ -100,7 +100,7 @@ class PostgresReplayReads:
     def recorded_segment_changes(self, ids: list[str]) -> list[RecordedSegmentChange]:
         """The segment changes logged for ``ids``, in the order they happened."""
         rows = self._all(
-            "SELECT at, segment, entered FROM segment_changes WHERE user_id = ANY(%s)"
+            "SELECT at, segment, entered FROM segment_changes WHERE user_id = ANY(%b)"
             " ORDER BY at, id",
             (list(ids),),
         )
