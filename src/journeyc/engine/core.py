@@ -87,6 +87,15 @@ def _detail_json(detail: dict[str, Any]) -> str:
     return dumps(detail, default=str)
 
 
+def _merged_id(ev: StoredEvent) -> str | None:
+    """The id an alias event merges into its user (its ``previousId``), None for any
+    other event and for an alias of a user to itself."""
+    if ev.name != ALIAS:
+        return None
+    previous = ev.props.get(PREVIOUS_ID)
+    return previous if isinstance(previous, str) and previous != ev.user_id else None
+
+
 def _before_merge_barrier(
     events: list[StoredEvent], parts: Sequence[int], plog: PartitionLog
 ) -> list[StoredEvent]:
@@ -95,18 +104,24 @@ def _before_merge_barrier(
     whose worker has not handled every event logged before it. The merge moves the
     user's events into this partition, behind its cursor: those not handled by then
     would never be (docs/postgres.md). The worker runs again soon (its poll) and
-    finds that partition caught up. Only alias events cost a query."""
+    finds that partition caught up. Only alias events cost queries: each merged id's
+    partition, and each other partition's first pending event, asked once a call."""
+    part_of: dict[str, int] = {}
+    first_pending: dict[int, int | None] = {}
     for k, ev in enumerate(events):
-        if ev.name != ALIAS:
+        frm = _merged_id(ev)
+        if frm is None:
             continue
-        frm = ev.props.get(PREVIOUS_ID)
-        if not isinstance(frm, str) or frm == ev.user_id:
-            continue
-        part = plog.partition_of(frm)
+        part = part_of.get(frm)
+        if part is None:
+            part = part_of[frm] = plog.partition_of(frm)
         if part in parts:
             continue  # this worker's own: handled in log order
-        pending = plog.events_after([part], 1)
-        if pending and pending[0].seq < ev.seq:
+        if part not in first_pending:  # its cursor cannot move during this call
+            pending = plog.events_after([part], 1)
+            first_pending[part] = pending[0].seq if pending else None
+        seq = first_pending[part]
+        if seq is not None and seq < ev.seq:
             return events[:k]
     return events
 
@@ -652,8 +667,8 @@ class Engine:
             self._settle(now_ms, actions)
             return
         if name == ALIAS:
-            previous = ev.props.get(PREVIOUS_ID)
-            if isinstance(previous, str) and previous != ev.user_id:
+            previous = _merged_id(ev)
+            if previous is not None:
                 self.merge(previous, ev.user_id, now_ms, actions)
             return
         # A late event (a device's offline queue flushed hours later): the waits its

@@ -16,8 +16,7 @@ copied number again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import psycopg
 from psycopg import sql
@@ -29,22 +28,19 @@ from journeyc.store.errors import StoreError
 from journeyc.store.postgres.schema import SUMMED, Connection, Connections
 from journeyc.store.tables import Row, Table
 
-__all__ = ["PostgresTableDump", "PostgresTableLoad", "dump"]
+__all__ = ["PostgresTableDump", "PostgresTableLoad"]
 
 
 def _columns(table: Table, names: Sequence[str] | None = None) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(c) for c in (names or table.columns))
 
 
-@contextmanager
-def dump(store: Connections) -> Iterator[PostgresTableDump]:
-    """Reads of one snapshot of the store (see the module)."""
-    with store.connection() as conn:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        try:
-            yield PostgresTableDump(conn)
-        finally:
-            conn.execute("ROLLBACK")
+def _stored(table: Table) -> list[str]:
+    """The tables that hold ``table``'s rows: a sums view's totals, then its deltas
+    (schema v11, :data:`~journeyc.store.postgres.schema.SUMMED`), else the table."""
+    if table.name in SUMMED:
+        return [f"{table.name}_totals", f"{table.name}_deltas"]
+    return [table.name]
 
 
 class PostgresTableDump:
@@ -118,18 +114,15 @@ class PostgresTableLoad:
 
     def clear(self, table: Table) -> None:
         """Delete every row of ``table`` (of a sums view: its totals and deltas)."""
-        names = [f"{table.name}_totals", f"{table.name}_deltas"]
         with self._store.writing() as conn:
-            for name in names if table.name in SUMMED else [table.name]:
+            for name in _stored(table):
                 conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(name)))
 
     def load(self, table: Table, rows: Sequence[Row]) -> None:
         """``COPY`` ``rows`` in; a value PostgreSQL cannot hold (text with a NUL
         character) is a :class:`StoreError` naming the table."""
-        # A sums view's rows go into its totals (schema v11).
-        into_table = f"{table.name}_totals" if table.name in SUMMED else table.name
-        copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(into_table), _columns(table)
+        copy = sql.SQL("COPY {} ({}) FROM STDIN").format(  # a sums view's: its totals
+            sql.Identifier(_stored(table)[0]), _columns(table)
         )
         with self._store.writing() as conn:
             try:
@@ -143,10 +136,11 @@ class PostgresTableLoad:
                 ) from None
 
     def analyze(self, table: Table) -> None:
-        """``ANALYZE`` the table: a copied store's first statements are planned from
-        its rows, not as for an empty table (see :mod:`journeyc.store.postgres.upkeep`)."""
+        """``ANALYZE`` the table (a sums view's totals): a copied store's first
+        statements are planned from its rows, not as for an empty table (see
+        :mod:`journeyc.store.postgres.upkeep`)."""
         with self._store.writing() as conn:
-            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table.name)))
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(_stored(table)[0])))
 
     def continue_ids(self, table: Table, after: int) -> None:
         """Set ``table``'s identity sequence past ``after`` and every number held."""

@@ -75,15 +75,20 @@ class PostgresOutbox:
 
     def next_due(self, skip_channels: Collection[str] = ()) -> int | None:
         """When the earliest queued row is due, leaving out ``skip_channels``' rows."""
-        # The earliest of each other channel's (and of no channel's), each one a seek:
-        # not a walk through the skipped channels' backlog.
         with self._store.connection() as conn:
-            row = conn.execute(
-                f"{_OTHER_CHANNELS} SELECT min(m) FROM"
-                f" (SELECT ({_EARLIEST.format('= other.c')}) AS m FROM other"
-                f" UNION ALL SELECT ({_EARLIEST.format('IS NULL')})) AS t",
-                {"known": sorted(skip_channels)},
-            ).fetchone()
+            if skip_channels:
+                # The earliest of each other channel's (and of no channel's), each one
+                # a seek: not a walk through the skipped channels' backlog.
+                row = conn.execute(
+                    f"{_OTHER_CHANNELS} SELECT min(m) FROM"
+                    f" (SELECT ({_EARLIEST.format('= other.c')}) AS m FROM other"
+                    f" UNION ALL SELECT ({_EARLIEST.format('IS NULL')})) AS t",
+                    {"known": sorted(skip_channels)},
+                ).fetchone()
+            else:  # one probe of outbox_due
+                row = conn.execute(
+                    "SELECT min(next_attempt_at) FROM outbox WHERE status = 'queued'"
+                ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
     def undeliverable(self, now_ms: int, channels: Collection[str], limit: int) -> list[QueuedSend]:

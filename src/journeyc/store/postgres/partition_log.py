@@ -40,7 +40,7 @@ _EVENTS = (
     # The log in seq order from the lowest of the partitions' cursors (one value, an
     # InitPlan: the primary key's range scan starts there) ...
     " WHERE e.seq > (SELECT min(coalesce(own.seq, engine.seq, 0))"
-    "  FROM unnest(%(parts)s::smallint[]) AS p (part)"
+    "  FROM unnest(%(parts)b::smallint[]) AS p (part)"
     "  LEFT JOIN cursor AS own ON own.name = %(prefix)s::text || p.part"
     "  LEFT JOIN cursor AS engine ON engine.name = %(engine)s)"
     # ... keeping the events of these partitions past their own cursor (one key
@@ -48,7 +48,7 @@ _EVENTS = (
     # are one value but right after a takeover, and the scan reads no row twice; a
     # partition far behind costs reading the others' rows since its cursor, once. (A
     # LATERAL scan per partition read up to `limit` rows of each, 64 x the batch.)
-    " AND e.part = ANY(%(parts)s::smallint[])"
+    " AND e.part = ANY(%(parts)b::smallint[])"
     " AND e.seq > coalesce((SELECT c.seq FROM cursor AS c"
     "  WHERE c.name = %(prefix)s::text || e.part),"
     "  (SELECT c.seq FROM cursor AS c WHERE c.name = %(engine)s), 0)"
@@ -57,7 +57,7 @@ _EVENTS = (
 
 _LAG = (
     "SELECT count(e.seq), min(e.received_at)"
-    " FROM unnest(%(parts)s::smallint[]) AS p (part)"
+    " FROM unnest(%(parts)b::smallint[]) AS p (part)"
     " LEFT JOIN cursor AS own ON own.name = %(prefix)s::text || p.part"
     " LEFT JOIN cursor AS engine ON engine.name = %(engine)s"
     " JOIN events AS e ON e.part = p.part AND e.seq > coalesce(own.seq, engine.seq, 0)"
@@ -67,7 +67,7 @@ _ADVANCE = (
     "INSERT INTO cursor (name, seq)"
     " SELECT %(prefix)s::text || p, greatest(%(seq)s,"
     "  coalesce((SELECT seq FROM cursor WHERE name = %(engine)s), 0))"
-    " FROM unnest(%(parts)s::integer[]) AS p ORDER BY p"
+    " FROM unnest(%(parts)b::integer[]) AS p ORDER BY p"
     " ON CONFLICT (name) DO UPDATE SET seq = greatest(cursor.seq, %(seq)s)"
 )
 

@@ -42,7 +42,7 @@ from typing import Any
 from journeyc.fastjson import dumps
 from journeyc.store.errors import StoreConflictError, StoreError
 from journeyc.store.partitions import PARTITIONS
-from journeyc.store.postgres.action_counts import LABEL
+from journeyc.store.postgres.action_counts import HOUR_MS, LABEL
 from journeyc.store.postgres.schema import Connection, Connections
 from journeyc.store.rows import Instance
 from journeyc.store.unit_of_work import INSTANCE_COLS, LIVE, UnitRows
@@ -72,7 +72,7 @@ _LOG_ACTIONS = (
     " %b::text[], %b::text[], %b::text[]) WITH ORDINALITY AS t (a, u, j, s, n, d, o)"
     " ORDER BY o RETURNING at, journey_id, step, action, detail)"
     " INSERT INTO action_counts_deltas (journey_id, hour, step, action, label, n)"
-    f" SELECT journey_id, at / 3600000, coalesce(step, ''), action, {LABEL}, count(*)"
+    f" SELECT journey_id, at / {HOUR_MS:d}, coalesce(step, ''), action, {LABEL}, count(*)"
     " FROM logged WHERE journey_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5"
 )
 

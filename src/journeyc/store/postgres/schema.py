@@ -1,7 +1,9 @@
 """The PostgreSQL store's tables and the migrations that build them.
 
 The tables are the SQLite store's (:mod:`journeyc.store.sqlite.schema`), with the same
-names, columns and meaning, so the same reads mean the same thing on both; what
+names, columns and meaning, so the same reads mean the same thing on both (two of
+them, ``action_counts`` and ``outbox_counts``, views since version 11, beside the
+tables only PostgreSQL has: :data:`POSTGRES_TABLES`); what
 differs is the types PostgreSQL has: JSON columns are ``jsonb``, flags ``boolean``,
 times UTC epoch milliseconds in ``bigint`` (as in SQLite), ids that other rows or
 readers refer to (event ``seq``, instance and outbox ids, action ``seq``) identity
@@ -18,7 +20,8 @@ several engine workers share the users by: generated columns and indexes, no new
 or column a SQLite store would hold); SQLite's 9, an index only, is part of
 PostgreSQL's 11; see :data:`SCHEMA_VERSION`. A SQLite migration still needs
 its PostgreSQL twin (tests/test_postgres_schema.py compares the tables and columns of
-both stores, the partition columns aside, and fails until it is written). Never edit a
+both stores, the partition columns and :data:`POSTGRES_TABLES` aside, and fails until
+it is written). Never edit a
 migration that has shipped.
 """
 

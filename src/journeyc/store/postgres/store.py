@@ -47,7 +47,7 @@ from journeyc.store.postgres.catalog import PostgresCatalog
 from journeyc.store.postgres.cluster_lock import PostgresClusterLocks
 from journeyc.store.postgres.deliveries import PostgresDeliveries
 from journeyc.store.postgres.deployments import PostgresDeploymentReads
-from journeyc.store.postgres.dump import PostgresTableDump, PostgresTableLoad, dump
+from journeyc.store.postgres.dump import PostgresTableDump, PostgresTableLoad
 from journeyc.store.postgres.errors import converted
 from journeyc.store.postgres.history import PostgresEventHistory
 from journeyc.store.postgres.leases import PostgresLeases
@@ -351,10 +351,12 @@ class PostgresStore:
         """What the store has deployed and holds in flight (``journeyc plan``)."""
         return PostgresDeploymentReads(self)
 
-    def table_dump(self) -> AbstractContextManager[PostgresTableDump]:
-        """A block reading one snapshot of the store's tables on a pooled connection
-        (:class:`~journeyc.store.abc.TableDump`)."""
-        return dump(self)
+    @contextmanager
+    def table_dump(self) -> Iterator[PostgresTableDump]:
+        """A block reading one snapshot of the store's tables (:meth:`snapshot`;
+        :class:`~journeyc.store.abc.TableDump`)."""
+        with self.snapshot() as conn:
+            yield PostgresTableDump(conn)
 
     def table_load(self) -> PostgresTableLoad:
         """The writes of a copy into this store (:class:`~journeyc.store.abc.TableLoad`);

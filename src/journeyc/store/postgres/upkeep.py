@@ -1,8 +1,10 @@
 """The daemon's housekeeping of a PostgreSQL store (see :class:`journeyc.store.abc.Upkeep`).
 
-Retention deletes as in SQLite. PostgreSQL copies its write-ahead log itself (its
-checkpointer runs beside the writers), so :meth:`PostgresUpkeep.checkpoint` and
-:meth:`PostgresUpkeep.defer_checkpoints` have nothing to do.
+Retention deletes as in SQLite. :meth:`PostgresUpkeep.fold_sums` folds the reports'
+sums written as deltas (schema v11) into their totals. PostgreSQL copies its
+write-ahead log itself (its checkpointer runs beside the writers), so
+:meth:`PostgresUpkeep.checkpoint` and :meth:`PostgresUpkeep.defer_checkpoints` have
+nothing to do.
 
 :meth:`PostgresUpkeep.refresh_statistics` is what a young store needs instead. The
 engine's statements are prepared (psycopg prepares a statement at its fifth run), and
@@ -63,7 +65,7 @@ _FOLD_LOCK = 0x6A63_464F  # "jcFO": one worker folds at a time (another would wa
 
 
 class PostgresUpkeep:
-    """Retention of one PostgreSQL store."""
+    """Retention, the sums' folding and the planner statistics of one PostgreSQL store."""
 
     def __init__(self, store: Connections) -> None:
         self._store = store
