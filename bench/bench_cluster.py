@@ -58,7 +58,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from tests.daemon_helpers import Daemon, key_env, poll
 
+from bench.bench_ingest import iso
 from bench.bench_serve import cpu_by_process
 from bench.common import Figure, add_common_args, finish, print_load, print_machine
 from bench.targets import (
@@ -239,11 +239,6 @@ def entries(reader: Reader, journey: str) -> int:
     """How many times users entered ``journey`` (its ``entries`` rows)."""
     ((n,),) = reader.rows("SELECT count(*) FROM entries WHERE journey_id = ?", (journey,))
     return int(n)
-
-
-def iso(ms: int) -> str:
-    """Epoch milliseconds as an ISO 8601 UTC time, as Segment sends ``timestamp``."""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def bodies(kind: str, users: list[str], timestamp: str | None = None) -> list[bytes]:

@@ -26,6 +26,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -153,7 +154,7 @@ def start_server() -> Iterator[PostgresServer]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """A test needing PostgreSQL without one: a failure under CI, else a skip."""
     message = f"no PostgreSQL server for the tests: {reason}"
     if os.environ.get("CI"):

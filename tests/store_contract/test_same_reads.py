@@ -37,7 +37,6 @@ def both(
     reports recorded in each."""
     if isinstance(postgres_server, str):
         unavailable(postgres_server)
-    assert not isinstance(postgres_server, str)
     db = simulate_demo(tmp_path_factory.mktemp("same"), users=150, seed=5)
     with postgres_server.database() as url:
         with open_store(db) as source, open_store(url) as target:

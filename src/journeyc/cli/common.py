@@ -141,22 +141,22 @@ def open_store(
     if existing and isinstance(target, Path) and not target.is_file():
         usage_error(f"no store at {target} (use --store, or run journeyc serve or ingest first)")
     if lock_timeout_s is None:
-        return _opened(target, opener)
-    return _opened(target, lambda p: opener(p, lock_timeout_s=lock_timeout_s))
+        return opened(target, opener)
+    return opened(target, lambda p: opener(p, lock_timeout_s=lock_timeout_s))
 
 
 def open_simulation_store(path: Path) -> SimulationStore:
     """Open the store at ``path`` for the simulator (see :func:`open_store`)."""
     from journeyc.store.open import open_simulation_store as opener
 
-    return _opened(path, opener)
+    return opened(path, opener)
 
 
 _S = TypeVar("_S")
 _T = TypeVar("_T")
 
 
-def _opened(target: _T, opener: Callable[[_T], _S]) -> _S:
+def opened(target: _T, opener: Callable[[_T], _S]) -> _S:
     """``opener(target)``; a target that is not a journeyc store exits 1 with the reason."""
     from journeyc.store.errors import StoreError
 

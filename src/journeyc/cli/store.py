@@ -17,6 +17,7 @@ from journeyc.cli.common import (
     STORE_TARGET,
     echo_json,
     json_option,
+    opened,
     usage_error,
 )
 from journeyc.store.targets import StoreTarget, shown
@@ -115,14 +116,9 @@ def _same_file(a: Path, b: Path) -> bool:
 def _open(where: StoreTarget) -> CopyableStore:
     """The store at ``where`` (any kind: a copy needs only its tables); one that
     cannot be opened exits 1 with the reason on one line."""
-    from journeyc.store.errors import StoreError
     from journeyc.store.open import open_store
 
-    try:
-        return open_store(where)
-    except StoreError as exc:
-        click.echo(f"journeyc: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+    return opened(where, open_store)
 
 
 @contextmanager

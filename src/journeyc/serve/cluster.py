@@ -170,11 +170,6 @@ class LeaseKeeper:
             self.membership.leave(self.worker_id)
             self.held = []
 
-    def workers(self) -> list[tuple[Member, WorkerLeases | None]]:
-        """Each live worker with its leases (None: it holds none yet)."""
-        held = {w.worker_id: w for w in self.leases.workers()}
-        return [(m, held.get(m.worker_id)) for m in self.membership.members()]
-
 
 def cluster_report(store: Store, now_ms: int) -> dict[str, Any] | None:
     """The workers sharing ``store`` (None: a store one engine runs, SQLite's): each
@@ -202,7 +197,7 @@ def cluster_report(store: Store, now_ms: int) -> dict[str, Any] | None:
         )
     taken = {p for w in held.values() for p in w.partitions}
     unheld = [p for p in range(PARTITIONS) if p not in taken]
-    waiting, oldest = plog.lag(unheld)
+    waiting, _ = plog.lag(unheld)
     return {
         "partitions": PARTITIONS,
         "workers": workers,
