@@ -95,22 +95,20 @@ class SendPolicy:
         prog: Program,
         inst: Instance,
         node: ir.SendNode,
-        scope: Scope,
+        scope: Scope | None,
         now_ms: int,
         actions: list[Action],
     ) -> int | None:
         """Send, suppress or hold one ``send`` step of ``inst``, in ``scope`` (the
-        user's profile and the event the step reads). Returns when a send held by quiet
-        hours is due again (epoch ms: the caller waits until then), None once it is
-        sent or suppressed."""
+        user's profile and the event the step reads; None for an instance held out,
+        whose send reads nothing). Returns when a send held by quiet hours is due again
+        (epoch ms: the caller waits until then), None once it is sent or suppressed."""
         user, jid, step = inst.user_id, prog.id, node.id
         key = f"{jid}:{user}:{inst.entry_no}:{step}"
 
         def suppress(reason: str, error: str | None = None) -> None:
             if self.tracer is not None:  # a holdout reads nothing of the scope: none shown
-                held = reason == "holdout"
-                traced = None if held else scope
-                self.tracer.send(prog, inst, node, traced, "suppressed", reason, error, now_ms)
+                self.tracer.send(prog, inst, node, scope, "suppressed", reason, error, now_ms)
             self.rt.queue(key, inst, step, None, "", {}, now_ms, "suppressed", reason)
             detail: dict[str, Any] = {"reason": reason}
             if error:
@@ -120,6 +118,7 @@ class SendPolicy:
         if inst.holdout:
             suppress("holdout")
             return None
+        assert scope is not None  # made for every instance not held out
         profile = scope.profile
         reach = self.reach
         for target in node.targets:

@@ -171,8 +171,13 @@ class Steps:
                 node_id = self._split(prog, inst, node)
                 continue
             if type(node) is ir.SendNode:
-                scope = engine._scope(user, now_ms, self.focus(prog, inst, node_id))
-                held = self.send_policy.send(prog, inst, node, scope, now_ms, actions)
+                # A held-out instance's send reads nothing: no scope (no profile read).
+                made = (
+                    None
+                    if inst.holdout
+                    else engine._scope(user, now_ms, self.focus(prog, inst, node_id))
+                )
+                held = self.send_policy.send(prog, inst, node, made, now_ms, actions)
                 if held is not None:  # quiet hours: the step runs again when they end
                     inst.vars["deferred"] = True
                     self.wait(inst, held)
