@@ -11,14 +11,14 @@ engine's statements are prepared (psycopg prepares a statement at its fifth run)
 PostgreSQL keeps a prepared statement's generic plan until the statistics of its
 tables change. A plan made while a table was small and never analyzed reads it whole
 (``entries WHERE user_id = ANY(…)`` as a sequential scan) and keeps doing so as the
-table grows: an engine batch of 50 events went from 15 to 57 ms over its first
-30,000 events (an engine alone on a fresh store, in one process). Autovacuum would analyze the
-table, but looks only once a minute (``autovacuum_naptime``) and by default only after
-10% of the rows changed; the daemon asks every few seconds and analyzes a table
-each time it doubled, so a store's first minutes run on index plans too. ANALYZE
-reads a sample (at most 30,000 rows a table at the default statistics target), and a
-table is analyzed less and less often as it grows (about 11 times up to a million
-rows).
+table grows: an engine step of 50 events took 13 ms over the first 100 steps and
+52 ms over steps 500–600, 14 ms with the refresh (``python bench/bench_plans.py``).
+Autovacuum would analyze the table, but looks only once a minute
+(``autovacuum_naptime``) and by default only after 10% of the rows changed; the
+daemon asks every few seconds and analyzes a table each time it doubled, so a store's
+first minutes run on index plans too. ANALYZE reads a sample (3,000 rows a table at
+the target of 10 used here), and a table is analyzed less and less often as it grows
+(about 11 times up to a million rows).
 """
 
 from __future__ import annotations
