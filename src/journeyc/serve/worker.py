@@ -80,7 +80,7 @@ from journeyc.serve.daemon import (
 )
 from journeyc.serve.times import iso, now_ms
 from journeyc.serve.watch import Checked, InvalidProjectError, ProjectWatcher, load_checked
-from journeyc.store.targets import is_url, shown, target_of
+from journeyc.store.targets import shown, target_of
 
 if TYPE_CHECKING:
     from journeyc.store.abc import PartitionedStore, PartitionLog, Store, Upkeep
@@ -318,7 +318,7 @@ class Worker(Service):
             ),
             (self._poll_job, IntervalTrigger(seconds=POLL_S, timezone=UTC), _POLL),
         ]
-        if not is_url(s.store_path):  # PostgreSQL checkpoints its log itself
+        if self.cluster is None:  # a store with a log of its own (SQLite) to checkpoint
             jobs.append(
                 (
                     self._checkpoint_job,
@@ -326,7 +326,7 @@ class Worker(Service):
                     _CHECKPOINT,
                 )
             )
-        else:  # but its sums need folding, its planner statistics sooner than autovacuum
+        else:  # PostgreSQL: its sums need folding, its planner statistics refreshing
             jobs.append(
                 (
                     self._statistics_job,

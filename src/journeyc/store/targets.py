@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-__all__ = ["URL_SCHEMES", "StoreTarget", "is_url", "shown", "shown_url", "target_of"]
+__all__ = ["URL_SCHEMES", "StoreTarget", "hidden", "is_url", "shown", "shown_url", "target_of"]
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 """The beginnings of a target that names a PostgreSQL database."""
@@ -60,3 +60,15 @@ def shown_url(url: str) -> str:
 def shown(target: StoreTarget) -> str:
     """``target`` as messages show it: a URL without its password, a path as is."""
     return shown_url(str(target)) if is_url(target) else str(target)
+
+
+def hidden(text: str, url: str) -> str:
+    """``text`` (a driver's message) on one line, with the password of ``url`` starred
+    out (libpq's messages run over several lines; a command prints one)."""
+    parts = urlsplit(url)
+    secrets = [parts.password or ""]
+    secrets += [v for k, v in parse_qsl(parts.query) if k == "password"]
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return " ".join(text.split())

@@ -96,6 +96,15 @@ def sorted_partitions(parts: Sequence[int]) -> list[int]:
     return wanted
 
 
+def filtered_partitions(parts: Sequence[int] | None) -> list[int] | None:
+    """The partition filter of a read restricted to ``parts`` (an engine's
+    ``only(parts)``): sorted, each once, and None (no filter) for None and for every
+    partition, which is every user: the reads then use their plain indexes in order
+    (a worker alone on its store holds them all)."""
+    wanted = None if parts is None else sorted_partitions(parts)
+    return None if wanted is not None and len(wanted) == PARTITIONS else wanted
+
+
 class PostgresPartitionLog:
     """The log by partition over a :class:`~journeyc.store.postgres.store.PostgresStore`
     (:class:`~journeyc.store.abc.PartitionLog`)."""

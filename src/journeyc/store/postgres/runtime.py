@@ -43,6 +43,7 @@ from journeyc.fastjson import dumps
 from journeyc.store.errors import StoreConflictError, StoreError
 from journeyc.store.partitions import PARTITIONS
 from journeyc.store.postgres.action_counts import HOUR_MS, LABEL
+from journeyc.store.postgres.partition_log import filtered_partitions
 from journeyc.store.postgres.schema import Connection, Connections
 from journeyc.store.rows import Instance
 from journeyc.store.unit_of_work import INSTANCE_COLS, LIVE, UnitRows
@@ -335,16 +336,10 @@ class PostgresRuntime(UnitRows):
     def only(self, parts: Sequence[int] | None) -> None:
         """Work on the users of ``parts`` only: :meth:`due` and :meth:`next_wake` select
         those partitions' instances (None: every user)."""
-        if parts is None:
-            self._parts = None
-            return
-        bad = [p for p in parts if not (isinstance(p, int) and 0 <= p < PARTITIONS)]
+        bad = [p for p in parts or () if not (isinstance(p, int) and 0 <= p < PARTITIONS)]
         if bad:
             raise StoreError(f"only(): {bad[0]!r} is no partition (they are 0 to {PARTITIONS - 1})")
-        wanted = sorted(set(parts))
-        # Every partition is every user: no filter, so the plain (wake_at) index serves
-        # due() in order (a worker alone on its store holds them all).
-        self._parts = None if len(wanted) == PARTITIONS else wanted
+        self._parts = filtered_partitions(parts)
 
     def _read_live(self, users: list[str], *, lock: bool = False) -> None:
         """Fill ``_live`` for ``users`` (none of them known yet; with ``lock``, read

@@ -10,8 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from journeyc.store.abc import SegmentDefinition
 from journeyc.store.dueheap import DueHeap
 from journeyc.store.errors import StoreError
-from journeyc.store.partitions import PARTITIONS
-from journeyc.store.postgres.partition_log import sorted_partitions
+from journeyc.store.postgres.partition_log import filtered_partitions
 from journeyc.store.postgres.schema import Connections
 from journeyc.store.rows import SegmentRow
 from journeyc.store.standing import merged_standing, segment_deploy
@@ -197,9 +196,7 @@ class PostgresSegmentBook:
         (None: every user); not in ``keep`` mode (the store's only writer)."""
         if parts is not None and self.keep:
             raise StoreError("a segment book that holds its rows reads every partition")
-        wanted = None if parts is None else sorted_partitions(parts)
-        # Every partition is every user: the plain recheck index, no filter.
-        self._parts = None if wanted is not None and len(wanted) == PARTITIONS else wanted
+        self._parts = filtered_partitions(parts)
 
     def due(self, now_ms: int, limit: int) -> list[tuple[str, str]]:
         """``(user, segment)`` pairs whose ``recheck_at`` has come, earliest first, of

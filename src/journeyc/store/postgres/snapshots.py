@@ -16,7 +16,8 @@ from journeyc.store.errors import OperationalError
 from journeyc.store.postgres.admin import PostgresAdminReads
 from journeyc.store.postgres.errors import converted
 from journeyc.store.postgres.schema import Connection
-from journeyc.store.postgres.store import CONNECT_TIMEOUT_S, _hide, shown_url
+from journeyc.store.postgres.store import CONNECT_TIMEOUT_S
+from journeyc.store.targets import hidden, shown_url
 
 __all__ = ["SNAPSHOT_CONNECT_TIMEOUT_S", "connected", "snapshot"]
 
@@ -38,7 +39,7 @@ def connected(url: str, connect_timeout_s: int = CONNECT_TIMEOUT_S) -> Iterator[
         # Operational, as a store that answers no more: a scrape skips it, the API
         # answers 503.
         raise OperationalError(
-            f"{shown_url(url)}: cannot read the PostgreSQL store: {_hide(str(exc).strip(), url)}"
+            f"{shown_url(url)}: cannot read the PostgreSQL store: {hidden(str(exc), url)}"
         ) from None
     try:
         with conn:

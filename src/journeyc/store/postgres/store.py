@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 import psycopg_pool
@@ -68,7 +67,7 @@ from journeyc.store.rows import Cohort, StoredEvent
 from journeyc.store.sqlite.products import LEARN, PRODUCT_EVENTS, product_rows
 from journeyc.store.sqlite.schema import TABLES  # the same tables (tests/test_postgres_schema.py)
 from journeyc.store.sqlite.store import LOCK_TIMEOUT_S
-from journeyc.store.targets import shown_url
+from journeyc.store.targets import hidden, shown_url
 from journeyc.store.traits import merge_into
 
 __all__ = ["CONNECT_TIMEOUT_S", "POOL_SIZE", "PostgresStore", "shown_url"]
@@ -86,18 +85,6 @@ _BUSY = (errors.LockNotAvailable, errors.DeadlockDetected, errors.SerializationF
 """What PostgreSQL raises when a writer could not have its locks: the store is busy."""
 
 _LEARN = LEARN.replace("?", "%s")  # the SQLite store's statement, psycopg's placeholders
-
-
-def _hide(text: str, url: str) -> str:
-    """``text`` (a driver's message) on one line, with the password of ``url`` starred
-    out (libpq's messages run over several lines; a command prints one)."""
-    parts = urlsplit(url)
-    secrets = [parts.password or ""]
-    secrets += [v for k, v in parse_qsl(parts.query) if k == "password"]
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return " ".join(text.split())
 
 
 class PostgresStore:
@@ -139,7 +126,7 @@ class PostgresStore:
             raise StoreError(f"{shown}: {exc}") from None
         except psycopg.Error as exc:
             raise StoreError(
-                f"{shown}: cannot open the PostgreSQL store: {_hide(str(exc), url)}"
+                f"{shown}: cannot open the PostgreSQL store: {hidden(str(exc), url)}"
             ) from None
         pool = psycopg_pool.ConnectionPool(
             url,
