@@ -271,8 +271,7 @@ class WhereSql:
             if isinstance(e, ir.Lit):
                 try:
                     cls, val = _bind(e.value)
-                    if d.binds_json:
-                        val = d.bind(e.value)
+                    val = d.bind(e.value, val)
                 except NoExactFormError:
                     return None
                 return _Val(f"'{cls}'", self._param(val), cls=cls)
@@ -367,9 +366,8 @@ class WhereSql:
         :class:`~journeyc.store.abc.NoExactFormError`)."""
         out = dict(self.params)
         for name, v in zip(self.outer_names, values, strict=True):
-            out[name + "t"], out[name + "v"] = _bind(v)
-            if self.d.binds_json:
-                out[name + "v"] = self.d.bind(v)
+            cls, bound = _bind(v)
+            out[name + "t"], out[name + "v"] = cls, self.d.bind(v, bound)
         return out
 
 

@@ -87,14 +87,11 @@ class Dialect(Protocol):
     """Whether ``a * b`` has a SQL form (the product exactly as Python computes it,
     or a failing statement)."""
 
-    binds_json: bool
-    """Whether values bound as parameters go through :meth:`bind` (SQLite binds them
-    as they are)."""
-
-    def bind(self, value: object) -> object:
+    def bind(self, value: object, bound: object) -> object:
         """A value of the outer scope or a literal (None, bool, int, float or str), as
-        the parameter the dialect compares with values read from JSON; raises
-        ``NoExactFormError`` when it has no exact form there."""
+        the parameter the dialect compares with values read from JSON, given ``bound``,
+        the value in SQL's plain form (a bool as 1/0); raises ``NoExactFormError`` when
+        it has no exact form there."""
         ...
 
     def json_path(self, path: Sequence[str]) -> object | None:

@@ -59,11 +59,10 @@ class PostgresDialect:
     true = "TRUE"
     false = "FALSE"
     products = False
-    binds_json = True
     sum_width = 3
 
-    def bind(self, value: object) -> object:
-        """The value as a ``jsonb`` parameter (a float only where jsonb's decimal
+    def bind(self, value: object, bound: object) -> object:
+        """``value`` as a ``jsonb`` parameter (a float only where jsonb's decimal
         comparison agrees with Python's: see the module's docstring)."""
         if value.__class__ is float:
             f = float(value)

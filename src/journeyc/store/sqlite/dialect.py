@@ -34,12 +34,11 @@ class SqliteDialect:
     true = "1"
     false = "0"
     products = True
-    binds_json = False
     sum_width = 1
 
-    def bind(self, value: object) -> object:
-        """As it is (booleans are bound as 1/0 before)."""
-        return value
+    def bind(self, value: object, bound: object) -> object:
+        """``bound``: SQLite compares JSON values with plain SQL ones (a bool as 1/0)."""
+        return bound
 
     def placeholders(self, sql: str) -> str:
         """SQLite takes ``:name`` as it is."""
