@@ -3,7 +3,7 @@ plain values, the same whichever store holds them. No SQL here."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, TypeAlias, get_args
 
@@ -39,6 +39,7 @@ __all__ = [
     "StoredEvent",
     "UserHit",
     "UserRecord",
+    "which_new",
 ]
 
 
@@ -347,3 +348,15 @@ class UserRecord:
     entries: list[Entry]
     actions: list[ActionRecord]
     inbox: list[InboxRow]
+
+
+def which_new(deliveries: Sequence[Delivery], new: set[tuple[str, str, str]]) -> list[bool]:
+    """For each of ``deliveries``, whether it is one of the ``new`` reports (by outbox
+    key, kind and provider event id) and the first of its key in ``deliveries``."""
+    new = set(new)
+    added = []
+    for d in deliveries:
+        report = (d.outbox_key, d.kind, d.provider_event_id)
+        added.append(report in new)
+        new.discard(report)  # a repeat later in ``deliveries`` is not new
+    return added

@@ -16,8 +16,7 @@ from collections.abc import Iterable, Sequence
 
 from journeyc.fastjson import dumps
 from journeyc.store.postgres.schema import Connections
-from journeyc.store.rows import Delivery, Send
-from journeyc.store.sqlite.deliveries import which_new
+from journeyc.store.rows import Delivery, Send, which_new
 
 __all__ = ["PostgresDeliveries"]
 

@@ -14,22 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from journeyc.fastjson import dumps
-from journeyc.store.rows import KINDS, Delivery, Kind, Send
+from journeyc.store.rows import KINDS, Delivery, Kind, Send, which_new
 from journeyc.store.sqlite.connected import Connected
 
-__all__ = ["KINDS", "Deliveries", "Delivery", "Kind", "Send", "which_new"]
-
-
-def which_new(deliveries: Sequence[Delivery], new: set[tuple[str, str, str]]) -> list[bool]:
-    """For each of ``deliveries``, whether it is one of the ``new`` reports (by outbox
-    key, kind and provider event id) and the first of its key in ``deliveries``."""
-    new = set(new)
-    added = []
-    for d in deliveries:
-        report = (d.outbox_key, d.kind, d.provider_event_id)
-        added.append(report in new)
-        new.discard(report)  # a repeat later in ``deliveries`` is not new
-    return added
+__all__ = ["KINDS", "Deliveries", "Delivery", "Kind", "Send"]
 
 
 class Deliveries:
