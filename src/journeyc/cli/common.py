@@ -137,8 +137,9 @@ def open_store(
     exits 1 with the reason on one line (a URL shown without its password). Writers
     wait at most ``lock_timeout_s`` (default: the store's) for a lock."""
     from journeyc.store.open import open_full_store as opener
+    from journeyc.store.targets import missing_file
 
-    if existing and isinstance(target, Path) and not target.is_file():
+    if existing and missing_file(target):
         usage_error(f"no store at {target} (use --store, or run journeyc serve or ingest first)")
     if lock_timeout_s is None:
         return opened(target, opener)

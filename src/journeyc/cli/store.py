@@ -20,7 +20,7 @@ from journeyc.cli.common import (
     opened,
     usage_error,
 )
-from journeyc.store.targets import StoreTarget, shown
+from journeyc.store.targets import StoreTarget, missing_file, shown
 
 if TYPE_CHECKING:
     from journeyc.store.abc import CopyableStore
@@ -82,7 +82,7 @@ def copy(source: StoreTarget, target: StoreTarget, resume: bool, chunk: int, as_
     from journeyc.store.copy import copy_store
     from journeyc.store.errors import StoreError
 
-    if isinstance(source, Path) and not source.is_file():
+    if missing_file(source):
         usage_error(f"no store at {source} (SRC must exist)")
     if shown(source) == shown(target) or (
         isinstance(source, Path) and isinstance(target, Path) and _same_file(source, target)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-from pathlib import Path
 
 import click
 
 from journeyc.cli.common import EXIT_INVALID, EXIT_OK, STORE_TARGET, usage_error
-from journeyc.store.targets import StoreTarget, shown
+from journeyc.store.targets import StoreTarget, missing_file, shown
 
 TOKEN_ENV = "JOURNEYC_ADMIN_TOKEN"
 
@@ -70,7 +69,7 @@ def ui(db: StoreTarget, host: str, port: int, token: str | None) -> None:
     from journeyc.serve.ui import create_app
     from journeyc.store.errors import StoreError
 
-    if isinstance(db, Path) and not db.is_file():
+    if missing_file(db):
         usage_error(f"{db}: no such file (make one with `journeyc simulate … --db {db}`)")
     if not token and not _loopback(host):
         usage_error(f"--host {host} is not a loopback address: set --token (or ${TOKEN_ENV})")

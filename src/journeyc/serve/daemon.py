@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from journeyc import __version__
 from journeyc.config import CONFIG_FILE, Config
 from journeyc.serve.times import iso, now_ms
-from journeyc.store.targets import StoreTarget, shown
+from journeyc.store.targets import StoreTarget, missing_file, shown
 
 if TYPE_CHECKING:
     from journeyc.store.abc import Store
@@ -268,7 +268,7 @@ class Daemon(Service):
             # An invalid project stops us before the store is created (the engine
             # process checks it again, and logs its warnings, when it deploys it).
             load_checked(s.project_dir)
-        elif isinstance(s.store_path, Path) and not s.store_path.is_file():
+        elif missing_file(s.store_path):
             # --no-watch runs what was deployed: no store, nothing deployed (and none
             # is created for nothing). A database is looked into by the engine process.
             raise StartupError(

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-__all__ = ["URL_SCHEMES", "StoreTarget", "hidden", "is_url", "shown", "shown_url", "target_of"]
+__all__ = [
+    "URL_SCHEMES",
+    "StoreTarget",
+    "hidden",
+    "is_url",
+    "missing_file",
+    "shown",
+    "shown_url",
+    "target_of",
+]
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 """The beginnings of a target that names a PostgreSQL database."""
@@ -72,3 +81,9 @@ def hidden(text: str, url: str) -> str:
         if secret:
             text = text.replace(secret, "***")
     return " ".join(text.split())
+
+
+def missing_file(target: StoreTarget) -> bool:
+    """Whether ``target`` is a SQLite file's path with no file there (a URL is never
+    missing here: its server answers for it)."""
+    return isinstance(target, Path) and not target.is_file()
