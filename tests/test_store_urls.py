@@ -12,8 +12,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
 
 from journeyc.config import STORE_ENV, Config, ConfigError, load_config, store_target
+from journeyc.serve.stores import request_store
 from journeyc.store.open import open_store
 from journeyc.store.targets import is_url, shown, target_of
 from tests.conftest import ROOT
@@ -346,7 +348,7 @@ def test_serve_on_a_store_url_takes_events_and_shows_them_in_status(
         20,
         "the engine process to send the welcome push",
     )
-    # A report reads the app's own store (no store opened per request on PostgreSQL).
+    # A report reads the app's own store (test_a_request_reads_the_apps_postgresql_store).
     assert daemon.admin("/v1/journeys/welcome/report")["journey_id"] == "welcome"
     metrics = httpx.get(f"{daemon.url}/metrics", timeout=10).text
     assert "journeyc_outbox_backlog" in metrics  # the scrape reads the database
@@ -358,3 +360,25 @@ def test_serve_on_a_store_url_takes_events_and_shows_them_in_status(
         == []
     )
     assert daemon.stop() == 0
+
+
+def _request(store: object) -> Request:
+    """A request of an app whose ``state.store`` is ``store``."""
+    app = FastAPI()
+    app.state.store = store
+    return Request({"type": "http", "app": app})
+
+
+def test_a_request_reads_the_apps_postgresql_store(postgres_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL a report's request reads the app's store (its pool): opening a
+    store per request would open a pool each time. A SQLite file is opened for the
+    request, on a connection of its own, and closed after it."""
+    with (
+        open_store(postgres_url) as app_store,
+        request_store(_request(app_store), postgres_url) as store,
+    ):
+        assert store is app_store
+    db = tmp_path / "journeyc.db"
+    with open_store(db) as app_store, request_store(_request(app_store), db) as store:
+        assert store is not app_store
+        assert store.path == app_store.path
