@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -87,6 +86,8 @@ from bench.targets import (
     KINDS,
     OutboxWatcher,
     Target,
+    children,
+    cpu_s,
     serve_args,
     server_pid,
     targets,
@@ -211,23 +212,6 @@ def rss_mb(pid: int) -> tuple[float, float]:
     hwm = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
     assert rss and hwm, status
     return int(rss.group(1)) / 1024, int(hwm.group(1)) / 1024
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) ``pid`` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    """The running child processes of ``pid`` (the daemon's engine process)."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found.extend(int(c) for c in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return found
 
 
 def cpu_by_process(pid: int) -> dict[int, float]:

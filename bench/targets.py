@@ -94,28 +94,36 @@ def server_pid(target: Target) -> int | None:
     return pid if Path(f"/proc/{pid}").exists() else None
 
 
+def cpu_s(pid: int, *, reaped: bool = False) -> float:
+    """CPU seconds (user + system) ``pid`` has used so far; with ``reaped``, those of
+    the children it has reaped too."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    ticks += int(fields[13]) + int(fields[14]) if reaped else 0
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The running child processes of ``pid``."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds used so far by ``pid``, its live children and the children it has
     reaped (a server whose backends come and go: the difference of two readings is
     what the whole tree used between them)."""
-
-    def used(p: int, reaped: bool) -> float:
-        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])
-        ticks += int(fields[13]) + int(fields[14]) if reaped else 0
-        return ticks / os.sysconf("SC_CLK_TCK")
-
-    total = used(pid, True)
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    total = cpu_s(pid, reaped=True)
+    for kid in children(pid):
         try:
-            kids = (task / "children").read_text().split()
+            total += cpu_s(kid, reaped=True)
         except OSError:
-            continue
-        for kid in kids:
-            try:
-                total += used(int(kid), True)
-            except OSError:
-                continue  # ended meanwhile: in the parent's reaped time soon
+            continue  # ended meanwhile: in the parent's reaped time soon
     return total
 
 
