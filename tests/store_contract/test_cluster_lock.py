@@ -5,6 +5,8 @@ always grants it."""
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 
 from journeyc.store.abc import Store
 from journeyc.store.postgres.cluster_lock import lock_key
@@ -37,6 +39,25 @@ def test_a_cluster_lock_is_freed_when_its_store_closes(store: Store, open_again:
         with open_again().cluster_lock("retention") as theirs:
             assert theirs is True
     # leaving the closed store's block raised nothing
+
+
+def test_a_cluster_lock_waited_for_is_taken_once_freed(
+    store: Store, open_again: Opener, target: str
+) -> None:
+    other = open_again()
+    pg = target.startswith("postgresql")
+    with store.cluster_lock("deploy") as mine:
+        assert mine is True
+        started = time.monotonic()
+        with other.cluster_lock("deploy", wait_s=0.2) as theirs:
+            assert theirs is (not pg)  # PostgreSQL: still held past the wait
+        assert not pg or time.monotonic() - started >= 0.2
+    # Freed while the other waits: taken then.
+    held = store.cluster_lock("deploy")
+    assert held.__enter__() is True
+    threading.Timer(0.2, held.__exit__, (None, None, None)).start()
+    with other.cluster_lock("deploy", wait_s=10) as theirs:
+        assert theirs is True
 
 
 def test_a_lock_key_is_stable_and_names_differ() -> None:

@@ -504,15 +504,11 @@ class Worker(Service):
         from journeyc.engine.deploy import deploy_or_take
         from journeyc.store.errors import StoreBusyError
 
-        waited, limit = 0.0, self.config.store.lock_timeout
-        while True:
-            with self.store.cluster_lock(_DEPLOY_LOCK) as mine:
-                if mine:
-                    return deploy_or_take(self.engine, project, at)
-            if waited >= limit:
-                raise StoreBusyError(self.store.path, waited)
-            time.sleep(0.1)
-            waited += 0.1
+        limit = self.config.store.lock_timeout
+        with self.store.cluster_lock(_DEPLOY_LOCK, wait_s=limit) as mine:
+            if mine:
+                return deploy_or_take(self.engine, project, at)
+        raise StoreBusyError(self.store.path, limit)
 
     def _sync_schedule_jobs(self) -> None:
         """One APScheduler job per scheduled trigger and time zone in use (never one

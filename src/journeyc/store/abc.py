@@ -1007,12 +1007,13 @@ class Store(EventLog, Profiles, Identities, Cursors, Settings, Protocol):
         """The engine workers' partition leases."""
         ...
 
-    def cluster_lock(self, name: str) -> AbstractContextManager[bool]:
-        """A block holding the store-wide lock ``name`` if it is free, for work only one
-        process of a cluster may do at a time (retention, deploys); it yields whether
-        the lock was taken (a caller that did not get it skips the work). The lock is
-        released at the end of the block, or when the store closes or its process
-        dies. A store only one process writes (SQLite's) always yields True."""
+    def cluster_lock(self, name: str, wait_s: float = 0.0) -> AbstractContextManager[bool]:
+        """A block holding the store-wide lock ``name`` if it is free (or, with
+        ``wait_s``, once it is, waiting at most that long), for work only one process
+        of a cluster may do at a time (retention, deploys); it yields whether the lock
+        was taken (a caller that did not get it skips the work). The lock is released
+        at the end of the block, or when the store closes or its process dies. A store
+        only one process writes (SQLite's) always yields True."""
         ...
 
     # -- reads of what is deployed and of journey reports ---------------------------

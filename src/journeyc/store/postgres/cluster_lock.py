@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
+from psycopg import errors
 
 from journeyc.store.postgres.errors import converted
 from journeyc.store.postgres.schema import Connection
@@ -41,9 +42,10 @@ class PostgresClusterLocks:
         self._held: set[Connection] = set()
 
     @contextmanager
-    def hold(self, name: str) -> Iterator[bool]:
-        """A block holding the lock ``name`` if no other session does; yields whether
-        it was taken. Either way nothing waits."""
+    def hold(self, name: str, wait_s: float = 0.0) -> Iterator[bool]:
+        """A block holding the lock ``name`` if no other session does, or once none
+        does within ``wait_s`` (the server queues the wait: ``lock_timeout``); yields
+        whether it was taken."""
         try:
             conn = self._connect()
         except psycopg.Error as exc:
@@ -52,10 +54,9 @@ class PostgresClusterLocks:
             self._held.add(conn)
         try:
             try:
-                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(name),)).fetchone()
+                yield _take(conn, lock_key(name), wait_s)
             except psycopg.Error as exc:
                 raise converted(exc) from exc
-            yield bool(row and row[0])
         finally:
             with self._guard:
                 self._held.discard(conn)
@@ -67,3 +68,17 @@ class PostgresClusterLocks:
             held, self._held = self._held, set()
         for conn in held:
             conn.close()
+
+
+def _take(conn: Connection, key: int, wait_s: float) -> bool:
+    """Take the advisory lock ``key`` on ``conn``'s session: at once if free, else
+    waiting up to ``wait_s``; whether it was taken."""
+    if wait_s <= 0:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        return bool(row and row[0])
+    conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{round(wait_s * 1000)}ms",))
+    try:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+    except errors.LockNotAvailable:
+        return False
+    return True

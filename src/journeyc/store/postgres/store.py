@@ -281,11 +281,11 @@ class PostgresStore:
         """The live workers (:class:`~journeyc.store.abc.Membership`)."""
         return PostgresMembership(self)
 
-    def cluster_lock(self, name: str) -> AbstractContextManager[bool]:
-        """A block holding the store-wide lock ``name`` if free (a session advisory
-        lock on a connection of its own, see :mod:`~journeyc.store.postgres.cluster_lock`);
-        yields whether it was taken."""
-        return self._locks.hold(name)
+    def cluster_lock(self, name: str, wait_s: float = 0.0) -> AbstractContextManager[bool]:
+        """A block holding the store-wide lock ``name`` if free, or once free within
+        ``wait_s`` (a session advisory lock on a connection of its own, see
+        :mod:`~journeyc.store.postgres.cluster_lock`); yields whether it was taken."""
+        return self._locks.hold(name, wait_s)
 
     def _dedicated(self) -> Connection:
         """A new autocommit connection outside the pool, for a session of its own."""

@@ -354,7 +354,7 @@ class Store:
         """The engine workers' partition leases (:class:`~journeyc.store.abc.Leases`)."""
         return SqliteLeases(self)
 
-    def cluster_lock(self, name: str) -> AbstractContextManager[bool]:
+    def cluster_lock(self, name: str, wait_s: float = 0.0) -> AbstractContextManager[bool]:
         """Always taken (yields True): one SQLite store has one daemon, whose write
         lock already keeps its writers apart."""
         return contextlib.nullcontext(True)
